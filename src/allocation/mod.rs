@@ -1,0 +1,209 @@
+//! Allocations: which pod held how much of which GPU, on which node, when (SPEC §1).
+//!
+//! Built by pure functions from the Kubernetes objects a cluster (or a snapshot, or the demo
+//! fleet) holds: pods, nodes, namespaces, DRA `ResourceClaim`s and `ResourceSlice`s. Nothing here
+//! reads a file or talks to a server.
+
+mod builder;
+mod claims;
+mod cost_center;
+mod demand;
+mod device;
+mod lifetime;
+mod names;
+mod node;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceSlice};
+use rust_decimal::Decimal;
+
+use crate::pricing::PriceTier;
+use crate::time::{Interval, UnixSeconds};
+use crate::units::GpuUnits;
+
+pub use builder::AllocationBuilder;
+pub use lifetime::pod_interval;
+pub use names::{Names, Sym};
+
+/// How a pod came to hold its GPU units (the `kind` label of `tollgate_gpu_allocated_units`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub enum AllocationKind {
+    /// Whole GPUs through `nvidia.com/gpu`.
+    Gpu,
+    /// MIG instances through `nvidia.com/mig-*` (or `nvidia.com/gpu` under the single strategy).
+    Mig,
+    /// Time-sliced or MPS shares (`nvidia.com/gpu.shared`, or `nvidia.com/gpu` on a node with
+    /// `nvidia.com/gpu.replicas` > 1).
+    Shared,
+    /// Devices of a DRA `ResourceClaim`.
+    Dra,
+}
+
+impl fmt::Display for AllocationKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AllocationKind::Gpu => "gpu",
+            AllocationKind::Mig => "mig",
+            AllocationKind::Shared => "shared",
+            AllocationKind::Dra => "dra",
+        })
+    }
+}
+
+/// Where a cost center came from, first found wins (SPEC §1.3).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub enum CostCenterSource {
+    /// The pod's annotation.
+    PodAnnotation,
+    /// The pod's label.
+    PodLabel,
+    /// The namespace's annotation.
+    NamespaceAnnotation,
+    /// The namespace's label.
+    NamespaceLabel,
+    /// Nothing said: `unassigned`.
+    Default,
+    /// Capacity no pod held (`__unallocated__`).
+    Unallocated,
+}
+
+impl CostCenterSource {
+    /// Every source, in chain order.
+    pub const ALL: [CostCenterSource; 6] = [
+        CostCenterSource::PodAnnotation,
+        CostCenterSource::PodLabel,
+        CostCenterSource::NamespaceAnnotation,
+        CostCenterSource::NamespaceLabel,
+        CostCenterSource::Default,
+        CostCenterSource::Unallocated,
+    ];
+
+    /// The name printed in the `cost_center_source` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CostCenterSource::PodAnnotation => "pod-annotation",
+            CostCenterSource::PodLabel => "pod-label",
+            CostCenterSource::NamespaceAnnotation => "namespace-annotation",
+            CostCenterSource::NamespaceLabel => "namespace-label",
+            CostCenterSource::Default => "default",
+            CostCenterSource::Unallocated => "unallocated",
+        }
+    }
+}
+
+/// The cost center of capacity nobody held.
+pub const UNALLOCATED: &str = "__unallocated__";
+/// The cost center of pods whose chain found nothing.
+pub const UNASSIGNED: &str = "unassigned";
+
+/// Some GPU units, of one product, held by one pod on one node over an interval.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Allocation {
+    /// The pod's namespace.
+    pub namespace: Sym,
+    /// The pod's name.
+    pub pod: Sym,
+    /// What is billed: the pod UID, or the claim UID for DRA.
+    pub resource_id: Sym,
+    /// The node the pod ran on.
+    pub node: Sym,
+    /// The GPU product name as Kubernetes reports it (empty when unknown).
+    pub product: Sym,
+    /// How the units are held.
+    pub kind: AllocationKind,
+    /// How much of a GPU.
+    pub units: GpuUnits,
+    /// When.
+    pub interval: Interval,
+    /// The node's price tier.
+    pub tier: PriceTier,
+    /// The node's `tollgate.dev/gpu-hourly-price`, if any.
+    pub price_override: Option<Decimal>,
+    /// Who pays.
+    pub cost_center: Sym,
+    /// Where `cost_center` came from.
+    pub cost_center_source: CostCenterSource,
+}
+
+/// The physical GPUs of one product on one node, over the node's lifetime (for unallocated
+/// cost and full cost recovery).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct NodeCapacity {
+    /// The node.
+    pub node: Sym,
+    /// The GPU product (empty when unknown).
+    pub product: Sym,
+    /// Whole physical GPUs (a fraction only when derived from partial MIG advertisements).
+    pub units: GpuUnits,
+    /// `[creationTimestamp, as-of)`.
+    pub interval: Interval,
+    /// The node's price tier.
+    pub tier: PriceTier,
+    /// The node's `tollgate.dev/gpu-hourly-price`, if any.
+    pub price_override: Option<Decimal>,
+}
+
+/// Everything the cost engine needs: allocations, node capacity, the names they use, and what
+/// could not be read cleanly.
+#[derive(Clone, Debug, Default)]
+pub struct AllocationSet {
+    /// Interned names used by the records below.
+    pub names: Names,
+    /// GPU allocations of pods.
+    pub allocations: Vec<Allocation>,
+    /// GPU capacity of nodes.
+    pub capacity: Vec<NodeCapacity>,
+    /// Problems found while reading objects, one line each, deduplicated.
+    pub warnings: BTreeSet<String>,
+}
+
+/// The Kubernetes objects allocations are built from, as `kubectl get -o json` lists them.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterObjects {
+    /// Pods, in any phase.
+    pub pods: Vec<Pod>,
+    /// Nodes.
+    pub nodes: Vec<Node>,
+    /// Namespaces.
+    pub namespaces: Vec<Namespace>,
+    /// DRA claims (`resource.k8s.io/v1`).
+    pub claims: Vec<ResourceClaim>,
+    /// DRA slices (`resource.k8s.io/v1`).
+    pub slices: Vec<ResourceSlice>,
+}
+
+/// How allocations are read from objects.
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    /// "Now": running pods hold their GPUs until this time; capacity ends here too.
+    pub as_of: UnixSeconds,
+    /// The annotation/label key holding the cost center (`cost-center`).
+    pub cost_center_key: String,
+}
+
+impl BuildOptions {
+    /// Options with the default cost-center key.
+    pub fn new(as_of: UnixSeconds) -> Self {
+        BuildOptions {
+            as_of,
+            cost_center_key: "cost-center".to_string(),
+        }
+    }
+}
+
+/// Reads every allocation and all node capacity from a set of objects.
+pub fn allocations(
+    objects: &ClusterObjects,
+    card: &crate::pricing::RateCard,
+    options: &BuildOptions,
+) -> AllocationSet {
+    let mut builder = AllocationBuilder::new(card, options.clone(), objects);
+    builder.add_pods(&objects.pods, &objects.claims);
+    builder.finish()
+}

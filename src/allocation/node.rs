@@ -1,0 +1,291 @@
+//! What a node tells about its GPUs: model, price tier, sharing, price override and capacity
+//! (SPEC §1.3, §3).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Node;
+use rust_decimal::Decimal;
+
+use super::claims::{DeviceIndex, DeviceType};
+use super::device::{GpuResource, classify};
+use crate::pricing::{PriceTier, RateCard};
+use crate::quantity::parse_quantity;
+use crate::time::UnixSeconds;
+use crate::units::GpuUnits;
+
+/// GPU Feature Discovery's product label.
+pub(crate) const PRODUCT_LABEL: &str = "nvidia.com/gpu.product";
+const COUNT_LABEL: &str = "nvidia.com/gpu.count";
+const REPLICAS_LABEL: &str = "nvidia.com/gpu.replicas";
+/// Per-node price per whole GPU-hour.
+pub(crate) const PRICE_ANNOTATION: &str = "tollgate.dev/gpu-hourly-price";
+
+/// The GPU-relevant facts of one node.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct NodeFacts {
+    /// GPU product (label, else the node's DRA devices); empty when unknown. The `-SHARED` and
+    /// `-MIG-<profile>` suffixes GFD adds are removed.
+    pub(crate) product: String,
+    pub(crate) tier: PriceTier,
+    /// Time-slicing replicas per GPU (1 when not shared).
+    pub(crate) replicas: u32,
+    /// The profile every `nvidia.com/gpu` item is under the MIG single strategy.
+    pub(crate) mig_single_profile: Option<String>,
+    pub(crate) price_override: Option<Decimal>,
+    pub(crate) created: Option<UnixSeconds>,
+    /// Physical GPUs per product.
+    pub(crate) capacity: BTreeMap<String, GpuUnits>,
+}
+
+/// The price tier from the capacity-type labels of Karpenter, EKS, GKE and AKS.
+pub(crate) fn capacity_tier(labels: &BTreeMap<String, String>) -> PriceTier {
+    let label = |key: &str| labels.get(key).map(|v| v.trim().to_ascii_lowercase());
+    match label("karpenter.sh/capacity-type").as_deref() {
+        Some("spot") => return PriceTier::Spot,
+        Some("reserved") => return PriceTier::Reserved,
+        Some("on-demand") => return PriceTier::OnDemand,
+        _ => {}
+    }
+    match label("eks.amazonaws.com/capacityType").as_deref() {
+        Some("spot") => return PriceTier::Spot,
+        Some("capacity_block") => return PriceTier::Reserved,
+        Some("on_demand") => return PriceTier::OnDemand,
+        _ => {}
+    }
+    if label("cloud.google.com/gke-spot").as_deref() == Some("true")
+        || label("cloud.google.com/gke-preemptible").as_deref() == Some("true")
+        || label("kubernetes.azure.com/scalesetpriority").as_deref() == Some("spot")
+    {
+        return PriceTier::Spot;
+    }
+    PriceTier::OnDemand
+}
+
+/// Reads a node. Problems (a bad price annotation, an unreadable capacity) are pushed to
+/// `warnings` and the affected fact is left out.
+pub(crate) fn node_facts(
+    node: &Node,
+    devices: &DeviceIndex,
+    card: &RateCard,
+    warnings: &mut Vec<String>,
+) -> NodeFacts {
+    let name = node.metadata.name.as_deref().unwrap_or_default();
+    let empty = BTreeMap::new();
+    let labels = node.metadata.labels.as_ref().unwrap_or(&empty);
+    let annotations = node.metadata.annotations.as_ref().unwrap_or(&empty);
+
+    let raw_product = labels
+        .get(PRODUCT_LABEL)
+        .map(|p| p.trim())
+        .filter(|p| !p.is_empty());
+    let (label_product, mig_single_profile) = match raw_product {
+        Some(p) => split_product_label(p),
+        None => (String::new(), None),
+    };
+    let product = if label_product.is_empty() {
+        devices.product_on_node(name).unwrap_or_default()
+    } else {
+        label_product
+    };
+
+    let replicas = match labels.get(REPLICAS_LABEL).map(|r| r.trim().parse::<u32>()) {
+        None => 1,
+        Some(Ok(r)) if r >= 1 => r,
+        Some(_) => {
+            warnings.push(format!(
+                "node {name}: label {REPLICAS_LABEL}={:?} is not a positive integer; GPUs counted as not shared",
+                labels[REPLICAS_LABEL]
+            ));
+            1
+        }
+    };
+
+    let price_override = annotations.get(PRICE_ANNOTATION).and_then(|text| {
+        match text.trim().parse::<Decimal>() {
+            Ok(price) if price >= Decimal::ZERO => Some(price),
+            _ => {
+                warnings.push(format!(
+                    "node {name}: annotation {PRICE_ANNOTATION}={text:?} is not a decimal price; the rate card applies"
+                ));
+                None
+            }
+        }
+    });
+
+    let mut facts = NodeFacts {
+        product,
+        tier: capacity_tier(labels),
+        replicas,
+        mig_single_profile,
+        price_override,
+        created: node
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0.as_second()),
+        capacity: BTreeMap::new(),
+    };
+    facts.capacity = node_capacity(node, &facts, devices, card, warnings);
+    facts
+}
+
+/// Splits GFD's product label into the product and, under the MIG single strategy, the profile:
+/// `A100-SXM4-40GB-MIG-1g.5gb` → (`A100-SXM4-40GB`, `1g.5gb`); `NVIDIA-L4-SHARED` → `NVIDIA-L4`.
+fn split_product_label(label: &str) -> (String, Option<String>) {
+    let label = label.strip_suffix("-SHARED").unwrap_or(label);
+    match label.rsplit_once("-MIG-") {
+        Some((product, profile)) if profile.contains('g') => {
+            (product.to_string(), Some(profile.to_string()))
+        }
+        _ => (label.to_string(), None),
+    }
+}
+
+/// Physical GPUs per product: `nvidia.com/gpu.count` when present, else what the node
+/// advertises (whole GPUs; shares ÷ replicas; MIG slices by fraction) plus its DRA devices
+/// (type `gpu`, and the parents of type `mig`).
+fn node_capacity(
+    node: &Node,
+    facts: &NodeFacts,
+    devices: &DeviceIndex,
+    card: &RateCard,
+    warnings: &mut Vec<String>,
+) -> BTreeMap<String, GpuUnits> {
+    let name = node.metadata.name.as_deref().unwrap_or_default();
+    let labels = node.metadata.labels.as_ref();
+    let mut capacity: BTreeMap<String, GpuUnits> = BTreeMap::new();
+    let mut add = |product: &str, units: GpuUnits| {
+        let entry = capacity
+            .entry(product.to_string())
+            .or_insert(GpuUnits::ZERO);
+        *entry = entry.checked_add(units).unwrap_or(*entry);
+    };
+    if let Some(count) = labels.and_then(|l| l.get(COUNT_LABEL)) {
+        match count.trim().parse::<i64>() {
+            Ok(n) if n >= 0 => {
+                add(&facts.product, GpuUnits::whole(n));
+                return capacity;
+            }
+            _ => warnings.push(format!(
+                "node {name}: label {COUNT_LABEL}={count:?} is not a GPU count; capacity derived from what the node advertises"
+            )),
+        }
+    }
+
+    let advertised = node.status.as_ref().and_then(|s| s.capacity.as_ref());
+    for (resource, quantity) in advertised.into_iter().flatten() {
+        let Some(kind) = classify(resource) else {
+            continue;
+        };
+        let count = match parse_quantity(&quantity.0) {
+            Ok(count) => count,
+            Err(e) => {
+                warnings.push(format!("node {name}: capacity {resource}: {e}"));
+                continue;
+            }
+        };
+        let per_item = match &kind {
+            GpuResource::Whole if facts.mig_single_profile.is_some() => facts
+                .mig_single_profile
+                .as_deref()
+                .and_then(|p| card.mig_fraction(&facts.product, p)),
+            GpuResource::Whole | GpuResource::Shared => {
+                GpuUnits::ratio(1, i64::from(facts.replicas))
+            }
+            GpuResource::Mig { profile } => card.mig_fraction(&facts.product, profile),
+        };
+        match (per_item, GpuUnits::from_decimal(count)) {
+            (Some(per_item), Some(count)) => {
+                if let Some(units) = count.checked_mul(per_item) {
+                    add(&facts.product, units);
+                }
+            }
+            _ => warnings.push(format!(
+                "node {name}: capacity {resource}={} cannot be sized",
+                quantity.0
+            )),
+        }
+    }
+
+    for device in devices.devices_on_node(name) {
+        match &device.kind {
+            DeviceType::Gpu => add(
+                device.product.as_deref().unwrap_or(&facts.product),
+                GpuUnits::ONE,
+            ),
+            DeviceType::Mig { .. } => {}
+        }
+    }
+    for product in devices.mig_parents_without_gpu_device(name) {
+        add(product.as_deref().unwrap_or(&facts.product), GpuUnits::ONE);
+    }
+    capacity.retain(|_, units| !units.is_zero());
+    capacity
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn tiers_from_every_cloud_label() {
+        assert_eq!(
+            capacity_tier(&labels(&[("karpenter.sh/capacity-type", "spot")])),
+            PriceTier::Spot
+        );
+        assert_eq!(
+            capacity_tier(&labels(&[("karpenter.sh/capacity-type", "reserved")])),
+            PriceTier::Reserved
+        );
+        assert_eq!(
+            capacity_tier(&labels(&[("eks.amazonaws.com/capacityType", "SPOT")])),
+            PriceTier::Spot
+        );
+        assert_eq!(
+            capacity_tier(&labels(&[("eks.amazonaws.com/capacityType", "ON_DEMAND")])),
+            PriceTier::OnDemand
+        );
+        assert_eq!(
+            capacity_tier(&labels(&[("cloud.google.com/gke-spot", "true")])),
+            PriceTier::Spot
+        );
+        assert_eq!(
+            capacity_tier(&labels(&[(
+                "kubernetes.azure.com/scalesetpriority",
+                "spot"
+            )])),
+            PriceTier::Spot
+        );
+        assert_eq!(
+            capacity_tier(&labels(&[(
+                "kubernetes.azure.com/scalesetpriority",
+                "regular"
+            )])),
+            PriceTier::OnDemand
+        );
+        assert_eq!(capacity_tier(&labels(&[])), PriceTier::OnDemand);
+    }
+
+    #[test]
+    fn product_labels_lose_gfd_suffixes() {
+        assert_eq!(
+            split_product_label("NVIDIA-L4-SHARED"),
+            ("NVIDIA-L4".into(), None)
+        );
+        assert_eq!(
+            split_product_label("A100-SXM4-40GB-MIG-1g.5gb"),
+            ("A100-SXM4-40GB".into(), Some("1g.5gb".into()))
+        );
+        assert_eq!(
+            split_product_label("NVIDIA-H100-80GB-HBM3"),
+            ("NVIDIA-H100-80GB-HBM3".into(), None)
+        );
+    }
+}

@@ -1,0 +1,249 @@
+//! The `tollgate` command line (SPEC §6): parsing, running, and exit codes.
+//!
+//! Exit codes: 0 ok, 1 runtime failure, 2 bad input or usage — each failure with a one-line
+//! message saying what to fix.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::allocation::{AllocationSet, BuildOptions, allocations};
+use crate::config::Settings;
+use crate::cost::{GroupBy, ReportRequest, cost_report};
+use crate::output::{Format, render};
+use crate::pricing::RateCard;
+use crate::source::{DemoFleet, SNAPSHOT_FILES, read_snapshot};
+use crate::time::{Interval, Step, UnixSeconds, month_start, parse_time};
+
+/// GPU cost accountability for Kubernetes.
+#[derive(Parser, Debug)]
+#[command(name = "tollgate", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print one chargeback report to stdout.
+    Report(ReportArgs),
+    /// Rate-card tools.
+    #[command(subcommand)]
+    Pricing(PricingCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum PricingCommand {
+    /// Validate rate cards (default: the configured card, else the built-in one).
+    Check {
+        /// Rate-card TOML files.
+        files: Vec<PathBuf>,
+    },
+}
+
+/// Where allocations come from.
+#[derive(Args, Debug)]
+struct SourceArgs {
+    /// Use the built-in simulated fleet (no cluster needed).
+    #[arg(long, conflicts_with = "snapshot")]
+    demo: bool,
+    /// Size of the demo fleet, in units of 209 GPUs.
+    #[arg(long, default_value_t = 1, value_name = "N", requires = "demo")]
+    demo_scale: u32,
+    /// Read `kubectl get <kind> -A -o json` output from DIR (pods.json, nodes.json, …).
+    #[arg(long, value_name = "DIR")]
+    snapshot: Option<PathBuf>,
+    /// "Now" for pods still running (default: --to).
+    #[arg(long, value_name = "TIME")]
+    as_of: Option<String>,
+    /// Rate card (default: config `pricing.file`, else the built-in example card).
+    #[arg(long, value_name = "FILE")]
+    pricing: Option<PathBuf>,
+    /// Configuration file (TOML); `TOLLGATE__SECTION__KEY` variables override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct ReportArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Window start, RFC 3339 or a date (default: start of the month of --to).
+    #[arg(long, value_name = "TIME")]
+    from: Option<String>,
+    /// Window end, exclusive, RFC 3339 or a date (default: now).
+    #[arg(long, value_name = "TIME")]
+    to: Option<String>,
+    /// Group-by keys, comma-separated, in column order.
+    #[arg(long, value_name = "KEYS", default_value = "cost_center,namespace")]
+    group_by: String,
+    /// Rows per hour, day or month (default: one row per group for the whole window).
+    #[arg(long, value_name = "STEP", default_value = "window")]
+    step: String,
+    /// csv or json.
+    #[arg(long, value_name = "FORMAT", default_value = "csv")]
+    format: String,
+    /// Spread unallocated capacity over the groups that used it instead of `__unallocated__`.
+    #[arg(long)]
+    share_unallocated: bool,
+}
+
+/// A failed command: what to tell the user and the exit code.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct CliError {
+    /// 1 for a runtime failure, 2 for bad input or usage.
+    pub code: i32,
+    /// One line saying what to fix.
+    pub message: String,
+}
+
+impl CliError {
+    fn input(message: impl ToString) -> Self {
+        CliError {
+            code: 2,
+            message: message.to_string(),
+        }
+    }
+
+    fn runtime(message: impl ToString) -> Self {
+        CliError {
+            code: 1,
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Runs a parsed command, writing its output to `out` and warnings to `err`.
+pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), CliError> {
+    match cli.command {
+        Command::Report(args) => report(args, out, err),
+        Command::Pricing(PricingCommand::Check { files }) => pricing_check(&files, out),
+    }
+}
+
+fn time_arg(flag: &str, value: &str) -> Result<UnixSeconds, CliError> {
+    parse_time(value).map_err(|e| CliError::input(format!("--{flag}: {e}")))
+}
+
+fn now() -> UnixSeconds {
+    jiff::Timestamp::now().as_second()
+}
+
+fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), CliError> {
+    let to = args
+        .to
+        .as_deref()
+        .map(|t| time_arg("to", t))
+        .transpose()?
+        .unwrap_or_else(now);
+    let from = match args.from.as_deref() {
+        Some(t) => time_arg("from", t)?,
+        None => month_start(to - 1).unwrap_or(to),
+    };
+    if from >= to {
+        return Err(CliError::input("--from must be before --to"));
+    }
+    let group_by: GroupBy = args
+        .group_by
+        .parse()
+        .map_err(|e| CliError::input(format!("--group-by: {e}")))?;
+    let step: Step = args
+        .step
+        .parse()
+        .map_err(|e| CliError::input(format!("--step: {e}")))?;
+    let format: Format = args
+        .format
+        .parse()
+        .map_err(|e| CliError::input(format!("--format: {e}")))?;
+    let as_of = args
+        .source
+        .as_of
+        .as_deref()
+        .map(|t| time_arg("as-of", t))
+        .transpose()?
+        .unwrap_or(to);
+    let (card, set) = load_source(&args.source, as_of)?;
+    let request = ReportRequest {
+        window: Interval::new(from, to),
+        step,
+        group_by,
+        share_unallocated: args.share_unallocated,
+    };
+    let report = cost_report(&set, &card, &request).map_err(CliError::runtime)?;
+    let chargeback = report.chargeback();
+    for warning in &chargeback.warnings {
+        writeln!(err, "warning: {warning}").map_err(CliError::runtime)?;
+    }
+    out.write_all(render(&chargeback, format).as_bytes())
+        .map_err(CliError::runtime)
+}
+
+/// Loads config, rate card and allocations for the source the flags name.
+fn load_source(
+    source: &SourceArgs,
+    as_of: UnixSeconds,
+) -> Result<(RateCard, AllocationSet), CliError> {
+    let settings = Settings::load(source.config.as_deref()).map_err(CliError::input)?;
+    let card = match source.pricing.as_ref().or(settings.pricing.file.as_ref()) {
+        Some(path) => RateCard::load(path).map_err(CliError::input)?,
+        None => RateCard::builtin(),
+    };
+    let options = BuildOptions {
+        as_of,
+        cost_center_key: settings.cost_center.key.clone(),
+    };
+    let set = if source.demo {
+        DemoFleet::new(source.demo_scale, as_of).allocations(&card, &options)
+    } else if let Some(dir) = &source.snapshot {
+        let objects = read_snapshot(dir).map_err(CliError::input)?;
+        allocations(&objects, &card, &options)
+    } else {
+        return Err(CliError::input(format!(
+            "no data source: pass --demo, or --snapshot DIR holding {} (reading a live cluster is not built yet)",
+            SNAPSHOT_FILES.join(", ")
+        )));
+    };
+    Ok((card, set))
+}
+
+fn pricing_check(files: &[PathBuf], out: &mut dyn Write) -> Result<(), CliError> {
+    let cards: Vec<Result<RateCard, String>> = if files.is_empty() {
+        let settings = Settings::load(None).map_err(CliError::input)?;
+        vec![match &settings.pricing.file {
+            Some(path) => RateCard::load(path).map_err(|e| e.to_string()),
+            None => Ok(RateCard::builtin()),
+        }]
+    } else {
+        files
+            .iter()
+            .map(|f| RateCard::load(Path::new(f)).map_err(|e| e.to_string()))
+            .collect()
+    };
+    let mut failures = Vec::new();
+    for card in cards {
+        match card {
+            Ok(card) => {
+                let periods: usize = card.models().iter().map(|m| m.periods.len()).sum();
+                writeln!(
+                    out,
+                    "{}: ok, {} models, {periods} price periods, {}",
+                    card.origin(),
+                    card.models().len(),
+                    card.currency()
+                )
+                .map_err(CliError::runtime)?;
+            }
+            Err(e) => failures.push(e),
+        }
+    }
+    match failures.len() {
+        0 => Ok(()),
+        1 => Err(CliError::input(failures.remove(0))),
+        n => Err(CliError::input(format!(
+            "{n} rate cards are invalid: {}",
+            failures.join("; ")
+        ))),
+    }
+}

@@ -1,0 +1,109 @@
+//! Tollgate's configuration: a TOML file (`--config`) layered under environment variables
+//! `TOLLGATE__SECTION__KEY` (e.g. `TOLLGATE__COST_CENTER__KEY=team`).
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Everything configurable. Unknown keys are refused so that a typo is not silently ignored.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Where prices come from.
+    pub pricing: PricingSettings,
+    /// How pods are assigned to cost centers.
+    pub cost_center: CostCenterSettings,
+}
+
+/// `[pricing]`
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PricingSettings {
+    /// The rate card file. Default: the built-in example card (`pricing/default.toml`);
+    /// `--pricing` overrides it.
+    pub file: Option<PathBuf>,
+}
+
+/// `[cost_center]`
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CostCenterSettings {
+    /// The annotation and label key read on pods and namespaces. Default `cost-center`.
+    pub key: String,
+}
+
+impl Default for CostCenterSettings {
+    fn default() -> Self {
+        CostCenterSettings {
+            key: "cost-center".to_string(),
+        }
+    }
+}
+
+/// A configuration that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration{}: {source}", file.as_ref().map(|f| format!(" {}", f.display())).unwrap_or_default())]
+pub struct ConfigError {
+    /// The file, if one was given.
+    pub file: Option<PathBuf>,
+    /// What the config crate found wrong.
+    #[source]
+    pub source: config::ConfigError,
+}
+
+impl Settings {
+    /// Loads `file` (if given) then the `TOLLGATE__…` environment on top.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let fail = |source| ConfigError {
+            file: file.map(Path::to_path_buf),
+            source,
+        };
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            builder = builder.add_source(
+                config::File::from(path)
+                    .format(config::FileFormat::Toml)
+                    .required(true),
+            );
+        }
+        builder
+            .add_source(config::Environment::with_prefix("TOLLGATE").separator("__"))
+            .build()
+            .map_err(fail)?
+            .try_deserialize()
+            .map_err(fail)
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn file_values_load_and_typos_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.toml");
+        std::fs::write(
+            &good,
+            "[cost_center]\nkey = \"team\"\n[pricing]\nfile = \"rates.toml\"\n",
+        )
+        .unwrap();
+        let settings = Settings::load(Some(&good)).unwrap();
+        assert_eq!(settings.cost_center.key, "team");
+        assert_eq!(settings.pricing.file, Some(PathBuf::from("rates.toml")));
+
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "[cost_centre]\nkey = \"team\"\n").unwrap();
+        let err = Settings::load(Some(&bad)).unwrap_err().to_string();
+        assert!(
+            err.contains("bad.toml") && err.contains("cost_centre"),
+            "{err}"
+        );
+
+        let missing = Settings::load(Some(&dir.path().join("nope.toml")))
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("nope.toml"), "{missing}");
+        assert_eq!(Settings::load(None).unwrap().cost_center.key, "cost-center");
+    }
+}

@@ -1,0 +1,490 @@
+//! The cost engine: allocations and capacity → exact cost lines per period and group (SPEC §3).
+//!
+//! Cost is linear in unit-seconds, so the engine first sums, in integers, the unit-seconds of
+//! every (period, line, price schedule, price segment, unit denominator) and only then multiplies
+//! each sum by its price and divides by `denominator × 3600` once. No figure is rounded here.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use rustc_hash::FxHashMap;
+
+use super::group::{GroupBy, GroupKey};
+use super::report::{CostLine, CostReport};
+use crate::allocation::{AllocationSet, CostCenterSource, Names, Sym, UNALLOCATED};
+use crate::pricing::{ModelId, PriceSchedule, PriceTier, RateCard};
+use crate::time::{Interval, Step};
+use crate::units::GpuUnits;
+
+/// What to report.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ReportRequest {
+    /// The report window; allocations are clipped to it.
+    pub window: Interval,
+    /// How the window is cut into rows.
+    pub step: Step,
+    /// The group-by keys, in column order.
+    pub group_by: GroupBy,
+    /// Spread unallocated capacity over the groups that used the same model, in proportion to
+    /// their cost, instead of reporting it under `__unallocated__`.
+    pub share_unallocated: bool,
+}
+
+/// A sum too large for exact decimal arithmetic (over 7.9 × 10²⁸).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a cost sum is too large to compute exactly")]
+pub struct CostOverflow;
+
+/// Prices every allocation and all unallocated capacity over the request's window.
+pub fn cost_report(
+    set: &AllocationSet,
+    card: &RateCard,
+    request: &ReportRequest,
+) -> Result<CostReport, CostOverflow> {
+    let mut resolver = Resolver::new(&set.names, card, request.group_by.keys());
+    let mut sums = UnitSeconds::new(request.step.periods(request.window));
+
+    let mut capacity_lines: FxHashMap<(Sym, Sym), (u32, u32, Interval)> = FxHashMap::default();
+    for capacity in &set.capacity {
+        let schedule = resolver.schedule(capacity.product, capacity.tier, capacity.price_override);
+        let line = resolver.line(LineFields {
+            cost_center: UNALLOCATED_ID,
+            namespace: Sym::EMPTY,
+            model_label: resolver.label_of(schedule),
+            node: capacity.node,
+            pod: Sym::EMPTY,
+            source: CostCenterSource::Unallocated,
+            unallocated: true,
+        });
+        capacity_lines.insert(
+            (capacity.node, capacity.product),
+            (line, schedule, capacity.interval),
+        );
+        if let Some(during) = capacity.interval.clip(request.window) {
+            sums.add(line, schedule, &resolver, during, capacity.units);
+        }
+    }
+
+    for allocation in &set.allocations {
+        let Some(during) = allocation.interval.clip(request.window) else {
+            continue;
+        };
+        let schedule = resolver.schedule(
+            allocation.product,
+            allocation.tier,
+            allocation.price_override,
+        );
+        let line = resolver.line(LineFields {
+            cost_center: allocation.cost_center.index() as u32,
+            namespace: allocation.namespace,
+            model_label: resolver.label_of(schedule),
+            node: allocation.node,
+            pod: allocation.pod,
+            source: allocation.cost_center_source,
+            unallocated: false,
+        });
+        sums.add(line, schedule, &resolver, during, allocation.units);
+        // What a pod holds is no longer unallocated capacity of its node.
+        if let Some(&(free_line, free_schedule, lifetime)) =
+            capacity_lines.get(&(allocation.node, allocation.product))
+        {
+            if let Some(held) = during.clip(lifetime) {
+                let negated = GpuUnits::ratio(-allocation.units.numer(), allocation.units.denom())
+                    .unwrap_or(GpuUnits::ZERO);
+                sums.add(free_line, free_schedule, &resolver, held, negated);
+            }
+        }
+    }
+
+    let mut parts = sums.price(&resolver)?;
+    if request.share_unallocated {
+        share_unallocated(&mut parts, &resolver);
+    }
+    let mut report = resolver.report(request, parts, card);
+    report.warnings.splice(0..0, set.warnings.iter().cloned());
+    Ok(report)
+}
+
+/// Marks the cost center of unallocated capacity in a line key.
+const UNALLOCATED_ID: u32 = u32::MAX;
+/// Six group-by columns plus a flag that keeps unallocated capacity apart internally.
+const KEY_DIMS: usize = 7;
+type LineKey = [u32; KEY_DIMS];
+
+struct LineFields {
+    cost_center: u32,
+    namespace: Sym,
+    model_label: Sym,
+    node: Sym,
+    pod: Sym,
+    source: CostCenterSource,
+    unallocated: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum ModelRef {
+    Priced(ModelId),
+    Unknown(Sym),
+}
+
+struct Schedule {
+    prices: PriceSchedule,
+    label: Sym,
+}
+
+/// Turns allocation fields into line and price-schedule indexes, caching every lookup.
+struct Resolver<'a> {
+    names: &'a Names,
+    card: &'a RateCard,
+    keys: &'a [GroupKey],
+    labels: Names,
+    products: Vec<Option<(ModelRef, Sym)>>,
+    schedule_index: FxHashMap<(ModelRef, PriceTier, Option<Decimal>), u32>,
+    schedules: Vec<Schedule>,
+    line_index: FxHashMap<LineKey, u32>,
+    lines: Vec<LineKey>,
+}
+
+impl<'a> Resolver<'a> {
+    fn new(names: &'a Names, card: &'a RateCard, keys: &'a [GroupKey]) -> Self {
+        Resolver {
+            names,
+            card,
+            keys,
+            labels: Names::default(),
+            products: vec![None; names.len()],
+            schedule_index: FxHashMap::default(),
+            schedules: Vec::new(),
+            line_index: FxHashMap::default(),
+            lines: Vec::new(),
+        }
+    }
+
+    fn model(&mut self, product: Sym) -> (ModelRef, Sym) {
+        if let Some(found) = self.products[product.index()] {
+            return found;
+        }
+        let text = self.names.resolve(product);
+        let found = match self.card.model_for(text) {
+            Some(id) => (
+                ModelRef::Priced(id),
+                self.labels.intern(&self.card.model(id).name),
+            ),
+            None if text.is_empty() => (ModelRef::Unknown(product), self.labels.intern("unknown")),
+            None => (ModelRef::Unknown(product), self.labels.intern(text)),
+        };
+        self.products[product.index()] = Some(found);
+        found
+    }
+
+    fn schedule(&mut self, product: Sym, tier: PriceTier, price_override: Option<Decimal>) -> u32 {
+        let (model, label) = self.model(product);
+        let key = (model, tier, price_override);
+        if let Some(&index) = self.schedule_index.get(&key) {
+            return index;
+        }
+        let prices = match (price_override, model) {
+            (Some(price), _) => PriceSchedule::constant(Some(price)),
+            (None, ModelRef::Priced(id)) => self.card.schedule(id, tier),
+            (None, ModelRef::Unknown(_)) => PriceSchedule::constant(None),
+        };
+        let index = self.schedules.len() as u32;
+        self.schedules.push(Schedule { prices, label });
+        self.schedule_index.insert(key, index);
+        index
+    }
+
+    fn line(&mut self, fields: LineFields) -> u32 {
+        let mut key: LineKey = [0; KEY_DIMS];
+        for (slot, group_key) in key.iter_mut().zip(self.keys) {
+            *slot = match group_key {
+                GroupKey::CostCenter => fields.cost_center,
+                GroupKey::Namespace => fields.namespace.index() as u32,
+                GroupKey::GpuModel => fields.model_label.index() as u32,
+                GroupKey::Node => fields.node.index() as u32,
+                GroupKey::Pod => fields.pod.index() as u32,
+                GroupKey::CostCenterSource => fields.source as u32,
+            };
+        }
+        key[KEY_DIMS - 1] = u32::from(fields.unallocated);
+        if let Some(&index) = self.line_index.get(&key) {
+            return index;
+        }
+        let index = self.lines.len() as u32;
+        self.lines.push(key);
+        self.line_index.insert(key, index);
+        index
+    }
+
+    fn label_of(&self, schedule: u32) -> Sym {
+        self.schedules[schedule as usize].label
+    }
+
+    fn is_unallocated(&self, line: u32) -> bool {
+        self.lines[line as usize][KEY_DIMS - 1] == 1
+    }
+
+    /// The printed group values of a line.
+    fn group_values(&self, line: u32) -> Vec<String> {
+        let key = &self.lines[line as usize];
+        self.keys
+            .iter()
+            .zip(key)
+            .map(|(group_key, &id)| match group_key {
+                GroupKey::CostCenter if id == UNALLOCATED_ID => UNALLOCATED.to_string(),
+                GroupKey::GpuModel => self.labels.resolve(Sym::from_raw(id)).to_string(),
+                GroupKey::CostCenterSource => {
+                    CostCenterSource::ALL[id as usize].as_str().to_string()
+                }
+                _ => self.names.resolve(Sym::from_raw(id)).to_string(),
+            })
+            .collect()
+    }
+
+    fn report(&self, request: &ReportRequest, parts: Parts, card: &RateCard) -> CostReport {
+        let periods = request.step.periods(request.window);
+        let mut lines: BTreeMap<(Interval, Vec<String>), Part> = BTreeMap::new();
+        let mut unpriced_by_model: BTreeMap<String, Decimal> = BTreeMap::new();
+        for ((period, line, label), part) in parts {
+            if part.unpriced_gpu_hours > Decimal::ZERO {
+                *unpriced_by_model
+                    .entry(self.labels.resolve(Sym::from_raw(label)).to_string())
+                    .or_default() += part.unpriced_gpu_hours;
+            }
+            lines
+                .entry((periods[period as usize], self.group_values(line)))
+                .or_default()
+                .absorb(&part);
+        }
+        let warnings = unpriced_by_model
+            .into_iter()
+            .map(|(model, hours)| {
+                format!(
+                    "GPU model {model:?} has no price in {} for {} GPU-hours; they are reported as unpriced_gpu_hours, with no cost",
+                    card.origin(),
+                    hours.round_dp(4).normalize()
+                )
+            })
+            .collect();
+        CostReport {
+            request: request.clone(),
+            currency: card.currency().clone(),
+            rounding: card.rounding(),
+            lines: lines
+                .into_iter()
+                .filter(|(_, part)| !part.is_empty())
+                .map(|((period, group), part)| CostLine {
+                    period,
+                    group,
+                    gpu_hours: part.gpu_hours,
+                    used_gpu_hours: None,
+                    cost: part.cost,
+                    idle_cost: None,
+                    unpriced_gpu_hours: part.unpriced_gpu_hours,
+                })
+                .collect(),
+            warnings,
+        }
+    }
+}
+
+/// Integer unit-seconds, per (period, line, schedule, segment, denominator).
+struct UnitSeconds {
+    periods: Vec<Interval>,
+    sums: FxHashMap<(u32, u32, u32, u32, i64), i128>,
+}
+
+impl UnitSeconds {
+    fn new(periods: Vec<Interval>) -> Self {
+        UnitSeconds {
+            periods,
+            sums: FxHashMap::default(),
+        }
+    }
+
+    /// Adds `units` held over `during` (inside the window), cut at period and price boundaries.
+    fn add(
+        &mut self,
+        line: u32,
+        schedule: u32,
+        resolver: &Resolver<'_>,
+        during: Interval,
+        units: GpuUnits,
+    ) {
+        let prices = &resolver.schedules[schedule as usize].prices;
+        let segments = prices.segments();
+        let mut segment = prices.segment_at(during.start);
+        let mut period = self.periods.partition_point(|p| p.end <= during.start);
+        let mut at = during.start;
+        while at < during.end && period < self.periods.len() {
+            let segment_end = segments[segment].during.end;
+            let period_end = self.periods[period].end;
+            let until = during.end.min(segment_end).min(period_end);
+            let key = (period as u32, line, schedule, segment as u32, units.denom());
+            *self.sums.entry(key).or_default() +=
+                i128::from(units.numer()) * i128::from(until - at);
+            at = until;
+            if at == segment_end {
+                segment += 1;
+            }
+            if at == period_end {
+                period += 1;
+            }
+        }
+    }
+
+    /// Multiplies each sum by its price and divides once per denominator.
+    fn price(self, resolver: &Resolver<'_>) -> Result<Parts, CostOverflow> {
+        #[derive(Default)]
+        struct Exact {
+            seconds: FxHashMap<i64, i128>,
+            priced: FxHashMap<i64, Decimal>,
+            unpriced: FxHashMap<i64, i128>,
+            has_price: bool,
+        }
+        let mut exact: FxHashMap<(u32, u32, u32), Exact> = FxHashMap::default();
+        for ((period, line, schedule, segment, denom), unit_seconds) in self.sums {
+            if unit_seconds == 0 {
+                continue;
+            }
+            let schedule = &resolver.schedules[schedule as usize];
+            let entry = exact
+                .entry((period, line, schedule.label.index() as u32))
+                .or_default();
+            *entry.seconds.entry(denom).or_default() += unit_seconds;
+            match schedule.prices.segments()[segment as usize].price {
+                Some(price) => {
+                    let cost = decimal(unit_seconds)?
+                        .checked_mul(price)
+                        .ok_or(CostOverflow)?;
+                    *entry.priced.entry(denom).or_default() += cost;
+                    entry.has_price = true;
+                }
+                None => *entry.unpriced.entry(denom).or_default() += unit_seconds,
+            }
+        }
+        let mut parts = Parts::default();
+        for (key, sums) in exact {
+            let hours = |per_denom: &FxHashMap<i64, i128>| -> Result<Decimal, CostOverflow> {
+                per_denom
+                    .iter()
+                    .try_fold(Decimal::ZERO, |acc, (&denom, &n)| {
+                        Ok(acc + per_hour(decimal(n)?, denom)?)
+                    })
+            };
+            let cost = if sums.has_price {
+                Some(
+                    sums.priced
+                        .iter()
+                        .try_fold(Decimal::ZERO, |acc, (&denom, &c)| {
+                            Ok(acc + per_hour(c, denom)?)
+                        })?,
+                )
+            } else {
+                None
+            };
+            let part = Part {
+                gpu_hours: hours(&sums.seconds)?,
+                cost,
+                unpriced_gpu_hours: hours(&sums.unpriced)?,
+            };
+            if !part.is_empty() {
+                parts.insert(key, part);
+            }
+        }
+        Ok(parts)
+    }
+}
+
+fn decimal(n: i128) -> Result<Decimal, CostOverflow> {
+    Decimal::try_from_i128_with_scale(n, 0).map_err(|_| CostOverflow)
+}
+
+/// `value / (denom × 3600)`: unit-seconds (or their cost) over a unit denominator, in hours.
+fn per_hour(value: Decimal, denom: i64) -> Result<Decimal, CostOverflow> {
+    value
+        .checked_div(Decimal::from(denom) * Decimal::from(3600))
+        .ok_or(CostOverflow)
+}
+
+/// Exact figures of one (period, line, model label).
+#[derive(Clone, Default, Debug)]
+struct Part {
+    gpu_hours: Decimal,
+    cost: Option<Decimal>,
+    unpriced_gpu_hours: Decimal,
+}
+
+impl Part {
+    fn is_empty(&self) -> bool {
+        self.gpu_hours.is_zero()
+            && self.unpriced_gpu_hours.is_zero()
+            && self.cost.is_none_or(|c| c.is_zero())
+    }
+
+    fn absorb(&mut self, other: &Part) {
+        self.gpu_hours += other.gpu_hours;
+        self.unpriced_gpu_hours += other.unpriced_gpu_hours;
+        self.cost = match (self.cost, other.cost) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or_default() + b.unwrap_or_default()),
+        };
+    }
+
+    fn scaled(&self, factor: Decimal) -> Part {
+        Part {
+            gpu_hours: self.gpu_hours * factor,
+            cost: self.cost.map(|c| c * factor),
+            unpriced_gpu_hours: self.unpriced_gpu_hours * factor,
+        }
+    }
+}
+
+type Parts = FxHashMap<(u32, u32, u32), Part>;
+
+/// Moves each period's unallocated capacity of a model onto the lines that used that model in
+/// that period, in proportion to their cost (or their GPU-hours where the model is unpriced).
+/// Capacity of a model nobody used in a period stays unallocated.
+fn share_unallocated(parts: &mut Parts, resolver: &Resolver<'_>) {
+    let mut free: BTreeMap<(u32, u32), Vec<u32>> = BTreeMap::new();
+    let mut users: BTreeMap<(u32, u32), Vec<u32>> = BTreeMap::new();
+    for &(period, line, label) in parts.keys() {
+        let side = if resolver.is_unallocated(line) {
+            &mut free
+        } else {
+            &mut users
+        };
+        side.entry((period, label)).or_default().push(line);
+    }
+    for ((period, label), free_lines) in free {
+        let Some(user_lines) = users.get(&(period, label)) else {
+            continue;
+        };
+        let weights: Vec<(u32, Decimal, Decimal)> = user_lines
+            .iter()
+            .map(|&line| {
+                let part = &parts[&(period, line, label)];
+                (line, part.cost.unwrap_or_default(), part.gpu_hours)
+            })
+            .collect();
+        let cost_total: Decimal = weights.iter().map(|w| w.1).sum();
+        let hours_total: Decimal = weights.iter().map(|w| w.2).sum();
+        let by_cost = !cost_total.is_zero();
+        let total = if by_cost { cost_total } else { hours_total };
+        if total.is_zero() {
+            continue;
+        }
+        let mut unallocated = Part::default();
+        for line in free_lines {
+            if let Some(part) = parts.remove(&(period, line, label)) {
+                unallocated.absorb(&part);
+            }
+        }
+        for (line, cost, hours) in weights {
+            let share = unallocated.scaled(if by_cost { cost } else { hours } / total);
+            if let Some(part) = parts.get_mut(&(period, line, label)) {
+                part.absorb(&share);
+            }
+        }
+    }
+}

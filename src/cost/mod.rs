@@ -1,0 +1,13 @@
+//! Cost: pricing allocations over a window, grouping them, and rounding once for print
+//! (SPEC §3).
+
+mod engine;
+mod group;
+mod report;
+
+#[cfg(test)]
+mod tests;
+
+pub use engine::{CostOverflow, ReportRequest, cost_report};
+pub use group::{GroupBy, GroupByError, GroupKey};
+pub use report::{Chargeback, CostLine, CostReport, HOUR_PLACES, Totals};

@@ -1,0 +1,17 @@
+//! Tollgate: what the GPUs held by Kubernetes workloads cost, who spent it, and whether a new pod
+//! still fits its team's budget.
+//!
+//! The crate is a pure core (quantities, allocations, pricing, cost) wrapped by adapters (snapshot
+//! reader, demo fleet, CLI). See `ARCHITECTURE.md` for the map.
+
+pub mod allocation;
+pub mod cli;
+pub mod config;
+pub mod cost;
+pub mod money;
+pub mod output;
+pub mod pricing;
+pub mod quantity;
+pub mod source;
+pub mod time;
+pub mod units;

@@ -1,0 +1,192 @@
+//! The rate card: what a GPU-hour costs, per model, tier and period (SPEC §2).
+//!
+//! Loaded once from TOML (`load`), then asked two questions by the rest of the core: which model
+//! is this product name (`model_for`), and what does that model cost over time in a tier
+//! (`schedule`). It also knows how large a MIG slice is for a model (`mig_fraction`).
+
+mod load;
+mod matching;
+mod schedule;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use rust_decimal::Decimal;
+
+use crate::money::{Currency, Rounding};
+use crate::time::Interval;
+use crate::units::GpuUnits;
+
+pub use load::RateCardError;
+pub use matching::normalize;
+pub use schedule::{PriceSchedule, PriceSegment};
+
+use matching::Matcher;
+
+/// The price tier a node's capacity type selects.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord, Default)]
+pub enum PriceTier {
+    /// List price (`on_demand`).
+    #[default]
+    OnDemand,
+    /// Spot or preemptible capacity (`spot`).
+    Spot,
+    /// Reserved or committed capacity (`reserved`).
+    Reserved,
+}
+
+impl fmt::Display for PriceTier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PriceTier::OnDemand => "on-demand",
+            PriceTier::Spot => "spot",
+            PriceTier::Reserved => "reserved",
+        })
+    }
+}
+
+/// Index of a model in its rate card.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+pub struct ModelId(pub(crate) u32);
+
+/// One `[[gpu]]` price period of a model.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct PricePeriod {
+    /// When the prices hold (unbounded ends are `i64::MIN` / `i64::MAX`).
+    pub during: Interval,
+    /// Price per whole GPU-hour on demand.
+    pub on_demand: Decimal,
+    /// Spot price, if set.
+    pub spot: Option<Decimal>,
+    /// Reserved price, if set.
+    pub reserved: Option<Decimal>,
+    /// Line of the `[[gpu]]` entry, for messages.
+    pub line: usize,
+}
+
+impl PricePeriod {
+    /// The price in `tier`, falling back to on-demand when the tier has none.
+    pub fn price(&self, tier: PriceTier) -> Decimal {
+        match tier {
+            PriceTier::OnDemand => self.on_demand,
+            PriceTier::Spot => self.spot.unwrap_or(self.on_demand),
+            PriceTier::Reserved => self.reserved.unwrap_or(self.on_demand),
+        }
+    }
+}
+
+/// A GPU model as reports name it, with its prices over time.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct GpuModel {
+    /// The name used in reports (`H100-80GB`).
+    pub name: String,
+    /// Compute slices of one GPU for MIG fractions, if the card sets it.
+    pub mig_slices: Option<u32>,
+    /// Per-profile MIG fractions overriding `g / mig_slices`.
+    pub mig: BTreeMap<String, GpuUnits>,
+    /// Price periods, non-overlapping, sorted by start.
+    pub periods: Vec<PricePeriod>,
+}
+
+/// A validated rate card.
+#[derive(Clone, Debug)]
+pub struct RateCard {
+    origin: String,
+    currency: Currency,
+    rounding: Rounding,
+    models: Vec<GpuModel>,
+    matchers: Vec<Matcher>,
+}
+
+/// The rate card shipped with Tollgate (`pricing/default.toml`): example list prices only.
+pub const DEFAULT_RATE_CARD: &str = include_str!("../../pricing/default.toml");
+
+impl RateCard {
+    /// Loads and validates a rate card file (SPEC §2).
+    pub fn load(path: &std::path::Path) -> Result<Self, RateCardError> {
+        load::load_file(path)
+    }
+
+    /// Parses and validates rate-card TOML; `origin` names the text in error messages.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, RateCardError> {
+        load::parse(text, origin)
+    }
+
+    /// The built-in example rate card.
+    pub fn builtin() -> Self {
+        // The built-in card is validated by a unit test; failing here is a build defect.
+        Self::parse(DEFAULT_RATE_CARD, "<built-in pricing/default.toml>")
+            .unwrap_or_else(|e| panic!("built-in rate card is invalid: {e}"))
+    }
+
+    /// Where the card came from (a path, or a description of the built-in card).
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The card's currency.
+    pub fn currency(&self) -> &Currency {
+        &self.currency
+    }
+
+    /// How printed money is rounded.
+    pub fn rounding(&self) -> Rounding {
+        self.rounding
+    }
+
+    /// All models, in the order first written.
+    pub fn models(&self) -> &[GpuModel] {
+        &self.models
+    }
+
+    /// A model by id.
+    pub fn model(&self, id: ModelId) -> &GpuModel {
+        &self.models[id.0 as usize]
+    }
+
+    /// The model a GPU product name selects, if any match string matches it.
+    pub fn model_for(&self, product: &str) -> Option<ModelId> {
+        matching::best_match(&self.matchers, product).map(|i| ModelId(i as u32))
+    }
+
+    /// The hourly price of `model` in `tier` over time; tiers without a price fall back to
+    /// on-demand, and times outside every period are unpriced.
+    pub fn schedule(&self, model: ModelId, tier: PriceTier) -> PriceSchedule {
+        PriceSchedule::from_periods(
+            self.model(model)
+                .periods
+                .iter()
+                .map(|p| (p.during, p.price(tier)))
+                .collect(),
+        )
+    }
+
+    /// The fraction of a whole GPU that one MIG instance of `profile` (`3g.40gb`) is, on a GPU
+    /// whose product name is `product`: the card's per-profile override, else `g / S` with `S`
+    /// the model's `mig_slices` (default 4 for an A30, 7 otherwise). `None` when the profile does
+    /// not start with `<g>g`.
+    pub fn mig_fraction(&self, product: &str, profile: &str) -> Option<GpuUnits> {
+        let model = self.model_for(product).map(|id| self.model(id));
+        if let Some(fraction) = model.and_then(|m| m.mig.get(profile)) {
+            return Some(*fraction);
+        }
+        let slices = model
+            .and_then(|m| m.mig_slices)
+            .unwrap_or_else(|| default_mig_slices(product));
+        let g: i64 = profile.split_once('g')?.0.parse().ok()?;
+        GpuUnits::ratio(g, i64::from(slices))
+    }
+}
+
+/// Compute slices per GPU when the rate card does not say: 4 for an A30, 7 for the
+/// A100/H100/H200/B200 family.
+pub fn default_mig_slices(product: &str) -> u32 {
+    if normalize(product).split(' ').any(|w| w == "a30") {
+        4
+    } else {
+        7
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,233 @@
+use rust_decimal_macros::dec;
+
+use super::*;
+use crate::time::parse_time;
+
+fn card(text: &str) -> RateCard {
+    RateCard::parse(text, "test.toml").unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn error(text: &str) -> String {
+    RateCard::parse(text, "pricing/bad.toml")
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn builtin_card_is_valid_and_covers_the_inference_gpus() {
+    let card = RateCard::builtin();
+    assert_eq!(card.currency().code(), "USD");
+    for product in [
+        "NVIDIA-H100-80GB-HBM3",
+        "NVIDIA H200",
+        "NVIDIA-B200",
+        "NVIDIA-A100-SXM4-80GB",
+        "NVIDIA-A100-SXM4-40GB",
+        "NVIDIA-A10G",
+        "NVIDIA-L4",
+        "NVIDIA-L40S",
+        "Tesla-T4",
+        "NVIDIA-RTX-6000-Ada-Generation",
+        "AMD-Instinct-MI300X",
+    ] {
+        assert!(card.model_for(product).is_some(), "{product} has no price");
+    }
+    let l4 = card.model_for("NVIDIA-L4").unwrap();
+    let l40s = card.model_for("NVIDIA-L40S").unwrap();
+    assert_eq!(card.model(l4).name, "L4-24GB");
+    assert_eq!(card.model(l40s).name, "L40S-48GB");
+    let a100_80 = card.model_for("NVIDIA-A100-SXM4-80GB").unwrap();
+    assert_eq!(card.model(a100_80).name, "A100-80GB");
+}
+
+#[test]
+fn tiers_fall_back_to_on_demand_and_timelines_split() {
+    let card = card(
+        r#"
+currency = "EUR"
+rounding = "half-up"
+[[gpu]]
+model = "H100-80GB"
+match = ["h100"]
+on_demand = "7.00"
+spot = "3.00"
+until = "2026-11-15T00:00:00Z"
+[[gpu]]
+model = "H100-80GB"
+match = ["h100"]
+on_demand = "6.00"
+from = "2026-11-15T00:00:00Z"
+"#,
+    );
+    assert_eq!(card.rounding(), Rounding::HalfUp);
+    let h100 = card.model_for("NVIDIA-H100-80GB-HBM3").unwrap();
+    let spot = card.schedule(h100, PriceTier::Spot);
+    let change = parse_time("2026-11-15").unwrap();
+    let prices: Vec<_> = spot.segments().iter().map(|s| s.price).collect();
+    // The second period has no spot price: it falls back to its own on-demand price.
+    assert_eq!(prices, vec![Some(dec!(3.00)), Some(dec!(6.00))]);
+    assert_eq!(spot.segments()[1].during.start, change);
+    let reserved = card.schedule(h100, PriceTier::Reserved);
+    assert_eq!(reserved.segments()[0].price, Some(dec!(7.00)));
+}
+
+#[test]
+fn mig_fractions_default_per_model_and_can_be_overridden() {
+    let card = card(
+        r#"
+currency = "USD"
+[[gpu]]
+model = "A100-40GB"
+match = ["a100"]
+on_demand = "3.20"
+[gpu.mig]
+"1g.5gb" = "0.125"
+[[gpu]]
+model = "A30"
+match = ["a30"]
+mig_slices = 4
+on_demand = "1.10"
+"#,
+    );
+    assert_eq!(
+        card.mig_fraction("NVIDIA-A100-SXM4-40GB", "1g.5gb"),
+        GpuUnits::ratio(1, 8)
+    );
+    assert_eq!(
+        card.mig_fraction("NVIDIA-A100-SXM4-40GB", "3g.20gb"),
+        GpuUnits::ratio(3, 7)
+    );
+    assert_eq!(
+        card.mig_fraction("NVIDIA-A30", "2g.12gb"),
+        GpuUnits::ratio(2, 4)
+    );
+    // Not in the card at all: still sized by the family's slice count.
+    assert_eq!(
+        card.mig_fraction("NVIDIA A30 PCIe", "1g.6gb"),
+        GpuUnits::ratio(1, 4)
+    );
+    assert_eq!(
+        card.mig_fraction("NVIDIA-H200", "1g.18gb"),
+        GpuUnits::ratio(1, 7)
+    );
+    assert_eq!(card.mig_fraction("NVIDIA-H200", "weird"), None);
+}
+
+#[test]
+fn match_defaults_to_the_model_name_and_most_words_win() {
+    let card = card(
+        r#"
+currency = "USD"
+[[gpu]]
+model = "H100 NVL"
+on_demand = "7"
+[[gpu]]
+model = "H100"
+on_demand = "6"
+"#,
+    );
+    let nvl = card.model_for("NVIDIA H100 NVL").unwrap();
+    assert_eq!(card.model(nvl).name, "H100 NVL");
+    let plain = card.model_for("NVIDIA-H100-80GB-HBM3").unwrap();
+    assert_eq!(card.model(plain).name, "H100");
+}
+
+#[test]
+fn errors_name_file_line_and_field() {
+    assert_eq!(
+        error("currency = \"USD\"\n[[gpu]]\nmodel = \"X\"\non_demand = \"6.8x\"\n"),
+        "pricing/bad.toml:4: on_demand: \"6.8x\" is not a decimal price (write e.g. \"6.88\")"
+    );
+    assert_eq!(
+        error("currency = \"USD\"\n[[gpu]]\nmodel = \"X\"\non_demand = 6.88\n"),
+        "pricing/bad.toml:4: on_demand: write prices as decimal strings (on_demand = \"6.88\") so they stay exact"
+    );
+    assert_eq!(
+        error("currency = \"dollars\"\n"),
+        "pricing/bad.toml:1: currency: \"dollars\" is not a three-letter ISO 4217 code like \"USD\""
+    );
+    assert_eq!(
+        error("currency = \"USD\"\nrounding = \"down\"\n"),
+        "pricing/bad.toml:2: rounding: \"down\" is not \"half-even\" or \"half-up\""
+    );
+    let unknown =
+        error("currency = \"USD\"\n[[gpu]]\nmodel = \"X\"\non_demand = \"1\"\nprice = \"2\"\n");
+    assert!(
+        unknown.starts_with("pricing/bad.toml:5: unknown field `price`"),
+        "{unknown}"
+    );
+    let missing = error("currency = \"USD\"\n[[gpu]]\nmodel = \"X\"\n");
+    assert!(
+        missing.starts_with("pricing/bad.toml:2: missing field `on_demand`"),
+        "{missing}"
+    );
+    let syntax = error("currency = \"USD\"\n[[gpu]\n");
+    assert!(syntax.starts_with("pricing/bad.toml:2: "), "{syntax}");
+    assert_eq!(
+        error("currency = \"USD\"\n[[gpu]]\nmodel = \"X\"\non_demand = \"1\"\nfrom = \"soon\"\n"),
+        "pricing/bad.toml:5: from: \"soon\" is not an RFC 3339 time (write e.g. \"2026-01-01T00:00:00Z\")"
+    );
+    assert_eq!(
+        error("currency = \"USD\"\n[[gpu]]\nmodel = \"X\"\non_demand = \"-1\"\n"),
+        "pricing/bad.toml:4: on_demand: a price cannot be negative"
+    );
+    assert_eq!(
+        error(
+            "currency = \"USD\"\n[[gpu]]\nmodel = \"X\"\non_demand = \"1\"\n[gpu.mig]\n\"1g.5gb\" = \"1.5\"\n"
+        ),
+        "pricing/bad.toml:6: mig.\"1g.5gb\": a MIG fraction must be above 0 and at most 1"
+    );
+}
+
+#[test]
+fn overlapping_periods_and_shared_match_strings_are_refused() {
+    let overlap = error(
+        r#"currency = "USD"
+[[gpu]]
+model = "H100"
+on_demand = "7"
+until = "2026-12-01T00:00:00Z"
+[[gpu]]
+model = "H100"
+on_demand = "6"
+from = "2026-11-01T00:00:00Z"
+"#,
+    );
+    assert_eq!(
+        overlap,
+        "pricing/bad.toml:6: model \"H100\": this price period overlaps the one on line 2"
+    );
+    let shared = error(
+        r#"currency = "USD"
+[[gpu]]
+model = "L4"
+match = ["l4"]
+on_demand = "0.8"
+[[gpu]]
+model = "L4 Ada"
+match = ["L4"]
+on_demand = "0.9"
+"#,
+    );
+    assert_eq!(
+        shared,
+        "pricing/bad.toml:8: match: \"L4\" is also a match string of model \"L4\" (line 4); a match string can select only one model"
+    );
+    let backwards = error(
+        "currency = \"USD\"\n[[gpu]]\nmodel = \"X\"\non_demand = \"1\"\nfrom = \"2026-02-01T00:00:00Z\"\nuntil = \"2026-01-01T00:00:00Z\"\n",
+    );
+    assert_eq!(
+        backwards,
+        "pricing/bad.toml:2: model \"X\": `from` must be before `until`"
+    );
+}
+
+#[test]
+fn a_missing_file_says_so() {
+    let err = RateCard::load(std::path::Path::new("/nonexistent/rates.toml")).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("/nonexistent/rates.toml: cannot read the rate card"),
+        "{err}"
+    );
+}
