@@ -18,7 +18,7 @@ use crate::time::{Interval, Step, UnixSeconds, month_start, parse_time};
 
 /// GPU cost accountability for Kubernetes.
 #[derive(Parser, Debug)]
-#[command(name = "tollgate", version, about)]
+#[command(name = "tollgate", version, about, args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -27,7 +27,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Print one chargeback report to stdout.
-    Report(ReportArgs),
+    Report(Box<ReportArgs>),
     /// Rate-card tools.
     #[command(subcommand)]
     Pricing(PricingCommand),
@@ -118,7 +118,7 @@ impl CliError {
 /// Runs a parsed command, writing its output to `out` and warnings to `err`.
 pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), CliError> {
     match cli.command {
-        Command::Report(args) => report(args, out, err),
+        Command::Report(args) => report(*args, out, err),
         Command::Pricing(PricingCommand::Check { files }) => pricing_check(&files, out),
     }
 }

@@ -48,7 +48,7 @@ pub struct ConfigError {
     pub file: Option<PathBuf>,
     /// What the config crate found wrong.
     #[source]
-    pub source: config::ConfigError,
+    pub source: Box<config::ConfigError>,
 }
 
 impl Settings {
@@ -56,7 +56,7 @@ impl Settings {
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         let fail = |source| ConfigError {
             file: file.map(Path::to_path_buf),
-            source,
+            source: Box::new(source),
         };
         let mut builder = config::Config::builder();
         if let Some(path) = file {

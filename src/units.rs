@@ -97,6 +97,18 @@ impl GpuUnits {
     }
 }
 
+impl std::ops::Neg for GpuUnits {
+    type Output = GpuUnits;
+
+    /// The same amount taken away (the denominator stays positive).
+    fn neg(self) -> GpuUnits {
+        GpuUnits {
+            numer: -self.numer,
+            denom: self.denom,
+        }
+    }
+}
+
 impl fmt::Display for GpuUnits {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.denom == 1 {

@@ -147,12 +147,12 @@ impl DeviceIndex {
             .collect();
         let mut parents: BTreeMap<&String, Option<String>> = BTreeMap::new();
         for device in self.devices_on_node(node) {
-            if let (DeviceType::Mig { .. }, Some(parent)) = (&device.kind, &device.parent_uuid) {
-                if !whole.contains(parent) {
-                    parents
-                        .entry(parent)
-                        .or_insert_with(|| self.product_of(device));
-                }
+            if let (DeviceType::Mig { .. }, Some(parent)) = (&device.kind, &device.parent_uuid)
+                && !whole.contains(parent)
+            {
+                parents
+                    .entry(parent)
+                    .or_insert_with(|| self.product_of(device));
             }
         }
         parents.into_values().collect()

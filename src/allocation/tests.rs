@@ -1,1 +1,355 @@
+//! Allocation tests over the fixture snapshot (`tests/fixtures/snapshot`, the JSON shape
+//! `kubectl get -o json` prints): one pod per path of SPEC §1 and per known trap.
 
+use std::path::Path;
+
+use super::*;
+use crate::pricing::RateCard;
+use crate::source::read_snapshot;
+use crate::time::parse_time;
+
+fn fixture() -> (ClusterObjects, RateCard) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let objects = read_snapshot(&root.join("snapshot")).unwrap();
+    let card = RateCard::load(&root.join("rates.toml")).unwrap();
+    (objects, card)
+}
+
+fn as_of() -> UnixSeconds {
+    parse_time("2026-11-02T00:00:00Z").unwrap()
+}
+
+fn built() -> AllocationSet {
+    let (objects, card) = fixture();
+    allocations(&objects, &card, &BuildOptions::new(as_of()))
+}
+
+/// `(kind, units, product, start, end, cost center, source)` of every allocation of a pod.
+fn held(
+    set: &AllocationSet,
+    pod: &str,
+) -> Vec<(
+    AllocationKind,
+    String,
+    String,
+    String,
+    String,
+    String,
+    CostCenterSource,
+)> {
+    let name = |sym| set.names.resolve(sym).to_string();
+    set.allocations
+        .iter()
+        .filter(|a| set.names.resolve(a.pod) == pod)
+        .map(|a| {
+            (
+                a.kind,
+                a.units.to_string(),
+                name(a.product),
+                crate::time::format_time(a.interval.start),
+                crate::time::format_time(a.interval.end),
+                name(a.cost_center),
+                a.cost_center_source,
+            )
+        })
+        .collect()
+}
+
+fn units(set: &AllocationSet, pod: &str) -> Vec<(AllocationKind, String)> {
+    held(set, pod).into_iter().map(|h| (h.0, h.1)).collect()
+}
+
+#[test]
+fn whole_gpus_from_limits_without_requests() {
+    let set = built();
+    let chat = held(&set, "chat-0");
+    assert_eq!(chat.len(), 1);
+    assert_eq!(chat[0].0, AllocationKind::Gpu);
+    assert_eq!(chat[0].1, "2");
+    assert_eq!(chat[0].2, "NVIDIA-H100-80GB-HBM3");
+    // Running: from its start (before any window) to as-of.
+    assert_eq!(
+        (chat[0].3.as_str(), chat[0].4.as_str()),
+        ("2026-10-31T20:00:00Z", "2026-11-02T00:00:00Z")
+    );
+    assert_eq!(
+        (chat[0].5.as_str(), chat[0].6),
+        ("cc-100", CostCenterSource::NamespaceAnnotation)
+    );
+}
+
+#[test]
+fn an_init_container_larger_than_the_app_sets_the_demand() {
+    let set = built();
+    let train = held(&set, "train-0");
+    assert_eq!(
+        units(&set, "train-0"),
+        vec![(AllocationKind::Gpu, "4".into())]
+    );
+    // Succeeded: ends at the container's finishedAt.
+    assert_eq!(
+        (train[0].3.as_str(), train[0].4.as_str()),
+        ("2026-11-01T06:00:00Z", "2026-11-01T10:00:00Z")
+    );
+    assert_eq!(train[0].6, CostCenterSource::NamespaceLabel);
+}
+
+#[test]
+fn a_sidecar_adds_to_the_app_containers() {
+    let set = built();
+    assert_eq!(
+        units(&set, "serve-0"),
+        vec![(AllocationKind::Gpu, "2".into())]
+    );
+    assert_eq!(held(&set, "serve-0")[0].6, CostCenterSource::PodAnnotation);
+}
+
+#[test]
+fn spot_nodes_and_failed_pods() {
+    let set = built();
+    let spot: Vec<_> = set
+        .allocations
+        .iter()
+        .filter(|a| set.names.resolve(a.node) == "node-h100-spot")
+        .map(|a| a.tier)
+        .collect();
+    assert_eq!(spot, vec![crate::pricing::PriceTier::Spot; 2]);
+    let crash = held(&set, "crash-0");
+    assert_eq!(
+        (crash[0].3.as_str(), crash[0].4.as_str()),
+        ("2026-11-01T20:00:00Z", "2026-11-01T21:30:00Z")
+    );
+    assert_eq!(held(&set, "batch-0")[0].6, CostCenterSource::PodLabel);
+}
+
+#[test]
+fn mig_slices_are_fractions_of_their_gpu() {
+    let set = built();
+    assert_eq!(
+        units(&set, "mig-0"),
+        vec![(AllocationKind::Mig, "3/7".into())]
+    );
+    // A30 has four compute slices: 2 × 1g.6gb is half a GPU.
+    assert_eq!(
+        units(&set, "a30-0"),
+        vec![(AllocationKind::Mig, "1/2".into())]
+    );
+    assert_eq!(held(&set, "mig-0")[0].6, CostCenterSource::Default);
+}
+
+#[test]
+fn time_sliced_gpus_are_shares_of_a_gpu() {
+    let set = built();
+    assert_eq!(
+        units(&set, "ts-0"),
+        vec![(AllocationKind::Shared, "1/4".into())]
+    );
+    // The -SHARED suffix GFD adds is not part of the model.
+    assert_eq!(held(&set, "ts-0")[0].2, "NVIDIA-L4");
+}
+
+#[test]
+fn dra_claims_from_templates_shared_claims_and_extended_resources() {
+    let set = built();
+    let dra = held(&set, "dra-0");
+    assert_eq!(
+        units(&set, "dra-0"),
+        vec![(AllocationKind::Dra, "1".into())]
+    );
+    // No product label on the node: the model comes from the ResourceSlice.
+    assert_eq!(dra[0].2, "NVIDIA H200");
+    assert_eq!(
+        units(&set, "shared-0"),
+        vec![(AllocationKind::Dra, "1/2".into())]
+    );
+    assert_eq!(
+        units(&set, "shared-1"),
+        vec![(AllocationKind::Dra, "1/2".into())]
+    );
+    // The extended-resource claim serves nvidia.com/gpu: 1, counted once, not again as a limit.
+    assert_eq!(
+        units(&set, "ext-0"),
+        vec![(AllocationKind::Dra, "1".into())]
+    );
+    assert_eq!(
+        units(&set, "mig-dra-0"),
+        vec![(AllocationKind::Dra, "1/7".into())]
+    );
+    let claim_ids: Vec<&str> = set
+        .allocations
+        .iter()
+        .filter(|a| a.kind == AllocationKind::Dra)
+        .map(|a| set.names.resolve(a.resource_id))
+        .collect();
+    assert!(claim_ids.iter().all(|id| id.len() == 36), "{claim_ids:?}");
+}
+
+#[test]
+fn pending_pods_and_pods_after_as_of_hold_nothing() {
+    let set = built();
+    assert!(held(&set, "pending-0").is_empty());
+    let (objects, card) = fixture();
+    let early = allocations(
+        &objects,
+        &card,
+        &BuildOptions::new(parse_time("2026-11-01T05:00:00Z").unwrap()),
+    );
+    assert!(
+        early
+            .allocations
+            .iter()
+            .all(|a| a.interval.end <= parse_time("2026-11-01T05:00:00Z").unwrap())
+    );
+    assert!(
+        !early
+            .allocations
+            .iter()
+            .any(|a| early.names.resolve(a.pod) == "l40s-0")
+    );
+    // The L40S node was created after that as-of: it has no capacity yet either.
+    assert!(
+        !early
+            .capacity
+            .iter()
+            .any(|c| early.names.resolve(c.node) == "node-l40s")
+    );
+}
+
+#[test]
+fn node_capacity_from_labels_advertised_resources_and_dra_devices() {
+    let set = built();
+    let capacity = |node: &str| -> Vec<(String, String)> {
+        set.capacity
+            .iter()
+            .filter(|c| set.names.resolve(c.node) == node)
+            .map(|c| {
+                (
+                    set.names.resolve(c.product).to_string(),
+                    c.units.to_string(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        capacity("node-h100"),
+        vec![("NVIDIA-H100-80GB-HBM3".into(), "8".into())]
+    );
+    // No gpu.count label: 8 time-sliced replicas ÷ 4 = 2 GPUs.
+    assert_eq!(
+        capacity("node-l4-ts"),
+        vec![("NVIDIA-L4".into(), "2".into())]
+    );
+    // DRA: four GPU devices; the MIG device's parent is one of them and is not counted twice.
+    assert_eq!(
+        capacity("node-h200-dra"),
+        vec![("NVIDIA H200".into(), "4".into())]
+    );
+    let l40s = set
+        .capacity
+        .iter()
+        .find(|c| set.names.resolve(c.node) == "node-l40s")
+        .unwrap();
+    assert_eq!(
+        crate::time::format_time(l40s.interval.start),
+        "2026-11-01T06:00:00Z"
+    );
+    let colo = set
+        .capacity
+        .iter()
+        .find(|c| set.names.resolve(c.node) == "node-colo")
+        .unwrap();
+    assert_eq!(colo.price_override, Some(rust_decimal::Decimal::ONE));
+    assert!(set.warnings.is_empty(), "{:?}", set.warnings);
+}
+
+#[test]
+fn the_cost_center_key_is_configurable() {
+    let (objects, card) = fixture();
+    let options = BuildOptions {
+        as_of: as_of(),
+        cost_center_key: "team".into(),
+    };
+    let set = allocations(&objects, &card, &options);
+    assert!(
+        set.allocations
+            .iter()
+            .all(|a| set.names.resolve(a.cost_center) == UNASSIGNED)
+    );
+}
+
+#[test]
+fn missing_claims_and_unknown_nodes_are_warned_about() {
+    let (mut objects, card) = fixture();
+    objects.claims.clear();
+    objects
+        .nodes
+        .retain(|n| n.metadata.name.as_deref() != Some("node-h100"));
+    let set = allocations(&objects, &card, &BuildOptions::new(as_of()));
+    assert!(held(&set, "dra-0").is_empty());
+    let warnings: Vec<&String> = set.warnings.iter().collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w
+                .contains("pod team-e/dra-0: ResourceClaim team-e/dra-0-gpu-x7k2p was not found")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with("node node-h100 is not among the nodes read")),
+        "{warnings:?}"
+    );
+    // The pods on the missing node still count, with an unknown model.
+    assert_eq!(held(&set, "chat-0")[0].2, "");
+}
+
+#[test]
+fn a_pod_seen_deleted_ends_when_it_was_seen() {
+    let (objects, _) = fixture();
+    let chat = objects
+        .pods
+        .iter()
+        .find(|p| p.metadata.name.as_deref() == Some("chat-0"))
+        .unwrap();
+    let seen = parse_time("2026-11-01T03:00:00Z").unwrap();
+    assert_eq!(
+        pod_interval(chat, as_of(), Some(seen)).map(|i| i.end),
+        Some(seen)
+    );
+    assert_eq!(
+        pod_interval(chat, as_of(), None).map(|i| i.end),
+        Some(as_of())
+    );
+}
+
+#[test]
+fn bad_quantities_are_reported_not_zeroed() {
+    let (mut objects, card) = fixture();
+    let pod = objects
+        .pods
+        .iter_mut()
+        .find(|p| p.metadata.name.as_deref() == Some("chat-0"))
+        .unwrap();
+    let container = &mut pod.spec.as_mut().unwrap().containers[0];
+    let limits = container
+        .resources
+        .as_mut()
+        .unwrap()
+        .limits
+        .as_mut()
+        .unwrap();
+    limits.insert(
+        "nvidia.com/gpu".into(),
+        k8s_openapi::apimachinery::pkg::api::resource::Quantity("two".into()),
+    );
+    let set = allocations(&objects, &card, &BuildOptions::new(as_of()));
+    assert!(held(&set, "chat-0").is_empty());
+    assert!(
+        set.warnings
+            .iter()
+            .any(|w| w.contains("pod team-a/chat-0: invalid Kubernetes quantity \"two\"")),
+        "{:?}",
+        set.warnings
+    );
+}

@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 
 use super::group::{GroupBy, GroupKey};
-use super::report::{CostLine, CostReport};
+use super::report::{CostLine, CostReport, Figures};
 use crate::allocation::{AllocationSet, CostCenterSource, Names, Sym, UNALLOCATED};
 use crate::pricing::{ModelId, PriceSchedule, PriceTier, RateCard};
 use crate::time::{Interval, Step};
@@ -87,12 +87,9 @@ pub fn cost_report(
         // What a pod holds is no longer unallocated capacity of its node.
         if let Some(&(free_line, free_schedule, lifetime)) =
             capacity_lines.get(&(allocation.node, allocation.product))
+            && let Some(held) = during.clip(lifetime)
         {
-            if let Some(held) = during.clip(lifetime) {
-                let negated = GpuUnits::ratio(-allocation.units.numer(), allocation.units.denom())
-                    .unwrap_or(GpuUnits::ZERO);
-                sums.add(free_line, free_schedule, &resolver, held, negated);
-            }
+            sums.add(free_line, free_schedule, &resolver, held, -allocation.units);
         }
     }
 
@@ -243,7 +240,7 @@ impl<'a> Resolver<'a> {
 
     fn report(&self, request: &ReportRequest, parts: Parts, card: &RateCard) -> CostReport {
         let periods = request.step.periods(request.window);
-        let mut lines: BTreeMap<(Interval, Vec<String>), Part> = BTreeMap::new();
+        let mut lines: BTreeMap<(Interval, Vec<String>), Figures> = BTreeMap::new();
         let mut unpriced_by_model: BTreeMap<String, Decimal> = BTreeMap::new();
         for ((period, line, label), part) in parts {
             if part.unpriced_gpu_hours > Decimal::ZERO {
@@ -273,14 +270,10 @@ impl<'a> Resolver<'a> {
             lines: lines
                 .into_iter()
                 .filter(|(_, part)| !part.is_empty())
-                .map(|((period, group), part)| CostLine {
+                .map(|((period, group), figures)| CostLine {
                     period,
                     group,
-                    gpu_hours: part.gpu_hours,
-                    used_gpu_hours: None,
-                    cost: part.cost,
-                    idle_cost: None,
-                    unpriced_gpu_hours: part.unpriced_gpu_hours,
+                    figures,
                 })
                 .collect(),
             warnings,
@@ -383,10 +376,11 @@ impl UnitSeconds {
             } else {
                 None
             };
-            let part = Part {
+            let part = Figures {
                 gpu_hours: hours(&sums.seconds)?,
                 cost,
                 unpriced_gpu_hours: hours(&sums.unpriced)?,
+                ..Figures::default()
             };
             if !part.is_empty() {
                 parts.insert(key, part);
@@ -407,40 +401,8 @@ fn per_hour(value: Decimal, denom: i64) -> Result<Decimal, CostOverflow> {
         .ok_or(CostOverflow)
 }
 
-/// Exact figures of one (period, line, model label).
-#[derive(Clone, Default, Debug)]
-struct Part {
-    gpu_hours: Decimal,
-    cost: Option<Decimal>,
-    unpriced_gpu_hours: Decimal,
-}
-
-impl Part {
-    fn is_empty(&self) -> bool {
-        self.gpu_hours.is_zero()
-            && self.unpriced_gpu_hours.is_zero()
-            && self.cost.is_none_or(|c| c.is_zero())
-    }
-
-    fn absorb(&mut self, other: &Part) {
-        self.gpu_hours += other.gpu_hours;
-        self.unpriced_gpu_hours += other.unpriced_gpu_hours;
-        self.cost = match (self.cost, other.cost) {
-            (None, None) => None,
-            (a, b) => Some(a.unwrap_or_default() + b.unwrap_or_default()),
-        };
-    }
-
-    fn scaled(&self, factor: Decimal) -> Part {
-        Part {
-            gpu_hours: self.gpu_hours * factor,
-            cost: self.cost.map(|c| c * factor),
-            unpriced_gpu_hours: self.unpriced_gpu_hours * factor,
-        }
-    }
-}
-
-type Parts = FxHashMap<(u32, u32, u32), Part>;
+/// Exact figures per (period, line, model label).
+type Parts = FxHashMap<(u32, u32, u32), Figures>;
 
 /// Moves each period's unallocated capacity of a model onto the lines that used that model in
 /// that period, in proportion to their cost (or their GPU-hours where the model is unpriced).
@@ -474,7 +436,7 @@ fn share_unallocated(parts: &mut Parts, resolver: &Resolver<'_>) {
         if total.is_zero() {
             continue;
         }
-        let mut unallocated = Part::default();
+        let mut unallocated = Figures::default();
         for line in free_lines {
             if let Some(part) = parts.remove(&(period, line, label)) {
                 unallocated.absorb(&part);

@@ -10,4 +10,4 @@ mod tests;
 
 pub use engine::{CostOverflow, ReportRequest, cost_report};
 pub use group::{GroupBy, GroupByError, GroupKey};
-pub use report::{Chargeback, CostLine, CostReport, HOUR_PLACES, Totals};
+pub use report::{Chargeback, CostLine, CostReport, Figures, HOUR_PLACES};

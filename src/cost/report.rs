@@ -3,28 +3,75 @@
 use rust_decimal::Decimal;
 
 use super::engine::ReportRequest;
-use crate::money::{Currency, Rounding, apportion};
+use crate::money::{Currency, Rounding, apportion, fixed};
+use crate::time::Interval;
 
 /// Hours print with four decimals.
 pub const HOUR_PLACES: u32 = 4;
 
-/// One group in one period.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub struct CostLine {
-    /// The row's period (the whole window unless stepped).
-    pub period: crate::time::Interval,
-    /// Values of the group-by keys, in the order asked.
-    pub group: Vec<String>,
+/// The figures of a line (or of a column total).
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct Figures {
     /// All GPU-hours, priced or not.
     pub gpu_hours: Decimal,
     /// GPU-hours actually busy (`gpu_hours × utilization`); `None` without usage data.
     pub used_gpu_hours: Option<Decimal>,
-    /// Cost of the priced hours; `None` when no hour of the line has a price.
+    /// Cost of the priced hours; `None` when no hour has a price.
     pub cost: Option<Decimal>,
     /// Cost of the idle part (`cost × (1 − utilization)`); `None` without usage data.
     pub idle_cost: Option<Decimal>,
     /// The part of `gpu_hours` with no price.
     pub unpriced_gpu_hours: Decimal,
+}
+
+fn add(a: Option<Decimal>, b: Option<Decimal>) -> Option<Decimal> {
+    match (a, b) {
+        (None, None) => None,
+        (a, b) => Some(a.unwrap_or_default() + b.unwrap_or_default()),
+    }
+}
+
+impl Figures {
+    /// True when nothing was held (a line of capacity exactly used up, for instance).
+    pub fn is_empty(&self) -> bool {
+        let zero = |v: Option<Decimal>| v.is_none_or(|v| v.is_zero());
+        self.gpu_hours.is_zero()
+            && self.unpriced_gpu_hours.is_zero()
+            && zero(self.cost)
+            && zero(self.used_gpu_hours)
+            && zero(self.idle_cost)
+    }
+
+    /// Adds `other` in; an unknown figure plus a known one is the known one.
+    pub fn absorb(&mut self, other: &Figures) {
+        self.gpu_hours += other.gpu_hours;
+        self.unpriced_gpu_hours += other.unpriced_gpu_hours;
+        self.used_gpu_hours = add(self.used_gpu_hours, other.used_gpu_hours);
+        self.cost = add(self.cost, other.cost);
+        self.idle_cost = add(self.idle_cost, other.idle_cost);
+    }
+
+    /// Every figure times `factor` (for sharing a line out in proportion).
+    pub fn scaled(&self, factor: Decimal) -> Figures {
+        Figures {
+            gpu_hours: self.gpu_hours * factor,
+            used_gpu_hours: self.used_gpu_hours.map(|v| v * factor),
+            cost: self.cost.map(|v| v * factor),
+            idle_cost: self.idle_cost.map(|v| v * factor),
+            unpriced_gpu_hours: self.unpriced_gpu_hours * factor,
+        }
+    }
+}
+
+/// One group in one period.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct CostLine {
+    /// The row's period (the whole window unless stepped).
+    pub period: Interval,
+    /// Values of the group-by keys, in the order asked.
+    pub group: Vec<String>,
+    /// What the group held and cost in the period.
+    pub figures: Figures,
 }
 
 /// Exact cost lines, sorted by period then group values.
@@ -42,21 +89,6 @@ pub struct CostReport {
     pub warnings: Vec<String>,
 }
 
-/// Column totals, rounded like the lines.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub struct Totals {
-    /// Total GPU-hours.
-    pub gpu_hours: Decimal,
-    /// Total busy GPU-hours, if any line has usage.
-    pub used_gpu_hours: Option<Decimal>,
-    /// Total cost, if any line is priced.
-    pub cost: Option<Decimal>,
-    /// Total idle cost, if any line has usage.
-    pub idle_cost: Option<Decimal>,
-    /// Total unpriced GPU-hours.
-    pub unpriced_gpu_hours: Decimal,
-}
-
 /// A report rounded for print: each column's lines add up exactly to its total.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Chargeback {
@@ -66,8 +98,8 @@ pub struct Chargeback {
     pub currency: Currency,
     /// Rounded lines, in the report's order.
     pub lines: Vec<CostLine>,
-    /// Rounded totals.
-    pub total: Totals,
+    /// Rounded column totals.
+    pub total: Figures,
     /// Things the reader must know.
     pub warnings: Vec<String>,
 }
@@ -77,15 +109,17 @@ impl CostReport {
     /// largest-remainder correction so that the printed lines add up to the printed total.
     pub fn chargeback(&self) -> Chargeback {
         let money = self.currency.minor_units();
-        let column = |pick: &dyn Fn(&CostLine) -> Option<Decimal>, places| {
-            let values: Vec<Option<Decimal>> = self.lines.iter().map(pick).collect();
+        let column = |pick: fn(&Figures) -> Option<Decimal>, places| {
+            let values: Vec<Option<Decimal>> =
+                self.lines.iter().map(|l| pick(&l.figures)).collect();
             apportion(&values, places, self.rounding)
         };
-        let gpu_hours = column(&|l| Some(l.gpu_hours), HOUR_PLACES);
-        let used = column(&|l| l.used_gpu_hours, HOUR_PLACES);
-        let cost = column(&|l| l.cost, money);
-        let idle = column(&|l| l.idle_cost, money);
-        let unpriced = column(&|l| Some(l.unpriced_gpu_hours), HOUR_PLACES);
+        let gpu_hours = column(|f| Some(f.gpu_hours), HOUR_PLACES);
+        let used = column(|f| f.used_gpu_hours, HOUR_PLACES);
+        let cost = column(|f| f.cost, money);
+        let idle = column(|f| f.idle_cost, money);
+        let unpriced = column(|f| Some(f.unpriced_gpu_hours), HOUR_PLACES);
+        let zero_hours = fixed(Decimal::ZERO, HOUR_PLACES);
         let lines = self
             .lines
             .iter()
@@ -93,19 +127,20 @@ impl CostReport {
             .map(|(i, line)| CostLine {
                 period: line.period,
                 group: line.group.clone(),
-                gpu_hours: gpu_hours.lines[i].unwrap_or_default(),
-                used_gpu_hours: used.lines[i],
-                cost: cost.lines[i],
-                idle_cost: idle.lines[i],
-                unpriced_gpu_hours: unpriced.lines[i].unwrap_or_default(),
+                figures: Figures {
+                    gpu_hours: gpu_hours.lines[i].unwrap_or(zero_hours),
+                    used_gpu_hours: used.lines[i],
+                    cost: cost.lines[i],
+                    idle_cost: idle.lines[i],
+                    unpriced_gpu_hours: unpriced.lines[i].unwrap_or(zero_hours),
+                },
             })
             .collect();
-        let zero_hours = crate::money::fixed(Decimal::ZERO, HOUR_PLACES);
         Chargeback {
             request: self.request.clone(),
             currency: self.currency.clone(),
             lines,
-            total: Totals {
+            total: Figures {
                 gpu_hours: gpu_hours.total.unwrap_or(zero_hours),
                 used_gpu_hours: used.total,
                 cost: cost.total,

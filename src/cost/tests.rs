@@ -1,1 +1,374 @@
+//! Cost engine tests on small hand-built allocation sets, plus properties checked against a
+//! naive per-allocation reference computation.
 
+use proptest::prelude::*;
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+
+use super::*;
+use crate::allocation::{
+    Allocation, AllocationKind, AllocationSet, CostCenterSource, NodeCapacity,
+};
+use crate::pricing::{PriceTier, RateCard};
+use crate::time::{Interval, Step, parse_time};
+use crate::units::GpuUnits;
+
+const CARD: &str = r#"
+currency = "USD"
+[[gpu]]
+model = "H100"
+on_demand = "4.00"
+spot = "2.00"
+until = "2026-11-01T12:00:00Z"
+[[gpu]]
+model = "H100"
+on_demand = "3.00"
+from = "2026-11-01T12:00:00Z"
+[[gpu]]
+model = "L4"
+on_demand = "0.70"
+"#;
+
+fn card() -> RateCard {
+    RateCard::parse(CARD, "test").unwrap()
+}
+
+fn t(hour: i64) -> i64 {
+    parse_time("2026-11-01T00:00:00Z").unwrap() + hour * 3600
+}
+
+/// A pod holding `units` of `product` on `node` from hour `from` to hour `to` of 2026-11-01.
+struct Hold<'a> {
+    cost_center: &'a str,
+    namespace: &'a str,
+    pod: &'a str,
+    node: &'a str,
+    product: &'a str,
+    units: GpuUnits,
+    hours: (i64, i64),
+    tier: PriceTier,
+}
+
+fn hold<'a>(
+    cost_center: &'a str,
+    product: &'a str,
+    units: GpuUnits,
+    hours: (i64, i64),
+) -> Hold<'a> {
+    Hold {
+        cost_center,
+        namespace: "ns",
+        pod: "p",
+        node: "n1",
+        product,
+        units,
+        hours,
+        tier: PriceTier::OnDemand,
+    }
+}
+
+fn set_of(holds: &[Hold<'_>], capacity: &[(&str, &str, i64)]) -> AllocationSet {
+    let mut set = AllocationSet::default();
+    for h in holds {
+        let a = Allocation {
+            namespace: set.names.intern(h.namespace),
+            pod: set.names.intern(h.pod),
+            resource_id: set.names.intern(h.pod),
+            node: set.names.intern(h.node),
+            product: set.names.intern(h.product),
+            kind: AllocationKind::Gpu,
+            units: h.units,
+            interval: Interval::new(t(h.hours.0), t(h.hours.1)),
+            tier: h.tier,
+            price_override: None,
+            cost_center: set.names.intern(h.cost_center),
+            cost_center_source: CostCenterSource::PodLabel,
+        };
+        set.allocations.push(a);
+    }
+    for (node, product, gpus) in capacity {
+        let c = NodeCapacity {
+            node: set.names.intern(node),
+            product: set.names.intern(product),
+            units: GpuUnits::whole(*gpus),
+            interval: Interval::new(t(-100), t(24)),
+            tier: PriceTier::OnDemand,
+            price_override: None,
+        };
+        set.capacity.push(c);
+    }
+    set
+}
+
+fn request(group_by: &str, step: Step) -> ReportRequest {
+    ReportRequest {
+        window: Interval::new(t(0), t(24)),
+        step,
+        group_by: group_by.parse().unwrap(),
+        share_unallocated: false,
+    }
+}
+
+fn summary(report: &CostReport) -> Vec<(String, Decimal, Option<Decimal>, Decimal)> {
+    report
+        .lines
+        .iter()
+        .map(|l| {
+            (
+                l.group.join("/"),
+                l.figures.gpu_hours,
+                l.figures.cost,
+                l.figures.unpriced_gpu_hours,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn allocations_are_split_at_price_changes() {
+    // Two GPUs from 10:00 to 14:00: 2 h at 4.00 and 2 h at 3.00 per GPU.
+    let set = set_of(
+        &[hold("cc", "NVIDIA H100", GpuUnits::whole(2), (10, 14))],
+        &[],
+    );
+    let report = cost_report(&set, &card(), &request("cost_center", Step::Window)).unwrap();
+    assert_eq!(
+        summary(&report),
+        vec![("cc".into(), dec!(8), Some(dec!(28.00)), dec!(0))]
+    );
+}
+
+#[test]
+fn tiers_fall_back_per_period() {
+    let mut spot = hold("cc", "NVIDIA H100", GpuUnits::ONE, (10, 14));
+    spot.tier = PriceTier::Spot;
+    let set = set_of(&[spot], &[]);
+    let report = cost_report(&set, &card(), &request("cost_center", Step::Window)).unwrap();
+    // 2 h spot at 2.00, then 2 h in a period without spot price: its on-demand 3.00.
+    assert_eq!(report.lines[0].figures.cost, Some(dec!(10.00)));
+}
+
+#[test]
+fn unknown_models_are_unpriced_never_zero() {
+    let set = set_of(
+        &[
+            hold("a", "Mystery GPU", GpuUnits::ONE, (0, 3)),
+            hold("b", "NVIDIA L4", GpuUnits::ratio(1, 3).unwrap(), (0, 3)),
+            hold("b", "Mystery GPU", GpuUnits::ONE, (0, 1)),
+        ],
+        &[],
+    );
+    let report = cost_report(&set, &card(), &request("cost_center", Step::Window)).unwrap();
+    assert_eq!(
+        summary(&report),
+        vec![
+            ("a".into(), dec!(3), None, dec!(3)),
+            ("b".into(), dec!(2), Some(dec!(0.70)), dec!(1)),
+        ]
+    );
+    assert_eq!(report.warnings.len(), 1);
+    assert!(
+        report.warnings[0]
+            .starts_with("GPU model \"Mystery GPU\" has no price in test for 4 GPU-hours")
+    );
+    let printed = report.chargeback();
+    assert_eq!(printed.lines[0].figures.cost, None);
+    assert_eq!(printed.total.cost, Some(dec!(0.70)));
+    assert_eq!(printed.total.unpriced_gpu_hours, dec!(4.0000));
+}
+
+#[test]
+fn a_price_override_prices_even_an_unknown_model() {
+    let mut set = set_of(&[hold("a", "Mystery GPU", GpuUnits::ONE, (0, 2))], &[]);
+    set.allocations[0].price_override = Some(dec!(1.25));
+    let report = cost_report(&set, &card(), &request("gpu_model", Step::Window)).unwrap();
+    assert_eq!(
+        summary(&report),
+        vec![("Mystery GPU".into(), dec!(2), Some(dec!(2.50)), dec!(0))]
+    );
+    assert!(report.warnings.is_empty());
+}
+
+#[test]
+fn unallocated_capacity_completes_the_node_and_can_be_shared() {
+    // One L4 node with 2 GPUs for 24 h = 48 GPU-h = 33.60. Team a holds 1 GPU for 12 h (8.40),
+    // team b half a GPU for 24 h (8.40): 16.80 of capacity is unallocated.
+    let set = set_of(
+        &[
+            hold("a", "NVIDIA L4", GpuUnits::ONE, (0, 12)),
+            hold("b", "NVIDIA L4", GpuUnits::ratio(1, 2).unwrap(), (0, 24)),
+        ],
+        &[("n1", "NVIDIA L4", 2)],
+    );
+    let report = cost_report(
+        &set,
+        &card(),
+        &request("cost_center,namespace", Step::Window),
+    )
+    .unwrap();
+    assert_eq!(
+        summary(&report),
+        vec![
+            (
+                "__unallocated__/".into(),
+                dec!(24),
+                Some(dec!(16.80)),
+                dec!(0)
+            ),
+            ("a/ns".into(), dec!(12), Some(dec!(8.40)), dec!(0)),
+            ("b/ns".into(), dec!(12), Some(dec!(8.40)), dec!(0)),
+        ]
+    );
+    let by_model = cost_report(&set, &card(), &request("gpu_model", Step::Window)).unwrap();
+    assert_eq!(
+        summary(&by_model),
+        vec![("L4".into(), dec!(48), Some(dec!(33.60)), dec!(0))]
+    );
+
+    let mut shared = request("cost_center", Step::Window);
+    shared.share_unallocated = true;
+    let report = cost_report(&set, &card(), &shared).unwrap();
+    assert_eq!(
+        summary(&report),
+        vec![
+            ("a".into(), dec!(24), Some(dec!(16.80)), dec!(0)),
+            ("b".into(), dec!(24), Some(dec!(16.80)), dec!(0)),
+        ]
+    );
+}
+
+#[test]
+fn steps_cut_rows_and_add_up_to_the_window() {
+    let set = set_of(
+        &[hold(
+            "a",
+            "NVIDIA H100",
+            GpuUnits::ratio(2, 7).unwrap(),
+            (1, 23),
+        )],
+        &[("n1", "NVIDIA H100", 1)],
+    );
+    let whole = cost_report(&set, &card(), &request("cost_center", Step::Window)).unwrap();
+    let hourly = cost_report(&set, &card(), &request("cost_center", Step::Hour)).unwrap();
+    assert_eq!(hourly.lines.iter().filter(|l| l.group == ["a"]).count(), 22);
+    assert_eq!(
+        hourly
+            .lines
+            .iter()
+            .filter(|l| l.group == ["__unallocated__"])
+            .count(),
+        24
+    );
+    let total = |r: &CostReport| -> Decimal { r.lines.iter().filter_map(|l| l.figures.cost).sum() };
+    assert_eq!(total(&whole), dec!(84.00));
+    assert_eq!(total(&hourly).round_dp(20), dec!(84.00));
+    // Rows come sorted by period, then group.
+    assert!(
+        hourly
+            .lines
+            .windows(2)
+            .all(|w| (w[0].period, &w[0].group) < (w[1].period, &w[1].group))
+    );
+}
+
+fn naive_cost(set: &AllocationSet, card: &RateCard, window: Interval) -> (Decimal, Decimal) {
+    // One allocation at a time, straight from the definition: units × hours × price.
+    let mut cost = Decimal::ZERO;
+    let mut hours = Decimal::ZERO;
+    let items = set
+        .allocations
+        .iter()
+        .map(|a| (a.product, a.units, a.interval, a.tier))
+        .chain(
+            set.capacity
+                .iter()
+                .map(|c| (c.product, c.units, c.interval, c.tier)),
+        );
+    for (product, units, interval, tier) in items {
+        let Some(during) = interval.clip(window) else {
+            continue;
+        };
+        let units = Decimal::from(units.numer()) / Decimal::from(units.denom());
+        hours += units * Decimal::from(during.seconds()) / dec!(3600);
+        if let Some(model) = card.model_for(set.names.resolve(product)) {
+            for segment in card.schedule(model, tier).segments() {
+                if let (Some(part), Some(price)) = (during.clip(segment.during), segment.price) {
+                    cost += units * Decimal::from(part.seconds()) / dec!(3600) * price;
+                }
+            }
+        }
+    }
+    (hours, cost)
+}
+
+fn arbitrary_holds() -> impl Strategy<Value = Vec<(u8, u8, i64, i64, i64, bool)>> {
+    // (cost center, product, numerator, start minute, length in minutes, spot)
+    prop::collection::vec(
+        (
+            0u8..4,
+            0u8..3,
+            1i64..9,
+            -600i64..1500,
+            1i64..1200,
+            any::<bool>(),
+        ),
+        1..40,
+    )
+}
+
+proptest! {
+    #[test]
+    fn engine_matches_the_definition_and_rounded_lines_reconcile(
+        holds in arbitrary_holds(),
+        denom in 1i64..8,
+        step in prop::sample::select(vec![Step::Window, Step::Hour, Step::Day]),
+        share in any::<bool>(),
+    ) {
+        let products = ["NVIDIA H100", "NVIDIA L4", "Mystery"];
+        let mut set = AllocationSet::default();
+        for (center, product, numer, start, minutes, spot) in &holds {
+            let start = t(0) + start * 60;
+            let a = Allocation {
+                namespace: set.names.intern("ns"),
+                pod: set.names.intern("p"),
+                resource_id: set.names.intern("p"),
+                node: set.names.intern("n"),
+                product: set.names.intern(products[*product as usize]),
+                kind: AllocationKind::Gpu,
+                units: GpuUnits::ratio(*numer, denom).unwrap(),
+                interval: Interval::new(start, start + minutes * 60),
+                tier: if *spot { PriceTier::Spot } else { PriceTier::OnDemand },
+                price_override: None,
+                cost_center: set.names.intern(&format!("cc-{center}")),
+                cost_center_source: CostCenterSource::PodLabel,
+            };
+            set.allocations.push(a);
+        }
+        let card = card();
+        let mut req = request("cost_center,gpu_model", step);
+        req.share_unallocated = share;
+        let report = cost_report(&set, &card, &req).unwrap();
+        let (hours, cost) = naive_cost(&set, &card, req.window);
+        let engine_hours: Decimal = report.lines.iter().map(|l| l.figures.gpu_hours).sum();
+        let engine_cost: Decimal = report.lines.iter().filter_map(|l| l.figures.cost).sum();
+        prop_assert!((engine_hours - hours).abs() < dec!(0.000000000001));
+        prop_assert!((engine_cost - cost).abs() < dec!(0.000000000001));
+
+        let printed = report.chargeback();
+        let line_cost: Decimal = printed.lines.iter().filter_map(|l| l.figures.cost).sum();
+        let line_hours: Decimal = printed.lines.iter().map(|l| l.figures.gpu_hours).sum();
+        let line_unpriced: Decimal = printed.lines.iter().map(|l| l.figures.unpriced_gpu_hours).sum();
+        prop_assert_eq!(Some(line_cost), printed.total.cost.or(Some(Decimal::ZERO)));
+        prop_assert_eq!(line_hours, printed.total.gpu_hours);
+        prop_assert_eq!(line_unpriced, printed.total.unpriced_gpu_hours);
+        if let Some(total) = printed.total.cost {
+            prop_assert!((total - cost).abs() <= dec!(0.005000000001));
+        }
+        for (exact, shown) in report.lines.iter().zip(&printed.lines) {
+            if let (Some(e), Some(s)) = (exact.figures.cost, shown.figures.cost) {
+                prop_assert!((e - s).abs() < dec!(0.01));
+            }
+            prop_assert_eq!(shown.figures.gpu_hours.scale(), 4);
+        }
+    }
+}

@@ -2,11 +2,11 @@
 
 use std::io::Write;
 
-use super::cell;
-use crate::cost::Chargeback;
+use super::figure_columns;
+use crate::cost::{Chargeback, Figures};
 use crate::time::format_time;
 
-/// Writes the header and one row per line.
+/// Writes the header and one row per line. Unknown figures are empty cells.
 pub fn write_csv(chargeback: &Chargeback, out: impl Write) -> std::io::Result<()> {
     let mut writer = ::csv::WriterBuilder::new()
         .terminator(::csv::Terminator::CRLF)
@@ -20,26 +20,17 @@ pub fn write_csv(chargeback: &Chargeback, out: impl Write) -> std::io::Result<()
             .iter()
             .map(|k| k.as_str()),
     );
-    header.extend([
-        "gpu_hours",
-        "used_gpu_hours",
-        "cost",
-        "idle_cost",
-        "unpriced_gpu_hours",
-        "currency",
-    ]);
+    header.extend(figure_columns(&Figures::default()).map(|(name, _)| name));
+    header.push("currency");
     writer.write_record(&header)?;
     for line in &chargeback.lines {
         let mut row = vec![format_time(line.period.start), format_time(line.period.end)];
         row.extend(line.group.iter().cloned());
-        row.extend([
-            cell(Some(line.gpu_hours)),
-            cell(line.used_gpu_hours),
-            cell(line.cost),
-            cell(line.idle_cost),
-            cell(Some(line.unpriced_gpu_hours)),
-            chargeback.currency.code().to_string(),
-        ]);
+        row.extend(
+            figure_columns(&line.figures)
+                .map(|(_, v)| v.map(|v| v.to_string()).unwrap_or_default()),
+        );
+        row.push(chargeback.currency.code().to_string());
         writer.write_record(&row)?;
     }
     writer.flush()

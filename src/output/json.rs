@@ -2,14 +2,17 @@
 
 use serde_json::{Map, Value, json};
 
-use super::cell;
-use crate::cost::Chargeback;
+use super::figure_columns;
+use crate::cost::{Chargeback, Figures};
 use crate::time::format_time;
 
-fn money(value: Option<rust_decimal::Decimal>) -> Value {
-    match value {
-        Some(v) => Value::String(cell(Some(v))),
-        None => Value::Null,
+/// The figure columns as JSON members: decimal strings, `null` when unknown.
+fn figures_json(figures: &Figures, into: &mut Map<String, Value>) {
+    for (name, value) in figure_columns(figures) {
+        into.insert(
+            name.into(),
+            value.map_or(Value::Null, |v| Value::String(v.to_string())),
+        );
     }
 }
 
@@ -28,19 +31,13 @@ pub fn to_json(chargeback: &Chargeback) -> Value {
             for (key, value) in request.group_by.keys().iter().zip(&line.group) {
                 row.insert(key.as_str().into(), value.clone().into());
             }
-            row.insert("gpu_hours".into(), money(Some(line.gpu_hours)));
-            row.insert("used_gpu_hours".into(), money(line.used_gpu_hours));
-            row.insert("cost".into(), money(line.cost));
-            row.insert("idle_cost".into(), money(line.idle_cost));
-            row.insert(
-                "unpriced_gpu_hours".into(),
-                money(Some(line.unpriced_gpu_hours)),
-            );
+            figures_json(&line.figures, &mut row);
             row.insert("currency".into(), currency.into());
             Value::Object(row)
         })
         .collect();
-    let total = &chargeback.total;
+    let mut total = Map::new();
+    figures_json(&chargeback.total, &mut total);
     json!({
         "from": format_time(request.window.start),
         "to": format_time(request.window.end),
@@ -48,13 +45,7 @@ pub fn to_json(chargeback: &Chargeback) -> Value {
         "group_by": request.group_by.keys().iter().map(|k| k.as_str()).collect::<Vec<_>>(),
         "currency": currency,
         "lines": lines,
-        "total": {
-            "gpu_hours": money(Some(total.gpu_hours)),
-            "used_gpu_hours": money(total.used_gpu_hours),
-            "cost": money(total.cost),
-            "idle_cost": money(total.idle_cost),
-            "unpriced_gpu_hours": money(Some(total.unpriced_gpu_hours)),
-        },
+        "total": total,
         "warnings": chargeback.warnings,
     })
 }

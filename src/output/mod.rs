@@ -13,7 +13,7 @@ use rust_decimal::Decimal;
 pub use self::csv::write_csv;
 pub use self::json::to_json;
 
-use crate::cost::Chargeback;
+use crate::cost::{Chargeback, Figures};
 
 /// A report format.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -69,7 +69,13 @@ pub fn render(chargeback: &Chargeback, format: Format) -> String {
     }
 }
 
-/// A rounded figure as printed; an unknown one as an empty string.
-fn cell(value: Option<Decimal>) -> String {
-    value.map(|v| v.to_string()).unwrap_or_default()
+/// The figure columns of SPEC §4.1, in order, with their rounded values (`None`: unknown).
+fn figure_columns(figures: &Figures) -> [(&'static str, Option<Decimal>); 5] {
+    [
+        ("gpu_hours", Some(figures.gpu_hours)),
+        ("used_gpu_hours", figures.used_gpu_hours),
+        ("cost", figures.cost),
+        ("idle_cost", figures.idle_cost),
+        ("unpriced_gpu_hours", Some(figures.unpriced_gpu_hours)),
+    ]
 }

@@ -139,9 +139,9 @@ impl Reader<'_> {
                 format!("{field}: a MIG fraction must be above 0 and at most 1"),
             );
         }
-        if !profile
+        if profile
             .split_once('g')
-            .is_some_and(|(g, _)| g.parse::<u32>().is_ok())
+            .is_none_or(|(g, _)| g.parse::<u32>().is_err())
         {
             return self.error(
                 value.span(),

@@ -634,9 +634,9 @@ fn pod_name(tenant: &Tenant, rng: &mut Rng) -> String {
 /// Pods whose namespace names no cost center sometimes carry their own.
 fn pod_cost_center(tenant: &Tenant, rng: &mut Rng) -> Option<(&'static str, &'static str)> {
     match tenant.namespace {
-        "batch-eval" if rng.next() % 2 == 0 => Some(("label", "cc-300")),
+        "batch-eval" if rng.next().is_multiple_of(2) => Some(("label", "cc-300")),
         "platform-tools" => Some(("annotation", "cc-500")),
-        "inference-chat" if rng.next() % 10 == 0 => Some(("annotation", "cc-110")),
+        "inference-chat" if rng.next().is_multiple_of(10) => Some(("annotation", "cc-110")),
         _ => None,
     }
 }
@@ -909,5 +909,129 @@ fn pod_object(plan: PodPlan<'_>) -> Pod {
             extended_resource_claim_status: extended,
             ..Default::default()
         }),
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use std::collections::BTreeSet;
+
+    use rust_decimal::Decimal;
+
+    use super::*;
+    use crate::allocation::{AllocationKind, CostCenterSource, allocations};
+    use crate::cost::{ReportRequest, cost_report};
+    use crate::pricing::PriceTier;
+    use crate::time::{Interval, Step, parse_time};
+
+    fn as_of() -> UnixSeconds {
+        parse_time("2026-11-27T09:30:00Z").unwrap()
+    }
+
+    fn resolved(set: &AllocationSet) -> Vec<String> {
+        let n = |s| set.names.resolve(s);
+        let mut rows: Vec<String> = set
+            .allocations
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} {} {} {} {} {} {:?}",
+                    n(a.namespace),
+                    n(a.pod),
+                    n(a.node),
+                    a.units,
+                    a.interval,
+                    n(a.cost_center),
+                    a.tier
+                )
+            })
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    #[test]
+    fn the_fleet_covers_every_way_of_holding_a_gpu() {
+        let fleet = DemoFleet::new(1, as_of());
+        assert!(fleet.gpu_count() >= 200, "{}", fleet.gpu_count());
+        let card = RateCard::builtin();
+        let set = fleet.allocations(&card, &BuildOptions::new(as_of()));
+        let kinds: BTreeSet<AllocationKind> = set.allocations.iter().map(|a| a.kind).collect();
+        assert_eq!(kinds.len(), 4, "{kinds:?}");
+        let tiers: BTreeSet<PriceTier> = set.allocations.iter().map(|a| a.tier).collect();
+        assert!(tiers.contains(&PriceTier::Spot) && tiers.contains(&PriceTier::OnDemand));
+        let sources: BTreeSet<CostCenterSource> = set
+            .allocations
+            .iter()
+            .map(|a| a.cost_center_source)
+            .collect();
+        assert_eq!(sources.len(), 5, "{sources:?}");
+        let namespaces: BTreeSet<_> = set.allocations.iter().map(|a| a.namespace).collect();
+        assert!(namespaces.len() >= 6);
+        let first = set
+            .allocations
+            .iter()
+            .map(|a| a.interval.start)
+            .min()
+            .unwrap();
+        assert!(first <= as_of() - (DEMO_DAYS - 1) * DAY);
+        assert!(set.allocations.len() > 10_000, "{}", set.allocations.len());
+        assert!(
+            set.allocations.iter().any(|a| a.interval.end == as_of()),
+            "some pods still run"
+        );
+        assert!(set.warnings.is_empty(), "{:?}", set.warnings);
+    }
+
+    #[test]
+    fn streaming_by_node_equals_reading_all_objects_and_is_deterministic() {
+        let fleet = DemoFleet::new(1, as_of());
+        let card = RateCard::builtin();
+        let options = BuildOptions::new(as_of());
+        let streamed = resolved(&fleet.allocations(&card, &options));
+        let whole = resolved(&allocations(&fleet.objects(), &card, &options));
+        assert_eq!(streamed, whole);
+        assert_eq!(
+            streamed,
+            resolved(&DemoFleet::new(1, as_of()).allocations(&card, &options))
+        );
+    }
+
+    #[test]
+    fn pods_never_exceed_their_nodes_so_models_recover_full_cost() {
+        let fleet = DemoFleet::new(1, as_of());
+        let card = RateCard::builtin();
+        let set = fleet.allocations(&card, &BuildOptions::new(as_of()));
+        let window = Interval::new(as_of() - 30 * DAY, as_of());
+        let request = ReportRequest {
+            window,
+            step: Step::Day,
+            group_by: "gpu_model".parse().unwrap(),
+            share_unallocated: false,
+        };
+        let report = cost_report(&set, &card, &request).unwrap();
+        let hours: Decimal = report.lines.iter().map(|l| l.figures.gpu_hours).sum();
+        let capacity_hours: i64 = set
+            .capacity
+            .iter()
+            .filter_map(|c| {
+                c.interval
+                    .clip(window)
+                    .map(|i| c.units.numer() * i.seconds() / c.units.denom())
+            })
+            .sum();
+        assert_eq!(hours, Decimal::from(capacity_hours) / Decimal::from(3600));
+        // Unallocated capacity is never negative: no node is over-committed.
+        let free = ReportRequest {
+            group_by: "cost_center,node".parse().unwrap(),
+            ..request
+        };
+        let report = cost_report(&set, &card, &free).unwrap();
+        assert!(
+            report
+                .lines
+                .iter()
+                .all(|l| l.figures.gpu_hours >= Decimal::ZERO)
+        );
     }
 }

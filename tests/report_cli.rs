@@ -1,0 +1,382 @@
+//! `tollgate report` and `tollgate pricing check` end to end, through the real binary, on the
+//! fixture snapshot (`tests/fixtures/snapshot`) whose every figure is computed by hand below.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn tollgate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(args)
+        .env_remove("TOLLGATE__COST_CENTER__KEY")
+        .env_remove("TOLLGATE__PRICING__FILE")
+        .output()
+        .expect("the tollgate binary runs")
+}
+
+fn fixture_report(extra: &[&str]) -> Output {
+    let snapshot = fixtures().join("snapshot");
+    let rates = fixtures().join("rates.toml");
+    let mut args = vec![
+        "report",
+        "--snapshot",
+        snapshot.to_str().unwrap(),
+        "--pricing",
+        rates.to_str().unwrap(),
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-02",
+    ];
+    args.extend_from_slice(extra);
+    tollgate(&args)
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "tollgate failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone())
+        .unwrap()
+        .replace("\r\n", "\n")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8(output.stderr.clone()).unwrap()
+}
+
+/// Window 2026-11-01 00:00 → 2026-11-02 00:00 (24 h). Rates (tests/fixtures/rates.toml): H100
+/// 4.00 on demand / 2.00 spot until noon, 3.00 / 1.50 after; H200 8.00; A100-40GB 2.80; A30 1.20
+/// (4 MIG slices); L4 0.80; L40S 2.00; node-colo is annotated 1.00; GH200 has no price.
+///
+/// cc-100/team-a: chat-0, 2 H100 (limits only) all day: 2×12×4 + 2×12×3 = 168.00, 48 h.
+/// cc-150/team-a: serve-0, app 1 + sidecar 1 = 2 H100 from 18:00: 2×6×3 = 36.00, 12 h.
+/// cc-200/team-b: train-0, init 4 > app 1: 4 H100 06:00–10:00: 4×4×4 = 64.00, 16 h;
+///                crash-0, 1 spot H100 20:00–21:30: 1.5×1.50 = 2.25, 1.5 h → 66.25, 17.5 h.
+/// cc-201/team-b: batch-0, 1 spot H100 10:00–14:00: 2×2.00 + 2×1.50 = 7.00, 4 h.
+/// cc-400/team-d: ts-0 ¼ L4 24 h = 6 h, 4.80; ts-1 ¼ L4 8 h = 2 h, 1.60; l40s-0 1 L40S from
+///                06:00 = 18 h, 36.00; colo-0 1 L40S at 1.00 = 24 h, 24.00 → 50 h, 66.40.
+/// cc-500/team-e: dra-0 1 H200 24 h (192.00); shared-0 and shared-1 ½ each (96.00 each);
+///                ext-0 1 H200 from 12:00 (96.00); mig-dra-0 1g.18gb = 1/7 H200 24 h
+///                (192/7 = 27.428571…) → 63.428571… h, 507.428571…
+/// unassigned/team-c: mig-0 3g.20gb = 3/7 A100 24 h = 10.285714… h, 28.80; a30-0 2×1g.6gb = ½
+///                A30 12 h = 6 h, 7.20; gh-0 1 GH200 24 h unpriced → 40.285714… h, 36.00, 24 h
+///                unpriced.
+/// __unallocated__: capacity minus what pods held, per node:
+///   node-h100 8 GPUs: first half 96−40 = 56 h × 4 = 224, second half 96−36 = 60 h × 3 = 180;
+///   node-h100-spot 8: 192 − 5.5 = 186.5 h, 8×(12×2 + 12×1.5) − 9.25 = 326.75;
+///   node-a100-mig 1: 24 − 72/7 h, 67.20 − 28.80 = 38.40; node-a30 1: 18 h, 21.60;
+///   node-l4-ts 8 replicas ÷ 4 = 2 GPUs: 48 − 8 = 40 h, 32.00; node-l40s 2 GPUs from 06:00:
+///   36 − 18 = 18 h, 36.00; node-h200-dra 4 DRA GPUs: 96 − (60 + 24/7) h, 768 − 480 − 192/7;
+///   node-gh200 and node-colo fully held.
+///   → 424.785714… h, 1119.321428…
+/// Totals: 660 GPU-hours = the fleet's capacity; 2006.40 = its full cost. Rounded with largest
+/// remainder: hours 63.42857 → 63.4286 takes the missing 0.0001; cost 507.4286 → 507.43 takes
+/// the missing cent, so the lines add up to 660.0000 and 2006.40.
+const FIXTURE_CSV: &str = "\
+period_start,period_end,cost_center,namespace,gpu_hours,used_gpu_hours,cost,idle_cost,unpriced_gpu_hours,currency
+2026-11-01T00:00:00Z,2026-11-02T00:00:00Z,__unallocated__,,424.7857,,1119.32,,0.0000,USD
+2026-11-01T00:00:00Z,2026-11-02T00:00:00Z,cc-100,team-a,48.0000,,168.00,,0.0000,USD
+2026-11-01T00:00:00Z,2026-11-02T00:00:00Z,cc-150,team-a,12.0000,,36.00,,0.0000,USD
+2026-11-01T00:00:00Z,2026-11-02T00:00:00Z,cc-200,team-b,17.5000,,66.25,,0.0000,USD
+2026-11-01T00:00:00Z,2026-11-02T00:00:00Z,cc-201,team-b,4.0000,,7.00,,0.0000,USD
+2026-11-01T00:00:00Z,2026-11-02T00:00:00Z,cc-400,team-d,50.0000,,66.40,,0.0000,USD
+2026-11-01T00:00:00Z,2026-11-02T00:00:00Z,cc-500,team-e,63.4286,,507.43,,0.0000,USD
+2026-11-01T00:00:00Z,2026-11-02T00:00:00Z,unassigned,team-c,40.2857,,36.00,,24.0000,USD
+";
+
+#[test]
+fn the_fixture_chargeback_is_right_to_the_cent() {
+    let output = fixture_report(&["--group-by", "cost_center,namespace"]);
+    assert_eq!(stdout(&output), FIXTURE_CSV);
+    // RFC 4180 line ends.
+    assert!(output.stdout.ends_with(b"USD\r\n"));
+    assert_eq!(
+        stderr(&output),
+        "warning: GPU model \"NVIDIA-GH200-480GB\" has no price in ".to_string()
+            + fixtures().join("rates.toml").to_str().unwrap()
+            + " for 24 GPU-hours; they are reported as unpriced_gpu_hours, with no cost\n"
+    );
+    // The default group-by is cost_center,namespace.
+    assert_eq!(stdout(&fixture_report(&[])), FIXTURE_CSV);
+}
+
+#[test]
+fn grouped_by_model_the_lines_are_each_models_full_fleet_cost() {
+    // capacity × hours × price: A100 1×24×2.80; A30 1×24×1.20; H100 on demand 8×(12×4+12×3)
+    // + spot 8×(12×2+12×1.5); H200 4×24×8; L4 2×24×0.80; L40S 2×18×2 + 1×24×1.00 (colo).
+    let csv = stdout(&fixture_report(&["--group-by", "gpu_model"]));
+    assert_eq!(
+        csv,
+        "\
+period_start,period_end,gpu_model,gpu_hours,used_gpu_hours,cost,idle_cost,unpriced_gpu_hours,currency
+2026-11-01T00:00:00Z,2026-11-02T00:00:00Z,A100-40GB,24.0000,,67.20,,0.0000,USD
+2026-11-01T00:00:00Z,2026-11-02T00:00:00Z,A30-24GB,24.0000,,28.80,,0.0000,USD
+2026-11-01T00:00:00Z,2026-11-02T00:00:00Z,H100-80GB,384.0000,,1008.00,,0.0000,USD
+2026-11-01T00:00:00Z,2026-11-02T00:00:00Z,H200-141GB,96.0000,,768.00,,0.0000,USD
+2026-11-01T00:00:00Z,2026-11-02T00:00:00Z,L4-24GB,48.0000,,38.40,,0.0000,USD
+2026-11-01T00:00:00Z,2026-11-02T00:00:00Z,L40S-48GB,60.0000,,96.00,,0.0000,USD
+2026-11-01T00:00:00Z,2026-11-02T00:00:00Z,NVIDIA-GH200-480GB,24.0000,,,,24.0000,USD
+"
+    );
+}
+
+#[test]
+fn sharing_unallocated_spreads_it_and_keeps_the_total() {
+    let csv = stdout(&fixture_report(&[
+        "--share-unallocated",
+        "--format",
+        "json",
+    ]));
+    let json: serde_json::Value = serde_json::from_str(&csv).unwrap();
+    assert_eq!(json["total"]["cost"], "2006.40");
+    assert_eq!(json["total"]["gpu_hours"], "660.0000");
+    let centers: Vec<&str> = json["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["cost_center"].as_str().unwrap())
+        .collect();
+    // Every model was used by someone, so nothing stays unallocated.
+    assert!(!centers.contains(&"__unallocated__"), "{centers:?}");
+    // team-e used only H200: it absorbs all of node-h200-dra's idle cost (1824/7 = 260.57…).
+    let team_e = json["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["cost_center"] == "cc-500")
+        .unwrap();
+    assert_eq!(team_e["cost"], "768.00");
+}
+
+#[test]
+fn hourly_rows_add_up_to_the_same_total() {
+    let csv = stdout(&fixture_report(&["--step", "hour", "--format", "json"]));
+    let json: serde_json::Value = serde_json::from_str(&csv).unwrap();
+    let lines = json["lines"].as_array().unwrap();
+    let periods: std::collections::BTreeSet<&str> = lines
+        .iter()
+        .map(|l| l["period_start"].as_str().unwrap())
+        .collect();
+    assert_eq!(periods.len(), 24);
+    assert_eq!(json["total"]["cost"], "2006.40");
+    let cents: i64 = lines
+        .iter()
+        .filter_map(|l| l["cost"].as_str())
+        .map(|c| c.replace('.', "").parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(cents, 200_640);
+}
+
+#[test]
+fn every_group_key_in_csv_and_json() {
+    let all = "cost_center,namespace,gpu_model,node,pod,cost_center_source";
+    insta::assert_snapshot!(
+        "fixture_all_keys_csv",
+        stdout(&fixture_report(&["--group-by", all]))
+    );
+    insta::assert_snapshot!(
+        "fixture_json",
+        stdout(&fixture_report(&["--format", "json"]))
+    );
+    insta::assert_snapshot!(
+        "fixture_daily_by_source_csv",
+        stdout(&fixture_report(&[
+            "--from",
+            "2026-10-31T12:00:00Z",
+            "--step",
+            "day",
+            "--group-by",
+            "cost_center_source"
+        ]))
+    );
+}
+
+#[test]
+fn the_cost_center_key_comes_from_config_or_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tollgate.toml");
+    std::fs::write(&config, "[cost_center]\nkey = \"team\"\n").unwrap();
+    let csv = stdout(&fixture_report(&[
+        "--config",
+        config.to_str().unwrap(),
+        "--group-by",
+        "cost_center",
+    ]));
+    assert!(
+        csv.lines()
+            .skip(1)
+            .all(|l| l.contains(",unassigned,") || l.contains(",__unallocated__,")),
+        "{csv}"
+    );
+
+    let snapshot = fixtures().join("snapshot");
+    let output = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args([
+            "report",
+            "--snapshot",
+            snapshot.to_str().unwrap(),
+            "--from",
+            "2026-11-01",
+            "--to",
+            "2026-11-02",
+        ])
+        .args(["--group-by", "cost_center"])
+        .env("TOLLGATE__COST_CENTER__KEY", "team")
+        .output()
+        .unwrap();
+    let csv = stdout(&output);
+    assert!(!csv.contains("cc-100"), "{csv}");
+}
+
+fn failure(output: &Output) -> (i32, String) {
+    (output.status.code().unwrap(), stderr(output))
+}
+
+#[test]
+fn bad_input_exits_2_with_one_line_that_says_what_to_fix() {
+    let (code, err) = failure(&fixture_report(&["--from", "last tuesday"]));
+    assert_eq!(code, 2);
+    assert_eq!(
+        err,
+        "error: --from: \"last tuesday\" is not a time: use RFC 3339 (2026-11-01T00:00:00Z) or a date (2026-11-01, midnight UTC)\n"
+    );
+    let (code, err) = failure(&fixture_report(&["--group-by", "team"]));
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with("error: --group-by: unknown group-by key \"team\""),
+        "{err}"
+    );
+    let (code, err) = failure(&fixture_report(&["--step", "week"]));
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            2,
+            "error: --step: unknown step \"week\": use hour, day, month, or window for the whole window\n"
+        )
+    );
+    let (code, err) = failure(&fixture_report(&["--format", "xlsx"]));
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            2,
+            "error: --format: unknown format \"xlsx\": use csv or json\n"
+        )
+    );
+    let (code, err) = failure(&fixture_report(&["--from", "2026-11-03"]));
+    assert_eq!(
+        (code, err.as_str()),
+        (2, "error: --from must be before --to\n")
+    );
+
+    let (code, err) = failure(&tollgate(&["report", "--snapshot", "/nonexistent/dir"]));
+    assert_eq!(code, 2);
+    assert_eq!(
+        err,
+        "error: /nonexistent/dir: is not a directory (pass --snapshot DIR holding pods.json, nodes.json, …)\n"
+    );
+    let (code, err) = failure(&tollgate(&[
+        "report",
+        "--demo",
+        "--pricing",
+        "/nonexistent/rates.toml",
+    ]));
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with("error: /nonexistent/rates.toml: cannot read the rate card"),
+        "{err}"
+    );
+    let (code, err) = failure(&tollgate(&["report"]));
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with("error: no data source: pass --demo, or --snapshot DIR"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1);
+}
+
+#[test]
+fn a_broken_snapshot_file_is_named_with_the_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            r#"{"kind":"List","items":[{"apiVersion":"v1","kind":"Pod","metadata":{"name":"x","namespace":"y"},"spec":{"containers":"nope"}}]}"#,
+            "pods.json: item 0 (y/x): invalid type",
+        ),
+        (
+            "{not json",
+            "pods.json: not JSON: key must be a string at line 1 column 2",
+        ),
+        (
+            r#"{"kind":"Pod"}"#,
+            "pods.json: expected a List with `items`",
+        ),
+    ];
+    for (content, expected) in cases {
+        std::fs::write(dir.path().join("pods.json"), content).unwrap();
+        let (code, err) = failure(&tollgate(&[
+            "report",
+            "--snapshot",
+            dir.path().to_str().unwrap(),
+        ]));
+        assert_eq!(code, 2);
+        assert!(err.contains(expected), "{err}");
+    }
+}
+
+#[test]
+fn pricing_check_validates_cards_and_names_file_and_line() {
+    let ok = tollgate(&[
+        "pricing",
+        "check",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/pricing/default.toml"),
+    ]);
+    let out = stdout(&ok);
+    assert!(
+        out.ends_with("pricing/default.toml: ok, 12 models, 13 price periods, USD\n"),
+        "{out}"
+    );
+    assert_eq!(
+        stdout(&tollgate(&["pricing", "check"])),
+        "<built-in pricing/default.toml>: ok, 12 models, 13 price periods, USD\n"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "currency = \"USD\"\n\n[[gpu]]\nmodel = \"H100\"\non_demand = \"6,88\"\n",
+    )
+    .unwrap();
+    let (code, err) = failure(&tollgate(&["pricing", "check", bad.to_str().unwrap()]));
+    assert_eq!(code, 2);
+    assert_eq!(
+        err,
+        format!(
+            "error: {}:5: on_demand: \"6,88\" is not a decimal price (write e.g. \"6.88\")\n",
+            bad.display()
+        )
+    );
+}
+
+#[test]
+fn the_demo_fleet_reports_deterministically() {
+    let args = [
+        "report",
+        "--demo",
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-27",
+        "--group-by",
+        "gpu_model",
+    ];
+    let first = stdout(&tollgate(&args));
+    assert_eq!(first, stdout(&tollgate(&args)));
+    insta::assert_snapshot!("demo_by_model_csv", first);
+}
