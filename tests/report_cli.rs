@@ -4,12 +4,15 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+/// Fixture paths, relative to the package root where every command runs, so that outputs naming
+/// a file do not depend on where the checkout is.
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+    PathBuf::from("tests/fixtures")
 }
 
 fn tollgate(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(args)
         .env_remove("TOLLGATE__COST_CENTER__KEY")
         .env_remove("TOLLGATE__PRICING__FILE")
@@ -217,6 +220,7 @@ fn the_cost_center_key_comes_from_config_or_environment() {
 
     let snapshot = fixtures().join("snapshot");
     let output = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args([
             "report",
             "--snapshot",
