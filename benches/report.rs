@@ -51,9 +51,9 @@ fn month_report(c: &mut Criterion) {
     let mut group = c.benchmark_group("month_10k_gpus");
     group.sample_size(20);
     group.bench_function("price_and_aggregate", |b| {
-        b.iter(|| cost_report(black_box(&set), &card, &request).expect("no overflow"))
+        b.iter(|| cost_report(&[black_box(&set)], &card, &request).expect("no overflow"))
     });
-    let report = cost_report(&set, &card, &request).expect("no overflow");
+    let report = cost_report(&[&set], &card, &request).expect("no overflow");
     group.bench_function("round_and_render_csv", |b| {
         b.iter(|| render(&black_box(&report).chargeback(), Format::Csv))
     });
@@ -62,7 +62,7 @@ fn month_report(c: &mut Criterion) {
         ..request.clone()
     };
     group.bench_function("price_and_aggregate_daily", |b| {
-        b.iter(|| cost_report(black_box(&set), &card, &daily).expect("no overflow"))
+        b.iter(|| cost_report(&[black_box(&set)], &card, &daily).expect("no overflow"))
     });
     group.finish();
 }

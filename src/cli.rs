@@ -171,7 +171,7 @@ fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
         group_by,
         share_unallocated: args.share_unallocated,
     };
-    let report = cost_report(&set, &card, &request).map_err(CliError::runtime)?;
+    let report = cost_report(&[&set], &card, &request).map_err(CliError::runtime)?;
     let chargeback = report.chargeback();
     for warning in &chargeback.warnings {
         writeln!(err, "warning: {warning}").map_err(CliError::runtime)?;

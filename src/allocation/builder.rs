@@ -2,8 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::api::resource::v1::ResourceClaim;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use rustc_hash::FxHashMap;
 
@@ -23,6 +23,9 @@ use crate::units::GpuUnits;
 /// Turns pods into allocations. Nodes, namespaces and slices are read once up front; pods (with
 /// the claims they use) can then be added in as many batches as convenient, so a very large
 /// fleet never has to be held in memory as Kubernetes objects all at once.
+///
+/// Objects are borrowed, never cloned: a watcher's stores can be read in place. A node or pod
+/// comes with the time a watcher saw it deleted, if it did (`Some` ends its interval there).
 pub struct AllocationBuilder<'a> {
     card: &'a RateCard,
     options: BuildOptions,
@@ -40,55 +43,83 @@ struct Placement<'n> {
 }
 
 impl<'a> AllocationBuilder<'a> {
-    /// Reads the cluster-wide objects of `cluster` (its pods and claims are not read: pass them
-    /// to [`add_pods`](Self::add_pods)) and records every node's GPU capacity.
-    pub fn new(card: &'a RateCard, options: BuildOptions, cluster: &ClusterObjects) -> Self {
-        let devices = DeviceIndex::from_slices(&cluster.slices);
+    /// Reads nodes (each with the time it was seen deleted, if it was), namespaces and DRA
+    /// slices, and records every node's GPU capacity.
+    pub fn new<'o>(
+        card: &'a RateCard,
+        options: BuildOptions,
+        nodes: impl IntoIterator<Item = (&'o Node, Option<UnixSeconds>)>,
+        namespaces: impl IntoIterator<Item = &'o Namespace>,
+        slices: impl IntoIterator<Item = &'o ResourceSlice>,
+    ) -> Self {
+        let devices = DeviceIndex::from_slices(slices);
         let mut set = AllocationSet::default();
         let mut warnings = Vec::new();
-        let mut nodes = FxHashMap::default();
-        for node in &cluster.nodes {
+        let mut facts_by_name = FxHashMap::default();
+        for (node, deleted) in nodes {
             let Some(name) = node.metadata.name.clone() else {
                 continue;
             };
             let facts = node_facts(node, &devices, card, &mut warnings);
             let node_sym = set.names.intern(&name);
             let start = facts.created.unwrap_or(UnixSeconds::MIN);
+            let end = deleted.map_or(options.as_of, |d| d.min(options.as_of));
             for (product, units) in &facts.capacity {
-                if start >= options.as_of {
+                if start >= end {
                     continue;
                 }
                 set.capacity.push(NodeCapacity {
                     node: node_sym,
                     product: set.names.intern(product),
                     units: *units,
-                    interval: Interval::new(start, options.as_of),
+                    interval: Interval::new(start, end),
                     tier: facts.tier,
                     price_override: facts.price_override,
                 });
             }
-            nodes.insert(name, facts);
+            facts_by_name.insert(name, facts);
         }
-        let namespaces = cluster
-            .namespaces
-            .iter()
+        let namespaces = namespaces
+            .into_iter()
             .filter_map(|ns| Some((ns.metadata.name.clone()?, ns.metadata.clone())))
             .collect();
         set.warnings.extend(warnings);
         AllocationBuilder {
             card,
             options,
-            nodes,
+            nodes: facts_by_name,
             namespaces,
             devices,
             set,
         }
     }
 
-    /// Adds the allocations of `pods`; `claims` must hold the `ResourceClaim`s they reference.
-    pub fn add_pods(&mut self, pods: &[Pod], claims: &[ResourceClaim]) {
+    /// Reads all the objects of `cluster`.
+    pub fn for_cluster(
+        card: &'a RateCard,
+        options: BuildOptions,
+        cluster: &ClusterObjects,
+    ) -> Self {
+        let mut builder = Self::new(
+            card,
+            options,
+            cluster.nodes.iter().map(|n| (n, None)),
+            &cluster.namespaces,
+            &cluster.slices,
+        );
+        builder.add_pods(cluster.pods.iter().map(|p| (p, None)), &cluster.claims);
+        builder
+    }
+
+    /// Adds the allocations of `pods` (each with the time it was seen deleted, if it was);
+    /// `claims` must hold the `ResourceClaim`s they reference.
+    pub fn add_pods<'o>(
+        &mut self,
+        pods: impl IntoIterator<Item = (&'o Pod, Option<UnixSeconds>)>,
+        claims: impl IntoIterator<Item = &'o ResourceClaim>,
+    ) {
         let claims: FxHashMap<(&str, &str), &ResourceClaim> = claims
-            .iter()
+            .into_iter()
             .filter_map(|c| {
                 Some((
                     (
@@ -104,8 +135,8 @@ impl<'a> AllocationBuilder<'a> {
             ..NodeFacts::default()
         };
         let mut warnings = Vec::new();
-        for pod in pods {
-            let Some(interval) = pod_interval(pod, self.options.as_of, None) else {
+        for (pod, deleted) in pods {
+            let Some(interval) = pod_interval(pod, self.options.as_of, deleted) else {
                 continue;
             };
             let node_name = pod
@@ -291,6 +322,9 @@ fn push_allocations(
     let pod_sym = set
         .names
         .intern(pod.metadata.name.as_deref().unwrap_or_default());
+    let pod_uid = set
+        .names
+        .intern(pod.metadata.uid.as_deref().unwrap_or_default());
     for ((kind, product, resource_id), units) in held {
         if units.is_zero() {
             continue;
@@ -298,6 +332,7 @@ fn push_allocations(
         set.allocations.push(Allocation {
             namespace,
             pod: pod_sym,
+            pod_uid,
             resource_id: set.names.intern(&resource_id),
             node: placement.node_sym,
             product: set.names.intern(&product),

@@ -64,7 +64,7 @@ fn text_attribute(device: &Device, driver: &str, name: &str) -> Option<String> {
 
 impl DeviceIndex {
     /// Indexes the GPU devices (`type` `gpu` or `mig`) of `slices`.
-    pub(crate) fn from_slices(slices: &[ResourceSlice]) -> Self {
+    pub(crate) fn from_slices<'o>(slices: impl IntoIterator<Item = &'o ResourceSlice>) -> Self {
         let mut index = DeviceIndex::default();
         for slice in slices {
             let spec = &slice.spec;

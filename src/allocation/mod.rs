@@ -109,6 +109,8 @@ pub struct Allocation {
     pub namespace: Sym,
     /// The pod's name.
     pub pod: Sym,
+    /// The pod's UID.
+    pub pod_uid: Sym,
     /// What is billed: the pod UID, or the claim UID for DRA.
     pub resource_id: Sym,
     /// The node the pod ran on.
@@ -203,7 +205,5 @@ pub fn allocations(
     card: &crate::pricing::RateCard,
     options: &BuildOptions,
 ) -> AllocationSet {
-    let mut builder = AllocationBuilder::new(card, options.clone(), objects);
-    builder.add_pods(&objects.pods, &objects.claims);
-    builder.finish()
+    AllocationBuilder::for_cluster(card, options.clone(), objects).finish()
 }

@@ -35,61 +35,79 @@ pub struct ReportRequest {
 #[error("a cost sum is too large to compute exactly")]
 pub struct CostOverflow;
 
-/// Prices every allocation and all unallocated capacity over the request's window.
+/// Prices every allocation and all unallocated capacity of `sets` over the request's window.
+///
+/// The sets are read as one: a live ledger passes its frozen history chunks and its live tail
+/// without copying them together. Each set has its own names; they are matched by text.
 pub fn cost_report(
-    set: &AllocationSet,
+    sets: &[&AllocationSet],
     card: &RateCard,
     request: &ReportRequest,
 ) -> Result<CostReport, CostOverflow> {
-    let mut resolver = Resolver::new(&set.names, card, request.group_by.keys());
+    let mut resolver = Resolver::new(sets, card, request.group_by.keys());
+    // Pod names are nearly all distinct: translate them only when they are a group key.
+    let by_pod = request.group_by.keys().contains(&GroupKey::Pod);
     let mut sums = UnitSeconds::new(request.step.periods(request.window));
 
-    let mut capacity_lines: FxHashMap<(Sym, Sym), (u32, u32, Interval)> = FxHashMap::default();
-    for capacity in &set.capacity {
-        let schedule = resolver.schedule(capacity.product, capacity.tier, capacity.price_override);
-        let line = resolver.line(LineFields {
-            cost_center: UNALLOCATED_ID,
-            namespace: Sym::EMPTY,
-            model_label: resolver.label_of(schedule),
-            node: capacity.node,
-            pod: Sym::EMPTY,
-            source: CostCenterSource::Unallocated,
-            unallocated: true,
-        });
-        capacity_lines.insert(
-            (capacity.node, capacity.product),
-            (line, schedule, capacity.interval),
-        );
-        if let Some(during) = capacity.interval.clip(request.window) {
-            sums.add(line, schedule, &resolver, during, capacity.units);
+    // Capacity segments per (node, product): a node relabelled mid-window has several.
+    let mut capacity_lines: FxHashMap<(Sym, Sym), Vec<(u32, u32, Interval)>> = FxHashMap::default();
+    for (set_index, set) in sets.iter().enumerate() {
+        for capacity in &set.capacity {
+            let node = resolver.global(set_index, capacity.node);
+            let product = resolver.global(set_index, capacity.product);
+            let schedule = resolver.schedule(product, capacity.tier, capacity.price_override);
+            let fields = LineFields {
+                cost_center: UNALLOCATED_ID,
+                namespace: Sym::EMPTY,
+                model_label: resolver.label_of(schedule),
+                node,
+                pod: Sym::EMPTY,
+                source: CostCenterSource::Unallocated,
+                unallocated: true,
+            };
+            let line = resolver.line(fields);
+            capacity_lines.entry((node, product)).or_default().push((
+                line,
+                schedule,
+                capacity.interval,
+            ));
+            if let Some(during) = capacity.interval.clip(request.window) {
+                sums.add(line, schedule, &resolver, during, capacity.units);
+            }
         }
     }
 
-    for allocation in &set.allocations {
-        let Some(during) = allocation.interval.clip(request.window) else {
-            continue;
-        };
-        let schedule = resolver.schedule(
-            allocation.product,
-            allocation.tier,
-            allocation.price_override,
-        );
-        let line = resolver.line(LineFields {
-            cost_center: allocation.cost_center.index() as u32,
-            namespace: allocation.namespace,
-            model_label: resolver.label_of(schedule),
-            node: allocation.node,
-            pod: allocation.pod,
-            source: allocation.cost_center_source,
-            unallocated: false,
-        });
-        sums.add(line, schedule, &resolver, during, allocation.units);
-        // What a pod holds is no longer unallocated capacity of its node.
-        if let Some(&(free_line, free_schedule, lifetime)) =
-            capacity_lines.get(&(allocation.node, allocation.product))
-            && let Some(held) = during.clip(lifetime)
-        {
-            sums.add(free_line, free_schedule, &resolver, held, -allocation.units);
+    for (set_index, set) in sets.iter().enumerate() {
+        for allocation in &set.allocations {
+            let Some(during) = allocation.interval.clip(request.window) else {
+                continue;
+            };
+            let node = resolver.global(set_index, allocation.node);
+            let product = resolver.global(set_index, allocation.product);
+            let schedule = resolver.schedule(product, allocation.tier, allocation.price_override);
+            let fields = LineFields {
+                cost_center: resolver.global(set_index, allocation.cost_center).index() as u32,
+                namespace: resolver.global(set_index, allocation.namespace),
+                model_label: resolver.label_of(schedule),
+                node,
+                pod: if by_pod {
+                    resolver.global(set_index, allocation.pod)
+                } else {
+                    Sym::EMPTY
+                },
+                source: allocation.cost_center_source,
+                unallocated: false,
+            };
+            let line = resolver.line(fields);
+            sums.add(line, schedule, &resolver, during, allocation.units);
+            // What a pod holds is no longer unallocated capacity of its node.
+            for &(free_line, free_schedule, lifetime) in
+                capacity_lines.get(&(node, product)).into_iter().flatten()
+            {
+                if let Some(held) = during.clip(lifetime) {
+                    sums.add(free_line, free_schedule, &resolver, held, -allocation.units);
+                }
+            }
         }
     }
 
@@ -98,7 +116,11 @@ pub fn cost_report(
         share_unallocated(&mut parts, &resolver);
     }
     let mut report = resolver.report(request, parts, card);
-    report.warnings.splice(0..0, set.warnings.iter().cloned());
+    let read_warnings: std::collections::BTreeSet<&String> =
+        sets.iter().flat_map(|s| &s.warnings).collect();
+    report
+        .warnings
+        .splice(0..0, read_warnings.into_iter().cloned());
     Ok(report)
 }
 
@@ -131,7 +153,10 @@ struct Schedule {
 
 /// Turns allocation fields into line and price-schedule indexes, caching every lookup.
 struct Resolver<'a> {
-    names: &'a Names,
+    sets: &'a [&'a AllocationSet],
+    /// Each set's symbols, translated into `names` (`u32::MAX`: not yet).
+    translations: Vec<Vec<u32>>,
+    names: Names,
     card: &'a RateCard,
     keys: &'a [GroupKey],
     labels: Names,
@@ -143,13 +168,15 @@ struct Resolver<'a> {
 }
 
 impl<'a> Resolver<'a> {
-    fn new(names: &'a Names, card: &'a RateCard, keys: &'a [GroupKey]) -> Self {
+    fn new(sets: &'a [&'a AllocationSet], card: &'a RateCard, keys: &'a [GroupKey]) -> Self {
         Resolver {
-            names,
+            sets,
+            translations: sets.iter().map(|s| vec![u32::MAX; s.names.len()]).collect(),
+            names: Names::default(),
             card,
             keys,
             labels: Names::default(),
-            products: vec![None; names.len()],
+            products: Vec::new(),
             schedule_index: FxHashMap::default(),
             schedules: Vec::new(),
             line_index: FxHashMap::default(),
@@ -157,7 +184,19 @@ impl<'a> Resolver<'a> {
         }
     }
 
+    /// The global symbol of symbol `sym` of set `set`.
+    fn global(&mut self, set: usize, sym: Sym) -> Sym {
+        let slot = &mut self.translations[set][sym.index()];
+        if *slot == u32::MAX {
+            *slot = self.names.intern(self.sets[set].names.resolve(sym)).index() as u32;
+        }
+        Sym::from_raw(*slot)
+    }
+
     fn model(&mut self, product: Sym) -> (ModelRef, Sym) {
+        if self.products.len() <= product.index() {
+            self.products.resize(product.index() + 1, None);
+        }
         if let Some(found) = self.products[product.index()] {
             return found;
         }

@@ -73,6 +73,7 @@ fn set_of(holds: &[Hold<'_>], capacity: &[(&str, &str, i64)]) -> AllocationSet {
         let a = Allocation {
             namespace: set.names.intern(h.namespace),
             pod: set.names.intern(h.pod),
+            pod_uid: set.names.intern(h.pod),
             resource_id: set.names.intern(h.pod),
             node: set.names.intern(h.node),
             product: set.names.intern(h.product),
@@ -131,7 +132,7 @@ fn allocations_are_split_at_price_changes() {
         &[hold("cc", "NVIDIA H100", GpuUnits::whole(2), (10, 14))],
         &[],
     );
-    let report = cost_report(&set, &card(), &request("cost_center", Step::Window)).unwrap();
+    let report = cost_report(&[&set], &card(), &request("cost_center", Step::Window)).unwrap();
     assert_eq!(
         summary(&report),
         vec![("cc".into(), dec!(8), Some(dec!(28.00)), dec!(0))]
@@ -143,7 +144,7 @@ fn tiers_fall_back_per_period() {
     let mut spot = hold("cc", "NVIDIA H100", GpuUnits::ONE, (10, 14));
     spot.tier = PriceTier::Spot;
     let set = set_of(&[spot], &[]);
-    let report = cost_report(&set, &card(), &request("cost_center", Step::Window)).unwrap();
+    let report = cost_report(&[&set], &card(), &request("cost_center", Step::Window)).unwrap();
     // 2 h spot at 2.00, then 2 h in a period without spot price: its on-demand 3.00.
     assert_eq!(report.lines[0].figures.cost, Some(dec!(10.00)));
 }
@@ -158,7 +159,7 @@ fn unknown_models_are_unpriced_never_zero() {
         ],
         &[],
     );
-    let report = cost_report(&set, &card(), &request("cost_center", Step::Window)).unwrap();
+    let report = cost_report(&[&set], &card(), &request("cost_center", Step::Window)).unwrap();
     assert_eq!(
         summary(&report),
         vec![
@@ -181,7 +182,7 @@ fn unknown_models_are_unpriced_never_zero() {
 fn a_price_override_prices_even_an_unknown_model() {
     let mut set = set_of(&[hold("a", "Mystery GPU", GpuUnits::ONE, (0, 2))], &[]);
     set.allocations[0].price_override = Some(dec!(1.25));
-    let report = cost_report(&set, &card(), &request("gpu_model", Step::Window)).unwrap();
+    let report = cost_report(&[&set], &card(), &request("gpu_model", Step::Window)).unwrap();
     assert_eq!(
         summary(&report),
         vec![("Mystery GPU".into(), dec!(2), Some(dec!(2.50)), dec!(0))]
@@ -201,7 +202,7 @@ fn unallocated_capacity_completes_the_node_and_can_be_shared() {
         &[("n1", "NVIDIA L4", 2)],
     );
     let report = cost_report(
-        &set,
+        &[&set],
         &card(),
         &request("cost_center,namespace", Step::Window),
     )
@@ -219,7 +220,7 @@ fn unallocated_capacity_completes_the_node_and_can_be_shared() {
             ("b/ns".into(), dec!(12), Some(dec!(8.40)), dec!(0)),
         ]
     );
-    let by_model = cost_report(&set, &card(), &request("gpu_model", Step::Window)).unwrap();
+    let by_model = cost_report(&[&set], &card(), &request("gpu_model", Step::Window)).unwrap();
     assert_eq!(
         summary(&by_model),
         vec![("L4".into(), dec!(48), Some(dec!(33.60)), dec!(0))]
@@ -227,7 +228,7 @@ fn unallocated_capacity_completes_the_node_and_can_be_shared() {
 
     let mut shared = request("cost_center", Step::Window);
     shared.share_unallocated = true;
-    let report = cost_report(&set, &card(), &shared).unwrap();
+    let report = cost_report(&[&set], &card(), &shared).unwrap();
     assert_eq!(
         summary(&report),
         vec![
@@ -248,8 +249,8 @@ fn steps_cut_rows_and_add_up_to_the_window() {
         )],
         &[("n1", "NVIDIA H100", 1)],
     );
-    let whole = cost_report(&set, &card(), &request("cost_center", Step::Window)).unwrap();
-    let hourly = cost_report(&set, &card(), &request("cost_center", Step::Hour)).unwrap();
+    let whole = cost_report(&[&set], &card(), &request("cost_center", Step::Window)).unwrap();
+    let hourly = cost_report(&[&set], &card(), &request("cost_center", Step::Hour)).unwrap();
     assert_eq!(hourly.lines.iter().filter(|l| l.group == ["a"]).count(), 22);
     assert_eq!(
         hourly
@@ -331,6 +332,7 @@ proptest! {
             let a = Allocation {
                 namespace: set.names.intern("ns"),
                 pod: set.names.intern("p"),
+                pod_uid: set.names.intern("p"),
                 resource_id: set.names.intern("p"),
                 node: set.names.intern("n"),
                 product: set.names.intern(products[*product as usize]),
@@ -347,7 +349,7 @@ proptest! {
         let card = card();
         let mut req = request("cost_center,gpu_model", step);
         req.share_unallocated = share;
-        let report = cost_report(&set, &card, &req).unwrap();
+        let report = cost_report(&[&set], &card, &req).unwrap();
         let (hours, cost) = naive_cost(&set, &card, req.window);
         let engine_hours: Decimal = report.lines.iter().map(|l| l.figures.gpu_hours).sum();
         let engine_cost: Decimal = report.lines.iter().filter_map(|l| l.figures.cost).sum();

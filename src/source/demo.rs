@@ -321,12 +321,12 @@ impl DemoFleet {
     /// Allocations of the whole fleet, built node by node so that a large fleet's pods are
     /// never all held as objects at once. Same result as `allocations(&self.objects(), …)`.
     pub fn allocations(&self, card: &RateCard, options: &BuildOptions) -> AllocationSet {
-        let mut builder = AllocationBuilder::new(card, options.clone(), &self.cluster());
+        let mut builder = AllocationBuilder::for_cluster(card, options.clone(), &self.cluster());
         for node in self.nodes() {
             let (pods, claims) = self.node_pods(&node);
-            builder.add_pods(&pods, &claims);
+            builder.add_pods(pods.iter().map(|p| (p, None)), &claims);
         }
-        builder.add_pods(&self.pending_pods(), &[]);
+        builder.add_pods(self.pending_pods().iter().map(|p| (p, None)), &[]);
         builder.finish()
     }
 
@@ -1009,7 +1009,7 @@ mod test {
             group_by: "gpu_model".parse().unwrap(),
             share_unallocated: false,
         };
-        let report = cost_report(&set, &card, &request).unwrap();
+        let report = cost_report(&[&set], &card, &request).unwrap();
         let hours: Decimal = report.lines.iter().map(|l| l.figures.gpu_hours).sum();
         let capacity_hours: i64 = set
             .capacity
@@ -1026,7 +1026,7 @@ mod test {
             group_by: "cost_center,node".parse().unwrap(),
             ..request
         };
-        let report = cost_report(&set, &card, &free).unwrap();
+        let report = cost_report(&[&set], &card, &free).unwrap();
         assert!(
             report
                 .lines
