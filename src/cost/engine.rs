@@ -50,7 +50,7 @@ pub fn cost_report(
     let mut sums = UnitSeconds::new(request.step.periods(request.window));
 
     // Capacity segments per (node, product): a node relabelled mid-window has several.
-    let mut capacity_lines: FxHashMap<(Sym, Sym), Vec<(u32, u32, Interval)>> = FxHashMap::default();
+    let mut capacity_lines: FxHashMap<(Sym, Sym), Vec<CapacitySegment>> = FxHashMap::default();
     for (set_index, set) in sets.iter().enumerate() {
         for capacity in &set.capacity {
             let node = resolver.global(set_index, capacity.node);
@@ -123,6 +123,9 @@ pub fn cost_report(
         .splice(0..0, read_warnings.into_iter().cloned());
     Ok(report)
 }
+
+/// A node's capacity of one product over one stretch: (line, schedule, interval).
+type CapacitySegment = (u32, u32, Interval);
 
 /// Marks the cost center of unallocated capacity in a line key.
 const UNALLOCATED_ID: u32 = u32::MAX;
