@@ -8,6 +8,7 @@ pub mod allocation;
 pub mod cli;
 pub mod config;
 pub mod cost;
+pub mod ledger;
 pub mod money;
 pub mod output;
 pub mod pricing;

@@ -32,7 +32,10 @@ pub use lifetime::pod_interval;
 pub use names::{Names, Sym};
 
 /// How a pod came to hold its GPU units (the `kind` label of `tollgate_gpu_allocated_units`).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum AllocationKind {
     /// Whole GPUs through `nvidia.com/gpu`.
     Gpu,
@@ -57,7 +60,10 @@ impl fmt::Display for AllocationKind {
 }
 
 /// Where a cost center came from, first found wins (SPEC §1.3).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum CostCenterSource {
     /// The pod's annotation.
     PodAnnotation,

@@ -24,7 +24,20 @@ pub use schedule::{PriceSchedule, PriceSegment};
 use matching::Matcher;
 
 /// The price tier a node's capacity type selects.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord, Default)]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Debug,
+    PartialOrd,
+    Ord,
+    Default,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum PriceTier {
     /// List price (`on_demand`).
     #[default]

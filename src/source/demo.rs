@@ -33,10 +33,15 @@ const DAY: i64 = 24 * HOUR;
 /// How long the simulated history runs before "as of".
 pub const DEMO_DAYS: i64 = 35;
 
-/// The simulated fleet, `scale` times the base pools, ending at `as_of`.
+/// The simulated fleet, `scale` times the base pools, seen at `as_of`.
+///
+/// The layout of pods is fixed by `anchor` (history runs from 35 days before it) and by the
+/// seeds alone, so the same fleet seen at a later `as_of` ([`DemoFleet::at`]) has the same past
+/// and more present: that is how `serve --demo` moves.
 #[derive(Clone, Copy, Debug)]
 pub struct DemoFleet {
     scale: u32,
+    anchor: UnixSeconds,
     as_of: UnixSeconds,
 }
 
@@ -262,12 +267,20 @@ enum Ask {
 }
 
 impl DemoFleet {
-    /// A fleet of `scale` times the base pools (209 GPUs each), whose history ends at `as_of`.
+    /// A fleet of `scale` times the base pools (209 GPUs each), whose 35-day history ends at
+    /// `as_of` (laid out from the hour `as_of` falls in).
     pub fn new(scale: u32, as_of: UnixSeconds) -> Self {
         DemoFleet {
             scale: scale.max(1),
+            anchor: as_of.div_euclid(HOUR) * HOUR,
             as_of,
         }
+    }
+
+    /// The same fleet seen at another time: pods that started by then, running if they had
+    /// not finished.
+    pub fn at(self, as_of: UnixSeconds) -> Self {
+        DemoFleet { as_of, ..self }
     }
 
     /// Physical GPUs in the fleet.
@@ -376,7 +389,7 @@ impl DemoFleet {
             metadata: ObjectMeta {
                 name: Some(node.name.clone()),
                 uid: Some(Rng::new(seed(&node.name, 0, 0)).uid()),
-                creation_timestamp: Some(time(self.anchor() - pool.age_days * DAY)),
+                creation_timestamp: Some(time(self.anchor - pool.age_days * DAY)),
                 labels: Some(labels),
                 annotations: (!annotations.is_empty()).then_some(annotations),
                 ..Default::default()
@@ -388,11 +401,6 @@ impl DemoFleet {
             }),
             ..Default::default()
         }
-    }
-
-    /// The hour "as of" falls in: the simulated history is laid out from here back.
-    fn anchor(&self) -> UnixSeconds {
-        self.as_of.div_euclid(HOUR) * HOUR
     }
 
     fn slots(node: &DemoNode) -> Vec<Slot> {
@@ -482,8 +490,8 @@ impl DemoFleet {
     fn node_pods(&self, node: &DemoNode) -> (Vec<Pod>, Vec<ResourceClaim>) {
         let mut pods = Vec::new();
         let mut claims = Vec::new();
-        let created = self.anchor() - node.pool.age_days * DAY;
-        let history_start = (self.anchor() - DEMO_DAYS * DAY).max(created);
+        let created = self.anchor - node.pool.age_days * DAY;
+        let history_start = (self.anchor - DEMO_DAYS * DAY).max(created);
         for (slot_index, slot) in Self::slots(node).into_iter().enumerate() {
             let mut rng = Rng::new(seed(&node.name, slot_index as u64, 1));
             let mut at = history_start + rng.between(0, 3 * HOUR);

@@ -1,0 +1,165 @@
+//! Ledger segments: one thing held (a pod's allocation) or offered (a node's capacity), with
+//! unchanged attributes, over a stretch of time. Stored with plain strings so the log does not
+//! depend on any in-memory name table.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::allocation::{
+    Allocation, AllocationKind, AllocationSet, CostCenterSource, NodeCapacity,
+};
+use crate::pricing::PriceTier;
+use crate::time::Interval;
+use crate::units::GpuUnits;
+
+/// What a segment is about. Two segments with the same key never overlap in time.
+#[derive(Clone, PartialEq, Eq, Hash, Debug, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "of", rename_all = "snake_case")]
+pub enum SegmentKey {
+    /// Units a pod holds one way (device plugin or one claim) of one product.
+    Pod {
+        /// Pod UID.
+        uid: String,
+        /// Pod UID or claim UID.
+        resource_id: String,
+        /// How it is held.
+        kind: AllocationKind,
+        /// GPU product.
+        product: String,
+    },
+    /// A node's GPUs of one product.
+    Node {
+        /// Node name.
+        name: String,
+        /// GPU product.
+        product: String,
+    },
+}
+
+/// Everything about a segment that may change over its key's life; a change splits it.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct SegmentAttrs {
+    /// Pod namespace (empty for a node).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub namespace: String,
+    /// Pod name (empty for a node).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pod: String,
+    /// Node name.
+    pub node: String,
+    /// Units as `[numerator, denominator]`.
+    pub units: [i64; 2],
+    /// Price tier of the node.
+    pub tier: PriceTier,
+    /// The node's price annotation.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "rust_decimal::serde::str_option"
+    )]
+    pub price_override: Option<Decimal>,
+    /// Cost center (empty for a node).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cost_center: String,
+    /// Where the cost center came from (absent for a node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_center_source: Option<CostCenterSource>,
+}
+
+/// A segment as read from an allocation set: key, attributes, interval.
+pub type Segment = (SegmentKey, SegmentAttrs, Interval);
+
+/// The segments of every allocation and capacity record of `set`.
+pub fn segments(set: &AllocationSet) -> impl Iterator<Item = Segment> + '_ {
+    let name = |sym| set.names.resolve(sym).to_string();
+    let pods = set.allocations.iter().map(move |a| {
+        (
+            SegmentKey::Pod {
+                uid: name(a.pod_uid),
+                resource_id: name(a.resource_id),
+                kind: a.kind,
+                product: name(a.product),
+            },
+            SegmentAttrs {
+                namespace: name(a.namespace),
+                pod: name(a.pod),
+                node: name(a.node),
+                units: [a.units.numer(), a.units.denom()],
+                tier: a.tier,
+                price_override: a.price_override,
+                cost_center: name(a.cost_center),
+                cost_center_source: Some(a.cost_center_source),
+            },
+            a.interval,
+        )
+    });
+    let nodes = set.capacity.iter().map(move |c| {
+        (
+            SegmentKey::Node {
+                name: name(c.node),
+                product: name(c.product),
+            },
+            SegmentAttrs {
+                namespace: String::new(),
+                pod: String::new(),
+                node: name(c.node),
+                units: [c.units.numer(), c.units.denom()],
+                tier: c.tier,
+                price_override: c.price_override,
+                cost_center: String::new(),
+                cost_center_source: None,
+            },
+            c.interval,
+        )
+    });
+    pods.chain(nodes)
+}
+
+/// Adds a segment to `set` as an allocation or a capacity record.
+pub fn push_segment(
+    set: &mut AllocationSet,
+    key: &SegmentKey,
+    attrs: &SegmentAttrs,
+    interval: Interval,
+) {
+    let units = GpuUnits::ratio(attrs.units[0], attrs.units[1]).unwrap_or(GpuUnits::ZERO);
+    let names = &mut set.names;
+    match key {
+        SegmentKey::Pod {
+            uid,
+            resource_id,
+            kind,
+            product,
+        } => {
+            let allocation = Allocation {
+                namespace: names.intern(&attrs.namespace),
+                pod: names.intern(&attrs.pod),
+                pod_uid: names.intern(uid),
+                resource_id: names.intern(resource_id),
+                node: names.intern(&attrs.node),
+                product: names.intern(product),
+                kind: *kind,
+                units,
+                interval,
+                tier: attrs.tier,
+                price_override: attrs.price_override,
+                cost_center: names.intern(&attrs.cost_center),
+                cost_center_source: attrs
+                    .cost_center_source
+                    .unwrap_or(CostCenterSource::Default),
+            };
+            set.allocations.push(allocation);
+        }
+        SegmentKey::Node { name, product } => {
+            let capacity = NodeCapacity {
+                node: names.intern(name),
+                product: names.intern(product),
+                units,
+                interval,
+                tier: attrs.tier,
+                price_override: attrs.price_override,
+            };
+            set.capacity.push(capacity);
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! The ledger's state and its one way of changing: records.
+//!
+//! `reconcile` compares what the cluster holds now with the open segments and emits records
+//! (open, close, closed, heartbeat); `apply` is the only function that changes the state, so
+//! replaying the persisted records rebuilds exactly the state that wrote them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+
+use super::segment::{SegmentAttrs, SegmentKey, push_segment, segments};
+use crate::allocation::AllocationSet;
+use crate::time::{Interval, UnixSeconds, format_time};
+
+/// One change to the ledger, as written to its log.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(tag = "record", rename_all = "snake_case")]
+pub enum Record {
+    /// A segment starts (it is still running).
+    Open {
+        /// What.
+        key: SegmentKey,
+        /// With which attributes.
+        attrs: SegmentAttrs,
+        /// Since when.
+        start: UnixSeconds,
+    },
+    /// The open segment of `key` ends at `end` (with none open: `key` is known up to `end`).
+    Close {
+        /// What.
+        key: SegmentKey,
+        /// When it ended.
+        end: UnixSeconds,
+    },
+    /// A segment first seen already finished.
+    Closed {
+        /// What.
+        key: SegmentKey,
+        /// With which attributes.
+        attrs: SegmentAttrs,
+        /// From.
+        start: UnixSeconds,
+        /// Until.
+        end: UnixSeconds,
+    },
+    /// Everything open was seen still open at `at`.
+    Heartbeat {
+        /// When.
+        at: UnixSeconds,
+    },
+}
+
+#[derive(Clone, Debug)]
+struct OpenSegment {
+    attrs: SegmentAttrs,
+    start: UnixSeconds,
+}
+
+/// Closed history is kept in chunks; a chunk is frozen (shared, never copied) at this size.
+const CHUNK: usize = 4096;
+
+/// What a reconcile did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reconciled {
+    /// The records to persist, already applied.
+    pub records: Vec<Record>,
+    /// Things worth a log line (segments closed at the last heartbeat).
+    pub notes: Vec<String>,
+}
+
+/// Allocation sets that together are the ledger's history plus what is open, up to an as-of.
+#[derive(Clone, Debug, Default)]
+pub struct LedgerView {
+    /// Frozen history chunks, then one set with the recent history and the open segments.
+    pub sets: Vec<Arc<AllocationSet>>,
+}
+
+impl LedgerView {
+    /// The sets, as the cost engine takes them.
+    pub fn as_refs(&self) -> Vec<&AllocationSet> {
+        self.sets.iter().map(Arc::as_ref).collect()
+    }
+}
+
+/// Open segments, closed history and the last heartbeat.
+#[derive(Clone, Debug, Default)]
+pub struct LedgerState {
+    frozen: Vec<Arc<AllocationSet>>,
+    recent: AllocationSet,
+    open: BTreeMap<SegmentKey, OpenSegment>,
+    /// For keys still visible: the end of their last closed segment. A new segment of the key
+    /// never starts before it, so nothing is counted twice.
+    covered: FxHashMap<SegmentKey, UnixSeconds>,
+    heartbeat: Option<UnixSeconds>,
+}
+
+impl LedgerState {
+    /// The last time everything open was seen open.
+    pub fn heartbeat(&self) -> Option<UnixSeconds> {
+        self.heartbeat
+    }
+
+    /// How many segments are open.
+    pub fn open_count(&self) -> usize {
+        self.open.len()
+    }
+
+    /// How many closed segments are kept.
+    pub fn closed_count(&self) -> usize {
+        self.frozen
+            .iter()
+            .map(|s| s.allocations.len() + s.capacity.len())
+            .sum::<usize>()
+            + self.recent.allocations.len()
+            + self.recent.capacity.len()
+    }
+
+    /// Applies one record.
+    pub fn apply(&mut self, record: &Record) {
+        match record {
+            Record::Open { key, attrs, start } => {
+                self.open.insert(
+                    key.clone(),
+                    OpenSegment {
+                        attrs: attrs.clone(),
+                        start: *start,
+                    },
+                );
+            }
+            Record::Close { key, end } => match self.open.remove(key) {
+                Some(open) => self.close(key, &open.attrs, Interval::new(open.start, *end)),
+                None => {
+                    let covered = self.covered.entry(key.clone()).or_insert(UnixSeconds::MIN);
+                    *covered = (*covered).max(*end);
+                }
+            },
+            Record::Closed {
+                key,
+                attrs,
+                start,
+                end,
+            } => self.close(key, attrs, Interval::new(*start, *end)),
+            Record::Heartbeat { at } => self.heartbeat = Some(*at),
+        }
+    }
+
+    fn close(&mut self, key: &SegmentKey, attrs: &SegmentAttrs, during: Interval) {
+        let covered = self.covered.entry(key.clone()).or_insert(UnixSeconds::MIN);
+        *covered = (*covered).max(during.end);
+        if during.is_empty() {
+            return;
+        }
+        push_segment(&mut self.recent, key, attrs, during);
+        if self.recent.allocations.len() + self.recent.capacity.len() >= CHUNK {
+            self.frozen.push(Arc::new(std::mem::take(&mut self.recent)));
+        }
+    }
+
+    /// Brings the ledger in line with `live`, the allocations and capacity read from the
+    /// cluster as of `now` (running things end at `now`; finished or deleted ones earlier).
+    ///
+    /// - a running segment not open yet opens at its start (never before what is already
+    ///   covered); one whose attributes changed is closed at `now` and reopened;
+    /// - a finished segment closes its open segment at its real end, or is recorded closed;
+    /// - an open segment absent from `live` vanished unseen (deleted while no watch ran): it is
+    ///   closed at the last heartbeat, the last time it was known to exist, and a note says so.
+    pub fn reconcile(&mut self, now: UnixSeconds, live: &AllocationSet) -> Reconciled {
+        let mut out = Reconciled::default();
+        let mut seen: BTreeSet<SegmentKey> = BTreeSet::new();
+        for (key, attrs, during) in segments(live) {
+            let floor = self.covered.get(&key).copied().unwrap_or(UnixSeconds::MIN);
+            let start = during.start.max(floor);
+            let running = during.end >= now;
+            let record = match (self.open.get(&key), running) {
+                (Some(open), true) if open.attrs == attrs => None,
+                (Some(_), true) => {
+                    out.records.push(Record::Close {
+                        key: key.clone(),
+                        end: now,
+                    });
+                    Some(Record::Open {
+                        key: key.clone(),
+                        attrs,
+                        start: now,
+                    })
+                }
+                (None, true) if start < now => Some(Record::Open {
+                    key: key.clone(),
+                    attrs,
+                    start,
+                }),
+                (Some(open), false) => Some(Record::Close {
+                    key: key.clone(),
+                    end: during.end.max(open.start),
+                }),
+                (None, false) if start < during.end => Some(Record::Closed {
+                    key: key.clone(),
+                    attrs,
+                    start,
+                    end: during.end,
+                }),
+                _ => None,
+            };
+            out.records.extend(record);
+            seen.insert(key);
+        }
+        let last_known = self.heartbeat.unwrap_or(now).min(now);
+        let vanished: Vec<SegmentKey> = self
+            .open
+            .keys()
+            .filter(|k| !seen.contains(*k))
+            .cloned()
+            .collect();
+        for key in vanished {
+            out.notes.push(format!(
+                "{} vanished without a deletion being seen; closed at the last heartbeat {}",
+                describe(&key, &self.open[&key].attrs),
+                format_time(last_known)
+            ));
+            out.records.push(Record::Close {
+                key,
+                end: last_known,
+            });
+        }
+        out.records.push(Record::Heartbeat { at: now });
+        for record in &out.records {
+            self.apply(record);
+        }
+        self.covered.retain(|key, _| seen.contains(key));
+        out
+    }
+
+    /// The whole ledger as records (closed history, open segments, heartbeat): what a
+    /// compacted log holds.
+    pub fn records(&self) -> Vec<Record> {
+        let mut records: Vec<Record> = self
+            .frozen
+            .iter()
+            .map(Arc::as_ref)
+            .chain(std::iter::once(&self.recent))
+            .flat_map(segments)
+            .map(|(key, attrs, during)| Record::Closed {
+                key,
+                attrs,
+                start: during.start,
+                end: during.end,
+            })
+            .collect();
+        // Keys still visible keep their coverage even if their closed segment was empty.
+        records.extend(self.covered.iter().map(|(key, &end)| Record::Close {
+            key: key.clone(),
+            end,
+        }));
+        records.extend(self.open.iter().map(|(key, open)| Record::Open {
+            key: key.clone(),
+            attrs: open.attrs.clone(),
+            start: open.start,
+        }));
+        records.extend(self.heartbeat.map(|at| Record::Heartbeat { at }));
+        records
+    }
+
+    /// History plus open segments running until `as_of`, ready to price.
+    pub fn view(&self, as_of: UnixSeconds) -> LedgerView {
+        let mut tail = self.recent.clone();
+        for (key, open) in &self.open {
+            let during = Interval::new(open.start, as_of.max(open.start));
+            if !during.is_empty() {
+                push_segment(&mut tail, key, &open.attrs, during);
+            }
+        }
+        let mut sets = self.frozen.clone();
+        sets.push(Arc::new(tail));
+        LedgerView { sets }
+    }
+}
+
+fn describe(key: &SegmentKey, attrs: &SegmentAttrs) -> String {
+    match key {
+        SegmentKey::Pod { kind, product, .. } => {
+            format!(
+                "{kind} allocation of pod {}/{} ({product})",
+                attrs.namespace, attrs.pod
+            )
+        }
+        SegmentKey::Node { name, product } => format!("capacity of node {name} ({product})"),
+    }
+}
