@@ -8,13 +8,19 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use crate::allocation::{AllocationSet, BuildOptions, allocations};
 use crate::config::Settings;
-use crate::cost::{GroupBy, ReportRequest, cost_report};
+use crate::cost::{ReportRequest, RequestText, cost_report};
+use crate::ledger::Ledger;
+use crate::live::{ClusterStores, SourceHealth, spawn_watchers};
 use crate::output::{Format, render};
 use crate::pricing::RateCard;
+use crate::serve::{Feed, ServeOptions};
 use crate::source::{DemoFleet, SNAPSHOT_FILES, read_snapshot};
-use crate::time::{Interval, Step, UnixSeconds, month_start, parse_time};
+use crate::time::{UnixSeconds, parse_time};
 
 /// GPU cost accountability for Kubernetes.
 #[derive(Parser, Debug)]
@@ -28,6 +34,9 @@ pub struct Cli {
 enum Command {
     /// Print one chargeback report to stdout.
     Report(Box<ReportArgs>),
+    /// Run the service: watch the cluster (or the demo fleet, or a snapshot), keep the ledger,
+    /// serve chargeback, metrics and health over HTTP.
+    Serve(Box<ServeArgs>),
     /// Rate-card tools.
     #[command(subcommand)]
     Pricing(PricingCommand),
@@ -89,6 +98,21 @@ struct ReportArgs {
     share_unallocated: bool,
 }
 
+#[derive(Args, Debug)]
+struct ServeArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// Address to listen on (default: config `server.listen`, else 0.0.0.0:8080).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// With --demo: simulated seconds per real second.
+    #[arg(long, default_value_t = 60, value_name = "N", requires = "demo")]
+    demo_speed: u32,
+    /// Log format on stderr: text or json.
+    #[arg(long, default_value = "text", value_name = "FORMAT")]
+    log_format: String,
+}
+
 /// A failed command: what to tell the user and the exit code.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
@@ -119,6 +143,7 @@ impl CliError {
 pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), CliError> {
     match cli.command {
         Command::Report(args) => report(*args, out, err),
+        Command::Serve(args) => serve(*args, out),
         Command::Pricing(PricingCommand::Check { files }) => pricing_check(&files, out),
     }
 }
@@ -132,27 +157,17 @@ fn now() -> UnixSeconds {
 }
 
 fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), CliError> {
-    let to = args
-        .to
-        .as_deref()
-        .map(|t| time_arg("to", t))
-        .transpose()?
-        .unwrap_or_else(now);
-    let from = match args.from.as_deref() {
-        Some(t) => time_arg("from", t)?,
-        None => month_start(to - 1).unwrap_or(to),
+    let text = RequestText {
+        from: args.from.as_deref(),
+        to: args.to.as_deref(),
+        group_by: Some(&args.group_by),
+        step: Some(&args.step),
+        share_unallocated: args.share_unallocated,
     };
-    if from >= to {
-        return Err(CliError::input("--from must be before --to"));
-    }
-    let group_by: GroupBy = args
-        .group_by
-        .parse()
-        .map_err(|e| CliError::input(format!("--group-by: {e}")))?;
-    let step: Step = args
-        .step
-        .parse()
-        .map_err(|e| CliError::input(format!("--step: {e}")))?;
+    let request = ReportRequest::parse(text, now()).map_err(|e| {
+        let flag = e.field.replace('_', "-");
+        CliError::input(format!("--{flag}: {}", e.message))
+    })?;
     let format: Format = args
         .format
         .parse()
@@ -163,14 +178,8 @@ fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
         .as_deref()
         .map(|t| time_arg("as-of", t))
         .transpose()?
-        .unwrap_or(to);
+        .unwrap_or(request.window.end);
     let (card, set) = load_source(&args.source, as_of)?;
-    let request = ReportRequest {
-        window: Interval::new(from, to),
-        step,
-        group_by,
-        share_unallocated: args.share_unallocated,
-    };
     let report = cost_report(&[&set], &card, &request).map_err(CliError::runtime)?;
     let chargeback = report.chargeback();
     for warning in &chargeback.warnings {
@@ -180,16 +189,22 @@ fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
         .map_err(CliError::runtime)
 }
 
-/// Loads config, rate card and allocations for the source the flags name.
-fn load_source(
-    source: &SourceArgs,
-    as_of: UnixSeconds,
-) -> Result<(RateCard, AllocationSet), CliError> {
+/// Loads the configuration and the rate card the flags and config name.
+fn load_settings(source: &SourceArgs) -> Result<(Settings, RateCard), CliError> {
     let settings = Settings::load(source.config.as_deref()).map_err(CliError::input)?;
     let card = match source.pricing.as_ref().or(settings.pricing.file.as_ref()) {
         Some(path) => RateCard::load(path).map_err(CliError::input)?,
         None => RateCard::builtin(),
     };
+    Ok((settings, card))
+}
+
+/// Loads config, rate card and allocations for the source the flags name.
+fn load_source(
+    source: &SourceArgs,
+    as_of: UnixSeconds,
+) -> Result<(RateCard, AllocationSet), CliError> {
+    let (settings, card) = load_settings(source)?;
     let options = BuildOptions {
         as_of,
         cost_center_key: settings.cost_center.key.clone(),
@@ -206,6 +221,86 @@ fn load_source(
         )));
     };
     Ok((card, set))
+}
+
+fn init_logs(format: &str) -> Result<(), CliError> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    let installed = match format {
+        "json" => logs.json().try_init(),
+        "text" => logs.try_init(),
+        other => {
+            return Err(CliError::input(format!(
+                "--log-format: unknown format {other:?}: use text or json"
+            )));
+        }
+    };
+    // Already installed (several commands in one test process): keep the first.
+    drop(installed);
+    Ok(())
+}
+
+fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    init_logs(&args.log_format)?;
+    let (settings, card) = load_settings(&args.source)?;
+    let listen = args
+        .listen
+        .clone()
+        .unwrap_or_else(|| settings.server.listen.clone());
+    let options = ServeOptions {
+        listen,
+        reconcile_every: Duration::from_secs(settings.sources.reconcile_seconds.max(1)),
+        cost_center_key: settings.cost_center.key.clone(),
+    };
+    let as_of = args
+        .source
+        .as_of
+        .as_deref()
+        .map(|t| time_arg("as-of", t))
+        .transpose()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::runtime)?;
+    runtime.block_on(async {
+        let (feed, ledger, what) = if args.source.demo {
+            (Feed::demo(args.source.demo_scale, args.demo_speed), Ledger::in_memory(), "the demo fleet")
+        } else if let Some(dir) = &args.source.snapshot {
+            let objects = read_snapshot(dir).map_err(CliError::input)?;
+            let feed = Feed::Snapshot {
+                objects: Box::new(objects),
+                as_of,
+            };
+            (feed, Ledger::in_memory(), "the snapshot")
+        } else {
+            let client = kube::Client::try_default().await.map_err(|e| {
+                CliError::runtime(format!(
+                    "cannot reach a Kubernetes cluster ({e}): run in a cluster, set KUBECONFIG, or use --demo or --snapshot DIR"
+                ))
+            })?;
+            let (ledger, notes) = Ledger::open(&settings.store.dir).map_err(CliError::runtime)?;
+            for note in notes {
+                tracing::warn!("{note}");
+            }
+            let stores = Arc::new(Mutex::new(ClusterStores::default()));
+            let health = Arc::new(SourceHealth::default());
+            spawn_watchers(client, stores.clone(), health.clone());
+            (Feed::Cluster { stores, health }, ledger, "the cluster")
+        };
+        let mut announced = Ok(());
+        crate::serve::serve(feed, ledger, card, options, |urls| {
+            announced = writeln!(out, "Tollgate is serving {what}:")
+                .and_then(|_| urls.iter().try_for_each(|url| writeln!(out, "  {url}")))
+                .and_then(|_| out.flush());
+        }, crate::serve::shutdown_signal())
+        .await
+        .map_err(CliError::runtime)?;
+        announced.map_err(CliError::runtime)
+    })
 }
 
 fn pricing_check(files: &[PathBuf], out: &mut dyn Write) -> Result<(), CliError> {

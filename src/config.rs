@@ -13,6 +13,62 @@ pub struct Settings {
     pub pricing: PricingSettings,
     /// How pods are assigned to cost centers.
     pub cost_center: CostCenterSettings,
+    /// The HTTP server of `tollgate serve`.
+    pub server: ServerSettings,
+    /// How often the cluster is read into the ledger.
+    pub sources: SourceSettings,
+    /// Where the ledger is kept.
+    pub store: StoreSettings,
+}
+
+/// `[server]`
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address to listen on. Default `0.0.0.0:8080`; `--listen` overrides it.
+    pub listen: String,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            listen: "0.0.0.0:8080".to_string(),
+        }
+    }
+}
+
+/// `[sources]`
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourceSettings {
+    /// Seconds between two reconciles of the watched objects with the ledger (default 2): a
+    /// bound on how late `/metrics` is and on how much a vanished pod can be mis-timed.
+    pub reconcile_seconds: u64,
+}
+
+impl Default for SourceSettings {
+    fn default() -> Self {
+        SourceSettings {
+            reconcile_seconds: 2,
+        }
+    }
+}
+
+/// `[store]`
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSettings {
+    /// Data directory of the ledger (default `tollgate-data`). Only a live cluster is
+    /// recorded; the demo and snapshots are kept in memory.
+    pub dir: std::path::PathBuf,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            dir: "tollgate-data".into(),
+        }
+    }
 }
 
 /// `[pricing]`

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // rustls has two crypto providers compiled in; the Kubernetes client needs one chosen.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = tollgate::cli::Cli::parse();
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr().lock();

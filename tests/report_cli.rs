@@ -275,7 +275,10 @@ fn bad_input_exits_2_with_one_line_that_says_what_to_fix() {
     let (code, err) = failure(&fixture_report(&["--from", "2026-11-03"]));
     assert_eq!(
         (code, err.as_str()),
-        (2, "error: --from must be before --to\n")
+        (
+            2,
+            "error: --from: must be before the end of the window (to)\n"
+        )
     );
 
     let (code, err) = failure(&tollgate(&["report", "--snapshot", "/nonexistent/dir"]));

@@ -204,14 +204,11 @@ impl<'a> Resolver<'a> {
             return found;
         }
         let text = self.names.resolve(product);
-        let found = match self.card.model_for(text) {
-            Some(id) => (
-                ModelRef::Priced(id),
-                self.labels.intern(&self.card.model(id).name),
-            ),
-            None if text.is_empty() => (ModelRef::Unknown(product), self.labels.intern("unknown")),
-            None => (ModelRef::Unknown(product), self.labels.intern(text)),
+        let model = match self.card.model_for(text) {
+            Some(id) => ModelRef::Priced(id),
+            None => ModelRef::Unknown(product),
         };
+        let found = (model, self.labels.intern(&self.card.model_label(text)));
         self.products[product.index()] = Some(found);
         found
     }

@@ -4,6 +4,7 @@
 mod engine;
 mod group;
 mod report;
+mod request;
 
 #[cfg(test)]
 mod tests;
@@ -11,3 +12,4 @@ mod tests;
 pub use engine::{CostOverflow, ReportRequest, cost_report};
 pub use group::{GroupBy, GroupByError, GroupKey};
 pub use report::{Chargeback, CostLine, CostReport, Figures, HOUR_PLACES};
+pub use request::{RequestError, RequestText};

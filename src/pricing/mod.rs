@@ -162,6 +162,32 @@ impl RateCard {
         matching::best_match(&self.matchers, product).map(|i| ModelId(i as u32))
     }
 
+    /// The name reports use for a product: the model's name, else the product name itself, else
+    /// `unknown`.
+    pub fn model_label(&self, product: &str) -> String {
+        match self.model_for(product) {
+            Some(id) => self.model(id).name.clone(),
+            None if product.is_empty() => "unknown".to_string(),
+            None => product.to_string(),
+        }
+    }
+
+    /// The hourly price per whole GPU of `product` in `tier` at `at`: the node's override if
+    /// any, else the rate card's; `None` when unpriced.
+    pub fn price_at(
+        &self,
+        product: &str,
+        tier: PriceTier,
+        price_override: Option<Decimal>,
+        at: crate::time::UnixSeconds,
+    ) -> Option<Decimal> {
+        if price_override.is_some() {
+            return price_override;
+        }
+        let schedule = self.schedule(self.model_for(product)?, tier);
+        schedule.segments()[schedule.segment_at(at)].price
+    }
+
     /// The hourly price of `model` in `tier` over time; tiers without a price fall back to
     /// on-demand, and times outside every period are unpriced.
     pub fn schedule(&self, model: ModelId, tier: PriceTier) -> PriceSchedule {

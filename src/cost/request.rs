@@ -1,0 +1,63 @@
+//! Reading a report request from text, the same way for command-line flags and query strings.
+
+use super::engine::ReportRequest;
+use super::group::GroupBy;
+use crate::time::{Interval, Step, UnixSeconds, month_start, parse_time};
+
+/// The parameters of a report as text (a flag or query parameter each, all optional).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RequestText<'a> {
+    /// Window start (default: start of the month of `to`).
+    pub from: Option<&'a str>,
+    /// Window end, exclusive (default: now).
+    pub to: Option<&'a str>,
+    /// Group-by keys, comma-separated (default `cost_center,namespace`).
+    pub group_by: Option<&'a str>,
+    /// `hour`, `day`, `month` or `window` (default).
+    pub step: Option<&'a str>,
+    /// Share unallocated capacity out.
+    pub share_unallocated: bool,
+}
+
+/// A parameter that could not be read; `field` names it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct RequestError {
+    /// The parameter (`from`, `to`, `group_by`, `step`).
+    pub field: &'static str,
+    /// What is wrong and what to write instead.
+    pub message: String,
+}
+
+fn field<T, E: ToString>(name: &'static str, result: Result<T, E>) -> Result<T, RequestError> {
+    result.map_err(|e| RequestError {
+        field: name,
+        message: e.to_string(),
+    })
+}
+
+impl ReportRequest {
+    /// Reads a request; `now` is the default end of the window.
+    pub fn parse(text: RequestText<'_>, now: UnixSeconds) -> Result<Self, RequestError> {
+        let to = match text.to {
+            Some(t) => field("to", parse_time(t))?,
+            None => now,
+        };
+        let from = match text.from {
+            Some(t) => field("from", parse_time(t))?,
+            None => month_start(to - 1).unwrap_or(to),
+        };
+        if from >= to {
+            return Err(RequestError {
+                field: "from",
+                message: "must be before the end of the window (to)".into(),
+            });
+        }
+        Ok(ReportRequest {
+            window: Interval::new(from, to),
+            step: field("step", text.step.unwrap_or("window").parse::<Step>())?,
+            group_by: field("group_by", text.group_by.unwrap_or("").parse::<GroupBy>())?,
+            share_unallocated: text.share_unallocated,
+        })
+    }
+}

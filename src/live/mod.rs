@@ -1,0 +1,7 @@
+//! The live cluster: watchers keep in-memory stores of the objects Tollgate reads.
+
+mod stores;
+mod watch;
+
+pub use stores::{ClusterStores, KindStore, Strip};
+pub use watch::{SourceHealth, spawn_watchers};

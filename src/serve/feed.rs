@@ -1,0 +1,107 @@
+//! Where a running service reads the cluster from: a watched cluster, the moving demo fleet, or
+//! a fixed snapshot. Each gives, when asked, the allocations as of "now".
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::allocation::{AllocationBuilder, AllocationSet, BuildOptions, ClusterObjects};
+use crate::live::{ClusterStores, SourceHealth};
+use crate::pricing::RateCard;
+use crate::source::DemoFleet;
+use crate::time::UnixSeconds;
+
+/// A source of cluster state for `serve`.
+pub enum Feed {
+    /// A live cluster, through watchers.
+    Cluster {
+        /// The watchers' stores.
+        stores: Arc<Mutex<ClusterStores>>,
+        /// Whether the last API read worked.
+        health: Arc<SourceHealth>,
+    },
+    /// The demo fleet on a compressed clock.
+    Demo {
+        /// The fleet, laid out from the moment the service started.
+        fleet: DemoFleet,
+        /// Simulated time at start.
+        start: UnixSeconds,
+        /// Real time at start.
+        started: Instant,
+        /// Simulated seconds per real second.
+        speed: u32,
+    },
+    /// A fixed snapshot.
+    Snapshot {
+        /// Its objects.
+        objects: Box<ClusterObjects>,
+        /// "Now" for running pods; `None`: the real clock.
+        as_of: Option<UnixSeconds>,
+    },
+}
+
+fn wall_clock() -> UnixSeconds {
+    jiff::Timestamp::now().as_second()
+}
+
+impl Feed {
+    /// The moving demo fleet of `scale` units, starting now at `speed`× real time.
+    pub fn demo(scale: u32, speed: u32) -> Self {
+        let start = wall_clock();
+        Feed::Demo {
+            fleet: DemoFleet::new(scale, start),
+            start,
+            started: Instant::now(),
+            speed: speed.max(1),
+        }
+    }
+
+    /// The feed's "now".
+    pub fn now(&self) -> UnixSeconds {
+        match self {
+            Feed::Cluster { .. } => wall_clock(),
+            Feed::Demo {
+                start,
+                started,
+                speed,
+                ..
+            } => start + (started.elapsed().as_secs_f64() * f64::from(*speed)) as i64,
+            Feed::Snapshot { as_of, .. } => as_of.unwrap_or_else(wall_clock),
+        }
+    }
+
+    /// Allocations and capacity as of `options.as_of`, and whether the source has been read
+    /// completely (every watched kind listed).
+    pub fn read(&self, card: &RateCard, options: BuildOptions) -> (AllocationSet, bool) {
+        match self {
+            Feed::Cluster { stores, .. } => {
+                let mut stores = stores
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                let synced = stores.is_synced();
+                let set = stores.allocations(card, options);
+                // The deletions are now part of `set`: the ledger records them on this reconcile.
+                stores.forget_deleted();
+                (set, synced)
+            }
+            Feed::Demo { fleet, .. } => {
+                let objects = fleet.at(options.as_of).objects();
+                (
+                    AllocationBuilder::for_cluster(card, options, &objects).finish(),
+                    true,
+                )
+            }
+            Feed::Snapshot { objects, .. } => (
+                AllocationBuilder::for_cluster(card, options, objects).finish(),
+                true,
+            ),
+        }
+    }
+
+    /// For a watched cluster, whether the last read from the API server worked.
+    pub fn kubernetes_up(&self) -> Option<bool> {
+        match self {
+            Feed::Cluster { health, .. } => Some(health.is_up()),
+            _ => None,
+        }
+    }
+}

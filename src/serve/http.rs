@@ -1,0 +1,221 @@
+//! HTTP routes of `tollgate serve` (SPEC §4.3, §4.4, §6). Every handler answers from the
+//! current [`View`]; none waits on the cluster.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+use super::metrics;
+use super::view::View;
+use crate::cost::{ReportRequest, RequestText, cost_report};
+use crate::output::{Format, render};
+use crate::pricing::RateCard;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The rate card prices are read from.
+    pub card: Arc<RateCard>,
+    /// The latest view.
+    pub views: watch::Receiver<Arc<View>>,
+}
+
+impl AppState {
+    fn view(&self) -> Arc<View> {
+        self.views.borrow().clone()
+    }
+}
+
+/// An error answer: `{"error": "…"}`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// What is wrong and what to send instead.
+    pub error: String,
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        axum::Json(ErrorBody {
+            error: message.into(),
+        }),
+    )
+        .into_response()
+}
+
+/// Query parameters of the chargeback.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ChargebackParams {
+    /// Window start: RFC 3339 or a date (midnight UTC). Default: start of the month of `to`.
+    from: Option<String>,
+    /// Window end, exclusive: RFC 3339 or a date. Default: now.
+    to: Option<String>,
+    /// Comma-separated keys among cost_center, namespace, gpu_model, node, pod,
+    /// cost_center_source. Default: cost_center,namespace.
+    group_by: Option<String>,
+    /// hour, day, month, or window (default: one row per group for the whole window).
+    step: Option<String>,
+    /// csv (default) or json.
+    format: Option<String>,
+    /// true: spread unallocated capacity over the groups that used it.
+    share_unallocated: Option<bool>,
+}
+
+/// Liveness.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The process is up", body = String)))]
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Readiness: 200 once every source has been read completely and reconciled.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    responses(
+        (status = 200, description = "Every source is synced"),
+        (status = 503, description = "Still reading the sources", body = ErrorBody)
+    )
+)]
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.view().ready {
+        (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({"ready": true})),
+        )
+            .into_response()
+    } else {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: waiting for the first complete list of every watched kind",
+        )
+    }
+}
+
+/// The chargeback of SPEC §4.1 over the ledger and what runs now, as CSV or JSON.
+#[utoipa::path(
+    get,
+    path = "/api/v1/chargeback",
+    params(ChargebackParams),
+    responses(
+        (status = 200, description = "Chargeback rows (CSV: text/csv; JSON: lines, total, warnings)", content_type = "text/csv", body = String),
+        (status = 400, description = "A parameter is wrong", body = ErrorBody)
+    )
+)]
+async fn chargeback(
+    State(state): State<AppState>,
+    params: Result<Query<ChargebackParams>, QueryRejection>,
+) -> Response {
+    let Query(params) = match params {
+        Ok(params) => params,
+        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
+    };
+    let format: Format = match params.format.as_deref().unwrap_or("csv").parse() {
+        Ok(format) => format,
+        Err(e) => return error(StatusCode::BAD_REQUEST, format!("format: {e}")),
+    };
+    let view = state.view();
+    let text = RequestText {
+        from: params.from.as_deref(),
+        to: params.to.as_deref(),
+        group_by: params.group_by.as_deref(),
+        step: params.step.as_deref(),
+        share_unallocated: params.share_unallocated.unwrap_or(false),
+    };
+    let request = match ReportRequest::parse(text, view.as_of) {
+        Ok(request) => request,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let card = state.card.clone();
+    // Pricing a long window is CPU work: keep it off the async workers.
+    let priced = tokio::task::spawn_blocking(move || {
+        cost_report(&view.ledger.as_refs(), &card, &request)
+            .map(|report| render(&report.chargeback(), format))
+    })
+    .await;
+    match priced {
+        Ok(Ok(body)) => {
+            let content_type = match format {
+                Format::Csv => "text/csv; charset=utf-8",
+                Format::Json => "application/json",
+            };
+            ([(header::CONTENT_TYPE, content_type)], body).into_response()
+        }
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("pricing failed: {e}"),
+        ),
+    }
+}
+
+/// Prometheus metrics (SPEC §4.4).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    responses((status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String))
+)]
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    let view = state.view();
+    let card = state.card.clone();
+    match tokio::task::spawn_blocking(move || metrics::render(&view, &card)).await {
+        Ok(body) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("metrics failed: {e}"),
+        ),
+    }
+}
+
+/// This document.
+#[utoipa::path(get, path = "/api/v1/openapi.json", responses((status = 200, description = "OpenAPI 3.1 document")))]
+async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(ApiDoc::openapi())
+}
+
+async fn not_found() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "no such route: see /api/v1/openapi.json",
+    )
+}
+
+/// The OpenAPI description of every route.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Tollgate",
+        description = "GPU cost chargeback, metrics and budgets for Kubernetes"
+    ),
+    paths(healthz, readyz, chargeback, metrics_text, openapi),
+    components(schemas(ErrorBody))
+)]
+pub struct ApiDoc;
+
+/// The router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/api/v1/chargeback", get(chargeback))
+        .route("/metrics", get(metrics_text))
+        .route("/api/v1/openapi.json", get(openapi))
+        .fallback(not_found)
+        .with_state(state)
+}

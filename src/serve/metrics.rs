@@ -1,0 +1,226 @@
+//! `/metrics` (SPEC §4.4): what is held and burning now, month-to-date spend, unallocated
+//! capacity, source health, and the process. Built fresh from the current view on each scrape,
+//! so a pod that ends leaves the exposition and label cardinality stays bounded by what runs.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+
+use super::view::View;
+use crate::allocation::AllocationSet;
+use crate::cost::{ReportRequest, cost_report};
+use crate::pricing::RateCard;
+use crate::time::{Interval, Step, month_start};
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+struct HeldLabels {
+    namespace: String,
+    pod: String,
+    cost_center: String,
+    gpu_model: String,
+    node: String,
+    kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+struct BurnLabels {
+    namespace: String,
+    pod: String,
+    cost_center: String,
+    gpu_model: String,
+    node: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+struct NodeLabels {
+    node: String,
+    gpu_model: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+struct SpendLabels {
+    cost_center: String,
+    period: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: String,
+}
+
+fn float(value: Decimal) -> f64 {
+    value.to_f64().unwrap_or(f64::NAN)
+}
+
+fn gauge_family<L>(registry: &mut Registry, name: &str, help: &str, values: BTreeMap<L, Decimal>)
+where
+    L: EncodeLabelSet + Clone + std::hash::Hash + Eq + std::fmt::Debug + Send + Sync + 'static,
+{
+    let family = Family::<L, FloatGauge>::default();
+    for (labels, value) in values {
+        family.get_or_create(&labels).set(float(value));
+    }
+    registry.register(name, help, family);
+}
+
+/// What runs at the view's as-of.
+#[derive(Default)]
+struct Current {
+    held: BTreeMap<HeldLabels, Decimal>,
+    burn: BTreeMap<BurnLabels, Decimal>,
+    /// Free units per (node, product), with the product's model label.
+    free: BTreeMap<(String, String), (String, Decimal)>,
+}
+
+fn current(live: &AllocationSet, card: &RateCard, as_of: i64) -> Current {
+    let name = |sym| live.names.resolve(sym).to_string();
+    let mut now = Current::default();
+    for c in live.capacity.iter().filter(|c| c.interval.end >= as_of) {
+        let product = name(c.product);
+        let entry = now
+            .free
+            .entry((name(c.node), product.clone()))
+            .or_insert_with(|| (card.model_label(&product), Decimal::ZERO));
+        entry.1 += c.units.to_decimal();
+    }
+    for a in live.allocations.iter().filter(|a| a.interval.end >= as_of) {
+        let product = name(a.product);
+        let units = a.units.to_decimal();
+        let burn = BurnLabels {
+            namespace: name(a.namespace),
+            pod: name(a.pod),
+            cost_center: name(a.cost_center),
+            gpu_model: card.model_label(&product),
+            node: name(a.node),
+        };
+        let held = HeldLabels {
+            namespace: burn.namespace.clone(),
+            pod: burn.pod.clone(),
+            cost_center: burn.cost_center.clone(),
+            gpu_model: burn.gpu_model.clone(),
+            node: burn.node.clone(),
+            kind: a.kind.to_string(),
+        };
+        *now.held.entry(held).or_default() += units;
+        if let Some(price) = card.price_at(&product, a.tier, a.price_override, as_of) {
+            *now.burn.entry(burn).or_default() += units * price;
+        }
+        if let Some((_, free)) = now.free.get_mut(&(name(a.node), product)) {
+            *free -= units;
+        }
+    }
+    now
+}
+
+/// The text exposition of the view.
+pub fn render(view: &View, card: &RateCard) -> String {
+    let mut registry = Registry::default();
+    let now = current(&view.live, card, view.as_of);
+    gauge_family(
+        &mut registry,
+        "tollgate_gpu_allocated_units",
+        "GPU units held now (fractions for MIG, time-sliced and shared claims)",
+        now.held,
+    );
+    gauge_family(
+        &mut registry,
+        "tollgate_gpu_cost_per_hour",
+        &format!("Current GPU cost per hour of a pod, in {}", card.currency()),
+        now.burn,
+    );
+    let mut unallocated: BTreeMap<NodeLabels, Decimal> = BTreeMap::new();
+    for ((node, _), (gpu_model, free)) in now.free {
+        *unallocated
+            .entry(NodeLabels { node, gpu_model })
+            .or_default() += free;
+    }
+    gauge_family(
+        &mut registry,
+        "tollgate_unallocated_gpu_units",
+        "GPU units of a node nobody holds now",
+        unallocated,
+    );
+
+    let month = Interval::new(
+        month_start(view.as_of - 1).unwrap_or(view.as_of),
+        view.as_of,
+    );
+    let spend = if month.is_empty() {
+        BTreeMap::new()
+    } else {
+        let request = ReportRequest {
+            window: month,
+            step: Step::Window,
+            group_by: "cost_center".parse().unwrap_or_default(),
+            share_unallocated: false,
+        };
+        cost_report(&view.ledger.as_refs(), card, &request)
+            .map(|report| {
+                report
+                    .lines
+                    .into_iter()
+                    .filter_map(|l| {
+                        let labels = SpendLabels {
+                            cost_center: l.group.into_iter().next().unwrap_or_default(),
+                            period: "month".into(),
+                        };
+                        Some((labels, l.figures.cost?))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    gauge_family(
+        &mut registry,
+        "tollgate_cost_center_spend",
+        &format!(
+            "Month-to-date GPU spend of a cost center, in {}",
+            card.currency()
+        ),
+        spend,
+    );
+
+    if let Some(up) = view.kubernetes_up {
+        let family = Family::<SourceLabels, Gauge>::default();
+        family
+            .get_or_create(&SourceLabels {
+                source: "kubernetes".into(),
+            })
+            .set(i64::from(up));
+        registry.register(
+            "tollgate_source_up",
+            "1 when the last read of the source worked",
+            family,
+        );
+    }
+    super::process::register(&mut registry);
+
+    let mut out = String::new();
+    // Encoding into a String cannot fail.
+    let _ = encode(&mut out, &registry);
+    out
+}
+
+/// Registers a counter already holding `value` (for per-scrape process counters).
+pub(super) fn counter_with(registry: &mut Registry, name: &str, help: &str, value: f64) {
+    let counter = Counter::<f64, AtomicU64>::default();
+    counter.inc_by(value);
+    registry.register(name, help, counter);
+}
+
+/// Registers a gauge holding `value`.
+pub(super) fn gauge_with(registry: &mut Registry, name: &str, help: &str, value: f64) {
+    let gauge = FloatGauge::default();
+    gauge.set(value);
+    registry.register(name, help, gauge);
+}

@@ -1,0 +1,165 @@
+//! `tollgate serve`: reads a feed into the ledger every few seconds and serves chargeback,
+//! metrics and health over HTTP from the latest view.
+
+mod feed;
+mod http;
+mod metrics;
+mod process;
+mod view;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use feed::Feed;
+pub use http::{ApiDoc, AppState, router};
+pub use view::{Reconciler, View};
+
+use crate::ledger::Ledger;
+use crate::pricing::RateCard;
+
+/// How the service runs.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// Address to listen on.
+    pub listen: String,
+    /// Time between reconciles.
+    pub reconcile_every: Duration,
+    /// Annotation/label key of cost centers.
+    pub cost_center_key: String,
+}
+
+/// The service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The listen address is unusable.
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        /// The address given.
+        address: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server stopped with an error.
+    #[error("the HTTP server failed: {0}")]
+    Http(#[source] std::io::Error),
+}
+
+/// The URLs a user opens, for the address the server is bound to.
+pub fn urls(bound: SocketAddr) -> Vec<String> {
+    let host = if bound.ip().is_unspecified() {
+        format!("localhost:{}", bound.port())
+    } else {
+        bound.to_string()
+    };
+    [
+        "/api/v1/chargeback?format=csv",
+        "/api/v1/chargeback?format=json&group_by=gpu_model",
+        "/metrics",
+        "/readyz",
+        "/api/v1/openapi.json",
+    ]
+    .iter()
+    .map(|path| format!("http://{host}{path}"))
+    .collect()
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(signal) => signal,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {},
+            _ = terminate.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+async fn reconcile_once(reconciler: &Arc<Mutex<Reconciler>>) {
+    let reconciler = reconciler.clone();
+    let done = tokio::task::spawn_blocking(move || {
+        reconciler
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .step();
+    })
+    .await;
+    if let Err(e) = done {
+        tracing::error!(error = %e, "a reconcile panicked");
+    }
+}
+
+/// Runs the service until `shutdown` resolves (the CLI passes [`shutdown_signal`]).
+/// `announce` receives the URLs once listening.
+pub async fn serve(
+    feed: Feed,
+    ledger: Ledger,
+    card: RateCard,
+    options: ServeOptions,
+    announce: impl FnOnce(&[String]),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let listener =
+        TcpListener::bind(&options.listen)
+            .await
+            .map_err(|source| ServeError::Listen {
+                address: options.listen.clone(),
+                source,
+            })?;
+    let bound = listener.local_addr().map_err(ServeError::Http)?;
+    let card = Arc::new(card);
+    let (views, receiver) = watch::channel(Arc::new(View::default()));
+    let reconciler = Arc::new(Mutex::new(Reconciler::new(
+        feed,
+        ledger,
+        card.clone(),
+        options.cost_center_key.clone(),
+        views,
+    )));
+    reconcile_once(&reconciler).await;
+    let periodic = {
+        let reconciler = reconciler.clone();
+        let every = options.reconcile_every;
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                reconcile_once(&reconciler).await;
+            }
+        })
+    };
+    announce(&urls(bound));
+    tracing::info!(address = %bound, "serving");
+    let served = axum::serve(
+        listener,
+        router(AppState {
+            card,
+            views: receiver,
+        }),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
+    periodic.abort();
+    // A last reconcile records the latest heartbeat before exiting.
+    reconcile_once(&reconciler).await;
+    tracing::info!("stopped");
+    served.map_err(ServeError::Http)
+}

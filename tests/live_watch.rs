@@ -1,0 +1,278 @@
+//! The watch path against an in-process fake API server speaking real list/watch JSON (no real
+//! API server can be installed here): what `/metrics` shows while pods are added, finish, are
+//! deleted, get their claims allocated late, and while a node is relabelled and watches expire.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::Request;
+use http_body_util::BodyExt;
+use serde_json::json;
+use tokio::sync::watch;
+use tollgate::ledger::Ledger;
+use tollgate::live::{ClusterStores, SourceHealth, spawn_watchers};
+use tollgate::pricing::RateCard;
+use tollgate::serve::{AppState, Feed, Reconciler, View, router};
+use tower::ServiceExt;
+
+use support::apiserver::FakeApiServer;
+use support::units_by_pod;
+
+struct Harness {
+    api: FakeApiServer,
+    stores: Arc<Mutex<ClusterStores>>,
+    reconciler: Arc<Mutex<Reconciler>>,
+    state: AppState,
+}
+
+async fn harness(without_dra: bool) -> Harness {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let api = FakeApiServer::start().await;
+    if without_dra {
+        api.without_dra();
+    }
+    api.load_snapshot(std::path::Path::new("tests/fixtures/snapshot"));
+    let config = kube::Config::new(api.url().parse().unwrap());
+    let client = kube::Client::try_from(config).unwrap();
+    let stores = Arc::new(Mutex::new(ClusterStores::default()));
+    let health = Arc::new(SourceHealth::default());
+    spawn_watchers(client, stores.clone(), health.clone());
+    let card = Arc::new(RateCard::load(std::path::Path::new("tests/fixtures/rates.toml")).unwrap());
+    let (views, receiver) = watch::channel(Arc::new(View::default()));
+    let reconciler = Reconciler::new(
+        Feed::Cluster {
+            stores: stores.clone(),
+            health,
+        },
+        Ledger::in_memory(),
+        card.clone(),
+        "cost-center".into(),
+        views,
+    );
+    Harness {
+        api,
+        stores,
+        reconciler: Arc::new(Mutex::new(reconciler)),
+        state: AppState {
+            card,
+            views: receiver,
+        },
+    }
+}
+
+impl Harness {
+    async fn get(&self, uri: &str) -> (u16, String) {
+        let response = router(self.state.clone())
+            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    /// Reconciles until `done` holds for `/metrics` (10 s at most).
+    async fn until(&self, what: &str, done: impl Fn(&str) -> bool) -> String {
+        for _ in 0..100 {
+            self.reconciler.lock().unwrap().step();
+            let (_, metrics) = self.get("/metrics").await;
+            if self.state.views.borrow().ready && done(&metrics) {
+                return metrics;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    /// Waits until the watchers have stored a pod (10 s at most).
+    async fn until_pod_seen(&self, name: &str) {
+        for _ in 0..100 {
+            let seen = self
+                .stores
+                .lock()
+                .unwrap()
+                .pods
+                .objects()
+                .any(|p| p.metadata.name.as_deref() == Some(name));
+            if seen {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("timed out waiting for pod {name}");
+    }
+
+    fn view(&self) -> Arc<View> {
+        self.state.views.borrow().clone()
+    }
+}
+
+fn expected_now() -> Vec<(&'static str, f64)> {
+    vec![
+        ("a30-0/mig", 0.5),
+        ("chat-0/gpu", 2.0),
+        ("colo-0/gpu", 1.0),
+        ("dra-0/dra", 1.0),
+        ("ext-0/dra", 1.0),
+        ("gh-0/gpu", 1.0),
+        ("l40s-0/gpu", 1.0),
+        ("mig-0/mig", 3.0 / 7.0),
+        ("mig-dra-0/dra", 1.0 / 7.0),
+        ("serve-0/gpu", 2.0),
+        ("shared-0/dra", 0.5),
+        ("shared-1/dra", 0.5),
+        ("ts-0/shared", 0.25),
+    ]
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-9
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_exactly_what_each_pod_holds_now() {
+    let h = harness(false).await;
+    let (status, _) = h.get("/readyz").await;
+    assert_eq!(status, 503, "not ready before the first list");
+    let metrics = h
+        .until("the first list", |m| !units_by_pod(m).is_empty())
+        .await;
+    let held = units_by_pod(&metrics);
+    let expected = expected_now();
+    assert_eq!(held.len(), expected.len(), "{held:?}");
+    for (pod, units) in expected {
+        assert!(close(held[pod], units), "{pod}: {} != {units}", held[pod]);
+    }
+    assert_eq!(h.get("/readyz").await.0, 200);
+    assert!(
+        metrics.contains("tollgate_source_up{source=\"kubernetes\"} 1"),
+        "{metrics}"
+    );
+    // node-h100: 8 GPUs, 4 held now (chat-0 and serve-0).
+    assert!(
+        metrics.contains(
+            "tollgate_unallocated_gpu_units{node=\"node-h100\",gpu_model=\"H100-80GB\"} 4.0"
+        ),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletions_finishes_late_claims_relabels_and_expired_watches() {
+    let h = harness(false).await;
+    h.until("the first list", |m| {
+        units_by_pod(m).contains_key("chat-0/gpu")
+    })
+    .await;
+
+    // DELETED: gone from /metrics within a reconcile, its interval kept in the ledger.
+    let deleted_at = jiff::Timestamp::now().as_second();
+    h.api.delete("pods", "team-a", "chat-0");
+    h.until("chat-0 to leave", |m| {
+        !units_by_pod(m).contains_key("chat-0/gpu")
+    })
+    .await;
+    let view = h.view();
+    let chat: Vec<_> = view
+        .ledger
+        .sets
+        .iter()
+        .flat_map(|s| s.allocations.iter().map(move |a| (s, a)))
+        .filter(|(s, a)| s.names.resolve(a.pod) == "chat-0")
+        .map(|(_, a)| a.interval)
+        .collect();
+    assert_eq!(chat.len(), 1, "{chat:?}");
+    assert_eq!(
+        tollgate::time::format_time(chat[0].start),
+        "2026-10-31T20:00:00Z"
+    );
+    assert!(
+        (deleted_at..deleted_at + 5).contains(&chat[0].end),
+        "{chat:?} vs {deleted_at}"
+    );
+
+    // MODIFIED: ts-0 finished at a known time; its interval ends exactly there.
+    let mut ts = h.api.get("pods", "team-d", "ts-0");
+    ts["status"]["phase"] = json!("Succeeded");
+    ts["status"]["containerStatuses"][0]["state"] = json!({"terminated": {"exitCode": 0, "finishedAt": "2026-11-10T00:00:00Z", "startedAt": "2026-11-01T00:00:00Z"}});
+    h.api.apply("pods", ts);
+    h.until("ts-0 to finish", |m| {
+        !units_by_pod(m).contains_key("ts-0/shared")
+    })
+    .await;
+    let ended = h
+        .view()
+        .ledger
+        .sets
+        .iter()
+        .flat_map(|s| s.allocations.iter().map(move |a| (s, a)))
+        .find(|(s, a)| s.names.resolve(a.pod) == "ts-0")
+        .map(|(_, a)| tollgate::time::format_time(a.interval.end));
+    assert_eq!(ended.as_deref(), Some("2026-11-10T00:00:00Z"));
+
+    // A claim allocated after its pod: no DRA units until the allocation shows.
+    let mut pod = h.api.get("pods", "team-e", "dra-0");
+    pod["metadata"]["name"] = json!("late-0");
+    pod["metadata"]["uid"] = json!("11111111-2222-4333-8444-555555555555");
+    pod["status"]["resourceClaimStatuses"] =
+        json!([{"name": "gpu", "resourceClaimName": "late-0-gpu-abcde"}]);
+    let mut claim = h.api.get("resourceclaims", "team-e", "dra-0-gpu-x7k2p");
+    claim["metadata"]["name"] = json!("late-0-gpu-abcde");
+    claim["metadata"]["uid"] = json!("99999999-2222-4333-8444-555555555555");
+    let allocation = claim["status"].take();
+    h.api.apply("resourceclaims", claim.clone());
+    h.api.apply("pods", pod);
+    h.until_pod_seen("late-0").await;
+    let metrics = h.until("a reconcile", |_| true).await;
+    assert!(!units_by_pod(&metrics).contains_key("late-0/dra"));
+    let mut allocated = claim;
+    allocated["status"] = allocation;
+    allocated["status"]["allocation"]["devices"]["results"][0]["device"] = json!("gpu-3");
+    allocated["status"]["reservedFor"] = json!([{"resource": "pods", "name": "late-0", "uid": "11111111-2222-4333-8444-555555555555"}]);
+    h.api.apply("resourceclaims", allocated);
+    let metrics = h
+        .until("late-0's claim", |m| {
+            units_by_pod(m).contains_key("late-0/dra")
+        })
+        .await;
+    assert!(close(units_by_pod(&metrics)["late-0/dra"], 1.0));
+
+    // A node relabelled spot: serve-0's burn drops from 2 × 3.00 to 2 × 1.50 per hour.
+    let burn = |m: &str| {
+        support::metric(m, "tollgate_gpu_cost_per_hour")
+            .into_iter()
+            .find(|(labels, _)| support::label(labels, "pod") == "serve-0")
+            .map(|(_, v)| v)
+    };
+    assert_eq!(burn(&metrics), Some(6.0));
+    let mut node = h.api.get("nodes", "", "node-h100");
+    node["metadata"]["labels"]["karpenter.sh/capacity-type"] = json!("spot");
+    h.api.apply("nodes", node);
+    h.until("the spot price", |m| burn(m) == Some(3.0)).await;
+
+    // 410 Gone: watchers relist and keep going.
+    h.api.expire_watches();
+    let mut pod = h.api.get("pods", "team-d", "l40s-0");
+    pod["metadata"]["name"] = json!("after-gone");
+    pod["metadata"]["uid"] = json!("12121212-2222-4333-8444-555555555555");
+    h.api.apply("pods", pod);
+    h.until("a pod added after the relist", |m| {
+        units_by_pod(m).contains_key("after-gone/gpu")
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_without_dra_still_works() {
+    let h = harness(true).await;
+    let metrics = h
+        .until("the first list", |m| !units_by_pod(m).is_empty())
+        .await;
+    let held = units_by_pod(&metrics);
+    assert!(close(held["chat-0/gpu"], 2.0));
+    assert!(!held.keys().any(|k| k.ends_with("/dra")), "{held:?}");
+    assert_eq!(h.get("/readyz").await.0, 200);
+}

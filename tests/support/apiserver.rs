@@ -1,0 +1,305 @@
+//! An in-process fake Kubernetes API server that speaks the real list/watch protocol for the
+//! kinds Tollgate reads: lists carry `metadata.resourceVersion`; `?watch=true` streams
+//! newline-delimited `{"type": ADDED|MODIFIED|DELETED, "object": …}` events after the requested
+//! resourceVersion; `expire_watches` ends every watch with a `410 Gone` ERROR event and refuses
+//! older resourceVersions, forcing clients to relist. `without_dra` answers 404 for
+//! `resource.k8s.io`, like a cluster older than 1.34.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+/// Kinds served: (plural, API prefix, kind, apiVersion).
+const KINDS: [(&str, &str, &str, &str); 5] = [
+    ("pods", "/api/v1", "Pod", "v1"),
+    ("nodes", "/api/v1", "Node", "v1"),
+    ("namespaces", "/api/v1", "Namespace", "v1"),
+    (
+        "resourceclaims",
+        "/apis/resource.k8s.io/v1",
+        "ResourceClaim",
+        "resource.k8s.io/v1",
+    ),
+    (
+        "resourceslices",
+        "/apis/resource.k8s.io/v1",
+        "ResourceSlice",
+        "resource.k8s.io/v1",
+    ),
+];
+
+#[derive(Clone, Debug)]
+enum Change {
+    Event {
+        plural: String,
+        rv: u64,
+        event: Value,
+    },
+    Gone,
+}
+
+#[derive(Default)]
+struct Objects {
+    rv: u64,
+    /// Watches asking for an older resourceVersion get 410.
+    oldest_rv: u64,
+    by_kind: BTreeMap<String, BTreeMap<String, Value>>,
+    history: Vec<(String, u64, Value)>,
+    without_dra: bool,
+}
+
+#[derive(Clone)]
+struct Shared {
+    objects: Arc<Mutex<Objects>>,
+    changes: broadcast::Sender<Change>,
+}
+
+/// A running fake API server.
+pub struct FakeApiServer {
+    shared: Shared,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+fn key(object: &Value) -> String {
+    let meta = &object["metadata"];
+    format!(
+        "{}/{}",
+        meta["namespace"].as_str().unwrap_or(""),
+        meta["name"].as_str().unwrap_or("")
+    )
+}
+
+fn kind_of(plural: &str) -> (&'static str, &'static str) {
+    let (_, _, kind, api_version) = KINDS.iter().find(|k| k.0 == plural).expect("a served kind");
+    (kind, api_version)
+}
+
+impl FakeApiServer {
+    /// Starts a server on a free loopback port.
+    pub async fn start() -> Self {
+        let (changes, _) = broadcast::channel(4096);
+        let shared = Shared {
+            objects: Arc::default(),
+            changes,
+        };
+        let app = Router::new().fallback(handle).with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        FakeApiServer { shared, addr }
+    }
+
+    /// The server's URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Answers 404 for DRA kinds from now on.
+    pub fn without_dra(&self) {
+        self.shared.objects.lock().unwrap().without_dra = true;
+    }
+
+    fn record(&self, plural: &str, kind: &str, mut object: Value) {
+        let mut objects = self.shared.objects.lock().unwrap();
+        objects.rv += 1;
+        let rv = objects.rv;
+        let (kind_name, api_version) = kind_of(plural);
+        object["kind"] = json!(kind_name);
+        object["apiVersion"] = json!(api_version);
+        object["metadata"]["resourceVersion"] = json!(rv.to_string());
+        let k = key(&object);
+        let store = objects.by_kind.entry(plural.to_string()).or_default();
+        let event_type = match kind {
+            "DELETED" => {
+                store.remove(&k);
+                "DELETED"
+            }
+            _ if store.contains_key(&k) => "MODIFIED",
+            _ => "ADDED",
+        };
+        if event_type != "DELETED" {
+            store.insert(k, object.clone());
+        }
+        let event = json!({"type": event_type, "object": object});
+        objects
+            .history
+            .push((plural.to_string(), rv, event.clone()));
+        let _ = self.shared.changes.send(Change::Event {
+            plural: plural.to_string(),
+            rv,
+            event,
+        });
+    }
+
+    /// Creates or replaces an object (ADDED or MODIFIED).
+    pub fn apply(&self, plural: &str, object: Value) {
+        self.record(plural, "APPLY", object);
+    }
+
+    /// Deletes an object (DELETED).
+    pub fn delete(&self, plural: &str, namespace: &str, name: &str) {
+        let object = {
+            let objects = self.shared.objects.lock().unwrap();
+            objects.by_kind[plural][&format!("{namespace}/{name}")].clone()
+        };
+        self.record(plural, "DELETED", object);
+    }
+
+    /// The object as stored.
+    pub fn get(&self, plural: &str, namespace: &str, name: &str) -> Value {
+        self.shared.objects.lock().unwrap().by_kind[plural][&format!("{namespace}/{name}")].clone()
+    }
+
+    /// Loads every item of the snapshot files in `dir` (kubectl `List` JSON).
+    pub fn load_snapshot(&self, dir: &std::path::Path) {
+        for (plural, ..) in KINDS {
+            let Ok(text) = std::fs::read_to_string(dir.join(format!("{plural}.json"))) else {
+                continue;
+            };
+            let list: Value = serde_json::from_str(&text).unwrap();
+            for item in list["items"].as_array().unwrap() {
+                self.apply(plural, item.clone());
+            }
+        }
+    }
+
+    /// Ends every open watch with `410 Gone` and refuses the resourceVersions seen so far.
+    pub fn expire_watches(&self) {
+        let mut objects = self.shared.objects.lock().unwrap();
+        objects.oldest_rv = objects.rv + 1;
+        objects.history.clear();
+        let _ = self.shared.changes.send(Change::Gone);
+    }
+}
+
+fn gone() -> Value {
+    json!({"type": "ERROR", "object": {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": "too old resource version", "reason": "Expired", "code": 410}})
+}
+
+fn line(value: &Value) -> Bytes {
+    let mut text = serde_json::to_vec(value).unwrap();
+    text.push(b'\n');
+    Bytes::from(text)
+}
+
+async fn handle(State(shared): State<Shared>, request: Request) -> Response {
+    let path = request.uri().path().to_string();
+    let query: BTreeMap<String, String> = request
+        .uri()
+        .query()
+        .map(|q| url_pairs(q))
+        .unwrap_or_default();
+    let Some((plural, prefix)) = KINDS
+        .iter()
+        .find(|(plural, prefix, ..)| path == format!("{prefix}/{plural}"))
+        .map(|(plural, prefix, ..)| (*plural, *prefix))
+    else {
+        return (StatusCode::NOT_FOUND, "not found").into_response();
+    };
+    if prefix.starts_with("/apis/resource.k8s.io") && shared.objects.lock().unwrap().without_dra {
+        let status = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound",
+            "message": "the server could not find the requested resource", "code": 404});
+        return (StatusCode::NOT_FOUND, axum::Json(status)).into_response();
+    }
+    let (kind, api_version) = kind_of(plural);
+    let watching = matches!(query.get("watch").map(String::as_str), Some("true" | "1"));
+    if !watching {
+        let objects = shared.objects.lock().unwrap();
+        let items: Vec<Value> = objects
+            .by_kind
+            .get(plural)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        let list = json!({"kind": format!("{kind}List"), "apiVersion": api_version,
+            "metadata": {"resourceVersion": objects.rv.to_string()}, "items": items});
+        return axum::Json(list).into_response();
+    }
+    let from_rv: u64 = query
+        .get("resourceVersion")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let (backlog, receiver, expired) = {
+        let objects = shared.objects.lock().unwrap();
+        let backlog: Vec<(u64, Value)> = objects
+            .history
+            .iter()
+            .filter(|(p, rv, _)| p == plural && *rv > from_rv)
+            .map(|(_, rv, e)| (*rv, e.clone()))
+            .collect();
+        (
+            backlog,
+            shared.changes.subscribe(),
+            from_rv < objects.oldest_rv,
+        )
+    };
+    let plural = plural.to_string();
+    let stream = async_stream(backlog, receiver, expired, plural, from_rv);
+    Response::builder()
+        .header("content-type", "application/json")
+        .body(Body::from_stream(stream))
+        .unwrap()
+}
+
+fn async_stream(
+    backlog: Vec<(u64, Value)>,
+    receiver: broadcast::Receiver<Change>,
+    expired: bool,
+    plural: String,
+    from_rv: u64,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    let last = backlog.last().map_or(from_rv, |(rv, _)| *rv);
+    let first: Vec<Result<Bytes, std::io::Error>> = if expired {
+        vec![Ok(line(&gone()))]
+    } else {
+        backlog.iter().map(|(_, e)| Ok(line(e))).collect()
+    };
+    let live = futures::stream::unfold(
+        (receiver, last, expired),
+        move |(mut receiver, last, done)| {
+            let plural = plural.clone();
+            async move {
+                if done {
+                    return None;
+                }
+                loop {
+                    match receiver.recv().await {
+                        Ok(Change::Event {
+                            plural: p,
+                            rv,
+                            event,
+                        }) if p == plural && rv > last => {
+                            return Some((Ok(line(&event)), (receiver, rv, false)));
+                        }
+                        Ok(Change::Event { .. }) => continue,
+                        Ok(Change::Gone) => {
+                            return Some((Ok(line(&gone())), (receiver, last, true)));
+                        }
+                        Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(broadcast::error::RecvError::Closed) => return None,
+                    }
+                }
+            }
+        },
+    );
+    futures::StreamExt::chain(futures::stream::iter(first), live)
+}
+
+fn url_pairs(query: &str) -> BTreeMap<String, String> {
+    query
+        .split('&')
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (!k.is_empty()).then(|| (k.to_string(), v.to_string()))
+        })
+        .collect()
+}
