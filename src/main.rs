@@ -8,8 +8,9 @@ fn main() -> ExitCode {
     // rustls has two crypto providers compiled in; the Kubernetes client needs one chosen.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = tollgate::cli::Cli::parse();
-    let mut out = std::io::stdout().lock();
-    let mut err = std::io::stderr().lock();
+    // Not locked for the whole run: the service's log lines go to stderr from other threads.
+    let mut out = std::io::stdout();
+    let mut err = std::io::stderr();
     match tollgate::cli::run(cli, &mut out, &mut err) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

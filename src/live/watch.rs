@@ -64,6 +64,7 @@ async fn watch_kind<K>(
     K::DynamicType: Default,
 {
     let kind = K::kind(&K::DynamicType::default()).to_string();
+    tracing::debug!(kind, "watching");
     let mut warned_absent = false;
     let events = watcher(api, watcher::Config::default()).default_backoff();
     futures::pin_mut!(events);

@@ -197,7 +197,7 @@ async fn handle(State(shared): State<Shared>, request: Request) -> Response {
     let query: BTreeMap<String, String> = request
         .uri()
         .query()
-        .map(|q| url_pairs(q))
+        .map(url_pairs)
         .unwrap_or_default();
     let Some((plural, prefix)) = KINDS
         .iter()

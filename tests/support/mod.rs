@@ -38,3 +38,35 @@ pub fn units_by_pod(text: &str) -> BTreeMap<String, f64> {
         })
         .collect()
 }
+
+/// `GET path` over a real socket: (status, body). Connection failures are `None`.
+pub async fn http_get(address: &str, path: &str) -> Option<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    let status = response.get(9..12)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n")?.1.to_string();
+    Some((status, body))
+}
+
+/// `tollgate report` on the fixture snapshot and rates over 2026-11-01, with `extra` flags.
+pub fn fixture_report(extra: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "report",
+            "--snapshot",
+            "tests/fixtures/snapshot",
+            "--pricing",
+            "tests/fixtures/rates.toml",
+        ])
+        .args(["--from", "2026-11-01", "--to", "2026-11-02"])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    String::from_utf8(output.stdout).unwrap()
+}

@@ -1,0 +1,238 @@
+//! The HTTP API on the fixture snapshot: the same chargeback as `tollgate report` (one engine),
+//! metrics, health, OpenAPI, and JSON 400s for bad parameters — through `tower::ServiceExt::oneshot`
+//! and once over a real socket.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::Request;
+use http_body_util::BodyExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+use tollgate::ledger::Ledger;
+use tollgate::pricing::RateCard;
+use tollgate::serve::{AppState, Feed, Reconciler, ServeOptions, View, router, serve};
+use tollgate::source::read_snapshot;
+use tollgate::time::parse_time;
+use tower::ServiceExt;
+
+mod support;
+
+use support::fixture_report;
+
+fn card() -> RateCard {
+    RateCard::load(std::path::Path::new("tests/fixtures/rates.toml")).unwrap()
+}
+
+fn snapshot_feed() -> Feed {
+    Feed::Snapshot {
+        objects: Box::new(read_snapshot(std::path::Path::new("tests/fixtures/snapshot")).unwrap()),
+        as_of: Some(parse_time("2026-11-02T00:00:00Z").unwrap()),
+    }
+}
+
+fn app() -> axum::Router {
+    let card = Arc::new(card());
+    let (views, receiver) = watch::channel(Arc::new(View::default()));
+    let mut reconciler = Reconciler::new(
+        snapshot_feed(),
+        Ledger::in_memory(),
+        card.clone(),
+        "cost-center".into(),
+        views,
+    );
+    reconciler.step();
+    router(AppState {
+        card,
+        views: receiver,
+    })
+}
+
+async fn get(uri: &str) -> (u16, String, String) {
+    let response = app()
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        content_type,
+        String::from_utf8(body.to_vec()).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn chargeback_is_the_same_as_the_report() {
+    let (status, content_type, csv) = get("/api/v1/chargeback?from=2026-11-01&to=2026-11-02").await;
+    assert_eq!(status, 200);
+    assert_eq!(content_type, "text/csv; charset=utf-8");
+    assert_eq!(csv, fixture_report(&[]));
+    let (_, content_type, json) =
+        get("/api/v1/chargeback?from=2026-11-01&to=2026-11-02&format=json&group_by=gpu_model,node&step=day").await;
+    assert_eq!(content_type, "application/json");
+    assert_eq!(
+        json,
+        fixture_report(&[
+            "--format",
+            "json",
+            "--group-by",
+            "gpu_model,node",
+            "--step",
+            "day"
+        ])
+    );
+    // Defaults: month to date of the server's as-of (2026-11-02).
+    let (_, _, json) = get("/api/v1/chargeback?format=json&share_unallocated=true").await;
+    let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["from"], "2026-11-01T00:00:00Z");
+    assert_eq!(json["to"], "2026-11-02T00:00:00Z");
+    assert_eq!(json["total"]["cost"], "2006.40");
+}
+
+#[tokio::test]
+async fn bad_parameters_get_a_json_400_saying_what_is_wrong() {
+    let cases = [
+        (
+            "/api/v1/chargeback?from=soon",
+            "from: \"soon\" is not a time",
+        ),
+        (
+            "/api/v1/chargeback?group_by=team",
+            "group_by: unknown group-by key \"team\"",
+        ),
+        (
+            "/api/v1/chargeback?step=week",
+            "step: unknown step \"week\"",
+        ),
+        (
+            "/api/v1/chargeback?format=xlsx",
+            "format: unknown format \"xlsx\"",
+        ),
+        (
+            "/api/v1/chargeback?from=2026-11-02&to=2026-11-01",
+            "from: must be before the end of the window",
+        ),
+        ("/api/v1/chargeback?colour=red", "unknown field `colour`"),
+        (
+            "/api/v1/chargeback?share_unallocated=maybe",
+            "share_unallocated",
+        ),
+    ];
+    for (uri, expected) in cases {
+        let (status, content_type, body) = get(uri).await;
+        assert_eq!(status, 400, "{uri}");
+        assert_eq!(content_type, "application/json");
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert!(
+            body["error"].as_str().unwrap().contains(expected),
+            "{uri}: {body}"
+        );
+    }
+    let (status, _, body) = get("/nowhere").await;
+    assert_eq!(status, 404);
+    assert!(body.contains("openapi.json"));
+}
+
+#[tokio::test]
+async fn health_metrics_and_openapi() {
+    assert_eq!(get("/healthz").await.0, 200);
+    assert_eq!(get("/readyz").await.0, 200);
+    let (status, content_type, metrics) = get("/metrics").await;
+    assert_eq!(status, 200);
+    assert!(content_type.starts_with("application/openmetrics-text"));
+    // As of 2026-11-02: month-to-date spend per cost center, exactly the chargeback's.
+    assert!(
+        metrics.contains(
+            "tollgate_cost_center_spend{cost_center=\"cc-500\",period=\"month\"} 507.42857142857"
+        ),
+        "{metrics}"
+    );
+    assert!(metrics.contains("tollgate_cost_center_spend{cost_center=\"__unallocated__\",period=\"month\"} 1119.32142857"), "{metrics}");
+    assert!(metrics.contains("process_resident_memory_bytes"));
+    assert!(
+        !metrics.contains("tollgate_source_up"),
+        "a snapshot is not a watched source"
+    );
+    // No price for the GH200: no burn series for it, never a zero.
+    assert!(metrics.contains("tollgate_gpu_allocated_units{namespace=\"team-c\",pod=\"gh-0\""));
+    assert!(!metrics.contains("tollgate_gpu_cost_per_hour{namespace=\"team-c\",pod=\"gh-0\""));
+    let (_, _, doc) = get("/api/v1/openapi.json").await;
+    let doc: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    for route in [
+        "/healthz",
+        "/readyz",
+        "/api/v1/chargeback",
+        "/metrics",
+        "/api/v1/openapi.json",
+    ] {
+        assert!(
+            doc["paths"][route]["get"].is_object(),
+            "{route} missing from the OpenAPI document"
+        );
+    }
+    let params: Vec<&str> = doc["paths"]["/api/v1/chargeback"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        params,
+        [
+            "from",
+            "to",
+            "group_by",
+            "step",
+            "format",
+            "share_unallocated"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn serves_over_a_real_socket_and_stops_on_request() {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (urls_tx, urls_rx) = tokio::sync::oneshot::channel::<Vec<String>>();
+    let options = ServeOptions {
+        listen: "127.0.0.1:0".into(),
+        reconcile_every: std::time::Duration::from_secs(1),
+        cost_center_key: "cost-center".into(),
+    };
+    let server = tokio::spawn(serve(
+        snapshot_feed(),
+        Ledger::in_memory(),
+        card(),
+        options,
+        move |urls| {
+            let _ = urls_tx.send(urls.to_vec());
+        },
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let urls = urls_rx.await.unwrap();
+    let address = urls[0]
+        .strip_prefix("http://")
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let request = format!(
+        "GET /api/v1/chargeback?from=2026-11-01&to=2026-11-02 HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    assert!(response.ends_with(&fixture_report(&[])), "{response}");
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}

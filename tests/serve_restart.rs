@@ -1,0 +1,185 @@
+//! The real `tollgate serve` binary against the fake API server (through KUBECONFIG), with its
+//! ledger in a data directory: killed with SIGKILL, changed while down, restarted, stopped with
+//! SIGTERM, restarted again. GPU-seconds already recorded never change; what vanished while it
+//! was down is closed at the last heartbeat, and the log says so.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::apiserver::FakeApiServer;
+use support::{fixture_report, http_get};
+
+struct Service {
+    child: Child,
+    address: String,
+    log: std::path::PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn kubeconfig(dir: &Path, server: &str) -> std::path::PathBuf {
+    let path = dir.join("kubeconfig");
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {server}\nusers:\n- name: tester\n  user:\n    token: not-checked\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: tester\ncurrent-context: fake\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn start(dir: &Path, kubeconfig: &Path, run: usize) -> Service {
+    let address = format!("127.0.0.1:{}", free_port());
+    let log = dir.join(format!("serve-{run}.log"));
+    let child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "serve",
+            "--listen",
+            &address,
+            "--pricing",
+            "tests/fixtures/rates.toml",
+            "--log-format",
+            "json",
+        ])
+        .env("KUBECONFIG", kubeconfig)
+        .env("TOLLGATE__STORE__DIR", dir.join("data"))
+        .env("TOLLGATE__SOURCES__RECONCILE_SECONDS", "1")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let service = Service {
+        child,
+        address,
+        log,
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Some((200, _)) = http_get(&service.address, "/readyz").await {
+            return service;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "tollgate serve did not become ready: {}",
+        std::fs::read_to_string(&service.log).unwrap()
+    );
+}
+
+impl Service {
+    async fn get(&self, path: &str) -> String {
+        let (status, body) = http_get(&self.address, path).await.unwrap();
+        assert_eq!(status, 200, "{path}: {body}");
+        body
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+}
+
+const FIXTURE_WINDOW: &str = "/api/v1/chargeback?from=2026-11-01&to=2026-11-02";
+
+fn pod_hours(json: &str, pod: &str) -> f64 {
+    let json: serde_json::Value = serde_json::from_str(json).unwrap();
+    json["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["pod"] == pod)
+        .map(|l| l["gpu_hours"].as_str().unwrap().parse().unwrap())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_and_restarts_neither_lose_nor_double_a_gpu_second() {
+    let api = FakeApiServer::start().await;
+    api.load_snapshot(Path::new("tests/fixtures/snapshot"));
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = kubeconfig(dir.path(), &api.url());
+    let truth = fixture_report(&[]);
+
+    let mut first = start(dir.path(), &kubeconfig, 1).await;
+    assert_eq!(
+        first.get(FIXTURE_WINDOW).await,
+        truth,
+        "the live path prices like a snapshot"
+    );
+    // Let a few heartbeats land, then kill without warning.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let killed_at = jiff::Timestamp::now().as_second();
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+
+    // While down: chat-0 is deleted (unseen), ts-0 finishes at a known time (still visible).
+    api.delete("pods", "team-a", "chat-0");
+    let mut ts = api.get("pods", "team-d", "ts-0");
+    ts["status"]["phase"] = json!("Succeeded");
+    ts["status"]["containerStatuses"][0]["state"] = json!({"terminated": {"exitCode": 0, "finishedAt": "2026-11-20T00:00:00Z", "startedAt": "2026-11-01T00:00:00Z"}});
+    api.apply("pods", ts);
+
+    let second = start(dir.path(), &kubeconfig, 2).await;
+    assert_eq!(
+        second.get(FIXTURE_WINDOW).await,
+        truth,
+        "nothing lost or doubled by kill -9"
+    );
+    let to = "2026-11-27T00:00:00Z";
+    let by_pod = second
+        .get(&format!(
+            "/api/v1/chargeback?from=2026-11-01&to={to}&group_by=pod&format=json"
+        ))
+        .await;
+    // ts-0 (¼ GPU) ended exactly at its finishedAt: 19 days × 24 h × ¼.
+    assert_eq!(pod_hours(&by_pod, "ts-0"), 114.0);
+    // chat-0 (2 GPUs) was closed at the last heartbeat before the kill.
+    let everything = second
+        .get("/api/v1/chargeback?from=2026-11-01&group_by=pod&format=json")
+        .await;
+    let chat = pod_hours(&everything, "chat-0");
+    let start_of_window = tollgate::time::parse_time("2026-11-01").unwrap();
+    let ended = start_of_window as f64 + chat / 2.0 * 3600.0;
+    assert!(
+        (killed_at as f64 - 3.0..=killed_at as f64 + 0.5).contains(&ended),
+        "chat-0 ended at {ended}, killed at {killed_at}"
+    );
+    assert!(
+        second
+            .log()
+            .contains("vanished without a deletion being seen; closed at the last heartbeat"),
+        "{}",
+        second.log()
+    );
+
+    // SIGTERM: a graceful stop, then the same figures again.
+    let status = Command::new("kill")
+        .args(["-TERM", &second.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut second = second;
+    let exit = second.child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}: {}", second.log());
+    assert!(second.log().contains("\"stopped\""), "{}", second.log());
+    let mut third = start(dir.path(), &kubeconfig, 3).await;
+    assert_eq!(third.get(FIXTURE_WINDOW).await, truth);
+    assert_eq!(
+        third
+            .get(&format!(
+                "/api/v1/chargeback?from=2026-11-01&to={to}&group_by=pod&format=json"
+            ))
+            .await,
+        by_pod
+    );
+    third.child.kill().unwrap();
+    third.child.wait().unwrap();
+}
