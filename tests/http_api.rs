@@ -236,3 +236,53 @@ async fn serves_over_a_real_socket_and_stops_on_request() {
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn the_demo_fleet_moves_on_a_compressed_clock() {
+    let card = Arc::new(RateCard::builtin());
+    let (views, receiver) = watch::channel(Arc::new(View::default()));
+    // One real second is an hour of the demo.
+    let mut reconciler = Reconciler::new(
+        Feed::demo(1, 3600),
+        Ledger::in_memory(),
+        card.clone(),
+        "cost-center".into(),
+        views,
+    );
+    reconciler.step();
+    let first = receiver.borrow().clone();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    reconciler.step();
+    let second = receiver.borrow().clone();
+    assert!(
+        second.as_of - first.as_of >= 5000,
+        "{} → {}",
+        first.as_of,
+        second.as_of
+    );
+    let running = |view: &View| -> std::collections::BTreeSet<String> {
+        view.live
+            .allocations
+            .iter()
+            .filter(|a| a.interval.end == view.as_of)
+            .map(|a| view.live.names.resolve(a.pod_uid).to_string())
+            .collect()
+    };
+    let (before, after) = (running(&first), running(&second));
+    assert!(before.len() > 100 && after.len() > 100);
+    assert!(before.difference(&after).count() > 0, "some pods ended");
+    assert!(after.difference(&before).count() > 0, "some pods started");
+    let app = router(AppState {
+        card,
+        views: receiver,
+    });
+    let response = app
+        .oneshot(
+            Request::get("/api/v1/chargeback")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+}

@@ -20,6 +20,11 @@ pub(crate) enum GpuResource {
     Mig { profile: String },
 }
 
+/// True for the resource names Tollgate counts as GPUs (`nvidia.com/gpu`, `.shared`, `mig-*`).
+pub fn is_gpu_resource(resource: &str) -> bool {
+    classify(resource).is_some()
+}
+
 /// The GPU resource a resource name stands for; `None` for anything that is not a GPU.
 pub(crate) fn classify(resource: &str) -> Option<GpuResource> {
     match resource {

@@ -28,6 +28,7 @@ use crate::time::{Interval, UnixSeconds};
 use crate::units::GpuUnits;
 
 pub use builder::AllocationBuilder;
+pub use device::is_gpu_resource;
 pub use lifetime::pod_interval;
 pub use names::{Names, Sym};
 

@@ -4,12 +4,16 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerState, ContainerStateTerminated, ContainerStatus, Namespace, Node,
+    NodeStatus, Pod, PodCondition, PodSpec, PodStatus,
+};
 use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceSlice};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::watcher::Event;
 
-use crate::allocation::{AllocationBuilder, AllocationSet, BuildOptions};
+use crate::allocation::{AllocationBuilder, AllocationSet, BuildOptions, is_gpu_resource};
 use crate::pricing::RateCard;
 use crate::time::UnixSeconds;
 
@@ -24,66 +28,117 @@ pub trait Strip {
 
 fn strip_meta(meta: &mut ObjectMeta) {
     meta.managed_fields = None;
+    meta.owner_references = None;
+    meta.finalizers = None;
+    meta.generate_name = None;
+    meta.resource_version = None;
     if let Some(annotations) = &mut meta.annotations {
         annotations.remove(LAST_APPLIED);
     }
 }
 
+/// Only the GPU entries of a resource list.
+fn gpu_only(list: &mut Option<BTreeMap<String, Quantity>>) {
+    if let Some(entries) = list {
+        entries.retain(|name, _| is_gpu_resource(name));
+    }
+    if list.as_ref().is_some_and(BTreeMap::is_empty) {
+        *list = None;
+    }
+}
+
+/// A container reduced to what sets GPU demand.
+fn demand_only(container: &mut Container) {
+    let mut resources = container.resources.take();
+    if let Some(r) = &mut resources {
+        gpu_only(&mut r.requests);
+        gpu_only(&mut r.limits);
+        r.claims = None;
+    }
+    *container = Container {
+        name: std::mem::take(&mut container.name),
+        resources,
+        restart_policy: container.restart_policy.take(),
+        ..Container::default()
+    };
+}
+
 impl Strip for Pod {
+    /// Keeps what allocations are read from: identity, labels and annotations, node, GPU
+    /// demand, claims, phase, start, scheduling and finish times.
     fn strip(&mut self) {
         strip_meta(&mut self.metadata);
         if let Some(spec) = &mut self.spec {
-            spec.volumes = None;
-            spec.affinity = None;
-            spec.tolerations = None;
-            spec.topology_spread_constraints = None;
-            for container in spec
-                .containers
+            let mut containers = std::mem::take(&mut spec.containers);
+            let mut init_containers = spec.init_containers.take();
+            containers
                 .iter_mut()
-                .chain(spec.init_containers.iter_mut().flatten())
-            {
-                container.env = None;
-                container.env_from = None;
-                container.volume_mounts = None;
-                container.command = None;
-                container.args = None;
-                container.liveness_probe = None;
-                container.readiness_probe = None;
-                container.startup_probe = None;
-                container.lifecycle = None;
-                container.ports = None;
-                container.security_context = None;
-            }
-            spec.ephemeral_containers = None;
+                .chain(init_containers.iter_mut().flatten())
+                .for_each(demand_only);
+            *spec = PodSpec {
+                node_name: spec.node_name.take(),
+                containers,
+                init_containers,
+                resource_claims: spec.resource_claims.take(),
+                ..PodSpec::default()
+            };
         }
         if let Some(status) = &mut self.status {
-            status.pod_ips = None;
-            status.host_ips = None;
-            for s in status
-                .container_statuses
-                .iter_mut()
-                .flatten()
-                .chain(status.init_container_statuses.iter_mut().flatten())
-            {
-                s.last_state = None;
-                s.image_id.clear();
-                s.volume_mounts = None;
-                s.resources = None;
-                s.allocated_resources = None;
-            }
-            status.ephemeral_container_statuses = None;
+            let finished = |statuses: Option<Vec<ContainerStatus>>| {
+                statuses.map(|list| {
+                    list.into_iter()
+                        .map(|s| ContainerStatus {
+                            name: s.name,
+                            state: s.state.and_then(|state| state.terminated).map(|t| {
+                                ContainerState {
+                                    terminated: Some(ContainerStateTerminated {
+                                        finished_at: t.finished_at,
+                                        ..ContainerStateTerminated::default()
+                                    }),
+                                    ..ContainerState::default()
+                                }
+                            }),
+                            ..ContainerStatus::default()
+                        })
+                        .collect()
+                })
+            };
+            *status = PodStatus {
+                phase: status.phase.take(),
+                start_time: status.start_time.take(),
+                conditions: status.conditions.take().map(|conditions| {
+                    conditions
+                        .into_iter()
+                        .map(|c| PodCondition {
+                            type_: c.type_,
+                            status: c.status,
+                            last_transition_time: c.last_transition_time,
+                            ..PodCondition::default()
+                        })
+                        .collect()
+                }),
+                container_statuses: finished(status.container_statuses.take()),
+                init_container_statuses: finished(status.init_container_statuses.take()),
+                resource_claim_statuses: status.resource_claim_statuses.take(),
+                extended_resource_claim_status: status.extended_resource_claim_status.take(),
+                ..PodStatus::default()
+            };
         }
     }
 }
 
 impl Strip for Node {
+    /// Keeps labels, annotations, creation time and GPU capacity.
     fn strip(&mut self) {
         strip_meta(&mut self.metadata);
+        self.spec = None;
         if let Some(status) = &mut self.status {
-            status.images = None;
-            status.volumes_attached = None;
-            status.volumes_in_use = None;
-            status.conditions = None;
+            let mut capacity = status.capacity.take();
+            gpu_only(&mut capacity);
+            *status = NodeStatus {
+                capacity,
+                ..NodeStatus::default()
+            };
         }
     }
 }

@@ -194,11 +194,7 @@ fn line(value: &Value) -> Bytes {
 
 async fn handle(State(shared): State<Shared>, request: Request) -> Response {
     let path = request.uri().path().to_string();
-    let query: BTreeMap<String, String> = request
-        .uri()
-        .query()
-        .map(url_pairs)
-        .unwrap_or_default();
+    let query: BTreeMap<String, String> = request.uri().query().map(url_pairs).unwrap_or_default();
     let Some((plural, prefix)) = KINDS
         .iter()
         .find(|(plural, prefix, ..)| path == format!("{prefix}/{plural}"))
