@@ -11,16 +11,18 @@ use clap::{Args, Parser, Subcommand};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::allocation::{AllocationSet, BuildOptions, allocations};
+use crate::allocation::{AllocationSet, BuildOptions, ClusterObjects, allocations};
+use crate::budget::validate_budgets;
 use crate::config::Settings;
 use crate::cost::{ReportRequest, RequestText, cost_report};
 use crate::ledger::Ledger;
-use crate::live::{ClusterStores, SourceHealth, spawn_watchers};
+use crate::live::{ClusterStores, SourceHealth, list_cluster, spawn_watchers};
 use crate::output::{Format, render};
 use crate::pricing::RateCard;
-use crate::serve::{Feed, ServeOptions};
-use crate::source::{DemoFleet, SNAPSHOT_FILES, read_snapshot};
+use crate::serve::{CheckRequest, Feed, QuotaGate, Reconciler, ServeOptions, Subject, View};
+use crate::source::{DemoFleet, read_snapshot};
 use crate::time::{UnixSeconds, parse_time};
+use k8s_openapi::api::core::v1::Pod;
 
 /// GPU cost accountability for Kubernetes.
 #[derive(Parser, Debug)]
@@ -37,6 +39,9 @@ enum Command {
     /// Run the service: watch the cluster (or the demo fleet, or a snapshot), keep the ledger,
     /// serve chargeback, metrics and health over HTTP.
     Serve(Box<ServeArgs>),
+    /// Decide whether a pod may start within its budgets; prints the decision as JSON.
+    /// Exit 0: allowed, 3: denied.
+    Quota(Box<QuotaArgs>),
     /// Rate-card tools.
     #[command(subcommand)]
     Pricing(PricingCommand),
@@ -99,6 +104,32 @@ struct ReportArgs {
 }
 
 #[derive(Args, Debug)]
+struct QuotaArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// The namespace the pod would run in.
+    #[arg(long)]
+    namespace: String,
+    /// A cost center overriding the pod's and the namespace's.
+    #[arg(long)]
+    cost_center: Option<String>,
+    /// GPUs the pod would hold (instead of --pod).
+    #[arg(
+        long,
+        value_name = "N",
+        required_unless_present = "pod",
+        conflicts_with = "pod"
+    )]
+    gpus: Option<String>,
+    /// GPU model or product of --gpus (default: the costliest in the rate card).
+    #[arg(long, value_name = "MODEL", requires = "gpus")]
+    gpu_model: Option<String>,
+    /// The pod manifest (YAML or JSON).
+    #[arg(long, value_name = "FILE")]
+    pod: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
 struct ServeArgs {
     #[command(flatten)]
     source: SourceArgs,
@@ -144,6 +175,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Cli
     match cli.command {
         Command::Report(args) => report(*args, out, err),
         Command::Serve(args) => serve(*args, out),
+        Command::Quota(args) => quota(*args, out),
         Command::Pricing(PricingCommand::Check { files }) => pricing_check(&files, out),
     }
 }
@@ -211,16 +243,116 @@ fn load_source(
     };
     let set = if source.demo {
         DemoFleet::new(source.demo_scale, as_of).allocations(&card, &options)
-    } else if let Some(dir) = &source.snapshot {
-        let objects = read_snapshot(dir).map_err(CliError::input)?;
-        allocations(&objects, &card, &options)
     } else {
-        return Err(CliError::input(format!(
-            "no data source: pass --demo, or --snapshot DIR holding {} (reading a live cluster is not built yet)",
-            SNAPSHOT_FILES.join(", ")
-        )));
+        allocations(&cluster_objects(source)?, &card, &options)
     };
     Ok((card, set))
+}
+
+/// Connects to the cluster: in-cluster config, else the kubeconfig (`KUBECONFIG` honoured).
+async fn connect() -> Result<kube::Client, CliError> {
+    kube::Client::try_default().await.map_err(|e| {
+        CliError::runtime(format!(
+            "cannot reach a Kubernetes cluster ({e}): run in a cluster, set KUBECONFIG, or use --demo or --snapshot DIR"
+        ))
+    })
+}
+
+/// The objects of a snapshot, or of the live cluster listed once now (no ledger history: the
+/// running service's API has that).
+fn cluster_objects(source: &SourceArgs) -> Result<ClusterObjects, CliError> {
+    if let Some(dir) = &source.snapshot {
+        return read_snapshot(dir).map_err(CliError::input);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::runtime)?;
+    runtime.block_on(async {
+        let client = connect().await?;
+        list_cluster(&client)
+            .await
+            .map_err(|e| CliError::runtime(format!("listing the cluster failed: {e}")))
+    })
+}
+
+fn read_pod(file: &Path) -> Result<Pod, CliError> {
+    let fail = |message: String| CliError::input(format!("{}: {message}", file.display()));
+    let text = std::fs::read_to_string(file).map_err(|e| fail(format!("cannot read: {e}")))?;
+    let value: serde_json::Value =
+        serde_yaml::from_str(&text).map_err(|e| fail(format!("not YAML or JSON: {e}")))?;
+    serde_json::from_value(value).map_err(|e| fail(format!("not a Pod: {e}")))
+}
+
+fn quota(args: QuotaArgs, out: &mut dyn Write) -> Result<(), CliError> {
+    let (settings, card) = load_settings(&args.source)?;
+    let gate = quota_gate(&settings)?;
+    let as_of = args
+        .source
+        .as_of
+        .as_deref()
+        .map(|t| time_arg("as-of", t))
+        .transpose()?
+        .unwrap_or_else(now);
+    let subject = match (&args.pod, &args.gpus) {
+        (Some(file), _) => Subject::Pod(Box::new(read_pod(file)?)),
+        (None, Some(gpus)) => Subject::Gpus {
+            gpus: gpus.trim().parse().map_err(|_| {
+                CliError::input(format!("--gpus: {gpus:?} is not a number of GPUs"))
+            })?,
+            gpu_model: args.gpu_model.clone(),
+        },
+        (None, None) => return Err(CliError::input("pass --gpus N or --pod FILE")),
+    };
+    let objects = if args.source.demo {
+        DemoFleet::new(args.source.demo_scale, as_of).objects()
+    } else {
+        cluster_objects(&args.source)?
+    };
+    let card = Arc::new(card);
+    let (views, receiver) = tokio::sync::watch::channel(Arc::new(View::default()));
+    let feed = Feed::Snapshot {
+        objects: Box::new(objects),
+        as_of: Some(as_of),
+    };
+    Reconciler::new(
+        feed,
+        Ledger::in_memory(),
+        card.clone(),
+        settings.cost_center.key.clone(),
+        views,
+    )
+    .step();
+    let view = receiver.borrow().clone();
+    let request = CheckRequest {
+        namespace: args.namespace.clone(),
+        subject,
+        cost_center: args.cost_center.clone(),
+        dry_run: true,
+    };
+    let decision = gate
+        .check(&view, &card, &request)
+        .map_err(CliError::input)?;
+    let text = serde_json::to_string_pretty(&decision).map_err(CliError::runtime)?;
+    writeln!(out, "{text}").map_err(CliError::runtime)?;
+    if decision.allowed {
+        Ok(())
+    } else {
+        Err(CliError {
+            code: 3,
+            message: format!("denied: {}", decision.message),
+        })
+    }
+}
+
+fn quota_gate(settings: &Settings) -> Result<QuotaGate, CliError> {
+    let budgets = validate_budgets(&settings.budget)
+        .map_err(|e| CliError::input(format!("configuration: {e}")))?;
+    Ok(QuotaGate::new(
+        budgets,
+        settings.quota.clone(),
+        settings.cost_center.key.clone(),
+    ))
 }
 
 fn init_logs(format: &str) -> Result<(), CliError> {
@@ -262,13 +394,18 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
         .as_deref()
         .map(|t| time_arg("as-of", t))
         .transpose()?;
+    let quota = quota_gate(&settings)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(CliError::runtime)?;
     runtime.block_on(async {
         let (feed, ledger, what) = if args.source.demo {
-            (Feed::demo(args.source.demo_scale, args.demo_speed), Ledger::in_memory(), "the demo fleet")
+            (
+                Feed::demo(args.source.demo_scale, args.demo_speed),
+                Ledger::in_memory(),
+                "the demo fleet",
+            )
         } else if let Some(dir) = &args.source.snapshot {
             let objects = read_snapshot(dir).map_err(CliError::input)?;
             let feed = Feed::Snapshot {
@@ -277,11 +414,7 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
             };
             (feed, Ledger::in_memory(), "the snapshot")
         } else {
-            let client = kube::Client::try_default().await.map_err(|e| {
-                CliError::runtime(format!(
-                    "cannot reach a Kubernetes cluster ({e}): run in a cluster, set KUBECONFIG, or use --demo or --snapshot DIR"
-                ))
-            })?;
+            let client = connect().await?;
             let (ledger, notes) = Ledger::open(&settings.store.dir).map_err(CliError::runtime)?;
             for note in notes {
                 tracing::warn!("{note}");
@@ -292,11 +425,19 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
             (Feed::Cluster { stores, health }, ledger, "the cluster")
         };
         let mut announced = Ok(());
-        crate::serve::serve(feed, ledger, card, options, |urls| {
-            announced = writeln!(out, "Tollgate is serving {what}:")
-                .and_then(|_| urls.iter().try_for_each(|url| writeln!(out, "  {url}")))
-                .and_then(|_| out.flush());
-        }, crate::serve::shutdown_signal())
+        crate::serve::serve(
+            feed,
+            ledger,
+            card,
+            quota,
+            options,
+            |urls| {
+                announced = writeln!(out, "Tollgate is serving {what}:")
+                    .and_then(|_| urls.iter().try_for_each(|url| writeln!(out, "  {url}")))
+                    .and_then(|_| out.flush());
+            },
+            crate::serve::shutdown_signal(),
+        )
         .await
         .map_err(CliError::runtime)?;
         announced.map_err(CliError::runtime)

@@ -19,6 +19,57 @@ pub struct Settings {
     pub sources: SourceSettings,
     /// Where the ledger is kept.
     pub store: StoreSettings,
+    /// How the quota check behaves.
+    pub quota: QuotaSettings,
+    /// The HTTPS listener for the admission webhook.
+    pub tls: TlsSettings,
+    /// Budgets (`[[budget]]`), validated by [`crate::budget::validate_budgets`].
+    pub budget: Vec<crate::budget::RawBudget>,
+}
+
+/// What the quota check does when its data is stale.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FailMode {
+    /// Allow, with a warning (the default: a stale Tollgate never blocks deployments).
+    #[default]
+    FailOpen,
+    /// Deny until the data is current again.
+    FailClosed,
+}
+
+/// `[quota]`
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuotaSettings {
+    /// `fail_open` (default) or `fail_closed` when the data is older than `max_staleness_seconds`.
+    pub fail_mode: FailMode,
+    /// Data older than this (seconds since the last complete read) is stale. Default 120.
+    pub max_staleness_seconds: u64,
+    /// How long an admitted pod is held against its budget if it never shows up. Default 300.
+    pub reservation_ttl_seconds: u64,
+}
+
+impl Default for QuotaSettings {
+    fn default() -> Self {
+        QuotaSettings {
+            fail_mode: FailMode::default(),
+            max_staleness_seconds: 120,
+            reservation_ttl_seconds: 300,
+        }
+    }
+}
+
+/// `[tls]`: HTTPS for the admission webhook (the API server calls webhooks over HTTPS only).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSettings {
+    /// Address of the HTTPS listener, e.g. `0.0.0.0:8443`. Unset: no HTTPS.
+    pub listen: Option<String>,
+    /// PEM certificate chain; re-read when it changes (rotation).
+    pub cert_file: Option<std::path::PathBuf>,
+    /// PEM private key; re-read when it changes.
+    pub key_file: Option<std::path::PathBuf>,
 }
 
 /// `[server]`
@@ -161,5 +212,29 @@ mod test {
             .to_string();
         assert!(missing.contains("nope.toml"), "{missing}");
         assert_eq!(Settings::load(None).unwrap().cost_center.key, "cost-center");
+    }
+}
+
+#[cfg(test)]
+mod budget_test {
+    use super::*;
+
+    #[test]
+    fn budgets_and_quota_settings_load_from_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("budgets.toml");
+        std::fs::write(
+            &file,
+            "[quota]\nfail_mode = \"fail_closed\"\n\n[[budget]]\ncost_center = \"cc-100\"\nmonthly = \"25000.00\"\nmax_gpus = 16\nwarn_at = 0.8\n\n[[budget]]\nnamespace = \"team-a\"\nmonthly = 5000\nenforce = false\n",
+        )
+        .unwrap();
+        let settings = Settings::load(Some(&file)).unwrap();
+        assert_eq!(settings.quota.fail_mode, FailMode::FailClosed);
+        let budgets = crate::budget::validate_budgets(&settings.budget).unwrap();
+        assert_eq!(budgets.len(), 2);
+        assert_eq!(budgets[0].max_units, Some(rust_decimal::Decimal::from(16)));
+        assert_eq!(budgets[0].warn_at, Some("0.8".parse().unwrap()));
+        assert_eq!(budgets[1].monthly, rust_decimal::Decimal::from(5000));
+        assert!(!budgets[1].enforce);
     }
 }

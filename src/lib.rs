@@ -5,6 +5,7 @@
 //! reader, demo fleet, CLI). See `ARCHITECTURE.md` for the map.
 
 pub mod allocation;
+pub mod budget;
 pub mod cli;
 pub mod config;
 pub mod cost;

@@ -14,7 +14,12 @@ fn main() -> ExitCode {
     match tollgate::cli::run(cli, &mut out, &mut err) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            // Exit 3 is a decision (a denied quota check), not a failure.
+            if e.code == 3 {
+                eprintln!("{e}");
+            } else {
+                eprintln!("error: {e}");
+            }
             ExitCode::from(e.code as u8)
         }
     }

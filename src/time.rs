@@ -11,8 +11,8 @@ use jiff::{Timestamp, ToSpan, civil::Date, tz::TimeZone};
 /// Seconds since the Unix epoch, UTC.
 pub type UnixSeconds = i64;
 
-/// The half-open interval `[start, end)` in Unix seconds.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
+/// The half-open interval `[start, end)` in Unix seconds (empty by default).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord, Default)]
 pub struct Interval {
     /// First second inside the interval.
     pub start: UnixSeconds,

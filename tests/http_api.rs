@@ -45,6 +45,7 @@ fn app() -> axum::Router {
     router(AppState {
         card,
         views: receiver,
+        quota: Arc::new(support::no_budgets()),
     })
 }
 
@@ -208,6 +209,7 @@ async fn serves_over_a_real_socket_and_stops_on_request() {
         snapshot_feed(),
         Ledger::in_memory(),
         card(),
+        support::no_budgets(),
         options,
         move |urls| {
             let _ = urls_tx.send(urls.to_vec());
@@ -275,6 +277,7 @@ async fn the_demo_fleet_moves_on_a_compressed_clock() {
     let app = router(AppState {
         card,
         views: receiver,
+        quota: Arc::new(support::no_budgets()),
     });
     let response = app
         .oneshot(

@@ -59,6 +59,7 @@ async fn harness(without_dra: bool) -> Harness {
         state: AppState {
             card,
             views: receiver,
+            quota: Arc::new(support::no_budgets()),
         },
     }
 }

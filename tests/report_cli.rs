@@ -298,10 +298,21 @@ fn bad_input_exits_2_with_one_line_that_says_what_to_fix() {
         err.starts_with("error: /nonexistent/rates.toml: cannot read the rate card"),
         "{err}"
     );
-    let (code, err) = failure(&tollgate(&["report"]));
-    assert_eq!(code, 2);
+    // No source flag: the live cluster, and there is none here.
+    let output = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .arg("report")
+        .env("KUBECONFIG", "/nonexistent/kubeconfig")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    let (code, err) = failure(&output);
+    assert_eq!(code, 1);
     assert!(
-        err.starts_with("error: no data source: pass --demo, or --snapshot DIR"),
+        err.starts_with("error: cannot reach a Kubernetes cluster ("),
+        "{err}"
+    );
+    assert!(
+        err.ends_with("run in a cluster, set KUBECONFIG, or use --demo or --snapshot DIR\n"),
         "{err}"
     );
     assert_eq!(err.lines().count(), 1);

@@ -28,9 +28,13 @@ use crate::time::{Interval, UnixSeconds};
 use crate::units::GpuUnits;
 
 pub use builder::AllocationBuilder;
+pub(crate) use cost_center::cost_center;
+pub(crate) use demand::gpu_demand;
 pub use device::is_gpu_resource;
+pub(crate) use device::{GpuResource, classify};
 pub use lifetime::pod_interval;
 pub use names::{Names, Sym};
+pub(crate) use node::{PRODUCT_LABEL, capacity_tier};
 
 /// How a pod came to hold its GPU units (the `kind` label of `tollgate_gpu_allocated_units`).
 #[derive(

@@ -1,7 +1,9 @@
 //! The live cluster: watchers keep in-memory stores of the objects Tollgate reads.
 
+mod list;
 mod stores;
 mod watch;
 
+pub use list::list_cluster;
 pub use stores::{ClusterStores, KindStore, Strip};
 pub use watch::{SourceHealth, spawn_watchers};

@@ -188,6 +188,28 @@ impl RateCard {
         schedule.segments()[schedule.segment_at(at)].price
     }
 
+    /// The model with the highest on-demand price in force at `at`, and that price (ties: the
+    /// model written first).
+    pub fn costliest_at(&self, at: crate::time::UnixSeconds) -> Option<(ModelId, Decimal)> {
+        self.models
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| {
+                let period = m
+                    .periods
+                    .iter()
+                    .find(|p| p.during.start <= at && at < p.during.end)?;
+                Some((ModelId(i as u32), period.on_demand))
+            })
+            .fold(
+                None,
+                |best: Option<(ModelId, Decimal)>, (id, price)| match best {
+                    Some((_, top)) if top >= price => best,
+                    _ => Some((id, price)),
+                },
+            )
+    }
+
     /// The hourly price of `model` in `tier` over time; tiers without a price fall back to
     /// on-demand, and times outside every period are unpriced.
     pub fn schedule(&self, model: ModelId, tier: PriceTier) -> PriceSchedule {

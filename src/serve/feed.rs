@@ -1,7 +1,11 @@
 //! Where a running service reads the cluster from: a watched cluster, the moving demo fleet, or
 //! a fixed snapshot. Each gives, when asked, the allocations as of "now".
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::time::Instant;
 
 use crate::allocation::{AllocationBuilder, AllocationSet, BuildOptions, ClusterObjects};
@@ -9,6 +13,16 @@ use crate::live::{ClusterStores, SourceHealth};
 use crate::pricing::RateCard;
 use crate::source::DemoFleet;
 use crate::time::UnixSeconds;
+
+/// What one read of a feed gives.
+pub struct Reading {
+    /// Allocations and capacity as of the read.
+    pub live: AllocationSet,
+    /// Namespaces' metadata (their cost centers), by name.
+    pub namespaces: BTreeMap<String, ObjectMeta>,
+    /// True once every watched kind has been listed.
+    pub synced: bool,
+}
 
 /// A source of cluster state for `serve`.
 pub enum Feed {
@@ -69,31 +83,41 @@ impl Feed {
         }
     }
 
-    /// Allocations and capacity as of `options.as_of`, and whether the source has been read
-    /// completely (every watched kind listed).
-    pub fn read(&self, card: &RateCard, options: BuildOptions) -> (AllocationSet, bool) {
+    /// Allocations and capacity as of `options.as_of`, the namespaces' metadata, and whether
+    /// the source has been read completely (every watched kind listed).
+    pub fn read(&self, card: &RateCard, options: BuildOptions) -> Reading {
+        let namespaces =
+            |list: &mut dyn Iterator<Item = &Namespace>| -> BTreeMap<String, ObjectMeta> {
+                list.filter_map(|ns| Some((ns.metadata.name.clone()?, ns.metadata.clone())))
+                    .collect()
+            };
         match self {
             Feed::Cluster { stores, .. } => {
                 let mut stores = stores
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
-                let synced = stores.is_synced();
-                let set = stores.allocations(card, options);
-                // The deletions are now part of `set`: the ledger records them on this reconcile.
+                let reading = Reading {
+                    live: stores.allocations(card, options),
+                    namespaces: namespaces(&mut stores.namespaces.objects()),
+                    synced: stores.is_synced(),
+                };
+                // The deletions are now part of `live`: the ledger records them on this reconcile.
                 stores.forget_deleted();
-                (set, synced)
+                reading
             }
             Feed::Demo { fleet, .. } => {
                 let objects = fleet.at(options.as_of).objects();
-                (
-                    AllocationBuilder::for_cluster(card, options, &objects).finish(),
-                    true,
-                )
+                Reading {
+                    live: AllocationBuilder::for_cluster(card, options, &objects).finish(),
+                    namespaces: namespaces(&mut objects.namespaces.iter()),
+                    synced: true,
+                }
             }
-            Feed::Snapshot { objects, .. } => (
-                AllocationBuilder::for_cluster(card, options, objects).finish(),
-                true,
-            ),
+            Feed::Snapshot { objects, .. } => Reading {
+                live: AllocationBuilder::for_cluster(card, options, objects).finish(),
+                namespaces: namespaces(&mut objects.namespaces.iter()),
+                synced: true,
+            },
         }
     }
 

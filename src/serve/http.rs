@@ -2,19 +2,26 @@
 //! current [`View`]; none waits on the cluster.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
+use super::admission::{
+    MAX_BODY_BYTES, Review, admission_response, admission_review, quota_request,
+};
 use super::metrics;
+use super::quota::QuotaGate;
 use super::view::View;
+use crate::budget::QuotaDecision;
 use crate::cost::{ReportRequest, RequestText, cost_report};
 use crate::output::{Format, render};
 use crate::pricing::RateCard;
@@ -26,6 +33,8 @@ pub struct AppState {
     pub card: Arc<RateCard>,
     /// The latest view.
     pub views: watch::Receiver<Arc<View>>,
+    /// Budgets and reservations.
+    pub quota: Arc<QuotaGate>,
 }
 
 impl AppState {
@@ -158,6 +167,104 @@ async fn chargeback(
     }
 }
 
+/// The body of a quota check (Kyverno `apiCall` `data`), with or without a Content-Type.
+#[derive(ToSchema)]
+#[allow(dead_code)] // documentation only: bodies are read by `admission::quota_request`
+struct QuotaCheckBody {
+    /// Namespace the pod would run in (default: the pod's).
+    namespace: Option<String>,
+    /// The Pod object, as Kyverno's `{{ request.object }}`.
+    pod: Option<serde_json::Value>,
+    /// A cost center overriding the pod's and the namespace's.
+    #[schema(rename = "costCenter")]
+    cost_center: Option<String>,
+    /// Instead of `pod`: a number of GPUs (a number or a decimal string).
+    gpus: Option<String>,
+    /// With `gpus`: the GPU model or product (default: the costliest in the rate card).
+    #[schema(rename = "gpuModel")]
+    gpu_model: Option<String>,
+    /// Decide without holding the pod against its budget.
+    #[schema(rename = "dryRun")]
+    dry_run: Option<bool>,
+}
+
+async fn read_body(
+    state: &AppState,
+    body: Body,
+    started: Instant,
+) -> Result<axum::body::Bytes, Response> {
+    axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            state.quota.record_error(started);
+            error(
+                StatusCode::BAD_REQUEST,
+                "body: unreadable or larger than 1 MiB",
+            )
+        })
+}
+
+/// May this pod start within its budgets? (SPEC §5; Kyverno `apiCall` compatible.)
+#[utoipa::path(
+    post,
+    path = "/api/v1/quota/check",
+    request_body(content = QuotaCheckBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The decision, as in SPEC §5", body = QuotaDecision),
+        (status = 400, description = "The body is wrong", body = ErrorBody)
+    )
+)]
+async fn quota_check(State(state): State<AppState>, body: Body) -> Response {
+    let started = Instant::now();
+    let bytes = match read_body(&state, body, started).await {
+        Ok(bytes) => bytes,
+        Err(response) => return response,
+    };
+    let request = match quota_request(&bytes) {
+        Ok(request) => request,
+        Err(e) => {
+            state.quota.record_error(started);
+            return error(StatusCode::BAD_REQUEST, e);
+        }
+    };
+    match state.quota.check(&state.view(), &state.card, &request) {
+        Ok(decision) => axum::Json(decision).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+/// The same decision as a native `ValidatingAdmissionWebhook` (`admission.k8s.io/v1`).
+#[utoipa::path(
+    post,
+    path = "/admission/v1/validate",
+    request_body(content = serde_json::Value, description = "AdmissionReview", content_type = "application/json"),
+    responses(
+        (status = 200, description = "AdmissionReview with the response: uid copied, 403 and message on deny, warnings"),
+        (status = 400, description = "Not an AdmissionReview", body = ErrorBody)
+    )
+)]
+async fn admission_validate(State(state): State<AppState>, body: Body) -> Response {
+    let started = Instant::now();
+    let bytes = match read_body(&state, body, started).await {
+        Ok(bytes) => bytes,
+        Err(response) => return response,
+    };
+    let (uid, request) = match admission_review(&bytes) {
+        Ok(Review::Check { uid, request }) => (uid, request),
+        Ok(Review::Pass { uid }) => {
+            return axum::Json(admission_response(&uid, None)).into_response();
+        }
+        Err(e) => {
+            state.quota.record_error(started);
+            return error(StatusCode::BAD_REQUEST, e);
+        }
+    };
+    match state.quota.check(&state.view(), &state.card, &request) {
+        Ok(decision) => axum::Json(admission_response(&uid, Some(&decision))).into_response(),
+        Err(e) => error(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
 /// Prometheus metrics (SPEC §4.4).
 #[utoipa::path(
     get,
@@ -167,7 +274,8 @@ async fn chargeback(
 async fn metrics_text(State(state): State<AppState>) -> Response {
     let view = state.view();
     let card = state.card.clone();
-    match tokio::task::spawn_blocking(move || metrics::render(&view, &card)).await {
+    let quota = state.quota.clone();
+    match tokio::task::spawn_blocking(move || metrics::render(&view, &card, &quota)).await {
         Ok(body) => (
             [(
                 header::CONTENT_TYPE,
@@ -203,8 +311,16 @@ async fn not_found() -> Response {
         title = "Tollgate",
         description = "GPU cost chargeback, metrics and budgets for Kubernetes"
     ),
-    paths(healthz, readyz, chargeback, metrics_text, openapi),
-    components(schemas(ErrorBody))
+    paths(
+        healthz,
+        readyz,
+        chargeback,
+        quota_check,
+        admission_validate,
+        metrics_text,
+        openapi
+    ),
+    components(schemas(ErrorBody, QuotaCheckBody, QuotaDecision))
 )]
 pub struct ApiDoc;
 
@@ -214,6 +330,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/api/v1/chargeback", get(chargeback))
+        .route("/api/v1/quota/check", post(quota_check))
+        .route("/admission/v1/validate", post(admission_validate))
         .route("/metrics", get(metrics_text))
         .route("/api/v1/openapi.json", get(openapi))
         .fallback(not_found)

@@ -14,8 +14,10 @@ use prometheus_client::registry::Registry;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
+use super::quota::QuotaGate;
 use super::view::View;
 use crate::allocation::AllocationSet;
+use crate::budget::BudgetScope;
 use crate::cost::{ReportRequest, cost_report};
 use crate::pricing::RateCard;
 use crate::time::{Interval, Step, month_start};
@@ -122,8 +124,63 @@ fn current(live: &AllocationSet, card: &RateCard, as_of: i64) -> Current {
     now
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+struct BudgetLabels {
+    cost_center: String,
+    namespace: String,
+}
+
+/// Budget, projected month-end spend without new pods, and headroom, per budget.
+fn budgets(registry: &mut Registry, view: &View, quota: &QuotaGate, card: &RateCard) {
+    let mut amount = BTreeMap::new();
+    let mut projected = BTreeMap::new();
+    let mut headroom = BTreeMap::new();
+    let hours_left = view.spend.hours_left();
+    for budget in quota.budgets() {
+        let (labels, usage) = match &budget.scope {
+            BudgetScope::CostCenter(name) => (
+                BudgetLabels {
+                    cost_center: name.clone(),
+                    namespace: String::new(),
+                },
+                view.spend.cost_center(name),
+            ),
+            BudgetScope::Namespace(name) => (
+                BudgetLabels {
+                    cost_center: String::new(),
+                    namespace: name.clone(),
+                },
+                view.spend.namespace(name),
+            ),
+        };
+        let at_month_end = usage.spent + usage.burn_per_hour * hours_left;
+        amount.insert(labels.clone(), budget.monthly);
+        projected.insert(labels.clone(), at_month_end);
+        headroom.insert(labels, budget.monthly - at_month_end);
+    }
+    let currency = card.currency();
+    gauge_family(
+        registry,
+        "tollgate_budget",
+        &format!("Monthly budget, in {currency}"),
+        amount,
+    );
+    gauge_family(
+        registry,
+        "tollgate_budget_projected",
+        &format!("Projected month-end spend at the current burn, in {currency}"),
+        projected,
+    );
+    gauge_family(
+        registry,
+        "tollgate_budget_headroom",
+        &format!("Budget minus projected month-end spend, in {currency}"),
+        headroom,
+    );
+}
+
 /// The text exposition of the view.
-pub fn render(view: &View, card: &RateCard) -> String {
+pub fn render(view: &View, card: &RateCard, quota: &QuotaGate) -> String {
     let mut registry = Registry::default();
     let now = current(&view.live, card, view.as_of);
     gauge_family(
@@ -203,6 +260,8 @@ pub fn render(view: &View, card: &RateCard) -> String {
             family,
         );
     }
+    budgets(&mut registry, view, quota, card);
+    quota.register(&mut registry);
     super::process::register(&mut registry);
 
     let mut out = String::new();

@@ -1,10 +1,12 @@
 //! `tollgate serve`: reads a feed into the ledger every few seconds and serves chargeback,
 //! metrics and health over HTTP from the latest view.
 
+mod admission;
 mod feed;
 mod http;
 mod metrics;
 mod process;
+mod quota;
 mod view;
 
 use std::net::SocketAddr;
@@ -16,6 +18,7 @@ use tokio::sync::watch;
 
 pub use feed::Feed;
 pub use http::{ApiDoc, AppState, router};
+pub use quota::{CheckRequest, QuotaGate, Subject};
 pub use view::{Reconciler, View};
 
 use crate::ledger::Ledger;
@@ -112,6 +115,7 @@ pub async fn serve(
     feed: Feed,
     ledger: Ledger,
     card: RateCard,
+    quota: QuotaGate,
     options: ServeOptions,
     announce: impl FnOnce(&[String]),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -153,6 +157,7 @@ pub async fn serve(
         router(AppState {
             card,
             views: receiver,
+            quota: Arc::new(quota),
         }),
     )
     .with_graceful_shutdown(shutdown)

@@ -1,21 +1,29 @@
 //! What the HTTP handlers read: an immutable picture of the ledger and the live holdings,
 //! replaced after every reconcile, so that no request ever waits on the cluster.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use tokio::sync::watch;
 
-use super::feed::Feed;
+use super::feed::{Feed, Reading};
 use crate::allocation::{AllocationSet, BuildOptions};
+use crate::budget::SpendIndex;
 use crate::ledger::{Ledger, LedgerView};
 use crate::pricing::RateCard;
 use crate::time::UnixSeconds;
 
 /// The state as of one reconcile.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct View {
     /// The reconcile's "now".
     pub as_of: UnixSeconds,
+    /// When (real time) this view was made.
+    pub read_at: Instant,
+    /// When (real time) the source was last read completely and currently; `None`: never.
+    pub current_at: Option<Instant>,
     /// History and open segments, up to `as_of`.
     pub ledger: LedgerView,
     /// What the cluster holds and offers at `as_of` (running allocations end at `as_of`).
@@ -24,6 +32,38 @@ pub struct View {
     pub ready: bool,
     /// For a watched cluster: whether the last API read worked.
     pub kubernetes_up: Option<bool>,
+    /// Month-to-date spend, burn and units per cost center and namespace.
+    pub spend: Arc<SpendIndex>,
+    /// Namespaces' metadata, for the cost center of a pod not created yet.
+    pub namespaces: Arc<BTreeMap<String, ObjectMeta>>,
+}
+
+impl Default for View {
+    fn default() -> Self {
+        View {
+            as_of: 0,
+            read_at: Instant::now(),
+            current_at: None,
+            ledger: LedgerView::default(),
+            live: Arc::default(),
+            ready: false,
+            kubernetes_up: None,
+            spend: Arc::default(),
+            namespaces: Arc::default(),
+        }
+    }
+}
+
+impl View {
+    /// Seconds since the source was last read completely, if it ever was.
+    pub fn age(&self) -> Option<std::time::Duration> {
+        self.current_at.map(|at| at.elapsed())
+    }
+
+    /// "Now" in the feed's time: the view's as-of plus the real time since it was made.
+    pub fn now(&self) -> UnixSeconds {
+        self.as_of + self.read_at.elapsed().as_secs() as i64
+    }
 }
 
 /// Reads the feed into the ledger and publishes views.
@@ -33,6 +73,7 @@ pub struct Reconciler {
     card: Arc<RateCard>,
     cost_center_key: String,
     views: watch::Sender<Arc<View>>,
+    current_at: Option<Instant>,
 }
 
 impl Reconciler {
@@ -50,6 +91,7 @@ impl Reconciler {
             card,
             cost_center_key,
             views,
+            current_at: None,
         }
     }
 
@@ -65,10 +107,16 @@ impl Reconciler {
             as_of,
             cost_center_key: self.cost_center_key.clone(),
         };
-        let (live, synced) = self.feed.read(&self.card, options);
+        let Reading {
+            live,
+            namespaces,
+            synced,
+        } = self.feed.read(&self.card, options);
         let kubernetes_up = self.feed.kubernetes_up();
         let current = synced && kubernetes_up != Some(false);
+        let read_at = Instant::now();
         if current {
+            self.current_at = Some(read_at);
             match self.ledger.reconcile(as_of, &live) {
                 Ok(notes) => {
                     for note in notes {
@@ -81,12 +129,21 @@ impl Reconciler {
                 ),
             }
         }
+        let ledger = self.ledger.view(as_of);
+        let spend = SpendIndex::build(&ledger.as_refs(), &live, &self.card, as_of).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "month-to-date spend could not be computed; budgets see none");
+            SpendIndex::default()
+        });
         let view = View {
             as_of,
-            ledger: self.ledger.view(as_of),
+            read_at,
+            current_at: self.current_at,
+            ledger,
             live: Arc::new(live),
             ready: synced,
             kubernetes_up,
+            spend: Arc::new(spend),
+            namespaces: Arc::new(namespaces),
         };
         self.views.send_replace(Arc::new(view));
     }

@@ -70,3 +70,12 @@ pub fn fixture_report(extra: &[&str]) -> String {
     assert!(output.status.success());
     String::from_utf8(output.stdout).unwrap()
 }
+
+/// A quota gate without budgets.
+pub fn no_budgets() -> tollgate::serve::QuotaGate {
+    tollgate::serve::QuotaGate::new(
+        Vec::new(),
+        tollgate::config::QuotaSettings::default(),
+        "cost-center".into(),
+    )
+}

@@ -1,0 +1,250 @@
+//! The quota decision: `projected = spent + (burn + pod) × hours left`, against every budget the
+//! pod falls under (its cost center's and its namespace's); each must pass.
+
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use super::limits::{Budget, BudgetScope};
+use super::prospect::Prospect;
+use super::spend::{SpendIndex, Usage};
+use crate::money::{Currency, Rounding, fixed};
+use crate::time::format_time;
+
+/// Everything a decision reads.
+#[derive(Clone, Copy, Debug)]
+pub struct QuotaInput<'a> {
+    /// The pod.
+    pub prospect: &'a Prospect,
+    /// Spend and use per cost center and namespace.
+    pub spend: &'a SpendIndex,
+    /// Reserved (admitted, not yet running) use of the pod's cost center and namespace.
+    pub reserved: (Usage, Usage),
+    /// All budgets.
+    pub budgets: &'a [Budget],
+    /// The rate card's currency and rounding, for the figures shown.
+    pub currency: &'a Currency,
+    /// How shown money is rounded.
+    pub rounding: Rounding,
+    /// True when the data is older than the configured limit.
+    pub stale: bool,
+}
+
+/// The answer of SPEC §5, field for field.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaDecision {
+    /// May the pod start.
+    pub allowed: bool,
+    /// One sentence for `kubectl apply`.
+    pub message: String,
+    /// Warnings to pass on.
+    pub warnings: Vec<String>,
+    /// The pod's cost center.
+    pub cost_center: String,
+    /// Currency of every amount.
+    pub currency: String,
+    /// The deciding budget's monthly amount.
+    pub budget: Option<String>,
+    /// Month-to-date spend of the deciding budget's scope.
+    pub spent: String,
+    /// Current hourly burn of that scope (running pods and holds).
+    pub burn_per_hour: String,
+    /// The pod's hourly cost.
+    pub pod_per_hour: String,
+    /// Projected month-end spend with the pod.
+    pub projected: Option<String>,
+    /// `budget − projected`.
+    pub headroom: Option<String>,
+    /// GPU units the scope holds (running pods and holds).
+    pub units_held: String,
+    /// The scope's cap on units.
+    pub max_units: Option<String>,
+    /// When the data was read.
+    pub as_of: String,
+    /// True when the data is older than the configured limit.
+    pub stale: bool,
+}
+
+fn units_text(units: Decimal) -> String {
+    let rounded = units.round_dp(4).normalize();
+    if rounded.is_zero() {
+        "0".into()
+    } else {
+        rounded.to_string()
+    }
+}
+
+struct Evaluation<'a> {
+    budget: &'a Budget,
+    usage: Usage,
+    projected: Decimal,
+    headroom: Decimal,
+    units_after: Decimal,
+    over_budget: bool,
+    over_units: bool,
+}
+
+/// Decides.
+pub fn decide(input: QuotaInput<'_>) -> QuotaDecision {
+    let QuotaInput {
+        prospect,
+        spend,
+        reserved,
+        budgets,
+        currency,
+        rounding,
+        stale,
+    } = input;
+    let places = currency.minor_units();
+    let money = |d: Decimal| {
+        let strategy = match rounding {
+            Rounding::HalfEven => rust_decimal::RoundingStrategy::MidpointNearestEven,
+            Rounding::HalfUp => rust_decimal::RoundingStrategy::MidpointAwayFromZero,
+        };
+        fixed(d.round_dp_with_strategy(places, strategy), places).to_string()
+    };
+    let code = currency.code();
+    let hours_left = spend.hours_left();
+    let evaluations: Vec<Evaluation<'_>> = budgets
+        .iter()
+        .filter_map(|budget| {
+            let mut usage = match &budget.scope {
+                BudgetScope::CostCenter(name) if *name == prospect.cost_center => {
+                    spend.cost_center(name)
+                }
+                BudgetScope::Namespace(name) if *name == prospect.namespace => {
+                    spend.namespace(name)
+                }
+                _ => return None,
+            };
+            let held = match budget.scope {
+                BudgetScope::CostCenter(_) => reserved.0,
+                BudgetScope::Namespace(_) => reserved.1,
+            };
+            usage.burn_per_hour += held.burn_per_hour;
+            usage.units += held.units;
+            let projected = usage.spent + (usage.burn_per_hour + prospect.per_hour) * hours_left;
+            let units_after = usage.units + prospect.units;
+            Some(Evaluation {
+                budget,
+                usage,
+                projected,
+                headroom: budget.monthly - projected,
+                units_after,
+                over_budget: projected > budget.monthly,
+                over_units: budget.max_units.is_some_and(|max| units_after > max),
+            })
+        })
+        .collect();
+
+    let mut warnings = prospect.notes.clone();
+    let mut denials = Vec::new();
+    for e in &evaluations {
+        let scope = &e.budget.scope;
+        let mut problems = Vec::new();
+        if e.over_budget {
+            problems.push(format!(
+                "{scope} would reach {} {code} of its {} {code} monthly budget",
+                money(e.projected),
+                money(e.budget.monthly)
+            ));
+        }
+        if e.over_units {
+            problems.push(format!(
+                "{scope} would hold {} GPUs, over its limit of {}",
+                units_text(e.units_after),
+                units_text(e.budget.max_units.unwrap_or_default())
+            ));
+        }
+        if e.budget.enforce {
+            denials.extend(problems);
+        } else {
+            warnings.extend(problems.into_iter().map(|p| format!("{p} (not enforced)")));
+        }
+        if let Some(warn_at) = e.budget.warn_at
+            && !e.over_budget
+            && !e.budget.monthly.is_zero()
+            && e.projected >= e.budget.monthly * warn_at
+        {
+            warnings.push(format!(
+                "{scope} is projected to spend {} {code}, {}% of its {} {code} monthly budget",
+                money(e.projected),
+                (e.projected / e.budget.monthly * Decimal::ONE_HUNDRED).round(),
+                money(e.budget.monthly)
+            ));
+        }
+    }
+    // The budget shown: the first one denying, else the one with the least headroom.
+    let shown = evaluations
+        .iter()
+        .find(|e| e.budget.enforce && (e.over_budget || e.over_units))
+        .or_else(|| {
+            evaluations
+                .iter()
+                .min_by(|a, b| a.headroom.cmp(&b.headroom))
+        });
+    let fallback = spend.cost_center(&prospect.cost_center);
+    let usage = shown.map_or(
+        Usage {
+            burn_per_hour: fallback.burn_per_hour + reserved.0.burn_per_hour,
+            units: fallback.units + reserved.0.units,
+            ..fallback
+        },
+        |e| e.usage,
+    );
+    let allowed = denials.is_empty();
+    let message = match (allowed, shown) {
+        (false, _) => denials.join("; "),
+        (true, Some(e)) => format!(
+            "{} is projected at {} {code} of its {} {code} monthly budget",
+            e.budget.scope,
+            money(e.projected),
+            money(e.budget.monthly)
+        ),
+        (true, None) => format!(
+            "no budget applies to cost center {} or namespace {}",
+            prospect.cost_center, prospect.namespace
+        ),
+    };
+    QuotaDecision {
+        allowed,
+        message,
+        warnings,
+        cost_center: prospect.cost_center.clone(),
+        currency: code.to_string(),
+        budget: shown.map(|e| money(e.budget.monthly)),
+        spent: money(usage.spent),
+        burn_per_hour: money(usage.burn_per_hour),
+        pod_per_hour: money(prospect.per_hour),
+        projected: shown.map(|e| money(e.projected)),
+        headroom: shown.map(|e| money(e.headroom)),
+        units_held: units_text(usage.units),
+        max_units: shown.and_then(|e| e.budget.max_units).map(units_text),
+        as_of: format_time(spend.as_of),
+        stale,
+    }
+}
+
+/// Applies the failure mode to a decision made on stale data.
+pub fn with_failure_mode(
+    mut decision: QuotaDecision,
+    fail_closed: bool,
+    age_seconds: u64,
+) -> QuotaDecision {
+    if !decision.stale {
+        return decision;
+    }
+    if fail_closed {
+        decision.allowed = false;
+        decision.message = format!(
+            "Tollgate's budget data is {age_seconds} s old; failing closed until it is current again ({})",
+            decision.message
+        );
+    } else {
+        decision.warnings.push(format!(
+            "Tollgate's budget data is {age_seconds} s old; allowed because the failure mode is fail_open"
+        ));
+        decision.allowed = true;
+    }
+    decision
+}

@@ -1,0 +1,22 @@
+//! Budgets and the quota decision (SPEC §5): may this pod start, given what its cost center and
+//! namespace have spent this month, what they burn now, and what the pod would add?
+//!
+//! Everything here is pure: budgets are validated values, spend is an index built from the
+//! ledger's view, and a decision is a function of those and the prospective pod.
+
+mod decision;
+mod limits;
+mod prospect;
+mod reservations;
+mod spend;
+
+#[cfg(test)]
+mod tests;
+
+pub use decision::{QuotaDecision, QuotaInput, decide, with_failure_mode};
+pub use limits::{Budget, BudgetError, BudgetScope, RawBudget, validate_budgets};
+pub use prospect::{
+    Prospect, ProspectContext, ProspectError, prospect_from_count, prospect_from_pod,
+};
+pub use reservations::{Reservation, Reservations};
+pub use spend::{SpendIndex, Usage};

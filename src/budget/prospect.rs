@@ -1,0 +1,228 @@
+//! A pod that wants to start: what it would hold and cost per hour, read from its spec before
+//! any scheduler has placed it.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use rust_decimal::Decimal;
+
+use crate::allocation::{
+    CostCenterSource, GpuResource, PRODUCT_LABEL, capacity_tier, classify, cost_center, gpu_demand,
+};
+use crate::pricing::{PriceTier, RateCard};
+use crate::time::UnixSeconds;
+
+/// The pod a quota check is about.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Prospect {
+    /// Its namespace.
+    pub namespace: String,
+    /// Its name, if it has one yet (generated names come later).
+    pub name: Option<String>,
+    /// Who would pay.
+    pub cost_center: String,
+    /// Where that came from.
+    pub cost_center_source: CostCenterSource,
+    /// GPU units it would hold.
+    pub units: Decimal,
+    /// What it would cost per hour.
+    pub per_hour: Decimal,
+    /// The model it was priced as.
+    pub gpu_model: Option<String>,
+    /// How it was priced, when that was a guess (the costliest model, a whole GPU for a share).
+    pub notes: Vec<String>,
+}
+
+/// A pod spec that cannot be priced.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ProspectError(pub String);
+
+/// The GPU products a pod can land on, from its `nvidia.com/gpu.product` node selector or its
+/// required node affinity (`In`); empty when it does not say.
+fn product_choices(pod: &Pod) -> Vec<String> {
+    let Some(spec) = &pod.spec else {
+        return Vec::new();
+    };
+    if let Some(product) = spec
+        .node_selector
+        .as_ref()
+        .and_then(|s| s.get(PRODUCT_LABEL))
+    {
+        return vec![product.clone()];
+    }
+    let terms = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|n| {
+            n.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
+        .map(|r| r.node_selector_terms.as_slice())
+        .unwrap_or_default();
+    terms
+        .iter()
+        .flat_map(|t| t.match_expressions.iter().flatten())
+        .filter(|e| e.key == PRODUCT_LABEL && e.operator == "In")
+        .flat_map(|e| e.values.iter().flatten().cloned())
+        .collect()
+}
+
+/// The costliest of `choices` (or of the whole card when there are none) at `at`, in `tier`.
+/// Returns (product to size MIG with, model label, price, note).
+fn priced_model(
+    card: &RateCard,
+    choices: &[String],
+    tier: PriceTier,
+    at: UnixSeconds,
+) -> Result<(String, String, Decimal, Option<String>), ProspectError> {
+    let known: Vec<(String, Decimal)> = choices
+        .iter()
+        .filter_map(|p| Some((p.clone(), card.price_at(p, tier, None, at)?)))
+        .collect();
+    if let Some((product, price)) = known.iter().max_by(|a, b| a.1.cmp(&b.1)) {
+        let note = (choices.len() > 1).then(|| {
+            format!(
+                "priced as {}, the most expensive of the GPU models its node affinity allows",
+                card.model_label(product)
+            )
+        });
+        return Ok((product.clone(), card.model_label(product), *price, note));
+    }
+    let (model, _) = card.costliest_at(at).ok_or_else(|| {
+        ProspectError("the rate card has no price in force to price the pod with".into())
+    })?;
+    let name = card.model(model).name.clone();
+    let price = card.price_at(&name, tier, None, at).unwrap_or_default();
+    let note = if choices.is_empty() {
+        format!(
+            "its GPU model is not known before scheduling: priced as {name}, the most expensive in the rate card"
+        )
+    } else {
+        format!(
+            "GPU model {} has no price: priced as {name}, the most expensive in the rate card",
+            choices.join(", ")
+        )
+    };
+    Ok((name.clone(), name, price, Some(note)))
+}
+
+/// Where a prospective pod would run and how it is priced.
+#[derive(Clone, Copy, Debug)]
+pub struct ProspectContext<'a> {
+    /// The namespace it would run in.
+    pub namespace: &'a str,
+    /// That namespace's metadata, when known.
+    pub namespace_meta: Option<&'a ObjectMeta>,
+    /// A cost center overriding the pod's and the namespace's.
+    pub cost_center: Option<&'a str>,
+    /// The annotation/label key of cost centers.
+    pub cost_center_key: &'a str,
+    /// Prices.
+    pub card: &'a RateCard,
+    /// When it would start.
+    pub at: UnixSeconds,
+}
+
+impl ProspectContext<'_> {
+    /// The override, else the pod's own cost center chain.
+    fn cost_center(&self, pod: &ObjectMeta) -> (String, CostCenterSource) {
+        match self.cost_center.map(str::trim).filter(|cc| !cc.is_empty()) {
+            Some(cc) => (cc.to_string(), CostCenterSource::PodAnnotation),
+            None => {
+                let (cc, source) = cost_center(pod, self.namespace_meta, self.cost_center_key);
+                (cc.to_string(), source)
+            }
+        }
+    }
+}
+
+/// What `pod` would hold and cost: every container and init container (effective requests),
+/// plus one GPU per DRA claim it declares (claim templates are not read before scheduling).
+pub fn prospect_from_pod(
+    pod: &Pod,
+    context: &ProspectContext<'_>,
+) -> Result<Prospect, ProspectError> {
+    let card = context.card;
+    let spec = pod
+        .spec
+        .as_ref()
+        .ok_or_else(|| ProspectError("pod: has no spec".into()))?;
+    let demand = gpu_demand(spec, &[]).map_err(|e| ProspectError(format!("pod: {e}")))?;
+    let selector: BTreeMap<String, String> = spec.node_selector.clone().unwrap_or_default();
+    let tier = capacity_tier(&selector);
+    let (product, model, price, note) =
+        priced_model(card, &product_choices(pod), tier, context.at)?;
+    let mut notes: Vec<String> = note.into_iter().collect();
+    let mut units = Decimal::ZERO;
+    for (resource, count) in demand {
+        let per_item = match classify(&resource) {
+            Some(GpuResource::Whole) => Decimal::ONE,
+            Some(GpuResource::Shared) => match selector
+                .get("nvidia.com/gpu.replicas")
+                .and_then(|r| r.parse::<u32>().ok())
+            {
+                Some(replicas) if replicas > 0 => Decimal::ONE / Decimal::from(replicas),
+                _ => {
+                    notes.push(format!(
+                        "{resource} counted as a whole GPU: its time-slicing replicas are not known before scheduling"
+                    ));
+                    Decimal::ONE
+                }
+            },
+            Some(GpuResource::Mig { profile }) => card
+                .mig_fraction(&product, &profile)
+                .map(|f| f.to_decimal())
+                .ok_or_else(|| {
+                    ProspectError(format!("pod: MIG resource {resource} has no <g>g profile"))
+                })?,
+            None => continue,
+        };
+        units += count * per_item;
+    }
+    let claims = spec.resource_claims.as_ref().map_or(0, Vec::len);
+    if claims > 0 {
+        units += Decimal::from(claims);
+        notes.push(format!(
+            "each of its {claims} DRA claim(s) counted as one GPU"
+        ));
+    }
+    let (cost_center, cost_center_source) = context.cost_center(&pod.metadata);
+    Ok(Prospect {
+        namespace: context.namespace.to_string(),
+        name: pod.metadata.name.clone().filter(|n| !n.is_empty()),
+        cost_center,
+        cost_center_source,
+        units,
+        per_hour: (units * price).normalize(),
+        gpu_model: (!units.is_zero()).then_some(model),
+        notes: if units.is_zero() { Vec::new() } else { notes },
+    })
+}
+
+/// What `gpus` whole GPUs of `gpu_model` (or of the costliest model) would cost.
+pub fn prospect_from_count(
+    gpus: Decimal,
+    gpu_model: Option<&str>,
+    context: &ProspectContext<'_>,
+) -> Result<Prospect, ProspectError> {
+    if gpus < Decimal::ZERO {
+        return Err(ProspectError("gpus: must not be negative".into()));
+    }
+    let choices: Vec<String> = gpu_model.map(str::to_string).into_iter().collect();
+    let (_, model, price, note) =
+        priced_model(context.card, &choices, PriceTier::OnDemand, context.at)?;
+    let (cost_center, cost_center_source) = context.cost_center(&ObjectMeta::default());
+    Ok(Prospect {
+        namespace: context.namespace.to_string(),
+        name: None,
+        cost_center,
+        cost_center_source,
+        units: gpus,
+        per_hour: (gpus * price).normalize(),
+        gpu_model: Some(model),
+        notes: note.into_iter().collect(),
+    })
+}

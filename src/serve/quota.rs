@@ -1,0 +1,194 @@
+//! The quota gate: one decision per request, from memory only, with reservations so that
+//! concurrent admissions cannot over-admit, and the counters of SPEC §4.4.
+
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use rust_decimal::Decimal;
+
+use super::view::View;
+use crate::budget::{
+    Budget, Prospect, ProspectContext, ProspectError, QuotaDecision, QuotaInput, Reservation,
+    Reservations, decide, prospect_from_count, prospect_from_pod, with_failure_mode,
+};
+use crate::config::{FailMode, QuotaSettings};
+use crate::pricing::RateCard;
+
+/// What a check is about: a pod spec, or a number of GPUs.
+#[derive(Clone, Debug)]
+pub enum Subject {
+    /// The pod object (Kyverno's `request.object`, or the AdmissionReview's).
+    Pod(Box<Pod>),
+    /// `gpus` GPUs of `gpu_model` (the costliest when absent).
+    Gpus {
+        /// How many.
+        gpus: Decimal,
+        /// Which product or model.
+        gpu_model: Option<String>,
+    },
+}
+
+/// One quota check.
+#[derive(Clone, Debug)]
+pub struct CheckRequest {
+    /// The namespace the pod would run in.
+    pub namespace: String,
+    /// The pod or the GPU count.
+    pub subject: Subject,
+    /// A cost center that overrides the pod's and the namespace's.
+    pub cost_center: Option<String>,
+    /// Decide without reserving.
+    pub dry_run: bool,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DecisionLabels {
+    decision: &'static str,
+}
+
+/// Budgets, reservations, settings and the quota counters.
+pub struct QuotaGate {
+    budgets: Vec<Budget>,
+    settings: QuotaSettings,
+    cost_center_key: String,
+    book: Mutex<Reservations>,
+    checks: Family<DecisionLabels, Counter<u64, AtomicU64>>,
+    durations: Histogram,
+}
+
+impl QuotaGate {
+    /// A gate over validated budgets.
+    pub fn new(budgets: Vec<Budget>, settings: QuotaSettings, cost_center_key: String) -> Self {
+        QuotaGate {
+            budgets,
+            settings,
+            cost_center_key,
+            book: Mutex::default(),
+            checks: Family::default(),
+            // 10 µs to ~80 ms.
+            durations: Histogram::new(exponential_buckets(0.00001, 2.0, 14)),
+        }
+    }
+
+    /// The budgets.
+    pub fn budgets(&self) -> &[Budget] {
+        &self.budgets
+    }
+
+    /// How many admitted pods are held and not yet seen running.
+    pub fn reservations(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Reservations> {
+        self.book
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn prospect(
+        &self,
+        view: &View,
+        card: &RateCard,
+        request: &CheckRequest,
+    ) -> Result<Prospect, ProspectError> {
+        let context = ProspectContext {
+            namespace: &request.namespace,
+            namespace_meta: view.namespaces.get(&request.namespace),
+            cost_center: request.cost_center.as_deref(),
+            cost_center_key: &self.cost_center_key,
+            card,
+            at: view.as_of,
+        };
+        match &request.subject {
+            Subject::Pod(pod) => prospect_from_pod(pod, &context),
+            Subject::Gpus { gpus, gpu_model } => {
+                prospect_from_count(*gpus, gpu_model.as_deref(), &context)
+            }
+        }
+    }
+
+    /// Decides, and reserves what an allowed, non-dry-run pod will hold. Never waits on
+    /// anything but the reservation lock, held for the decision alone.
+    pub fn check(
+        &self,
+        view: &View,
+        card: &RateCard,
+        request: &CheckRequest,
+    ) -> Result<QuotaDecision, ProspectError> {
+        let started = Instant::now();
+        let outcome = self.prospect(view, card, request).map(|prospect| {
+            let age = view.age();
+            let stale =
+                age.is_none_or(|a| a > Duration::from_secs(self.settings.max_staleness_seconds));
+            let now = view.now();
+            let mut book = self.lock();
+            book.settle(&view.live, view.as_of, now);
+            let decision = decide(QuotaInput {
+                prospect: &prospect,
+                spend: &view.spend,
+                reserved: book.usage(&prospect.cost_center, &prospect.namespace, now),
+                budgets: &self.budgets,
+                currency: card.currency(),
+                rounding: card.rounding(),
+                stale,
+            });
+            let decision = with_failure_mode(
+                decision,
+                self.settings.fail_mode == FailMode::FailClosed,
+                age.map_or(u64::MAX, |a| a.as_secs()),
+            );
+            if decision.allowed && !request.dry_run && !prospect.units.is_zero() {
+                book.reserve(Reservation {
+                    namespace: prospect.namespace.clone(),
+                    name: prospect.name.clone(),
+                    cost_center: prospect.cost_center.clone(),
+                    units: prospect.units,
+                    per_hour: prospect.per_hour,
+                    expires: now + self.settings.reservation_ttl_seconds as i64,
+                });
+            }
+            decision
+        });
+        let label = match &outcome {
+            Ok(d) if d.allowed => "allow",
+            Ok(_) => "deny",
+            Err(_) => "error",
+        };
+        self.record(label, started);
+        outcome
+    }
+
+    /// Counts a check that failed before a decision (a malformed request).
+    pub fn record_error(&self, started: Instant) {
+        self.record("error", started);
+    }
+
+    fn record(&self, decision: &'static str, started: Instant) {
+        self.checks
+            .get_or_create(&DecisionLabels { decision })
+            .inc();
+        self.durations.observe(started.elapsed().as_secs_f64());
+    }
+
+    /// Adds the quota counters to a scrape.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "tollgate_quota_checks",
+            "Quota checks by decision",
+            self.checks.clone(),
+        );
+        registry.register(
+            "tollgate_quota_check_duration_seconds",
+            "Time to decide a quota check",
+            self.durations.clone(),
+        );
+    }
+}

@@ -1,0 +1,572 @@
+//! Budgets and the quota gate on the fixture snapshot as of 2026-11-02T00:00:00Z, with the
+//! budgets of `tests/fixtures/quota/budgets.toml`. November 2 to December 1 is 29 days: 696 hours
+//! left. Month-to-date spend and current burn come from the fixture (see `report_cli.rs`):
+//! cc-100 spent 168.00 and burns 6.00/h (chat-0: 2 H100 at 3.00); cc-150 spent 36.00, burns
+//! 6.00/h; team-d (cc-400) holds 2.25 GPUs (ts-0 ¼, l40s-0 1, colo-0 1); team-e spent
+//! 507.428571… and burns 25.142857…/h (8 + 4 + 4 + 8 + 8/7); H200 costs 8.00, H100 3.00.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::Request;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tokio::sync::watch;
+use tollgate::budget::validate_budgets;
+use tollgate::config::{FailMode, Settings};
+use tollgate::ledger::Ledger;
+use tollgate::pricing::RateCard;
+use tollgate::serve::{AppState, CheckRequest, Feed, QuotaGate, Reconciler, Subject, View, router};
+use tollgate::source::read_snapshot;
+use tollgate::time::parse_time;
+use tower::ServiceExt;
+
+fn quota(args: &[&str]) -> (i32, Value, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "quota",
+            "--snapshot",
+            "tests/fixtures/snapshot",
+            "--pricing",
+            "tests/fixtures/rates.toml",
+        ])
+        .args([
+            "--config",
+            "tests/fixtures/quota/budgets.toml",
+            "--as-of",
+            "2026-11-02",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    let json = serde_json::from_slice(&output.stdout).unwrap_or(Value::Null);
+    (
+        output.status.code().unwrap(),
+        json,
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn over_budget_is_denied_with_the_figures() {
+    // 168 + (6.00 + 2 × 3.00) × 696 = 8520.00 > 5000.00.
+    let (code, d, stderr) = quota(&[
+        "--namespace",
+        "team-a",
+        "--gpus",
+        "2",
+        "--gpu-model",
+        "NVIDIA-H100-80GB-HBM3",
+    ]);
+    assert_eq!(code, 3);
+    assert_eq!(
+        stderr,
+        "denied: cost center cc-100 would reach 8520.00 USD of its 5000.00 USD monthly budget\n"
+    );
+    assert_eq!(
+        d,
+        json!({"allowed": false, "message": "cost center cc-100 would reach 8520.00 USD of its 5000.00 USD monthly budget",
+            "warnings": [], "costCenter": "cc-100", "currency": "USD", "budget": "5000.00", "spent": "168.00",
+            "burnPerHour": "6.00", "podPerHour": "6.00", "projected": "8520.00", "headroom": "-3520.00",
+            "unitsHeld": "2", "maxUnits": null, "asOf": "2026-11-02T00:00:00Z", "stale": false})
+    );
+}
+
+#[test]
+fn near_the_budget_warns_at_warn_at() {
+    // 168 + (6.00 + ¼ × 3.00) × 696 = 4866.00: allowed, past 80 % of 5000.00.
+    let (code, d, _) = quota(&[
+        "--namespace",
+        "team-a",
+        "--gpus",
+        "0.25",
+        "--gpu-model",
+        "H100",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(d["projected"], "4866.00");
+    assert_eq!(d["headroom"], "134.00");
+    assert_eq!(
+        d["warnings"],
+        json!([
+            "cost center cc-100 is projected to spend 4866.00 USD, 97% of its 5000.00 USD monthly budget"
+        ])
+    );
+    assert_eq!(
+        d["message"],
+        "cost center cc-100 is projected at 4866.00 USD of its 5000.00 USD monthly budget"
+    );
+}
+
+#[test]
+fn the_gpu_cap_counts_fractions() {
+    // team-d holds 2.25 GPUs; 1.75 more reaches the cap of 4 exactly, 2 more passes it.
+    let (code, d, _) = quota(&[
+        "--namespace",
+        "team-d",
+        "--gpus",
+        "1.75",
+        "--gpu-model",
+        "NVIDIA-L40S",
+    ]);
+    assert_eq!(
+        (code, d["unitsHeld"].as_str(), d["maxUnits"].as_str()),
+        (0, Some("2.25"), Some("4"))
+    );
+    let (code, d, _) = quota(&[
+        "--namespace",
+        "team-d",
+        "--gpus",
+        "2",
+        "--gpu-model",
+        "NVIDIA-L40S",
+    ]);
+    assert_eq!(code, 3);
+    assert_eq!(
+        d["message"],
+        "cost center cc-400 would hold 4.25 GPUs, over its limit of 4"
+    );
+}
+
+#[test]
+fn both_budgets_must_pass_and_unknown_models_are_priced_as_the_costliest() {
+    // cc-500's 100000.00 passes; namespace team-e's does not: 507.428571… + (25.142857… + 8.00) × 696.
+    let (code, d, _) = quota(&["--namespace", "team-e", "--gpus", "1"]);
+    assert_eq!(code, 3);
+    assert_eq!(
+        d["message"],
+        "namespace team-e would reach 23574.86 USD of its 20000.00 USD monthly budget"
+    );
+    assert_eq!(d["podPerHour"], "8.00");
+    assert_eq!(
+        d["warnings"],
+        json!([
+            "its GPU model is not known before scheduling: priced as H200-141GB, the most expensive in the rate card"
+        ])
+    );
+}
+
+#[test]
+fn a_dra_claim_pod_counts_its_claims() {
+    // Two claims on H200: 2 GPUs at 8.00 = 16.00/h; 507.428571… + (25.142857… + 16) × 696 = 29142.86.
+    let (code, d, _) = quota(&[
+        "--namespace",
+        "team-e",
+        "--pod",
+        "tests/fixtures/quota/dra-pod.yaml",
+    ]);
+    assert_eq!(code, 3);
+    assert_eq!(d["podPerHour"], "16.00");
+    assert_eq!(d["projected"], "29142.86");
+    assert_eq!(
+        d["warnings"],
+        json!(["each of its 2 DRA claim(s) counted as one GPU"])
+    );
+}
+
+#[test]
+fn enforce_off_allows_with_a_warning_and_no_budget_allows() {
+    // cc-150: 36.00 + (6.00 + 3.00) × 696 = 6300.00 > 1000.00, but not enforced.
+    let (code, d, _) = quota(&[
+        "--namespace",
+        "team-a",
+        "--cost-center",
+        "cc-150",
+        "--gpus",
+        "1",
+        "--gpu-model",
+        "H100",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        d["warnings"],
+        json!([
+            "cost center cc-150 would reach 6300.00 USD of its 1000.00 USD monthly budget (not enforced)"
+        ])
+    );
+    let (code, d, _) = quota(&[
+        "--namespace",
+        "team-c",
+        "--gpus",
+        "1",
+        "--gpu-model",
+        "H100",
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        d["message"],
+        "no budget applies to cost center unassigned or namespace team-c"
+    );
+    assert_eq!(
+        (d["budget"].is_null(), d["spent"].as_str()),
+        (true, Some("36.00"))
+    );
+}
+
+#[test]
+fn bad_quota_input_exits_2() {
+    let (code, _, stderr) = quota(&["--namespace", "team-a", "--gpus", "many"]);
+    assert_eq!(
+        (code, stderr.as_str()),
+        (2, "error: --gpus: \"many\" is not a number of GPUs\n")
+    );
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["quota", "--demo", "--namespace", "x", "--gpus", "1"])
+        .env("TOLLGATE__BUDGET", "oops")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The gate in-process and over HTTP.
+
+fn settings() -> Settings {
+    Settings::load(Some(std::path::Path::new(
+        "tests/fixtures/quota/budgets.toml",
+    )))
+    .unwrap()
+}
+
+fn view_and_card() -> (Arc<View>, Arc<RateCard>) {
+    let card = Arc::new(RateCard::load(std::path::Path::new("tests/fixtures/rates.toml")).unwrap());
+    let (views, receiver) = watch::channel(Arc::new(View::default()));
+    let feed = Feed::Snapshot {
+        objects: Box::new(read_snapshot(std::path::Path::new("tests/fixtures/snapshot")).unwrap()),
+        as_of: Some(parse_time("2026-11-02T00:00:00Z").unwrap()),
+    };
+    Reconciler::new(
+        feed,
+        Ledger::in_memory(),
+        card.clone(),
+        "cost-center".into(),
+        views,
+    )
+    .step();
+    let view = receiver.borrow().clone();
+    (view, card)
+}
+
+/// A gate with one more budget: cost center `burst`, room for exactly ten 1-GPU H100 pods
+/// (each 3.00 × 696 = 2088.00).
+fn burst_gate(fail: FailMode) -> QuotaGate {
+    let mut settings = settings();
+    settings.budget.push(tollgate::budget::RawBudget {
+        cost_center: Some("burst".into()),
+        monthly: Some("20880.00".into()),
+        ..Default::default()
+    });
+    settings.quota.fail_mode = fail;
+    QuotaGate::new(
+        validate_budgets(&settings.budget).unwrap(),
+        settings.quota.clone(),
+        "cost-center".into(),
+    )
+}
+
+fn one_h100(dry_run: bool) -> CheckRequest {
+    CheckRequest {
+        namespace: "team-c".into(),
+        subject: Subject::Gpus {
+            gpus: 1.into(),
+            gpu_model: Some("H100".into()),
+        },
+        cost_center: Some("burst".into()),
+        dry_run,
+    }
+}
+
+async fn post(
+    app: &axum::Router,
+    path: &str,
+    body: String,
+    content_type: Option<&str>,
+) -> (u16, Value) {
+    let mut request = Request::post(path);
+    if let Some(content_type) = content_type {
+        request = request.header("content-type", content_type);
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn app(gate: QuotaGate) -> (axum::Router, Arc<QuotaGate>) {
+    let (view, card) = view_and_card();
+    // A receiver keeps the last view after its sender is gone.
+    let (_, receiver) = watch::channel(view);
+    let quota = Arc::new(gate);
+    let state = AppState {
+        card,
+        views: receiver,
+        quota: quota.clone(),
+    };
+    (router(state), quota)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_100_concurrent_checks_admits_exactly_the_10_that_fit() {
+    let (app, gate) = app(burst_gate(FailMode::FailClosed));
+    let body = json!({"namespace": "team-c", "costCenter": "burst", "gpus": 1, "gpuModel": "H100"})
+        .to_string();
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let (app, body) = (app.clone(), body.clone());
+            tokio::spawn(async move { post(&app, "/api/v1/quota/check", body, None).await })
+        })
+        .collect();
+    let mut allowed = 0;
+    for task in tasks {
+        let (status, decision) = task.await.unwrap();
+        assert_eq!(status, 200);
+        allowed += usize::from(decision["allowed"] == true);
+    }
+    assert_eq!(allowed, 10);
+    assert_eq!(gate.reservations(), 10);
+}
+
+#[test]
+fn dry_runs_reserve_nothing_and_reservations_expire() {
+    let (view, card) = view_and_card();
+    let gate = burst_gate(FailMode::FailClosed);
+    for _ in 0..50 {
+        assert!(gate.check(&view, &card, &one_h100(true)).unwrap().allowed);
+    }
+    assert_eq!(gate.reservations(), 0);
+    for _ in 0..10 {
+        assert!(gate.check(&view, &card, &one_h100(false)).unwrap().allowed);
+    }
+    let denied = gate.check(&view, &card, &one_h100(false)).unwrap();
+    assert!(!denied.allowed);
+    assert_eq!(
+        denied.message,
+        "cost center burst would reach 22968.00 USD of its 20880.00 USD monthly budget"
+    );
+    assert_eq!(denied.burn_per_hour, "30.00", "ten holds of 3.00/h");
+    // A view read 301 s (past the TTL) later: the holds have lapsed.
+    let mut later = (*view).clone();
+    later.as_of += 301;
+    assert!(gate.check(&later, &card, &one_h100(true)).unwrap().allowed);
+}
+
+#[test]
+fn stale_data_honours_the_failure_mode() {
+    let (view, card) = view_and_card();
+    let mut stale = (*view).clone();
+    stale.current_at = Some(std::time::Instant::now() - Duration::from_secs(600));
+    let closed = burst_gate(FailMode::FailClosed)
+        .check(&stale, &card, &one_h100(true))
+        .unwrap();
+    assert!(!closed.allowed && closed.stale);
+    assert!(
+        closed
+            .message
+            .starts_with("Tollgate's budget data is 600 s old; failing closed"),
+        "{}",
+        closed.message
+    );
+    let open = burst_gate(FailMode::FailOpen)
+        .check(&stale, &card, &one_h100(true))
+        .unwrap();
+    assert!(open.allowed && open.stale);
+    assert!(
+        open.warnings
+            .iter()
+            .any(|w| w.contains("allowed because the failure mode is fail_open"))
+    );
+    let fresh = burst_gate(FailMode::FailClosed)
+        .check(&view, &card, &one_h100(true))
+        .unwrap();
+    assert!(!fresh.stale);
+}
+
+fn kyverno_pod() -> Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "chat-1", "namespace": "team-a", "labels": {"workload-type": "inference"}},
+        "spec": {"nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
+                 "containers": [{"name": "server", "image": "vllm/vllm-openai:v0.11.0",
+                                 "resources": {"limits": {"nvidia.com/gpu": "2"}}}]}})
+}
+
+#[tokio::test]
+async fn kyverno_s_exact_body_without_content_type_gets_the_decision() {
+    let (app, gate) = app(burst_gate(FailMode::FailClosed));
+    // Kyverno POSTs json.Encode(data): the object and a newline, with no Content-Type.
+    let body = format!("{}\n", json!({"namespace": "team-a", "pod": kyverno_pod()}));
+    let (status, decision) = post(&app, "/api/v1/quota/check", body, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(decision["allowed"], false);
+    assert_eq!(
+        decision["message"],
+        "cost center cc-100 would reach 8520.00 USD of its 5000.00 USD monthly budget"
+    );
+    assert_eq!(gate.reservations(), 0);
+}
+
+#[tokio::test]
+async fn an_admission_review_gets_a_response_with_its_uid() {
+    let (app, gate) = app(burst_gate(FailMode::FailClosed));
+    let review = |uid: &str, namespace: &str, dry_run: bool| {
+        let mut pod = kyverno_pod();
+        pod["metadata"]["namespace"] = json!(namespace);
+        json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"uid": uid, "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                        "resource": {"group": "", "version": "v1", "resource": "pods"},
+                        "namespace": namespace, "operation": "CREATE", "userInfo": {"username": "dev"},
+                        "object": pod, "oldObject": null, "dryRun": dry_run}})
+        .to_string()
+    };
+    let (status, denied) = post(
+        &app,
+        "/admission/v1/validate",
+        review("705ab4f5-6393-11e8-b7cc-42010a800002", "team-a", false),
+        Some("application/json"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        denied,
+        json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "response": {"uid": "705ab4f5-6393-11e8-b7cc-42010a800002", "allowed": false,
+                         "status": {"code": 403, "message": "cost center cc-100 would reach 8520.00 USD of its 5000.00 USD monthly budget"}}})
+    );
+    // team-c has no budget: allowed; dryRun reserves nothing, a real admission does.
+    let (_, allowed) = post(
+        &app,
+        "/admission/v1/validate",
+        review("u-2", "team-c", true),
+        None,
+    )
+    .await;
+    assert_eq!(allowed["response"]["allowed"], true);
+    assert_eq!(gate.reservations(), 0);
+    post(
+        &app,
+        "/admission/v1/validate",
+        review("u-3", "team-c", false),
+        None,
+    )
+    .await;
+    assert_eq!(gate.reservations(), 1);
+    // Something other than a pod creation passes without a decision.
+    let mut other: Value = serde_json::from_str(&review("u-4", "team-c", false)).unwrap();
+    other["request"]["operation"] = json!("DELETE");
+    let (_, passed) = post(&app, "/admission/v1/validate", other.to_string(), None).await;
+    assert_eq!(passed["response"], json!({"uid": "u-4", "allowed": true}));
+}
+
+#[tokio::test]
+async fn garbage_gets_a_400_saying_what_is_wrong() {
+    let (app, _) = app(burst_gate(FailMode::FailClosed));
+    let cases = [
+        (
+            "/api/v1/quota/check",
+            "not json".to_string(),
+            "body: expected ident",
+        ),
+        (
+            "/api/v1/quota/check",
+            json!({"namespace": "a"}).to_string(),
+            "send pod (the Pod object) or gpus",
+        ),
+        (
+            "/api/v1/quota/check",
+            json!({"namespace": "a", "gpus": "lots"}).to_string(),
+            "gpus: \"lots\" is not a number",
+        ),
+        (
+            "/api/v1/quota/check",
+            json!({"gpus": 1}).to_string(),
+            "namespace: missing",
+        ),
+        (
+            "/api/v1/quota/check",
+            json!({"namespace": "a", "pod": {"spec": 5}}).to_string(),
+            "pod: not a valid Pod",
+        ),
+        (
+            "/api/v1/quota/check",
+            json!({"namespace": "a", "gpus": 1, "colour": "red"}).to_string(),
+            "unknown field `colour`",
+        ),
+        (
+            "/api/v1/quota/check",
+            "x".repeat(2 * 1024 * 1024),
+            "larger than 1 MiB",
+        ),
+        (
+            "/admission/v1/validate",
+            json!({"kind": "Pod"}).to_string(),
+            "expected an AdmissionReview",
+        ),
+        (
+            "/admission/v1/validate",
+            "[]".to_string(),
+            "expected struct AdmissionReview",
+        ),
+    ];
+    for (path, body, expected) in cases {
+        let (status, error) = post(&app, path, body, None).await;
+        assert_eq!(status, 400, "{path} {expected}");
+        assert!(
+            error["error"].as_str().unwrap().contains(expected),
+            "{path}: {error}"
+        );
+    }
+    let (status, metrics) = {
+        let response = app
+            .clone()
+            .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (
+            status,
+            String::from_utf8(
+                response
+                    .into_body()
+                    .collect()
+                    .await
+                    .unwrap()
+                    .to_bytes()
+                    .to_vec(),
+            )
+            .unwrap(),
+        )
+    };
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("tollgate_quota_checks_total{decision=\"error\"} 9"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tollgate_quota_check_duration_seconds_count 9"),
+        "{metrics}"
+    );
+    // Budgets at the current burn, without any new pod: cc-100 168 + 6 × 696 = 4344.
+    assert!(
+        metrics.contains("tollgate_budget{cost_center=\"cc-100\",namespace=\"\"} 5000"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tollgate_budget_projected{cost_center=\"cc-100\",namespace=\"\"} 4344"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("tollgate_budget_headroom{cost_center=\"cc-100\",namespace=\"\"} 656"),
+        "{metrics}"
+    );
+}
