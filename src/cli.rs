@@ -19,7 +19,10 @@ use crate::ledger::Ledger;
 use crate::live::{ClusterStores, SourceHealth, list_cluster, spawn_watchers};
 use crate::output::{Format, render};
 use crate::pricing::RateCard;
-use crate::serve::{CheckRequest, Feed, QuotaGate, Reconciler, ServeOptions, Subject, View};
+use crate::serve::{
+    CertReloader, CheckRequest, Feed, QuotaGate, Reconciler, ServeOptions, Subject, TlsOptions,
+    View,
+};
 use crate::source::{DemoFleet, read_snapshot};
 use crate::time::{UnixSeconds, parse_time};
 use k8s_openapi::api::core::v1::Pod;
@@ -383,10 +386,28 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
         .listen
         .clone()
         .unwrap_or_else(|| settings.server.listen.clone());
+    let tls = match (
+        &settings.tls.listen,
+        &settings.tls.cert_file,
+        &settings.tls.key_file,
+    ) {
+        (None, None, None) => None,
+        (Some(listen), Some(cert), Some(key)) => Some(TlsOptions {
+            listen: listen.clone(),
+            certificates: CertReloader::new(cert, key).map_err(CliError::input)?,
+            check_every: Duration::from_secs(10),
+        }),
+        _ => {
+            return Err(CliError::input(
+                "configuration: [tls] needs listen, cert_file and key_file together",
+            ));
+        }
+    };
     let options = ServeOptions {
         listen,
         reconcile_every: Duration::from_secs(settings.sources.reconcile_seconds.max(1)),
         cost_center_key: settings.cost_center.key.clone(),
+        tls,
     };
     let as_of = args
         .source

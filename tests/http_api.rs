@@ -204,6 +204,7 @@ async fn serves_over_a_real_socket_and_stops_on_request() {
         listen: "127.0.0.1:0".into(),
         reconcile_every: std::time::Duration::from_secs(1),
         cost_center_key: "cost-center".into(),
+        tls: None,
     };
     let server = tokio::spawn(serve(
         snapshot_feed(),

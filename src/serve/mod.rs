@@ -7,6 +7,7 @@ mod http;
 mod metrics;
 mod process;
 mod quota;
+mod tls;
 mod view;
 
 use std::net::SocketAddr;
@@ -19,6 +20,7 @@ use tokio::sync::watch;
 pub use feed::Feed;
 pub use http::{ApiDoc, AppState, router};
 pub use quota::{CheckRequest, QuotaGate, Subject};
+pub use tls::{CertReloader, TlsError, serve_tls};
 pub use view::{Reconciler, View};
 
 use crate::ledger::Ledger;
@@ -33,6 +35,19 @@ pub struct ServeOptions {
     pub reconcile_every: Duration,
     /// Annotation/label key of cost centers.
     pub cost_center_key: String,
+    /// HTTPS for the admission webhook, on its own port.
+    pub tls: Option<TlsOptions>,
+}
+
+/// The HTTPS listener.
+#[derive(Clone, Debug)]
+pub struct TlsOptions {
+    /// Address to listen on.
+    pub listen: String,
+    /// The certificate, reloaded when its files change.
+    pub certificates: Arc<CertReloader>,
+    /// How often the files are checked.
+    pub check_every: Duration,
 }
 
 /// The service could not start.
@@ -150,18 +165,50 @@ pub async fn serve(
             }
         })
     };
-    announce(&urls(bound));
+    let app = router(AppState {
+        card,
+        views: receiver,
+        quota: Arc::new(quota),
+    });
+    // One shutdown for both listeners.
+    let (stop, stopping) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let until_stopped = |mut stopping: watch::Receiver<bool>| async move {
+        let _ = stopping.wait_for(|stopped| *stopped).await;
+    };
+    let mut announced = urls(bound);
+    let https = match &options.tls {
+        Some(tls) => {
+            let listener =
+                TcpListener::bind(&tls.listen)
+                    .await
+                    .map_err(|source| ServeError::Listen {
+                        address: tls.listen.clone(),
+                        source,
+                    })?;
+            let port = listener.local_addr().map_err(ServeError::Http)?.port();
+            announced.push(format!("https://localhost:{port}/admission/v1/validate"));
+            Some(tokio::spawn(serve_tls(
+                listener,
+                app.clone(),
+                tls.certificates.clone(),
+                tls.check_every,
+                until_stopped(stopping.clone()),
+            )))
+        }
+        None => None,
+    };
+    announce(&announced);
     tracing::info!(address = %bound, "serving");
-    let served = axum::serve(
-        listener,
-        router(AppState {
-            card,
-            views: receiver,
-            quota: Arc::new(quota),
-        }),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(until_stopped(stopping))
+        .await;
+    if let Some(https) = https {
+        let _ = https.await;
+    }
     periodic.abort();
     // A last reconcile records the latest heartbeat before exiting.
     reconcile_once(&reconciler).await;

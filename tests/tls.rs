@@ -1,0 +1,166 @@
+//! The admission webhook over HTTPS on its own port, with a certificate rotated on disk while
+//! the server runs: new connections get the new certificate without a restart.
+
+mod support;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::{CertificateDer, ServerName};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tollgate::ledger::Ledger;
+use tollgate::pricing::RateCard;
+use tollgate::serve::{CertReloader, Feed, ServeOptions, TlsOptions, serve};
+use tollgate::time::parse_time;
+
+/// Writes a new self-signed certificate for localhost; returns its DER.
+fn issue(dir: &Path) -> CertificateDer<'static> {
+    let issued = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(dir.join("tls.key"), issued.signing_key.serialize_pem()).unwrap();
+    std::fs::write(dir.join("tls.crt"), issued.cert.pem()).unwrap();
+    issued.cert.der().clone()
+}
+
+/// An HTTPS request trusting only `trusted`; returns the certificate the server presented and
+/// the response.
+async fn https(
+    address: &str,
+    trusted: &[&CertificateDer<'static>],
+    request: &str,
+) -> (CertificateDer<'static>, String) {
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in trusted {
+        roots.add((*certificate).clone()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut tls = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let presented = tls.get_ref().1.peer_certificates().unwrap()[0]
+        .clone()
+        .into_owned();
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let _ = tls.read_to_end(&mut response).await;
+    (presented, String::from_utf8_lossy(&response).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_serves_https_and_picks_up_a_rotated_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = issue(dir.path());
+    let certificates =
+        CertReloader::new(&dir.path().join("tls.crt"), &dir.path().join("tls.key")).unwrap();
+    let options = ServeOptions {
+        listen: "127.0.0.1:0".into(),
+        reconcile_every: Duration::from_secs(1),
+        cost_center_key: "cost-center".into(),
+        tls: Some(TlsOptions {
+            listen: "127.0.0.1:0".into(),
+            certificates,
+            check_every: Duration::from_millis(100),
+        }),
+    };
+    let feed = Feed::Snapshot {
+        objects: Box::new(
+            tollgate::source::read_snapshot(Path::new("tests/fixtures/snapshot")).unwrap(),
+        ),
+        as_of: Some(parse_time("2026-11-02T00:00:00Z").unwrap()),
+    };
+    let card = RateCard::load(Path::new("tests/fixtures/rates.toml")).unwrap();
+    let (urls_tx, urls_rx) = tokio::sync::oneshot::channel::<Vec<String>>();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(
+        feed,
+        Ledger::in_memory(),
+        card,
+        support::no_budgets(),
+        options,
+        move |urls| {
+            let _ = urls_tx.send(urls.to_vec());
+        },
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let urls = urls_rx.await.unwrap();
+    let webhook = urls.iter().find(|u| u.starts_with("https://")).unwrap();
+    let port = webhook
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+    let address = format!("127.0.0.1:{port}");
+
+    let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "e911857d-c318-11e8-bbad-025000000001", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                    "namespace": "team-c", "operation": "CREATE", "dryRun": true,
+                    "object": {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c",
+                               "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}}})
+    .to_string();
+    let request = format!(
+        "POST /admission/v1/validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{review}",
+        review.len()
+    );
+    let (presented, response) = https(&address, &[&first], &request).await;
+    assert_eq!(presented, first);
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    assert!(
+        response.contains("\"uid\":\"e911857d-c318-11e8-bbad-025000000001\""),
+        "{response}"
+    );
+    assert!(response.contains("\"allowed\":true"), "{response}");
+
+    // Rotate: new files on disk; the next connections are served the new certificate.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let second = issue(dir.path());
+    assert_ne!(first, second);
+    let mut rotated = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let healthz = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+        let (presented, response) = https(&address, &[&first, &second], healthz).await;
+        if presented == second {
+            assert!(response.ends_with("ok\n"), "{response}");
+            rotated = true;
+            break;
+        }
+    }
+    assert!(rotated, "the rotated certificate was never served");
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}
+
+#[test]
+fn unusable_certificate_files_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("tls.crt"), "not a certificate").unwrap();
+    std::fs::write(dir.path().join("tls.key"), "not a key").unwrap();
+    let err =
+        CertReloader::new(&dir.path().join("tls.crt"), &dir.path().join("tls.key")).unwrap_err();
+    assert!(
+        err.to_string().ends_with("tls.crt: holds no certificate"),
+        "{err}"
+    );
+    issue(dir.path());
+    std::fs::write(dir.path().join("tls.key"), "not a key").unwrap();
+    let err =
+        CertReloader::new(&dir.path().join("tls.crt"), &dir.path().join("tls.key")).unwrap_err();
+    assert!(
+        err.to_string().contains("tls.key: not a PEM private key"),
+        "{err}"
+    );
+}
