@@ -69,12 +69,15 @@ impl Reservations {
 
     /// Drops expired holds and the holds of pods now running in `live` (read at `as_of`): a hold
     /// with a name is released by that pod; a nameless one (generated names) by the first new pod
-    /// of its namespace holding the same units. Does nothing if `as_of` was already settled.
+    /// of its namespace holding the same units. Pods running at the first read are not new.
+    /// Does nothing more if `as_of` was already settled.
     pub fn settle(&mut self, live: &AllocationSet, as_of: UnixSeconds, now: UnixSeconds) {
         self.held.retain(|r| r.expires > now);
         if self.settled_at == Some(as_of) {
             return;
         }
+        // The first read only learns what already runs: none of it arrived for a hold.
+        let first = self.settled_at.is_none();
         self.settled_at = Some(as_of);
         let mut running: Vec<(String, String, String, Decimal)> = Vec::new();
         for a in live.allocations.iter().filter(|a| a.interval.end >= as_of) {
@@ -90,7 +93,7 @@ impl Reservations {
             }
         }
         for (uid, namespace, name, units) in running {
-            if !self.seen.insert(uid) {
+            if !self.seen.insert(uid) || first {
                 continue;
             }
             let named = self

@@ -23,9 +23,9 @@ enum Count {
 /// The body of `POST /api/v1/quota/check`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct QuotaBody {
+struct QuotaBody<P> {
     namespace: Option<String>,
-    pod: Option<Value>,
+    pod: Option<P>,
     cost_center: Option<String>,
     gpus: Option<Count>,
     gpu_model: Option<String>,
@@ -48,10 +48,26 @@ fn pod_from(mut value: Value, what: &str) -> Result<Pod, String> {
 
 /// Reads a quota-check body. Errors say what is wrong, for a 400.
 pub fn quota_request(body: &[u8]) -> Result<CheckRequest, String> {
-    let body: QuotaBody = serde_json::from_slice(body).map_err(|e| format!("body: {e}"))?;
+    // Kyverno sends the whole Pod, apiVersion and kind included: read it in one pass. A
+    // hand-written body may leave those out; it is read again through a JSON value.
+    let body: QuotaBody<Pod> = match serde_json::from_slice(body) {
+        Ok(body) => body,
+        Err(_) => {
+            let loose: QuotaBody<Value> =
+                serde_json::from_slice(body).map_err(|e| format!("body: {e}"))?;
+            QuotaBody {
+                namespace: loose.namespace,
+                pod: loose.pod.map(|pod| pod_from(pod, "pod")).transpose()?,
+                cost_center: loose.cost_center,
+                gpus: loose.gpus,
+                gpu_model: loose.gpu_model,
+                dry_run: loose.dry_run,
+            }
+        }
+    };
     let subject = match (body.pod, body.gpus) {
         (Some(_), Some(_)) => return Err("send either pod or gpus, not both".into()),
-        (Some(pod), None) => Subject::Pod(Box::new(pod_from(pod, "pod")?)),
+        (Some(pod), None) => Subject::Pod(Box::new(pod)),
         (None, Some(count)) => {
             let text = match count {
                 Count::Number(n) => n.to_string(),

@@ -17,6 +17,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub use admission::{admission_review, quota_request};
 pub use feed::Feed;
 pub use http::{ApiDoc, AppState, router};
 pub use quota::{CheckRequest, QuotaGate, Subject};
