@@ -10,9 +10,8 @@ use std::sync::Arc;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tollgate::budget::{QuotaInput, RawBudget, Usage, decide, validate_budgets};
 use tollgate::config::QuotaSettings;
-use tollgate::ledger::Ledger;
 use tollgate::pricing::RateCard;
-use tollgate::serve::{CheckRequest, Feed, QuotaGate, Reconciler, Subject, View};
+use tollgate::serve::{CheckRequest, Feed, QuotaGate, Subject, View, read_once};
 use tollgate::source::DemoFleet;
 use tollgate::time::parse_time;
 

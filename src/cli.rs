@@ -20,8 +20,7 @@ use crate::live::{ClusterStores, SourceHealth, list_cluster, spawn_watchers};
 use crate::output::{Format, render};
 use crate::pricing::RateCard;
 use crate::serve::{
-    CertReloader, CheckRequest, Feed, QuotaGate, Reconciler, ServeOptions, Subject, TlsOptions,
-    View,
+    CertReloader, CheckRequest, Feed, QuotaGate, ServeOptions, Subject, TlsOptions, read_once,
 };
 use crate::source::{DemoFleet, read_snapshot};
 use crate::time::{UnixSeconds, parse_time};
@@ -80,6 +79,16 @@ struct SourceArgs {
     /// Configuration file (TOML); `TOLLGATE__SECTION__KEY` variables override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+}
+
+impl SourceArgs {
+    /// `--as-of`, read.
+    fn as_of(&self) -> Result<Option<UnixSeconds>, CliError> {
+        self.as_of
+            .as_deref()
+            .map(|t| time_arg("as-of", t))
+            .transpose()
+    }
 }
 
 #[derive(Args, Debug)]
@@ -207,13 +216,7 @@ fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
         .format
         .parse()
         .map_err(|e| CliError::input(format!("--format: {e}")))?;
-    let as_of = args
-        .source
-        .as_of
-        .as_deref()
-        .map(|t| time_arg("as-of", t))
-        .transpose()?
-        .unwrap_or(request.window.end);
+    let as_of = args.source.as_of()?.unwrap_or(request.window.end);
     let (card, set) = load_source(&args.source, as_of)?;
     let report = cost_report(&[&set], &card, &request).map_err(CliError::runtime)?;
     let chargeback = report.chargeback();
@@ -290,13 +293,7 @@ fn read_pod(file: &Path) -> Result<Pod, CliError> {
 fn quota(args: QuotaArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let (settings, card) = load_settings(&args.source)?;
     let gate = quota_gate(&settings)?;
-    let as_of = args
-        .source
-        .as_of
-        .as_deref()
-        .map(|t| time_arg("as-of", t))
-        .transpose()?
-        .unwrap_or_else(now);
+    let as_of = args.source.as_of()?.unwrap_or_else(now);
     let subject = match (&args.pod, &args.gpus) {
         (Some(file), _) => Subject::Pod(Box::new(read_pod(file)?)),
         (None, Some(gpus)) => Subject::Gpus {
@@ -313,20 +310,11 @@ fn quota(args: QuotaArgs, out: &mut dyn Write) -> Result<(), CliError> {
         cluster_objects(&args.source)?
     };
     let card = Arc::new(card);
-    let (views, receiver) = tokio::sync::watch::channel(Arc::new(View::default()));
     let feed = Feed::Snapshot {
         objects: Box::new(objects),
         as_of: Some(as_of),
     };
-    Reconciler::new(
-        feed,
-        Ledger::in_memory(),
-        card.clone(),
-        settings.cost_center.key.clone(),
-        views,
-    )
-    .step();
-    let view = receiver.borrow().clone();
+    let view = read_once(feed, card.clone(), &settings.cost_center.key);
     let request = CheckRequest {
         namespace: args.namespace.clone(),
         subject,
@@ -409,12 +397,7 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
         cost_center_key: settings.cost_center.key.clone(),
         tls,
     };
-    let as_of = args
-        .source
-        .as_of
-        .as_deref()
-        .map(|t| time_arg("as-of", t))
-        .transpose()?;
+    let as_of = args.source.as_of()?;
     let quota = quota_gate(&settings)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -7,41 +7,23 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::Request;
 use http_body_util::BodyExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tollgate::ledger::Ledger;
 use tollgate::pricing::RateCard;
-use tollgate::serve::{AppState, Feed, Reconciler, ServeOptions, View, router, serve};
-use tollgate::source::read_snapshot;
-use tollgate::time::parse_time;
+use tollgate::serve::{AppState, Feed, Reconciler, View, read_once, router};
 use tower::ServiceExt;
 
 mod support;
 
 use support::fixture_report;
 
-fn card() -> RateCard {
-    RateCard::load(std::path::Path::new("tests/fixtures/rates.toml")).unwrap()
-}
-
-fn snapshot_feed() -> Feed {
-    Feed::Snapshot {
-        objects: Box::new(read_snapshot(std::path::Path::new("tests/fixtures/snapshot")).unwrap()),
-        as_of: Some(parse_time("2026-11-02T00:00:00Z").unwrap()),
-    }
-}
-
 fn app() -> axum::Router {
-    let card = Arc::new(card());
-    let (views, receiver) = watch::channel(Arc::new(View::default()));
-    let mut reconciler = Reconciler::new(
-        snapshot_feed(),
-        Ledger::in_memory(),
+    let card = Arc::new(support::fixture_card());
+    let (_, receiver) = watch::channel(read_once(
+        support::fixture_feed(),
         card.clone(),
-        "cost-center".into(),
-        views,
-    );
-    reconciler.step();
+        "cost-center",
+    ));
     router(AppState {
         card,
         views: receiver,
@@ -198,44 +180,13 @@ async fn health_metrics_and_openapi() {
 
 #[tokio::test]
 async fn serves_over_a_real_socket_and_stops_on_request() {
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let (urls_tx, urls_rx) = tokio::sync::oneshot::channel::<Vec<String>>();
-    let options = ServeOptions {
-        listen: "127.0.0.1:0".into(),
-        reconcile_every: std::time::Duration::from_secs(1),
-        cost_center_key: "cost-center".into(),
-        tls: None,
-    };
-    let server = tokio::spawn(serve(
-        snapshot_feed(),
-        Ledger::in_memory(),
-        card(),
-        support::no_budgets(),
-        options,
-        move |urls| {
-            let _ = urls_tx.send(urls.to_vec());
-        },
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    let urls = urls_rx.await.unwrap();
-    let address = urls[0]
-        .strip_prefix("http://")
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string();
-    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
-    let request = format!(
-        "GET /api/v1/chargeback?from=2026-11-01&to=2026-11-02 HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
-    assert!(response.ends_with(&fixture_report(&[])), "{response}");
+    let (urls, stop, server) = support::spawn_service(support::no_budgets(), None).await;
+    let window = "/api/v1/chargeback?from=2026-11-01&to=2026-11-02";
+    let (status, body) = support::http_get(&support::address(&urls[0]), window)
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(body, fixture_report(&[]));
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
 }

@@ -8,18 +8,14 @@ mod support;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use cel::extractors::This;
 use cel::{Context, Env, Value as CelValue};
 use serde_json::{Value, json};
 use tollgate::budget::validate_budgets;
 use tollgate::config::Settings;
-use tollgate::ledger::Ledger;
-use tollgate::pricing::RateCard;
 use tollgate::quantity::parse_quantity;
-use tollgate::serve::{Feed, QuotaGate, ServeOptions, serve};
-use tollgate::time::parse_time;
+use tollgate::serve::QuotaGate;
 
 const POLICIES: &str = "deploy/kyverno";
 
@@ -371,39 +367,10 @@ async fn running_tollgate() -> String {
         settings.quota.clone(),
         "cost-center".into(),
     );
-    let feed = Feed::Snapshot {
-        objects: Box::new(
-            tollgate::source::read_snapshot(Path::new("tests/fixtures/snapshot")).unwrap(),
-        ),
-        as_of: Some(parse_time("2026-11-02T00:00:00Z").unwrap()),
-    };
-    let options = ServeOptions {
-        listen: "127.0.0.1:0".into(),
-        reconcile_every: Duration::from_secs(1),
-        cost_center_key: "cost-center".into(),
-        tls: None,
-    };
-    let card = RateCard::load(Path::new("tests/fixtures/rates.toml")).unwrap();
-    let (urls_tx, urls_rx) = tokio::sync::oneshot::channel::<Vec<String>>();
-    tokio::spawn(serve(
-        feed,
-        Ledger::in_memory(),
-        card,
-        gate,
-        options,
-        move |urls| {
-            let _ = urls_tx.send(urls.to_vec());
-        },
-        std::future::pending(),
-    ));
-    let urls = urls_rx.await.unwrap();
-    urls[0]
-        .strip_prefix("http://")
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .to_string()
+    let (urls, stop, _) = support::spawn_service(gate, None).await;
+    // Serves until the test process ends.
+    std::mem::forget(stop);
+    support::address(&urls[0])
 }
 
 /// An AdmissionRequest as Kyverno sees it, for a 2×H100 pod in team-a (cc-100: over budget).

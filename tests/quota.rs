@@ -17,11 +17,8 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 use tollgate::budget::validate_budgets;
 use tollgate::config::{FailMode, Settings};
-use tollgate::ledger::Ledger;
 use tollgate::pricing::RateCard;
-use tollgate::serve::{AppState, CheckRequest, Feed, QuotaGate, Reconciler, Subject, View, router};
-use tollgate::source::read_snapshot;
-use tollgate::time::parse_time;
+use tollgate::serve::{AppState, CheckRequest, QuotaGate, Subject, View, read_once, router};
 use tower::ServiceExt;
 
 fn quota(args: &[&str]) -> (i32, Value, String) {
@@ -234,22 +231,11 @@ fn settings() -> Settings {
 }
 
 fn view_and_card() -> (Arc<View>, Arc<RateCard>) {
-    let card = Arc::new(RateCard::load(std::path::Path::new("tests/fixtures/rates.toml")).unwrap());
-    let (views, receiver) = watch::channel(Arc::new(View::default()));
-    let feed = Feed::Snapshot {
-        objects: Box::new(read_snapshot(std::path::Path::new("tests/fixtures/snapshot")).unwrap()),
-        as_of: Some(parse_time("2026-11-02T00:00:00Z").unwrap()),
-    };
-    Reconciler::new(
-        feed,
-        Ledger::in_memory(),
-        card.clone(),
-        "cost-center".into(),
-        views,
+    let card = Arc::new(support::fixture_card());
+    (
+        read_once(support::fixture_feed(), card.clone(), "cost-center"),
+        card,
     )
-    .step();
-    let view = receiver.borrow().clone();
-    (view, card)
 }
 
 /// A gate with one more budget: cost center `burst`, room for exactly ten 1-GPU H100 pods

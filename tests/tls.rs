@@ -10,10 +10,7 @@ use std::time::Duration;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tollgate::ledger::Ledger;
-use tollgate::pricing::RateCard;
-use tollgate::serve::{CertReloader, Feed, ServeOptions, TlsOptions, serve};
-use tollgate::time::parse_time;
+use tollgate::serve::{CertReloader, TlsOptions};
 
 /// Writes a new self-signed certificate for localhost; returns its DER.
 fn issue(dir: &Path) -> CertificateDer<'static> {
@@ -62,47 +59,18 @@ async fn the_webhook_serves_https_and_picks_up_a_rotated_certificate() {
     let first = issue(dir.path());
     let certificates =
         CertReloader::new(&dir.path().join("tls.crt"), &dir.path().join("tls.key")).unwrap();
-    let options = ServeOptions {
+    let tls = TlsOptions {
         listen: "127.0.0.1:0".into(),
-        reconcile_every: Duration::from_secs(1),
-        cost_center_key: "cost-center".into(),
-        tls: Some(TlsOptions {
-            listen: "127.0.0.1:0".into(),
-            certificates,
-            check_every: Duration::from_millis(100),
-        }),
+        certificates,
+        check_every: Duration::from_millis(100),
     };
-    let feed = Feed::Snapshot {
-        objects: Box::new(
-            tollgate::source::read_snapshot(Path::new("tests/fixtures/snapshot")).unwrap(),
-        ),
-        as_of: Some(parse_time("2026-11-02T00:00:00Z").unwrap()),
-    };
-    let card = RateCard::load(Path::new("tests/fixtures/rates.toml")).unwrap();
-    let (urls_tx, urls_rx) = tokio::sync::oneshot::channel::<Vec<String>>();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(serve(
-        feed,
-        Ledger::in_memory(),
-        card,
-        support::no_budgets(),
-        options,
-        move |urls| {
-            let _ = urls_tx.send(urls.to_vec());
-        },
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    let urls = urls_rx.await.unwrap();
+    let (urls, stop, server) = support::spawn_service(support::no_budgets(), Some(tls)).await;
     let webhook = urls.iter().find(|u| u.starts_with("https://")).unwrap();
-    let port = webhook
-        .split(':')
-        .nth(2)
-        .unwrap()
-        .split('/')
+    let port = support::address(webhook)
+        .rsplit(':')
         .next()
-        .unwrap();
+        .unwrap()
+        .to_string();
     let address = format!("127.0.0.1:{port}");
 
     let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",

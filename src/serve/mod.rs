@@ -22,7 +22,7 @@ pub use feed::Feed;
 pub use http::{ApiDoc, AppState, router};
 pub use quota::{CheckRequest, QuotaGate, Subject};
 pub use tls::{CertReloader, TlsError, serve_tls};
-pub use view::{Reconciler, View};
+pub use view::{Reconciler, View, read_once};
 
 use crate::ledger::Ledger;
 use crate::pricing::RateCard;

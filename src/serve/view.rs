@@ -66,6 +66,21 @@ impl View {
     }
 }
 
+/// One read of `feed` into an in-memory ledger: the view a one-shot command (or a test) decides
+/// from.
+pub fn read_once(feed: Feed, card: Arc<RateCard>, cost_center_key: &str) -> Arc<View> {
+    let (views, receiver) = watch::channel(Arc::new(View::default()));
+    Reconciler::new(
+        feed,
+        Ledger::in_memory(),
+        card,
+        cost_center_key.to_string(),
+        views,
+    )
+    .step();
+    receiver.borrow().clone()
+}
+
 /// Reads the feed into the ledger and publishes views.
 pub struct Reconciler {
     feed: Feed,

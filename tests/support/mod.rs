@@ -102,3 +102,64 @@ pub async fn http_post(
     let status = response.get(9..12)?.parse().ok()?;
     Some((status, response.split_once("\r\n\r\n")?.1.to_string()))
 }
+
+/// The fixture snapshot as a feed, as of 2026-11-02T00:00:00Z.
+pub fn fixture_feed() -> tollgate::serve::Feed {
+    tollgate::serve::Feed::Snapshot {
+        objects: Box::new(
+            tollgate::source::read_snapshot(std::path::Path::new("tests/fixtures/snapshot"))
+                .unwrap(),
+        ),
+        as_of: Some(tollgate::time::parse_time("2026-11-02T00:00:00Z").unwrap()),
+    }
+}
+
+/// The fixture rate card.
+pub fn fixture_card() -> tollgate::pricing::RateCard {
+    tollgate::pricing::RateCard::load(std::path::Path::new("tests/fixtures/rates.toml")).unwrap()
+}
+
+/// A running service on the fixture snapshot, on a free loopback port: its URLs, and a sender
+/// that stops it (the handle resolves once it has).
+pub async fn spawn_service(
+    gate: tollgate::serve::QuotaGate,
+    tls: Option<tollgate::serve::TlsOptions>,
+) -> (
+    Vec<String>,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), tollgate::serve::ServeError>>,
+) {
+    let options = tollgate::serve::ServeOptions {
+        listen: "127.0.0.1:0".into(),
+        reconcile_every: std::time::Duration::from_secs(1),
+        cost_center_key: "cost-center".into(),
+        tls,
+    };
+    let (urls_tx, urls_rx) = tokio::sync::oneshot::channel::<Vec<String>>();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(tollgate::serve::serve(
+        fixture_feed(),
+        tollgate::ledger::Ledger::in_memory(),
+        fixture_card(),
+        gate,
+        options,
+        move |urls| {
+            let _ = urls_tx.send(urls.to_vec());
+        },
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    (urls_rx.await.unwrap(), stop, server)
+}
+
+/// `host:port` of an `http://host:port/…` URL.
+pub fn address(url: &str) -> String {
+    url.split("://")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string()
+}
