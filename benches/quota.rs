@@ -21,20 +21,11 @@ const KYVERNO_BODY: &str = r#"{"dryRun":true,"namespace":"inference-chat","pod":
 fn setup() -> (Arc<View>, Arc<RateCard>, QuotaGate) {
     let as_of = parse_time("2026-11-20T12:00:00Z").expect("a time");
     let card = Arc::new(RateCard::builtin());
-    let (views, receiver) = tokio::sync::watch::channel(Arc::new(View::default()));
     let feed = Feed::Snapshot {
         objects: Box::new(DemoFleet::new(1, as_of).objects()),
         as_of: Some(as_of),
     };
-    Reconciler::new(
-        feed,
-        Ledger::in_memory(),
-        card.clone(),
-        "cost-center".into(),
-        views,
-    )
-    .step();
-    let view = receiver.borrow().clone();
+    let view = read_once(feed, card.clone(), "cost-center");
     let budgets: Vec<RawBudget> = ["cc-100", "cc-110", "cc-200", "cc-300", "cc-400", "cc-500"]
         .iter()
         .map(|cc| RawBudget {
