@@ -14,16 +14,17 @@ use std::time::Duration;
 use crate::allocation::{AllocationSet, BuildOptions, ClusterObjects, allocations};
 use crate::budget::validate_budgets;
 use crate::config::Settings;
-use crate::cost::{ReportRequest, RequestText, cost_report};
+use crate::cost::{ReportRequest, RequestText, cost_report_with_usage};
 use crate::ledger::Ledger;
 use crate::live::{ClusterStores, SourceHealth, list_cluster, spawn_watchers};
 use crate::output::{Format, render};
 use crate::pricing::RateCard;
+use crate::prometheus::{Prometheus, history_allocations};
 use crate::serve::{
     CertReloader, CheckRequest, Feed, QuotaGate, ServeOptions, Subject, TlsOptions, read_once,
 };
 use crate::source::{DemoFleet, read_snapshot};
-use crate::time::{UnixSeconds, parse_time};
+use crate::time::{Interval, UnixSeconds, parse_time};
 use k8s_openapi::api::core::v1::Pod;
 
 /// GPU cost accountability for Kubernetes.
@@ -62,8 +63,15 @@ enum PricingCommand {
 #[derive(Args, Debug)]
 struct SourceArgs {
     /// Use the built-in simulated fleet (no cluster needed).
-    #[arg(long, conflicts_with = "snapshot")]
+    #[arg(long, conflicts_with_all = ["snapshot", "history"])]
     demo: bool,
+    /// Rebuild allocations from kube-state-metrics and DCGM history in Prometheus (no cluster
+    /// needed; needs --prometheus or config `prometheus.url`).
+    #[arg(long, conflicts_with = "snapshot")]
+    history: bool,
+    /// Prometheus-compatible URL for DCGM usage (and --history); overrides `prometheus.url`.
+    #[arg(long, value_name = "URL")]
+    prometheus: Option<String>,
     /// Size of the demo fleet, in units of 209 GPUs.
     #[arg(long, default_value_t = 1, value_name = "N", requires = "demo")]
     demo_scale: u32,
@@ -217,8 +225,43 @@ fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
         .parse()
         .map_err(|e| CliError::input(format!("--format: {e}")))?;
     let as_of = args.source.as_of()?.unwrap_or(request.window.end);
-    let (card, set) = load_source(&args.source, as_of)?;
-    let report = cost_report(&[&set], &card, &request).map_err(CliError::runtime)?;
+    let (settings, card) = load_settings(&args.source)?;
+    let prometheus = prometheus_client(&args.source, &settings)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::runtime)?;
+    let mut warnings = Vec::new();
+    let set = if args.source.history {
+        let prometheus = prometheus.as_ref().ok_or_else(|| {
+            CliError::input(
+                "--history reads Prometheus: pass --prometheus URL or set prometheus.url",
+            )
+        })?;
+        let window = Interval::new(request.window.start, request.window.end.min(as_of));
+        runtime
+            .block_on(history_allocations(
+                prometheus,
+                window,
+                &card,
+                &settings.cost_center.key,
+            ))
+            .map_err(CliError::runtime)?
+    } else {
+        load_source(&args.source, &settings, &card, as_of)?
+    };
+    let usage = prometheus.as_ref().and_then(|prometheus| {
+        match runtime.block_on(prometheus.dcgm_usage(request.window)) {
+            Ok(usage) => Some(usage),
+            Err(e) => {
+                warnings.push(format!("{e}: used_gpu_hours and idle_cost are left empty"));
+                None
+            }
+        }
+    });
+    let mut report = cost_report_with_usage(&[&set], &card, &request, usage.as_ref())
+        .map_err(CliError::runtime)?;
+    report.warnings.extend(warnings);
     let chargeback = report.chargeback();
     for warning in &chargeback.warnings {
         writeln!(err, "warning: {warning}").map_err(CliError::runtime)?;
@@ -237,22 +280,35 @@ fn load_settings(source: &SourceArgs) -> Result<(Settings, RateCard), CliError> 
     Ok((settings, card))
 }
 
-/// Loads config, rate card and allocations for the source the flags name.
+/// The Prometheus client `--prometheus` or config `prometheus.url` names, if any.
+fn prometheus_client(
+    source: &SourceArgs,
+    settings: &Settings,
+) -> Result<Option<Prometheus>, CliError> {
+    source
+        .prometheus
+        .as_ref()
+        .or(settings.prometheus.url.as_ref())
+        .map(|url| Prometheus::new(url, &settings.prometheus).map_err(CliError::input))
+        .transpose()
+}
+
+/// Allocations for the source the flags name (the demo, a snapshot, or the live cluster).
 fn load_source(
     source: &SourceArgs,
+    settings: &Settings,
+    card: &RateCard,
     as_of: UnixSeconds,
-) -> Result<(RateCard, AllocationSet), CliError> {
-    let (settings, card) = load_settings(source)?;
+) -> Result<AllocationSet, CliError> {
     let options = BuildOptions {
         as_of,
         cost_center_key: settings.cost_center.key.clone(),
     };
-    let set = if source.demo {
-        DemoFleet::new(source.demo_scale, as_of).allocations(&card, &options)
+    Ok(if source.demo {
+        DemoFleet::new(source.demo_scale, as_of).allocations(card, &options)
     } else {
-        allocations(&cluster_objects(source)?, &card, &options)
-    };
-    Ok((card, set))
+        allocations(&cluster_objects(source)?, card, &options)
+    })
 }
 
 /// Connects to the cluster: in-cluster config, else the kubeconfig (`KUBECONFIG` honoured).

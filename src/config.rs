@@ -23,6 +23,8 @@ pub struct Settings {
     pub quota: QuotaSettings,
     /// The HTTPS listener for the admission webhook.
     pub tls: TlsSettings,
+    /// Where DCGM usage and history come from.
+    pub prometheus: crate::prometheus::PrometheusSettings,
     /// Budgets (`[[budget]]`), validated by [`crate::budget::validate_budgets`].
     pub budget: Vec<crate::budget::RawBudget>,
 }

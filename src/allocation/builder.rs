@@ -181,8 +181,8 @@ impl<'a> AllocationBuilder<'a> {
     }
 }
 
-/// What one pod holds: `(kind, product, resource id, units)` per way of holding.
-type Holdings = BTreeMap<(AllocationKind, String, String), GpuUnits>;
+/// What one pod holds: units per `(kind, product, resource id, claim name)`.
+type Holdings = BTreeMap<(AllocationKind, String, String, String), GpuUnits>;
 
 fn pod_holdings(
     pod: &Pod,
@@ -193,9 +193,14 @@ fn pod_holdings(
     warnings: &mut Vec<String>,
 ) -> Holdings {
     let mut held = Holdings::new();
-    let mut hold = |kind, product: &str, resource_id: &str, units: GpuUnits| {
+    let mut hold = |kind, product: &str, resource_id: &str, claim: &str, units: GpuUnits| {
         let entry = held
-            .entry((kind, product.to_string(), resource_id.to_string()))
+            .entry((
+                kind,
+                product.to_string(),
+                resource_id.to_string(),
+                claim.to_string(),
+            ))
             .or_insert(GpuUnits::ZERO);
         *entry = entry.checked_add(units).unwrap_or(*entry);
     };
@@ -252,7 +257,7 @@ fn pod_holdings(
                 &product
             };
             match units.split(found.consumers) {
-                Some(share) => hold(AllocationKind::Dra, product, claim_uid, share),
+                Some(share) => hold(AllocationKind::Dra, product, claim_uid, claim_name, share),
                 None => warnings.push(format!(
                     "pod {pod_name}: claim {claim_name} cannot be split"
                 )),
@@ -283,7 +288,7 @@ fn pod_holdings(
             Some((kind, GpuUnits::from_decimal(count)?.checked_mul(per_item)?))
         });
         match sized {
-            Some((kind, units)) => hold(kind, &placement.node.product, pod_uid, units),
+            Some((kind, units)) => hold(kind, &placement.node.product, pod_uid, "", units),
             None => warnings.push(format!(
                 "pod {pod_name}: {resource}={count} cannot be sized; not counted"
             )),
@@ -325,7 +330,7 @@ fn push_allocations(
     let pod_uid = set
         .names
         .intern(pod.metadata.uid.as_deref().unwrap_or_default());
-    for ((kind, product, resource_id), units) in held {
+    for ((kind, product, resource_id, claim), units) in held {
         if units.is_zero() {
             continue;
         }
@@ -334,6 +339,7 @@ fn push_allocations(
             pod: pod_sym,
             pod_uid,
             resource_id: set.names.intern(&resource_id),
+            claim: set.names.intern(&claim),
             node: placement.node_sym,
             product: set.names.intern(&product),
             kind,

@@ -124,6 +124,8 @@ pub struct Allocation {
     pub pod_uid: Sym,
     /// What is billed: the pod UID, or the claim UID for DRA.
     pub resource_id: Sym,
+    /// For DRA, the claim's name (DCGM labels its series with it); empty otherwise.
+    pub claim: Sym,
     /// The node the pod ran on.
     pub node: Sym,
     /// The GPU product name as Kubernetes reports it (empty when unknown).

@@ -61,6 +61,7 @@ fn running(set: &mut AllocationSet, namespace: &str, pod: &str, uid: &str, units
         pod: set.names.intern(pod),
         pod_uid: set.names.intern(uid),
         resource_id: set.names.intern(uid),
+        claim: crate::allocation::Sym::EMPTY,
         node: set.names.intern("n"),
         product: set.names.intern("NVIDIA-H100-80GB-HBM3"),
         kind: AllocationKind::Gpu,

@@ -11,10 +11,11 @@ use rustc_hash::FxHashMap;
 
 use super::group::{GroupBy, GroupKey};
 use super::report::{CostLine, CostReport, Figures};
-use crate::allocation::{AllocationSet, CostCenterSource, Names, Sym, UNALLOCATED};
+use crate::allocation::{Allocation, AllocationSet, CostCenterSource, Names, Sym, UNALLOCATED};
 use crate::pricing::{ModelId, PriceSchedule, PriceTier, RateCard};
 use crate::time::{Interval, Step};
 use crate::units::GpuUnits;
+use crate::usage::{UsageIndex, UsageKey};
 
 /// What to report.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -43,6 +44,17 @@ pub fn cost_report(
     sets: &[&AllocationSet],
     card: &RateCard,
     request: &ReportRequest,
+) -> Result<CostReport, CostOverflow> {
+    cost_report_with_usage(sets, card, request, None)
+}
+
+/// [`cost_report`], with `used_gpu_hours` and `idle_cost` from DCGM usage where `usage` knows
+/// an allocation's hours. Unallocated capacity counts as wholly idle.
+pub fn cost_report_with_usage(
+    sets: &[&AllocationSet],
+    card: &RateCard,
+    request: &ReportRequest,
+    usage: Option<&UsageIndex>,
 ) -> Result<CostReport, CostOverflow> {
     let mut resolver = Resolver::new(sets, card, request.group_by.keys());
     // Pod names are nearly all distinct: translate them only when they are a group key.
@@ -100,6 +112,9 @@ pub fn cost_report(
             };
             let line = resolver.line(fields);
             sums.add(line, schedule, &resolver, during, allocation.units);
+            if let Some(hours) = usage.and_then(|u| u.hours(&usage_key(set, allocation))) {
+                sums.add_used(line, schedule, &resolver, during, allocation.units, hours);
+            }
             // What a pod holds is no longer unallocated capacity of its node.
             for &(free_line, free_schedule, lifetime) in
                 capacity_lines.get(&(node, product)).into_iter().flatten()
@@ -111,7 +126,7 @@ pub fn cost_report(
         }
     }
 
-    let mut parts = sums.price(&resolver)?;
+    let mut parts = sums.price(&resolver, usage.is_some())?;
     if request.share_unallocated {
         share_unallocated(&mut parts, &resolver);
     }
@@ -122,6 +137,22 @@ pub fn cost_report(
         .warnings
         .splice(0..0, read_warnings.into_iter().cloned());
     Ok(report)
+}
+
+/// The DCGM key of an allocation: its claim for DRA, else its pod.
+fn usage_key(set: &AllocationSet, allocation: &Allocation) -> UsageKey {
+    let namespace = set.names.resolve(allocation.namespace).to_string();
+    if allocation.claim != Sym::EMPTY {
+        UsageKey::Claim {
+            namespace,
+            claim: set.names.resolve(allocation.claim).to_string(),
+        }
+    } else {
+        UsageKey::Pod {
+            namespace,
+            pod: set.names.resolve(allocation.pod).to_string(),
+        }
+    }
 }
 
 /// A node's capacity of one product over one stretch: (line, schedule, interval).
@@ -320,10 +351,52 @@ impl<'a> Resolver<'a> {
     }
 }
 
-/// Integer unit-seconds, per (period, line, schedule, segment, denominator).
+/// Where unit-seconds accumulate: (period, line, schedule, segment, denominator).
+type SumKey = (u32, u32, u32, u32, i64);
+
+/// Integer unit-seconds per key, and where usage is known, the unit-seconds it covers and their
+/// utilization-weighted sum.
 struct UnitSeconds {
     periods: Vec<Interval>,
-    sums: FxHashMap<(u32, u32, u32, u32, i64), i128>,
+    sums: FxHashMap<SumKey, i128>,
+    covered: FxHashMap<SumKey, i128>,
+    used: FxHashMap<SumKey, Decimal>,
+}
+
+const HOUR: i64 = 3600;
+
+/// Calls `visit(key, seconds)` for each piece of `during` (inside the window) cut at period and
+/// price boundaries.
+fn walk(
+    periods: &[Interval],
+    line: u32,
+    schedule: u32,
+    resolver: &Resolver<'_>,
+    during: Interval,
+    denom: i64,
+    mut visit: impl FnMut(SumKey, i64),
+) {
+    let prices = &resolver.schedules[schedule as usize].prices;
+    let segments = prices.segments();
+    let mut segment = prices.segment_at(during.start);
+    let mut period = periods.partition_point(|p| p.end <= during.start);
+    let mut at = during.start;
+    while at < during.end && period < periods.len() {
+        let segment_end = segments[segment].during.end;
+        let period_end = periods[period].end;
+        let until = during.end.min(segment_end).min(period_end);
+        visit(
+            (period as u32, line, schedule, segment as u32, denom),
+            until - at,
+        );
+        at = until;
+        if at == segment_end {
+            segment += 1;
+        }
+        if at == period_end {
+            period += 1;
+        }
+    }
 }
 
 impl UnitSeconds {
@@ -331,10 +404,12 @@ impl UnitSeconds {
         UnitSeconds {
             periods,
             sums: FxHashMap::default(),
+            covered: FxHashMap::default(),
+            used: FxHashMap::default(),
         }
     }
 
-    /// Adds `units` held over `during` (inside the window), cut at period and price boundaries.
+    /// Adds `units` held over `during`.
     fn add(
         &mut self,
         line: u32,
@@ -343,56 +418,113 @@ impl UnitSeconds {
         during: Interval,
         units: GpuUnits,
     ) {
-        let prices = &resolver.schedules[schedule as usize].prices;
-        let segments = prices.segments();
-        let mut segment = prices.segment_at(during.start);
-        let mut period = self.periods.partition_point(|p| p.end <= during.start);
-        let mut at = during.start;
-        while at < during.end && period < self.periods.len() {
-            let segment_end = segments[segment].during.end;
-            let period_end = self.periods[period].end;
-            let until = during.end.min(segment_end).min(period_end);
-            let key = (period as u32, line, schedule, segment as u32, units.denom());
-            *self.sums.entry(key).or_default() +=
-                i128::from(units.numer()) * i128::from(until - at);
-            at = until;
-            if at == segment_end {
-                segment += 1;
+        let numer = i128::from(units.numer());
+        let sums = &mut self.sums;
+        walk(
+            &self.periods,
+            line,
+            schedule,
+            resolver,
+            during,
+            units.denom(),
+            |key, seconds| {
+                *sums.entry(key).or_default() += numer * i128::from(seconds);
+            },
+        );
+    }
+
+    /// Records the utilization of `units` held over `during`, hour by hour where `hours` (hour
+    /// start → ratio) has a value.
+    fn add_used(
+        &mut self,
+        line: u32,
+        schedule: u32,
+        resolver: &Resolver<'_>,
+        during: Interval,
+        units: GpuUnits,
+        hours: &std::collections::BTreeMap<i64, Decimal>,
+    ) {
+        let numer = i128::from(units.numer());
+        let (covered, used) = (&mut self.covered, &mut self.used);
+        let mut hour = during.start.div_euclid(HOUR) * HOUR;
+        while hour < during.end {
+            if let (Some(&utilization), Some(piece)) = (
+                hours.get(&hour),
+                during.clip(Interval::new(hour, hour + HOUR)),
+            ) {
+                walk(
+                    &self.periods,
+                    line,
+                    schedule,
+                    resolver,
+                    piece,
+                    units.denom(),
+                    |key, seconds| {
+                        let unit_seconds = numer * i128::from(seconds);
+                        *covered.entry(key).or_default() += unit_seconds;
+                        *used.entry(key).or_default() +=
+                            Decimal::from_i128_with_scale(unit_seconds, 0) * utilization;
+                    },
+                );
             }
-            if at == period_end {
-                period += 1;
-            }
+            hour += HOUR;
         }
     }
 
-    /// Multiplies each sum by its price and divides once per denominator.
-    fn price(self, resolver: &Resolver<'_>) -> Result<Parts, CostOverflow> {
+    /// Multiplies each sum by its price and divides once per denominator. With `usage`, lines of
+    /// unallocated capacity are wholly covered and wholly idle.
+    fn price(self, resolver: &Resolver<'_>, usage: bool) -> Result<Parts, CostOverflow> {
         #[derive(Default)]
         struct Exact {
             seconds: FxHashMap<i64, i128>,
             priced: FxHashMap<i64, Decimal>,
             unpriced: FxHashMap<i64, i128>,
             has_price: bool,
+            covered: FxHashMap<i64, i128>,
+            used: FxHashMap<i64, Decimal>,
+            covered_cost: FxHashMap<i64, Decimal>,
+            used_cost: FxHashMap<i64, Decimal>,
+            has_usage: bool,
+            has_priced_usage: bool,
         }
         let mut exact: FxHashMap<(u32, u32, u32), Exact> = FxHashMap::default();
-        for ((period, line, schedule, segment, denom), unit_seconds) in self.sums {
-            if unit_seconds == 0 {
+        for (key, unit_seconds) in &self.sums {
+            let (period, line, schedule_index, segment, denom) = *key;
+            if *unit_seconds == 0 {
                 continue;
             }
-            let schedule = &resolver.schedules[schedule as usize];
+            let schedule = &resolver.schedules[schedule_index as usize];
+            let price = schedule.prices.segments()[segment as usize].price;
             let entry = exact
                 .entry((period, line, schedule.label.index() as u32))
                 .or_default();
             *entry.seconds.entry(denom).or_default() += unit_seconds;
-            match schedule.prices.segments()[segment as usize].price {
+            match price {
                 Some(price) => {
-                    let cost = decimal(unit_seconds)?
+                    let cost = decimal(*unit_seconds)?
                         .checked_mul(price)
                         .ok_or(CostOverflow)?;
                     *entry.priced.entry(denom).or_default() += cost;
                     entry.has_price = true;
                 }
                 None => *entry.unpriced.entry(denom).or_default() += unit_seconds,
+            }
+            let free = usage && resolver.is_unallocated(line);
+            let (covered, used) = if free {
+                (*unit_seconds, Decimal::ZERO)
+            } else {
+                match (self.covered.get(key), self.used.get(key)) {
+                    (Some(c), Some(u)) => (*c, *u),
+                    _ => continue,
+                }
+            };
+            entry.has_usage = true;
+            *entry.covered.entry(denom).or_default() += covered;
+            *entry.used.entry(denom).or_default() += used;
+            if let Some(price) = price {
+                entry.has_priced_usage = true;
+                *entry.covered_cost.entry(denom).or_default() += decimal(covered)? * price;
+                *entry.used_cost.entry(denom).or_default() += used * price;
             }
         }
         let mut parts = Parts::default();
@@ -404,22 +536,26 @@ impl UnitSeconds {
                         Ok(acc + per_hour(decimal(n)?, denom)?)
                     })
             };
-            let cost = if sums.has_price {
-                Some(
-                    sums.priced
-                        .iter()
-                        .try_fold(Decimal::ZERO, |acc, (&denom, &c)| {
-                            Ok(acc + per_hour(c, denom)?)
-                        })?,
-                )
-            } else {
-                None
+            let amount = |per_denom: &FxHashMap<i64, Decimal>| -> Result<Decimal, CostOverflow> {
+                per_denom
+                    .iter()
+                    .try_fold(Decimal::ZERO, |acc, (&denom, &c)| {
+                        Ok(acc + per_hour(c, denom)?)
+                    })
             };
             let part = Figures {
                 gpu_hours: hours(&sums.seconds)?,
-                cost,
+                cost: sums.has_price.then(|| amount(&sums.priced)).transpose()?,
                 unpriced_gpu_hours: hours(&sums.unpriced)?,
-                ..Figures::default()
+                used_gpu_hours: sums.has_usage.then(|| amount(&sums.used)).transpose()?,
+                idle_cost: sums
+                    .has_priced_usage
+                    .then(|| {
+                        Ok::<_, CostOverflow>(
+                            amount(&sums.covered_cost)? - amount(&sums.used_cost)?,
+                        )
+                    })
+                    .transpose()?,
             };
             if !part.is_empty() {
                 parts.insert(key, part);

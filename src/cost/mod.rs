@@ -9,7 +9,7 @@ mod request;
 #[cfg(test)]
 mod tests;
 
-pub use engine::{CostOverflow, ReportRequest, cost_report};
+pub use engine::{CostOverflow, ReportRequest, cost_report, cost_report_with_usage};
 pub use group::{GroupBy, GroupByError, GroupKey};
 pub use report::{Chargeback, CostLine, CostReport, Figures, HOUR_PLACES};
 pub use request::{RequestError, RequestText};

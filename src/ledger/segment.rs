@@ -64,6 +64,9 @@ pub struct SegmentAttrs {
     /// Where the cost center came from (absent for a node).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_center_source: Option<CostCenterSource>,
+    /// The DRA claim's name, for a claim.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub claim: String,
 }
 
 /// A segment as read from an allocation set: key, attributes, interval.
@@ -89,6 +92,7 @@ pub fn segments(set: &AllocationSet) -> impl Iterator<Item = Segment> + '_ {
                 price_override: a.price_override,
                 cost_center: name(a.cost_center),
                 cost_center_source: Some(a.cost_center_source),
+                claim: name(a.claim),
             },
             a.interval,
         )
@@ -108,6 +112,7 @@ pub fn segments(set: &AllocationSet) -> impl Iterator<Item = Segment> + '_ {
                 price_override: c.price_override,
                 cost_center: String::new(),
                 cost_center_source: None,
+                claim: String::new(),
             },
             c.interval,
         )
@@ -136,6 +141,7 @@ pub fn push_segment(
                 pod: names.intern(&attrs.pod),
                 pod_uid: names.intern(uid),
                 resource_id: names.intern(resource_id),
+                claim: names.intern(&attrs.claim),
                 node: names.intern(&attrs.node),
                 product: names.intern(product),
                 kind: *kind,

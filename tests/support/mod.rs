@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses part of this module
 
 pub mod apiserver;
+pub mod prometheus;
 
 use std::collections::BTreeMap;
 

@@ -1,0 +1,224 @@
+//! The Prometheus adapter: DCGM usage and (in `history`) allocations rebuilt from
+//! kube-state-metrics, through any Prometheus-compatible API (Prometheus, Thanos, Mimir,
+//! VictoriaMetrics).
+//!
+//! Every query aggregates on the server: one sample per allocation and hour comes back, never
+//! the raw 1-minute series, and windows are queried in chunks of `chunk_hours`.
+
+mod history;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use prometheus_http_query::Client;
+use prometheus_http_query::response::RangeVector;
+use serde::Deserialize;
+
+pub use history::{HISTORY_LABELS, history_allocations};
+
+use crate::time::{Interval, UnixSeconds};
+use crate::usage::{UsageCollector, UsageIndex, series_key};
+
+/// `[prometheus]`
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrometheusSettings {
+    /// Base URL (`http://prometheus:9090`, a Thanos querier, Mimir's `/prometheus`, …);
+    /// `--prometheus` overrides it. Unset: no usage, no history.
+    pub url: Option<String>,
+    /// File holding a bearer token, re-read for every query (projected tokens rotate).
+    pub bearer_token_file: Option<PathBuf>,
+    /// PEM CA bundle for a server certificate signed by a private CA.
+    pub ca_file: Option<PathBuf>,
+    /// Accept any server certificate (self-signed test setups only).
+    pub insecure_skip_verify: bool,
+    /// Seconds a query may take (default 60).
+    pub timeout_seconds: u64,
+    /// Attempts after a failed query, with exponential backoff (default 3).
+    pub retries: u32,
+    /// Hours per range query (default 24): bounds each response to one sample per allocation per
+    /// hour of one day.
+    pub chunk_hours: u32,
+    /// Seconds between samples when rebuilding history from kube-state-metrics (default 300):
+    /// the resolution error of each history interval end.
+    pub history_step_seconds: u32,
+}
+
+impl Default for PrometheusSettings {
+    fn default() -> Self {
+        PrometheusSettings {
+            url: None,
+            bearer_token_file: None,
+            ca_file: None,
+            insecure_skip_verify: false,
+            timeout_seconds: 60,
+            retries: 3,
+            chunk_hours: 24,
+            history_step_seconds: 300,
+        }
+    }
+}
+
+/// A failed read from Prometheus.
+#[derive(Debug, thiserror::Error)]
+pub enum PrometheusError {
+    /// The settings cannot make a client.
+    #[error("prometheus: {0}")]
+    Setup(String),
+    /// A query failed after every retry.
+    #[error("prometheus at {url}: {message}")]
+    Query {
+        /// The server.
+        url: String,
+        /// What failed.
+        message: String,
+    },
+}
+
+/// A client, counting the queries it sends.
+pub struct Prometheus {
+    client: Client,
+    url: String,
+    settings: PrometheusSettings,
+    queries: AtomicU64,
+}
+
+/// Labels DCGM usage is grouped by: every spelling of pod and namespace, and DRA claims.
+const USAGE_LABELS: &str = "exported_pod, exported_namespace, pod, namespace, pod_name, pod_namespace, dra_claim_name, dra_claim_namespace";
+
+/// Mean utilization per allocation over `[t − 3599 s, t]`: `DCGM_FI_PROF_GR_ENGINE_ACTIVE`, or
+/// for series without it `DCGM_FI_DEV_GPU_UTIL` ÷ 100 (`or` falls back per series).
+fn usage_query() -> String {
+    format!(
+        "avg by ({USAGE_LABELS}) (avg_over_time(DCGM_FI_PROF_GR_ENGINE_ACTIVE[3599s]) or (avg_over_time(DCGM_FI_DEV_GPU_UTIL[3599s]) / 100))"
+    )
+}
+
+impl Prometheus {
+    /// A client for `url` with `settings` (TLS, token, timeouts).
+    pub fn new(url: &str, settings: &PrometheusSettings) -> Result<Self, PrometheusError> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(Duration::from_secs(settings.timeout_seconds.max(1)))
+            .danger_accept_invalid_certs(settings.insecure_skip_verify);
+        if let Some(ca) = &settings.ca_file {
+            let pem = std::fs::read(ca)
+                .map_err(|e| PrometheusError::Setup(format!("ca_file {}: {e}", ca.display())))?;
+            let certificate = reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| PrometheusError::Setup(format!("ca_file {}: {e}", ca.display())))?;
+            builder = builder.add_root_certificate(certificate);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| PrometheusError::Setup(e.to_string()))?;
+        let url = url.trim_end_matches('/').to_string();
+        let client = Client::from(http, &url)
+            .map_err(|e| PrometheusError::Setup(format!("{url:?} is not a usable URL: {e}")))?;
+        Ok(Prometheus {
+            client,
+            url,
+            settings: settings.clone(),
+            queries: AtomicU64::new(0),
+        })
+    }
+
+    /// Queries sent so far (every attempt counts).
+    pub fn query_count(&self) -> u64 {
+        self.queries.load(Ordering::Relaxed)
+    }
+
+    fn fail(&self, message: String) -> PrometheusError {
+        PrometheusError::Query {
+            url: self.url.clone(),
+            message,
+        }
+    }
+
+    /// One range query, retried with exponential backoff.
+    async fn range(
+        &self,
+        query: &str,
+        start: UnixSeconds,
+        end: UnixSeconds,
+        step: i64,
+    ) -> Result<Vec<RangeVector>, PrometheusError> {
+        let mut attempt = 0;
+        loop {
+            self.queries.fetch_add(1, Ordering::Relaxed);
+            let mut request = self
+                .client
+                .query_range(query, start, end, step as f64)
+                .timeout(self.settings.timeout_seconds as i64 * 1000);
+            if let Some(file) = &self.settings.bearer_token_file {
+                let token = std::fs::read_to_string(file)
+                    .map_err(|e| self.fail(format!("bearer_token_file {}: {e}", file.display())))?;
+                request = request.header(
+                    reqwest::header::AUTHORIZATION,
+                    format!("Bearer {}", token.trim())
+                        .parse::<reqwest::header::HeaderValue>()
+                        .map_err(|e| self.fail(format!("bearer token: {e}")))?,
+                );
+            }
+            match request.get().await {
+                Ok(result) => {
+                    return Ok(result.data().as_matrix().cloned().unwrap_or_default());
+                }
+                Err(e) if attempt < self.settings.retries => {
+                    tracing::warn!(error = %e, attempt, "prometheus query failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(self.fail(e.to_string())),
+            }
+        }
+    }
+
+    /// Hourly DCGM utilization per allocation over the whole hours of `window`, one range query
+    /// per chunk of `chunk_hours`.
+    pub async fn dcgm_usage(&self, window: Interval) -> Result<UsageIndex, PrometheusError> {
+        let mut collector = UsageCollector::default();
+        let query = usage_query();
+        for (first, last) in hour_chunks(window, self.settings.chunk_hours) {
+            for series in self.range(&query, first + 3599, last + 3599, 3600).await? {
+                let Some(key) = series_key(series.metric()) else {
+                    continue;
+                };
+                for sample in series.samples() {
+                    let hour = sample.timestamp() as i64 - 3599;
+                    collector.add(key.clone(), hour, sample.value());
+                }
+            }
+        }
+        Ok(collector.finish())
+    }
+}
+
+/// The hour starts touched by `window`, in chunks of at most `chunk_hours`: (first, last).
+fn hour_chunks(window: Interval, chunk_hours: u32) -> Vec<(UnixSeconds, UnixSeconds)> {
+    let first = window.start.div_euclid(3600) * 3600;
+    let last = (window.end - 1).div_euclid(3600) * 3600;
+    let per_chunk = i64::from(chunk_hours.max(1)) * 3600;
+    let mut chunks = Vec::new();
+    let mut start = first;
+    while start <= last {
+        let end = (start + per_chunk - 3600).min(last);
+        chunks.push((start, end));
+        start = end + 3600;
+    }
+    chunks
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+
+    #[test]
+    fn windows_are_cut_into_whole_hour_chunks() {
+        let window = Interval::new(1800, 3 * 86_400 + 10);
+        let chunks = hour_chunks(window, 24);
+        assert_eq!(chunks.first(), Some(&(0, 23 * 3600)));
+        assert_eq!(chunks.last(), Some(&(3 * 86_400, 3 * 86_400)));
+        assert_eq!(chunks.len(), 4);
+        assert!(usage_query().contains("or (avg_over_time(DCGM_FI_DEV_GPU_UTIL[3599s]) / 100)"));
+    }
+}
