@@ -1,12 +1,17 @@
 //! Allocations rebuilt from kube-state-metrics and DCGM for time Tollgate did not watch.
 //!
-//! A pod held its GPUs while `kube_pod_container_resource_requests` (GPU resources) existed for
-//! it and `kube_pod_status_phase{phase="Running"}` was 1; `kube_pod_info` gives its node;
+//! A pod held its GPUs while `kube_pod_info` showed it on a node and
+//! `kube_pod_status_phase{phase="Running"}` was 1; how many follows the effective-request rule
+//! over `kube_pod_container_resource_requests`, `kube_pod_init_container_resource_requests` and
+//! `kube_pod_init_container_info{restart_policy="Always"}` (sidecars);
 //! `kube_pod_annotations` / `kube_pod_labels` / `kube_namespace_*` its cost center;
 //! `kube_node_labels` the node's model, tier, sharing and GPU count. DRA claims, which
-//! kube-state-metrics cannot show, come from DCGM series carrying `dra_*` labels. Samples every
-//! `history_step_seconds` become intervals `[first sample, last sample + step)`: each end is
-//! off by less than one step.
+//! kube-state-metrics cannot show, come from DCGM series carrying `dra_*` labels.
+//!
+//! Each series is evaluated every `history_step_seconds` as `max_over_time(…[step])`: present at
+//! `T` when it had a sample in `[T − step, T]`. A run of presences from `T₁` to `Tₙ` becomes the
+//! interval `[T₁ − step, Tₙ)`; as long as the series is scraped more often than every step, each
+//! end is off by less than one step.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -60,16 +65,33 @@ fn sanitized(key: &str) -> String {
         .collect()
 }
 
-/// Runs of consecutive samples (`step` apart) as intervals `[first, last + step)`, clipped.
+/// Runs of presences (`step` apart) as intervals `[first − step, last)`, clipped.
 fn runs(timestamps: &[UnixSeconds], step: i64, window: Interval) -> Vec<Interval> {
     let mut out: Vec<Interval> = Vec::new();
     for &t in timestamps {
         match out.last_mut() {
-            Some(run) if t <= run.end => run.end = t + step,
-            _ => out.push(Interval::new(t, t + step)),
+            Some(run) if t <= run.end + step => run.end = t,
+            _ => out.push(Interval::new(t - step, t)),
         }
     }
     out.into_iter().filter_map(|run| run.clip(window)).collect()
+}
+
+/// `query` evaluated every `step` so that its presences cover `window` (see the module docs).
+async fn sampled(
+    prometheus: &Prometheus,
+    query: &str,
+    window: Interval,
+    step: i64,
+) -> Result<Vec<prometheus_http_query::response::RangeVector>, PrometheusError> {
+    prometheus
+        .range(query, window.start + step, window.end - 1 + step, step)
+        .await
+}
+
+/// `max_over_time(selector[step])`.
+fn present(selector: &str, step: i64) -> String {
+    format!("max_over_time({selector}[{step}s])")
 }
 
 fn sample_times(series: &prometheus_http_query::response::RangeVector) -> Vec<UnixSeconds> {
@@ -100,10 +122,7 @@ async fn nodes(
     step: i64,
 ) -> Result<BTreeMap<String, NodeHistory>, PrometheusError> {
     let mut nodes: BTreeMap<String, NodeHistory> = BTreeMap::new();
-    for series in prometheus
-        .range("kube_node_labels", window.start, window.end - 1, step)
-        .await?
-    {
+    for series in sampled(prometheus, &present("kube_node_labels", step), window, step).await? {
         let labels = series.metric();
         let node = nodes.entry(get(labels, "node").to_string()).or_default();
         node.seen.extend(runs(&sample_times(&series), step, window));
@@ -113,11 +132,11 @@ async fn nodes(
             }
         }
     }
-    let query = "kube_node_annotations{annotation_tollgate_dev_gpu_hourly_price!=\"\"}";
-    for series in prometheus
-        .range(query, window.start, window.end - 1, step)
-        .await?
-    {
+    let query = present(
+        "kube_node_annotations{annotation_tollgate_dev_gpu_hourly_price!=\"\"}",
+        step,
+    );
+    for series in sampled(prometheus, &query, window, step).await? {
         let labels = series.metric();
         if let Some(node) = nodes.get_mut(get(labels, "node")) {
             node.price_override = get(labels, "annotation_tollgate_dev_gpu_hourly_price")
@@ -165,6 +184,128 @@ async fn cost_centers(
     Ok(found)
 }
 
+/// A pod as kube-state-metrics shows it: GPU requests of its containers, and when it ran where.
+#[derive(Default)]
+struct PodDemand {
+    node: String,
+    running: Vec<Interval>,
+    app: BTreeMap<String, Decimal>,
+    /// (container, resource) → request, for init containers.
+    init: BTreeMap<(String, String), Decimal>,
+    sidecars: std::collections::BTreeSet<String>,
+}
+
+impl PodDemand {
+    /// Per resource: the larger of app containers plus sidecars and the largest other init
+    /// container (SPEC §1.1; kube-state-metrics does not say the init containers' order).
+    fn effective(&self) -> BTreeMap<String, Decimal> {
+        let mut steady = self.app.clone();
+        let mut peak: BTreeMap<String, Decimal> = BTreeMap::new();
+        for ((container, resource), amount) in &self.init {
+            if self.sidecars.contains(container) {
+                *steady.entry(resource.clone()).or_default() += amount;
+            } else {
+                let top = peak.entry(resource.clone()).or_default();
+                *top = (*top).max(*amount);
+            }
+        }
+        for (resource, amount) in peak {
+            let entry = steady.entry(resource).or_default();
+            *entry = (*entry).max(amount);
+        }
+        steady.retain(|_, amount| *amount > Decimal::ZERO);
+        steady
+    }
+}
+
+type PodKey = (String, String, String);
+
+fn pod_key(labels: &HashMap<String, String>) -> PodKey {
+    (
+        get(labels, "namespace").to_string(),
+        get(labels, "pod").to_string(),
+        get(labels, "uid").to_string(),
+    )
+}
+
+fn last_value(series: &prometheus_http_query::response::RangeVector) -> Option<Decimal> {
+    let value = series.samples().last()?.value();
+    Decimal::from_f64_retain(value).map(|v| v.round_dp(6))
+}
+
+/// GPU requests (app containers, init containers, which init containers are sidecars) and
+/// running intervals of every pod that ran in `window`.
+async fn pod_demands(
+    prometheus: &Prometheus,
+    window: Interval,
+    step: i64,
+) -> Result<BTreeMap<PodKey, PodDemand>, PrometheusError> {
+    const GPU: &str = "resource=~\"nvidia_com_gpu|nvidia_com_gpu_shared|nvidia_com_mig_.*\"";
+    let mut pods: BTreeMap<PodKey, PodDemand> = BTreeMap::new();
+    let running = format!(
+        "max by (namespace, pod, uid, node) ({}) * on (namespace, pod, uid) group_left () (max by (namespace, pod, uid) ({}) == 1)",
+        present("kube_pod_info{node!=\"\"}", step),
+        present("kube_pod_status_phase{phase=\"Running\"}", step),
+    );
+    for series in sampled(prometheus, &running, window, step).await? {
+        let pod = pods.entry(pod_key(series.metric())).or_default();
+        pod.node = get(series.metric(), "node").to_string();
+        pod.running
+            .extend(runs(&sample_times(&series), step, window));
+    }
+    let app = format!(
+        "max by (namespace, pod, uid, container, resource) ({})",
+        present(
+            &format!("kube_pod_container_resource_requests{{{GPU}}}"),
+            step
+        )
+    );
+    for series in sampled(prometheus, &app, window, step).await? {
+        let (Some(pod), Some(value)) =
+            (pods.get_mut(&pod_key(series.metric())), last_value(&series))
+        else {
+            continue;
+        };
+        *pod.app
+            .entry(get(series.metric(), "resource").to_string())
+            .or_default() += value;
+    }
+    let init = format!(
+        "max by (namespace, pod, uid, container, resource) ({})",
+        present(
+            &format!("kube_pod_init_container_resource_requests{{{GPU}}}"),
+            step
+        )
+    );
+    for series in sampled(prometheus, &init, window, step).await? {
+        let (Some(pod), Some(value)) =
+            (pods.get_mut(&pod_key(series.metric())), last_value(&series))
+        else {
+            continue;
+        };
+        let key = (
+            get(series.metric(), "container").to_string(),
+            get(series.metric(), "resource").to_string(),
+        );
+        pod.init.insert(key, value);
+    }
+    let sidecars = format!(
+        "max by (namespace, pod, uid, container) ({})",
+        present(
+            "kube_pod_init_container_info{restart_policy=\"Always\"}",
+            step
+        )
+    );
+    for series in sampled(prometheus, &sidecars, window, step).await? {
+        if let Some(pod) = pods.get_mut(&pod_key(series.metric())) {
+            pod.sidecars
+                .insert(get(series.metric(), "container").to_string());
+        }
+    }
+    pods.retain(|_, pod| !pod.app.is_empty() || !pod.init.is_empty());
+    Ok(pods)
+}
+
 /// Rebuilds allocations and node capacity over `window` from Prometheus.
 pub async fn history_allocations(
     prometheus: &Prometheus,
@@ -199,20 +340,9 @@ pub async fn history_allocations(
             (set.names.intern(value), source)
         };
 
-    let requests = "sum by (namespace, pod, uid, resource) (kube_pod_container_resource_requests{resource=~\"nvidia_com_gpu|nvidia_com_gpu_shared|nvidia_com_mig_.*\"}) \
-        * on (namespace, pod, uid) group_left (node) max by (namespace, pod, uid, node) (kube_pod_info{node!=\"\"}) \
-        * on (namespace, pod, uid) group_left () max by (namespace, pod, uid) (kube_pod_status_phase{phase=\"Running\"} == 1)";
-    for series in prometheus
-        .range(requests, window.start, window.end - 1, step)
-        .await?
-    {
-        let labels = series.metric();
-        let (namespace, pod, node_name) = (
-            get(labels, "namespace"),
-            get(labels, "pod"),
-            get(labels, "node"),
-        );
-        let node = nodes.get(node_name).cloned().unwrap_or_default();
+    let pods = pod_demands(prometheus, window, step).await?;
+    for ((namespace, pod, uid), demand) in &pods {
+        let node = nodes.get(&demand.node).cloned().unwrap_or_default();
         let product = node
             .labels
             .get("nvidia.com/gpu.product")
@@ -228,62 +358,59 @@ pub async fn history_allocations(
             .and_then(|r| r.parse().ok())
             .unwrap_or(1)
             .max(1);
-        let count = series.samples().last().map_or(0.0, |s| s.value());
-        let Some(count) = Decimal::from_f64_retain(count)
-            .map(|c| c.round_dp(6))
-            .and_then(GpuUnits::from_decimal)
-        else {
-            continue;
-        };
-        let resource = get(labels, "resource");
-        let (kind, per_item) = match resource {
-            "nvidia_com_gpu" if replicas > 1 => {
-                (AllocationKind::Shared, GpuUnits::ratio(1, replicas))
-            }
-            "nvidia_com_gpu" => (AllocationKind::Gpu, Some(GpuUnits::ONE)),
-            "nvidia_com_gpu_shared" => (AllocationKind::Shared, GpuUnits::ratio(1, replicas)),
-            mig => {
-                let profile = mig
-                    .trim_start_matches("nvidia_com_mig_")
-                    .replacen('_', ".", 1);
-                (AllocationKind::Mig, card.mig_fraction(&product, &profile))
-            }
-        };
-        let Some(units) = per_item.and_then(|p| count.checked_mul(p)) else {
-            set.warnings.insert(format!(
-                "history: pod {namespace}/{pod}: {resource} cannot be sized; not counted"
-            ));
-            continue;
-        };
         let (center, source) = cost_center(&mut set, namespace, pod);
-        for interval in runs(&sample_times(&series), step, window) {
-            let allocation = Allocation {
-                namespace: set.names.intern(namespace),
-                pod: set.names.intern(pod),
-                pod_uid: set.names.intern(get(labels, "uid")),
-                resource_id: set.names.intern(get(labels, "uid")),
-                claim: Sym::EMPTY,
-                node: set.names.intern(node_name),
-                product: set.names.intern(&product),
-                kind,
-                units,
-                interval,
-                tier: capacity_tier(&node.labels),
-                price_override: node.price_override,
-                cost_center: center,
-                cost_center_source: source,
+        for (resource, count) in demand.effective() {
+            let Some(count) = GpuUnits::from_decimal(count) else {
+                continue;
             };
-            set.allocations.push(allocation);
+            let (kind, per_item) = match resource.as_str() {
+                "nvidia_com_gpu" if replicas > 1 => {
+                    (AllocationKind::Shared, GpuUnits::ratio(1, replicas))
+                }
+                "nvidia_com_gpu" => (AllocationKind::Gpu, Some(GpuUnits::ONE)),
+                "nvidia_com_gpu_shared" => (AllocationKind::Shared, GpuUnits::ratio(1, replicas)),
+                mig => {
+                    let profile = mig
+                        .trim_start_matches("nvidia_com_mig_")
+                        .replacen('_', ".", 1);
+                    (AllocationKind::Mig, card.mig_fraction(&product, &profile))
+                }
+            };
+            let Some(units) = per_item.and_then(|p| count.checked_mul(p)) else {
+                set.warnings.insert(format!(
+                    "history: pod {namespace}/{pod}: {resource} cannot be sized; not counted"
+                ));
+                continue;
+            };
+            for interval in &demand.running {
+                let allocation = Allocation {
+                    namespace: set.names.intern(namespace),
+                    pod: set.names.intern(pod),
+                    pod_uid: set.names.intern(uid),
+                    resource_id: set.names.intern(uid),
+                    claim: Sym::EMPTY,
+                    node: set.names.intern(&demand.node),
+                    product: set.names.intern(&product),
+                    kind,
+                    units,
+                    interval: *interval,
+                    tier: capacity_tier(&node.labels),
+                    price_override: node.price_override,
+                    cost_center: center,
+                    cost_center_source: source,
+                };
+                set.allocations.push(allocation);
+            }
         }
     }
 
     // DRA claims, from DCGM series that carry them.
-    let dra = "max by (dra_claim_name, dra_claim_namespace, dra_pool_name, dra_device_name, dra_mig_profile, modelName, Hostname, hostname, exported_pod, pod) \
-        (DCGM_FI_PROF_GR_ENGINE_ACTIVE{dra_claim_name!=\"\"} or DCGM_FI_DEV_GPU_UTIL{dra_claim_name!=\"\"})";
-    for series in prometheus
-        .range(dra, window.start, window.end - 1, step)
-        .await?
-    {
+    let dra = format!(
+        "max by (dra_claim_name, dra_claim_namespace, dra_pool_name, dra_device_name, dra_mig_profile, modelName, Hostname, hostname, exported_pod, pod) ({} or {})",
+        present("DCGM_FI_PROF_GR_ENGINE_ACTIVE{dra_claim_name!=\"\"}", step),
+        present("DCGM_FI_DEV_GPU_UTIL{dra_claim_name!=\"\"}", step),
+    );
+    for series in sampled(prometheus, &dra, window, step).await? {
         let labels = series.metric();
         let namespace = get(labels, "dra_claim_namespace");
         let claim = get(labels, "dra_claim_name");

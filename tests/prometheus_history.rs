@@ -1,0 +1,347 @@
+//! `--history`: allocations rebuilt from kube-state-metrics (and DCGM series carrying DRA
+//! labels) in a real Prometheus, for the fixture scenario whose true costs are known (the
+//! snapshot report of 2026-11-01, hand-checked in `report_cli.rs`). The series are generated
+//! from the fixture's own objects, scraped every minute, as kube-state-metrics and dcgm-exporter
+//! would expose them.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use serde_json::Value;
+use support::prometheus::{OpenMetrics, TestPrometheus};
+use tollgate::time::parse_time;
+
+const STEP: i64 = 300;
+
+fn items(kind: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(format!("tests/fixtures/snapshot/{kind}.json")).unwrap();
+    serde_json::from_str::<Value>(&text).unwrap()["items"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn time(value: &Value) -> Option<i64> {
+    value.as_str().map(|t| parse_time(t).unwrap())
+}
+
+/// When a fixture pod held its GPUs: start, and finish or the end of the data.
+fn lifetime(pod: &Value, end_of_data: i64) -> Option<(i64, i64)> {
+    let start = time(&pod["status"]["startTime"])?;
+    let finished = pod["status"]["containerStatuses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| time(&s["state"]["terminated"]["finishedAt"]))
+        .max();
+    Some((start, finished.unwrap_or(end_of_data)))
+}
+
+/// One-minute samples of value 1.0 (or `value`) over `[from, to)`.
+fn minutes(from: i64, to: i64, value: f64) -> impl Iterator<Item = (i64, f64)> {
+    (from..to).step_by(60).map(move |t| (t, value))
+}
+
+fn kube_state_and_dcgm(from: i64, to: i64) -> String {
+    let mut om = OpenMetrics::default();
+    let namespaces: BTreeMap<String, Value> = items("namespaces")
+        .into_iter()
+        .map(|ns| (ns["metadata"]["name"].as_str().unwrap().to_string(), ns))
+        .collect();
+    for (name, ns) in &namespaces {
+        if let Some(cc) = ns["metadata"]["annotations"]["cost-center"].as_str() {
+            om.series(
+                "kube_namespace_annotations",
+                &[("namespace", name), ("annotation_cost_center", cc)],
+                minutes(from, to, 1.0),
+            );
+        }
+        if let Some(cc) = ns["metadata"]["labels"]["cost-center"].as_str() {
+            om.series(
+                "kube_namespace_labels",
+                &[("namespace", name), ("label_cost_center", cc)],
+                minutes(from, to, 1.0),
+            );
+        }
+    }
+    for node in items("nodes") {
+        let name = node["metadata"]["name"].as_str().unwrap();
+        let labels = &node["metadata"]["labels"];
+        let mut series: Vec<(&str, String)> = vec![("node", name.to_string())];
+        for (metric_label, label) in tollgate::prometheus::HISTORY_LABELS {
+            if let Some(value) = labels[label].as_str() {
+                series.push((metric_label, value.to_string()));
+            }
+        }
+        let created = time(&node["metadata"]["creationTimestamp"])
+            .unwrap()
+            .max(from);
+        let borrowed: Vec<(&str, &str)> = series.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        om.series("kube_node_labels", &borrowed, minutes(created, to, 1.0));
+        if let Some(price) =
+            node["metadata"]["annotations"]["tollgate.dev/gpu-hourly-price"].as_str()
+        {
+            om.series(
+                "kube_node_annotations",
+                &[
+                    ("node", name),
+                    ("annotation_tollgate_dev_gpu_hourly_price", price),
+                ],
+                minutes(created, to, 1.0),
+            );
+        }
+    }
+    let claims: BTreeMap<String, Value> = items("resourceclaims")
+        .into_iter()
+        .map(|c| (c["metadata"]["name"].as_str().unwrap().to_string(), c))
+        .collect();
+    let mut dra_devices: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for pod in items("pods") {
+        let meta = &pod["metadata"];
+        let (namespace, name, uid) = (
+            meta["namespace"].as_str().unwrap(),
+            meta["name"].as_str().unwrap(),
+            meta["uid"].as_str().unwrap(),
+        );
+        let Some(node) = pod["spec"]["nodeName"].as_str() else {
+            continue;
+        };
+        let Some((start, end)) = lifetime(&pod, to) else {
+            continue;
+        };
+        let (start, end) = (start.max(from), end.min(to));
+        if start >= end {
+            continue;
+        }
+        let id = [("namespace", namespace), ("pod", name), ("uid", uid)];
+        om.series(
+            "kube_pod_info",
+            &[id[0], id[1], id[2], ("node", node)],
+            minutes(start, end, 1.0),
+        );
+        om.series(
+            "kube_pod_status_phase",
+            &[id[0], id[1], id[2], ("phase", "Running")],
+            minutes(start, end, 1.0),
+        );
+        if let Some(cc) = meta["annotations"]["cost-center"].as_str() {
+            om.series(
+                "kube_pod_annotations",
+                &[id[0], id[1], id[2], ("annotation_cost_center", cc)],
+                minutes(start, end, 1.0),
+            );
+        }
+        if let Some(cc) = meta["labels"]["cost-center"].as_str() {
+            om.series(
+                "kube_pod_labels",
+                &[id[0], id[1], id[2], ("label_cost_center", cc)],
+                minutes(start, end, 1.0),
+            );
+        }
+        // kube-state-metrics does not apply the extended-resource claim: a pod served by one
+        // shows its nvidia.com/gpu limit, which Tollgate must not count twice — skip it here as
+        // the claim's DCGM series carries it.
+        let extended = !pod["status"]["extendedResourceClaimStatus"].is_null();
+        let containers = [
+            ("kube_pod_container_resource_requests", "containers"),
+            (
+                "kube_pod_init_container_resource_requests",
+                "initContainers",
+            ),
+        ];
+        for (metric, field) in containers {
+            for container in pod["spec"][field].as_array().into_iter().flatten() {
+                let container_name = container["name"].as_str().unwrap();
+                if container["restartPolicy"] == "Always" {
+                    let labels = [
+                        id[0],
+                        id[1],
+                        id[2],
+                        ("container", container_name),
+                        ("restart_policy", "Always"),
+                    ];
+                    om.series(
+                        "kube_pod_init_container_info",
+                        &labels,
+                        minutes(start, end, 1.0),
+                    );
+                }
+                // Extended resources: requests default to limits.
+                let limits = container["resources"]["limits"]
+                    .as_object()
+                    .cloned()
+                    .unwrap_or_default();
+                for (resource, quantity) in limits {
+                    if !resource.starts_with("nvidia.com/") || extended {
+                        continue;
+                    }
+                    let sanitized: String = resource
+                        .chars()
+                        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                        .collect();
+                    let count: f64 = quantity.as_str().unwrap().parse().unwrap();
+                    let labels = [
+                        id[0],
+                        id[1],
+                        id[2],
+                        ("container", container_name),
+                        ("node", node),
+                        ("resource", &sanitized),
+                        ("unit", "integer"),
+                    ];
+                    om.series(metric, &labels, minutes(start, end, count));
+                }
+            }
+        }
+        // The pod's DRA claims: their devices' DCGM series carry the claim.
+        let statuses = pod["status"]["resourceClaimStatuses"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut claim_names: Vec<String> = pod["spec"]["resourceClaims"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| {
+                c["resourceClaimName"]
+                    .as_str()
+                    .map(str::to_string)
+                    .or_else(|| {
+                        statuses
+                            .iter()
+                            .find(|s| s["name"] == c["name"])
+                            .and_then(|s| s["resourceClaimName"].as_str().map(str::to_string))
+                    })
+            })
+            .collect();
+        claim_names.extend(
+            pod["status"]["extendedResourceClaimStatus"]["resourceClaimName"]
+                .as_str()
+                .map(str::to_string),
+        );
+        for claim in claim_names {
+            let entry = dra_devices.entry(claim).or_insert((start, end));
+            *entry = (entry.0.min(start), entry.1.max(end));
+        }
+    }
+    for (claim, (start, end)) in dra_devices {
+        let result = &claims[&claim]["status"]["allocation"]["devices"]["results"][0];
+        let device = result["device"].as_str().unwrap();
+        let profile = if device.contains("-mig-") {
+            "1g.18gb"
+        } else {
+            ""
+        };
+        let mut labels = vec![
+            ("dra_claim_name", claim.as_str()),
+            ("dra_claim_namespace", "team-e"),
+            ("dra_pool_name", "node-h200-dra"),
+            ("dra_device_name", device),
+            ("modelName", "NVIDIA H200"),
+            ("Hostname", "node-h200-dra"),
+        ];
+        if !profile.is_empty() {
+            labels.push(("dra_mig_profile", profile));
+        }
+        om.series(
+            "DCGM_FI_PROF_GR_ENGINE_ACTIVE",
+            &labels,
+            minutes(start, end, 0.5),
+        );
+    }
+    om.text()
+}
+
+fn report(args: &[&str]) -> Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "report",
+            "--pricing",
+            "tests/fixtures/rates.toml",
+            "--from",
+            "2026-11-01",
+            "--to",
+            "2026-11-02",
+        ])
+        .args(["--format", "json", "--group-by", "cost_center,namespace"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn costs(report: &Value) -> BTreeMap<String, f64> {
+    report["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["cost_center"] != "__unallocated__")
+        .map(|l| {
+            let key = format!(
+                "{}/{}",
+                l["cost_center"].as_str().unwrap(),
+                l["namespace"].as_str().unwrap()
+            );
+            (key, l["cost"].as_str().map_or(0.0, |c| c.parse().unwrap()))
+        })
+        .collect()
+}
+
+#[test]
+fn history_alone_reproduces_allocation_cost_within_the_resolution() {
+    let from = parse_time("2026-10-31T12:00:00Z").unwrap();
+    let to = parse_time("2026-11-02T00:00:00Z").unwrap();
+    let prometheus = TestPrometheus::start(&kube_state_and_dcgm(from, to));
+    let truth = costs(&report(&["--snapshot", "tests/fixtures/snapshot"]));
+    let history = report(&["--history", "--prometheus", &prometheus.url]);
+    let rebuilt = costs(&history);
+    assert_eq!(
+        rebuilt.keys().collect::<Vec<_>>(),
+        truth.keys().collect::<Vec<_>>()
+    );
+    // Each interval end inside the window may be off by less than one 300 s step. The most
+    // any cost center can move: its pods' ends inside the day × 300 s × units × price.
+    let bound = |line: &str| -> f64 {
+        let step_hours = STEP as f64 / 3600.0;
+        match line {
+            "cc-100/team-a" => 0.0, // chat-0 runs through the window
+            "cc-150/team-a" => 1.0 * step_hours * 2.0 * 3.0, // serve-0 starts at 18:00
+            "cc-200/team-b" => 2.0 * step_hours * 4.0 * 4.0 + 2.0 * step_hours * 1.5,
+            "cc-201/team-b" => 2.0 * step_hours * 2.0,
+            "cc-400/team-d" => step_hours * 0.25 * 0.8 + step_hours * 2.0,
+            "cc-500/team-e" => step_hours * 8.0,
+            "unassigned/team-c" => step_hours * 0.5 * 1.2,
+            other => panic!("unexpected line {other}"),
+        }
+    };
+    for (line, cost) in &truth {
+        let diff = (rebuilt[line] - cost).abs();
+        eprintln!(
+            "{line}: history {:.2} truth {cost:.2} bound {:.2}",
+            rebuilt[line],
+            bound(line)
+        );
+        assert!(
+            diff <= bound(line) + 0.011,
+            "{line}: history {} vs truth {cost} (bound {})",
+            rebuilt[line],
+            bound(line)
+        );
+    }
+    let warnings = history["warnings"].as_array().unwrap();
+    assert!(
+        warnings.iter().any(|w| w
+            .as_str()
+            .unwrap()
+            .contains("each interval end is off by less than 300 s")),
+        "{warnings:?}"
+    );
+}
