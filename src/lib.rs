@@ -18,6 +18,7 @@ pub mod prometheus;
 pub mod quantity;
 pub mod serve;
 pub mod source;
+pub mod store;
 pub mod time;
 pub mod units;
 pub mod usage;

@@ -1,0 +1,284 @@
+//! The rollup store: closed days priced once and kept as Parquet (polars), so that a month or a
+//! quarter is read from disk instead of recomputed from the ledger and Prometheus.
+//!
+//! One file per UTC day, `rollups/YYYY-MM-DD.parquet`, with one row per hour and group of
+//! (`cost_center`, `namespace`, `gpu_model`, `node`, `cost_center_source`): the figures the cost
+//! engine computed for it (`gpu_hours`, `used_gpu_hours`, `cost`, `idle_cost`,
+//! `unpriced_gpu_hours`) as `Decimal(38, 18)` — exact sums, far below a cent. A file is written
+//! to a temporary name, fsynced and renamed: rewriting a day (backfill, re-pricing) is
+//! idempotent and a crash leaves the old file or the new one, never half of one.
+
+mod plan;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use rust_decimal::Decimal;
+
+pub use plan::{Plan, ROLLUP_KEYS, compose, merge_into, rollup_request};
+
+use crate::cost::{CostLine, CostReport, Figures, GroupKey};
+use crate::time::{Interval, Step, UnixSeconds, format_time};
+
+const DAY: i64 = 86_400;
+const PRECISION: usize = 38;
+const SCALE: u32 = 18;
+
+/// The store could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[error("rollup store {}: {message}", path.display())]
+pub struct StoreError {
+    /// The file or directory.
+    pub path: PathBuf,
+    /// What failed.
+    pub message: String,
+}
+
+/// Daily Parquet rollups in `<store.dir>/rollups`.
+#[derive(Clone, Debug)]
+pub struct RollupStore {
+    dir: PathBuf,
+}
+
+fn fail(path: &Path, message: impl ToString) -> StoreError {
+    StoreError {
+        path: path.to_path_buf(),
+        message: message.to_string(),
+    }
+}
+
+fn scaled(value: Decimal) -> i128 {
+    let value = value.round_dp(SCALE);
+    value.mantissa() * 10_i128.pow(SCALE - value.scale())
+}
+
+fn decimal_column(name: &str, values: impl Iterator<Item = Option<Decimal>>) -> Column {
+    let physical: Int128Chunked = values.map(|v| v.map(scaled)).collect();
+    physical
+        .with_name(name.into())
+        .into_decimal_unchecked(PRECISION, SCALE as usize)
+        .into_series()
+        .into_column()
+}
+
+impl RollupStore {
+    /// The store under `dir` (created if missing).
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let dir = dir.join("rollups");
+        fs::create_dir_all(&dir).map_err(|e| fail(&dir, e))?;
+        Ok(RollupStore { dir })
+    }
+
+    fn path(&self, day: UnixSeconds) -> PathBuf {
+        let date = format_time(day);
+        self.dir.join(format!("{}.parquet", &date[..10]))
+    }
+
+    /// The days (their UTC midnights) the store holds.
+    pub fn days(&self) -> Result<BTreeSet<UnixSeconds>, StoreError> {
+        let mut days = BTreeSet::new();
+        for entry in fs::read_dir(&self.dir).map_err(|e| fail(&self.dir, e))? {
+            let name = entry.map_err(|e| fail(&self.dir, e))?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(date) = name.strip_suffix(".parquet")
+                && let Ok(day) = crate::time::parse_time(date)
+            {
+                days.insert(day);
+            }
+        }
+        Ok(days)
+    }
+
+    /// Writes the rollup of one day: `report` must come from [`rollup_request`] for that day.
+    pub fn write_day(&self, day: UnixSeconds, report: &CostReport) -> Result<(), StoreError> {
+        let lines = &report.lines;
+        let path = self.path(day);
+        let tmp = path.with_extension("parquet.tmp");
+        let mut columns = vec![Column::new(
+            "hour".into(),
+            lines.iter().map(|l| l.period.start).collect::<Vec<i64>>(),
+        )];
+        for (i, key) in ROLLUP_KEYS.iter().enumerate() {
+            let values: Vec<&str> = lines.iter().map(|l| l.group[i].as_str()).collect();
+            columns.push(Column::new(key.as_str().into(), values));
+        }
+        let figure = |f: fn(&Figures) -> Option<Decimal>| lines.iter().map(move |l| f(&l.figures));
+        columns.push(decimal_column("gpu_hours", figure(|f| Some(f.gpu_hours))));
+        columns.push(decimal_column(
+            "used_gpu_hours",
+            figure(|f| f.used_gpu_hours),
+        ));
+        columns.push(decimal_column("cost", figure(|f| f.cost)));
+        columns.push(decimal_column("idle_cost", figure(|f| f.idle_cost)));
+        columns.push(decimal_column(
+            "unpriced_gpu_hours",
+            figure(|f| Some(f.unpriced_gpu_hours)),
+        ));
+        let mut frame = DataFrame::new(lines.len(), columns).map_err(|e| fail(&path, e))?;
+        let mut file = File::create(&tmp).map_err(|e| fail(&tmp, e))?;
+        ParquetWriter::new(&mut file)
+            .finish(&mut frame)
+            .map_err(|e| fail(&tmp, e))?;
+        file.sync_all().map_err(|e| fail(&tmp, e))?;
+        fs::rename(&tmp, &path).map_err(|e| fail(&path, e))?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| fail(&self.dir, e))
+    }
+
+    /// Removes the days before `keep_from`.
+    pub fn remove_before(&self, keep_from: UnixSeconds) -> Result<usize, StoreError> {
+        let mut removed = 0;
+        for day in self.days()?.into_iter().filter(|d| *d < keep_from) {
+            fs::remove_file(self.path(day)).map_err(|e| fail(&self.path(day), e))?;
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
+    /// The stored hours of `hours` (whole days the store holds), grouped by `keys` (a subset of
+    /// [`ROLLUP_KEYS`]) into the periods of `step` over `window`.
+    pub fn read(
+        &self,
+        hours: Interval,
+        window: Interval,
+        step: Step,
+        keys: &[GroupKey],
+    ) -> Result<Vec<CostLine>, StoreError> {
+        let days: Vec<UnixSeconds> = self
+            .days()?
+            .into_iter()
+            .filter(|d| *d + DAY > hours.start && *d < hours.end)
+            .collect();
+        if days.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut frames = Vec::with_capacity(days.len());
+        for day in &days {
+            let path = self.path(*day);
+            let file = File::open(&path).map_err(|e| fail(&path, e))?;
+            let frame = ParquetReader::new(file)
+                .finish()
+                .map_err(|e| fail(&path, e))?;
+            frames.push(frame.lazy());
+        }
+        let periods = step.periods(window);
+        let period = period_expr(step, window, &periods);
+        let mut by = vec![period.cast(DataType::Int64).alias("period")];
+        by.extend(keys.iter().map(|k| col(k.as_str())));
+        let figures = [
+            "gpu_hours",
+            "used_gpu_hours",
+            "cost",
+            "idle_cost",
+            "unpriced_gpu_hours",
+        ];
+        let mut aggregates: Vec<Expr> = figures.iter().map(|f| col(*f).sum()).collect();
+        aggregates.extend(
+            figures
+                .iter()
+                .map(|f| col(*f).count().alias(format!("{f}_known"))),
+        );
+        let frame = concat(frames, UnionArgs::default())
+            .and_then(|all| {
+                all.filter(
+                    col("hour")
+                        .gt_eq(lit(hours.start))
+                        .and(col("hour").lt(lit(hours.end))),
+                )
+                .group_by(by)
+                .agg(aggregates)
+                .collect()
+            })
+            .map_err(|e| fail(&self.dir, e))?;
+        lines(&frame, keys, &periods).map_err(|e| fail(&self.dir, e))
+    }
+}
+
+/// The start of the period of `step` over `window` that holds each row's hour.
+fn period_expr(step: Step, window: Interval, periods: &[Interval]) -> Expr {
+    let floor = |size: i64| {
+        let floored = col("hour") - col("hour") % lit(size);
+        when(floored.clone().lt(lit(window.start)))
+            .then(lit(window.start))
+            .otherwise(floored)
+    };
+    match step {
+        Step::Window => lit(window.start),
+        Step::Hour => floor(3600),
+        Step::Day => floor(DAY),
+        Step::Month => periods
+            .iter()
+            .rev()
+            .fold(lit(window.start), |otherwise, p| {
+                when(
+                    col("hour")
+                        .lt(lit(p.end))
+                        .and(col("hour").gt_eq(lit(p.start))),
+                )
+                .then(lit(p.start))
+                .otherwise(otherwise)
+            }),
+    }
+}
+
+/// Rows of an aggregated frame as cost lines.
+fn lines(
+    frame: &DataFrame,
+    keys: &[GroupKey],
+    periods: &[Interval],
+) -> PolarsResult<Vec<CostLine>> {
+    let by_start: BTreeMap<UnixSeconds, Interval> = periods.iter().map(|p| (p.start, *p)).collect();
+    let period = frame.column("period")?.i64()?;
+    let groups: Vec<&StringChunked> = keys
+        .iter()
+        .map(|k| frame.column(k.as_str())?.str())
+        .collect::<PolarsResult<_>>()?;
+    let decimal = |name: &str| -> PolarsResult<Vec<Option<Decimal>>> {
+        let column = frame.column(name)?;
+        let known = frame
+            .column(&format!("{name}_known"))?
+            .cast(&DataType::UInt64)?;
+        let known = known.u64()?;
+        let values = column.decimal()?;
+        let scale = values.scale() as u32;
+        Ok(values
+            .physical()
+            .iter()
+            .zip(known.iter())
+            .map(|(v, n)| match (v, n) {
+                (Some(v), Some(n)) if n > 0 => Decimal::try_from_i128_with_scale(v, scale).ok(),
+                _ => None,
+            })
+            .collect())
+    };
+    let gpu_hours = decimal("gpu_hours")?;
+    let used = decimal("used_gpu_hours")?;
+    let cost = decimal("cost")?;
+    let idle = decimal("idle_cost")?;
+    let unpriced = decimal("unpriced_gpu_hours")?;
+    let mut out = Vec::with_capacity(frame.height());
+    for i in 0..frame.height() {
+        let start = period.get(i).unwrap_or_default();
+        out.push(CostLine {
+            period: by_start
+                .get(&start)
+                .copied()
+                .unwrap_or(Interval::new(start, start)),
+            group: groups
+                .iter()
+                .map(|g| g.get(i).unwrap_or_default().to_string())
+                .collect(),
+            figures: Figures {
+                gpu_hours: gpu_hours[i].unwrap_or_default(),
+                used_gpu_hours: used[i],
+                cost: cost[i],
+                idle_cost: idle[i],
+                unpriced_gpu_hours: unpriced[i].unwrap_or_default(),
+            },
+        });
+    }
+    Ok(out)
+}
