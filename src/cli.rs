@@ -14,17 +14,19 @@ use std::time::Duration;
 use crate::allocation::{AllocationSet, BuildOptions, ClusterObjects, allocations};
 use crate::budget::validate_budgets;
 use crate::config::Settings;
-use crate::cost::{ReportRequest, RequestText, cost_report_with_usage};
+use crate::cost::{ReportRequest, RequestText};
 use crate::ledger::Ledger;
 use crate::live::{ClusterStores, SourceHealth, list_cluster, spawn_watchers};
 use crate::output::{Format, render};
 use crate::pricing::RateCard;
 use crate::prometheus::{Prometheus, history_allocations};
+use crate::reporting::Sources;
 use crate::serve::{
     CertReloader, CheckRequest, Feed, QuotaGate, ServeOptions, Subject, TlsOptions, read_once,
 };
 use crate::source::{DemoFleet, read_snapshot};
-use crate::time::{Interval, UnixSeconds, parse_time};
+use crate::store::RollupStore;
+use crate::time::{Interval, UnixSeconds, format_time, parse_time};
 use k8s_openapi::api::core::v1::Pod;
 
 /// GPU cost accountability for Kubernetes.
@@ -45,9 +47,36 @@ enum Command {
     /// Decide whether a pod may start within its budgets; prints the decision as JSON.
     /// Exit 0: allowed, 3: denied.
     Quota(Box<QuotaArgs>),
+    /// Rollup store tools.
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Rate-card tools.
     #[command(subcommand)]
     Pricing(PricingCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum StoreCommand {
+    /// Roll up closed days missing from the store (`store.dir/rollups`), from the source flags
+    /// and Prometheus usage.
+    Backfill(Box<BackfillArgs>),
+    /// Re-price stored days with the current rate card (rolls them up again from the source).
+    Reprice(Box<BackfillArgs>),
+}
+
+#[derive(Args, Debug)]
+struct BackfillArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// First day (default: 35 days before --to).
+    #[arg(long, value_name = "DATE")]
+    from: Option<String>,
+    /// Day after the last (default: today, UTC: only closed days).
+    #[arg(long, value_name = "DATE")]
+    to: Option<String>,
+    /// Also roll up days already stored.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -196,6 +225,8 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Cli
         Command::Report(args) => report(*args, out, err),
         Command::Serve(args) => serve(*args, out),
         Command::Quota(args) => quota(*args, out),
+        Command::Store(StoreCommand::Backfill(args)) => backfill(*args, false, out, err),
+        Command::Store(StoreCommand::Reprice(args)) => backfill(*args, true, out, err),
         Command::Pricing(PricingCommand::Check { files }) => pricing_check(&files, out),
     }
 }
@@ -227,11 +258,10 @@ fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
     let as_of = args.source.as_of()?.unwrap_or(request.window.end);
     let (settings, card) = load_settings(&args.source)?;
     let prometheus = prometheus_client(&args.source, &settings)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(CliError::runtime)?;
-    let mut warnings = Vec::new();
     let set = if args.source.history {
         let prometheus = prometheus.as_ref().ok_or_else(|| {
             CliError::input(
@@ -250,18 +280,16 @@ fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
     } else {
         load_source(&args.source, &settings, &card, as_of)?
     };
-    let usage = prometheus.as_ref().and_then(|prometheus| {
-        match runtime.block_on(prometheus.dcgm_usage(request.window)) {
-            Ok(usage) => Some(usage),
-            Err(e) => {
-                warnings.push(format!("{e}: used_gpu_hours and idle_cost are left empty"));
-                None
-            }
-        }
-    });
-    let mut report = cost_report_with_usage(&[&set], &card, &request, usage.as_ref())
+    let store = RollupStore::existing(&settings.store.dir);
+    let sources = Sources {
+        sets: &[&set],
+        card: &card,
+        store: store.as_ref(),
+        prometheus: prometheus.as_ref(),
+    };
+    let report = runtime
+        .block_on(sources.report(&request))
         .map_err(CliError::runtime)?;
-    report.warnings.extend(warnings);
     let chargeback = report.chargeback();
     for warning in &chargeback.warnings {
         writeln!(err, "warning: {warning}").map_err(CliError::runtime)?;
@@ -326,7 +354,7 @@ fn cluster_objects(source: &SourceArgs) -> Result<ClusterObjects, CliError> {
     if let Some(dir) = &source.snapshot {
         return read_snapshot(dir).map_err(CliError::input);
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(CliError::runtime)?;
@@ -336,6 +364,96 @@ fn cluster_objects(source: &SourceArgs) -> Result<ClusterObjects, CliError> {
             .await
             .map_err(|e| CliError::runtime(format!("listing the cluster failed: {e}")))
     })
+}
+
+fn backfill(
+    args: BackfillArgs,
+    reprice: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), CliError> {
+    const DAY: i64 = 86_400;
+    let today = now().div_euclid(DAY) * DAY;
+    let day_arg = |flag: &str, value: &Option<String>, default: i64| -> Result<i64, CliError> {
+        let at = value
+            .as_deref()
+            .map(|t| time_arg(flag, t))
+            .transpose()?
+            .unwrap_or(default);
+        Ok(at.div_euclid(DAY) * DAY)
+    };
+    let to = day_arg("to", &args.to, today)?.min(today);
+    let from = day_arg("from", &args.from, to - 35 * DAY)?;
+    if reprice && args.from.is_none() {
+        return Err(CliError::input(
+            "store reprice needs --from: the first day to price again",
+        ));
+    }
+    let (settings, card) = load_settings(&args.source)?;
+    let store = RollupStore::open(&settings.store.dir).map_err(CliError::runtime)?;
+    let stored = store.days().map_err(CliError::runtime)?;
+    let days: Vec<i64> = (from..to)
+        .step_by(DAY as usize)
+        .filter(|day| reprice || args.force || !stored.contains(day))
+        .collect();
+    let prometheus = prometheus_client(&args.source, &settings)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::runtime)?;
+    let set = if args.source.history {
+        let prometheus = prometheus.as_ref().ok_or_else(|| {
+            CliError::input(
+                "--history reads Prometheus: pass --prometheus URL or set prometheus.url",
+            )
+        })?;
+        runtime
+            .block_on(history_allocations(
+                prometheus,
+                Interval::new(from, to),
+                &card,
+                &settings.cost_center.key,
+            ))
+            .map_err(CliError::runtime)?
+    } else {
+        load_source(
+            &args.source,
+            &settings,
+            &card,
+            args.source.as_of()?.unwrap_or(to),
+        )?
+    };
+    let sources = Sources {
+        sets: &[&set],
+        card: &card,
+        store: None,
+        prometheus: prometheus.as_ref(),
+    };
+    let progress = indicatif::ProgressBar::new(days.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} days {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let warnings = runtime
+        .block_on(sources.roll_up(&store, &days, |day| {
+            progress.set_message(format_time(day)[..10].to_string());
+            progress.inc(1);
+        }))
+        .map_err(CliError::runtime)?;
+    progress.finish_and_clear();
+    let retention = i64::from(settings.store.rollup_retention_days) * DAY;
+    let removed = store
+        .remove_before(today - retention)
+        .map_err(CliError::runtime)?;
+    for warning in warnings {
+        writeln!(err, "warning: {warning}").map_err(CliError::runtime)?;
+    }
+    let verb = if reprice { "priced again" } else { "rolled up" };
+    writeln!(
+        out,
+        "{} days {verb}, {removed} past retention removed",
+        days.len()
+    )
+    .map_err(CliError::runtime)
 }
 
 fn read_pod(file: &Path) -> Result<Pod, CliError> {

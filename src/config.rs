@@ -111,15 +111,18 @@ impl Default for SourceSettings {
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSettings {
-    /// Data directory of the ledger (default `tollgate-data`). Only a live cluster is
-    /// recorded; the demo and snapshots are kept in memory.
+    /// Data directory of the ledger and the rollups (default `tollgate-data`). Only a live
+    /// cluster's ledger is recorded; the demo and snapshots are kept in memory.
     pub dir: std::path::PathBuf,
+    /// Days of daily rollups kept (default 400).
+    pub rollup_retention_days: u32,
 }
 
 impl Default for StoreSettings {
     fn default() -> Self {
         StoreSettings {
             dir: "tollgate-data".into(),
+            rollup_retention_days: 400,
         }
     }
 }

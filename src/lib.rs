@@ -16,6 +16,7 @@ pub mod output;
 pub mod pricing;
 pub mod prometheus;
 pub mod quantity;
+pub mod reporting;
 pub mod serve;
 pub mod source;
 pub mod store;

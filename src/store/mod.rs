@@ -64,6 +64,12 @@ fn decimal_column(name: &str, values: impl Iterator<Item = Option<Decimal>>) -> 
 }
 
 impl RollupStore {
+    /// The store under `dir`, if one was ever written there.
+    pub fn existing(dir: &Path) -> Option<Self> {
+        let rollups = dir.join("rollups");
+        rollups.is_dir().then_some(RollupStore { dir: rollups })
+    }
+
     /// The store under `dir` (created if missing).
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let dir = dir.join("rollups");

@@ -1,0 +1,120 @@
+//! A chargeback from everything Tollgate knows: stored rollups for closed days, and the cost
+//! engine over allocations (ledger, snapshot, demo or history) with DCGM usage from Prometheus
+//! for the rest. Closed days in the store cost no Prometheus query.
+
+use crate::allocation::AllocationSet;
+use crate::cost::{CostOverflow, CostReport, ReportRequest, cost_report_with_usage};
+use crate::pricing::RateCard;
+use crate::prometheus::Prometheus;
+use crate::store::{Plan, RollupStore, StoreError, compose, rollup_request};
+use crate::time::{Interval, UnixSeconds};
+
+/// A report could not be produced.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A sum overflowed.
+    #[error(transparent)]
+    Cost(#[from] CostOverflow),
+}
+
+/// What a report is made from.
+#[derive(Clone, Copy)]
+pub struct Sources<'a> {
+    /// Allocation sets, read as one.
+    pub sets: &'a [&'a AllocationSet],
+    /// Prices.
+    pub card: &'a RateCard,
+    /// Rollups of closed days, if kept.
+    pub store: Option<&'a RollupStore>,
+    /// DCGM usage, if configured.
+    pub prometheus: Option<&'a Prometheus>,
+}
+
+impl Sources<'_> {
+    /// The engine's report of `window` (part of `request`), with usage when Prometheus answers;
+    /// when it does not, usage stays empty and a warning says why.
+    async fn compute(
+        &self,
+        request: &ReportRequest,
+        window: Interval,
+    ) -> Result<CostReport, ReportError> {
+        let part = ReportRequest {
+            window,
+            ..request.clone()
+        };
+        let mut warning = None;
+        let usage = match self.prometheus {
+            Some(prometheus) => match prometheus.dcgm_usage(window).await {
+                Ok(usage) => Some(usage),
+                Err(e) => {
+                    warning = Some(format!("{e}: used_gpu_hours and idle_cost are left empty"));
+                    None
+                }
+            },
+            None => None,
+        };
+        let mut report = cost_report_with_usage(self.sets, self.card, &part, usage.as_ref())?;
+        report.warnings.extend(warning);
+        Ok(report)
+    }
+
+    /// The report of `request`: stored days from the store, the rest from the engine.
+    pub async fn report(&self, request: &ReportRequest) -> Result<CostReport, ReportError> {
+        let plan = match self.store {
+            Some(store) => Plan::new(request, &store.days()?),
+            None => Plan {
+                stored: Vec::new(),
+                rest: vec![request.window],
+            },
+        };
+        let mut stored = Vec::new();
+        if let Some(store) = self.store {
+            for run in &plan.stored {
+                stored.extend(store.read(
+                    *run,
+                    request.window,
+                    request.step,
+                    request.group_by.keys(),
+                )?);
+            }
+        }
+        let mut rest = Vec::with_capacity(plan.rest.len());
+        for window in &plan.rest {
+            rest.push(self.compute(request, *window).await?);
+        }
+        let template = CostReport {
+            request: request.clone(),
+            currency: self.card.currency().clone(),
+            rounding: self.card.rounding(),
+            lines: Vec::new(),
+            warnings: Vec::new(),
+        };
+        Ok(compose(request, stored, rest, template))
+    }
+
+    /// Rolls up each day of `days` (UTC midnights) into `store`, calling `done` after each.
+    /// Returns the warnings of the days written (Prometheus unreachable, unpriced models).
+    pub async fn roll_up(
+        &self,
+        store: &RollupStore,
+        days: &[UnixSeconds],
+        mut done: impl FnMut(UnixSeconds),
+    ) -> Result<Vec<String>, ReportError> {
+        let mut warnings: Vec<String> = Vec::new();
+        for &day in days {
+            let request = rollup_request(day);
+            let report = self.compute(&request, request.window).await?;
+            store.write_day(day, &report)?;
+            for warning in &report.warnings {
+                if !warnings.contains(warning) {
+                    warnings.push(warning.clone());
+                }
+            }
+            done(day);
+        }
+        Ok(warnings)
+    }
+}

@@ -1,0 +1,155 @@
+//! `tollgate store backfill` and `reprice`, and a report over closed days answered by the store:
+//! after a backfill with DCGM usage from a real Prometheus, the same report runs with
+//! Prometheus gone and still has its usage, because it sends no query for stored days.
+
+mod support;
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use support::prometheus::{OpenMetrics, TestPrometheus};
+use tollgate::time::parse_time;
+
+fn tollgate(store: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .args([
+            "--snapshot",
+            "tests/fixtures/snapshot",
+            "--pricing",
+            "tests/fixtures/rates.toml",
+        ])
+        .args([
+            "--as-of",
+            "2026-11-03T00:00:00Z",
+            "--config",
+            "tests/fixtures/prometheus/fast-fail.toml",
+        ])
+        .env("TOLLGATE__STORE__DIR", store)
+        .output()
+        .unwrap()
+}
+
+fn json(output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn stored_days_need_no_prometheus_and_repricing_rewrites_them() {
+    // chat-0's two GPUs at a steady 25 % for two days.
+    let mut om = OpenMetrics::default();
+    let start = parse_time("2026-11-01").unwrap();
+    for gpu in ["GPU-a0", "GPU-a1"] {
+        let labels = [("pod", "chat-0"), ("namespace", "team-a"), ("UUID", gpu)];
+        om.series(
+            "DCGM_FI_PROF_GR_ENGINE_ACTIVE",
+            &labels,
+            (start..start + 2 * 86_400).step_by(60).map(|t| (t, 0.25)),
+        );
+    }
+    let prometheus = TestPrometheus::start(&om.text());
+    let url = prometheus.url.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let report = [
+        "report",
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-03",
+        "--format",
+        "json",
+        "--group-by",
+        "cost_center,namespace",
+    ];
+
+    let output = tollgate(
+        dir.path(),
+        &[
+            "store",
+            "backfill",
+            "--from",
+            "2026-11-01",
+            "--to",
+            "2026-11-03",
+            "--prometheus",
+            &prometheus.url,
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "2 days rolled up, 0 past retention removed\n"
+    );
+    let mut with_prometheus = report.to_vec();
+    with_prometheus.extend(["--prometheus", url.as_str()]);
+    let live = json(&tollgate(dir.path(), &with_prometheus));
+    let chat = |report: &Value| -> Value {
+        report["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["cost_center"] == "cc-100")
+            .unwrap()
+            .clone()
+    };
+    // 2 GPUs × 48 h × 25 % = 24 GPU-hours used.
+    assert_eq!(chat(&live)["used_gpu_hours"], "24.0000");
+
+    // Prometheus gone: the stored days still carry their usage, and nothing was asked.
+    drop(prometheus);
+    let output = tollgate(dir.path(), &with_prometheus);
+    let stored = json(&output);
+    assert_eq!(stored, live);
+    assert!(
+        !String::from_utf8_lossy(&output.stderr).contains(&url),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // A new rate card: reprice the stored days, and the report follows.
+    let cheaper = dir.path().join("cheaper.toml");
+    let card = std::fs::read_to_string("tests/fixtures/rates.toml")
+        .unwrap()
+        .replace("on_demand = \"3.00\"", "on_demand = \"2.00\"");
+    std::fs::write(&cheaper, card).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "store",
+            "reprice",
+            "--from",
+            "2026-11-01",
+            "--to",
+            "2026-11-03",
+            "--snapshot",
+            "tests/fixtures/snapshot",
+        ])
+        .args([
+            "--pricing",
+            cheaper.to_str().unwrap(),
+            "--as-of",
+            "2026-11-03T00:00:00Z",
+        ])
+        .env("TOLLGATE__STORE__DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let repriced = json(&tollgate(dir.path(), &report));
+    // chat-0: 12 h at 4.00 then 36 h at the new 2.00, for 2 GPUs = 96 + 144 = 240.00 (was 312.00).
+    assert_eq!(chat(&repriced)["cost"], "240.00");
+    assert_eq!(chat(&live)["cost"], "312.00");
+}
