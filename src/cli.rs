@@ -22,7 +22,8 @@ use crate::pricing::RateCard;
 use crate::prometheus::{Prometheus, history_allocations};
 use crate::reporting::Sources;
 use crate::serve::{
-    CertReloader, CheckRequest, Feed, QuotaGate, ServeOptions, Subject, TlsOptions, read_once,
+    Archive, CertReloader, CheckRequest, Feed, QuotaGate, ServeOptions, Subject, TlsOptions,
+    read_once,
 };
 use crate::source::{DemoFleet, read_snapshot};
 use crate::store::RollupStore;
@@ -565,11 +566,23 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
             ));
         }
     };
-    let options = ServeOptions {
+    let live_cluster = !args.source.demo && args.source.snapshot.is_none();
+    let archive = Archive {
+        prometheus: prometheus_client(&args.source, &settings)?,
+        store: live_cluster
+            .then(|| RollupStore::open(&settings.store.dir))
+            .transpose()
+            .map_err(CliError::runtime)?,
+        retention_days: settings.store.rollup_retention_days,
+        utilization: Default::default(),
+    };
+    let mut options = ServeOptions {
         listen,
         reconcile_every: Duration::from_secs(settings.sources.reconcile_seconds.max(1)),
         cost_center_key: settings.cost_center.key.clone(),
         tls,
+        archive: Arc::new(archive),
+        history: None,
     };
     let as_of = args.source.as_of()?;
     let quota = quota_gate(&settings)?;
@@ -596,6 +609,16 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
             let (ledger, notes) = Ledger::open(&settings.store.dir).map_err(CliError::runtime)?;
             for note in notes {
                 tracing::warn!("{note}");
+            }
+            if let Some(prometheus) = &options.archive.prometheus {
+                // Before the ledger began, allocations come from history.
+                let began = ledger.state().earliest().unwrap_or_else(now);
+                let days = i64::from(settings.prometheus.history_days) * 86_400;
+                let window = Interval::new(began - days, began);
+                match history_allocations(prometheus, window, &card, &settings.cost_center.key).await {
+                    Ok(history) => options.history = Some(Arc::new(history)),
+                    Err(e) => tracing::warn!(error = %e, "history before the ledger began could not be read"),
+                }
             }
             let stores = Arc::new(Mutex::new(ClusterStores::default()));
             let health = Arc::new(SourceHealth::default());

@@ -28,6 +28,7 @@ fn app() -> axum::Router {
         card,
         views: receiver,
         quota: Arc::new(support::no_budgets()),
+        archive: Arc::default(),
     })
 }
 
@@ -230,6 +231,7 @@ async fn the_demo_fleet_moves_on_a_compressed_clock() {
         card,
         views: receiver,
         quota: Arc::new(support::no_budgets()),
+        archive: Arc::default(),
     });
     let response = app
         .oneshot(

@@ -60,6 +60,7 @@ async fn harness(without_dra: bool) -> Harness {
             card,
             views: receiver,
             quota: Arc::new(support::no_budgets()),
+            archive: Arc::default(),
         },
     }
 }

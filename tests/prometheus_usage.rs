@@ -454,3 +454,69 @@ fn prometheus_down_still_reports_with_usage_empty_and_a_warning() {
             .all(|l| l["used_gpu_hours"].is_null())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_shows_the_latest_utilization_and_charges_usage() {
+    // chat-0's two GPUs at 40 % over the last hour, up to now.
+    let now = jiff::Timestamp::now().as_second();
+    let mut om = OpenMetrics::default();
+    for gpu in ["GPU-a0", "GPU-a1"] {
+        let labels = [("pod", "chat-0"), ("namespace", "team-a"), ("UUID", gpu)];
+        om.series(
+            "DCGM_FI_PROF_GR_ENGINE_ACTIVE",
+            &labels,
+            (now - 3600..now).step_by(60).map(|t| (t, 0.4)),
+        );
+    }
+    let prometheus = TestPrometheus::start(&om.text());
+    let client =
+        tollgate::prometheus::Prometheus::new(&prometheus.url, &Default::default()).unwrap();
+    let archive = tollgate::serve::Archive {
+        prometheus: Some(client),
+        ..Default::default()
+    };
+    let feed = tollgate::serve::Feed::Snapshot {
+        objects: Box::new(
+            tollgate::source::read_snapshot(std::path::Path::new("tests/fixtures/snapshot"))
+                .unwrap(),
+        ),
+        as_of: None,
+    };
+    let (urls, stop, server) = support::spawn_service_with(
+        feed,
+        support::no_budgets(),
+        None,
+        std::sync::Arc::new(archive),
+    )
+    .await;
+    let address = support::address(&urls[0]);
+    let expected = "tollgate_gpu_utilization_ratio{namespace=\"team-a\",pod=\"chat-0\",gpu_model=\"H100-80GB\"} 0.4";
+    let mut metrics = String::new();
+    for _ in 0..50 {
+        metrics = support::http_get(&address, "/metrics").await.unwrap().1;
+        if metrics.contains(expected) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(metrics.contains(expected), "{metrics}");
+    let hour = now.div_euclid(3600) * 3600;
+    let (from, to) = (
+        tollgate::time::format_time(hour - 3600),
+        tollgate::time::format_time(hour),
+    );
+    let window = format!("/api/v1/chargeback?format=json&group_by=pod&from={from}&to={to}")
+        .replace(':', "%3A");
+    let (_, body) = support::http_get(&address, &window).await.unwrap();
+    let json: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    let chat = json["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["pod"] == "chat-0")
+        .unwrap();
+    // The last full hour: 2 GPUs × 1 h × 40 %.
+    assert_eq!(chat["used_gpu_hours"], "0.8000");
+    stop.send(()).unwrap();
+    server.await.unwrap().unwrap();
+}

@@ -299,6 +299,7 @@ fn app(gate: QuotaGate) -> (axum::Router, Arc<QuotaGate>) {
         card,
         views: receiver,
         quota: quota.clone(),
+        archive: Arc::default(),
     };
     (router(state), quota)
 }

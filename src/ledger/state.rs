@@ -262,6 +262,22 @@ impl LedgerState {
         records
     }
 
+    /// When the earliest recorded segment starts, if any.
+    pub fn earliest(&self) -> Option<UnixSeconds> {
+        let closed = self
+            .frozen
+            .iter()
+            .map(Arc::as_ref)
+            .chain(std::iter::once(&self.recent))
+            .flat_map(|s| {
+                s.allocations
+                    .iter()
+                    .map(|a| a.interval.start)
+                    .chain(s.capacity.iter().map(|c| c.interval.start))
+            });
+        closed.chain(self.open.values().map(|o| o.start)).min()
+    }
+
     /// History plus open segments running until `as_of`, ready to price.
     pub fn view(&self, as_of: UnixSeconds) -> LedgerView {
         let mut tail = self.recent.clone();

@@ -498,12 +498,13 @@ mod test {
     #[test]
     fn sample_runs_become_intervals_within_one_step() {
         let window = Interval::new(0, 10_000);
+        // Present at 300…900 (samples somewhere in (0, 900]) and at 2400…2700.
         assert_eq!(
             runs(&[300, 600, 900, 2400, 2700], 300, window),
-            vec![Interval::new(300, 1200), Interval::new(2400, 3000)]
+            vec![Interval::new(0, 900), Interval::new(2100, 2700)]
         );
         assert_eq!(
-            runs(&[9900], 300, window),
+            runs(&[10_200], 300, window),
             vec![Interval::new(9900, 10_000)]
         );
         assert_eq!(sanitized("cost-center"), "cost_center");

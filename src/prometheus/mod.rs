@@ -18,7 +18,7 @@ use serde::Deserialize;
 pub use history::{HISTORY_LABELS, history_allocations};
 
 use crate::time::{Interval, UnixSeconds};
-use crate::usage::{UsageCollector, UsageIndex, series_key};
+use crate::usage::{UsageCollector, UsageIndex, UsageKey, series_key};
 
 /// `[prometheus]`
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -43,6 +43,8 @@ pub struct PrometheusSettings {
     /// Seconds between samples when rebuilding history from kube-state-metrics (default 300):
     /// the resolution error of each history interval end.
     pub history_step_seconds: u32,
+    /// `serve` rebuilds this many days before its ledger began from history (default 35).
+    pub history_days: u32,
 }
 
 impl Default for PrometheusSettings {
@@ -56,6 +58,7 @@ impl Default for PrometheusSettings {
             retries: 3,
             chunk_hours: 24,
             history_step_seconds: 300,
+            history_days: 35,
         }
     }
 }
@@ -190,6 +193,22 @@ impl Prometheus {
             }
         }
         Ok(collector.finish())
+    }
+}
+
+impl Prometheus {
+    /// The latest utilization (mean of the last five minutes) per allocation, for
+    /// `tollgate_gpu_utilization_ratio`.
+    pub async fn current_utilization(&self) -> Result<Vec<(UsageKey, f64)>, PrometheusError> {
+        let query = format!(
+            "avg by ({USAGE_LABELS}) (avg_over_time(DCGM_FI_PROF_GR_ENGINE_ACTIVE[5m]) or (avg_over_time(DCGM_FI_DEV_GPU_UTIL[5m]) / 100))"
+        );
+        let now = jiff::Timestamp::now().as_second();
+        let series = self.range(&query, now, now, 60).await?;
+        Ok(series
+            .iter()
+            .filter_map(|s| Some((series_key(s.metric())?, s.samples().last()?.value())))
+            .collect())
     }
 }
 

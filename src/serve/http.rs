@@ -18,11 +18,12 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use super::admission::{
     MAX_BODY_BYTES, Review, admission_response, admission_review, quota_request,
 };
+use super::archive::Archive;
 use super::metrics;
 use super::quota::QuotaGate;
 use super::view::View;
 use crate::budget::QuotaDecision;
-use crate::cost::{ReportRequest, RequestText, cost_report};
+use crate::cost::{ReportRequest, RequestText};
 use crate::output::{Format, render};
 use crate::pricing::RateCard;
 
@@ -35,6 +36,8 @@ pub struct AppState {
     pub views: watch::Receiver<Arc<View>>,
     /// Budgets and reservations.
     pub quota: Arc<QuotaGate>,
+    /// Prometheus and the rollup store, when configured.
+    pub archive: Arc<Archive>,
 }
 
 impl AppState {
@@ -144,26 +147,25 @@ async fn chargeback(
         Ok(request) => request,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    let card = state.card.clone();
-    // Pricing a long window is CPU work: keep it off the async workers.
-    let priced = tokio::task::spawn_blocking(move || {
-        cost_report(&view.ledger.as_refs(), &card, &request)
-            .map(|report| render(&report.chargeback(), format))
-    })
-    .await;
-    match priced {
-        Ok(Ok(body)) => {
+    let sets = view.ledger.as_refs();
+    match state
+        .archive
+        .sources(&sets, &state.card)
+        .report(&request)
+        .await
+    {
+        Ok(report) => {
             let content_type = match format {
                 Format::Csv => "text/csv; charset=utf-8",
                 Format::Json => "application/json",
             };
-            ([(header::CONTENT_TYPE, content_type)], body).into_response()
+            (
+                [(header::CONTENT_TYPE, content_type)],
+                render(&report.chargeback(), format),
+            )
+                .into_response()
         }
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("pricing failed: {e}"),
-        ),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 
@@ -275,7 +277,9 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
     let view = state.view();
     let card = state.card.clone();
     let quota = state.quota.clone();
-    match tokio::task::spawn_blocking(move || metrics::render(&view, &card, &quota)).await {
+    let archive = state.archive.clone();
+    match tokio::task::spawn_blocking(move || metrics::render(&view, &card, &quota, &archive)).await
+    {
         Ok(body) => (
             [(
                 header::CONTENT_TYPE,

@@ -14,6 +14,7 @@ use prometheus_client::registry::Registry;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
+use super::archive::Archive;
 use super::quota::QuotaGate;
 use super::view::View;
 use crate::allocation::AllocationSet;
@@ -21,6 +22,7 @@ use crate::budget::BudgetScope;
 use crate::cost::{ReportRequest, cost_report};
 use crate::pricing::RateCard;
 use crate::time::{Interval, Step, month_start};
+use crate::usage::UsageKey;
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 
@@ -179,8 +181,60 @@ fn budgets(registry: &mut Registry, view: &View, quota: &QuotaGate, card: &RateC
     );
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+struct UtilizationLabels {
+    namespace: String,
+    pod: String,
+    gpu_model: String,
+}
+
+/// The latest DCGM utilization of each pod running now.
+fn utilization(registry: &mut Registry, view: &View, card: &RateCard, archive: &Archive) {
+    let latest = archive
+        .utilization
+        .read()
+        .unwrap_or_else(|p| p.into_inner());
+    if archive.prometheus.is_none() {
+        return;
+    }
+    let live = &view.live;
+    let mut ratios: BTreeMap<UtilizationLabels, Decimal> = BTreeMap::new();
+    for a in live
+        .allocations
+        .iter()
+        .filter(|a| a.interval.end >= view.as_of)
+    {
+        let namespace = live.names.resolve(a.namespace).to_string();
+        let key = if a.claim == crate::allocation::Sym::EMPTY {
+            UsageKey::Pod {
+                namespace: namespace.clone(),
+                pod: live.names.resolve(a.pod).to_string(),
+            }
+        } else {
+            UsageKey::Claim {
+                namespace: namespace.clone(),
+                claim: live.names.resolve(a.claim).to_string(),
+            }
+        };
+        if let Some(ratio) = latest.get(&key).and_then(|r| Decimal::from_f64_retain(*r)) {
+            let labels = UtilizationLabels {
+                namespace,
+                pod: live.names.resolve(a.pod).to_string(),
+                gpu_model: card.model_label(live.names.resolve(a.product)),
+            };
+            ratios.insert(labels, ratio.round_dp(6));
+        }
+    }
+    gauge_family(
+        registry,
+        "tollgate_gpu_utilization_ratio",
+        "Latest DCGM utilization of a pod's GPUs (0–1)",
+        ratios,
+    );
+}
+
 /// The text exposition of the view.
-pub fn render(view: &View, card: &RateCard, quota: &QuotaGate) -> String {
+pub fn render(view: &View, card: &RateCard, quota: &QuotaGate, archive: &Archive) -> String {
     let mut registry = Registry::default();
     let now = current(&view.live, card, view.as_of);
     gauge_family(
@@ -261,6 +315,7 @@ pub fn render(view: &View, card: &RateCard, quota: &QuotaGate) -> String {
         );
     }
     budgets(&mut registry, view, quota, card);
+    utilization(&mut registry, view, card, archive);
     quota.register(&mut registry);
     super::process::register(&mut registry);
 

@@ -2,6 +2,7 @@
 //! metrics and health over HTTP from the latest view.
 
 mod admission;
+mod archive;
 mod feed;
 mod http;
 mod metrics;
@@ -18,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use admission::{admission_review, quota_request};
+pub use archive::Archive;
 pub use feed::Feed;
 pub use http::{ApiDoc, AppState, router};
 pub use quota::{CheckRequest, QuotaGate, Subject};
@@ -28,7 +30,7 @@ use crate::ledger::Ledger;
 use crate::pricing::RateCard;
 
 /// How the service runs.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ServeOptions {
     /// Address to listen on.
     pub listen: String,
@@ -38,6 +40,10 @@ pub struct ServeOptions {
     pub cost_center_key: String,
     /// HTTPS for the admission webhook, on its own port.
     pub tls: Option<TlsOptions>,
+    /// Prometheus and the rollup store.
+    pub archive: Arc<Archive>,
+    /// Allocations rebuilt from history for the time before the ledger began.
+    pub history: Option<Arc<crate::allocation::AllocationSet>>,
 }
 
 /// The HTTPS listener.
@@ -146,13 +152,16 @@ pub async fn serve(
     let bound = listener.local_addr().map_err(ServeError::Http)?;
     let card = Arc::new(card);
     let (views, receiver) = watch::channel(Arc::new(View::default()));
-    let reconciler = Arc::new(Mutex::new(Reconciler::new(
-        feed,
-        ledger,
-        card.clone(),
-        options.cost_center_key.clone(),
-        views,
-    )));
+    let reconciler = Arc::new(Mutex::new(
+        Reconciler::new(
+            feed,
+            ledger,
+            card.clone(),
+            options.cost_center_key.clone(),
+            views,
+        )
+        .with_history(options.history.clone()),
+    ));
     reconcile_once(&reconciler).await;
     let periodic = {
         let reconciler = reconciler.clone();
@@ -166,10 +175,12 @@ pub async fn serve(
             }
         })
     };
+    let background = options.archive.spawn(receiver.clone(), card.clone());
     let app = router(AppState {
         card,
         views: receiver,
         quota: Arc::new(quota),
+        archive: options.archive.clone(),
     });
     // One shutdown for both listeners.
     let (stop, stopping) = watch::channel(false);
@@ -211,6 +222,7 @@ pub async fn serve(
         let _ = https.await;
     }
     periodic.abort();
+    background.iter().for_each(tokio::task::JoinHandle::abort);
     // A last reconcile records the latest heartbeat before exiting.
     reconcile_once(&reconciler).await;
     tracing::info!("stopped");

@@ -89,6 +89,7 @@ pub struct Reconciler {
     cost_center_key: String,
     views: watch::Sender<Arc<View>>,
     current_at: Option<Instant>,
+    history: Option<Arc<AllocationSet>>,
 }
 
 impl Reconciler {
@@ -107,7 +108,15 @@ impl Reconciler {
             cost_center_key,
             views,
             current_at: None,
+            history: None,
         }
+    }
+
+    /// Adds allocations rebuilt from history for the time before the ledger began; they are
+    /// part of every view.
+    pub fn with_history(mut self, history: Option<Arc<AllocationSet>>) -> Self {
+        self.history = history;
+        self
     }
 
     /// One reconcile: read, record, publish.
@@ -144,7 +153,10 @@ impl Reconciler {
                 ),
             }
         }
-        let ledger = self.ledger.view(as_of);
+        let mut ledger = self.ledger.view(as_of);
+        if let Some(history) = &self.history {
+            ledger.sets.insert(0, history.clone());
+        }
         let spend = SpendIndex::build(&ledger.as_refs(), &live, &self.card, as_of).unwrap_or_else(|e| {
             tracing::error!(error = %e, "month-to-date spend could not be computed; budgets see none");
             SpendIndex::default()

@@ -130,16 +130,32 @@ pub async fn spawn_service(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<Result<(), tollgate::serve::ServeError>>,
 ) {
+    spawn_service_with(fixture_feed(), gate, tls, std::sync::Arc::default()).await
+}
+
+/// [`spawn_service`] with any feed and archive.
+pub async fn spawn_service_with(
+    feed: tollgate::serve::Feed,
+    gate: tollgate::serve::QuotaGate,
+    tls: Option<tollgate::serve::TlsOptions>,
+    archive: std::sync::Arc<tollgate::serve::Archive>,
+) -> (
+    Vec<String>,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), tollgate::serve::ServeError>>,
+) {
     let options = tollgate::serve::ServeOptions {
         listen: "127.0.0.1:0".into(),
         reconcile_every: std::time::Duration::from_secs(1),
         cost_center_key: "cost-center".into(),
         tls,
+        archive,
+        history: None,
     };
     let (urls_tx, urls_rx) = tokio::sync::oneshot::channel::<Vec<String>>();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(tollgate::serve::serve(
-        fixture_feed(),
+        feed,
         tollgate::ledger::Ledger::in_memory(),
         fixture_card(),
         gate,
