@@ -27,7 +27,7 @@ use crate::serve::{
 };
 use crate::source::{DemoFleet, read_snapshot};
 use crate::store::RollupStore;
-use crate::time::{Interval, UnixSeconds, format_time, parse_time};
+use crate::time::{Interval, UnixSeconds, format_time, month_start, parse_time};
 use k8s_openapi::api::core::v1::Pod;
 
 /// GPU cost accountability for Kubernetes.
@@ -264,20 +264,8 @@ fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
         .build()
         .map_err(CliError::runtime)?;
     let set = if args.source.history {
-        let prometheus = prometheus.as_ref().ok_or_else(|| {
-            CliError::input(
-                "--history reads Prometheus: pass --prometheus URL or set prometheus.url",
-            )
-        })?;
         let window = Interval::new(request.window.start, request.window.end.min(as_of));
-        runtime
-            .block_on(history_allocations(
-                prometheus,
-                window,
-                &card,
-                &settings.cost_center.key,
-            ))
-            .map_err(CliError::runtime)?
+        read_history(&args.source, &settings, &card, window)?
     } else {
         load_source(&args.source, &settings, &card, as_of)?
     };
@@ -307,6 +295,30 @@ fn load_settings(source: &SourceArgs) -> Result<(Settings, RateCard), CliError> 
         None => RateCard::builtin(),
     };
     Ok((settings, card))
+}
+
+/// Allocations rebuilt from Prometheus history over `window` (`--history`).
+fn read_history(
+    source: &SourceArgs,
+    settings: &Settings,
+    card: &RateCard,
+    window: Interval,
+) -> Result<AllocationSet, CliError> {
+    let prometheus = prometheus_client(source, settings)?.ok_or_else(|| {
+        CliError::input("--history reads Prometheus: pass --prometheus URL or set prometheus.url")
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::runtime)?;
+    runtime
+        .block_on(history_allocations(
+            &prometheus,
+            window,
+            card,
+            &settings.cost_center.key,
+        ))
+        .map_err(CliError::runtime)
 }
 
 /// The Prometheus client `--prometheus` or config `prometheus.url` names, if any.
@@ -403,19 +415,7 @@ fn backfill(
         .build()
         .map_err(CliError::runtime)?;
     let set = if args.source.history {
-        let prometheus = prometheus.as_ref().ok_or_else(|| {
-            CliError::input(
-                "--history reads Prometheus: pass --prometheus URL or set prometheus.url",
-            )
-        })?;
-        runtime
-            .block_on(history_allocations(
-                prometheus,
-                Interval::new(from, to),
-                &card,
-                &settings.cost_center.key,
-            ))
-            .map_err(CliError::runtime)?
+        read_history(&args.source, &settings, &card, Interval::new(from, to))?
     } else {
         load_source(
             &args.source,
@@ -479,15 +479,28 @@ fn quota(args: QuotaArgs, out: &mut dyn Write) -> Result<(), CliError> {
         },
         (None, None) => return Err(CliError::input("pass --gpus N or --pod FILE")),
     };
-    let objects = if args.source.demo {
-        DemoFleet::new(args.source.demo_scale, as_of).objects()
-    } else {
-        cluster_objects(&args.source)?
-    };
     let card = Arc::new(card);
-    let feed = Feed::Snapshot {
-        objects: Box::new(objects),
-        as_of: Some(as_of),
+    let feed = if args.source.history {
+        let set = read_history(
+            &args.source,
+            &settings,
+            &card,
+            Interval::new(month_start(as_of - 1).unwrap_or(as_of), as_of),
+        )?;
+        Feed::Recorded {
+            set: Arc::new(set),
+            as_of,
+        }
+    } else {
+        let objects = if args.source.demo {
+            DemoFleet::new(args.source.demo_scale, as_of).objects()
+        } else {
+            cluster_objects(&args.source)?
+        };
+        Feed::Snapshot {
+            objects: Box::new(objects),
+            as_of: Some(as_of),
+        }
     };
     let view = read_once(feed, card.clone(), &settings.cost_center.key);
     let request = CheckRequest {
@@ -544,6 +557,12 @@ fn init_logs(format: &str) -> Result<(), CliError> {
 
 fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
     init_logs(&args.log_format)?;
+    if args.source.history {
+        return Err(CliError::input(
+            "serve reads Prometheus history by itself (prometheus.url, history_days); \
+             --history is for report, quota and store backfill",
+        ));
+    }
     let (settings, card) = load_settings(&args.source)?;
     let listen = args
         .listen

@@ -345,3 +345,49 @@ fn history_alone_reproduces_allocation_cost_within_the_resolution() {
         "{warnings:?}"
     );
 }
+
+#[test]
+fn quota_decides_from_history_alone() {
+    let from = parse_time("2026-10-31T12:00:00Z").unwrap();
+    let to = parse_time("2026-11-02T00:00:00Z").unwrap();
+    let prometheus = TestPrometheus::start(&kube_state_and_dcgm(from, to));
+    let decide = |source: &[&str]| -> Value {
+        let output = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["quota", "--pricing", "tests/fixtures/rates.toml"])
+            .args(["--config", "tests/fixtures/quota/budgets.toml"])
+            .args([
+                "--as-of",
+                "2026-11-02",
+                "--namespace",
+                "team-a",
+                "--gpus",
+                "1",
+            ])
+            .args(source)
+            .output()
+            .unwrap();
+        assert_eq!(
+            output.status.code(),
+            Some(3),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let truth = decide(&["--snapshot", "tests/fixtures/snapshot"]);
+    let history = decide(&["--history", "--prometheus", &prometheus.url]);
+    // team-a's cost center comes from its namespace annotation, which history recorded; chat-0
+    // runs through the whole window, so spend, burn and the projection match exactly.
+    for field in [
+        "costCenter",
+        "spent",
+        "burnPerHour",
+        "projected",
+        "unitsHeld",
+    ] {
+        assert_eq!(history[field], truth[field], "{field}: {history}");
+    }
+    assert_eq!(history["costCenter"], "cc-100");
+    assert_eq!(history["allowed"], false);
+}

@@ -298,6 +298,17 @@ fn bad_input_exits_2_with_one_line_that_says_what_to_fix() {
         err.starts_with("error: /nonexistent/rates.toml: cannot read the rate card"),
         "{err}"
     );
+    let (code, err) = failure(&tollgate(&["report", "--history"]));
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            2,
+            "error: --history reads Prometheus: pass --prometheus URL or set prometheus.url\n"
+        )
+    );
+    let (code, err) = failure(&tollgate(&["serve", "--history"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("--history is for report, quota"), "{err}");
     // No source flag: the live cluster, and there is none here.
     let output = Command::new(env!("CARGO_BIN_EXE_tollgate"))
         .arg("report")

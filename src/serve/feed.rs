@@ -8,7 +8,10 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::time::Instant;
 
-use crate::allocation::{AllocationBuilder, AllocationSet, BuildOptions, ClusterObjects};
+use crate::allocation::{
+    Allocation, AllocationBuilder, AllocationSet, BuildOptions, ClusterObjects, CostCenterSource,
+    Sym,
+};
 use crate::live::{ClusterStores, SourceHealth};
 use crate::pricing::RateCard;
 use crate::source::DemoFleet;
@@ -43,6 +46,13 @@ pub enum Feed {
         started: Instant,
         /// Simulated seconds per real second.
         speed: u32,
+    },
+    /// Allocations already read (history from Prometheus), as of a fixed time.
+    Recorded {
+        /// The allocations.
+        set: Arc<AllocationSet>,
+        /// When they were read.
+        as_of: UnixSeconds,
     },
     /// A fixed snapshot.
     Snapshot {
@@ -80,6 +90,7 @@ impl Feed {
                 ..
             } => start + (started.elapsed().as_secs_f64() * f64::from(*speed)) as i64,
             Feed::Snapshot { as_of, .. } => as_of.unwrap_or_else(wall_clock),
+            Feed::Recorded { as_of, .. } => *as_of,
         }
     }
 
@@ -113,6 +124,11 @@ impl Feed {
                     synced: true,
                 }
             }
+            Feed::Recorded { set, .. } => Reading {
+                live: (**set).clone(),
+                namespaces: recorded_namespaces(set, &options.cost_center_key),
+                synced: true,
+            },
             Feed::Snapshot { objects, .. } => Reading {
                 live: AllocationBuilder::for_cluster(card, options, objects).finish(),
                 namespaces: namespaces(&mut objects.namespaces.iter()),
@@ -128,4 +144,39 @@ impl Feed {
             _ => None,
         }
     }
+}
+
+/// Namespace metadata as history recorded it: each namespace's latest namespace-level cost
+/// center, put back under the label or annotation it came from.
+fn recorded_namespaces(set: &AllocationSet, key: &str) -> BTreeMap<String, ObjectMeta> {
+    let mut latest: BTreeMap<Sym, &Allocation> = BTreeMap::new();
+    for allocation in set.allocations.iter().filter(|a| {
+        matches!(
+            a.cost_center_source,
+            CostCenterSource::NamespaceLabel | CostCenterSource::NamespaceAnnotation
+        )
+    }) {
+        let entry = latest.entry(allocation.namespace).or_insert(allocation);
+        if allocation.interval.end > entry.interval.end {
+            *entry = allocation;
+        }
+    }
+    latest
+        .into_iter()
+        .map(|(namespace, allocation)| {
+            let namespace = set.names.resolve(namespace);
+            let cost_center = set.names.resolve(allocation.cost_center);
+            let value = BTreeMap::from([(key.to_string(), cost_center.to_string())]);
+            let mut meta = ObjectMeta {
+                name: Some(namespace.to_string()),
+                ..ObjectMeta::default()
+            };
+            if allocation.cost_center_source == CostCenterSource::NamespaceLabel {
+                meta.labels = Some(value);
+            } else {
+                meta.annotations = Some(value);
+            }
+            (namespace.to_string(), meta)
+        })
+        .collect()
 }
