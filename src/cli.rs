@@ -259,10 +259,6 @@ fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
     let as_of = args.source.as_of()?.unwrap_or(request.window.end);
     let (settings, card) = load_settings(&args.source)?;
     let prometheus = prometheus_client(&args.source, &settings)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(CliError::runtime)?;
     let set = if args.source.history {
         let window = Interval::new(request.window.start, request.window.end.min(as_of));
         read_history(&args.source, &settings, &card, window)?
@@ -276,9 +272,7 @@ fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
         store: store.as_ref(),
         prometheus: prometheus.as_ref(),
     };
-    let report = runtime
-        .block_on(sources.report(&request))
-        .map_err(CliError::runtime)?;
+    let report = block_on(sources.report(&request))?.map_err(CliError::runtime)?;
     let chargeback = report.chargeback();
     for warning in &chargeback.warnings {
         writeln!(err, "warning: {warning}").map_err(CliError::runtime)?;
@@ -307,18 +301,22 @@ fn read_history(
     let prometheus = prometheus_client(source, settings)?.ok_or_else(|| {
         CliError::input("--history reads Prometheus: pass --prometheus URL or set prometheus.url")
     })?;
+    block_on(history_allocations(
+        &prometheus,
+        window,
+        card,
+        &settings.cost_center.key,
+    ))?
+    .map_err(CliError::runtime)
+}
+
+/// Runs `future` to completion on a new multi-threaded runtime.
+fn block_on<F: Future>(future: F) -> Result<F::Output, CliError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(CliError::runtime)?;
-    runtime
-        .block_on(history_allocations(
-            &prometheus,
-            window,
-            card,
-            &settings.cost_center.key,
-        ))
-        .map_err(CliError::runtime)
+    Ok(runtime.block_on(future))
 }
 
 /// The Prometheus client `--prometheus` or config `prometheus.url` names, if any.
@@ -367,16 +365,12 @@ fn cluster_objects(source: &SourceArgs) -> Result<ClusterObjects, CliError> {
     if let Some(dir) = &source.snapshot {
         return read_snapshot(dir).map_err(CliError::input);
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(CliError::runtime)?;
-    runtime.block_on(async {
+    block_on(async {
         let client = connect().await?;
         list_cluster(&client)
             .await
             .map_err(|e| CliError::runtime(format!("listing the cluster failed: {e}")))
-    })
+    })?
 }
 
 fn backfill(
@@ -410,10 +404,6 @@ fn backfill(
         .filter(|day| reprice || args.force || !stored.contains(day))
         .collect();
     let prometheus = prometheus_client(&args.source, &settings)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(CliError::runtime)?;
     let set = if args.source.history {
         read_history(&args.source, &settings, &card, Interval::new(from, to))?
     } else {
@@ -434,12 +424,11 @@ fn backfill(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} days {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    let warnings = runtime
-        .block_on(sources.roll_up(&store, &days, |day| {
-            progress.set_message(format_time(day)[..10].to_string());
-            progress.inc(1);
-        }))
-        .map_err(CliError::runtime)?;
+    let warnings = block_on(sources.roll_up(&store, &days, |day| {
+        progress.set_message(format_time(day)[..10].to_string());
+        progress.inc(1);
+    }))?
+    .map_err(CliError::runtime)?;
     progress.finish_and_clear();
     let retention = i64::from(settings.store.rollup_retention_days) * DAY;
     let removed = store
@@ -605,11 +594,7 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
     };
     let as_of = args.source.as_of()?;
     let quota = quota_gate(&settings)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(CliError::runtime)?;
-    runtime.block_on(async {
+    block_on(async {
         let (feed, ledger, what) = if args.source.demo {
             (
                 Feed::demo(args.source.demo_scale, args.demo_speed),
@@ -634,9 +619,13 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
                 let began = ledger.state().earliest().unwrap_or_else(now);
                 let days = i64::from(settings.prometheus.history_days) * 86_400;
                 let window = Interval::new(began - days, began);
-                match history_allocations(prometheus, window, &card, &settings.cost_center.key).await {
+                match history_allocations(prometheus, window, &card, &settings.cost_center.key)
+                    .await
+                {
                     Ok(history) => options.history = Some(Arc::new(history)),
-                    Err(e) => tracing::warn!(error = %e, "history before the ledger began could not be read"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "history before the ledger began could not be read")
+                    }
                 }
             }
             let stores = Arc::new(Mutex::new(ClusterStores::default()));
@@ -661,7 +650,7 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
         .await
         .map_err(CliError::runtime)?;
         announced.map_err(CliError::runtime)
-    })
+    })?
 }
 
 fn pricing_check(files: &[PathBuf], out: &mut dyn Write) -> Result<(), CliError> {

@@ -7,10 +7,10 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
 use serde_json::Value;
 use support::prometheus::{OpenMetrics, TestPrometheus};
+use support::{json_stdout, tollgate_command};
 use tollgate::time::parse_time;
 
 const STEP: i64 = 300;
@@ -255,8 +255,7 @@ fn kube_state_and_dcgm(from: i64, to: i64) -> String {
 }
 
 fn report(args: &[&str]) -> Value {
-    let output = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+    let output = tollgate_command()
         .args([
             "report",
             "--pricing",
@@ -270,12 +269,7 @@ fn report(args: &[&str]) -> Value {
         .args(args)
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    json_stdout(&output)
 }
 
 fn costs(report: &Value) -> BTreeMap<String, f64> {
@@ -352,8 +346,7 @@ fn quota_decides_from_history_alone() {
     let to = parse_time("2026-11-02T00:00:00Z").unwrap();
     let prometheus = TestPrometheus::start(&kube_state_and_dcgm(from, to));
     let decide = |source: &[&str]| -> Value {
-        let output = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
+        let output = tollgate_command()
             .args(["quota", "--pricing", "tests/fixtures/rates.toml"])
             .args(["--config", "tests/fixtures/quota/budgets.toml"])
             .args([

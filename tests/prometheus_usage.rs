@@ -6,10 +6,10 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
 use serde_json::Value;
 use support::prometheus::{OpenMetrics, TestPrometheus};
+use support::{json_stdout, tollgate_command};
 use tollgate::time::parse_time;
 
 /// One pod's DCGM series: which labels, which metric, over which hours, its GPU units, and its
@@ -321,8 +321,7 @@ fn dcgm() -> (String, BTreeMap<String, (f64, Option<f64>)>) {
 }
 
 fn report(prometheus: &str, extra: &[&str]) -> (Value, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+    let output = tollgate_command()
         .args([
             "report",
             "--snapshot",
@@ -343,13 +342,8 @@ fn report(prometheus: &str, extra: &[&str]) -> (Value, String) {
         .args(extra)
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
     (
-        serde_json::from_slice(&output.stdout).unwrap(),
+        json_stdout(&output),
         String::from_utf8(output.stderr).unwrap(),
     )
 }

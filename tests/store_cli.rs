@@ -4,15 +4,15 @@
 
 mod support;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 use support::prometheus::{OpenMetrics, TestPrometheus};
+use support::{json_stdout, tollgate_command};
 use tollgate::time::parse_time;
 
 fn tollgate(store: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+    tollgate_command()
         .args(args)
         .args([
             "--snapshot",
@@ -29,15 +29,6 @@ fn tollgate(store: &std::path::Path, args: &[&str]) -> Output {
         .env("TOLLGATE__STORE__DIR", store)
         .output()
         .unwrap()
-}
-
-fn json(output: &Output) -> Value {
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
 }
 
 #[test]
@@ -92,7 +83,7 @@ fn stored_days_need_no_prometheus_and_repricing_rewrites_them() {
     );
     let mut with_prometheus = report.to_vec();
     with_prometheus.extend(["--prometheus", url.as_str()]);
-    let live = json(&tollgate(dir.path(), &with_prometheus));
+    let live = json_stdout(&tollgate(dir.path(), &with_prometheus));
     let chat = |report: &Value| -> Value {
         report["lines"]
             .as_array()
@@ -108,7 +99,7 @@ fn stored_days_need_no_prometheus_and_repricing_rewrites_them() {
     // Prometheus gone: the stored days still carry their usage, and nothing was asked.
     drop(prometheus);
     let output = tollgate(dir.path(), &with_prometheus);
-    let stored = json(&output);
+    let stored = json_stdout(&output);
     assert_eq!(stored, live);
     assert!(
         !String::from_utf8_lossy(&output.stderr).contains(&url),
@@ -122,8 +113,7 @@ fn stored_days_need_no_prometheus_and_repricing_rewrites_them() {
         .unwrap()
         .replace("on_demand = \"3.00\"", "on_demand = \"2.00\"");
     std::fs::write(&cheaper, card).unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+    let output = tollgate_command()
         .args([
             "store",
             "reprice",
@@ -148,7 +138,7 @@ fn stored_days_need_no_prometheus_and_repricing_rewrites_them() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let repriced = json(&tollgate(dir.path(), &report));
+    let repriced = json_stdout(&tollgate(dir.path(), &report));
     // chat-0: 12 h at 4.00 then 36 h at the new 2.00, for 2 GPUs = 96 + 144 = 240.00 (was 312.00).
     assert_eq!(chat(&repriced)["cost"], "240.00");
     assert_eq!(chat(&live)["cost"], "312.00");

@@ -337,15 +337,7 @@ impl<'a> Resolver<'a> {
             request: request.clone(),
             currency: card.currency().clone(),
             rounding: card.rounding(),
-            lines: lines
-                .into_iter()
-                .filter(|(_, part)| !part.is_empty())
-                .map(|((period, group), figures)| CostLine {
-                    period,
-                    group,
-                    figures,
-                })
-                .collect(),
+            lines: CostLine::collect(lines),
             warnings,
         }
     }

@@ -74,6 +74,23 @@ pub struct CostLine {
     pub figures: Figures,
 }
 
+impl CostLine {
+    /// The non-empty lines of a map from (period, group) to figures, in the map's order.
+    pub fn collect(
+        lines: impl IntoIterator<Item = ((Interval, Vec<String>), Figures)>,
+    ) -> Vec<CostLine> {
+        lines
+            .into_iter()
+            .filter(|(_, figures)| !figures.is_empty())
+            .map(|((period, group), figures)| CostLine {
+                period,
+                group,
+                figures,
+            })
+            .collect()
+    }
+}
+
 /// Exact cost lines, sorted by period then group values.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct CostReport {

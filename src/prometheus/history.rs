@@ -94,6 +94,15 @@ fn present(selector: &str, step: i64) -> String {
     format!("max_over_time({selector}[{step}s])")
 }
 
+/// Each container's GPU requests from a kube-state-metrics request metric, sampled.
+fn gpu_requests(metric: &str, step: i64) -> String {
+    const GPU: &str = "resource=~\"nvidia_com_gpu|nvidia_com_gpu_shared|nvidia_com_mig_.*\"";
+    format!(
+        "max by (namespace, pod, uid, container, resource) ({})",
+        present(&format!("{metric}{{{GPU}}}"), step)
+    )
+}
+
 fn sample_times(series: &prometheus_http_query::response::RangeVector) -> Vec<UnixSeconds> {
     series
         .samples()
@@ -240,7 +249,6 @@ async fn pod_demands(
     window: Interval,
     step: i64,
 ) -> Result<BTreeMap<PodKey, PodDemand>, PrometheusError> {
-    const GPU: &str = "resource=~\"nvidia_com_gpu|nvidia_com_gpu_shared|nvidia_com_mig_.*\"";
     let mut pods: BTreeMap<PodKey, PodDemand> = BTreeMap::new();
     let running = format!(
         "max by (namespace, pod, uid, node) ({}) * on (namespace, pod, uid) group_left () (max by (namespace, pod, uid) ({}) == 1)",
@@ -253,13 +261,7 @@ async fn pod_demands(
         pod.running
             .extend(runs(&sample_times(&series), step, window));
     }
-    let app = format!(
-        "max by (namespace, pod, uid, container, resource) ({})",
-        present(
-            &format!("kube_pod_container_resource_requests{{{GPU}}}"),
-            step
-        )
-    );
+    let app = gpu_requests("kube_pod_container_resource_requests", step);
     for series in sampled(prometheus, &app, window, step).await? {
         let (Some(pod), Some(value)) =
             (pods.get_mut(&pod_key(series.metric())), last_value(&series))
@@ -270,13 +272,7 @@ async fn pod_demands(
             .entry(get(series.metric(), "resource").to_string())
             .or_default() += value;
     }
-    let init = format!(
-        "max by (namespace, pod, uid, container, resource) ({})",
-        present(
-            &format!("kube_pod_init_container_resource_requests{{{GPU}}}"),
-            step
-        )
-    );
+    let init = gpu_requests("kube_pod_init_container_resource_requests", step);
     for series in sampled(prometheus, &init, window, step).await? {
         let (Some(pod), Some(value)) =
             (pods.get_mut(&pod_key(series.metric())), last_value(&series))

@@ -111,15 +111,7 @@ pub fn compose(
     }
     CostReport {
         request: request.clone(),
-        lines: lines
-            .into_iter()
-            .filter(|(_, figures)| !figures.is_empty())
-            .map(|((period, group), figures)| CostLine {
-                period,
-                group,
-                figures,
-            })
-            .collect(),
+        lines: CostLine::collect(lines),
         warnings,
         ..template
     }

@@ -53,10 +53,26 @@ pub async fn http_get(address: &str, path: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
+/// The `tollgate` binary, run from the package root (where the fixture paths start).
+pub fn tollgate_command() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"));
+    command.current_dir(env!("CARGO_MANIFEST_DIR"));
+    command
+}
+
+/// The JSON a successful command printed; a failure shows its stderr.
+pub fn json_stdout(output: &std::process::Output) -> serde_json::Value {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 /// `tollgate report` on the fixture snapshot and rates over 2026-11-01, with `extra` flags.
 pub fn fixture_report(extra: &[&str]) -> String {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+    let output = tollgate_command()
         .args([
             "report",
             "--snapshot",
