@@ -10,7 +10,7 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tollgate::allocation::{AllocationSet, BuildOptions};
 use tollgate::cost::{ReportRequest, cost_report};
-use tollgate::output::{Format, render};
+use tollgate::output::{FocusSettings, Format, render};
 use tollgate::pricing::RateCard;
 use tollgate::source::DemoFleet;
 use tollgate::time::{Interval, Step, parse_time};
@@ -55,7 +55,7 @@ fn month_report(c: &mut Criterion) {
     });
     let report = cost_report(&[&set], &card, &request).expect("no overflow");
     group.bench_function("round_and_render_csv", |b| {
-        b.iter(|| render(&black_box(&report).chargeback(), Format::Csv))
+        b.iter(|| render(black_box(&report), Format::Csv, &FocusSettings::default()))
     });
     let daily = ReportRequest {
         step: Step::Day,

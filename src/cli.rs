@@ -14,7 +14,7 @@ use std::time::Duration;
 use crate::allocation::{AllocationSet, BuildOptions, ClusterObjects, allocations};
 use crate::budget::validate_budgets;
 use crate::config::Settings;
-use crate::cost::{ReportRequest, RequestText};
+use crate::cost::{ReportRequest, RequestError, RequestText};
 use crate::ledger::Ledger;
 use crate::live::{ClusterStores, SourceHealth, list_cluster, spawn_watchers};
 use crate::output::{Format, render};
@@ -22,8 +22,8 @@ use crate::pricing::RateCard;
 use crate::prometheus::{Prometheus, history_allocations};
 use crate::reporting::Sources;
 use crate::serve::{
-    Archive, CertReloader, CheckRequest, Feed, QuotaGate, ServeOptions, Subject, TlsOptions,
-    read_once,
+    Archive, CertReloader, CheckRequest, Feed, QuotaGate, Recorded, ServeOptions, Subject,
+    TlsOptions, read_once,
 };
 use crate::source::{DemoFleet, read_snapshot};
 use crate::store::RollupStore;
@@ -139,13 +139,13 @@ struct ReportArgs {
     /// Window end, exclusive, RFC 3339 or a date (default: now).
     #[arg(long, value_name = "TIME")]
     to: Option<String>,
-    /// Group-by keys, comma-separated, in column order.
-    #[arg(long, value_name = "KEYS", default_value = "cost_center,namespace")]
-    group_by: String,
+    /// Group-by keys, comma-separated, in column order [default: cost_center,namespace].
+    #[arg(long, value_name = "KEYS")]
+    group_by: Option<String>,
     /// Rows per hour, day or month (default: one row per group for the whole window).
     #[arg(long, value_name = "STEP", default_value = "window")]
     step: String,
-    /// csv or json.
+    /// csv, json, or focus (FinOps FOCUS 1.2 rows, CSV).
     #[arg(long, value_name = "FORMAT", default_value = "csv")]
     format: String,
     /// Spread unallocated capacity over the groups that used it instead of `__unallocated__`.
@@ -244,18 +244,21 @@ fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
     let text = RequestText {
         from: args.from.as_deref(),
         to: args.to.as_deref(),
-        group_by: Some(&args.group_by),
+        group_by: args.group_by.as_deref(),
         step: Some(&args.step),
         share_unallocated: args.share_unallocated,
     };
-    let request = ReportRequest::parse(text, now()).map_err(|e| {
+    let flag_error = |e: RequestError| {
         let flag = e.field.replace('_', "-");
         CliError::input(format!("--{flag}: {}", e.message))
-    })?;
+    };
     let format: Format = args
         .format
         .parse()
         .map_err(|e| CliError::input(format!("--format: {e}")))?;
+    let request = ReportRequest::parse(text, now())
+        .and_then(|r| format.request(&r, args.group_by.is_some()))
+        .map_err(flag_error)?;
     let as_of = args.source.as_of()?.unwrap_or(request.window.end);
     let (settings, card) = load_settings(&args.source)?;
     let prometheus = prometheus_client(&args.source, &settings)?;
@@ -273,11 +276,10 @@ fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
         prometheus: prometheus.as_ref(),
     };
     let report = block_on(sources.report(&request))?.map_err(CliError::runtime)?;
-    let chargeback = report.chargeback();
-    for warning in &chargeback.warnings {
+    for warning in &report.warnings {
         writeln!(err, "warning: {warning}").map_err(CliError::runtime)?;
     }
-    out.write_all(render(&chargeback, format).as_bytes())
+    out.write_all(render(&report, format, &settings.focus).as_bytes())
         .map_err(CliError::runtime)
 }
 
@@ -298,9 +300,7 @@ fn read_history(
     card: &RateCard,
     window: Interval,
 ) -> Result<AllocationSet, CliError> {
-    let prometheus = prometheus_client(source, settings)?.ok_or_else(|| {
-        CliError::input("--history reads Prometheus: pass --prometheus URL or set prometheus.url")
-    })?;
+    let prometheus = prometheus_client(source, settings)?.ok_or_else(no_prometheus)?;
     block_on(history_allocations(
         &prometheus,
         window,
@@ -308,6 +308,10 @@ fn read_history(
         &settings.cost_center.key,
     ))?
     .map_err(CliError::runtime)
+}
+
+fn no_prometheus() -> CliError {
+    CliError::input("--history reads Prometheus: pass --prometheus URL or set prometheus.url")
 }
 
 /// Runs `future` to completion on a new multi-threaded runtime.
@@ -476,10 +480,7 @@ fn quota(args: QuotaArgs, out: &mut dyn Write) -> Result<(), CliError> {
             &card,
             Interval::new(month_start(as_of - 1).unwrap_or(as_of), as_of),
         )?;
-        Feed::Recorded {
-            set: Arc::new(set),
-            as_of,
-        }
+        Feed::Recorded(Recorded::new(set, as_of))
     } else {
         let objects = if args.source.demo {
             DemoFleet::new(args.source.demo_scale, as_of).objects()
@@ -546,12 +547,6 @@ fn init_logs(format: &str) -> Result<(), CliError> {
 
 fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
     init_logs(&args.log_format)?;
-    if args.source.history {
-        return Err(CliError::input(
-            "serve reads Prometheus history by itself (prometheus.url, history_days); \
-             --history is for report, quota and store backfill",
-        ));
-    }
     let (settings, card) = load_settings(&args.source)?;
     let listen = args
         .listen
@@ -574,7 +569,7 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
             ));
         }
     };
-    let live_cluster = !args.source.demo && args.source.snapshot.is_none();
+    let live_cluster = !args.source.demo && args.source.snapshot.is_none() && !args.source.history;
     let archive = Archive {
         prometheus: prometheus_client(&args.source, &settings)?,
         store: live_cluster
@@ -591,6 +586,7 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
         tls,
         archive: Arc::new(archive),
         history: None,
+        focus: settings.focus.clone(),
     };
     let as_of = args.source.as_of()?;
     let quota = quota_gate(&settings)?;
@@ -608,6 +604,23 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
                 as_of,
             };
             (feed, Ledger::in_memory(), "the snapshot")
+        } else if args.source.history {
+            let recorded = options
+                .archive
+                .follow_history(
+                    card.clone(),
+                    settings.cost_center.key.clone(),
+                    settings.prometheus.history_days,
+                    Duration::from_secs(settings.prometheus.history_step_seconds.max(1).into()),
+                )
+                .await
+                .ok_or_else(no_prometheus)?
+                .map_err(CliError::runtime)?;
+            (
+                Feed::Recorded(recorded),
+                Ledger::in_memory(),
+                "Prometheus history",
+            )
         } else {
             let client = connect().await?;
             let (ledger, notes) = Ledger::open(&settings.store.dir).map_err(CliError::runtime)?;

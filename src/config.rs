@@ -25,6 +25,8 @@ pub struct Settings {
     pub tls: TlsSettings,
     /// Where DCGM usage and history come from.
     pub prometheus: crate::prometheus::PrometheusSettings,
+    /// The names the FOCUS export gives the platform.
+    pub focus: crate::output::FocusSettings,
     /// Budgets (`[[budget]]`), validated by [`crate::budget::validate_budgets`].
     pub budget: Vec<crate::budget::RawBudget>,
 }

@@ -29,6 +29,7 @@ fn app() -> axum::Router {
         views: receiver,
         quota: Arc::new(support::no_budgets()),
         archive: Arc::default(),
+        focus: Arc::default(),
     })
 }
 
@@ -232,6 +233,7 @@ async fn the_demo_fleet_moves_on_a_compressed_clock() {
         views: receiver,
         quota: Arc::new(support::no_budgets()),
         archive: Arc::default(),
+        focus: Arc::default(),
     });
     let response = app
         .oneshot(

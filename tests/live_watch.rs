@@ -61,6 +61,7 @@ async fn harness(without_dra: bool) -> Harness {
             views: receiver,
             quota: Arc::new(support::no_budgets()),
             archive: Arc::default(),
+            focus: Arc::default(),
         },
     }
 }

@@ -384,3 +384,69 @@ fn quota_decides_from_history_alone() {
     assert_eq!(history["costCenter"], "cc-100");
     assert_eq!(history["allowed"], false);
 }
+
+/// The lines of `report` whose period starts at `start`, as a report of their own.
+fn period(report: &Value, start: &str) -> Value {
+    let lines: Vec<Value> = report["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["period_start"] == start)
+        .cloned()
+        .collect();
+    serde_json::json!({ "lines": lines })
+}
+
+#[test]
+fn a_window_past_prometheus_point_limit_is_read_in_pieces_and_joined() {
+    let from = parse_time("2026-10-31T12:00:00Z").unwrap();
+    let to = parse_time("2026-11-02T00:00:00Z").unwrap();
+    let prometheus = TestPrometheus::start(&kube_state_and_dcgm(from, to));
+    let one_day = costs(&report(&["--history", "--prometheus", &prometheus.url]));
+    // 11,009 steps of 300 s: more than the 11,000 points Prometheus answers per series. The
+    // second query starts 10,001 steps in, at 2026-11-01T12:00, while pods run.
+    let output = tollgate_command()
+        .args(["report", "--pricing", "tests/fixtures/rates.toml"])
+        .args(["--from", "2026-09-27T18:35:00Z", "--to", "2026-11-05"])
+        .args(["--step", "day", "--format", "json"])
+        .args(["--history", "--prometheus", &prometheus.url])
+        .output()
+        .unwrap();
+    let long = json_stdout(&output);
+    assert_eq!(costs(&period(&long, "2026-11-01T00:00:00Z")), one_day);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_history_charges_what_report_history_reports() {
+    let from = parse_time("2026-10-31T12:00:00Z").unwrap();
+    let to = parse_time("2026-11-02T00:00:00Z").unwrap();
+    let prometheus = TestPrometheus::start(&kube_state_and_dcgm(from, to));
+    let reported = costs(&report(&["--history", "--prometheus", &prometheus.url]));
+    // Enough days back from today's clock to reach the data.
+    let days = (jiff::Timestamp::now().as_second() - from) / 86_400 + 1;
+    let dir = tempfile::tempdir().unwrap();
+    let service = support::ServeProcess::start(
+        &[
+            "--history",
+            "--prometheus",
+            &prometheus.url,
+            "--pricing",
+            "tests/fixtures/rates.toml",
+        ],
+        &[(
+            "TOLLGATE__PROMETHEUS__HISTORY_DAYS",
+            days.to_string().as_ref(),
+        )],
+        &dir.path().join("serve.log"),
+    )
+    .await;
+    let served = service
+        .get("/api/v1/chargeback?from=2026-11-01&to=2026-11-02&format=json")
+        .await;
+    assert_eq!(
+        costs(&serde_json::from_str(&served).unwrap()),
+        reported,
+        "{}",
+        service.log()
+    );
+}

@@ -300,6 +300,7 @@ fn app(gate: QuotaGate) -> (axum::Router, Arc<QuotaGate>) {
         views: receiver,
         quota: quota.clone(),
         archive: Arc::default(),
+        focus: Arc::default(),
     };
     (router(state), quota)
 }

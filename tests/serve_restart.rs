@@ -6,26 +6,12 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use serde_json::json;
 use support::apiserver::FakeApiServer;
-use support::{fixture_report, http_get};
-
-struct Service {
-    child: Child,
-    address: String,
-    log: std::path::PathBuf,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::{ServeProcess, fixture_report};
 
 fn kubeconfig(dir: &Path, server: &str) -> std::path::PathBuf {
     let path = dir.join("kubeconfig");
@@ -36,55 +22,23 @@ fn kubeconfig(dir: &Path, server: &str) -> std::path::PathBuf {
     path
 }
 
-async fn start(dir: &Path, kubeconfig: &Path, run: usize) -> Service {
-    let address = format!("127.0.0.1:{}", free_port());
-    let log = dir.join(format!("serve-{run}.log"));
-    let child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "serve",
-            "--listen",
-            &address,
+async fn start(dir: &Path, kubeconfig: &Path, run: usize) -> ServeProcess {
+    let data = dir.join("data");
+    ServeProcess::start(
+        &[
             "--pricing",
             "tests/fixtures/rates.toml",
             "--log-format",
             "json",
-        ])
-        .env("KUBECONFIG", kubeconfig)
-        .env("TOLLGATE__STORE__DIR", dir.join("data"))
-        .env("TOLLGATE__SOURCES__RECONCILE_SECONDS", "1")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let service = Service {
-        child,
-        address,
-        log,
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Some((200, _)) = http_get(&service.address, "/readyz").await {
-            return service;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "tollgate serve did not become ready: {}",
-        std::fs::read_to_string(&service.log).unwrap()
-    );
-}
-
-impl Service {
-    async fn get(&self, path: &str) -> String {
-        let (status, body) = http_get(&self.address, path).await.unwrap();
-        assert_eq!(status, 200, "{path}: {body}");
-        body
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap()
-    }
+        ],
+        &[
+            ("KUBECONFIG", kubeconfig.as_os_str()),
+            ("TOLLGATE__STORE__DIR", data.as_os_str()),
+            ("TOLLGATE__SOURCES__RECONCILE_SECONDS", "1".as_ref()),
+        ],
+        &dir.join(format!("serve-{run}.log")),
+    )
+    .await
 }
 
 const FIXTURE_WINDOW: &str = "/api/v1/chargeback?from=2026-11-01&to=2026-11-02";

@@ -168,6 +168,6 @@ fn the_fixture_day_reads_back_to_the_cent() {
         .unwrap();
     let template = cost_report(&[&set], &card, &request).unwrap();
     let from_store = compose(&request, lines, Vec::new(), template);
-    let csv = render(&from_store.chargeback(), Format::Csv).replace("\r\n", "\n");
+    let csv = render(&from_store, Format::Csv, &Default::default()).replace("\r\n", "\n");
     assert_eq!(csv, support::fixture_report(&[]).replace("\r\n", "\n"));
 }

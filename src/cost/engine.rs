@@ -57,8 +57,13 @@ pub fn cost_report_with_usage(
     usage: Option<&UsageIndex>,
 ) -> Result<CostReport, CostOverflow> {
     let mut resolver = Resolver::new(sets, card, request.group_by.keys());
-    // Pod names are nearly all distinct: translate them only when they are a group key.
-    let by_pod = request.group_by.keys().contains(&GroupKey::Pod);
+    // Pod names and UIDs are nearly all distinct: translate them only when they are group keys.
+    let keyed = |key| request.group_by.keys().contains(&key);
+    let (by_pod, by_resource, by_claim) = (
+        keyed(GroupKey::Pod),
+        keyed(GroupKey::ResourceId),
+        keyed(GroupKey::Claim),
+    );
     let mut sums = UnitSeconds::new(request.step.periods(request.window));
 
     // Capacity segments per (node, product): a node relabelled mid-window has several.
@@ -74,6 +79,9 @@ pub fn cost_report_with_usage(
                 model_label: resolver.label_of(schedule),
                 node,
                 pod: Sym::EMPTY,
+                resource: node,
+                claim: Sym::EMPTY,
+                tier: capacity.tier,
                 source: CostCenterSource::Unallocated,
                 unallocated: true,
             };
@@ -102,11 +110,10 @@ pub fn cost_report_with_usage(
                 namespace: resolver.global(set_index, allocation.namespace),
                 model_label: resolver.label_of(schedule),
                 node,
-                pod: if by_pod {
-                    resolver.global(set_index, allocation.pod)
-                } else {
-                    Sym::EMPTY
-                },
+                pod: resolver.global_if(by_pod, set_index, allocation.pod),
+                resource: resolver.global_if(by_resource, set_index, allocation.resource_id),
+                claim: resolver.global_if(by_claim, set_index, allocation.claim),
+                tier: allocation.tier,
                 source: allocation.cost_center_source,
                 unallocated: false,
             };
@@ -160,8 +167,8 @@ type CapacitySegment = (u32, u32, Interval);
 
 /// Marks the cost center of unallocated capacity in a line key.
 const UNALLOCATED_ID: u32 = u32::MAX;
-/// Six group-by columns plus a flag that keeps unallocated capacity apart internally.
-const KEY_DIMS: usize = 7;
+/// Nine group-by columns plus a flag that keeps unallocated capacity apart internally.
+const KEY_DIMS: usize = 10;
 type LineKey = [u32; KEY_DIMS];
 
 struct LineFields {
@@ -170,6 +177,9 @@ struct LineFields {
     model_label: Sym,
     node: Sym,
     pod: Sym,
+    resource: Sym,
+    claim: Sym,
+    tier: PriceTier,
     source: CostCenterSource,
     unallocated: bool,
 }
@@ -227,6 +237,15 @@ impl<'a> Resolver<'a> {
         Sym::from_raw(*slot)
     }
 
+    /// [`Resolver::global`] when `wanted`, else the empty symbol.
+    fn global_if(&mut self, wanted: bool, set: usize, sym: Sym) -> Sym {
+        if wanted {
+            self.global(set, sym)
+        } else {
+            Sym::EMPTY
+        }
+    }
+
     fn model(&mut self, product: Sym) -> (ModelRef, Sym) {
         if self.products.len() <= product.index() {
             self.products.resize(product.index() + 1, None);
@@ -271,6 +290,9 @@ impl<'a> Resolver<'a> {
                 GroupKey::Node => fields.node.index() as u32,
                 GroupKey::Pod => fields.pod.index() as u32,
                 GroupKey::CostCenterSource => fields.source as u32,
+                GroupKey::ResourceId => fields.resource.index() as u32,
+                GroupKey::Claim => fields.claim.index() as u32,
+                GroupKey::PricingTier => fields.tier as u32,
             };
         }
         key[KEY_DIMS - 1] = u32::from(fields.unallocated);
@@ -303,6 +325,7 @@ impl<'a> Resolver<'a> {
                 GroupKey::CostCenterSource => {
                     CostCenterSource::ALL[id as usize].as_str().to_string()
                 }
+                GroupKey::PricingTier => PriceTier::ALL[id as usize].to_string(),
                 _ => self.names.resolve(Sym::from_raw(id)).to_string(),
             })
             .collect()

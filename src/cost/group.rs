@@ -18,10 +18,18 @@ pub enum GroupKey {
     Pod,
     /// `cost_center_source`: where the cost center came from.
     CostCenterSource,
+    /// `resource_id`: what is billed — the pod UID, the DRA claim UID, or for unallocated
+    /// capacity the node. Used by the FOCUS export; not a `--group-by` key.
+    ResourceId,
+    /// `claim`: the DRA claim's name (empty for device-plugin GPUs). FOCUS export only.
+    Claim,
+    /// `pricing_tier`: the node's price tier (`on-demand`, `spot`, `reserved`). FOCUS export
+    /// only.
+    PricingTier,
 }
 
 impl GroupKey {
-    /// Every key, in the order of SPEC §4.1.
+    /// Every `--group-by` key, in the order of SPEC §4.1.
     pub const ALL: [GroupKey; 6] = [
         GroupKey::CostCenter,
         GroupKey::Namespace,
@@ -40,6 +48,9 @@ impl GroupKey {
             GroupKey::Node => "node",
             GroupKey::Pod => "pod",
             GroupKey::CostCenterSource => "cost_center_source",
+            GroupKey::ResourceId => "resource_id",
+            GroupKey::Claim => "claim",
+            GroupKey::PricingTier => "pricing_tier",
         }
     }
 }
@@ -81,6 +92,23 @@ impl GroupBy {
             }
         }
         Ok(GroupBy(keys))
+    }
+}
+
+impl GroupBy {
+    /// Every key that tells billed resources apart: the grouping of the FOCUS export.
+    pub fn resources() -> Self {
+        GroupBy(vec![
+            GroupKey::CostCenter,
+            GroupKey::Namespace,
+            GroupKey::GpuModel,
+            GroupKey::Node,
+            GroupKey::Pod,
+            GroupKey::ResourceId,
+            GroupKey::Claim,
+            GroupKey::PricingTier,
+            GroupKey::CostCenterSource,
+        ])
     }
 }
 

@@ -1,8 +1,10 @@
-//! Printing a chargeback: the CSV of SPEC §4.1 and JSON with the same content.
+//! Printing a report: the chargeback CSV of SPEC §4.1, JSON with the same content, and the
+//! FOCUS export of §4.2.
 //!
-//! Outputs only format; every figure comes already rounded from [`Chargeback`].
+//! Outputs only format; every figure comes already rounded from [`crate::cost::Chargeback`].
 
 mod csv;
+mod focus;
 mod json;
 
 use std::fmt;
@@ -11,9 +13,10 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 
 pub use self::csv::write_csv;
+pub use self::focus::{COLUMNS as FOCUS_COLUMNS, FocusSettings, focus_request, write_focus};
 pub use self::json::to_json;
 
-use crate::cost::{Chargeback, Figures};
+use crate::cost::{CostReport, Figures, ReportRequest, RequestError};
 
 /// A report format.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -23,11 +26,13 @@ pub enum Format {
     Csv,
     /// JSON with money as decimal strings.
     Json,
+    /// FinOps FOCUS 1.2 rows as CSV, SPEC §4.2.
+    Focus,
 }
 
 /// A format name that is not known.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown format {0:?}: use csv or json")]
+#[error("unknown format {0:?}: use csv, json or focus")]
 pub struct FormatError(pub String);
 
 impl FromStr for Format {
@@ -37,6 +42,7 @@ impl FromStr for Format {
         match text.trim() {
             "csv" => Ok(Format::Csv),
             "json" => Ok(Format::Json),
+            "focus" => Ok(Format::Focus),
             other => Err(FormatError(other.to_string())),
         }
     }
@@ -47,26 +53,53 @@ impl fmt::Display for Format {
         f.write_str(match self {
             Format::Csv => "csv",
             Format::Json => "json",
+            Format::Focus => "focus",
         })
     }
 }
 
-/// Renders a chargeback in `format`.
-pub fn render(chargeback: &Chargeback, format: Format) -> String {
-    match format {
-        Format::Csv => {
-            let mut out = Vec::new();
-            write_csv(chargeback, &mut out)
-                .unwrap_or_else(|e| unreachable!("writing to memory: {e}"));
-            String::from_utf8(out).unwrap_or_else(|e| unreachable!("CSV of UTF-8 text: {e}"))
-        }
-        Format::Json => {
-            let mut text = serde_json::to_string_pretty(&to_json(chargeback))
-                .unwrap_or_else(|e| unreachable!("JSON of plain values: {e}"));
-            text.push('\n');
-            text
+impl Format {
+    /// The request to compute for `request` in this format. FOCUS rows are one per resource,
+    /// so a group-by asked for (`group_by_given`) is refused rather than ignored.
+    pub fn request(
+        self,
+        request: &ReportRequest,
+        group_by_given: bool,
+    ) -> Result<ReportRequest, RequestError> {
+        match self {
+            Format::Focus if group_by_given => Err(RequestError {
+                field: "group_by",
+                message: "FOCUS rows are one per resource and charge period: leave it out".into(),
+            }),
+            Format::Focus => Ok(focus_request(request)),
+            Format::Csv | Format::Json => Ok(request.clone()),
         }
     }
+
+    /// The HTTP content type.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Csv | Format::Focus => "text/csv; charset=utf-8",
+            Format::Json => "application/json",
+        }
+    }
+}
+
+/// Renders `report` (computed for [`Format::request`]) in `format`, rounded.
+pub fn render(report: &CostReport, format: Format, focus: &FocusSettings) -> String {
+    let mut out = Vec::new();
+    match format {
+        Format::Csv => write_csv(&report.chargeback(), &mut out),
+        Format::Focus => write_focus(report, focus, &mut out),
+        Format::Json => {
+            let mut text = serde_json::to_string_pretty(&to_json(&report.chargeback()))
+                .unwrap_or_else(|e| unreachable!("JSON of plain values: {e}"));
+            text.push('\n');
+            return text;
+        }
+    }
+    .unwrap_or_else(|e| unreachable!("writing to memory: {e}"));
+    String::from_utf8(out).unwrap_or_else(|e| unreachable!("CSV of UTF-8 text: {e}"))
 }
 
 /// The figure columns of SPEC §4.1, in order, with their rounded values (`None`: unknown).

@@ -48,6 +48,11 @@ pub enum PriceTier {
     Reserved,
 }
 
+impl PriceTier {
+    /// Every tier, in declaration order (`tier as usize` indexes it).
+    pub const ALL: [PriceTier; 3] = [PriceTier::OnDemand, PriceTier::Spot, PriceTier::Reserved];
+}
+
 impl fmt::Display for PriceTier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -77,16 +77,70 @@ fn runs(timestamps: &[UnixSeconds], step: i64, window: Interval) -> Vec<Interval
     out.into_iter().filter_map(|run| run.clip(window)).collect()
 }
 
-/// `query` evaluated every `step` so that its presences cover `window` (see the module docs).
+/// Evaluation points per range query: Prometheus refuses more than 11,000 per series.
+const POINTS_PER_QUERY: i64 = 10_000;
+
+/// One series over the whole window: its labels and its samples, in time order.
+struct Series {
+    labels: HashMap<String, String>,
+    samples: Vec<(UnixSeconds, f64)>,
+}
+
+impl Series {
+    fn metric(&self) -> &HashMap<String, String> {
+        &self.labels
+    }
+
+    /// When it was present (a positive value).
+    fn times(&self) -> Vec<UnixSeconds> {
+        self.samples
+            .iter()
+            .filter(|(_, value)| *value > 0.0)
+            .map(|(t, _)| *t)
+            .collect()
+    }
+
+    /// Its last value, to six decimals.
+    fn last_value(&self) -> Option<Decimal> {
+        let (_, value) = self.samples.last()?;
+        Decimal::from_f64_retain(*value).map(|v| v.round_dp(6))
+    }
+}
+
+/// `query` evaluated every `step` so that its presences cover `window` (see the module docs),
+/// in as many range queries as Prometheus's point limit needs, each series merged across them.
 async fn sampled(
     prometheus: &Prometheus,
     query: &str,
     window: Interval,
     step: i64,
-) -> Result<Vec<prometheus_http_query::response::RangeVector>, PrometheusError> {
-    prometheus
-        .range(query, window.start + step, window.end - 1 + step, step)
-        .await
+) -> Result<Vec<Series>, PrometheusError> {
+    let (first, last) = (window.start + step, window.end - 1 + step);
+    let mut merged: BTreeMap<Vec<(String, String)>, Series> = BTreeMap::new();
+    let mut start = first;
+    while start <= last {
+        let end = (start + (POINTS_PER_QUERY - 1) * step).min(last);
+        for vector in prometheus.range(query, start, end, step).await? {
+            let mut key: Vec<(String, String)> = vector
+                .metric()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            key.sort();
+            let series = merged.entry(key).or_insert_with(|| Series {
+                labels: vector.metric().clone(),
+                samples: Vec::new(),
+            });
+            series.samples.extend(
+                vector
+                    .samples()
+                    .iter()
+                    .map(|s| (s.timestamp() as i64, s.value())),
+            );
+        }
+        start = end + step;
+    }
+    Ok(merged.into_values().collect())
 }
 
 /// `max_over_time(selector[step])`.
@@ -101,15 +155,6 @@ fn gpu_requests(metric: &str, step: i64) -> String {
         "max by (namespace, pod, uid, container, resource) ({})",
         present(&format!("{metric}{{{GPU}}}"), step)
     )
-}
-
-fn sample_times(series: &prometheus_http_query::response::RangeVector) -> Vec<UnixSeconds> {
-    series
-        .samples()
-        .iter()
-        .filter(|s| s.value() > 0.0)
-        .map(|s| s.timestamp() as i64)
-        .collect()
 }
 
 fn get<'a>(labels: &'a HashMap<String, String>, key: &str) -> &'a str {
@@ -134,7 +179,7 @@ async fn nodes(
     for series in sampled(prometheus, &present("kube_node_labels", step), window, step).await? {
         let labels = series.metric();
         let node = nodes.entry(get(labels, "node").to_string()).or_default();
-        node.seen.extend(runs(&sample_times(&series), step, window));
+        node.seen.extend(runs(&series.times(), step, window));
         for (metric_label, label) in HISTORY_LABELS {
             if let Some(value) = labels.get(metric_label) {
                 node.labels.insert(label.to_string(), value.clone());
@@ -237,11 +282,6 @@ fn pod_key(labels: &HashMap<String, String>) -> PodKey {
     )
 }
 
-fn last_value(series: &prometheus_http_query::response::RangeVector) -> Option<Decimal> {
-    let value = series.samples().last()?.value();
-    Decimal::from_f64_retain(value).map(|v| v.round_dp(6))
-}
-
 /// GPU requests (app containers, init containers, which init containers are sidecars) and
 /// running intervals of every pod that ran in `window`.
 async fn pod_demands(
@@ -258,13 +298,12 @@ async fn pod_demands(
     for series in sampled(prometheus, &running, window, step).await? {
         let pod = pods.entry(pod_key(series.metric())).or_default();
         pod.node = get(series.metric(), "node").to_string();
-        pod.running
-            .extend(runs(&sample_times(&series), step, window));
+        pod.running.extend(runs(&series.times(), step, window));
     }
     let app = gpu_requests("kube_pod_container_resource_requests", step);
     for series in sampled(prometheus, &app, window, step).await? {
         let (Some(pod), Some(value)) =
-            (pods.get_mut(&pod_key(series.metric())), last_value(&series))
+            (pods.get_mut(&pod_key(series.metric())), series.last_value())
         else {
             continue;
         };
@@ -275,7 +314,7 @@ async fn pod_demands(
     let init = gpu_requests("kube_pod_init_container_resource_requests", step);
     for series in sampled(prometheus, &init, window, step).await? {
         let (Some(pod), Some(value)) =
-            (pods.get_mut(&pod_key(series.metric())), last_value(&series))
+            (pods.get_mut(&pod_key(series.metric())), series.last_value())
         else {
             continue;
         };
@@ -431,7 +470,7 @@ pub async fn history_allocations(
             .unwrap_or(claim);
         let (center, source) = cost_center(&mut set, namespace, pod);
         let resource_id = format!("{namespace}/{claim}/{}", get(labels, "dra_device_name"));
-        for interval in runs(&sample_times(&series), step, window) {
+        for interval in runs(&series.times(), step, window) {
             let allocation = Allocation {
                 namespace: set.names.intern(namespace),
                 pod: set.names.intern(pod),

@@ -7,12 +7,13 @@ use std::time::Duration;
 use rustc_hash::FxHashMap;
 use tokio::sync::watch;
 
+use super::feed::Recorded;
 use super::view::View;
 use crate::pricing::RateCard;
-use crate::prometheus::Prometheus;
+use crate::prometheus::{Prometheus, PrometheusError, history_allocations};
 use crate::reporting::Sources;
 use crate::store::RollupStore;
-use crate::time::UnixSeconds;
+use crate::time::{Interval, UnixSeconds};
 use crate::usage::UsageKey;
 
 const DAY: i64 = 86_400;
@@ -43,6 +44,45 @@ impl Archive {
             store: self.store.as_ref(),
             prometheus: self.prometheus.as_ref(),
         }
+    }
+
+    /// Allocations rebuilt from Prometheus history over the `days` before now, read now and
+    /// again every `step` in the background (`serve --history`). The window starts on a
+    /// multiple of `step`, so that history is sampled on the same grid as a `report --history`
+    /// of whole days. `None` without Prometheus.
+    pub async fn follow_history(
+        self: &Arc<Self>,
+        card: RateCard,
+        cost_center_key: String,
+        days: u32,
+        step: Duration,
+    ) -> Option<Result<Recorded, PrometheusError>> {
+        let prometheus = self.prometheus.as_ref()?;
+        let (span, grid) = (i64::from(days) * DAY, step.as_secs().max(1) as i64);
+        let window = move || {
+            let at = jiff::Timestamp::now().as_second();
+            Interval::new((at - span).div_euclid(grid) * grid, at)
+        };
+        let first = window();
+        let recorded = match history_allocations(prometheus, first, &card, &cost_center_key).await {
+            Ok(set) => Recorded::new(set, first.end),
+            Err(e) => return Some(Err(e)),
+        };
+        let (archive, following) = (self.clone(), recorded.clone());
+        tokio::spawn(async move {
+            let Some(prometheus) = &archive.prometheus else {
+                return;
+            };
+            loop {
+                tokio::time::sleep(step).await;
+                let next = window();
+                match history_allocations(prometheus, next, &card, &cost_center_key).await {
+                    Ok(set) => following.replace(set, next.end),
+                    Err(e) => tracing::warn!(error = %e, "history could not be read again"),
+                }
+            }
+        });
+        Some(Ok(recorded))
     }
 
     /// Refreshes the latest utilization.

@@ -47,13 +47,8 @@ pub enum Feed {
         /// Simulated seconds per real second.
         speed: u32,
     },
-    /// Allocations already read (history from Prometheus), as of a fixed time.
-    Recorded {
-        /// The allocations.
-        set: Arc<AllocationSet>,
-        /// When they were read.
-        as_of: UnixSeconds,
-    },
+    /// Allocations read elsewhere (history from Prometheus), as of when they were read.
+    Recorded(Recorded),
     /// A fixed snapshot.
     Snapshot {
         /// Its objects.
@@ -61,6 +56,27 @@ pub enum Feed {
         /// "Now" for running pods; `None`: the real clock.
         as_of: Option<UnixSeconds>,
     },
+}
+
+/// Allocations read elsewhere and when they were read; a new read replaces both.
+#[derive(Clone)]
+pub struct Recorded(Arc<Mutex<(Arc<AllocationSet>, UnixSeconds)>>);
+
+impl Recorded {
+    /// Allocations read as of `as_of`.
+    pub fn new(set: AllocationSet, as_of: UnixSeconds) -> Self {
+        Recorded(Arc::new(Mutex::new((Arc::new(set), as_of))))
+    }
+
+    /// Replaces the allocations with a newer read.
+    pub fn replace(&self, set: AllocationSet, as_of: UnixSeconds) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = (Arc::new(set), as_of);
+    }
+
+    /// The latest read and its time.
+    fn latest(&self) -> (Arc<AllocationSet>, UnixSeconds) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 fn wall_clock() -> UnixSeconds {
@@ -90,7 +106,7 @@ impl Feed {
                 ..
             } => start + (started.elapsed().as_secs_f64() * f64::from(*speed)) as i64,
             Feed::Snapshot { as_of, .. } => as_of.unwrap_or_else(wall_clock),
-            Feed::Recorded { as_of, .. } => *as_of,
+            Feed::Recorded(recorded) => recorded.latest().1,
         }
     }
 
@@ -124,11 +140,14 @@ impl Feed {
                     synced: true,
                 }
             }
-            Feed::Recorded { set, .. } => Reading {
-                live: (**set).clone(),
-                namespaces: recorded_namespaces(set, &options.cost_center_key),
-                synced: true,
-            },
+            Feed::Recorded(recorded) => {
+                let (set, _) = recorded.latest();
+                Reading {
+                    namespaces: recorded_namespaces(&set, &options.cost_center_key),
+                    live: (*set).clone(),
+                    synced: true,
+                }
+            }
             Feed::Snapshot { objects, .. } => Reading {
                 live: AllocationBuilder::for_cluster(card, options, objects).finish(),
                 namespaces: namespaces(&mut objects.namespaces.iter()),

@@ -24,7 +24,7 @@ use super::quota::QuotaGate;
 use super::view::View;
 use crate::budget::QuotaDecision;
 use crate::cost::{ReportRequest, RequestText};
-use crate::output::{Format, render};
+use crate::output::{FocusSettings, Format, render};
 use crate::pricing::RateCard;
 
 /// What every handler shares.
@@ -38,6 +38,8 @@ pub struct AppState {
     pub quota: Arc<QuotaGate>,
     /// Prometheus and the rollup store, when configured.
     pub archive: Arc<Archive>,
+    /// The names the FOCUS export gives the platform.
+    pub focus: Arc<FocusSettings>,
 }
 
 impl AppState {
@@ -77,7 +79,7 @@ pub struct ChargebackParams {
     group_by: Option<String>,
     /// hour, day, month, or window (default: one row per group for the whole window).
     step: Option<String>,
-    /// csv (default) or json.
+    /// csv (default), json, or focus (FinOps FOCUS 1.2 rows, CSV).
     format: Option<String>,
     /// true: spread unallocated capacity over the groups that used it.
     share_unallocated: Option<bool>,
@@ -143,7 +145,9 @@ async fn chargeback(
         step: params.step.as_deref(),
         share_unallocated: params.share_unallocated.unwrap_or(false),
     };
-    let request = match ReportRequest::parse(text, view.as_of) {
+    let request = match ReportRequest::parse(text, view.as_of)
+        .and_then(|r| format.request(&r, params.group_by.is_some()))
+    {
         Ok(request) => request,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
@@ -154,17 +158,11 @@ async fn chargeback(
         .report(&request)
         .await
     {
-        Ok(report) => {
-            let content_type = match format {
-                Format::Csv => "text/csv; charset=utf-8",
-                Format::Json => "application/json",
-            };
-            (
-                [(header::CONTENT_TYPE, content_type)],
-                render(&report.chargeback(), format),
-            )
-                .into_response()
-        }
+        Ok(report) => (
+            [(header::CONTENT_TYPE, format.content_type())],
+            render(&report, format, &state.focus),
+        )
+            .into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }

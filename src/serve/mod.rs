@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 pub use admission::{admission_review, quota_request};
 pub use archive::Archive;
-pub use feed::Feed;
+pub use feed::{Feed, Recorded};
 pub use http::{ApiDoc, AppState, router};
 pub use quota::{CheckRequest, QuotaGate, Subject};
 pub use tls::{CertReloader, TlsError, serve_tls};
@@ -44,6 +44,8 @@ pub struct ServeOptions {
     pub archive: Arc<Archive>,
     /// Allocations rebuilt from history for the time before the ledger began.
     pub history: Option<Arc<crate::allocation::AllocationSet>>,
+    /// The names the FOCUS export gives the platform.
+    pub focus: crate::output::FocusSettings,
 }
 
 /// The HTTPS listener.
@@ -181,6 +183,7 @@ pub async fn serve(
         views: receiver,
         quota: Arc::new(quota),
         archive: options.archive.clone(),
+        focus: Arc::new(options.focus.clone()),
     });
     // One shutdown for both listeners.
     let (stop, stopping) = watch::channel(false);

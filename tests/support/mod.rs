@@ -167,6 +167,7 @@ pub async fn spawn_service_with(
         tls,
         archive,
         history: None,
+        focus: Default::default(),
     };
     let (urls_tx, urls_rx) = tokio::sync::oneshot::channel::<Vec<String>>();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -195,4 +196,75 @@ pub fn address(url: &str) -> String {
         .next()
         .unwrap()
         .to_string()
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `tollgate serve` process on a free loopback port, its stderr in a log file; killed when
+/// dropped.
+pub struct ServeProcess {
+    /// The process.
+    pub child: std::process::Child,
+    /// `127.0.0.1:PORT`.
+    pub address: String,
+    log: std::path::PathBuf,
+}
+
+impl ServeProcess {
+    /// Starts `tollgate serve` with `args` (and `--listen`), `env` set, and waits until
+    /// `/readyz` answers 200.
+    pub async fn start(
+        args: &[&str],
+        env: &[(&str, &std::ffi::OsStr)],
+        log: &std::path::Path,
+    ) -> Self {
+        let address = format!("127.0.0.1:{}", free_port());
+        let child = tollgate_command()
+            .args(["serve", "--listen", &address])
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap();
+        let service = ServeProcess {
+            child,
+            address,
+            log: log.to_path_buf(),
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            if let Some((200, _)) = http_get(&service.address, "/readyz").await {
+                return service;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("tollgate serve did not become ready: {}", service.log());
+    }
+
+    /// The body of a GET that must answer 200.
+    pub async fn get(&self, path: &str) -> String {
+        let (status, body) = http_get(&self.address, path).await.unwrap();
+        assert_eq!(status, 200, "{path}: {body}");
+        body
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
