@@ -72,6 +72,14 @@ async fn chargeback_is_the_same_as_the_report() {
             "day"
         ])
     );
+    let (status, content_type, focus) =
+        get("/api/v1/chargeback?from=2026-11-01&to=2026-11-02&format=focus").await;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (200, "text/csv; charset=utf-8")
+    );
+    assert_eq!(focus, fixture_report(&["--format", "focus"]));
+    assert!(focus.starts_with("BilledCost,BillingAccountId,"));
     // Defaults: month to date of the server's as-of (2026-11-02).
     let (_, _, json) = get("/api/v1/chargeback?format=json&share_unallocated=true").await;
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -102,6 +110,10 @@ async fn bad_parameters_get_a_json_400_saying_what_is_wrong() {
         (
             "/api/v1/chargeback?from=2026-11-02&to=2026-11-01",
             "from: must be before the end of the window",
+        ),
+        (
+            "/api/v1/chargeback?format=focus&group_by=pod",
+            "group_by: FOCUS rows are one per resource",
         ),
         ("/api/v1/chargeback?colour=red", "unknown field `colour`"),
         (

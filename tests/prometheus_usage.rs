@@ -406,15 +406,52 @@ fn usage_fills_used_hours_and_idle_cost_within_one_percent() {
         .filter_map(|l| l["idle_cost"].as_str())
         .map(|c| c.replace('.', "").parse::<i64>().unwrap())
         .sum();
-    assert_eq!(
-        idle_cents,
-        json["total"]["idle_cost"]
-            .as_str()
-            .unwrap()
-            .replace('.', "")
-            .parse::<i64>()
-            .unwrap()
-    );
+    let total_idle_cents = json["total"]["idle_cost"]
+        .as_str()
+        .unwrap()
+        .replace('.', "")
+        .parse::<i64>()
+        .unwrap();
+    assert_eq!(idle_cents, total_idle_cents);
+
+    // The FOCUS export carries the same usage: utilization per resource, idle cost to the cent.
+    let output = tollgate_command()
+        .args(["report", "--snapshot", "tests/fixtures/snapshot"])
+        .args([
+            "--pricing",
+            "tests/fixtures/rates.toml",
+            "--format",
+            "focus",
+        ])
+        .args(["--from", "2026-11-01", "--to", "2026-11-02"])
+        .args(["--prometheus", &prometheus.url])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let rows: Vec<BTreeMap<String, String>> =
+        reader.deserialize().collect::<Result<_, _>>().unwrap();
+    let focus_idle_cents: i64 = rows
+        .iter()
+        .filter(|r| !r["x_IdleCost"].is_empty())
+        .map(|r| r["x_IdleCost"].replace('.', "").parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(focus_idle_cents, total_idle_cents);
+    let mut checked = 0;
+    for (pod, (used, _)) in &truth {
+        // Device-plugin pods are their own FOCUS resource (DRA claims are billed by claim).
+        let Some(row) = rows.iter().find(|r| r["ResourceName"] == *pod) else {
+            continue;
+        };
+        let hours: f64 = row["ConsumedQuantity"].parse().unwrap();
+        let ratio: f64 = row["x_GpuUtilization"].parse().unwrap();
+        assert!(
+            (ratio * hours - used).abs() <= used * 0.01 + 0.001,
+            "{pod}: {row:?}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 5, "{checked} pods checked");
 }
 
 #[test]

@@ -269,7 +269,15 @@ fn bad_input_exits_2_with_one_line_that_says_what_to_fix() {
         (code, err.as_str()),
         (
             2,
-            "error: --format: unknown format \"xlsx\": use csv or json\n"
+            "error: --format: unknown format \"xlsx\": use csv, json or focus\n"
+        )
+    );
+    let (code, err) = failure(&fixture_report(&["--format", "focus", "--group-by", "pod"]));
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            2,
+            "error: --group-by: FOCUS rows are one per resource and charge period: leave it out\n"
         )
     );
     let (code, err) = failure(&fixture_report(&["--from", "2026-11-03"]));
@@ -306,9 +314,19 @@ fn bad_input_exits_2_with_one_line_that_says_what_to_fix() {
             "error: --history reads Prometheus: pass --prometheus URL or set prometheus.url\n"
         )
     );
-    let (code, err) = failure(&tollgate(&["serve", "--history"]));
-    assert_eq!(code, 2);
-    assert!(err.contains("--history is for report, quota"), "{err}");
+    let (code, err) = failure(&tollgate(&[
+        "serve",
+        "--history",
+        "--listen",
+        "127.0.0.1:0",
+    ]));
+    assert_eq!(
+        (code, err.as_str()),
+        (
+            2,
+            "error: --history reads Prometheus: pass --prometheus URL or set prometheus.url\n"
+        )
+    );
     // No source flag: the live cluster, and there is none here.
     let output = Command::new(env!("CARGO_BIN_EXE_tollgate"))
         .arg("report")

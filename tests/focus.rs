@@ -1,0 +1,316 @@
+//! The FOCUS 1.2 export (SPEC §4.2): every Mandatory column, only allowed values, the types
+//! FOCUS requires, and `BilledCost` adding up to the chargeback CSV's total to the cent.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use support::{fixture_report, tollgate_command};
+use tollgate::time::{month_start, next_month_start, parse_time};
+
+/// FOCUS 1.2's Mandatory columns.
+const MANDATORY: [&str; 21] = [
+    "BilledCost",
+    "BillingAccountId",
+    "BillingAccountName",
+    "BillingCurrency",
+    "BillingPeriodEnd",
+    "BillingPeriodStart",
+    "ChargeCategory",
+    "ChargeClass",
+    "ChargeDescription",
+    "ChargePeriodEnd",
+    "ChargePeriodStart",
+    "ContractedCost",
+    "EffectiveCost",
+    "InvoiceIssuerName",
+    "ListCost",
+    "PricingQuantity",
+    "PricingUnit",
+    "ProviderName",
+    "PublisherName",
+    "ServiceCategory",
+    "ServiceName",
+];
+
+/// The other FOCUS columns SPEC §4.2 asks for, and the extras it names.
+const ALSO: [&str; 12] = [
+    "ConsumedQuantity",
+    "ConsumedUnit",
+    "PricingCategory",
+    "ResourceId",
+    "ResourceName",
+    "ResourceType",
+    "SkuId",
+    "SubAccountId",
+    "SubAccountName",
+    "Tags",
+    "ChargeFrequency",
+    "ServiceSubcategory",
+];
+const EXTRAS: [&str; 3] = ["x_CostCenter", "x_GpuUtilization", "x_ClusterName"];
+
+type Row = BTreeMap<String, String>;
+
+/// The header and rows of `tollgate report --format focus` with `args`.
+fn focus(args: &[&str]) -> (Vec<String>, Vec<Row>) {
+    let output = tollgate_command()
+        .args(["report", "--format", "focus"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.ends_with("\r\n"), "RFC 4180 line ends");
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    let rows = reader
+        .records()
+        .map(|record| {
+            let record = record.unwrap();
+            header
+                .iter()
+                .cloned()
+                .zip(record.iter().map(String::from))
+                .collect()
+        })
+        .collect();
+    (header, rows)
+}
+
+fn decimal(row: &Row, column: &str) -> Decimal {
+    row[column]
+        .parse()
+        .unwrap_or_else(|_| panic!("{column} {:?} is not a decimal: {row:?}", row[column]))
+}
+
+fn datetime(row: &Row, column: &str) -> i64 {
+    let text = &row[column];
+    assert!(text.ends_with('Z'), "{column} {text:?} is not UTC");
+    parse_time(text).unwrap_or_else(|e| panic!("{column}: {e}"))
+}
+
+/// The header: every Mandatory column and those SPEC §4.2 adds, FOCUS columns before `x_` ones.
+fn check_header(header: &[String]) {
+    for column in MANDATORY.iter().chain(&ALSO).chain(&EXTRAS) {
+        assert!(header.iter().any(|h| h == column), "{column} is missing");
+    }
+    let first_extra = header.iter().position(|h| h.starts_with("x_")).unwrap();
+    assert!(
+        header[first_extra..].iter().all(|h| h.starts_with("x_")),
+        "x_ columns come after the FOCUS columns: {header:?}"
+    );
+    assert!(
+        header[..first_extra]
+            .iter()
+            .all(|h| h.chars().all(|c| c.is_ascii_alphanumeric())),
+        "FOCUS column ids are PascalCase alphanumerics"
+    );
+}
+
+/// One row against FOCUS's rules for the columns it has.
+fn check_row(row: &Row) {
+    for column in [
+        "BillingAccountId",
+        "BillingCurrency",
+        "ChargeCategory",
+        "ChargeDescription",
+        "InvoiceIssuerName",
+        "PricingUnit",
+        "ProviderName",
+        "PublisherName",
+        "ServiceCategory",
+        "ServiceName",
+        "ResourceId",
+        "SkuId",
+    ] {
+        assert!(!row[column].is_empty(), "{column} is null: {row:?}");
+    }
+    assert_eq!(row["ChargeCategory"], "Usage");
+    assert_eq!(row["ChargeClass"], "", "null unless a correction");
+    assert_eq!(row["ChargeFrequency"], "Usage-Based");
+    assert_eq!(row["ServiceCategory"], "Compute");
+    assert_eq!(row["ServiceSubcategory"], "Containers");
+    assert_eq!(row["PricingUnit"], "GPU-Hours");
+    assert_eq!(row["ConsumedUnit"], "GPU-Hours");
+    assert_eq!(row["BillingCurrency"], "USD");
+    assert!(
+        ["Standard", "Dynamic", "Committed"].contains(&row["PricingCategory"].as_str()),
+        "{row:?}"
+    );
+    assert!(["Pod", "ResourceClaim", "Node"].contains(&row["ResourceType"].as_str()));
+
+    let billed = decimal(row, "BilledCost");
+    assert_eq!(billed.scale(), 2, "money in cents: {row:?}");
+    for column in ["EffectiveCost", "ListCost", "ContractedCost"] {
+        assert_eq!(decimal(row, column), billed, "{column}: {row:?}");
+    }
+    assert!(billed >= Decimal::ZERO);
+    let consumed = decimal(row, "ConsumedQuantity");
+    let pricing = decimal(row, "PricingQuantity");
+    let unpriced = decimal(row, "x_UnpricedGpuHours");
+    assert!(consumed > Decimal::ZERO, "{row:?}");
+    assert_eq!(pricing, consumed - unpriced);
+    if !unpriced.is_zero() {
+        assert!(row["ChargeDescription"].contains("no price"), "{row:?}");
+    }
+    if !row["x_GpuUtilization"].is_empty() {
+        let ratio = decimal(row, "x_GpuUtilization");
+        assert!((Decimal::ZERO..=Decimal::ONE).contains(&ratio));
+    }
+
+    let (start, end) = (
+        datetime(row, "ChargePeriodStart"),
+        datetime(row, "ChargePeriodEnd"),
+    );
+    let (billing_start, billing_end) = (
+        datetime(row, "BillingPeriodStart"),
+        datetime(row, "BillingPeriodEnd"),
+    );
+    assert!(start < end);
+    assert_eq!(month_start(start), Some(billing_start), "{row:?}");
+    assert_eq!(next_month_start(start), Some(billing_end), "{row:?}");
+    assert!(
+        end <= billing_end,
+        "the charge period lies in its billing period"
+    );
+
+    let tags: serde_json::Value = serde_json::from_str(&row["Tags"]).unwrap();
+    assert_eq!(tags["cost_center"], row["x_CostCenter"].as_str());
+    assert!(tags.as_object().unwrap().values().all(|v| v.is_string()));
+    if row["ResourceType"] == "Node" {
+        assert_eq!(row["x_CostCenter"], "__unallocated__");
+        assert_eq!(row["SubAccountId"], "");
+    } else {
+        assert_eq!(row["SubAccountId"], row["SubAccountName"]);
+        assert!(!row["SubAccountId"].is_empty());
+    }
+}
+
+/// The chargeback CSV's cost column, summed.
+fn csv_total(csv: &str) -> Decimal {
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let cost = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "cost")
+        .unwrap();
+    reader
+        .records()
+        .map(|r| r.unwrap()[cost].parse::<Decimal>().unwrap_or_default())
+        .sum()
+}
+
+fn billed_total(rows: &[Row]) -> Decimal {
+    rows.iter().map(|r| decimal(r, "BilledCost")).sum()
+}
+
+#[test]
+fn fixture_rows_validate_and_add_up_to_the_chargeback() {
+    let (header, rows) = focus(&[
+        "--snapshot",
+        "tests/fixtures/snapshot",
+        "--pricing",
+        "tests/fixtures/rates.toml",
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-02",
+    ]);
+    check_header(&header);
+    rows.iter().for_each(check_row);
+    assert_eq!(billed_total(&rows), csv_total(&fixture_report(&[])));
+    assert_eq!(billed_total(&rows), "2006.40".parse::<Decimal>().unwrap());
+
+    let by_name = |name: &str| rows.iter().find(|r| r["ResourceName"] == name).unwrap();
+    // A device-plugin pod: its UID, its namespace as sub-account, its cost center as a tag.
+    let chat = by_name("chat-0");
+    assert_eq!(chat["ResourceType"], "Pod");
+    assert_eq!(chat["ResourceId"], "580f9cb0-3f56-49cf-8051-5b591cfaa2c8");
+    assert_eq!(chat["SubAccountId"], "team-a");
+    assert_eq!(chat["x_CostCenter"], "cc-100");
+    assert_eq!(chat["SkuId"], "H100-80GB");
+    assert_eq!(
+        (
+            chat["ConsumedQuantity"].as_str(),
+            chat["BilledCost"].as_str()
+        ),
+        ("48.0000", "168.00")
+    );
+    // Spot capacity is priced dynamically.
+    assert_eq!(by_name("batch-0")["PricingCategory"], "Dynamic");
+    assert_eq!(by_name("node-h100-spot")["PricingCategory"], "Dynamic");
+    // A DRA claim is billed under its own UID.
+    let claim = by_name("dra-0-gpu-x7k2p");
+    assert_eq!(claim["ResourceType"], "ResourceClaim");
+    assert_eq!(claim["ResourceId"], "f153bfbb-76aa-4d5f-8d19-d2a2410d3394");
+    assert_eq!(claim["BilledCost"], "192.00");
+    // A node's idle capacity is its own row.
+    let idle = by_name("node-h100");
+    assert_eq!(
+        (idle["ResourceType"].as_str(), idle["BilledCost"].as_str()),
+        ("Node", "404.00")
+    );
+    // An unpriced model is shown, with no cost, never silently.
+    let unpriced = by_name("gh-0");
+    assert_eq!(unpriced["x_UnpricedGpuHours"], "24.0000");
+    assert_eq!(unpriced["BilledCost"], "0.00");
+}
+
+#[test]
+fn a_month_of_the_demo_fleet_reconciles_to_the_cent_across_billing_periods() {
+    let window = [
+        "--demo",
+        "--from",
+        "2026-10-15",
+        "--to",
+        "2026-11-15",
+        "--as-of",
+        "2026-11-15",
+    ];
+    let (header, rows) = focus(&[&window[..], &["--step", "day"]].concat());
+    check_header(&header);
+    rows.iter().for_each(check_row);
+    let csv = tollgate_command()
+        .arg("report")
+        .args(window)
+        .output()
+        .unwrap();
+    let total = csv_total(&String::from_utf8(csv.stdout).unwrap());
+    assert_eq!(billed_total(&rows), total);
+    assert!(total > Decimal::from(100_000), "{total}");
+    // Both billing periods appear, and without --step each charge period is a whole
+    // billing-period part: one row per resource and month.
+    let periods: std::collections::BTreeSet<&str> = rows
+        .iter()
+        .map(|r| r["BillingPeriodStart"].as_str())
+        .collect();
+    assert_eq!(
+        periods.into_iter().collect::<Vec<_>>(),
+        ["2026-10-01T00:00:00Z", "2026-11-01T00:00:00Z"]
+    );
+    let (_, monthly) = focus(&window);
+    monthly.iter().for_each(check_row);
+    assert_eq!(billed_total(&monthly), total);
+    assert!(monthly.iter().all(|r| {
+        [
+            r["ChargePeriodStart"].as_str(),
+            r["ChargePeriodEnd"].as_str(),
+        ]
+        .iter()
+        .all(|t| {
+            [
+                "2026-10-15T00:00:00Z",
+                "2026-11-01T00:00:00Z",
+                "2026-11-15T00:00:00Z",
+            ]
+            .contains(t)
+        })
+    }));
+}
