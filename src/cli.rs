@@ -22,8 +22,8 @@ use crate::pricing::RateCard;
 use crate::prometheus::{Prometheus, history_allocations};
 use crate::reporting::Sources;
 use crate::serve::{
-    Archive, CertReloader, CheckRequest, Feed, QuotaGate, Recorded, ServeOptions, Subject,
-    TlsOptions, read_once,
+    Archive, Auth, AuthSettings, CertReloader, CheckRequest, Feed, QuotaGate, Recorded,
+    ServeOptions, Subject, TlsOptions, read_once,
 };
 use crate::source::{DemoFleet, read_snapshot};
 use crate::store::RollupStore;
@@ -310,6 +310,23 @@ fn read_history(
     .map_err(CliError::runtime)
 }
 
+/// The service's authentication, with a Kubernetes client for TokenReviews when auth is on
+/// and a cluster is reachable.
+async fn authentication(settings: &AuthSettings) -> Result<Auth, CliError> {
+    let auth = Auth::new(settings.clone()).map_err(CliError::input)?;
+    let client = if auth.wants_reviews() {
+        kube::Client::try_default()
+            .await
+            .inspect_err(|e| {
+                tracing::warn!(error = %e, "no Kubernetes API: bearer tokens cannot be reviewed")
+            })
+            .ok()
+    } else {
+        None
+    };
+    auth.with_reviews(client).map_err(CliError::input)
+}
+
 fn no_prometheus() -> CliError {
     CliError::input("--history reads Prometheus: pass --prometheus URL or set prometheus.url")
 }
@@ -587,10 +604,12 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
         archive: Arc::new(archive),
         history: None,
         focus: settings.focus.clone(),
+        auth: Arc::default(),
     };
     let as_of = args.source.as_of()?;
     let quota = quota_gate(&settings)?;
     block_on(async {
+        options.auth = Arc::new(authentication(&settings.auth).await?);
         let (feed, ledger, what) = if args.source.demo {
             (
                 Feed::demo(args.source.demo_scale, args.demo_speed),

@@ -27,6 +27,8 @@ pub struct Settings {
     pub prometheus: crate::prometheus::PrometheusSettings,
     /// The names the FOCUS export gives the platform.
     pub focus: crate::output::FocusSettings,
+    /// Who may read chargebacks and ask quota checks.
+    pub auth: crate::serve::AuthSettings,
     /// Budgets (`[[budget]]`), validated by [`crate::budget::validate_budgets`].
     pub budget: Vec<crate::budget::RawBudget>,
 }

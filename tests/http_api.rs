@@ -30,6 +30,7 @@ fn app() -> axum::Router {
         quota: Arc::new(support::no_budgets()),
         archive: Arc::default(),
         focus: Arc::default(),
+        auth: Arc::default(),
     })
 }
 
@@ -173,6 +174,14 @@ async fn health_metrics_and_openapi() {
             "{route} missing from the OpenAPI document"
         );
     }
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert_eq!(
+        doc["paths"]["/api/v1/chargeback"]["get"]["responses"]["401"]["description"],
+        "Auth is on and no accepted bearer token came"
+    );
     let params: Vec<&str> = doc["paths"]["/api/v1/chargeback"]["get"]["parameters"]
         .as_array()
         .unwrap()
@@ -246,6 +255,7 @@ async fn the_demo_fleet_moves_on_a_compressed_clock() {
         quota: Arc::new(support::no_budgets()),
         archive: Arc::default(),
         focus: Arc::default(),
+        auth: Arc::default(),
     });
     let response = app
         .oneshot(

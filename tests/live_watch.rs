@@ -62,6 +62,7 @@ async fn harness(without_dra: bool) -> Harness {
             quota: Arc::new(support::no_budgets()),
             archive: Arc::default(),
             focus: Arc::default(),
+            auth: Arc::default(),
         },
     }
 }

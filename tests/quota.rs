@@ -301,6 +301,7 @@ fn app(gate: QuotaGate) -> (axum::Router, Arc<QuotaGate>) {
         quota: quota.clone(),
         archive: Arc::default(),
         focus: Arc::default(),
+        auth: Arc::default(),
     };
     (router(state), quota)
 }

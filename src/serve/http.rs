@@ -9,6 +9,7 @@ use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
@@ -19,6 +20,7 @@ use super::admission::{
     MAX_BODY_BYTES, Review, admission_response, admission_review, quota_request,
 };
 use super::archive::Archive;
+use super::auth::{Auth, Scope, require};
 use super::metrics;
 use super::quota::QuotaGate;
 use super::view::View;
@@ -40,6 +42,8 @@ pub struct AppState {
     pub archive: Arc<Archive>,
     /// The names the FOCUS export gives the platform.
     pub focus: Arc<FocusSettings>,
+    /// Who may read chargebacks and ask quota checks.
+    pub auth: Arc<Auth>,
 }
 
 impl AppState {
@@ -55,7 +59,7 @@ pub struct ErrorBody {
     pub error: String,
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (
         status,
         axum::Json(ErrorBody {
@@ -122,8 +126,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
     params(ChargebackParams),
     responses(
         (status = 200, description = "Chargeback rows (CSV: text/csv; JSON: lines, total, warnings)", content_type = "text/csv", body = String),
-        (status = 400, description = "A parameter is wrong", body = ErrorBody)
-    )
+        (status = 400, description = "A parameter is wrong", body = ErrorBody),
+        (status = 401, description = "Auth is on and no accepted bearer token came", body = ErrorBody),
+        (status = 403, description = "The token's user may not read chargebacks", body = ErrorBody)
+    ),
+    security((), ("bearer" = []))
 )]
 async fn chargeback(
     State(state): State<AppState>,
@@ -211,8 +218,11 @@ async fn read_body(
     request_body(content = QuotaCheckBody, content_type = "application/json"),
     responses(
         (status = 200, description = "The decision, as in SPEC §5", body = QuotaDecision),
-        (status = 400, description = "The body is wrong", body = ErrorBody)
-    )
+        (status = 400, description = "The body is wrong", body = ErrorBody),
+        (status = 401, description = "Auth is on and no accepted bearer token came", body = ErrorBody),
+        (status = 403, description = "The token's user may not ask quota checks", body = ErrorBody)
+    ),
+    security((), ("bearer" = []))
 )]
 async fn quota_check(State(state): State<AppState>, body: Body) -> Response {
     let started = Instant::now();
@@ -322,17 +332,38 @@ async fn not_found() -> Response {
         metrics_text,
         openapi
     ),
-    components(schemas(ErrorBody, QuotaCheckBody, QuotaDecision))
+    components(schemas(ErrorBody, QuotaCheckBody, QuotaDecision)),
+    modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
 
+/// The `bearer` security scheme the guarded routes name (needed only when `[auth]` is on).
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        openapi.components.get_or_insert_default().add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
 /// The router.
 pub fn router(state: AppState) -> Router {
+    let guard = |scope| from_fn_with_state((state.auth.clone(), scope), require);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/api/v1/chargeback", get(chargeback))
-        .route("/api/v1/quota/check", post(quota_check))
+        .route(
+            "/api/v1/chargeback",
+            get(chargeback).layer(guard(Scope::Finance)),
+        )
+        .route(
+            "/api/v1/quota/check",
+            post(quota_check).layer(guard(Scope::Quota)),
+        )
         .route("/admission/v1/validate", post(admission_validate))
         .route("/metrics", get(metrics_text))
         .route("/api/v1/openapi.json", get(openapi))

@@ -3,6 +3,7 @@
 
 mod admission;
 mod archive;
+mod auth;
 mod feed;
 mod http;
 mod metrics;
@@ -20,6 +21,7 @@ use tokio::sync::watch;
 
 pub use admission::{admission_review, quota_request};
 pub use archive::Archive;
+pub use auth::{Auth, AuthMode, AuthSettings, Refusal, Scope};
 pub use feed::{Feed, Recorded};
 pub use http::{ApiDoc, AppState, router};
 pub use quota::{CheckRequest, QuotaGate, Subject};
@@ -46,6 +48,8 @@ pub struct ServeOptions {
     pub history: Option<Arc<crate::allocation::AllocationSet>>,
     /// The names the FOCUS export gives the platform.
     pub focus: crate::output::FocusSettings,
+    /// Who may read chargebacks and ask quota checks.
+    pub auth: Arc<Auth>,
 }
 
 /// The HTTPS listener.
@@ -184,6 +188,7 @@ pub async fn serve(
         quota: Arc::new(quota),
         archive: options.archive.clone(),
         focus: Arc::new(options.focus.clone()),
+        auth: options.auth.clone(),
     });
     // One shutdown for both listeners.
     let (stop, stopping) = watch::channel(false);

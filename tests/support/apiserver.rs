@@ -3,7 +3,9 @@
 //! newline-delimited `{"type": ADDED|MODIFIED|DELETED, "object": …}` events after the requested
 //! resourceVersion; `expire_watches` ends every watch with a `410 Gone` ERROR event and refuses
 //! older resourceVersions, forcing clients to relist. `without_dra` answers 404 for
-//! `resource.k8s.io`, like a cluster older than 1.34.
+//! `resource.k8s.io`, like a cluster older than 1.34. `POST …/tokenreviews` answers a
+//! TokenReview for the tokens `accept_token` registered, with the audience rules of the real
+//! authenticator (no audiences asked: the API server's own; else at least one in common).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -54,7 +56,14 @@ struct Objects {
     by_kind: BTreeMap<String, BTreeMap<String, Value>>,
     history: Vec<(String, u64, Value)>,
     without_dra: bool,
+    /// Token → (user, groups, audiences it was issued for).
+    tokens: BTreeMap<String, (String, Vec<String>, Vec<String>)>,
+    /// TokenReviews answered.
+    reviews: usize,
 }
+
+/// The audience of tokens issued for the API server itself.
+pub const API_AUDIENCE: &str = "https://kubernetes.default.svc.cluster.local";
 
 #[derive(Clone)]
 struct Shared {
@@ -172,6 +181,20 @@ impl FakeApiServer {
         }
     }
 
+    /// Makes TokenReviews of `token` authenticate `user` in `groups`, for `audiences`.
+    pub fn accept_token(&self, token: &str, user: &str, groups: &[&str], audiences: &[&str]) {
+        let owned = |list: &[&str]| list.iter().map(|s| s.to_string()).collect();
+        self.shared.objects.lock().unwrap().tokens.insert(
+            token.to_string(),
+            (user.to_string(), owned(groups), owned(audiences)),
+        );
+    }
+
+    /// How many TokenReviews were answered.
+    pub fn reviews(&self) -> usize {
+        self.shared.objects.lock().unwrap().reviews
+    }
+
     /// Ends every open watch with `410 Gone` and refuses the resourceVersions seen so far.
     pub fn expire_watches(&self) {
         let mut objects = self.shared.objects.lock().unwrap();
@@ -192,8 +215,49 @@ fn line(value: &Value) -> Bytes {
     Bytes::from(text)
 }
 
+/// A TokenReview's answer.
+fn review(objects: &mut Objects, body: &Value) -> Value {
+    objects.reviews += 1;
+    let token = body["spec"]["token"].as_str().unwrap_or_default();
+    let asked: Vec<&str> = body["spec"]["audiences"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let status = match objects.tokens.get(token) {
+        Some((user, groups, audiences)) => {
+            let wanted = if asked.is_empty() {
+                vec![API_AUDIENCE]
+            } else {
+                asked.clone()
+            };
+            let common: Vec<&str> = wanted
+                .into_iter()
+                .filter(|a| audiences.iter().any(|t| t == a))
+                .collect();
+            if common.is_empty() {
+                json!({"authenticated": false, "error": "token audiences is invalid for the target audience"})
+            } else if asked.is_empty() {
+                json!({"authenticated": true, "user": {"username": user, "groups": groups}})
+            } else {
+                json!({"authenticated": true, "user": {"username": user, "groups": groups}, "audiences": common})
+            }
+        }
+        None => json!({"authenticated": false, "error": "invalid bearer token"}),
+    };
+    json!({"kind": "TokenReview", "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"creationTimestamp": null}, "spec": body["spec"], "status": status})
+}
+
 async fn handle(State(shared): State<Shared>, request: Request) -> Response {
     let path = request.uri().path().to_string();
+    if path == "/apis/authentication.k8s.io/v1/tokenreviews" {
+        let body = axum::body::to_bytes(request.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        let answer = review(&mut shared.objects.lock().unwrap(), &body);
+        return (StatusCode::CREATED, axum::Json(answer)).into_response();
+    }
     let query: BTreeMap<String, String> = request.uri().query().map(url_pairs).unwrap_or_default();
     let Some((plural, prefix)) = KINDS
         .iter()

@@ -168,6 +168,7 @@ pub async fn spawn_service_with(
         archive,
         history: None,
         focus: Default::default(),
+        auth: Default::default(),
     };
     let (urls_tx, urls_rx) = tokio::sync::oneshot::channel::<Vec<String>>();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
