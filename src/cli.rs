@@ -16,13 +16,13 @@ use crate::budget::validate_budgets;
 use crate::config::Settings;
 use crate::cost::{ReportRequest, RequestError, RequestText};
 use crate::ledger::Ledger;
-use crate::live::{ClusterStores, SourceHealth, list_cluster, spawn_watchers};
+use crate::live::{ClusterStores, Leadership, SourceHealth, list_cluster, spawn_watchers};
 use crate::output::{Format, render};
 use crate::pricing::RateCard;
 use crate::prometheus::{Prometheus, history_allocations};
 use crate::reporting::Sources;
 use crate::serve::{
-    Archive, Auth, AuthSettings, CertReloader, CheckRequest, Feed, QuotaGate, Recorded,
+    Archive, Auth, AuthSettings, CertReloader, CheckRequest, Feed, Following, QuotaGate, Recorded,
     ServeOptions, Subject, TlsOptions, read_once,
 };
 use crate::source::{DemoFleet, read_snapshot};
@@ -587,6 +587,13 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
         }
     };
     let live_cluster = !args.source.demo && args.source.snapshot.is_none() && !args.source.history;
+    // Among replicas of a live cluster's service, only the elected one writes.
+    let (leadership, candidate) = if live_cluster && settings.leader.enabled {
+        let (leadership, candidate) = Leadership::contested();
+        (leadership, Some(candidate))
+    } else {
+        (Leadership::default(), None)
+    };
     let archive = Archive {
         prometheus: prometheus_client(&args.source, &settings)?,
         store: live_cluster
@@ -595,6 +602,7 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
             .map_err(CliError::runtime)?,
         retention_days: settings.store.rollup_retention_days,
         utilization: Default::default(),
+        leadership: leadership.clone(),
     };
     let mut options = ServeOptions {
         listen,
@@ -605,6 +613,7 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
         history: None,
         focus: settings.focus.clone(),
         auth: Arc::default(),
+        following: None,
     };
     let as_of = args.source.as_of()?;
     let quota = quota_gate(&settings)?;
@@ -642,10 +651,29 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
             )
         } else {
             let client = connect().await?;
-            let (ledger, notes) = Ledger::open(&settings.store.dir).map_err(CliError::runtime)?;
-            for note in notes {
-                tracing::warn!("{note}");
-            }
+            let ledger = match candidate {
+                Some(candidate) => {
+                    candidate
+                        .campaign(client.clone(), &settings.leader)
+                        .map_err(CliError::input)?;
+                    let follow = u64::from(settings.leader.follow_seconds.max(1));
+                    options.following = Some(Following::new(
+                        settings.store.dir.clone(),
+                        leadership,
+                        Duration::from_secs(follow),
+                    ));
+                    // Read-only until the election is won.
+                    Ledger::read(&settings.store.dir)
+                        .map_err(CliError::runtime)?
+                        .0
+                }
+                None => {
+                    let (ledger, notes) =
+                        Ledger::open(&settings.store.dir).map_err(CliError::runtime)?;
+                    notes.iter().for_each(|note| tracing::warn!("{note}"));
+                    ledger
+                }
+            };
             if let Some(prometheus) = &options.archive.prometheus {
                 // Before the ledger began, allocations come from history.
                 let began = ledger.state().earliest().unwrap_or_else(now);

@@ -29,6 +29,8 @@ pub struct Settings {
     pub focus: crate::output::FocusSettings,
     /// Who may read chargebacks and ask quota checks.
     pub auth: crate::serve::AuthSettings,
+    /// Which of several replicas writes the ledger and rollups.
+    pub leader: crate::live::LeaderSettings,
     /// Budgets (`[[budget]]`), validated by [`crate::budget::validate_budgets`].
     pub budget: Vec<crate::budget::RawBudget>,
 }

@@ -13,15 +13,6 @@ use serde_json::json;
 use support::apiserver::FakeApiServer;
 use support::{ServeProcess, fixture_report};
 
-fn kubeconfig(dir: &Path, server: &str) -> std::path::PathBuf {
-    let path = dir.join("kubeconfig");
-    let text = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {server}\nusers:\n- name: tester\n  user:\n    token: not-checked\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: tester\ncurrent-context: fake\n"
-    );
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 async fn start(dir: &Path, kubeconfig: &Path, run: usize) -> ServeProcess {
     let data = dir.join("data");
     ServeProcess::start(
@@ -59,7 +50,7 @@ async fn kill_9_and_restarts_neither_lose_nor_double_a_gpu_second() {
     let api = FakeApiServer::start().await;
     api.load_snapshot(Path::new("tests/fixtures/snapshot"));
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = kubeconfig(dir.path(), &api.url());
+    let kubeconfig = api.kubeconfig(dir.path());
     let truth = fixture_report(&[]);
 
     let mut first = start(dir.path(), &kubeconfig, 1).await;

@@ -17,7 +17,7 @@ use std::path::Path;
 
 pub use segment::{SegmentAttrs, SegmentKey};
 pub use state::{LedgerState, LedgerView, Reconciled, Record};
-pub use store::{LedgerError, LedgerStore};
+pub use store::{LedgerError, LedgerStore, read_ledger};
 
 use crate::allocation::AllocationSet;
 use crate::time::UnixSeconds;
@@ -50,6 +50,18 @@ impl Ledger {
             },
             notes,
         ))
+    }
+
+    /// The durable ledger in `dir` as another process is writing it, held in memory only:
+    /// what a follower replica serves from. Returns notes about anything skipped.
+    pub fn read(dir: &Path) -> Result<(Ledger, Vec<String>), LedgerError> {
+        let (state, notes) = read_ledger(dir)?;
+        Ok((Ledger { state, store: None }, notes))
+    }
+
+    /// Whether reconciles are written to disk.
+    pub fn is_durable(&self) -> bool {
+        self.store.is_some()
     }
 
     /// Reconciles with `live` (read as of `now`) and makes the change durable. Returns notes

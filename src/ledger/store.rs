@@ -135,28 +135,65 @@ fn sync_dir(dir: &Path) -> Result<(), LedgerError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
 }
 
+/// The newest generation with a complete snapshot in `dir` (0 when none).
+fn newest_generation(dir: &Path) -> Result<u64, LedgerError> {
+    let mut newest = 0;
+    for entry in fs::read_dir(dir).map_err(io(dir))? {
+        let name = entry.map_err(io(dir))?.file_name();
+        let name = name.to_string_lossy();
+        if let Some(g) = name
+            .strip_prefix("ledger-")
+            .and_then(|r| r.strip_suffix(".snapshot"))
+            .and_then(|g| g.parse::<u64>().ok())
+        {
+            newest = newest.max(g);
+        }
+    }
+    Ok(newest)
+}
+
+/// Replays generation `generation` of `dir`: the state, the valid length of its log, notes.
+fn replay_generation(
+    dir: &Path,
+    generation: u64,
+) -> Result<(LedgerState, u64, Vec<String>), LedgerError> {
+    let mut state = LedgerState::default();
+    let mut notes = Vec::new();
+    replay(&snapshot_path(dir, generation), &mut state, &mut notes)?;
+    let valid = replay(&log_path(dir, generation), &mut state, &mut notes)?;
+    Ok((state, valid, notes))
+}
+
+/// Tries at reading a ledger another process keeps compacting.
+const READ_ATTEMPTS: usize = 5;
+
+/// Reads the ledger in `dir` without taking it over, while another process may be writing
+/// it: a generation is read again if a compaction replaced it meanwhile. A missing directory
+/// is an empty ledger.
+pub fn read_ledger(dir: &Path) -> Result<(LedgerState, Vec<String>), LedgerError> {
+    if !dir.exists() {
+        return Ok((LedgerState::default(), Vec::new()));
+    }
+    for _ in 0..READ_ATTEMPTS {
+        let generation = newest_generation(dir)?;
+        let (state, _, notes) = replay_generation(dir, generation)?;
+        if newest_generation(dir)? == generation {
+            return Ok((state, notes));
+        }
+    }
+    Err(io(dir)(std::io::Error::other(
+        "the ledger was compacted during every read; try again",
+    )))
+}
+
 impl LedgerStore {
     /// Opens (creating if needed) the ledger in `dir` and replays it. Returns the store, the
     /// state it holds, and notes about anything repaired.
     pub fn open(dir: &Path) -> Result<(LedgerStore, LedgerState, Vec<String>), LedgerError> {
         fs::create_dir_all(dir).map_err(io(dir))?;
-        let mut generations: Vec<u64> = Vec::new();
-        for entry in fs::read_dir(dir).map_err(io(dir))? {
-            let name = entry.map_err(io(dir))?.file_name();
-            let name = name.to_string_lossy();
-            if let Some(g) = name
-                .strip_prefix("ledger-")
-                .and_then(|r| r.strip_suffix(".snapshot"))
-            {
-                generations.extend(g.parse::<u64>().ok());
-            }
-        }
-        let generation = generations.iter().copied().max().unwrap_or(0);
-        let mut state = LedgerState::default();
-        let mut notes = Vec::new();
-        replay(&snapshot_path(dir, generation), &mut state, &mut notes)?;
+        let generation = newest_generation(dir)?;
+        let (state, valid, notes) = replay_generation(dir, generation)?;
         let log = log_path(dir, generation);
-        let valid = replay(&log, &mut state, &mut notes)?;
         let file = OpenOptions::new()
             .create(true)
             .append(true)

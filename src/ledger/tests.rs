@@ -315,3 +315,50 @@ fn records_round_trip_through_the_log_format() {
     assert_eq!(replayed.records(), state.records());
     assert_eq!(replayed.open_count(), state.open_count());
 }
+
+#[test]
+fn a_follower_reads_what_the_writer_recorded_and_never_writes() {
+    let timeline = Timeline::new();
+    let end = timeline.start + 48 * HOUR;
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing written yet: an empty ledger, and no directory made.
+    let missing = dir.path().join("not-yet");
+    let (empty, _) = Ledger::read(&missing).unwrap();
+    assert!(empty.state().earliest().is_none() && !missing.exists());
+
+    let (mut writer, _) = Ledger::open(dir.path()).unwrap();
+    let mut steps = hourly(timeline.start, end).peekable();
+    let files = || {
+        let mut names: Vec<(String, u64)> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap())
+            .map(|e| {
+                let len = e.metadata().unwrap().len();
+                (e.file_name().to_string_lossy().into_owned(), len)
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    while let Some(t) = steps.next() {
+        writer.reconcile(t, &timeline.live(t, None)).unwrap();
+        if t % (12 * HOUR) == 0 || steps.peek().is_none() {
+            let before = files();
+            let (follower, _) = Ledger::read(dir.path()).unwrap();
+            assert!(!follower.is_durable());
+            assert_eq!(files(), before, "reading writes nothing");
+            assert_eq!(
+                timeline.hours_by_pod(&follower, t),
+                timeline.hours_by_pod(&writer, t),
+                "at {t}"
+            );
+        }
+    }
+    // A follower reconciling in memory leaves the files alone too.
+    let before = files();
+    let (mut follower, _) = Ledger::read(dir.path()).unwrap();
+    follower
+        .reconcile(end + HOUR, &timeline.live(end + HOUR, None))
+        .unwrap();
+    assert_eq!(files(), before);
+}

@@ -1,9 +1,11 @@
 //! The live cluster: watchers keep in-memory stores of the objects Tollgate reads.
 
+mod lease;
 mod list;
 mod stores;
 mod watch;
 
+pub use lease::{Candidate, LeaderSettings, Leadership};
 pub use list::list_cluster;
 pub use stores::{ClusterStores, KindStore, Strip};
 pub use watch::{SourceHealth, spawn_watchers};

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 
 use super::feed::Recorded;
 use super::view::View;
+use crate::live::Leadership;
 use crate::pricing::RateCard;
 use crate::prometheus::{Prometheus, PrometheusError, history_allocations};
 use crate::reporting::Sources;
@@ -29,6 +30,8 @@ pub struct Archive {
     pub retention_days: u32,
     /// The latest utilization per allocation (`tollgate_gpu_utilization_ratio`).
     pub utilization: RwLock<FxHashMap<UsageKey, f64>>,
+    /// Whether this replica writes rollups (among several, only the leader does).
+    pub leadership: Leadership,
 }
 
 impl Archive {
@@ -103,7 +106,7 @@ impl Archive {
     /// first call: the backfill), and drops days past retention.
     async fn roll_up(&self, view: &View, card: &RateCard) {
         let Some(store) = &self.store else { return };
-        if !view.ready {
+        if !view.ready || !self.leadership.is_leader() {
             return;
         }
         let sets = view.ledger.as_refs();

@@ -5,6 +5,7 @@ mod admission;
 mod archive;
 mod auth;
 mod feed;
+mod follow;
 mod http;
 mod metrics;
 mod process;
@@ -23,6 +24,7 @@ pub use admission::{admission_review, quota_request};
 pub use archive::Archive;
 pub use auth::{Auth, AuthMode, AuthSettings, Refusal, Scope};
 pub use feed::{Feed, Recorded};
+pub use follow::Following;
 pub use http::{ApiDoc, AppState, router};
 pub use quota::{CheckRequest, QuotaGate, Subject};
 pub use tls::{CertReloader, TlsError, serve_tls};
@@ -50,6 +52,8 @@ pub struct ServeOptions {
     pub focus: crate::output::FocusSettings,
     /// Who may read chargebacks and ask quota checks.
     pub auth: Arc<Auth>,
+    /// Among replicas, when this one writes the ledger (`None`: always).
+    pub following: Option<Following>,
 }
 
 /// The HTTPS listener.
@@ -166,7 +170,8 @@ pub async fn serve(
             options.cost_center_key.clone(),
             views,
         )
-        .with_history(options.history.clone()),
+        .with_history(options.history.clone())
+        .with_following(options.following.clone()),
     ));
     reconcile_once(&reconciler).await;
     let periodic = {

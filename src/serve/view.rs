@@ -9,6 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use tokio::sync::watch;
 
 use super::feed::{Feed, Reading};
+use super::follow::Following;
 use crate::allocation::{AllocationSet, BuildOptions};
 use crate::budget::SpendIndex;
 use crate::ledger::{Ledger, LedgerView};
@@ -90,6 +91,7 @@ pub struct Reconciler {
     views: watch::Sender<Arc<View>>,
     current_at: Option<Instant>,
     history: Option<Arc<AllocationSet>>,
+    following: Option<Following>,
 }
 
 impl Reconciler {
@@ -109,6 +111,7 @@ impl Reconciler {
             views,
             current_at: None,
             history: None,
+            following: None,
         }
     }
 
@@ -119,6 +122,12 @@ impl Reconciler {
         self
     }
 
+    /// Among replicas: writes the ledger only while leading, else follows the leader's.
+    pub fn with_following(mut self, following: Option<Following>) -> Self {
+        self.following = following;
+        self
+    }
+
     /// One reconcile: read, record, publish.
     ///
     /// The ledger is only reconciled from a complete and current picture: before every kind
@@ -126,6 +135,9 @@ impl Reconciler {
     /// running pods look vanished or keep deleted ones alive. Then the view is published without
     /// touching the ledger, whose heartbeat stays at the last good read.
     pub fn step(&mut self) {
+        if let Some(following) = &mut self.following {
+            following.sync(&mut self.ledger);
+        }
         let as_of = self.feed.now();
         let options = BuildOptions {
             as_of,
@@ -142,11 +154,11 @@ impl Reconciler {
         if current {
             self.current_at = Some(read_at);
             match self.ledger.reconcile(as_of, &live) {
-                Ok(notes) => {
-                    for note in notes {
-                        tracing::warn!("{note}");
-                    }
+                // A follower's in-memory reconcile closes what the leader has not yet.
+                Ok(notes) if self.ledger.is_durable() => {
+                    notes.iter().for_each(|note| tracing::warn!("{note}"))
                 }
+                Ok(notes) => notes.iter().for_each(|note| tracing::debug!("{note}")),
                 Err(e) => tracing::error!(
                     error = %e,
                     "the ledger could not be written; what changed since the last write would be lost on a crash"

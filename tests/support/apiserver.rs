@@ -60,6 +60,9 @@ struct Objects {
     tokens: BTreeMap<String, (String, Vec<String>, Vec<String>)>,
     /// TokenReviews answered.
     reviews: usize,
+    /// Leases by `namespace/name`, and their resourceVersion counter.
+    leases: BTreeMap<String, Value>,
+    lease_rv: u64,
 }
 
 /// The audience of tokens issued for the API server itself.
@@ -110,6 +113,17 @@ impl FakeApiServer {
     /// The server's URL.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Writes a kubeconfig for this server into `dir` and returns its path.
+    pub fn kubeconfig(&self, dir: &std::path::Path) -> std::path::PathBuf {
+        let path = dir.join("kubeconfig");
+        let text = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {}\nusers:\n- name: tester\n  user:\n    token: not-checked\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: tester\ncurrent-context: fake\n",
+            self.url()
+        );
+        std::fs::write(&path, text).unwrap();
+        path
     }
 
     /// Answers 404 for DRA kinds from now on.
@@ -190,6 +204,12 @@ impl FakeApiServer {
         );
     }
 
+    /// The Lease `namespace/name`, if it exists.
+    pub fn lease(&self, namespace: &str, name: &str) -> Option<Value> {
+        let objects = self.shared.objects.lock().unwrap();
+        objects.leases.get(&format!("{namespace}/{name}")).cloned()
+    }
+
     /// How many TokenReviews were answered.
     pub fn reviews(&self) -> usize {
         self.shared.objects.lock().unwrap().reviews
@@ -248,8 +268,75 @@ fn review(objects: &mut Objects, body: &Value) -> Value {
         "metadata": {"creationTimestamp": null}, "spec": body["spec"], "status": status})
 }
 
+fn status(code: StatusCode, reason: &str, message: &str) -> Response {
+    let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "reason": reason, "message": message, "code": code.as_u16()});
+    (code, axum::Json(body)).into_response()
+}
+
+/// GET, POST (create) and PUT (replace) of Leases, with resourceVersion checks.
+async fn leases(shared: &Shared, path: &str, request: Request) -> Response {
+    let rest = path
+        .strip_prefix("/apis/coordination.k8s.io/v1/namespaces/")
+        .unwrap_or_default();
+    let (namespace, name) = match rest.split('/').collect::<Vec<_>>()[..] {
+        [namespace, "leases"] => (namespace.to_string(), None),
+        [namespace, "leases", name] => (namespace.to_string(), Some(name.to_string())),
+        _ => return status(StatusCode::NOT_FOUND, "NotFound", "not found"),
+    };
+    let method = request.method().clone();
+    let body = axum::body::to_bytes(request.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let mut objects = shared.objects.lock().unwrap();
+    let key = |name: &str| format!("{namespace}/{name}");
+    match (method.as_str(), name) {
+        ("GET", Some(name)) => match objects.leases.get(&key(&name)) {
+            Some(lease) => axum::Json(lease.clone()).into_response(),
+            None => status(StatusCode::NOT_FOUND, "NotFound", "leases not found"),
+        },
+        ("POST", None) => {
+            let mut lease: Value = serde_json::from_slice(&body).unwrap();
+            let name = lease["metadata"]["name"].as_str().unwrap().to_string();
+            if objects.leases.contains_key(&key(&name)) {
+                return status(StatusCode::CONFLICT, "AlreadyExists", "already exists");
+            }
+            objects.lease_rv += 1;
+            lease["metadata"]["namespace"] = json!(namespace);
+            lease["metadata"]["resourceVersion"] = json!(objects.lease_rv.to_string());
+            objects.leases.insert(key(&name), lease.clone());
+            (StatusCode::CREATED, axum::Json(lease)).into_response()
+        }
+        ("PUT", Some(name)) => {
+            let mut lease: Value = serde_json::from_slice(&body).unwrap();
+            let Some(stored) = objects.leases.get(&key(&name)) else {
+                return status(StatusCode::NOT_FOUND, "NotFound", "leases not found");
+            };
+            if lease["metadata"]["resourceVersion"] != stored["metadata"]["resourceVersion"] {
+                return status(
+                    StatusCode::CONFLICT,
+                    "Conflict",
+                    "the object has been modified; please apply your changes to the latest version and try again",
+                );
+            }
+            objects.lease_rv += 1;
+            lease["metadata"]["resourceVersion"] = json!(objects.lease_rv.to_string());
+            objects.leases.insert(key(&name), lease.clone());
+            axum::Json(lease).into_response()
+        }
+        _ => status(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "MethodNotAllowed",
+            "not allowed",
+        ),
+    }
+}
+
 async fn handle(State(shared): State<Shared>, request: Request) -> Response {
     let path = request.uri().path().to_string();
+    if path.starts_with("/apis/coordination.k8s.io/v1/") {
+        return leases(&shared, &path, request).await;
+    }
     if path == "/apis/authentication.k8s.io/v1/tokenreviews" {
         let body = axum::body::to_bytes(request.into_body(), 1 << 20)
             .await

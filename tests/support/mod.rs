@@ -169,6 +169,7 @@ pub async fn spawn_service_with(
         history: None,
         focus: Default::default(),
         auth: Default::default(),
+        following: None,
     };
     let (urls_tx, urls_rx) = tokio::sync::oneshot::channel::<Vec<String>>();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

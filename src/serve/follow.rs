@@ -1,0 +1,61 @@
+//! A replica among several: it writes the ledger only while it leads (see
+//! [`crate::live::Leadership`]); otherwise it reads what the leader wrote, every so often, and
+//! reconciles what it watches into that copy in memory — enough to serve chargebacks, metrics
+//! and quota checks without writing a byte.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::ledger::Ledger;
+use crate::live::Leadership;
+
+/// How a replica keeps its ledger in step with the leader's.
+#[derive(Clone, Debug)]
+pub struct Following {
+    dir: PathBuf,
+    leadership: Leadership,
+    every: Duration,
+    read_at: Option<Instant>,
+}
+
+impl Following {
+    /// Follows the ledger in `dir`, read again every `every` while not leading.
+    pub fn new(dir: PathBuf, leadership: Leadership, every: Duration) -> Self {
+        Following {
+            dir,
+            leadership,
+            every,
+            read_at: None,
+        }
+    }
+
+    /// Before a reconcile: takes the ledger over on becoming leader, lets go of it on losing
+    /// the lead, and otherwise reads the leader's when due.
+    pub fn sync(&mut self, ledger: &mut Ledger) {
+        let leading = self.leadership.is_leader();
+        if leading && !ledger.is_durable() {
+            match Ledger::open(&self.dir) {
+                Ok((opened, notes)) => {
+                    notes.iter().for_each(|note| tracing::warn!("{note}"));
+                    *ledger = opened;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "leading, but the ledger could not be opened for writing")
+                }
+            }
+            return;
+        }
+        let due = self.read_at.is_none_or(|at| at.elapsed() >= self.every);
+        if !leading && (ledger.is_durable() || due) {
+            match Ledger::read(&self.dir) {
+                Ok((read, notes)) => {
+                    // A torn last line is the leader mid-write, not damage.
+                    notes.iter().for_each(|note| tracing::debug!("{note}"));
+                    *ledger = read;
+                    self.read_at = Some(Instant::now());
+                }
+                Err(e) => tracing::warn!(error = %e, "the leader's ledger could not be read"),
+            }
+        }
+    }
+}
