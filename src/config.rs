@@ -56,6 +56,9 @@ pub struct QuotaSettings {
     pub max_staleness_seconds: u64,
     /// How long an admitted pod is held against its budget if it never shows up. Default 300.
     pub reservation_ttl_seconds: u64,
+    /// A TOML file of more `[[budget]]` tables (a ConfigMap of its own), added to the
+    /// config's.
+    pub budgets_file: Option<PathBuf>,
 }
 
 impl Default for QuotaSettings {
@@ -64,6 +67,7 @@ impl Default for QuotaSettings {
             fail_mode: FailMode::default(),
             max_staleness_seconds: 120,
             reservation_ttl_seconds: 300,
+            budgets_file: None,
         }
     }
 }
@@ -184,13 +188,48 @@ impl Settings {
                     .required(true),
             );
         }
-        builder
-            .add_source(config::Environment::with_prefix("TOLLGATE").separator("__"))
+        let mut settings: Settings = builder
+            .add_source(environment())
             .build()
             .map_err(fail)?
             .try_deserialize()
-            .map_err(fail)
+            .map_err(fail)?;
+        if let Some(path) = settings.quota.budgets_file.clone() {
+            settings.budget.extend(budgets_file(&path)?);
+        }
+        Ok(settings)
     }
+}
+
+/// The `TOLLGATE__SECTION__KEY` variables; lists are comma-separated
+/// (`TOLLGATE__AUTH__FINANCE_GROUPS=a,b`).
+fn environment() -> config::Environment {
+    let mut environment = config::Environment::with_prefix("TOLLGATE")
+        .separator("__")
+        .try_parsing(true)
+        .list_separator(",");
+    for key in ["auth.finance_users", "auth.finance_groups", "auth.quota_users"] {
+        environment = environment.with_list_parse_key(key);
+    }
+    environment
+}
+
+/// The `[[budget]]` tables of `quota.budgets_file`.
+fn budgets_file(path: &Path) -> Result<Vec<crate::budget::RawBudget>, ConfigError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Budgets {
+        #[serde(default)]
+        budget: Vec<crate::budget::RawBudget>,
+    }
+    let fail = |message: String| ConfigError {
+        file: Some(path.to_path_buf()),
+        source: Box::new(config::ConfigError::Message(message)),
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    toml::from_str::<Budgets>(&text)
+        .map(|b| b.budget)
+        .map_err(|e| fail(e.to_string()))
 }
 
 #[cfg(test)]
@@ -224,6 +263,39 @@ mod test {
         assert!(missing.contains("nope.toml"), "{missing}");
         assert_eq!(Settings::load(None).unwrap().cost_center.key, "cost-center");
     }
+
+    #[test]
+    fn environment_lists_are_comma_separated_and_scalars_typed() {
+        let vars = [
+            ("TOLLGATE__AUTH__MODE", "token_review"),
+            ("TOLLGATE__AUTH__FINANCE_GROUPS", "system:serviceaccounts:finance,finops"),
+            ("TOLLGATE__AUTH__QUOTA_USERS", "system:serviceaccount:kyverno:kyverno"),
+            ("TOLLGATE__LEADER__ENABLED", "true"),
+            ("TOLLGATE__LEADER__LEASE_SECONDS", "20"),
+            ("TOLLGATE__COST_CENTER__KEY", "team"),
+        ];
+        let settings: Settings = config::Config::builder()
+            .add_source(environment().source(Some(
+                vars.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            )))
+            .build()
+            .unwrap()
+            .try_deserialize()
+            .unwrap();
+        assert_eq!(
+            settings.auth.finance_groups,
+            ["system:serviceaccounts:finance", "finops"]
+        );
+        assert_eq!(
+            settings.auth.quota_users,
+            ["system:serviceaccount:kyverno:kyverno"]
+        );
+        assert!(settings.leader.enabled);
+        assert_eq!(settings.leader.lease_seconds, 20);
+        assert_eq!(settings.cost_center.key, "team");
+    }
 }
 
 #[cfg(test)]
@@ -247,5 +319,28 @@ mod budget_test {
         assert_eq!(budgets[0].warn_at, Some("0.8".parse().unwrap()));
         assert_eq!(budgets[1].monthly, rust_decimal::Decimal::from(5000));
         assert!(!budgets[1].enforce);
+
+        // Budgets in a file of their own are added to the config's.
+        let more = dir.path().join("more.toml");
+        std::fs::write(
+            &more,
+            "[[budget]]\ncost_center = \"cc-200\"\nmonthly = \"100\"\n",
+        )
+        .unwrap();
+        let with_file = dir.path().join("with-file.toml");
+        std::fs::write(
+            &with_file,
+            format!("[quota]\nbudgets_file = {:?}\n\n[[budget]]\ncost_center = \"cc-100\"\nmonthly = 1\n", more),
+        )
+        .unwrap();
+        let settings = Settings::load(Some(&with_file)).unwrap();
+        let budgets = crate::budget::validate_budgets(&settings.budget).unwrap();
+        assert_eq!(budgets.len(), 2);
+        std::fs::write(&more, "[[budgets]]\ncost_center = \"cc-200\"\n").unwrap();
+        let err = Settings::load(Some(&with_file)).unwrap_err().to_string();
+        assert!(
+            err.contains("more.toml") && err.contains("budgets"),
+            "{err}"
+        );
     }
 }
