@@ -208,13 +208,17 @@ fn environment() -> config::Environment {
         .separator("__")
         .try_parsing(true)
         .list_separator(",");
-    for key in ["auth.finance_users", "auth.finance_groups", "auth.quota_users"] {
+    for key in [
+        "auth.finance_users",
+        "auth.finance_groups",
+        "auth.quota_users",
+    ] {
         environment = environment.with_list_parse_key(key);
     }
     environment
 }
 
-/// The `[[budget]]` tables of `quota.budgets_file`.
+/// The `[[budget]]` tables of `quota.budgets_file`, read as the config file's are.
 fn budgets_file(path: &Path) -> Result<Vec<crate::budget::RawBudget>, ConfigError> {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
@@ -222,14 +226,19 @@ fn budgets_file(path: &Path) -> Result<Vec<crate::budget::RawBudget>, ConfigErro
         #[serde(default)]
         budget: Vec<crate::budget::RawBudget>,
     }
-    let fail = |message: String| ConfigError {
-        file: Some(path.to_path_buf()),
-        source: Box::new(config::ConfigError::Message(message)),
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
-    toml::from_str::<Budgets>(&text)
+    config::Config::builder()
+        .add_source(
+            config::File::from(path)
+                .format(config::FileFormat::Toml)
+                .required(true),
+        )
+        .build()
+        .and_then(|c| c.try_deserialize::<Budgets>())
         .map(|b| b.budget)
-        .map_err(|e| fail(e.to_string()))
+        .map_err(|source| ConfigError {
+            file: Some(path.to_path_buf()),
+            source: Box::new(source),
+        })
 }
 
 #[cfg(test)]
@@ -268,18 +277,26 @@ mod test {
     fn environment_lists_are_comma_separated_and_scalars_typed() {
         let vars = [
             ("TOLLGATE__AUTH__MODE", "token_review"),
-            ("TOLLGATE__AUTH__FINANCE_GROUPS", "system:serviceaccounts:finance,finops"),
-            ("TOLLGATE__AUTH__QUOTA_USERS", "system:serviceaccount:kyverno:kyverno"),
+            (
+                "TOLLGATE__AUTH__FINANCE_GROUPS",
+                "system:serviceaccounts:finance,finops",
+            ),
+            (
+                "TOLLGATE__AUTH__QUOTA_USERS",
+                "system:serviceaccount:kyverno:kyverno",
+            ),
             ("TOLLGATE__LEADER__ENABLED", "true"),
             ("TOLLGATE__LEADER__LEASE_SECONDS", "20"),
             ("TOLLGATE__COST_CENTER__KEY", "team"),
         ];
         let settings: Settings = config::Config::builder()
-            .add_source(environment().source(Some(
-                vars.iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            )))
+            .add_source(
+                environment().source(Some(
+                    vars.iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                )),
+            )
             .build()
             .unwrap()
             .try_deserialize()
@@ -324,7 +341,7 @@ mod budget_test {
         let more = dir.path().join("more.toml");
         std::fs::write(
             &more,
-            "[[budget]]\ncost_center = \"cc-200\"\nmonthly = \"100\"\n",
+            "[[budget]]\ncost_center = \"cc-200\"\nmonthly = \"100\"\nmax_gpus = 16\nwarn_at = 0.8\n",
         )
         .unwrap();
         let with_file = dir.path().join("with-file.toml");

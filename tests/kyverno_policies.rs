@@ -5,16 +5,14 @@
 
 mod support;
 
+use cel::Value as CelValue;
+use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-
-use cel::extractors::This;
-use cel::{Context, Env, Value as CelValue};
-use serde_json::{Value, json};
+use support::cel::Cel;
 use tollgate::budget::validate_budgets;
 use tollgate::config::Settings;
-use tollgate::quantity::parse_quantity;
 use tollgate::serve::QuotaGate;
 
 const POLICIES: &str = "deploy/kyverno";
@@ -44,118 +42,47 @@ fn policy(file: &str) -> Value {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A CEL evaluator with the Kubernetes library functions the policies use.
+// Kyverno's evaluation of a ClusterPolicy's `validate.cel`.
 
-struct Cel {
-    env: Arc<Env>,
-}
-
-impl Cel {
-    fn new() -> Self {
-        Cel {
-            env: Arc::new(Env::stdlib()),
-        }
+/// Evaluates a ClusterPolicy's `validate.cel` against a pod: every expression's result.
+fn validate(cel: &Cel, policy: &Value, pod: &Value, namespace: &Value) -> Vec<bool> {
+    let rule = &policy["spec"]["rules"][0]["validate"]["cel"];
+    let mut variables = serde_json::Map::new();
+    for variable in rule["variables"].as_array().into_iter().flatten() {
+        let bound = Value::Object(variables.clone());
+        let value = cel.eval(
+            variable["expression"].as_str().unwrap(),
+            &[
+                ("object", pod),
+                ("namespaceObject", namespace),
+                ("variables", &bound),
+            ],
+        );
+        variables.insert(
+            variable["name"].as_str().unwrap().into(),
+            value.json().unwrap(),
+        );
     }
-
-    /// Evaluates `expression` with JSON variables.
-    fn eval(&self, expression: &str, variables: &[(&str, &Value)]) -> CelValue {
-        let program = self
-            .env
-            .compile(expression)
-            .unwrap_or_else(|e| panic!("{expression}: {e:?}"));
-        let mut context = Context::with_env(self.env.clone());
-        for (name, value) in variables {
-            context.add_variable(*name, (*value).clone()).unwrap();
-        }
-        // Kubernetes' quantity library: quantities compare by value (here as milli-units).
-        context
-            .add_function("quantity", |text: Arc<String>| -> i64 {
-                let value = parse_quantity(&text).unwrap_or_else(|e| panic!("{e}"));
-                i64::try_from(
-                    (value * rust_decimal::Decimal::from(1000))
-                        .trunc()
-                        .mantissa(),
-                )
-                .unwrap()
-            })
-            .unwrap();
-        context
-            .add_function("compareTo", |This(a): This<i64>, b: i64| -> i64 {
-                a.cmp(&b) as i64
-            })
-            .unwrap();
-        // Kubernetes' lists library: sum() of ints.
-        context
-            .add_function("sum", |This(list): This<Arc<Vec<CelValue>>>| -> i64 {
-                list.iter()
-                    .map(|v| {
-                        if let CelValue::Int(i) = v {
-                            *i
-                        } else {
-                            panic!("sum of {v:?}")
-                        }
-                    })
-                    .sum()
-            })
-            .unwrap();
-        // Kubernetes' strings library: lowerAscii().
-        context
-            .add_function("lowerAscii", |This(text): This<Arc<String>>| -> String {
-                text.to_ascii_lowercase()
-            })
-            .unwrap();
-        program
-            .execute(&context)
-            .unwrap_or_else(|e| panic!("{expression}: {e:?}"))
-    }
-
-    fn truth(&self, expression: &str, variables: &[(&str, &Value)]) -> bool {
-        match self.eval(expression, variables) {
-            CelValue::Bool(b) => b,
-            other => panic!("{expression} gave {other:?}, not a bool"),
-        }
-    }
-
-    /// Evaluates a ClusterPolicy's `validate.cel` against a pod: every expression's result.
-    fn validate(&self, policy: &Value, pod: &Value, namespace: &Value) -> Vec<bool> {
-        let cel = &policy["spec"]["rules"][0]["validate"]["cel"];
-        let mut variables = serde_json::Map::new();
-        for variable in cel["variables"].as_array().into_iter().flatten() {
-            let bound = Value::Object(variables.clone());
-            let value = self.eval(
-                variable["expression"].as_str().unwrap(),
-                &[
-                    ("object", pod),
-                    ("namespaceObject", namespace),
-                    ("variables", &bound),
-                ],
-            );
-            variables.insert(
-                variable["name"].as_str().unwrap().into(),
-                value.json().unwrap(),
-            );
-        }
-        let bound = Value::Object(variables);
-        let args = [
-            ("object", pod),
-            ("namespaceObject", namespace),
-            ("variables", &bound),
-        ];
-        cel["expressions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                if let Some(message) = e["messageExpression"].as_str() {
-                    assert!(
-                        matches!(self.eval(message, &args), CelValue::String(_)),
-                        "{message}"
-                    );
-                }
-                self.truth(e["expression"].as_str().unwrap(), &args)
-            })
-            .collect()
-    }
+    let bound = Value::Object(variables);
+    let args = [
+        ("object", pod),
+        ("namespaceObject", namespace),
+        ("variables", &bound),
+    ];
+    rule["expressions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            if let Some(message) = e["messageExpression"].as_str() {
+                assert!(
+                    matches!(cel.eval(message, &args), CelValue::String(_)),
+                    "{message}"
+                );
+            }
+            cel.truth(e["expression"].as_str().unwrap(), &args)
+        })
+        .collect()
 }
 
 /// An inference pod every policy accepts.
@@ -242,11 +169,11 @@ fn every_file_is_one_policy_in_audit_for_inference_pods() {
 
 #[test]
 fn cel_rules_accept_good_pods_and_catch_each_violation() {
-    let cel = Cel::new();
+    let cel = Cel::default();
     let ns = namespace(json!({}), json!({}));
     let good = good_pod();
     let check =
-        |file: &str, pod: &Value, namespace: &Value| cel.validate(&policy(file), pod, namespace);
+        |file: &str, pod: &Value, namespace: &Value| validate(&cel, &policy(file), pod, namespace);
     for file in [
         "gpu-count-limit.yaml",
         "gpu-limits-equal-requests.yaml",
@@ -439,7 +366,7 @@ async fn kyverno_s_exact_api_call_gets_a_decision_its_deny_condition_reads() {
 async fn the_validating_policy_s_http_post_gets_a_decision_its_validation_reads() {
     let address = running_tollgate().await;
     let policy = policy("gpu-budget-validatingpolicy.yaml");
-    let cel = Cel::new();
+    let cel = Cel::default();
     let request = admission_request();
     let object = request["object"].clone();
     let namespace = namespace(json!({}), json!({"purpose": "ai-inference"}));

@@ -4,12 +4,10 @@
 mod support;
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::CertificateDer;
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tollgate::serve::{CertReloader, TlsOptions};
 
 /// Writes a new self-signed certificate for localhost; returns its DER.
@@ -18,39 +16,6 @@ fn issue(dir: &Path) -> CertificateDer<'static> {
     std::fs::write(dir.join("tls.key"), issued.signing_key.serialize_pem()).unwrap();
     std::fs::write(dir.join("tls.crt"), issued.cert.pem()).unwrap();
     issued.cert.der().clone()
-}
-
-/// An HTTPS request trusting only `trusted`; returns the certificate the server presented and
-/// the response.
-async fn https(
-    address: &str,
-    trusted: &[&CertificateDer<'static>],
-    request: &str,
-) -> (CertificateDer<'static>, String) {
-    let mut roots = rustls::RootCertStore::empty();
-    for certificate in trusted {
-        roots.add((*certificate).clone()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
-    let mut tls = connector
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
-    let presented = tls.get_ref().1.peer_certificates().unwrap()[0]
-        .clone()
-        .into_owned();
-    tls.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    let _ = tls.read_to_end(&mut response).await;
-    (presented, String::from_utf8_lossy(&response).into_owned())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,7 +48,7 @@ async fn the_webhook_serves_https_and_picks_up_a_rotated_certificate() {
         "POST /admission/v1/validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{review}",
         review.len()
     );
-    let (presented, response) = https(&address, &[&first], &request).await;
+    let (presented, response) = support::https(&address, &[&first], &request).await;
     assert_eq!(presented, first);
     assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
     assert!(
@@ -100,7 +65,7 @@ async fn the_webhook_serves_https_and_picks_up_a_rotated_certificate() {
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let healthz = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-        let (presented, response) = https(&address, &[&first, &second], healthz).await;
+        let (presented, response) = support::https(&address, &[&first, &second], healthz).await;
         if presented == second {
             assert!(response.ends_with("ok\n"), "{response}");
             rotated = true;

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses part of this module
 
 pub mod apiserver;
+pub mod cel;
 pub mod prometheus;
 
 use std::collections::BTreeMap;
@@ -40,17 +41,70 @@ pub fn units_by_pod(text: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
-/// `GET path` over a real socket: (status, body). Connection failures are `None`.
-pub async fn http_get(address: &str, path: &str) -> Option<(u16, String)> {
+/// Sends one HTTP/1.1 request over a real socket: (status, body). Connection failures are
+/// `None`.
+async fn exchange(address: &str, request: String) -> Option<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.ok()?;
     let mut response = String::new();
     stream.read_to_string(&mut response).await.ok()?;
     let status = response.get(9..12)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n")?.1.to_string();
-    Some((status, body))
+    Some((status, response.split_once("\r\n\r\n")?.1.to_string()))
+}
+
+/// `GET path` over a real socket: (status, body). Connection failures are `None`.
+pub async fn http_get(address: &str, path: &str) -> Option<(u16, String)> {
+    http_get_as(address, path, None).await
+}
+
+/// `GET path` with a bearer `token`, if any.
+pub async fn http_get_as(address: &str, path: &str, token: Option<&str>) -> Option<(u16, String)> {
+    let authorization = bearer(token);
+    exchange(
+        address,
+        format!(
+            "GET {path} HTTP/1.1\r\nHost: {address}\r\n{authorization}Connection: close\r\n\r\n"
+        ),
+    )
+    .await
+}
+
+/// An HTTPS request trusting only `trusted`; returns the certificate the server presented and
+/// the response.
+pub async fn https(
+    address: &str,
+    trusted: &[&rustls::pki_types::CertificateDer<'static>],
+    request: &str,
+) -> (rustls::pki_types::CertificateDer<'static>, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in trusted {
+        roots.add((*certificate).clone()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    let mut tls = connector
+        .connect(
+            rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+            tcp,
+        )
+        .await
+        .unwrap();
+    let presented = tls.get_ref().1.peer_certificates().unwrap()[0]
+        .clone()
+        .into_owned();
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    let _ = tls.read_to_end(&mut response).await;
+    (presented, String::from_utf8_lossy(&response).into_owned())
 }
 
 /// The `tollgate` binary, run from the package root (where the fixture paths start).
@@ -104,20 +158,38 @@ pub async fn http_post(
     body: &str,
     content_type: Option<&str>,
 ) -> Option<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
     let content_type = content_type
         .map(|c| format!("Content-Type: {c}\r\n"))
         .unwrap_or_default();
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {address}\r\n{content_type}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.ok()?;
-    let status = response.get(9..12)?.parse().ok()?;
-    Some((status, response.split_once("\r\n\r\n")?.1.to_string()))
+    post(address, path, body, content_type).await
+}
+
+/// `POST path` of JSON with a bearer `token`, if any.
+pub async fn http_post_as(
+    address: &str,
+    path: &str,
+    body: &str,
+    token: Option<&str>,
+) -> Option<(u16, String)> {
+    let headers = format!("Content-Type: application/json\r\n{}", bearer(token));
+    post(address, path, body, headers).await
+}
+
+fn bearer(token: Option<&str>) -> String {
+    token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default()
+}
+
+async fn post(address: &str, path: &str, body: &str, headers: String) -> Option<(u16, String)> {
+    exchange(
+        address,
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: {address}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+    .await
 }
 
 /// The fixture snapshot as a feed, as of 2026-11-02T00:00:00Z.
@@ -228,10 +300,22 @@ impl ServeProcess {
         log: &std::path::Path,
     ) -> Self {
         let address = format!("127.0.0.1:{}", free_port());
-        let child = tollgate_command()
+        let mut command = tollgate_command();
+        command
             .args(["serve", "--listen", &address])
             .args(args)
-            .envs(env.iter().copied())
+            .envs(env.iter().copied());
+        Self::run(command, address, log).await
+    }
+
+    /// Runs `command`, a `tollgate serve` listening on `address`, and waits until `/readyz`
+    /// answers 200.
+    pub async fn run(
+        mut command: std::process::Command,
+        address: String,
+        log: &std::path::Path,
+    ) -> Self {
+        let child = command
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(log).unwrap())
             .spawn()
