@@ -531,6 +531,10 @@ async fn serve_shows_the_latest_utilization_and_charges_usage() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(metrics.contains(expected), "{metrics}");
+    assert!(
+        metrics.contains("tollgate_source_up{source=\"prometheus\"} 1"),
+        "{metrics}"
+    );
     let hour = now.div_euclid(3600) * 3600;
     let (from, to) = (
         tollgate::time::format_time(hour - 3600),

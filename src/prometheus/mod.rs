@@ -8,7 +8,7 @@
 mod history;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use prometheus_http_query::Client;
@@ -85,7 +85,13 @@ pub struct Prometheus {
     url: String,
     settings: PrometheusSettings,
     queries: AtomicU64,
+    /// How the last query ended: [`NOT_ASKED`], [`DOWN`] or [`UP`].
+    last: AtomicU8,
 }
+
+const NOT_ASKED: u8 = 0;
+const DOWN: u8 = 1;
+const UP: u8 = 2;
 
 /// Labels DCGM usage is grouped by: every spelling of pod and namespace, and DRA claims.
 const USAGE_LABELS: &str = "exported_pod, exported_namespace, pod, namespace, pod_name, pod_namespace, dra_claim_name, dra_claim_namespace";
@@ -122,12 +128,21 @@ impl Prometheus {
             url,
             settings: settings.clone(),
             queries: AtomicU64::new(0),
+            last: AtomicU8::new(NOT_ASKED),
         })
     }
 
     /// Queries sent so far (every attempt counts).
     pub fn query_count(&self) -> u64 {
         self.queries.load(Ordering::Relaxed)
+    }
+
+    /// Whether the last query (after its retries) worked; `None` before the first.
+    pub fn up(&self) -> Option<bool> {
+        match self.last.load(Ordering::Relaxed) {
+            NOT_ASKED => None,
+            last => Some(last == UP),
+        }
     }
 
     fn fail(&self, message: String) -> PrometheusError {
@@ -164,6 +179,7 @@ impl Prometheus {
             }
             match request.get().await {
                 Ok(result) => {
+                    self.last.store(UP, Ordering::Relaxed);
                     return Ok(result.data().as_matrix().cloned().unwrap_or_default());
                 }
                 Err(e) if attempt < self.settings.retries => {
@@ -171,7 +187,10 @@ impl Prometheus {
                     tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
                     attempt += 1;
                 }
-                Err(e) => return Err(self.fail(e.to_string())),
+                Err(e) => {
+                    self.last.store(DOWN, Ordering::Relaxed);
+                    return Err(self.fail(e.to_string()));
+                }
             }
         }
     }

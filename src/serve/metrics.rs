@@ -301,13 +301,24 @@ pub fn render(view: &View, card: &RateCard, quota: &QuotaGate, archive: &Archive
         spend,
     );
 
-    if let Some(up) = view.kubernetes_up {
+    let up = [
+        ("kubernetes", view.kubernetes_up),
+        (
+            "prometheus",
+            archive.prometheus.as_ref().and_then(|p| p.up()),
+        ),
+    ];
+    if up.iter().any(|(_, up)| up.is_some()) {
         let family = Family::<SourceLabels, Gauge>::default();
-        family
-            .get_or_create(&SourceLabels {
-                source: "kubernetes".into(),
-            })
-            .set(i64::from(up));
+        for (source, up) in up {
+            if let Some(up) = up {
+                family
+                    .get_or_create(&SourceLabels {
+                        source: source.into(),
+                    })
+                    .set(i64::from(up));
+            }
+        }
         registry.register(
             "tollgate_source_up",
             "1 when the last read of the source worked",

@@ -101,21 +101,27 @@ impl Drop for TestPrometheus {
     }
 }
 
-/// Builds OpenMetrics text: gauges, one series at a time, samples in time order.
+/// Builds OpenMetrics text: gauge series one at a time, or whole scrapes of a `/metrics`
+/// exposition; samples of a series in time order.
 #[derive(Default)]
 pub struct OpenMetrics {
-    families: std::collections::BTreeMap<String, String>,
+    /// Family → (type, sample lines).
+    families: std::collections::BTreeMap<String, (String, String)>,
 }
 
 impl OpenMetrics {
-    /// Adds `samples` (unix seconds, value) of one series.
+    /// Adds `samples` (unix seconds, value) of one gauge series.
     pub fn series(
         &mut self,
         metric: &str,
         labels: &[(&str, &str)],
         samples: impl IntoIterator<Item = (i64, f64)>,
     ) {
-        let family = self.families.entry(metric.to_string()).or_default();
+        let family = &mut self
+            .families
+            .entry(metric.to_string())
+            .or_insert_with(|| ("gauge".into(), String::new()))
+            .1;
         let labels = labels
             .iter()
             .map(|(k, v)| format!("{k}=\"{v}\""))
@@ -126,11 +132,29 @@ impl OpenMetrics {
         }
     }
 
+    /// Adds every sample of an OpenMetrics `exposition` (what `/metrics` answered), scraped at
+    /// `at` (unix seconds). Scrapes must be added in time order.
+    pub fn scrape(&mut self, exposition: &str, at: i64) {
+        let mut family = None;
+        for line in exposition.lines() {
+            if let Some(declared) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = declared.split_once(' ').unwrap();
+                self.families
+                    .entry(name.to_string())
+                    .or_insert_with(|| (kind.to_string(), String::new()));
+                family = Some(name.to_string());
+            } else if !line.starts_with('#') && !line.trim().is_empty() {
+                let name = family.as_ref().expect("a sample before its # TYPE");
+                let _ = writeln!(self.families.get_mut(name).unwrap().1, "{line} {at}");
+            }
+        }
+    }
+
     /// The text, `# EOF` last.
     pub fn text(&self) -> String {
         let mut out = String::new();
-        for (metric, samples) in &self.families {
-            let _ = writeln!(out, "# TYPE {metric} gauge");
+        for (metric, (kind, samples)) in &self.families {
+            let _ = writeln!(out, "# TYPE {metric} {kind}");
             out.push_str(samples);
         }
         out.push_str("# EOF\n");
