@@ -100,6 +100,25 @@ fn container(objects: &[Value]) -> &Value {
     &pod["containers"][0]
 }
 
+/// The pod's container's mounts: (mount path, mount, its volume).
+fn mounts(pod: &Value) -> Vec<(&str, &Value, &Value)> {
+    let volumes: BTreeMap<_, _> = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["name"].as_str().unwrap(), v))
+        .collect();
+    pod["containers"][0]["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|mount| {
+            let volume = volumes[mount["name"].as_str().unwrap()];
+            (mount["mountPath"].as_str().unwrap(), mount, volume)
+        })
+        .collect()
+}
+
 /// The value of the container's environment variable `name`, if set by value.
 fn env<'a>(container: &'a Value, name: &str) -> Option<&'a str> {
     container["env"]
@@ -426,15 +445,7 @@ fn two_locked_down_replicas_survive_the_loss_of_one() {
     assert_eq!(config["leader"]["enabled"].as_bool(), Some(true));
 
     // Writable: only the data volume and /tmp.
-    let volumes: BTreeMap<_, _> = pod["volumes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| (v["name"].as_str().unwrap(), v))
-        .collect();
-    for mount in container["volumeMounts"].as_array().unwrap() {
-        let volume = volumes[mount["name"].as_str().unwrap()];
-        let path = mount["mountPath"].as_str().unwrap();
+    for (path, mount, volume) in mounts(pod) {
         if let Some(map) = volume.get("configMap") {
             assert_eq!(mount["readOnly"], true, "{path}");
             object(&objects, "ConfigMap", map["name"].as_str().unwrap());
@@ -605,17 +616,9 @@ fn the_webhook_asks_tollgate_about_new_gpu_pods_only() {
         certificate["spec"]["issuerRef"]["name"].as_str().unwrap(),
     );
     let pod = &object(&objects, "Deployment", "tollgate")["spec"]["template"]["spec"];
-    let tls_volume = pod["volumes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["secret"]["secretName"] == certificate["spec"]["secretName"])
-        .unwrap();
-    let mount = container["volumeMounts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == tls_volume["name"])
+    let (tls_dir, _, _) = mounts(pod)
+        .into_iter()
+        .find(|(_, _, volume)| volume["secret"]["secretName"] == certificate["spec"]["secretName"])
         .unwrap();
     for (variable, file) in [
         ("TOLLGATE__TLS__CERT_FILE", "tls.crt"),
@@ -623,7 +626,7 @@ fn the_webhook_asks_tollgate_about_new_gpu_pods_only() {
     ] {
         assert_eq!(
             env(container, variable).unwrap(),
-            format!("{}/{file}", mount["mountPath"].as_str().unwrap())
+            format!("{tls_dir}/{file}")
         );
     }
 
@@ -808,16 +811,8 @@ async fn run(
     // The pod's volumes.
     let pod = &object(objects, "Deployment", "tollgate")["spec"]["template"]["spec"];
     let container = &pod["containers"][0];
-    let volumes: BTreeMap<_, _> = pod["volumes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| (v["name"].as_str().unwrap(), v))
-        .collect();
     let mut data = None;
-    for mount in container["volumeMounts"].as_array().unwrap() {
-        let volume = volumes[mount["name"].as_str().unwrap()];
-        let path = mount["mountPath"].as_str().unwrap();
+    for (path, mount, volume) in mounts(pod) {
         let files: BTreeMap<String, Vec<u8>> = if let Some(map) = volume.get("configMap") {
             let map = object(objects, "ConfigMap", map["name"].as_str().unwrap());
             map["data"]
