@@ -108,7 +108,7 @@ struct SourceArgs {
     /// Read `kubectl get <kind> -A -o json` output from DIR (pods.json, nodes.json, …).
     #[arg(long, value_name = "DIR")]
     snapshot: Option<PathBuf>,
-    /// "Now" for pods still running (default: --to).
+    /// "Now" for pods still running (default: `report` --to; `serve` and `quota` the clock).
     #[arg(long, value_name = "TIME")]
     as_of: Option<String>,
     /// Rate card (default: config `pricing.file`, else the built-in example card).
