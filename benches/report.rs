@@ -10,7 +10,7 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tollgate::allocation::{AllocationSet, BuildOptions};
 use tollgate::cost::{ReportRequest, cost_report};
-use tollgate::output::{FocusSettings, Format, render};
+use tollgate::output::{FocusSettings, Format, focus_request, render};
 use tollgate::pricing::RateCard;
 use tollgate::source::DemoFleet;
 use tollgate::time::{Interval, Step, parse_time};
@@ -63,6 +63,20 @@ fn month_report(c: &mut Criterion) {
     };
     group.bench_function("price_and_aggregate_daily", |b| {
         b.iter(|| cost_report(&[black_box(&set)], &card, &daily).expect("no overflow"))
+    });
+    // The FOCUS export of the month: one row per billed resource, rendered as CSV.
+    let focus = focus_request(&request);
+    let rows = cost_report(&[&set], &card, &focus)
+        .expect("no overflow")
+        .lines
+        .len();
+    eprintln!("focus: {rows} rows");
+    group.sample_size(10);
+    group.bench_function("focus_export", |b| {
+        b.iter(|| {
+            let report = cost_report(&[black_box(&set)], &card, &focus).expect("no overflow");
+            render(&report, Format::Focus, &FocusSettings::default())
+        })
     });
     group.finish();
 }

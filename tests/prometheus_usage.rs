@@ -486,6 +486,20 @@ fn prometheus_down_still_reports_with_usage_empty_and_a_warning() {
     );
 }
 
+#[tokio::test]
+async fn a_client_knows_whether_its_last_query_worked() {
+    let dead = format!("http://127.0.0.1:{}", support::free_port());
+    let settings = tollgate::prometheus::PrometheusSettings {
+        retries: 0,
+        ..Default::default()
+    };
+    let client = tollgate::prometheus::Prometheus::new(&dead, &settings).unwrap();
+    assert_eq!(client.up(), None, "not asked yet");
+    let hour = tollgate::time::Interval::new(0, 3600);
+    assert!(client.dcgm_usage(hour).await.is_err());
+    assert_eq!(client.up(), Some(false));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_shows_the_latest_utilization_and_charges_usage() {
     // chat-0's two GPUs at 40 % over the last hour, up to now.

@@ -145,7 +145,9 @@ impl Prometheus {
         }
     }
 
+    /// A failed query: remembered for [`Prometheus::up`].
     fn fail(&self, message: String) -> PrometheusError {
+        self.last.store(DOWN, Ordering::Relaxed);
         PrometheusError::Query {
             url: self.url.clone(),
             message,
@@ -187,10 +189,7 @@ impl Prometheus {
                     tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
                     attempt += 1;
                 }
-                Err(e) => {
-                    self.last.store(DOWN, Ordering::Relaxed);
-                    return Err(self.fail(e.to_string()));
-                }
+                Err(e) => return Err(self.fail(e.to_string())),
             }
         }
     }
