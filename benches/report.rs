@@ -66,11 +66,19 @@ fn month_report(c: &mut Criterion) {
     });
     // The FOCUS export of the month: one row per billed resource, rendered as CSV.
     let focus = focus_request(&request);
-    let rows = cost_report(&[&set], &card, &focus)
-        .expect("no overflow")
-        .lines
-        .len();
-    eprintln!("focus: {rows} rows");
+    let started = std::time::Instant::now();
+    let report = cost_report(&[&set], &card, &focus).expect("no overflow");
+    let aggregated = started.elapsed();
+    let chargeback = report.chargeback();
+    let rounded = started.elapsed();
+    let text = render(&report, Format::Focus, &FocusSettings::default());
+    eprintln!(
+        "focus: {} rows, {} bytes: aggregate {aggregated:?}, round {:?}, render {:?}",
+        chargeback.lines.len(),
+        text.len(),
+        rounded - aggregated,
+        started.elapsed() - rounded
+    );
     group.sample_size(10);
     group.bench_function("focus_export", |b| {
         b.iter(|| {

@@ -162,6 +162,19 @@ fn usage_key(set: &AllocationSet, allocation: &Allocation) -> UsageKey {
     }
 }
 
+/// A line's place in a report: its period, then the ranks of its group values.
+type LineOrder = (u32, [u32; KEY_DIMS]);
+
+/// Where a group key's value `id` sits in a table indexed by ids (the unallocated cost center
+/// first).
+fn rank_slot(id: u32) -> usize {
+    if id == UNALLOCATED_ID {
+        0
+    } else {
+        id as usize + 1
+    }
+}
+
 /// A node's capacity of one product over one stretch: (line, schedule, interval).
 type CapacitySegment = (u32, u32, Interval);
 
@@ -313,39 +326,101 @@ impl<'a> Resolver<'a> {
         self.lines[line as usize][KEY_DIMS - 1] == 1
     }
 
-    /// The printed group values of a line.
-    fn group_values(&self, line: u32) -> Vec<String> {
+    /// The printed value of one group key of a line.
+    fn group_value(&self, group_key: GroupKey, id: u32) -> &str {
+        match group_key {
+            GroupKey::CostCenter if id == UNALLOCATED_ID => UNALLOCATED,
+            GroupKey::GpuModel => self.labels.resolve(Sym::from_raw(id)),
+            GroupKey::CostCenterSource => CostCenterSource::ALL[id as usize].as_str(),
+            GroupKey::PricingTier => PriceTier::ALL[id as usize].as_str(),
+            _ => self.names.resolve(Sym::from_raw(id)),
+        }
+    }
+
+    /// The printed group values of a line, without copying them.
+    fn group_values(&self, line: u32) -> impl Iterator<Item = &str> {
         let key = &self.lines[line as usize];
         self.keys
             .iter()
             .zip(key)
-            .map(|(group_key, &id)| match group_key {
-                GroupKey::CostCenter if id == UNALLOCATED_ID => UNALLOCATED.to_string(),
-                GroupKey::GpuModel => self.labels.resolve(Sym::from_raw(id)).to_string(),
-                GroupKey::CostCenterSource => {
-                    CostCenterSource::ALL[id as usize].as_str().to_string()
+            .map(|(&group_key, &id)| self.group_value(group_key, id))
+    }
+
+    /// For each group key, the rank of every value `lines` print for it in text order (equal
+    /// texts share a rank), indexed by [`rank_slot`].
+    fn ranks(&self, lines: impl Iterator<Item = u32>) -> Vec<Vec<u32>> {
+        let mut ids: Vec<Vec<u32>> = vec![Vec::new(); self.keys.len()];
+        for line in lines {
+            for (column, &id) in ids.iter_mut().zip(&self.lines[line as usize]) {
+                column.push(id);
+            }
+        }
+        self.keys
+            .iter()
+            .zip(ids)
+            .map(|(&group_key, mut column)| {
+                column.sort_unstable();
+                column.dedup();
+                let size = column.iter().map(|&id| rank_slot(id)).max().unwrap_or(0) + 1;
+                column.sort_by_cached_key(|&id| self.group_value(group_key, id));
+                let mut ranks = vec![0; size];
+                let mut rank = 0;
+                let mut previous = None;
+                for id in column {
+                    let text = self.group_value(group_key, id);
+                    if previous.is_some_and(|p| p != text) {
+                        rank += 1;
+                    }
+                    previous = Some(text);
+                    ranks[rank_slot(id)] = rank;
                 }
-                GroupKey::PricingTier => PriceTier::ALL[id as usize].to_string(),
-                _ => self.names.resolve(Sym::from_raw(id)).to_string(),
+                ranks
             })
             .collect()
     }
 
     fn report(&self, request: &ReportRequest, parts: Parts, card: &RateCard) -> CostReport {
         let periods = request.step.periods(request.window);
-        let mut lines: BTreeMap<(Interval, Vec<String>), Figures> = BTreeMap::new();
         let mut unpriced_by_model: BTreeMap<String, Decimal> = BTreeMap::new();
+        let mut unordered = Vec::with_capacity(parts.len());
         for ((period, line, label), part) in parts {
             if part.unpriced_gpu_hours > Decimal::ZERO {
                 *unpriced_by_model
                     .entry(self.labels.resolve(Sym::from_raw(label)).to_string())
                     .or_default() += part.unpriced_gpu_hours;
             }
-            lines
-                .entry((periods[period as usize], self.group_values(line)))
-                .or_default()
-                .absorb(&part);
+            unordered.push(((period, line), part));
         }
+        // Sorted by period, then group values as text (compared as ranks, each key's values
+        // ranked once). Lines that print the same (one line of several models, or unallocated
+        // capacity and pods of one model grouped by model) become one.
+        let ranks = self.ranks(unordered.iter().map(|((_, line), _)| *line));
+        let rank = |line: u32| -> [u32; KEY_DIMS] {
+            let mut ranked = [0; KEY_DIMS];
+            for (slot, (ids, &id)) in ranked
+                .iter_mut()
+                .zip(ranks.iter().zip(&self.lines[line as usize]))
+            {
+                *slot = ids[rank_slot(id)];
+            }
+            ranked
+        };
+        let mut keyed: Vec<(LineOrder, u32, Figures)> = unordered
+            .into_iter()
+            .map(|((period, line), figures)| ((period, rank(line)), line, figures))
+            .collect();
+        keyed.sort_unstable_by_key(|(order, ..)| *order);
+        let mut lines: Vec<(LineOrder, u32, Figures)> = Vec::with_capacity(keyed.len());
+        for (order, line, figures) in keyed {
+            match lines.last_mut() {
+                Some((last, _, merged)) if *last == order => merged.absorb(&figures),
+                _ => lines.push((order, line, figures)),
+            }
+        }
+        let lines = lines.into_iter().map(|((period, _), line, figures)| {
+            let group = self.group_values(line).map(str::to_string).collect();
+            ((periods[period as usize], group), figures)
+        });
         let warnings = unpriced_by_model
             .into_iter()
             .map(|(model, hours)| {
@@ -489,20 +564,20 @@ impl UnitSeconds {
     /// Multiplies each sum by its price and divides once per denominator. With `usage`, lines of
     /// unallocated capacity are wholly covered and wholly idle.
     fn price(self, resolver: &Resolver<'_>, usage: bool) -> Result<Parts, CostOverflow> {
+        /// Sums of one (period, line, model label, unit denominator).
         #[derive(Default)]
         struct Exact {
-            seconds: FxHashMap<i64, i128>,
-            priced: FxHashMap<i64, Decimal>,
-            unpriced: FxHashMap<i64, i128>,
+            seconds: i128,
+            priced: Decimal,
+            unpriced: i128,
             has_price: bool,
-            covered: FxHashMap<i64, i128>,
-            used: FxHashMap<i64, Decimal>,
-            covered_cost: FxHashMap<i64, Decimal>,
-            used_cost: FxHashMap<i64, Decimal>,
+            used: Decimal,
+            covered_cost: Decimal,
+            used_cost: Decimal,
             has_usage: bool,
             has_priced_usage: bool,
         }
-        let mut exact: FxHashMap<(u32, u32, u32), Exact> = FxHashMap::default();
+        let mut exact: FxHashMap<(u32, u32, u32, i64), Exact> = FxHashMap::default();
         for (key, unit_seconds) in &self.sums {
             let (period, line, schedule_index, segment, denom) = *key;
             if *unit_seconds == 0 {
@@ -511,18 +586,18 @@ impl UnitSeconds {
             let schedule = &resolver.schedules[schedule_index as usize];
             let price = schedule.prices.segments()[segment as usize].price;
             let entry = exact
-                .entry((period, line, schedule.label.index() as u32))
+                .entry((period, line, schedule.label.index() as u32, denom))
                 .or_default();
-            *entry.seconds.entry(denom).or_default() += unit_seconds;
+            entry.seconds += unit_seconds;
             match price {
                 Some(price) => {
                     let cost = decimal(*unit_seconds)?
                         .checked_mul(price)
                         .ok_or(CostOverflow)?;
-                    *entry.priced.entry(denom).or_default() += cost;
+                    entry.priced += cost;
                     entry.has_price = true;
                 }
-                None => *entry.unpriced.entry(denom).or_default() += unit_seconds,
+                None => entry.unpriced += unit_seconds,
             }
             let free = usage && resolver.is_unallocated(line);
             let (covered, used) = if free {
@@ -534,48 +609,42 @@ impl UnitSeconds {
                 }
             };
             entry.has_usage = true;
-            *entry.covered.entry(denom).or_default() += covered;
-            *entry.used.entry(denom).or_default() += used;
+            entry.used += used;
             if let Some(price) = price {
                 entry.has_priced_usage = true;
-                *entry.covered_cost.entry(denom).or_default() += decimal(covered)? * price;
-                *entry.used_cost.entry(denom).or_default() += used * price;
+                entry.covered_cost += decimal(covered)? * price;
+                entry.used_cost += used * price;
             }
         }
         let mut parts = Parts::default();
-        for (key, sums) in exact {
-            let hours = |per_denom: &FxHashMap<i64, i128>| -> Result<Decimal, CostOverflow> {
-                per_denom
-                    .iter()
-                    .try_fold(Decimal::ZERO, |acc, (&denom, &n)| {
-                        Ok(acc + per_hour(decimal(n)?, denom)?)
-                    })
-            };
-            let amount = |per_denom: &FxHashMap<i64, Decimal>| -> Result<Decimal, CostOverflow> {
-                per_denom
-                    .iter()
-                    .try_fold(Decimal::ZERO, |acc, (&denom, &c)| {
-                        Ok(acc + per_hour(c, denom)?)
-                    })
-            };
+        for ((period, line, label, denom), sums) in exact {
+            let hours = |unit_seconds| per_hour(decimal(unit_seconds)?, denom);
             let part = Figures {
-                gpu_hours: hours(&sums.seconds)?,
-                cost: sums.has_price.then(|| amount(&sums.priced)).transpose()?,
-                unpriced_gpu_hours: hours(&sums.unpriced)?,
-                used_gpu_hours: sums.has_usage.then(|| amount(&sums.used)).transpose()?,
+                gpu_hours: hours(sums.seconds)?,
+                cost: sums
+                    .has_price
+                    .then(|| per_hour(sums.priced, denom))
+                    .transpose()?,
+                unpriced_gpu_hours: hours(sums.unpriced)?,
+                used_gpu_hours: sums
+                    .has_usage
+                    .then(|| per_hour(sums.used, denom))
+                    .transpose()?,
                 idle_cost: sums
                     .has_priced_usage
                     .then(|| {
                         Ok::<_, CostOverflow>(
-                            amount(&sums.covered_cost)? - amount(&sums.used_cost)?,
+                            per_hour(sums.covered_cost, denom)? - per_hour(sums.used_cost, denom)?,
                         )
                     })
                     .transpose()?,
             };
-            if !part.is_empty() {
-                parts.insert(key, part);
-            }
+            parts
+                .entry((period, line, label))
+                .or_default()
+                .absorb(&part);
         }
+        parts.retain(|_, part| !part.is_empty());
         Ok(parts)
     }
 }

@@ -51,15 +51,20 @@ pub enum PriceTier {
 impl PriceTier {
     /// Every tier, in declaration order (`tier as usize` indexes it).
     pub const ALL: [PriceTier; 3] = [PriceTier::OnDemand, PriceTier::Spot, PriceTier::Reserved];
+
+    /// Its name in reports and labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PriceTier::OnDemand => "on-demand",
+            PriceTier::Spot => "spot",
+            PriceTier::Reserved => "reserved",
+        }
+    }
 }
 
 impl fmt::Display for PriceTier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PriceTier::OnDemand => "on-demand",
-            PriceTier::Spot => "spot",
-            PriceTier::Reserved => "reserved",
-        })
+        f.write_str(self.as_str())
     }
 }
 
