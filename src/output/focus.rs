@@ -160,6 +160,29 @@ impl<'a> Resource<'a> {
     }
 }
 
+/// A charge period's times and its billing period's (the calendar month), as printed.
+struct PeriodTimes {
+    start: String,
+    end: String,
+    billing_start: String,
+    billing_end: String,
+}
+
+impl PeriodTimes {
+    fn of(period: Interval) -> Self {
+        let billing = Interval::new(
+            month_start(period.start).unwrap_or(period.start),
+            next_month_start(period.start).unwrap_or(period.end),
+        );
+        PeriodTimes {
+            start: format_time(period.start),
+            end: format_time(period.end),
+            billing_start: format_time(billing.start),
+            billing_end: format_time(billing.end),
+        }
+    }
+}
+
 /// Writes the FOCUS CSV of `report`, a report computed for [`focus_request`]. Lines of any
 /// other grouping are skipped.
 pub fn write_focus(
@@ -174,6 +197,8 @@ pub fn write_focus(
         .terminator(::csv::Terminator::CRLF)
         .from_writer(out);
     writer.write_record(COLUMNS)?;
+    let mut times: Option<(Interval, PeriodTimes)> = None;
+    let mut tags: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
     for (exact, line) in report.lines.iter().zip(&chargeback.lines) {
         let Some(resource) = Resource::of(line) else {
             continue;
@@ -187,10 +212,14 @@ pub fn write_focus(
             ));
         }
         let cost = figures.cost.unwrap_or(zero).to_string();
-        let billing = Interval::new(
-            month_start(line.period.start).unwrap_or(line.period.start),
-            next_month_start(line.period.start).unwrap_or(line.period.end),
-        );
+        // Lines come in period order: the period's four times are formatted once.
+        if times
+            .as_ref()
+            .is_some_and(|(period, _)| *period != line.period)
+        {
+            times = None;
+        }
+        let (_, period) = times.get_or_insert_with(|| (line.period, PeriodTimes::of(line.period)));
         let utilization = exact
             .figures
             .used_gpu_hours
@@ -201,20 +230,22 @@ pub fn write_focus(
         } else {
             resource.namespace
         };
-        let tags = serde_json::json!({ "cost_center": resource.cost_center }).to_string();
+        let tags = tags.entry(resource.cost_center).or_insert_with(|| {
+            serde_json::json!({ "cost_center": resource.cost_center }).to_string()
+        });
         let row: [&str; 39] = [
             &cost,
             &settings.billing_account_id,
             &settings.billing_account_name,
             currency,
-            &format_time(billing.end),
-            &format_time(billing.start),
+            &period.billing_end,
+            &period.billing_start,
             "Usage",
             "",
             &description,
             "Usage-Based",
-            &format_time(line.period.end),
-            &format_time(line.period.start),
+            &period.end,
+            &period.start,
             &figures.gpu_hours.to_string(),
             "GPU-Hours",
             &cost,
@@ -235,7 +266,7 @@ pub fn write_focus(
             resource.gpu_model,
             sub_account,
             sub_account,
-            &tags,
+            tags,
             &settings.cluster,
             resource.cost_center,
             resource.source,
