@@ -28,13 +28,14 @@ use crate::time::{Interval, UnixSeconds};
 use crate::units::GpuUnits;
 
 pub use builder::AllocationBuilder;
+pub(crate) use claims::DeviceIndex;
 pub(crate) use cost_center::cost_center;
 pub(crate) use demand::gpu_demand;
 pub use device::is_gpu_resource;
-pub(crate) use device::{GpuResource, classify};
+pub(crate) use device::{GpuResource, classify, units_per_item};
 pub use lifetime::pod_interval;
 pub use names::{Names, Sym};
-pub(crate) use node::{PRODUCT_LABEL, capacity_tier};
+pub(crate) use node::{NodeFacts, PRICE_ANNOTATION, PRODUCT_LABEL, capacity_tier, node_facts};
 
 /// How a pod came to hold its GPU units (the `kind` label of `tollgate_gpu_allocated_units`).
 #[derive(

@@ -18,9 +18,12 @@ use std::collections::{BTreeMap, HashMap};
 use rust_decimal::Decimal;
 
 use super::{Prometheus, PrometheusError};
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
 use crate::allocation::{
-    Allocation, AllocationKind, AllocationSet, CostCenterSource, NodeCapacity, Sym, UNASSIGNED,
-    capacity_tier,
+    Allocation, AllocationKind, AllocationSet, CostCenterSource, DeviceIndex, GpuResource,
+    NodeCapacity, NodeFacts, PRICE_ANNOTATION, Sym, UNASSIGNED, node_facts, units_per_item,
 };
 use crate::pricing::RateCard;
 use crate::time::{Interval, UnixSeconds};
@@ -165,8 +168,44 @@ fn get<'a>(labels: &'a HashMap<String, String>, key: &str) -> &'a str {
 #[derive(Default, Clone)]
 struct NodeHistory {
     labels: BTreeMap<String, String>,
-    price_override: Option<Decimal>,
+    /// The `tollgate.dev/gpu-hourly-price` annotation, as written.
+    price: Option<String>,
     seen: Vec<Interval>,
+}
+
+impl NodeHistory {
+    /// The node read by the same rules as a watched one (product and MIG single strategy,
+    /// replicas, tier, price annotation, `nvidia.com/gpu.count` capacity).
+    fn facts(&self, name: &str, card: &RateCard, warnings: &mut Vec<String>) -> NodeFacts {
+        let node = Node {
+            metadata: ObjectMeta {
+                name: Some(name.to_string()),
+                labels: Some(self.labels.clone()),
+                annotations: self
+                    .price
+                    .clone()
+                    .map(|price| BTreeMap::from([(PRICE_ANNOTATION.to_string(), price)])),
+                ..ObjectMeta::default()
+            },
+            ..Node::default()
+        };
+        node_facts(&node, &DeviceIndex::default(), card, warnings)
+    }
+}
+
+/// The device-plugin resource of a kube-state-metrics resource name (`nvidia_com_gpu`,
+/// `nvidia_com_gpu_shared`, `nvidia_com_mig_1g_10gb`).
+fn gpu_resource(sanitized: &str) -> Option<GpuResource> {
+    match sanitized {
+        "nvidia_com_gpu" => Some(GpuResource::Whole),
+        "nvidia_com_gpu_shared" => Some(GpuResource::Shared),
+        _ => sanitized
+            .strip_prefix("nvidia_com_mig_")
+            .filter(|profile| !profile.is_empty())
+            .map(|profile| GpuResource::Mig {
+                profile: profile.replacen('_', ".", 1),
+            }),
+    }
 }
 
 /// `kube_node_labels` (latest label set per node) and the price annotation.
@@ -193,9 +232,7 @@ async fn nodes(
     for series in sampled(prometheus, &query, window, step).await? {
         let labels = series.metric();
         if let Some(node) = nodes.get_mut(get(labels, "node")) {
-            node.price_override = get(labels, "annotation_tollgate_dev_gpu_hourly_price")
-                .parse()
-                .ok();
+            node.price = Some(get(labels, "annotation_tollgate_dev_gpu_hourly_price").to_string());
         }
     }
     Ok(nodes)
@@ -375,43 +412,26 @@ pub async fn history_allocations(
             (set.names.intern(value), source)
         };
 
+    let mut warnings = Vec::new();
+    let facts: BTreeMap<&str, NodeFacts> = nodes
+        .iter()
+        .map(|(name, node)| (name.as_str(), node.facts(name, card, &mut warnings)))
+        .collect();
+    set.warnings
+        .extend(warnings.into_iter().map(|w| format!("history: {w}")));
+    let unknown = NodeFacts::default();
     let pods = pod_demands(prometheus, window, step).await?;
     for ((namespace, pod, uid), demand) in &pods {
-        let node = nodes.get(&demand.node).cloned().unwrap_or_default();
-        let product = node
-            .labels
-            .get("nvidia.com/gpu.product")
-            .cloned()
-            .unwrap_or_default();
-        let product = product
-            .strip_suffix("-SHARED")
-            .unwrap_or(&product)
-            .to_string();
-        let replicas: i64 = node
-            .labels
-            .get("nvidia.com/gpu.replicas")
-            .and_then(|r| r.parse().ok())
-            .unwrap_or(1)
-            .max(1);
+        let node = facts.get(demand.node.as_str()).unwrap_or(&unknown);
         let (center, source) = cost_center(&mut set, namespace, pod);
         for (resource, count) in demand.effective() {
-            let Some(count) = GpuUnits::from_decimal(count) else {
+            let Some(gpu) = gpu_resource(&resource) else {
                 continue;
             };
-            let (kind, per_item) = match resource.as_str() {
-                "nvidia_com_gpu" if replicas > 1 => {
-                    (AllocationKind::Shared, GpuUnits::ratio(1, replicas))
-                }
-                "nvidia_com_gpu" => (AllocationKind::Gpu, Some(GpuUnits::ONE)),
-                "nvidia_com_gpu_shared" => (AllocationKind::Shared, GpuUnits::ratio(1, replicas)),
-                mig => {
-                    let profile = mig
-                        .trim_start_matches("nvidia_com_mig_")
-                        .replacen('_', ".", 1);
-                    (AllocationKind::Mig, card.mig_fraction(&product, &profile))
-                }
-            };
-            let Some(units) = per_item.and_then(|p| count.checked_mul(p)) else {
+            let sized = units_per_item(&gpu, node, card).and_then(|(kind, per_item)| {
+                Some((kind, GpuUnits::from_decimal(count)?.checked_mul(per_item)?))
+            });
+            let Some((kind, units)) = sized else {
                 set.warnings.insert(format!(
                     "history: pod {namespace}/{pod}: {resource} cannot be sized; not counted"
                 ));
@@ -425,11 +445,11 @@ pub async fn history_allocations(
                     resource_id: set.names.intern(uid),
                     claim: Sym::EMPTY,
                     node: set.names.intern(&demand.node),
-                    product: set.names.intern(&product),
+                    product: set.names.intern(&node.product),
                     kind,
                     units,
                     interval: *interval,
-                    tier: capacity_tier(&node.labels),
+                    tier: node.tier,
                     price_override: node.price_override,
                     cost_center: center,
                     cost_center_source: source,
@@ -457,7 +477,7 @@ pub async fn history_allocations(
         .into_iter()
         .find(|n| !n.is_empty())
         .unwrap_or_default();
-        let node = nodes.get(node_name).cloned().unwrap_or_default();
+        let node = facts.get(node_name).unwrap_or(&unknown);
         let product = get(labels, "modelName").to_string();
         let units = match get(labels, "dra_mig_profile") {
             "" => Some(GpuUnits::ONE),
@@ -482,7 +502,7 @@ pub async fn history_allocations(
                 kind: AllocationKind::Dra,
                 units,
                 interval,
-                tier: capacity_tier(&node.labels),
+                tier: node.tier,
                 price_override: node.price_override,
                 cost_center: center,
                 cost_center_source: source,
@@ -492,32 +512,19 @@ pub async fn history_allocations(
     }
 
     for (name, node) in &nodes {
-        let Some(count) = node
-            .labels
-            .get("nvidia.com/gpu.count")
-            .and_then(|c| c.parse::<i64>().ok())
-        else {
-            continue;
-        };
-        let product = node
-            .labels
-            .get("nvidia.com/gpu.product")
-            .cloned()
-            .unwrap_or_default();
-        let product = product
-            .strip_suffix("-SHARED")
-            .unwrap_or(&product)
-            .to_string();
-        for interval in &node.seen {
-            let capacity = NodeCapacity {
-                node: set.names.intern(name),
-                product: set.names.intern(&product),
-                units: GpuUnits::whole(count),
-                interval: *interval,
-                tier: capacity_tier(&node.labels),
-                price_override: node.price_override,
-            };
-            set.capacity.push(capacity);
+        let node_facts = &facts[name.as_str()];
+        for (product, units) in &node_facts.capacity {
+            for interval in &node.seen {
+                let capacity = NodeCapacity {
+                    node: set.names.intern(name),
+                    product: set.names.intern(product),
+                    units: *units,
+                    interval: *interval,
+                    tier: node_facts.tier,
+                    price_override: node_facts.price_override,
+                };
+                set.capacity.push(capacity);
+            }
         }
     }
     set.warnings.insert(format!(
@@ -529,6 +536,49 @@ pub async fn history_allocations(
 #[cfg(test)]
 mod test {
     use super::*;
+
+    #[test]
+    fn history_nodes_and_resources_are_read_as_live_ones_are() {
+        let card = RateCard::builtin();
+        assert_eq!(gpu_resource("nvidia_com_gpu"), Some(GpuResource::Whole));
+        assert_eq!(
+            gpu_resource("nvidia_com_gpu_shared"),
+            Some(GpuResource::Shared)
+        );
+        assert_eq!(
+            gpu_resource("nvidia_com_mig_1g_10gb"),
+            Some(GpuResource::Mig {
+                profile: "1g.10gb".into()
+            })
+        );
+        assert_eq!(gpu_resource("cpu"), None);
+
+        // MIG single strategy: every nvidia.com/gpu is a 1g.5gb slice (1/7) of an A100.
+        let node = NodeHistory {
+            labels: BTreeMap::from([
+                (
+                    "nvidia.com/gpu.product".to_string(),
+                    "NVIDIA-A100-SXM4-40GB-MIG-1g.5gb".to_string(),
+                ),
+                ("nvidia.com/gpu.count".to_string(), "2".to_string()),
+                ("karpenter.sh/capacity-type".to_string(), "spot".to_string()),
+            ]),
+            price: Some("1,50".to_string()),
+            seen: Vec::new(),
+        };
+        let mut warnings = Vec::new();
+        let facts = node.facts("node-a", &card, &mut warnings);
+        assert_eq!(facts.product, "NVIDIA-A100-SXM4-40GB");
+        assert_eq!(facts.tier, crate::pricing::PriceTier::Spot);
+        assert_eq!(facts.capacity["NVIDIA-A100-SXM4-40GB"], GpuUnits::whole(2));
+        assert_eq!(
+            units_per_item(&GpuResource::Whole, &facts, &card),
+            Some((AllocationKind::Mig, GpuUnits::ratio(1, 7).unwrap()))
+        );
+        // A bad price annotation is said, not silently dropped.
+        assert_eq!(facts.price_override, None);
+        assert!(warnings.iter().any(|w| w.contains("1,50")), "{warnings:?}");
+    }
 
     #[test]
     fn sample_runs_become_intervals_within_one_step() {
