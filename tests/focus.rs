@@ -6,7 +6,7 @@ mod support;
 use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
-use support::{fixture_report, tollgate_command};
+use support::{fixture_report, report_stdout};
 use tollgate::time::{month_start, next_month_start, parse_time};
 
 /// FOCUS 1.2's Mandatory columns.
@@ -55,17 +55,11 @@ type Row = BTreeMap<String, String>;
 
 /// The header and rows of `tollgate report --format focus` with `args`.
 fn focus(args: &[&str]) -> (Vec<String>, Vec<Row>) {
-    let output = tollgate_command()
-        .args(["report", "--format", "focus"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let text = String::from_utf8(output.stdout).unwrap();
+    parse(&report_stdout(&[&["--format", "focus"][..], args].concat()))
+}
+
+/// The header and rows of a FOCUS CSV.
+fn parse(text: &str) -> (Vec<String>, Vec<Row>) {
     assert!(text.ends_with("\r\n"), "RFC 4180 line ends");
     let mut reader = csv::Reader::from_reader(text.as_bytes());
     let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
@@ -213,16 +207,7 @@ fn billed_total(rows: &[Row]) -> Decimal {
 
 #[test]
 fn fixture_rows_validate_and_add_up_to_the_chargeback() {
-    let (header, rows) = focus(&[
-        "--snapshot",
-        "tests/fixtures/snapshot",
-        "--pricing",
-        "tests/fixtures/rates.toml",
-        "--from",
-        "2026-11-01",
-        "--to",
-        "2026-11-02",
-    ]);
+    let (header, rows) = parse(&fixture_report(&["--format", "focus"]));
     check_header(&header);
     rows.iter().for_each(check_row);
     assert_eq!(billed_total(&rows), csv_total(&fixture_report(&[])));
@@ -277,12 +262,7 @@ fn a_month_of_the_demo_fleet_reconciles_to_the_cent_across_billing_periods() {
     let (header, rows) = focus(&[&window[..], &["--step", "day"]].concat());
     check_header(&header);
     rows.iter().for_each(check_row);
-    let csv = tollgate_command()
-        .arg("report")
-        .args(window)
-        .output()
-        .unwrap();
-    let total = csv_total(&String::from_utf8(csv.stdout).unwrap());
+    let total = csv_total(&report_stdout(&window));
     assert_eq!(billed_total(&rows), total);
     assert!(total > Decimal::from(100_000), "{total}");
     // Both billing periods appear, and without --step each charge period is a whole

@@ -124,22 +124,34 @@ pub fn json_stdout(output: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
-/// `tollgate report` on the fixture snapshot and rates over 2026-11-01, with `extra` flags.
-pub fn fixture_report(extra: &[&str]) -> String {
+/// `tollgate report` with `args`: what it printed; a failure shows its stderr.
+pub fn report_stdout(args: &[&str]) -> String {
     let output = tollgate_command()
-        .args([
-            "report",
-            "--snapshot",
-            "tests/fixtures/snapshot",
-            "--pricing",
-            "tests/fixtures/rates.toml",
-        ])
-        .args(["--from", "2026-11-01", "--to", "2026-11-02"])
-        .args(extra)
+        .arg("report")
+        .args(args)
         .output()
         .unwrap();
-    assert!(output.status.success());
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8(output.stdout).unwrap()
+}
+
+/// `tollgate report` on the fixture snapshot and rates over 2026-11-01, with `extra` flags.
+pub fn fixture_report(extra: &[&str]) -> String {
+    let fixture = [
+        "--snapshot",
+        "tests/fixtures/snapshot",
+        "--pricing",
+        "tests/fixtures/rates.toml",
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-02",
+    ];
+    report_stdout(&[&fixture[..], extra].concat())
 }
 
 /// A quota gate without budgets.
