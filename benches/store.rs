@@ -59,6 +59,7 @@ fn store_reports(c: &mut Criterion) {
     let prometheus = Prometheus::new("http://127.0.0.1:9", &Default::default()).expect("a client");
     let sources = Sources {
         sets: &[&set],
+        from: None,
         card: &card,
         store: Some(&store),
         prometheus: Some(&prometheus),

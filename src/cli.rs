@@ -8,8 +8,11 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+const DAY: i64 = 86_400;
 
 use crate::allocation::{AllocationSet, BuildOptions, ClusterObjects, allocations};
 use crate::budget::validate_budgets;
@@ -22,10 +25,10 @@ use crate::pricing::RateCard;
 use crate::prometheus::{Prometheus, history_allocations};
 use crate::reporting::Sources;
 use crate::serve::{
-    Archive, Auth, AuthSettings, CertReloader, CheckRequest, Feed, Following, QuotaGate, Recorded,
-    ServeOptions, Subject, TlsOptions, read_once,
+    Archive, Auth, AuthSettings, Backfill, CertReloader, CheckRequest, Feed, Following,
+    HistorySource, QuotaGate, Recorded, ServeOptions, Subject, TlsOptions, read_once,
 };
-use crate::source::{DemoFleet, read_snapshot};
+use crate::source::{DemoFleet, DemoHistory, read_snapshot};
 use crate::store::RollupStore;
 use crate::time::{Interval, UnixSeconds, format_time, month_start, parse_time};
 use k8s_openapi::api::core::v1::Pod;
@@ -271,6 +274,7 @@ fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
     let store = RollupStore::existing(&settings.store.dir);
     let sources = Sources {
         sets: &[&set],
+        from: None,
         card: &card,
         store: store.as_ref(),
         prometheus: prometheus.as_ref(),
@@ -400,7 +404,6 @@ fn backfill(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<(), CliError> {
-    const DAY: i64 = 86_400;
     let today = now().div_euclid(DAY) * DAY;
     let day_arg = |flag: &str, value: &Option<String>, default: i64| -> Result<i64, CliError> {
         let at = value
@@ -437,6 +440,7 @@ fn backfill(
     };
     let sources = Sources {
         sets: &[&set],
+        from: None,
         card: &card,
         store: None,
         prometheus: prometheus.as_ref(),
@@ -495,7 +499,7 @@ fn quota(args: QuotaArgs, out: &mut dyn Write) -> Result<(), CliError> {
             &args.source,
             &settings,
             &card,
-            Interval::new(month_start(as_of - 1).unwrap_or(as_of), as_of),
+            Interval::new(month_start(as_of).unwrap_or(as_of), as_of),
         )?;
         Feed::Recorded(Recorded::new(set, as_of))
     } else {
@@ -594,15 +598,22 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
     } else {
         (Leadership::default(), None)
     };
+    // The demo rolls its days up like a cluster does, into a directory of its own.
+    let demo_store = args.source.demo.then(DemoStore::new).transpose()?;
+    let store_dir = match &demo_store {
+        Some(demo) => Some(demo.0.as_path()),
+        None => live_cluster.then_some(settings.store.dir.as_path()),
+    };
     let archive = Archive {
         prometheus: prometheus_client(&args.source, &settings)?,
-        store: live_cluster
-            .then(|| RollupStore::open(&settings.store.dir))
+        store: store_dir
+            .map(RollupStore::open)
             .transpose()
             .map_err(CliError::runtime)?,
         retention_days: settings.store.rollup_retention_days,
         utilization: Default::default(),
         leadership: leadership.clone(),
+        ..Archive::default()
     };
     let mut options = ServeOptions {
         listen,
@@ -614,15 +625,33 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
         focus: settings.focus.clone(),
         auth: Arc::default(),
         following: None,
+        reports_at_once: settings.server.reports_at_once,
+        backfill: None,
     };
     let as_of = args.source.as_of()?;
     let quota = quota_gate(&settings)?;
     block_on(async {
         options.auth = Arc::new(authentication(&settings.auth).await?);
         let (feed, ledger, what) = if args.source.demo {
+            // The fleet's past is its history: rolled up day by day in the background, today's
+            // part kept in memory. From now on it moves through the watch path.
+            let fleet = DemoFleet::new(args.source.demo_scale, now());
+            let mut ledger = Ledger::in_memory().cutting_over(true);
+            let began = ledger.begin(fleet.as_of()).map_err(CliError::runtime)?;
+            let today = began.div_euclid(DAY) * DAY;
+            let key = &settings.cost_center.key;
+            let today_so_far = Interval::new(today, began);
+            let partial = DemoHistory::new(fleet).window(today_so_far, &card, key);
+            options.history = Some(Arc::new(partial));
+            options.backfill = Some(Backfill {
+                source: HistorySource::Demo(Box::new(DemoHistory::new(fleet))),
+                days: Interval::new(fleet.earliest().div_euclid(DAY) * DAY, today),
+                cost_center_key: key.clone(),
+            });
+            options.archive.backfilling.store(true, Ordering::Release);
             (
-                Feed::demo(args.source.demo_scale, args.demo_speed),
-                Ledger::in_memory(),
+                Feed::demo_from(fleet, args.demo_speed),
+                ledger,
                 "the demo fleet",
             )
         } else if let Some(dir) = &args.source.snapshot {
@@ -674,18 +703,37 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
                     ledger
                 }
             };
+            // With Prometheus, what came before the install's first heartbeat is history: the
+            // ledger counts from that instant on, history up to it, never both.
+            let mut ledger = ledger.cutting_over(options.archive.prometheus.is_some());
             if let Some(prometheus) = &options.archive.prometheus {
-                // Before the ledger began, allocations come from history.
-                let began = ledger.state().earliest().unwrap_or_else(now);
-                let days = i64::from(settings.prometheus.history_days) * 86_400;
-                let window = Interval::new(began - days, began);
-                match history_allocations(prometheus, window, &card, &settings.cost_center.key)
-                    .await
-                {
-                    Ok(history) => options.history = Some(Arc::new(history)),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "history before the ledger began could not be read")
+                let began = ledger.begin(now()).map_err(CliError::runtime)?;
+                let today = began.div_euclid(DAY) * DAY;
+                // History not yet rolled up: whole days into the store in the background,
+                // today's part up to the cut-over in memory.
+                let days = i64::from(settings.prometheus.history_days) * DAY;
+                let from = ledger
+                    .state()
+                    .rolled_until()
+                    .map_or(began - days, |rolled| rolled.max(began - days));
+                let today_so_far = Interval::new(from.max(today), began);
+                if !today_so_far.is_empty() {
+                    let key = &settings.cost_center.key;
+                    match history_allocations(prometheus, today_so_far, &card, key).await {
+                        Ok(history) => options.history = Some(Arc::new(history)),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "history before the ledger began could not be read")
+                        }
                     }
+                }
+                let whole_days = Interval::new(from.div_euclid(DAY) * DAY, today);
+                if options.archive.store.is_some() && !whole_days.is_empty() {
+                    options.backfill = Some(Backfill {
+                        source: HistorySource::Prometheus,
+                        days: whole_days,
+                        cost_center_key: settings.cost_center.key.clone(),
+                    });
+                    options.archive.backfilling.store(true, Ordering::Release);
                 }
             }
             let stores = Arc::new(Mutex::new(ClusterStores::default()));
@@ -709,8 +757,32 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
         )
         .await
         .map_err(CliError::runtime)?;
+        drop(demo_store);
         announced.map_err(CliError::runtime)
     })?
+}
+
+/// The demo's rollup store: a directory of its own under the system's temporary directory,
+/// removed when the service stops.
+struct DemoStore(PathBuf);
+
+impl DemoStore {
+    fn new() -> Result<Self, CliError> {
+        let dir = std::env::temp_dir().join(format!("tollgate-demo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            CliError::runtime(format!(
+                "cannot make the demo's store {}: {e}",
+                dir.display()
+            ))
+        })?;
+        Ok(DemoStore(dir))
+    }
+}
+
+impl Drop for DemoStore {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn pricing_check(files: &[PathBuf], out: &mut dyn Write) -> Result<(), CliError> {

@@ -90,12 +90,16 @@ pub struct TlsSettings {
 pub struct ServerSettings {
     /// Address to listen on. Default `0.0.0.0:8080`; `--listen` overrides it.
     pub listen: String,
+    /// Chargeback and FOCUS reports computed at once (default 1); more wait their turn, on
+    /// threads apart from the ones answering quota checks.
+    pub reports_at_once: usize,
 }
 
 impl Default for ServerSettings {
     fn default() -> Self {
         ServerSettings {
             listen: "0.0.0.0:8080".to_string(),
+            reports_at_once: 1,
         }
     }
 }

@@ -4,6 +4,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// The global allocator: mimalloc.
+#[cfg(not(feature = "system-alloc"))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // rustls has two crypto providers compiled in; the Kubernetes client needs one chosen.
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -2,12 +2,16 @@
 //! engine over allocations (ledger, snapshot, demo or history) with DCGM usage from Prometheus
 //! for the rest. Closed days in the store cost no Prometheus query.
 
+use std::collections::BTreeSet;
+
 use crate::allocation::AllocationSet;
 use crate::cost::{CostOverflow, CostReport, ReportRequest, cost_report_with_usage};
 use crate::pricing::RateCard;
 use crate::prometheus::Prometheus;
 use crate::store::{Plan, RollupStore, StoreError, compose, rollup_request};
-use crate::time::{Interval, UnixSeconds};
+use crate::time::{Interval, UnixSeconds, format_time};
+
+const DAY: i64 = 86_400;
 
 /// A report could not be produced.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +29,9 @@ pub enum ReportError {
 pub struct Sources<'a> {
     /// Allocation sets, read as one.
     pub sets: &'a [&'a AllocationSet],
+    /// The sets hold nothing before this: earlier days are in the store, rolled up with their
+    /// segments archived (`None`: the sets hold everything).
+    pub from: Option<UnixSeconds>,
     /// Prices.
     pub card: &'a RateCard,
     /// Rollups of closed days, if kept.
@@ -38,6 +45,7 @@ impl Sources<'_> {
     /// when it does not, usage stays empty and a warning says why.
     async fn compute(
         &self,
+        sets: &[&AllocationSet],
         request: &ReportRequest,
         window: Interval,
     ) -> Result<CostReport, ReportError> {
@@ -56,20 +64,21 @@ impl Sources<'_> {
             },
             None => None,
         };
-        let mut report = cost_report_with_usage(self.sets, self.card, &part, usage.as_ref())?;
+        let mut report = cost_report_with_usage(sets, self.card, &part, usage.as_ref())?;
         report.warnings.extend(warning);
         Ok(report)
     }
 
     /// The report of `request`: stored days from the store, the rest from the engine.
     pub async fn report(&self, request: &ReportRequest) -> Result<CostReport, ReportError> {
-        let plan = match self.store {
-            Some(store) => Plan::new(request, &store.days()?),
-            None => Plan {
-                stored: Vec::new(),
-                rest: vec![request.window],
-            },
+        let days = match self.store {
+            Some(store) => store.days()?,
+            None => Default::default(),
         };
+        let plan = Plan::new(request, &days);
+        if !plan.storable {
+            return self.priced_with_segments(request, &days).await;
+        }
         let mut stored = Vec::new();
         if let Some(store) = self.store {
             for run in &plan.stored {
@@ -83,7 +92,7 @@ impl Sources<'_> {
         }
         let mut rest = Vec::with_capacity(plan.rest.len());
         for window in &plan.rest {
-            rest.push(self.compute(request, *window).await?);
+            rest.push(self.compute(self.sets, request, *window).await?);
         }
         let template = CostReport {
             request: request.clone(),
@@ -93,6 +102,39 @@ impl Sources<'_> {
             warnings: Vec::new(),
         };
         Ok(compose(request, stored, rest, template))
+    }
+
+    /// A report the rollups cannot answer (grouped by pod or resource, or sharing unallocated
+    /// capacity): the engine over the archived segments of the stored days the sets no longer
+    /// hold, and the sets, for the whole window at once.
+    async fn priced_with_segments(
+        &self,
+        request: &ReportRequest,
+        days: &BTreeSet<UnixSeconds>,
+    ) -> Result<CostReport, ReportError> {
+        let window = request.window;
+        let before = self.from.unwrap_or(UnixSeconds::MIN).min(window.end);
+        let wanted: Vec<UnixSeconds> = days
+            .iter()
+            .copied()
+            .filter(|&day| day < before && day + DAY > window.start)
+            .collect();
+        let (archived, missing) = match self.store {
+            Some(store) if !wanted.is_empty() => store.read_segments(&wanted)?,
+            _ => Default::default(),
+        };
+        let mut sets: Vec<&AllocationSet> = archived.iter().collect();
+        sets.extend(self.sets);
+        let mut report = self.compute(&sets, request, window).await?;
+        if let (Some(first), Some(last)) = (missing.first(), missing.last()) {
+            report.warnings.push(format!(
+                "{} stored days from {} to {} have no segment archive (rolled up by an older Tollgate): rows grouped by pod or resource leave them out",
+                missing.len(),
+                &format_time(*first)[..10],
+                &format_time(*last)[..10]
+            ));
+        }
+        Ok(report)
     }
 
     /// Rolls up each day of `days` (UTC midnights) into `store`, calling `done` after each.
@@ -106,7 +148,8 @@ impl Sources<'_> {
         let mut warnings: Vec<String> = Vec::new();
         for &day in days {
             let request = rollup_request(day);
-            let report = self.compute(&request, request.window).await?;
+            let report = self.compute(self.sets, &request, request.window).await?;
+            store.write_segments(day, self.sets)?;
             store.write_day(day, &report)?;
             for warning in &report.warnings {
                 if !warnings.contains(warning) {

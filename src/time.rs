@@ -155,6 +155,27 @@ impl fmt::Display for Step {
 }
 
 impl Step {
+    /// How many periods [`Step::periods`] gives, counted without making them where that
+    /// could take long.
+    pub fn period_count(self, window: Interval) -> usize {
+        if window.is_empty() {
+            return 0;
+        }
+        let cuts = |size: i64| {
+            let first = window.start.div_euclid(size);
+            let last = (window.end - 1).div_euclid(size);
+            usize::try_from(last - first + 1).unwrap_or(usize::MAX)
+        };
+        match self {
+            Step::Window => 1,
+            Step::Hour => cuts(3600),
+            Step::Day => cuts(86_400),
+            // Months are at least 28 days: a bound that avoids walking the calendar.
+            Step::Month if window.seconds() > 28 * 86_400 * 100_000 => usize::MAX,
+            Step::Month => self.periods(window).len(),
+        }
+    }
+
     /// The rows' periods: `window` cut at UTC hour, day or month boundaries, first and last
     /// clipped to the window. Empty when the window is empty.
     pub fn periods(self, window: Interval) -> Vec<Interval> {

@@ -34,6 +34,7 @@ fn app(auth: Auth) -> axum::Router {
         archive: Arc::default(),
         focus: Arc::default(),
         auth: Arc::new(auth),
+        reports: Arc::new(tokio::sync::Semaphore::new(1)),
     })
 }
 

@@ -31,6 +31,7 @@ fn app() -> axum::Router {
         archive: Arc::default(),
         focus: Arc::default(),
         auth: Arc::default(),
+        reports: Arc::new(tokio::sync::Semaphore::new(1)),
     })
 }
 
@@ -256,6 +257,7 @@ async fn the_demo_fleet_moves_on_a_compressed_clock() {
         archive: Arc::default(),
         focus: Arc::default(),
         auth: Arc::default(),
+        reports: Arc::new(tokio::sync::Semaphore::new(1)),
     });
     let response = app
         .oneshot(

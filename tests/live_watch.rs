@@ -63,6 +63,7 @@ async fn harness(without_dra: bool) -> Harness {
             archive: Arc::default(),
             focus: Arc::default(),
             auth: Arc::default(),
+            reports: Arc::new(tokio::sync::Semaphore::new(1)),
         },
     }
 }

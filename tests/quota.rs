@@ -302,6 +302,7 @@ fn app(gate: QuotaGate) -> (axum::Router, Arc<QuotaGate>) {
         archive: Arc::default(),
         focus: Arc::default(),
         auth: Arc::default(),
+        reports: Arc::new(tokio::sync::Semaphore::new(1)),
     };
     (router(state), quota)
 }

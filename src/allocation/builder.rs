@@ -20,6 +20,131 @@ use crate::pricing::RateCard;
 use crate::time::{Interval, UnixSeconds};
 use crate::units::GpuUnits;
 
+/// What pods are read against: the facts of each node, the namespaces (for cost centers) and
+/// the DRA devices of every slice. Built once for a batch read ([`AllocationBuilder`]), or kept
+/// and updated object by object by a watcher's live allocations.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterContext {
+    nodes: FxHashMap<String, NodeFacts>,
+    namespaces: FxHashMap<String, ObjectMeta>,
+    devices: DeviceIndex,
+}
+
+/// The claims of a read, by namespace and name.
+pub type ClaimLookup<'o> = FxHashMap<(&'o str, &'o str), &'o ResourceClaim>;
+
+/// Indexes `claims` by namespace and name.
+pub fn claim_lookup<'o>(claims: impl IntoIterator<Item = &'o ResourceClaim>) -> ClaimLookup<'o> {
+    claims
+        .into_iter()
+        .filter_map(|c| {
+            Some((
+                (
+                    c.metadata.namespace.as_deref()?,
+                    c.metadata.name.as_deref()?,
+                ),
+                c,
+            ))
+        })
+        .collect()
+}
+
+impl ClusterContext {
+    /// Replaces the DRA devices with those of `slices`. Nodes read before keep the products
+    /// they took from the old ones until read again.
+    pub fn set_slices<'o>(&mut self, slices: impl IntoIterator<Item = &'o ResourceSlice>) {
+        self.devices = DeviceIndex::from_slices(slices);
+    }
+
+    /// Replaces the namespaces.
+    pub fn set_namespaces<'o>(&mut self, namespaces: impl IntoIterator<Item = &'o Namespace>) {
+        self.namespaces = namespaces
+            .into_iter()
+            .filter_map(|ns| Some((ns.metadata.name.clone()?, ns.metadata.clone())))
+            .collect();
+    }
+
+    /// Reads a node (with the time it was seen deleted, if it was): remembers its facts for its
+    /// pods, and adds its GPU capacity until `as_of` to `set`.
+    pub fn add_node(
+        &mut self,
+        node: &Node,
+        deleted: Option<UnixSeconds>,
+        card: &RateCard,
+        as_of: UnixSeconds,
+        set: &mut AllocationSet,
+    ) {
+        let Some(name) = node.metadata.name.clone() else {
+            return;
+        };
+        let mut warnings = Vec::new();
+        let facts = node_facts(node, &self.devices, card, &mut warnings);
+        set.warnings.extend(warnings);
+        let node_sym = set.names.intern(&name);
+        let start = facts.created.unwrap_or(UnixSeconds::MIN);
+        let end = deleted.map_or(as_of, |d| d.min(as_of));
+        for (product, units) in &facts.capacity {
+            if start >= end {
+                continue;
+            }
+            set.capacity.push(NodeCapacity {
+                node: node_sym,
+                product: set.names.intern(product),
+                units: *units,
+                interval: Interval::new(start, end),
+                tier: facts.tier,
+                price_override: facts.price_override,
+            });
+        }
+        self.nodes.insert(name, facts);
+    }
+
+    /// Forgets a node.
+    pub fn remove_node(&mut self, name: &str) {
+        self.nodes.remove(name);
+    }
+
+    /// Adds the allocations of `pod` (with the time it was seen deleted, if it was) to `set`;
+    /// `claims` must hold the `ResourceClaim`s it references.
+    pub fn add_pod(
+        &self,
+        pod: &Pod,
+        deleted: Option<UnixSeconds>,
+        claims: &ClaimLookup<'_>,
+        card: &RateCard,
+        options: &BuildOptions,
+        set: &mut AllocationSet,
+    ) {
+        let Some(interval) = pod_interval(pod, options.as_of, deleted) else {
+            return;
+        };
+        let mut warnings = Vec::new();
+        let node_name = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .unwrap_or_default();
+        let unknown_node = NodeFacts {
+            replicas: 1,
+            ..NodeFacts::default()
+        };
+        let node = self.nodes.get(node_name).unwrap_or_else(|| {
+            warnings.push(format!(
+                "node {node_name} is not among the nodes read: GPU model, tier and sharing of its pods are unknown"
+            ));
+            &unknown_node
+        });
+        let placement = Placement {
+            node,
+            node_sym: set.names.intern(node_name),
+            interval,
+        };
+        let held = pod_holdings(pod, &placement, claims, &self.devices, card, &mut warnings);
+        push_allocations(set, &self.namespaces, options, pod, &placement, held);
+        set.warnings.extend(warnings);
+    }
+}
+
 /// Turns pods into allocations. Nodes, namespaces and slices are read once up front; pods (with
 /// the claims they use) can then be added in as many batches as convenient, so a very large
 /// fleet never has to be held in memory as Kubernetes objects all at once.
@@ -29,9 +154,7 @@ use crate::units::GpuUnits;
 pub struct AllocationBuilder<'a> {
     card: &'a RateCard,
     options: BuildOptions,
-    nodes: FxHashMap<String, NodeFacts>,
-    namespaces: FxHashMap<String, ObjectMeta>,
-    devices: DeviceIndex,
+    context: ClusterContext,
     set: AllocationSet,
 }
 
@@ -52,44 +175,17 @@ impl<'a> AllocationBuilder<'a> {
         namespaces: impl IntoIterator<Item = &'o Namespace>,
         slices: impl IntoIterator<Item = &'o ResourceSlice>,
     ) -> Self {
-        let devices = DeviceIndex::from_slices(slices);
+        let mut context = ClusterContext::default();
+        context.set_slices(slices);
+        context.set_namespaces(namespaces);
         let mut set = AllocationSet::default();
-        let mut warnings = Vec::new();
-        let mut facts_by_name = FxHashMap::default();
         for (node, deleted) in nodes {
-            let Some(name) = node.metadata.name.clone() else {
-                continue;
-            };
-            let facts = node_facts(node, &devices, card, &mut warnings);
-            let node_sym = set.names.intern(&name);
-            let start = facts.created.unwrap_or(UnixSeconds::MIN);
-            let end = deleted.map_or(options.as_of, |d| d.min(options.as_of));
-            for (product, units) in &facts.capacity {
-                if start >= end {
-                    continue;
-                }
-                set.capacity.push(NodeCapacity {
-                    node: node_sym,
-                    product: set.names.intern(product),
-                    units: *units,
-                    interval: Interval::new(start, end),
-                    tier: facts.tier,
-                    price_override: facts.price_override,
-                });
-            }
-            facts_by_name.insert(name, facts);
+            context.add_node(node, deleted, card, options.as_of, &mut set);
         }
-        let namespaces = namespaces
-            .into_iter()
-            .filter_map(|ns| Some((ns.metadata.name.clone()?, ns.metadata.clone())))
-            .collect();
-        set.warnings.extend(warnings);
         AllocationBuilder {
             card,
             options,
-            nodes: facts_by_name,
-            namespaces,
-            devices,
+            context,
             set,
         }
     }
@@ -118,61 +214,17 @@ impl<'a> AllocationBuilder<'a> {
         pods: impl IntoIterator<Item = (&'o Pod, Option<UnixSeconds>)>,
         claims: impl IntoIterator<Item = &'o ResourceClaim>,
     ) {
-        let claims: FxHashMap<(&str, &str), &ResourceClaim> = claims
-            .into_iter()
-            .filter_map(|c| {
-                Some((
-                    (
-                        c.metadata.namespace.as_deref()?,
-                        c.metadata.name.as_deref()?,
-                    ),
-                    c,
-                ))
-            })
-            .collect();
-        let unknown_node = NodeFacts {
-            replicas: 1,
-            ..NodeFacts::default()
-        };
-        let mut warnings = Vec::new();
+        let claims = claim_lookup(claims);
         for (pod, deleted) in pods {
-            let Some(interval) = pod_interval(pod, self.options.as_of, deleted) else {
-                continue;
-            };
-            let node_name = pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.node_name.as_deref())
-                .unwrap_or_default();
-            let node = self.nodes.get(node_name).unwrap_or_else(|| {
-                warnings.push(format!(
-                    "node {node_name} is not among the nodes read: GPU model, tier and sharing of its pods are unknown"
-                ));
-                &unknown_node
-            });
-            let placement = Placement {
-                node,
-                node_sym: self.set.names.intern(node_name),
-                interval,
-            };
-            let held = pod_holdings(
+            self.context.add_pod(
                 pod,
-                &placement,
+                deleted,
                 &claims,
-                &self.devices,
                 self.card,
-                &mut warnings,
-            );
-            push_allocations(
-                &mut self.set,
-                &self.namespaces,
                 &self.options,
-                pod,
-                &placement,
-                held,
+                &mut self.set,
             );
         }
-        self.set.warnings.extend(warnings);
     }
 
     /// The allocations and capacity read so far.
@@ -187,7 +239,7 @@ type Holdings = BTreeMap<(AllocationKind, String, String, String), GpuUnits>;
 fn pod_holdings(
     pod: &Pod,
     placement: &Placement<'_>,
-    claims: &FxHashMap<(&str, &str), &ResourceClaim>,
+    claims: &ClaimLookup<'_>,
     devices: &DeviceIndex,
     card: &RateCard,
     warnings: &mut Vec<String>,
@@ -204,38 +256,20 @@ fn pod_holdings(
             .or_insert(GpuUnits::ZERO);
         *entry = entry.checked_add(units).unwrap_or(*entry);
     };
-    let pod_name = pod_label(&pod.metadata);
+    // Only warnings name the pod: made when one is written.
+    let pod_name = || pod_label(&pod.metadata);
     let pod_uid = pod.metadata.uid.as_deref().unwrap_or_default();
     let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
     let Some(spec) = &pod.spec else { return held };
     let status = pod.status.as_ref();
 
-    // DRA claims: named, from templates (generated names in status), and the scheduler-made
-    // claim behind plain extended-resource requests.
-    let generated: BTreeMap<&str, Option<&str>> = status
-        .and_then(|s| s.resource_claim_statuses.as_ref())
-        .into_iter()
-        .flatten()
-        .map(|s| (s.name.as_str(), s.resource_claim_name.as_deref()))
-        .collect();
-    let mut claim_names: BTreeSet<&str> = spec
-        .resource_claims
-        .iter()
-        .flatten()
-        .filter_map(|c| {
-            c.resource_claim_name
-                .as_deref()
-                .or_else(|| generated.get(c.name.as_str()).copied().flatten())
-        })
-        .collect();
+    let claim_names = claim_names(pod);
     let extended = status.and_then(|s| s.extended_resource_claim_status.as_ref());
-    if let Some(extended) = extended {
-        claim_names.insert(extended.resource_claim_name.as_str());
-    }
     for claim_name in claim_names {
         let Some(claim) = claims.get(&(namespace, claim_name)) else {
             warnings.push(format!(
-                "pod {pod_name}: ResourceClaim {namespace}/{claim_name} was not found; its devices are not counted"
+                "pod {}: ResourceClaim {namespace}/{claim_name} was not found; its devices are not counted",
+                pod_name()
             ));
             continue;
         };
@@ -259,7 +293,8 @@ fn pod_holdings(
             match units.split(found.consumers) {
                 Some(share) => hold(AllocationKind::Dra, product, claim_uid, claim_name, share),
                 None => warnings.push(format!(
-                    "pod {pod_name}: claim {claim_name} cannot be split"
+                    "pod {}: claim {claim_name} cannot be split",
+                    pod_name()
                 )),
             }
         }
@@ -275,7 +310,8 @@ fn pod_holdings(
         Ok(demand) => demand,
         Err(e) => {
             warnings.push(format!(
-                "pod {pod_name}: {e}; its device-plugin GPUs are not counted"
+                "pod {}: {e}; its device-plugin GPUs are not counted",
+                pod_name()
             ));
             return held;
         }
@@ -290,11 +326,39 @@ fn pod_holdings(
         match sized {
             Some((kind, units)) => hold(kind, &placement.node.product, pod_uid, "", units),
             None => warnings.push(format!(
-                "pod {pod_name}: {resource}={count} cannot be sized; not counted"
+                "pod {}: {resource}={count} cannot be sized; not counted",
+                pod_name()
             )),
         }
     }
     held
+}
+
+/// The names of the `ResourceClaim`s (in the pod's namespace) a pod holds devices through:
+/// named claims, claims generated from templates (their names in the status), and the
+/// scheduler-made claim behind plain extended-resource requests.
+pub fn claim_names(pod: &Pod) -> BTreeSet<&str> {
+    let status = pod.status.as_ref();
+    let generated: BTreeMap<&str, Option<&str>> = status
+        .and_then(|s| s.resource_claim_statuses.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|s| (s.name.as_str(), s.resource_claim_name.as_deref()))
+        .collect();
+    let mut names: BTreeSet<&str> = pod
+        .spec
+        .iter()
+        .flat_map(|spec| spec.resource_claims.iter().flatten())
+        .filter_map(|c| {
+            c.resource_claim_name
+                .as_deref()
+                .or_else(|| generated.get(c.name.as_str()).copied().flatten())
+        })
+        .collect();
+    if let Some(extended) = status.and_then(|s| s.extended_resource_claim_status.as_ref()) {
+        names.insert(extended.resource_claim_name.as_str());
+    }
+    names
 }
 
 fn pod_label(meta: &ObjectMeta) -> String {

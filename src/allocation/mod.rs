@@ -27,7 +27,7 @@ use crate::pricing::PriceTier;
 use crate::time::{Interval, UnixSeconds};
 use crate::units::GpuUnits;
 
-pub use builder::AllocationBuilder;
+pub use builder::{AllocationBuilder, ClaimLookup, ClusterContext, claim_lookup, claim_names};
 pub(crate) use claims::DeviceIndex;
 pub(crate) use cost_center::cost_center;
 pub(crate) use demand::gpu_demand;
@@ -177,6 +177,77 @@ pub struct AllocationSet {
     pub capacity: Vec<NodeCapacity>,
     /// Problems found while reading objects, one line each, deduplicated.
     pub warnings: BTreeSet<String>,
+}
+
+impl AllocationSet {
+    /// Forgets everything before `from`: records that ended by then go, records that straddle
+    /// it start there. (Days before `from` are kept elsewhere: the rollup store.)
+    pub fn drop_before(&mut self, from: UnixSeconds) {
+        let keep = |interval: &mut Interval| {
+            interval.start = interval.start.max(from);
+            !interval.is_empty()
+        };
+        self.allocations.retain_mut(|a| keep(&mut a.interval));
+        self.capacity.retain_mut(|c| keep(&mut c.interval));
+    }
+
+    /// Adds the records of `other`, ending those still running at `until` (and leaving out
+    /// those that start only then).
+    pub fn extend_from(&mut self, other: &AllocationSet, until: UnixSeconds) {
+        let AllocationSet {
+            names,
+            allocations,
+            capacity,
+            warnings,
+        } = self;
+        let mut translated: Vec<Option<Sym>> = vec![None; other.names.len()];
+        let mut sym = |s: Sym| -> Sym {
+            *translated[s.index()].get_or_insert_with(|| names.intern(other.names.resolve(s)))
+        };
+        let cut = |interval: Interval| {
+            let cut = Interval::new(interval.start, interval.end.min(until));
+            (!cut.is_empty()).then_some(cut)
+        };
+        for a in &other.allocations {
+            let Some(interval) = cut(a.interval) else {
+                continue;
+            };
+            allocations.push(Allocation {
+                namespace: sym(a.namespace),
+                pod: sym(a.pod),
+                pod_uid: sym(a.pod_uid),
+                resource_id: sym(a.resource_id),
+                claim: sym(a.claim),
+                node: sym(a.node),
+                product: sym(a.product),
+                interval,
+                cost_center: sym(a.cost_center),
+                ..a.clone()
+            });
+        }
+        for c in &other.capacity {
+            let Some(interval) = cut(c.interval) else {
+                continue;
+            };
+            capacity.push(NodeCapacity {
+                node: sym(c.node),
+                product: sym(c.product),
+                interval,
+                ..c.clone()
+            });
+        }
+        warnings.extend(other.warnings.iter().cloned());
+    }
+
+    /// The number of allocation and capacity records.
+    pub fn len(&self) -> usize {
+        self.allocations.len() + self.capacity.len()
+    }
+
+    /// True when there is no record at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// The Kubernetes objects allocations are built from, as `kubectl get -o json` lists them.

@@ -19,4 +19,4 @@ pub use prospect::{
     Prospect, ProspectContext, ProspectError, prospect_from_count, prospect_from_pod,
 };
 pub use reservations::{Reservation, Reservations};
-pub use spend::{SpendIndex, Usage};
+pub use spend::{SpendIndex, StoredSpend, Usage, month_of};

@@ -28,6 +28,22 @@ impl Usage {
     }
 }
 
+/// Spend already rolled up into the store: the cost of each (cost center, namespace) over
+/// the stored days of a month, read once a day rather than on every reconcile.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoredSpend {
+    /// The stored stretch: `[month start, first day still in memory)`.
+    pub window: Interval,
+    /// Cost per (cost center, namespace); unallocated capacity under [`UNALLOCATED`].
+    pub cost: Vec<(String, String, Decimal)>,
+}
+
+/// The calendar month (UTC) that holds `at`.
+pub fn month_of(at: UnixSeconds) -> Interval {
+    let start = month_start(at).unwrap_or(at);
+    Interval::new(start, next_month_start(start).unwrap_or(at))
+}
+
 /// Usage per cost center and per namespace, as of one moment.
 #[derive(Clone, Debug, Default)]
 pub struct SpendIndex {
@@ -37,56 +53,65 @@ pub struct SpendIndex {
     pub month: Interval,
     by_cost_center: FxHashMap<String, Usage>,
     by_namespace: FxHashMap<String, Usage>,
+    unallocated: Decimal,
 }
 
 impl SpendIndex {
-    /// Builds the index: month-to-date cost from `history` (the ledger's sets, priced by the
-    /// same engine as every report), burn and units from what `live` shows running at `as_of`.
-    /// Unallocated capacity and unpriced hours count toward no budget.
+    /// Builds the index: month-to-date cost from `stored` (the month's days in the rollup
+    /// store) plus the engine's price of `memory` (what is held in memory: the ledger's
+    /// unrolled segments and what runs, from `stored.window.end` on), burn and units from what
+    /// `live` shows running at `as_of`. Unallocated capacity and unpriced hours count toward
+    /// no budget.
     pub fn build(
-        history: &[&AllocationSet],
+        memory: &[&AllocationSet],
+        stored: &StoredSpend,
         live: &AllocationSet,
         card: &RateCard,
         as_of: UnixSeconds,
     ) -> Result<Self, CostOverflow> {
-        let start = month_start(as_of - 1).unwrap_or(as_of);
-        let month = Interval::new(start, next_month_start(start).unwrap_or(as_of));
+        let month = month_of(as_of);
         let mut index = SpendIndex {
             as_of,
             month,
             ..SpendIndex::default()
         };
-        if as_of > start {
+        let from = month.start.max(stored.window.end);
+        let mut spent: Vec<(String, String, Decimal)> = Vec::new();
+        if as_of > from {
             let request = ReportRequest {
-                window: Interval::new(start, as_of),
+                window: Interval::new(from, as_of),
                 step: Step::Window,
                 group_by: "cost_center,namespace".parse().unwrap_or_default(),
                 share_unallocated: false,
             };
-            for line in cost_report(history, card, &request)?.lines {
-                let (Some(cost), [cost_center, namespace]) =
-                    (line.figures.cost, line.group.as_slice())
-                else {
+            for line in cost_report(memory, card, &request)?.lines {
+                let Some(cost) = line.figures.cost else {
                     continue;
                 };
-                if cost_center == UNALLOCATED {
-                    continue;
+                let mut group = line.group.into_iter();
+                if let (Some(cost_center), Some(namespace)) = (group.next(), group.next()) {
+                    spent.push((cost_center, namespace, cost));
                 }
-                let spent = Usage {
-                    spent: cost,
-                    ..Usage::default()
-                };
-                index
-                    .by_cost_center
-                    .entry(cost_center.clone())
-                    .or_default()
-                    .add(spent);
-                index
-                    .by_namespace
-                    .entry(namespace.clone())
-                    .or_default()
-                    .add(spent);
             }
+        }
+        if stored.window.start == month.start {
+            spent.extend(stored.cost.iter().cloned());
+        }
+        for (cost_center, namespace, cost) in spent {
+            if cost_center == UNALLOCATED {
+                index.unallocated += cost;
+                continue;
+            }
+            let spent = Usage {
+                spent: cost,
+                ..Usage::default()
+            };
+            index
+                .by_cost_center
+                .entry(cost_center)
+                .or_default()
+                .add(spent);
+            index.by_namespace.entry(namespace).or_default().add(spent);
         }
         for a in live.allocations.iter().filter(|a| a.interval.end >= as_of) {
             let units = a.units.to_decimal();
@@ -111,6 +136,15 @@ impl SpendIndex {
                 .add(now);
         }
         Ok(index)
+    }
+
+    /// Month-to-date spend of every cost center, unallocated capacity under
+    /// [`UNALLOCATED`] (`tollgate_cost_center_spend`).
+    pub fn spent_by_cost_center(&self) -> impl Iterator<Item = (&str, Decimal)> {
+        self.by_cost_center
+            .iter()
+            .map(|(name, usage)| (name.as_str(), usage.spent))
+            .chain((!self.unallocated.is_zero()).then_some((UNALLOCATED, self.unallocated)))
     }
 
     /// Usage of a cost center (zero when it has none).

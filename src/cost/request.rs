@@ -36,6 +36,9 @@ fn field<T, E: ToString>(name: &'static str, result: Result<T, E>) -> Result<T, 
     })
 }
 
+/// The most rows per group one request may ask for: 10,000 periods (over a year of hours).
+pub const MAX_PERIODS: usize = 10_000;
+
 impl ReportRequest {
     /// Reads a request; `now` is the default end of the window.
     pub fn parse(text: RequestText<'_>, now: UnixSeconds) -> Result<Self, RequestError> {
@@ -53,9 +56,19 @@ impl ReportRequest {
                 message: "must be before the end of the window (to)".into(),
             });
         }
+        let window = Interval::new(from, to);
+        let step = field("step", text.step.unwrap_or("window").parse::<Step>())?;
+        if step.period_count(window) > MAX_PERIODS {
+            return Err(RequestError {
+                field: "step",
+                message: format!(
+                    "{step} over this window is more than {MAX_PERIODS} periods: use a longer step or a shorter window"
+                ),
+            });
+        }
         Ok(ReportRequest {
-            window: Interval::new(from, to),
-            step: field("step", text.step.unwrap_or("window").parse::<Step>())?,
+            window,
+            step,
             group_by: field("group_by", text.group_by.unwrap_or("").parse::<GroupBy>())?,
             share_unallocated: text.share_unallocated,
         })

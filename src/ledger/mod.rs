@@ -15,7 +15,7 @@ mod tests;
 
 use std::path::Path;
 
-pub use segment::{SegmentAttrs, SegmentKey};
+pub use segment::{Correction, SegmentAttrs, SegmentKey};
 pub use state::{LedgerState, LedgerView, Reconciled, Record};
 pub use store::{LedgerError, LedgerStore, read_ledger};
 
@@ -59,26 +59,76 @@ impl Ledger {
         Ok((Ledger { state, store: None }, notes))
     }
 
+    /// Counts nothing before the install's first heartbeat (the cut-over): for a source whose
+    /// history before then comes from elsewhere (Prometheus, the demo's simulated past).
+    pub fn cutting_over(mut self, on: bool) -> Self {
+        self.state.cut_over(on);
+        self
+    }
+
+    /// Whether the ledger counts nothing before its cut-over.
+    pub fn cuts_over(&self) -> bool {
+        self.state.cuts_over()
+    }
+
+    /// The install's cut-over: `at` on the ledger's first start (recorded), else the one
+    /// recorded then.
+    pub fn begin(&mut self, at: UnixSeconds) -> Result<UnixSeconds, LedgerError> {
+        if let Some(began) = self.state.began() {
+            return Ok(began);
+        }
+        let record = Record::Began { at };
+        self.state.apply(&record);
+        if let Some(store) = &mut self.store {
+            store.append(std::slice::from_ref(&record))?;
+        }
+        Ok(at)
+    }
+
+    /// Records that every day before `until` is in the rollup store, forgets what lies before
+    /// it, and compacts the files so they hold only what is kept.
+    pub fn mark_rolled(&mut self, until: UnixSeconds) -> Result<(), LedgerError> {
+        if self
+            .state
+            .rolled_until()
+            .is_some_and(|rolled| rolled >= until)
+        {
+            return Ok(());
+        }
+        let record = Record::Rolled { until };
+        self.state.apply(&record);
+        if let Some(store) = &mut self.store {
+            store.append(std::slice::from_ref(&record))?;
+            store.compact(&self.state)?;
+        }
+        Ok(())
+    }
+
     /// Whether reconciles are written to disk.
     pub fn is_durable(&self) -> bool {
         self.store.is_some()
     }
 
     /// Reconciles with `live` (read as of `now`) and makes the change durable. Returns notes
-    /// about segments closed at the last heartbeat.
+    /// about segments closed at the last heartbeat, and the corrections the store's rolled-up
+    /// days need.
     pub fn reconcile(
         &mut self,
         now: UnixSeconds,
         live: &AllocationSet,
-    ) -> Result<Vec<String>, LedgerError> {
-        let Reconciled { records, notes } = self.state.reconcile(now, live);
+    ) -> Result<(Vec<String>, Vec<Correction>), LedgerError> {
+        let Reconciled {
+            records,
+            notes,
+            corrections,
+        } = self.state.reconcile(now, live);
         if let Some(store) = &mut self.store {
             store.append(&records)?;
             if store.log_bytes() > COMPACT_AT_BYTES {
                 store.compact(&self.state)?;
             }
         }
-        Ok(notes)
+        Ok((notes, corrections))
     }
 
     /// History plus what is open, up to `as_of`.

@@ -69,6 +69,100 @@ pub struct SegmentAttrs {
     pub claim: String,
 }
 
+/// A change to time the store already holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Correction {
+    /// `key` held nothing over `during`, though the stored days count it as running then.
+    Cut {
+        /// What.
+        key: SegmentKey,
+        /// From its real end to the rolled-up boundary.
+        during: Interval,
+    },
+    /// `key` held `attrs` over `during`, which the stored days do not know.
+    Add {
+        /// What.
+        key: SegmentKey,
+        /// With which attributes.
+        attrs: SegmentAttrs,
+        /// When, up to the rolled-up boundary.
+        during: Interval,
+    },
+}
+
+impl Correction {
+    /// The stretch of stored time it changes.
+    pub fn during(&self) -> Interval {
+        match self {
+            Correction::Cut { during, .. } | Correction::Add { during, .. } => *during,
+        }
+    }
+
+    /// Applies the correction to `set`, the archived records of the stored `day`.
+    pub fn apply(&self, set: &mut AllocationSet, day: Interval) {
+        let Some(change) = self.during().clip(day) else {
+            return;
+        };
+        match self {
+            Correction::Add { key, attrs, .. } => push_segment(set, key, attrs, change),
+            Correction::Cut { key, .. } => {
+                let names = &set.names;
+                let is = |text: &str, sym| names.get(text) == Some(sym);
+                match key {
+                    SegmentKey::Pod {
+                        uid,
+                        resource_id,
+                        kind,
+                        product,
+                    } => cut_out(
+                        &mut set.allocations,
+                        |a| &mut a.interval,
+                        |a| {
+                            a.kind == *kind
+                                && is(uid, a.pod_uid)
+                                && is(resource_id, a.resource_id)
+                                && is(product, a.product)
+                        },
+                        change,
+                    ),
+                    SegmentKey::Node { name, product } => cut_out(
+                        &mut set.capacity,
+                        |c| &mut c.interval,
+                        |c| is(name, c.node) && is(product, c.product),
+                        change,
+                    ),
+                }
+            }
+        }
+    }
+}
+
+/// Removes `change` from the intervals of the `records` that are `mine`.
+fn cut_out<T: Clone>(
+    records: &mut Vec<T>,
+    interval: fn(&mut T) -> &mut Interval,
+    mine: impl Fn(&T) -> bool,
+    change: Interval,
+) {
+    let mut after = Vec::new();
+    records.retain_mut(|record| {
+        if !mine(record) {
+            return true;
+        }
+        let whole = *interval(record);
+        let tail = Interval::new(whole.start.max(change.end), whole.end);
+        if !tail.is_empty() {
+            let mut rest = record.clone();
+            *interval(&mut rest) = tail;
+            after.push(rest);
+        }
+        let head = Interval::new(whole.start, whole.end.min(change.start));
+        *interval(record) = head;
+        !head.is_empty()
+    });
+    records.extend(after);
+}
+
 /// A segment as read from an allocation set: key, attributes, interval.
 pub type Segment = (SegmentKey, SegmentAttrs, Interval);
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-use super::segment::{SegmentAttrs, SegmentKey, push_segment, segments};
+use super::segment::{Correction, SegmentAttrs, SegmentKey, push_segment, segments};
 use crate::allocation::AllocationSet;
 use crate::time::{Interval, UnixSeconds, format_time};
 
@@ -50,6 +50,17 @@ pub enum Record {
         /// When.
         at: UnixSeconds,
     },
+    /// The install's cut-over: its first heartbeat. Where history covers what came before, the
+    /// ledger counts nothing before it.
+    Began {
+        /// When.
+        at: UnixSeconds,
+    },
+    /// Every day before `until` is in the rollup store: the ledger keeps nothing before it.
+    Rolled {
+        /// The first instant still kept.
+        until: UnixSeconds,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -68,6 +79,9 @@ pub struct Reconciled {
     pub records: Vec<Record>,
     /// Things worth a log line (segments closed at the last heartbeat).
     pub notes: Vec<String>,
+    /// What the rolled-up days in the store must take in: facts about their time that became
+    /// known only after they were rolled up (a pod that finished while Tollgate was down).
+    pub corrections: Vec<Correction>,
 }
 
 /// Allocation sets that together are the ledger's history plus what is open, up to an as-of.
@@ -75,6 +89,8 @@ pub struct Reconciled {
 pub struct LedgerView {
     /// Frozen history chunks, then one set with the recent history and the open segments.
     pub sets: Vec<Arc<AllocationSet>>,
+    /// Nothing before this is in `sets`: those days are in the rollup store.
+    pub from: Option<UnixSeconds>,
 }
 
 impl LedgerView {
@@ -94,9 +110,32 @@ pub struct LedgerState {
     /// never starts before it, so nothing is counted twice.
     covered: FxHashMap<SegmentKey, UnixSeconds>,
     heartbeat: Option<UnixSeconds>,
+    began: Option<UnixSeconds>,
+    rolled_until: Option<UnixSeconds>,
+    cut_over: bool,
 }
 
 impl LedgerState {
+    /// Counts nothing before the cut-over (the first heartbeat): history covers that time.
+    pub fn cut_over(&mut self, on: bool) {
+        self.cut_over = on;
+    }
+
+    /// Whether nothing before the cut-over is counted.
+    pub fn cuts_over(&self) -> bool {
+        self.cut_over
+    }
+
+    /// The first heartbeat of this install.
+    pub fn began(&self) -> Option<UnixSeconds> {
+        self.began
+    }
+
+    /// Days before this are in the rollup store and no longer kept here.
+    pub fn rolled_until(&self) -> Option<UnixSeconds> {
+        self.rolled_until
+    }
+
     /// The last time everything open was seen open.
     pub fn heartbeat(&self) -> Option<UnixSeconds> {
         self.heartbeat
@@ -143,12 +182,52 @@ impl LedgerState {
                 end,
             } => self.close(key, attrs, Interval::new(*start, *end)),
             Record::Heartbeat { at } => self.heartbeat = Some(*at),
+            Record::Began { at } => {
+                self.began.get_or_insert(*at);
+            }
+            Record::Rolled { until } => {
+                if self.rolled_until.is_none_or(|rolled| *until > rolled) {
+                    self.rolled_until = Some(*until);
+                    self.prune(*until);
+                }
+            }
         }
+    }
+
+    /// Drops what lies before `until` from the closed history.
+    fn prune(&mut self, until: UnixSeconds) {
+        let mut kept = Vec::with_capacity(self.frozen.len());
+        for chunk in self.frozen.drain(..) {
+            let needed = |i: Interval| i.end > until;
+            let whole = |i: Interval| i.start >= until;
+            let intervals = || {
+                chunk
+                    .allocations
+                    .iter()
+                    .map(|a| a.interval)
+                    .chain(chunk.capacity.iter().map(|c| c.interval))
+            };
+            if intervals().all(whole) {
+                kept.push(chunk);
+            } else if intervals().any(needed) {
+                let mut rest = (*chunk).clone();
+                rest.drop_before(until);
+                kept.push(Arc::new(rest));
+            }
+        }
+        self.frozen = kept;
+        self.recent.drop_before(until);
     }
 
     fn close(&mut self, key: &SegmentKey, attrs: &SegmentAttrs, during: Interval) {
         let covered = self.covered.entry(key.clone()).or_insert(UnixSeconds::MIN);
         *covered = (*covered).max(during.end);
+        let during = Interval::new(
+            during
+                .start
+                .max(self.rolled_until.unwrap_or(UnixSeconds::MIN)),
+            during.end,
+        );
         if during.is_empty() {
             return;
         }
@@ -168,11 +247,21 @@ impl LedgerState {
     ///   closed at the last heartbeat, the last time it was known to exist, and a note says so.
     pub fn reconcile(&mut self, now: UnixSeconds, live: &AllocationSet) -> Reconciled {
         let mut out = Reconciled::default();
+        if self.began.is_none() {
+            let began = Record::Began { at: now };
+            self.apply(&began);
+            out.records.push(began);
+        }
+        let cut_over = self
+            .began
+            .filter(|_| self.cut_over)
+            .unwrap_or(UnixSeconds::MIN);
+        let rolled = self.rolled_until.unwrap_or(UnixSeconds::MIN);
         let mut seen: BTreeSet<SegmentKey> = BTreeSet::new();
         for (key, attrs, during) in segments(live) {
-            let floor = self.covered.get(&key).copied().unwrap_or(UnixSeconds::MIN);
-            let start = during.start.max(floor);
-            let running = during.end >= now;
+            let covered = self.covered.get(&key).copied().unwrap_or(UnixSeconds::MIN);
+            let start = during.start.max(covered).max(cut_over);
+            let running = running_at(during, now);
             let record = match (self.open.get(&key), running) {
                 (Some(open), true) if open.attrs == attrs => None,
                 (Some(_), true) => {
@@ -203,6 +292,9 @@ impl LedgerState {
                 }),
                 _ => None,
             };
+            if let Some(record) = &record {
+                out.corrections.extend(self.correction(record, rolled));
+            }
             out.records.extend(record);
             seen.insert(key);
         }
@@ -232,22 +324,62 @@ impl LedgerState {
         out
     }
 
+    /// What `record` (about to be applied) changes in days rolled up before `rolled`.
+    fn correction(&self, record: &Record, rolled: UnixSeconds) -> Option<Correction> {
+        let (key, during, attrs) = match record {
+            Record::Close { key, end } => {
+                let open = self.open.get(key)?;
+                (key, Interval::new((*end).max(open.start), rolled), None)
+            }
+            Record::Open { key, attrs, start } => (key, Interval::new(*start, rolled), Some(attrs)),
+            Record::Closed {
+                key,
+                attrs,
+                start,
+                end,
+            } => (key, Interval::new(*start, (*end).min(rolled)), Some(attrs)),
+            Record::Heartbeat { .. } | Record::Began { .. } | Record::Rolled { .. } => {
+                return None;
+            }
+        };
+        if during.is_empty() {
+            return None;
+        }
+        Some(match attrs {
+            None => Correction::Cut {
+                key: key.clone(),
+                during,
+            },
+            Some(attrs) => Correction::Add {
+                key: key.clone(),
+                attrs: attrs.clone(),
+                during,
+            },
+        })
+    }
+
     /// The whole ledger as records (closed history, open segments, heartbeat): what a
     /// compacted log holds.
     pub fn records(&self) -> Vec<Record> {
         let mut records: Vec<Record> = self
-            .frozen
-            .iter()
-            .map(Arc::as_ref)
-            .chain(std::iter::once(&self.recent))
-            .flat_map(segments)
-            .map(|(key, attrs, during)| Record::Closed {
-                key,
-                attrs,
-                start: during.start,
-                end: during.end,
-            })
+            .began
+            .map(|at| Record::Began { at })
+            .into_iter()
+            .chain(self.rolled_until.map(|until| Record::Rolled { until }))
             .collect();
+        records.extend(
+            self.frozen
+                .iter()
+                .map(Arc::as_ref)
+                .chain(std::iter::once(&self.recent))
+                .flat_map(segments)
+                .map(|(key, attrs, during)| Record::Closed {
+                    key,
+                    attrs,
+                    start: during.start,
+                    end: during.end,
+                }),
+        );
         // Keys still visible keep their coverage even if their closed segment was empty.
         records.extend(self.covered.iter().map(|(key, &end)| Record::Close {
             key: key.clone(),
@@ -281,16 +413,26 @@ impl LedgerState {
     /// History plus open segments running until `as_of`, ready to price.
     pub fn view(&self, as_of: UnixSeconds) -> LedgerView {
         let mut tail = self.recent.clone();
+        let from = self.rolled_until.unwrap_or(UnixSeconds::MIN);
         for (key, open) in &self.open {
-            let during = Interval::new(open.start, as_of.max(open.start));
+            let start = open.start.max(from);
+            let during = Interval::new(start, as_of.max(start));
             if !during.is_empty() {
                 push_segment(&mut tail, key, &open.attrs, during);
             }
         }
         let mut sets = self.frozen.clone();
         sets.push(Arc::new(tail));
-        LedgerView { sets }
+        LedgerView {
+            sets,
+            from: self.rolled_until,
+        }
     }
+}
+
+/// A segment read at `now` runs on when it ends no earlier than `now`.
+fn running_at(during: Interval, now: UnixSeconds) -> bool {
+    during.end >= now
 }
 
 fn describe(key: &SegmentKey, attrs: &SegmentAttrs) -> String {

@@ -134,7 +134,7 @@ fn run(
 ) -> Vec<String> {
     let mut notes = Vec::new();
     for t in ticks {
-        notes.extend(ledger.reconcile(t, &timeline.live(t, last)).unwrap());
+        notes.extend(ledger.reconcile(t, &timeline.live(t, last)).unwrap().0);
         last = Some(t);
     }
     notes
@@ -236,7 +236,10 @@ fn what_vanished_while_down_closes_at_the_last_heartbeat_and_says_so() {
     assert_eq!(ledger.state().heartbeat(), Some(crash));
     drop(ledger);
     let (mut ledger, _) = Ledger::open(dir.path()).unwrap();
-    let notes = ledger.reconcile(back, &timeline.live(back, None)).unwrap();
+    let notes = ledger
+        .reconcile(back, &timeline.live(back, None))
+        .unwrap()
+        .0;
     assert!(!notes.is_empty());
     assert!(
         notes.iter().all(|n| n.ends_with(&format!(

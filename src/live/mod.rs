@@ -1,5 +1,6 @@
 //! The live cluster: watchers keep in-memory stores of the objects Tollgate reads.
 
+mod allocations;
 mod lease;
 mod list;
 mod stores;
@@ -7,5 +8,5 @@ mod watch;
 
 pub use lease::{Candidate, LeaderSettings, Leadership};
 pub use list::list_cluster;
-pub use stores::{ClusterStores, KindStore, Strip};
+pub use stores::{Changes, ClusterStores, KindStore, Strip};
 pub use watch::{SourceHealth, spawn_watchers};

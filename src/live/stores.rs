@@ -12,8 +12,10 @@ use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceSlice};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::watcher::Event;
+use rustc_hash::FxHashSet;
 
-use crate::allocation::{AllocationBuilder, AllocationSet, BuildOptions, is_gpu_resource};
+use super::allocations::{Changed, LiveAllocations, Watched};
+use crate::allocation::{AllocationSet, BuildOptions, is_gpu_resource};
 use crate::pricing::RateCard;
 use crate::time::UnixSeconds;
 
@@ -24,6 +26,12 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 pub trait Strip {
     /// Removes bulk in place.
     fn strip(&mut self);
+
+    /// Whether a stripped object can hold or offer a GPU at all (a pod asking for none is not
+    /// kept).
+    fn matters(&self) -> bool {
+        true
+    }
 }
 
 fn strip_meta(meta: &mut ObjectMeta) {
@@ -64,6 +72,10 @@ fn demand_only(container: &mut Container) {
 }
 
 impl Strip for Pod {
+    fn matters(&self) -> bool {
+        pod_matters(self)
+    }
+
     /// Keeps what allocations are read from: identity, labels and annotations, node, GPU
     /// demand, claims, phase, start, scheduling and finish times.
     fn strip(&mut self) {
@@ -127,6 +139,22 @@ impl Strip for Pod {
     }
 }
 
+/// A pod matters when it asks for a GPU resource or holds DRA claims.
+fn pod_matters(pod: &Pod) -> bool {
+    let asks = |c: &Container| {
+        c.resources
+            .as_ref()
+            .is_some_and(|r| r.requests.is_some() || r.limits.is_some())
+    };
+    let spec = pod.spec.as_ref();
+    let status = pod.status.as_ref();
+    spec.is_some_and(|s| {
+        s.containers.iter().any(asks)
+            || s.init_containers.iter().flatten().any(asks)
+            || s.resource_claims.as_ref().is_some_and(|c| !c.is_empty())
+    }) || status.is_some_and(|s| s.extended_resource_claim_status.is_some())
+}
+
 impl Strip for Node {
     /// Keeps labels, annotations, creation time and GPU capacity.
     fn strip(&mut self) {
@@ -169,6 +197,7 @@ pub struct KindStore<K> {
     deleted: Vec<(K, UnixSeconds)>,
     synced: bool,
     absent: bool,
+    changes: Changes,
 }
 
 impl<K> Default for KindStore<K> {
@@ -179,7 +208,34 @@ impl<K> Default for KindStore<K> {
             deleted: Vec::new(),
             synced: false,
             absent: false,
+            changes: Changes::default(),
         }
+    }
+}
+
+/// What changed in one kind since the changes were last taken.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// A relist replaced the objects: anything may have changed.
+    pub relisted: bool,
+    /// UIDs of objects applied (with a difference that matters) or deleted.
+    pub uids: FxHashSet<String>,
+    /// Their namespaces (empty for cluster-scoped kinds) and names.
+    pub keys: FxHashSet<(String, String)>,
+}
+
+impl Changes {
+    fn record(&mut self, uid: String, meta: &ObjectMeta) {
+        self.uids.insert(uid);
+        self.keys.insert((
+            meta.namespace.clone().unwrap_or_default(),
+            meta.name.clone().unwrap_or_default(),
+        ));
+    }
+
+    /// The names of the objects that changed.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.keys.iter().map(|(_, name)| name.as_str())
     }
 }
 
@@ -194,34 +250,74 @@ fn uid<K: kube::Resource>(object: &K) -> String {
     })
 }
 
-impl<K: kube::Resource + Strip> KindStore<K> {
+impl<K: kube::Resource + Strip + PartialEq> KindStore<K> {
     /// Applies one watch event seen at `now`. A relist replaces the objects when it is
     /// complete; objects it no longer has vanished unseen (the ledger closes them at its last
-    /// heartbeat).
+    /// heartbeat). Objects that hold no GPU are not kept; an update that changes nothing
+    /// Tollgate reads (a status heartbeat, a ready flag) is not a change.
     pub fn handle(&mut self, event: Event<K>, now: UnixSeconds) {
         match event {
             Event::Apply(mut object) => {
                 object.strip();
-                self.objects.insert(uid(&object), object);
+                let uid = uid(&object);
+                if !object.matters() {
+                    if let Some(old) = self.objects.remove(&uid) {
+                        self.changes.record(uid, old.meta());
+                    }
+                } else if self.objects.get(&uid) != Some(&object) {
+                    self.changes.record(uid.clone(), object.meta());
+                    self.objects.insert(uid, object);
+                }
             }
             Event::Delete(mut object) => {
                 object.strip();
-                self.objects.remove(&uid(&object));
-                self.deleted.push((object, now));
+                let uid = uid(&object);
+                if self.objects.remove(&uid).is_some() || object.matters() {
+                    self.changes.record(uid, object.meta());
+                    self.deleted.push((object, now));
+                }
             }
             Event::Init => self.listing = Some(BTreeMap::new()),
             Event::InitApply(mut object) => {
                 object.strip();
-                self.listing
-                    .get_or_insert_default()
-                    .insert(uid(&object), object);
+                if object.matters() {
+                    self.listing
+                        .get_or_insert_default()
+                        .insert(uid(&object), object);
+                }
             }
             Event::InitDone => {
                 self.objects = self.listing.take().unwrap_or_default();
                 self.synced = true;
                 self.absent = false;
+                self.changes.relisted = true;
             }
         }
+    }
+
+    /// What changed since the last call.
+    pub fn take_changes(&mut self) -> Changes {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// The live object with this UID.
+    pub fn get(&self, uid: &str) -> Option<&K> {
+        self.objects.get(uid)
+    }
+
+    /// The first live object `wanted` picks.
+    pub fn find(&self, wanted: impl Fn(&K) -> bool) -> Option<&K> {
+        self.objects.values().find(|o| wanted(o))
+    }
+
+    /// UIDs of the live objects.
+    pub fn uids(&self) -> impl Iterator<Item = &str> {
+        self.objects.keys().map(String::as_str)
+    }
+
+    /// Objects deleted since the last [`ClusterStores::forget_deleted`], with when.
+    pub fn deleted(&self) -> &[(K, UnixSeconds)] {
+        &self.deleted
     }
 
     /// Marks the kind as not served by this cluster (an older cluster without DRA).
@@ -240,7 +336,7 @@ impl<K: kube::Resource + Strip> KindStore<K> {
     }
 
     /// Live objects, then the deleted ones with when they were seen deleted.
-    fn with_deleted(&self) -> impl Iterator<Item = (&K, Option<UnixSeconds>)> {
+    pub fn with_deleted(&self) -> impl Iterator<Item = (&K, Option<UnixSeconds>)> {
         self.objects
             .values()
             .map(|o| (o, None))
@@ -271,6 +367,8 @@ pub struct ClusterStores {
     pub claims: KindStore<ResourceClaim>,
     /// DRA slices.
     pub slices: KindStore<ResourceSlice>,
+    /// Allocations read so far, reused while their objects do not change.
+    live: LiveAllocations,
 }
 
 impl ClusterStores {
@@ -285,20 +383,24 @@ impl ClusterStores {
 
     /// Allocations and capacity as of `options.as_of`, including pods and nodes deleted since
     /// the last [`forget_deleted`](Self::forget_deleted), ended when they were seen deleted.
-    /// Claims deleted in that time still resolve the devices of the pods that used them.
-    pub fn allocations(&self, card: &RateCard, options: BuildOptions) -> AllocationSet {
-        let mut builder = AllocationBuilder::new(
-            card,
-            options,
-            self.nodes.with_deleted(),
-            self.namespaces.objects(),
-            self.slices.objects(),
-        );
-        builder.add_pods(
-            self.pods.with_deleted(),
-            self.claims.with_deleted().map(|(c, _)| c),
-        );
-        builder.finish()
+    /// Claims deleted in that time still resolve the devices of the pods that used them. Only
+    /// what changed since the last call is read again.
+    pub fn allocations(&mut self, card: &RateCard, options: BuildOptions) -> AllocationSet {
+        let changed = Changed {
+            pods: self.pods.take_changes(),
+            nodes: self.nodes.take_changes(),
+            namespaces: self.namespaces.take_changes(),
+            claims: self.claims.take_changes(),
+            slices: self.slices.take_changes(),
+        };
+        let watched = Watched {
+            pods: &self.pods,
+            nodes: &self.nodes,
+            namespaces: &self.namespaces,
+            claims: &self.claims,
+            slices: &self.slices,
+        };
+        self.live.read(&watched, changed, card, &options)
     }
 
     /// Drops the deletions a reconcile has recorded.

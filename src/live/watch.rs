@@ -60,7 +60,7 @@ async fn watch_kind<K>(
     health: Arc<SourceHealth>,
     optional: bool,
 ) where
-    K: kube::Resource + Strip + Clone + DeserializeOwned + Debug + Send + 'static,
+    K: kube::Resource + Strip + PartialEq + Clone + DeserializeOwned + Debug + Send + 'static,
     K::DynamicType: Default,
 {
     let kind = K::kind(&K::DynamicType::default()).to_string();

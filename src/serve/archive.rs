@@ -1,6 +1,8 @@
 //! What lies beyond the ledger for a running service: Prometheus (DCGM usage, history) and the
 //! rollup store of closed days, with the background work that keeps them useful.
 
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -9,12 +11,14 @@ use tokio::sync::watch;
 
 use super::feed::Recorded;
 use super::view::View;
+use crate::ledger::Correction;
 use crate::live::Leadership;
 use crate::pricing::RateCard;
 use crate::prometheus::{Prometheus, PrometheusError, history_allocations};
 use crate::reporting::Sources;
+use crate::source::DemoHistory;
 use crate::store::RollupStore;
-use crate::time::{Interval, UnixSeconds};
+use crate::time::{Interval, UnixSeconds, format_time};
 use crate::usage::UsageKey;
 
 const DAY: i64 = 86_400;
@@ -32,17 +36,48 @@ pub struct Archive {
     pub utilization: RwLock<FxHashMap<UsageKey, f64>>,
     /// Whether this replica writes rollups (among several, only the leader does).
     pub leadership: Leadership,
+    /// Every day before this is stored (0: none yet): what the ledger may forget.
+    pub rolled: AtomicI64,
+    /// Bumped whenever a day is written to the store.
+    pub writes: AtomicU64,
+    /// True while history before the cut-over is still being rolled up.
+    pub backfilling: AtomicBool,
 }
 
+/// Where the time before the install's cut-over comes from, a day at a time.
+pub enum HistorySource {
+    /// The demo fleet's simulated past.
+    Demo(Box<DemoHistory>),
+    /// kube-state-metrics and DCGM series in Prometheus.
+    Prometheus,
+}
+
+/// History to roll up into the store when the service starts: the whole days before the
+/// cut-over the store lacks.
+pub struct Backfill {
+    /// Where it comes from.
+    pub source: HistorySource,
+    /// The days, UTC midnight to UTC midnight.
+    pub days: Interval,
+    /// The annotation/label key of cost centers.
+    pub cost_center_key: String,
+}
+
+/// Closed days are rolled up this long after they end, so that what finished just before
+/// midnight has been seen first.
+const ROLL_UP_GRACE: i64 = 15 * 60;
+
 impl Archive {
-    /// What a report over `view` is made from.
+    /// What a report over `sets` (holding nothing before `from`) is made from.
     pub fn sources<'a>(
         &'a self,
         sets: &'a [&'a crate::allocation::AllocationSet],
+        from: Option<UnixSeconds>,
         card: &'a RateCard,
     ) -> Sources<'a> {
         Sources {
             sets,
+            from,
             card,
             store: self.store.as_ref(),
             prometheus: self.prometheus.as_ref(),
@@ -102,8 +137,127 @@ impl Archive {
         }
     }
 
+    /// Rolls up each whole day of `backfill` the store lacks, one day in memory at a time.
+    fn backfill(&self, backfill: Backfill, card: &RateCard) {
+        let Some(store) = &self.store else { return };
+        let Backfill {
+            mut source,
+            days,
+            cost_center_key,
+        } = backfill;
+        let stored = match store.days() {
+            Ok(stored) => stored,
+            Err(e) => return tracing::error!(error = %e, "rollup store unreadable"),
+        };
+        let missing: Vec<UnixSeconds> = (days.start..days.end)
+            .step_by(DAY as usize)
+            .filter(|d| !stored.contains(d))
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        tracing::info!(
+            days = missing.len(),
+            "rolling up history before the cut-over"
+        );
+        let runtime = tokio::runtime::Handle::current();
+        let total = missing.len();
+        for (done, day) in missing.into_iter().enumerate() {
+            let window = Interval::new(day, day + DAY);
+            let set = match &mut source {
+                HistorySource::Demo(history) => Ok(history.window(window, card, &cost_center_key)),
+                HistorySource::Prometheus => match &self.prometheus {
+                    Some(prometheus) => runtime.block_on(history_allocations(
+                        prometheus,
+                        window,
+                        card,
+                        &cost_center_key,
+                    )),
+                    None => return,
+                },
+            };
+            let set = match set {
+                Ok(set) => set,
+                Err(e) => {
+                    tracing::warn!(error = %e, day = %format_time(day), "history could not be read; the day is left out");
+                    continue;
+                }
+            };
+            let rolled = runtime.block_on(self.sources(&[&set], None, card).roll_up(
+                store,
+                &[day],
+                |_| {},
+            ));
+            match rolled {
+                Ok(warnings) => warnings.into_iter().for_each(|w| tracing::warn!("{w}")),
+                Err(e) => return tracing::error!(error = %e, "history rollup failed"),
+            }
+            self.writes.fetch_add(1, Ordering::AcqRel);
+            if (done + 1) % 7 == 0 || done + 1 == total {
+                tracing::info!(done = done + 1, total, "history backfill");
+            }
+        }
+    }
+
+    /// Corrects the stored days `corrections` touch (facts about rolled-up time the ledger
+    /// learnt late, such as a pod that finished while Tollgate was down): each such day is
+    /// priced again from its archived segments, corrected, before the next view is published.
+    /// Only the replica that writes rollups does it.
+    pub fn correct(&self, corrections: &[Correction], card: &RateCard) {
+        if corrections.is_empty() || !self.leadership.is_leader() {
+            return;
+        }
+        let Some(store) = &self.store else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return tracing::error!("stored days need correcting, but no runtime runs the store");
+        };
+        let mut by_day: BTreeMap<UnixSeconds, Vec<&Correction>> = BTreeMap::new();
+        for correction in corrections {
+            let during = correction.during();
+            let first = during.start.div_euclid(DAY) * DAY;
+            for day in (first..during.end).step_by(DAY as usize) {
+                by_day.entry(day).or_default().push(correction);
+            }
+        }
+        for (day, corrections) in by_day {
+            let window = Interval::new(day, day + DAY);
+            let mut set = match store.read_segments(&[day]) {
+                Ok((mut sets, _)) if !sets.is_empty() => sets.remove(0),
+                Ok(_) => {
+                    tracing::warn!(day = %format_time(day), "a stored day has no segment archive to correct; its rollup keeps what was known when it was rolled up");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "a stored day could not be read to correct it");
+                    continue;
+                }
+            };
+            for correction in corrections {
+                correction.apply(&mut set, window);
+            }
+            let rolled = runtime.block_on(self.sources(&[&set], None, card).roll_up(
+                store,
+                &[day],
+                |_| {},
+            ));
+            match rolled {
+                Ok(_) => {
+                    self.writes.fetch_add(1, Ordering::AcqRel);
+                    tracing::info!(day = %format_time(day), "stored day corrected with what was learnt after it was rolled up");
+                }
+                Err(e) => tracing::error!(error = %e, "a stored day could not be corrected"),
+            }
+        }
+    }
+
+    /// Every day before this is in the store, if the rollups say so.
+    pub fn rolled_until(&self) -> Option<UnixSeconds> {
+        Some(self.rolled.load(Ordering::Acquire)).filter(|&until| until > 0)
+    }
+
     /// Rolls up the closed days `view` has data for and the store lacks (all of them on the
-    /// first call: the backfill), and drops days past retention.
+    /// first call: the backfill), drops days past retention, and once every day before today
+    /// is stored, says so ([`Archive::rolled_until`]) so the ledger can forget them.
     async fn roll_up(&self, view: &View, card: &RateCard) {
         let Some(store) = &self.store else { return };
         if !view.ready || !self.leadership.is_leader() {
@@ -120,9 +274,11 @@ impl Archive {
             })
             .min();
         let Some(earliest) = earliest else { return };
-        let today = view.as_of.div_euclid(DAY) * DAY;
+        let today = (view.as_of - ROLL_UP_GRACE).div_euclid(DAY) * DAY;
         let first = earliest.div_euclid(DAY) * DAY;
-        let first = first.max(today - i64::from(self.retention_days) * DAY);
+        let first = first
+            .max(today - i64::from(self.retention_days) * DAY)
+            .max(view.ledger.from.unwrap_or(UnixSeconds::MIN));
         let stored = match store.days() {
             Ok(days) => days,
             Err(e) => return tracing::error!(error = %e, "rollup store unreadable"),
@@ -132,13 +288,14 @@ impl Archive {
             .filter(|d| !stored.contains(d))
             .collect();
         if missing.is_empty() {
+            self.rolled.fetch_max(today, Ordering::AcqRel);
             return;
         }
         tracing::info!(days = missing.len(), "rolling up closed days");
         let total = missing.len();
         let mut done = 0;
         let result = self
-            .sources(&sets, card)
+            .sources(&sets, view.ledger.from, card)
             .roll_up(store, &missing, |_| {
                 done += 1;
                 if done % 7 == 0 || done == total {
@@ -146,8 +303,12 @@ impl Archive {
                 }
             })
             .await;
+        self.writes.fetch_add(1, Ordering::AcqRel);
         match result {
-            Ok(warnings) => warnings.into_iter().for_each(|w| tracing::warn!("{w}")),
+            Ok(warnings) => {
+                warnings.into_iter().for_each(|w| tracing::warn!("{w}"));
+                self.rolled.fetch_max(today, Ordering::AcqRel);
+            }
             Err(e) => tracing::error!(error = %e, "rollup failed"),
         }
         if let Err(e) = store.remove_before(today - i64::from(self.retention_days) * DAY) {
@@ -155,11 +316,13 @@ impl Archive {
         }
     }
 
-    /// Runs utilization polling (every minute) and rollups (every ten minutes) until aborted.
+    /// Runs utilization polling (every minute) and rollups (every ten minutes, after the
+    /// `backfill` of history) until aborted.
     pub fn spawn(
         self: &Arc<Self>,
         views: watch::Receiver<Arc<View>>,
         card: Arc<RateCard>,
+        backfill: Option<Backfill>,
     ) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks = Vec::new();
         if self.prometheus.is_some() {
@@ -176,13 +339,29 @@ impl Archive {
             let archive = self.clone();
             let mut views = views;
             tasks.push(tokio::spawn(async move {
-                // Backfill as soon as the sources are read, then check every ten minutes.
+                if let Some(backfill) = backfill {
+                    let (history, card) = (archive.clone(), card.clone());
+                    let done =
+                        tokio::task::spawn_blocking(move || history.backfill(backfill, &card));
+                    if let Err(e) = done.await {
+                        tracing::error!(error = %e, "the history backfill panicked");
+                    }
+                }
+                archive.backfilling.store(false, Ordering::Release);
+                // Roll up as soon as the sources are read, then check every ten minutes.
                 let _ = views.wait_for(|view| view.ready).await;
                 let mut ticks = tokio::time::interval(Duration::from_secs(600));
                 loop {
                     ticks.tick().await;
                     let view = views.borrow().clone();
-                    archive.roll_up(&view, &card).await;
+                    let (archive, card) = (archive.clone(), card.clone());
+                    let runtime = tokio::runtime::Handle::current();
+                    let rolled = tokio::task::spawn_blocking(move || {
+                        runtime.block_on(archive.roll_up(&view, &card));
+                    });
+                    if let Err(e) = rolled.await {
+                        tracing::error!(error = %e, "a rollup panicked");
+                    }
                 }
             }));
         }

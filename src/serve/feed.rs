@@ -14,7 +14,7 @@ use crate::allocation::{
 };
 use crate::live::{ClusterStores, SourceHealth};
 use crate::pricing::RateCard;
-use crate::source::DemoFleet;
+use crate::source::{DemoCluster, DemoFleet};
 use crate::time::UnixSeconds;
 
 /// What one read of a feed gives.
@@ -36,10 +36,12 @@ pub enum Feed {
         /// Whether the last API read worked.
         health: Arc<SourceHealth>,
     },
-    /// The demo fleet on a compressed clock.
+    /// The demo fleet on a compressed clock, moving through the watch path.
     Demo {
-        /// The fleet, laid out from the moment the service started.
-        fleet: DemoFleet,
+        /// The fleet, moving on from the moment the service started.
+        moving: Mutex<DemoCluster>,
+        /// What its watch events built, as a watched cluster's would.
+        stores: Box<Mutex<ClusterStores>>,
         /// Simulated time at start.
         start: UnixSeconds,
         /// Real time at start.
@@ -84,12 +86,20 @@ fn wall_clock() -> UnixSeconds {
 }
 
 impl Feed {
-    /// The moving demo fleet of `scale` units, starting now at `speed`× real time.
+    /// The moving demo fleet of `scale` units, starting now at `speed`× real time. Its past
+    /// (before [`Feed::now`] at start) is history: [`DemoFleet::new`] at that time.
     pub fn demo(scale: u32, speed: u32) -> Self {
-        let start = wall_clock();
+        Self::demo_from(DemoFleet::new(scale, wall_clock()), speed)
+    }
+
+    /// The moving demo `fleet`, from its as-of on, at `speed`× real time.
+    pub fn demo_from(fleet: DemoFleet, speed: u32) -> Self {
+        let mut stores = ClusterStores::default();
+        let moving = DemoCluster::start(fleet, &mut stores);
         Feed::Demo {
-            fleet: DemoFleet::new(scale, start),
-            start,
+            moving: Mutex::new(moving),
+            stores: Box::new(Mutex::new(stores)),
+            start: fleet.as_of(),
             started: Instant::now(),
             speed: speed.max(1),
         }
@@ -113,32 +123,12 @@ impl Feed {
     /// Allocations and capacity as of `options.as_of`, the namespaces' metadata, and whether
     /// the source has been read completely (every watched kind listed).
     pub fn read(&self, card: &RateCard, options: BuildOptions) -> Reading {
-        let namespaces =
-            |list: &mut dyn Iterator<Item = &Namespace>| -> BTreeMap<String, ObjectMeta> {
-                list.filter_map(|ns| Some((ns.metadata.name.clone()?, ns.metadata.clone())))
-                    .collect()
-            };
         match self {
-            Feed::Cluster { stores, .. } => {
-                let mut stores = stores
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                let reading = Reading {
-                    live: stores.allocations(card, options),
-                    namespaces: namespaces(&mut stores.namespaces.objects()),
-                    synced: stores.is_synced(),
-                };
-                // The deletions are now part of `live`: the ledger records them on this reconcile.
-                stores.forget_deleted();
-                reading
-            }
-            Feed::Demo { fleet, .. } => {
-                let objects = fleet.at(options.as_of).objects();
-                Reading {
-                    live: AllocationBuilder::for_cluster(card, options, &objects).finish(),
-                    namespaces: namespaces(&mut objects.namespaces.iter()),
-                    synced: true,
-                }
+            Feed::Cluster { stores, .. } => read_stores(&mut lock(stores), card, options),
+            Feed::Demo { moving, stores, .. } => {
+                let mut stores = lock(stores);
+                lock(moving).advance(options.as_of, &mut stores);
+                read_stores(&mut stores, card, options)
             }
             Feed::Recorded(recorded) => {
                 let (set, _) = recorded.latest();
@@ -150,7 +140,7 @@ impl Feed {
             }
             Feed::Snapshot { objects, .. } => Reading {
                 live: AllocationBuilder::for_cluster(card, options, objects).finish(),
-                namespaces: namespaces(&mut objects.namespaces.iter()),
+                namespaces: namespace_map(&mut objects.namespaces.iter()),
                 synced: true,
             },
         }
@@ -163,6 +153,29 @@ impl Feed {
             _ => None,
         }
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// What watch events built: the allocations (only what changed read again), the namespaces.
+fn read_stores(stores: &mut ClusterStores, card: &RateCard, options: BuildOptions) -> Reading {
+    let reading = Reading {
+        live: stores.allocations(card, options),
+        namespaces: namespace_map(&mut stores.namespaces.objects()),
+        synced: stores.is_synced(),
+    };
+    // The deletions are now part of `live`: the ledger records them on this reconcile.
+    stores.forget_deleted();
+    reading
+}
+
+fn namespace_map(list: &mut dyn Iterator<Item = &Namespace>) -> BTreeMap<String, ObjectMeta> {
+    list.filter_map(|ns| Some((ns.metadata.name.clone()?, ns.metadata.clone())))
+        .collect()
 }
 
 /// Namespace metadata as history recorded it: each namespace's latest namespace-level cost

@@ -37,7 +37,7 @@ impl Following {
             match Ledger::open(&self.dir) {
                 Ok((opened, notes)) => {
                     notes.iter().for_each(|note| tracing::warn!("{note}"));
-                    *ledger = opened;
+                    *ledger = opened.cutting_over(ledger.cuts_over());
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "leading, but the ledger could not be opened for writing")
@@ -51,7 +51,7 @@ impl Following {
                 Ok((read, notes)) => {
                     // A torn last line is the leader mid-write, not damage.
                     notes.iter().for_each(|note| tracing::debug!("{note}"));
-                    *ledger = read;
+                    *ledger = read.cutting_over(ledger.cuts_over());
                     self.read_at = Some(Instant::now());
                 }
                 Err(e) => tracing::warn!(error = %e, "the leader's ledger could not be read"),

@@ -13,7 +13,7 @@ use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::admission::{
@@ -44,6 +44,8 @@ pub struct AppState {
     pub focus: Arc<FocusSettings>,
     /// Who may read chargebacks and ask quota checks.
     pub auth: Arc<Auth>,
+    /// Reports computed at once (`server.reports_at_once`); the rest wait.
+    pub reports: Arc<Semaphore>,
 }
 
 impl AppState {
@@ -158,19 +160,33 @@ async fn chargeback(
         Ok(request) => request,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    let sets = view.ledger.as_refs();
-    match state
-        .archive
-        .sources(&sets, &state.card)
-        .report(&request)
-        .await
-    {
-        Ok(report) => (
-            [(header::CONTENT_TYPE, format.content_type())],
-            render(&report, format, &state.focus),
-        )
-            .into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    // Reports are priced and rendered on the blocking pool, a few at a time, so that a month's
+    // FOCUS export never holds up the threads that answer quota checks.
+    let Ok(permit) = state.reports.clone().acquire_owned().await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    };
+    let (archive, card, focus) = (
+        state.archive.clone(),
+        state.card.clone(),
+        state.focus.clone(),
+    );
+    let runtime = tokio::runtime::Handle::current();
+    let rendered = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let sets = view.ledger.as_refs();
+        let sources = archive.sources(&sets, view.ledger.from, &card);
+        runtime
+            .block_on(sources.report(&request))
+            .map(|report| render(&report, format, &focus))
+    })
+    .await;
+    match rendered {
+        Ok(Ok(body)) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the report failed: {e}"),
+        ),
     }
 }
 

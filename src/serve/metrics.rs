@@ -19,9 +19,7 @@ use super::quota::QuotaGate;
 use super::view::View;
 use crate::allocation::AllocationSet;
 use crate::budget::BudgetScope;
-use crate::cost::{ReportRequest, cost_report};
 use crate::pricing::RateCard;
-use crate::time::{Interval, Step, month_start};
 use crate::usage::UsageKey;
 
 type FloatGauge = Gauge<f64, AtomicU64>;
@@ -262,35 +260,17 @@ pub fn render(view: &View, card: &RateCard, quota: &QuotaGate, archive: &Archive
         unallocated,
     );
 
-    let month = Interval::new(
-        month_start(view.as_of - 1).unwrap_or(view.as_of),
-        view.as_of,
-    );
-    let spend = if month.is_empty() {
-        BTreeMap::new()
-    } else {
-        let request = ReportRequest {
-            window: month,
-            step: Step::Window,
-            group_by: "cost_center".parse().unwrap_or_default(),
-            share_unallocated: false,
-        };
-        cost_report(&view.ledger.as_refs(), card, &request)
-            .map(|report| {
-                report
-                    .lines
-                    .into_iter()
-                    .filter_map(|l| {
-                        let labels = SpendLabels {
-                            cost_center: l.group.into_iter().next().unwrap_or_default(),
-                            period: "month".into(),
-                        };
-                        Some((labels, l.figures.cost?))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+    let spend: BTreeMap<SpendLabels, Decimal> = view
+        .spend
+        .spent_by_cost_center()
+        .map(|(cost_center, spent)| {
+            let labels = SpendLabels {
+                cost_center: cost_center.to_string(),
+                period: "month".into(),
+            };
+            (labels, spent)
+        })
+        .collect();
     gauge_family(
         &mut registry,
         "tollgate_cost_center_spend",

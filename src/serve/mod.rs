@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub use admission::{admission_review, quota_request};
-pub use archive::Archive;
+pub use archive::{Archive, Backfill, HistorySource};
 pub use auth::{Auth, AuthMode, AuthSettings, Refusal, Scope};
 pub use feed::{Feed, Recorded};
 pub use follow::Following;
@@ -34,7 +34,6 @@ use crate::ledger::Ledger;
 use crate::pricing::RateCard;
 
 /// How the service runs.
-#[derive(Clone)]
 pub struct ServeOptions {
     /// Address to listen on.
     pub listen: String,
@@ -54,6 +53,10 @@ pub struct ServeOptions {
     pub auth: Arc<Auth>,
     /// Among replicas, when this one writes the ledger (`None`: always).
     pub following: Option<Following>,
+    /// Reports computed at once.
+    pub reports_at_once: usize,
+    /// History before the cut-over to roll up into the store, a day at a time, on start.
+    pub backfill: Option<Backfill>,
 }
 
 /// The HTTPS listener.
@@ -148,7 +151,7 @@ pub async fn serve(
     ledger: Ledger,
     card: RateCard,
     quota: QuotaGate,
-    options: ServeOptions,
+    mut options: ServeOptions,
     announce: impl FnOnce(&[String]),
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
@@ -171,7 +174,8 @@ pub async fn serve(
             views,
         )
         .with_history(options.history.clone())
-        .with_following(options.following.clone()),
+        .with_following(options.following.clone())
+        .with_archive(options.archive.clone()),
     ));
     reconcile_once(&reconciler).await;
     let periodic = {
@@ -186,7 +190,9 @@ pub async fn serve(
             }
         })
     };
-    let background = options.archive.spawn(receiver.clone(), card.clone());
+    let background = options
+        .archive
+        .spawn(receiver.clone(), card.clone(), options.backfill.take());
     let app = router(AppState {
         card,
         views: receiver,
@@ -194,6 +200,7 @@ pub async fn serve(
         archive: options.archive.clone(),
         focus: Arc::new(options.focus.clone()),
         auth: options.auth.clone(),
+        reports: Arc::new(tokio::sync::Semaphore::new(options.reports_at_once.max(1))),
     });
     // One shutdown for both listeners.
     let (stop, stopping) = watch::channel(false);

@@ -3,18 +3,20 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use tokio::sync::watch;
 
+use super::archive::Archive;
 use super::feed::{Feed, Reading};
 use super::follow::Following;
 use crate::allocation::{AllocationSet, BuildOptions};
-use crate::budget::SpendIndex;
+use crate::budget::{SpendIndex, StoredSpend, month_of};
 use crate::ledger::{Ledger, LedgerView};
 use crate::pricing::RateCard;
-use crate::time::UnixSeconds;
+use crate::time::{Interval, UnixSeconds};
 
 /// The state as of one reconcile.
 #[derive(Clone, Debug)]
@@ -92,6 +94,8 @@ pub struct Reconciler {
     current_at: Option<Instant>,
     history: Option<Arc<AllocationSet>>,
     following: Option<Following>,
+    archive: Option<Arc<Archive>>,
+    stored_spend: (u64, StoredSpend),
 }
 
 impl Reconciler {
@@ -112,7 +116,67 @@ impl Reconciler {
             current_at: None,
             history: None,
             following: None,
+            archive: None,
+            stored_spend: (0, StoredSpend::default()),
         }
+    }
+
+    /// Reads rolled-up days from the archive's store: the ledger forgets them once stored,
+    /// and month-to-date spend takes them from the store.
+    pub fn with_archive(mut self, archive: Arc<Archive>) -> Self {
+        self.archive = Some(archive);
+        self
+    }
+
+    /// Forgets what the store now holds: the ledger records the days as rolled up (and
+    /// compacts), history before them is dropped.
+    fn forget_rolled(&mut self) {
+        let Some(until) = self.archive.as_ref().and_then(|a| a.rolled_until()) else {
+            return;
+        };
+        if self
+            .ledger
+            .state()
+            .rolled_until()
+            .is_some_and(|r| r >= until)
+        {
+            return;
+        }
+        if let Err(e) = self.ledger.mark_rolled(until) {
+            tracing::error!(error = %e, "the ledger could not record the rolled-up days");
+            return;
+        }
+        if let Some(history) = &self.history {
+            let mut kept = (**history).clone();
+            kept.drop_before(until);
+            self.history = (!kept.is_empty()).then(|| Arc::new(kept));
+        }
+    }
+
+    /// The month's spend in the store, before `from` (read again only when the month or
+    /// `from` moves).
+    fn stored_spend(&mut self, as_of: UnixSeconds, from: Option<UnixSeconds>) -> &StoredSpend {
+        let month = month_of(as_of);
+        let window = Interval::new(month.start, from.unwrap_or(month.start).max(month.start));
+        let writes = self
+            .archive
+            .as_ref()
+            .map_or(0, |a| a.writes.load(Ordering::Acquire));
+        if self.stored_spend.1.window != window || self.stored_spend.0 != writes {
+            let store = self.archive.as_ref().and_then(|a| a.store.as_ref());
+            let spend = match store.map(|s| s.spend(window)).transpose() {
+                Ok(cost) => StoredSpend {
+                    window,
+                    cost: cost.unwrap_or_default(),
+                },
+                Err(e) => {
+                    tracing::error!(error = %e, "the month's stored spend could not be read; budgets see none of it");
+                    StoredSpend::default()
+                }
+            };
+            self.stored_spend = (writes, spend);
+        }
+        &self.stored_spend.1
     }
 
     /// Adds allocations rebuilt from history for the time before the ledger began; they are
@@ -138,6 +202,7 @@ impl Reconciler {
         if let Some(following) = &mut self.following {
             following.sync(&mut self.ledger);
         }
+        self.forget_rolled();
         let as_of = self.feed.now();
         let options = BuildOptions {
             as_of,
@@ -154,11 +219,20 @@ impl Reconciler {
         if current {
             self.current_at = Some(read_at);
             match self.ledger.reconcile(as_of, &live) {
-                // A follower's in-memory reconcile closes what the leader has not yet.
-                Ok(notes) if self.ledger.is_durable() => {
-                    notes.iter().for_each(|note| tracing::warn!("{note}"))
+                Ok((notes, corrections)) => {
+                    // A follower's in-memory reconcile closes what the leader has not yet.
+                    let durable = self.ledger.is_durable();
+                    for note in &notes {
+                        if durable {
+                            tracing::warn!("{note}");
+                        } else {
+                            tracing::debug!("{note}");
+                        }
+                    }
+                    if let Some(archive) = &self.archive {
+                        archive.correct(&corrections, &self.card);
+                    }
                 }
-                Ok(notes) => notes.iter().for_each(|note| tracing::debug!("{note}")),
                 Err(e) => tracing::error!(
                     error = %e,
                     "the ledger could not be written; what changed since the last write would be lost on a crash"
@@ -169,7 +243,8 @@ impl Reconciler {
         if let Some(history) = &self.history {
             ledger.sets.insert(0, history.clone());
         }
-        let spend = SpendIndex::build(&ledger.as_refs(), &live, &self.card, as_of).unwrap_or_else(|e| {
+        let stored = self.stored_spend(as_of, ledger.from).clone();
+        let spend = SpendIndex::build(&ledger.as_refs(), &stored, &live, &self.card, as_of).unwrap_or_else(|e| {
             tracing::error!(error = %e, "month-to-date spend could not be computed; budgets see none");
             SpendIndex::default()
         });
@@ -179,7 +254,11 @@ impl Reconciler {
             current_at: self.current_at,
             ledger,
             live: Arc::new(live),
-            ready: synced,
+            ready: synced
+                && !self
+                    .archive
+                    .as_ref()
+                    .is_some_and(|a| a.backfilling.load(Ordering::Acquire)),
             kubernetes_up,
             spend: Arc::new(spend),
             namespaces: Arc::new(namespaces),

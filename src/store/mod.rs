@@ -11,6 +11,7 @@
 //! so rewriting a day (backfill, re-pricing) is idempotent and a crash never leaves half of one.
 
 mod plan;
+mod segments;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
@@ -21,6 +22,7 @@ use rust_decimal::Decimal;
 
 pub use plan::{Plan, ROLLUP_KEYS, compose, merge_into, rollup_request};
 
+use crate::allocation::AllocationSet;
 use crate::cost::{CostLine, CostReport, Figures, GroupKey};
 use crate::time::{Interval, Step, UnixSeconds, format_time};
 
@@ -91,6 +93,46 @@ impl RollupStore {
             .join(format!("{}.parquet", &date[..10]))
     }
 
+    fn segments_path(&self, day: UnixSeconds) -> PathBuf {
+        let date = format_time(day);
+        self.dir
+            .join("segments")
+            .join(format!("{}.parquet", &date[..10]))
+    }
+
+    /// Archives the allocations and capacity of `sets` that fall in the day starting at
+    /// `day`, clipped to it: what reports the rollups cannot answer are priced from. Written
+    /// before the day's rollups, so a stored day always has them.
+    pub fn write_segments(
+        &self,
+        day: UnixSeconds,
+        sets: &[&AllocationSet],
+    ) -> Result<(), StoreError> {
+        let path = self.segments_path(day);
+        let dir = self.dir.join("segments");
+        fs::create_dir_all(&dir).map_err(|e| fail(&dir, e))?;
+        segments::write_segments(&path, sets, Interval::new(day, day + DAY))
+    }
+
+    /// The archived records of the stored days in `days`, one set per day. Days stored
+    /// without an archive (by an older Tollgate) are named in the second list.
+    pub fn read_segments(
+        &self,
+        days: &[UnixSeconds],
+    ) -> Result<(Vec<AllocationSet>, Vec<UnixSeconds>), StoreError> {
+        let mut sets = Vec::with_capacity(days.len());
+        let mut missing = Vec::new();
+        for &day in days {
+            let path = self.segments_path(day);
+            if path.exists() {
+                sets.push(segments::read_segments(&path)?);
+            } else {
+                missing.push(day);
+            }
+        }
+        Ok((sets, missing))
+    }
+
     /// The days (their UTC midnights) the store holds.
     pub fn days(&self) -> Result<BTreeSet<UnixSeconds>, StoreError> {
         let mut days = BTreeSet::new();
@@ -136,12 +178,39 @@ impl RollupStore {
     pub fn remove_before(&self, keep_from: UnixSeconds) -> Result<usize, StoreError> {
         let mut removed = 0;
         for day in self.days()?.into_iter().filter(|d| *d < keep_from) {
-            for path in [self.daily_path(day), self.path(day)] {
-                fs::remove_file(&path).map_err(|e| fail(&path, e))?;
+            for path in [
+                self.daily_path(day),
+                self.path(day),
+                self.segments_path(day),
+            ] {
+                match fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(fail(&path, e));
+                    }
+                    _ => {}
+                }
             }
             removed += 1;
         }
         Ok(removed)
+    }
+
+    /// The cost of each (cost center, namespace) over `window` (whole stored days): the part
+    /// of month-to-date spend the store holds.
+    pub fn spend(&self, window: Interval) -> Result<Vec<(String, String, Decimal)>, StoreError> {
+        if window.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = [GroupKey::CostCenter, GroupKey::Namespace];
+        let lines = self.read(window, window, Step::Window, &keys)?;
+        Ok(lines
+            .into_iter()
+            .filter_map(|line| {
+                let cost = line.figures.cost?;
+                let mut group = line.group.into_iter();
+                Some((group.next()?, group.next()?, cost))
+            })
+            .collect())
     }
 
     /// The stored hours of `hours` (whole days the store holds), grouped by `keys` (a subset of
@@ -210,7 +279,6 @@ impl RollupStore {
 
 /// Writes `lines` (one row each) to `path`, crash-safely.
 fn write_lines(path: &Path, lines: &[CostLine]) -> Result<(), StoreError> {
-    let tmp = path.with_extension("parquet.tmp");
     let mut columns = vec![Column::new(
         "hour".into(),
         lines.iter().map(|l| l.period.start).collect::<Vec<i64>>(),
@@ -231,7 +299,14 @@ fn write_lines(path: &Path, lines: &[CostLine]) -> Result<(), StoreError> {
         "unpriced_gpu_hours",
         figure(|f| Some(f.unpriced_gpu_hours)),
     ));
-    let mut frame = DataFrame::new(lines.len(), columns).map_err(|e| fail(path, e))?;
+    let frame = DataFrame::new(lines.len(), columns).map_err(|e| fail(path, e))?;
+    write_frame(path, frame)
+}
+
+/// Writes `frame` to `path` as Parquet, crash-safely: a temporary file, fsynced, renamed into
+/// place, the directory fsynced.
+fn write_frame(path: &Path, mut frame: DataFrame) -> Result<(), StoreError> {
+    let tmp = path.with_extension("parquet.tmp");
     let mut file = File::create(&tmp).map_err(|e| fail(&tmp, e))?;
     ParquetWriter::new(&mut file)
         .finish(&mut frame)

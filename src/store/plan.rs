@@ -33,6 +33,9 @@ pub struct Plan {
     pub stored: Vec<Interval>,
     /// Everything else of the window.
     pub rest: Vec<Interval>,
+    /// Whether the rollups can answer the request at all (not grouped by pod or resource, not
+    /// sharing unallocated capacity across groups).
+    pub storable: bool,
 }
 
 impl Plan {
@@ -69,7 +72,11 @@ impl Plan {
         if at < window.end {
             rest.push(Interval::new(at, window.end));
         }
-        Plan { stored, rest }
+        Plan {
+            stored,
+            rest,
+            storable,
+        }
     }
 }
 

@@ -254,6 +254,8 @@ pub async fn spawn_service_with(
         focus: Default::default(),
         auth: Default::default(),
         following: None,
+        reports_at_once: 1,
+        backfill: None,
     };
     let (urls_tx, urls_rx) = tokio::sync::oneshot::channel::<Vec<String>>();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -1,0 +1,313 @@
+//! The demo fleet: a deterministic simulated cluster, as Kubernetes objects.
+//!
+//! 209 GPUs per unit of scale across H100 (on-demand and spot), H200 through DRA only (template
+//! claims, a shared claim, scheduler-made extended-resource claims), A100 split by MIG, time-sliced
+//! L4, L40S (one node with a price override) and one GH200 that the built-in rate card does not
+//! price; seven namespaces whose cost centers come from every link of the chain; 35 days of pod
+//! churn ending at "as of". The objects are what `kubectl get -o json` would show if finished pods
+//! and their claims were never garbage-collected, so the demo enters the same path as a snapshot.
+//!
+//! `fleet` holds the fleet's shape, `timeline` the runs of pods on each share of each node,
+//! `objects` those runs as Kubernetes objects, and `live` the fleet moving on: watch events for
+//! a running service, as a watched cluster sends them.
+
+mod fleet;
+mod history;
+mod live;
+mod objects;
+mod timeline;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::resource::v1::ResourceClaim;
+
+use fleet::{
+    Ask, DemoNode, NAMESPACES, Offer, POOLS, Tenant, Workload, namespace_object, node_object,
+    slice_object, slots,
+};
+use objects::{PodPlan, pod_object, run_objects};
+use timeline::{DAY, HOUR, Rng, SlotRuns, pod_name, seed};
+
+pub use history::DemoHistory;
+pub use live::DemoCluster;
+pub use timeline::DEMO_DAYS;
+
+use crate::allocation::{AllocationBuilder, AllocationSet, BuildOptions, ClusterObjects};
+use crate::pricing::RateCard;
+use crate::time::UnixSeconds;
+
+/// The simulated fleet, `scale` times the base pools, seen at `as_of`.
+///
+/// The layout of pods is fixed by `anchor` (history runs from 35 days before it) and by the
+/// seeds alone, so the same fleet seen at a later `as_of` ([`DemoFleet::at`]) has the same past
+/// and more present: that is how `serve --demo` moves.
+#[derive(Clone, Copy, Debug)]
+pub struct DemoFleet {
+    scale: u32,
+    anchor: UnixSeconds,
+    as_of: UnixSeconds,
+}
+
+impl DemoFleet {
+    /// A fleet of `scale` times the base pools (209 GPUs each), whose 35-day history ends at
+    /// `as_of` (laid out from the hour `as_of` falls in).
+    pub fn new(scale: u32, as_of: UnixSeconds) -> Self {
+        DemoFleet {
+            scale: scale.max(1),
+            anchor: as_of.div_euclid(HOUR) * HOUR,
+            as_of,
+        }
+    }
+
+    /// The same fleet seen at another time: pods that started by then, running if they had
+    /// not finished.
+    pub fn at(self, as_of: UnixSeconds) -> Self {
+        DemoFleet { as_of, ..self }
+    }
+
+    /// The moment the fleet is seen at.
+    pub fn as_of(&self) -> UnixSeconds {
+        self.as_of
+    }
+
+    /// When the fleet's oldest nodes were created: the start of its history.
+    pub fn earliest(&self) -> UnixSeconds {
+        let oldest = POOLS.iter().map(|p| p.age_days).max().unwrap_or(DEMO_DAYS);
+        self.anchor - oldest * DAY
+    }
+
+    /// Physical GPUs in the fleet.
+    pub fn gpu_count(&self) -> u32 {
+        POOLS.iter().map(|p| p.nodes * p.gpus).sum::<u32>() * self.scale
+    }
+
+    fn nodes(&self) -> Vec<DemoNode> {
+        POOLS
+            .iter()
+            .flat_map(|pool| {
+                (0..pool.nodes * self.scale).map(move |index| DemoNode {
+                    name: format!("{}-{index:03}", pool.prefix),
+                    pool,
+                    index,
+                })
+            })
+            .collect()
+    }
+
+    /// Nodes, namespaces and DRA slices; no pods or claims.
+    pub fn cluster(&self) -> ClusterObjects {
+        let nodes = self.nodes();
+        ClusterObjects {
+            nodes: nodes.iter().map(|n| node_object(n, self.anchor)).collect(),
+            namespaces: NAMESPACES
+                .iter()
+                .map(|(name, cc)| namespace_object(name, *cc))
+                .collect(),
+            slices: nodes
+                .iter()
+                .filter(|n| n.pool.offer == Offer::Dra)
+                .map(slice_object)
+                .collect(),
+            ..ClusterObjects::default()
+        }
+    }
+
+    /// Every object, pods and claims included.
+    pub fn objects(&self) -> ClusterObjects {
+        let mut objects = self.cluster();
+        for node in self.nodes() {
+            let (pods, claims) = self.node_pods(&node);
+            objects.pods.extend(pods);
+            objects.claims.extend(claims);
+        }
+        objects.pods.extend(self.pending_pods());
+        objects
+    }
+
+    /// Allocations of the whole fleet, built node by node so that a large fleet's pods are
+    /// never all held as objects at once. Same result as `allocations(&self.objects(), …)`.
+    pub fn allocations(&self, card: &RateCard, options: &BuildOptions) -> AllocationSet {
+        let mut builder = AllocationBuilder::for_cluster(card, options.clone(), &self.cluster());
+        for node in self.nodes() {
+            let (pods, claims) = self.node_pods(&node);
+            builder.add_pods(pods.iter().map(|p| (p, None)), &claims);
+        }
+        builder.add_pods(self.pending_pods().iter().map(|p| (p, None)), &[]);
+        builder.finish()
+    }
+
+    /// When the simulated history of `node` starts.
+    fn history_start(&self, node: &DemoNode) -> UnixSeconds {
+        let created = self.anchor - node.pool.age_days * DAY;
+        (self.anchor - DEMO_DAYS * DAY).max(created)
+    }
+
+    /// The pods (and the claims they use) that ran on one node over the simulated history.
+    fn node_pods(&self, node: &DemoNode) -> (Vec<Pod>, Vec<ResourceClaim>) {
+        let mut pods = Vec::new();
+        let mut claims = Vec::new();
+        for (index, slot) in slots(node).iter().enumerate() {
+            let mut runs = SlotRuns::new(node, index, self.history_start(node));
+            while runs.next_start() < self.as_of {
+                let run = runs.next_run(node, slot);
+                let (run_pods, claim) = run_objects(&run, node, slot, self.as_of);
+                claims.extend(claim);
+                pods.extend(run_pods);
+            }
+        }
+        (pods, claims)
+    }
+
+    /// Training pods waiting for eight GPUs: they hold nothing.
+    fn pending_pods(&self) -> Vec<Pod> {
+        let tenant = Tenant {
+            namespace: "ml-training",
+            app: "pretrain-8x",
+            workload: Workload::Training,
+        };
+        let mut rng = Rng::new(seed("pending", 0, 2));
+        (0..3 * self.scale)
+            .map(|_| {
+                let name = pod_name(&tenant, &mut rng);
+                let uid = rng.uid();
+                pod_object(PodPlan {
+                    tenant: &tenant,
+                    name: &name,
+                    uid: &uid,
+                    node: None,
+                    ask: &Ask::Resource {
+                        resource: "nvidia.com/gpu",
+                        count: 8,
+                    },
+                    claim: None,
+                    start: self.as_of - HOUR,
+                    end: None,
+                    cost_center: None,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use std::collections::BTreeSet;
+
+    use rust_decimal::Decimal;
+
+    use super::*;
+    use crate::allocation::{AllocationKind, CostCenterSource, allocations};
+    use crate::cost::{ReportRequest, cost_report};
+    use crate::pricing::PriceTier;
+    use crate::time::{Interval, Step, parse_time};
+
+    fn as_of() -> UnixSeconds {
+        parse_time("2026-11-27T09:30:00Z").unwrap()
+    }
+
+    fn resolved(set: &AllocationSet) -> Vec<String> {
+        let n = |s| set.names.resolve(s);
+        let mut rows: Vec<String> = set
+            .allocations
+            .iter()
+            .map(|a| {
+                format!(
+                    "{} {} {} {} {} {} {:?}",
+                    n(a.namespace),
+                    n(a.pod),
+                    n(a.node),
+                    a.units,
+                    a.interval,
+                    n(a.cost_center),
+                    a.tier
+                )
+            })
+            .collect();
+        rows.sort();
+        rows
+    }
+
+    #[test]
+    fn the_fleet_covers_every_way_of_holding_a_gpu() {
+        let fleet = DemoFleet::new(1, as_of());
+        assert!(fleet.gpu_count() >= 200, "{}", fleet.gpu_count());
+        let card = RateCard::builtin();
+        let set = fleet.allocations(&card, &BuildOptions::new(as_of()));
+        let kinds: BTreeSet<AllocationKind> = set.allocations.iter().map(|a| a.kind).collect();
+        assert_eq!(kinds.len(), 4, "{kinds:?}");
+        let tiers: BTreeSet<PriceTier> = set.allocations.iter().map(|a| a.tier).collect();
+        assert!(tiers.contains(&PriceTier::Spot) && tiers.contains(&PriceTier::OnDemand));
+        let sources: BTreeSet<CostCenterSource> = set
+            .allocations
+            .iter()
+            .map(|a| a.cost_center_source)
+            .collect();
+        assert_eq!(sources.len(), 5, "{sources:?}");
+        let namespaces: BTreeSet<_> = set.allocations.iter().map(|a| a.namespace).collect();
+        assert!(namespaces.len() >= 6);
+        let first = set
+            .allocations
+            .iter()
+            .map(|a| a.interval.start)
+            .min()
+            .unwrap();
+        assert!(first <= as_of() - (DEMO_DAYS - 1) * DAY);
+        assert!(set.allocations.len() > 10_000, "{}", set.allocations.len());
+        assert!(
+            set.allocations.iter().any(|a| a.interval.end == as_of()),
+            "some pods still run"
+        );
+        assert!(set.warnings.is_empty(), "{:?}", set.warnings);
+    }
+
+    #[test]
+    fn streaming_by_node_equals_reading_all_objects_and_is_deterministic() {
+        let fleet = DemoFleet::new(1, as_of());
+        let card = RateCard::builtin();
+        let options = BuildOptions::new(as_of());
+        let streamed = resolved(&fleet.allocations(&card, &options));
+        let whole = resolved(&allocations(&fleet.objects(), &card, &options));
+        assert_eq!(streamed, whole);
+        assert_eq!(
+            streamed,
+            resolved(&DemoFleet::new(1, as_of()).allocations(&card, &options))
+        );
+    }
+
+    #[test]
+    fn pods_never_exceed_their_nodes_so_models_recover_full_cost() {
+        let fleet = DemoFleet::new(1, as_of());
+        let card = RateCard::builtin();
+        let set = fleet.allocations(&card, &BuildOptions::new(as_of()));
+        let window = Interval::new(as_of() - 30 * DAY, as_of());
+        let request = ReportRequest {
+            window,
+            step: Step::Day,
+            group_by: "gpu_model".parse().unwrap(),
+            share_unallocated: false,
+        };
+        let report = cost_report(&[&set], &card, &request).unwrap();
+        let hours: Decimal = report.lines.iter().map(|l| l.figures.gpu_hours).sum();
+        let capacity_hours: i64 = set
+            .capacity
+            .iter()
+            .filter_map(|c| {
+                c.interval
+                    .clip(window)
+                    .map(|i| c.units.numer() * i.seconds() / c.units.denom())
+            })
+            .sum();
+        assert_eq!(hours, Decimal::from(capacity_hours) / Decimal::from(3600));
+        // Unallocated capacity is never negative: no node is over-committed.
+        let free = ReportRequest {
+            group_by: "cost_center,node".parse().unwrap(),
+            ..request
+        };
+        let report = cost_report(&[&set], &card, &free).unwrap();
+        assert!(
+            report
+                .lines
+                .iter()
+                .all(|l| l.figures.gpu_hours >= Decimal::ZERO)
+        );
+    }
+}

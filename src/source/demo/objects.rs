@@ -1,0 +1,305 @@
+//! The demo fleet's runs as Kubernetes objects: what `kubectl get -o json` would show.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Container, ContainerExtendedResourceRequest, ContainerState, ContainerStateTerminated,
+    ContainerStatus, Pod, PodCondition, PodExtendedResourceClaimStatus, PodResourceClaim,
+    PodResourceClaimStatus, PodSpec, PodStatus, ResourceRequirements,
+};
+use k8s_openapi::api::resource::v1::{
+    AllocationResult, DeviceAllocationResult, DeviceAttribute, DeviceRequestAllocationResult,
+    ResourceClaim, ResourceClaimConsumerReference, ResourceClaimSpec, ResourceClaimStatus,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+
+use super::fleet::{Ask, DemoNode, Slot, Tenant, Workload};
+use super::timeline::{Member, Run, RunClaim};
+use crate::time::UnixSeconds;
+
+pub(super) fn time(seconds: UnixSeconds) -> Time {
+    Time(jiff::Timestamp::from_second(seconds).unwrap_or(jiff::Timestamp::UNIX_EPOCH))
+}
+
+pub(super) fn map(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
+    (!pairs.is_empty()).then(|| {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    })
+}
+
+pub(super) fn quantities(pairs: &[(&str, String)]) -> BTreeMap<String, Quantity> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), Quantity(v.clone())))
+        .collect()
+}
+
+pub(super) fn text_attribute(value: &str) -> DeviceAttribute {
+    DeviceAttribute {
+        string: Some(value.to_string()),
+        ..Default::default()
+    }
+}
+
+/// The pods of `run` on `node` (and the claim they share), as seen at `as_of`: finished if the
+/// run ended by then, else running.
+pub(super) fn run_objects(
+    run: &Run,
+    node: &DemoNode,
+    slot: &Slot,
+    as_of: UnixSeconds,
+) -> (Vec<Pod>, Option<ResourceClaim>) {
+    let claim = run
+        .claim
+        .as_ref()
+        .zip(slot.ask.device())
+        .map(|(claim, device)| {
+            claim_object(
+                &slot.tenant,
+                claim,
+                &node.name,
+                device,
+                &slot.ask,
+                &run.members,
+                run.start,
+            )
+        });
+    let pods = run
+        .members
+        .iter()
+        .map(|member| {
+            pod_object(PodPlan {
+                tenant: &slot.tenant,
+                name: &member.name,
+                uid: &member.uid,
+                node: Some(&node.name),
+                ask: &slot.ask,
+                claim: run.claim.as_ref().map(|c| c.name.as_str()),
+                start: run.start,
+                end: (run.end <= as_of).then_some(run.end),
+                cost_center: member.cost_center,
+            })
+        })
+        .collect();
+    (pods, claim)
+}
+
+fn claim_object(
+    tenant: &Tenant,
+    claim: &RunClaim,
+    node: &str,
+    device: u32,
+    ask: &Ask,
+    members: &[Member],
+    at: UnixSeconds,
+) -> ResourceClaim {
+    let extended = matches!(ask, Ask::ExtendedClaim { .. });
+    let request = if extended {
+        "container-0-request-0"
+    } else {
+        "gpu"
+    };
+    ResourceClaim {
+        metadata: ObjectMeta {
+            name: Some(claim.name.clone()),
+            namespace: Some(tenant.namespace.to_string()),
+            uid: Some(claim.uid.clone()),
+            creation_timestamp: Some(time(at)),
+            annotations: extended
+                .then(|| map(&[("resource.kubernetes.io/extended-resource-claim", "true")]))
+                .flatten(),
+            ..Default::default()
+        },
+        spec: ResourceClaimSpec::default(),
+        status: Some(ResourceClaimStatus {
+            allocation: Some(AllocationResult {
+                devices: Some(DeviceAllocationResult {
+                    results: Some(vec![DeviceRequestAllocationResult {
+                        request: request.into(),
+                        driver: "gpu.nvidia.com".into(),
+                        pool: node.to_string(),
+                        device: format!("gpu-{device}"),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            reserved_for: Some(
+                members
+                    .iter()
+                    .map(|member| ResourceClaimConsumerReference {
+                        resource: "pods".into(),
+                        name: member.name.clone(),
+                        uid: member.uid.clone(),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            ..Default::default()
+        }),
+    }
+}
+
+pub(super) struct PodPlan<'a> {
+    pub(super) tenant: &'a Tenant,
+    pub(super) name: &'a str,
+    pub(super) uid: &'a str,
+    pub(super) node: Option<&'a str>,
+    pub(super) ask: &'a Ask,
+    pub(super) claim: Option<&'a str>,
+    pub(super) start: UnixSeconds,
+    pub(super) end: Option<UnixSeconds>,
+    pub(super) cost_center: Option<(&'static str, &'static str)>,
+}
+
+pub(super) fn pod_object(plan: PodPlan<'_>) -> Pod {
+    let tenant = plan.tenant;
+    let gpu_limit = match plan.ask {
+        Ask::Resource { resource, count } => Some((*resource, count.to_string())),
+        Ask::ExtendedClaim { .. } => Some(("nvidia.com/gpu", "1".to_string())),
+        Ask::TemplateClaim { .. } | Ask::SharedClaim { .. } => None,
+    };
+    let mut limits = quantities(&[("memory", "64Gi".to_string())]);
+    if let Some((resource, count)) = &gpu_limit {
+        limits.insert(resource.to_string(), Quantity(count.clone()));
+    }
+    let server = Container {
+        name: "server".into(),
+        image: Some(format!("registry.internal/{}:2026.11", tenant.app)),
+        resources: Some(ResourceRequirements {
+            limits: Some(limits),
+            requests: Some(quantities(&[
+                ("cpu", "4".to_string()),
+                ("memory", "32Gi".to_string()),
+            ])),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let sidecar = Container {
+        name: "metrics-proxy".into(),
+        image: Some("registry.internal/metrics-proxy:1.4".into()),
+        restart_policy: Some("Always".into()),
+        ..Default::default()
+    };
+    let (resource_claims, claim_statuses) = match (plan.ask, plan.claim) {
+        (Ask::TemplateClaim { .. }, Some(claim)) => (
+            Some(vec![PodResourceClaim {
+                name: "gpu".into(),
+                resource_claim_template_name: Some("single-h200".into()),
+                ..Default::default()
+            }]),
+            Some(vec![PodResourceClaimStatus {
+                name: "gpu".into(),
+                resource_claim_name: Some(claim.into()),
+            }]),
+        ),
+        (Ask::SharedClaim { .. }, Some(claim)) => (
+            Some(vec![PodResourceClaim {
+                name: "shared".into(),
+                resource_claim_name: Some(claim.into()),
+                ..Default::default()
+            }]),
+            None,
+        ),
+        _ => (None, None),
+    };
+    let extended = match (plan.ask, plan.claim) {
+        (Ask::ExtendedClaim { .. }, Some(claim)) => Some(PodExtendedResourceClaimStatus {
+            resource_claim_name: claim.into(),
+            request_mappings: vec![ContainerExtendedResourceRequest {
+                container_name: "server".into(),
+                resource_name: "nvidia.com/gpu".into(),
+                request_name: "container-0-request-0".into(),
+            }],
+        }),
+        _ => None,
+    };
+    let scheduled = plan.node.is_some();
+    let phase = match (scheduled, plan.end) {
+        (false, _) => "Pending",
+        (true, None) => "Running",
+        (true, Some(_)) if tenant.workload == Workload::Inference => "Failed",
+        (true, Some(_)) => "Succeeded",
+    };
+    let terminated = plan.end.map(|end| ContainerState {
+        terminated: Some(ContainerStateTerminated {
+            exit_code: if phase == "Failed" { 143 } else { 0 },
+            reason: Some(
+                if phase == "Failed" {
+                    "Error"
+                } else {
+                    "Completed"
+                }
+                .into(),
+            ),
+            started_at: Some(time(plan.start)),
+            finished_at: Some(time(end)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    let mut labels = vec![("app", tenant.app)];
+    let mut annotations = Vec::new();
+    match plan.cost_center {
+        Some(("label", value)) => labels.push(("cost-center", value)),
+        Some((_, value)) => annotations.push(("cost-center", value)),
+        None => {}
+    }
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(plan.name.into()),
+            namespace: Some(tenant.namespace.into()),
+            uid: Some(plan.uid.into()),
+            creation_timestamp: Some(time(plan.start - 5)),
+            labels: map(&labels),
+            annotations: map(&annotations),
+            ..Default::default()
+        },
+        spec: Some(PodSpec {
+            node_name: plan.node.map(str::to_string),
+            containers: vec![server],
+            init_containers: (tenant.workload == Workload::Inference).then(|| vec![sidecar]),
+            resource_claims,
+            restart_policy: Some(
+                if tenant.workload == Workload::Inference {
+                    "Always"
+                } else {
+                    "Never"
+                }
+                .into(),
+            ),
+            ..Default::default()
+        }),
+        status: Some(PodStatus {
+            phase: Some(phase.into()),
+            start_time: scheduled.then(|| time(plan.start)),
+            conditions: Some(vec![PodCondition {
+                type_: "PodScheduled".into(),
+                status: if scheduled { "True" } else { "False" }.into(),
+                last_transition_time: Some(time(plan.start)),
+                reason: (!scheduled).then(|| "Unschedulable".into()),
+                ..Default::default()
+            }]),
+            container_statuses: scheduled.then(|| {
+                vec![ContainerStatus {
+                    name: "server".into(),
+                    image: format!("registry.internal/{}:2026.11", tenant.app),
+                    image_id: String::new(),
+                    ready: plan.end.is_none(),
+                    restart_count: 0,
+                    state: terminated,
+                    ..Default::default()
+                }]
+            }),
+            resource_claim_statuses: claim_statuses,
+            extended_resource_claim_status: extended,
+            ..Default::default()
+        }),
+    }
+}
