@@ -124,7 +124,7 @@ fn watch_10k(c: &mut Criterion) {
     let now = jiff::Timestamp::now().as_second();
     let mut ledger = Ledger::in_memory();
     let live = stores.allocations(&card, BuildOptions::new(now));
-    ledger.reconcile(now, &live).expect("in memory");
+    ledger.reconcile(now, &live.set, None).expect("in memory");
     let view = ledger.view(now);
     eprintln!(
         "watch: {} pods on {} nodes; resident memory {:.1} MiB ({:.1} MiB at start, {:.1} MiB with the stores filled); heap in use {:.1} MiB ({:.1} MiB for the stores); {} open segments, {} allocations in view",
@@ -146,7 +146,9 @@ fn watch_10k(c: &mut Criterion) {
         b.iter(|| {
             tick += 2;
             let live = stores.allocations(&card, BuildOptions::new(tick));
-            ledger.reconcile(tick, black_box(&live)).expect("in memory");
+            ledger
+                .reconcile(tick, black_box(&live.set), live.touched.as_ref())
+                .expect("in memory");
             ledger.view(tick)
         })
     });

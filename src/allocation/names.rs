@@ -4,6 +4,8 @@
 //! names. Interning them makes an allocation a small `Copy`-friendly record and lets the cost
 //! engine group by integer keys instead of hashing strings.
 
+use std::sync::Arc;
+
 use rustc_hash::FxHashMap;
 
 /// An interned name; resolve it with [`Names::resolve`].
@@ -25,19 +27,20 @@ impl Sym {
     }
 }
 
-/// A string interner.
+/// A string interner. Cloning it is cheap: the table is shared until one of the copies adds a
+/// name (copy on write), and each name is stored once, shared by the table's index and list.
 #[derive(Clone, Debug)]
-pub struct Names {
-    index: FxHashMap<Box<str>, Sym>,
-    strings: Vec<Box<str>>,
+pub struct Names(Arc<Table>);
+
+#[derive(Clone, Debug, Default)]
+struct Table {
+    index: FxHashMap<Arc<str>, Sym>,
+    strings: Vec<Arc<str>>,
 }
 
 impl Default for Names {
     fn default() -> Self {
-        let mut names = Names {
-            index: FxHashMap::default(),
-            strings: Vec::new(),
-        };
+        let mut names = Names(Arc::default());
         names.intern("");
         names
     }
@@ -46,32 +49,34 @@ impl Default for Names {
 impl Names {
     /// The symbol for `text`, adding it if new.
     pub fn intern(&mut self, text: &str) -> Sym {
-        if let Some(&sym) = self.index.get(text) {
+        if let Some(&sym) = self.0.index.get(text) {
             return sym;
         }
-        let sym = Sym(u32::try_from(self.strings.len()).expect("fewer than 2^32 distinct names"));
-        self.strings.push(text.into());
-        self.index.insert(text.into(), sym);
+        let table = Arc::make_mut(&mut self.0);
+        let sym = Sym(u32::try_from(table.strings.len()).expect("fewer than 2^32 distinct names"));
+        let shared: Arc<str> = text.into();
+        table.strings.push(shared.clone());
+        table.index.insert(shared, sym);
         sym
     }
 
     /// The symbol for `text` if it was interned.
     pub fn get(&self, text: &str) -> Option<Sym> {
-        self.index.get(text).copied()
+        self.0.index.get(text).copied()
     }
 
     /// The text of a symbol.
     pub fn resolve(&self, sym: Sym) -> &str {
-        &self.strings[sym.index()]
+        &self.0.strings[sym.index()]
     }
 
     /// How many distinct names there are (symbols are `0..len`).
     pub fn len(&self) -> usize {
-        self.strings.len()
+        self.0.strings.len()
     }
 
     /// Never true: the empty string is always present.
     pub fn is_empty(&self) -> bool {
-        self.strings.is_empty()
+        self.0.strings.is_empty()
     }
 }

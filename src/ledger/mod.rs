@@ -16,7 +16,7 @@ mod tests;
 use std::path::Path;
 
 pub use segment::{Correction, SegmentAttrs, SegmentKey};
-pub use state::{LedgerState, LedgerView, Reconciled, Record};
+pub use state::{LedgerState, LedgerView, Reconciled, Record, Touched};
 pub use store::{LedgerError, LedgerStore, read_ledger};
 
 use crate::allocation::AllocationSet;
@@ -109,19 +109,21 @@ impl Ledger {
         self.store.is_some()
     }
 
-    /// Reconciles with `live` (read as of `now`) and makes the change durable. Returns notes
+    /// Reconciles with `live` (read as of `now`; with `touched`, only those pods and nodes
+    /// changed since the last reconcile) and makes the change durable. Returns notes
     /// about segments closed at the last heartbeat, and the corrections the store's rolled-up
     /// days need.
     pub fn reconcile(
         &mut self,
         now: UnixSeconds,
         live: &AllocationSet,
+        touched: Option<&Touched>,
     ) -> Result<(Vec<String>, Vec<Correction>), LedgerError> {
         let Reconciled {
             records,
             notes,
             corrections,
-        } = self.state.reconcile(now, live);
+        } = self.state.reconcile(now, live, touched);
         if let Some(store) = &mut self.store {
             store.append(&records)?;
             if store.log_bytes() > COMPACT_AT_BYTES {

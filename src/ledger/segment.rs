@@ -167,9 +167,18 @@ fn cut_out<T: Clone>(
 pub type Segment = (SegmentKey, SegmentAttrs, Interval);
 
 /// The segments of every allocation and capacity record of `set`.
-pub fn segments(set: &AllocationSet) -> impl Iterator<Item = Segment> + '_ {
+pub fn all_segments(set: &AllocationSet) -> impl Iterator<Item = Segment> + '_ {
+    segments(set, set.allocations.iter(), set.capacity.iter())
+}
+
+/// The segments of `allocations` and `capacity`, records of `set`.
+pub fn segments<'s>(
+    set: &'s AllocationSet,
+    allocations: impl Iterator<Item = &'s Allocation> + 's,
+    capacity: impl Iterator<Item = &'s NodeCapacity> + 's,
+) -> impl Iterator<Item = Segment> + 's {
     let name = |sym| set.names.resolve(sym).to_string();
-    let pods = set.allocations.iter().map(move |a| {
+    let pods = allocations.map(move |a| {
         (
             SegmentKey::Pod {
                 uid: name(a.pod_uid),
@@ -191,7 +200,7 @@ pub fn segments(set: &AllocationSet) -> impl Iterator<Item = Segment> + '_ {
             a.interval,
         )
     });
-    let nodes = set.capacity.iter().map(move |c| {
+    let nodes = capacity.map(move |c| {
         (
             SegmentKey::Node {
                 name: name(c.node),

@@ -7,10 +7,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::{Deserialize, Serialize};
 
-use super::segment::{Correction, SegmentAttrs, SegmentKey, push_segment, segments};
+use super::segment::{Correction, SegmentAttrs, SegmentKey, all_segments, push_segment, segments};
 use crate::allocation::AllocationSet;
 use crate::time::{Interval, UnixSeconds, format_time};
 
@@ -113,6 +113,114 @@ pub struct LedgerState {
     began: Option<UnixSeconds>,
     rolled_until: Option<UnixSeconds>,
     cut_over: bool,
+    /// Pods and nodes to look at again on the next reconcile even if unchanged: a segment that
+    /// starts only at the reconcile that read it.
+    waiting: Touched,
+    /// The open segments as records, kept in step with `open` so that a view is a copy.
+    open_records: OpenRecords,
+}
+
+/// The open segments as allocation and capacity records (running to the end of time), with
+/// where each key's record is.
+#[derive(Clone, Debug, Default)]
+struct OpenRecords {
+    set: AllocationSet,
+    pods: Vec<SegmentKey>,
+    nodes: Vec<SegmentKey>,
+    at: FxHashMap<SegmentKey, usize>,
+}
+
+impl OpenRecords {
+    fn insert(&mut self, key: &SegmentKey, attrs: &SegmentAttrs, start: UnixSeconds) {
+        push_segment(
+            &mut self.set,
+            key,
+            attrs,
+            Interval::new(start, UnixSeconds::MAX),
+        );
+        let keys = match key {
+            SegmentKey::Pod { .. } => &mut self.pods,
+            SegmentKey::Node { .. } => &mut self.nodes,
+        };
+        self.at.insert(key.clone(), keys.len());
+        keys.push(key.clone());
+    }
+
+    fn remove(&mut self, key: &SegmentKey) {
+        let Some(index) = self.at.remove(key) else {
+            return;
+        };
+        let keys = match key {
+            SegmentKey::Pod { .. } => {
+                self.set.allocations.swap_remove(index);
+                &mut self.pods
+            }
+            SegmentKey::Node { .. } => {
+                self.set.capacity.swap_remove(index);
+                &mut self.nodes
+            }
+        };
+        keys.swap_remove(index);
+        if let Some(moved) = keys.get(index) {
+            self.at.insert(moved.clone(), index);
+        }
+    }
+
+    /// Starts afresh from `open` once names of closed segments outnumber the open ones.
+    fn compact(&mut self, open: &BTreeMap<SegmentKey, OpenSegment>) {
+        if self.set.names.len() <= 8 * open.len() + 4096 {
+            return;
+        }
+        *self = OpenRecords::default();
+        for (key, segment) in open {
+            self.insert(key, &segment.attrs, segment.start);
+        }
+    }
+}
+
+/// The pods (by UID) and nodes (by name) whose segments may have changed since the last
+/// reconcile: what an incremental read of the cluster knows it read again.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Touched {
+    /// Pod UIDs.
+    pub pods: FxHashSet<String>,
+    /// Node names.
+    pub nodes: FxHashSet<String>,
+}
+
+impl Touched {
+    /// Adds the owner of `key`.
+    fn add(&mut self, key: &SegmentKey) {
+        match key {
+            SegmentKey::Pod { uid, .. } => self.pods.insert(uid.clone()),
+            SegmentKey::Node { name, .. } => self.nodes.insert(name.clone()),
+        };
+    }
+
+    /// Whether `key` belongs to one of these pods or nodes.
+    pub fn owns(&self, key: &SegmentKey) -> bool {
+        match key {
+            SegmentKey::Pod { uid, .. } => self.pods.contains(uid),
+            SegmentKey::Node { name, .. } => self.nodes.contains(name),
+        }
+    }
+}
+
+/// The segments of `live` that belong to `touched` (all without).
+fn segments_of<'s>(
+    live: &'s AllocationSet,
+    touched: Option<&'s Touched>,
+) -> impl Iterator<Item = (SegmentKey, SegmentAttrs, Interval)> + 's {
+    let name = |sym| live.names.resolve(sym);
+    let pods = live
+        .allocations
+        .iter()
+        .filter(move |a| touched.is_none_or(|t| t.pods.contains(name(a.pod_uid))));
+    let nodes = live
+        .capacity
+        .iter()
+        .filter(move |c| touched.is_none_or(|t| t.nodes.contains(name(c.node))));
+    segments(live, pods, nodes)
 }
 
 impl LedgerState {
@@ -160,16 +268,23 @@ impl LedgerState {
     pub fn apply(&mut self, record: &Record) {
         match record {
             Record::Open { key, attrs, start } => {
-                self.open.insert(
+                let replaced = self.open.insert(
                     key.clone(),
                     OpenSegment {
                         attrs: attrs.clone(),
                         start: *start,
                     },
                 );
+                if replaced.is_some() {
+                    self.open_records.remove(key);
+                }
+                self.open_records.insert(key, attrs, *start);
             }
             Record::Close { key, end } => match self.open.remove(key) {
-                Some(open) => self.close(key, &open.attrs, Interval::new(open.start, *end)),
+                Some(open) => {
+                    self.open_records.remove(key);
+                    self.close(key, &open.attrs, Interval::new(open.start, *end));
+                }
                 None => {
                     let covered = self.covered.entry(key.clone()).or_insert(UnixSeconds::MIN);
                     *covered = (*covered).max(*end);
@@ -245,8 +360,22 @@ impl LedgerState {
     /// - a finished segment closes its open segment at its real end, or is recorded closed;
     /// - an open segment absent from `live` vanished unseen (deleted while no watch ran): it is
     ///   closed at the last heartbeat, the last time it was known to exist, and a note says so.
-    pub fn reconcile(&mut self, now: UnixSeconds, live: &AllocationSet) -> Reconciled {
+    ///
+    /// With `touched`, only the segments of those pods and nodes are compared (the others are
+    /// known unchanged since the last reconcile); without, every segment is.
+    pub fn reconcile(
+        &mut self,
+        now: UnixSeconds,
+        live: &AllocationSet,
+        touched: Option<&Touched>,
+    ) -> Reconciled {
         let mut out = Reconciled::default();
+        let touched = touched.map(|t| {
+            let mut all = t.clone();
+            all.pods.extend(self.waiting.pods.drain());
+            all.nodes.extend(self.waiting.nodes.drain());
+            all
+        });
         if self.began.is_none() {
             let began = Record::Began { at: now };
             self.apply(&began);
@@ -258,7 +387,7 @@ impl LedgerState {
             .unwrap_or(UnixSeconds::MIN);
         let rolled = self.rolled_until.unwrap_or(UnixSeconds::MIN);
         let mut seen: BTreeSet<SegmentKey> = BTreeSet::new();
-        for (key, attrs, during) in segments(live) {
+        for (key, attrs, during) in segments_of(live, touched.as_ref()) {
             let covered = self.covered.get(&key).copied().unwrap_or(UnixSeconds::MIN);
             let start = during.start.max(covered).max(cut_over);
             let running = running_at(during, now);
@@ -292,6 +421,10 @@ impl LedgerState {
                 }),
                 _ => None,
             };
+            // Looked at again on the next reconcile: a segment that could not open yet.
+            if running && record.is_none() && !self.open.contains_key(&key) {
+                self.waiting.add(&key);
+            }
             if let Some(record) = &record {
                 out.corrections.extend(self.correction(record, rolled));
             }
@@ -300,8 +433,7 @@ impl LedgerState {
         }
         let last_known = self.heartbeat.unwrap_or(now).min(now);
         let vanished: Vec<SegmentKey> = self
-            .open
-            .keys()
+            .keys_of(touched.as_ref(), self.open.keys())
             .filter(|k| !seen.contains(*k))
             .cloned()
             .collect();
@@ -320,8 +452,23 @@ impl LedgerState {
         for record in &out.records {
             self.apply(record);
         }
-        self.covered.retain(|key, _| seen.contains(key));
+        self.open_records.compact(&self.open);
+        match &touched {
+            None => self.covered.retain(|key, _| seen.contains(key)),
+            Some(touched) => self
+                .covered
+                .retain(|key, _| seen.contains(key) || !touched.owns(key)),
+        }
         out
+    }
+
+    /// The keys among `keys` that belong to `touched` (all of them without).
+    fn keys_of<'k>(
+        &self,
+        touched: Option<&'k Touched>,
+        keys: impl Iterator<Item = &'k SegmentKey> + 'k,
+    ) -> impl Iterator<Item = &'k SegmentKey> + 'k {
+        keys.filter(move |key| touched.is_none_or(|t| t.owns(key)))
     }
 
     /// What `record` (about to be applied) changes in days rolled up before `rolled`.
@@ -372,7 +519,7 @@ impl LedgerState {
                 .iter()
                 .map(Arc::as_ref)
                 .chain(std::iter::once(&self.recent))
-                .flat_map(segments)
+                .flat_map(all_segments)
                 .map(|(key, attrs, during)| Record::Closed {
                     key,
                     attrs,
@@ -412,17 +559,18 @@ impl LedgerState {
 
     /// History plus open segments running until `as_of`, ready to price.
     pub fn view(&self, as_of: UnixSeconds) -> LedgerView {
-        let mut tail = self.recent.clone();
         let from = self.rolled_until.unwrap_or(UnixSeconds::MIN);
-        for (key, open) in &self.open {
-            let start = open.start.max(from);
-            let during = Interval::new(start, as_of.max(start));
-            if !during.is_empty() {
-                push_segment(&mut tail, key, &open.attrs, during);
-            }
-        }
+        let mut open = self.open_records.set.clone();
+        let running = |interval: &mut Interval| {
+            interval.start = interval.start.max(from);
+            interval.end = as_of;
+            !interval.is_empty()
+        };
+        open.allocations.retain_mut(|a| running(&mut a.interval));
+        open.capacity.retain_mut(|c| running(&mut c.interval));
         let mut sets = self.frozen.clone();
-        sets.push(Arc::new(tail));
+        sets.push(Arc::new(self.recent.clone()));
+        sets.push(Arc::new(open));
         LedgerView {
             sets,
             from: self.rolled_until,

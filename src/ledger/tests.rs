@@ -134,7 +134,12 @@ fn run(
 ) -> Vec<String> {
     let mut notes = Vec::new();
     for t in ticks {
-        notes.extend(ledger.reconcile(t, &timeline.live(t, last)).unwrap().0);
+        notes.extend(
+            ledger
+                .reconcile(t, &timeline.live(t, last), None)
+                .unwrap()
+                .0,
+        );
         last = Some(t);
     }
     notes
@@ -237,7 +242,7 @@ fn what_vanished_while_down_closes_at_the_last_heartbeat_and_says_so() {
     drop(ledger);
     let (mut ledger, _) = Ledger::open(dir.path()).unwrap();
     let notes = ledger
-        .reconcile(back, &timeline.live(back, None))
+        .reconcile(back, &timeline.live(back, None), None)
         .unwrap()
         .0;
     assert!(!notes.is_empty());
@@ -267,9 +272,11 @@ fn a_node_relabelled_spot_splits_its_pods_at_the_change() {
     let t0 = timeline.start;
     let t1 = t0 + 2 * HOUR;
     let mut ledger = Ledger::in_memory();
-    ledger.reconcile(t0, &timeline.live(t0, None)).unwrap();
     ledger
-        .reconcile(t1 - 1, &timeline.live(t1 - 1, Some(t0)))
+        .reconcile(t0, &timeline.live(t0, None), None)
+        .unwrap();
+    ledger
+        .reconcile(t1 - 1, &timeline.live(t1 - 1, Some(t0)), None)
         .unwrap();
     let mut relabelled = Timeline::new();
     for node in &mut relabelled.objects.nodes {
@@ -277,7 +284,7 @@ fn a_node_relabelled_spot_splits_its_pods_at_the_change() {
         labels.insert("karpenter.sh/capacity-type".into(), "spot".into());
     }
     ledger
-        .reconcile(t1, &relabelled.live(t1, Some(t1 - 1)))
+        .reconcile(t1, &relabelled.live(t1, Some(t1 - 1)), None)
         .unwrap();
     let view = ledger.view(t1 + HOUR);
     // The H100 nodes were on demand before (l4-ts-001 was spot all along).
@@ -308,7 +315,7 @@ fn records_round_trip_through_the_log_format() {
     let timeline = Timeline::new();
     let mut state = LedgerState::default();
     let t = timeline.start + 10 * HOUR;
-    let reconciled = state.reconcile(t, &timeline.live(t, None));
+    let reconciled = state.reconcile(t, &timeline.live(t, None), None);
     assert!(reconciled.records.len() > 10);
     let mut replayed = LedgerState::default();
     for record in state.records() {
@@ -344,7 +351,7 @@ fn a_follower_reads_what_the_writer_recorded_and_never_writes() {
         names
     };
     while let Some(t) = steps.next() {
-        writer.reconcile(t, &timeline.live(t, None)).unwrap();
+        writer.reconcile(t, &timeline.live(t, None), None).unwrap();
         if t % (12 * HOUR) == 0 || steps.peek().is_none() {
             let before = files();
             let (follower, _) = Ledger::read(dir.path()).unwrap();
@@ -361,7 +368,7 @@ fn a_follower_reads_what_the_writer_recorded_and_never_writes() {
     let before = files();
     let (mut follower, _) = Ledger::read(dir.path()).unwrap();
     follower
-        .reconcile(end + HOUR, &timeline.live(end + HOUR, None))
+        .reconcile(end + HOUR, &timeline.live(end + HOUR, None), None)
         .unwrap();
     assert_eq!(files(), before);
 }

@@ -1,6 +1,6 @@
 //! The allocations of a watched cluster, kept between reconciles: each reconcile reads again
 //! only the objects that changed since the one before (and the pods that depend on them), and
-//! reuses every other pod's and node's allocations as they were.
+//! reuses every other pod's and node's records as they were.
 
 use std::collections::BTreeSet;
 
@@ -9,17 +9,29 @@ use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceSlice};
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::stores::{Changes, KindStore};
-use crate::allocation::{AllocationSet, BuildOptions, ClusterContext, claim_lookup, claim_names};
+use crate::allocation::{
+    Allocation, AllocationSet, BuildOptions, ClusterContext, Names, NodeCapacity, Sym,
+    claim_lookup, claim_names,
+};
+use crate::ledger::Touched;
 use crate::pricing::RateCard;
-use crate::time::UnixSeconds;
+use crate::time::{Interval, UnixSeconds};
 
-/// Allocations are kept with running intervals open to this end, and cut at each read's as-of.
+/// Records are kept with running intervals open to this end, and cut at each read's as-of.
 const OPEN: UnixSeconds = UnixSeconds::MAX;
 
-/// One pod's allocations and what they were read from.
+/// Records read from one object, in the shared names.
+#[derive(Debug, Default)]
+struct Records {
+    allocations: Vec<Allocation>,
+    capacity: Vec<NodeCapacity>,
+    warnings: Vec<String>,
+}
+
+/// One pod's records and what they were read from.
 #[derive(Debug, Default)]
 struct PodEntry {
-    set: AllocationSet,
+    records: Records,
     node: String,
     namespace: String,
     claims: Vec<String>,
@@ -31,6 +43,15 @@ struct Dependents {
     by_node: FxHashMap<String, FxHashSet<String>>,
     by_namespace: FxHashMap<String, FxHashSet<String>>,
     by_claim: FxHashMap<(String, String), FxHashSet<String>>,
+}
+
+fn unlink<K: std::hash::Hash + Eq>(map: &mut FxHashMap<K, FxHashSet<String>>, key: K, uid: &str) {
+    if let Some(set) = map.get_mut(&key) {
+        set.remove(uid);
+        if set.is_empty() {
+            map.remove(&key);
+        }
+    }
 }
 
 impl Dependents {
@@ -49,18 +70,6 @@ impl Dependents {
     }
 
     fn remove(&mut self, uid: &str, entry: &PodEntry) {
-        fn unlink<K: std::hash::Hash + Eq>(
-            map: &mut FxHashMap<K, FxHashSet<String>>,
-            key: K,
-            uid: &str,
-        ) {
-            if let Some(set) = map.get_mut(&key) {
-                set.remove(uid);
-                if set.is_empty() {
-                    map.remove(&key);
-                }
-            }
-        }
         unlink(&mut self.by_node, entry.node.clone(), uid);
         unlink(&mut self.by_namespace, entry.namespace.clone(), uid);
         for claim in &entry.claims {
@@ -101,15 +110,29 @@ pub struct Changed {
     pub slices: Changes,
 }
 
+/// What one read gives: every record as of the read, and which pods and nodes were read again
+/// (`None`: all of them).
+pub struct LiveRead {
+    /// Allocations and capacity.
+    pub set: AllocationSet,
+    /// The pods and nodes whose records may differ from the last read's.
+    pub touched: Option<Touched>,
+}
+
 /// Allocations and capacity of the watched objects, read object by object as they change.
+/// All records share one table of names, so that handing them out is a copy of small records.
 #[derive(Debug, Default)]
 pub struct LiveAllocations {
     context: ClusterContext,
-    capacity: FxHashMap<String, AllocationSet>,
+    names: Names,
+    capacity: FxHashMap<String, Records>,
     pods: FxHashMap<String, PodEntry>,
     dependents: Dependents,
     /// The rate card and cost-center key the entries were read with.
     read_with: Option<(usize, String)>,
+    /// Pods and nodes to report as read again next time: they finished exactly at (or after)
+    /// this read's as-of, where they look no different from what still runs.
+    recheck: Touched,
 }
 
 impl LiveAllocations {
@@ -122,7 +145,7 @@ impl LiveAllocations {
         changed: Changed,
         card: &RateCard,
         options: &BuildOptions,
-    ) -> AllocationSet {
+    ) -> LiveRead {
         let open = BuildOptions {
             as_of: OPEN,
             cost_center_key: options.cost_center_key.clone(),
@@ -141,60 +164,63 @@ impl LiveAllocations {
             ]
             .iter()
             .any(|c| c.relisted);
-        let mut departed = AllocationSet::default();
+        let mut touched = Touched::default();
+        let mut departed = Records::default();
+        // Before any new record is read, so that every record uses the same table.
+        self.compact_names();
         if everything {
             *self = LiveAllocations {
                 read_with,
                 ..LiveAllocations::default()
             };
-            self.context.set_slices(watched.slices.objects());
-            self.context.set_namespaces(watched.namespaces.objects());
+            self.context
+                .set_slices(&watched.slices.objects().collect::<Vec<_>>());
+            self.context
+                .set_namespaces(&watched.namespaces.objects().collect::<Vec<_>>());
             for node in watched.nodes.objects() {
-                self.read_node(node, card);
+                self.read_node(&node, card);
             }
             let uids: Vec<String> = watched.pods.uids().map(str::to_string).collect();
             self.read_pods(watched, &uids, card, &open);
         } else {
             let mut pods: BTreeSet<String> = changed.pods.uids.iter().cloned().collect();
             if !changed.slices.uids.is_empty() {
-                self.context.set_slices(watched.slices.objects());
+                self.context
+                    .set_slices(&watched.slices.objects().collect::<Vec<_>>());
                 // Nodes without a product label take it from their slices; claims resolve
                 // devices through them.
                 let names: Vec<String> = self.capacity.keys().cloned().collect();
                 for name in names {
                     pods.extend(self.node_pods(&name));
+                    touched.nodes.insert(name);
                 }
                 for node in watched.nodes.objects() {
-                    self.read_node(node, card);
+                    self.read_node(&node, card);
                 }
                 pods.extend(self.dependents.by_claim.values().flatten().cloned());
             }
             if !changed.namespaces.uids.is_empty() {
-                self.context.set_namespaces(watched.namespaces.objects());
+                self.context
+                    .set_namespaces(&watched.namespaces.objects().collect::<Vec<_>>());
                 for name in changed.namespaces.names() {
-                    pods.extend(
-                        self.dependents
-                            .by_namespace
-                            .get(name)
-                            .into_iter()
-                            .flatten()
-                            .cloned(),
-                    );
+                    let dependents = self.dependents.by_namespace.get(name);
+                    pods.extend(dependents.into_iter().flatten().cloned());
                 }
             }
             for (node, at) in watched.nodes.deleted() {
                 let name = node.metadata.name.as_deref().unwrap_or_default();
-                if let Some(capacity) = self.capacity.remove(name) {
-                    departed.extend_from(&capacity, *at);
+                if let Some(mut gone) = self.capacity.remove(name) {
+                    for capacity in &mut gone.capacity {
+                        capacity.interval.end = capacity.interval.end.min(*at);
+                    }
+                    departed.capacity.append(&mut gone.capacity);
                 }
             }
             for name in changed.nodes.names() {
                 pods.extend(self.node_pods(name));
-                match watched
-                    .nodes
-                    .find(|n| n.metadata.name.as_deref() == Some(name))
-                {
-                    Some(node) => self.read_node(node, card),
+                touched.nodes.insert(name.to_string());
+                match watched.nodes.named("", name) {
+                    Some(node) => self.read_node(&node, card),
                     None => {
                         self.context.remove_node(name);
                         self.capacity.remove(name);
@@ -202,33 +228,144 @@ impl LiveAllocations {
                 }
             }
             for key in &changed.claims.keys {
-                pods.extend(
-                    self.dependents
-                        .by_claim
-                        .get(key)
-                        .into_iter()
-                        .flatten()
-                        .cloned(),
-                );
+                let dependents = self.dependents.by_claim.get(key);
+                pods.extend(dependents.into_iter().flatten().cloned());
             }
             let uids: Vec<String> = pods.into_iter().collect();
             self.read_pods(watched, &uids, card, &open);
+            touched.pods.extend(uids);
         }
-        // Pods deleted since the last read: their final allocations, once.
-        let claims = claim_lookup(watched.claims.with_deleted().map(|(c, _)| c));
+        // Pods deleted since the last read: their final records, once.
         for (pod, at) in watched.pods.deleted() {
-            self.context
-                .add_pod(pod, Some(*at), &claims, card, &open, &mut departed);
+            let claims = claims_of(watched, pod);
+            let records = self.records(|context, set| {
+                context.add_pod(pod, Some(*at), &claim_lookup(&claims), card, &open, set);
+            });
+            departed.allocations.extend(records.allocations);
+            departed.warnings.extend(records.warnings);
+            touched
+                .pods
+                .insert(pod.metadata.uid.clone().unwrap_or_default());
         }
-        let mut set = AllocationSet::default();
-        for capacity in self.capacity.values() {
-            set.extend_from(capacity, options.as_of);
+        touched.pods.extend(self.recheck.pods.drain());
+        touched.nodes.extend(self.recheck.nodes.drain());
+        self.note_finishing(options.as_of, &departed);
+        LiveRead {
+            set: self.set_as_of(options.as_of, &departed),
+            touched: (!everything).then_some(touched),
         }
-        for entry in self.pods.values() {
-            set.extend_from(&entry.set, options.as_of);
+    }
+
+    /// Remembers the pods and nodes whose records ended at `as_of` or later, to recheck.
+    fn note_finishing(&mut self, as_of: UnixSeconds, departed: &Records) {
+        let finishing = |i: Interval| i.end != OPEN && i.end >= as_of;
+        let names = &self.names;
+        for records in self
+            .capacity
+            .values()
+            .chain(self.pods.values().map(|e| &e.records))
+            .chain(std::iter::once(departed))
+        {
+            for a in records.allocations.iter().filter(|a| finishing(a.interval)) {
+                self.recheck
+                    .pods
+                    .insert(names.resolve(a.pod_uid).to_string());
+            }
+            for c in records.capacity.iter().filter(|c| finishing(c.interval)) {
+                self.recheck.nodes.insert(names.resolve(c.node).to_string());
+            }
         }
-        set.extend_from(&departed, options.as_of);
+    }
+
+    /// Every record, running ones ended at `as_of`, with `departed` after them.
+    fn set_as_of(&self, as_of: UnixSeconds, departed: &Records) -> AllocationSet {
+        let entries = || {
+            self.capacity
+                .values()
+                .chain(self.pods.values().map(|e| &e.records))
+                .chain(std::iter::once(departed))
+        };
+        let ended = |interval: Interval| {
+            let cut = Interval::new(interval.start, interval.end.min(as_of));
+            (!cut.is_empty()).then_some(cut)
+        };
+        let mut set = AllocationSet {
+            names: self.names.clone(),
+            ..AllocationSet::default()
+        };
+        for records in entries() {
+            set.allocations
+                .extend(records.allocations.iter().filter_map(|a| {
+                    Some(Allocation {
+                        interval: ended(a.interval)?,
+                        ..a.clone()
+                    })
+                }));
+            set.capacity.extend(records.capacity.iter().filter_map(|c| {
+                Some(NodeCapacity {
+                    interval: ended(c.interval)?,
+                    ..c.clone()
+                })
+            }));
+            set.warnings.extend(records.warnings.iter().cloned());
+        }
         set
+    }
+
+    /// Reads records with `read`, into the shared names.
+    fn records(&mut self, read: impl FnOnce(&mut ClusterContext, &mut AllocationSet)) -> Records {
+        let mut set = AllocationSet {
+            names: std::mem::take(&mut self.names),
+            ..AllocationSet::default()
+        };
+        read(&mut self.context, &mut set);
+        self.names = set.names;
+        Records {
+            allocations: set.allocations,
+            capacity: set.capacity,
+            warnings: set.warnings.into_iter().collect(),
+        }
+    }
+
+    /// Starts the names afresh from the records kept, once those of objects long gone
+    /// outnumber them: the table follows what is live, not the cluster's history.
+    fn compact_names(&mut self) {
+        let kept: usize = self
+            .capacity
+            .values()
+            .chain(self.pods.values().map(|e| &e.records))
+            .map(|r| r.allocations.len() * 4 + r.capacity.len() * 2)
+            .sum();
+        if self.names.len() <= 2 * kept + 4096 {
+            return;
+        }
+        let old = std::mem::take(&mut self.names);
+        let names = &mut self.names;
+        let mut moved = |sym: &mut Sym| *sym = names.intern(old.resolve(*sym));
+        for records in self
+            .capacity
+            .values_mut()
+            .chain(self.pods.values_mut().map(|e| &mut e.records))
+        {
+            for a in &mut records.allocations {
+                for sym in [
+                    &mut a.namespace,
+                    &mut a.pod,
+                    &mut a.pod_uid,
+                    &mut a.resource_id,
+                    &mut a.claim,
+                    &mut a.node,
+                    &mut a.product,
+                    &mut a.cost_center,
+                ] {
+                    moved(sym);
+                }
+            }
+            for c in &mut records.capacity {
+                moved(&mut c.node);
+                moved(&mut c.product);
+            }
+        }
     }
 
     fn node_pods(&self, name: &str) -> Vec<String> {
@@ -245,9 +382,8 @@ impl LiveAllocations {
         let Some(name) = node.metadata.name.clone() else {
             return;
         };
-        let mut set = AllocationSet::default();
-        self.context.add_node(node, None, card, OPEN, &mut set);
-        self.capacity.insert(name, set);
+        let records = self.records(|context, set| context.add_node(node, None, card, OPEN, set));
+        self.capacity.insert(name, records);
     }
 
     /// Reads the pods of `uids` again (dropping those no longer watched).
@@ -258,10 +394,6 @@ impl LiveAllocations {
         card: &RateCard,
         open: &BuildOptions,
     ) {
-        if uids.is_empty() {
-            return;
-        }
-        let claims = claim_lookup(watched.claims.with_deleted().map(|(c, _)| c));
         for uid in uids {
             if let Some(old) = self.pods.remove(uid) {
                 self.dependents.remove(uid, &old);
@@ -269,20 +401,44 @@ impl LiveAllocations {
             let Some(pod) = watched.pods.get(uid) else {
                 continue;
             };
-            let mut entry = PodEntry {
+            let claims = claims_of(watched, &pod);
+            let records = self.records(|context, set| {
+                context.add_pod(&pod, None, &claim_lookup(&claims), card, open, set);
+            });
+            let entry = PodEntry {
+                records,
                 node: pod
                     .spec
                     .as_ref()
                     .and_then(|s| s.node_name.clone())
                     .unwrap_or_default(),
                 namespace: pod.metadata.namespace.clone().unwrap_or_default(),
-                claims: claim_names(pod).into_iter().map(str::to_string).collect(),
-                set: AllocationSet::default(),
+                claims: claim_names(&pod).into_iter().map(str::to_string).collect(),
             };
-            self.context
-                .add_pod(pod, None, &claims, card, open, &mut entry.set);
             self.dependents.add(uid, &entry);
             self.pods.insert(uid.clone(), entry);
         }
     }
+}
+
+/// The claims `pod` holds devices through, live or deleted since the last read.
+fn claims_of(watched: &Watched<'_>, pod: &Pod) -> Vec<ResourceClaim> {
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+    claim_names(pod)
+        .into_iter()
+        .filter_map(|name| {
+            watched.claims.named(namespace, name).or_else(|| {
+                watched
+                    .claims
+                    .deleted()
+                    .iter()
+                    .map(|(claim, _)| claim)
+                    .find(|c| {
+                        c.metadata.namespace.as_deref() == Some(namespace)
+                            && c.metadata.name.as_deref() == Some(name)
+                    })
+                    .cloned()
+            })
+        })
+        .collect()
 }

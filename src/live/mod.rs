@@ -8,5 +8,5 @@ mod watch;
 
 pub use lease::{Candidate, LeaderSettings, Leadership};
 pub use list::list_cluster;
-pub use stores::{Changes, ClusterStores, KindStore, Strip};
+pub use stores::{Changes, ClusterStores, KindStore, LiveRead, Strip};
 pub use watch::{SourceHealth, spawn_watchers};

@@ -12,10 +12,13 @@ use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceSlice};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::watcher::Event;
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
+pub use super::allocations::LiveRead;
 use super::allocations::{Changed, LiveAllocations, Watched};
-use crate::allocation::{AllocationSet, BuildOptions, is_gpu_resource};
+use crate::allocation::{BuildOptions, is_gpu_resource};
 use crate::pricing::RateCard;
 use crate::time::UnixSeconds;
 
@@ -189,11 +192,41 @@ impl Strip for ResourceSlice {
     }
 }
 
-/// The objects of one kind, by UID.
+/// An object kept compact: its stripped JSON, a few hundred bytes where the typed object
+/// takes several kilobytes (a `Container` alone is 2 KiB of fields), read back when needed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Packed(Box<[u8]>);
+
+impl Packed {
+    fn of<K: Serialize>(object: &K) -> Self {
+        Packed(
+            serde_json::to_vec(object)
+                .unwrap_or_default()
+                .into_boxed_slice(),
+        )
+    }
+
+    fn open<K: DeserializeOwned>(&self) -> Option<K> {
+        serde_json::from_slice(&self.0).ok()
+    }
+}
+
+/// An object's namespace (empty when cluster-scoped) and name.
+type NameKey = (String, String);
+
+fn name_key(meta: &ObjectMeta) -> NameKey {
+    (
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
+    )
+}
+
+/// The objects of one kind, by UID, kept stripped and packed.
 #[derive(Debug)]
 pub struct KindStore<K> {
-    objects: BTreeMap<String, K>,
-    listing: Option<BTreeMap<String, K>>,
+    objects: BTreeMap<String, Packed>,
+    names: FxHashMap<NameKey, String>,
+    listing: Option<BTreeMap<String, (Packed, NameKey)>>,
     deleted: Vec<(K, UnixSeconds)>,
     synced: bool,
     absent: bool,
@@ -204,6 +237,7 @@ impl<K> Default for KindStore<K> {
     fn default() -> Self {
         KindStore {
             objects: BTreeMap::new(),
+            names: FxHashMap::default(),
             listing: None,
             deleted: Vec::new(),
             synced: false,
@@ -221,16 +255,13 @@ pub struct Changes {
     /// UIDs of objects applied (with a difference that matters) or deleted.
     pub uids: FxHashSet<String>,
     /// Their namespaces (empty for cluster-scoped kinds) and names.
-    pub keys: FxHashSet<(String, String)>,
+    pub keys: FxHashSet<NameKey>,
 }
 
 impl Changes {
-    fn record(&mut self, uid: String, meta: &ObjectMeta) {
+    fn record(&mut self, uid: String, key: NameKey) {
         self.uids.insert(uid);
-        self.keys.insert((
-            meta.namespace.clone().unwrap_or_default(),
-            meta.name.clone().unwrap_or_default(),
-        ));
+        self.keys.insert(key);
     }
 
     /// The names of the objects that changed.
@@ -250,7 +281,7 @@ fn uid<K: kube::Resource>(object: &K) -> String {
     })
 }
 
-impl<K: kube::Resource + Strip + PartialEq> KindStore<K> {
+impl<K: kube::Resource + Strip + Serialize + DeserializeOwned> KindStore<K> {
     /// Applies one watch event seen at `now`. A relist replaces the objects when it is
     /// complete; objects it no longer has vanished unseen (the ledger closes them at its last
     /// heartbeat). Objects that hold no GPU are not kept; an update that changes nothing
@@ -259,21 +290,27 @@ impl<K: kube::Resource + Strip + PartialEq> KindStore<K> {
         match event {
             Event::Apply(mut object) => {
                 object.strip();
-                let uid = uid(&object);
+                let (uid, key) = (uid(&object), name_key(object.meta()));
                 if !object.matters() {
-                    if let Some(old) = self.objects.remove(&uid) {
-                        self.changes.record(uid, old.meta());
+                    if self.objects.remove(&uid).is_some() {
+                        self.forget_name(&key, &uid);
+                        self.changes.record(uid, key);
                     }
-                } else if self.objects.get(&uid) != Some(&object) {
-                    self.changes.record(uid.clone(), object.meta());
-                    self.objects.insert(uid, object);
+                    return;
+                }
+                let packed = Packed::of(&object);
+                if self.objects.get(&uid) != Some(&packed) {
+                    self.changes.record(uid.clone(), key.clone());
+                    self.names.insert(key, uid.clone());
+                    self.objects.insert(uid, packed);
                 }
             }
             Event::Delete(mut object) => {
                 object.strip();
-                let uid = uid(&object);
+                let (uid, key) = (uid(&object), name_key(object.meta()));
                 if self.objects.remove(&uid).is_some() || object.matters() {
-                    self.changes.record(uid, object.meta());
+                    self.forget_name(&key, &uid);
+                    self.changes.record(uid, key);
                     self.deleted.push((object, now));
                 }
             }
@@ -281,17 +318,33 @@ impl<K: kube::Resource + Strip + PartialEq> KindStore<K> {
             Event::InitApply(mut object) => {
                 object.strip();
                 if object.matters() {
+                    let key = name_key(object.meta());
                     self.listing
                         .get_or_insert_default()
-                        .insert(uid(&object), object);
+                        .insert(uid(&object), (Packed::of(&object), key));
                 }
             }
             Event::InitDone => {
-                self.objects = self.listing.take().unwrap_or_default();
+                let listing = self.listing.take().unwrap_or_default();
+                self.names = listing
+                    .iter()
+                    .map(|(uid, (_, key))| (key.clone(), uid.clone()))
+                    .collect();
+                self.objects = listing
+                    .into_iter()
+                    .map(|(uid, (packed, _))| (uid, packed))
+                    .collect();
                 self.synced = true;
                 self.absent = false;
                 self.changes.relisted = true;
             }
+        }
+    }
+
+    /// Drops the name of `uid` (a later object of the same name keeps it).
+    fn forget_name(&mut self, key: &NameKey, uid: &str) {
+        if self.names.get(key).is_some_and(|named| named == uid) {
+            self.names.remove(key);
         }
     }
 
@@ -301,13 +354,14 @@ impl<K: kube::Resource + Strip + PartialEq> KindStore<K> {
     }
 
     /// The live object with this UID.
-    pub fn get(&self, uid: &str) -> Option<&K> {
-        self.objects.get(uid)
+    pub fn get(&self, uid: &str) -> Option<K> {
+        self.objects.get(uid)?.open()
     }
 
-    /// The first live object `wanted` picks.
-    pub fn find(&self, wanted: impl Fn(&K) -> bool) -> Option<&K> {
-        self.objects.values().find(|o| wanted(o))
+    /// The live object of this namespace (empty for cluster-scoped kinds) and name.
+    pub fn named(&self, namespace: &str, name: &str) -> Option<K> {
+        let key = (namespace.to_string(), name.to_string());
+        self.get(self.names.get(&key)?)
     }
 
     /// UIDs of the live objects.
@@ -330,17 +384,9 @@ impl<K: kube::Resource + Strip + PartialEq> KindStore<K> {
         self.synced || self.absent
     }
 
-    /// Live objects.
-    pub fn objects(&self) -> impl Iterator<Item = &K> {
-        self.objects.values()
-    }
-
-    /// Live objects, then the deleted ones with when they were seen deleted.
-    pub fn with_deleted(&self) -> impl Iterator<Item = (&K, Option<UnixSeconds>)> {
-        self.objects
-            .values()
-            .map(|o| (o, None))
-            .chain(self.deleted.iter().map(|(o, at)| (o, Some(*at))))
+    /// Live objects, read back.
+    pub fn objects(&self) -> impl Iterator<Item = K> + '_ {
+        self.objects.values().filter_map(Packed::open)
     }
 
     /// How many live objects there are.
@@ -385,7 +431,7 @@ impl ClusterStores {
     /// the last [`forget_deleted`](Self::forget_deleted), ended when they were seen deleted.
     /// Claims deleted in that time still resolve the devices of the pods that used them. Only
     /// what changed since the last call is read again.
-    pub fn allocations(&mut self, card: &RateCard, options: BuildOptions) -> AllocationSet {
+    pub fn allocations(&mut self, card: &RateCard, options: BuildOptions) -> LiveRead {
         let changed = Changed {
             pods: self.pods.take_changes(),
             nodes: self.nodes.take_changes(),

@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceSlice};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 
@@ -60,7 +61,7 @@ async fn watch_kind<K>(
     health: Arc<SourceHealth>,
     optional: bool,
 ) where
-    K: kube::Resource + Strip + PartialEq + Clone + DeserializeOwned + Debug + Send + 'static,
+    K: kube::Resource + Strip + Serialize + Clone + DeserializeOwned + Debug + Send + 'static,
     K::DynamicType: Default,
 {
     let kind = K::kind(&K::DynamicType::default()).to_string();

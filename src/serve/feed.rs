@@ -12,7 +12,8 @@ use crate::allocation::{
     Allocation, AllocationBuilder, AllocationSet, BuildOptions, ClusterObjects, CostCenterSource,
     Sym,
 };
-use crate::live::{ClusterStores, SourceHealth};
+use crate::ledger::Touched;
+use crate::live::{ClusterStores, LiveRead, SourceHealth};
 use crate::pricing::RateCard;
 use crate::source::{DemoCluster, DemoFleet};
 use crate::time::UnixSeconds;
@@ -25,6 +26,8 @@ pub struct Reading {
     pub namespaces: BTreeMap<String, ObjectMeta>,
     /// True once every watched kind has been listed.
     pub synced: bool,
+    /// The pods and nodes read again since the last read (`None`: all).
+    pub touched: Option<Touched>,
 }
 
 /// A source of cluster state for `serve`.
@@ -136,12 +139,14 @@ impl Feed {
                     namespaces: recorded_namespaces(&set, &options.cost_center_key),
                     live: (*set).clone(),
                     synced: true,
+                    touched: None,
                 }
             }
             Feed::Snapshot { objects, .. } => Reading {
                 live: AllocationBuilder::for_cluster(card, options, objects).finish(),
-                namespaces: namespace_map(&mut objects.namespaces.iter()),
+                namespaces: namespace_map(objects.namespaces.iter().cloned()),
                 synced: true,
+                touched: None,
             },
         }
     }
@@ -163,18 +168,20 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// What watch events built: the allocations (only what changed read again), the namespaces.
 fn read_stores(stores: &mut ClusterStores, card: &RateCard, options: BuildOptions) -> Reading {
+    let LiveRead { set, touched } = stores.allocations(card, options);
     let reading = Reading {
-        live: stores.allocations(card, options),
-        namespaces: namespace_map(&mut stores.namespaces.objects()),
+        live: set,
+        namespaces: namespace_map(stores.namespaces.objects()),
         synced: stores.is_synced(),
+        touched,
     };
     // The deletions are now part of `live`: the ledger records them on this reconcile.
     stores.forget_deleted();
     reading
 }
 
-fn namespace_map(list: &mut dyn Iterator<Item = &Namespace>) -> BTreeMap<String, ObjectMeta> {
-    list.filter_map(|ns| Some((ns.metadata.name.clone()?, ns.metadata.clone())))
+fn namespace_map(list: impl Iterator<Item = Namespace>) -> BTreeMap<String, ObjectMeta> {
+    list.filter_map(|ns| Some((ns.metadata.name.clone()?, ns.metadata)))
         .collect()
 }
 

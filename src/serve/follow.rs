@@ -30,20 +30,21 @@ impl Following {
     }
 
     /// Before a reconcile: takes the ledger over on becoming leader, lets go of it on losing
-    /// the lead, and otherwise reads the leader's when due.
-    pub fn sync(&mut self, ledger: &mut Ledger) {
+    /// the lead, and otherwise reads the leader's when due. True when `ledger` was replaced.
+    pub fn sync(&mut self, ledger: &mut Ledger) -> bool {
         let leading = self.leadership.is_leader();
         if leading && !ledger.is_durable() {
             match Ledger::open(&self.dir) {
                 Ok((opened, notes)) => {
                     notes.iter().for_each(|note| tracing::warn!("{note}"));
                     *ledger = opened.cutting_over(ledger.cuts_over());
+                    return true;
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "leading, but the ledger could not be opened for writing")
                 }
             }
-            return;
+            return false;
         }
         let due = self.read_at.is_none_or(|at| at.elapsed() >= self.every);
         if !leading && (ledger.is_durable() || due) {
@@ -53,9 +54,11 @@ impl Following {
                     notes.iter().for_each(|note| tracing::debug!("{note}"));
                     *ledger = read.cutting_over(ledger.cuts_over());
                     self.read_at = Some(Instant::now());
+                    return true;
                 }
                 Err(e) => tracing::warn!(error = %e, "the leader's ledger could not be read"),
             }
         }
+        false
     }
 }

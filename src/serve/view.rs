@@ -14,7 +14,7 @@ use super::feed::{Feed, Reading};
 use super::follow::Following;
 use crate::allocation::{AllocationSet, BuildOptions};
 use crate::budget::{SpendIndex, StoredSpend, month_of};
-use crate::ledger::{Ledger, LedgerView};
+use crate::ledger::{Ledger, LedgerView, Touched};
 use crate::pricing::RateCard;
 use crate::time::{Interval, UnixSeconds};
 
@@ -96,6 +96,8 @@ pub struct Reconciler {
     following: Option<Following>,
     archive: Option<Arc<Archive>>,
     stored_spend: (u64, StoredSpend),
+    /// Pods and nodes read again since the ledger was last reconciled (`None`: all).
+    touched: Option<Touched>,
 }
 
 impl Reconciler {
@@ -118,6 +120,7 @@ impl Reconciler {
             following: None,
             archive: None,
             stored_spend: (0, StoredSpend::default()),
+            touched: None,
         }
     }
 
@@ -199,8 +202,11 @@ impl Reconciler {
     /// running pods look vanished or keep deleted ones alive. Then the view is published without
     /// touching the ledger, whose heartbeat stays at the last good read.
     pub fn step(&mut self) {
-        if let Some(following) = &mut self.following {
-            following.sync(&mut self.ledger);
+        if let Some(following) = &mut self.following
+            && following.sync(&mut self.ledger)
+        {
+            // Another ledger: compare every segment with it.
+            self.touched = None;
         }
         self.forget_rolled();
         let as_of = self.feed.now();
@@ -212,13 +218,22 @@ impl Reconciler {
             live,
             namespaces,
             synced,
+            touched,
         } = self.feed.read(&self.card, options);
         let kubernetes_up = self.feed.kubernetes_up();
         let current = synced && kubernetes_up != Some(false);
         let read_at = Instant::now();
+        // What changed since the last reconcile, across reads that were not reconciled.
+        if let (Some(all), Some(now)) = (&mut self.touched, touched) {
+            all.pods.extend(now.pods);
+            all.nodes.extend(now.nodes);
+        } else {
+            self.touched = None;
+        }
         if current {
             self.current_at = Some(read_at);
-            match self.ledger.reconcile(as_of, &live) {
+            let touched = self.touched.replace(Touched::default());
+            match self.ledger.reconcile(as_of, &live, touched.as_ref()) {
                 Ok((notes, corrections)) => {
                     // A follower's in-memory reconcile closes what the leader has not yet.
                     let durable = self.ledger.is_durable();

@@ -29,7 +29,7 @@ pub struct DemoCluster {
 }
 
 /// Sends a watcher's first list of `objects` to `store`.
-fn list<K: kube::Resource + Strip + PartialEq>(
+fn list<K: kube::Resource + Strip + serde::Serialize + serde::de::DeserializeOwned>(
     store: &mut KindStore<K>,
     objects: impl IntoIterator<Item = K>,
     at: UnixSeconds,
@@ -84,15 +84,26 @@ impl DemoCluster {
                 .map(slice_object),
             at,
         );
-        let mut pods = fleet.pending_pods();
-        let mut claims = Vec::new();
-        for share in shares.iter().filter(|s| s.shown) {
-            let (running, claim) = run_objects(&share.current, &nodes[share.node], &share.slot, at);
-            pods.extend(running);
-            claims.extend(claim);
-        }
-        list(&mut stores.claims, claims, at);
-        list(&mut stores.pods, pods, at);
+        // Object by object, so that a large fleet's pods are never all built at once.
+        let running = |share: &&Share| share.shown;
+        let objects_of =
+            |share: &Share| run_objects(&share.current, &nodes[share.node], &share.slot, at);
+        list(
+            &mut stores.claims,
+            shares
+                .iter()
+                .filter(running)
+                .filter_map(|s| objects_of(s).1),
+            at,
+        );
+        list(
+            &mut stores.pods,
+            fleet
+                .pending_pods()
+                .into_iter()
+                .chain(shares.iter().filter(running).flat_map(|s| objects_of(s).0)),
+            at,
+        );
         DemoCluster { nodes, shares }
     }
 
