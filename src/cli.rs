@@ -265,15 +265,16 @@ fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
     let as_of = args.source.as_of()?.unwrap_or(request.window.end);
     let (settings, card) = load_settings(&args.source)?;
     let prometheus = prometheus_client(&args.source, &settings)?;
-    let set = if args.source.history {
+    let sets = if args.source.history {
         let window = Interval::new(request.window.start, request.window.end.min(as_of));
-        read_history(&args.source, &settings, &card, window)?
+        vec![read_history(&args.source, &settings, &card, window)?]
     } else {
-        load_source(&args.source, &settings, &card, as_of)?
+        load_source(&args.source, &settings, &card, as_of, request.window)?
     };
     let store = RollupStore::existing(&settings.store.dir);
+    let sets: Vec<&AllocationSet> = sets.iter().collect();
     let sources = Sources {
-        sets: &[&set],
+        sets: &sets,
         from: None,
         card: &card,
         store: store.as_ref(),
@@ -357,21 +358,23 @@ fn prometheus_client(
         .transpose()
 }
 
-/// Allocations for the source the flags name (the demo, a snapshot, or the live cluster).
+/// Allocations for the source the flags name (the demo, a snapshot, or the live cluster),
+/// at least those that overlap `window`, in one or more sets read as one.
 fn load_source(
     source: &SourceArgs,
     settings: &Settings,
     card: &RateCard,
     as_of: UnixSeconds,
-) -> Result<AllocationSet, CliError> {
+    window: Interval,
+) -> Result<Vec<AllocationSet>, CliError> {
     let options = BuildOptions {
         as_of,
         cost_center_key: settings.cost_center.key.clone(),
     };
     Ok(if source.demo {
-        DemoFleet::new(source.demo_scale, as_of).allocations(card, &options)
+        DemoFleet::new(source.demo_scale, as_of).allocations_in(window, card, &options)
     } else {
-        allocations(&cluster_objects(source)?, card, &options)
+        vec![allocations(&cluster_objects(source)?, card, &options)]
     })
 }
 
@@ -428,18 +431,26 @@ fn backfill(
         .filter(|day| reprice || args.force || !stored.contains(day))
         .collect();
     let prometheus = prometheus_client(&args.source, &settings)?;
-    let set = if args.source.history {
-        read_history(&args.source, &settings, &card, Interval::new(from, to))?
+    let sets = if args.source.history {
+        vec![read_history(
+            &args.source,
+            &settings,
+            &card,
+            Interval::new(from, to),
+        )?]
     } else {
+        let as_of = args.source.as_of()?.unwrap_or(to);
         load_source(
             &args.source,
             &settings,
             &card,
-            args.source.as_of()?.unwrap_or(to),
+            as_of,
+            Interval::new(from, to),
         )?
     };
+    let sets: Vec<&AllocationSet> = sets.iter().collect();
     let sources = Sources {
-        sets: &[&set],
+        sets: &sets,
         from: None,
         card: &card,
         store: None,

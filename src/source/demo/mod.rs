@@ -21,11 +21,11 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::resource::v1::ResourceClaim;
 
 use fleet::{
-    Ask, DemoNode, NAMESPACES, Offer, POOLS, Tenant, Workload, namespace_object, node_object,
+    Ask, DemoNode, NAMESPACES, Offer, POOLS, Slot, Tenant, Workload, namespace_object, node_object,
     slice_object, slots,
 };
 use objects::{PodPlan, pod_object, run_objects};
-use timeline::{DAY, HOUR, Rng, SlotRuns, pod_name, seed};
+use timeline::{DAY, HOUR, Rng, Run, SlotRuns, pod_name, seed};
 
 pub use history::DemoHistory;
 pub use live::DemoCluster;
@@ -33,7 +33,7 @@ pub use timeline::DEMO_DAYS;
 
 use crate::allocation::{AllocationBuilder, AllocationSet, BuildOptions, ClusterObjects};
 use crate::pricing::RateCard;
-use crate::time::UnixSeconds;
+use crate::time::{Interval, UnixSeconds};
 
 /// The simulated fleet, `scale` times the base pools, seen at `as_of`.
 ///
@@ -135,6 +135,48 @@ impl DemoFleet {
         builder.finish()
     }
 
+    /// Allocations of the fleet that overlap `window`, built on every core, node by node: one
+    /// set per thread (the engine reads several sets as one). Within `window`, the same records
+    /// as [`DemoFleet::allocations`]; runs outside it are skipped before any object is built.
+    pub fn allocations_in(
+        &self,
+        window: Interval,
+        card: &RateCard,
+        options: &BuildOptions,
+    ) -> Vec<AllocationSet> {
+        let nodes = self.nodes();
+        let cluster = self.cluster();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        std::thread::scope(|scope| {
+            let parts: Vec<_> = (0..threads)
+                .map(|part| {
+                    let (nodes, cluster) = (&nodes, &cluster);
+                    scope.spawn(move || {
+                        let mut builder =
+                            AllocationBuilder::for_cluster(card, options.clone(), cluster);
+                        for node in nodes.iter().skip(part).step_by(threads) {
+                            // Run by run: a node's month of pods is never held at once.
+                            self.each_run_in(node, window, |run, slot| {
+                                let (pods, claim) = run_objects(run, node, slot, self.as_of);
+                                builder.add_pods(pods.iter().map(|p| (p, None)), claim.as_slice());
+                            });
+                        }
+                        let mut set = builder.finish();
+                        // Every part read the nodes; one keeps their capacity.
+                        if part > 0 {
+                            set.capacity.clear();
+                        }
+                        set
+                    })
+                })
+                .collect();
+            parts
+                .into_iter()
+                .map(|part| part.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        })
+    }
+
     /// When the simulated history of `node` starts.
     fn history_start(&self, node: &DemoNode) -> UnixSeconds {
         let created = self.anchor - node.pool.age_days * DAY;
@@ -143,18 +185,27 @@ impl DemoFleet {
 
     /// The pods (and the claims they use) that ran on one node over the simulated history.
     fn node_pods(&self, node: &DemoNode) -> (Vec<Pod>, Vec<ResourceClaim>) {
-        let mut pods = Vec::new();
-        let mut claims = Vec::new();
+        let (mut pods, mut claims) = (Vec::new(), Vec::new());
+        let always = Interval::new(UnixSeconds::MIN, UnixSeconds::MAX);
+        self.each_run_in(node, always, |run, slot| {
+            let (run_pods, claim) = run_objects(run, node, slot, self.as_of);
+            pods.extend(run_pods);
+            claims.extend(claim);
+        });
+        (pods, claims)
+    }
+
+    /// Calls `each` with every run on `node` (and its slot) at some time in `window`.
+    fn each_run_in(&self, node: &DemoNode, window: Interval, mut each: impl FnMut(&Run, &Slot)) {
         for (index, slot) in slots(node).iter().enumerate() {
             let mut runs = SlotRuns::new(node, index, self.history_start(node));
-            while runs.next_start() < self.as_of {
+            while runs.next_start() < self.as_of.min(window.end) {
                 let run = runs.next_run(node, slot);
-                let (run_pods, claim) = run_objects(&run, node, slot, self.as_of);
-                claims.extend(claim);
-                pods.extend(run_pods);
+                if run.end > window.start {
+                    each(&run, slot);
+                }
             }
         }
-        (pods, claims)
     }
 
     /// Training pods waiting for eight GPUs: they hold nothing.
