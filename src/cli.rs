@@ -192,6 +192,10 @@ struct ServeArgs {
     /// With --demo: simulated seconds per real second.
     #[arg(long, default_value_t = 60, value_name = "N", requires = "demo")]
     demo_speed: u32,
+    /// With --demo: keep the demo's ledger and rollups in DIR and carry on from them when
+    /// started again (default: a temporary directory, removed on exit).
+    #[arg(long, value_name = "DIR", requires = "demo")]
+    demo_data: Option<PathBuf>,
     /// Log format on stderr: text or json.
     #[arg(long, default_value = "text", value_name = "FORMAT")]
     log_format: String,
@@ -338,10 +342,15 @@ fn no_prometheus() -> CliError {
 
 /// Runs `future` to completion on a new multi-threaded runtime.
 fn block_on<F: Future>(future: F) -> Result<F::Output, CliError> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(CliError::runtime)?;
+    run_on(tokio::runtime::Builder::new_multi_thread(), future)
+}
+
+/// Runs `future` to completion on a runtime made by `builder`.
+fn run_on<F: Future>(
+    mut builder: tokio::runtime::Builder,
+    future: F,
+) -> Result<F::Output, CliError> {
+    let runtime = builder.enable_all().build().map_err(CliError::runtime)?;
     Ok(runtime.block_on(future))
 }
 
@@ -609,10 +618,14 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
     } else {
         (Leadership::default(), None)
     };
-    // The demo rolls its days up like a cluster does, into a directory of its own.
-    let demo_store = args.source.demo.then(DemoStore::new).transpose()?;
+    // The demo keeps its ledger and rollups like a cluster does, in a directory of its own.
+    let demo_store = match (&args.demo_data, args.source.demo) {
+        (Some(dir), _) => Some(DemoStore::kept(dir)?),
+        (None, true) => Some(DemoStore::temporary()?),
+        (None, false) => None,
+    };
     let store_dir = match &demo_store {
-        Some(demo) => Some(demo.0.as_path()),
+        Some(demo) => Some(demo.dir.as_path()),
         None => live_cluster.then_some(settings.store.dir.as_path()),
     };
     let archive = Archive {
@@ -641,19 +654,33 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
     };
     let as_of = args.source.as_of()?;
     let quota = quota_gate(&settings)?;
-    block_on(async {
+    // The async workers answer requests only; background work has its own threads.
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.worker_threads(settings.server.worker_threads());
+    run_on(runtime, async {
         options.auth = Arc::new(authentication(&settings.auth).await?);
         let (feed, ledger, what) = if args.source.demo {
             // The fleet's past is its history: rolled up day by day in the background, today's
-            // part kept in memory. From now on it moves through the watch path.
-            let fleet = DemoFleet::new(args.source.demo_scale, now());
-            let mut ledger = Ledger::in_memory().cutting_over(true);
-            let began = ledger.begin(fleet.as_of()).map_err(CliError::runtime)?;
+            // part kept in memory. From its cut-over on it moves through the watch path, into a
+            // ledger kept like a cluster's; started again, it carries on where it stopped.
+            let dir = demo_store
+                .as_ref()
+                .map(|d| d.dir.clone())
+                .unwrap_or_default();
+            let (ledger, notes) = Ledger::open(&dir).map_err(CliError::runtime)?;
+            notes.iter().for_each(|note| tracing::warn!("{note}"));
+            let mut ledger = ledger.cutting_over(true);
+            let began = ledger.begin(now()).map_err(CliError::runtime)?;
+            let resume = ledger.state().heartbeat().map_or(began, |at| at.max(now()));
+            let fleet = DemoFleet::new(args.source.demo_scale, began);
             let today = began.div_euclid(DAY) * DAY;
             let key = &settings.cost_center.key;
-            let today_so_far = Interval::new(today, began);
-            let partial = DemoHistory::new(fleet).window(today_so_far, &card, key);
-            options.history = Some(Arc::new(partial));
+            let rolled = ledger.state().rolled_until().unwrap_or(UnixSeconds::MIN);
+            let today_so_far = Interval::new(today.max(rolled), began);
+            if !today_so_far.is_empty() {
+                let partial = DemoHistory::new(fleet).window(today_so_far, &card, key);
+                options.history = Some(Arc::new(partial));
+            }
             options.backfill = Some(Backfill {
                 source: HistorySource::Demo(Box::new(DemoHistory::new(fleet))),
                 days: Interval::new(fleet.earliest().div_euclid(DAY) * DAY, today),
@@ -661,7 +688,7 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
             });
             options.archive.backfilling.store(true, Ordering::Release);
             (
-                Feed::demo_from(fleet, args.demo_speed),
+                Feed::demo_from(fleet.at(resume), args.demo_speed),
                 ledger,
                 "the demo fleet",
             )
@@ -773,12 +800,28 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
     })?
 }
 
-/// The demo's rollup store: a directory of its own under the system's temporary directory,
-/// removed when the service stops.
-struct DemoStore(PathBuf);
+/// Where the demo keeps its ledger and rollups: a directory it was given, or one of its own
+/// under the system's temporary directory, removed when the service stops.
+struct DemoStore {
+    dir: PathBuf,
+    temporary: bool,
+}
 
 impl DemoStore {
-    fn new() -> Result<Self, CliError> {
+    fn kept(dir: &Path) -> Result<Self, CliError> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            CliError::input(format!(
+                "--demo-data {}: cannot make it: {e}",
+                dir.display()
+            ))
+        })?;
+        Ok(DemoStore {
+            dir: dir.to_path_buf(),
+            temporary: false,
+        })
+    }
+
+    fn temporary() -> Result<Self, CliError> {
         let dir = std::env::temp_dir().join(format!("tollgate-demo-{}", std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| {
             CliError::runtime(format!(
@@ -786,13 +829,18 @@ impl DemoStore {
                 dir.display()
             ))
         })?;
-        Ok(DemoStore(dir))
+        Ok(DemoStore {
+            dir,
+            temporary: true,
+        })
     }
 }
 
 impl Drop for DemoStore {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        if self.temporary {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

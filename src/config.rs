@@ -93,6 +93,10 @@ pub struct ServerSettings {
     /// Chargeback and FOCUS reports computed at once (default 1); more wait their turn, on
     /// threads apart from the ones answering quota checks.
     pub reports_at_once: usize,
+    /// Threads answering requests (default: the CPUs available, cgroup limits included, less
+    /// one, at least one). Reconciles, reports and rollups run on other threads, at a lower
+    /// priority; leaving them a CPU keeps quota checks from queueing behind them.
+    pub workers: Option<usize>,
 }
 
 impl Default for ServerSettings {
@@ -100,7 +104,19 @@ impl Default for ServerSettings {
         ServerSettings {
             listen: "0.0.0.0:8080".to_string(),
             reports_at_once: 1,
+            workers: None,
         }
+    }
+}
+
+impl ServerSettings {
+    /// The number of request threads to run.
+    pub fn worker_threads(&self) -> usize {
+        self.workers
+            .unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1))
+            })
+            .max(1)
     }
 }
 

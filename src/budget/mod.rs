@@ -18,5 +18,5 @@ pub use limits::{Budget, BudgetError, BudgetScope, RawBudget, validate_budgets};
 pub use prospect::{
     Prospect, ProspectContext, ProspectError, prospect_from_count, prospect_from_pod,
 };
-pub use reservations::{Reservation, Reservations};
+pub use reservations::{Arrival, ArrivalLog, Arrivals, Reservation, Reservations};
 pub use spend::{SpendIndex, StoredSpend, Usage, month_of};

@@ -99,24 +99,41 @@ fn holds_are_released_by_the_pods_that_show_up_or_by_time() {
         (Decimal::from(8), Decimal::from(7), Decimal::from(24))
     );
 
-    // A pod already running when the book first settles is not a new arrival for any hold…
+    // A pod already running at the first read is not a new arrival for any hold…
+    let mut arrivals = Arrivals::default();
     let mut live = AllocationSet::default();
     running(&mut live, "a", "old", "uid-old", 1, 100);
-    book.settle(&live, 100, 100);
+    arrivals.take_in(&live, 100, None);
+    book.settle(&arrivals.log(), 100);
     assert_eq!(book.len(), 4);
     // …but pods that appear later release the hold with their name, or a nameless one of the
     // same units in their namespace.
+    let mut live = AllocationSet::default();
+    running(&mut live, "a", "old", "uid-old", 1, 200);
     running(&mut live, "a", "named-0", "uid-named", 2, 200);
     running(&mut live, "a", "web-x9z", "uid-gen", 4, 200);
-    book.settle(&live, 200, 200);
+    arrivals.take_in(&live, 200, None);
+    book.settle(&arrivals.log(), 200);
     assert_eq!(book.len(), 2);
     let (_, ns) = book.usage("cc", "a", 200);
     assert_eq!(ns.units, Decimal::ONE);
-    // Settling the same read again changes nothing; time lets the rest lapse.
-    book.settle(&live, 200, 200);
+    // Reading the same pods again is no new arrival; time lets the rest lapse.
+    arrivals.take_in(&live, 200, None);
+    book.settle(&arrivals.log(), 200);
     assert_eq!(book.len(), 2);
-    book.settle(&live, 200, 600);
+    book.settle(&arrivals.log(), 600);
     assert_eq!(book.len(), 1, "b's hold expired at 500");
-    book.settle(&live, 200, 1_000);
+    book.settle(&arrivals.log(), 1_000);
     assert!(book.is_empty());
+    // An incremental read names what it read again: pods it did not touch keep running.
+    let mut only_new = AllocationSet::default();
+    running(&mut only_new, "a", "web-2", "uid-2", 1, 300);
+    let touched = crate::ledger::Touched {
+        pods: ["uid-2".to_string()].into_iter().collect(),
+        ..Default::default()
+    };
+    book.reserve(hold("a", None, 1, 2_000));
+    arrivals.take_in(&only_new, 300, Some(&touched));
+    book.settle(&arrivals.log(), 300);
+    assert!(book.is_empty(), "web-2 arrived and released the hold");
 }

@@ -133,6 +133,9 @@ pub struct LiveAllocations {
     /// Pods and nodes to report as read again next time: they finished exactly at (or after)
     /// this read's as-of, where they look no different from what still runs.
     recheck: Touched,
+    /// Final records of deleted pods and nodes that end at (or after) the last read's as-of:
+    /// given once more with the next read, when their end is in the past and tells.
+    lingering: Records,
 }
 
 impl LiveAllocations {
@@ -165,9 +168,9 @@ impl LiveAllocations {
             .iter()
             .any(|c| c.relisted);
         let mut touched = Touched::default();
-        let mut departed = Records::default();
         // Before any new record is read, so that every record uses the same table.
         self.compact_names();
+        let mut departed = std::mem::take(&mut self.lingering);
         if everything {
             *self = LiveAllocations {
                 read_with,
@@ -250,8 +253,14 @@ impl LiveAllocations {
         touched.pods.extend(self.recheck.pods.drain());
         touched.nodes.extend(self.recheck.nodes.drain());
         self.note_finishing(options.as_of, &departed);
+        let set = self.set_as_of(options.as_of, &departed);
+        let lingers = |i: &Interval| i.end >= options.as_of;
+        departed.allocations.retain(|a| lingers(&a.interval));
+        departed.capacity.retain(|c| lingers(&c.interval));
+        departed.warnings.clear();
+        self.lingering = departed;
         LiveRead {
-            set: self.set_as_of(options.as_of, &departed),
+            set,
             touched: (!everything).then_some(touched),
         }
     }
@@ -346,6 +355,7 @@ impl LiveAllocations {
             .capacity
             .values_mut()
             .chain(self.pods.values_mut().map(|e| &mut e.records))
+            .chain(std::iter::once(&mut self.lingering))
         {
             for a in &mut records.allocations {
                 for sym in [

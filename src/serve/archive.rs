@@ -63,6 +63,10 @@ pub struct Backfill {
     pub cost_center_key: String,
 }
 
+/// How often the rollup task looks for closed days (a demo on a fast clock closes one every
+/// few minutes; when nothing is due, a look costs a directory listing).
+const ROLL_UP_CHECK: Duration = Duration::from_secs(10);
+
 /// Closed days are rolled up this long after they end, so that what finished just before
 /// midnight has been seen first.
 const ROLL_UP_GRACE: i64 = 15 * 60;
@@ -316,8 +320,8 @@ impl Archive {
         }
     }
 
-    /// Runs utilization polling (every minute) and rollups (every ten minutes, after the
-    /// `backfill` of history) until aborted.
+    /// Runs utilization polling (every minute) and rollups (looked for every few seconds, after
+    /// the `backfill` of history) until aborted.
     pub fn spawn(
         self: &Arc<Self>,
         views: watch::Receiver<Arc<View>>,
@@ -341,22 +345,23 @@ impl Archive {
             tasks.push(tokio::spawn(async move {
                 if let Some(backfill) = backfill {
                     let (history, card) = (archive.clone(), card.clone());
-                    let done =
-                        tokio::task::spawn_blocking(move || history.backfill(backfill, &card));
+                    let done = super::background::spawn_background(move || {
+                        history.backfill(backfill, &card)
+                    });
                     if let Err(e) = done.await {
                         tracing::error!(error = %e, "the history backfill panicked");
                     }
                 }
                 archive.backfilling.store(false, Ordering::Release);
-                // Roll up as soon as the sources are read, then check every ten minutes.
+                // Roll up as soon as the sources are read, then look again every few seconds.
                 let _ = views.wait_for(|view| view.ready).await;
-                let mut ticks = tokio::time::interval(Duration::from_secs(600));
+                let mut ticks = tokio::time::interval(ROLL_UP_CHECK);
                 loop {
                     ticks.tick().await;
                     let view = views.borrow().clone();
                     let (archive, card) = (archive.clone(), card.clone());
                     let runtime = tokio::runtime::Handle::current();
-                    let rolled = tokio::task::spawn_blocking(move || {
+                    let rolled = super::background::spawn_background(move || {
                         runtime.block_on(archive.roll_up(&view, &card));
                     });
                     if let Err(e) = rolled.await {

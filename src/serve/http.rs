@@ -171,7 +171,7 @@ async fn chargeback(
         state.focus.clone(),
     );
     let runtime = tokio::runtime::Handle::current();
-    let rendered = tokio::task::spawn_blocking(move || {
+    let rendered = super::background::spawn_background(move || {
         let _permit = permit;
         let sets = view.ledger.as_refs();
         let sources = archive.sources(&sets, view.ledger.from, &card);
@@ -302,7 +302,10 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
     let card = state.card.clone();
     let quota = state.quota.clone();
     let archive = state.archive.clone();
-    match tokio::task::spawn_blocking(move || metrics::render(&view, &card, &quota, &archive)).await
+    match super::background::spawn_background(move || {
+        metrics::render(&view, &card, &quota, &archive)
+    })
+    .await
     {
         Ok(body) => (
             [(

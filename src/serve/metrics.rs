@@ -179,6 +179,11 @@ fn budgets(registry: &mut Registry, view: &View, quota: &QuotaGate, card: &RateC
     );
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SegmentLabels {
+    state: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 struct UtilizationLabels {
     namespace: String,
@@ -305,6 +310,25 @@ pub fn render(view: &View, card: &RateCard, quota: &QuotaGate, archive: &Archive
             family,
         );
     }
+    gauge_with(
+        &mut registry,
+        "tollgate_reconcile_duration_seconds",
+        "How long the latest reconcile of the cluster with the ledger took",
+        view.reconciled_in.as_secs_f64(),
+    );
+    let segments = Family::<SegmentLabels, Gauge>::default();
+    for (state, count) in [("open", view.segments.0), ("closed", view.segments.1)] {
+        segments
+            .get_or_create(&SegmentLabels {
+                state: state.into(),
+            })
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+    registry.register(
+        "tollgate_ledger_segments",
+        "Ledger segments kept in memory: open, and closed since the last rolled-up day",
+        segments,
+    );
     budgets(&mut registry, view, quota, card);
     utilization(&mut registry, view, card, archive);
     quota.register(&mut registry);

@@ -4,6 +4,7 @@
 mod admission;
 mod archive;
 mod auth;
+mod background;
 mod feed;
 mod follow;
 mod http;
@@ -132,7 +133,7 @@ pub async fn shutdown_signal() {
 
 async fn reconcile_once(reconciler: &Arc<Mutex<Reconciler>>) {
     let reconciler = reconciler.clone();
-    let done = tokio::task::spawn_blocking(move || {
+    let done = background::spawn_background(move || {
         reconciler
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

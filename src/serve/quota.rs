@@ -130,7 +130,7 @@ impl QuotaGate {
                 age.is_none_or(|a| a > Duration::from_secs(self.settings.max_staleness_seconds));
             let now = view.now();
             let mut book = self.lock();
-            book.settle(&view.live, view.as_of, now);
+            book.settle(&view.arrivals, now);
             let decision = decide(QuotaInput {
                 prospect: &prospect,
                 spend: &view.spend,

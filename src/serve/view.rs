@@ -13,7 +13,7 @@ use super::archive::Archive;
 use super::feed::{Feed, Reading};
 use super::follow::Following;
 use crate::allocation::{AllocationSet, BuildOptions};
-use crate::budget::{SpendIndex, StoredSpend, month_of};
+use crate::budget::{ArrivalLog, Arrivals, SpendIndex, StoredSpend, month_of};
 use crate::ledger::{Ledger, LedgerView, Touched};
 use crate::pricing::RateCard;
 use crate::time::{Interval, UnixSeconds};
@@ -39,6 +39,12 @@ pub struct View {
     pub spend: Arc<SpendIndex>,
     /// Namespaces' metadata, for the cost center of a pod not created yet.
     pub namespaces: Arc<BTreeMap<String, ObjectMeta>>,
+    /// Pods that showed up lately: what releases admission holds.
+    pub arrivals: Arc<ArrivalLog>,
+    /// How long the reconcile that made this view took.
+    pub reconciled_in: std::time::Duration,
+    /// Ledger segments kept in memory: open, and closed since the last rolled-up day.
+    pub segments: (usize, usize),
 }
 
 impl Default for View {
@@ -53,6 +59,9 @@ impl Default for View {
             kubernetes_up: None,
             spend: Arc::default(),
             namespaces: Arc::default(),
+            arrivals: Arc::default(),
+            reconciled_in: std::time::Duration::ZERO,
+            segments: (0, 0),
         }
     }
 }
@@ -98,6 +107,8 @@ pub struct Reconciler {
     stored_spend: (u64, StoredSpend),
     /// Pods and nodes read again since the ledger was last reconciled (`None`: all).
     touched: Option<Touched>,
+    /// Pods that showed up lately.
+    arrivals: Arrivals,
 }
 
 impl Reconciler {
@@ -121,6 +132,7 @@ impl Reconciler {
             archive: None,
             stored_spend: (0, StoredSpend::default()),
             touched: None,
+            arrivals: Arrivals::default(),
         }
     }
 
@@ -202,6 +214,7 @@ impl Reconciler {
     /// running pods look vanished or keep deleted ones alive. Then the view is published without
     /// touching the ledger, whose heartbeat stays at the last good read.
     pub fn step(&mut self) {
+        let started = Instant::now();
         if let Some(following) = &mut self.following
             && following.sync(&mut self.ledger)
         {
@@ -233,6 +246,7 @@ impl Reconciler {
         if current {
             self.current_at = Some(read_at);
             let touched = self.touched.replace(Touched::default());
+            self.arrivals.take_in(&live, as_of, touched.as_ref());
             match self.ledger.reconcile(as_of, &live, touched.as_ref()) {
                 Ok((notes, corrections)) => {
                     // A follower's in-memory reconcile closes what the leader has not yet.
@@ -277,6 +291,12 @@ impl Reconciler {
             kubernetes_up,
             spend: Arc::new(spend),
             namespaces: Arc::new(namespaces),
+            arrivals: self.arrivals.log(),
+            reconciled_in: started.elapsed(),
+            segments: (
+                self.ledger.state().open_count(),
+                self.ledger.state().closed_count(),
+            ),
         };
         self.views.send_replace(Arc::new(view));
     }
