@@ -92,7 +92,23 @@ impl Sources<'_> {
         }
         let mut rest = Vec::with_capacity(plan.rest.len());
         for window in &plan.rest {
-            rest.push(self.compute(self.sets, request, *window).await?);
+            // What memory no longer holds (parts of rolled-up days) comes from their archive.
+            let split = self
+                .from
+                .unwrap_or(UnixSeconds::MIN)
+                .clamp(window.start, window.end);
+            if split > window.start {
+                let past = Interval::new(window.start, split);
+                let (archived, missing) = self.archived(past, &days)?;
+                let sets: Vec<&AllocationSet> = archived.iter().collect();
+                let mut part = self.compute(&sets, request, past).await?;
+                part.warnings.extend(missing_archive(&missing));
+                rest.push(part);
+            }
+            if split < window.end {
+                let recent = Interval::new(split, window.end);
+                rest.push(self.compute(self.sets, request, recent).await?);
+            }
         }
         let template = CostReport {
             request: request.clone(),
@@ -113,28 +129,31 @@ impl Sources<'_> {
         days: &BTreeSet<UnixSeconds>,
     ) -> Result<CostReport, ReportError> {
         let window = request.window;
+        let (archived, missing) = self.archived(window, days)?;
+        let mut sets: Vec<&AllocationSet> = archived.iter().collect();
+        sets.extend(self.sets);
+        let mut report = self.compute(&sets, request, window).await?;
+        report.warnings.extend(missing_archive(&missing));
+        Ok(report)
+    }
+
+    /// The archived segments of the stored days that overlap `window` and that the sets no
+    /// longer hold (before `from`), one set per day, and the days stored without an archive.
+    fn archived(
+        &self,
+        window: Interval,
+        days: &BTreeSet<UnixSeconds>,
+    ) -> Result<(Vec<AllocationSet>, Vec<UnixSeconds>), ReportError> {
         let before = self.from.unwrap_or(UnixSeconds::MIN).min(window.end);
         let wanted: Vec<UnixSeconds> = days
             .iter()
             .copied()
             .filter(|&day| day < before && day + DAY > window.start)
             .collect();
-        let (archived, missing) = match self.store {
+        Ok(match self.store {
             Some(store) if !wanted.is_empty() => store.read_segments(&wanted)?,
             _ => Default::default(),
-        };
-        let mut sets: Vec<&AllocationSet> = archived.iter().collect();
-        sets.extend(self.sets);
-        let mut report = self.compute(&sets, request, window).await?;
-        if let (Some(first), Some(last)) = (missing.first(), missing.last()) {
-            report.warnings.push(format!(
-                "{} stored days from {} to {} have no segment archive (rolled up by an older Tollgate): rows grouped by pod or resource leave them out",
-                missing.len(),
-                &format_time(*first)[..10],
-                &format_time(*last)[..10]
-            ));
-        }
-        Ok(report)
+        })
     }
 
     /// Rolls up each day of `days` (UTC midnights) into `store`, calling `done` after each.
@@ -160,4 +179,15 @@ impl Sources<'_> {
         }
         Ok(warnings)
     }
+}
+
+/// The warning for stored days without a segment archive, if there are any.
+fn missing_archive(missing: &[UnixSeconds]) -> Option<String> {
+    let (first, last) = (missing.first()?, missing.last()?);
+    Some(format!(
+        "{} stored days from {} to {} have no segment archive (rolled up by an older Tollgate): rows grouped by pod or resource, and hours cut out of those days, leave them out",
+        missing.len(),
+        &format_time(*first)[..10],
+        &format_time(*last)[..10]
+    ))
 }

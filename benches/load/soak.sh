@@ -24,7 +24,7 @@ start() {
   server=$!
 }
 metric() {
-  curl -sf "http://$address/metrics" | awk -v name="$1" '$1 == name || index($1, name"{") == 1 { print $2; exit }'
+  curl -sf "http://$address/metrics" | awk -v name="$1" '!found && ($1 == name || index($1, name"{") == 1) { print $2; found = 1 }'
 }
 ready_after() {
   local began=$1

@@ -506,39 +506,40 @@ impl LedgerState {
     }
 
     /// The whole ledger as records (closed history, open segments, heartbeat): what a
-    /// compacted log holds.
-    pub fn records(&self) -> Vec<Record> {
-        let mut records: Vec<Record> = self
+    /// compacted log holds, made one at a time.
+    pub fn records(&self) -> impl Iterator<Item = Record> + '_ {
+        let marks = self
             .began
             .map(|at| Record::Began { at })
             .into_iter()
-            .chain(self.rolled_until.map(|until| Record::Rolled { until }))
-            .collect();
-        records.extend(
-            self.frozen
-                .iter()
-                .map(Arc::as_ref)
-                .chain(std::iter::once(&self.recent))
-                .flat_map(all_segments)
-                .map(|(key, attrs, during)| Record::Closed {
-                    key,
-                    attrs,
-                    start: during.start,
-                    end: during.end,
-                }),
-        );
+            .chain(self.rolled_until.map(|until| Record::Rolled { until }));
+        let closed = self
+            .frozen
+            .iter()
+            .map(Arc::as_ref)
+            .chain(std::iter::once(&self.recent))
+            .flat_map(all_segments)
+            .map(|(key, attrs, during)| Record::Closed {
+                key,
+                attrs,
+                start: during.start,
+                end: during.end,
+            });
         // Keys still visible keep their coverage even if their closed segment was empty.
-        records.extend(self.covered.iter().map(|(key, &end)| Record::Close {
+        let covered = self.covered.iter().map(|(key, &end)| Record::Close {
             key: key.clone(),
             end,
-        }));
-        records.extend(self.open.iter().map(|(key, open)| Record::Open {
+        });
+        let open = self.open.iter().map(|(key, open)| Record::Open {
             key: key.clone(),
             attrs: open.attrs.clone(),
             start: open.start,
-        }));
-        records.extend(self.heartbeat.map(|at| Record::Heartbeat { at }));
-        records
+        });
+        marks
+            .chain(closed)
+            .chain(covered)
+            .chain(open)
+            .chain(self.heartbeat.map(|at| Record::Heartbeat { at }))
     }
 
     /// When the earliest recorded segment starts, if any.

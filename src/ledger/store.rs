@@ -11,7 +11,7 @@
 //! snapshot and its log are replayed; a torn last log line (a crash mid-write) is dropped.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use super::state::{LedgerState, Record};
@@ -230,9 +230,14 @@ impl LedgerStore {
     pub fn compact(&mut self, state: &LedgerState) -> Result<(), LedgerError> {
         let next = self.generation + 1;
         let tmp = self.dir.join(format!("ledger-{next}.snapshot.tmp"));
-        let mut file = File::create(&tmp).map_err(io(&tmp))?;
-        let text: String = state.records().iter().map(encode).collect();
-        file.write_all(text.as_bytes()).map_err(io(&tmp))?;
+        let file = File::create(&tmp).map_err(io(&tmp))?;
+        let mut writer = BufWriter::new(file);
+        for record in state.records() {
+            writer
+                .write_all(encode(&record).as_bytes())
+                .map_err(io(&tmp))?;
+        }
+        let file = writer.into_inner().map_err(|e| io(&tmp)(e.into_error()))?;
         file.sync_all().map_err(io(&tmp))?;
         let snapshot = snapshot_path(&self.dir, next);
         fs::rename(&tmp, &snapshot).map_err(io(&snapshot))?;
