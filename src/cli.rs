@@ -20,7 +20,7 @@ use crate::config::Settings;
 use crate::cost::{ReportRequest, RequestError, RequestText};
 use crate::ledger::Ledger;
 use crate::live::{ClusterStores, Leadership, SourceHealth, list_cluster, spawn_watchers};
-use crate::output::{Format, render};
+use crate::output::{FocusWriter, Format, render};
 use crate::pricing::RateCard;
 use crate::prometheus::{Prometheus, history_allocations};
 use crate::reporting::Sources;
@@ -284,6 +284,19 @@ fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
         store: store.as_ref(),
         prometheus: prometheus.as_ref(),
     };
+    if format == Format::Focus {
+        // Streamed a charge period at a time: a month of a large fleet is never held at once.
+        let mut rows = FocusWriter::new(&settings.focus, out).map_err(CliError::runtime)?;
+        let runtime = tokio::runtime::Runtime::new().map_err(CliError::runtime)?;
+        let warnings = sources
+            .report_by_period(runtime.handle(), &request, |part| rows.write(part))
+            .map_err(CliError::runtime)?;
+        rows.finish().map_err(CliError::runtime)?;
+        for warning in &warnings {
+            writeln!(err, "warning: {warning}").map_err(CliError::runtime)?;
+        }
+        return Ok(());
+    }
     let report = block_on(sources.report(&request))?.map_err(CliError::runtime)?;
     for warning in &report.warnings {
         writeln!(err, "warning: {warning}").map_err(CliError::runtime)?;

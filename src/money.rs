@@ -87,6 +87,26 @@ pub struct Apportioned {
 /// units still missing from the total go, one each, to the lines with the largest remainders
 /// (earlier lines first on ties). Every printed line is within one unit of its exact value.
 pub fn apportion(values: &[Option<Decimal>], places: u32, rounding: Rounding) -> Apportioned {
+    apportion_carried(values, places, rounding, &mut Carry::default())
+}
+
+/// What the parts of a column printed so far add up to: exactly, and as printed.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub struct Carry {
+    exact: Decimal,
+    printed: Decimal,
+}
+
+/// [`apportion`] for one part of a column printed in parts (a report streamed a period at a
+/// time): the part's total is what brings the printed sum of every part so far to the rounded
+/// exact sum so far. However many parts, the printed lines of all of them add up to the rounded
+/// total of the whole column.
+pub fn apportion_carried(
+    values: &[Option<Decimal>],
+    places: u32,
+    rounding: Rounding,
+    carry: &mut Carry,
+) -> Apportioned {
     let known: Vec<(usize, Decimal)> = values
         .iter()
         .enumerate()
@@ -99,10 +119,15 @@ pub fn apportion(values: &[Option<Decimal>], places: u32, rounding: Rounding) ->
         };
     }
     let exact_total: Decimal = known.iter().map(|&(_, v)| v).sum();
-    let total = fixed(
-        exact_total.round_dp_with_strategy(places, rounding.strategy()),
+    carry.exact += exact_total;
+    let printed_so_far = fixed(
+        carry
+            .exact
+            .round_dp_with_strategy(places, rounding.strategy()),
         places,
     );
+    let total = fixed(printed_so_far - carry.printed, places);
+    carry.printed = printed_so_far;
     let unit = Decimal::new(1, places);
     let mut lines = values.to_vec();
     let mut remainders: Vec<(Decimal, usize)> = Vec::with_capacity(known.len());

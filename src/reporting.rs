@@ -22,6 +22,9 @@ pub enum ReportError {
     /// A sum overflowed.
     #[error(transparent)]
     Cost(#[from] CostOverflow),
+    /// The output could not be written.
+    #[error("writing the report: {0}")]
+    Output(#[from] std::io::Error),
 }
 
 /// What a report is made from.
@@ -118,6 +121,33 @@ impl Sources<'_> {
             warnings: Vec::new(),
         };
         Ok(compose(request, stored, rest, template))
+    }
+
+    /// The report of `request` one period of its step at a time, in order, each handed to
+    /// `each`: what a FOCUS export streams, holding one period's lines at once. Returns the
+    /// warnings of every period, each once. Blocks on `runtime` for each period's report, so
+    /// it runs off the runtime's own threads (on the blocking pool, or from a command).
+    pub fn report_by_period(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        request: &ReportRequest,
+        mut each: impl FnMut(&CostReport) -> std::io::Result<()>,
+    ) -> Result<Vec<String>, ReportError> {
+        let mut warnings: Vec<String> = Vec::new();
+        for period in request.step.periods(request.window) {
+            let part = ReportRequest {
+                window: period,
+                ..request.clone()
+            };
+            let report = runtime.block_on(self.report(&part))?;
+            each(&report)?;
+            for warning in report.warnings {
+                if !warnings.contains(&warning) {
+                    warnings.push(warning);
+                }
+            }
+        }
+        Ok(warnings)
     }
 
     /// A report the rollups cannot answer (grouped by pod or resource, or sharing unallocated

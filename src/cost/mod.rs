@@ -11,5 +11,5 @@ mod tests;
 
 pub use engine::{CostOverflow, ReportRequest, cost_report, cost_report_with_usage};
 pub use group::{GroupBy, GroupByError, GroupKey};
-pub use report::{Chargeback, CostLine, CostReport, Figures, HOUR_PLACES};
-pub use request::{RequestError, RequestText};
+pub use report::{Carried, Chargeback, CostLine, CostReport, Figures, HOUR_PLACES};
+pub use request::{MAX_PERIODS, RequestError, RequestText};

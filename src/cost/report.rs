@@ -3,7 +3,7 @@
 use rust_decimal::Decimal;
 
 use super::engine::ReportRequest;
-use crate::money::{Currency, Rounding, apportion, fixed};
+use crate::money::{Carry, Currency, Rounding, apportion_carried, fixed};
 use crate::time::Interval;
 
 /// Hours print with four decimals.
@@ -106,6 +106,17 @@ pub struct CostReport {
     pub warnings: Vec<String>,
 }
 
+/// What the parts of a report printed so far add up to, column by column (see
+/// [`CostReport::chargeback_carried`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Carried {
+    gpu_hours: Carry,
+    used_gpu_hours: Carry,
+    cost: Carry,
+    idle_cost: Carry,
+    unpriced_gpu_hours: Carry,
+}
+
 /// A report rounded for print: each column's lines add up exactly to its total.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Chargeback {
@@ -125,17 +136,33 @@ impl CostReport {
     /// Rounds once: hours to 4 decimals, money to the currency's minor unit, each column with
     /// largest-remainder correction so that the printed lines add up to the printed total.
     pub fn chargeback(&self) -> Chargeback {
+        self.chargeback_carried(&mut Carried::default())
+    }
+
+    /// [`CostReport::chargeback`] for one part of a report printed in parts, in order: the
+    /// printed lines of every part add up to the rounded totals of the whole (see
+    /// [`apportion_carried`]).
+    pub fn chargeback_carried(&self, carried: &mut Carried) -> Chargeback {
         let money = self.currency.minor_units();
-        let column = |pick: fn(&Figures) -> Option<Decimal>, places| {
-            let values: Vec<Option<Decimal>> =
-                self.lines.iter().map(|l| pick(&l.figures)).collect();
-            apportion(&values, places, self.rounding)
+        let rounding = self.rounding;
+        let lines = &self.lines;
+        let column = |pick: fn(&Figures) -> Option<Decimal>, places, carry: &mut Carry| {
+            let values: Vec<Option<Decimal>> = lines.iter().map(|l| pick(&l.figures)).collect();
+            apportion_carried(&values, places, rounding, carry)
         };
-        let gpu_hours = column(|f| Some(f.gpu_hours), HOUR_PLACES);
-        let used = column(|f| f.used_gpu_hours, HOUR_PLACES);
-        let cost = column(|f| f.cost, money);
-        let idle = column(|f| f.idle_cost, money);
-        let unpriced = column(|f| Some(f.unpriced_gpu_hours), HOUR_PLACES);
+        let gpu_hours = column(|f| Some(f.gpu_hours), HOUR_PLACES, &mut carried.gpu_hours);
+        let used = column(
+            |f| f.used_gpu_hours,
+            HOUR_PLACES,
+            &mut carried.used_gpu_hours,
+        );
+        let cost = column(|f| f.cost, money, &mut carried.cost);
+        let idle = column(|f| f.idle_cost, money, &mut carried.idle_cost);
+        let unpriced = column(
+            |f| Some(f.unpriced_gpu_hours),
+            HOUR_PLACES,
+            &mut carried.unpriced_gpu_hours,
+        );
         let zero_hours = fixed(Decimal::ZERO, HOUR_PLACES);
         let lines = self
             .lines

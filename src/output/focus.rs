@@ -6,13 +6,14 @@
 //! Tollgate's rate card is both the list and the contracted price of an internal platform, so
 //! `ListCost`, `ContractedCost`, `EffectiveCost` and `BilledCost` are equal.
 
+use std::collections::HashMap;
 use std::io::Write;
 
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use crate::allocation::UNALLOCATED;
-use crate::cost::{CostLine, CostReport, GroupBy, ReportRequest};
+use crate::cost::{Carried, CostLine, CostReport, GroupBy, ReportRequest};
 use crate::money::fixed;
 use crate::time::{Interval, Step, format_time, month_start, next_month_start};
 
@@ -88,12 +89,13 @@ pub const COLUMNS: [&str; 39] = [
     "x_UnpricedGpuHours",
 ];
 
-/// The request FOCUS rows are computed from: grouped by resource, and cut at least at month
-/// boundaries so that every charge period lies inside one billing period.
+/// The request FOCUS rows are computed from: grouped by resource, one charge period a day
+/// unless another step is asked (a period never crosses a billing period: months cut too).
+/// Days are what lets an export stream with one day in memory at a time.
 pub fn focus_request(request: &ReportRequest) -> ReportRequest {
     ReportRequest {
         step: match request.step {
-            Step::Window => Step::Month,
+            Step::Window => Step::Day,
             step => step,
         },
         group_by: GroupBy::resources(),
@@ -190,91 +192,137 @@ pub fn write_focus(
     settings: &FocusSettings,
     out: impl Write,
 ) -> std::io::Result<()> {
-    let chargeback = report.chargeback();
-    let currency = chargeback.currency.code();
-    let zero = fixed(Decimal::ZERO, chargeback.currency.minor_units());
-    let mut writer = ::csv::WriterBuilder::new()
-        .terminator(::csv::Terminator::CRLF)
-        .from_writer(out);
-    writer.write_record(COLUMNS)?;
-    let mut times: Option<(Interval, PeriodTimes)> = None;
-    let mut tags: std::collections::HashMap<&str, String> = std::collections::HashMap::new();
-    for (exact, line) in report.lines.iter().zip(&chargeback.lines) {
-        let Some(resource) = Resource::of(line) else {
-            continue;
-        };
-        let (name, kind, mut description) = resource.describe();
-        let figures = &line.figures;
-        if !figures.unpriced_gpu_hours.is_zero() {
-            description.push_str(&format!(
-                "; {} GPU-hours have no price in the rate card and cost nothing here",
-                figures.unpriced_gpu_hours
-            ));
-        }
-        let cost = figures.cost.unwrap_or(zero).to_string();
-        // Lines come in period order: the period's four times are formatted once.
-        if times
-            .as_ref()
-            .is_some_and(|(period, _)| *period != line.period)
-        {
-            times = None;
-        }
-        let (_, period) = times.get_or_insert_with(|| (line.period, PeriodTimes::of(line.period)));
-        let utilization = exact
-            .figures
-            .used_gpu_hours
-            .filter(|_| !exact.figures.gpu_hours.is_zero())
-            .map(|used| fixed(used / exact.figures.gpu_hours, 4).to_string());
-        let sub_account = if resource.cost_center == UNALLOCATED {
-            ""
-        } else {
-            resource.namespace
-        };
-        let tags = tags.entry(resource.cost_center).or_insert_with(|| {
-            serde_json::json!({ "cost_center": resource.cost_center }).to_string()
-        });
-        let row: [&str; 39] = [
-            &cost,
-            &settings.billing_account_id,
-            &settings.billing_account_name,
-            currency,
-            &period.billing_end,
-            &period.billing_start,
-            "Usage",
-            "",
-            &description,
-            "Usage-Based",
-            &period.end,
-            &period.start,
-            &figures.gpu_hours.to_string(),
-            "GPU-Hours",
-            &cost,
-            &cost,
-            &settings.provider,
-            &cost,
-            pricing_category(resource.tier),
-            &(figures.gpu_hours - figures.unpriced_gpu_hours).to_string(),
-            "GPU-Hours",
-            &settings.provider,
-            &settings.provider,
-            resource.resource_id,
-            name,
-            kind,
-            "Compute",
-            &settings.service_name,
-            "Containers",
-            resource.gpu_model,
-            sub_account,
-            sub_account,
-            tags,
-            &settings.cluster,
-            resource.cost_center,
-            resource.source,
-            utilization.as_deref().unwrap_or(""),
-            &figures.idle_cost.map(|c| c.to_string()).unwrap_or_default(),
-            &figures.unpriced_gpu_hours.to_string(),
-        ];
-        writer.write_record(row)?;
+    let mut writer = FocusWriter::new(settings, out)?;
+    writer.write(report)?;
+    writer.finish().map(drop)
+}
+
+/// FOCUS rows written a part of the report at a time (one charge period after another), so a
+/// month of a large fleet is never held at once: every part is rounded so that the rows of all
+/// of them add up to the rounded totals of the whole ([`CostReport::chargeback_carried`]).
+pub struct FocusWriter<'s, W: Write> {
+    writer: ::csv::Writer<W>,
+    settings: &'s FocusSettings,
+    carried: Carried,
+    /// The `Tags` JSON of each cost center, made once.
+    tags: HashMap<String, String>,
+}
+
+impl<'s, W: Write> FocusWriter<'s, W> {
+    /// Starts the CSV: writes the header to `out`.
+    pub fn new(settings: &'s FocusSettings, out: W) -> std::io::Result<Self> {
+        let mut writer = ::csv::WriterBuilder::new()
+            .terminator(::csv::Terminator::CRLF)
+            .from_writer(out);
+        writer.write_record(COLUMNS)?;
+        Ok(FocusWriter {
+            writer,
+            settings,
+            carried: Carried::default(),
+            tags: HashMap::new(),
+        })
     }
-    writer.flush()
+
+    /// Writes the rows of the next part of the report.
+    pub fn write(&mut self, report: &CostReport) -> std::io::Result<()> {
+        let settings = self.settings;
+        let chargeback = report.chargeback_carried(&mut self.carried);
+        let currency = chargeback.currency.code();
+        let zero = fixed(Decimal::ZERO, chargeback.currency.minor_units());
+        let mut times: Option<(Interval, PeriodTimes)> = None;
+        for (exact, line) in report.lines.iter().zip(&chargeback.lines) {
+            let Some(resource) = Resource::of(line) else {
+                continue;
+            };
+            let (name, kind, mut description) = resource.describe();
+            let figures = &line.figures;
+            if !figures.unpriced_gpu_hours.is_zero() {
+                description.push_str(&format!(
+                    "; {} GPU-hours have no price in the rate card and cost nothing here",
+                    figures.unpriced_gpu_hours
+                ));
+            }
+            let cost = figures.cost.unwrap_or(zero).to_string();
+            // Lines come in period order: the period's four times are formatted once.
+            if times
+                .as_ref()
+                .is_some_and(|(period, _)| *period != line.period)
+            {
+                times = None;
+            }
+            let (_, period) =
+                times.get_or_insert_with(|| (line.period, PeriodTimes::of(line.period)));
+            let utilization = exact
+                .figures
+                .used_gpu_hours
+                .filter(|_| !exact.figures.gpu_hours.is_zero())
+                .map(|used| fixed(used / exact.figures.gpu_hours, 4).to_string());
+            let sub_account = if resource.cost_center == UNALLOCATED {
+                ""
+            } else {
+                resource.namespace
+            };
+            let tags = self
+                .tags
+                .entry(resource.cost_center.to_string())
+                .or_insert_with(|| {
+                    serde_json::json!({ "cost_center": resource.cost_center }).to_string()
+                });
+            let row: [&str; 39] = [
+                &cost,
+                &settings.billing_account_id,
+                &settings.billing_account_name,
+                currency,
+                &period.billing_end,
+                &period.billing_start,
+                "Usage",
+                "",
+                &description,
+                "Usage-Based",
+                &period.end,
+                &period.start,
+                &figures.gpu_hours.to_string(),
+                "GPU-Hours",
+                &cost,
+                &cost,
+                &settings.provider,
+                &cost,
+                pricing_category(resource.tier),
+                &(figures.gpu_hours - figures.unpriced_gpu_hours).to_string(),
+                "GPU-Hours",
+                &settings.provider,
+                &settings.provider,
+                resource.resource_id,
+                name,
+                kind,
+                "Compute",
+                &settings.service_name,
+                "Containers",
+                resource.gpu_model,
+                sub_account,
+                sub_account,
+                tags,
+                &settings.cluster,
+                resource.cost_center,
+                resource.source,
+                utilization.as_deref().unwrap_or(""),
+                &figures.idle_cost.map(|c| c.to_string()).unwrap_or_default(),
+                &figures.unpriced_gpu_hours.to_string(),
+            ];
+            self.writer.write_record(row)?;
+        }
+        Ok(())
+    }
+
+    /// Hands the rows written so far to the output.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.writer.flush()
+    }
+
+    /// Flushes the rows and gives the output back.
+    pub fn finish(self) -> std::io::Result<W> {
+        self.writer
+            .into_inner()
+            .map_err(|e| std::io::Error::other(e.to_string()))
+    }
 }

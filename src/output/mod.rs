@@ -13,7 +13,9 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 
 pub use self::csv::write_csv;
-pub use self::focus::{COLUMNS as FOCUS_COLUMNS, FocusSettings, focus_request, write_focus};
+pub use self::focus::{
+    COLUMNS as FOCUS_COLUMNS, FocusSettings, FocusWriter, focus_request, write_focus,
+};
 pub use self::json::to_json;
 
 use crate::cost::{CostReport, Figures, ReportRequest, RequestError};

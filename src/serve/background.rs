@@ -1,9 +1,9 @@
 //! Work that must never delay an admission decision — reconciles, reports, rollups, metrics —
-//! runs on the blocking pool, at a lower scheduling priority than the threads that answer
-//! requests: on a busy node the kernel runs a quota check first.
+//! runs on the blocking pool, at the lowest scheduling priority (Linux `SCHED_IDLE`): on a busy
+//! node the kernel runs a quota check first, and the background gets what is left.
 
-/// The niceness of background threads (0 is the default; 19 the lowest priority).
-const BACKGROUND_NICE: i32 = 10;
+/// The niceness of background threads where `SCHED_IDLE` is refused (0 is the default).
+const BACKGROUND_NICE: i32 = 19;
 
 /// Runs `work` on the blocking pool, on a thread of lower priority.
 pub fn spawn_background<T: Send + 'static>(
@@ -19,6 +19,13 @@ pub fn spawn_background<T: Send + 'static>(
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: `sched_setscheduler` reads `param` and changes the policy of the calling
+        // thread (pid 0); it touches no memory of ours.
+        let idle = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) } == 0;
+        if idle {
+            return;
+        }
         let thread = rustix::thread::gettid();
         if let Err(e) = rustix::process::setpriority_process(Some(thread), BACKGROUND_NICE) {
             tracing::debug!(error = %e, "background work runs at normal priority");

@@ -26,8 +26,10 @@ use super::quota::QuotaGate;
 use super::view::View;
 use crate::budget::QuotaDecision;
 use crate::cost::{ReportRequest, RequestText};
-use crate::output::{FocusSettings, Format, render};
+use crate::output::{FocusSettings, FocusWriter, Format, render};
 use crate::pricing::RateCard;
+use crate::reporting::ReportError;
+use axum::body::Bytes;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -171,6 +173,9 @@ async fn chargeback(
         state.focus.clone(),
     );
     let runtime = tokio::runtime::Handle::current();
+    if format == Format::Focus {
+        return focus_stream(view, archive, card, focus, request, permit, runtime);
+    }
     let rendered = super::background::spawn_background(move || {
         let _permit = permit;
         let sets = view.ledger.as_refs();
@@ -188,6 +193,88 @@ async fn chargeback(
             format!("the report failed: {e}"),
         ),
     }
+}
+
+/// Bytes of a streamed body are handed over in chunks of about this size.
+const BODY_CHUNK: usize = 256 * 1024;
+
+/// A `Write` that hands what is written to a streamed HTTP body, a chunk at a time. Writing
+/// fails once the client has gone away, which stops the work behind it.
+struct BodyWriter {
+    sender: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    buffer: Vec<u8>,
+}
+
+impl std::io::Write for BodyWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(data);
+        if self.buffer.len() >= BODY_CHUNK {
+            self.flush()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let chunk = Bytes::from(std::mem::replace(
+            &mut self.buffer,
+            Vec::with_capacity(BODY_CHUNK),
+        ));
+        self.sender.blocking_send(Ok(chunk)).map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the client went away")
+        })
+    }
+}
+
+/// The FOCUS export as a streamed body: rows are priced and written a charge period at a
+/// time on a background thread, so neither the export nor its memory grows with the window.
+/// A failure after the first rows ends the body early (and is logged).
+fn focus_stream(
+    view: Arc<View>,
+    archive: Arc<Archive>,
+    card: Arc<RateCard>,
+    focus: Arc<FocusSettings>,
+    request: ReportRequest,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    runtime: tokio::runtime::Handle,
+) -> Response {
+    let (sender, receiver) = tokio::sync::mpsc::channel(4);
+    let failed = sender.clone();
+    super::background::spawn_background(move || {
+        let _permit = permit;
+        let sets = view.ledger.as_refs();
+        let sources = archive.sources(&sets, view.ledger.from, &card);
+        let mut body = BodyWriter {
+            sender,
+            buffer: Vec::with_capacity(BODY_CHUNK),
+        };
+        let written = FocusWriter::new(&focus, &mut body)
+            .map_err(ReportError::from)
+            .and_then(|mut rows| {
+                let warnings = sources.report_by_period(&runtime, &request, |part| {
+                    rows.write(part)?;
+                    rows.flush()
+                })?;
+                warnings.iter().for_each(|w| tracing::warn!("{w}"));
+                rows.finish()?;
+                Ok(())
+            })
+            .and_then(|()| std::io::Write::flush(&mut body).map_err(ReportError::from));
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "the FOCUS export stopped before its end");
+            let _ = failed.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+    });
+    let chunks = futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|chunk| (chunk, receiver))
+    });
+    (
+        [(header::CONTENT_TYPE, Format::Focus.content_type())],
+        Body::from_stream(chunks),
+    )
+        .into_response()
 }
 
 /// The body of a quota check (Kyverno `apiCall` `data`), with or without a Content-Type.
