@@ -10,7 +10,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use tollgate::prometheus::Prometheus;
 use tollgate::time::{Interval, parse_time};
 
-#[path = "../tests/support/prometheus.rs"]
+#[path = "../tests/suite/support/prometheus.rs"]
 #[allow(dead_code)] // the bench uses the server, not the OpenMetrics builder
 mod support;
 

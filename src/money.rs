@@ -107,6 +107,22 @@ pub fn apportion_carried(
     rounding: Rounding,
     carry: &mut Carry,
 ) -> Apportioned {
+    apportion_within(values, None, places, rounding, carry)
+}
+
+/// [`apportion_carried`] for a column whose every line is part of the same line in another
+/// column (idle cost of cost, used hours of hours): `caps` are that column's printed lines, and
+/// no line is printed above its cap. The units that make the lines add up to the total go to
+/// the largest remainders among lines with room under their cap; only if no line has room
+/// (possible when lines without a figure in this column took the other column's units) does a
+/// unit go above a cap, so that the lines still add up to the total.
+pub fn apportion_within(
+    values: &[Option<Decimal>],
+    caps: Option<&[Option<Decimal>]>,
+    places: u32,
+    rounding: Rounding,
+    carry: &mut Carry,
+) -> Apportioned {
     let known: Vec<(usize, Decimal)> = values
         .iter()
         .enumerate()
@@ -141,9 +157,25 @@ pub fn apportion_carried(
     let missing = ((total - floor_sum) / unit).round();
     let missing = usize::try_from(missing.mantissa().max(0)).unwrap_or(0);
     remainders.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    for &(_, i) in remainders.iter().take(missing) {
-        if let Some(v) = lines[i].as_mut() {
-            *v += unit;
+    let has_room = |i: usize, line: Decimal| {
+        caps.and_then(|caps| caps[i])
+            .is_none_or(|cap| line + unit <= cap)
+    };
+    let mut raised = vec![false; values.len()];
+    let mut left = missing;
+    for pass_within_caps in [true, false] {
+        for &(_, i) in &remainders {
+            if left == 0 {
+                break;
+            }
+            let Some(line) = lines[i].as_mut() else {
+                continue;
+            };
+            if !raised[i] && (!pass_within_caps || has_room(i, *line)) {
+                *line += unit;
+                raised[i] = true;
+                left -= 1;
+            }
         }
     }
     for v in lines.iter_mut().flatten() {
@@ -207,6 +239,68 @@ mod test {
         let sum: Decimal = out.lines.iter().flatten().sum();
         assert_eq!(sum, dec!(1.00));
         assert_eq!(fixed(dec!(-0.0001), 2).to_string(), "0.00");
+    }
+
+    #[test]
+    fn a_part_is_never_printed_above_its_whole() {
+        // Cost: 0.0045 + 0.0055 = 0.01, and the unit goes to the second line (remainder 0.0055).
+        let cost = apportion(
+            &[Some(dec!(0.0045)), Some(dec!(0.0055))],
+            2,
+            Rounding::HalfEven,
+        );
+        assert_eq!(cost.lines, vec![Some(dec!(0.00)), Some(dec!(0.01))]);
+        // Idle: 0.0046 + 0.0005 = 0.0051 → 0.01. By remainder alone it would go to the first
+        // line, idle 0.01 against a printed cost of 0.00; within the caps it goes to the second.
+        let idle = [Some(dec!(0.0046)), Some(dec!(0.0005))];
+        let alone = apportion(&idle, 2, Rounding::HalfEven);
+        assert_eq!(alone.lines, vec![Some(dec!(0.01)), Some(dec!(0.00))]);
+        let within = apportion_within(
+            &idle,
+            Some(&cost.lines),
+            2,
+            Rounding::HalfEven,
+            &mut Carry::default(),
+        );
+        assert_eq!(within.total, Some(dec!(0.01)));
+        assert_eq!(within.lines, vec![Some(dec!(0.00)), Some(dec!(0.01))]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parts_stay_within_wholes_and_add_up(
+            lines in proptest::collection::vec((0i64..100_000, 0u32..=1000), 1..40),
+            parts in 1usize..4,
+        ) {
+            // Wholes in 1/10,000 units and each part a fraction (per mille) of its whole,
+            // printed in parts as a streamed report is.
+            let whole: Vec<Option<Decimal>> =
+                lines.iter().map(|&(w, _)| Some(Decimal::new(w, 4))).collect();
+            let part: Vec<Option<Decimal>> = lines
+                .iter()
+                .map(|&(w, per_mille)| Some(Decimal::new(w * i64::from(per_mille), 7)))
+                .collect();
+            let (mut whole_carry, mut part_carry) = (Carry::default(), Carry::default());
+            let mut printed = Decimal::ZERO;
+            let chunk = lines.len().div_ceil(parts);
+            for (wholes, parts) in whole.chunks(chunk).zip(part.chunks(chunk)) {
+                let w = apportion_carried(wholes, 2, Rounding::HalfEven, &mut whole_carry);
+                let p = apportion_within(parts, Some(&w.lines), 2, Rounding::HalfEven, &mut part_carry);
+                let sum: Decimal = p.lines.iter().flatten().sum();
+                proptest::prop_assert_eq!(sum, p.total.unwrap());
+                printed += sum;
+                // In one part a part always fits under its whole (the exact parts' total is
+                // at most the wholes'); across parts, rounding running totals can move a unit
+                // into a part whose wholes have no room left, and the total wins.
+                if chunk == lines.len() {
+                    for (p, w) in p.lines.iter().zip(&w.lines) {
+                        proptest::prop_assert!(p <= w, "part {:?} above whole {:?}", p, w);
+                    }
+                }
+            }
+            let exact: Decimal = part.iter().flatten().sum();
+            proptest::prop_assert_eq!(printed, exact.round_dp(2));
+        }
     }
 
     #[test]

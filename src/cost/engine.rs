@@ -10,9 +10,10 @@ use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 
 use super::group::{GroupBy, GroupKey};
+use super::overcommit::{Holdings, excess_hours};
 use super::report::{CostLine, CostReport, Figures};
 use crate::allocation::{Allocation, AllocationSet, CostCenterSource, Names, Sym, UNALLOCATED};
-use crate::pricing::{ModelId, PriceSchedule, PriceTier, RateCard};
+use crate::pricing::{ModelId, PriceSchedule, PriceTier, ProductIdentity, RateCard};
 use crate::time::{Interval, Step};
 use crate::units::GpuUnits;
 use crate::usage::{UsageIndex, UsageKey};
@@ -66,12 +67,14 @@ pub fn cost_report_with_usage(
     );
     let mut sums = UnitSeconds::new(request.step.periods(request.window));
 
-    // Capacity segments per (node, product): a node relabelled mid-window has several.
-    let mut capacity_lines: FxHashMap<(Sym, Sym), Vec<CapacitySegment>> = FxHashMap::default();
+    // Capacity segments per (node, product identity): a node relabelled mid-window has several.
+    let mut capacity_lines: FxHashMap<(Sym, u32), Vec<CapacitySegment>> = FxHashMap::default();
+    let mut holdings = Holdings::new();
     for (set_index, set) in sets.iter().enumerate() {
         for capacity in &set.capacity {
             let node = resolver.global(set_index, capacity.node);
             let product = resolver.global(set_index, capacity.product);
+            let identity = resolver.identity(product);
             let schedule = resolver.schedule(product, capacity.tier, capacity.price_override);
             let fields = LineFields {
                 cost_center: UNALLOCATED_ID,
@@ -86,10 +89,11 @@ pub fn cost_report_with_usage(
                 unallocated: true,
             };
             let line = resolver.line(fields);
-            capacity_lines.entry((node, product)).or_default().push((
+            capacity_lines.entry((node, identity)).or_default().push((
                 line,
                 schedule,
                 capacity.interval,
+                capacity.units,
             ));
             if let Some(during) = capacity.interval.clip(request.window) {
                 sums.add(line, schedule, &resolver, during, capacity.units);
@@ -123,21 +127,31 @@ pub fn cost_report_with_usage(
                 sums.add_used(line, schedule, &resolver, during, allocation.units, hours);
             }
             // What a pod holds is no longer unallocated capacity of its node.
-            for &(free_line, free_schedule, lifetime) in
-                capacity_lines.get(&(node, product)).into_iter().flatten()
-            {
-                if let Some(held) = during.clip(lifetime) {
-                    sums.add(free_line, free_schedule, &resolver, held, -allocation.units);
+            let identity = resolver.identity(product);
+            if let Some(segments) = capacity_lines.get(&(node, identity)) {
+                holdings.hold((node, identity), during, allocation.units);
+                for &(free_line, free_schedule, lifetime, _) in segments {
+                    if let Some(held) = during.clip(lifetime) {
+                        sums.add(free_line, free_schedule, &resolver, held, -allocation.units);
+                    }
                 }
             }
         }
     }
+    let overcommitted = clamp_overcommit(
+        holdings,
+        &capacity_lines,
+        request.window,
+        &mut sums,
+        &resolver,
+    )?;
 
     let mut parts = sums.price(&resolver, usage.is_some())?;
     if request.share_unallocated {
         share_unallocated(&mut parts, &resolver);
     }
     let mut report = resolver.report(request, parts, card);
+    report.warnings.extend(overcommitted);
     let read_warnings: std::collections::BTreeSet<&String> =
         sets.iter().flat_map(|s| &s.warnings).collect();
     report
@@ -176,7 +190,57 @@ fn rank_slot(id: u32) -> usize {
 }
 
 /// A node's capacity of one product over one stretch: (line, schedule, interval).
-type CapacitySegment = (u32, u32, Interval);
+type CapacitySegment = (u32, u32, Interval, GpuUnits);
+
+/// Where pods held more of a node's GPUs than it has, gives the excess back to the node's
+/// unallocated line (which stays at zero there, never below) and says so: one warning per node
+/// and model, in order.
+fn clamp_overcommit(
+    holdings: Holdings<(Sym, u32)>,
+    capacity_lines: &FxHashMap<(Sym, u32), Vec<CapacitySegment>>,
+    window: Interval,
+    sums: &mut UnitSeconds,
+    resolver: &Resolver<'_>,
+) -> Result<Vec<String>, CostOverflow> {
+    let capacity: FxHashMap<(Sym, u32), Vec<(Interval, GpuUnits)>> = capacity_lines
+        .iter()
+        .map(|(&key, segments)| {
+            let lives = segments
+                .iter()
+                .map(|&(_, _, life, units)| {
+                    (
+                        life.clip(window)
+                            .unwrap_or(Interval::new(window.start, window.start)),
+                        units,
+                    )
+                })
+                .collect();
+            (key, lives)
+        })
+        .collect();
+    let excess = holdings
+        .excess(|key| capacity.get(key).map_or(&[][..], Vec::as_slice))
+        .ok_or(CostOverflow)?;
+    let mut by_node: BTreeMap<(&str, &str), Decimal> = BTreeMap::new();
+    for piece in &excess {
+        let (line, schedule, ..) = capacity_lines[&piece.key][piece.segment];
+        sums.add(line, schedule, resolver, piece.during, piece.units);
+        let (node, _) = piece.key;
+        let model = resolver.labels.resolve(resolver.label_of(schedule));
+        *by_node
+            .entry((resolver.names.resolve(node), model))
+            .or_default() += excess_hours(piece);
+    }
+    Ok(by_node
+        .into_iter()
+        .map(|((node, model), hours)| {
+            format!(
+                "node {node}: pods held more {model} GPUs than the node has, for {} GPU-hours beyond its capacity; its unallocated capacity counts as zero there and the pods are charged in full",
+                hours.round_dp(4).normalize()
+            )
+        })
+        .collect())
+}
 
 /// Marks the cost center of unallocated capacity in a line key.
 const UNALLOCATED_ID: u32 = u32::MAX;
@@ -218,6 +282,9 @@ struct Resolver<'a> {
     keys: &'a [GroupKey],
     labels: Names,
     products: Vec<Option<(ModelRef, Sym)>>,
+    /// Each product symbol's identity (`u32::MAX`: not yet), numbered in `identity_index`.
+    identities: Vec<u32>,
+    identity_index: FxHashMap<ProductIdentity, u32>,
     schedule_index: FxHashMap<(ModelRef, PriceTier, Option<Decimal>), u32>,
     schedules: Vec<Schedule>,
     line_index: FxHashMap<LineKey, u32>,
@@ -234,6 +301,8 @@ impl<'a> Resolver<'a> {
             keys,
             labels: Names::default(),
             products: Vec::new(),
+            identities: Vec::new(),
+            identity_index: FxHashMap::default(),
             schedule_index: FxHashMap::default(),
             schedules: Vec::new(),
             line_index: FxHashMap::default(),
@@ -274,6 +343,20 @@ impl<'a> Resolver<'a> {
         let found = (model, self.labels.intern(&self.card.model_label(text)));
         self.products[product.index()] = Some(found);
         found
+    }
+
+    /// The number of `product`'s identity: the same for every spelling of one GPU
+    /// ([`RateCard::product_identity`]).
+    fn identity(&mut self, product: Sym) -> u32 {
+        if self.identities.len() <= product.index() {
+            self.identities.resize(product.index() + 1, u32::MAX);
+        }
+        if self.identities[product.index()] == u32::MAX {
+            let identity = self.card.product_identity(self.names.resolve(product));
+            let next = self.identity_index.len() as u32;
+            self.identities[product.index()] = *self.identity_index.entry(identity).or_insert(next);
+        }
+        self.identities[product.index()]
     }
 
     fn schedule(&mut self, product: Sym, tier: PriceTier, price_override: Option<Decimal>) -> u32 {

@@ -3,6 +3,7 @@
 
 mod engine;
 mod group;
+mod overcommit;
 mod report;
 mod request;
 

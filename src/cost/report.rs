@@ -3,7 +3,7 @@
 use rust_decimal::Decimal;
 
 use super::engine::ReportRequest;
-use crate::money::{Carry, Currency, Rounding, apportion_carried, fixed};
+use crate::money::{Carry, Currency, Rounding, apportion_carried, apportion_within, fixed};
 use crate::time::Interval;
 
 /// Hours print with four decimals.
@@ -150,14 +150,24 @@ impl CostReport {
             let values: Vec<Option<Decimal>> = lines.iter().map(|l| pick(&l.figures)).collect();
             apportion_carried(&values, places, rounding, carry)
         };
+        // Used hours are part of the hours and idle cost part of the cost: each is rounded
+        // within its whole's printed line, so no printed line shows more idle than cost.
+        let part_of = |pick: fn(&Figures) -> Option<Decimal>,
+                       whole: &[Option<Decimal>],
+                       places,
+                       carry: &mut Carry| {
+            let values: Vec<Option<Decimal>> = lines.iter().map(|l| pick(&l.figures)).collect();
+            apportion_within(&values, Some(whole), places, rounding, carry)
+        };
         let gpu_hours = column(|f| Some(f.gpu_hours), HOUR_PLACES, &mut carried.gpu_hours);
-        let used = column(
+        let used = part_of(
             |f| f.used_gpu_hours,
+            &gpu_hours.lines,
             HOUR_PLACES,
             &mut carried.used_gpu_hours,
         );
         let cost = column(|f| f.cost, money, &mut carried.cost);
-        let idle = column(|f| f.idle_cost, money, &mut carried.idle_cost);
+        let idle = part_of(|f| f.idle_cost, &cost.lines, money, &mut carried.idle_cost);
         let unpriced = column(
             |f| Some(f.unpriced_gpu_hours),
             HOUR_PLACES,

@@ -240,6 +240,81 @@ fn unallocated_capacity_completes_the_node_and_can_be_shared() {
 }
 
 #[test]
+fn pods_holding_more_than_a_node_has_leave_no_negative_idle_and_say_so() {
+    // One L4 node, 1 GPU, 24 h (16.80 at 0.70). Team a holds it 0–20 h (14.00); team b holds
+    // half a GPU 6–18 h (6 GPU-h, 4.20), beyond the node's one GPU. Held: 1 (0–6), 1.5 (6–18),
+    // 1 (18–20), 0 (20–24). Unallocated is the 4 idle hours (2.80), not 24 − 20 − 6 = −2, and
+    // the 0.5 × 12 = 6 GPU-hours held beyond capacity are a warning.
+    let set = set_of(
+        &[
+            hold("a", "NVIDIA L4", GpuUnits::ONE, (0, 20)),
+            hold("b", "NVIDIA L4", GpuUnits::ratio(1, 2).unwrap(), (6, 18)),
+        ],
+        &[("n1", "NVIDIA L4", 1)],
+    );
+    let report = cost_report(&[&set], &card(), &request("cost_center", Step::Window)).unwrap();
+    assert_eq!(
+        summary(&report),
+        vec![
+            ("__unallocated__".into(), dec!(4), Some(dec!(2.80)), dec!(0)),
+            ("a".into(), dec!(20), Some(dec!(14.00)), dec!(0)),
+            ("b".into(), dec!(6), Some(dec!(4.20)), dec!(0)),
+        ]
+    );
+    assert_eq!(
+        report.warnings,
+        vec!["node n1: pods held more L4 GPUs than the node has, for 6 GPU-hours beyond its capacity; its unallocated capacity counts as zero there and the pods are charged in full".to_string()]
+    );
+    // Hour by hour, no unallocated line is ever negative.
+    let hourly = cost_report(&[&set], &card(), &request("cost_center", Step::Hour)).unwrap();
+    for line in &hourly.lines {
+        assert!(line.figures.gpu_hours >= Decimal::ZERO, "{line:?}");
+    }
+    let idle: Decimal = hourly
+        .lines
+        .iter()
+        .filter(|l| l.group == ["__unallocated__"])
+        .map(|l| l.figures.gpu_hours)
+        .sum();
+    assert_eq!(idle, dec!(4));
+}
+
+#[test]
+fn capacity_and_holdings_meet_whatever_the_products_spelling() {
+    // GPU Feature Discovery labels the node `NVIDIA-L4`; the DRA driver's ResourceSlice says
+    // `NVIDIA L4`. The pod holds the node's one GPU all day: nothing is unallocated, and by model
+    // the fleet is 24 GPU-hours (16.80), not 48.
+    let set = set_of(
+        &[hold("a", "NVIDIA L4", GpuUnits::ONE, (0, 24))],
+        &[("n1", "NVIDIA-L4", 1)],
+    );
+    let report = cost_report(&[&set], &card(), &request("cost_center", Step::Window)).unwrap();
+    assert_eq!(
+        summary(&report),
+        vec![("a".into(), dec!(24), Some(dec!(16.80)), dec!(0))]
+    );
+    let by_model = cost_report(&[&set], &card(), &request("gpu_model", Step::Window)).unwrap();
+    assert_eq!(
+        summary(&by_model),
+        vec![("L4".into(), dec!(24), Some(dec!(16.80)), dec!(0))]
+    );
+    // A model the card does not price meets on its words: `NVIDIA-GH200-480GB` is
+    // `NVIDIA GH200 480GB`; its 12 held hours leave 12 unpriced hours unallocated.
+    let set = set_of(
+        &[hold("a", "NVIDIA GH200 480GB", GpuUnits::ONE, (0, 12))],
+        &[("n1", "NVIDIA-GH200-480GB", 1)],
+    );
+    let report = cost_report(&[&set], &card(), &request("cost_center", Step::Window)).unwrap();
+    assert_eq!(
+        summary(&report),
+        vec![
+            ("__unallocated__".into(), dec!(12), None, dec!(12)),
+            ("a".into(), dec!(12), None, dec!(12)),
+        ]
+    );
+}
+
+#[test]
 fn steps_cut_rows_and_add_up_to_the_window() {
     let set = set_of(
         &[hold(

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use super::figure_columns;
+use super::{figure_columns, spreadsheet_safe};
 use crate::cost::{Chargeback, Figures};
 use crate::time::format_time;
 
@@ -25,7 +25,7 @@ pub fn write_csv(chargeback: &Chargeback, out: impl Write) -> std::io::Result<()
     writer.write_record(&header)?;
     for line in &chargeback.lines {
         let mut row = vec![format_time(line.period.start), format_time(line.period.end)];
-        row.extend(line.group.iter().cloned());
+        row.extend(line.group.iter().map(|v| spreadsheet_safe(v).into_owned()));
         row.extend(
             figure_columns(&line.figures)
                 .map(|(_, v)| v.map(|v| v.to_string()).unwrap_or_default()),

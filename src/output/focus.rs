@@ -12,6 +12,7 @@ use std::io::Write;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
+use super::spreadsheet_safe;
 use crate::allocation::UNALLOCATED;
 use crate::cost::{Carried, CostLine, CostReport, GroupBy, ReportRequest};
 use crate::money::fixed;
@@ -309,7 +310,9 @@ impl<'s, W: Write> FocusWriter<'s, W> {
                 &figures.idle_cost.map(|c| c.to_string()).unwrap_or_default(),
                 &figures.unpriced_gpu_hours.to_string(),
             ];
-            self.writer.write_record(row)?;
+            let row = row.map(spreadsheet_safe);
+            self.writer
+                .write_record(row.iter().map(|cell| cell.as_bytes()))?;
         }
         Ok(())
     }

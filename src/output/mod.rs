@@ -7,6 +7,7 @@ mod csv;
 mod focus;
 mod json;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -113,4 +114,40 @@ fn figure_columns(figures: &Figures) -> [(&'static str, Option<Decimal>); 5] {
         ("idle_cost", figures.idle_cost),
         ("unpriced_gpu_hours", Some(figures.unpriced_gpu_hours)),
     ]
+}
+
+/// A CSV cell as a spreadsheet will show it, never run it. Values come from annotations and
+/// labels anyone with access to a namespace can write; a cell a spreadsheet would take for a
+/// formula (OWASP "CSV injection": it starts with `=`, `+`, `-`, `@`, a tab or a carriage return
+/// and is not a number) gets a leading `'`, which spreadsheets show as text.
+pub(crate) fn spreadsheet_safe(cell: &str) -> Cow<'_, str> {
+    match cell.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') if cell.parse::<Decimal>().is_err() => {
+            Cow::Owned(format!("'{cell}"))
+        }
+        _ => Cow::Borrowed(cell),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spreadsheet_safe;
+
+    #[test]
+    fn formulas_become_text_and_numbers_stay_numbers() {
+        for (cell, shown) in [
+            ("=HYPERLINK(\"http://x\")", "'=HYPERLINK(\"http://x\")"),
+            ("+1+cmd|' /C calc'!A0", "'+1+cmd|' /C calc'!A0"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\t=1", "'\t=1"),
+            ("\r=1", "'\r=1"),
+            ("-", "'-"),
+            ("-12.50", "-12.50"),
+            ("cc-100", "cc-100"),
+            ("", ""),
+        ] {
+            assert_eq!(spreadsheet_safe(cell), shown, "{cell:?}");
+        }
+    }
 }

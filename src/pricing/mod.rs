@@ -72,6 +72,15 @@ impl fmt::Display for PriceTier {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
 pub struct ModelId(pub(crate) u32);
 
+/// What a GPU product is, whatever its spelling (see [`RateCard::product_identity`]).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub enum ProductIdentity {
+    /// A model of the rate card.
+    Model(ModelId),
+    /// A product the rate card does not price, by its normalized words.
+    Named(String),
+}
+
 /// One `[[gpu]]` price period of a model.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct PricePeriod {
@@ -170,6 +179,17 @@ impl RateCard {
     /// The model a GPU product name selects, if any match string matches it.
     pub fn model_for(&self, product: &str) -> Option<ModelId> {
         matching::best_match(&self.matchers, product).map(|i| ModelId(i as u32))
+    }
+
+    /// One name for a GPU product however it is spelled: the rate-card model it selects, else
+    /// its normalized words. A GFD label (`NVIDIA-H200`), a DRA `productName` (`NVIDIA H200`)
+    /// and DCGM's `modelName` name the same GPU; a node's capacity and what its pods hold are
+    /// matched on this, never on the raw text.
+    pub fn product_identity(&self, product: &str) -> ProductIdentity {
+        match self.model_for(product) {
+            Some(id) => ProductIdentity::Model(id),
+            None => ProductIdentity::Named(normalize(product)),
+        }
     }
 
     /// The name reports use for a product: the model's name, else the product name itself, else

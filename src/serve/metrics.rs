@@ -19,7 +19,7 @@ use super::quota::QuotaGate;
 use super::view::View;
 use crate::allocation::AllocationSet;
 use crate::budget::BudgetScope;
-use crate::pricing::RateCard;
+use crate::pricing::{ProductIdentity, RateCard};
 use crate::usage::UsageKey;
 
 type FloatGauge = Gauge<f64, AtomicU64>;
@@ -80,8 +80,8 @@ where
 struct Current {
     held: BTreeMap<HeldLabels, Decimal>,
     burn: BTreeMap<BurnLabels, Decimal>,
-    /// Free units per (node, product), with the product's model label.
-    free: BTreeMap<(String, String), (String, Decimal)>,
+    /// Free units per (node, product identity), with the product's model label.
+    free: BTreeMap<(String, ProductIdentity), (String, Decimal)>,
 }
 
 fn current(live: &AllocationSet, card: &RateCard, as_of: i64) -> Current {
@@ -91,7 +91,7 @@ fn current(live: &AllocationSet, card: &RateCard, as_of: i64) -> Current {
         let product = name(c.product);
         let entry = now
             .free
-            .entry((name(c.node), product.clone()))
+            .entry((name(c.node), card.product_identity(&product)))
             .or_insert_with(|| (card.model_label(&product), Decimal::ZERO));
         entry.1 += c.units.to_decimal();
     }
@@ -117,7 +117,10 @@ fn current(live: &AllocationSet, card: &RateCard, as_of: i64) -> Current {
         if let Some(price) = card.price_at(&product, a.tier, a.price_override, as_of) {
             *now.burn.entry(burn).or_default() += units * price;
         }
-        if let Some((_, free)) = now.free.get_mut(&(name(a.node), product)) {
+        if let Some((_, free)) = now
+            .free
+            .get_mut(&(name(a.node), card.product_identity(&product)))
+        {
             *free -= units;
         }
     }
@@ -253,10 +256,12 @@ pub fn render(view: &View, card: &RateCard, quota: &QuotaGate, archive: &Archive
         now.burn,
     );
     let mut unallocated: BTreeMap<NodeLabels, Decimal> = BTreeMap::new();
+    // Pods holding more than a node has leave none of it free, never less than none (the
+    // chargeback reports the excess as a warning).
     for ((node, _), (gpu_model, free)) in now.free {
         *unallocated
             .entry(NodeLabels { node, gpu_model })
-            .or_default() += free;
+            .or_default() += free.max(Decimal::ZERO);
     }
     gauge_family(
         &mut registry,

@@ -5,7 +5,7 @@
 //! 6.00/h; team-d (cc-400) holds 2.25 GPUs (ts-0 ¼, l40s-0 1, colo-0 1); team-e spent
 //! 507.428571… and burns 25.142857…/h (8 + 4 + 4 + 8 + 8/7); H200 costs 8.00, H100 3.00.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

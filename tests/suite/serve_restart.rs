@@ -3,7 +3,7 @@
 //! SIGTERM, restarted again. GPU-seconds already recorded never change; what vanished while it
 //! was down is closed at the last heartbeat, and the log says so.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

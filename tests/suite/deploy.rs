@@ -16,7 +16,7 @@
 //! server can run here, so it watches the in-process fake API server through a kubeconfig in
 //! place of its service-account credentials; its ports are mapped to free loopback ports.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::chown;

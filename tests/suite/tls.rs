@@ -1,7 +1,7 @@
 //! The admission webhook over HTTPS on its own port, with a certificate rotated on disk while
 //! the server runs: new connections get the new certificate without a restart.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! API server can be installed here): what `/metrics` shows while pods are added, finish, are
 //! deleted, get their claims allocated late, and while a node is relabelled and watches expire.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

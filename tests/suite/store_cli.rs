@@ -2,7 +2,7 @@
 //! after a backfill with DCGM usage from a real Prometheus, the same report runs with
 //! Prometheus gone and still has its usage, because it sends no query for stored days.
 
-mod support;
+use crate::support;
 
 use std::process::Output;
 

@@ -7,7 +7,7 @@
 //! checks between scrapes of its `/metrics`. The scrapes (30 s apart) and the DCGM series are
 //! backfilled into a second Prometheus, which the dashboards' queries are asked.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;

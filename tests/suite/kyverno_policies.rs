@@ -3,7 +3,7 @@
 //! `compareTo()`, `sum()`, `lowerAscii()` — are supplied here with Kubernetes' semantics); and
 //! the budget gate's request, built exactly as Kyverno builds it, is posted to a running Tollgate.
 
-mod support;
+use crate::support;
 
 use cel::Value as CelValue;
 use serde_json::{Value, json};

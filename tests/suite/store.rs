@@ -2,7 +2,7 @@
 //! step and any group-by it keeps; a window mixing stored days and engine-computed hours gives
 //! the figures the engine gives alone; rewriting a day is idempotent.
 
-mod support;
+use crate::support;
 
 use rust_decimal::Decimal;
 use tollgate::allocation::{BuildOptions, allocations};

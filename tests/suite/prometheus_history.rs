@@ -4,7 +4,7 @@
 //! from the fixture's own objects, scraped every minute, as kube-state-metrics and dcgm-exporter
 //! would expose them.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 

@@ -3,7 +3,7 @@
 //! audience rules), the quota check accepting Kyverno's projected token, open health and
 //! metrics, and JSON 401/403s.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -13,7 +13,7 @@ use tollgate::pricing::RateCard;
 use tollgate::serve::{AppState, Feed, Reconciler, View, read_once, router};
 use tower::ServiceExt;
 
-mod support;
+use crate::support;
 
 use support::fixture_report;
 
@@ -122,6 +122,11 @@ async fn bad_parameters_get_a_json_400_saying_what_is_wrong() {
             "/api/v1/chargeback?share_unallocated=maybe",
             "share_unallocated",
         ),
+        // 2026-01-01 + 416 days = 2027-02-21: 416 × 24 + 17 = 10,001 hours, one over the limit.
+        (
+            "/api/v1/chargeback?from=2026-01-01&to=2027-02-21T17:00:00Z&step=hour",
+            "step: hour over this window is more than 10000 periods",
+        ),
     ];
     for (uri, expected) in cases {
         let (status, content_type, body) = get(uri).await;
@@ -133,6 +138,11 @@ async fn bad_parameters_get_a_json_400_saying_what_is_wrong() {
             "{uri}: {body}"
         );
     }
+    // 10,000 hours exactly is within the limit.
+    let (status, _, body) =
+        get("/api/v1/chargeback?from=2026-01-01&to=2027-02-21T16:00:00Z&step=hour&format=json")
+            .await;
+    assert_eq!(status, 200, "{body}");
     let (status, _, body) = get("/nowhere").await;
     assert_eq!(status, 404);
     assert!(body.contains("openapi.json"));

@@ -3,7 +3,7 @@
 //! `pod_name`/`pod_namespace`, MIG instances, time-sliced shares, DRA claims, the
 //! `DCGM_FI_DEV_GPU_UTIL` percent fallback, a pod with no data, and Prometheus down.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 

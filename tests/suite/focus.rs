@@ -1,7 +1,7 @@
 //! The FOCUS 1.2 export (SPEC §4.2): every Mandatory column, only allowed values, the types
 //! FOCUS requires, and `BilledCost` adding up to the chargeback CSV's total to the cent.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 

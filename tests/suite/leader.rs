@@ -3,7 +3,7 @@
 //! follower serves the same chargeback and quota checks from what the leader wrote, and when
 //! the leader is killed the follower takes over the Lease and the ledger.
 
-mod support;
+use crate::support;
 
 use std::ffi::OsStr;
 use std::path::Path;

@@ -427,3 +427,63 @@ fn the_demo_fleet_reports_deterministically() {
     assert_eq!(first, stdout(&tollgate(&args)));
     insta::assert_snapshot!("demo_by_model_csv", first);
 }
+
+#[test]
+fn cells_a_spreadsheet_would_run_are_written_as_text() {
+    // The fixture with team-a's cost-center annotation turned into a formula (anyone who can
+    // annotate a namespace can write one).
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(fixtures().join("snapshot")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let formula = r#"=HYPERLINK("http://evil.example","cc")"#;
+    let namespaces = dir.path().join("namespaces.json");
+    let text = std::fs::read_to_string(&namespaces).unwrap();
+    assert!(text.contains(r#""cost-center": "cc-100""#));
+    let text = text.replace(
+        r#""cost-center": "cc-100""#,
+        &format!(
+            "\"cost-center\": {}",
+            serde_json::to_string(formula).unwrap()
+        ),
+    );
+    std::fs::write(&namespaces, text).unwrap();
+    let rates = fixtures().join("rates.toml");
+    let report = |extra: &[&str]| {
+        let mut args = vec![
+            "report",
+            "--snapshot",
+            dir.path().to_str().unwrap(),
+            "--pricing",
+            rates.to_str().unwrap(),
+            "--from",
+            "2026-11-01",
+            "--to",
+            "2026-11-02",
+        ];
+        args.extend_from_slice(extra);
+        let output = tollgate(&args);
+        let mut reader = ::csv::Reader::from_reader(std::io::Cursor::new(stdout(&output)));
+        let header = reader.headers().unwrap().clone();
+        let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        (header, rows)
+    };
+    let shown = format!("'{formula}");
+    for (extra, column) in [
+        (&["--group-by", "cost_center"][..], "cost_center"),
+        (&["--format", "focus"][..], "x_CostCenter"),
+    ] {
+        let (header, rows) = report(extra);
+        let at = header.iter().position(|h| h == column).unwrap();
+        assert!(
+            rows.iter().any(|row| row[at] == shown),
+            "{column}: {rows:?}"
+        );
+        for row in &rows {
+            for cell in row {
+                assert!(!cell.starts_with('='), "{column}: a formula cell {cell:?}");
+            }
+        }
+    }
+}

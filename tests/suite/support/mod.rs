@@ -1,7 +1,5 @@
 //! Shared test support: the fake API server and helpers to talk to a running service.
 
-#![allow(dead_code)] // each test binary uses part of this module
-
 pub mod apiserver;
 pub mod cel;
 pub mod prometheus;
