@@ -43,7 +43,7 @@ p99_wrk() { # URL [BODY]: p99 of wrk -t1 -c16 for SECONDS
 p99_oha() { # URL [BODY]: p99 of oha at RATE/s for SECONDS
   "$oha" --no-tui -z "${seconds}s" -q "$rate" -c 32 --latency-correction \
     ${2:+-m POST -D "$2"} "$1" |
-    awk '/99.00%/ { printf "p99 %.3f ms", $3 * 1000 } /Success rate/ { ok = $3 } END { printf ", success %s", ok }'
+    awk '$1 == "99.00%" { p = $3 " " $4 } /Success rate/ { ok = $3 } END { printf "p99 %s, success %s", p, ok }'
 }
 quota="http://$address/api/v1/quota/check"
 body=benches/load/demo-quota-body.json

@@ -283,6 +283,13 @@ fn pod_holdings(
         ) else {
             continue;
         };
+        if found.reserved_for_others {
+            warnings.push(format!(
+                "pod {}: ResourceClaim {namespace}/{claim_name} is reserved for other pods, not this one; its devices are counted for the pods it lists",
+                pod_name()
+            ));
+            continue;
+        }
         let claim_uid = claim.metadata.uid.as_deref().unwrap_or(claim_name);
         for (product, units) in found.units {
             let product = if product.is_empty() {

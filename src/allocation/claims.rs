@@ -165,11 +165,14 @@ pub(crate) struct ClaimDevices {
     pub(crate) units: BTreeMap<String, GpuUnits>,
     /// How many pods the claim is reserved for (at least 1).
     pub(crate) consumers: i64,
+    /// The claim is reserved for other pods and not for this one: it holds nothing of it.
+    pub(crate) reserved_for_others: bool,
 }
 
-/// Sums the GPU devices allocated to `claim`. `pod_uid` is counted among the consumers even if
-/// the claim's `reservedFor` no longer lists it (a finished pod). Returns `None` when the claim
-/// is not allocated yet.
+/// Sums the GPU devices allocated to `claim`, shared equally by the pods its `reservedFor`
+/// lists. A pod it does not list is not one of them (`reserved_for_others`): counting it too
+/// would share out more than the devices. An empty list is the last pod's alone. Returns `None`
+/// when the claim is not allocated yet.
 pub(crate) fn claim_devices(
     claim: &ResourceClaim,
     pod_uid: &str,
@@ -226,14 +229,14 @@ pub(crate) fn claim_devices(
         let entry = held.units.entry(product).or_insert(GpuUnits::ZERO);
         *entry = entry.checked_add(units).unwrap_or(*entry);
     }
-    let mut consumers: BTreeSet<&str> = status
+    let consumers: BTreeSet<&str> = status
         .reserved_for
         .iter()
         .flatten()
         .filter(|r| r.resource == "pods")
         .map(|r| r.uid.as_str())
         .collect();
-    consumers.insert(pod_uid);
-    held.consumers = consumers.len() as i64;
+    held.reserved_for_others = !consumers.is_empty() && !consumers.contains(pod_uid);
+    held.consumers = consumers.len().max(1) as i64;
     Some(held)
 }

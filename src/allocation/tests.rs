@@ -185,6 +185,38 @@ fn dra_claims_from_templates_shared_claims_and_extended_resources() {
 }
 
 #[test]
+fn a_claim_counts_only_the_pods_it_is_reserved_for() {
+    // shared-kv (one H200) lists only shared-0 now. shared-0 holds all of it; shared-1, which
+    // still names the claim, holds nothing of it (counting it too would make 1 + 1/2 GPUs of one).
+    let (mut objects, card) = fixture();
+    let claim = objects
+        .claims
+        .iter_mut()
+        .find(|c| c.metadata.name.as_deref() == Some("shared-kv"))
+        .unwrap();
+    let reserved = claim
+        .status
+        .as_mut()
+        .unwrap()
+        .reserved_for
+        .as_mut()
+        .unwrap();
+    reserved.retain(|r| r.name == "shared-0");
+    let set = allocations(&objects, &card, &BuildOptions::new(as_of()));
+    assert_eq!(
+        units(&set, "shared-0"),
+        vec![(AllocationKind::Dra, "1".into())]
+    );
+    assert!(units(&set, "shared-1").is_empty());
+    assert!(
+        set.warnings.iter().any(|w| w
+            == "pod team-e/shared-1: ResourceClaim team-e/shared-kv is reserved for other pods, not this one; its devices are counted for the pods it lists"),
+        "{:?}",
+        set.warnings
+    );
+}
+
+#[test]
 fn pending_pods_and_pods_after_as_of_hold_nothing() {
     let set = built();
     assert!(held(&set, "pending-0").is_empty());

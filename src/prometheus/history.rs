@@ -378,6 +378,10 @@ async fn pod_demands(
     Ok(pods)
 }
 
+/// What the scheduler puts in the name of a claim it makes for an extended resource, after the
+/// pod's name.
+const EXTENDED_CLAIM_INFIX: &str = "-extended-resources-";
+
 /// Rebuilds allocations and node capacity over `window` from Prometheus.
 pub async fn history_allocations(
     prometheus: &Prometheus,
@@ -419,53 +423,17 @@ pub async fn history_allocations(
         .collect();
     set.warnings
         .extend(warnings.into_iter().map(|w| format!("history: {w}")));
-    let unknown = NodeFacts::default();
-    let pods = pod_demands(prometheus, window, step).await?;
-    for ((namespace, pod, uid), demand) in &pods {
-        let node = facts.get(demand.node.as_str()).unwrap_or(&unknown);
-        let (center, source) = cost_center(&mut set, namespace, pod);
-        for (resource, count) in demand.effective() {
-            let Some(gpu) = gpu_resource(&resource) else {
-                continue;
-            };
-            let sized = units_per_item(&gpu, node, card).and_then(|(kind, per_item)| {
-                Some((kind, GpuUnits::from_decimal(count)?.checked_mul(per_item)?))
-            });
-            let Some((kind, units)) = sized else {
-                set.warnings.insert(format!(
-                    "history: pod {namespace}/{pod}: {resource} cannot be sized; not counted"
-                ));
-                continue;
-            };
-            for interval in &demand.running {
-                let allocation = Allocation {
-                    namespace: set.names.intern(namespace),
-                    pod: set.names.intern(pod),
-                    pod_uid: set.names.intern(uid),
-                    resource_id: set.names.intern(uid),
-                    claim: Sym::EMPTY,
-                    node: set.names.intern(&demand.node),
-                    product: set.names.intern(&node.product),
-                    kind,
-                    units,
-                    interval: *interval,
-                    tier: node.tier,
-                    price_override: node.price_override,
-                    cost_center: center,
-                    cost_center_source: source,
-                };
-                set.allocations.push(allocation);
-            }
-        }
-    }
-
     // DRA claims, from DCGM series that carry them.
     let dra = format!(
         "max by (dra_claim_name, dra_claim_namespace, dra_pool_name, dra_device_name, dra_mig_profile, modelName, Hostname, hostname, exported_pod, pod) ({} or {})",
         present("DCGM_FI_PROF_GR_ENGINE_ACTIVE{dra_claim_name!=\"\"}", step),
         present("DCGM_FI_DEV_GPU_UTIL{dra_claim_name!=\"\"}", step),
     );
-    for series in sampled(prometheus, &dra, window, step).await? {
+    let unknown = NodeFacts::default();
+    // Pods' extended-resource claims and when DCGM saw them: (namespace, pod) → intervals.
+    let mut extended: HashMap<(&str, &str), Vec<Interval>> = HashMap::new();
+    let dra_series = sampled(prometheus, &dra, window, step).await?;
+    for series in &dra_series {
         let labels = series.metric();
         let namespace = get(labels, "dra_claim_namespace");
         let claim = get(labels, "dra_claim_name");
@@ -484,13 +452,24 @@ pub async fn history_allocations(
             profile => card.mig_fraction(&product, profile),
         };
         let Some(units) = units else { continue };
+        // A claim the scheduler made for a plain `nvidia.com/gpu` limit (DRAExtendedResource)
+        // is named after its pod: `<pod>-extended-resources-<suffix>`.
+        let extended_for = claim.rsplit_once(EXTENDED_CLAIM_INFIX).map(|(pod, _)| pod);
         let pod = [get(labels, "exported_pod"), get(labels, "pod")]
             .into_iter()
             .find(|p| !p.is_empty())
+            .or(extended_for)
             .unwrap_or(claim);
         let (center, source) = cost_center(&mut set, namespace, pod);
         let resource_id = format!("{namespace}/{claim}/{}", get(labels, "dra_device_name"));
-        for interval in runs(&series.times(), step, window) {
+        let during = runs(&series.times(), step, window);
+        if extended_for.is_some() {
+            extended
+                .entry((namespace, pod))
+                .or_default()
+                .extend(during.iter().copied());
+        }
+        for interval in during {
             let allocation = Allocation {
                 namespace: set.names.intern(namespace),
                 pod: set.names.intern(pod),
@@ -508,6 +487,50 @@ pub async fn history_allocations(
                 cost_center_source: source,
             };
             set.allocations.push(allocation);
+        }
+    }
+
+    let pods = pod_demands(prometheus, window, step).await?;
+    for ((namespace, pod, uid), demand) in &pods {
+        let node = facts.get(demand.node.as_str()).unwrap_or(&unknown);
+        let (center, source) = cost_center(&mut set, namespace, pod);
+        for (resource, count) in demand.effective() {
+            let Some(gpu) = gpu_resource(&resource) else {
+                continue;
+            };
+            let sized = units_per_item(&gpu, node, card).and_then(|(kind, per_item)| {
+                Some((kind, GpuUnits::from_decimal(count)?.checked_mul(per_item)?))
+            });
+            let Some((kind, units)) = sized else {
+                set.warnings.insert(format!(
+                    "history: pod {namespace}/{pod}: {resource} cannot be sized; not counted"
+                ));
+                continue;
+            };
+            // A request served by the pod's extended-resource claim is the claim's, counted
+            // from its DCGM series above; kube-state-metrics still shows the plain limit.
+            let served = extended.get(&(namespace.as_str(), pod.as_str()));
+            for interval in demand.running.iter().filter(|running| {
+                served.is_none_or(|claims| claims.iter().all(|c| c.clip(**running).is_none()))
+            }) {
+                let allocation = Allocation {
+                    namespace: set.names.intern(namespace),
+                    pod: set.names.intern(pod),
+                    pod_uid: set.names.intern(uid),
+                    resource_id: set.names.intern(uid),
+                    claim: Sym::EMPTY,
+                    node: set.names.intern(&demand.node),
+                    product: set.names.intern(&node.product),
+                    kind,
+                    units,
+                    interval: *interval,
+                    tier: node.tier,
+                    price_override: node.price_override,
+                    cost_center: center,
+                    cost_center_source: source,
+                };
+                set.allocations.push(allocation);
+            }
         }
     }
 

@@ -141,9 +141,8 @@ fn kube_state_and_dcgm(from: i64, to: i64) -> String {
             );
         }
         // kube-state-metrics does not apply the extended-resource claim: a pod served by one
-        // shows its nvidia.com/gpu limit, which Tollgate must not count twice — skip it here as
-        // the claim's DCGM series carries it.
-        let extended = !pod["status"]["extendedResourceClaimStatus"].is_null();
+        // (ext-0) shows its nvidia.com/gpu limit as any other pod does, while the claim's DCGM
+        // series carries the same GPU. Tollgate must count it once.
         let containers = [
             ("kube_pod_container_resource_requests", "containers"),
             (
@@ -174,7 +173,7 @@ fn kube_state_and_dcgm(from: i64, to: i64) -> String {
                     .cloned()
                     .unwrap_or_default();
                 for (resource, quantity) in limits {
-                    if !resource.starts_with("nvidia.com/") || extended {
+                    if !resource.starts_with("nvidia.com/") {
                         continue;
                     }
                     let sanitized: String = resource
@@ -337,6 +336,24 @@ fn history_alone_reproduces_allocation_cost_within_the_resolution() {
             .unwrap()
             .contains("each interval end is off by less than 300 s")),
         "{warnings:?}"
+    );
+    // GPU-hours too, priced or not: ext-0's one GPU from 12:00 (its extended-resource claim,
+    // which kube-state-metrics shows as a plain nvidia.com/gpu limit) counts once — twice would
+    // be 12 GPU-hours more. History may move each end of team-e's five pods by under a step.
+    let hours = |report: &Value| -> f64 {
+        report["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["namespace"] == "team-e")
+            .map(|l| l["gpu_hours"].as_str().unwrap().parse::<f64>().unwrap())
+            .sum()
+    };
+    let truth_hours = hours(&report(&["--snapshot", "tests/fixtures/snapshot"]));
+    assert!(
+        (hours(&history) - truth_hours).abs() <= 5.0 * STEP as f64 / 3600.0,
+        "team-e: history {} GPU-hours vs snapshot {truth_hours}",
+        hours(&history)
     );
 }
 
