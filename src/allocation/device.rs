@@ -20,6 +20,18 @@ pub(crate) enum GpuResource {
     Mig { profile: String },
 }
 
+impl GpuResource {
+    /// The Kubernetes resource name (`nvidia.com/gpu`, `nvidia.com/gpu.shared`,
+    /// `nvidia.com/mig-1g.5gb`).
+    pub(crate) fn name(&self) -> String {
+        match self {
+            GpuResource::Whole => GPU.to_string(),
+            GpuResource::Shared => GPU_SHARED.to_string(),
+            GpuResource::Mig { profile } => format!("{MIG_PREFIX}{profile}"),
+        }
+    }
+}
+
 /// True for the resource names Tollgate counts as GPUs (`nvidia.com/gpu`, `.shared`, `mig-*`).
 pub fn is_gpu_resource(resource: &str) -> bool {
     classify(resource).is_some()
@@ -48,10 +60,13 @@ pub(crate) fn units_per_item(
 ) -> Option<(AllocationKind, GpuUnits)> {
     let share = || GpuUnits::ratio(1, i64::from(node.replicas));
     match resource {
+        // A time-sliced MIG device (single: `…-MIG-1g.5gb-SHARED` with gpu.replicas; mixed:
+        // `mig-<profile>.replicas`) is shared like a time-sliced GPU.
         GpuResource::Whole => match &node.mig_single_profile {
             Some(profile) => Some((
                 AllocationKind::Mig,
-                card.mig_fraction(&node.product, profile)?,
+                card.mig_fraction(&node.product, profile)?
+                    .split(i64::from(node.replicas))?,
             )),
             None if node.replicas > 1 => Some((AllocationKind::Shared, share()?)),
             None => Some((AllocationKind::Gpu, GpuUnits::ONE)),
@@ -59,7 +74,8 @@ pub(crate) fn units_per_item(
         GpuResource::Shared => Some((AllocationKind::Shared, share()?)),
         GpuResource::Mig { profile } => Some((
             AllocationKind::Mig,
-            card.mig_fraction(&node.product, profile)?,
+            card.mig_fraction(&node.product, profile)?
+                .split(i64::from(node.mig_replicas_of(profile)))?,
         )),
     }
 }

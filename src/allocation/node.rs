@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Node;
 use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
 
 use super::claims::{DeviceIndex, DeviceType};
 use super::device::{GpuResource, classify};
@@ -31,6 +32,9 @@ pub(crate) struct NodeFacts {
     pub(crate) replicas: u32,
     /// The profile every `nvidia.com/gpu` item is under the MIG single strategy.
     pub(crate) mig_single_profile: Option<String>,
+    /// Time-slicing replicas of each MIG profile under the mixed strategy
+    /// (`nvidia.com/mig-<profile>.replicas`); a profile not named is not shared.
+    pub(crate) mig_replicas: BTreeMap<String, u32>,
     pub(crate) price_override: Option<Decimal>,
     pub(crate) created: Option<UnixSeconds>,
     /// Physical GPUs per product.
@@ -91,6 +95,8 @@ pub(crate) fn node_facts(
     let replicas = match labels.get(REPLICAS_LABEL).map(|r| r.trim().parse::<u32>()) {
         None => 1,
         Some(Ok(r)) if r >= 1 => r,
+        // GFD's value on a GPU with MIG enabled: its devices are not time-sliced.
+        Some(Ok(0)) => 1,
         Some(_) => {
             warnings.push(format!(
                 "node {name}: label {REPLICAS_LABEL}={:?} is not a positive integer; GPUs counted as not shared",
@@ -112,11 +118,28 @@ pub(crate) fn node_facts(
         }
     });
 
+    let mig_replicas = labels
+        .iter()
+        .filter_map(|(key, value)| {
+            let profile = key.strip_prefix("nvidia.com/mig-")?.strip_suffix(".replicas")?;
+            match value.trim().parse::<u32>() {
+                Ok(r) if r >= 1 => Some((profile.to_string(), r)),
+                _ => {
+                    warnings.push(format!(
+                        "node {name}: label {key}={value:?} is not a positive integer; {profile} MIG devices counted as not shared"
+                    ));
+                    None
+                }
+            }
+        })
+        .collect();
+
     let mut facts = NodeFacts {
         product,
         tier: capacity_tier(labels),
         replicas,
         mig_single_profile,
+        mig_replicas,
         price_override,
         created: node
             .metadata
@@ -127,6 +150,21 @@ pub(crate) fn node_facts(
     };
     facts.capacity = node_capacity(node, &facts, devices, card, warnings);
     facts
+}
+
+/// The GPUs `devices` MIG devices of one profile are cut from, each GPU into as many devices of
+/// `fraction` as fit (the single strategy partitions every GPU alike): 7 × 1g.5gb is one A100,
+/// 3 × 2g.10gb too (its seventh slice unused), 3 × 4g.20gb three.
+fn mig_single_gpus(devices: i64, fraction: GpuUnits) -> Option<GpuUnits> {
+    let per_gpu = fraction.denom().checked_div(fraction.numer())?;
+    (per_gpu >= 1).then(|| GpuUnits::whole((devices + per_gpu - 1) / per_gpu))
+}
+
+impl NodeFacts {
+    /// Time-slicing replicas of MIG `profile` under the mixed strategy.
+    pub(crate) fn mig_replicas_of(&self, profile: &str) -> u32 {
+        self.mig_replicas.get(profile).copied().unwrap_or(1)
+    }
 }
 
 /// Splits GFD's product label into the product and, under the MIG single strategy, the profile:
@@ -160,10 +198,28 @@ fn node_capacity(
             .or_insert(GpuUnits::ZERO);
         *entry = entry.checked_add(units).unwrap_or(*entry);
     };
+    // Under the MIG single strategy GFD's count is of MIG devices, not GPUs.
+    let mig_single = |devices: i64, warnings: &mut Vec<String>| {
+        let profile = facts.mig_single_profile.as_deref()?;
+        let gpus = card
+            .mig_fraction(&facts.product, profile)
+            .and_then(|fraction| mig_single_gpus(devices, fraction));
+        if gpus.is_none() {
+            warnings.push(format!(
+                "node {name}: {devices} MIG devices of profile {profile:?} on {:?}: how many GPUs they are cut from cannot be known; the node's capacity is not counted",
+                facts.product
+            ));
+        }
+        gpus
+    };
     if let Some(count) = labels.and_then(|l| l.get(COUNT_LABEL)) {
         match count.trim().parse::<i64>() {
             Ok(n) if n >= 0 => {
-                add(&facts.product, GpuUnits::whole(n));
+                if facts.mig_single_profile.is_none() {
+                    add(&facts.product, GpuUnits::whole(n));
+                } else if let Some(gpus) = mig_single(n, warnings) {
+                    add(&facts.product, gpus);
+                }
                 return capacity;
             }
             _ => warnings.push(format!(
@@ -184,15 +240,29 @@ fn node_capacity(
                 continue;
             }
         };
+        if kind == GpuResource::Whole && facts.mig_single_profile.is_some() {
+            // Items are MIG devices, each advertised `replicas` times when time-sliced.
+            let devices = count / Decimal::from(facts.replicas);
+            match devices.to_i64().filter(|_| devices.fract().is_zero()) {
+                Some(devices) => {
+                    if let Some(gpus) = mig_single(devices, warnings) {
+                        add(&facts.product, gpus);
+                    }
+                }
+                None => warnings.push(format!(
+                    "node {name}: capacity {resource}={} is not a whole number of MIG devices",
+                    quantity.0
+                )),
+            }
+            continue;
+        }
         let per_item = match &kind {
-            GpuResource::Whole if facts.mig_single_profile.is_some() => facts
-                .mig_single_profile
-                .as_deref()
-                .and_then(|p| card.mig_fraction(&facts.product, p)),
             GpuResource::Whole | GpuResource::Shared => {
                 GpuUnits::ratio(1, i64::from(facts.replicas))
             }
-            GpuResource::Mig { profile } => card.mig_fraction(&facts.product, profile),
+            GpuResource::Mig { profile } => card
+                .mig_fraction(&facts.product, profile)
+                .and_then(|f| f.split(i64::from(facts.mig_replicas_of(profile)))),
         };
         match (per_item, GpuUnits::from_decimal(count)) {
             (Some(per_item), Some(count)) => {
@@ -271,6 +341,25 @@ mod test {
             PriceTier::OnDemand
         );
         assert_eq!(capacity_tier(&labels(&[])), PriceTier::OnDemand);
+    }
+
+    #[test]
+    fn mig_single_devices_are_cut_from_whole_gpus() {
+        let sevenths = |g| GpuUnits::ratio(g, 7).unwrap();
+        // 7 × 1g.5gb fill one A100; 14 fill two.
+        assert_eq!(mig_single_gpus(7, sevenths(1)), Some(GpuUnits::ONE));
+        assert_eq!(mig_single_gpus(14, sevenths(1)), Some(GpuUnits::whole(2)));
+        // 3 × 2g.10gb and 2 × 3g.20gb fit one GPU each (a slice left over).
+        assert_eq!(mig_single_gpus(3, sevenths(2)), Some(GpuUnits::ONE));
+        assert_eq!(mig_single_gpus(6, sevenths(2)), Some(GpuUnits::whole(2)));
+        assert_eq!(mig_single_gpus(2, sevenths(3)), Some(GpuUnits::ONE));
+        // One 4g.20gb per GPU: three devices, three GPUs.
+        assert_eq!(mig_single_gpus(3, sevenths(4)), Some(GpuUnits::whole(3)));
+        // A30: 4 slices; 2g.12gb is half, two per GPU.
+        assert_eq!(
+            mig_single_gpus(4, GpuUnits::ratio(2, 4).unwrap()),
+            Some(GpuUnits::whole(2))
+        );
     }
 
     #[test]

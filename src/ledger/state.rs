@@ -112,6 +112,8 @@ pub struct LedgerState {
     heartbeat: Option<UnixSeconds>,
     began: Option<UnixSeconds>,
     rolled_until: Option<UnixSeconds>,
+    /// The rolled-up day `covered` was last cleared of keys gone from the cluster.
+    covered_cleared: Option<UnixSeconds>,
     cut_over: bool,
     /// Pods and nodes to look at again on the next reconcile even if unchanged: a segment that
     /// starts only at the reconcile that read it.
@@ -459,7 +461,36 @@ impl LedgerState {
                 .covered
                 .retain(|key, _| seen.contains(key) || !touched.owns(key)),
         }
+        if self.covered_cleared != self.rolled_until {
+            self.clear_covered(live);
+        }
         out
+    }
+
+    /// Forgets the coverage of keys whose pod or node is gone from `live` and whose last segment
+    /// ended in a rolled-up day: nothing can extend them any more. Once per roll-up, so what the
+    /// ledger remembers of closed keys follows what the cluster still shows, not every pod that
+    /// ever ran (a reconcile that reads only what changed never sees the others go).
+    fn clear_covered(&mut self, live: &AllocationSet) {
+        let rolled = self.rolled_until.unwrap_or(UnixSeconds::MIN);
+        let pods: FxHashSet<&str> = live
+            .allocations
+            .iter()
+            .map(|a| live.names.resolve(a.pod_uid))
+            .collect();
+        let nodes: FxHashSet<&str> = live
+            .capacity
+            .iter()
+            .map(|c| live.names.resolve(c.node))
+            .collect();
+        self.covered.retain(|key, end| {
+            *end > rolled
+                || match key {
+                    SegmentKey::Pod { uid, .. } => pods.contains(uid.as_str()),
+                    SegmentKey::Node { name, .. } => nodes.contains(name.as_str()),
+                }
+        });
+        self.covered_cleared = self.rolled_until;
     }
 
     /// The keys among `keys` that belong to `touched` (all of them without).

@@ -372,3 +372,108 @@ fn a_follower_reads_what_the_writer_recorded_and_never_writes() {
         .unwrap();
     assert_eq!(files(), before);
 }
+
+/// A live set of whole-GPU pods `(uid, start, end)` on one node with one H100.
+fn pods_on_one_node(pods: &[(&str, i64, i64)]) -> AllocationSet {
+    use crate::allocation::{Allocation, AllocationKind, CostCenterSource, NodeCapacity, Sym};
+    use crate::pricing::PriceTier;
+    use crate::units::GpuUnits;
+    let mut set = AllocationSet::default();
+    for &(uid, start, end) in pods {
+        let allocation = Allocation {
+            namespace: set.names.intern("ns"),
+            pod: set.names.intern(uid),
+            pod_uid: set.names.intern(uid),
+            resource_id: set.names.intern(uid),
+            claim: Sym::EMPTY,
+            node: set.names.intern("n1"),
+            product: set.names.intern("NVIDIA-H100-80GB-HBM3"),
+            kind: AllocationKind::Gpu,
+            units: GpuUnits::ONE,
+            interval: Interval::new(start, end),
+            tier: PriceTier::OnDemand,
+            price_override: None,
+            cost_center: set.names.intern("cc"),
+            cost_center_source: CostCenterSource::NamespaceLabel,
+        };
+        set.allocations.push(allocation);
+    }
+    let capacity = NodeCapacity {
+        node: set.names.intern("n1"),
+        product: set.names.intern("NVIDIA-H100-80GB-HBM3"),
+        units: GpuUnits::ONE,
+        interval: Interval::new(0, i64::MAX),
+        tier: PriceTier::OnDemand,
+        price_override: None,
+    };
+    set.capacity.push(capacity);
+    set
+}
+
+/// The keys whose coverage the ledger remembers (its compacted `close` records).
+fn covered_pods(ledger: &Ledger) -> Vec<String> {
+    ledger
+        .state()
+        .records()
+        .filter_map(|record| match record {
+            Record::Close {
+                key: SegmentKey::Pod { uid, .. },
+                ..
+            } => Some(uid),
+            _ => None,
+        })
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+#[test]
+fn finished_pods_gone_from_the_cluster_are_forgotten_once_their_day_is_rolled_up() {
+    let day = 86_400;
+    let touched = |uids: &[&str]| Touched {
+        pods: uids.iter().map(|u| u.to_string()).collect(),
+        nodes: Default::default(),
+    };
+    let mut ledger = Ledger::in_memory();
+    // Day 0: pods a and b run; a finishes at 10:00 and is deleted; b finishes at 11:00 and stays
+    // visible (a Job's pod), as does c, still running.
+    let all = [("a", 0, day), ("b", 0, day), ("c", 0, 2 * day)];
+    ledger
+        .reconcile(HOUR, &pods_on_one_node(&all), None)
+        .unwrap();
+    let finished = [("a", 0, 10 * HOUR), ("b", 0, 11 * HOUR), ("c", 0, 2 * day)];
+    ledger
+        .reconcile(
+            12 * HOUR,
+            &pods_on_one_node(&finished),
+            Some(&touched(&["a", "b"])),
+        )
+        .unwrap();
+    let visible = [("b", 0, 11 * HOUR), ("c", 0, 2 * day)];
+    ledger
+        .reconcile(13 * HOUR, &pods_on_one_node(&visible), Some(&touched(&[])))
+        .unwrap();
+    // Incremental reads never see a go again: its coverage stays until its day is rolled up.
+    assert_eq!(covered_pods(&ledger), ["a", "b"]);
+    ledger.mark_rolled(day).unwrap();
+    ledger
+        .reconcile(day + HOUR, &pods_on_one_node(&visible), Some(&touched(&[])))
+        .unwrap();
+    assert_eq!(covered_pods(&ledger), ["b"]);
+    // b, still visible, is read again in full (a relist) and is not counted again.
+    let records = ledger
+        .reconcile(day + 2 * HOUR, &pods_on_one_node(&visible), None)
+        .unwrap();
+    assert!(records.1.is_empty(), "{:?}", records.1);
+    let view = ledger.view(day + 2 * HOUR);
+    let closed_in_rolled_day = view
+        .sets
+        .iter()
+        .flat_map(|s| &s.allocations)
+        .filter(|a| a.interval.end <= day)
+        .count();
+    assert_eq!(
+        closed_in_rolled_day, 0,
+        "the rolled day is in the store, not in memory"
+    );
+}

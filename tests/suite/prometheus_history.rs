@@ -9,8 +9,9 @@ use crate::support;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
+use support::apiserver::FakeApiServer;
 use support::prometheus::{OpenMetrics, TestPrometheus};
-use support::{json_stdout, tollgate_command};
+use support::{ServeProcess, json_stdout, tollgate_command};
 use tollgate::time::parse_time;
 
 const STEP: i64 = 300;
@@ -44,7 +45,16 @@ fn minutes(from: i64, to: i64, value: f64) -> impl Iterator<Item = (i64, f64)> {
     (from..to).step_by(60).map(move |t| (t, value))
 }
 
-fn kube_state_and_dcgm(from: i64, to: i64) -> String {
+/// Which series kube-state-metrics exports besides presences.
+#[derive(Clone, Copy, PartialEq)]
+enum Times {
+    /// Only what is sampled: interval ends are off by up to a step.
+    Sampled,
+    /// Also `kube_pod_start_time`, `kube_pod_completion_time` and `kube_node_status_capacity`.
+    Exact,
+}
+
+fn kube_state_and_dcgm(from: i64, to: i64, times: Times) -> String {
     let mut om = OpenMetrics::default();
     let namespaces: BTreeMap<String, Value> = items("namespaces")
         .into_iter()
@@ -80,6 +90,18 @@ fn kube_state_and_dcgm(from: i64, to: i64) -> String {
             .max(from);
         let borrowed: Vec<(&str, &str)> = series.iter().map(|(k, v)| (*k, v.as_str())).collect();
         om.series("kube_node_labels", &borrowed, minutes(created, to, 1.0));
+        let gpus = node["status"]["capacity"]["nvidia.com/gpu"].as_str();
+        if let (Times::Exact, Some(gpus)) = (times, gpus) {
+            om.series(
+                "kube_node_status_capacity",
+                &[
+                    ("node", name),
+                    ("resource", "nvidia_com_gpu"),
+                    ("unit", "integer"),
+                ],
+                minutes(created, to, gpus.parse().unwrap()),
+            );
+        }
         if let Some(price) =
             node["metadata"]["annotations"]["tollgate.dev/gpu-hourly-price"].as_str()
         {
@@ -126,6 +148,23 @@ fn kube_state_and_dcgm(from: i64, to: i64) -> String {
             &[id[0], id[1], id[2], ("phase", "Running")],
             minutes(start, end, 1.0),
         );
+        if times == Times::Exact {
+            // kube-state-metrics exports the times themselves as values, while the pod exists.
+            let (started, finished) = lifetime(&pod, to).unwrap();
+            om.series(
+                "kube_pod_start_time",
+                &id,
+                minutes(start, end, started as f64),
+            );
+            if finished < to {
+                // From completion until the object is deleted, ten minutes later here.
+                om.series(
+                    "kube_pod_completion_time",
+                    &id,
+                    minutes(end, (end + 600).min(to), finished as f64),
+                );
+            }
+        }
         if let Some(cc) = meta["annotations"]["cost-center"].as_str() {
             om.series(
                 "kube_pod_annotations",
@@ -292,7 +331,7 @@ fn costs(report: &Value) -> BTreeMap<String, f64> {
 fn history_alone_reproduces_allocation_cost_within_the_resolution() {
     let from = parse_time("2026-10-31T12:00:00Z").unwrap();
     let to = parse_time("2026-11-02T00:00:00Z").unwrap();
-    let prometheus = TestPrometheus::start(&kube_state_and_dcgm(from, to));
+    let prometheus = TestPrometheus::start(&kube_state_and_dcgm(from, to, Times::Sampled));
     let truth = costs(&report(&["--snapshot", "tests/fixtures/snapshot"]));
     let history = report(&["--history", "--prometheus", &prometheus.url]);
     let rebuilt = costs(&history);
@@ -358,10 +397,36 @@ fn history_alone_reproduces_allocation_cost_within_the_resolution() {
 }
 
 #[test]
+fn exact_pod_times_make_history_exact_to_the_cent() {
+    // With kube_pod_start_time and kube_pod_completion_time, every pod's interval is its own
+    // to the second: each cost center's cost equals the snapshot's hand-checked figure exactly.
+    // team-e's DRA claims come from DCGM, which has no such series: they stay sampled.
+    let from = parse_time("2026-10-31T12:00:00Z").unwrap();
+    let to = parse_time("2026-11-02T00:00:00Z").unwrap();
+    let prometheus = TestPrometheus::start(&kube_state_and_dcgm(from, to, Times::Exact));
+    let truth = costs(&report(&["--snapshot", "tests/fixtures/snapshot"]));
+    let history = report(&["--history", "--prometheus", &prometheus.url]);
+    let rebuilt = costs(&history);
+    for (line, cost) in &truth {
+        if line != "cc-500/team-e" {
+            assert_eq!(rebuilt[line], *cost, "{line}");
+        }
+    }
+    let warnings = history["warnings"].as_array().unwrap();
+    assert!(
+        warnings.iter().any(|w| w
+            .as_str()
+            .unwrap()
+            .contains("pods' start and end exact to the second")),
+        "{warnings:?}"
+    );
+}
+
+#[test]
 fn quota_decides_from_history_alone() {
     let from = parse_time("2026-10-31T12:00:00Z").unwrap();
     let to = parse_time("2026-11-02T00:00:00Z").unwrap();
-    let prometheus = TestPrometheus::start(&kube_state_and_dcgm(from, to));
+    let prometheus = TestPrometheus::start(&kube_state_and_dcgm(from, to, Times::Sampled));
     let decide = |source: &[&str]| -> Value {
         let output = tollgate_command()
             .args(["quota", "--pricing", "tests/fixtures/rates.toml"])
@@ -418,7 +483,7 @@ fn period(report: &Value, start: &str) -> Value {
 fn a_window_past_prometheus_point_limit_is_read_in_pieces_and_joined() {
     let from = parse_time("2026-10-31T12:00:00Z").unwrap();
     let to = parse_time("2026-11-02T00:00:00Z").unwrap();
-    let prometheus = TestPrometheus::start(&kube_state_and_dcgm(from, to));
+    let prometheus = TestPrometheus::start(&kube_state_and_dcgm(from, to, Times::Sampled));
     let one_day = costs(&report(&["--history", "--prometheus", &prometheus.url]));
     // 11,009 steps of 300 s: more than the 11,000 points Prometheus answers per series. The
     // second query starts 10,001 steps in, at 2026-11-01T12:00, while pods run.
@@ -437,7 +502,7 @@ fn a_window_past_prometheus_point_limit_is_read_in_pieces_and_joined() {
 async fn serve_history_charges_what_report_history_reports() {
     let from = parse_time("2026-10-31T12:00:00Z").unwrap();
     let to = parse_time("2026-11-02T00:00:00Z").unwrap();
-    let prometheus = TestPrometheus::start(&kube_state_and_dcgm(from, to));
+    let prometheus = TestPrometheus::start(&kube_state_and_dcgm(from, to, Times::Sampled));
     let reported = costs(&report(&["--history", "--prometheus", &prometheus.url]));
     // Enough days back from today's clock to reach the data.
     let days = (jiff::Timestamp::now().as_second() - from) / 86_400 + 1;
@@ -466,4 +531,50 @@ async fn serve_history_charges_what_report_history_reports() {
         "{}",
         service.log()
     );
+}
+
+/// A watched cluster whose pods ran before Tollgate was installed: Prometheus (kube-state-metrics
+/// and DCGM) answers for before the install's cut-over (its ledger's first heartbeat, today),
+/// the ledger for after, for every pod and node. The fixture's pods have run since 2026-10-31
+/// and are still running in the API server; 2026-11-01 must be charged once, exactly as
+/// `report --history` charges it, before and after a restart — not again by a ledger opening
+/// their segments at their start times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watched_cluster_counts_history_before_its_cut_over_and_the_ledger_after() {
+    let from = parse_time("2026-10-31T12:00:00Z").unwrap();
+    let to = parse_time("2026-11-02T00:00:00Z").unwrap();
+    let prometheus = TestPrometheus::start(&kube_state_and_dcgm(from, to, Times::Sampled));
+    let reported = costs(&report(&["--history", "--prometheus", &prometheus.url]));
+    let days = ((jiff::Timestamp::now().as_second() - from) / 86_400 + 1).to_string();
+    let api = FakeApiServer::start().await;
+    api.load_snapshot(std::path::Path::new("tests/fixtures/snapshot"));
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.kubeconfig(dir.path());
+    let data = dir.path().join("data");
+    for run in ["first start", "restart"] {
+        let service = ServeProcess::start(
+            &[
+                "--prometheus",
+                &prometheus.url,
+                "--pricing",
+                "tests/fixtures/rates.toml",
+            ],
+            &[
+                ("KUBECONFIG", kubeconfig.as_os_str()),
+                ("TOLLGATE__STORE__DIR", data.as_os_str()),
+                ("TOLLGATE__PROMETHEUS__HISTORY_DAYS", days.as_ref()),
+            ],
+            &dir.path().join(format!("{run}.log")),
+        )
+        .await;
+        let served = service
+            .get("/api/v1/chargeback?from=2026-11-01&to=2026-11-02&format=json")
+            .await;
+        assert_eq!(
+            costs(&serde_json::from_str(&served).unwrap()),
+            reported,
+            "{run}: {}",
+            service.log()
+        );
+    }
 }

@@ -74,6 +74,33 @@ fn over_budget_is_denied_with_the_figures() {
 }
 
 #[test]
+fn a_decision_at_midnight_spends_the_month_that_begins() {
+    // SPEC §5: the month that contains as-of. At 2026-12-01T00:00Z that is December: nothing
+    // spent yet (November's 168.00 and more stay November's), and all of its 31 × 24 = 744 hours
+    // ahead: (6.00 burning + 2 × 3.00 for the pod) × 744 = 8928.00.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["quota", "--snapshot", "tests/fixtures/snapshot"])
+        .args(["--pricing", "tests/fixtures/rates.toml"])
+        .args(["--config", "tests/fixtures/quota/budgets.toml"])
+        .args([
+            "--as-of",
+            "2026-12-01",
+            "--namespace",
+            "team-a",
+            "--gpus",
+            "2",
+        ])
+        .args(["--gpu-model", "NVIDIA-H100-80GB-HBM3"])
+        .output()
+        .unwrap();
+    let d: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(d["spent"], "0.00", "{d}");
+    assert_eq!(d["projected"], "8928.00", "{d}");
+    assert_eq!(d["asOf"], "2026-12-01T00:00:00Z");
+}
+
+#[test]
 fn near_the_budget_warns_at_warn_at() {
     // 168 + (6.00 + ¼ × 3.00) × 696 = 4866.00: allowed, past 80 % of 5000.00.
     let (code, d, _) = quota(&[

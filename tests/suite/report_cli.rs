@@ -487,3 +487,61 @@ fn cells_a_spreadsheet_would_run_are_written_as_text() {
         }
     }
 }
+
+#[test]
+fn mig_single_and_time_sliced_mig_count_each_gpu_once() {
+    // tests/fixtures/shapes/mig: three A100-SXM4-40GB nodes (2.80 an hour) over 2026-11-01,
+    // each filled as NVIDIA's own configs advertise it:
+    // - MIG single, all-1g.5gb: GFD's gpu.count is 7 MIG devices of one GPU; 7 pods × 1/7;
+    // - the same time-sliced twice (`-SHARED`, gpu.replicas=2, 14 advertised): 14 pods × 1/14;
+    // - MIG mixed with mig-1g.5gb.replicas=2 (14 advertised): 14 pods × 1/14.
+    // Each node: 1 GPU × 24 h = 24 GPU-hours = 67.20, all of it held; the fleet 72 GPU-hours,
+    // 201.60. Nothing unallocated, nothing held beyond a node, no warning.
+    let rates = fixtures().join("rates.toml");
+    let output = tollgate(&[
+        "report",
+        "--snapshot",
+        "tests/fixtures/shapes/mig",
+        "--pricing",
+        rates.to_str().unwrap(),
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-02",
+        "--group-by",
+        "node,cost_center",
+        "--format",
+        "json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let mut held = std::collections::BTreeMap::new();
+    for line in report["lines"].as_array().unwrap() {
+        let figures = (
+            line["gpu_hours"].as_str().unwrap().to_string(),
+            line["cost"].as_str().unwrap().to_string(),
+        );
+        if line["cost_center"] == "__unallocated__" {
+            assert_eq!(figures.0, "0.0000", "{line}");
+        } else {
+            held.insert(line["node"].as_str().unwrap().to_string(), figures);
+        }
+    }
+    let day = ("24.0000".to_string(), "67.20".to_string());
+    assert_eq!(
+        held,
+        [
+            ("a100-mig-mixed-shared".to_string(), day.clone()),
+            ("a100-mig-single".to_string(), day.clone()),
+            ("a100-mig-single-shared".to_string(), day),
+        ]
+        .into()
+    );
+    assert_eq!(report["total"]["gpu_hours"], "72.0000");
+    assert_eq!(report["total"]["cost"], "201.60");
+    assert_eq!(
+        report["warnings"],
+        serde_json::json!([]),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -17,8 +17,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use rust_decimal::Decimal;
 
+mod times;
+
 use super::{Prometheus, PrometheusError};
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, NodeStatus};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::allocation::{
@@ -153,12 +156,14 @@ fn present(selector: &str, step: i64) -> String {
 
 /// Each container's GPU requests from a kube-state-metrics request metric, sampled.
 fn gpu_requests(metric: &str, step: i64) -> String {
-    const GPU: &str = "resource=~\"nvidia_com_gpu|nvidia_com_gpu_shared|nvidia_com_mig_.*\"";
     format!(
         "max by (namespace, pod, uid, container, resource) ({})",
-        present(&format!("{metric}{{{GPU}}}"), step)
+        present(&format!("{metric}{{{GPU_RESOURCES}}}"), step)
     )
 }
+
+/// The GPU resources of the device plugins, as kube-state-metrics names them.
+const GPU_RESOURCES: &str = "resource=~\"nvidia_com_gpu|nvidia_com_gpu_shared|nvidia_com_mig_.*\"";
 
 fn get<'a>(labels: &'a HashMap<String, String>, key: &str) -> &'a str {
     labels.get(key).map(String::as_str).unwrap_or_default()
@@ -170,6 +175,8 @@ struct NodeHistory {
     labels: BTreeMap<String, String>,
     /// The `tollgate.dev/gpu-hourly-price` annotation, as written.
     price: Option<String>,
+    /// GPU resources the node advertised (`kube_node_status_capacity`), by resource name.
+    capacity: BTreeMap<String, Decimal>,
     seen: Vec<Interval>,
 }
 
@@ -187,6 +194,15 @@ impl NodeHistory {
                     .map(|price| BTreeMap::from([(PRICE_ANNOTATION.to_string(), price)])),
                 ..ObjectMeta::default()
             },
+            status: Some(NodeStatus {
+                capacity: Some(
+                    self.capacity
+                        .iter()
+                        .map(|(resource, count)| (resource.clone(), Quantity(count.to_string())))
+                        .collect(),
+                ),
+                ..NodeStatus::default()
+            }),
             ..Node::default()
         };
         node_facts(&node, &DeviceIndex::default(), card, warnings)
@@ -235,6 +251,25 @@ async fn nodes(
             node.price = Some(get(labels, "annotation_tollgate_dev_gpu_hourly_price").to_string());
         }
     }
+    // What the device plugin advertised: capacity where GFD's count label is missing.
+    let query = format!(
+        "max by (node, resource) ({})",
+        present(
+            &format!("kube_node_status_capacity{{{GPU_RESOURCES}}}"),
+            step
+        )
+    );
+    for series in sampled(prometheus, &query, window, step).await? {
+        let labels = series.metric();
+        let resource = gpu_resource(get(labels, "resource")).map(|r| r.name());
+        if let (Some(node), Some(resource), Some(count)) = (
+            nodes.get_mut(get(labels, "node")),
+            resource,
+            series.last_value(),
+        ) {
+            node.capacity.insert(resource, count);
+        }
+    }
     Ok(nodes)
 }
 
@@ -280,6 +315,8 @@ async fn cost_centers(
 struct PodDemand {
     node: String,
     running: Vec<Interval>,
+    /// Every end of `running` inside the window is exact (kube-state-metrics' pod times).
+    exact: bool,
     app: BTreeMap<String, Decimal>,
     /// (container, resource) → request, for init containers.
     init: BTreeMap<(String, String), Decimal>,
@@ -375,6 +412,11 @@ async fn pod_demands(
         }
     }
     pods.retain(|_, pod| !pod.app.is_empty() || !pod.init.is_empty());
+    let exact = times::pod_times(prometheus, window, step).await?;
+    for (key, pod) in &mut pods {
+        let times = exact.get(key).copied().unwrap_or_default();
+        pod.exact = times::snap(&mut pod.running, times, step, window);
+    }
     Ok(pods)
 }
 
@@ -550,9 +592,16 @@ pub async fn history_allocations(
             }
         }
     }
-    set.warnings.insert(format!(
-        "history: allocations rebuilt from Prometheus samples every {step} s; each interval end is off by less than {step} s"
-    ));
+    let sampled_pods = pods.values().filter(|pod| !pod.exact).count();
+    set.warnings.insert(if sampled_pods == 0 {
+        format!(
+            "history: pods' start and end exact to the second (kube_pod_start_time, kube_pod_completion_time, kube_pod_deletion_timestamp); nodes and DRA claims sampled every {step} s, each of their ends off by less than {step} s"
+        )
+    } else {
+        format!(
+            "history: allocations rebuilt from Prometheus samples every {step} s; each interval end is off by less than {step} s ({sampled_pods} pods without kube-state-metrics' exact start and end times)"
+        )
+    });
     Ok(set)
 }
 
@@ -587,13 +636,15 @@ mod test {
                 ("karpenter.sh/capacity-type".to_string(), "spot".to_string()),
             ]),
             price: Some("1,50".to_string()),
+            capacity: BTreeMap::new(),
             seen: Vec::new(),
         };
         let mut warnings = Vec::new();
         let facts = node.facts("node-a", &card, &mut warnings);
         assert_eq!(facts.product, "NVIDIA-A100-SXM4-40GB");
         assert_eq!(facts.tier, crate::pricing::PriceTier::Spot);
-        assert_eq!(facts.capacity["NVIDIA-A100-SXM4-40GB"], GpuUnits::whole(2));
+        // GFD counts MIG devices under the single strategy: two 1g.5gb are cut from one GPU.
+        assert_eq!(facts.capacity["NVIDIA-A100-SXM4-40GB"], GpuUnits::ONE);
         assert_eq!(
             units_per_item(&GpuResource::Whole, &facts, &card),
             Some((AllocationKind::Mig, GpuUnits::ratio(1, 7).unwrap()))
