@@ -7,9 +7,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::resource::v1::{Device, DeviceAttribute, ResourceClaim, ResourceSlice};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 
 use crate::pricing::RateCard;
+use crate::quantity::parse_quantity;
 use crate::units::GpuUnits;
 
 /// NVIDIA's DRA driver.
@@ -27,6 +30,9 @@ pub(crate) enum DeviceType {
 pub(crate) struct DeviceFacts {
     pub(crate) kind: DeviceType,
     pub(crate) product: Option<String>,
+    /// What the device offers by capacity name (`memory`, …), for claims that consume a share
+    /// of it (KEP-5075 consumable capacity).
+    capacity: BTreeMap<String, Decimal>,
     uuid: Option<String>,
     parent_uuid: Option<String>,
     node: Option<String>,
@@ -83,6 +89,14 @@ impl DeviceIndex {
                     uuid: text_attribute(device, &spec.driver, "uuid"),
                     parent_uuid: text_attribute(device, &spec.driver, "parentUUID"),
                     node: device.node_name.clone().or_else(|| spec.node_name.clone()),
+                    capacity: device
+                        .capacity
+                        .iter()
+                        .flatten()
+                        .filter_map(|(name, c)| {
+                            Some((name.clone(), parse_quantity(&c.value.0).ok()?))
+                        })
+                        .collect(),
                 };
                 if let (Some(uuid), Some(product)) = (&facts.uuid, &facts.product) {
                     index.products_by_uuid.insert(uuid.clone(), product.clone());
@@ -159,6 +173,34 @@ impl DeviceIndex {
     }
 }
 
+/// The share of a device a claim consumes (KEP-5075): of each capacity it consumes, the part
+/// of what the device offers, and of those the largest (the scarcest one decides how many such
+/// claims fit), never more than the device. `None` when no consumed capacity is offered.
+fn consumed_share(
+    consumed: &BTreeMap<String, Quantity>,
+    offered: &BTreeMap<String, Decimal>,
+) -> Option<GpuUnits> {
+    consumed
+        .iter()
+        .filter_map(|(name, quantity)| {
+            let used = parse_quantity(&quantity.0).ok()?;
+            let of = *offered.get(name).filter(|of| **of > Decimal::ZERO)?;
+            exact_ratio(used.min(of).max(Decimal::ZERO), of)
+        })
+        .max_by(|a, b| a.to_decimal().cmp(&b.to_decimal()))
+}
+
+/// `part / whole` as an exact fraction (both scaled to integers first).
+fn exact_ratio(part: Decimal, whole: Decimal) -> Option<GpuUnits> {
+    let scale = part.scale().max(whole.scale());
+    let integer = |d: Decimal| -> Option<i64> {
+        let mut d = d;
+        d.rescale(scale);
+        i64::try_from(d.mantissa()).ok()
+    };
+    GpuUnits::ratio(integer(part)?, integer(whole)?)
+}
+
 /// GPU units a claim's allocation holds, per product (empty product: take the node's).
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub(crate) struct ClaimDevices {
@@ -215,6 +257,21 @@ pub(crate) fn claim_devices(
                     ));
                     GpuUnits::ONE
                 });
+                let units = match &result.consumed_capacity {
+                    Some(consumed) if !consumed.is_empty() => {
+                        match consumed_share(consumed, &facts.capacity) {
+                            Some(share) => units.checked_mul(share).unwrap_or(units),
+                            None => {
+                                warnings.push(format!(
+                                    "ResourceClaim {claim_name}: the capacity it consumes of device {} cannot be sized against what the device offers; counted as the whole device",
+                                    result.device
+                                ));
+                                units
+                            }
+                        }
+                    }
+                    _ => units,
+                };
                 (product, units)
             }
             None if result.driver == NVIDIA_DRIVER => {

@@ -109,9 +109,40 @@ fn upgrade_dra_version(item: &mut Value) -> Result<(), String> {
             item["apiVersion"] = Value::String("resource.k8s.io/v1".into());
             Ok(())
         }
-        Some("resource.k8s.io/v1beta1") => Err(
-            "resource.k8s.io/v1beta1 is not read; export the v1 objects (kubectl get resourceclaims.v1.resource.k8s.io -A -o json)".into(),
-        ),
+        Some("resource.k8s.io/v1beta1") => {
+            // The hint names the kind at hand: slices are cluster-scoped, claims namespaced.
+            let export = match item["kind"].as_str() {
+                Some("ResourceSlice") => "resourceslices.v1.resource.k8s.io -o json",
+                _ => "resourceclaims.v1.resource.k8s.io -A -o json",
+            };
+            Err(format!(
+                "resource.k8s.io/v1beta1 is not read; export the v1 objects (kubectl get {export})"
+            ))
+        }
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::upgrade_dra_version;
+
+    #[test]
+    fn v1beta2_reads_as_v1_and_v1beta1_is_refused_naming_its_own_kind() {
+        let mut slice = json!({"apiVersion": "resource.k8s.io/v1beta2", "kind": "ResourceSlice"});
+        assert_eq!(upgrade_dra_version(&mut slice), Ok(()));
+        assert_eq!(slice["apiVersion"], "resource.k8s.io/v1");
+        let mut slice = json!({"apiVersion": "resource.k8s.io/v1beta1", "kind": "ResourceSlice"});
+        assert_eq!(
+            upgrade_dra_version(&mut slice),
+            Err("resource.k8s.io/v1beta1 is not read; export the v1 objects (kubectl get resourceslices.v1.resource.k8s.io -o json)".to_string())
+        );
+        let mut claim = json!({"apiVersion": "resource.k8s.io/v1beta1", "kind": "ResourceClaim"});
+        assert_eq!(
+            upgrade_dra_version(&mut claim),
+            Err("resource.k8s.io/v1beta1 is not read; export the v1 objects (kubectl get resourceclaims.v1.resource.k8s.io -A -o json)".to_string())
+        );
     }
 }

@@ -545,3 +545,60 @@ fn mig_single_and_time_sliced_mig_count_each_gpu_once() {
         stderr(&output)
     );
 }
+
+#[test]
+fn dra_consumable_shares_charge_what_each_claim_consumes() {
+    // tests/fixtures/shapes/dra-shares: one H100 published by the DRA driver as shareable
+    // (KEP-5075; memory 80Gi), two claims each consuming 20Gi of gpu-0 (a quarter). Over
+    // 2026-11-01 at 4.00 an hour until noon and 3.00 after (84.00 a GPU-day), each pod holds
+    // 1/4 × 24 = 6 GPU-hours = 21.00; the other half of the GPU, 12 GPU-hours = 42.00, is
+    // unallocated. Nothing held beyond the device, no warning.
+    let rates = fixtures().join("rates.toml");
+    let output = tollgate(&[
+        "report",
+        "--snapshot",
+        "tests/fixtures/shapes/dra-shares",
+        "--pricing",
+        rates.to_str().unwrap(),
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-02",
+        "--group-by",
+        "cost_center,pod",
+        "--format",
+        "json",
+    ]);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let lines: Vec<(String, String, String)> = report["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                format!(
+                    "{}/{}",
+                    l["cost_center"].as_str().unwrap(),
+                    l["pod"].as_str().unwrap()
+                ),
+                l["gpu_hours"].as_str().unwrap().to_string(),
+                l["cost"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let line = |group: &str, hours: &str, cost: &str| (group.into(), hours.into(), cost.into());
+    assert_eq!(
+        lines,
+        [
+            line("__unallocated__/", "12.0000", "42.00"),
+            line("cc-900/infer-0", "6.0000", "21.00"),
+            line("cc-900/infer-1", "6.0000", "21.00"),
+        ]
+    );
+    assert_eq!(
+        report["warnings"],
+        serde_json::json!([]),
+        "{}",
+        stderr(&output)
+    );
+}
