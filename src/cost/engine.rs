@@ -67,8 +67,10 @@ pub fn cost_report_with_usage(
     );
     let mut sums = UnitSeconds::new(request.step.periods(request.window));
 
-    // Capacity segments per (node, product identity): a node relabelled mid-window has several.
-    let mut capacity_lines: FxHashMap<(Sym, u32), Vec<CapacitySegment>> = FxHashMap::default();
+    // Capacity segments per (node, product identity), numbered in `capacity_lines`: a node
+    // relabelled mid-window has several.
+    let mut capacity_index: FxHashMap<(Sym, u32), usize> = FxHashMap::default();
+    let mut capacity_lines: Vec<(Sym, Vec<CapacitySegment>)> = Vec::new();
     let mut holdings = Holdings::new();
     for (set_index, set) in sets.iter().enumerate() {
         for capacity in &set.capacity {
@@ -89,12 +91,13 @@ pub fn cost_report_with_usage(
                 unallocated: true,
             };
             let line = resolver.line(fields);
-            capacity_lines.entry((node, identity)).or_default().push((
-                line,
-                schedule,
-                capacity.interval,
-                capacity.units,
-            ));
+            let at = *capacity_index.entry((node, identity)).or_insert_with(|| {
+                capacity_lines.push((node, Vec::new()));
+                capacity_lines.len() - 1
+            });
+            capacity_lines[at]
+                .1
+                .push((line, schedule, capacity.interval, capacity.units));
             if let Some(during) = capacity.interval.clip(request.window) {
                 sums.add(line, schedule, &resolver, during, capacity.units);
             }
@@ -128,9 +131,9 @@ pub fn cost_report_with_usage(
             }
             // What a pod holds is no longer unallocated capacity of its node.
             let identity = resolver.identity(product);
-            if let Some(segments) = capacity_lines.get(&(node, identity)) {
-                holdings.hold((node, identity), during, allocation.units);
-                for &(free_line, free_schedule, lifetime, _) in segments {
+            if let Some(&at) = capacity_index.get(&(node, identity)) {
+                holdings.hold(at, during, allocation.units);
+                for &(free_line, free_schedule, lifetime, _) in &capacity_lines[at].1 {
                     if let Some(held) = during.clip(lifetime) {
                         sums.add(free_line, free_schedule, &resolver, held, -allocation.units);
                     }
@@ -196,39 +199,33 @@ type CapacitySegment = (u32, u32, Interval, GpuUnits);
 /// unallocated line (which stays at zero there, never below) and says so: one warning per node
 /// and model, in order.
 fn clamp_overcommit(
-    holdings: Holdings<(Sym, u32)>,
-    capacity_lines: &FxHashMap<(Sym, u32), Vec<CapacitySegment>>,
+    holdings: Holdings,
+    capacity_lines: &[(Sym, Vec<CapacitySegment>)],
     window: Interval,
     sums: &mut UnitSeconds,
     resolver: &Resolver<'_>,
 ) -> Result<Vec<String>, CostOverflow> {
-    let capacity: FxHashMap<(Sym, u32), Vec<(Interval, GpuUnits)>> = capacity_lines
+    let capacity: Vec<Vec<(Interval, GpuUnits)>> = capacity_lines
         .iter()
-        .map(|(&key, segments)| {
-            let lives = segments
+        .map(|(_, segments)| {
+            segments
                 .iter()
                 .map(|&(_, _, life, units)| {
-                    (
-                        life.clip(window)
-                            .unwrap_or(Interval::new(window.start, window.start)),
-                        units,
-                    )
+                    let empty = Interval::new(window.start, window.start);
+                    (life.clip(window).unwrap_or(empty), units)
                 })
-                .collect();
-            (key, lives)
+                .collect()
         })
         .collect();
-    let excess = holdings
-        .excess(|key| capacity.get(key).map_or(&[][..], Vec::as_slice))
-        .ok_or(CostOverflow)?;
+    let excess = holdings.excess(|key| &capacity[key]).ok_or(CostOverflow)?;
     let mut by_node: BTreeMap<(&str, &str), Decimal> = BTreeMap::new();
     for piece in &excess {
-        let (line, schedule, ..) = capacity_lines[&piece.key][piece.segment];
+        let (node, segments) = &capacity_lines[piece.key];
+        let (line, schedule, ..) = segments[piece.segment];
         sums.add(line, schedule, resolver, piece.during, piece.units);
-        let (node, _) = piece.key;
         let model = resolver.labels.resolve(resolver.label_of(schedule));
         *by_node
-            .entry((resolver.names.resolve(node), model))
+            .entry((resolver.names.resolve(*node), model))
             .or_default() += excess_hours(piece);
     }
     Ok(by_node

@@ -7,76 +7,105 @@
 //! by instant, and the excess is reported (node, model, GPU-hours) so someone can fix the cause.
 //! The pods are still charged in full: what they held is what the cluster said they held.
 
-use std::hash::Hash;
-
 use rust_decimal::Decimal;
-use rustc_hash::FxHashMap;
 
 use crate::time::Interval;
 use crate::units::GpuUnits;
 
-/// What pods held, per key (a node and GPU product), as changes over time.
-pub(super) struct Holdings<K> {
-    changes: FxHashMap<K, Vec<(i64, GpuUnits)>>,
+/// What pods held, per key (a node's GPUs of one product, numbered from 0), as changes over
+/// time.
+pub(super) struct Holdings {
+    changes: Vec<Vec<(i64, GpuUnits)>>,
 }
 
 /// A piece of time during which pods held `units` more than capacity segment `segment` of `key`
 /// has.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(super) struct Excess<K> {
-    pub key: K,
+pub(super) struct Excess {
+    pub key: usize,
     pub segment: usize,
     pub during: Interval,
     pub units: GpuUnits,
 }
 
-impl<K: Copy + Eq + Hash> Holdings<K> {
+impl Holdings {
     pub fn new() -> Self {
         Holdings {
-            changes: FxHashMap::default(),
+            changes: Vec::new(),
         }
     }
 
     /// Records that `units` were held under `key` over `during`.
-    pub fn hold(&mut self, key: K, during: Interval, units: GpuUnits) {
-        let changes = self.changes.entry(key).or_default();
+    pub fn hold(&mut self, key: usize, during: Interval, units: GpuUnits) {
+        if self.changes.len() <= key {
+            self.changes.resize_with(key + 1, Vec::new);
+        }
+        let changes = &mut self.changes[key];
         changes.push((during.start, units));
         changes.push((during.end, -units));
     }
 
     /// Every piece of time where what was held under a key exceeds the capacity in force,
     /// against `capacity(key)`: its segments, each a stretch of time and the units it has.
-    /// `None` when a sum does not fit in a fraction of 64-bit integers.
+    /// `None` when a sum does not fit in 128-bit integers.
     pub fn excess<'c>(
         self,
-        capacity: impl Fn(&K) -> &'c [(Interval, GpuUnits)],
-    ) -> Option<Vec<Excess<K>>> {
+        capacity: impl Fn(usize) -> &'c [(Interval, GpuUnits)],
+    ) -> Option<Vec<Excess>> {
         let mut found = Vec::new();
-        for (key, mut changes) in self.changes {
-            changes.sort_unstable_by_key(|&(at, _)| at);
-            for (segment, &(life, has)) in capacity(&key).iter().enumerate() {
-                let mut held = GpuUnits::ZERO;
+        for (key, changes) in self.changes.into_iter().enumerate() {
+            if changes.is_empty() {
+                continue;
+            }
+            let segments = capacity(key);
+            // Summed as integers over one common denominator: no fraction arithmetic per change.
+            let mut denom: i64 = 1;
+            for units in changes
+                .iter()
+                .map(|c| c.1)
+                .chain(segments.iter().map(|s| s.1))
+            {
+                let d = units.denom();
+                if d != 1 && denom % d != 0 {
+                    denom = lcm(denom, d)?;
+                }
+            }
+            let (mut last_denom, mut factor) = (1, denom);
+            let mut scaled = |units: GpuUnits| -> Option<i64> {
+                if units.denom() != last_denom {
+                    (last_denom, factor) = (units.denom(), denom / units.denom());
+                }
+                units.numer().checked_mul(factor)
+            };
+            let mut steps: Vec<(i64, i64)> = Vec::with_capacity(changes.len());
+            for (at, units) in changes {
+                steps.push((at, scaled(units)?));
+            }
+            steps.sort_unstable_by_key(|&(at, _)| at);
+            for (segment, &(life, has)) in segments.iter().enumerate() {
+                let has = i128::from(scaled(has)?);
+                let mut held: i128 = 0;
                 let mut next = 0;
                 // What was held when the segment begins.
-                while next < changes.len() && changes[next].0 <= life.start {
-                    held = held.checked_add(changes[next].1)?;
+                while next < steps.len() && steps[next].0 <= life.start {
+                    held += i128::from(steps[next].1);
                     next += 1;
                 }
                 let mut at = life.start;
                 while at < life.end {
-                    let until = changes.get(next).map_or(life.end, |c| c.0.min(life.end));
-                    let over = held.checked_add(-has)?;
-                    if until > at && over.numer() > 0 {
+                    let until = steps.get(next).map_or(life.end, |c| c.0.min(life.end));
+                    if until > at && held > has {
+                        let over = i64::try_from(held - has).ok()?;
                         found.push(Excess {
                             key,
                             segment,
                             during: Interval::new(at, until),
-                            units: over,
+                            units: GpuUnits::ratio(over, denom)?,
                         });
                     }
                     at = until;
-                    while next < changes.len() && changes[next].0 == at {
-                        held = held.checked_add(changes[next].1)?;
+                    while next < steps.len() && steps[next].0 == at {
+                        held += i128::from(steps[next].1);
                         next += 1;
                     }
                 }
@@ -86,8 +115,19 @@ impl<K: Copy + Eq + Hash> Holdings<K> {
     }
 }
 
+fn gcd(mut a: i64, mut b: i64) -> i64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a.abs()
+}
+
+fn lcm(a: i64, b: i64) -> Option<i64> {
+    (a / gcd(a, b).max(1)).checked_mul(b)
+}
+
 /// GPU-hours of an excess.
-pub(super) fn excess_hours<K>(excess: &Excess<K>) -> Decimal {
+pub(super) fn excess_hours(excess: &Excess) -> Decimal {
     excess.units.to_decimal() * Decimal::from(excess.during.seconds()) / Decimal::from(3600)
 }
 
@@ -105,13 +145,13 @@ mod tests {
         // held 1 (0–4), 1.5 (4–5), 2.5 (5–6), 1.5 (6–7), 0.5 (7–8), 0 (8–10).
         let capacity = [(Interval::new(0, hours(10)), GpuUnits::ONE)];
         let mut holdings = Holdings::new();
-        holdings.hold("n", Interval::new(0, hours(6)), GpuUnits::ONE);
+        holdings.hold(0, Interval::new(0, hours(6)), GpuUnits::ONE);
         holdings.hold(
-            "n",
+            0,
             Interval::new(hours(4), hours(8)),
             GpuUnits::ratio(1, 2).unwrap(),
         );
-        holdings.hold("n", Interval::new(hours(5), hours(7)), GpuUnits::ONE);
+        holdings.hold(0, Interval::new(hours(5), hours(7)), GpuUnits::ONE);
         let mut excess = holdings.excess(|_| &capacity[..]).unwrap();
         excess.sort_by_key(|e| e.during.start);
         let half = GpuUnits::ratio(1, 2).unwrap();
@@ -120,19 +160,19 @@ mod tests {
             excess,
             [
                 Excess {
-                    key: "n",
+                    key: 0,
                     segment: 0,
                     during: Interval::new(hours(4), hours(5)),
                     units: half
                 },
                 Excess {
-                    key: "n",
+                    key: 0,
                     segment: 0,
                     during: Interval::new(hours(5), hours(6)),
                     units: three_halves
                 },
                 Excess {
-                    key: "n",
+                    key: 0,
                     segment: 0,
                     during: Interval::new(hours(6), hours(7)),
                     units: half
@@ -152,12 +192,12 @@ mod tests {
             (Interval::new(hours(2), hours(4)), GpuUnits::ONE),
         ];
         let mut holdings = Holdings::new();
-        holdings.hold(7, Interval::new(0, hours(4)), GpuUnits::whole(2));
+        holdings.hold(0, Interval::new(0, hours(4)), GpuUnits::whole(2));
         let excess = holdings.excess(|_| &capacity[..]).unwrap();
         assert_eq!(
             excess,
             [Excess {
-                key: 7,
+                key: 0,
                 segment: 1,
                 during: Interval::new(hours(2), hours(4)),
                 units: GpuUnits::ONE
