@@ -13,6 +13,8 @@ use tollgate::time::{Interval, parse_time};
 #[path = "../tests/suite/support/prometheus.rs"]
 #[allow(dead_code)] // the bench uses the server, not the OpenMetrics builder
 mod support;
+#[path = "../tests/suite/support/tools.rs"]
+mod tools;
 
 const GPUS: usize = 1000;
 

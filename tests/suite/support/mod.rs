@@ -3,6 +3,7 @@
 pub mod apiserver;
 pub mod cel;
 pub mod prometheus;
+pub mod tools;
 
 use std::collections::BTreeMap;
 

@@ -1,4 +1,4 @@
-//! A real Prometheus for tests: Debian's `prometheus` package (installed if missing), data
+//! A real Prometheus for tests: Debian's `prometheus` package (`scripts/test` installs it), data
 //! backfilled with `promtool tsdb create-blocks-from openmetrics` (timestamps in seconds, `# EOF`
 //! last), served on a free loopback port with a 10-year retention, killed when dropped.
 
@@ -14,32 +14,10 @@ pub struct TestPrometheus {
     _dir: tempfile::TempDir,
 }
 
-fn installed() -> bool {
-    Command::new("promtool")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// Installs Debian's prometheus package when `promtool` is missing (CI's `.ci/run` does it too).
-pub fn ensure_installed() {
-    if installed() {
-        return;
-    }
-    let status = Command::new("apt-get")
-        .args(["install", "-y", "--no-install-recommends", "prometheus"])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status();
-    assert!(
-        status.is_ok_and(|s| s.success()) && installed(),
-        "Prometheus is needed: apt-get install -y --no-install-recommends prometheus"
-    );
-}
-
 impl TestPrometheus {
     /// Backfills `openmetrics` and starts the server.
     pub fn start(openmetrics: &str) -> Self {
-        ensure_installed();
+        super::tools::require(&[super::tools::Tool::Prometheus]);
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data.om");
         std::fs::write(&data, openmetrics).unwrap();

@@ -1,0 +1,69 @@
+//! The programs the suite runs against, checked before a test needs one: `scripts/test` (the
+//! README's test command) installs them once; the tests install nothing and say what is missing.
+
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// A program some tests run.
+#[derive(Clone, Copy, Debug)]
+pub enum Tool {
+    /// `prometheus` and `promtool` (Debian's `prometheus` package).
+    Prometheus,
+    /// `kubectl` (renders the install).
+    Kubectl,
+    /// `python3 -m kubernetes_validate` (PyPI's kubernetes-validate).
+    KubernetesValidate,
+}
+
+impl Tool {
+    fn present(self) -> bool {
+        let runs = |program: &str, args: &[&str]| {
+            Command::new(program)
+                .args(args)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        match self {
+            Tool::Prometheus => {
+                runs("promtool", &["--version"]) && runs("prometheus", &["--version"])
+            }
+            Tool::Kubectl => runs("kubectl", &["version", "--client"]),
+            Tool::KubernetesValidate => runs("python3", &["-c", "import kubernetes_validate"]),
+        }
+    }
+
+    fn how(self) -> &'static str {
+        match self {
+            Tool::Prometheus => {
+                "prometheus and promtool (apt-get install --no-install-recommends prometheus)"
+            }
+            Tool::Kubectl => "kubectl (on this machine's image)",
+            Tool::KubernetesValidate => {
+                "kubernetes-validate (python3 -m pip install kubernetes-validate)"
+            }
+        }
+    }
+}
+
+/// Panics, naming every one of `tools` that is missing and how to get it, before a test runs
+/// against it. Each tool is looked for once per run.
+pub fn require(tools: &[Tool]) {
+    static FOUND: OnceLock<[bool; 3]> = OnceLock::new();
+    let found = FOUND.get_or_init(|| {
+        [
+            Tool::Prometheus.present(),
+            Tool::Kubectl.present(),
+            Tool::KubernetesValidate.present(),
+        ]
+    });
+    let missing: Vec<&str> = tools
+        .iter()
+        .filter(|&&tool| !found[tool as usize])
+        .map(|tool| tool.how())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "missing: {}. Run the suite with scripts/test, which installs them.",
+        missing.join("; ")
+    );
+}
