@@ -131,6 +131,13 @@ fn reduce_wide(numer: i128, denom: i128) -> Option<GpuUnits> {
     })
 }
 
+/// The least common multiple of two positive denominators, if it fits: the denominator over
+/// which fractions of both can be summed as integers.
+pub(crate) fn common_denominator(a: i64, b: i64) -> Option<i64> {
+    let g = gcd(a.unsigned_abs(), b.unsigned_abs()).max(1) as i64;
+    (a / g).checked_mul(b)
+}
+
 fn gcd(a: u64, b: u64) -> u64 {
     gcd_wide(u128::from(a), u128::from(b)) as u64
 }

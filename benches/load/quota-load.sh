@@ -9,11 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 rate="${1:-5000}"
 seconds="${2:-20}"
-oha="${OHA:-$(command -v oha || echo target/oha/bin/oha)}"
-if [ ! -x "$oha" ]; then
-  cargo install oha --locked --root target/oha
-  oha=target/oha/bin/oha
-fi
+. benches/load/oha.sh
 cargo build --release --quiet
 address=127.0.0.1:18931
 ./target/release/tollgate serve --listen "$address" \

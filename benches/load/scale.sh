@@ -11,11 +11,7 @@ cd "$(dirname "$0")/../.."
 scale="${1:-48}"
 rate="${2:-5000}"
 seconds="${3:-20}"
-oha="${OHA:-$(command -v oha || echo target/oha/bin/oha)}"
-if [ ! -x "$oha" ]; then
-  cargo install oha --locked --root target/oha
-  oha=target/oha/bin/oha
-fi
+. benches/load/oha.sh
 command -v wrk >/dev/null || { echo "wrk is missing (Debian: apt-get install wrk)" >&2; exit 1; }
 cargo build --release --quiet
 address=127.0.0.1:18933

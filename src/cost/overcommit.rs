@@ -10,7 +10,7 @@
 use rust_decimal::Decimal;
 
 use crate::time::Interval;
-use crate::units::GpuUnits;
+use crate::units::{GpuUnits, common_denominator};
 
 /// What pods held, per key (a node's GPUs of one product, numbered from 0), as changes over
 /// time.
@@ -67,7 +67,7 @@ impl Holdings {
             {
                 let d = units.denom();
                 if d != 1 && denom % d != 0 {
-                    denom = lcm(denom, d)?;
+                    denom = common_denominator(denom, d)?;
                 }
             }
             let (mut last_denom, mut factor) = (1, denom);
@@ -113,17 +113,6 @@ impl Holdings {
         }
         Some(found)
     }
-}
-
-fn gcd(mut a: i64, mut b: i64) -> i64 {
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a.abs()
-}
-
-fn lcm(a: i64, b: i64) -> Option<i64> {
-    (a / gcd(a, b).max(1)).checked_mul(b)
 }
 
 /// GPU-hours of an excess.

@@ -505,9 +505,9 @@ async fn serve_history_charges_what_report_history_reports() {
     let prometheus = TestPrometheus::start(&kube_state_and_dcgm(from, to, Times::Sampled));
     let reported = costs(&report(&["--history", "--prometheus", &prometheus.url]));
     // Enough days back from today's clock to reach the data.
-    let days = (jiff::Timestamp::now().as_second() - from) / 86_400 + 1;
+    let days = days_back_to(from);
     let dir = tempfile::tempdir().unwrap();
-    let service = support::ServeProcess::start(
+    let service = ServeProcess::start(
         &[
             "--history",
             "--prometheus",
@@ -515,22 +515,24 @@ async fn serve_history_charges_what_report_history_reports() {
             "--pricing",
             "tests/fixtures/rates.toml",
         ],
-        &[(
-            "TOLLGATE__PROMETHEUS__HISTORY_DAYS",
-            days.to_string().as_ref(),
-        )],
+        &[("TOLLGATE__PROMETHEUS__HISTORY_DAYS", days.as_ref())],
         &dir.path().join("serve.log"),
     )
     .await;
+    assert_eq!(served_day(&service).await, reported, "{}", service.log());
+}
+
+/// Days of history reaching back from today's clock to `from`.
+fn days_back_to(from: i64) -> String {
+    ((jiff::Timestamp::now().as_second() - from) / 86_400 + 1).to_string()
+}
+
+/// What a running service charges each cost center for 2026-11-01.
+async fn served_day(service: &ServeProcess) -> BTreeMap<String, f64> {
     let served = service
         .get("/api/v1/chargeback?from=2026-11-01&to=2026-11-02&format=json")
         .await;
-    assert_eq!(
-        costs(&serde_json::from_str(&served).unwrap()),
-        reported,
-        "{}",
-        service.log()
-    );
+    costs(&serde_json::from_str(&served).unwrap())
 }
 
 /// A watched cluster whose pods ran before Tollgate was installed: Prometheus (kube-state-metrics
@@ -545,7 +547,7 @@ async fn a_watched_cluster_counts_history_before_its_cut_over_and_the_ledger_aft
     let to = parse_time("2026-11-02T00:00:00Z").unwrap();
     let prometheus = TestPrometheus::start(&kube_state_and_dcgm(from, to, Times::Sampled));
     let reported = costs(&report(&["--history", "--prometheus", &prometheus.url]));
-    let days = ((jiff::Timestamp::now().as_second() - from) / 86_400 + 1).to_string();
+    let days = days_back_to(from);
     let api = FakeApiServer::start().await;
     api.load_snapshot(std::path::Path::new("tests/fixtures/snapshot"));
     let dir = tempfile::tempdir().unwrap();
@@ -567,11 +569,8 @@ async fn a_watched_cluster_counts_history_before_its_cut_over_and_the_ledger_aft
             &dir.path().join(format!("{run}.log")),
         )
         .await;
-        let served = service
-            .get("/api/v1/chargeback?from=2026-11-01&to=2026-11-02&format=json")
-            .await;
         assert_eq!(
-            costs(&serde_json::from_str(&served).unwrap()),
+            served_day(&service).await,
             reported,
             "{run}: {}",
             service.log()

@@ -21,7 +21,11 @@ fn tollgate(args: &[&str]) -> Output {
 }
 
 fn fixture_report(extra: &[&str]) -> Output {
-    let snapshot = fixtures().join("snapshot");
+    snapshot_report(&fixtures().join("snapshot"), extra)
+}
+
+/// `tollgate report` on the snapshot in `snapshot`, with the fixture's rates, over 2026-11-01.
+fn snapshot_report(snapshot: &std::path::Path, extra: &[&str]) -> Output {
     let rates = fixtures().join("rates.toml");
     let mut args = vec![
         "report",
@@ -449,21 +453,8 @@ fn cells_a_spreadsheet_would_run_are_written_as_text() {
         ),
     );
     std::fs::write(&namespaces, text).unwrap();
-    let rates = fixtures().join("rates.toml");
     let report = |extra: &[&str]| {
-        let mut args = vec![
-            "report",
-            "--snapshot",
-            dir.path().to_str().unwrap(),
-            "--pricing",
-            rates.to_str().unwrap(),
-            "--from",
-            "2026-11-01",
-            "--to",
-            "2026-11-02",
-        ];
-        args.extend_from_slice(extra);
-        let output = tollgate(&args);
+        let output = snapshot_report(dir.path(), extra);
         let mut reader = ::csv::Reader::from_reader(std::io::Cursor::new(stdout(&output)));
         let header = reader.headers().unwrap().clone();
         let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
@@ -488,6 +479,14 @@ fn cells_a_spreadsheet_would_run_are_written_as_text() {
     }
 }
 
+/// The JSON report of the shape in `tests/fixtures/shapes/<shape>` over 2026-11-01, grouped by
+/// `group_by`, and the process's output (for its stderr).
+fn shape_report(shape: &str, group_by: &str) -> (serde_json::Value, Output) {
+    let snapshot = fixtures().join("shapes").join(shape);
+    let output = snapshot_report(&snapshot, &["--group-by", group_by, "--format", "json"]);
+    (serde_json::from_str(&stdout(&output)).unwrap(), output)
+}
+
 #[test]
 fn mig_single_and_time_sliced_mig_count_each_gpu_once() {
     // tests/fixtures/shapes/mig: three A100-SXM4-40GB nodes (2.80 an hour) over 2026-11-01,
@@ -497,23 +496,7 @@ fn mig_single_and_time_sliced_mig_count_each_gpu_once() {
     // - MIG mixed with mig-1g.5gb.replicas=2 (14 advertised): 14 pods × 1/14.
     // Each node: 1 GPU × 24 h = 24 GPU-hours = 67.20, all of it held; the fleet 72 GPU-hours,
     // 201.60. Nothing unallocated, nothing held beyond a node, no warning.
-    let rates = fixtures().join("rates.toml");
-    let output = tollgate(&[
-        "report",
-        "--snapshot",
-        "tests/fixtures/shapes/mig",
-        "--pricing",
-        rates.to_str().unwrap(),
-        "--from",
-        "2026-11-01",
-        "--to",
-        "2026-11-02",
-        "--group-by",
-        "node,cost_center",
-        "--format",
-        "json",
-    ]);
-    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let (report, output) = shape_report("mig", "node,cost_center");
     let mut held = std::collections::BTreeMap::new();
     for line in report["lines"].as_array().unwrap() {
         let figures = (
@@ -553,23 +536,7 @@ fn dra_consumable_shares_charge_what_each_claim_consumes() {
     // 2026-11-01 at 4.00 an hour until noon and 3.00 after (84.00 a GPU-day), each pod holds
     // 1/4 × 24 = 6 GPU-hours = 21.00; the other half of the GPU, 12 GPU-hours = 42.00, is
     // unallocated. Nothing held beyond the device, no warning.
-    let rates = fixtures().join("rates.toml");
-    let output = tollgate(&[
-        "report",
-        "--snapshot",
-        "tests/fixtures/shapes/dra-shares",
-        "--pricing",
-        rates.to_str().unwrap(),
-        "--from",
-        "2026-11-01",
-        "--to",
-        "2026-11-02",
-        "--group-by",
-        "cost_center,pod",
-        "--format",
-        "json",
-    ]);
-    let report: serde_json::Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let (report, output) = shape_report("dra-shares", "cost_center,pod");
     let lines: Vec<(String, String, String)> = report["lines"]
         .as_array()
         .unwrap()
