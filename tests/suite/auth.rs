@@ -28,13 +28,8 @@ fn app(auth: Auth) -> axum::Router {
         "cost-center",
     ));
     router(AppState {
-        card,
-        views,
-        quota: Arc::new(support::no_budgets()),
-        archive: Arc::default(),
-        focus: Arc::default(),
         auth: Arc::new(auth),
-        reports: Arc::new(tokio::sync::Semaphore::new(1)),
+        ..support::app_state(card, views, Arc::new(support::no_budgets()))
     })
 }
 

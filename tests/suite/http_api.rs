@@ -10,7 +10,7 @@ use http_body_util::BodyExt;
 use tokio::sync::watch;
 use tollgate::ledger::Ledger;
 use tollgate::pricing::RateCard;
-use tollgate::serve::{AppState, Feed, Reconciler, View, read_once, router};
+use tollgate::serve::{Feed, Reconciler, View, read_once, router};
 use tower::ServiceExt;
 
 use crate::support;
@@ -24,15 +24,11 @@ fn app() -> axum::Router {
         card.clone(),
         "cost-center",
     ));
-    router(AppState {
+    router(support::app_state(
         card,
-        views: receiver,
-        quota: Arc::new(support::no_budgets()),
-        archive: Arc::default(),
-        focus: Arc::default(),
-        auth: Arc::default(),
-        reports: Arc::new(tokio::sync::Semaphore::new(1)),
-    })
+        receiver,
+        Arc::new(support::no_budgets()),
+    ))
 }
 
 async fn get(uri: &str) -> (u16, String, String) {
@@ -260,15 +256,11 @@ async fn the_demo_fleet_moves_on_a_compressed_clock() {
     assert!(before.len() > 100 && after.len() > 100);
     assert!(before.difference(&after).count() > 0, "some pods ended");
     assert!(after.difference(&before).count() > 0, "some pods started");
-    let app = router(AppState {
+    let app = router(support::app_state(
         card,
-        views: receiver,
-        quota: Arc::new(support::no_budgets()),
-        archive: Arc::default(),
-        focus: Arc::default(),
-        auth: Arc::default(),
-        reports: Arc::new(tokio::sync::Semaphore::new(1)),
-    });
+        receiver,
+        Arc::new(support::no_budgets()),
+    ));
     let response = app
         .oneshot(
             Request::get("/api/v1/chargeback")

@@ -56,15 +56,7 @@ async fn harness(without_dra: bool) -> Harness {
         api,
         stores,
         reconciler: Arc::new(Mutex::new(reconciler)),
-        state: AppState {
-            card,
-            views: receiver,
-            quota: Arc::new(support::no_budgets()),
-            archive: Arc::default(),
-            focus: Arc::default(),
-            auth: Arc::default(),
-            reports: Arc::new(tokio::sync::Semaphore::new(1)),
-        },
+        state: support::app_state(card, receiver, Arc::new(support::no_budgets())),
     }
 }
 

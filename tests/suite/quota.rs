@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tollgate::budget::validate_budgets;
 use tollgate::config::{FailMode, Settings};
 use tollgate::pricing::RateCard;
-use tollgate::serve::{AppState, CheckRequest, QuotaGate, Subject, View, read_once, router};
+use tollgate::serve::{CheckRequest, QuotaGate, Subject, View, read_once, router};
 use tower::ServiceExt;
 
 fn quota(args: &[&str]) -> (i32, Value, String) {
@@ -322,15 +322,7 @@ fn app(gate: QuotaGate) -> (axum::Router, Arc<QuotaGate>) {
     // A receiver keeps the last view after its sender is gone.
     let (_, receiver) = watch::channel(view);
     let quota = Arc::new(gate);
-    let state = AppState {
-        card,
-        views: receiver,
-        quota: quota.clone(),
-        archive: Arc::default(),
-        focus: Arc::default(),
-        auth: Arc::default(),
-        reports: Arc::new(tokio::sync::Semaphore::new(1)),
-    };
+    let state = support::app_state(card, receiver, quota.clone());
     (router(state), quota)
 }
 

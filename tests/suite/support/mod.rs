@@ -274,6 +274,24 @@ pub async fn spawn_service_with(
     (urls_rx.await.unwrap(), stop, server)
 }
 
+/// The state of a service answering from `views` with `quota`: no auth, no archive, default
+/// FOCUS settings, one report at a time.
+pub fn app_state(
+    card: std::sync::Arc<tollgate::pricing::RateCard>,
+    views: tokio::sync::watch::Receiver<std::sync::Arc<tollgate::serve::View>>,
+    quota: std::sync::Arc<tollgate::serve::QuotaGate>,
+) -> tollgate::serve::AppState {
+    tollgate::serve::AppState {
+        card,
+        views,
+        quota,
+        archive: Default::default(),
+        focus: Default::default(),
+        auth: Default::default(),
+        reports: std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
+    }
+}
+
 /// `host:port` of an `http://host:port/…` URL.
 pub fn address(url: &str) -> String {
     url.split("://")
