@@ -89,6 +89,11 @@ enum PricingCommand {
     Check {
         /// Rate-card TOML files.
         files: Vec<PathBuf>,
+        /// A GPU product name as a node label, DRA device or DCGM spells it; prints the model
+        /// each card prices it as, and says when the card's rules are ambiguous for it.
+        /// Repeatable.
+        #[arg(long = "product", value_name = "NAME")]
+        products: Vec<String>,
     },
 }
 
@@ -235,7 +240,9 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Cli
         Command::Quota(args) => quota(*args, out),
         Command::Store(StoreCommand::Backfill(args)) => backfill(*args, false, out, err),
         Command::Store(StoreCommand::Reprice(args)) => backfill(*args, true, out, err),
-        Command::Pricing(PricingCommand::Check { files }) => pricing_check(&files, out),
+        Command::Pricing(PricingCommand::Check { files, products }) => {
+            pricing_check(&files, &products, out)
+        }
     }
 }
 
@@ -857,7 +864,36 @@ impl Drop for DemoStore {
     }
 }
 
-fn pricing_check(files: &[PathBuf], out: &mut dyn Write) -> Result<(), CliError> {
+/// One line on how `card` prices `product`.
+fn describe_match(card: &RateCard, product: &str) -> String {
+    let Some(found) = card.explain(product) else {
+        return format!("{product:?}: unpriced (no match string matches it)");
+    };
+    let name = |id| card.model(id).name.as_str();
+    let others: Vec<&str> = found.tied_with.iter().map(|&id| name(id)).collect();
+    let chosen = name(found.model);
+    let rule = &found.rule;
+    if found.ambiguous() {
+        format!(
+            "{product:?}: AMBIGUOUS: match {rule:?} selects {chosen} and {}; priced as {chosen}, the model written first. Name the memory in the product (nodes: the nvidia.com/gpu.memory label) or add a longer match string",
+            others.join(", ")
+        )
+    } else if found.by_memory {
+        format!(
+            "{product:?}: {chosen} (match {rule:?}, memory {} GB chose it over {})",
+            crate::pricing::stated_memory_gb(product).unwrap_or_default(),
+            others.join(", ")
+        )
+    } else {
+        format!("{product:?}: {chosen} (match {rule:?})")
+    }
+}
+
+fn pricing_check(
+    files: &[PathBuf],
+    products: &[String],
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     let cards: Vec<Result<RateCard, String>> = if files.is_empty() {
         let settings = Settings::load(None).map_err(CliError::input)?;
         vec![match &settings.pricing.file {
@@ -883,6 +919,30 @@ fn pricing_check(files: &[PathBuf], out: &mut dyn Write) -> Result<(), CliError>
                     card.currency()
                 )
                 .map_err(CliError::runtime)?;
+                for (rule, models) in card.shared_matches() {
+                    let names: Vec<String> = models
+                        .iter()
+                        .map(|&id| {
+                            let model = card.model(id);
+                            format!(
+                                "{} ({} GB)",
+                                model.name,
+                                model.memory_gb.unwrap_or_default()
+                            )
+                        })
+                        .collect();
+                    writeln!(
+                        out,
+                        "  match {rule:?} is shared by {}: a product is priced as the one nearest its memory; a name without one as {}",
+                        names.join(", "),
+                        card.model(models[0]).name
+                    )
+                    .map_err(CliError::runtime)?;
+                }
+                for product in products {
+                    writeln!(out, "  {}", describe_match(&card, product))
+                        .map_err(CliError::runtime)?;
+                }
             }
             Err(e) => failures.push(e),
         }

@@ -11,9 +11,10 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 
-use crate::pricing::RateCard;
+use crate::pricing::{RateCard, with_memory};
 use crate::quantity::parse_quantity;
 use crate::units::GpuUnits;
+use rust_decimal::prelude::ToPrimitive;
 
 /// NVIDIA's DRA driver.
 pub(crate) const NVIDIA_DRIVER: &str = "gpu.nvidia.com";
@@ -83,7 +84,7 @@ impl DeviceIndex {
                     },
                     _ => continue,
                 };
-                let facts = DeviceFacts {
+                let mut facts = DeviceFacts {
                     kind,
                     product: text_attribute(device, &spec.driver, "productName"),
                     uuid: text_attribute(device, &spec.driver, "uuid"),
@@ -98,6 +99,17 @@ impl DeviceIndex {
                         })
                         .collect(),
                 };
+                // A whole GPU's memory capacity is the GPU's (a MIG device's is its slice's).
+                if facts.kind == DeviceType::Gpu
+                    && let Some(product) = &facts.product
+                {
+                    let mib = facts
+                        .capacity
+                        .get("memory")
+                        .or_else(|| facts.capacity.get(&format!("{}/memory", spec.driver)))
+                        .and_then(|bytes| (bytes / Decimal::from(1 << 20)).to_u64());
+                    facts.product = Some(with_memory(product, mib));
+                }
                 if let (Some(uuid), Some(product)) = (&facts.uuid, &facts.product) {
                     index.products_by_uuid.insert(uuid.clone(), product.clone());
                 }

@@ -1,5 +1,6 @@
-//! Device-plugin GPU resources (`nvidia.com/gpu`, `nvidia.com/gpu.shared`, `nvidia.com/mig-*`)
-//! and how much of a physical GPU one item of each is (SPEC §1.1).
+//! Device-plugin GPU resources (`nvidia.com/gpu`, `nvidia.com/gpu.shared`, `nvidia.com/mig-*`,
+//! AMD's `amd.com/gpu` and partition resources such as `amd.com/cpx_nps4`) and how much of a
+//! physical GPU one item of each is (SPEC §1.1).
 
 use super::AllocationKind;
 use super::node::NodeFacts;
@@ -11,13 +12,77 @@ pub(crate) const GPU: &str = "nvidia.com/gpu";
 /// Time-sliced or MPS shares with `renameByDefault`.
 pub(crate) const GPU_SHARED: &str = "nvidia.com/gpu.shared";
 const MIG_PREFIX: &str = "nvidia.com/mig-";
+/// AMD GPUs, or compute partitions of them under the device plugin's `single` naming.
+const AMD_GPU: &str = "amd.com/gpu";
+const AMD_PREFIX: &str = "amd.com/";
 
 /// A GPU resource name, understood.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub(crate) enum GpuResource {
     Whole,
     Shared,
-    Mig { profile: String },
+    Mig {
+        profile: String,
+    },
+    /// `amd.com/gpu`: a whole AMD GPU, or one compute partition of it when the node's GPUs are
+    /// partitioned (`amd.com/compute-memory-partition`).
+    AmdGpu,
+    /// A compute partition under the AMD device plugin's `mixed` naming (`amd.com/cpx_nps4`).
+    AmdPartition {
+        mode: AmdPartitionMode,
+    },
+}
+
+/// An AMD Instinct partition mode: compute (`spx`, `dpx`, `tpx`, `qpx`, `cpx`) and memory
+/// (`nps1`, `nps2`, `nps4`, `nps8`), as the device plugin and node labeller write them
+/// (`cpx_nps4`).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub(crate) struct AmdPartitionMode {
+    compute: String,
+    memory: String,
+}
+
+impl AmdPartitionMode {
+    /// Reads `cpx_nps4` (any case; `-` accepted for `_`).
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        let text = text.trim().to_ascii_lowercase().replace('-', "_");
+        let (compute, memory) = text.split_once('_')?;
+        let known_compute = ["spx", "dpx", "tpx", "qpx", "cpx"].contains(&compute);
+        let known_memory = memory
+            .strip_prefix("nps")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        (known_compute && known_memory).then(|| AmdPartitionMode {
+            compute: compute.to_string(),
+            memory: memory.to_string(),
+        })
+    }
+
+    /// Compute partitions per GPU: SPX 1, DPX 2, TPX 3, QPX 4, CPX one per accelerator die
+    /// (XCD): 6 on an MI300A, 8 on the MI300X, MI325X and MI350 series.
+    pub(crate) fn partitions(&self, product: &str) -> i64 {
+        match self.compute.as_str() {
+            "spx" => 1,
+            "dpx" => 2,
+            "tpx" => 3,
+            "qpx" => 4,
+            _ if crate::pricing::normalize(product)
+                .split(' ')
+                .any(|w| w == "mi300a") =>
+            {
+                6
+            }
+            _ => 8,
+        }
+    }
+
+    /// One partition's share of a GPU, and whether it is a partition at all (SPX is the whole
+    /// GPU).
+    fn share(&self, product: &str) -> Option<(AllocationKind, GpuUnits)> {
+        match self.partitions(product) {
+            1 => Some((AllocationKind::Gpu, GpuUnits::ONE)),
+            n => Some((AllocationKind::Mig, GpuUnits::ratio(1, n)?)),
+        }
+    }
 }
 
 impl GpuResource {
@@ -28,11 +93,16 @@ impl GpuResource {
             GpuResource::Whole => GPU.to_string(),
             GpuResource::Shared => GPU_SHARED.to_string(),
             GpuResource::Mig { profile } => format!("{MIG_PREFIX}{profile}"),
+            GpuResource::AmdGpu => AMD_GPU.to_string(),
+            GpuResource::AmdPartition { mode } => {
+                format!("{AMD_PREFIX}{}_{}", mode.compute, mode.memory)
+            }
         }
     }
 }
 
-/// True for the resource names Tollgate counts as GPUs (`nvidia.com/gpu`, `.shared`, `mig-*`).
+/// True for the resource names Tollgate counts as GPUs (`nvidia.com/gpu`, `.shared`, `mig-*`,
+/// `amd.com/gpu` and AMD partitions).
 pub fn is_gpu_resource(resource: &str) -> bool {
     classify(resource).is_some()
 }
@@ -42,6 +112,11 @@ pub(crate) fn classify(resource: &str) -> Option<GpuResource> {
     match resource {
         GPU => Some(GpuResource::Whole),
         GPU_SHARED => Some(GpuResource::Shared),
+        AMD_GPU => Some(GpuResource::AmdGpu),
+        _ if resource.starts_with(AMD_PREFIX) => {
+            let mode = AmdPartitionMode::parse(&resource[AMD_PREFIX.len()..])?;
+            Some(GpuResource::AmdPartition { mode })
+        }
         _ => resource
             .strip_prefix(MIG_PREFIX)
             .filter(|profile| !profile.is_empty())
@@ -77,7 +152,62 @@ pub(crate) fn units_per_item(
             card.mig_fraction(&node.product, profile)?
                 .split(i64::from(node.mig_replicas_of(profile)))?,
         )),
+        GpuResource::AmdGpu => match &node.amd_partition {
+            Some(mode) => mode.share(&node.product),
+            None => Some((AllocationKind::Gpu, GpuUnits::ONE)),
+        },
+        GpuResource::AmdPartition { mode } => mode.share(&node.product),
     }
+}
+
+/// Extended-resource domains of accelerators Tollgate does not price, and words that mark a
+/// resource name as an accelerator.
+const ACCELERATOR_DOMAINS: [&str; 14] = [
+    "nvidia.com",
+    "amd.com",
+    "intel.com",
+    "habana.ai",
+    "aws.amazon.com",
+    "google.com",
+    "huawei.com",
+    "xilinx.com",
+    "qualcomm.com",
+    "cambricon.com",
+    "furiosa.ai",
+    "tenstorrent.com",
+    "iluvatar.ai",
+    "metax-tech.com",
+];
+const ACCELERATOR_WORDS: [&str; 8] = [
+    "gpu",
+    "tpu",
+    "npu",
+    "neuron",
+    "accelerator",
+    "gaudi",
+    "ascend",
+    "xpu",
+];
+
+/// True for an extended resource that looks like an accelerator but is not one Tollgate
+/// understands (`gpu.intel.com/i915`, `aws.amazon.com/neuroncore`, `google.com/tpu`, a KubeVirt
+/// passthrough `nvidia.com/GA102GL_A10`): its holders would go uncharged without a word.
+pub(crate) fn unpriced_accelerator(resource: &str) -> bool {
+    let Some((domain, name)) = resource.split_once('/') else {
+        return false;
+    };
+    if classify(resource).is_some() || domain.ends_with("kubernetes.io") {
+        return false;
+    }
+    let domain = domain.to_ascii_lowercase();
+    let in_domain = ACCELERATOR_DOMAINS
+        .iter()
+        .any(|d| domain == *d || domain.ends_with(&format!(".{d}")));
+    let name = name.to_ascii_lowercase();
+    let named = ACCELERATOR_WORDS
+        .iter()
+        .any(|w| name.contains(w) || domain.split('.').any(|part| part == *w));
+    in_domain || named
 }
 
 #[cfg(test)]
@@ -96,6 +226,53 @@ mod test {
         );
         assert_eq!(classify("nvidia.com/mig-"), None);
         assert_eq!(classify("cpu"), None);
-        assert_eq!(classify("amd.com/gpu"), None);
+        assert_eq!(classify("amd.com/gpu"), Some(GpuResource::AmdGpu));
+        assert_eq!(
+            classify("amd.com/cpx_nps4").map(|r| r.name()),
+            Some("amd.com/cpx_nps4".to_string())
+        );
+        assert_eq!(classify("amd.com/xyz_nps4"), None);
+        assert_eq!(classify("amd.com/cpx_nps"), None);
+    }
+
+    #[test]
+    fn amd_partitions_per_gpu_follow_the_compute_mode() {
+        let mode = |m: &str| AmdPartitionMode::parse(m).unwrap();
+        assert_eq!(mode("SPX_NPS1").partitions("AMD_Instinct_MI300X_OAM"), 1);
+        assert_eq!(mode("dpx_nps2").partitions("AMD_Instinct_MI300X_OAM"), 2);
+        assert_eq!(mode("qpx_nps4").partitions("AMD_Instinct_MI300X_OAM"), 4);
+        assert_eq!(mode("cpx_nps4").partitions("AMD_Instinct_MI300X_OAM"), 8);
+        assert_eq!(mode("cpx_nps1").partitions("AMD Instinct MI300A"), 6);
+    }
+
+    #[test]
+    fn unknown_accelerators_are_recognised() {
+        for resource in [
+            "gpu.intel.com/i915",
+            "gpu.intel.com/xe",
+            "aws.amazon.com/neuroncore",
+            "google.com/tpu",
+            "habana.ai/gaudi",
+            "huawei.com/Ascend910",
+            "nvidia.com/GA102GL_A10",
+            "nvidia.com/NVIDIA_A10-12Q",
+            "amd.com/xgmi",
+        ] {
+            assert!(unpriced_accelerator(resource), "{resource}");
+        }
+        for resource in [
+            "cpu",
+            "memory",
+            "nvidia.com/gpu",
+            "amd.com/cpx_nps4",
+            "hugepages-2Mi",
+            "ephemeral-storage",
+            "rdma/hca_shared_devices_a",
+            "devices.kubevirt.io/kvm",
+            "smarter-devices/fuse",
+            "example.com/foo",
+        ] {
+            assert!(!unpriced_accelerator(resource), "{resource}");
+        }
     }
 }

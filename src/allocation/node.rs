@@ -8,8 +8,10 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
 use super::claims::{DeviceIndex, DeviceType};
-use super::device::{GpuResource, classify};
-use crate::pricing::{PriceTier, RateCard};
+use super::device::{
+    AmdPartitionMode, GpuResource, classify, units_per_item, unpriced_accelerator,
+};
+use crate::pricing::{PriceTier, RateCard, with_memory};
 use crate::quantity::parse_quantity;
 use crate::time::UnixSeconds;
 use crate::units::GpuUnits;
@@ -17,6 +19,17 @@ use crate::units::GpuUnits;
 /// GPU Feature Discovery's product label.
 pub(crate) const PRODUCT_LABEL: &str = "nvidia.com/gpu.product";
 const COUNT_LABEL: &str = "nvidia.com/gpu.count";
+/// GPU memory in MiB (GFD).
+const MEMORY_LABEL: &str = "nvidia.com/gpu.memory";
+/// AMD's node labeller: product, memory (`192G`) and partition mode (`cpx_nps4`); older
+/// labellers write them under `beta.amd.com/`.
+const AMD_PRODUCT_LABELS: [&str; 2] = ["amd.com/gpu.product-name", "beta.amd.com/gpu.product-name"];
+const AMD_VRAM_LABELS: [&str; 2] = ["amd.com/gpu.vram", "beta.amd.com/gpu.vram"];
+pub(crate) const AMD_PARTITION_LABELS: [&str; 3] = [
+    "amd.com/compute-memory-partition",
+    "amd.com/gpu.compute-memory-partition",
+    "beta.amd.com/gpu.compute-memory-partition",
+];
 const REPLICAS_LABEL: &str = "nvidia.com/gpu.replicas";
 /// Per-node price per whole GPU-hour.
 pub(crate) const PRICE_ANNOTATION: &str = "tollgate.dev/gpu-hourly-price";
@@ -35,6 +48,8 @@ pub(crate) struct NodeFacts {
     /// Time-slicing replicas of each MIG profile under the mixed strategy
     /// (`nvidia.com/mig-<profile>.replicas`); a profile not named is not shared.
     pub(crate) mig_replicas: BTreeMap<String, u32>,
+    /// How the node's AMD GPUs are partitioned, when its labeller says.
+    pub(crate) amd_partition: Option<AmdPartitionMode>,
     pub(crate) price_override: Option<Decimal>,
     pub(crate) created: Option<UnixSeconds>,
     /// Physical GPUs per product.
@@ -86,10 +101,30 @@ pub(crate) fn node_facts(
         Some(p) => split_product_label(p),
         None => (String::new(), None),
     };
-    let product = if label_product.is_empty() {
+    let first_label = |keys: &[&'static str]| first_label(labels, keys);
+    let amd_product = first_label(&AMD_PRODUCT_LABELS);
+    let product = if let (true, Some((_, amd))) = (label_product.is_empty(), amd_product) {
+        let vram = first_label(&AMD_VRAM_LABELS).and_then(|(key, v)| {
+            let gb = v.strip_suffix(['G', 'g']).unwrap_or(v).parse::<u64>();
+            if gb.is_err() {
+                warnings.push(format!(
+                    "node {name}: label {key}={v:?} is not a size like \"192G\"; the GPU model is told from its product name alone"
+                ));
+            }
+            gb.ok().map(|gb| gb * 1024)
+        });
+        with_memory(amd, vram)
+    } else if label_product.is_empty() {
         devices.product_on_node(name).unwrap_or_default()
     } else {
-        label_product
+        let memory = labels.get(MEMORY_LABEL).map(|m| m.trim().parse::<u64>());
+        if let Some(Err(_)) = memory {
+            warnings.push(format!(
+                "node {name}: label {MEMORY_LABEL}={:?} is not a number of MiB; the GPU model is told from its product name alone",
+                labels[MEMORY_LABEL]
+            ));
+        }
+        with_memory(&label_product, memory.and_then(Result::ok))
     };
 
     let replicas = match labels.get(REPLICAS_LABEL).map(|r| r.trim().parse::<u32>()) {
@@ -134,12 +169,23 @@ pub(crate) fn node_facts(
         })
         .collect();
 
+    let amd_partition = first_label(&AMD_PARTITION_LABELS).and_then(|(key, v)| {
+        let mode = AmdPartitionMode::parse(v);
+        if mode.is_none() {
+            warnings.push(format!(
+                "node {name}: label {key}={v:?} is not a partition mode like \"cpx_nps4\"; each amd.com/gpu counted as a whole GPU"
+            ));
+        }
+        mode
+    });
+
     let mut facts = NodeFacts {
         product,
         tier: capacity_tier(labels),
         replicas,
         mig_single_profile,
         mig_replicas,
+        amd_partition,
         price_override,
         created: node
             .metadata
@@ -165,6 +211,16 @@ impl NodeFacts {
     pub(crate) fn mig_replicas_of(&self, profile: &str) -> u32 {
         self.mig_replicas.get(profile).copied().unwrap_or(1)
     }
+}
+
+/// The first of `keys` the labels set, with its trimmed value; `None` when unset or blank.
+pub(crate) fn first_label<'l>(
+    labels: &'l BTreeMap<String, String>,
+    keys: &[&'static str],
+) -> Option<(&'static str, &'l str)> {
+    keys.iter()
+        .find_map(|k| labels.get(*k).map(|v| (*k, v.trim())))
+        .filter(|(_, v)| !v.is_empty())
 }
 
 /// Splits GFD's product label into the product and, under the MIG single strategy, the profile:
@@ -231,6 +287,12 @@ fn node_capacity(
     let advertised = node.status.as_ref().and_then(|s| s.capacity.as_ref());
     for (resource, quantity) in advertised.into_iter().flatten() {
         let Some(kind) = classify(resource) else {
+            if unpriced_accelerator(resource) {
+                warnings.push(format!(
+                    "node {name}: {resource}={} looks like an accelerator Tollgate does not understand; pods holding it are not charged",
+                    quantity.0
+                ));
+            }
             continue;
         };
         let count = match parse_quantity(&quantity.0) {
@@ -256,14 +318,7 @@ fn node_capacity(
             }
             continue;
         }
-        let per_item = match &kind {
-            GpuResource::Whole | GpuResource::Shared => {
-                GpuUnits::ratio(1, i64::from(facts.replicas))
-            }
-            GpuResource::Mig { profile } => card
-                .mig_fraction(&facts.product, profile)
-                .and_then(|f| f.split(i64::from(facts.mig_replicas_of(profile)))),
-        };
+        let per_item = units_per_item(&kind, facts, card).map(|(_, units)| units);
         match (per_item, GpuUnits::from_decimal(count)) {
             (Some(per_item), Some(count)) => {
                 if let Some(units) = count.checked_mul(per_item) {

@@ -156,8 +156,9 @@ fn dra_claims_from_templates_shared_claims_and_extended_resources() {
         units(&set, "dra-0"),
         vec![(AllocationKind::Dra, "1".into())]
     );
-    // No product label on the node: the model comes from the ResourceSlice.
-    assert_eq!(dra[0].2, "NVIDIA H200");
+    // No product label on the node: the model comes from the ResourceSlice, with the memory
+    // its device's capacity states.
+    assert_eq!(dra[0].2, "NVIDIA H200 140GB");
     assert_eq!(
         units(&set, "shared-0"),
         vec![(AllocationKind::Dra, "1/2".into())]
@@ -274,7 +275,7 @@ fn node_capacity_from_labels_advertised_resources_and_dra_devices() {
     // DRA: four GPU devices; the MIG device's parent is one of them and is not counted twice.
     assert_eq!(
         capacity("node-h200-dra"),
-        vec![("NVIDIA H200".into(), "4".into())]
+        vec![("NVIDIA H200 140GB".into(), "4".into())]
     );
     let l40s = set
         .capacity

@@ -8,7 +8,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use rust_decimal::Decimal;
 
 use crate::allocation::{
-    CostCenterSource, GpuResource, PRODUCT_LABEL, capacity_tier, classify, cost_center, gpu_demand,
+    AMD_PARTITION_LABELS, AmdPartitionMode, CostCenterSource, GpuResource, PRODUCT_LABEL,
+    capacity_tier, classify, cost_center, first_label, gpu_demand,
 };
 use crate::pricing::{PriceTier, RateCard};
 use crate::time::UnixSeconds;
@@ -178,6 +179,15 @@ pub fn prospect_from_pod(
                 .ok_or_else(|| {
                     ProspectError(format!("pod: MIG resource {resource} has no <g>g profile"))
                 })?,
+            // Partitioned or not is the node's; a node selector on the labeller's label says.
+            Some(GpuResource::AmdGpu) => first_label(&selector, &AMD_PARTITION_LABELS)
+                .and_then(|(_, mode)| AmdPartitionMode::parse(mode))
+                .map_or(Decimal::ONE, |mode| {
+                    Decimal::ONE / Decimal::from(mode.partitions(&product))
+                }),
+            Some(GpuResource::AmdPartition { mode }) => {
+                Decimal::ONE / Decimal::from(mode.partitions(&product))
+            }
             None => continue,
         };
         units += count * per_item;

@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 
 pub use super::allocations::LiveRead;
 use super::allocations::{Changed, LiveAllocations, Watched};
-use crate::allocation::{BuildOptions, is_gpu_resource};
+use crate::allocation::{BuildOptions, is_gpu_resource, unpriced_accelerator};
 use crate::pricing::RateCard;
 use crate::time::UnixSeconds;
 
@@ -159,13 +159,16 @@ fn pod_matters(pod: &Pod) -> bool {
 }
 
 impl Strip for Node {
-    /// Keeps labels, annotations, creation time and GPU capacity.
+    /// Keeps labels, annotations, creation time and the capacity of GPUs and of accelerators
+    /// Tollgate warns about.
     fn strip(&mut self) {
         strip_meta(&mut self.metadata);
         self.spec = None;
         if let Some(status) = &mut self.status {
             let mut capacity = status.capacity.take();
-            gpu_only(&mut capacity);
+            if let Some(entries) = &mut capacity {
+                entries.retain(|name, _| is_gpu_resource(name) || unpriced_accelerator(name));
+            }
             *status = NodeStatus {
                 capacity,
                 ..NodeStatus::default()

@@ -50,6 +50,7 @@ struct RawGpu {
     #[serde(rename = "match")]
     matches: Option<Vec<Spanned<String>>>,
     mig_slices: Option<Spanned<i64>>,
+    memory_gb: Option<Spanned<i64>>,
     on_demand: Spanned<toml::Value>,
     spot: Option<Spanned<toml::Value>>,
     reserved: Option<Spanned<toml::Value>>,
@@ -204,7 +205,7 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<RateCard, RateCardError>
 
     let mut models: Vec<GpuModel> = Vec::new();
     let mut matchers: Vec<Matcher> = Vec::new();
-    let mut match_owner: BTreeMap<String, (String, usize)> = BTreeMap::new();
+    let mut match_owner: BTreeMap<String, Vec<(usize, usize)>> = BTreeMap::new();
     for entry in &raw.gpu {
         let line = reader.line_of(entry.span().start);
         let gpu = entry.get_ref();
@@ -254,6 +255,16 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<RateCard, RateCardError>
                 return reader.error(s.span(), "mig_slices: must be a whole number from 1 to 16");
             }
         };
+        let memory_gb = match &gpu.memory_gb {
+            None => None,
+            Some(m) if (1..=100_000).contains(m.get_ref()) => Some(*m.get_ref() as u32),
+            Some(m) => {
+                return reader.error(
+                    m.span(),
+                    "memory_gb: must be a whole number of GB from 1 to 100000",
+                );
+            }
+        };
         let mut mig = BTreeMap::new();
         for (profile, value) in gpu.mig.iter().flatten() {
             mig.insert(profile.clone(), reader.fraction(profile, value)?);
@@ -284,7 +295,15 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<RateCard, RateCardError>
                         format!("model {name:?}: mig_slices differs from an earlier entry"),
                     );
                 }
+                if memory_gb.is_some() && model.memory_gb.is_some() && memory_gb != model.memory_gb
+                {
+                    return reader.error(
+                        entry.span(),
+                        format!("model {name:?}: memory_gb differs from an earlier entry"),
+                    );
+                }
                 model.mig_slices = model.mig_slices.or(mig_slices);
+                model.memory_gb = model.memory_gb.or(memory_gb);
                 model.mig.extend(mig);
                 model.periods.push(period);
                 model.periods.sort_by_key(|p| p.during.start);
@@ -294,6 +313,7 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<RateCard, RateCardError>
                 models.push(GpuModel {
                     name: name.to_string(),
                     mig_slices,
+                    memory_gb,
                     mig,
                     periods: vec![period],
                 });
@@ -310,23 +330,25 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<RateCard, RateCardError>
                     format!("match: {:?} has no letters or digits", text.get_ref()),
                 );
             }
-            match match_owner.get(&normalized) {
-                Some((owner, _)) if owner == name => continue,
-                Some((owner, owner_line)) => {
-                    return reader.error(
-                        text.span(),
-                        format!(
-                            "match: {:?} is also a match string of model {owner:?} (line {owner_line}); a match string can select only one model",
-                            text.get_ref()
-                        ),
-                    );
-                }
-                None => {}
+            let owners = match_owner.entry(normalized.clone()).or_default();
+            if owners.iter().any(|(owner, _)| *owner == index) {
+                continue;
             }
-            match_owner.insert(
-                normalized.clone(),
-                (name.to_string(), reader.line_of(text.span().start)),
-            );
+            // Models may share a match string only when their memory tells them apart.
+            let memory = models[index].memory_gb;
+            if let Some((owner, owner_line)) = owners.iter().find(|(owner, _)| {
+                memory.is_none() || models[*owner].memory_gb.is_none_or(|m| Some(m) == memory)
+            }) {
+                return reader.error(
+                    text.span(),
+                    format!(
+                        "match: {:?} is also a match string of model {:?} (line {owner_line}); models may share a match string only when each sets a different memory_gb",
+                        text.get_ref(),
+                        models[*owner].name
+                    ),
+                );
+            }
+            owners.push((index, reader.line_of(text.span().start)));
             matchers.push(Matcher {
                 words: normalized.split(' ').map(str::to_string).collect(),
                 model: index,

@@ -30,12 +30,12 @@ pub(crate) struct Matcher {
     pub(crate) model: usize,
 }
 
-/// The model whose match string matches `product` with the most words; on a tie, the match
-/// string written first in the rate card.
-pub(crate) fn best_match(matchers: &[Matcher], product: &str) -> Option<usize> {
+/// The matchers that match `product` with the most words, in the order the rate card wrote
+/// them. More than one model among them means the card's rules alone do not decide.
+pub(crate) fn best_matches<'m>(matchers: &'m [Matcher], product: &str) -> Vec<&'m Matcher> {
     let name = normalize(product);
     let words: Vec<&str> = name.split(' ').filter(|w| !w.is_empty()).collect();
-    let mut best: Option<&Matcher> = None;
+    let mut best: Vec<&Matcher> = Vec::new();
     for matcher in matchers {
         let n = matcher.words.len();
         if n == 0 || n > words.len() {
@@ -44,11 +44,40 @@ pub(crate) fn best_match(matchers: &[Matcher], product: &str) -> Option<usize> {
         let found = words
             .windows(n)
             .any(|run| run.iter().zip(&matcher.words).all(|(a, b)| *a == b));
-        if found && best.is_none_or(|b| n > b.words.len()) {
-            best = Some(matcher);
+        if !found {
+            continue;
+        }
+        match best.first().map(|b| b.words.len()) {
+            Some(most) if n < most => {}
+            Some(most) if n == most => best.push(matcher),
+            _ => best = vec![matcher],
         }
     }
-    best.map(|m| m.model)
+    best
+}
+
+/// The GPU memory a product name states, in GB: its largest `<n>gb` word before any `mig` word
+/// (`NVIDIA-A100-SXM-80GB` → 80; `A100-SXM4-40GB-MIG-1g.5gb` → 40, the slice's 5 GB is not the
+/// GPU's).
+pub fn stated_memory_gb(product: &str) -> Option<u32> {
+    normalize(product)
+        .split(' ')
+        .take_while(|w| *w != "mig")
+        .filter_map(|w| w.strip_suffix("gb")?.parse::<u32>().ok())
+        .max()
+}
+
+/// The product name with the GPU memory Tollgate knows from elsewhere (GFD's
+/// `nvidia.com/gpu.memory`, a DRA device's `memory` capacity, AMD's `amd.com/gpu.vram`) appended
+/// as `<n>GB` when the name states none: `NVIDIA-A100-SXM4` with 81,920 MiB →
+/// `NVIDIA-A100-SXM4 80GB`. Names that state their memory, and unknown sizes, are left alone.
+pub fn with_memory(product: &str, memory_mib: Option<u64>) -> String {
+    match memory_mib {
+        Some(mib) if mib >= 512 && !product.is_empty() && stated_memory_gb(product).is_none() => {
+            format!("{product} {}GB", (mib + 512) / 1024)
+        }
+        _ => product.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -75,14 +104,44 @@ mod test {
         );
     }
 
+    fn models(m: &[Matcher], product: &str) -> Vec<usize> {
+        best_matches(m, product).iter().map(|m| m.model).collect()
+    }
+
     #[test]
     fn whole_words_only_and_most_words_win() {
         let m = matchers(&[("l4", 0), ("l40s", 1), ("h100", 2), ("h100 nvl", 3)]);
-        assert_eq!(best_match(&m, "NVIDIA-L4"), Some(0));
-        assert_eq!(best_match(&m, "NVIDIA-L40S"), Some(1));
-        assert_eq!(best_match(&m, "NVIDIA L40"), None);
-        assert_eq!(best_match(&m, "NVIDIA H100 NVL"), Some(3));
-        assert_eq!(best_match(&m, "NVIDIA-H100-80GB-HBM3"), Some(2));
-        assert_eq!(best_match(&m, "NVIDIA-GH100"), None);
+        assert_eq!(models(&m, "NVIDIA-L4"), [0]);
+        assert_eq!(models(&m, "NVIDIA-L40S"), [1]);
+        assert_eq!(models(&m, "NVIDIA L40"), [] as [usize; 0]);
+        assert_eq!(models(&m, "NVIDIA H100 NVL"), [3]);
+        assert_eq!(models(&m, "NVIDIA-H100-80GB-HBM3"), [2]);
+        assert_eq!(models(&m, "NVIDIA-GH100"), [] as [usize; 0]);
+    }
+
+    #[test]
+    fn ties_keep_every_model_in_card_order() {
+        let m = matchers(&[("a100 80gb", 0), ("a100", 0), ("a100 40gb", 1), ("a100", 1)]);
+        assert_eq!(models(&m, "NVIDIA-A100-SXM-80GB"), [0, 1]);
+        assert_eq!(models(&m, "NVIDIA A100 80GB PCIe"), [0]);
+    }
+
+    #[test]
+    fn memory_is_read_from_the_name_or_added_to_it() {
+        assert_eq!(stated_memory_gb("NVIDIA-A100-SXM-80GB"), Some(80));
+        assert_eq!(stated_memory_gb("A100-SXM4-40GB-MIG-1g.5gb"), Some(40));
+        assert_eq!(stated_memory_gb("A100-SXM4-MIG-1g.5gb"), None);
+        assert_eq!(stated_memory_gb("NVIDIA H200"), None);
+        assert_eq!(
+            with_memory("NVIDIA-A100-SXM4", Some(81920)),
+            "NVIDIA-A100-SXM4 80GB"
+        );
+        assert_eq!(
+            with_memory("NVIDIA-H100-80GB-HBM3", Some(81559)),
+            "NVIDIA-H100-80GB-HBM3"
+        );
+        assert_eq!(with_memory("NVIDIA-L4", Some(23034)), "NVIDIA-L4 22GB");
+        assert_eq!(with_memory("NVIDIA-L4", None), "NVIDIA-L4");
+        assert_eq!(with_memory("", Some(81920)), "");
     }
 }

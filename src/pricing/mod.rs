@@ -18,7 +18,7 @@ use crate::time::Interval;
 use crate::units::GpuUnits;
 
 pub use load::RateCardError;
-pub use matching::normalize;
+pub use matching::{normalize, stated_memory_gb, with_memory};
 pub use schedule::{PriceSchedule, PriceSegment};
 
 use matching::Matcher;
@@ -81,6 +81,27 @@ pub enum ProductIdentity {
     Named(String),
 }
 
+/// How a product name was matched ([`RateCard::explain`]).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ProductMatch {
+    /// The model chosen.
+    pub model: ModelId,
+    /// The (normalized) match string that chose it.
+    pub rule: String,
+    /// Other models whose match strings matched as well as the chosen one's.
+    pub tied_with: Vec<ModelId>,
+    /// Whether the memory the name states decided between tied models.
+    pub by_memory: bool,
+}
+
+impl ProductMatch {
+    /// True when the card's rules matched more than one model and the name's memory did not
+    /// decide: the product was priced as the model written first.
+    pub fn ambiguous(&self) -> bool {
+        !self.tied_with.is_empty() && !self.by_memory
+    }
+}
+
 /// One `[[gpu]]` price period of a model.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct PricePeriod {
@@ -114,6 +135,9 @@ pub struct GpuModel {
     pub name: String,
     /// Compute slices of one GPU for MIG fractions, if the card sets it.
     pub mig_slices: Option<u32>,
+    /// GPU memory in GB, if the card sets it: tells apart models that share a match string
+    /// (`a100` for both A100-40GB and A100-80GB).
+    pub memory_gb: Option<u32>,
     /// Per-profile MIG fractions overriding `g / mig_slices`.
     pub mig: BTreeMap<String, GpuUnits>,
     /// Price periods, non-overlapping, sorted by start.
@@ -178,7 +202,56 @@ impl RateCard {
 
     /// The model a GPU product name selects, if any match string matches it.
     pub fn model_for(&self, product: &str) -> Option<ModelId> {
-        matching::best_match(&self.matchers, product).map(|i| ModelId(i as u32))
+        Some(self.explain(product)?.model)
+    }
+
+    /// Match strings shared by several models (told apart by `memory_gb`), with those models in
+    /// card order.
+    pub fn shared_matches(&self) -> Vec<(String, Vec<ModelId>)> {
+        let mut owners: BTreeMap<String, Vec<ModelId>> = BTreeMap::new();
+        for m in &self.matchers {
+            let models = owners.entry(m.words.join(" ")).or_default();
+            let id = ModelId(m.model as u32);
+            if !models.contains(&id) {
+                models.push(id);
+            }
+        }
+        owners.retain(|_, models| models.len() > 1);
+        owners.into_iter().collect()
+    }
+
+    /// How `product` is matched: the model, the match string that chose it, and the other models
+    /// whose match strings tied with it. A tie goes to the model whose `memory_gb` is nearest
+    /// the memory the name states (see [`with_memory`]); without a stated memory, or between
+    /// models with the same distance, to the model written first.
+    pub fn explain(&self, product: &str) -> Option<ProductMatch> {
+        let best = matching::best_matches(&self.matchers, product);
+        let mut tied: Vec<ModelId> = Vec::new();
+        for m in &best {
+            let id = ModelId(m.model as u32);
+            if !tied.contains(&id) {
+                tied.push(id);
+            }
+        }
+        let memory = stated_memory_gb(product);
+        let distance = |id: &ModelId| match (memory, self.model(*id).memory_gb) {
+            (Some(stated), Some(card)) => stated.abs_diff(card),
+            _ => u32::MAX,
+        };
+        let model = *tied.iter().min_by_key(|id| distance(id))?;
+        let rule = best
+            .iter()
+            .find(|m| m.model as u32 == model.0)
+            .map(|m| m.words.join(" "))
+            .unwrap_or_default();
+        let by_memory = tied.len() > 1 && distance(&model) != u32::MAX;
+        tied.retain(|id| *id != model);
+        Some(ProductMatch {
+            model,
+            rule,
+            tied_with: tied,
+            by_memory,
+        })
     }
 
     /// One name for a GPU product however it is spelled: the rate-card model it selects, else

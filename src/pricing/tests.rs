@@ -211,7 +211,7 @@ on_demand = "0.9"
     );
     assert_eq!(
         shared,
-        "pricing/bad.toml:8: match: \"L4\" is also a match string of model \"L4\" (line 4); a match string can select only one model"
+        "pricing/bad.toml:8: match: \"L4\" is also a match string of model \"L4\" (line 4); models may share a match string only when each sets a different memory_gb"
     );
     let backwards = error(
         "currency = \"USD\"\n[[gpu]]\nmodel = \"X\"\non_demand = \"1\"\nfrom = \"2026-02-01T00:00:00Z\"\nuntil = \"2026-01-01T00:00:00Z\"\n",
@@ -229,5 +229,63 @@ fn a_missing_file_says_so() {
         err.to_string()
             .starts_with("/nonexistent/rates.toml: cannot read the rate card"),
         "{err}"
+    );
+}
+
+#[test]
+fn memory_decides_between_models_sharing_a_match_string() {
+    let card = card(
+        r#"
+currency = "USD"
+[[gpu]]
+model = "A100-80GB"
+memory_gb = 80
+match = ["a100"]
+on_demand = "4.10"
+[[gpu]]
+model = "A100-40GB"
+memory_gb = 40
+match = ["a100 40gb", "a100"]
+on_demand = "3.20"
+"#,
+    );
+    let name = |product: &str| card.model(card.model_for(product).unwrap()).name.clone();
+    assert_eq!(name("NVIDIA-A100-SXM-80GB"), "A100-80GB");
+    assert_eq!(
+        name(&with_memory("NVIDIA-A100-PCIe", Some(40960))),
+        "A100-40GB"
+    );
+    assert_eq!(name("NVIDIA A100-PCIE-40GB"), "A100-40GB");
+    // 79.6 GiB (an H100-style odd size) is still nearest 80.
+    assert_eq!(name(&with_memory("NVIDIA A100", Some(81_559))), "A100-80GB");
+    let bare = card.explain("NVIDIA A100").unwrap();
+    assert!(bare.ambiguous());
+    assert_eq!(card.model(bare.model).name, "A100-80GB");
+    let decided = card.explain("NVIDIA-A100-SXM-80GB").unwrap();
+    assert!(decided.by_memory && !decided.ambiguous());
+    assert_eq!(card.shared_matches().len(), 1);
+}
+
+#[test]
+fn a_shared_match_string_needs_a_different_memory_on_each_model() {
+    let same_memory = error(
+        "currency = \"USD\"\n[[gpu]]\nmodel = \"A\"\nmemory_gb = 80\nmatch = [\"a100\"]\non_demand = \"1\"\n[[gpu]]\nmodel = \"B\"\nmemory_gb = 80\nmatch = [\"a100\"]\non_demand = \"2\"\n",
+    );
+    assert_eq!(
+        same_memory,
+        "pricing/bad.toml:10: match: \"a100\" is also a match string of model \"A\" (line 5); models may share a match string only when each sets a different memory_gb"
+    );
+    let no_memory = error(
+        "currency = \"USD\"\n[[gpu]]\nmodel = \"A\"\nmemory_gb = 80\nmatch = [\"a100\"]\non_demand = \"1\"\n[[gpu]]\nmodel = \"B\"\nmatch = [\"a100\"]\non_demand = \"2\"\n",
+    );
+    assert!(
+        no_memory.starts_with("pricing/bad.toml:9: match: \"a100\" is also"),
+        "{no_memory}"
+    );
+    let bad =
+        error("currency = \"USD\"\n[[gpu]]\nmodel = \"A\"\nmemory_gb = 0\non_demand = \"1\"\n");
+    assert_eq!(
+        bad,
+        "pricing/bad.toml:4: memory_gb: must be a whole number of GB from 1 to 100000"
     );
 }

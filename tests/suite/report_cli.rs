@@ -381,6 +381,39 @@ fn a_broken_snapshot_file_is_named_with_the_item() {
 }
 
 #[test]
+fn pricing_check_says_how_each_spelling_is_priced() {
+    let out = stdout(&tollgate(&[
+        "pricing",
+        "check",
+        "--product",
+        "NVIDIA-A100-SXM-80GB",
+        "--product",
+        "NVIDIA A100-SXM-80GB",
+        "--product",
+        "NVIDIA-A100-SXM4-40GB",
+        "--product",
+        "NVIDIA A100",
+        "--product",
+        "AMD_Instinct_MI300X_OAM",
+        "--product",
+        "Intel Gaudi 3",
+    ]));
+    let lines: Vec<&str> = out.lines().skip(2).collect();
+    assert_eq!(
+        lines,
+        [
+            "  \"NVIDIA-A100-SXM-80GB\": A100-80GB (match \"a100\", memory 80 GB chose it over A100-40GB)",
+            "  \"NVIDIA A100-SXM-80GB\": A100-80GB (match \"a100\", memory 80 GB chose it over A100-40GB)",
+            "  \"NVIDIA-A100-SXM4-40GB\": A100-40GB (match \"a100 sxm4 40gb\")",
+            "  \"NVIDIA A100\": AMBIGUOUS: match \"a100\" selects A100-80GB and A100-40GB; priced as A100-80GB, the model written first. Name the memory in the product (nodes: the nvidia.com/gpu.memory label) or add a longer match string",
+            "  \"AMD_Instinct_MI300X_OAM\": MI300X-192GB (match \"mi300x\")",
+            "  \"Intel Gaudi 3\": unpriced (no match string matches it)",
+        ],
+        "{out}"
+    );
+}
+
+#[test]
 fn pricing_check_validates_cards_and_names_file_and_line() {
     let ok = tollgate(&[
         "pricing",
@@ -388,13 +421,16 @@ fn pricing_check_validates_cards_and_names_file_and_line() {
         concat!(env!("CARGO_MANIFEST_DIR"), "/pricing/default.toml"),
     ]);
     let out = stdout(&ok);
+    let shared = "  match \"a100\" is shared by A100-80GB (80 GB), A100-40GB (40 GB): a product is priced as the one nearest its memory; a name without one as A100-80GB\n";
     assert!(
-        out.ends_with("pricing/default.toml: ok, 12 models, 13 price periods, USD\n"),
+        out.ends_with(&format!(
+            "pricing/default.toml: ok, 14 models, 15 price periods, USD\n{shared}"
+        )),
         "{out}"
     );
     assert_eq!(
         stdout(&tollgate(&["pricing", "check"])),
-        "<built-in pricing/default.toml>: ok, 12 models, 13 price periods, USD\n"
+        format!("<built-in pricing/default.toml>: ok, 14 models, 15 price periods, USD\n{shared}")
     );
 
     let dir = tempfile::tempdir().unwrap();
@@ -567,5 +603,81 @@ fn dra_consumable_shares_charge_what_each_claim_consumes() {
         serde_json::json!([]),
         "{}",
         stderr(&output)
+    );
+}
+
+#[test]
+fn memory_tells_a100_spellings_apart() {
+    // tests/fixtures/shapes/spellings, priced with the built-in example card (A100-80GB 4.10,
+    // A100-40GB 3.20 an hour; both match `a100`) over 2026-11-01:
+    // - a100-sxm-80: GFD `NVIDIA-A100-SXM-80GB`, 2 GPUs, one held: 48 h at 4.10 = 196.80;
+    // - a100-dra: DRA `NVIDIA A100-SXM-80GB`, one claimed GPU: 24 h at 4.10 = 98.40;
+    // - a100-pcie-40: GFD `NVIDIA-A100-PCIe` naming no memory, gpu.memory 40960 MiB: 24 h at
+    //   3.20 = 76.80;
+    // - a100-dra-pcie: DRA `NVIDIA A100-PCIE` with a 40Gi memory capacity: 24 h at 3.20 = 76.80.
+    // By model: A100-80GB 72 h, 295.20; A100-40GB 48 h, 153.60 (all through the bare `a100`
+    // rule, which used to price every one of them as an A100-40GB: 120 h, 384.00).
+    let snapshot = fixtures().join("shapes").join("spellings");
+    let output = tollgate(&[
+        "report",
+        "--snapshot",
+        snapshot.to_str().unwrap(),
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-02",
+        "--group-by",
+        "gpu_model",
+    ]);
+    assert_eq!(
+        stdout(&output),
+        "period_start,period_end,gpu_model,gpu_hours,used_gpu_hours,cost,idle_cost,unpriced_gpu_hours,currency
+2026-11-01T00:00:00Z,2026-11-02T00:00:00Z,A100-40GB,48.0000,,153.60,,0.0000,USD
+2026-11-01T00:00:00Z,2026-11-02T00:00:00Z,A100-80GB,72.0000,,295.20,,0.0000,USD
+"
+    );
+    assert_eq!(stderr(&output), "");
+}
+
+#[test]
+fn amd_gpus_and_partitions_are_charged_and_unknown_accelerators_named() {
+    // tests/fixtures/shapes/amd, priced with the built-in example card (MI300X 4.89 an hour)
+    // over 2026-11-01; each MI300X node has 8 GPUs = 192 GPU-hours = 938.88:
+    // - mi300x-0 (amd.com/gpu: 8, whole GPUs): pods of 2 and 1 GPUs hold 72 h = 352.08;
+    // - mi300x-cpx (cpx_nps4 label, amd.com/gpu: 64 = 8 GPUs × 8 CPX partitions): a pod of 4
+    //   partitions holds ½ GPU = 12 h = 58.68;
+    // - mi300x-mixed (beta labels; amd.com/spx_nps1: 5 + amd.com/cpx_nps1: 24 = 5 + 3 GPUs): a
+    //   pod of 2 CPX partitions holds ¼ GPU = 6 h, one of 1 SPX a GPU = 24 h: 30 h = 146.70;
+    // the rest of each node is unallocated. gaudi-0's habana.ai/gaudi is named in a warning.
+    let snapshot = fixtures().join("shapes").join("amd");
+    let output = tollgate(&[
+        "report",
+        "--snapshot",
+        snapshot.to_str().unwrap(),
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-02",
+        "--group-by",
+        "node,cost_center,gpu_model",
+    ]);
+    let row = |node: &str, cc: &str, hours: &str, cost: &str| {
+        format!(
+            "2026-11-01T00:00:00Z,2026-11-02T00:00:00Z,{node},{cc},MI300X-192GB,{hours},,{cost},,0.0000,USD"
+        )
+    };
+    let expected = [
+        "period_start,period_end,node,cost_center,gpu_model,gpu_hours,used_gpu_hours,cost,idle_cost,unpriced_gpu_hours,currency".to_string(),
+        row("mi300x-0", "__unallocated__", "120.0000", "586.80"),
+        row("mi300x-0", "cc-900", "72.0000", "352.08"),
+        row("mi300x-cpx", "__unallocated__", "180.0000", "880.20"),
+        row("mi300x-cpx", "cc-900", "12.0000", "58.68"),
+        row("mi300x-mixed", "__unallocated__", "162.0000", "792.18"),
+        row("mi300x-mixed", "cc-900", "30.0000", "146.70"),
+    ];
+    assert_eq!(stdout(&output).lines().collect::<Vec<_>>(), expected);
+    assert_eq!(
+        stderr(&output).trim(),
+        "warning: node gaudi-0: habana.ai/gaudi=8 looks like an accelerator Tollgate does not understand; pods holding it are not charged"
     );
 }

@@ -26,7 +26,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::allocation::{
     Allocation, AllocationKind, AllocationSet, CostCenterSource, DeviceIndex, GpuResource,
-    NodeCapacity, NodeFacts, PRICE_ANNOTATION, Sym, UNASSIGNED, node_facts, units_per_item,
+    NodeCapacity, NodeFacts, PRICE_ANNOTATION, Sym, UNASSIGNED, classify, node_facts,
+    units_per_item,
 };
 use crate::pricing::RateCard;
 use crate::time::{Interval, UnixSeconds};
@@ -34,10 +35,30 @@ use crate::units::GpuUnits;
 
 /// kube-state-metrics label names for the node labels Tollgate reads (sanitized: every
 /// non-alphanumeric becomes `_`; camelCase keys appear in both spellings across versions).
-pub const HISTORY_LABELS: [(&str, &str); 9] = [
+pub const HISTORY_LABELS: [(&str, &str); 17] = [
     ("label_nvidia_com_gpu_product", "nvidia.com/gpu.product"),
+    ("label_nvidia_com_gpu_memory", "nvidia.com/gpu.memory"),
     ("label_nvidia_com_gpu_count", "nvidia.com/gpu.count"),
     ("label_nvidia_com_gpu_replicas", "nvidia.com/gpu.replicas"),
+    ("label_amd_com_gpu_product_name", "amd.com/gpu.product-name"),
+    (
+        "label_beta_amd_com_gpu_product_name",
+        "beta.amd.com/gpu.product-name",
+    ),
+    ("label_amd_com_gpu_vram", "amd.com/gpu.vram"),
+    ("label_beta_amd_com_gpu_vram", "beta.amd.com/gpu.vram"),
+    (
+        "label_amd_com_compute_memory_partition",
+        "amd.com/compute-memory-partition",
+    ),
+    (
+        "label_amd_com_gpu_compute_memory_partition",
+        "amd.com/gpu.compute-memory-partition",
+    ),
+    (
+        "label_beta_amd_com_gpu_compute_memory_partition",
+        "beta.amd.com/gpu.compute-memory-partition",
+    ),
     (
         "label_karpenter_sh_capacity_type",
         "karpenter.sh/capacity-type",
@@ -163,7 +184,7 @@ fn gpu_requests(metric: &str, step: i64) -> String {
 }
 
 /// The GPU resources of the device plugins, as kube-state-metrics names them.
-const GPU_RESOURCES: &str = "resource=~\"nvidia_com_gpu|nvidia_com_gpu_shared|nvidia_com_mig_.*\"";
+const GPU_RESOURCES: &str = "resource=~\"nvidia_com_gpu|nvidia_com_gpu_shared|nvidia_com_mig_.*|amd_com_gpu|amd_com_[a-z]px_nps[0-9]+\"";
 
 fn get<'a>(labels: &'a HashMap<String, String>, key: &str) -> &'a str {
     labels.get(key).map(String::as_str).unwrap_or_default()
@@ -210,11 +231,14 @@ impl NodeHistory {
 }
 
 /// The device-plugin resource of a kube-state-metrics resource name (`nvidia_com_gpu`,
-/// `nvidia_com_gpu_shared`, `nvidia_com_mig_1g_10gb`).
+/// `nvidia_com_gpu_shared`, `nvidia_com_mig_1g_10gb`, `amd_com_gpu`, `amd_com_cpx_nps4`).
 fn gpu_resource(sanitized: &str) -> Option<GpuResource> {
     match sanitized {
         "nvidia_com_gpu" => Some(GpuResource::Whole),
         "nvidia_com_gpu_shared" => Some(GpuResource::Shared),
+        _ if sanitized.starts_with("amd_com_") => {
+            classify(&format!("amd.com/{}", &sanitized["amd_com_".len()..]))
+        }
         _ => sanitized
             .strip_prefix("nvidia_com_mig_")
             .filter(|profile| !profile.is_empty())
@@ -613,6 +637,11 @@ mod test {
     fn history_nodes_and_resources_are_read_as_live_ones_are() {
         let card = RateCard::builtin();
         assert_eq!(gpu_resource("nvidia_com_gpu"), Some(GpuResource::Whole));
+        assert_eq!(gpu_resource("amd_com_gpu"), Some(GpuResource::AmdGpu));
+        assert_eq!(
+            gpu_resource("amd_com_cpx_nps4").map(|r| r.name()),
+            Some("amd.com/cpx_nps4".to_string())
+        );
         assert_eq!(
             gpu_resource("nvidia_com_gpu_shared"),
             Some(GpuResource::Shared)
