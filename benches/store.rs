@@ -46,7 +46,14 @@ fn store_reports(c: &mut Criterion) {
     let today = parse_time("2026-11-30T00:00:00Z").expect("a time");
     let set = DemoFleet::new(48, today).allocations(&card, &BuildOptions::new(today));
     let dir = tempfile::tempdir().expect("a temp dir");
-    let store = RollupStore::open(dir.path()).expect("a store");
+    let store = RollupStore::open(
+        dir.path(),
+        tollgate::store::Provenance {
+            source: "demo".into(),
+            rate_card: card.digest(),
+        },
+    )
+    .expect("a store");
     let first = today - 34 * DAY;
     for day in (first..today).step_by(DAY as usize) {
         let rollup = cost_report(&[&set], &card, &rollup_request(day)).expect("priced");

@@ -29,6 +29,7 @@ use crate::serve::{
     HistorySource, QuotaGate, Recorded, ServeOptions, Subject, TlsOptions, read_once,
 };
 use crate::source::{DemoFleet, DemoHistory, read_snapshot};
+use crate::store::Provenance;
 use crate::store::RollupStore;
 use crate::time::{Interval, UnixSeconds, format_time, month_start, parse_time};
 use k8s_openapi::api::core::v1::Pod;
@@ -276,13 +277,16 @@ fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
     let as_of = args.source.as_of()?.unwrap_or(request.window.end);
     let (settings, card) = load_settings(&args.source)?;
     let prometheus = prometheus_client(&args.source, &settings)?;
-    let sets = if args.source.history {
+    let (sets, name) = if args.source.history {
         let window = Interval::new(request.window.start, request.window.end.min(as_of));
-        vec![read_history(&args.source, &settings, &card, window)?]
+        (
+            vec![read_history(&args.source, &settings, &card, window)?],
+            history_name(&args.source, &settings),
+        )
     } else {
         load_source(&args.source, &settings, &card, as_of, request.window)?
     };
-    let store = RollupStore::existing(&settings.store.dir);
+    let store = RollupStore::existing(&settings.store.dir, provenance(&settings, name, &card));
     let sets: Vec<&AllocationSet> = sets.iter().collect();
     let sources = Sources {
         sets: &sets,
@@ -320,6 +324,15 @@ fn load_settings(source: &SourceArgs) -> Result<(Settings, RateCard), CliError> 
         None => RateCard::builtin(),
     };
     Ok((settings, card))
+}
+
+/// The name of a `--history` source: the Prometheus it reads.
+fn history_name(source: &SourceArgs, settings: &Settings) -> String {
+    let url = source
+        .prometheus
+        .as_ref()
+        .or(settings.prometheus.url.as_ref());
+    format!("prometheus:{}", url.map(String::as_str).unwrap_or_default())
 }
 
 /// Allocations rebuilt from Prometheus history over `window` (`--history`).
@@ -388,23 +401,94 @@ fn prometheus_client(
 }
 
 /// Allocations for the source the flags name (the demo, a snapshot, or the live cluster),
-/// at least those that overlap `window`, in one or more sets read as one.
+/// at least those that overlap `window`, in one or more sets read as one; and the source's
+/// name (see [`provenance`]).
 fn load_source(
     source: &SourceArgs,
     settings: &Settings,
     card: &RateCard,
     as_of: UnixSeconds,
     window: Interval,
-) -> Result<Vec<AllocationSet>, CliError> {
+) -> Result<(Vec<AllocationSet>, String), CliError> {
     let options = BuildOptions {
         as_of,
         cost_center_key: settings.cost_center.key.clone(),
     };
-    Ok(if source.demo {
-        DemoFleet::new(source.demo_scale, as_of).allocations_in(window, card, &options)
+    if source.demo {
+        let sets = DemoFleet::new(source.demo_scale, as_of).allocations_in(window, card, &options);
+        return Ok((sets, demo_name(source.demo_scale)));
+    }
+    let objects = cluster_objects(source)?;
+    let name = match (objects.kube_system_uid(), &source.snapshot) {
+        (Some(uid), _) => uid.to_string(),
+        (None, Some(dir)) => format!("snapshot:{}", snapshot_name(dir)),
+        (None, None) => "cluster".to_string(),
+    };
+    Ok((vec![allocations(&objects, card, &options)], name))
+}
+
+/// The demo fleet's source name: `demo`, or `demo-scale-N` for a larger fleet.
+fn demo_name(scale: u32) -> String {
+    if scale <= 1 {
+        "demo".to_string()
     } else {
-        vec![allocations(&cluster_objects(source)?, card, &options)]
-    })
+        format!("demo-scale-{scale}")
+    }
+}
+
+/// A snapshot directory's own name (`.` and trailing slashes resolved).
+fn snapshot_name(dir: &Path) -> String {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    dir.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| dir.display().to_string())
+}
+
+/// The watched cluster's name for its rollups: `cluster.name`, else its `kube-system`
+/// namespace UID (read once at start).
+fn live_cluster_name(settings: &Settings) -> Result<String, CliError> {
+    if let Some(name) = settings
+        .cluster
+        .name
+        .clone()
+        .filter(|n| !n.trim().is_empty())
+    {
+        return Ok(name);
+    }
+    block_on(async {
+        let client = connect().await?;
+        let namespaces = kube::Api::<k8s_openapi::api::core::v1::Namespace>::all(client)
+            .list(&kube::api::ListParams::default().fields("metadata.name=kube-system"))
+            .await
+            .map_err(|e| {
+                CliError::runtime(format!(
+                    "cannot read the kube-system namespace to name the cluster ({e}): grant list on namespaces, or set cluster.name"
+                ))
+            })?;
+        let uid = namespaces
+            .items
+            .into_iter()
+            .find(|n| n.metadata.name.as_deref() == Some("kube-system"))
+            .and_then(|n| n.metadata.uid);
+        Ok(uid.unwrap_or_else(|| {
+            tracing::warn!("the cluster has no kube-system namespace: its rollups are stored as cluster \"cluster\"; set cluster.name");
+            "cluster".to_string()
+        }))
+    })?
+}
+
+/// The provenance stored rollups of this source carry: `cluster.name` when configured, else
+/// `default_name`, with the rate card's digest.
+fn provenance(settings: &Settings, default_name: String, card: &RateCard) -> Provenance {
+    Provenance {
+        source: settings
+            .cluster
+            .name
+            .clone()
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or(default_name),
+        rate_card: card.digest(),
+    }
 }
 
 /// Connects to the cluster: in-cluster config, else the kubeconfig (`KUBECONFIG` honoured).
@@ -453,20 +537,17 @@ fn backfill(
         ));
     }
     let (settings, card) = load_settings(&args.source)?;
-    let store = RollupStore::open(&settings.store.dir).map_err(CliError::runtime)?;
-    let stored = store.days().map_err(CliError::runtime)?;
-    let days: Vec<i64> = (from..to)
-        .step_by(DAY as usize)
-        .filter(|day| reprice || args.force || !stored.contains(day))
-        .collect();
     let prometheus = prometheus_client(&args.source, &settings)?;
-    let sets = if args.source.history {
-        vec![read_history(
-            &args.source,
-            &settings,
-            &card,
-            Interval::new(from, to),
-        )?]
+    let (sets, name) = if args.source.history {
+        (
+            vec![read_history(
+                &args.source,
+                &settings,
+                &card,
+                Interval::new(from, to),
+            )?],
+            history_name(&args.source, &settings),
+        )
     } else {
         let as_of = args.source.as_of()?.unwrap_or(to);
         load_source(
@@ -477,6 +558,22 @@ fn backfill(
             Interval::new(from, to),
         )?
     };
+    let store = RollupStore::open(&settings.store.dir, provenance(&settings, name, &card))
+        .map_err(CliError::runtime)?;
+    let catalog = store.catalog().map_err(CliError::runtime)?;
+    let foreign: Vec<(&i64, &String)> = catalog.foreign.range(from..to).collect();
+    if let (Some((day, owner)), false) = (foreign.first(), args.force) {
+        return Err(CliError::input(format!(
+            "{} of these days are stored for another source ({owner:?} on {}, not {:?}): use another store.dir, set cluster.name to that source's name, or pass --force to replace them",
+            foreign.len(),
+            &format_time(**day)[..10],
+            store.provenance().source
+        )));
+    }
+    let days: Vec<i64> = (from..to)
+        .step_by(DAY as usize)
+        .filter(|day| reprice || args.force || !catalog.mine.contains(day))
+        .collect();
     let sets: Vec<&AllocationSet> = sets.iter().collect();
     let sources = Sources {
         sets: &sets,
@@ -648,12 +745,21 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
         Some(demo) => Some(demo.dir.as_path()),
         None => live_cluster.then_some(settings.store.dir.as_path()),
     };
+    let store = match store_dir {
+        Some(dir) => {
+            let name = if args.source.demo {
+                demo_name(args.source.demo_scale)
+            } else {
+                live_cluster_name(&settings)?
+            };
+            let provenance = provenance(&settings, name, &card);
+            Some(RollupStore::open(dir, provenance).map_err(CliError::runtime)?)
+        }
+        None => None,
+    };
     let archive = Archive {
         prometheus: prometheus_client(&args.source, &settings)?,
-        store: store_dir
-            .map(RollupStore::open)
-            .transpose()
-            .map_err(CliError::runtime)?,
+        store,
         retention_days: settings.store.rollup_retention_days,
         utilization: Default::default(),
         leadership: leadership.clone(),

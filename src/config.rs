@@ -9,6 +9,8 @@ use serde::Deserialize;
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
+    /// Which cluster this is.
+    pub cluster: ClusterSettings,
     /// Where prices come from.
     pub pricing: PricingSettings,
     /// How pods are assigned to cost centers.
@@ -135,6 +137,17 @@ impl Default for SourceSettings {
             reconcile_seconds: 2,
         }
     }
+}
+
+/// `[cluster]`
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSettings {
+    /// The cluster's name (env `TOLLGATE__CLUSTER__NAME`). Stored rollups record it, and only
+    /// a source of the same name reads them. Default: the watched cluster's (or snapshot's)
+    /// `kube-system` namespace UID, `demo` for the demo, the Prometheus URL for `--history`;
+    /// set it wherever `serve` and the CLI share a store.
+    pub name: Option<String>,
 }
 
 /// `[store]`

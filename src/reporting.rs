@@ -8,7 +8,7 @@ use crate::allocation::AllocationSet;
 use crate::cost::{CostOverflow, CostReport, ReportRequest, cost_report_with_usage};
 use crate::pricing::RateCard;
 use crate::prometheus::Prometheus;
-use crate::store::{Plan, RollupStore, StoreError, compose, rollup_request};
+use crate::store::{Catalog, Plan, RollupStore, StoreError, compose, rollup_request};
 use crate::time::{Interval, UnixSeconds, format_time};
 
 const DAY: i64 = 86_400;
@@ -74,14 +74,20 @@ impl Sources<'_> {
 
     /// The report of `request`: stored days from the store, the rest from the engine.
     pub async fn report(&self, request: &ReportRequest) -> Result<CostReport, ReportError> {
-        let days = match self.store {
-            Some(store) => store.days()?,
-            None => Default::default(),
+        let catalog = match self.store {
+            Some(store) => store.catalog()?,
+            None => Catalog::default(),
         };
-        let plan = Plan::new(request, &days);
+        let days = &catalog.mine;
+        let plan = Plan::new(request, days);
         if !plan.storable {
-            return self.priced_with_segments(request, &days).await;
+            return self.priced_with_segments(request, days).await;
         }
+        let read_from_store = days.iter().copied().filter(|&day| {
+            plan.stored
+                .iter()
+                .any(|run| day < run.end && day + DAY > run.start)
+        });
         let mut stored = Vec::new();
         if let Some(store) = self.store {
             for run in &plan.stored {
@@ -102,7 +108,7 @@ impl Sources<'_> {
                 .clamp(window.start, window.end);
             if split > window.start {
                 let past = Interval::new(window.start, split);
-                let (archived, missing) = self.archived(past, &days)?;
+                let (archived, missing) = self.archived(past, days)?;
                 let sets: Vec<&AllocationSet> = archived.iter().collect();
                 let mut part = self.compute(&sets, request, past).await?;
                 part.warnings.extend(missing_archive(&missing));
@@ -120,7 +126,11 @@ impl Sources<'_> {
             lines: Vec::new(),
             warnings: Vec::new(),
         };
-        Ok(compose(request, stored, rest, template))
+        let mut report = compose(request, stored, rest, template);
+        report
+            .warnings
+            .extend(catalog.stale_warning(read_from_store));
+        Ok(report)
     }
 
     /// The report of `request` one period of its step at a time, in order, each handed to

@@ -270,6 +270,16 @@ pub struct ClusterObjects {
     pub slices: Vec<ResourceSlice>,
 }
 
+impl ClusterObjects {
+    /// The UID of the `kube-system` namespace: what names a cluster for as long as it exists.
+    pub fn kube_system_uid(&self) -> Option<&str> {
+        self.namespaces
+            .iter()
+            .find(|n| n.metadata.name.as_deref() == Some("kube-system"))
+            .and_then(|n| n.metadata.uid.as_deref())
+    }
+}
+
 /// How allocations are read from objects.
 #[derive(Clone, Debug)]
 pub struct BuildOptions {

@@ -190,6 +190,39 @@ impl RateCard {
         self.rounding
     }
 
+    /// A digest of what the card prices with — currency, rounding, models, match strings,
+    /// memory, MIG sizes and every price period — not of its text: comments and layout do not
+    /// change it. Stored rollups record it, so days priced with another card are found.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        use std::fmt::Write;
+        let mut canonical = format!("{}|{:?}\n", self.currency, self.rounding);
+        for (i, m) in self.models.iter().enumerate() {
+            let _ = write!(
+                canonical,
+                "{}|{:?}|{:?}|",
+                m.name, m.memory_gb, m.mig_slices
+            );
+            for (profile, fraction) in &m.mig {
+                let _ = write!(canonical, "{profile}={fraction};");
+            }
+            for p in &m.periods {
+                let _ = write!(
+                    canonical,
+                    "[{},{})={}/{:?}/{:?};",
+                    p.during.start, p.during.end, p.on_demand, p.spot, p.reserved
+                );
+            }
+            for matcher in self.matchers.iter().filter(|x| x.model == i) {
+                let _ = write!(canonical, "~{}", matcher.words.join(" "));
+            }
+            canonical.push('\n');
+        }
+        let hash = Sha256::digest(canonical.as_bytes());
+        let hex: String = hash.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        format!("sha256:{hex}")
+    }
+
     /// All models, in the order first written.
     pub fn models(&self) -> &[GpuModel] {
         &self.models

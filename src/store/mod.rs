@@ -11,6 +11,7 @@
 //! so rewriting a day (backfill, re-pricing) is idempotent and a crash never leaves half of one.
 
 mod plan;
+mod provenance;
 mod segments;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,6 +22,7 @@ use polars::prelude::*;
 use rust_decimal::Decimal;
 
 pub use plan::{Plan, ROLLUP_KEYS, compose, merge_into, rollup_request};
+pub use provenance::{Catalog, Provenance};
 
 use crate::allocation::AllocationSet;
 use crate::cost::{CostLine, CostReport, Figures, GroupKey};
@@ -40,10 +42,11 @@ pub struct StoreError {
     pub message: String,
 }
 
-/// Daily Parquet rollups in `<store.dir>/rollups`.
+/// Daily Parquet rollups in `<store.dir>/rollups`, read and written for one source.
 #[derive(Clone, Debug)]
 pub struct RollupStore {
     dir: PathBuf,
+    provenance: Provenance,
 }
 
 fn fail(path: &Path, message: impl ToString) -> StoreError {
@@ -68,17 +71,33 @@ fn decimal_column(name: &str, values: impl Iterator<Item = Option<Decimal>>) -> 
 }
 
 impl RollupStore {
-    /// The store under `dir`, if one was ever written there.
-    pub fn existing(dir: &Path) -> Option<Self> {
+    /// The store under `dir` for `provenance`'s source, if one was ever written there.
+    pub fn existing(dir: &Path, provenance: Provenance) -> Option<Self> {
         let rollups = dir.join("rollups");
-        rollups.is_dir().then_some(RollupStore { dir: rollups })
+        rollups.is_dir().then_some(RollupStore {
+            dir: rollups,
+            provenance,
+        })
     }
 
-    /// The store under `dir` (created if missing).
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+    /// The store under `dir` (created if missing) for `provenance`'s source: it reads only
+    /// that source's days and records it on every day it writes.
+    pub fn open(dir: &Path, provenance: Provenance) -> Result<Self, StoreError> {
         let dir = dir.join("rollups");
         fs::create_dir_all(&dir).map_err(|e| fail(&dir, e))?;
-        Ok(RollupStore { dir })
+        Ok(RollupStore { dir, provenance })
+    }
+
+    /// The source and rate card this store reads and writes for.
+    pub fn provenance(&self) -> &Provenance {
+        &self.provenance
+    }
+
+    fn provenance_path(&self, day: UnixSeconds) -> PathBuf {
+        let date = format_time(day);
+        self.dir
+            .join("provenance")
+            .join(format!("{}.json", &date[..10]))
     }
 
     fn path(&self, day: UnixSeconds) -> PathBuf {
@@ -133,8 +152,22 @@ impl RollupStore {
         Ok((sets, missing))
     }
 
-    /// The days (their UTC midnights) the store holds.
+    /// The days (their UTC midnights) the store holds for this source.
     pub fn days(&self) -> Result<BTreeSet<UnixSeconds>, StoreError> {
+        Ok(self.catalog()?.mine)
+    }
+
+    /// Every stored day, sorted by source and rate card.
+    pub fn catalog(&self) -> Result<Catalog, StoreError> {
+        let mut days = Vec::new();
+        for day in self.all_days()? {
+            days.push((day, provenance::read(&self.provenance_path(day))?));
+        }
+        Ok(Catalog::of(days, &self.provenance))
+    }
+
+    /// The days whose daily file exists, whatever their source.
+    fn all_days(&self) -> Result<BTreeSet<UnixSeconds>, StoreError> {
         let mut days = BTreeSet::new();
         let daily = self.dir.join("daily");
         if !daily.is_dir() {
@@ -155,6 +188,9 @@ impl RollupStore {
     /// Writes the rollup of one day: `report` must come from [`rollup_request`] for that day.
     pub fn write_day(&self, day: UnixSeconds, report: &CostReport) -> Result<(), StoreError> {
         write_lines(&self.path(day), &report.lines)?;
+        let provenance_dir = self.dir.join("provenance");
+        fs::create_dir_all(&provenance_dir).map_err(|e| fail(&provenance_dir, e))?;
+        provenance::write(&self.provenance_path(day), &self.provenance)?;
         let mut sums: BTreeMap<&[String], Figures> = BTreeMap::new();
         for line in &report.lines {
             sums.entry(line.group.as_slice())
@@ -174,7 +210,7 @@ impl RollupStore {
         write_lines(&self.daily_path(day), &daily)
     }
 
-    /// Removes the days before `keep_from`.
+    /// Removes this source's days before `keep_from`.
     pub fn remove_before(&self, keep_from: UnixSeconds) -> Result<usize, StoreError> {
         let mut removed = 0;
         for day in self.days()?.into_iter().filter(|d| *d < keep_from) {
@@ -182,6 +218,7 @@ impl RollupStore {
                 self.daily_path(day),
                 self.path(day),
                 self.segments_path(day),
+                self.provenance_path(day),
             ] {
                 match fs::remove_file(&path) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => {

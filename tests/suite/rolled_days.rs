@@ -63,7 +63,14 @@ async fn rolled_up_days_leave_memory_and_every_report_stays_exact() {
     let end = parse_time("2026-12-01T15:00:00Z").unwrap();
     let fleet = DemoFleet::new(1, start);
     let dir = tempfile::tempdir().unwrap();
-    let store = RollupStore::open(dir.path()).unwrap();
+    let store = RollupStore::open(
+        dir.path(),
+        tollgate::store::Provenance {
+            source: "demo".into(),
+            rate_card: card.digest(),
+        },
+    )
+    .unwrap();
     let mut stores = ClusterStores::default();
     let mut cluster = DemoCluster::start(fleet, &mut stores);
     let mut ledger = Ledger::in_memory().cutting_over(true);

@@ -143,3 +143,105 @@ fn stored_days_need_no_prometheus_and_repricing_rewrites_them() {
     assert_eq!(chat(&repriced)["cost"], "240.00");
     assert_eq!(chat(&live)["cost"], "312.00");
 }
+
+#[test]
+fn stored_days_are_read_only_by_their_source_and_say_when_priced_with_another_card() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = tollgate(
+        dir.path(),
+        &[
+            "store",
+            "backfill",
+            "--from",
+            "2026-11-01",
+            "--to",
+            "2026-11-03",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "2 days rolled up, 0 past retention removed\n",
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // Another source (the demo fleet) reporting over the same days in the same store reads
+    // none of the snapshot's: its report is what it is with no store at all.
+    let demo = |store: &std::path::Path, extra: &[&str]| {
+        tollgate_command()
+            .args(["report", "--demo", "--as-of", "2026-11-03T00:00:00Z"])
+            .args([
+                "--from",
+                "2026-11-01",
+                "--to",
+                "2026-11-03",
+                "--format",
+                "json",
+            ])
+            .args(extra)
+            .env("TOLLGATE__STORE__DIR", store)
+            .output()
+            .unwrap()
+    };
+    let empty = tempfile::tempdir().unwrap();
+    assert_eq!(
+        json_stdout(&demo(dir.path(), &[])),
+        json_stdout(&demo(empty.path(), &[]))
+    );
+    // Nor does it write over them without being told.
+    let refused = tollgate_command()
+        .args([
+            "store",
+            "backfill",
+            "--demo",
+            "--as-of",
+            "2026-11-03T00:00:00Z",
+        ])
+        .args(["--from", "2026-11-01", "--to", "2026-11-03"])
+        .env("TOLLGATE__STORE__DIR", dir.path())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&refused.stderr).trim(),
+        "error: 2 of these days are stored for another source (\"snapshot:snapshot\" on 2026-11-01, not \"demo\"): use another store.dir, set cluster.name to that source's name, or pass --force to replace them"
+    );
+
+    // The snapshot with a changed rate card: the stored days keep their prices (chat-0: 12 h
+    // at 4.00 then 36 h at 3.00, 2 GPUs = 312.00) and the report says they are stale.
+    let cheaper = dir.path().join("cheaper.toml");
+    let card = std::fs::read_to_string("tests/fixtures/rates.toml")
+        .unwrap()
+        .replace("on_demand = \"3.00\"", "on_demand = \"2.00\"");
+    std::fs::write(&cheaper, card).unwrap();
+    let stale = tollgate_command()
+        .args(["report", "--snapshot", "tests/fixtures/snapshot"])
+        .args(["--pricing", cheaper.to_str().unwrap()])
+        .args(["--as-of", "2026-11-03T00:00:00Z", "--from", "2026-11-01"])
+        .args([
+            "--to",
+            "2026-11-03",
+            "--format",
+            "json",
+            "--group-by",
+            "cost_center",
+        ])
+        .env("TOLLGATE__STORE__DIR", dir.path())
+        .output()
+        .unwrap();
+    let report = json_stdout(&stale);
+    let chat = report["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["cost_center"] == "cc-100")
+        .unwrap()
+        .clone();
+    assert_eq!(chat["cost"], "312.00");
+    assert_eq!(
+        report["warnings"],
+        serde_json::json!([
+            "2 stored days from 2026-11-01 to 2026-11-02 were priced with another rate card (or before Tollgate recorded which): their figures are the old prices until `tollgate store reprice --from 2026-11-01 --to <day after 2026-11-02>` prices them again"
+        ])
+    );
+}
