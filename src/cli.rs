@@ -26,7 +26,8 @@ use crate::prometheus::{Prometheus, history_allocations};
 use crate::reporting::Sources;
 use crate::serve::{
     Archive, Auth, AuthSettings, Backfill, CertReloader, CheckRequest, Feed, Following,
-    HistorySource, QuotaGate, Recorded, ServeOptions, Subject, TlsOptions, read_once,
+    HistorySource, QuotaGate, Recorded, ServeOptions, Subject, TlsOptions, client_verifier,
+    read_once,
 };
 use crate::source::{DemoFleet, DemoHistory, read_snapshot};
 use crate::store::Provenance;
@@ -720,6 +721,13 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
             listen: listen.clone(),
             certificates: CertReloader::new(cert, key).map_err(CliError::input)?,
             check_every: Duration::from_secs(10),
+            clients: settings
+                .tls
+                .client_ca_file
+                .as_deref()
+                .map(client_verifier)
+                .transpose()
+                .map_err(CliError::input)?,
         }),
         _ => {
             return Err(CliError::input(

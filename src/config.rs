@@ -84,6 +84,9 @@ pub struct TlsSettings {
     pub cert_file: Option<std::path::PathBuf>,
     /// PEM private key; re-read when it changes.
     pub key_file: Option<std::path::PathBuf>,
+    /// PEM CA bundle: when set, the HTTPS listener accepts only clients presenting a
+    /// certificate it signed (the API server's, per its admission configuration).
+    pub client_ca_file: Option<std::path::PathBuf>,
 }
 
 /// `[server]`

@@ -41,6 +41,9 @@ fn container_gpus(container: &Container) -> Result<Vec<(String, Decimal)>, Quant
 
 /// The pod's effective demand per GPU resource name. `excluded` lists `(container, resource)`
 /// pairs already served by a DRA extended-resource claim, which must not be counted again.
+/// Sums saturate at `Decimal::MAX`: a demand that large is refused by whoever sizes it (a
+/// warning when allocations are built, an error naming the resource in a quota check), never a
+/// panic.
 pub(crate) fn gpu_demand(
     spec: &PodSpec,
     excluded: &[(String, String)],
@@ -58,7 +61,8 @@ pub(crate) fn gpu_demand(
     let mut app: BTreeMap<String, Decimal> = BTreeMap::new();
     for container in &spec.containers {
         for (resource, amount) in amounts(container)? {
-            *app.entry(resource).or_default() += amount;
+            let total = app.entry(resource).or_default();
+            *total = total.saturating_add(amount);
         }
     }
     let mut sidecars: BTreeMap<String, Decimal> = BTreeMap::new();
@@ -68,9 +72,10 @@ pub(crate) fn gpu_demand(
         for (resource, amount) in amounts(container)? {
             let running = sidecars.get(&resource).copied().unwrap_or_default();
             let peak = init_peak.entry(resource.clone()).or_default();
-            *peak = (*peak).max(running + amount);
+            *peak = (*peak).max(running.saturating_add(amount));
             if restartable {
-                *sidecars.entry(resource).or_default() += amount;
+                let total = sidecars.entry(resource).or_default();
+                *total = total.saturating_add(amount);
             }
         }
     }
@@ -81,8 +86,11 @@ pub(crate) fn gpu_demand(
         .chain(init_peak.keys())
         .collect();
     for resource in resources {
-        let steady = app.get(resource).copied().unwrap_or_default()
-            + sidecars.get(resource).copied().unwrap_or_default();
+        let steady = app
+            .get(resource)
+            .copied()
+            .unwrap_or_default()
+            .saturating_add(sidecars.get(resource).copied().unwrap_or_default());
         let peak = init_peak.get(resource).copied().unwrap_or_default();
         let effective = steady.max(peak);
         if effective > Decimal::ZERO {

@@ -5,7 +5,7 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use super::limits::{Budget, BudgetScope};
-use super::prospect::Prospect;
+use super::prospect::{Prospect, ProspectError};
 use super::spend::{SpendIndex, Usage};
 use crate::money::{Currency, Rounding, fixed};
 use crate::time::format_time;
@@ -84,8 +84,39 @@ struct Evaluation<'a> {
     over_units: bool,
 }
 
-/// Decides.
-pub fn decide(input: QuotaInput<'_>) -> QuotaDecision {
+/// The figures of one budget, with checked arithmetic: `None` when they overflow `Decimal`.
+fn evaluate<'a>(
+    budget: &'a Budget,
+    mut usage: Usage,
+    held: Usage,
+    prospect: &Prospect,
+    hours_left: Decimal,
+) -> Option<Evaluation<'a>> {
+    usage.burn_per_hour = usage.burn_per_hour.checked_add(held.burn_per_hour)?;
+    usage.units = usage.units.checked_add(held.units)?;
+    let burn = usage.burn_per_hour.checked_add(prospect.per_hour)?;
+    let projected = usage.spent.checked_add(burn.checked_mul(hours_left)?)?;
+    let units_after = usage.units.checked_add(prospect.units)?;
+    Some(Evaluation {
+        budget,
+        usage,
+        projected,
+        headroom: budget.monthly.checked_sub(projected)?,
+        units_after,
+        over_budget: projected > budget.monthly,
+        over_units: budget.max_units.is_some_and(|max| units_after > max),
+    })
+}
+
+fn too_large(what: impl std::fmt::Display) -> ProspectError {
+    ProspectError(format!(
+        "the figures of {what} are too large to decide on (Decimal overflow)"
+    ))
+}
+
+/// Decides. Every sum is checked: figures too large for `Decimal` are an error naming the
+/// scope, never a panic.
+pub fn decide(input: QuotaInput<'_>) -> Result<QuotaDecision, ProspectError> {
     let QuotaInput {
         prospect,
         spend,
@@ -105,37 +136,22 @@ pub fn decide(input: QuotaInput<'_>) -> QuotaDecision {
     };
     let code = currency.code();
     let hours_left = spend.hours_left();
-    let evaluations: Vec<Evaluation<'_>> = budgets
-        .iter()
-        .filter_map(|budget| {
-            let mut usage = match &budget.scope {
-                BudgetScope::CostCenter(name) if *name == prospect.cost_center => {
-                    spend.cost_center(name)
-                }
-                BudgetScope::Namespace(name) if *name == prospect.namespace => {
-                    spend.namespace(name)
-                }
-                _ => return None,
-            };
-            let held = match budget.scope {
-                BudgetScope::CostCenter(_) => reserved.0,
-                BudgetScope::Namespace(_) => reserved.1,
-            };
-            usage.burn_per_hour += held.burn_per_hour;
-            usage.units += held.units;
-            let projected = usage.spent + (usage.burn_per_hour + prospect.per_hour) * hours_left;
-            let units_after = usage.units + prospect.units;
-            Some(Evaluation {
-                budget,
-                usage,
-                projected,
-                headroom: budget.monthly - projected,
-                units_after,
-                over_budget: projected > budget.monthly,
-                over_units: budget.max_units.is_some_and(|max| units_after > max),
-            })
-        })
-        .collect();
+    let mut evaluations: Vec<Evaluation<'_>> = Vec::new();
+    for budget in budgets {
+        let (usage, held) = match &budget.scope {
+            BudgetScope::CostCenter(name) if *name == prospect.cost_center => {
+                (spend.cost_center(name), reserved.0)
+            }
+            BudgetScope::Namespace(name) if *name == prospect.namespace => {
+                (spend.namespace(name), reserved.1)
+            }
+            _ => continue,
+        };
+        evaluations.push(
+            evaluate(budget, usage, held, prospect, hours_left)
+                .ok_or_else(|| too_large(&budget.scope))?,
+        );
+    }
 
     let mut warnings = prospect.notes.clone();
     let mut denials = Vec::new();
@@ -164,12 +180,20 @@ pub fn decide(input: QuotaInput<'_>) -> QuotaDecision {
         if let Some(warn_at) = e.budget.warn_at
             && !e.over_budget
             && !e.budget.monthly.is_zero()
-            && e.projected >= e.budget.monthly * warn_at
+            && e.budget
+                .monthly
+                .checked_mul(warn_at)
+                .is_some_and(|line| e.projected >= line)
         {
+            let percent = e
+                .projected
+                .checked_div(e.budget.monthly)
+                .and_then(|r| r.checked_mul(Decimal::ONE_HUNDRED))
+                .ok_or_else(|| too_large(scope))?;
             warnings.push(format!(
                 "{scope} is projected to spend {} {code}, {}% of its {} {code} monthly budget",
                 money(e.projected),
-                (e.projected / e.budget.monthly * Decimal::ONE_HUNDRED).round(),
+                percent.round(),
                 money(e.budget.monthly)
             ));
         }
@@ -183,15 +207,23 @@ pub fn decide(input: QuotaInput<'_>) -> QuotaDecision {
                 .iter()
                 .min_by(|a, b| a.headroom.cmp(&b.headroom))
         });
-    let fallback = spend.cost_center(&prospect.cost_center);
-    let usage = shown.map_or(
-        Usage {
-            burn_per_hour: fallback.burn_per_hour + reserved.0.burn_per_hour,
-            units: fallback.units + reserved.0.units,
-            ..fallback
-        },
-        |e| e.usage,
-    );
+    let usage = match shown {
+        Some(e) => e.usage,
+        None => {
+            let fallback = spend.cost_center(&prospect.cost_center);
+            Usage {
+                burn_per_hour: fallback
+                    .burn_per_hour
+                    .checked_add(reserved.0.burn_per_hour)
+                    .ok_or_else(|| too_large(&prospect.cost_center))?,
+                units: fallback
+                    .units
+                    .checked_add(reserved.0.units)
+                    .ok_or_else(|| too_large(&prospect.cost_center))?,
+                ..fallback
+            }
+        }
+    };
     let allowed = denials.is_empty();
     let message = match (allowed, shown) {
         (false, _) => denials.join("; "),
@@ -206,7 +238,7 @@ pub fn decide(input: QuotaInput<'_>) -> QuotaDecision {
             prospect.cost_center, prospect.namespace
         ),
     };
-    QuotaDecision {
+    Ok(QuotaDecision {
         allowed,
         message,
         warnings,
@@ -222,7 +254,7 @@ pub fn decide(input: QuotaInput<'_>) -> QuotaDecision {
         max_units: shown.and_then(|e| e.budget.max_units).map(units_text),
         as_of: format_time(spend.as_of),
         stale,
-    }
+    })
 }
 
 /// Applies the failure mode to a decision made on stale data.

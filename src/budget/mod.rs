@@ -16,7 +16,8 @@ mod tests;
 pub use decision::{QuotaDecision, QuotaInput, decide, with_failure_mode};
 pub use limits::{Budget, BudgetError, BudgetScope, RawBudget, validate_budgets};
 pub use prospect::{
-    Prospect, ProspectContext, ProspectError, prospect_from_count, prospect_from_pod,
+    MAX_UNITS, Prospect, ProspectContext, ProspectError, asks_for_gpus, prospect_from_count,
+    prospect_from_pod, prospect_without_gpus,
 };
-pub use reservations::{Arrival, ArrivalLog, Arrivals, Reservation, Reservations};
+pub use reservations::{Arrival, ArrivalLog, Arrivals, PodIdentity, Reservation, Reservations};
 pub use spend::{SpendIndex, StoredSpend, Usage, month_of};

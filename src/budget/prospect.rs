@@ -3,13 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use rust_decimal::Decimal;
 
 use crate::allocation::{
     AMD_PARTITION_LABELS, AmdPartitionMode, CostCenterSource, GpuResource, PRODUCT_LABEL,
-    capacity_tier, classify, cost_center, first_label, gpu_demand,
+    capacity_tier, classify, cost_center, first_label, gpu_demand, unpriced_accelerator,
 };
 use crate::pricing::{PriceTier, RateCard};
 use crate::time::UnixSeconds;
@@ -21,6 +21,8 @@ pub struct Prospect {
     pub namespace: String,
     /// Its name, if it has one yet (generated names come later).
     pub name: Option<String>,
+    /// Its UID, if the request carries one (validating webhooks see it).
+    pub uid: Option<String>,
     /// Who would pay.
     pub cost_center: String,
     /// Where that came from.
@@ -33,6 +35,35 @@ pub struct Prospect {
     pub gpu_model: Option<String>,
     /// How it was priced, when that was a guess (the costliest model, a whole GPU for a share).
     pub notes: Vec<String>,
+}
+
+/// The most GPU units one check may ask about: more than any pod (or cluster) holds, and small
+/// enough that its cost times a month of hours stays far inside `Decimal`.
+pub const MAX_UNITS: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
+
+/// True when a pod asks for a GPU (any `nvidia.com/*` or `amd.com/*` resource, or anything
+/// that looks like an accelerator) or a DRA claim, in any container, init container or the
+/// pod-level resources. A pod that does not is never judged against a budget.
+pub fn asks_for_gpus(spec: &PodSpec) -> bool {
+    let accelerator =
+        |name: &String| classify(name).is_some() || unpriced_accelerator(name.as_str());
+    let asks = |resources: Option<&k8s_openapi::api::core::v1::ResourceRequirements>| {
+        resources.is_some_and(|r| {
+            r.requests
+                .iter()
+                .chain(r.limits.iter())
+                .any(|list| list.keys().any(accelerator))
+                || r.claims.as_ref().is_some_and(|c| !c.is_empty())
+        })
+    };
+    spec.containers.iter().any(|c| asks(c.resources.as_ref()))
+        || spec
+            .init_containers
+            .iter()
+            .flatten()
+            .any(|c| asks(c.resources.as_ref()))
+        || asks(spec.resources.as_ref())
+        || spec.resource_claims.as_ref().is_some_and(|c| !c.is_empty())
 }
 
 /// A pod spec that cannot be priced.
@@ -159,6 +190,11 @@ pub fn prospect_from_pod(
     let mut notes: Vec<String> = note.into_iter().collect();
     let mut units = Decimal::ZERO;
     for (resource, count) in demand {
+        if count > MAX_UNITS || count < Decimal::ZERO {
+            return Err(ProspectError(format!(
+                "pod: {resource}={count} is not a number of GPUs a pod can hold (0 to {MAX_UNITS})"
+            )));
+        }
         let per_item = match classify(&resource) {
             Some(GpuResource::Whole) => Decimal::ONE,
             Some(GpuResource::Shared) => match selector
@@ -199,17 +235,51 @@ pub fn prospect_from_pod(
             "each of its {claims} DRA claim(s) counted as one GPU"
         ));
     }
+    if units > MAX_UNITS {
+        return Err(ProspectError(format!(
+            "pod: {units} GPUs in all is more than a pod can hold (at most {MAX_UNITS})"
+        )));
+    }
     let (cost_center, cost_center_source) = context.cost_center(&pod.metadata);
     Ok(Prospect {
         namespace: context.namespace.to_string(),
         name: pod.metadata.name.clone().filter(|n| !n.is_empty()),
+        uid: pod.metadata.uid.clone().filter(|u| !u.is_empty()),
         cost_center,
         cost_center_source,
         units,
-        per_hour: (units * price).normalize(),
+        per_hour: hourly(units, price)?,
         gpu_model: (!units.is_zero()).then_some(model),
         notes: if units.is_zero() { Vec::new() } else { notes },
     })
+}
+
+/// `units × price`, or an error when a rate card's price is too large to multiply.
+fn hourly(units: Decimal, price: Decimal) -> Result<Decimal, ProspectError> {
+    units
+        .checked_mul(price)
+        .map(|cost| cost.normalize())
+        .ok_or_else(|| {
+            ProspectError(format!(
+                "{units} GPUs at {price} an hour is too large a cost to decide on"
+            ))
+        })
+}
+
+/// What a pod that asks for no GPU holds: nothing, charged to its cost center.
+pub fn prospect_without_gpus(pod: &Pod, context: &ProspectContext<'_>) -> Prospect {
+    let (cost_center, cost_center_source) = context.cost_center(&pod.metadata);
+    Prospect {
+        namespace: context.namespace.to_string(),
+        name: pod.metadata.name.clone().filter(|n| !n.is_empty()),
+        uid: pod.metadata.uid.clone().filter(|u| !u.is_empty()),
+        cost_center,
+        cost_center_source,
+        units: Decimal::ZERO,
+        per_hour: Decimal::ZERO,
+        gpu_model: None,
+        notes: Vec::new(),
+    }
 }
 
 /// What `gpus` whole GPUs of `gpu_model` (or of the costliest model) would cost.
@@ -221,6 +291,11 @@ pub fn prospect_from_count(
     if gpus < Decimal::ZERO {
         return Err(ProspectError("gpus: must not be negative".into()));
     }
+    if gpus > MAX_UNITS {
+        return Err(ProspectError(format!(
+            "gpus: {gpus} is more GPUs than a pod can hold (at most {MAX_UNITS})"
+        )));
+    }
     let choices: Vec<String> = gpu_model.map(str::to_string).into_iter().collect();
     let (_, model, price, note) =
         priced_model(context.card, &choices, PriceTier::OnDemand, context.at)?;
@@ -228,10 +303,11 @@ pub fn prospect_from_count(
     Ok(Prospect {
         namespace: context.namespace.to_string(),
         name: None,
+        uid: None,
         cost_center,
         cost_center_source,
         units: gpus,
-        per_hour: (gpus * price).normalize(),
+        per_hour: hourly(gpus, price)?,
         gpu_model: Some(model),
         notes: note.into_iter().collect(),
     })

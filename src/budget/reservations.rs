@@ -19,6 +19,9 @@ pub struct Reservation {
     pub namespace: String,
     /// The pod's name, when the request had one.
     pub name: Option<String>,
+    /// The pod's UID, when the request had one (a validating webhook sees it, and the name
+    /// generated from `generateName`).
+    pub uid: Option<String>,
     /// Its cost center.
     pub cost_center: String,
     /// Units it will hold.
@@ -36,6 +39,8 @@ pub struct Arrival {
     pub namespace: String,
     /// Its name.
     pub name: String,
+    /// Its UID.
+    pub uid: String,
     /// The GPU units it holds.
     pub units: Decimal,
 }
@@ -95,6 +100,7 @@ impl Arrivals {
             let arrival = now_running.entry(uid).or_insert_with(|| Arrival {
                 namespace: live.names.resolve(a.namespace).to_string(),
                 name: live.names.resolve(a.pod).to_string(),
+                uid: uid.to_string(),
                 units: Decimal::ZERO,
             });
             arrival.units += a.units.to_decimal();
@@ -130,17 +136,73 @@ impl Arrivals {
     }
 }
 
+/// Who a hold is for: the same pod checked twice (a retried check, or both the Kyverno rule and
+/// the native webhook) holds its cost once.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+enum HoldKey {
+    /// A pod with a name.
+    Named { namespace: String, name: String },
+    /// A pod known by its UID only.
+    Uid(String),
+    /// A pod the request did not identify (a bare GPU count, or a pod without name or UID).
+    Anonymous(u64),
+}
+
 /// The open reservations, and how far the arrivals were read.
 #[derive(Clone, Debug, Default)]
 pub struct Reservations {
-    held: Vec<Reservation>,
+    held: FxHashMap<HoldKey, Reservation>,
+    /// Holds without a name, by namespace: released by a new pod of their namespace holding
+    /// the same units.
+    nameless: FxHashMap<String, Vec<HoldKey>>,
+    next_anonymous: u64,
     settled: u64,
 }
 
+impl HoldKey {
+    /// The key of an identified pod; `None` when the request named none.
+    fn of(namespace: &str, name: Option<&str>, uid: Option<&str>) -> Option<HoldKey> {
+        match (name, uid) {
+            (Some(name), _) => Some(HoldKey::Named {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+            }),
+            (None, Some(uid)) => Some(HoldKey::Uid(uid.to_string())),
+            (None, None) => None,
+        }
+    }
+}
+
+/// The pod a check is about, as far as the request identifies it.
+#[derive(Clone, Copy, Debug)]
+pub struct PodIdentity<'a> {
+    /// Its namespace.
+    pub namespace: &'a str,
+    /// Its name, if known.
+    pub name: Option<&'a str>,
+    /// Its UID, if known.
+    pub uid: Option<&'a str>,
+}
+
 impl Reservations {
-    /// Adds a hold.
+    /// Adds a hold, replacing the one the same pod already has.
     pub fn reserve(&mut self, reservation: Reservation) {
-        self.held.push(reservation);
+        let identified = HoldKey::of(
+            &reservation.namespace,
+            reservation.name.as_deref(),
+            reservation.uid.as_deref(),
+        );
+        let key = identified.unwrap_or_else(|| {
+            self.next_anonymous += 1;
+            HoldKey::Anonymous(self.next_anonymous)
+        });
+        if reservation.name.is_none() && !self.held.contains_key(&key) {
+            self.nameless
+                .entry(reservation.namespace.clone())
+                .or_default()
+                .push(key.clone());
+        }
+        self.held.insert(key, reservation);
     }
 
     /// How many holds are open.
@@ -153,42 +215,75 @@ impl Reservations {
         self.held.is_empty()
     }
 
-    /// Held units and burn of a cost center and of a namespace, counting holds alive at `now`.
-    pub fn usage(&self, cost_center: &str, namespace: &str, now: UnixSeconds) -> (Usage, Usage) {
+    /// Held units and burn of a cost center and of a namespace, counting holds alive at `now`
+    /// besides `pod`'s own (a pod checked again is not in its own way). Sums saturate: holds are
+    /// bounded by the check (`MAX_UNITS` GPUs each), so only absurd numbers of them could reach
+    /// `Decimal`'s range.
+    pub fn usage(
+        &self,
+        cost_center: &str,
+        pod: PodIdentity<'_>,
+        now: UnixSeconds,
+    ) -> (Usage, Usage) {
+        let own = HoldKey::of(pod.namespace, pod.name, pod.uid);
+        let namespace = pod.namespace;
         let mut by_cost_center = Usage::default();
         let mut by_namespace = Usage::default();
-        for r in self.held.iter().filter(|r| r.expires > now) {
+        let add = |usage: &mut Usage, r: &Reservation| {
+            usage.units = usage.units.saturating_add(r.units);
+            usage.burn_per_hour = usage.burn_per_hour.saturating_add(r.per_hour);
+        };
+        let others = self
+            .held
+            .iter()
+            .filter(|(key, _)| own.as_ref() != Some(*key));
+        for (_, r) in others.filter(|(_, r)| r.expires > now) {
             if r.cost_center == cost_center {
-                by_cost_center.units += r.units;
-                by_cost_center.burn_per_hour += r.per_hour;
+                add(&mut by_cost_center, r);
             }
             if r.namespace == namespace {
-                by_namespace.units += r.units;
-                by_namespace.burn_per_hour += r.per_hour;
+                add(&mut by_namespace, r);
             }
         }
         (by_cost_center, by_namespace)
     }
 
     /// Drops expired holds and the holds of pods that arrived since the last settle: a hold
-    /// with a name is released by that pod; a nameless one (generated names) by a new pod of its
-    /// namespace holding the same units. Costs the arrivals since the last settle times the
-    /// holds open: never a pass over what runs.
+    /// with a name (or UID) is released by that pod; a nameless one by a new pod of its
+    /// namespace holding the same units. Costs one pass over the holds plus a lookup per
+    /// arrival: never a pass over what runs.
     pub fn settle(&mut self, arrivals: &ArrivalLog, now: UnixSeconds) {
-        self.held.retain(|r| r.expires > now);
+        self.held.retain(|_, r| r.expires > now);
         for arrival in arrivals.since(self.settled) {
-            let named = self.held.iter().position(|r| {
-                r.namespace == arrival.namespace && r.name.as_deref() == Some(arrival.name.as_str())
+            let named = HoldKey::Named {
+                namespace: arrival.namespace.clone(),
+                name: arrival.name.clone(),
+            };
+            if self.held.remove(&named).is_some() {
+                continue;
+            }
+            if self
+                .held
+                .remove(&HoldKey::Uid(arrival.uid.clone()))
+                .is_some()
+            {
+                continue;
+            }
+            let held = &self.held;
+            let same_units = self.nameless.get(&arrival.namespace).and_then(|keys| {
+                keys.iter()
+                    .find(|k| held.get(k).is_some_and(|r| r.units == arrival.units))
+                    .cloned()
             });
-            let matched = named.or_else(|| {
-                self.held.iter().position(|r| {
-                    r.namespace == arrival.namespace && r.name.is_none() && r.units == arrival.units
-                })
-            });
-            if let Some(i) = matched {
-                self.held.remove(i);
+            if let Some(key) = same_units {
+                self.held.remove(&key);
             }
         }
+        let held = &self.held;
+        self.nameless.retain(|_, keys| {
+            keys.retain(|k| held.contains_key(k));
+            !keys.is_empty()
+        });
         self.settled = arrivals.next();
     }
 }

@@ -75,10 +75,20 @@ fn running(set: &mut AllocationSet, namespace: &str, pod: &str, uid: &str, units
     set.allocations.push(allocation);
 }
 
+/// A check about no particular pod of `namespace`.
+fn anywhere(namespace: &str) -> PodIdentity<'_> {
+    PodIdentity {
+        namespace,
+        name: None,
+        uid: None,
+    }
+}
+
 fn hold(namespace: &str, name: Option<&str>, units: i64, expires: i64) -> Reservation {
     Reservation {
         namespace: namespace.into(),
         name: name.map(str::to_string),
+        uid: None,
         cost_center: "cc".into(),
         units: Decimal::from(units),
         per_hour: Decimal::from(3 * units),
@@ -93,7 +103,7 @@ fn holds_are_released_by_the_pods_that_show_up_or_by_time() {
     book.reserve(hold("a", None, 1, 1_000));
     book.reserve(hold("a", None, 4, 1_000));
     book.reserve(hold("b", None, 1, 500));
-    let (cc, ns) = book.usage("cc", "a", 100);
+    let (cc, ns) = book.usage("cc", anywhere("a"), 100);
     assert_eq!(
         (cc.units, ns.units, cc.burn_per_hour),
         (Decimal::from(8), Decimal::from(7), Decimal::from(24))
@@ -115,7 +125,7 @@ fn holds_are_released_by_the_pods_that_show_up_or_by_time() {
     arrivals.take_in(&live, 200, None);
     book.settle(&arrivals.log(), 200);
     assert_eq!(book.len(), 2);
-    let (_, ns) = book.usage("cc", "a", 200);
+    let (_, ns) = book.usage("cc", anywhere("a"), 200);
     assert_eq!(ns.units, Decimal::ONE);
     // Reading the same pods again is no new arrival; time lets the rest lapse.
     arrivals.take_in(&live, 200, None);
@@ -136,4 +146,37 @@ fn holds_are_released_by_the_pods_that_show_up_or_by_time() {
     arrivals.take_in(&only_new, 300, Some(&touched));
     book.settle(&arrivals.log(), 300);
     assert!(book.is_empty(), "web-2 arrived and released the hold");
+}
+
+#[test]
+fn the_same_pod_checked_twice_holds_once() {
+    let mut book = Reservations::default();
+    // A retried check, or the Kyverno rule and the native webhook both asking for one pod.
+    book.reserve(hold("a", Some("web-0"), 2, 1_000));
+    book.reserve(hold("a", Some("web-0"), 2, 1_200));
+    // A pod known by its UID only (validating webhooks see the UID).
+    let by_uid = || Reservation {
+        uid: Some("uid-7".into()),
+        ..hold("a", None, 3, 1_000)
+    };
+    book.reserve(by_uid());
+    book.reserve(by_uid());
+    // Bare GPU counts identify nothing: each holds.
+    book.reserve(hold("a", None, 1, 1_000));
+    book.reserve(hold("a", None, 1, 1_000));
+    assert_eq!(book.len(), 4);
+    let (_, ns) = book.usage("cc", anywhere("a"), 100);
+    assert_eq!(ns.units, Decimal::from(2 + 3 + 1 + 1));
+
+    // The UID's pod arrives under its generated name, holding other units than asked (a
+    // template's devices): its hold goes, the nameless counts stay.
+    let mut arrivals = Arrivals::default();
+    arrivals.take_in(&AllocationSet::default(), 100, None);
+    let mut live = AllocationSet::default();
+    running(&mut live, "a", "job-x7k2q", "uid-7", 2, 200);
+    arrivals.take_in(&live, 200, None);
+    book.settle(&arrivals.log(), 200);
+    assert_eq!(book.len(), 3);
+    let (_, ns) = book.usage("cc", anywhere("a"), 200);
+    assert_eq!(ns.units, Decimal::from(2 + 1 + 1));
 }

@@ -459,9 +459,10 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// The router.
+/// The router of the HTTP port: every route.
 pub fn router(state: AppState) -> Router {
     let guard = |scope| from_fn_with_state((state.auth.clone(), scope), require);
+    let quota = state.quota.clone();
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -477,5 +478,107 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/api/v1/openapi.json", get(openapi))
         .fallback(not_found)
+        .layer(from_fn_with_state(quota, catch_panic))
         .with_state(state)
+}
+
+/// The router of the HTTPS port: the admission webhook and the probes, nothing else. The
+/// NetworkPolicy opens that port to the API server's callers; chargebacks and the Kyverno
+/// quota route stay on the HTTP port.
+pub fn webhook_router(state: AppState) -> Router {
+    let quota = state.quota.clone();
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/admission/v1/validate", post(admission_validate))
+        .fallback(not_found)
+        .layer(from_fn_with_state(quota, catch_panic))
+        .with_state(state)
+}
+
+/// The last line of defence: a handler that panics answers a JSON 500 (counted as a quota
+/// `decision="error"` on the quota routes) instead of resetting the connection.
+async fn catch_panic(
+    State(quota): State<Arc<QuotaGate>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use futures::FutureExt;
+    let started = Instant::now();
+    let decides = matches!(
+        request.uri().path(),
+        "/api/v1/quota/check" | "/admission/v1/validate"
+    );
+    let path = request.uri().path().to_string();
+    match std::panic::AssertUnwindSafe(next.run(request))
+        .catch_unwind()
+        .await
+    {
+        Ok(response) => response,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(path, panic = what, "a request handler panicked");
+            if decides {
+                quota.record_error(started);
+            }
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error: this request could not be answered; the service's log says why",
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod test {
+    use super::*;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_json_500_and_counts_an_error() {
+        let quota = Arc::new(QuotaGate::new(
+            Vec::new(),
+            crate::config::QuotaSettings::default(),
+            "cost-center".into(),
+        ));
+        let app: Router = Router::new()
+            .route(
+                "/api/v1/quota/check",
+                post(|| async {
+                    if true {
+                        panic!("a defect");
+                    }
+                    "unreachable"
+                }),
+            )
+            .layer(from_fn_with_state(quota.clone(), catch_panic));
+        let response = app
+            .oneshot(
+                Request::post("/api/v1/quota/check")
+                    .body(Body::from("{}"))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+            serde_json::json!({"error": "internal error: this request could not be answered; the service's log says why"})
+        );
+        let mut registry = prometheus_client::registry::Registry::default();
+        quota.register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains("tollgate_quota_checks_total{decision=\"error\"} 1"),
+            "{text}"
+        );
+    }
 }

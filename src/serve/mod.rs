@@ -21,14 +21,14 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use admission::{admission_review, quota_request};
+pub use admission::{Review, admission_review, quota_request};
 pub use archive::{Archive, Backfill, HistorySource};
 pub use auth::{Auth, AuthMode, AuthSettings, Refusal, Scope};
 pub use feed::{Feed, Recorded};
 pub use follow::Following;
-pub use http::{ApiDoc, AppState, router};
+pub use http::{ApiDoc, AppState, router, webhook_router};
 pub use quota::{CheckRequest, QuotaGate, Subject};
-pub use tls::{CertReloader, TlsError, serve_tls};
+pub use tls::{CertReloader, TlsError, client_verifier, serve_tls};
 pub use view::{Reconciler, View, read_once};
 
 use crate::ledger::Ledger;
@@ -69,6 +69,8 @@ pub struct TlsOptions {
     pub certificates: Arc<CertReloader>,
     /// How often the files are checked.
     pub check_every: Duration,
+    /// When set, only clients with a certificate it verifies (the API server) are served.
+    pub clients: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
 }
 
 /// The service could not start.
@@ -194,7 +196,7 @@ pub async fn serve(
     let background = options
         .archive
         .spawn(receiver.clone(), card.clone(), options.backfill.take());
-    let app = router(AppState {
+    let state = AppState {
         card,
         views: receiver,
         quota: Arc::new(quota),
@@ -202,7 +204,8 @@ pub async fn serve(
         focus: Arc::new(options.focus.clone()),
         auth: options.auth.clone(),
         reports: Arc::new(tokio::sync::Semaphore::new(options.reports_at_once.max(1))),
-    });
+    };
+    let app = router(state.clone());
     // One shutdown for both listeners.
     let (stop, stopping) = watch::channel(false);
     tokio::spawn(async move {
@@ -226,8 +229,9 @@ pub async fn serve(
             announced.push(format!("https://localhost:{port}/admission/v1/validate"));
             Some(tokio::spawn(serve_tls(
                 listener,
-                app.clone(),
+                webhook_router(state),
                 tls.certificates.clone(),
+                tls.clients.clone(),
                 tls.check_every,
                 until_stopped(stopping.clone()),
             )))

@@ -15,8 +15,9 @@ use rust_decimal::Decimal;
 
 use super::view::View;
 use crate::budget::{
-    Budget, Prospect, ProspectContext, ProspectError, QuotaDecision, QuotaInput, Reservation,
-    Reservations, decide, prospect_from_count, prospect_from_pod, with_failure_mode,
+    Budget, PodIdentity, Prospect, ProspectContext, ProspectError, QuotaDecision, QuotaInput,
+    Reservation, Reservations, asks_for_gpus, decide, prospect_from_count, prospect_from_pod,
+    prospect_without_gpus, with_failure_mode,
 };
 use crate::config::{FailMode, QuotaSettings};
 use crate::pricing::RateCard;
@@ -93,30 +94,25 @@ impl QuotaGate {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn prospect(
-        &self,
-        view: &View,
-        card: &RateCard,
-        request: &CheckRequest,
-    ) -> Result<Prospect, ProspectError> {
-        let context = ProspectContext {
+    fn context<'a>(
+        &'a self,
+        view: &'a View,
+        card: &'a RateCard,
+        request: &'a CheckRequest,
+    ) -> ProspectContext<'a> {
+        ProspectContext {
             namespace: &request.namespace,
             namespace_meta: view.namespaces.get(&request.namespace),
             cost_center: request.cost_center.as_deref(),
             cost_center_key: &self.cost_center_key,
             card,
             at: view.as_of,
-        };
-        match &request.subject {
-            Subject::Pod(pod) => prospect_from_pod(pod, &context),
-            Subject::Gpus { gpus, gpu_model } => {
-                prospect_from_count(*gpus, gpu_model.as_deref(), &context)
-            }
         }
     }
 
-    /// Decides, and reserves what an allowed, non-dry-run pod will hold. Never waits on
-    /// anything but the reservation lock, held for the decision alone.
+    /// Decides, and reserves what an allowed, non-dry-run pod will hold (once per pod, however
+    /// often it is checked). A pod asking for no GPU is allowed at once, before any budget is
+    /// looked at. Never waits on anything but the reservation lock, held for the decision alone.
     pub fn check(
         &self,
         view: &View,
@@ -124,39 +120,7 @@ impl QuotaGate {
         request: &CheckRequest,
     ) -> Result<QuotaDecision, ProspectError> {
         let started = Instant::now();
-        let outcome = self.prospect(view, card, request).map(|prospect| {
-            let age = view.age();
-            let stale =
-                age.is_none_or(|a| a > Duration::from_secs(self.settings.max_staleness_seconds));
-            let now = view.now();
-            let mut book = self.lock();
-            book.settle(&view.arrivals, now);
-            let decision = decide(QuotaInput {
-                prospect: &prospect,
-                spend: &view.spend,
-                reserved: book.usage(&prospect.cost_center, &prospect.namespace, now),
-                budgets: &self.budgets,
-                currency: card.currency(),
-                rounding: card.rounding(),
-                stale,
-            });
-            let decision = with_failure_mode(
-                decision,
-                self.settings.fail_mode == FailMode::FailClosed,
-                age.map_or(u64::MAX, |a| a.as_secs()),
-            );
-            if decision.allowed && !request.dry_run && !prospect.units.is_zero() {
-                book.reserve(Reservation {
-                    namespace: prospect.namespace.clone(),
-                    name: prospect.name.clone(),
-                    cost_center: prospect.cost_center.clone(),
-                    units: prospect.units,
-                    per_hour: prospect.per_hour,
-                    expires: now + self.settings.reservation_ttl_seconds as i64,
-                });
-            }
-            decision
-        });
+        let outcome = self.decide(view, card, request);
         let label = match &outcome {
             Ok(d) if d.allowed => "allow",
             Ok(_) => "deny",
@@ -164,6 +128,66 @@ impl QuotaGate {
         };
         self.record(label, started);
         outcome
+    }
+
+    fn decide(
+        &self,
+        view: &View,
+        card: &RateCard,
+        request: &CheckRequest,
+    ) -> Result<QuotaDecision, ProspectError> {
+        let context = self.context(view, card, request);
+        let prospect = match &request.subject {
+            Subject::Pod(pod) if !pod.spec.as_ref().is_some_and(asks_for_gpus) => {
+                return not_judged(prospect_without_gpus(pod, &context), view, card);
+            }
+            Subject::Pod(pod) => prospect_from_pod(pod, &context)?,
+            Subject::Gpus { gpus, gpu_model } => {
+                prospect_from_count(*gpus, gpu_model.as_deref(), &context)?
+            }
+        };
+        let age = view.age();
+        let stale =
+            age.is_none_or(|a| a > Duration::from_secs(self.settings.max_staleness_seconds));
+        let now = view.now();
+        let mut book = self.lock();
+        book.settle(&view.arrivals, now);
+        let decision = decide(QuotaInput {
+            prospect: &prospect,
+            spend: &view.spend,
+            reserved: book.usage(
+                &prospect.cost_center,
+                PodIdentity {
+                    namespace: &prospect.namespace,
+                    name: prospect.name.as_deref(),
+                    uid: prospect.uid.as_deref(),
+                },
+                now,
+            ),
+            budgets: &self.budgets,
+            currency: card.currency(),
+            rounding: card.rounding(),
+            stale,
+        })?;
+        let decision = with_failure_mode(
+            decision,
+            self.settings.fail_mode == FailMode::FailClosed,
+            age.map_or(u64::MAX, |a| a.as_secs()),
+        );
+        if decision.allowed && !request.dry_run && !prospect.units.is_zero() {
+            book.reserve(Reservation {
+                namespace: prospect.namespace,
+                name: prospect.name,
+                uid: prospect.uid,
+                cost_center: prospect.cost_center,
+                units: prospect.units,
+                per_hour: prospect.per_hour,
+                expires: now.saturating_add(
+                    i64::try_from(self.settings.reservation_ttl_seconds).unwrap_or(i64::MAX),
+                ),
+            });
+        }
+        Ok(decision)
     }
 
     /// Counts a check that failed before a decision (a malformed request).
@@ -191,4 +215,25 @@ impl QuotaGate {
             self.durations.clone(),
         );
     }
+}
+
+/// The answer for a pod that asks for no GPU: allowed, whatever its team has spent, stale data
+/// or not; the figures shown are its cost center's.
+fn not_judged(
+    prospect: Prospect,
+    view: &View,
+    card: &RateCard,
+) -> Result<QuotaDecision, ProspectError> {
+    let mut decision = decide(QuotaInput {
+        prospect: &prospect,
+        spend: &view.spend,
+        reserved: Default::default(),
+        budgets: &[],
+        currency: card.currency(),
+        rounding: card.rounding(),
+        stale: false,
+    })?;
+    decision.message =
+        "the pod asks for no GPU or DRA device: allowed without a budget check".into();
+    Ok(decision)
 }

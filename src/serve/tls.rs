@@ -12,7 +12,8 @@ use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use tokio::net::TcpListener;
 
@@ -47,6 +48,32 @@ fn load(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
 
 fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// A verifier that accepts only clients with a certificate signed by the CAs in `ca_file`.
+pub fn client_verifier(ca_file: &Path) -> Result<Arc<dyn ClientCertVerifier>, TlsError> {
+    let fail = |message: String| TlsError {
+        path: ca_file.to_path_buf(),
+        message,
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca_file)
+        .map_err(|e| fail(format!("cannot read PEM certificates: {e}")))?
+    {
+        let cert = cert.map_err(|e| fail(format!("not a PEM CA bundle: {e}")))?;
+        roots
+            .add(cert)
+            .map_err(|e| fail(format!("not a usable CA certificate: {e}")))?;
+    }
+    if roots.is_empty() {
+        return Err(fail("holds no CA certificate".into()));
+    }
+    WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::new(rustls::crypto::ring::default_provider()),
+    )
+    .build()
+    .map_err(|e| fail(format!("cannot verify clients with it: {e}")))
 }
 
 /// Serves the current certificate and re-reads the files when their modification times change.
@@ -97,11 +124,12 @@ impl ResolvesServerCert for CertReloader {
 }
 
 /// Serves `router` over HTTPS on `listener` until `shutdown`, checking the certificate files
-/// for changes every `check_every`.
+/// for changes every `check_every`; with `clients`, only clients it verifies are served.
 pub async fn serve_tls(
     listener: TcpListener,
     router: Router,
     certificates: Arc<CertReloader>,
+    clients: Option<Arc<dyn ClientCertVerifier>>,
     check_every: Duration,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
@@ -121,12 +149,15 @@ pub async fn serve_tls(
             }
         })
     };
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .unwrap_or_else(|e| unreachable!("ring supports the default protocol versions: {e}"))
-    .with_no_client_auth()
+    .unwrap_or_else(|e| unreachable!("ring supports the default protocol versions: {e}"));
+    let mut config = match clients {
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
+        None => builder.with_no_client_auth(),
+    }
     .with_cert_resolver(certificates);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));

@@ -10,6 +10,7 @@ mod auth;
 mod dashboards;
 mod deploy;
 mod focus;
+mod gate_properties;
 mod http_api;
 mod kyverno_policies;
 mod leader;

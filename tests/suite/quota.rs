@@ -579,3 +579,193 @@ async fn garbage_gets_a_400_saying_what_is_wrong() {
         "{metrics}"
     );
 }
+
+fn pod_check(namespace: &str, pod: Value) -> CheckRequest {
+    CheckRequest {
+        namespace: namespace.into(),
+        subject: Subject::Pod(Box::new(serde_json::from_value(pod).unwrap())),
+        cost_center: None,
+        dry_run: false,
+    }
+}
+
+#[test]
+fn a_pod_without_gpus_is_allowed_at_once_whatever_its_team_spent() {
+    // cc-100 has spent 168.00 of a budget cut to 1.00, and the data is stale with fail_closed:
+    // a GPU pod is denied; a CPU pod (and one asking only for ordinary extended resources) is
+    // allowed without a budget check and holds nothing.
+    let (view, card) = view_and_card();
+    let mut stale = (*view).clone();
+    stale.current_at = Some(std::time::Instant::now() - Duration::from_secs(600));
+    let mut settings = settings();
+    settings.budget[0].monthly = Some("1.00".into());
+    let gate = QuotaGate::new(
+        validate_budgets(&settings.budget).unwrap(),
+        settings.quota.clone(),
+        "cost-center".into(),
+    );
+    let cpu = json!({"metadata": {"name": "web-0", "namespace": "team-a"},
+        "spec": {"containers": [{"name": "web", "image": "nginx",
+            "resources": {"limits": {"cpu": "2", "memory": "1Gi", "hugepages-2Mi": "64Mi"}}}],
+            "initContainers": [{"name": "init", "image": "busybox",
+                "resources": {"limits": {"rdma/hca_shared_devices_a": "1"}}}]}});
+    for view in [&view, &Arc::new(stale)] {
+        let decision = gate
+            .check(view, &card, &pod_check("team-a", cpu.clone()))
+            .unwrap();
+        assert!(decision.allowed, "{decision:?}");
+        assert_eq!(
+            decision.message,
+            "the pod asks for no GPU or DRA device: allowed without a budget check"
+        );
+        assert_eq!(
+            (decision.budget, decision.pod_per_hour.as_str()),
+            (None, "0.00")
+        );
+    }
+    assert_eq!(gate.reservations(), 0);
+    let gpu = gate
+        .check(&view, &card, &pod_check("team-a", kyverno_pod()))
+        .unwrap();
+    assert!(!gpu.allowed);
+    // A GPU asked by an init container, or a DRA claim, is judged.
+    for pod in [
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}],
+            "initContainers": [{"name": "i", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}}),
+        json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c",
+            "resources": {"claims": [{"name": "gpu"}]}}],
+            "resourceClaims": [{"name": "gpu", "resourceClaimTemplateName": "one-gpu"}]}}),
+    ] {
+        let decision = gate.check(&view, &card, &pod_check("team-a", pod)).unwrap();
+        assert!(!decision.allowed, "{decision:?}");
+    }
+}
+
+#[test]
+fn one_pod_checked_twice_holds_its_cost_once() {
+    // Room for ten 1-GPU H100 pods in cost center `burst`: the same named pod checked 20 times
+    // (a retried webhook, Kyverno and the native webhook both) holds one; ten different pods
+    // then still fit, the eleventh-and-first does not.
+    let (view, card) = view_and_card();
+    let gate = burst_gate(FailMode::FailClosed);
+    let pod = |name: &str| {
+        json!({"metadata": {"name": name, "namespace": "team-c",
+            "annotations": {"cost-center": "burst"}},
+            "spec": {"nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
+                "containers": [{"name": "c", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]}})
+    };
+    for _ in 0..20 {
+        assert!(
+            gate.check(&view, &card, &pod_check("team-c", pod("same")))
+                .unwrap()
+                .allowed
+        );
+    }
+    assert_eq!(gate.reservations(), 1);
+    for i in 0..9 {
+        let name = format!("other-{i}");
+        assert!(
+            gate.check(&view, &card, &pod_check("team-c", pod(&name)))
+                .unwrap()
+                .allowed
+        );
+    }
+    assert_eq!(gate.reservations(), 10);
+    let denied = gate
+        .check(&view, &card, &pod_check("team-c", pod("eleventh")))
+        .unwrap();
+    assert!(!denied.allowed, "{denied:?}");
+    assert!(
+        gate.check(&view, &card, &pod_check("team-c", pod("same")))
+            .unwrap()
+            .allowed
+    );
+}
+
+#[tokio::test]
+async fn numbers_too_large_get_a_400_naming_the_field() {
+    // team-e has a budget, so each check reaches the arithmetic that used to overflow Decimal
+    // and reset the connection.
+    let (app, gate) = app(burst_gate(FailMode::FailClosed));
+    let huge_pod = |quantity: &str| {
+        json!({"metadata": {"name": "p", "namespace": "team-e"}, "spec": {"containers": [{"name": "c",
+            "resources": {"limits": {"nvidia.com/gpu": quantity}}}]}})
+    };
+    let review = |pod: Value| {
+        json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"uid": "u", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                        "namespace": "team-e", "operation": "CREATE", "object": pod}})
+        .to_string()
+    };
+    let cases = [
+        (
+            "/api/v1/quota/check",
+            json!({"namespace": "team-e", "gpus": "1000000000000000000000000000"}).to_string(),
+            "gpus: 1000000000000000000000000000 is more GPUs than a pod can hold (at most 1000000)",
+        ),
+        (
+            "/api/v1/quota/check",
+            json!({"namespace": "team-e", "gpus": 1e300}).to_string(),
+            "gpus: \"1e+300\" is not a number of GPUs",
+        ),
+        (
+            "/api/v1/quota/check",
+            json!({"namespace": "team-e", "pod": huge_pod("1e27")}).to_string(),
+            "pod: nvidia.com/gpu=1000000000000000000000000000 is not a number of GPUs a pod can hold (0 to 1000000)",
+        ),
+        (
+            "/admission/v1/validate",
+            review(huge_pod("1e27")),
+            "pod: nvidia.com/gpu=1000000000000000000000000000 is not a number of GPUs a pod can hold (0 to 1000000)",
+        ),
+        (
+            "/admission/v1/validate",
+            review(huge_pod("1e40")),
+            "pod: invalid Kubernetes quantity \"1e40\": the exponent is out of range",
+        ),
+    ];
+    for (path, body, error) in cases {
+        let (status, answer) = post(&app, path, body, None).await;
+        assert_eq!(status, 400, "{answer}");
+        let said = answer["error"].as_str().unwrap();
+        assert!(said.starts_with(error), "{said}");
+    }
+    assert_eq!(gate.reservations(), 0);
+}
+
+#[test]
+fn a_price_too_large_to_multiply_is_an_error_not_a_panic() {
+    let card = RateCard::parse(
+        "currency = \"USD\"\n[[gpu]]\nmodel = \"H100\"\non_demand = \"79228162514264337593543950335\"\n",
+        "huge.toml",
+    )
+    .unwrap();
+    let (view, _) = view_and_card();
+    let two = CheckRequest {
+        subject: Subject::Gpus {
+            gpus: 2.into(),
+            gpu_model: Some("H100".into()),
+        },
+        ..one_h100(true)
+    };
+    let err = burst_gate(FailMode::FailClosed)
+        .check(&view, &card, &two)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "2 GPUs at 79228162514264337593543950335 an hour is too large a cost to decide on"
+    );
+    // One GPU is fine to price; 696 hours of it against a budget are not.
+    let card = RateCard::parse(
+        "currency = \"USD\"\n[[gpu]]\nmodel = \"H100\"\non_demand = \"1000000000000000000000000000\"\n",
+        "huge.toml",
+    )
+    .unwrap();
+    let err = burst_gate(FailMode::FailClosed)
+        .check(&view, &card, &one_h100(true))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the figures of cost center burst are too large to decide on (Decimal overflow)"
+    );
+}

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
 use serde_json::json;
-use tollgate::serve::{CertReloader, TlsOptions};
+use tollgate::serve::{CertReloader, TlsOptions, client_verifier};
 
 /// Writes a new self-signed certificate for localhost; returns its DER.
 fn issue(dir: &Path) -> CertificateDer<'static> {
@@ -28,6 +28,7 @@ async fn the_webhook_serves_https_and_picks_up_a_rotated_certificate() {
         listen: "127.0.0.1:0".into(),
         certificates,
         check_every: Duration::from_millis(100),
+        clients: None,
     };
     let (urls, stop, server) = support::spawn_service(support::no_budgets(), Some(tls)).await;
     let webhook = urls.iter().find(|u| u.starts_with("https://")).unwrap();
@@ -57,6 +58,25 @@ async fn the_webhook_serves_https_and_picks_up_a_rotated_certificate() {
     );
     assert!(response.contains("\"allowed\":true"), "{response}");
 
+    // The HTTPS port is the webhook's (and the probes'): chargebacks and the Kyverno quota route
+    // stay on the HTTP port, so the pods the NetworkPolicy lets reach :8443 read no money and
+    // hold no budget.
+    for (method, path) in [
+        ("GET", "/api/v1/chargeback"),
+        ("POST", "/api/v1/quota/check"),
+        ("GET", "/metrics"),
+        ("GET", "/api/v1/openapi.json"),
+    ] {
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"
+        );
+        let (_, response) = support::https(&address, &[&first], &request).await;
+        assert!(response.starts_with("HTTP/1.1 404"), "{path}: {response}");
+    }
+    let readyz = "GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let (_, response) = support::https(&address, &[&first], readyz).await;
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+
     // Rotate: new files on disk; the next connections are served the new certificate.
     tokio::time::sleep(Duration::from_millis(20)).await;
     let second = issue(dir.path());
@@ -75,6 +95,66 @@ async fn the_webhook_serves_https_and_picks_up_a_rotated_certificate() {
     assert!(rotated, "the rotated certificate was never served");
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
+}
+
+/// A CA, and a client certificate it signed (what the API server presents per its admission
+/// configuration).
+fn client_ca(dir: &Path) -> support::ClientIdentity {
+    use rcgen::{
+        BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    std::fs::write(dir.join("ca.crt"), ca.self_signed(&ca_key).unwrap().pem()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(vec!["kube-apiserver".to_string()]).unwrap();
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params
+        .signed_by(&key, &Issuer::from_params(&ca, &ca_key))
+        .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+    (vec![cert.der().clone()], key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_client_ca_only_the_api_server_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = issue(dir.path());
+    let apiserver = client_ca(dir.path());
+    let tls = TlsOptions {
+        listen: "127.0.0.1:0".into(),
+        certificates: CertReloader::new(&dir.path().join("tls.crt"), &dir.path().join("tls.key"))
+            .unwrap(),
+        check_every: Duration::from_secs(10),
+        clients: Some(client_verifier(&dir.path().join("ca.crt")).unwrap()),
+    };
+    let (urls, stop, service) = support::spawn_service(support::no_budgets(), Some(tls)).await;
+    let webhook = urls.iter().find(|u| u.starts_with("https://")).unwrap();
+    let address = format!(
+        "127.0.0.1:{}",
+        support::address(webhook).rsplit(':').next().unwrap()
+    );
+    let healthz = "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+    let (_, response) = support::https_as(&address, &[&server], Some(apiserver), healthz).await;
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    let (_, response) = support::https_as(&address, &[&server], None, healthz).await;
+    assert_eq!(response, "", "a client without a certificate is refused");
+    let stranger = client_ca(tempfile::tempdir().unwrap().path());
+    let (_, response) = support::https_as(&address, &[&server], Some(stranger), healthz).await;
+    assert_eq!(response, "", "a certificate of another CA is refused");
+    stop.send(()).unwrap();
+    service.await.unwrap().unwrap();
+
+    std::fs::write(dir.path().join("empty.crt"), "").unwrap();
+    let err = client_verifier(&dir.path().join("empty.crt"))
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string()
+            .ends_with("empty.crt: holds no CA certificate"),
+        "{err}"
+    );
 }
 
 #[test]

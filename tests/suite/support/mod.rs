@@ -76,6 +76,23 @@ pub async fn https(
     trusted: &[&rustls::pki_types::CertificateDer<'static>],
     request: &str,
 ) -> (rustls::pki_types::CertificateDer<'static>, String) {
+    https_as(address, trusted, None, request).await
+}
+
+/// A client certificate and its key, for a server that verifies its clients.
+pub type ClientIdentity = (
+    Vec<rustls::pki_types::CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+);
+
+/// `https`, presenting `client` when given. A server that refuses the client answers nothing:
+/// the response is empty.
+pub async fn https_as(
+    address: &str,
+    trusted: &[&rustls::pki_types::CertificateDer<'static>],
+    client: Option<ClientIdentity>,
+    request: &str,
+) -> (rustls::pki_types::CertificateDer<'static>, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut roots = rustls::RootCertStore::empty();
     for certificate in trusted {
@@ -86,8 +103,11 @@ pub async fn https(
     ))
     .with_safe_default_protocol_versions()
     .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    .with_root_certificates(roots);
+    let config = match client {
+        Some((chain, key)) => config.with_client_auth_cert(chain, key).unwrap(),
+        None => config.with_no_client_auth(),
+    };
     let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(address).await.unwrap();
     let mut tls = connector
@@ -100,7 +120,7 @@ pub async fn https(
     let presented = tls.get_ref().1.peer_certificates().unwrap()[0]
         .clone()
         .into_owned();
-    tls.write_all(request.as_bytes()).await.unwrap();
+    let _ = tls.write_all(request.as_bytes()).await;
     let mut response = Vec::new();
     let _ = tls.read_to_end(&mut response).await;
     (presented, String::from_utf8_lossy(&response).into_owned())
