@@ -1,6 +1,7 @@
 //! A CEL evaluator with the Kubernetes library functions the policies and webhook
-//! matchConditions use (`quantity()`, `compareTo()`, `sum()`, `lowerAscii()`), with
-//! Kubernetes' semantics.
+//! matchConditions use (`quantity()`, `compareTo()`, `sum()`, `lowerAscii()`, `indexOf()` of
+//! lists and strings, `substring()`, `base64.decode()`), with Kubernetes' semantics, and
+//! Kyverno's `resource.Get()` answered from the objects the test gives it.
 
 use std::sync::Arc;
 
@@ -16,10 +17,16 @@ pub struct Cel {
 
 impl Default for Cel {
     fn default() -> Self {
-        Cel {
-            env: Arc::new(Env::stdlib()),
-        }
+        let mut env = Env::stdlib();
+        cel::extensions::encoders(&mut env).unwrap();
+        Cel { env: Arc::new(env) }
     }
+}
+
+/// The key `resource.Get(apiVersion, resource, namespace, name)` looks an object up by, in the
+/// `resource` variable's map.
+pub fn resource_key(resource: &str, namespace: &str, name: &str) -> String {
+    format!("{resource}/{namespace}/{name}")
 }
 
 impl Cel {
@@ -63,6 +70,50 @@ impl Cel {
                     })
                     .sum()
             })
+            .unwrap();
+        // Kubernetes' lists library: indexOf() of a list; cel-go's strings: of a string.
+        context
+            .add_function(
+                "indexOf",
+                |This(target): This<CelValue>, needle: CelValue| -> i64 {
+                    match (&target, &needle) {
+                        (CelValue::List(list), _) => list
+                            .iter()
+                            .position(|v| *v == needle)
+                            .map_or(-1, |i| i as i64),
+                        (CelValue::String(text), CelValue::String(part)) => text
+                            .find(part.as_str())
+                            .map_or(-1, |i| text[..i].chars().count() as i64),
+                        _ => panic!("indexOf on {target:?}"),
+                    }
+                },
+            )
+            .unwrap();
+        context
+            .add_function("substring", |This(text): This<Arc<String>>, start: i64| {
+                text.chars().skip(start as usize).collect::<String>()
+            })
+            .unwrap();
+        // Kyverno's resource library: resource.Get() from the `resource` variable's objects.
+        context
+            .add_function(
+                "Get",
+                |This(objects): This<CelValue>,
+                 _api_version: Arc<String>,
+                 resource: Arc<String>,
+                 namespace: Arc<String>,
+                 name: Arc<String>|
+                 -> CelValue {
+                    let CelValue::Map(objects) = objects else {
+                        panic!("resource.Get needs the `resource` variable")
+                    };
+                    let key = resource_key(&resource, &namespace, &name);
+                    objects
+                        .get(&cel::objects::Key::String(Arc::new(key.clone())))
+                        .cloned()
+                        .unwrap_or_else(|| panic!("resource.Get: no {key}"))
+                },
+            )
             .unwrap();
         // Kubernetes' strings library: lowerAscii().
         context
