@@ -41,17 +41,29 @@ p99_oha() { # URL [BODY]: p99 of oha at RATE/s for SECONDS
     ${2:+-m POST -D "$2"} "$1" |
     awk '$1 == "99.00%" { p = $3 " " $4 } /Success rate/ { ok = $3 } END { printf "p99 %s, success %s", p, ok }'
 }
+# The server's own p99 of deciding (tollgate_quota_check_duration_seconds, whose buckets double
+# from 10 µs): the bucket bound the 99th percentile of the checks between two scrapes falls in.
+buckets() { curl -sf "http://$address/metrics" | awk -F'[{}" ]+' '/^tollgate_quota_check_duration_seconds_bucket/ { print $3, $NF }'; }
+decision_p99() { # BEFORE AFTER (outputs of buckets)
+  paste -d' ' <(echo "$1") <(echo "$2") | awk '{ le[NR] = $1; n[NR] = $4 - $2 } END {
+    total = n[NR]; for (i = 1; i <= NR; i++) if (n[i] >= 0.99 * total) { printf "decided in ≤ %.2f ms at p99 (server side)", le[i] * 1000; exit } }'
+}
 quota="http://$address/api/v1/quota/check"
 body=benches/load/demo-quota-body.json
 echo "closed loop:       quota $(p99_wrk "$quota" "$body");  anchor /healthz $(p99_wrk "http://$address/healthz")"
-echo "open loop $rate/s: quota $(p99_oha "$quota" "$body");  anchor /healthz $(p99_oha "http://$address/healthz")"
+before_buckets=$(buckets)
+open=$(p99_oha "$quota" "$body")
+open="$open, $(decision_p99 "$before_buckets" "$(buckets)")"
+echo "open loop $rate/s: quota $open;  anchor /healthz $(p99_oha "http://$address/healthz")"
 
 from=$(date -u -d '30 days ago' +%F)
 export_started=$(date +%s%N)
 curl -sf -o /dev/null "http://$address/api/v1/chargeback?format=focus&from=$from" &
 export_job=$!
 sleep 1
+before_buckets=$(buckets)
 during=$(p99_oha "$quota" "$body")
+during="$during, $(decision_p99 "$before_buckets" "$(buckets)")"
 wait "$export_job"
 export_ms=$(( ($(date +%s%N) - export_started) / 1000000 ))
 hwm=$(awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$server/status")

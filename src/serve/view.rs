@@ -109,6 +109,9 @@ pub struct Reconciler {
     touched: Option<Touched>,
     /// Pods that showed up lately.
     arrivals: Arrivals,
+    /// The view replaced by the last publish, freed at the next one: a request still reading it
+    /// then would otherwise free a whole view on the request path.
+    retired: Option<Arc<View>>,
 }
 
 impl Reconciler {
@@ -133,6 +136,7 @@ impl Reconciler {
             stored_spend: (0, StoredSpend::default()),
             touched: None,
             arrivals: Arrivals::default(),
+            retired: None,
         }
     }
 
@@ -298,6 +302,8 @@ impl Reconciler {
                 self.ledger.state().closed_count(),
             ),
         };
-        self.views.send_replace(Arc::new(view));
+        // The view retired a publish ago has no reader left: it is freed here, off the
+        // request path, and the one replaced now waits for the next publish.
+        self.retired = Some(self.views.send_replace(Arc::new(view)));
     }
 }
