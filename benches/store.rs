@@ -70,6 +70,7 @@ fn store_reports(c: &mut Criterion) {
         card: &card,
         store: Some(&store),
         prometheus: Some(&prometheus),
+        simulated: None,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

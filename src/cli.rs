@@ -29,7 +29,7 @@ use crate::serve::{
     HistorySource, QuotaGate, Recorded, ServeOptions, Subject, TlsOptions, client_verifier,
     read_once,
 };
-use crate::source::{DemoFleet, DemoHistory, read_snapshot};
+use crate::source::{DemoFleet, DemoHistory, DemoUtilization, demo_budgets, read_snapshot};
 use crate::store::Provenance;
 use crate::store::RollupStore;
 use crate::time::{Interval, UnixSeconds, format_time, month_start, parse_time};
@@ -295,6 +295,7 @@ fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
         card: &card,
         store: store.as_ref(),
         prometheus: prometheus.as_ref(),
+        simulated: simulated_usage(&args.source),
     };
     if format == Format::Focus {
         // Streamed a charge period at a time: a month of a large fleet is never held at once.
@@ -426,6 +427,13 @@ fn load_source(
         (None, None) => "cluster".to_string(),
     };
     Ok((vec![allocations(&objects, card, &options)], name))
+}
+
+/// The demo fleet's simulated utilization, for a demo source (Prometheus, when given, wins).
+fn simulated_usage(source: &SourceArgs) -> Option<&'static dyn crate::usage::Utilization> {
+    source
+        .demo
+        .then_some(&DemoUtilization as &dyn crate::usage::Utilization)
 }
 
 /// The demo fleet's source name: `demo`, or `demo-scale-N` for a larger fleet.
@@ -582,6 +590,7 @@ fn backfill(
         card: &card,
         store: None,
         prometheus: prometheus.as_ref(),
+        simulated: simulated_usage(&args.source),
     };
     let progress = indicatif::ProgressBar::new(days.len() as u64).with_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} days {msg}")
@@ -619,7 +628,7 @@ fn read_pod(file: &Path) -> Result<Pod, CliError> {
 
 fn quota(args: QuotaArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let (settings, card) = load_settings(&args.source)?;
-    let gate = quota_gate(&settings)?;
+    let gate = quota_gate(&settings, &args.source)?;
     let as_of = args.source.as_of()?.unwrap_or_else(now);
     let subject = match (&args.pod, &args.gpus) {
         (Some(file), _) => Subject::Pod(Box::new(read_pod(file)?)),
@@ -673,9 +682,16 @@ fn quota(args: QuotaArgs, out: &mut dyn Write) -> Result<(), CliError> {
     }
 }
 
-fn quota_gate(settings: &Settings) -> Result<QuotaGate, CliError> {
-    let budgets = validate_budgets(&settings.budget)
-        .map_err(|e| CliError::input(format!("configuration: {e}")))?;
+/// The gate over the configured budgets; the demo, configured with none, brings its own
+/// ([`demo_budgets`]).
+fn quota_gate(settings: &Settings, source: &SourceArgs) -> Result<QuotaGate, CliError> {
+    let raw = if source.demo && settings.budget.is_empty() {
+        demo_budgets(source.demo_scale)
+    } else {
+        settings.budget.clone()
+    };
+    let budgets =
+        validate_budgets(&raw).map_err(|e| CliError::input(format!("configuration: {e}")))?;
     Ok(QuotaGate::new(
         budgets,
         settings.quota.clone(),
@@ -767,6 +783,10 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
     };
     let archive = Archive {
         prometheus: prometheus_client(&args.source, &settings)?,
+        simulated: args
+            .source
+            .demo
+            .then(|| Arc::new(DemoUtilization) as Arc<dyn crate::usage::Utilization + Send>),
         store,
         retention_days: settings.store.rollup_retention_days,
         utilization: Default::default(),
@@ -787,7 +807,7 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
         backfill: None,
     };
     let as_of = args.source.as_of()?;
-    let quota = quota_gate(&settings)?;
+    let quota = quota_gate(&settings, &args.source)?;
     // The async workers answer requests only; background work has its own threads.
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     runtime.worker_threads(settings.server.worker_threads());

@@ -10,6 +10,7 @@ use crate::pricing::RateCard;
 use crate::prometheus::Prometheus;
 use crate::store::{Catalog, Plan, RollupStore, StoreError, compose, rollup_request};
 use crate::time::{Interval, UnixSeconds, format_time};
+use crate::usage::Utilization;
 
 const DAY: i64 = 86_400;
 
@@ -41,6 +42,9 @@ pub struct Sources<'a> {
     pub store: Option<&'a RollupStore>,
     /// DCGM usage, if configured.
     pub prometheus: Option<&'a Prometheus>,
+    /// Utilization that needs no query (the demo fleet's simulated workloads), used when there
+    /// is no Prometheus.
+    pub simulated: Option<&'a dyn Utilization>,
 }
 
 impl Sources<'_> {
@@ -57,7 +61,7 @@ impl Sources<'_> {
             ..request.clone()
         };
         let mut warning = None;
-        let usage = match self.prometheus {
+        let measured = match self.prometheus {
             Some(prometheus) => match prometheus.dcgm_usage(window).await {
                 Ok(usage) => Some(usage),
                 Err(e) => {
@@ -67,7 +71,12 @@ impl Sources<'_> {
             },
             None => None,
         };
-        let mut report = cost_report_with_usage(sets, self.card, &part, usage.as_ref())?;
+        let usage = match &measured {
+            Some(index) => Some(index as &dyn Utilization),
+            None if self.prometheus.is_none() => self.simulated,
+            None => None,
+        };
+        let mut report = cost_report_with_usage(sets, self.card, &part, usage)?;
         report.warnings.extend(warning);
         Ok(report)
     }

@@ -12,11 +12,11 @@ use rustc_hash::FxHashMap;
 use super::group::{GroupBy, GroupKey};
 use super::overcommit::{Holdings, excess_hours};
 use super::report::{CostLine, CostReport, Figures};
-use crate::allocation::{Allocation, AllocationSet, CostCenterSource, Names, Sym, UNALLOCATED};
+use crate::allocation::{AllocationSet, CostCenterSource, Names, Sym, UNALLOCATED};
 use crate::pricing::{ModelId, PriceSchedule, PriceTier, ProductIdentity, RateCard};
 use crate::time::{Interval, Step};
 use crate::units::GpuUnits;
-use crate::usage::{UsageIndex, UsageKey};
+use crate::usage::{UsageKey, Utilization};
 
 /// What to report.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -55,7 +55,7 @@ pub fn cost_report_with_usage(
     sets: &[&AllocationSet],
     card: &RateCard,
     request: &ReportRequest,
-    usage: Option<&UsageIndex>,
+    usage: Option<&dyn Utilization>,
 ) -> Result<CostReport, CostOverflow> {
     let mut resolver = Resolver::new(sets, card, request.group_by.keys());
     // Pod names and UIDs are nearly all distinct: translate them only when they are group keys.
@@ -126,8 +126,10 @@ pub fn cost_report_with_usage(
             };
             let line = resolver.line(fields);
             sums.add(line, schedule, &resolver, during, allocation.units);
-            if let Some(hours) = usage.and_then(|u| u.hours(&usage_key(set, allocation))) {
-                sums.add_used(line, schedule, &resolver, during, allocation.units, hours);
+            if let Some(usage) = usage {
+                let key = UsageKey::of(set, allocation);
+                let hourly = |hour| usage.hourly(&key, hour);
+                sums.add_used(line, schedule, &resolver, during, allocation.units, hourly);
             }
             // What a pod holds is no longer unallocated capacity of its node.
             let identity = resolver.identity(product);
@@ -161,22 +163,6 @@ pub fn cost_report_with_usage(
         .warnings
         .splice(0..0, read_warnings.into_iter().cloned());
     Ok(report)
-}
-
-/// The DCGM key of an allocation: its claim for DRA, else its pod.
-fn usage_key(set: &AllocationSet, allocation: &Allocation) -> UsageKey {
-    let namespace = set.names.resolve(allocation.namespace).to_string();
-    if allocation.claim != Sym::EMPTY {
-        UsageKey::Claim {
-            namespace,
-            claim: set.names.resolve(allocation.claim).to_string(),
-        }
-    } else {
-        UsageKey::Pod {
-            namespace,
-            pod: set.names.resolve(allocation.pod).to_string(),
-        }
-    }
 }
 
 /// A line's place in a report: its period, then the ranks of its group values.
@@ -612,16 +598,15 @@ impl UnitSeconds {
         resolver: &Resolver<'_>,
         during: Interval,
         units: GpuUnits,
-        hours: &std::collections::BTreeMap<i64, Decimal>,
+        hourly: impl Fn(i64) -> Option<Decimal>,
     ) {
         let numer = i128::from(units.numer());
         let (covered, used) = (&mut self.covered, &mut self.used);
         let mut hour = during.start.div_euclid(HOUR) * HOUR;
         while hour < during.end {
-            if let (Some(&utilization), Some(piece)) = (
-                hours.get(&hour),
-                during.clip(Interval::new(hour, hour + HOUR)),
-            ) {
+            if let (Some(utilization), Some(piece)) =
+                (hourly(hour), during.clip(Interval::new(hour, hour + HOUR)))
+            {
                 walk(
                     &self.periods,
                     line,

@@ -19,7 +19,7 @@ use crate::reporting::Sources;
 use crate::source::DemoHistory;
 use crate::store::RollupStore;
 use crate::time::{Interval, UnixSeconds, format_time};
-use crate::usage::UsageKey;
+use crate::usage::{UsageKey, Utilization};
 
 const DAY: i64 = 86_400;
 
@@ -28,6 +28,8 @@ const DAY: i64 = 86_400;
 pub struct Archive {
     /// DCGM usage and history.
     pub prometheus: Option<Prometheus>,
+    /// Utilization without Prometheus: the demo fleet's simulated workloads.
+    pub simulated: Option<Arc<dyn Utilization + Send>>,
     /// Rollups of closed days.
     pub store: Option<RollupStore>,
     /// Days of rollups kept.
@@ -85,6 +87,7 @@ impl Archive {
             card,
             store: self.store.as_ref(),
             prometheus: self.prometheus.as_ref(),
+            simulated: self.simulated.as_deref().map(|u| u as &dyn Utilization),
         }
     }
 

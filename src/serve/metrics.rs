@@ -194,15 +194,19 @@ struct UtilizationLabels {
     gpu_model: String,
 }
 
-/// The latest DCGM utilization of each pod running now.
+/// The latest DCGM utilization of each pod running now (the demo's simulated utilization of
+/// this hour when it has no Prometheus).
 fn utilization(registry: &mut Registry, view: &View, card: &RateCard, archive: &Archive) {
     let latest = archive
         .utilization
         .read()
         .unwrap_or_else(|p| p.into_inner());
-    if archive.prometheus.is_none() {
-        return;
-    }
+    let hour = view.as_of.div_euclid(3_600) * 3_600;
+    let ratio_of = |key: &UsageKey| match (&archive.prometheus, &archive.simulated) {
+        (Some(_), _) => latest.get(key).and_then(|r| Decimal::from_f64_retain(*r)),
+        (None, Some(simulated)) => simulated.hourly(key, hour),
+        (None, None) => None,
+    };
     let live = &view.live;
     let mut ratios: BTreeMap<UtilizationLabels, Decimal> = BTreeMap::new();
     for a in live
@@ -210,21 +214,10 @@ fn utilization(registry: &mut Registry, view: &View, card: &RateCard, archive: &
         .iter()
         .filter(|a| a.interval.end >= view.as_of)
     {
-        let namespace = live.names.resolve(a.namespace).to_string();
-        let key = if a.claim == crate::allocation::Sym::EMPTY {
-            UsageKey::Pod {
-                namespace: namespace.clone(),
-                pod: live.names.resolve(a.pod).to_string(),
-            }
-        } else {
-            UsageKey::Claim {
-                namespace: namespace.clone(),
-                claim: live.names.resolve(a.claim).to_string(),
-            }
-        };
-        if let Some(ratio) = latest.get(&key).and_then(|r| Decimal::from_f64_retain(*r)) {
+        let key = UsageKey::of(live, a);
+        if let Some(ratio) = ratio_of(&key) {
             let labels = UtilizationLabels {
-                namespace,
+                namespace: live.names.resolve(a.namespace).to_string(),
                 pod: live.names.resolve(a.pod).to_string(),
                 gpu_model: card.model_label(live.names.resolve(a.product)),
             };

@@ -4,5 +4,5 @@
 pub mod demo;
 pub mod snapshot;
 
-pub use demo::{DEMO_DAYS, DemoCluster, DemoFleet, DemoHistory};
+pub use demo::{DEMO_DAYS, DemoCluster, DemoFleet, DemoHistory, DemoUtilization, demo_budgets};
 pub use snapshot::{SNAPSHOT_FILES, SnapshotError, read_snapshot};

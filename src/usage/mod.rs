@@ -10,7 +10,33 @@ use std::collections::{BTreeMap, HashMap};
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 
+use crate::allocation::{Allocation, AllocationSet, Sym};
 use crate::time::UnixSeconds;
+
+/// How busy an allocation's GPUs were, hour by hour: what the cost engine splits used from idle
+/// with. Measured ([`UsageIndex`], from DCGM) or simulated (the demo fleet's workloads).
+pub trait Utilization: Sync {
+    /// The utilization ratio (0–1) of `key`'s GPUs in the hour starting at `hour`, if known.
+    fn hourly(&self, key: &UsageKey, hour: UnixSeconds) -> Option<Decimal>;
+}
+
+impl UsageKey {
+    /// The key of an allocation: its claim for DRA, else its pod.
+    pub fn of(set: &AllocationSet, allocation: &Allocation) -> UsageKey {
+        let namespace = set.names.resolve(allocation.namespace).to_string();
+        if allocation.claim != Sym::EMPTY {
+            UsageKey::Claim {
+                namespace,
+                claim: set.names.resolve(allocation.claim).to_string(),
+            }
+        } else {
+            UsageKey::Pod {
+                namespace,
+                pod: set.names.resolve(allocation.pod).to_string(),
+            }
+        }
+    }
+}
 
 /// What a DCGM series is about.
 #[derive(Clone, PartialEq, Eq, Hash, Debug, PartialOrd, Ord)]
@@ -110,6 +136,12 @@ impl UsageCollector {
             index.hours.entry(key).or_default().insert(hour, ratio);
         }
         index
+    }
+}
+
+impl Utilization for UsageIndex {
+    fn hourly(&self, key: &UsageKey, hour: UnixSeconds) -> Option<Decimal> {
+        self.hours.get(key)?.get(&hour).copied()
     }
 }
 

@@ -8,6 +8,7 @@ mod support;
 
 mod auth;
 mod dashboards;
+mod demo_service;
 mod deploy;
 mod focus;
 mod gate_properties;

@@ -11,11 +11,13 @@
 //! `objects` those runs as Kubernetes objects, and `live` the fleet moving on: watch events for
 //! a running service, as a watched cluster sends them.
 
+mod budgets;
 mod fleet;
 mod history;
 mod live;
 mod objects;
 mod timeline;
+mod usage;
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::resource::v1::ResourceClaim;
@@ -27,9 +29,11 @@ use fleet::{
 use objects::{PodPlan, pod_object, run_objects};
 use timeline::{DAY, HOUR, Rng, Run, SlotRuns, pod_name, seed};
 
+pub use budgets::demo_budgets;
 pub use history::DemoHistory;
 pub use live::DemoCluster;
 pub use timeline::DEMO_DAYS;
+pub use usage::DemoUtilization;
 
 use crate::allocation::{AllocationBuilder, AllocationSet, BuildOptions, ClusterObjects};
 use crate::pricing::RateCard;

@@ -1,0 +1,90 @@
+//! `tollgate serve --demo` as a newcomer meets it: the demo's workloads keep their GPUs busy or
+//! idle through the same utilization path DCGM data takes (so idle cost and
+//! `tollgate_gpu_utilization_ratio` have data), and its cost centers have budgets with a story:
+//! cc-100 near its limit, cc-200 over it.
+
+use crate::support;
+
+use serde_json::{Value, json};
+use support::ServeProcess;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_has_utilization_idle_cost_and_budgets_with_a_story() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = ServeProcess::start(&["--demo"], &[], &dir.path().join("serve.log")).await;
+
+    // Utilization of the pods running now: busy training, idle services, abandoned notebooks.
+    let metrics = service.get("/metrics").await;
+    let ratios = support::metric(&metrics, "tollgate_gpu_utilization_ratio");
+    assert!(ratios.len() > 20, "{} pods with a ratio", ratios.len());
+    let of = |namespace: &str| -> Vec<f64> {
+        ratios
+            .iter()
+            .filter(|(labels, _)| support::label(labels, "namespace") == namespace)
+            .map(|(_, v)| *v)
+            .collect()
+    };
+    assert!(
+        of("ml-training").iter().all(|r| (0.82..=0.97).contains(r)),
+        "{:?}",
+        of("ml-training")
+    );
+    assert!(
+        of("platform-tools").iter().all(|r| *r <= 0.10),
+        "{:?}",
+        of("platform-tools")
+    );
+    assert!(
+        of("research").contains(&0.0),
+        "an abandoned notebook: {:?}",
+        of("research")
+    );
+
+    // The chargeback of the fleet's first full day has used hours and idle cost on every
+    // cost center's line, idle never above cost.
+    let report: Value = serde_json::from_str(
+        &service
+            .get("/api/v1/chargeback?format=json&group_by=cost_center&step=day")
+            .await,
+    )
+    .unwrap();
+    let lines = report["lines"].as_array().unwrap();
+    let held: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["cost_center"] != "__unallocated__" && l["cost"].is_string())
+        .collect();
+    assert!(!held.is_empty());
+    for line in held {
+        let cost: f64 = line["cost"].as_str().unwrap().parse().unwrap();
+        let idle: f64 = line["idle_cost"].as_str().unwrap().parse().unwrap();
+        let used: f64 = line["used_gpu_hours"].as_str().unwrap().parse().unwrap();
+        assert!(idle <= cost && (used > 0.0 || cost == 0.0), "{line}");
+    }
+
+    // Budgets: cc-200 (inference-search) is over, cc-100 (inference-chat) near, ml-training fine.
+    let check = |namespace: &str| {
+        json!({"namespace": namespace, "gpus": 1, "gpuModel": "H100", "dryRun": true}).to_string()
+    };
+    let decide = |body: String| {
+        let address = service.address.clone();
+        async move {
+            let (status, answer) = support::http_post(&address, "/api/v1/quota/check", &body, None)
+                .await
+                .unwrap();
+            assert_eq!(status, 200, "{answer}");
+            serde_json::from_str::<Value>(&answer).unwrap()
+        }
+    };
+    let over = decide(check("inference-search")).await;
+    assert_eq!(over["allowed"], false, "{over}");
+    assert!(
+        over["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("cost center cc-200 would reach"),
+        "{over}"
+    );
+    let fine = decide(check("ml-training")).await;
+    assert_eq!(fine["allowed"], true, "{fine}");
+    assert_eq!(fine["budget"], "250000.00");
+}
