@@ -8,6 +8,7 @@ pub mod allocation;
 pub mod budget;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod cost;
 pub mod ledger;
 pub mod live;

@@ -69,6 +69,15 @@ impl Rounding {
             Rounding::HalfUp => RoundingStrategy::MidpointAwayFromZero,
         }
     }
+
+    /// One amount rounded for print to `places` decimals, always written with them
+    /// (`12.5` → `12.50`).
+    pub fn money(self, amount: Decimal, places: u32) -> Decimal {
+        fixed(
+            amount.round_dp_with_strategy(places, self.strategy()),
+            places,
+        )
+    }
 }
 
 /// A column rounded for print: each line and the total, at a fixed number of decimals.

@@ -7,7 +7,7 @@ use serde::Serialize;
 use super::limits::{Budget, BudgetScope};
 use super::prospect::{Prospect, ProspectError};
 use super::spend::{SpendIndex, Usage};
-use crate::money::{Currency, Rounding, fixed};
+use crate::money::{Currency, Rounding};
 use crate::time::format_time;
 
 /// Everything a decision reads.
@@ -127,13 +127,7 @@ pub fn decide(input: QuotaInput<'_>) -> Result<QuotaDecision, ProspectError> {
         stale,
     } = input;
     let places = currency.minor_units();
-    let money = |d: Decimal| {
-        let strategy = match rounding {
-            Rounding::HalfEven => rust_decimal::RoundingStrategy::MidpointNearestEven,
-            Rounding::HalfUp => rust_decimal::RoundingStrategy::MidpointAwayFromZero,
-        };
-        fixed(d.round_dp_with_strategy(places, strategy), places).to_string()
-    };
+    let money = |d: Decimal| rounding.money(d, places).to_string();
     let code = currency.code();
     let hours_left = spend.hours_left();
     let mut evaluations: Vec<Evaluation<'_>> = Vec::new();

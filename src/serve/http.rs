@@ -51,7 +51,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    fn view(&self) -> Arc<View> {
+    pub(super) fn view(&self) -> Arc<View> {
         self.views.borrow().clone()
     }
 }
@@ -464,6 +464,10 @@ pub fn router(state: AppState) -> Router {
     let guard = |scope| from_fn_with_state((state.auth.clone(), scope), require);
     let quota = state.quota.clone();
     Router::new()
+        .route(
+            "/",
+            get(super::console::console).layer(guard(Scope::Finance)),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route(

@@ -1,10 +1,12 @@
 //! `tollgate serve`: reads a feed into the ledger every few seconds and serves chargeback,
 //! metrics and health over HTTP from the latest view.
 
+mod activity;
 mod admission;
 mod archive;
 mod auth;
 mod background;
+mod console;
 mod feed;
 mod follow;
 mod http;
@@ -21,6 +23,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub use activity::Activity;
 pub use admission::{Review, admission_review, quota_request};
 pub use archive::{Archive, Backfill, HistorySource};
 pub use auth::{Auth, AuthMode, AuthSettings, Refusal, Scope};

@@ -13,6 +13,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use rust_decimal::Decimal;
 
+use super::activity::Activity;
 use super::view::View;
 use crate::budget::{
     Budget, PodIdentity, Prospect, ProspectContext, ProspectError, QuotaDecision, QuotaInput,
@@ -20,6 +21,7 @@ use crate::budget::{
     prospect_without_gpus, with_failure_mode,
 };
 use crate::config::{FailMode, QuotaSettings};
+use crate::console::RecentDecision;
 use crate::pricing::RateCard;
 
 /// What a check is about: a pod spec, or a number of GPUs.
@@ -62,6 +64,7 @@ pub struct QuotaGate {
     book: Mutex<Reservations>,
     checks: Family<DecisionLabels, Counter<u64, AtomicU64>>,
     durations: Histogram,
+    activity: Activity,
 }
 
 impl QuotaGate {
@@ -75,6 +78,7 @@ impl QuotaGate {
             checks: Family::default(),
             // 10 µs to ~80 ms.
             durations: Histogram::new(exponential_buckets(0.00001, 2.0, 14)),
+            activity: Activity::default(),
         }
     }
 
@@ -121,6 +125,15 @@ impl QuotaGate {
     ) -> Result<QuotaDecision, ProspectError> {
         let started = Instant::now();
         let outcome = self.decide(view, card, request);
+        if let Ok(decision) = &outcome {
+            self.activity.remember(RecentDecision {
+                at: view.as_of,
+                namespace: request.namespace.clone(),
+                cost_center: decision.cost_center.clone(),
+                allowed: decision.allowed,
+                message: decision.message.clone(),
+            });
+        }
         let label = match &outcome {
             Ok(d) if d.allowed => "allow",
             Ok(_) => "deny",
@@ -199,7 +212,14 @@ impl QuotaGate {
         self.checks
             .get_or_create(&DecisionLabels { decision })
             .inc();
-        self.durations.observe(started.elapsed().as_secs_f64());
+        let took = started.elapsed();
+        self.durations.observe(took.as_secs_f64());
+        self.activity.count(took);
+    }
+
+    /// What the gate did lately.
+    pub fn activity(&self) -> &Activity {
+        &self.activity
     }
 
     /// Adds the quota counters to a scrape.

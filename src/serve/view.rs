@@ -102,6 +102,9 @@ pub struct Reconciler {
     views: watch::Sender<Arc<View>>,
     current_at: Option<Instant>,
     history: Option<Arc<AllocationSet>>,
+    /// The UTC midnight the history in memory starts at: stored days before it are part of
+    /// month-to-date spend even before the ledger has forgotten any day.
+    history_from: Option<UnixSeconds>,
     following: Option<Following>,
     archive: Option<Arc<Archive>>,
     stored_spend: (u64, StoredSpend),
@@ -131,6 +134,7 @@ impl Reconciler {
             views,
             current_at: None,
             history: None,
+            history_from: None,
             following: None,
             archive: None,
             stored_spend: (0, StoredSpend::default()),
@@ -201,6 +205,13 @@ impl Reconciler {
     /// Adds allocations rebuilt from history for the time before the ledger began; they are
     /// part of every view.
     pub fn with_history(mut self, history: Option<Arc<AllocationSet>>) -> Self {
+        self.history_from = history.as_ref().and_then(|set| {
+            let starts = set.allocations.iter().map(|a| a.interval.start);
+            let first = starts
+                .chain(set.capacity.iter().map(|c| c.interval.start))
+                .min()?;
+            Some(first.div_euclid(86_400) * 86_400)
+        });
         self.history = history;
         self
     }
@@ -219,6 +230,12 @@ impl Reconciler {
     /// touching the ledger, whose heartbeat stays at the last good read.
     pub fn step(&mut self) {
         let started = Instant::now();
+        // Read before the stored spend is: a backfill that ends during this reconcile leaves
+        // this view not ready, and the next one reads the days it stored.
+        let backfilling = self
+            .archive
+            .as_ref()
+            .is_some_and(|a| a.backfilling.load(Ordering::Acquire));
         if let Some(following) = &mut self.following
             && following.sync(&mut self.ledger)
         {
@@ -276,7 +293,8 @@ impl Reconciler {
         if let Some(history) = &self.history {
             ledger.sets.insert(0, history.clone());
         }
-        let stored = self.stored_spend(as_of, ledger.from).clone();
+        let memory_from = ledger.from.or(self.history_from);
+        let stored = self.stored_spend(as_of, memory_from).clone();
         let spend = SpendIndex::build(&ledger.as_refs(), &stored, &live, &self.card, as_of).unwrap_or_else(|e| {
             tracing::error!(error = %e, "month-to-date spend could not be computed; budgets see none");
             SpendIndex::default()
@@ -287,11 +305,7 @@ impl Reconciler {
             current_at: self.current_at,
             ledger,
             live: Arc::new(live),
-            ready: synced
-                && !self
-                    .archive
-                    .as_ref()
-                    .is_some_and(|a| a.backfilling.load(Ordering::Acquire)),
+            ready: synced && !backfilling,
             kubernetes_up,
             spend: Arc::new(spend),
             namespaces: Arc::new(namespaces),

@@ -13,6 +13,42 @@ async fn the_demo_has_utilization_idle_cost_and_budgets_with_a_story() {
     let dir = tempfile::tempdir().unwrap();
     let service = ServeProcess::start(&["--demo"], &[], &dir.path().join("serve.log")).await;
 
+    // From the first ready view on, a budget's month-to-date spend is the chargeback's: the
+    // days stored before the cut-over count before the first roll-up has run (they used not to,
+    // and budgets saw a fraction of the month until it had).
+    let (status, first) = support::http_post(
+        &service.address,
+        "/api/v1/quota/check",
+        &json!({"namespace": "inference-chat", "gpus": 1, "dryRun": true}).to_string(),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{first}");
+    let first: Value = serde_json::from_str(&first).unwrap();
+    let as_of = first["asOf"].as_str().unwrap();
+    let month = format!("{}-01T00:00:00Z", &as_of[..7]);
+    let chargeback: Value = serde_json::from_str(
+        &service
+            .get(&format!(
+                "/api/v1/chargeback?format=json&group_by=cost_center&from={month}&to={as_of}"
+            ))
+            .await,
+    )
+    .unwrap();
+    let cc100 = chargeback["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["cost_center"] == "cc-100")
+        .unwrap();
+    let spent: f64 = first["spent"].as_str().unwrap().parse().unwrap();
+    let charged: f64 = cc100["cost"].as_str().unwrap().parse().unwrap();
+    assert!(
+        (spent - charged).abs() <= 0.011,
+        "spent {spent}, charged {charged}"
+    );
+
     // Utilization of the pods running now: busy training, idle services, abandoned notebooks.
     let metrics = service.get("/metrics").await;
     let ratios = support::metric(&metrics, "tollgate_gpu_utilization_ratio");

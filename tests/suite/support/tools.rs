@@ -13,6 +13,8 @@ pub enum Tool {
     Kubectl,
     /// `python3 -m kubernetes_validate` (PyPI's kubernetes-validate).
     KubernetesValidate,
+    /// `chromium`, headless (Debian's `chromium`): the console in a real browser.
+    Chromium,
 }
 
 impl Tool {
@@ -29,6 +31,7 @@ impl Tool {
             }
             Tool::Kubectl => runs("kubectl", &["version", "--client"]),
             Tool::KubernetesValidate => runs("python3", &["-c", "import kubernetes_validate"]),
+            Tool::Chromium => runs("chromium", &["--version"]),
         }
     }
 
@@ -41,6 +44,7 @@ impl Tool {
             Tool::KubernetesValidate => {
                 "kubernetes-validate (python3 -m pip install kubernetes-validate)"
             }
+            Tool::Chromium => "chromium (apt-get install --no-install-recommends chromium)",
         }
     }
 }
@@ -48,12 +52,13 @@ impl Tool {
 /// Panics, naming every one of `tools` that is missing and how to get it, before a test runs
 /// against it. Each tool is looked for once per run.
 pub fn require(tools: &[Tool]) {
-    static FOUND: OnceLock<[bool; 3]> = OnceLock::new();
+    static FOUND: OnceLock<[bool; 4]> = OnceLock::new();
     let found = FOUND.get_or_init(|| {
         [
             Tool::Prometheus.present(),
             Tool::Kubectl.present(),
             Tool::KubernetesValidate.present(),
+            Tool::Chromium.present(),
         ]
     });
     let missing: Vec<&str> = tools

@@ -1,0 +1,517 @@
+//! The console: one page people open (`GET /` on `serve`) with spend by cost center against its
+//! budget, the burn-down over the month, the drill-down from cost center to namespace to pod,
+//! idle and unallocated GPUs, spend by model and tier, and what the admission gate did lately.
+//!
+//! Pure: [`render`] turns a [`Page`] — figures the cost engine already computed and rounded, as
+//! the API serves them — into HTML with inline CSS and server-drawn SVG (`svg`), no script and
+//! no asset from anywhere else. Every chart has its figures in a table.
+
+mod html;
+mod svg;
+
+use std::fmt::Write;
+
+use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
+
+use crate::cost::Figures;
+use crate::money::Rounding;
+use crate::time::{Interval, UnixSeconds, format_time};
+
+pub use html::{escape, query_value};
+
+/// Where the drill-down stands: the fleet, a cost center, or a namespace of it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Drill {
+    /// The cost center opened, if any.
+    pub cost_center: Option<String>,
+    /// The namespace opened (of that cost center), if any.
+    pub namespace: Option<String>,
+}
+
+impl Drill {
+    /// The chargeback grouping that lists this level's rows, and how many leading keys name the
+    /// level itself (to filter on).
+    pub fn group_by(&self) -> &'static str {
+        match (&self.cost_center, &self.namespace) {
+            (None, _) => "cost_center",
+            (Some(_), None) => "cost_center,namespace",
+            (Some(_), Some(_)) => "cost_center,namespace,pod",
+        }
+    }
+
+    /// True for a row (its group values, in [`Drill::group_by`]'s order) of this level.
+    pub fn holds(&self, group: &[String]) -> bool {
+        let mut wanted = [self.cost_center.as_ref(), self.namespace.as_ref()].into_iter();
+        group
+            .iter()
+            .zip(wanted.by_ref())
+            .all(|(value, want)| want.is_none_or(|w| w == value))
+    }
+}
+
+/// One printed line: its group values and rounded figures.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    /// Group values, in the order the section asked.
+    pub group: Vec<String>,
+    /// Rounded figures, as the chargeback API prints them.
+    pub figures: Figures,
+}
+
+/// One budget's month: exact figures, rounded when shown.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BudgetLine {
+    /// What it covers, as decisions name it (`cost center cc-100`).
+    pub scope: String,
+    /// Month-to-date spend.
+    pub spent: Decimal,
+    /// Spend projected to month end at the current burn.
+    pub projected: Decimal,
+    /// The monthly budget.
+    pub budget: Decimal,
+    /// Cumulative spend at the end of each day of the month so far.
+    pub by_day: Vec<Decimal>,
+}
+
+/// One decision of the gate, as the console lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecentDecision {
+    /// When (Unix seconds).
+    pub at: i64,
+    /// The pod's namespace.
+    pub namespace: String,
+    /// Who would pay.
+    pub cost_center: String,
+    /// Allowed or not.
+    pub allowed: bool,
+    /// The decision's sentence.
+    pub message: String,
+}
+
+/// What the admission gate did lately.
+#[derive(Clone, Debug, Default)]
+pub struct Gate {
+    /// Checks per second over the last minute.
+    pub per_second: f64,
+    /// p99 of deciding over the last checks, in milliseconds.
+    pub p99_ms: Option<f64>,
+    /// The last decisions, newest first.
+    pub recent: Vec<RecentDecision>,
+}
+
+/// Everything the page shows.
+#[derive(Clone, Debug)]
+pub struct Page {
+    /// When the figures are as of.
+    pub as_of: UnixSeconds,
+    /// The window of the spend sections.
+    pub window: Interval,
+    /// The rate card's currency code and its minor units.
+    pub currency: (String, u32),
+    /// How money is rounded for print.
+    pub rounding: Rounding,
+    /// The drill-down level.
+    pub drill: Drill,
+    /// This level's rows (cost centers, a cost center's namespaces, or a namespace's pods).
+    pub spend: Vec<Row>,
+    /// Budgets with their month.
+    pub budgets: Vec<BudgetLine>,
+    /// Days in the month of `as_of`.
+    pub month_days: usize,
+    /// Spend by GPU model and tier.
+    pub by_model: Vec<Row>,
+    /// Idle cost by namespace.
+    pub idle: Vec<Row>,
+    /// Unallocated capacity by model and node.
+    pub unallocated: Vec<Row>,
+    /// The gate.
+    pub gate: Gate,
+    /// What the engine warned about.
+    pub warnings: Vec<String>,
+}
+
+const STYLE: &str = include_str!("console.css");
+
+fn number(value: Option<Decimal>) -> String {
+    value.map_or_else(|| "—".to_string(), |v| v.to_string())
+}
+
+fn float(value: Option<Decimal>) -> f64 {
+    value.and_then(|v| v.to_f64()).unwrap_or(0.0)
+}
+
+/// Utilization of a row: used ÷ all GPU-hours, as a percentage with one decimal.
+fn utilization(figures: &Figures) -> String {
+    match figures.used_gpu_hours {
+        Some(used) if !figures.gpu_hours.is_zero() => {
+            format!(
+                "{} %",
+                (used / figures.gpu_hours * Decimal::ONE_HUNDRED).round_dp(1)
+            )
+        }
+        _ => "—".into(),
+    }
+}
+
+/// A cost cell: the amount, or "unpriced" with the hours the rate card has no price for.
+fn cost_cell(figures: &Figures) -> String {
+    match figures.cost {
+        Some(cost) if figures.unpriced_gpu_hours.is_zero() => cost.to_string(),
+        Some(cost) => format!(
+            "{cost} <span class=\"warn\">+ {} h unpriced</span>",
+            figures.unpriced_gpu_hours
+        ),
+        None => format!(
+            "<span class=\"warn\">unpriced ({} h)</span>",
+            figures.unpriced_gpu_hours
+        ),
+    }
+}
+
+impl Page {
+    fn money(&self, amount: Decimal) -> String {
+        format!(
+            "{} {}",
+            self.rounding.money(amount, self.currency.1),
+            escape(&self.currency.0)
+        )
+    }
+
+    /// The page's own URL with `params` (and the window).
+    fn link(&self, params: &[(&str, &str)]) -> String {
+        let mut url = format!(
+            "/?from={}&amp;to={}",
+            query_value(&format_time(self.window.start)),
+            query_value(&format_time(self.window.end))
+        );
+        for (key, value) in params {
+            let _ = write!(url, "&amp;{key}={}", query_value(value));
+        }
+        url
+    }
+
+    /// The chargeback API for what the drill-down shows, in `format`.
+    fn download(&self, format: &str) -> String {
+        format!(
+            "/api/v1/chargeback?format={format}&amp;from={}&amp;to={}&amp;group_by={}",
+            query_value(&format_time(self.window.start)),
+            query_value(&format_time(self.window.end)),
+            query_value(self.drill.group_by())
+        )
+    }
+}
+
+/// The page as HTML.
+pub fn render(page: &Page) -> String {
+    let mut out = String::with_capacity(32 * 1024);
+    let _ = write!(
+        out,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>Tollgate — GPU spend</title><style>{STYLE}</style></head><body>\
+<a class=\"skip\" href=\"#spend\">Skip to spend</a>\
+<header><h1>Tollgate</h1><p>GPU spend as of <time>{}</time>, in {}</p></header><main>",
+        format_time(page.as_of),
+        escape(&page.currency.0)
+    );
+    window_form(page, &mut out);
+    budgets(page, &mut out);
+    spend(page, &mut out);
+    idle_and_unallocated(page, &mut out);
+    models(page, &mut out);
+    gate(page, &mut out);
+    if !page.warnings.is_empty() {
+        out.push_str("<section><h2>Warnings</h2><ul>");
+        for warning in &page.warnings {
+            let _ = write!(out, "<li>{}</li>", escape(warning));
+        }
+        out.push_str("</ul></section>");
+    }
+    out.push_str("</main></body></html>");
+    out
+}
+
+fn window_form(page: &Page, out: &mut String) {
+    let _ = write!(
+        out,
+        "<form class=\"window\" method=\"get\" action=\"/\"><label>From <input name=\"from\" value=\"{}\"></label> \
+<label>To <input name=\"to\" value=\"{}\"></label>",
+        escape(&format_time(page.window.start)),
+        escape(&format_time(page.window.end))
+    );
+    for (name, value) in [
+        ("cost_center", &page.drill.cost_center),
+        ("namespace", &page.drill.namespace),
+    ] {
+        if let Some(value) = value {
+            let _ = write!(
+                out,
+                "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
+                escape(value)
+            );
+        }
+    }
+    let _ = write!(
+        out,
+        " <button>Show</button> <a href=\"{}\">Download CSV</a> <a href=\"{}\">Download FOCUS</a></form>",
+        page.download("csv"),
+        page.download("focus")
+    );
+}
+
+fn budgets(page: &Page, out: &mut String) {
+    out.push_str("<section id=\"budgets\"><h2>Budgets this month</h2>");
+    if page.budgets.is_empty() {
+        out.push_str("<p>No budget is configured.</p></section>");
+        return;
+    }
+    let mut rows = Vec::new();
+    for b in &page.budgets {
+        let label = format!(
+            "{}: spent {}, projected {} of a {} budget",
+            b.scope,
+            page.money(b.spent),
+            page.money(b.projected),
+            page.money(b.budget)
+        );
+        let bar = svg::budget_bar(
+            float(Some(b.spent)),
+            float(Some(b.projected)),
+            float(Some(b.budget)),
+            &label,
+        );
+        let headroom = b.budget - b.projected;
+        let class = if headroom.is_sign_negative() {
+            " class=\"over\""
+        } else {
+            ""
+        };
+        rows.push(vec![
+            escape(&b.scope),
+            page.money(b.spent),
+            page.money(b.projected),
+            page.money(b.budget),
+            format!("<span{class}>{}</span>", page.money(headroom)),
+            bar,
+        ]);
+    }
+    out.push_str(&html::table(
+        "Spent and projected to month end against each budget",
+        &["budget", "spent", "projected", "budget", "headroom", ""],
+        &rows,
+        1,
+    ));
+    out.push_str("<h3>Burn-down</h3><div class=\"charts\">");
+    for b in &page.budgets {
+        let by_day: Vec<f64> = b.by_day.iter().map(|d| float(Some(*d))).collect();
+        let label = format!(
+            "{}: cumulative spend by day, projected {} at month end against {}",
+            b.scope,
+            page.money(b.projected),
+            page.money(b.budget)
+        );
+        let chart = svg::burn_down(
+            &by_day,
+            page.month_days,
+            float(Some(b.projected)),
+            float(Some(b.budget)),
+            &label,
+        );
+        let rows: Vec<Vec<String>> = b
+            .by_day
+            .iter()
+            .enumerate()
+            .map(|(day, total)| vec![format!("{}", day + 1), page.money(*total)])
+            .collect();
+        let _ = write!(
+            out,
+            "<figure><figcaption>{}</figcaption>{chart}<details><summary>Figures</summary>{}</details></figure>",
+            escape(&b.scope),
+            html::table("Spent by the end of each day", &["day", "spent"], &rows, 1)
+        );
+    }
+    out.push_str("</div></section>");
+}
+
+fn spend(page: &Page, out: &mut String) {
+    let drill = &page.drill;
+    let (title, head) = match (&drill.cost_center, &drill.namespace) {
+        (None, _) => ("Spend by cost center".to_string(), "cost center"),
+        (Some(cc), None) => (
+            format!("Cost center {} by namespace", escape(cc)),
+            "namespace",
+        ),
+        (Some(cc), Some(ns)) => (
+            format!("Namespace {} of {} by pod", escape(ns), escape(cc)),
+            "pod",
+        ),
+    };
+    let _ = write!(out, "<section id=\"spend\"><h2>{title}</h2>");
+    let mut crumbs = vec![format!(
+        "<a href=\"{}\">all cost centers</a>",
+        page.link(&[])
+    )];
+    if let Some(cc) = &drill.cost_center {
+        crumbs.push(format!(
+            "<a href=\"{}\">{}</a>",
+            page.link(&[("cost_center", cc)]),
+            escape(cc)
+        ));
+    }
+    let _ = write!(
+        out,
+        "<nav aria-label=\"Drill-down\">{}</nav>",
+        crumbs.join(" › ")
+    );
+    let top = page
+        .spend
+        .iter()
+        .map(|r| float(r.figures.cost))
+        .fold(0.0, f64::max);
+    let level = drill.group_by().split(',').count();
+    let rows: Vec<Vec<String>> = page
+        .spend
+        .iter()
+        .map(|row| {
+            let name = row.group.get(level - 1).cloned().unwrap_or_default();
+            let cell = match (&drill.cost_center, &drill.namespace) {
+                (None, _) if name != "__unallocated__" => format!(
+                    "<a href=\"{}\">{}</a>",
+                    page.link(&[("cost_center", &name)]),
+                    escape(&name)
+                ),
+                (Some(cc), None) => format!(
+                    "<a href=\"{}\">{}</a>",
+                    page.link(&[("cost_center", cc), ("namespace", &name)]),
+                    escape(&name)
+                ),
+                _ => escape(&name),
+            };
+            let f = &row.figures;
+            vec![
+                cell,
+                f.gpu_hours.to_string(),
+                cost_cell(f),
+                number(f.idle_cost),
+                utilization(f),
+                svg::share_bar(float(f.cost), top),
+            ]
+        })
+        .collect();
+    out.push_str(&html::table(
+        &format!(
+            "GPU-hours, cost, idle cost and utilization in {}",
+            page.currency.0
+        ),
+        &[head, "GPU-hours", "cost", "idle cost", "utilization", ""],
+        &rows,
+        1,
+    ));
+    out.push_str("</section>");
+}
+
+fn idle_and_unallocated(page: &Page, out: &mut String) {
+    out.push_str("<section id=\"idle\"><h2>Idle and unallocated</h2>");
+    let rows: Vec<Vec<String>> = page
+        .idle
+        .iter()
+        .map(|r| {
+            vec![
+                escape(r.group.first().map(String::as_str).unwrap_or_default()),
+                number(r.figures.idle_cost),
+                cost_cell(&r.figures),
+                utilization(&r.figures),
+            ]
+        })
+        .collect();
+    out.push_str(&html::table(
+        "Idle cost by workload (namespace): GPUs held but not busy",
+        &["namespace", "idle cost", "cost", "utilization"],
+        &rows,
+        1,
+    ));
+    let rows: Vec<Vec<String>> = page
+        .unallocated
+        .iter()
+        .map(|r| {
+            vec![
+                escape(r.group.first().map(String::as_str).unwrap_or_default()),
+                escape(r.group.get(1).map(String::as_str).unwrap_or_default()),
+                r.figures.gpu_hours.to_string(),
+                cost_cell(&r.figures),
+            ]
+        })
+        .collect();
+    out.push_str(&html::table(
+        "Unallocated capacity by model and node: GPUs no pod held",
+        &["GPU model", "node", "GPU-hours", "cost"],
+        &rows,
+        2,
+    ));
+    out.push_str("</section>");
+}
+
+fn models(page: &Page, out: &mut String) {
+    let rows: Vec<Vec<String>> = page
+        .by_model
+        .iter()
+        .map(|r| {
+            vec![
+                escape(r.group.first().map(String::as_str).unwrap_or_default()),
+                escape(r.group.get(1).map(String::as_str).unwrap_or_default()),
+                r.figures.gpu_hours.to_string(),
+                cost_cell(&r.figures),
+                number(r.figures.idle_cost),
+            ]
+        })
+        .collect();
+    out.push_str("<section id=\"models\"><h2>Spend by GPU model and tier</h2>");
+    out.push_str(&html::table(
+        "Unpriced models are shown as such, never as zero",
+        &["GPU model", "tier", "GPU-hours", "cost", "idle cost"],
+        &rows,
+        2,
+    ));
+    out.push_str("</section>");
+}
+
+fn gate(page: &Page, out: &mut String) {
+    let g = &page.gate;
+    let p99 = g
+        .p99_ms
+        .map_or_else(|| "—".to_string(), |ms| format!("{ms:.3} ms"));
+    let _ = write!(
+        out,
+        "<section id=\"gate\"><h2>Admission gate</h2><p><strong>{:.1}</strong> checks/s over the last minute; \
+p99 of deciding <strong>{p99}</strong> over the last checks.</p>",
+        g.per_second
+    );
+    let rows: Vec<Vec<String>> = g
+        .recent
+        .iter()
+        .map(|d| {
+            vec![
+                format_time(d.at),
+                escape(&d.namespace),
+                escape(&d.cost_center),
+                if d.allowed {
+                    "allowed".into()
+                } else {
+                    "<span class=\"over\">denied</span>".into()
+                },
+                escape(&d.message),
+            ]
+        })
+        .collect();
+    out.push_str(&html::table(
+        "Recent decisions, newest first",
+        &["at", "namespace", "cost center", "decision", "message"],
+        &rows,
+        5,
+    ));
+    out.push_str("</section>");
+}
+
+#[cfg(test)]
+mod tests;

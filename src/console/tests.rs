@@ -1,0 +1,95 @@
+use rust_decimal_macros::dec;
+
+use super::*;
+
+fn figures(
+    hours: Decimal,
+    used: Option<Decimal>,
+    cost: Option<Decimal>,
+    idle: Option<Decimal>,
+) -> Figures {
+    Figures {
+        gpu_hours: hours,
+        used_gpu_hours: used,
+        cost,
+        idle_cost: idle,
+        unpriced_gpu_hours: Decimal::ZERO,
+    }
+}
+
+fn page() -> Page {
+    Page {
+        as_of: 1_764_590_400,
+        window: Interval::new(1_764_547_200, 1_764_590_400),
+        currency: ("USD".into(), 2),
+        rounding: Rounding::HalfEven,
+        drill: Drill::default(),
+        spend: vec![Row {
+            group: vec!["cc-<100>".into()],
+            figures: figures(
+                dec!(24.0000),
+                Some(dec!(6.0000)),
+                Some(dec!(96.00)),
+                Some(dec!(72.00)),
+            ),
+        }],
+        budgets: vec![BudgetLine {
+            scope: "cost center cc-<100>".into(),
+            spent: dec!(96),
+            projected: dec!(2976.004),
+            budget: dec!(2500),
+            by_day: vec![dec!(96)],
+        }],
+        month_days: 31,
+        by_model: vec![Row {
+            group: vec!["GH200".into(), "on-demand".into()],
+            figures: Figures {
+                unpriced_gpu_hours: dec!(12.0000),
+                ..figures(dec!(12.0000), None, None, None)
+            },
+        }],
+        idle: Vec::new(),
+        unallocated: Vec::new(),
+        gate: Gate::default(),
+        warnings: vec!["model <GH200> has no price".into()],
+    }
+}
+
+#[test]
+fn the_page_shows_figures_as_given_escapes_names_and_links_the_drill_down() {
+    let html = render(&page());
+    assert!(html.starts_with("<!doctype html>"));
+    // Names from the cluster never become markup.
+    assert!(!html.contains("cc-<100>") && html.contains("cc-&lt;100&gt;"));
+    // Figures as the engine printed them; money of budgets rounded in the card's currency.
+    assert!(
+        html.contains("<td class=\"n\">24.0000</td><td class=\"n\">96.00</td>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("2976.00 USD") && html.contains("-476.00 USD"),
+        "{html}"
+    );
+    assert!(html.contains("25.0 %"), "utilization 6 of 24 hours");
+    // Unpriced is said, never 0.
+    assert!(html.contains("unpriced (12.0000 h)"), "{html}");
+    // Drill-down and downloads for what is on screen.
+    assert!(html.contains("href=\"/?from=2025-12-01T00%3A00%3A00Z&amp;to=2025-12-01T12%3A00%3A00Z&amp;cost_center=cc-%3C100%3E\""), "{html}");
+    assert!(
+        html.contains("/api/v1/chargeback?format=focus&amp;from="),
+        "{html}"
+    );
+    // Nothing is fetched from anywhere: no script, no external URL.
+    assert!(!html.contains("<script") && !html.contains("http://") && !html.contains("https://"));
+}
+
+#[test]
+fn a_drill_down_level_keeps_its_own_rows() {
+    let drill = Drill {
+        cost_center: Some("cc-100".into()),
+        namespace: None,
+    };
+    assert_eq!(drill.group_by(), "cost_center,namespace");
+    assert!(drill.holds(&["cc-100".into(), "chat".into()]));
+    assert!(!drill.holds(&["cc-200".into(), "chat".into()]));
+}

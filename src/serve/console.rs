@@ -1,0 +1,249 @@
+//! `GET /`: the console page, from the same engine and the same stored days as the API. Its
+//! reports run on the blocking pool under the report limit, like any chargeback.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+
+use super::archive::Archive;
+use super::http::{AppState, error};
+use super::quota::QuotaGate;
+use super::view::View;
+use crate::budget::{BudgetScope, month_of};
+use crate::console::{BudgetLine, Drill, Gate, Page, Row, render};
+use crate::cost::{CostReport, ReportRequest, RequestText};
+use crate::pricing::RateCard;
+use crate::reporting::ReportError;
+use crate::time::{Interval, Step};
+
+/// The page's query: the window and the drill-down.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct ConsoleParams {
+    from: Option<String>,
+    to: Option<String>,
+    cost_center: Option<String>,
+    namespace: Option<String>,
+}
+
+/// Rows listed per table where a list could be long (idle workloads, unallocated nodes).
+const TOP: usize = 15;
+
+pub(super) async fn console(
+    State(state): State<AppState>,
+    params: Result<Query<ConsoleParams>, QueryRejection>,
+) -> Response {
+    let Query(params) = match params {
+        Ok(params) => params,
+        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
+    };
+    let view = state.view();
+    let text = RequestText {
+        from: params.from.as_deref(),
+        to: params.to.as_deref(),
+        group_by: None,
+        step: None,
+        share_unallocated: false,
+    };
+    let window = match ReportRequest::parse(text, view.as_of) {
+        Ok(request) => request.window,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let drill = Drill {
+        cost_center: params.cost_center.filter(|c| !c.is_empty()),
+        namespace: params.namespace.filter(|n| !n.is_empty()),
+    };
+    let Ok(permit) = state.reports.clone().acquire_owned().await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    };
+    let (archive, card, quota) = (
+        state.archive.clone(),
+        state.card.clone(),
+        state.quota.clone(),
+    );
+    let runtime = tokio::runtime::Handle::current();
+    let page = super::background::spawn_background(move || {
+        let _permit = permit;
+        gather(&runtime, &view, &archive, &card, &quota, window, drill)
+    })
+    .await;
+    match page {
+        Ok(Ok(page)) => (
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            render(&page),
+        )
+            .into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the page failed: {e}"),
+        ),
+    }
+}
+
+/// The rounded lines of a report grouped by `group_by` (keys the API accepts) over `window`.
+fn report(
+    runtime: &tokio::runtime::Handle,
+    view: &View,
+    archive: &Archive,
+    card: &RateCard,
+    window: Interval,
+    step: Step,
+    group_by: &str,
+) -> Result<CostReport, ReportError> {
+    let request = ReportRequest {
+        window,
+        step,
+        group_by: group_by.parse().unwrap_or_default(),
+        share_unallocated: false,
+    };
+    let sets = view.ledger.as_refs();
+    runtime.block_on(
+        archive
+            .sources(&sets, view.ledger.from, card)
+            .report(&request),
+    )
+}
+
+fn rows(report: &CostReport) -> Vec<Row> {
+    report
+        .chargeback()
+        .lines
+        .into_iter()
+        .map(|line| Row {
+            group: line.group,
+            figures: line.figures,
+        })
+        .collect()
+}
+
+fn by_cost_desc(rows: &mut [Row], pick: fn(&Row) -> Option<Decimal>) {
+    rows.sort_by(|a, b| pick(b).cmp(&pick(a)).then_with(|| a.group.cmp(&b.group)));
+}
+
+fn gather(
+    runtime: &tokio::runtime::Handle,
+    view: &View,
+    archive: &Archive,
+    card: &RateCard,
+    quota: &Arc<QuotaGate>,
+    window: Interval,
+    drill: Drill,
+) -> Result<Page, ReportError> {
+    let report =
+        |window, step, group_by| report(runtime, view, archive, card, window, step, group_by);
+    let mut warnings: Vec<String> = Vec::new();
+    let mut keep = |report: &CostReport| {
+        for w in &report.warnings {
+            if !warnings.contains(w) {
+                warnings.push(w.clone());
+            }
+        }
+    };
+
+    let level = report(window, Step::Window, drill.group_by())?;
+    keep(&level);
+    let mut spend: Vec<Row> = rows(&level)
+        .into_iter()
+        .filter(|r| drill.holds(&r.group))
+        .collect();
+    by_cost_desc(&mut spend, |r| r.figures.cost);
+
+    let models = report(window, Step::Window, "gpu_model,tier")?;
+    keep(&models);
+    let mut by_model = rows(&models);
+    by_cost_desc(&mut by_model, |r| r.figures.cost);
+
+    let namespaces = report(window, Step::Window, "namespace")?;
+    let mut idle: Vec<Row> = rows(&namespaces)
+        .into_iter()
+        .filter(|r| r.group.first().is_some_and(|n| !n.is_empty()))
+        .collect();
+    by_cost_desc(&mut idle, |r| r.figures.idle_cost);
+    idle.truncate(TOP);
+
+    let capacity = report(window, Step::Window, "cost_center,gpu_model,node")?;
+    let mut unallocated: Vec<Row> = rows(&capacity)
+        .into_iter()
+        .filter(|r| {
+            r.group
+                .first()
+                .is_some_and(|c| c == crate::allocation::UNALLOCATED)
+        })
+        .map(|r| Row {
+            group: r.group[1..].to_vec(),
+            figures: r.figures,
+        })
+        .collect();
+    by_cost_desc(&mut unallocated, |r| r.figures.cost);
+    unallocated.truncate(TOP);
+
+    // Budgets: this month's spend, burn and projection as decisions see them, and the days so
+    // far from the same engine.
+    let month = month_of(view.as_of);
+    let so_far = Interval::new(month.start, view.as_of.max(month.start + 1));
+    let daily = report(so_far, Step::Day, "cost_center,namespace")?;
+    let days = daily.chargeback();
+    let hours_left = view.spend.hours_left();
+    let budgets = quota
+        .budgets()
+        .iter()
+        .map(|budget| {
+            let (usage, column, name) = match &budget.scope {
+                BudgetScope::CostCenter(name) => (view.spend.cost_center(name), 0, name),
+                BudgetScope::Namespace(name) => (view.spend.namespace(name), 1, name),
+            };
+            let mut by_day: Vec<Decimal> = Vec::new();
+            let mut total = Decimal::ZERO;
+            for period in Step::Day.periods(so_far) {
+                total += days
+                    .lines
+                    .iter()
+                    .filter(|l| l.period == period && l.group[column] == *name)
+                    .filter_map(|l| l.figures.cost)
+                    .sum::<Decimal>();
+                by_day.push(total);
+            }
+            let projected = usage
+                .burn_per_hour
+                .checked_mul(hours_left)
+                .and_then(|ahead| ahead.checked_add(usage.spent))
+                .unwrap_or(Decimal::MAX);
+            BudgetLine {
+                scope: budget.scope.to_string(),
+                spent: usage.spent,
+                projected,
+                budget: budget.monthly,
+                by_day,
+            }
+        })
+        .collect();
+
+    let activity = quota.activity();
+    Ok(Page {
+        as_of: view.as_of,
+        window,
+        currency: (
+            card.currency().code().to_string(),
+            card.currency().minor_units(),
+        ),
+        rounding: card.rounding(),
+        drill,
+        spend,
+        budgets,
+        month_days: usize::try_from((month.end - month.start) / 86_400).unwrap_or(31),
+        by_model,
+        idle,
+        unallocated,
+        gate: Gate {
+            per_second: activity.per_second(),
+            p99_ms: activity.p99().map(|d| d.as_secs_f64() * 1000.0),
+            recent: activity.recent(),
+        },
+        warnings,
+    })
+}
