@@ -23,6 +23,9 @@ pub enum ReportError {
     /// A sum overflowed.
     #[error(transparent)]
     Cost(#[from] CostOverflow),
+    /// A grouping that cannot be.
+    #[error(transparent)]
+    Grouping(#[from] crate::cost::GroupByError),
     /// The output could not be written.
     #[error("writing the report: {0}")]
     Output(#[from] std::io::Error),

@@ -14,7 +14,7 @@ use std::fmt::Write;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
-use crate::cost::Figures;
+use crate::cost::{Figures, GroupKey};
 use crate::money::Rounding;
 use crate::time::{Interval, UnixSeconds, format_time};
 
@@ -30,13 +30,12 @@ pub struct Drill {
 }
 
 impl Drill {
-    /// The chargeback grouping that lists this level's rows, and how many leading keys name the
-    /// level itself (to filter on).
-    pub fn group_by(&self) -> &'static str {
+    /// The chargeback grouping that lists this level's rows.
+    pub fn group_by(&self) -> &'static [GroupKey] {
         match (&self.cost_center, &self.namespace) {
-            (None, _) => "cost_center",
-            (Some(_), None) => "cost_center,namespace",
-            (Some(_), Some(_)) => "cost_center,namespace,pod",
+            (None, _) => &[GroupKey::CostCenter],
+            (Some(_), None) => &[GroupKey::CostCenter, GroupKey::Namespace],
+            (Some(_), Some(_)) => &[GroupKey::CostCenter, GroupKey::Namespace, GroupKey::Pod],
         }
     }
 
@@ -191,14 +190,19 @@ impl Page {
         url
     }
 
-    /// The chargeback API for what the drill-down shows, in `format`.
+    /// The chargeback API for the window, in `format`: CSV grouped as the drill-down shows it,
+    /// FOCUS as its rows always are (one per resource and charge period).
     fn download(&self, format: &str) -> String {
-        format!(
-            "/api/v1/chargeback?format={format}&amp;from={}&amp;to={}&amp;group_by={}",
+        let mut url = format!(
+            "/api/v1/chargeback?format={format}&amp;from={}&amp;to={}",
             query_value(&format_time(self.window.start)),
             query_value(&format_time(self.window.end)),
-            query_value(self.drill.group_by())
-        )
+        );
+        if format != "focus" {
+            let keys: Vec<&str> = self.drill.group_by().iter().map(|k| k.as_str()).collect();
+            let _ = write!(url, "&amp;group_by={}", query_value(&keys.join(",")));
+        }
+        url
     }
 }
 
@@ -369,7 +373,7 @@ fn spend(page: &Page, out: &mut String) {
         .iter()
         .map(|r| float(r.figures.cost))
         .fold(0.0, f64::max);
-    let level = drill.group_by().split(',').count();
+    let level = drill.group_by().len();
     let rows: Vec<Vec<String>> = page
         .spend
         .iter()

@@ -89,7 +89,10 @@ fn a_drill_down_level_keeps_its_own_rows() {
         cost_center: Some("cc-100".into()),
         namespace: None,
     };
-    assert_eq!(drill.group_by(), "cost_center,namespace");
+    assert_eq!(
+        drill.group_by(),
+        [GroupKey::CostCenter, GroupKey::Namespace]
+    );
     assert!(drill.holds(&["cc-100".into(), "chat".into()]));
     assert!(!drill.holds(&["cc-200".into(), "chat".into()]));
 }

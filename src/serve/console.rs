@@ -16,7 +16,7 @@ use super::quota::QuotaGate;
 use super::view::View;
 use crate::budget::{BudgetScope, month_of};
 use crate::console::{BudgetLine, Drill, Gate, Page, Row, render};
-use crate::cost::{CostReport, ReportRequest, RequestText};
+use crate::cost::{CostReport, GroupBy, GroupKey, ReportRequest, RequestText};
 use crate::pricing::RateCard;
 use crate::reporting::ReportError;
 use crate::time::{Interval, Step};
@@ -93,12 +93,12 @@ fn report(
     card: &RateCard,
     window: Interval,
     step: Step,
-    group_by: &str,
+    group_by: &[GroupKey],
 ) -> Result<CostReport, ReportError> {
     let request = ReportRequest {
         window,
         step,
-        group_by: group_by.parse().unwrap_or_default(),
+        group_by: GroupBy::new(group_by.to_vec())?,
         share_unallocated: false,
     };
     let sets = view.ledger.as_refs();
@@ -153,12 +153,16 @@ fn gather(
         .collect();
     by_cost_desc(&mut spend, |r| r.figures.cost);
 
-    let models = report(window, Step::Window, "gpu_model,tier")?;
+    let models = report(
+        window,
+        Step::Window,
+        &[GroupKey::GpuModel, GroupKey::PricingTier],
+    )?;
     keep(&models);
     let mut by_model = rows(&models);
     by_cost_desc(&mut by_model, |r| r.figures.cost);
 
-    let namespaces = report(window, Step::Window, "namespace")?;
+    let namespaces = report(window, Step::Window, &[GroupKey::Namespace])?;
     let mut idle: Vec<Row> = rows(&namespaces)
         .into_iter()
         .filter(|r| r.group.first().is_some_and(|n| !n.is_empty()))
@@ -166,7 +170,11 @@ fn gather(
     by_cost_desc(&mut idle, |r| r.figures.idle_cost);
     idle.truncate(TOP);
 
-    let capacity = report(window, Step::Window, "cost_center,gpu_model,node")?;
+    let capacity = report(
+        window,
+        Step::Window,
+        &[GroupKey::CostCenter, GroupKey::GpuModel, GroupKey::Node],
+    )?;
     let mut unallocated: Vec<Row> = rows(&capacity)
         .into_iter()
         .filter(|r| {
@@ -186,7 +194,11 @@ fn gather(
     // far from the same engine.
     let month = month_of(view.as_of);
     let so_far = Interval::new(month.start, view.as_of.max(month.start + 1));
-    let daily = report(so_far, Step::Day, "cost_center,namespace")?;
+    let daily = report(
+        so_far,
+        Step::Day,
+        &[GroupKey::CostCenter, GroupKey::Namespace],
+    )?;
     let days = daily.chargeback();
     let hours_left = view.spend.hours_left();
     let budgets = quota

@@ -101,6 +101,7 @@ pub fn urls(bound: SocketAddr) -> Vec<String> {
         bound.to_string()
     };
     [
+        "/",
         "/api/v1/chargeback?format=csv",
         "/api/v1/chargeback?format=json&group_by=gpu_model",
         "/metrics",

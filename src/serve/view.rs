@@ -102,8 +102,7 @@ pub struct Reconciler {
     views: watch::Sender<Arc<View>>,
     current_at: Option<Instant>,
     history: Option<Arc<AllocationSet>>,
-    /// The UTC midnight the history in memory starts at: stored days before it are part of
-    /// month-to-date spend even before the ledger has forgotten any day.
+    /// The UTC midnight the history in memory starts at: what is before it is the store's.
     history_from: Option<UnixSeconds>,
     following: Option<Following>,
     archive: Option<Arc<Archive>>,
@@ -292,9 +291,11 @@ impl Reconciler {
         let mut ledger = self.ledger.view(as_of);
         if let Some(history) = &self.history {
             ledger.sets.insert(0, history.clone());
+            // Memory holds nothing before the history does: earlier days are the store's, for
+            // budgets and reports alike, before the ledger has forgotten any day itself.
+            ledger.from = ledger.from.or(self.history_from);
         }
-        let memory_from = ledger.from.or(self.history_from);
-        let stored = self.stored_spend(as_of, memory_from).clone();
+        let stored = self.stored_spend(as_of, ledger.from).clone();
         let spend = SpendIndex::build(&ledger.as_refs(), &stored, &live, &self.card, as_of).unwrap_or_else(|e| {
             tracing::error!(error = %e, "month-to-date spend could not be computed; budgets see none");
             SpendIndex::default()

@@ -49,6 +49,33 @@ async fn the_demo_has_utilization_idle_cost_and_budgets_with_a_story() {
         "spent {spent}, charged {charged}"
     );
 
+    // Part of a day stored before the cut-over comes from its archived segments: the morning's
+    // cost is there, and below the whole day's (it used to be an empty report).
+    let yesterday = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24))
+        .strftime("%Y-%m-%d")
+        .to_string();
+    let cost_of = |body: String| -> f64 {
+        let report: Value = serde_json::from_str(&body).unwrap();
+        report["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["cost_center"] == "cc-100")
+            .and_then(|l| l["cost"].as_str())
+            .map_or(0.0, |c| c.parse().unwrap())
+    };
+    let path = |to: &str| {
+        format!(
+            "/api/v1/chargeback?format=json&group_by=cost_center&from={yesterday}T00:00:00Z&to={to}"
+        )
+    };
+    let morning = cost_of(service.get(&path(&format!("{yesterday}T12:00:00Z"))).await);
+    let whole = cost_of(service.get(&path(&format!("{yesterday}T23:59:59Z"))).await);
+    assert!(
+        morning > 0.0 && morning < whole,
+        "morning {morning}, whole day {whole}"
+    );
+
     // Utilization of the pods running now: busy training, idle services, abandoned notebooks.
     let metrics = service.get("/metrics").await;
     let ratios = support::metric(&metrics, "tollgate_gpu_utilization_ratio");

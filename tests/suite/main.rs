@@ -7,6 +7,7 @@
 mod support;
 
 mod auth;
+mod console;
 mod dashboards;
 mod demo_service;
 mod deploy;

@@ -1,0 +1,227 @@
+//! The console (`GET /` of `serve --demo`) in a real browser and against the API: headless
+//! Chromium renders it with no console message and screenshots it at desktop and laptop widths
+//! (under `target/console/` for people to look at); the figures it shows are the chargeback
+//! API's for the same window, at every drill-down level; its download links answer.
+
+use crate::support;
+
+use std::process::Command;
+
+use serde_json::Value;
+use support::ServeProcess;
+use support::tools::{Tool, require};
+
+/// The text of an HTML fragment: tags dropped.
+fn text(fragment: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in fragment.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.trim().to_string()
+}
+
+/// The rows of the page's spend table: the name, GPU-hours, cost, idle cost (a cost the page
+/// calls unpriced is the API's empty cost; hours it adds as unpriced are the API's own column).
+fn spend_rows(html: &str) -> Vec<(String, String, String, String)> {
+    let section = &html[html.find("<section id=\"spend\">").unwrap()..];
+    let section = &section[..section.find("</section>").unwrap()];
+    let body = &section[section.find("<tbody>").unwrap()..];
+    body.split("<tr>")
+        .skip(1)
+        .map(|row| {
+            let cells: Vec<String> = row
+                .split("</t")
+                .filter_map(|c| c.split_once('>').map(|(_, inner)| text(inner)))
+                .collect();
+            let first_word = |cell: &String| match cell.split_whitespace().next() {
+                Some("unpriced") | None => "—".to_string(),
+                Some(word) => word.to_string(),
+            };
+            (
+                cells[0].clone(),
+                first_word(&cells[1]),
+                first_word(&cells[2]),
+                first_word(&cells[3]),
+            )
+        })
+        .collect()
+}
+
+/// The API's lines for `group_by` over the window, as (last group value, hours, cost, idle).
+async fn api_rows(
+    service: &ServeProcess,
+    query: &str,
+    group_by: &str,
+    keep: impl Fn(&Value) -> bool,
+) -> Vec<(String, String, String, String)> {
+    let report: Value = serde_json::from_str(
+        &service
+            .get(&format!(
+                "/api/v1/chargeback?format=json&group_by={group_by}&{query}"
+            ))
+            .await,
+    )
+    .unwrap();
+    let last = group_by.rsplit(',').next().unwrap();
+    let text = |v: &Value| v.as_str().unwrap_or("—").to_string();
+    let mut rows: Vec<(String, String, String, String)> = report["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| keep(l))
+        .map(|l| {
+            (
+                text(&l[last]),
+                text(&l["gpu_hours"]),
+                text(&l["cost"]),
+                text(&l["idle_cost"]),
+            )
+        })
+        .collect();
+    rows.sort();
+    rows
+}
+
+fn unescape(href: &str) -> String {
+    href.replace("&amp;", "&")
+}
+
+fn href_of(html: &str, text: &str) -> String {
+    let end = html
+        .find(&format!("\">{text}</a>"))
+        .unwrap_or_else(|| panic!("no link {text}"));
+    let start = html[..end].rfind("href=\"").unwrap() + 6;
+    unescape(&html[start..end])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_the_api_s_figures_in_a_real_browser() {
+    require(&[Tool::Chromium]);
+    let dir = tempfile::tempdir().unwrap();
+    let service = ServeProcess::start(&["--demo"], &[], &dir.path().join("serve.log")).await;
+    // A window in the demo's past: the same figures whenever they are asked for.
+    let metrics = service.get("/readyz").await;
+    assert!(!metrics.is_empty());
+    let yesterday = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24))
+        .strftime("%Y-%m-%d")
+        .to_string();
+    let query = format!("from={yesterday}T00:00:00Z&to={yesterday}T12:00:00Z");
+
+    // Cost centers, as the chargeback API has them.
+    let page = service.get(&format!("/?{query}")).await;
+    let mut shown = spend_rows(&page);
+    shown.sort();
+    assert_eq!(
+        shown,
+        api_rows(&service, &query, "cost_center", |_| true).await
+    );
+    assert!(shown.len() >= 5, "{shown:?}");
+
+    // Drill into cc-100: its namespaces; then one namespace: its pods.
+    let cc = service.get(&href_of(&page, "cc-100")).await;
+    let mut shown = spend_rows(&cc);
+    shown.sort();
+    let api = api_rows(&service, &query, "cost_center,namespace", |l| {
+        l["cost_center"] == "cc-100"
+    })
+    .await;
+    assert_eq!(shown, api);
+    let namespace = api[0].0.clone();
+    let pods = service.get(&href_of(&cc, &namespace)).await;
+    let mut shown = spend_rows(&pods);
+    shown.sort();
+    let api = api_rows(&service, &query, "cost_center,namespace,pod", |l| {
+        l["cost_center"] == "cc-100" && l["namespace"] == namespace.as_str()
+    })
+    .await;
+    assert_eq!(shown, api);
+    assert!(!shown.is_empty());
+
+    // The downloads are of what is on screen.
+    let csv = service.get(&href_of(&pods, "Download CSV")).await;
+    assert!(
+        csv.starts_with("period_start,period_end,cost_center,namespace,pod,"),
+        "{csv}"
+    );
+    let focus = service.get(&href_of(&pods, "Download FOCUS")).await;
+    assert!(
+        focus.starts_with("BilledCost,") || focus.contains("BilledCost"),
+        "{focus}"
+    );
+
+    // Spend by model and tier, unpriced said as such.
+    let models = &page[page.find("<section id=\"models\">").unwrap()..];
+    assert!(
+        models.contains("<th scope=\"row\">H100-80GB</th><td>on-demand</td>"),
+        "{models}"
+    );
+    assert!(
+        models.contains("<th scope=\"row\">NVIDIA-GH200-480GB</th>")
+            && models.contains("unpriced ("),
+        "{models}"
+    );
+
+    // Every chart has words and figures for those who cannot see it.
+    assert_eq!(
+        page.matches("<svg class=\"bar\"").count() + page.matches("<svg class=\"burn\"").count(),
+        page.matches("role=\"img\" aria-label=\"").count()
+    );
+    assert!(page.contains("<details><summary>Figures</summary><table>"));
+
+    // A real browser: the page renders with no console message and nothing fetched elsewhere.
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console");
+    std::fs::create_dir_all(&shots).unwrap();
+    let url = format!("http://{}/?{query}", service.address);
+    for (name, size) in [("desktop", "1440,2600"), ("laptop", "1280,3000")] {
+        let file = shots.join(format!("{name}.png"));
+        let _ = std::fs::remove_file(&file);
+        let output = Command::new("chromium")
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+            ])
+            .args(["--enable-logging=stderr", "--v=0"])
+            .arg("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1")
+            .arg(format!("--window-size={size}"))
+            .arg(format!("--screenshot={}", file.display()))
+            .arg(&url)
+            .output()
+            .unwrap();
+        let log = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{log}");
+        assert!(!log.contains("CONSOLE"), "console messages: {log}");
+        assert!(
+            !log.contains("ERR_NAME_NOT_RESOLVED"),
+            "a request left the host: {log}"
+        );
+        let png = std::fs::read(&file).unwrap();
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 50_000,
+            "{name}: {} bytes",
+            png.len()
+        );
+    }
+    let dom = Command::new("chromium")
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--dump-dom",
+        ])
+        .arg(&url)
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(
+        dom.contains("Budgets this month") && dom.contains("Admission gate"),
+        "{dom}"
+    );
+}
