@@ -236,6 +236,25 @@ pub fn render(page: &Page) -> String {
     out
 }
 
+/// The page a browser gets when `[auth]` is on and it has no token yet (or a refused one):
+/// a form that keeps the token in a session cookie.
+pub fn login(refused: Option<&str>) -> String {
+    let refused = refused
+        .map(|r| format!("<p class=\"over\" role=\"alert\">{}</p>", escape(r)))
+        .unwrap_or_default();
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>Tollgate — sign in</title><style>{STYLE}</style></head><body>\
+<header><h1>Tollgate</h1><p>GPU spend is for readers with a token</p></header><main>\
+<form class=\"window\" method=\"post\" action=\"/console/session\">{refused}\
+<label>Token <input name=\"token\" type=\"password\" autocomplete=\"current-password\" required></label> \
+<button>Open the console</button></form>\
+<p>The token is one the service accepts for chargebacks (<code>auth.tokens_file</code>, or a \
+Kubernetes token of a finance reader); the browser keeps it for this site only.</p></main></body></html>"
+    )
+}
+
 fn window_form(page: &Page, out: &mut String) {
     let _ = write!(
         out,

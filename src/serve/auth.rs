@@ -361,17 +361,62 @@ impl Auth {
     }
 }
 
+/// The cookie the console keeps a reader's token in (HttpOnly, SameSite=Strict).
+pub const SESSION_COOKIE: &str = "tollgate_token";
+
+/// The credentials of a request: its `Authorization` header, else — for a GET, which reads —
+/// the console's session cookie, as a bearer token. A cookie never authorizes a POST (a quota
+/// check holds budget).
+pub fn credentials(request: &axum::http::request::Parts) -> Option<String> {
+    if let Some(value) = request
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        return Some(value.to_string());
+    }
+    if request.method != axum::http::Method::GET {
+        return None;
+    }
+    request
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (name, value) = pair.trim().split_once('=')?;
+            let token = (name == SESSION_COOKIE).then(|| from_hex(value))??;
+            Some(format!("Bearer {token}"))
+        })
+}
+
+/// A token as a cookie value: hex, so that any token fits in a cookie.
+pub fn session_value(token: &str) -> String {
+    token.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(value: &str) -> Option<String> {
+    if value.is_empty() || !value.len().is_multiple_of(2) {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = (0..value.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(value.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes?).ok()
+}
+
 /// Middleware: refuses requests `auth` does not let into `scope`, with a JSON 401 or 403.
 pub async fn require(
     State((auth, scope)): State<(Arc<Auth>, Scope)>,
     request: Request,
     next: Next,
 ) -> Response {
-    let authorization = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    match auth.check(scope, authorization).await {
+    let (parts, body) = request.into_parts();
+    let authorization = credentials(&parts);
+    let request = Request::from_parts(parts, body);
+    match auth.check(scope, authorization.as_deref()).await {
         Ok(()) => next.run(request).await,
         Err(Refusal::Unauthenticated(message)) => {
             let mut response = super::http::error(StatusCode::UNAUTHORIZED, message);

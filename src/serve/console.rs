@@ -3,19 +3,22 @@
 
 use std::sync::Arc;
 
+use axum::Form;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use super::archive::Archive;
+use super::auth::{Refusal, SESSION_COOKIE, Scope, credentials, session_value};
 use super::http::{AppState, error};
 use super::quota::QuotaGate;
 use super::view::View;
 use crate::budget::{BudgetScope, month_of};
-use crate::console::{BudgetLine, Drill, Gate, Page, Row, render};
+use crate::console::{BudgetLine, Drill, Gate, Page, Row, login, render};
 use crate::cost::{CostReport, GroupBy, GroupKey, ReportRequest, RequestText};
 use crate::pricing::RateCard;
 use crate::reporting::ReportError;
@@ -33,10 +36,66 @@ pub(super) struct ConsoleParams {
 /// Rows listed per table where a list could be long (idle workloads, unallocated nodes).
 const TOP: usize = 15;
 
+/// The console's sign-in form.
+#[derive(Debug, Deserialize)]
+pub(super) struct SessionForm {
+    token: String,
+}
+
+/// The sign-in page, with why the last attempt was refused.
+fn sign_in(status: StatusCode, refused: Option<&str>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        login(refused),
+    )
+        .into_response()
+}
+
+/// `POST /console/session`: a token that reads chargebacks becomes the browser's session.
+pub(super) async fn session(
+    State(state): State<AppState>,
+    Form(form): Form<SessionForm>,
+) -> Response {
+    let token = form.token.trim();
+    match state
+        .auth
+        .check(Scope::Finance, Some(&format!("Bearer {token}")))
+        .await
+    {
+        Ok(()) => (
+            StatusCode::SEE_OTHER,
+            [
+                (header::LOCATION, "/".to_string()),
+                (
+                    header::SET_COOKIE,
+                    format!(
+                        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict",
+                        session_value(token)
+                    ),
+                ),
+            ],
+        )
+            .into_response(),
+        Err(Refusal::Unauthenticated(why)) => sign_in(StatusCode::UNAUTHORIZED, Some(&why)),
+        Err(Refusal::Forbidden(why)) => sign_in(StatusCode::FORBIDDEN, Some(&why)),
+    }
+}
+
 pub(super) async fn console(
     State(state): State<AppState>,
+    request: Parts,
     params: Result<Query<ConsoleParams>, QueryRejection>,
 ) -> Response {
+    match state
+        .auth
+        .check(Scope::Finance, credentials(&request).as_deref())
+        .await
+    {
+        Ok(()) => {}
+        Err(Refusal::Unauthenticated(_)) => return sign_in(StatusCode::UNAUTHORIZED, None),
+        Err(Refusal::Forbidden(why)) => return sign_in(StatusCode::FORBIDDEN, Some(&why)),
+    }
     let Query(params) = match params {
         Ok(params) => params,
         Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),

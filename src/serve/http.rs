@@ -464,10 +464,8 @@ pub fn router(state: AppState) -> Router {
     let guard = |scope| from_fn_with_state((state.auth.clone(), scope), require);
     let quota = state.quota.clone();
     Router::new()
-        .route(
-            "/",
-            get(super::console::console).layer(guard(Scope::Finance)),
-        )
+        .route("/", get(super::console::console))
+        .route("/console/session", post(super::console::session))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route(

@@ -265,3 +265,100 @@ fn a_broken_auth_configuration_is_refused_with_what_to_fix() {
         "error: auth.mode token needs auth.tokens_file\n"
     );
 }
+
+/// Status, a response header, and the body as text, of a request with `headers` and `body`.
+async fn browse(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+    header: &str,
+) -> (u16, String, String) {
+    let mut request = Request::builder().method(method).uri(uri);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = app
+        .clone()
+        .oneshot(request.body(Body::from(body.to_string())).unwrap())
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let value = response
+        .headers()
+        .get(header)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, value, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test]
+async fn the_console_asks_a_browser_for_a_token_and_keeps_it_for_reading_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tokens");
+    write_tokens(&file, "finance-0123456789\n");
+    let app = app(Auth::new(token_settings(&file)).unwrap());
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+
+    // No token: the page is a form, not figures.
+    let (status, _, page) = browse(&app, "GET", "/", &[], "", "content-type").await;
+    assert_eq!(status, 401);
+    assert!(page.contains("action=\"/console/session\"") && !page.contains("Budgets this month"));
+    // A wrong token is refused, saying why.
+    let (status, cookie, page) = browse(
+        &app,
+        "POST",
+        "/console/session",
+        &form,
+        "token=nope",
+        "set-cookie",
+    )
+    .await;
+    assert_eq!((status, cookie.as_str()), (401, ""));
+    assert!(page.contains("not one of auth.tokens_file"), "{page}");
+    // The right one becomes an HttpOnly, same-site session.
+    let (status, cookie, _) = browse(
+        &app,
+        "POST",
+        "/console/session",
+        &form,
+        "token=finance-0123456789",
+        "set-cookie",
+    )
+    .await;
+    assert_eq!(status, 303);
+    assert!(
+        cookie.ends_with("; Path=/; HttpOnly; SameSite=Strict"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_string();
+    let with_session = [("cookie", session.as_str())];
+    let (status, _, page) = browse(
+        &app,
+        "GET",
+        "/?from=2026-11-01&to=2026-11-02",
+        &with_session,
+        "",
+        "x",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(page.contains("Budgets this month"));
+    // Its downloads read with the session too; a quota check (a POST) never does.
+    let (status, _, csv) = browse(&app, "GET", CHARGEBACK, &with_session, "", "x").await;
+    assert_eq!(status, 200);
+    assert_eq!(csv, support::fixture_report(&[]));
+    let quota = r#"{"namespace": "team-a", "gpus": 1}"#;
+    let (status, _, _) = browse(
+        &app,
+        "POST",
+        "/api/v1/quota/check",
+        &with_session,
+        quota,
+        "x",
+    )
+    .await;
+    assert_eq!(status, 401);
+}
