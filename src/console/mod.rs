@@ -434,67 +434,78 @@ fn spend(page: &Page, out: &mut String) {
     out.push_str("</section>");
 }
 
+/// A figure column of a grouped table.
+#[derive(Clone, Copy)]
+enum Column {
+    Hours,
+    Cost,
+    Idle,
+    Utilization,
+}
+
+impl Column {
+    fn head(self) -> &'static str {
+        match self {
+            Column::Hours => "GPU-hours",
+            Column::Cost => "cost",
+            Column::Idle => "idle cost",
+            Column::Utilization => "utilization",
+        }
+    }
+
+    fn cell(self, figures: &Figures) -> String {
+        match self {
+            Column::Hours => figures.gpu_hours.to_string(),
+            Column::Cost => cost_cell(figures),
+            Column::Idle => number(figures.idle_cost),
+            Column::Utilization => utilization(figures),
+        }
+    }
+}
+
+/// A table of `rows`: their group values under `labels`, then `columns` of their figures.
+fn grouped_table(caption: &str, labels: &[&str], columns: &[Column], rows: &[Row]) -> String {
+    let head: Vec<&str> = labels
+        .iter()
+        .copied()
+        .chain(columns.iter().map(|c| c.head()))
+        .collect();
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            (0..labels.len())
+                .map(|i| escape(row.group.get(i).map(String::as_str).unwrap_or_default()))
+                .chain(columns.iter().map(|c| c.cell(&row.figures)))
+                .collect()
+        })
+        .collect();
+    html::table(caption, &head, &cells, labels.len())
+}
+
 fn idle_and_unallocated(page: &Page, out: &mut String) {
     out.push_str("<section id=\"idle\"><h2>Idle and unallocated</h2>");
-    let rows: Vec<Vec<String>> = page
-        .idle
-        .iter()
-        .map(|r| {
-            vec![
-                escape(r.group.first().map(String::as_str).unwrap_or_default()),
-                number(r.figures.idle_cost),
-                cost_cell(&r.figures),
-                utilization(&r.figures),
-            ]
-        })
-        .collect();
-    out.push_str(&html::table(
+    out.push_str(&grouped_table(
         "Idle cost by workload (namespace): GPUs held but not busy",
-        &["namespace", "idle cost", "cost", "utilization"],
-        &rows,
-        1,
+        &["namespace"],
+        &[Column::Idle, Column::Cost, Column::Utilization],
+        &page.idle,
     ));
-    let rows: Vec<Vec<String>> = page
-        .unallocated
-        .iter()
-        .map(|r| {
-            vec![
-                escape(r.group.first().map(String::as_str).unwrap_or_default()),
-                escape(r.group.get(1).map(String::as_str).unwrap_or_default()),
-                r.figures.gpu_hours.to_string(),
-                cost_cell(&r.figures),
-            ]
-        })
-        .collect();
-    out.push_str(&html::table(
+    out.push_str(&grouped_table(
         "Unallocated capacity by model and node: GPUs no pod held",
-        &["GPU model", "node", "GPU-hours", "cost"],
-        &rows,
-        2,
+        &["GPU model", "node"],
+        &[Column::Hours, Column::Cost],
+        &page.unallocated,
     ));
     out.push_str("</section>");
 }
 
 fn models(page: &Page, out: &mut String) {
-    let rows: Vec<Vec<String>> = page
-        .by_model
-        .iter()
-        .map(|r| {
-            vec![
-                escape(r.group.first().map(String::as_str).unwrap_or_default()),
-                escape(r.group.get(1).map(String::as_str).unwrap_or_default()),
-                r.figures.gpu_hours.to_string(),
-                cost_cell(&r.figures),
-                number(r.figures.idle_cost),
-            ]
-        })
-        .collect();
     out.push_str("<section id=\"models\"><h2>Spend by GPU model and tier</h2>");
-    out.push_str(&html::table(
+    out.push_str(&grouped_table(
         "Unpriced models are shown as such, never as zero",
-        &["GPU model", "tier", "GPU-hours", "cost", "idle cost"],
-        &rows,
-        2,
+        &["GPU model", "tier"],
+        &[Column::Hours, Column::Cost, Column::Idle],
+        &page.by_model,
     ));
     out.push_str("</section>");
 }

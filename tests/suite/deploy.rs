@@ -633,13 +633,7 @@ fn the_webhook_asks_tollgate_about_new_gpu_pods_only() {
 
     // matchConditions, evaluated as the API server does: only pods that hold GPUs.
     let cel = Cel::default();
-    let asks = |pod: &Value| {
-        webhook["matchConditions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|c| cel.truth(c["expression"].as_str().unwrap(), &[("object", pod)]))
-    };
+    let asks = |pod: &Value| cel.all_hold(&webhook["matchConditions"], &[("object", pod)]);
     let gpu = |resources: Value| json!({"name": "c", "image": "i", "resources": resources});
     let cpu = gpu(json!({"requests": {"cpu": "1", "memory": "1Gi"}}));
     let asked = [

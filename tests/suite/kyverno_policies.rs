@@ -208,13 +208,7 @@ fn the_budget_gate_fails_open_by_a_mapping_and_asks_only_about_gpu_pods() {
         native["webhooks"][0]["matchConditions"]
     );
     let cel = Cel::default();
-    let asks = |pod: &Value| {
-        webhook["matchConditions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|c| cel.truth(c["expression"].as_str().unwrap(), &[("object", pod)]))
-    };
+    let asks = |pod: &Value| cel.all_hold(&webhook["matchConditions"], &[("object", pod)]);
     let container = |resources: Value| json!({"name": "c", "resources": resources});
     let pod = |containers: Value, extra: Value| {
         let mut spec = json!({"containers": containers});
@@ -264,11 +258,7 @@ fn judge(cel: &Cel, policy: &Value, pod: &Value, namespace: &Value) -> Option<Ve
         let namespace_ok = subject
             .get("namespaceSelector")
             .is_none_or(|s| selects(s, namespace));
-        let preconditions_ok = rule["celPreconditions"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .all(|c| cel.truth(c["expression"].as_str().unwrap(), &[("object", pod)]));
+        let preconditions_ok = cel.all_hold(&rule["celPreconditions"], &[("object", pod)]);
         if namespace_ok && preconditions_ok {
             verdicts.push(validate(
                 cel,
@@ -640,16 +630,10 @@ fn autogen_carries_each_check_to_deployments() {
     for file in GUARDRAILS {
         let policy = policy(file);
         let rule = for_deployments(&policy["spec"]["rules"][0]);
-        let applies = rule["celPreconditions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|c| {
-                cel.truth(
-                    c["expression"].as_str().unwrap(),
-                    &[("object", &deployment(good_pod()))],
-                )
-            });
+        let applies = cel.all_hold(
+            &rule["celPreconditions"],
+            &[("object", &deployment(good_pod()))],
+        );
         assert!(applies, "{file}: the labelled template is not selected");
         let good = validate(
             &cel,
@@ -741,12 +725,10 @@ fn the_gpu_count_counts_the_devices_dra_claims_ask_of_gpu_classes() {
         with(pod, &["spec", "resourceClaims"], claims)
     };
     let verdict = |pod: &Value| -> Option<bool> {
-        let applies = spec["matchConditions"].as_array().unwrap().iter().all(|c| {
-            cel.truth(
-                c["expression"].as_str().unwrap(),
-                &[("object", pod), ("namespaceObject", &ns)],
-            )
-        });
+        let applies = cel.all_hold(
+            &spec["matchConditions"],
+            &[("object", pod), ("namespaceObject", &ns)],
+        );
         applies.then(|| validate(&cel, spec, pod, &ns, &objects)[0])
     };
     let claim = |name: &str| json!({"name": name, "resourceClaimTemplateName": name});
@@ -788,14 +770,10 @@ fn the_gpu_count_counts_the_devices_dra_claims_ask_of_gpu_classes() {
         &["metadata", "labels"],
         json!({}),
     );
-    assert!(
-        !spec["matchConditions"].as_array().unwrap().iter().all(|c| {
-            cel.truth(
-                c["expression"].as_str().unwrap(),
-                &[("object", &unlabelled), ("namespaceObject", &other_ns)],
-            )
-        })
-    );
+    assert!(!cel.all_hold(
+        &spec["matchConditions"],
+        &[("object", &unlabelled), ("namespaceObject", &other_ns)],
+    ));
 }
 
 // ---------------------------------------------------------------------------------------------

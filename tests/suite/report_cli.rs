@@ -606,6 +606,23 @@ fn dra_consumable_shares_charge_what_each_claim_consumes() {
     );
 }
 
+/// The CSV report of `tests/fixtures/shapes/<shape>` over 2026-11-01, grouped by `group_by`,
+/// priced with the built-in example card.
+fn builtin_card_report(shape: &str, group_by: &str) -> Output {
+    let snapshot = fixtures().join("shapes").join(shape);
+    tollgate(&[
+        "report",
+        "--snapshot",
+        snapshot.to_str().unwrap(),
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-02",
+        "--group-by",
+        group_by,
+    ])
+}
+
 #[test]
 fn memory_tells_a100_spellings_apart() {
     // tests/fixtures/shapes/spellings, priced with the built-in example card (A100-80GB 4.10,
@@ -617,18 +634,7 @@ fn memory_tells_a100_spellings_apart() {
     // - a100-dra-pcie: DRA `NVIDIA A100-PCIE` with a 40Gi memory capacity: 24 h at 3.20 = 76.80.
     // By model: A100-80GB 72 h, 295.20; A100-40GB 48 h, 153.60 (all through the bare `a100`
     // rule, which used to price every one of them as an A100-40GB: 120 h, 384.00).
-    let snapshot = fixtures().join("shapes").join("spellings");
-    let output = tollgate(&[
-        "report",
-        "--snapshot",
-        snapshot.to_str().unwrap(),
-        "--from",
-        "2026-11-01",
-        "--to",
-        "2026-11-02",
-        "--group-by",
-        "gpu_model",
-    ]);
+    let output = builtin_card_report("spellings", "gpu_model");
     assert_eq!(
         stdout(&output),
         "period_start,period_end,gpu_model,gpu_hours,used_gpu_hours,cost,idle_cost,unpriced_gpu_hours,currency
@@ -649,18 +655,7 @@ fn amd_gpus_and_partitions_are_charged_and_unknown_accelerators_named() {
     // - mi300x-mixed (beta labels; amd.com/spx_nps1: 5 + amd.com/cpx_nps1: 24 = 5 + 3 GPUs): a
     //   pod of 2 CPX partitions holds ¼ GPU = 6 h, one of 1 SPX a GPU = 24 h: 30 h = 146.70;
     // the rest of each node is unallocated. gaudi-0's habana.ai/gaudi is named in a warning.
-    let snapshot = fixtures().join("shapes").join("amd");
-    let output = tollgate(&[
-        "report",
-        "--snapshot",
-        snapshot.to_str().unwrap(),
-        "--from",
-        "2026-11-01",
-        "--to",
-        "2026-11-02",
-        "--group-by",
-        "node,cost_center,gpu_model",
-    ]);
+    let output = builtin_card_report("amd", "node,cost_center,gpu_model");
     let row = |node: &str, cc: &str, hours: &str, cost: &str| {
         format!(
             "2026-11-01T00:00:00Z,2026-11-02T00:00:00Z,{node},{cc},MI300X-192GB,{hours},,{cost},,0.0000,USD"

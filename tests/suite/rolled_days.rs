@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::support;
 use rust_decimal::Decimal;
 use tollgate::allocation::{AllocationSet, BuildOptions, UNALLOCATED};
 use tollgate::budget::{SpendIndex, StoredSpend, month_of};
@@ -14,7 +15,6 @@ use tollgate::live::ClusterStores;
 use tollgate::pricing::RateCard;
 use tollgate::reporting::Sources;
 use tollgate::source::{DemoCluster, DemoFleet};
-use tollgate::store::RollupStore;
 use tollgate::time::{Interval, Step, parse_time};
 
 const HOUR: i64 = 3600;
@@ -63,14 +63,7 @@ async fn rolled_up_days_leave_memory_and_every_report_stays_exact() {
     let end = parse_time("2026-12-01T15:00:00Z").unwrap();
     let fleet = DemoFleet::new(1, start);
     let dir = tempfile::tempdir().unwrap();
-    let store = RollupStore::open(
-        dir.path(),
-        tollgate::store::Provenance {
-            source: "demo".into(),
-            rate_card: card.digest(),
-        },
-    )
-    .unwrap();
+    let store = support::store_for(dir.path(), &card);
     let mut stores = ClusterStores::default();
     let mut cluster = DemoCluster::start(fleet, &mut stores);
     let mut ledger = Ledger::in_memory().cutting_over(true);

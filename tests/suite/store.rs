@@ -9,7 +9,7 @@ use tollgate::allocation::{BuildOptions, allocations};
 use tollgate::cost::{ReportRequest, cost_report};
 use tollgate::output::{Format, render};
 use tollgate::source::DemoFleet;
-use tollgate::store::{Plan, RollupStore, compose, rollup_request};
+use tollgate::store::{Plan, compose, rollup_request};
 use tollgate::time::{Interval, Step, parse_time};
 
 const DAY: i64 = 86_400;
@@ -29,14 +29,7 @@ fn stored_days_read_back_as_the_engine_computed_them() {
     let as_of = parse_time("2026-11-20T00:00:00Z").unwrap();
     let set = DemoFleet::new(1, as_of).allocations(&card, &BuildOptions::new(as_of));
     let dir = tempfile::tempdir().unwrap();
-    let store = RollupStore::open(
-        dir.path(),
-        tollgate::store::Provenance {
-            source: "demo".into(),
-            rate_card: card.digest(),
-        },
-    )
-    .unwrap();
+    let store = support::store_for(dir.path(), &card);
     let first = parse_time("2026-11-10").unwrap();
     for day in (first..first + 5 * DAY).step_by(DAY as usize) {
         let rollup = cost_report(&[&set], &card, &rollup_request(day)).unwrap();
@@ -151,14 +144,7 @@ fn the_fixture_day_reads_back_to_the_cent() {
         &BuildOptions::new(parse_time("2026-11-02").unwrap()),
     );
     let dir = tempfile::tempdir().unwrap();
-    let store = RollupStore::open(
-        dir.path(),
-        tollgate::store::Provenance {
-            source: "demo".into(),
-            rate_card: card.digest(),
-        },
-    )
-    .unwrap();
+    let store = support::store_for(dir.path(), &card);
     let day = parse_time("2026-11-01").unwrap();
     store
         .write_day(

@@ -31,6 +31,20 @@ fn tollgate(store: &std::path::Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `store backfill` of the fixture's 2026-11-01 and 02 into `store`, with `extra` flags.
+fn backfill_two_days(store: &std::path::Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "store",
+        "backfill",
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-03",
+    ];
+    args.extend_from_slice(extra);
+    tollgate(store, &args)
+}
+
 #[test]
 fn stored_days_need_no_prometheus_and_repricing_rewrites_them() {
     // chat-0's two GPUs at a steady 25 % for two days.
@@ -59,19 +73,7 @@ fn stored_days_need_no_prometheus_and_repricing_rewrites_them() {
         "cost_center,namespace",
     ];
 
-    let output = tollgate(
-        dir.path(),
-        &[
-            "store",
-            "backfill",
-            "--from",
-            "2026-11-01",
-            "--to",
-            "2026-11-03",
-            "--prometheus",
-            &prometheus.url,
-        ],
-    );
+    let output = backfill_two_days(dir.path(), &["--prometheus", &prometheus.url]);
     assert!(
         output.status.success(),
         "{}",
@@ -147,17 +149,7 @@ fn stored_days_need_no_prometheus_and_repricing_rewrites_them() {
 #[test]
 fn stored_days_are_read_only_by_their_source_and_say_when_priced_with_another_card() {
     let dir = tempfile::tempdir().unwrap();
-    let output = tollgate(
-        dir.path(),
-        &[
-            "store",
-            "backfill",
-            "--from",
-            "2026-11-01",
-            "--to",
-            "2026-11-03",
-        ],
-    );
+    let output = backfill_two_days(dir.path(), &[]);
     assert_eq!(
         String::from_utf8_lossy(&output.stdout),
         "2 days rolled up, 0 past retention removed\n",

@@ -132,4 +132,14 @@ impl Cel {
             other => panic!("{expression} gave {other:?}, not a bool"),
         }
     }
+
+    /// Whether every condition of a `matchConditions` list (`[{name, expression}]`) holds for
+    /// `variables`, as an API server or Kyverno evaluates them.
+    pub fn all_hold(&self, conditions: &Value, variables: &[(&str, &Value)]) -> bool {
+        conditions
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|c| self.truth(c["expression"].as_str().unwrap(), variables))
+    }
 }

@@ -323,6 +323,18 @@ pub fn address(url: &str) -> String {
         .to_string()
 }
 
+/// A rollup store under `dir` for the demo fleet's source, priced with `card`.
+pub fn store_for(
+    dir: &std::path::Path,
+    card: &tollgate::pricing::RateCard,
+) -> tollgate::store::RollupStore {
+    let provenance = tollgate::store::Provenance {
+        source: "demo".into(),
+        rate_card: card.digest(),
+    };
+    tollgate::store::RollupStore::open(dir, provenance).unwrap()
+}
+
 /// A free loopback port.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
