@@ -114,6 +114,8 @@ pub struct Page {
     pub drill: Drill,
     /// This level's rows (cost centers, a cost center's namespaces, or a namespace's pods).
     pub spend: Vec<Row>,
+    /// Spend grouped as asked (`group_by`, any keys the API takes), with those keys.
+    pub grouped: Option<(Vec<GroupKey>, Vec<Row>)>,
     /// Budgets with their month.
     pub budgets: Vec<BudgetLine>,
     /// Days in the month of `as_of`.
@@ -190,6 +192,18 @@ impl Page {
         url
     }
 
+    /// The grouping on screen: the one asked, else the drill-down's.
+    fn group_by_text(&self) -> String {
+        let keys = match &self.grouped {
+            Some((keys, _)) => keys.as_slice(),
+            None => self.drill.group_by(),
+        };
+        keys.iter()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// The chargeback API for the window, in `format`: CSV grouped as the drill-down shows it,
     /// FOCUS as its rows always are (one per resource and charge period).
     fn download(&self, format: &str) -> String {
@@ -199,8 +213,7 @@ impl Page {
             query_value(&format_time(self.window.end)),
         );
         if format != "focus" {
-            let keys: Vec<&str> = self.drill.group_by().iter().map(|k| k.as_str()).collect();
-            let _ = write!(url, "&amp;group_by={}", query_value(&keys.join(",")));
+            let _ = write!(url, "&amp;group_by={}", query_value(&self.group_by_text()));
         }
         url
     }
@@ -222,6 +235,7 @@ pub fn render(page: &Page) -> String {
     window_form(page, &mut out);
     budgets(page, &mut out);
     spend(page, &mut out);
+    grouped(page, &mut out);
     idle_and_unallocated(page, &mut out);
     models(page, &mut out);
     gate(page, &mut out);
@@ -275,6 +289,16 @@ fn window_form(page: &Page, out: &mut String) {
             );
         }
     }
+    let asked = page
+        .grouped
+        .as_ref()
+        .map(|_| page.group_by_text())
+        .unwrap_or_default();
+    let _ = write!(
+        out,
+        " <label>Group by <input name=\"group_by\" value=\"{}\" placeholder=\"gpu_model,node\"></label>",
+        escape(&asked)
+    );
     let _ = write!(
         out,
         " <button>Show</button> <a href=\"{}\">Download CSV</a> <a href=\"{}\">Download FOCUS</a></form>",
@@ -480,6 +504,30 @@ fn grouped_table(caption: &str, labels: &[&str], columns: &[Column], rows: &[Row
         })
         .collect();
     html::table(caption, &head, &cells, labels.len())
+}
+
+fn grouped(page: &Page, out: &mut String) {
+    let Some((keys, rows)) = &page.grouped else {
+        return;
+    };
+    let labels: Vec<&str> = keys.iter().map(|k| k.as_str()).collect();
+    let _ = write!(
+        out,
+        "<section id=\"grouped\"><h2>Spend by {}</h2>",
+        escape(&labels.join(", "))
+    );
+    out.push_str(&grouped_table(
+        "As the chargeback API groups it",
+        &labels,
+        &[
+            Column::Hours,
+            Column::Cost,
+            Column::Idle,
+            Column::Utilization,
+        ],
+        rows,
+    ));
+    out.push_str("</section>");
 }
 
 fn idle_and_unallocated(page: &Page, out: &mut String) {

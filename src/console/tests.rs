@@ -24,6 +24,7 @@ fn page() -> Page {
         currency: ("USD".into(), 2),
         rounding: Rounding::HalfEven,
         drill: Drill::default(),
+        grouped: None,
         spend: vec![Row {
             group: vec!["cc-<100>".into()],
             figures: figures(
@@ -95,4 +96,29 @@ fn a_drill_down_level_keeps_its_own_rows() {
     );
     assert!(drill.holds(&["cc-100".into(), "chat".into()]));
     assert!(!drill.holds(&["cc-200".into(), "chat".into()]));
+}
+
+#[test]
+fn a_grouping_asked_for_gets_its_table_and_downloads() {
+    let mut page = page();
+    page.grouped = Some((
+        vec![GroupKey::GpuModel, GroupKey::Node],
+        vec![Row {
+            group: vec!["H100-80GB".into(), "node-<1>".into()],
+            figures: figures(dec!(8.0000), None, Some(dec!(24.00)), None),
+        }],
+    ));
+    let html = render(&page);
+    assert!(html.contains("<h2>Spend by gpu_model, node</h2>"), "{html}");
+    assert!(
+        html.contains(
+            "<th scope=\"row\">H100-80GB</th><td>node-&lt;1&gt;</td><td class=\"n\">8.0000</td>"
+        ),
+        "{html}"
+    );
+    assert!(html.contains("format=csv&amp;from=2025-12-01T00%3A00%3A00Z&amp;to=2025-12-01T12%3A00%3A00Z&amp;group_by=gpu_model%2Cnode"), "{html}");
+    assert!(
+        html.contains("name=\"group_by\" value=\"gpu_model,node\""),
+        "{html}"
+    );
 }

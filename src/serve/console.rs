@@ -31,6 +31,14 @@ pub(super) struct ConsoleParams {
     to: Option<String>,
     cost_center: Option<String>,
     namespace: Option<String>,
+    group_by: Option<String>,
+}
+
+/// What the page was asked: its window, drill-down and grouping.
+struct Asked {
+    window: Interval,
+    drill: Drill,
+    grouping: Option<Vec<GroupKey>>,
 }
 
 /// Rows listed per table where a list could be long (idle workloads, unallocated nodes).
@@ -112,6 +120,18 @@ pub(super) async fn console(
         Ok(request) => request.window,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
+    let grouping = match params
+        .group_by
+        .as_deref()
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+    {
+        None => None,
+        Some(text) => match text.parse::<GroupBy>() {
+            Ok(group_by) => Some(group_by.keys().to_vec()),
+            Err(e) => return error(StatusCode::BAD_REQUEST, format!("group_by: {e}")),
+        },
+    };
     let drill = Drill {
         cost_center: params.cost_center.filter(|c| !c.is_empty()),
         namespace: params.namespace.filter(|n| !n.is_empty()),
@@ -127,7 +147,12 @@ pub(super) async fn console(
     let runtime = tokio::runtime::Handle::current();
     let page = super::background::spawn_background(move || {
         let _permit = permit;
-        gather(&runtime, &view, &archive, &card, &quota, window, drill)
+        let asked = Asked {
+            window,
+            drill,
+            grouping,
+        };
+        gather(&runtime, &view, &archive, &card, &quota, asked)
     })
     .await;
     match page {
@@ -190,11 +215,16 @@ fn gather(
     archive: &Archive,
     card: &RateCard,
     quota: &Arc<QuotaGate>,
-    window: Interval,
-    drill: Drill,
+    asked: Asked,
 ) -> Result<Page, ReportError> {
-    let report =
-        |window, step, group_by| report(runtime, view, archive, card, window, step, group_by);
+    let Asked {
+        window,
+        drill,
+        grouping,
+    } = asked;
+    let report = |window, step, group_by: &[GroupKey]| {
+        report(runtime, view, archive, card, window, step, group_by)
+    };
     let mut warnings: Vec<String> = Vec::new();
     let mut keep = |report: &CostReport| {
         for w in &report.warnings {
@@ -211,6 +241,17 @@ fn gather(
         .filter(|r| drill.holds(&r.group))
         .collect();
     by_cost_desc(&mut spend, |r| r.figures.cost);
+
+    let grouped = match grouping {
+        Some(keys) => {
+            let asked = report(window, Step::Window, &keys)?;
+            keep(&asked);
+            let mut rows = rows(&asked);
+            by_cost_desc(&mut rows, |r| r.figures.cost);
+            Some((keys, rows))
+        }
+        None => None,
+    };
 
     let models = report(
         window,
@@ -305,6 +346,7 @@ fn gather(
         rounding: card.rounding(),
         drill,
         spend,
+        grouped,
         budgets,
         month_days: usize::try_from((month.end - month.start) / 86_400).unwrap_or(31),
         by_model,

@@ -155,6 +155,30 @@ async fn the_console_shows_the_api_s_figures_in_a_real_browser() {
         "{focus}"
     );
 
+    // Any grouping the API takes: the same lines; one it does not is a 400 saying why.
+    let grouped = service
+        .get(&format!("/?{query}&group_by=gpu_model,node"))
+        .await;
+    let section = &grouped[grouped.find("<section id=\"grouped\">").unwrap()..];
+    let api = api_rows(&service, &query, "gpu_model,node", |_| true).await;
+    for (node, hours, cost, _) in &api {
+        let cost = match cost.as_str() {
+            "—" => "<span class=\"warn\">unpriced",
+            priced => priced,
+        };
+        assert!(
+            section.contains(&format!(
+                "<td>{node}</td><td class=\"n\">{hours}</td><td class=\"n\">{cost}"
+            )),
+            "{node} {hours} {cost}"
+        );
+    }
+    let (status, body) = support::http_get(&service.address, &format!("/?{query}&group_by=colour"))
+        .await
+        .unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("group_by"), "{body}");
+
     // Spend by model and tier, unpriced said as such.
     let models = &page[page.find("<section id=\"models\">").unwrap()..];
     assert!(
