@@ -112,8 +112,11 @@ pub struct Page {
     pub rounding: Rounding,
     /// The drill-down level.
     pub drill: Drill,
-    /// This level's rows (cost centers, a cost center's namespaces, or a namespace's pods).
+    /// This level's rows (cost centers, a cost center's namespaces, or a namespace's pods), the
+    /// costliest first.
     pub spend: Vec<Row>,
+    /// Rows of this level left out of `spend` (in the CSV download).
+    pub spend_hidden: usize,
     /// Spend grouped as asked (`group_by`, any keys the API takes), with those keys.
     pub grouped: Option<(Vec<GroupKey>, Vec<Row>)>,
     /// Budgets with their month.
@@ -455,6 +458,14 @@ fn spend(page: &Page, out: &mut String) {
         &rows,
         1,
     ));
+    if page.spend_hidden > 0 {
+        let _ = write!(
+            out,
+            "<p>{} more, each costing less: <a href=\"{}\">download CSV</a> for every one.</p>",
+            page.spend_hidden,
+            page.download("csv")
+        );
+    }
     out.push_str("</section>");
 }
 

@@ -25,6 +25,7 @@ fn page() -> Page {
         rounding: Rounding::HalfEven,
         drill: Drill::default(),
         grouped: None,
+        spend_hidden: 0,
         spend: vec![Row {
             group: vec!["cc-<100>".into()],
             figures: figures(

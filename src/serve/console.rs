@@ -44,6 +44,10 @@ struct Asked {
 /// Rows listed per table where a list could be long (idle workloads, unallocated nodes).
 const TOP: usize = 15;
 
+/// Rows a drill-down level lists at most (a namespace of thousands of pods); the download has
+/// them all.
+const MOST_ROWS: usize = 200;
+
 /// The console's sign-in form.
 #[derive(Debug, Deserialize)]
 pub(super) struct SessionForm {
@@ -241,6 +245,8 @@ fn gather(
         .filter(|r| drill.holds(&r.group))
         .collect();
     by_cost_desc(&mut spend, |r| r.figures.cost);
+    let spend_hidden = spend.len().saturating_sub(MOST_ROWS);
+    spend.truncate(MOST_ROWS);
 
     let grouped = match grouping {
         Some(keys) => {
@@ -248,6 +254,7 @@ fn gather(
             keep(&asked);
             let mut rows = rows(&asked);
             by_cost_desc(&mut rows, |r| r.figures.cost);
+            rows.truncate(MOST_ROWS);
             Some((keys, rows))
         }
         None => None,
@@ -346,6 +353,7 @@ fn gather(
         rounding: card.rounding(),
         drill,
         spend,
+        spend_hidden,
         grouped,
         budgets,
         month_days: usize::try_from((month.end - month.start) / 86_400).unwrap_or(31),
