@@ -123,8 +123,10 @@ pub struct Page {
     pub budgets: Vec<BudgetLine>,
     /// Days in the month of `as_of`.
     pub month_days: usize,
-    /// Spend by GPU model and tier.
+    /// Spend by GPU model, and by tier when `model_tiers`.
     pub by_model: Vec<Row>,
+    /// Whether `by_model` is grouped by tier too (windows memory holds; rollups keep no tier).
+    pub model_tiers: bool,
     /// Idle cost by namespace.
     pub idle: Vec<Row>,
     /// Unallocated capacity by model and node.
@@ -559,10 +561,18 @@ fn idle_and_unallocated(page: &Page, out: &mut String) {
 }
 
 fn models(page: &Page, out: &mut String) {
-    out.push_str("<section id=\"models\"><h2>Spend by GPU model and tier</h2>");
+    let (title, labels): (&str, &[&str]) = if page.model_tiers {
+        ("Spend by GPU model and tier", &["GPU model", "tier"])
+    } else {
+        (
+            "Spend by GPU model (tiers are not kept for stored days)",
+            &["GPU model"],
+        )
+    };
+    let _ = write!(out, "<section id=\"models\"><h2>{title}</h2>");
     out.push_str(&grouped_table(
         "Unpriced models are shown as such, never as zero",
-        &["GPU model", "tier"],
+        labels,
         &[Column::Hours, Column::Cost, Column::Idle],
         &page.by_model,
     ));

@@ -43,6 +43,7 @@ fn page() -> Page {
             by_day: vec![dec!(96)],
         }],
         month_days: 31,
+        model_tiers: true,
         by_model: vec![Row {
             group: vec!["GH200".into(), "on-demand".into()],
             figures: Figures {

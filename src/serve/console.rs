@@ -22,7 +22,7 @@ use crate::console::{BudgetLine, Drill, Gate, Page, Row, login, render};
 use crate::cost::{CostReport, GroupBy, GroupKey, ReportRequest, RequestText};
 use crate::pricing::RateCard;
 use crate::reporting::ReportError;
-use crate::time::{Interval, Step};
+use crate::time::{Interval, Step, UnixSeconds};
 
 /// The page's query: the window and the drill-down.
 #[derive(Debug, Default, Deserialize)]
@@ -260,11 +260,15 @@ fn gather(
         None => None,
     };
 
-    let models = report(
-        window,
-        Step::Window,
-        &[GroupKey::GpuModel, GroupKey::PricingTier],
-    )?;
+    // Tiers are not kept in the rollups: over stored days the models are read from them
+    // alone (a month at 10,000 GPUs in seconds, not a pass over its archived segments).
+    let model_tiers = window.start >= view.ledger.from.unwrap_or(UnixSeconds::MIN);
+    let model_keys: &[GroupKey] = if model_tiers {
+        &[GroupKey::GpuModel, GroupKey::PricingTier]
+    } else {
+        &[GroupKey::GpuModel]
+    };
+    let models = report(window, Step::Window, model_keys)?;
     keep(&models);
     let mut by_model = rows(&models);
     by_cost_desc(&mut by_model, |r| r.figures.cost);
@@ -358,6 +362,7 @@ fn gather(
         budgets,
         month_days: usize::try_from((month.end - month.start) / 86_400).unwrap_or(31),
         by_model,
+        model_tiers,
         idle,
         unallocated,
         gate: Gate {

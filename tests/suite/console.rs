@@ -179,10 +179,10 @@ async fn the_console_shows_the_api_s_figures_in_a_real_browser() {
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("group_by"), "{body}");
 
-    // Spend by model and tier, unpriced said as such.
+    // Spend by model (a stored day: no tiers), unpriced said as such.
     let models = &page[page.find("<section id=\"models\">").unwrap()..];
     assert!(
-        models.contains("<th scope=\"row\">H100-80GB</th><td>on-demand</td>"),
+        models.contains("<th scope=\"row\">H100-80GB</th><td class=\"n\">"),
         "{models}"
     );
     assert!(
