@@ -41,10 +41,10 @@ impl Drill {
 
     /// True for a row (its group values, in [`Drill::group_by`]'s order) of this level.
     pub fn holds(&self, group: &[String]) -> bool {
-        let mut wanted = [self.cost_center.as_ref(), self.namespace.as_ref()].into_iter();
+        let wanted = [self.cost_center.as_ref(), self.namespace.as_ref()];
         group
             .iter()
-            .zip(wanted.by_ref())
+            .zip(wanted)
             .all(|(value, want)| want.is_none_or(|w| w == value))
     }
 }
