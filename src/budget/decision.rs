@@ -94,8 +94,7 @@ fn evaluate<'a>(
 ) -> Option<Evaluation<'a>> {
     usage.burn_per_hour = usage.burn_per_hour.checked_add(held.burn_per_hour)?;
     usage.units = usage.units.checked_add(held.units)?;
-    let burn = usage.burn_per_hour.checked_add(prospect.per_hour)?;
-    let projected = usage.spent.checked_add(burn.checked_mul(hours_left)?)?;
+    let projected = usage.projected(prospect.per_hour, hours_left)?;
     let units_after = usage.units.checked_add(prospect.units)?;
     Some(Evaluation {
         budget,

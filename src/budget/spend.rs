@@ -21,6 +21,13 @@ pub struct Usage {
 }
 
 impl Usage {
+    /// Month-end spend at this burn plus `extra_per_hour` for `hours_left` (SPEC §5:
+    /// `spent + (burn + pod) × hours left`); `None` when it overflows `Decimal`.
+    pub fn projected(&self, extra_per_hour: Decimal, hours_left: Decimal) -> Option<Decimal> {
+        let burn = self.burn_per_hour.checked_add(extra_per_hour)?;
+        self.spent.checked_add(burn.checked_mul(hours_left)?)
+    }
+
     fn add(&mut self, other: Usage) {
         self.spent += other.spent;
         self.burn_per_hour += other.burn_per_hour;

@@ -74,6 +74,19 @@ const ROLL_UP_CHECK: Duration = Duration::from_secs(10);
 const ROLL_UP_GRACE: i64 = 15 * 60;
 
 impl Archive {
+    /// The report of `request` over what `view` holds and the store, blocking on `runtime`
+    /// (call it from the blocking pool).
+    pub fn report_of(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        view: &View,
+        card: &RateCard,
+        request: &crate::cost::ReportRequest,
+    ) -> Result<crate::cost::CostReport, crate::reporting::ReportError> {
+        let sets = view.ledger.as_refs();
+        runtime.block_on(self.sources(&sets, view.ledger.from, card).report(request))
+    }
+
     /// What a report over `sets` (holding nothing before `from`) is made from.
     pub fn sources<'a>(
         &'a self,

@@ -14,12 +14,12 @@ use serde::Deserialize;
 
 use super::archive::Archive;
 use super::auth::{Refusal, SESSION_COOKIE, Scope, credentials, session_value};
-use super::http::{AppState, error};
+use super::http::{AppState, error, report_job};
 use super::quota::QuotaGate;
 use super::view::View;
 use crate::budget::{BudgetScope, month_of};
 use crate::console::{BudgetLine, Drill, Gate, Page, Row, login, render};
-use crate::cost::{CostReport, GroupBy, GroupKey, ReportRequest, RequestText};
+use crate::cost::{CostOverflow, CostReport, GroupBy, GroupKey, ReportRequest, RequestText};
 use crate::pricing::RateCard;
 use crate::reporting::ReportError;
 use crate::time::{Interval, Step, UnixSeconds};
@@ -140,36 +140,23 @@ pub(super) async fn console(
         cost_center: params.cost_center.filter(|c| !c.is_empty()),
         namespace: params.namespace.filter(|n| !n.is_empty()),
     };
-    let Ok(permit) = state.reports.clone().acquire_owned().await else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    let asked = Asked {
+        window,
+        drill,
+        grouping,
     };
-    let (archive, card, quota) = (
-        state.archive.clone(),
-        state.card.clone(),
-        state.quota.clone(),
-    );
-    let runtime = tokio::runtime::Handle::current();
-    let page = super::background::spawn_background(move || {
-        let _permit = permit;
-        let asked = Asked {
-            window,
-            drill,
-            grouping,
-        };
-        gather(&runtime, &view, &archive, &card, &quota, asked)
+    let quota = state.quota.clone();
+    let page = report_job(&state, move |runtime, archive, card| {
+        gather(runtime, &view, archive, card, &quota, asked)
     })
     .await;
     match page {
-        Ok(Ok(page)) => (
+        Ok(page) => (
             [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
             render(&page),
         )
             .into_response(),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(e) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("the page failed: {e}"),
-        ),
+        Err(response) => response,
     }
 }
 
@@ -189,12 +176,7 @@ fn report(
         group_by: GroupBy::new(group_by.to_vec())?,
         share_unallocated: false,
     };
-    let sets = view.ledger.as_refs();
-    runtime.block_on(
-        archive
-            .sources(&sets, view.ledger.from, card)
-            .report(&request),
-    )
+    archive.report_of(runtime, view, card, &request)
 }
 
 fn rows(report: &CostReport) -> Vec<Row> {
@@ -332,19 +314,17 @@ fn gather(
                 by_day.push(total);
             }
             let projected = usage
-                .burn_per_hour
-                .checked_mul(hours_left)
-                .and_then(|ahead| ahead.checked_add(usage.spent))
-                .unwrap_or(Decimal::MAX);
-            BudgetLine {
+                .projected(Decimal::ZERO, hours_left)
+                .ok_or(CostOverflow)?;
+            Ok(BudgetLine {
                 scope: budget.scope.to_string(),
                 spent: usage.spent,
                 projected,
                 budget: budget.monthly,
                 by_day,
-            }
+            })
         })
-        .collect();
+        .collect::<Result<Vec<BudgetLine>, CostOverflow>>()?;
 
     let activity = quota.activity();
     Ok(Page {

@@ -162,36 +162,59 @@ async fn chargeback(
         Ok(request) => request,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    // Reports are priced and rendered on the blocking pool, a few at a time, so that a month's
-    // FOCUS export never holds up the threads that answer quota checks.
-    let Ok(permit) = state.reports.clone().acquire_owned().await else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
-    };
-    let (archive, card, focus) = (
-        state.archive.clone(),
-        state.card.clone(),
-        state.focus.clone(),
-    );
-    let runtime = tokio::runtime::Handle::current();
     if format == Format::Focus {
+        // Reports run on the blocking pool, a few at a time, so that a month's FOCUS export
+        // never holds up the threads that answer quota checks.
+        let Ok(permit) = state.reports.clone().acquire_owned().await else {
+            return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+        };
+        let runtime = tokio::runtime::Handle::current();
+        let (archive, card, focus) = (
+            state.archive.clone(),
+            state.card.clone(),
+            state.focus.clone(),
+        );
         return focus_stream(view, archive, card, focus, request, permit, runtime);
     }
-    let rendered = super::background::spawn_background(move || {
-        let _permit = permit;
-        let sets = view.ledger.as_refs();
-        let sources = archive.sources(&sets, view.ledger.from, &card);
-        runtime
-            .block_on(sources.report(&request))
+    let focus = state.focus.clone();
+    let rendered = report_job(&state, move |runtime, archive, card| {
+        archive
+            .report_of(runtime, &view, card, &request)
             .map(|report| render(&report, format, &focus))
     })
     .await;
     match rendered {
-        Ok(Ok(body)) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(e) => error(
+        Ok(body) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
+        Err(response) => response,
+    }
+}
+
+/// Runs `work` on the blocking pool at background priority, under the report limit
+/// (`server.reports_at_once`): how every report of the API and the console is priced. A failure
+/// is the JSON 500 to answer.
+pub(super) async fn report_job<T: Send + 'static>(
+    state: &AppState,
+    work: impl FnOnce(&tokio::runtime::Handle, &Archive, &RateCard) -> Result<T, ReportError>
+    + Send
+    + 'static,
+) -> Result<T, Response> {
+    let Ok(permit) = state.reports.clone().acquire_owned().await else {
+        return Err(error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"));
+    };
+    let (archive, card) = (state.archive.clone(), state.card.clone());
+    let runtime = tokio::runtime::Handle::current();
+    let done = super::background::spawn_background(move || {
+        let _permit = permit;
+        work(&runtime, &archive, &card)
+    })
+    .await;
+    match done {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+        Err(e) => Err(error(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("the report failed: {e}"),
-        ),
+        )),
     }
 }
 
