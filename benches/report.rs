@@ -29,6 +29,7 @@ fn fleet(card: &RateCard) -> (AllocationSet, ReportRequest) {
         step: Step::Window,
         group_by: "cost_center,namespace".parse().expect("valid keys"),
         share_unallocated: false,
+        only: Default::default(),
     };
     let in_window = set
         .allocations

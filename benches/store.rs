@@ -1,6 +1,7 @@
 //! Long reports from the rollup store (issue #4): a 30-day and a 90-day report for a 10,032-GPU
 //! demo fleet, grouped by cost center and namespace — target ≤ 0.5 s — with a Prometheus client
-//! configured, counting its queries: closed days must cost none.
+//! configured, counting its queries: closed days must cost none. And the console's drill-down
+//! to pods (issue #13): the month by cost center, namespace and pod, from the pod rollups.
 //!
 //! Setup rolls up the fleet's 35 simulated days with the cost engine and, for 90 days, copies
 //! them to earlier dates (the hour column shifted), so the store holds 90 real-sized days.
@@ -15,14 +16,14 @@ use tollgate::pricing::RateCard;
 use tollgate::prometheus::Prometheus;
 use tollgate::reporting::Sources;
 use tollgate::source::DemoFleet;
-use tollgate::store::{RollupStore, rollup_request};
+use tollgate::store::{RollupStore, rollup_requests};
 use tollgate::time::{Interval, Step, format_time, parse_time};
 
 const DAY: i64 = 86_400;
 
-/// Copies the stored day `from` (hourly and daily files) to `to`, its hours shifted.
+/// Copies the stored day `from` (hourly, daily and pod files) to `to`, its hours shifted.
 fn shift(dir: &std::path::Path, from: i64, to: i64) {
-    for folder in ["rollups", "rollups/daily"] {
+    for folder in ["rollups", "rollups/daily", "rollups/pods"] {
         let name = |day: i64| {
             dir.join(folder)
                 .join(format!("{}.parquet", &format_time(day)[..10]))
@@ -56,8 +57,9 @@ fn store_reports(c: &mut Criterion) {
     .expect("a store");
     let first = today - 34 * DAY;
     for day in (first..today).step_by(DAY as usize) {
-        let rollup = cost_report(&[&set], &card, &rollup_request(day)).expect("priced");
-        store.write_day(day, &rollup).expect("stored");
+        let [hourly, pods] =
+            rollup_requests(day).map(|r| cost_report(&[&set], &card, &r).expect("priced"));
+        store.write_day(day, &hourly, &pods).expect("stored");
     }
     for back in 1..=(90 - 34) {
         let day = first - back * DAY;
@@ -76,12 +78,14 @@ fn store_reports(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("a runtime");
-    let request = |days: i64| ReportRequest {
+    let grouped = |days: i64, keys: &str| ReportRequest {
         window: Interval::new(today - days * DAY, today),
         step: Step::Window,
-        group_by: "cost_center,namespace".parse().expect("keys"),
+        group_by: keys.parse().expect("keys"),
         share_unallocated: false,
+        only: Default::default(),
     };
+    let request = |days: i64| grouped(days, "cost_center,namespace");
     let report = runtime
         .block_on(sources.report(&request(90)))
         .expect("a report");
@@ -108,6 +112,21 @@ fn store_reports(c: &mut Criterion) {
             })
         });
     }
+    // The console's drill-down to pods: every pod of the month, from the pod rollups.
+    let pods = grouped(30, "cost_center,namespace,pod");
+    let lines = runtime
+        .block_on(sources.report(&pods))
+        .expect("a report")
+        .lines
+        .len();
+    eprintln!("30 days by pod: {lines} lines");
+    group.bench_function("report_30_days_by_pod", |b| {
+        b.iter(|| {
+            runtime
+                .block_on(sources.report(black_box(&pods)))
+                .expect("a report")
+        })
+    });
     group.finish();
     assert_eq!(prometheus.query_count(), 0);
 }

@@ -161,6 +161,12 @@ struct ReportArgs {
     /// Spread unallocated capacity over the groups that used it instead of `__unallocated__`.
     #[arg(long)]
     share_unallocated: bool,
+    /// Only this cost center's lines (grouped by cost_center)
+    #[arg(long, value_name = "NAME")]
+    cost_center: Option<String>,
+    /// Only this namespace's lines (grouped by namespace)
+    #[arg(long, value_name = "NAME")]
+    namespace: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -263,6 +269,8 @@ fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
         group_by: args.group_by.as_deref(),
         step: Some(&args.step),
         share_unallocated: args.share_unallocated,
+        cost_center: args.cost_center.as_deref(),
+        namespace: args.namespace.as_deref(),
     };
     let flag_error = |e: RequestError| {
         let flag = e.field.replace('_', "-");

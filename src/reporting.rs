@@ -8,7 +8,7 @@ use crate::allocation::AllocationSet;
 use crate::cost::{CostOverflow, CostReport, ReportRequest, cost_report_with_usage};
 use crate::pricing::RateCard;
 use crate::prometheus::Prometheus;
-use crate::store::{Catalog, Plan, RollupStore, StoreError, compose, rollup_request};
+use crate::store::{Catalog, Plan, RollupStore, StoreError, compose, rollup_requests};
 use crate::time::{Interval, UnixSeconds, format_time};
 use crate::usage::Utilization;
 
@@ -91,10 +91,16 @@ impl Sources<'_> {
             None => Catalog::default(),
         };
         let days = &catalog.mine;
-        let plan = Plan::new(request, days);
-        if !plan.storable {
-            return self.priced_with_segments(request, days).await;
-        }
+        let (grain, plan) = match crate::store::Grain::of(request) {
+            Some(grain) => {
+                let kept = match self.store {
+                    Some(store) => store.days_with(grain, days),
+                    None => BTreeSet::new(),
+                };
+                (grain, Plan::new(request, &kept))
+            }
+            None => return self.priced_with_segments(request, days).await,
+        };
         let read_from_store = days.iter().copied().filter(|&day| {
             plan.stored
                 .iter()
@@ -104,10 +110,12 @@ impl Sources<'_> {
         if let Some(store) = self.store {
             for run in &plan.stored {
                 stored.extend(store.read(
+                    grain,
                     *run,
                     request.window,
                     request.step,
                     request.group_by.keys(),
+                    &request.only,
                 )?);
             }
         }
@@ -218,11 +226,12 @@ impl Sources<'_> {
     ) -> Result<Vec<String>, ReportError> {
         let mut warnings: Vec<String> = Vec::new();
         for &day in days {
-            let request = rollup_request(day);
-            let report = self.compute(self.sets, &request, request.window).await?;
+            let [hourly, pods] = rollup_requests(day);
+            let hourly = self.compute(self.sets, &hourly, hourly.window).await?;
+            let pods = self.compute(self.sets, &pods, pods.window).await?;
             store.write_segments(day, self.sets)?;
-            store.write_day(day, &report)?;
-            for warning in &report.warnings {
+            store.write_day(day, &hourly, &pods)?;
+            for warning in &hourly.warnings {
                 if !warnings.contains(warning) {
                     warnings.push(warning.clone());
                 }

@@ -90,6 +90,7 @@ impl SpendIndex {
                 step: Step::Window,
                 group_by: "cost_center,namespace".parse().unwrap_or_default(),
                 share_unallocated: false,
+                only: Default::default(),
             };
             for line in cost_report(memory, card, &request)?.lines {
                 let Some(cost) = line.figures.cost else {

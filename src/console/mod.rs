@@ -14,7 +14,7 @@ use std::fmt::Write;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
-use crate::cost::{Figures, GroupKey};
+use crate::cost::{Figures, GroupKey, LineFilter};
 use crate::money::Rounding;
 use crate::time::{Interval, UnixSeconds, format_time};
 
@@ -39,13 +39,12 @@ impl Drill {
         }
     }
 
-    /// True for a row (its group values, in [`Drill::group_by`]'s order) of this level.
-    pub fn holds(&self, group: &[String]) -> bool {
-        let wanted = [self.cost_center.as_ref(), self.namespace.as_ref()];
-        group
-            .iter()
-            .zip(wanted)
-            .all(|(value, want)| want.is_none_or(|w| w == value))
+    /// The lines of this level: those of the cost center and namespace opened.
+    pub fn filter(&self) -> LineFilter {
+        LineFilter {
+            cost_center: self.cost_center.clone(),
+            namespace: self.namespace.clone(),
+        }
     }
 }
 
@@ -123,10 +122,8 @@ pub struct Page {
     pub budgets: Vec<BudgetLine>,
     /// Days in the month of `as_of`.
     pub month_days: usize,
-    /// Spend by GPU model, and by tier when `model_tiers`.
+    /// Spend by GPU model and tier.
     pub by_model: Vec<Row>,
-    /// Whether `by_model` is grouped by tier too (windows memory holds; rollups keep no tier).
-    pub model_tiers: bool,
     /// Idle cost by namespace.
     pub idle: Vec<Row>,
     /// Unallocated capacity by model and node.
@@ -219,6 +216,12 @@ impl Page {
         );
         if format != "focus" {
             let _ = write!(url, "&amp;group_by={}", query_value(&self.group_by_text()));
+        }
+        // What is on screen: the drill-down's lines (a grouping asked for shows them all).
+        if format == "focus" || self.grouped.is_none() {
+            for (key, value) in self.drill.filter().wanted() {
+                let _ = write!(url, "&amp;{key}={}", query_value(value));
+            }
         }
         url
     }
@@ -561,18 +564,10 @@ fn idle_and_unallocated(page: &Page, out: &mut String) {
 }
 
 fn models(page: &Page, out: &mut String) {
-    let (title, labels): (&str, &[&str]) = if page.model_tiers {
-        ("Spend by GPU model and tier", &["GPU model", "tier"])
-    } else {
-        (
-            "Spend by GPU model (tiers are not kept for stored days)",
-            &["GPU model"],
-        )
-    };
-    let _ = write!(out, "<section id=\"models\"><h2>{title}</h2>");
+    out.push_str("<section id=\"models\"><h2>Spend by GPU model and tier</h2>");
     out.push_str(&grouped_table(
         "Unpriced models are shown as such, never as zero",
-        labels,
+        &["GPU model", "tier"],
         &[Column::Hours, Column::Cost, Column::Idle],
         &page.by_model,
     ));

@@ -43,7 +43,6 @@ fn page() -> Page {
             by_day: vec![dec!(96)],
         }],
         month_days: 31,
-        model_tiers: true,
         by_model: vec![Row {
             group: vec!["GH200".into(), "on-demand".into()],
             figures: Figures {
@@ -96,8 +95,10 @@ fn a_drill_down_level_keeps_its_own_rows() {
         drill.group_by(),
         [GroupKey::CostCenter, GroupKey::Namespace]
     );
-    assert!(drill.holds(&["cc-100".into(), "chat".into()]));
-    assert!(!drill.holds(&["cc-200".into(), "chat".into()]));
+    let filter = drill.filter();
+    let keys = drill.group_by();
+    assert!(filter.keeps(keys, ["cc-100", "chat"].into_iter()));
+    assert!(!filter.keeps(keys, ["cc-200", "chat"].into_iter()));
 }
 
 #[test]

@@ -30,6 +30,46 @@ pub struct ReportRequest {
     /// Spread unallocated capacity over the groups that used the same model, in proportion to
     /// their cost, instead of reporting it under `__unallocated__`.
     pub share_unallocated: bool,
+    /// Keep only the lines of one cost center or namespace (each a group-by key).
+    pub only: LineFilter,
+}
+
+/// Which lines a report keeps: those whose `cost_center` and `namespace` (where given, each a
+/// group-by key of the report) are these. Lines are computed as without it, then left out, so
+/// the figures kept are the figures of the whole report.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct LineFilter {
+    /// The cost center to keep.
+    pub cost_center: Option<String>,
+    /// The namespace to keep.
+    pub namespace: Option<String>,
+}
+
+impl LineFilter {
+    /// Each key filtered on, with the value kept.
+    pub fn wanted(&self) -> impl Iterator<Item = (GroupKey, &str)> {
+        [
+            (GroupKey::CostCenter, self.cost_center.as_deref()),
+            (GroupKey::Namespace, self.namespace.as_deref()),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| Some((key, value?)))
+    }
+
+    /// Whether it keeps every line.
+    pub fn keeps_all(&self) -> bool {
+        self.wanted().next().is_none()
+    }
+
+    /// Whether a line grouped by `keys` with these group values is kept.
+    pub fn keeps<'a>(&self, keys: &[GroupKey], values: impl Iterator<Item = &'a str>) -> bool {
+        let values: Vec<&str> = values.collect();
+        self.wanted().all(|(key, value)| {
+            keys.iter()
+                .position(|k| *k == key)
+                .is_none_or(|at| values[at] == value)
+        })
+    }
 }
 
 /// A sum too large for exact decimal arithmetic (over 7.9 × 10²⁸).
@@ -449,7 +489,11 @@ impl<'a> Resolver<'a> {
         let periods = request.step.periods(request.window);
         let mut unpriced_by_model: BTreeMap<String, Decimal> = BTreeMap::new();
         let mut unordered = Vec::with_capacity(parts.len());
+        let filtered = !request.only.keeps_all();
         for ((period, line, label), part) in parts {
+            if filtered && !request.only.keeps(self.keys, self.group_values(line)) {
+                continue;
+            }
             if part.unpriced_gpu_hours > Decimal::ZERO {
                 *unpriced_by_model
                     .entry(self.labels.resolve(Sym::from_raw(label)).to_string())

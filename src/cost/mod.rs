@@ -10,7 +10,7 @@ mod request;
 #[cfg(test)]
 mod tests;
 
-pub use engine::{CostOverflow, ReportRequest, cost_report, cost_report_with_usage};
+pub use engine::{CostOverflow, LineFilter, ReportRequest, cost_report, cost_report_with_usage};
 pub use group::{GroupBy, GroupByError, GroupKey};
 pub use report::{Carried, Chargeback, CostLine, CostReport, Figures, HOUR_PLACES};
 pub use request::{MAX_PERIODS, RequestError, RequestText};

@@ -1,6 +1,6 @@
 //! Reading a report request from text, the same way for command-line flags and query strings.
 
-use super::engine::ReportRequest;
+use super::engine::{LineFilter, ReportRequest};
 use super::group::GroupBy;
 use crate::time::{Interval, Step, UnixSeconds, month_start, parse_time};
 
@@ -17,6 +17,10 @@ pub struct RequestText<'a> {
     pub step: Option<&'a str>,
     /// Share unallocated capacity out.
     pub share_unallocated: bool,
+    /// Keep only this cost center's lines (`cost_center` must be a group-by key).
+    pub cost_center: Option<&'a str>,
+    /// Keep only this namespace's lines (`namespace` must be a group-by key).
+    pub namespace: Option<&'a str>,
 }
 
 /// A parameter that could not be read; `field` names it.
@@ -66,11 +70,25 @@ impl ReportRequest {
                 ),
             });
         }
+        let group_by = field("group_by", text.group_by.unwrap_or("").parse::<GroupBy>())?;
+        let only = LineFilter {
+            cost_center: text.cost_center.map(str::to_string),
+            namespace: text.namespace.map(str::to_string),
+        };
+        for (key, _) in only.wanted() {
+            if !group_by.keys().contains(&key) {
+                return Err(RequestError {
+                    field: key.as_str(),
+                    message: format!("keeps the lines of one {key}: add {key} to group_by"),
+                });
+            }
+        }
         Ok(ReportRequest {
             window,
             step,
-            group_by: field("group_by", text.group_by.unwrap_or("").parse::<GroupBy>())?,
+            group_by,
             share_unallocated: text.share_unallocated,
+            only,
         })
     }
 }

@@ -108,6 +108,7 @@ fn request(group_by: &str, step: Step) -> ReportRequest {
         step,
         group_by: group_by.parse().unwrap(),
         share_unallocated: false,
+        only: Default::default(),
     }
 }
 

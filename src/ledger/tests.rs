@@ -116,6 +116,7 @@ impl Timeline {
             step: Step::Window,
             group_by: "namespace,pod".parse().unwrap(),
             share_unallocated: false,
+            only: Default::default(),
         };
         cost_report(&view.as_refs(), &self.card, &request)
             .unwrap()
@@ -165,6 +166,7 @@ fn a_watched_cluster_is_remembered_after_pods_are_deleted() {
         step: Step::Window,
         group_by: "namespace,pod".parse().unwrap(),
         share_unallocated: false,
+        only: Default::default(),
     };
     let truth: BTreeMap<String, Decimal> = cost_report(&[&truth_set], &timeline.card, &request)
         .unwrap()

@@ -19,10 +19,12 @@ use super::quota::QuotaGate;
 use super::view::View;
 use crate::budget::{BudgetScope, month_of};
 use crate::console::{BudgetLine, Drill, Gate, Page, Row, login, render};
-use crate::cost::{CostOverflow, CostReport, GroupBy, GroupKey, ReportRequest, RequestText};
+use crate::cost::{
+    CostOverflow, CostReport, GroupBy, GroupKey, LineFilter, ReportRequest, RequestText,
+};
 use crate::pricing::RateCard;
 use crate::reporting::ReportError;
-use crate::time::{Interval, Step, UnixSeconds};
+use crate::time::{Interval, Step};
 
 /// The page's query: the window and the drill-down.
 #[derive(Debug, Default, Deserialize)]
@@ -117,8 +119,7 @@ pub(super) async fn console(
         from: params.from.as_deref(),
         to: params.to.as_deref(),
         group_by: None,
-        step: None,
-        share_unallocated: false,
+        ..RequestText::default()
     };
     let window = match ReportRequest::parse(text, view.as_of) {
         Ok(request) => request.window,
@@ -160,25 +161,6 @@ pub(super) async fn console(
     }
 }
 
-/// The rounded lines of a report grouped by `group_by` (keys the API accepts) over `window`.
-fn report(
-    runtime: &tokio::runtime::Handle,
-    view: &View,
-    archive: &Archive,
-    card: &RateCard,
-    window: Interval,
-    step: Step,
-    group_by: &[GroupKey],
-) -> Result<CostReport, ReportError> {
-    let request = ReportRequest {
-        window,
-        step,
-        group_by: GroupBy::new(group_by.to_vec())?,
-        share_unallocated: false,
-    };
-    archive.report_of(runtime, view, card, &request)
-}
-
 fn rows(report: &CostReport) -> Vec<Row> {
     report
         .chargeback()
@@ -208,8 +190,19 @@ fn gather(
         drill,
         grouping,
     } = asked;
+    // A report grouped by `group_by` (keys the API accepts) over `window`.
+    let filtered = |window, step, group_by: &[GroupKey], only| -> Result<CostReport, ReportError> {
+        let request = ReportRequest {
+            window,
+            step,
+            group_by: GroupBy::new(group_by.to_vec())?,
+            share_unallocated: false,
+            only,
+        };
+        archive.report_of(runtime, view, card, &request)
+    };
     let report = |window, step, group_by: &[GroupKey]| {
-        report(runtime, view, archive, card, window, step, group_by)
+        filtered(window, step, group_by, LineFilter::default())
     };
     let mut warnings: Vec<String> = Vec::new();
     let mut keep = |report: &CostReport| {
@@ -220,12 +213,10 @@ fn gather(
         }
     };
 
-    let level = report(window, Step::Window, drill.group_by())?;
+    // Only the level's lines: a namespace's pods, not a month of every pod.
+    let level = filtered(window, Step::Window, drill.group_by(), drill.filter())?;
     keep(&level);
-    let mut spend: Vec<Row> = rows(&level)
-        .into_iter()
-        .filter(|r| drill.holds(&r.group))
-        .collect();
+    let mut spend: Vec<Row> = rows(&level);
     by_cost_desc(&mut spend, |r| r.figures.cost);
     let spend_hidden = spend.len().saturating_sub(MOST_ROWS);
     spend.truncate(MOST_ROWS);
@@ -242,17 +233,19 @@ fn gather(
         None => None,
     };
 
-    // Tiers are not kept in the rollups: over stored days the models are read from them
-    // alone (a month at 10,000 GPUs in seconds, not a pass over its archived segments).
-    let model_tiers = window.start >= view.ledger.from.unwrap_or(UnixSeconds::MIN);
-    let model_keys: &[GroupKey] = if model_tiers {
-        &[GroupKey::GpuModel, GroupKey::PricingTier]
-    } else {
-        &[GroupKey::GpuModel]
-    };
-    let models = report(window, Step::Window, model_keys)?;
+    let models = report(
+        window,
+        Step::Window,
+        &[GroupKey::GpuModel, GroupKey::PricingTier],
+    )?;
     keep(&models);
     let mut by_model = rows(&models);
+    for row in &mut by_model {
+        if let Some(tier) = row.group.get_mut(1).filter(|t| t.is_empty()) {
+            // Days rolled up before tiers were kept.
+            *tier = "not recorded".to_string();
+        }
+    }
     by_cost_desc(&mut by_model, |r| r.figures.cost);
 
     let namespaces = report(window, Step::Window, &[GroupKey::Namespace])?;
@@ -342,7 +335,6 @@ fn gather(
         budgets,
         month_days: usize::try_from((month.end - month.start) / 86_400).unwrap_or(31),
         by_model,
-        model_tiers,
         idle,
         unallocated,
         gate: Gate {

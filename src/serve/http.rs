@@ -91,6 +91,10 @@ pub struct ChargebackParams {
     format: Option<String>,
     /// true: spread unallocated capacity over the groups that used it.
     share_unallocated: Option<bool>,
+    /// Only this cost center's lines (cost_center must be grouped by).
+    cost_center: Option<String>,
+    /// Only this namespace's lines (namespace must be grouped by).
+    namespace: Option<String>,
 }
 
 /// Liveness.
@@ -155,6 +159,8 @@ async fn chargeback(
         group_by: params.group_by.as_deref(),
         step: params.step.as_deref(),
         share_unallocated: params.share_unallocated.unwrap_or(false),
+        cost_center: params.cost_center.as_deref(),
+        namespace: params.namespace.as_deref(),
     };
     let request = match ReportRequest::parse(text, view.as_of)
         .and_then(|r| format.request(&r, params.group_by.is_some()))

@@ -1,14 +1,18 @@
 //! The rollup store: closed days priced once and kept as Parquet (polars), so that a month or a
 //! quarter is read from disk instead of recomputed from the ledger and Prometheus.
 //!
-//! Two files per UTC day: `rollups/YYYY-MM-DD.parquet` with one row per hour and group of
-//! (`cost_center`, `namespace`, `gpu_model`, `node`, `cost_center_source`), and
+//! Three rollups per UTC day: `rollups/YYYY-MM-DD.parquet` with one row per hour and group of
+//! (`cost_center`, `namespace`, `gpu_model`, `node`, `cost_center_source`, `pricing_tier`),
 //! `rollups/daily/YYYY-MM-DD.parquet` with the day's sum per group (read for day, month and
-//! whole-window steps: 24 times fewer rows). Rows hold the figures the cost engine computed
+//! whole-window steps: 24 times fewer rows), and `rollups/pods/YYYY-MM-DD.parquet` with the
+//! day's sum per group and pod (what a report by pod over stored days reads, instead of pricing
+//! their archived segments again). Rows hold the figures the cost engine computed
 //! (`gpu_hours`, `used_gpu_hours`, `cost`, `idle_cost`, `unpriced_gpu_hours`) as
 //! `Decimal(38, 18)` — exact sums, far below a cent. Files are written to a temporary name,
 //! fsynced and renamed, the daily file last: a day counts as stored once its daily file exists,
 //! so rewriting a day (backfill, re-pricing) is idempotent and a crash never leaves half of one.
+//! Days rolled up before tiers and pods were kept read with an empty `pricing_tier`, and
+//! reports by pod price those days from their segments.
 
 mod plan;
 mod provenance;
@@ -21,11 +25,11 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use rust_decimal::Decimal;
 
-pub use plan::{Plan, ROLLUP_KEYS, compose, merge_into, rollup_request};
+pub use plan::{Grain, POD_KEYS, Plan, ROLLUP_KEYS, compose, rollup_requests};
 pub use provenance::{Catalog, Provenance};
 
 use crate::allocation::AllocationSet;
-use crate::cost::{CostLine, CostReport, Figures, GroupKey};
+use crate::cost::{CostLine, CostReport, Figures, GroupKey, LineFilter};
 use crate::time::{Interval, Step, UnixSeconds, format_time};
 
 const DAY: i64 = 86_400;
@@ -112,6 +116,21 @@ impl RollupStore {
             .join(format!("{}.parquet", &date[..10]))
     }
 
+    fn pods_path(&self, day: UnixSeconds) -> PathBuf {
+        let date = format_time(day);
+        self.dir
+            .join("pods")
+            .join(format!("{}.parquet", &date[..10]))
+    }
+
+    fn grain_path(&self, grain: Grain, day: UnixSeconds) -> PathBuf {
+        match grain {
+            Grain::Hourly => self.path(day),
+            Grain::Daily => self.daily_path(day),
+            Grain::Pods => self.pods_path(day),
+        }
+    }
+
     fn segments_path(&self, day: UnixSeconds) -> PathBuf {
         let date = format_time(day);
         self.dir
@@ -157,6 +176,19 @@ impl RollupStore {
         Ok(self.catalog()?.mine)
     }
 
+    /// Which of `days` have the rollup of `grain` (days rolled up by an older Tollgate have no
+    /// pod rollup).
+    pub fn days_with(&self, grain: Grain, days: &BTreeSet<UnixSeconds>) -> BTreeSet<UnixSeconds> {
+        match grain {
+            Grain::Hourly | Grain::Daily => days.clone(),
+            Grain::Pods => days
+                .iter()
+                .copied()
+                .filter(|&day| self.pods_path(day).exists())
+                .collect(),
+        }
+    }
+
     /// Every stored day, sorted by source and rate card.
     pub fn catalog(&self) -> Result<Catalog, StoreError> {
         let mut days = Vec::new();
@@ -185,14 +217,23 @@ impl RollupStore {
         Ok(days)
     }
 
-    /// Writes the rollup of one day: `report` must come from [`rollup_request`] for that day.
-    pub fn write_day(&self, day: UnixSeconds, report: &CostReport) -> Result<(), StoreError> {
-        write_lines(&self.path(day), &report.lines)?;
+    /// Writes the rollups of one day: `hourly` and `pods` must come from [`rollup_requests`]
+    /// for that day.
+    pub fn write_day(
+        &self,
+        day: UnixSeconds,
+        hourly: &CostReport,
+        pods: &CostReport,
+    ) -> Result<(), StoreError> {
+        write_lines(&self.path(day), &ROLLUP_KEYS, &hourly.lines)?;
+        let pods_dir = self.dir.join("pods");
+        fs::create_dir_all(&pods_dir).map_err(|e| fail(&pods_dir, e))?;
+        write_lines(&self.pods_path(day), &POD_KEYS, &pods.lines)?;
         let provenance_dir = self.dir.join("provenance");
         fs::create_dir_all(&provenance_dir).map_err(|e| fail(&provenance_dir, e))?;
         provenance::write(&self.provenance_path(day), &self.provenance)?;
         let mut sums: BTreeMap<&[String], Figures> = BTreeMap::new();
-        for line in &report.lines {
+        for line in &hourly.lines {
             sums.entry(line.group.as_slice())
                 .or_default()
                 .absorb(&line.figures);
@@ -207,7 +248,7 @@ impl RollupStore {
             .collect();
         let daily_dir = self.dir.join("daily");
         fs::create_dir_all(&daily_dir).map_err(|e| fail(&daily_dir, e))?;
-        write_lines(&self.daily_path(day), &daily)
+        write_lines(&self.daily_path(day), &ROLLUP_KEYS, &daily)
     }
 
     /// Removes this source's days before `keep_from`.
@@ -217,6 +258,7 @@ impl RollupStore {
             for path in [
                 self.daily_path(day),
                 self.path(day),
+                self.pods_path(day),
                 self.segments_path(day),
                 self.provenance_path(day),
             ] {
@@ -239,7 +281,14 @@ impl RollupStore {
             return Ok(Vec::new());
         }
         let keys = [GroupKey::CostCenter, GroupKey::Namespace];
-        let lines = self.read(window, window, Step::Window, &keys)?;
+        let lines = self.read(
+            Grain::Daily,
+            window,
+            window,
+            Step::Window,
+            &keys,
+            &LineFilter::default(),
+        )?;
         Ok(lines
             .into_iter()
             .filter_map(|line| {
@@ -250,14 +299,17 @@ impl RollupStore {
             .collect())
     }
 
-    /// The stored hours of `hours` (whole days the store holds), grouped by `keys` (a subset of
-    /// [`ROLLUP_KEYS`]) into the periods of `step` over `window`.
+    /// The stored hours of `hours` (whole days the store holds), read from the rollups of
+    /// `grain`, grouped by `keys` (a subset of the grain's keys) into the periods of `step`
+    /// over `window`; only the lines `only` keeps.
     pub fn read(
         &self,
+        grain: Grain,
         hours: Interval,
         window: Interval,
         step: Step,
         keys: &[GroupKey],
+        only: &LineFilter,
     ) -> Result<Vec<CostLine>, StoreError> {
         let days: Vec<UnixSeconds> = self
             .days()?
@@ -269,58 +321,69 @@ impl RollupStore {
         }
         let mut frames = Vec::with_capacity(days.len());
         for day in &days {
-            let path = if step == Step::Hour {
-                self.path(*day)
-            } else {
-                self.daily_path(*day)
-            };
-            let scan = LazyFrame::scan_parquet(
-                PlRefPath::from(path.to_string_lossy().as_ref()),
-                ScanArgsParquet::default(),
-            )
-            .map_err(|e| fail(&path, e))?;
-            frames.push(scan);
+            frames.push(scan(&self.grain_path(grain, *day), keys)?);
         }
         let periods = step.periods(window);
         let period = period_expr(step, window, &periods);
         let mut by = vec![period.cast(DataType::Int64).alias("period")];
         by.extend(keys.iter().map(|k| col(k.as_str())));
-        let figures = [
-            "gpu_hours",
-            "used_gpu_hours",
-            "cost",
-            "idle_cost",
-            "unpriced_gpu_hours",
-        ];
-        let mut aggregates: Vec<Expr> = figures.iter().map(|f| col(*f).sum()).collect();
+        let mut aggregates: Vec<Expr> = FIGURES.iter().map(|f| col(*f).sum()).collect();
         aggregates.extend(
-            figures
+            FIGURES
                 .iter()
                 .map(|f| col(*f).count().alias(format!("{f}_known"))),
         );
+        let mut wanted = col("hour")
+            .gt_eq(lit(hours.start))
+            .and(col("hour").lt(lit(hours.end)));
+        for (key, value) in only.wanted().filter(|(key, _)| keys.contains(key)) {
+            wanted = wanted.and(col(key.as_str()).eq(lit(value)));
+        }
         let frame = concat(frames, UnionArgs::default())
-            .and_then(|all| {
-                all.filter(
-                    col("hour")
-                        .gt_eq(lit(hours.start))
-                        .and(col("hour").lt(lit(hours.end))),
-                )
-                .group_by(by)
-                .agg(aggregates)
-                .collect()
-            })
+            .and_then(|all| all.filter(wanted).group_by(by).agg(aggregates).collect())
             .map_err(|e| fail(&self.dir, e))?;
         lines(&frame, keys, &periods).map_err(|e| fail(&self.dir, e))
     }
 }
 
-/// Writes `lines` (one row each) to `path`, crash-safely.
-fn write_lines(path: &Path, lines: &[CostLine]) -> Result<(), StoreError> {
+/// The figure columns of every rollup.
+const FIGURES: [&str; 5] = [
+    "gpu_hours",
+    "used_gpu_hours",
+    "cost",
+    "idle_cost",
+    "unpriced_gpu_hours",
+];
+
+/// A lazy scan of the rollup at `path`: its hours, the `keys` and the figures, in that order. A
+/// rollup written before tiers were kept reads with an empty `pricing_tier`.
+fn scan(path: &Path, keys: &[GroupKey]) -> Result<LazyFrame, StoreError> {
+    let mut frame = LazyFrame::scan_parquet(
+        PlRefPath::from(path.to_string_lossy().as_ref()),
+        ScanArgsParquet::default(),
+    )
+    .map_err(|e| fail(path, e))?;
+    let schema = frame.collect_schema().map_err(|e| fail(path, e))?;
+    let mut columns = vec![col("hour")];
+    columns.extend(keys.iter().map(|key| {
+        let name = key.as_str();
+        if *key == GroupKey::PricingTier && !schema.contains(name) {
+            lit("").alias(name)
+        } else {
+            col(name)
+        }
+    }));
+    columns.extend(FIGURES.iter().map(|f| col(*f)));
+    Ok(frame.select(columns))
+}
+
+/// Writes `lines` (one row each, grouped by `keys`) to `path`, crash-safely.
+fn write_lines(path: &Path, keys: &[GroupKey], lines: &[CostLine]) -> Result<(), StoreError> {
     let mut columns = vec![Column::new(
         "hour".into(),
         lines.iter().map(|l| l.period.start).collect::<Vec<i64>>(),
     )];
-    for (i, key) in ROLLUP_KEYS.iter().enumerate() {
+    for (i, key) in keys.iter().enumerate() {
         let values: Vec<&str> = lines.iter().map(|l| l.group[i].as_str()).collect();
         columns.push(Column::new(key.as_str().into(), values));
     }

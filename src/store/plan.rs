@@ -1,29 +1,86 @@
 //! Which part of a report the store answers, and putting the parts back together.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use crate::cost::{CostLine, CostReport, Figures, GroupBy, GroupKey, ReportRequest};
+use crate::cost::{CostLine, CostReport, GroupBy, GroupKey, ReportRequest};
 use crate::time::{Interval, Step, UnixSeconds};
 
-/// The group-by keys rollups are kept by (every key but `pod`).
-pub const ROLLUP_KEYS: [GroupKey; 5] = [
+/// The group-by keys hourly and daily rollups are kept by (every key but `pod`, and the
+/// node's price tier).
+pub const ROLLUP_KEYS: [GroupKey; 6] = [
     GroupKey::CostCenter,
     GroupKey::Namespace,
     GroupKey::GpuModel,
     GroupKey::Node,
     GroupKey::CostCenterSource,
+    GroupKey::PricingTier,
 ];
+
+/// The group-by keys of the pod rollups: [`ROLLUP_KEYS`] and `pod`, one row per pod (and
+/// node, model, tier) and day.
+pub const POD_KEYS: [GroupKey; 7] = {
+    let mut keys = [GroupKey::Pod; 7];
+    let mut i = 0;
+    while i < ROLLUP_KEYS.len() {
+        keys[i] = ROLLUP_KEYS[i];
+        i += 1;
+    }
+    keys
+};
+
+/// Which rollup of a stored day answers a request.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Grain {
+    /// `YYYY-MM-DD.parquet`: a row per hour and group of [`ROLLUP_KEYS`].
+    Hourly,
+    /// `daily/`: the day's sum per group of [`ROLLUP_KEYS`].
+    Daily,
+    /// `pods/`: the day's sum per group of [`POD_KEYS`].
+    Pods,
+}
+
+impl Grain {
+    /// The finest-kept rollup that answers `request`, if one does: none for requests grouped
+    /// by resource or claim, sharing unallocated capacity across groups, or by pod hour by hour.
+    pub fn of(request: &ReportRequest) -> Option<Grain> {
+        let keys = request.group_by.keys();
+        let hourly = request.step == Step::Hour;
+        if request.share_unallocated {
+            None
+        } else if keys.iter().all(|k| ROLLUP_KEYS.contains(k)) {
+            Some(if hourly { Grain::Hourly } else { Grain::Daily })
+        } else if !hourly && keys.iter().all(|k| POD_KEYS.contains(k)) {
+            Some(Grain::Pods)
+        } else {
+            None
+        }
+    }
+
+    /// The keys its rows are grouped by.
+    pub fn keys(self) -> &'static [GroupKey] {
+        match self {
+            Grain::Hourly | Grain::Daily => &ROLLUP_KEYS,
+            Grain::Pods => &POD_KEYS,
+        }
+    }
+}
 
 const DAY: i64 = 86_400;
 
-/// The request whose lines are the rollup of the day starting at `day`.
-pub fn rollup_request(day: UnixSeconds) -> ReportRequest {
-    ReportRequest {
+/// The requests whose lines are the rollups of the day starting at `day`: hour by hour, and
+/// by pod over the day.
+pub fn rollup_requests(day: UnixSeconds) -> [ReportRequest; 2] {
+    let request = |step, keys: &[GroupKey]| ReportRequest {
         window: Interval::new(day, day + DAY),
-        step: Step::Hour,
-        group_by: GroupBy::new(ROLLUP_KEYS.to_vec()).unwrap_or_default(),
+        step,
+        group_by: GroupBy::new(keys.to_vec()).unwrap_or_default(),
         share_unallocated: false,
-    }
+        only: Default::default(),
+    };
+    [
+        request(Step::Hour, &ROLLUP_KEYS),
+        request(Step::Window, &POD_KEYS),
+    ]
 }
 
 /// A report split between stored days and the rest, which the engine computes.
@@ -33,24 +90,19 @@ pub struct Plan {
     pub stored: Vec<Interval>,
     /// Everything else of the window.
     pub rest: Vec<Interval>,
-    /// Whether the rollups can answer the request at all (not grouped by pod or resource, not
-    /// sharing unallocated capacity across groups).
-    pub storable: bool,
+    /// The rollup that answers the request ([`Grain::of`]); `None`: the engine answers all of
+    /// it.
+    pub grain: Option<Grain>,
 }
 
 impl Plan {
-    /// Splits `request` over the `days` the store holds. Requests the store cannot answer
-    /// (grouped by pod, or sharing unallocated capacity across groups) go wholly to the engine.
+    /// Splits `request` over the `days` whose rollup of the request's [`Grain`] the store
+    /// holds. Requests no rollup answers go wholly to the engine.
     pub fn new(request: &ReportRequest, days: &BTreeSet<UnixSeconds>) -> Self {
         let window = request.window;
-        let storable = !request.share_unallocated
-            && request
-                .group_by
-                .keys()
-                .iter()
-                .all(|k| ROLLUP_KEYS.contains(k));
+        let grain = Grain::of(request);
         let mut stored: Vec<Interval> = Vec::new();
-        if storable {
+        if grain.is_some() {
             for &day in days.range(window.start..) {
                 if day + DAY > window.end {
                     break;
@@ -75,50 +127,51 @@ impl Plan {
         Plan {
             stored,
             rest,
-            storable,
+            grain,
         }
     }
 }
 
-/// Adds `lines` (computed over part of `window`) into `into`, each under the period of `step`
-/// over the whole window that holds it.
-pub fn merge_into(
-    into: &mut BTreeMap<(Interval, Vec<String>), Figures>,
-    lines: Vec<CostLine>,
-    step: Step,
-    window: Interval,
-) {
-    let periods = step.periods(window);
-    for line in lines {
-        let index = periods.partition_point(|p| p.end <= line.period.start);
-        let period = periods.get(index).copied().unwrap_or(line.period);
-        into.entry((period, line.group))
-            .or_default()
-            .absorb(&line.figures);
-    }
-}
-
-/// The whole report from its parts: stored lines and the engine's reports of the rest.
+/// The whole report from its parts: stored lines and the engine's reports of the rest. Each
+/// line goes under the period of the request's step that holds it, and lines of one period and
+/// group are summed (sorted once, then merged: a month by pod is over a million lines).
 pub fn compose(
     request: &ReportRequest,
     stored: Vec<CostLine>,
     rest: Vec<CostReport>,
     template: CostReport,
 ) -> CostReport {
-    let mut lines = BTreeMap::new();
-    merge_into(&mut lines, stored, request.step, request.window);
+    let periods = request.step.periods(request.window);
+    let mut lines = stored;
     let mut warnings: Vec<String> = Vec::new();
     for part in rest {
-        merge_into(&mut lines, part.lines, request.step, request.window);
+        lines.extend(part.lines);
         for warning in part.warnings {
             if !warnings.contains(&warning) {
                 warnings.push(warning);
             }
         }
     }
+    for line in &mut lines {
+        let index = periods.partition_point(|p| p.end <= line.period.start);
+        if let Some(period) = periods.get(index) {
+            line.period = *period;
+        }
+    }
+    lines.sort_unstable_by(|a, b| (a.period, &a.group).cmp(&(b.period, &b.group)));
+    let mut merged: Vec<CostLine> = Vec::with_capacity(lines.len());
+    for line in lines {
+        match merged.last_mut() {
+            Some(last) if last.period == line.period && last.group == line.group => {
+                last.figures.absorb(&line.figures);
+            }
+            _ => merged.push(line),
+        }
+    }
+    merged.retain(|line| !line.figures.is_empty());
     CostReport {
         request: request.clone(),
-        lines: CostLine::collect(lines),
+        lines: merged,
         warnings,
         ..template
     }
@@ -134,6 +187,7 @@ mod test {
             step: Step::Day,
             group_by: group_by.parse().unwrap(),
             share_unallocated: false,
+            only: Default::default(),
         }
     }
 
@@ -149,8 +203,25 @@ mod test {
             plan.rest,
             vec![Interval::new(3600, DAY), Interval::new(3 * DAY, 4 * DAY)]
         );
-        let by_pod = Plan::new(&request(0, 5 * DAY, "pod"), &days);
-        assert!(by_pod.stored.is_empty());
-        assert_eq!(by_pod.rest, vec![Interval::new(0, 5 * DAY)]);
+        let by_pod = Plan::new(&request(0, 5 * DAY, "namespace,pod"), &days);
+        assert_eq!(by_pod.grain, Some(Grain::Pods));
+        assert_eq!(by_pod.stored.len(), 2);
+        let hourly_pods = ReportRequest {
+            step: Step::Hour,
+            ..request(0, 5 * DAY, "pod")
+        };
+        let by_pod_hour = Plan::new(&hourly_pods, &days);
+        assert_eq!(by_pod_hour.grain, None);
+        assert!(by_pod_hour.stored.is_empty());
+        assert_eq!(by_pod_hour.rest, vec![Interval::new(0, 5 * DAY)]);
+        let shared = ReportRequest {
+            share_unallocated: true,
+            ..request(0, 5 * DAY, "cost_center")
+        };
+        assert_eq!(Plan::new(&shared, &days).grain, None);
+        assert_eq!(
+            Plan::new(&request(0, DAY, "cost_center,gpu_model"), &days).grain,
+            Some(Grain::Daily)
+        );
     }
 }

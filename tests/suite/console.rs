@@ -127,16 +127,16 @@ async fn the_console_shows_the_api_s_figures_in_a_real_browser() {
     let cc = service.get(&href_of(&page, "cc-100")).await;
     let mut shown = spend_rows(&cc);
     shown.sort();
-    let api = api_rows(&service, &query, "cost_center,namespace", |l| {
-        l["cost_center"] == "cc-100"
-    })
-    .await;
+    // Each level is the API's lines of what was opened (rounded among themselves).
+    let cc_query = format!("{query}&cost_center=cc-100");
+    let api = api_rows(&service, &cc_query, "cost_center,namespace", |_| true).await;
     assert_eq!(shown, api);
     let namespace = api[0].0.clone();
     let pods = service.get(&href_of(&cc, &namespace)).await;
     let mut shown = spend_rows(&pods);
     shown.sort();
-    let api = api_rows(&service, &query, "cost_center,namespace,pod", |l| {
+    let ns_query = format!("{cc_query}&namespace={namespace}");
+    let api = api_rows(&service, &ns_query, "cost_center,namespace,pod", |l| {
         l["cost_center"] == "cc-100" && l["namespace"] == namespace.as_str()
     })
     .await;
@@ -147,6 +147,13 @@ async fn the_console_shows_the_api_s_figures_in_a_real_browser() {
     let csv = service.get(&href_of(&pods, "Download CSV")).await;
     assert!(
         csv.starts_with("period_start,period_end,cost_center,namespace,pod,"),
+        "{csv}"
+    );
+    let body: Vec<&str> = csv.lines().skip(1).filter(|l| !l.is_empty()).collect();
+    assert_eq!(body.len(), shown.len(), "{csv}");
+    assert!(
+        body.iter()
+            .all(|l| l.contains(&format!(",cc-100,{namespace},"))),
         "{csv}"
     );
     let focus = service.get(&href_of(&pods, "Download FOCUS")).await;
@@ -179,12 +186,16 @@ async fn the_console_shows_the_api_s_figures_in_a_real_browser() {
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("group_by"), "{body}");
 
-    // Spend by model (a stored day: no tiers), unpriced said as such.
+    // Spend by model and tier (a stored day: tiers from its rollups), unpriced said as such.
     let models = &page[page.find("<section id=\"models\">").unwrap()..];
-    assert!(
-        models.contains("<th scope=\"row\">H100-80GB</th><td class=\"n\">"),
-        "{models}"
-    );
+    for tier in ["on-demand", "spot"] {
+        assert!(
+            models.contains(&format!(
+                "<th scope=\"row\">H100-80GB</th><td>{tier}</td><td class=\"n\">"
+            )),
+            "{models}"
+        );
+    }
     assert!(
         models.contains("<th scope=\"row\">NVIDIA-GH200-480GB</th>")
             && models.contains("unpriced ("),

@@ -115,6 +115,10 @@ async fn bad_parameters_get_a_json_400_saying_what_is_wrong() {
         ),
         ("/api/v1/chargeback?colour=red", "unknown field `colour`"),
         (
+            "/api/v1/chargeback?group_by=cost_center&namespace=chat",
+            "namespace: keeps the lines of one namespace: add namespace to group_by",
+        ),
+        (
             "/api/v1/chargeback?share_unallocated=maybe",
             "share_unallocated",
         ),
@@ -203,7 +207,9 @@ async fn health_metrics_and_openapi() {
             "group_by",
             "step",
             "format",
-            "share_unallocated"
+            "share_unallocated",
+            "cost_center",
+            "namespace"
         ]
     );
 }

@@ -27,6 +27,7 @@ fn by_pod(
         step: Step::Window,
         group_by: "namespace,pod,gpu_model,node".parse().unwrap(),
         share_unallocated: false,
+        only: Default::default(),
     };
     cost_report(sets, card, &request)
         .unwrap()
@@ -162,6 +163,7 @@ fn history_read_a_day_at_a_time_adds_up_to_the_fleet_s_past() {
             step: Step::Day,
             group_by: "cost_center,namespace,gpu_model,node".parse().unwrap(),
             share_unallocated: false,
+            only: Default::default(),
         };
         cost_report(sets, &card, &request).unwrap().lines
     };

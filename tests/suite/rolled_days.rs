@@ -26,6 +26,7 @@ fn request(window: Interval, group_by: &str, step: Step) -> ReportRequest {
         step,
         group_by: group_by.parse().unwrap(),
         share_unallocated: false,
+        only: Default::default(),
     }
 }
 

@@ -339,6 +339,7 @@ mod test {
             step: Step::Day,
             group_by: "gpu_model".parse().unwrap(),
             share_unallocated: false,
+            only: Default::default(),
         };
         let report = cost_report(&[&set], &card, &request).unwrap();
         let hours: Decimal = report.lines.iter().map(|l| l.figures.gpu_hours).sum();
