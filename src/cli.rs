@@ -20,7 +20,10 @@ use crate::config::Settings;
 use crate::cost::{ReportRequest, RequestError, RequestText};
 use crate::ledger::Ledger;
 use crate::live::{ClusterStores, Leadership, SourceHealth, list_cluster, spawn_watchers};
-use crate::output::{FocusWriter, Format, render};
+use crate::output::{
+    Container, CsvRows, FocusSink, FocusWriter, Format, OutputFile, ParquetRows, render,
+    write_chargeback_parquet,
+};
 use crate::pricing::RateCard;
 use crate::prometheus::{Prometheus, history_allocations};
 use crate::reporting::Sources;
@@ -167,6 +170,10 @@ struct ReportArgs {
     /// Only this namespace's lines (grouped by namespace)
     #[arg(long, value_name = "NAME")]
     namespace: Option<String>,
+    /// Write to FILE instead of stdout, in the format its extension names: .csv, .csv.gz or
+    /// .parquet (the chargeback, or FOCUS rows with --format focus), .json (--format json)
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -283,6 +290,19 @@ fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
     let request = ReportRequest::parse(text, now())
         .and_then(|r| format.request(&r, args.group_by.is_some()))
         .map_err(flag_error)?;
+    let container = args
+        .output
+        .as_deref()
+        .map(Container::of)
+        .transpose()
+        .map_err(|e| CliError::input(format!("--output: {e}")))?;
+    if let Some(container) = container
+        && (container == Container::Json) != (format == Format::Json)
+    {
+        return Err(CliError::input(
+            "--output: a .json file takes --format json; .csv, .csv.gz and .parquet take --format csv or focus",
+        ));
+    }
     let as_of = args.source.as_of()?.unwrap_or(request.window.end);
     let (settings, card) = load_settings(&args.source)?;
     let prometheus = prometheus_client(&args.source, &settings)?;
@@ -305,9 +325,27 @@ fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
         prometheus: prometheus.as_ref(),
         simulated: simulated_usage(&args.source),
     };
+    let mut file = match (&args.output, container) {
+        (Some(path), Some(container)) => Some(
+            OutputFile::create(path, container)
+                .map_err(|e| CliError::runtime(format!("--output {}: {e}", path.display())))?,
+        ),
+        _ => None,
+    };
+    let target: &mut dyn Write = match file.as_mut() {
+        Some(file) => file,
+        None => out,
+    };
+    let parquet = container == Some(Container::Parquet);
     if format == Format::Focus {
         // Streamed a charge period at a time: a month of a large fleet is never held at once.
-        let mut rows = FocusWriter::new(&settings.focus, out).map_err(CliError::runtime)?;
+        let money = card.currency().minor_units();
+        let sink: Box<dyn FocusSink + '_> = if parquet {
+            Box::new(ParquetRows::new(target, &settings.focus, money).map_err(CliError::runtime)?)
+        } else {
+            Box::new(CsvRows::new(target).map_err(CliError::runtime)?)
+        };
+        let mut rows = FocusWriter::new(&settings.focus, sink);
         let runtime = tokio::runtime::Runtime::new().map_err(CliError::runtime)?;
         let warnings = sources
             .report_by_period(runtime.handle(), &request, |part| rows.write(part))
@@ -316,13 +354,19 @@ fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
         for warning in &warnings {
             writeln!(err, "warning: {warning}").map_err(CliError::runtime)?;
         }
-        return Ok(());
+    } else {
+        let report = block_on(sources.report(&request))?.map_err(CliError::runtime)?;
+        for warning in &report.warnings {
+            writeln!(err, "warning: {warning}").map_err(CliError::runtime)?;
+        }
+        if parquet {
+            write_chargeback_parquet(&report.chargeback(), target)
+        } else {
+            target.write_all(render(&report, format, &settings.focus).as_bytes())
+        }
+        .map_err(CliError::runtime)?;
     }
-    let report = block_on(sources.report(&request))?.map_err(CliError::runtime)?;
-    for warning in &report.warnings {
-        writeln!(err, "warning: {warning}").map_err(CliError::runtime)?;
-    }
-    out.write_all(render(&report, format, &settings.focus).as_bytes())
+    file.map_or(Ok(()), OutputFile::close)
         .map_err(CliError::runtime)
 }
 

@@ -163,26 +163,173 @@ impl<'a> Resource<'a> {
     }
 }
 
-/// A charge period's times and its billing period's (the calendar month), as printed.
-struct PeriodTimes {
-    start: String,
-    end: String,
-    billing_start: String,
-    billing_end: String,
+/// The billing period (the calendar month) of a charge period.
+fn billing_period(period: Interval) -> Interval {
+    Interval::new(
+        month_start(period.start).unwrap_or(period.start),
+        next_month_start(period.start).unwrap_or(period.end),
+    )
 }
 
-impl PeriodTimes {
-    fn of(period: Interval) -> Self {
-        let billing = Interval::new(
-            month_start(period.start).unwrap_or(period.start),
-            next_month_start(period.start).unwrap_or(period.end),
-        );
-        PeriodTimes {
-            start: format_time(period.start),
-            end: format_time(period.end),
-            billing_start: format_time(billing.start),
-            billing_end: format_time(billing.end),
+/// One FOCUS row, typed: what a sink writes as CSV text or Parquet columns.
+pub struct FocusRow<'a> {
+    /// `BilledCost`, `ContractedCost`, `EffectiveCost` and `ListCost` (0 when unpriced).
+    pub cost: Decimal,
+    /// `ChargePeriodStart`/`End`.
+    pub charge: Interval,
+    /// `BillingPeriodStart`/`End`.
+    pub billing: Interval,
+    /// `BillingCurrency`.
+    pub currency: &'a str,
+    /// `ChargeDescription`.
+    pub description: &'a str,
+    /// `ConsumedQuantity` (GPU-hours).
+    pub consumed: Decimal,
+    /// `PricingCategory`.
+    pub pricing_category: &'static str,
+    /// `PricingQuantity` (priced GPU-hours).
+    pub pricing_quantity: Decimal,
+    /// `ResourceId`, `ResourceName`, `ResourceType`.
+    pub resource_id: &'a str,
+    /// `ResourceName`.
+    pub resource_name: &'a str,
+    /// `ResourceType`.
+    pub resource_type: &'static str,
+    /// `SkuId`: the GPU model.
+    pub sku: &'a str,
+    /// `SubAccountId`/`Name`: the namespace; `None` for unallocated capacity.
+    pub sub_account: Option<&'a str>,
+    /// `Tags`, a JSON object.
+    pub tags: &'a str,
+    /// `x_CostCenter`.
+    pub cost_center: &'a str,
+    /// `x_CostCenterSource`.
+    pub cost_center_source: &'a str,
+    /// `x_GpuUtilization`, to 4 places.
+    pub utilization: Option<Decimal>,
+    /// `x_IdleCost`.
+    pub idle_cost: Option<Decimal>,
+    /// `x_UnpricedGpuHours`.
+    pub unpriced: Decimal,
+}
+
+/// Where FOCUS rows go: CSV text ([`CsvRows`]), or Parquet row groups
+/// ([`ParquetRows`](super::ParquetRows)).
+pub trait FocusSink {
+    /// Writes one row.
+    fn row(&mut self, settings: &FocusSettings, row: &FocusRow<'_>) -> std::io::Result<()>;
+    /// Ends a part of the report (a charge period): what was written so far can go out.
+    fn end_part(&mut self) -> std::io::Result<()>;
+    /// Ends the output (Parquet's footer) and flushes it.
+    fn finish(&mut self) -> std::io::Result<()>;
+}
+
+impl<T: FocusSink + ?Sized> FocusSink for Box<T> {
+    fn row(&mut self, settings: &FocusSettings, row: &FocusRow<'_>) -> std::io::Result<()> {
+        (**self).row(settings, row)
+    }
+
+    fn end_part(&mut self) -> std::io::Result<()> {
+        (**self).end_part()
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        (**self).finish()
+    }
+}
+
+/// FOCUS rows as RFC 4180 CSV.
+pub struct CsvRows<W: Write> {
+    writer: ::csv::Writer<W>,
+    /// The last charge period's four times, printed once.
+    times: Option<(Interval, [String; 4])>,
+}
+
+impl<W: Write> CsvRows<W> {
+    /// Writes the header to `out`.
+    pub fn new(out: W) -> std::io::Result<Self> {
+        let mut writer = ::csv::WriterBuilder::new()
+            .terminator(::csv::Terminator::CRLF)
+            .from_writer(out);
+        writer.write_record(COLUMNS)?;
+        Ok(CsvRows {
+            writer,
+            times: None,
+        })
+    }
+}
+
+impl<W: Write> FocusSink for CsvRows<W> {
+    fn row(&mut self, settings: &FocusSettings, row: &FocusRow<'_>) -> std::io::Result<()> {
+        if self.times.as_ref().is_none_or(|(p, _)| *p != row.charge) {
+            let times = [
+                row.charge.start,
+                row.charge.end,
+                row.billing.start,
+                row.billing.end,
+            ];
+            self.times = Some((row.charge, times.map(format_time)));
         }
+        let [start, end, billing_start, billing_end] = self
+            .times
+            .as_ref()
+            .map(|(_, t)| t)
+            .unwrap_or_else(|| unreachable!("set above"));
+        let cost = row.cost.to_string();
+        let text = |v: Option<Decimal>| v.map(|v| v.to_string()).unwrap_or_default();
+        let cells: [&str; 39] = [
+            &cost,
+            &settings.billing_account_id,
+            &settings.billing_account_name,
+            row.currency,
+            billing_end,
+            billing_start,
+            "Usage",
+            "",
+            row.description,
+            "Usage-Based",
+            end,
+            start,
+            &row.consumed.to_string(),
+            "GPU-Hours",
+            &cost,
+            &cost,
+            &settings.provider,
+            &cost,
+            row.pricing_category,
+            &row.pricing_quantity.to_string(),
+            "GPU-Hours",
+            &settings.provider,
+            &settings.provider,
+            row.resource_id,
+            row.resource_name,
+            row.resource_type,
+            "Compute",
+            &settings.service_name,
+            "Containers",
+            row.sku,
+            row.sub_account.unwrap_or_default(),
+            row.sub_account.unwrap_or_default(),
+            row.tags,
+            &settings.cluster,
+            row.cost_center,
+            row.cost_center_source,
+            &text(row.utilization),
+            &text(row.idle_cost),
+            &row.unpriced.to_string(),
+        ];
+        let cells = cells.map(spreadsheet_safe);
+        self.writer
+            .write_record(cells.iter().map(|cell| cell.as_bytes()))?;
+        Ok(())
+    }
+
+    fn end_part(&mut self) -> std::io::Result<()> {
+        self.writer.flush()
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.writer.flush()
     }
 }
 
@@ -193,44 +340,45 @@ pub fn write_focus(
     settings: &FocusSettings,
     out: impl Write,
 ) -> std::io::Result<()> {
-    let mut writer = FocusWriter::new(settings, out)?;
+    let mut writer = FocusWriter::new(settings, CsvRows::new(out)?);
     writer.write(report)?;
-    writer.finish().map(drop)
+    writer.finish()
 }
 
 /// FOCUS rows written a part of the report at a time (one charge period after another), so a
 /// month of a large fleet is never held at once: every part is rounded so that the rows of all
 /// of them add up to the rounded totals of the whole ([`CostReport::chargeback_carried`]).
-pub struct FocusWriter<'s, W: Write> {
-    writer: ::csv::Writer<W>,
+pub struct FocusWriter<'s, S> {
+    sink: S,
     settings: &'s FocusSettings,
     carried: Carried,
     /// The `Tags` JSON of each cost center, made once.
     tags: HashMap<String, String>,
 }
 
-impl<'s, W: Write> FocusWriter<'s, W> {
-    /// Starts the CSV: writes the header to `out`.
-    pub fn new(settings: &'s FocusSettings, out: W) -> std::io::Result<Self> {
-        let mut writer = ::csv::WriterBuilder::new()
-            .terminator(::csv::Terminator::CRLF)
-            .from_writer(out);
-        writer.write_record(COLUMNS)?;
-        Ok(FocusWriter {
-            writer,
+impl<'s, S> FocusWriter<'s, S> {
+    /// Rows named by `settings`, into `sink` ([`CsvRows`] or [`ParquetRows`](super::ParquetRows)).
+    pub fn new(settings: &'s FocusSettings, sink: S) -> Self {
+        FocusWriter {
+            sink,
             settings,
             carried: Carried::default(),
             tags: HashMap::new(),
-        })
+        }
+    }
+}
+
+impl<S: FocusSink> FocusWriter<'_, S> {
+    /// Ends the output.
+    pub fn finish(mut self) -> std::io::Result<()> {
+        self.sink.finish()
     }
 
     /// Writes the rows of the next part of the report.
     pub fn write(&mut self, report: &CostReport) -> std::io::Result<()> {
-        let settings = self.settings;
         let chargeback = report.chargeback_carried(&mut self.carried);
         let currency = chargeback.currency.code();
         let zero = fixed(Decimal::ZERO, chargeback.currency.minor_units());
-        let mut times: Option<(Interval, PeriodTimes)> = None;
         for (exact, line) in report.lines.iter().zip(&chargeback.lines) {
             let Some(resource) = Resource::of(line) else {
                 continue;
@@ -243,89 +391,40 @@ impl<'s, W: Write> FocusWriter<'s, W> {
                     figures.unpriced_gpu_hours
                 ));
             }
-            let cost = figures.cost.unwrap_or(zero).to_string();
-            // Lines come in period order: the period's four times are formatted once.
-            if times
-                .as_ref()
-                .is_some_and(|(period, _)| *period != line.period)
-            {
-                times = None;
-            }
-            let (_, period) =
-                times.get_or_insert_with(|| (line.period, PeriodTimes::of(line.period)));
             let utilization = exact
                 .figures
                 .used_gpu_hours
                 .filter(|_| !exact.figures.gpu_hours.is_zero())
-                .map(|used| fixed(used / exact.figures.gpu_hours, 4).to_string());
-            let sub_account = if resource.cost_center == UNALLOCATED {
-                ""
-            } else {
-                resource.namespace
-            };
+                .map(|used| fixed(used / exact.figures.gpu_hours, 4));
             let tags = self
                 .tags
                 .entry(resource.cost_center.to_string())
                 .or_insert_with(|| {
                     serde_json::json!({ "cost_center": resource.cost_center }).to_string()
                 });
-            let row: [&str; 39] = [
-                &cost,
-                &settings.billing_account_id,
-                &settings.billing_account_name,
+            let row = FocusRow {
+                cost: figures.cost.unwrap_or(zero),
+                charge: line.period,
+                billing: billing_period(line.period),
                 currency,
-                &period.billing_end,
-                &period.billing_start,
-                "Usage",
-                "",
-                &description,
-                "Usage-Based",
-                &period.end,
-                &period.start,
-                &figures.gpu_hours.to_string(),
-                "GPU-Hours",
-                &cost,
-                &cost,
-                &settings.provider,
-                &cost,
-                pricing_category(resource.tier),
-                &(figures.gpu_hours - figures.unpriced_gpu_hours).to_string(),
-                "GPU-Hours",
-                &settings.provider,
-                &settings.provider,
-                resource.resource_id,
-                name,
-                kind,
-                "Compute",
-                &settings.service_name,
-                "Containers",
-                resource.gpu_model,
-                sub_account,
-                sub_account,
+                description: &description,
+                consumed: figures.gpu_hours,
+                pricing_category: pricing_category(resource.tier),
+                pricing_quantity: figures.gpu_hours - figures.unpriced_gpu_hours,
+                resource_id: resource.resource_id,
+                resource_name: name,
+                resource_type: kind,
+                sku: resource.gpu_model,
+                sub_account: (resource.cost_center != UNALLOCATED).then_some(resource.namespace),
                 tags,
-                &settings.cluster,
-                resource.cost_center,
-                resource.source,
-                utilization.as_deref().unwrap_or(""),
-                &figures.idle_cost.map(|c| c.to_string()).unwrap_or_default(),
-                &figures.unpriced_gpu_hours.to_string(),
-            ];
-            let row = row.map(spreadsheet_safe);
-            self.writer
-                .write_record(row.iter().map(|cell| cell.as_bytes()))?;
+                cost_center: resource.cost_center,
+                cost_center_source: resource.source,
+                utilization,
+                idle_cost: figures.idle_cost,
+                unpriced: figures.unpriced_gpu_hours,
+            };
+            self.sink.row(self.settings, &row)?;
         }
-        Ok(())
-    }
-
-    /// Hands the rows written so far to the output.
-    pub fn flush(&mut self) -> std::io::Result<()> {
-        self.writer.flush()
-    }
-
-    /// Flushes the rows and gives the output back.
-    pub fn finish(self) -> std::io::Result<W> {
-        self.writer
-            .into_inner()
-            .map_err(|e| std::io::Error::other(e.to_string()))
+        self.sink.end_part()
     }
 }

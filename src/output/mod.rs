@@ -4,8 +4,10 @@
 //! Outputs only format; every figure comes already rounded from [`crate::cost::Chargeback`].
 
 mod csv;
+mod file;
 mod focus;
 mod json;
+mod parquet;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -14,10 +16,13 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 
 pub use self::csv::write_csv;
+pub use self::file::{Container, OutputFile};
 pub use self::focus::{
-    COLUMNS as FOCUS_COLUMNS, FocusSettings, FocusWriter, focus_request, write_focus,
+    COLUMNS as FOCUS_COLUMNS, CsvRows, FocusRow, FocusSettings, FocusSink, FocusWriter,
+    focus_request, write_focus,
 };
 pub use self::json::to_json;
+pub use self::parquet::{ParquetRows, decimal_column, write_chargeback_parquet};
 
 use crate::cost::{CostReport, Figures, ReportRequest, RequestError};
 

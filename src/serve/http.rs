@@ -26,7 +26,10 @@ use super::quota::QuotaGate;
 use super::view::View;
 use crate::budget::QuotaDecision;
 use crate::cost::{ReportRequest, RequestText};
-use crate::output::{FocusSettings, FocusWriter, Format, render};
+use crate::output::{
+    CsvRows, FocusSettings, FocusSink, FocusWriter, Format, ParquetRows, render,
+    write_chargeback_parquet,
+};
 use crate::pricing::RateCard;
 use crate::reporting::ReportError;
 use axum::body::Bytes;
@@ -142,6 +145,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
 )]
 async fn chargeback(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     params: Result<Query<ChargebackParams>, QueryRejection>,
 ) -> Response {
     let Query(params) = match params {
@@ -168,29 +172,40 @@ async fn chargeback(
         Ok(request) => request,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
+    // `Accept: application/vnd.apache.parquet` asks for Parquet (CSV and FOCUS rows).
+    let parquet = format != Format::Json
+        && headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.contains(PARQUET));
     if format == Format::Focus {
         // Reports run on the blocking pool, a few at a time, so that a month's FOCUS export
         // never holds up the threads that answer quota checks.
         let Ok(permit) = state.reports.clone().acquire_owned().await else {
             return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
         };
-        let runtime = tokio::runtime::Handle::current();
-        let (archive, card, focus) = (
-            state.archive.clone(),
-            state.card.clone(),
-            state.focus.clone(),
-        );
-        return focus_stream(view, archive, card, focus, request, permit, runtime);
+        return focus_stream(&state, view, request, permit, parquet);
     }
     let focus = state.focus.clone();
     let rendered = report_job(&state, move |runtime, archive, card| {
-        archive
-            .report_of(runtime, &view, card, &request)
-            .map(|report| render(&report, format, &focus))
+        let report = archive.report_of(runtime, &view, card, &request)?;
+        Ok(if parquet {
+            let mut bytes = Vec::new();
+            write_chargeback_parquet(&report.chargeback(), &mut bytes)?;
+            bytes
+        } else {
+            render(&report, format, &focus).into_bytes()
+        })
     })
     .await;
+    let content_type = if parquet {
+        PARQUET
+    } else {
+        format.content_type()
+    };
     match rendered {
-        Ok(body) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
+        Ok(body) => ([(header::CONTENT_TYPE, content_type)], body).into_response(),
         Err(response) => response,
     }
 }
@@ -257,18 +272,26 @@ impl std::io::Write for BodyWriter {
     }
 }
 
-/// The FOCUS export as a streamed body: rows are priced and written a charge period at a
-/// time on a background thread, so neither the export nor its memory grows with the window.
-/// A failure after the first rows ends the body early (and is logged).
+/// The media type of Parquet.
+const PARQUET: &str = "application/vnd.apache.parquet";
+
+/// The FOCUS export as a streamed body (CSV, or Parquet a row group per charge period): rows
+/// are priced and written a charge period at a time on a background thread, so neither the
+/// export nor its memory grows with the window. A failure after the first rows ends the body
+/// early (and is logged).
 fn focus_stream(
+    state: &AppState,
     view: Arc<View>,
-    archive: Arc<Archive>,
-    card: Arc<RateCard>,
-    focus: Arc<FocusSettings>,
     request: ReportRequest,
     permit: tokio::sync::OwnedSemaphorePermit,
-    runtime: tokio::runtime::Handle,
+    parquet: bool,
 ) -> Response {
+    let runtime = tokio::runtime::Handle::current();
+    let (archive, card, focus) = (
+        state.archive.clone(),
+        state.card.clone(),
+        state.focus.clone(),
+    );
     let (sender, receiver) = tokio::sync::mpsc::channel(4);
     let failed = sender.clone();
     super::background::spawn_background(move || {
@@ -279,18 +302,20 @@ fn focus_stream(
             sender,
             buffer: Vec::with_capacity(BODY_CHUNK),
         };
-        let written = FocusWriter::new(&focus, &mut body)
-            .map_err(ReportError::from)
-            .and_then(|mut rows| {
-                let warnings = sources.report_by_period(&runtime, &request, |part| {
-                    rows.write(part)?;
-                    rows.flush()
-                })?;
-                warnings.iter().for_each(|w| tracing::warn!("{w}"));
-                rows.finish()?;
-                Ok(())
-            })
-            .and_then(|()| std::io::Write::flush(&mut body).map_err(ReportError::from));
+        let money = card.currency().minor_units();
+        let written = (|| -> Result<(), ReportError> {
+            let sink: Box<dyn FocusSink + '_> = if parquet {
+                Box::new(ParquetRows::new(&mut body, &focus, money)?)
+            } else {
+                Box::new(CsvRows::new(&mut body)?)
+            };
+            let mut rows = FocusWriter::new(&focus, sink);
+            let warnings = sources.report_by_period(&runtime, &request, |part| rows.write(part))?;
+            warnings.iter().for_each(|w| tracing::warn!("{w}"));
+            rows.finish()?;
+            std::io::Write::flush(&mut body)?;
+            Ok(())
+        })();
         if let Err(e) = written {
             tracing::warn!(error = %e, "the FOCUS export stopped before its end");
             let _ = failed.blocking_send(Err(std::io::Error::other(e.to_string())));
@@ -299,8 +324,13 @@ fn focus_stream(
     let chunks = futures::stream::unfold(receiver, |mut receiver| async move {
         receiver.recv().await.map(|chunk| (chunk, receiver))
     });
+    let content_type = if parquet {
+        PARQUET
+    } else {
+        Format::Focus.content_type()
+    };
     (
-        [(header::CONTENT_TYPE, Format::Focus.content_type())],
+        [(header::CONTENT_TYPE, content_type)],
         Body::from_stream(chunks),
     )
         .into_response()

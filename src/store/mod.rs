@@ -33,7 +33,6 @@ use crate::cost::{CostLine, CostReport, Figures, GroupKey, LineFilter};
 use crate::time::{Interval, Step, UnixSeconds, format_time};
 
 const DAY: i64 = 86_400;
-const PRECISION: usize = 38;
 const SCALE: u32 = 18;
 
 /// The store could not be read or written.
@@ -60,18 +59,8 @@ fn fail(path: &Path, message: impl ToString) -> StoreError {
     }
 }
 
-fn scaled(value: Decimal) -> i128 {
-    let value = value.round_dp(SCALE);
-    value.mantissa() * 10_i128.pow(SCALE - value.scale())
-}
-
 fn decimal_column(name: &str, values: impl Iterator<Item = Option<Decimal>>) -> Column {
-    let physical: Int128Chunked = values.map(|v| v.map(scaled)).collect();
-    physical
-        .with_name(name.into())
-        .into_decimal_unchecked(PRECISION, SCALE as usize)
-        .into_series()
-        .into_column()
+    crate::output::decimal_column(name, SCALE, values)
 }
 
 impl RollupStore {

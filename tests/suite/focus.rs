@@ -6,7 +6,7 @@ use crate::support;
 use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
-use support::{fixture_report, report_stdout};
+use support::{chargeback_total, fixture_report, report_stdout};
 use tollgate::time::{month_start, next_month_start, parse_time};
 
 /// FOCUS 1.2's Mandatory columns.
@@ -186,21 +186,6 @@ fn check_row(row: &Row) {
     }
 }
 
-/// The chargeback CSV's cost column, summed.
-fn csv_total(csv: &str) -> Decimal {
-    let mut reader = csv::Reader::from_reader(csv.as_bytes());
-    let cost = reader
-        .headers()
-        .unwrap()
-        .iter()
-        .position(|h| h == "cost")
-        .unwrap();
-    reader
-        .records()
-        .map(|r| r.unwrap()[cost].parse::<Decimal>().unwrap_or_default())
-        .sum()
-}
-
 fn billed_total(rows: &[Row]) -> Decimal {
     rows.iter().map(|r| decimal(r, "BilledCost")).sum()
 }
@@ -210,7 +195,7 @@ fn fixture_rows_validate_and_add_up_to_the_chargeback() {
     let (header, rows) = parse(&fixture_report(&["--format", "focus"]));
     check_header(&header);
     rows.iter().for_each(check_row);
-    assert_eq!(billed_total(&rows), csv_total(&fixture_report(&[])));
+    assert_eq!(billed_total(&rows), chargeback_total(&fixture_report(&[])));
     assert_eq!(billed_total(&rows), "2006.40".parse::<Decimal>().unwrap());
 
     let by_name = |name: &str| rows.iter().find(|r| r["ResourceName"] == name).unwrap();
@@ -250,21 +235,13 @@ fn fixture_rows_validate_and_add_up_to_the_chargeback() {
 
 #[test]
 fn a_month_of_the_demo_fleet_reconciles_to_the_cent_across_billing_periods() {
-    let window = [
-        "--demo",
-        "--from",
-        "2026-10-15",
-        "--to",
-        "2026-11-15",
-        "--as-of",
-        "2026-11-15",
-    ];
+    let window = support::DEMO_MONTH;
     // Without --step a charge period is a day: the export streams a day at a time, and its
     // rows, rounded part by part, still add up to the chargeback's total to the cent.
     let (header, rows) = focus(&window);
     check_header(&header);
     rows.iter().for_each(check_row);
-    let total = csv_total(&report_stdout(&window));
+    let total = chargeback_total(&report_stdout(&window));
     assert_eq!(billed_total(&rows), total);
     assert!(total > Decimal::from(100_000), "{total}");
     assert!(

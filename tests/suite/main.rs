@@ -11,6 +11,7 @@ mod console;
 mod dashboards;
 mod demo_service;
 mod deploy;
+mod exports;
 mod focus;
 mod gate_properties;
 mod http_api;

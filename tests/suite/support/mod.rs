@@ -158,19 +158,52 @@ pub fn report_stdout(args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// The flags of a report on the fixture snapshot and rates over 2026-11-01.
+pub const FIXTURE: [&str; 8] = [
+    "--snapshot",
+    "tests/fixtures/snapshot",
+    "--pricing",
+    "tests/fixtures/rates.toml",
+    "--from",
+    "2026-11-01",
+    "--to",
+    "2026-11-02",
+];
+
+/// The flags of a report on the demo fleet from 2026-10-15 to 2026-11-15: a month across two
+/// billing periods.
+pub const DEMO_MONTH: [&str; 7] = [
+    "--demo",
+    "--from",
+    "2026-10-15",
+    "--to",
+    "2026-11-15",
+    "--as-of",
+    "2026-11-15",
+];
+
 /// `tollgate report` on the fixture snapshot and rates over 2026-11-01, with `extra` flags.
 pub fn fixture_report(extra: &[&str]) -> String {
-    let fixture = [
-        "--snapshot",
-        "tests/fixtures/snapshot",
-        "--pricing",
-        "tests/fixtures/rates.toml",
-        "--from",
-        "2026-11-01",
-        "--to",
-        "2026-11-02",
-    ];
-    report_stdout(&[&fixture[..], extra].concat())
+    report_stdout(&[&FIXTURE[..], extra].concat())
+}
+
+/// The `cost` column of a chargeback CSV, summed.
+pub fn chargeback_total(csv: &str) -> rust_decimal::Decimal {
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let cost = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "cost")
+        .unwrap();
+    reader
+        .records()
+        .map(|r| {
+            r.unwrap()[cost]
+                .parse::<rust_decimal::Decimal>()
+                .unwrap_or_default()
+        })
+        .sum()
 }
 
 /// A quota gate without budgets.

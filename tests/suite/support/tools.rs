@@ -15,6 +15,9 @@ pub enum Tool {
     KubernetesValidate,
     /// `chromium`, headless (Debian's `chromium`): the console in a real browser.
     Chromium,
+    /// DuckDB's Python package (PyPI `duckdb`): an independent reader of the Parquet and CSV
+    /// exports.
+    DuckDb,
 }
 
 impl Tool {
@@ -32,6 +35,7 @@ impl Tool {
             Tool::Kubectl => runs("kubectl", &["version", "--client"]),
             Tool::KubernetesValidate => runs("python3", &["-c", "import kubernetes_validate"]),
             Tool::Chromium => runs("chromium", &["--version"]),
+            Tool::DuckDb => runs("python3", &["-c", "import duckdb"]),
         }
     }
 
@@ -45,6 +49,7 @@ impl Tool {
                 "kubernetes-validate (python3 -m pip install kubernetes-validate)"
             }
             Tool::Chromium => "chromium (apt-get install --no-install-recommends chromium)",
+            Tool::DuckDb => "duckdb (python3 -m pip install duckdb)",
         }
     }
 }
@@ -52,13 +57,14 @@ impl Tool {
 /// Panics, naming every one of `tools` that is missing and how to get it, before a test runs
 /// against it. Each tool is looked for once per run.
 pub fn require(tools: &[Tool]) {
-    static FOUND: OnceLock<[bool; 4]> = OnceLock::new();
+    static FOUND: OnceLock<[bool; 5]> = OnceLock::new();
     let found = FOUND.get_or_init(|| {
         [
             Tool::Prometheus.present(),
             Tool::Kubectl.present(),
             Tool::KubernetesValidate.present(),
             Tool::Chromium.present(),
+            Tool::DuckDb.present(),
         ]
     });
     let missing: Vec<&str> = tools
