@@ -21,8 +21,8 @@ use crate::cost::{ReportRequest, RequestError, RequestText};
 use crate::ledger::Ledger;
 use crate::live::{ClusterStores, Leadership, SourceHealth, list_cluster, spawn_watchers};
 use crate::output::{
-    Container, CsvRows, FocusSink, FocusWriter, Format, OutputFile, ParquetRows, render,
-    write_chargeback_parquet,
+    Container, CsvRows, FocusSink, FocusVersion, FocusWriter, Format, OutputFile, ParquetRows,
+    render, write_chargeback_parquet,
 };
 use crate::pricing::RateCard;
 use crate::prometheus::{Prometheus, history_allocations};
@@ -158,7 +158,7 @@ struct ReportArgs {
     /// Rows per hour, day or month (default: one row per group for the whole window).
     #[arg(long, value_name = "STEP", default_value = "window")]
     step: String,
-    /// csv, json, or focus (FinOps FOCUS 1.2 rows, CSV).
+    /// csv, json, or focus (FinOps FOCUS 1.3 rows, or 1.2 with --focus-version).
     #[arg(long, value_name = "FORMAT", default_value = "csv")]
     format: String,
     /// Spread unallocated capacity over the groups that used it instead of `__unallocated__`.
@@ -174,6 +174,9 @@ struct ReportArgs {
     /// .parquet (the chargeback, or FOCUS rows with --format focus), .json (--format json)
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// FOCUS version of --format focus: 1.3 or 1.2 (default: config `focus.version`, else 1.3)
+    #[arg(long, value_name = "VERSION")]
+    focus_version: Option<FocusVersion>,
 }
 
 #[derive(Args, Debug)]
@@ -337,15 +340,19 @@ fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
         None => out,
     };
     let parquet = container == Some(Container::Parquet);
+    let mut focus = settings.focus.clone();
+    if let Some(version) = args.focus_version {
+        focus.version = version;
+    }
     if format == Format::Focus {
         // Streamed a charge period at a time: a month of a large fleet is never held at once.
         let money = card.currency().minor_units();
         let sink: Box<dyn FocusSink + '_> = if parquet {
-            Box::new(ParquetRows::new(target, &settings.focus, money).map_err(CliError::runtime)?)
+            Box::new(ParquetRows::new(target, &focus, money).map_err(CliError::runtime)?)
         } else {
-            Box::new(CsvRows::new(target).map_err(CliError::runtime)?)
+            Box::new(CsvRows::new(target, focus.version).map_err(CliError::runtime)?)
         };
-        let mut rows = FocusWriter::new(&settings.focus, sink);
+        let mut rows = FocusWriter::new(&focus, sink);
         let runtime = tokio::runtime::Runtime::new().map_err(CliError::runtime)?;
         let warnings = sources
             .report_by_period(runtime.handle(), &request, |part| rows.write(part))
@@ -362,7 +369,7 @@ fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
         if parquet {
             write_chargeback_parquet(&report.chargeback(), target)
         } else {
-            target.write_all(render(&report, format, &settings.focus).as_bytes())
+            target.write_all(render(&report, format, &focus).as_bytes())
         }
         .map_err(CliError::runtime)?;
     }

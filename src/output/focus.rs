@@ -1,5 +1,11 @@
-//! The FinOps FOCUS 1.2 export (SPEC §4.2): one cost-and-usage row per billed resource (pod,
-//! DRA claim, or a node's unallocated capacity) and charge period, as CSV.
+//! The FinOps FOCUS export (SPEC §4.2), 1.3 by default and 1.2 on request: one cost-and-usage
+//! row per billed resource (pod, DRA claim, or a node's unallocated capacity) and charge period.
+//!
+//! FOCUS 1.3's split-cost allocation columns describe what Tollgate does: each row is a share of
+//! its node's GPU capacity for the period (the origin charge, per node, model and tier), split by
+//! the GPU-hours each pod or claim held, the rest being the node's unallocated row
+//! (`AllocatedMethodId` [`ALLOCATED_METHOD`]; `AllocatedMethodDetails` gives the row's ratio and
+//! its GPU-hours).
 //!
 //! Rows come from the same engine as the chargeback, grouped by every key that tells resources
 //! apart, and rounded the same way: the `BilledCost` column adds up to the chargeback's total.
@@ -33,7 +39,53 @@ pub struct FocusSettings {
     pub service_name: String,
     /// `x_ClusterName` (default `default`).
     pub cluster: String,
+    /// `HostProviderName` (FOCUS 1.3): whose machines the GPUs are (default: `provider`).
+    pub host_provider: Option<String>,
+    /// The FOCUS version written: `1.3` (default) or `1.2`.
+    pub version: FocusVersion,
 }
+
+/// A FOCUS version Tollgate writes.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+pub enum FocusVersion {
+    /// FOCUS 1.2.
+    #[serde(rename = "1.2")]
+    V1_2,
+    /// FOCUS 1.3 (ratified 2025-12-05): 1.2's columns and the split-cost allocation ones,
+    /// `ServiceProviderName` and `HostProviderName`.
+    #[default]
+    #[serde(rename = "1.3")]
+    V1_3,
+}
+
+impl std::str::FromStr for FocusVersion {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim() {
+            "1.2" => Ok(FocusVersion::V1_2),
+            "1.3" => Ok(FocusVersion::V1_3),
+            other => Err(format!("FOCUS version {other:?}: use 1.3 or 1.2")),
+        }
+    }
+}
+
+impl FocusVersion {
+    /// The columns of this version, in order.
+    pub fn columns(self) -> &'static [&'static str] {
+        match self {
+            FocusVersion::V1_2 => &COLUMNS_1_2,
+            FocusVersion::V1_3 => &COLUMNS,
+        }
+    }
+}
+
+/// `AllocatedMethodId`: a node's GPU capacity for a charge period, split over the pods and DRA
+/// claims that held its GPUs by GPU-hours held, the rest to the node's unallocated row.
+pub const ALLOCATED_METHOD: &str = "tollgate-gpu-hours";
+
+/// Places `AllocatedRatio` is given to; the ratios of one origin charge add up to exactly 1.
+const RATIO_PLACES: u32 = 10;
 
 impl Default for FocusSettings {
     fn default() -> Self {
@@ -43,12 +95,19 @@ impl Default for FocusSettings {
             provider: "GPU Platform".into(),
             service_name: "Kubernetes GPUs".into(),
             cluster: "default".into(),
+            host_provider: None,
+            version: FocusVersion::default(),
         }
     }
 }
 
-/// The columns, FOCUS's in alphabetical order, then the `x_` extras.
-pub const COLUMNS: [&str; 39] = [
+/// The columns of FOCUS 1.3, FOCUS's in alphabetical order, then the `x_` extras.
+pub const COLUMNS: [&str; 46] = [
+    "AllocatedMethodDetails",
+    "AllocatedMethodId",
+    "AllocatedResourceId",
+    "AllocatedResourceName",
+    "AllocatedTags",
     "BilledCost",
     "BillingAccountId",
     "BillingAccountName",
@@ -65,6 +124,7 @@ pub const COLUMNS: [&str; 39] = [
     "ConsumedUnit",
     "ContractedCost",
     "EffectiveCost",
+    "HostProviderName",
     "InvoiceIssuerName",
     "ListCost",
     "PricingCategory",
@@ -77,6 +137,7 @@ pub const COLUMNS: [&str; 39] = [
     "ResourceType",
     "ServiceCategory",
     "ServiceName",
+    "ServiceProviderName",
     "ServiceSubcategory",
     "SkuId",
     "SubAccountId",
@@ -89,6 +150,43 @@ pub const COLUMNS: [&str; 39] = [
     "x_IdleCost",
     "x_UnpricedGpuHours",
 ];
+
+/// The columns of FOCUS 1.2: 1.3's less the allocation columns, `HostProviderName` and
+/// `ServiceProviderName`.
+pub const COLUMNS_1_2: [&str; 39] = {
+    let mut columns = [""; 39];
+    let (mut from, mut to) = (0, 0);
+    while from < COLUMNS.len() {
+        if !is_new_in_1_3(COLUMNS[from]) {
+            columns[to] = COLUMNS[from];
+            to += 1;
+        }
+        from += 1;
+    }
+    columns
+};
+
+/// Whether FOCUS 1.3 added `column` (to what Tollgate writes).
+const fn is_new_in_1_3(column: &str) -> bool {
+    let bytes = column.as_bytes();
+    starts_with(bytes, b"Allocated")
+        || matches!(bytes, b"HostProviderName")
+        || matches!(bytes, b"ServiceProviderName")
+}
+
+const fn starts_with(bytes: &[u8], prefix: &[u8]) -> bool {
+    if bytes.len() < prefix.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < prefix.len() {
+        if bytes[i] != prefix[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
 
 /// The request FOCUS rows are computed from: grouped by resource, one charge period a day
 /// unless another step is asked (a period never crosses a billing period: months cut too).
@@ -211,6 +309,83 @@ pub struct FocusRow<'a> {
     pub idle_cost: Option<Decimal>,
     /// `x_UnpricedGpuHours`.
     pub unpriced: Decimal,
+    /// `AllocatedMethodDetails`: the row's share of its node's capacity and its GPU-hours, JSON.
+    pub allocated_details: &'a str,
+    /// `AllocatedTags`: the workload's cost center and namespace, JSON.
+    pub allocated_tags: &'a str,
+}
+
+impl FocusRow<'_> {
+    /// The row as FOCUS 1.3 text cells, in [`COLUMNS`] order (unknowns empty).
+    fn cells<'c>(
+        &'c self,
+        settings: &'c FocusSettings,
+        times: &'c [String; 4],
+        numbers: &'c [String; 7],
+    ) -> [&'c str; 46] {
+        let [start, end, billing_start, billing_end] = times;
+        let [
+            cost,
+            consumed,
+            pricing_quantity,
+            utilization,
+            idle_cost,
+            unpriced,
+            _,
+        ] = numbers;
+        let host = settings
+            .host_provider
+            .as_deref()
+            .unwrap_or(&settings.provider);
+        [
+            self.allocated_details,
+            ALLOCATED_METHOD,
+            self.resource_id,
+            self.resource_name,
+            self.allocated_tags,
+            cost,
+            &settings.billing_account_id,
+            &settings.billing_account_name,
+            self.currency,
+            billing_end,
+            billing_start,
+            "Usage",
+            "",
+            self.description,
+            "Usage-Based",
+            end,
+            start,
+            consumed,
+            "GPU-Hours",
+            cost,
+            cost,
+            host,
+            &settings.provider,
+            cost,
+            self.pricing_category,
+            pricing_quantity,
+            "GPU-Hours",
+            &settings.provider,
+            &settings.provider,
+            self.resource_id,
+            self.resource_name,
+            self.resource_type,
+            "Compute",
+            &settings.service_name,
+            &settings.provider,
+            "Containers",
+            self.sku,
+            self.sub_account.unwrap_or_default(),
+            self.sub_account.unwrap_or_default(),
+            self.tags,
+            &settings.cluster,
+            self.cost_center,
+            self.cost_center_source,
+            utilization,
+            idle_cost,
+            unpriced,
+        ]
+    }
 }
 
 /// Where FOCUS rows go: CSV text ([`CsvRows`]), or Parquet row groups
@@ -241,19 +416,27 @@ impl<T: FocusSink + ?Sized> FocusSink for Box<T> {
 /// FOCUS rows as RFC 4180 CSV.
 pub struct CsvRows<W: Write> {
     writer: ::csv::Writer<W>,
+    /// Where each column of the version written is among [`COLUMNS`].
+    picked: Vec<usize>,
     /// The last charge period's four times, printed once.
     times: Option<(Interval, [String; 4])>,
 }
 
 impl<W: Write> CsvRows<W> {
-    /// Writes the header to `out`.
-    pub fn new(out: W) -> std::io::Result<Self> {
+    /// Writes the header of `version` to `out`.
+    pub fn new(out: W, version: FocusVersion) -> std::io::Result<Self> {
         let mut writer = ::csv::WriterBuilder::new()
             .terminator(::csv::Terminator::CRLF)
             .from_writer(out);
-        writer.write_record(COLUMNS)?;
+        let columns = version.columns();
+        writer.write_record(columns)?;
+        let picked = columns
+            .iter()
+            .filter_map(|c| COLUMNS.iter().position(|all| all == c))
+            .collect();
         Ok(CsvRows {
             writer,
+            picked,
             times: None,
         })
     }
@@ -270,57 +453,30 @@ impl<W: Write> FocusSink for CsvRows<W> {
             ];
             self.times = Some((row.charge, times.map(format_time)));
         }
-        let [start, end, billing_start, billing_end] = self
+        let times = self
             .times
             .as_ref()
             .map(|(_, t)| t)
             .unwrap_or_else(|| unreachable!("set above"));
-        let cost = row.cost.to_string();
         let text = |v: Option<Decimal>| v.map(|v| v.to_string()).unwrap_or_default();
-        let cells: [&str; 39] = [
-            &cost,
-            &settings.billing_account_id,
-            &settings.billing_account_name,
-            row.currency,
-            billing_end,
-            billing_start,
-            "Usage",
-            "",
-            row.description,
-            "Usage-Based",
-            end,
-            start,
-            &row.consumed.to_string(),
-            "GPU-Hours",
-            &cost,
-            &cost,
-            &settings.provider,
-            &cost,
-            row.pricing_category,
-            &row.pricing_quantity.to_string(),
-            "GPU-Hours",
-            &settings.provider,
-            &settings.provider,
-            row.resource_id,
-            row.resource_name,
-            row.resource_type,
-            "Compute",
-            &settings.service_name,
-            "Containers",
-            row.sku,
-            row.sub_account.unwrap_or_default(),
-            row.sub_account.unwrap_or_default(),
-            row.tags,
-            &settings.cluster,
-            row.cost_center,
-            row.cost_center_source,
-            &text(row.utilization),
-            &text(row.idle_cost),
-            &row.unpriced.to_string(),
+        let numbers = [
+            row.cost.to_string(),
+            row.consumed.to_string(),
+            row.pricing_quantity.to_string(),
+            text(row.utilization),
+            text(row.idle_cost),
+            row.unpriced.to_string(),
+            String::new(),
         ];
-        let cells = cells.map(spreadsheet_safe);
-        self.writer
-            .write_record(cells.iter().map(|cell| cell.as_bytes()))?;
+        let cells = row.cells(settings, times, &numbers);
+        self.writer.write_record(
+            self.picked
+                .iter()
+                .map(|&i| spreadsheet_safe(cells[i]))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(|cell| cell.as_bytes()),
+        )?;
         Ok(())
     }
 
@@ -340,7 +496,7 @@ pub fn write_focus(
     settings: &FocusSettings,
     out: impl Write,
 ) -> std::io::Result<()> {
-    let mut writer = FocusWriter::new(settings, CsvRows::new(out)?);
+    let mut writer = FocusWriter::new(settings, CsvRows::new(out, settings.version)?);
     writer.write(report)?;
     writer.finish()
 }
@@ -354,6 +510,8 @@ pub struct FocusWriter<'s, S> {
     carried: Carried,
     /// The `Tags` JSON of each cost center, made once.
     tags: HashMap<String, String>,
+    /// The `AllocatedTags` JSON of each cost center and namespace, made once.
+    allocated_tags: HashMap<(String, String), String>,
 }
 
 impl<'s, S> FocusWriter<'s, S> {
@@ -364,6 +522,7 @@ impl<'s, S> FocusWriter<'s, S> {
             settings,
             carried: Carried::default(),
             tags: HashMap::new(),
+            allocated_tags: HashMap::new(),
         }
     }
 }
@@ -379,7 +538,8 @@ impl<S: FocusSink> FocusWriter<'_, S> {
         let chargeback = report.chargeback_carried(&mut self.carried);
         let currency = chargeback.currency.code();
         let zero = fixed(Decimal::ZERO, chargeback.currency.minor_units());
-        for (exact, line) in report.lines.iter().zip(&chargeback.lines) {
+        let ratios = allocated_ratios(&chargeback.lines);
+        for ((exact, line), ratio) in report.lines.iter().zip(&chargeback.lines).zip(ratios) {
             let Some(resource) = Resource::of(line) else {
                 continue;
             };
@@ -422,9 +582,65 @@ impl<S: FocusSink> FocusWriter<'_, S> {
                 utilization,
                 idle_cost: figures.idle_cost,
                 unpriced: figures.unpriced_gpu_hours,
+                allocated_details: &format!(
+                    "{{\"Elements\":[{{\"AllocatedRatio\":{},\"UsageUnit\":\"GPU-Hours\",\"UsageQuantity\":{}}}]}}",
+                    ratio.normalize(),
+                    figures.gpu_hours
+                ),
+                allocated_tags: self
+                    .allocated_tags
+                    .entry((
+                        resource.cost_center.to_string(),
+                        resource.namespace.to_string(),
+                    ))
+                    .or_insert_with(|| {
+                        serde_json::json!({
+                            "cost_center": resource.cost_center,
+                            "namespace": resource.namespace,
+                        })
+                        .to_string()
+                    }),
             };
             self.sink.row(self.settings, &row)?;
         }
         self.sink.end_part()
     }
+}
+
+/// Each line's `AllocatedRatio`: its GPU-hours over those of every line of the same origin
+/// charge (the node's capacity of one model and tier in the period), to [`RATIO_PLACES`] places,
+/// the largest line taking what rounding left so that each origin's ratios add up to exactly 1.
+/// Lines that are not FOCUS resources get 0.
+fn allocated_ratios(lines: &[CostLine]) -> Vec<Decimal> {
+    let mut origins: HashMap<(Interval, &str, &str, &str), Vec<usize>> = HashMap::new();
+    for (i, line) in lines.iter().enumerate() {
+        if let Some(r) = Resource::of(line) {
+            origins
+                .entry((line.period, r.node, r.gpu_model, r.tier))
+                .or_default()
+                .push(i);
+        }
+    }
+    let mut ratios = vec![Decimal::ZERO; lines.len()];
+    for members in origins.into_values() {
+        let hours = |i: usize| lines[i].figures.gpu_hours;
+        let total: Decimal = members.iter().map(|&i| hours(i)).sum();
+        let share = Decimal::ONE / Decimal::from(members.len());
+        for &i in &members {
+            let exact = if total.is_zero() {
+                share
+            } else {
+                hours(i) / total
+            };
+            ratios[i] = exact.round_dp(RATIO_PLACES);
+        }
+        let sum: Decimal = members.iter().map(|&i| ratios[i]).sum();
+        if let Some(&largest) = members
+            .iter()
+            .max_by_key(|&&i| (hours(i), std::cmp::Reverse(i)))
+        {
+            ratios[largest] += Decimal::ONE - sum;
+        }
+    }
+    ratios
 }

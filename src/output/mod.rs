@@ -18,8 +18,8 @@ use rust_decimal::Decimal;
 pub use self::csv::write_csv;
 pub use self::file::{Container, OutputFile};
 pub use self::focus::{
-    COLUMNS as FOCUS_COLUMNS, CsvRows, FocusRow, FocusSettings, FocusSink, FocusWriter,
-    focus_request, write_focus,
+    ALLOCATED_METHOD, COLUMNS as FOCUS_COLUMNS, COLUMNS_1_2 as FOCUS_1_2_COLUMNS, CsvRows,
+    FocusRow, FocusSettings, FocusSink, FocusVersion, FocusWriter, focus_request, write_focus,
 };
 pub use self::json::to_json;
 pub use self::parquet::{ParquetRows, decimal_column, write_chargeback_parquet};
@@ -34,7 +34,7 @@ pub enum Format {
     Csv,
     /// JSON with money as decimal strings.
     Json,
-    /// FinOps FOCUS 1.2 rows as CSV, SPEC §4.2.
+    /// FinOps FOCUS rows (1.3, or 1.2 by `focus.version`), SPEC §4.2.
     Focus,
 }
 

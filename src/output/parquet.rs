@@ -9,7 +9,7 @@ use polars::prelude::*;
 use rust_decimal::Decimal;
 
 use super::figure_columns;
-use super::focus::{COLUMNS, FocusRow, FocusSettings, FocusSink};
+use super::focus::{ALLOCATED_METHOD, COLUMNS, FocusRow, FocusSettings, FocusSink};
 use crate::cost::{Chargeback, Figures, HOUR_PLACES};
 use crate::time::UnixSeconds;
 
@@ -104,6 +104,8 @@ struct Batch {
     utilization: Vec<Option<Decimal>>,
     idle_cost: Vec<Option<Decimal>>,
     unpriced: Vec<Decimal>,
+    allocated_details: Vec<String>,
+    allocated_tags: Vec<String>,
 }
 
 impl Batch {
@@ -128,9 +130,12 @@ impl Batch {
         self.utilization.push(row.utilization);
         self.idle_cost.push(row.idle_cost);
         self.unpriced.push(row.unpriced);
+        self.allocated_details
+            .push(row.allocated_details.to_string());
+        self.allocated_tags.push(row.allocated_tags.to_string());
     }
 
-    /// The batch as a frame of [`COLUMNS`], in order.
+    /// The batch as a frame of the columns of `settings.version`, in order.
     fn frame(&self, settings: &FocusSettings, money: u32) -> PolarsResult<DataFrame> {
         let n = self.cost.len();
         let fixed = |name: &str, value: &str| Column::new(name.into(), vec![value; n]);
@@ -139,7 +144,16 @@ impl Batch {
         let hours = |name: &str, values: &[Decimal]| {
             decimal_column(name, HOUR_PLACES, values.iter().map(|v| Some(*v)))
         };
+        let host = settings
+            .host_provider
+            .as_deref()
+            .unwrap_or(&settings.provider);
         let columns = vec![
+            text("AllocatedMethodDetails", &self.allocated_details),
+            fixed("AllocatedMethodId", ALLOCATED_METHOD),
+            text("AllocatedResourceId", &self.resource_id),
+            text("AllocatedResourceName", &self.resource_name),
+            text("AllocatedTags", &self.allocated_tags),
             cost("BilledCost"),
             fixed("BillingAccountId", &settings.billing_account_id),
             fixed("BillingAccountName", &settings.billing_account_name),
@@ -156,6 +170,7 @@ impl Batch {
             fixed("ConsumedUnit", "GPU-Hours"),
             cost("ContractedCost"),
             cost("EffectiveCost"),
+            fixed("HostProviderName", host),
             fixed("InvoiceIssuerName", &settings.provider),
             cost("ListCost"),
             Column::new("PricingCategory".into(), &self.pricing_category),
@@ -168,6 +183,7 @@ impl Batch {
             Column::new("ResourceType".into(), &self.resource_type),
             fixed("ServiceCategory", "Compute"),
             fixed("ServiceName", &settings.service_name),
+            fixed("ServiceProviderName", &settings.provider),
             fixed("ServiceSubcategory", "Containers"),
             text("SkuId", &self.sku),
             Column::new("SubAccountId".into(), &self.sub_account),
@@ -181,7 +197,7 @@ impl Batch {
             hours("x_UnpricedGpuHours", &self.unpriced),
         ];
         debug_assert!(columns.iter().map(|c| c.name().as_str()).eq(COLUMNS));
-        DataFrame::new(n, columns)
+        DataFrame::new(n, columns)?.select(settings.version.columns().iter().copied())
     }
 }
 

@@ -90,7 +90,7 @@ pub struct ChargebackParams {
     group_by: Option<String>,
     /// hour, day, month, or window (default: one row per group for the whole window).
     step: Option<String>,
-    /// csv (default), json, or focus (FinOps FOCUS 1.2 rows, CSV).
+    /// csv (default), json, or focus (FinOps FOCUS rows, 1.3 or as `focus.version` says).
     format: Option<String>,
     /// true: spread unallocated capacity over the groups that used it.
     share_unallocated: Option<bool>,
@@ -307,7 +307,7 @@ fn focus_stream(
             let sink: Box<dyn FocusSink + '_> = if parquet {
                 Box::new(ParquetRows::new(&mut body, &focus, money)?)
             } else {
-                Box::new(CsvRows::new(&mut body)?)
+                Box::new(CsvRows::new(&mut body, focus.version)?)
             };
             let mut rows = FocusWriter::new(&focus, sink);
             let warnings = sources.report_by_period(&runtime, &request, |part| rows.write(part))?;

@@ -158,7 +158,7 @@ async fn the_console_shows_the_api_s_figures_in_a_real_browser() {
     );
     let focus = service.get(&href_of(&pods, "Download FOCUS")).await;
     assert!(
-        focus.starts_with("BilledCost,") || focus.contains("BilledCost"),
+        focus.starts_with("AllocatedMethodDetails,") && focus.contains(",BilledCost,"),
         "{focus}"
     );
 

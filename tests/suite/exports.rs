@@ -13,9 +13,11 @@ use serde_json::Value;
 use support::tools::{Tool, require};
 use support::{chargeback_total, fixture_report, report_stdout};
 
-/// FOCUS 1.2's Mandatory columns, with the type DuckDB reads for each: FOCUS's Decimal as
+/// FOCUS 1.3's Mandatory columns, with the type DuckDB reads for each: FOCUS's Decimal as
 /// DECIMAL (money to the cent of USD), DateTime as a UTC timestamp, String as VARCHAR.
-const MANDATORY: [(&str, &str); 21] = [
+const MANDATORY: [(&str, &str); 23] = [
+    ("HostProviderName", "VARCHAR"),
+    ("ServiceProviderName", "VARCHAR"),
     ("BilledCost", "DECIMAL(38,2)"),
     ("BillingAccountId", "VARCHAR"),
     ("BillingAccountName", "VARCHAR"),

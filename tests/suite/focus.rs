@@ -51,6 +51,79 @@ const ALSO: [&str; 12] = [
 ];
 const EXTRAS: [&str; 3] = ["x_CostCenter", "x_GpuUtilization", "x_ClusterName"];
 
+/// What FOCUS 1.3 adds: the split-cost allocation columns, and the providers that replace
+/// `ProviderName` (kept, deprecated).
+const NEW_IN_1_3: [&str; 7] = [
+    "AllocatedMethodDetails",
+    "AllocatedMethodId",
+    "AllocatedResourceId",
+    "AllocatedResourceName",
+    "AllocatedTags",
+    "HostProviderName",
+    "ServiceProviderName",
+];
+
+/// Every origin charge's (period, node, model, tier) `AllocatedRatio`s add up to exactly 1, and
+/// each row's ratio is its GPU-hours over its origin's.
+fn check_allocation(rows: &[Row]) {
+    /// (period, node, model, pricing category).
+    type Origin = (String, String, String, String);
+    let mut origins: BTreeMap<Origin, Vec<(Decimal, Decimal)>> = BTreeMap::new();
+    for row in rows {
+        assert_eq!(row["AllocatedMethodId"], "tollgate-gpu-hours");
+        assert_eq!(row["AllocatedResourceId"], row["ResourceId"]);
+        assert_eq!(row["AllocatedResourceName"], row["ResourceName"]);
+        let tags: serde_json::Value = serde_json::from_str(&row["AllocatedTags"]).unwrap();
+        assert_eq!(tags["cost_center"], row["x_CostCenter"].as_str());
+        let details: serde_json::Value =
+            serde_json::from_str(&row["AllocatedMethodDetails"]).unwrap();
+        let element = &details["Elements"][0];
+        assert_eq!(element["UsageUnit"], "GPU-Hours");
+        let number = |v: &serde_json::Value| v.to_string().parse::<Decimal>().unwrap();
+        assert_eq!(
+            number(&element["UsageQuantity"]),
+            decimal(row, "ConsumedQuantity")
+        );
+        let node = match row["ResourceType"].as_str() {
+            "Node" => row["ResourceName"].clone(),
+            // "… on node NAME", and "; … have no price …" after it for unpriced hours.
+            _ => row["ChargeDescription"]
+                .split(';')
+                .next()
+                .and_then(|d| d.rsplit(" on node ").next())
+                .unwrap()
+                .to_string(),
+        };
+        origins
+            .entry((
+                row["ChargePeriodStart"].clone(),
+                node,
+                row["SkuId"].clone(),
+                row["PricingCategory"].clone(),
+            ))
+            .or_default()
+            .push((
+                number(&element["AllocatedRatio"]),
+                decimal(row, "ConsumedQuantity"),
+            ));
+    }
+    for (origin, shares) in origins {
+        let ratios: Decimal = shares.iter().map(|s| s.0).sum();
+        assert_eq!(ratios, Decimal::ONE, "{origin:?}: {shares:?}");
+        let hours: Decimal = shares.iter().map(|s| s.1).sum();
+        // Each ratio is to 10 places; the largest also took what rounding left of the others.
+        let within = Decimal::new(shares.len() as i64, 10);
+        for &(ratio, held) in &shares {
+            if !hours.is_zero() {
+                assert!(
+                    (ratio - held / hours).abs() <= within,
+                    "{origin:?}: {shares:?}"
+                );
+            }
+        }
+    }
+}
+
 type Row = BTreeMap<String, String>;
 
 /// The header and rows of `tollgate report --format focus` with `args`.
@@ -91,7 +164,12 @@ fn datetime(row: &Row, column: &str) -> i64 {
 
 /// The header: every Mandatory column and those SPEC §4.2 adds, FOCUS columns before `x_` ones.
 fn check_header(header: &[String]) {
-    for column in MANDATORY.iter().chain(&ALSO).chain(&EXTRAS) {
+    for column in MANDATORY
+        .iter()
+        .chain(&ALSO)
+        .chain(&EXTRAS)
+        .chain(&NEW_IN_1_3)
+    {
         assert!(header.iter().any(|h| h == column), "{column} is missing");
     }
     let first_extra = header.iter().position(|h| h.starts_with("x_")).unwrap();
@@ -195,6 +273,7 @@ fn fixture_rows_validate_and_add_up_to_the_chargeback() {
     let (header, rows) = parse(&fixture_report(&["--format", "focus"]));
     check_header(&header);
     rows.iter().for_each(check_row);
+    check_allocation(&rows);
     assert_eq!(billed_total(&rows), chargeback_total(&fixture_report(&[])));
     assert_eq!(billed_total(&rows), "2006.40".parse::<Decimal>().unwrap());
 
@@ -231,6 +310,44 @@ fn fixture_rows_validate_and_add_up_to_the_chargeback() {
     let unpriced = by_name("gh-0");
     assert_eq!(unpriced["x_UnpricedGpuHours"], "24.0000");
     assert_eq!(unpriced["BilledCost"], "0.00");
+
+    // FOCUS 1.3's split: node-h100 has 8 GPUs, 192 GPU-hours in the day. chat-0 held 2 of them
+    // all day (48 h: 0.25), serve-0 12 h (0.0625), train-0 16 h (1/12), and the 116 h no pod
+    // held are its unallocated row (116/192 = 0.6041666666…, to 10 places and taking what
+    // rounding left: 1 − 0.25 − 0.0625 − 0.0833333333).
+    let ratio = |name: &str| {
+        let details: serde_json::Value =
+            serde_json::from_str(&by_name(name)["AllocatedMethodDetails"]).unwrap();
+        details["Elements"][0]["AllocatedRatio"].to_string()
+    };
+    assert_eq!(ratio("chat-0"), "0.25");
+    assert_eq!(ratio("serve-0"), "0.0625");
+    assert_eq!(ratio("train-0"), "0.0833333333");
+    assert_eq!(ratio("node-h100"), "0.6041666667");
+    assert_eq!(
+        by_name("chat-0")["AllocatedTags"],
+        r#"{"cost_center":"cc-100","namespace":"team-a"}"#
+    );
+    for column in ["ServiceProviderName", "HostProviderName", "ProviderName"] {
+        assert_eq!(chat[column], "GPU Platform", "{column}");
+    }
+
+    // FOCUS 1.2 on request: its 39 columns, in order, and the same rows.
+    let (header_1_2, rows_1_2) = parse(&fixture_report(&[
+        "--format",
+        "focus",
+        "--focus-version",
+        "1.2",
+    ]));
+    let expected: Vec<&str> = header
+        .iter()
+        .map(String::as_str)
+        .filter(|c| !NEW_IN_1_3.contains(c))
+        .collect();
+    assert_eq!(header_1_2, expected);
+    assert_eq!(header_1_2.len(), 39);
+    assert_eq!(rows_1_2.len(), rows.len());
+    assert_eq!(billed_total(&rows_1_2), billed_total(&rows));
 }
 
 #[test]
@@ -241,6 +358,7 @@ fn a_month_of_the_demo_fleet_reconciles_to_the_cent_across_billing_periods() {
     let (header, rows) = focus(&window);
     check_header(&header);
     rows.iter().for_each(check_row);
+    check_allocation(&rows);
     let total = chargeback_total(&report_stdout(&window));
     assert_eq!(billed_total(&rows), total);
     assert!(total > Decimal::from(100_000), "{total}");

@@ -77,7 +77,7 @@ async fn chargeback_is_the_same_as_the_report() {
         (200, "text/csv; charset=utf-8")
     );
     assert_eq!(focus, fixture_report(&["--format", "focus"]));
-    assert!(focus.starts_with("BilledCost,BillingAccountId,"));
+    assert!(focus.starts_with("AllocatedMethodDetails,AllocatedMethodId,"));
     // Defaults: month to date of the server's as-of (2026-11-02).
     let (_, _, json) = get("/api/v1/chargeback?format=json&share_unallocated=true").await;
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
