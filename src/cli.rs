@@ -290,8 +290,9 @@ fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
         .format
         .parse()
         .map_err(|e| CliError::input(format!("--format: {e}")))?;
-    let request = ReportRequest::parse(text, now())
-        .and_then(|r| format.request(&r, args.group_by.is_some()))
+    let asked = ReportRequest::parse(text, now()).map_err(flag_error)?;
+    let request = format
+        .request(&asked, args.group_by.is_some())
         .map_err(flag_error)?;
     let container = args
         .output
@@ -352,7 +353,7 @@ fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
         } else {
             Box::new(CsvRows::new(target, focus.version).map_err(CliError::runtime)?)
         };
-        let mut rows = FocusWriter::new(&focus, sink);
+        let mut rows = FocusWriter::new(&focus, sink, asked.only);
         let runtime = tokio::runtime::Runtime::new().map_err(CliError::runtime)?;
         let warnings = sources
             .report_by_period(runtime.handle(), &request, |part| rows.write(part))

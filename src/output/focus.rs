@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use super::spreadsheet_safe;
 use crate::allocation::UNALLOCATED;
-use crate::cost::{Carried, CostLine, CostReport, GroupBy, ReportRequest};
+use crate::cost::{Carried, CostLine, CostReport, GroupBy, LineFilter, ReportRequest};
 use crate::money::fixed;
 use crate::time::{Interval, Step, format_time, month_start, next_month_start};
 
@@ -191,6 +191,9 @@ const fn starts_with(bytes: &[u8], prefix: &[u8]) -> bool {
 /// The request FOCUS rows are computed from: grouped by resource, one charge period a day
 /// unless another step is asked (a period never crosses a billing period: months cut too).
 /// Days are what lets an export stream with one day in memory at a time.
+///
+/// A filter on cost center or namespace is left to the [`FocusWriter`]: every row's
+/// `AllocatedRatio` is a share of its node's capacity, which takes the node's other rows.
 pub fn focus_request(request: &ReportRequest) -> ReportRequest {
     ReportRequest {
         step: match request.step {
@@ -198,6 +201,7 @@ pub fn focus_request(request: &ReportRequest) -> ReportRequest {
             step => step,
         },
         group_by: GroupBy::resources(),
+        only: LineFilter::default(),
         ..request.clone()
     }
 }
@@ -496,7 +500,11 @@ pub fn write_focus(
     settings: &FocusSettings,
     out: impl Write,
 ) -> std::io::Result<()> {
-    let mut writer = FocusWriter::new(settings, CsvRows::new(out, settings.version)?);
+    let mut writer = FocusWriter::new(
+        settings,
+        CsvRows::new(out, settings.version)?,
+        LineFilter::default(),
+    );
     writer.write(report)?;
     writer.finish()
 }
@@ -512,12 +520,16 @@ pub struct FocusWriter<'s, S> {
     tags: HashMap<String, String>,
     /// The `AllocatedTags` JSON of each cost center and namespace, made once.
     allocated_tags: HashMap<(String, String), String>,
+    /// The rows written: those of a cost center or namespace, or all.
+    only: LineFilter,
 }
 
 impl<'s, S> FocusWriter<'s, S> {
-    /// Rows named by `settings`, into `sink` ([`CsvRows`] or [`ParquetRows`](super::ParquetRows)).
-    pub fn new(settings: &'s FocusSettings, sink: S) -> Self {
+    /// Rows named by `settings`, into `sink` ([`CsvRows`] or [`ParquetRows`](super::ParquetRows)),
+    /// those `only` keeps (each is the row of the whole export).
+    pub fn new(settings: &'s FocusSettings, sink: S, only: LineFilter) -> Self {
         FocusWriter {
+            only,
             sink,
             settings,
             carried: Carried::default(),
@@ -539,10 +551,14 @@ impl<S: FocusSink> FocusWriter<'_, S> {
         let currency = chargeback.currency.code();
         let zero = fixed(Decimal::ZERO, chargeback.currency.minor_units());
         let ratios = allocated_ratios(&chargeback.lines);
+        let keys = report.request.group_by.keys();
         for ((exact, line), ratio) in report.lines.iter().zip(&chargeback.lines).zip(ratios) {
             let Some(resource) = Resource::of(line) else {
                 continue;
             };
+            if !self.only.keeps(keys, line.group.iter().map(String::as_str)) {
+                continue;
+            }
             let (name, kind, mut description) = resource.describe();
             let figures = &line.figures;
             if !figures.unpriced_gpu_hours.is_zero() {

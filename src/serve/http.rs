@@ -25,7 +25,7 @@ use super::metrics;
 use super::quota::QuotaGate;
 use super::view::View;
 use crate::budget::QuotaDecision;
-use crate::cost::{ReportRequest, RequestText};
+use crate::cost::{LineFilter, ReportRequest, RequestText};
 use crate::output::{
     CsvRows, FocusSettings, FocusSink, FocusWriter, Format, ParquetRows, render,
     write_chargeback_parquet,
@@ -166,10 +166,11 @@ async fn chargeback(
         cost_center: params.cost_center.as_deref(),
         namespace: params.namespace.as_deref(),
     };
-    let request = match ReportRequest::parse(text, view.as_of)
-        .and_then(|r| format.request(&r, params.group_by.is_some()))
-    {
-        Ok(request) => request,
+    let (request, only) = match ReportRequest::parse(text, view.as_of).and_then(|r| {
+        let request = format.request(&r, params.group_by.is_some())?;
+        Ok((request, r.only))
+    }) {
+        Ok(asked) => asked,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
     // `Accept: application/vnd.apache.parquet` asks for Parquet (CSV and FOCUS rows).
@@ -185,7 +186,7 @@ async fn chargeback(
         let Ok(permit) = state.reports.clone().acquire_owned().await else {
             return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
         };
-        return focus_stream(&state, view, request, permit, parquet);
+        return focus_stream(&state, view, (request, only), permit, parquet);
     }
     let focus = state.focus.clone();
     let rendered = report_job(&state, move |runtime, archive, card| {
@@ -282,7 +283,7 @@ const PARQUET: &str = "application/vnd.apache.parquet";
 fn focus_stream(
     state: &AppState,
     view: Arc<View>,
-    request: ReportRequest,
+    (request, only): (ReportRequest, LineFilter),
     permit: tokio::sync::OwnedSemaphorePermit,
     parquet: bool,
 ) -> Response {
@@ -309,7 +310,7 @@ fn focus_stream(
             } else {
                 Box::new(CsvRows::new(&mut body, focus.version)?)
             };
-            let mut rows = FocusWriter::new(&focus, sink);
+            let mut rows = FocusWriter::new(&focus, sink, only);
             let warnings = sources.report_by_period(&runtime, &request, |part| rows.write(part))?;
             warnings.iter().for_each(|w| tracing::warn!("{w}"));
             rows.finish()?;
