@@ -55,14 +55,6 @@ impl Grain {
             None
         }
     }
-
-    /// The keys its rows are grouped by.
-    pub fn keys(self) -> &'static [GroupKey] {
-        match self {
-            Grain::Hourly | Grain::Daily => &ROLLUP_KEYS,
-            Grain::Pods => &POD_KEYS,
-        }
-    }
 }
 
 const DAY: i64 = 86_400;
