@@ -325,7 +325,7 @@ impl FocusRow<'_> {
         &'c self,
         settings: &'c FocusSettings,
         times: &'c [String; 4],
-        numbers: &'c [String; 7],
+        numbers: &'c [String; 6],
     ) -> [&'c str; 46] {
         let [start, end, billing_start, billing_end] = times;
         let [
@@ -470,7 +470,6 @@ impl<W: Write> FocusSink for CsvRows<W> {
             text(row.utilization),
             text(row.idle_cost),
             row.unpriced.to_string(),
-            String::new(),
         ];
         let cells = row.cells(settings, times, &numbers);
         self.writer.write_record(
