@@ -335,7 +335,6 @@ impl FocusRow<'_> {
             utilization,
             idle_cost,
             unpriced,
-            _,
         ] = numbers;
         let host = settings
             .host_provider
