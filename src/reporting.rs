@@ -10,7 +10,7 @@ use crate::pricing::RateCard;
 use crate::prometheus::Prometheus;
 use crate::store::{Catalog, Plan, RollupStore, StoreError, compose, rollup_requests};
 use crate::time::{Interval, UnixSeconds, format_time};
-use crate::usage::Utilization;
+use crate::usage::{UsageIndex, Utilization};
 
 const DAY: i64 = 86_400;
 
@@ -51,6 +51,44 @@ pub struct Sources<'a> {
 }
 
 impl Sources<'_> {
+    /// DCGM usage over `window` when Prometheus is configured; when it does not answer, none
+    /// and a warning saying why.
+    async fn measured(&self, window: Interval) -> (Option<UsageIndex>, Option<String>) {
+        match self.prometheus {
+            Some(prometheus) => match prometheus.dcgm_usage(window).await {
+                Ok(usage) => (Some(usage), None),
+                Err(e) => (
+                    None,
+                    Some(format!("{e}: used_gpu_hours and idle_cost are left empty")),
+                ),
+            },
+            None => (None, None),
+        }
+    }
+
+    /// The engine's report of `window` (part of `request`) over `sets`, with `measured` usage
+    /// (the demo's simulated usage without Prometheus).
+    fn priced(
+        &self,
+        sets: &[&AllocationSet],
+        request: &ReportRequest,
+        window: Interval,
+        (measured, warning): &(Option<UsageIndex>, Option<String>),
+    ) -> Result<CostReport, ReportError> {
+        let part = ReportRequest {
+            window,
+            ..request.clone()
+        };
+        let usage = match measured {
+            Some(index) => Some(index as &dyn Utilization),
+            None if self.prometheus.is_none() => self.simulated,
+            None => None,
+        };
+        let mut report = cost_report_with_usage(sets, self.card, &part, usage)?;
+        report.warnings.extend(warning.clone());
+        Ok(report)
+    }
+
     /// The engine's report of `window` (part of `request`), with usage when Prometheus answers;
     /// when it does not, usage stays empty and a warning says why.
     async fn compute(
@@ -59,29 +97,8 @@ impl Sources<'_> {
         request: &ReportRequest,
         window: Interval,
     ) -> Result<CostReport, ReportError> {
-        let part = ReportRequest {
-            window,
-            ..request.clone()
-        };
-        let mut warning = None;
-        let measured = match self.prometheus {
-            Some(prometheus) => match prometheus.dcgm_usage(window).await {
-                Ok(usage) => Some(usage),
-                Err(e) => {
-                    warning = Some(format!("{e}: used_gpu_hours and idle_cost are left empty"));
-                    None
-                }
-            },
-            None => None,
-        };
-        let usage = match &measured {
-            Some(index) => Some(index as &dyn Utilization),
-            None if self.prometheus.is_none() => self.simulated,
-            None => None,
-        };
-        let mut report = cost_report_with_usage(sets, self.card, &part, usage)?;
-        report.warnings.extend(warning);
-        Ok(report)
+        let measured = self.measured(window).await;
+        self.priced(sets, request, window, &measured)
     }
 
     /// The report of `request`: stored days from the store, the rest from the engine.
@@ -226,9 +243,11 @@ impl Sources<'_> {
     ) -> Result<Vec<String>, ReportError> {
         let mut warnings: Vec<String> = Vec::new();
         for &day in days {
+            // Both rollups of the day from one read of its usage.
             let [hourly, pods] = rollup_requests(day);
-            let hourly = self.compute(self.sets, &hourly, hourly.window).await?;
-            let pods = self.compute(self.sets, &pods, pods.window).await?;
+            let measured = self.measured(hourly.window).await;
+            let hourly = self.priced(self.sets, &hourly, hourly.window, &measured)?;
+            let pods = self.priced(self.sets, &pods, pods.window, &measured)?;
             store.write_segments(day, self.sets)?;
             store.write_day(day, &hourly, &pods)?;
             for warning in &hourly.warnings {

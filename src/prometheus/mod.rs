@@ -107,6 +107,9 @@ fn usage_query() -> String {
 impl Prometheus {
     /// A client for `url` with `settings` (TLS, token, timeouts).
     pub fn new(url: &str, settings: &PrometheusSettings) -> Result<Self, PrometheusError> {
+        // The one crypto provider compiled in (`main` installs it too; a library user may not
+        // have): without it the HTTPS client cannot be built.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(settings.timeout_seconds.max(1)))
             .danger_accept_invalid_certs(settings.insecure_skip_verify);

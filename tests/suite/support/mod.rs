@@ -421,7 +421,7 @@ impl ServeProcess {
             address,
             log: log.to_path_buf(),
         };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
         while std::time::Instant::now() < deadline {
             if let Some((200, _)) = http_get(&service.address, "/readyz").await {
                 return service;
