@@ -286,6 +286,8 @@ async fn every_dashboard_query_returns_data_from_tollgate_s_own_metrics() {
         assert!(value.is_none_or(|v| line.contains(v)), "{line}");
     }
     let prometheus = TestPrometheus::start(&text);
+    // The HTTP client needs the crypto provider installed, whichever test runs first.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = Client::try_from(prometheus.url.as_str()).unwrap();
 
     let mut asked = 0;
