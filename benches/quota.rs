@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use tollgate::budget::{QuotaInput, RawBudget, Usage, decide, validate_budgets};
+use tollgate::budget::{OtherClusters, QuotaInput, RawBudget, Usage, decide, validate_budgets};
 use tollgate::config::QuotaSettings;
 use tollgate::pricing::RateCard;
 use tollgate::serve::{CheckRequest, Feed, QuotaGate, Subject, View, read_once};
@@ -83,6 +83,7 @@ fn quota(c: &mut Criterion) {
         },
     )
     .expect("priced");
+    let others = OtherClusters::default();
     group.bench_function("decide", |b| {
         b.iter(|| {
             decide(QuotaInput {
@@ -93,6 +94,7 @@ fn quota(c: &mut Criterion) {
                 currency: card.currency(),
                 rounding: card.rounding(),
                 stale: false,
+                others: &others,
             })
         })
     });

@@ -73,6 +73,7 @@ fn store_reports(c: &mut Criterion) {
         store: Some(&store),
         prometheus: Some(&prometheus),
         simulated: None,
+        cluster: "test",
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

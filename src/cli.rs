@@ -18,6 +18,7 @@ use crate::allocation::{AllocationSet, BuildOptions, ClusterObjects, allocations
 use crate::budget::validate_budgets;
 use crate::config::Settings;
 use crate::cost::{ReportRequest, RequestError, RequestText};
+use crate::export::{Destination, export_days};
 use crate::ledger::Ledger;
 use crate::live::{ClusterStores, Leadership, SourceHealth, list_cluster, spawn_watchers};
 use crate::output::{
@@ -28,9 +29,9 @@ use crate::pricing::RateCard;
 use crate::prometheus::{Prometheus, history_allocations};
 use crate::reporting::Sources;
 use crate::serve::{
-    Archive, Auth, AuthSettings, Backfill, CertReloader, CheckRequest, Feed, Following,
-    HistorySource, QuotaGate, Recorded, ServeOptions, Subject, TlsOptions, client_verifier,
-    read_once,
+    Archive, Auth, AuthSettings, Backfill, CertReloader, CheckRequest, DailyExport, Feed,
+    Following, HistorySource, QuotaGate, Recorded, ServeOptions, Subject, TlsOptions,
+    client_verifier, read_once,
 };
 use crate::source::{DemoFleet, DemoHistory, DemoUtilization, demo_budgets, read_snapshot};
 use crate::store::Provenance;
@@ -56,6 +57,9 @@ enum Command {
     /// Decide whether a pod may start within its budgets; prints the decision as JSON.
     /// Exit 0: allowed, 3: denied.
     Quota(Box<QuotaArgs>),
+    /// Write closed days as Hive-partitioned Parquet (FOCUS rows and hourly chargeback rows)
+    /// to a directory or an S3-compatible bucket; days already there are skipped.
+    Export(Box<ExportArgs>),
     /// Rollup store tools.
     #[command(subcommand)]
     Store(StoreCommand),
@@ -86,6 +90,25 @@ struct BackfillArgs {
     /// Also roll up days already stored.
     #[arg(long)]
     force: bool,
+}
+
+#[derive(Args, Debug)]
+struct ExportArgs {
+    #[command(flatten)]
+    source: SourceArgs,
+    /// A directory, or s3://bucket/prefix (credentials, region and endpoint from the AWS_*
+    /// environment).
+    #[arg(long, value_name = "DIR|URL")]
+    dest: String,
+    /// First day (default: 35 days before --to).
+    #[arg(long, value_name = "DATE")]
+    from: Option<String>,
+    /// Day after the last (default: today, UTC: only closed days).
+    #[arg(long, value_name = "DATE")]
+    to: Option<String>,
+    /// Write days already there again.
+    #[arg(long)]
+    again: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -256,6 +279,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), Cli
         Command::Report(args) => report(*args, out, err),
         Command::Serve(args) => serve(*args, out),
         Command::Quota(args) => quota(*args, out),
+        Command::Export(args) => export(*args, out, err),
         Command::Store(StoreCommand::Backfill(args)) => backfill(*args, false, out, err),
         Command::Store(StoreCommand::Reprice(args)) => backfill(*args, true, out, err),
         Command::Pricing(PricingCommand::Check { files, products }) => {
@@ -310,16 +334,8 @@ fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
     let as_of = args.source.as_of()?.unwrap_or(request.window.end);
     let (settings, card) = load_settings(&args.source)?;
     let prometheus = prometheus_client(&args.source, &settings)?;
-    let (sets, name) = if args.source.history {
-        let window = Interval::new(request.window.start, request.window.end.min(as_of));
-        (
-            vec![read_history(&args.source, &settings, &card, window)?],
-            history_name(&args.source, &settings),
-        )
-    } else {
-        load_source(&args.source, &settings, &card, as_of, request.window)?
-    };
-    let store = RollupStore::existing(&settings.store.dir, provenance(&settings, name, &card));
+    let (sets, name) = read_source(&args.source, &settings, &card, as_of, request.window)?;
+    let store = RollupStore::existing(&settings.store.dir, provenance(&name, &card));
     let sets: Vec<&AllocationSet> = sets.iter().collect();
     let sources = Sources {
         sets: &sets,
@@ -328,6 +344,7 @@ fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
         store: store.as_ref(),
         prometheus: prometheus.as_ref(),
         simulated: simulated_usage(&args.source),
+        cluster: &name.cluster,
     };
     let mut file = match (&args.output, container) {
         (Some(path), Some(container)) => Some(
@@ -341,7 +358,7 @@ fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
         None => out,
     };
     let parquet = container == Some(Container::Parquet);
-    let mut focus = settings.focus.clone();
+    let mut focus = settings.focus.clone().for_cluster(&name.cluster);
     if let Some(version) = args.focus_version {
         focus.version = version;
     }
@@ -462,31 +479,82 @@ fn prometheus_client(
         .transpose()
 }
 
-/// Allocations for the source the flags name (the demo, a snapshot, or the live cluster),
-/// at least those that overlap `window`, in one or more sets read as one; and the source's
-/// name (see [`provenance`]).
-fn load_source(
+/// What a source is called: the name its stored rollups carry ([`Provenance`]) and the
+/// cluster's name (the `cluster` group key, metric label, export partition and FOCUS
+/// `x_ClusterName`); both are `cluster.name` when it is configured.
+struct SourceName {
+    stored: String,
+    cluster: String,
+}
+
+impl SourceName {
+    /// `cluster.name` when configured, else these defaults.
+    fn new(settings: &Settings, stored: String, cluster: String) -> Self {
+        match configured_cluster(settings) {
+            Some(name) => SourceName {
+                stored: name.clone(),
+                cluster: name,
+            },
+            None => SourceName { stored, cluster },
+        }
+    }
+}
+
+/// `cluster.name`, when set.
+fn configured_cluster(settings: &Settings) -> Option<String> {
+    settings
+        .cluster
+        .name
+        .clone()
+        .filter(|n| !n.trim().is_empty())
+}
+
+/// Allocations for the source the flags name (Prometheus history, the demo, a snapshot, or the
+/// live cluster), at least those that overlap `window`, in one or more sets read as one; and
+/// the source's names.
+fn read_source(
     source: &SourceArgs,
     settings: &Settings,
     card: &RateCard,
     as_of: UnixSeconds,
     window: Interval,
-) -> Result<(Vec<AllocationSet>, String), CliError> {
+) -> Result<(Vec<AllocationSet>, SourceName), CliError> {
+    if source.history {
+        let window = Interval::new(window.start, window.end.min(as_of));
+        let set = read_history(source, settings, card, window)?;
+        let name = history_name(source, settings);
+        return Ok((vec![set], SourceName::new(settings, name.clone(), name)));
+    }
     let options = BuildOptions {
         as_of,
         cost_center_key: settings.cost_center.key.clone(),
     };
     if source.demo {
         let sets = DemoFleet::new(source.demo_scale, as_of).allocations_in(window, card, &options);
-        return Ok((sets, demo_name(source.demo_scale)));
+        let name = SourceName::new(settings, demo_name(source.demo_scale), DEMO.into());
+        return Ok((sets, name));
     }
     let objects = cluster_objects(source)?;
-    let name = match (objects.kube_system_uid(), &source.snapshot) {
-        (Some(uid), _) => uid.to_string(),
-        (None, Some(dir)) => format!("snapshot:{}", snapshot_name(dir)),
-        (None, None) => "cluster".to_string(),
+    let name = match &source.snapshot {
+        Some(dir) => snapshot_source_name(settings, &objects, dir),
+        None => {
+            let uid = objects.kube_system_uid().unwrap_or("cluster");
+            SourceName::new(settings, uid.to_string(), uid.to_string())
+        }
     };
     Ok((vec![allocations(&objects, card, &options)], name))
+}
+
+/// A snapshot's names: its `kube-system` namespace UID, else `snapshot:<dir>` for its stored
+/// rollups and the directory's name for its cluster.
+fn snapshot_source_name(settings: &Settings, objects: &ClusterObjects, dir: &Path) -> SourceName {
+    match objects.kube_system_uid() {
+        Some(uid) => SourceName::new(settings, uid.to_string(), uid.to_string()),
+        None => {
+            let dir = snapshot_name(dir);
+            SourceName::new(settings, format!("snapshot:{dir}"), dir)
+        }
+    }
 }
 
 /// The demo fleet's simulated utilization, for a demo source (Prometheus, when given, wins).
@@ -496,10 +564,13 @@ fn simulated_usage(source: &SourceArgs) -> Option<&'static dyn crate::usage::Uti
         .then_some(&DemoUtilization as &dyn crate::usage::Utilization)
 }
 
+/// The demo's cluster name, whatever its scale.
+const DEMO: &str = "demo";
+
 /// The demo fleet's source name: `demo`, or `demo-scale-N` for a larger fleet.
 fn demo_name(scale: u32) -> String {
     if scale <= 1 {
-        "demo".to_string()
+        DEMO.to_string()
     } else {
         format!("demo-scale-{scale}")
     }
@@ -513,15 +584,10 @@ fn snapshot_name(dir: &Path) -> String {
         .unwrap_or_else(|| dir.display().to_string())
 }
 
-/// The watched cluster's name for its rollups: `cluster.name`, else its `kube-system`
-/// namespace UID (read once at start).
+/// The watched cluster's name: `cluster.name`, else its `kube-system` namespace UID (read
+/// once at start).
 fn live_cluster_name(settings: &Settings) -> Result<String, CliError> {
-    if let Some(name) = settings
-        .cluster
-        .name
-        .clone()
-        .filter(|n| !n.trim().is_empty())
-    {
+    if let Some(name) = configured_cluster(settings) {
         return Ok(name);
     }
     block_on(async {
@@ -546,16 +612,10 @@ fn live_cluster_name(settings: &Settings) -> Result<String, CliError> {
     })?
 }
 
-/// The provenance stored rollups of this source carry: `cluster.name` when configured, else
-/// `default_name`, with the rate card's digest.
-fn provenance(settings: &Settings, default_name: String, card: &RateCard) -> Provenance {
+/// The provenance stored rollups of the source `name`s carry, with the rate card's digest.
+fn provenance(name: &SourceName, card: &RateCard) -> Provenance {
     Provenance {
-        source: settings
-            .cluster
-            .name
-            .clone()
-            .filter(|n| !n.trim().is_empty())
-            .unwrap_or(default_name),
+        source: name.stored.clone(),
         rate_card: card.digest(),
     }
 }
@@ -590,16 +650,7 @@ fn backfill(
     err: &mut dyn Write,
 ) -> Result<(), CliError> {
     let today = now().div_euclid(DAY) * DAY;
-    let day_arg = |flag: &str, value: &Option<String>, default: i64| -> Result<i64, CliError> {
-        let at = value
-            .as_deref()
-            .map(|t| time_arg(flag, t))
-            .transpose()?
-            .unwrap_or(default);
-        Ok(at.div_euclid(DAY) * DAY)
-    };
-    let to = day_arg("to", &args.to, today)?.min(today);
-    let from = day_arg("from", &args.from, to - 35 * DAY)?;
+    let (from, to) = closed_days(&args.from, &args.to, today)?;
     if reprice && args.from.is_none() {
         return Err(CliError::input(
             "store reprice needs --from: the first day to price again",
@@ -607,27 +658,15 @@ fn backfill(
     }
     let (settings, card) = load_settings(&args.source)?;
     let prometheus = prometheus_client(&args.source, &settings)?;
-    let (sets, name) = if args.source.history {
-        (
-            vec![read_history(
-                &args.source,
-                &settings,
-                &card,
-                Interval::new(from, to),
-            )?],
-            history_name(&args.source, &settings),
-        )
-    } else {
-        let as_of = args.source.as_of()?.unwrap_or(to);
-        load_source(
-            &args.source,
-            &settings,
-            &card,
-            as_of,
-            Interval::new(from, to),
-        )?
-    };
-    let store = RollupStore::open(&settings.store.dir, provenance(&settings, name, &card))
+    let as_of = args.source.as_of()?.unwrap_or(to);
+    let (sets, name) = read_source(
+        &args.source,
+        &settings,
+        &card,
+        as_of,
+        Interval::new(from, to),
+    )?;
+    let store = RollupStore::open(&settings.store.dir, provenance(&name, &card))
         .map_err(CliError::runtime)?;
     let catalog = store.catalog().map_err(CliError::runtime)?;
     let foreign: Vec<(&i64, &String)> = catalog.foreign.range(from..to).collect();
@@ -651,11 +690,9 @@ fn backfill(
         store: None,
         prometheus: prometheus.as_ref(),
         simulated: simulated_usage(&args.source),
+        cluster: &name.cluster,
     };
-    let progress = indicatif::ProgressBar::new(days.len() as u64).with_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} days {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let progress = days_progress(days.len());
     let warnings = block_on(sources.roll_up(&store, &days, |day| {
         progress.set_message(format_time(day)[..10].to_string());
         progress.inc(1);
@@ -676,6 +713,88 @@ fn backfill(
         days.len()
     )
     .map_err(CliError::runtime)
+}
+
+/// The closed days `--from` and `--to` name (UTC midnights; `--to` at most `today`, by default
+/// today; `--from` by default 35 days before `--to`).
+fn closed_days(
+    from: &Option<String>,
+    to: &Option<String>,
+    today: UnixSeconds,
+) -> Result<(UnixSeconds, UnixSeconds), CliError> {
+    let day_arg = |flag: &str, value: &Option<String>, default: i64| -> Result<i64, CliError> {
+        let at = value
+            .as_deref()
+            .map(|t| time_arg(flag, t))
+            .transpose()?
+            .unwrap_or(default);
+        Ok(at.div_euclid(DAY) * DAY)
+    };
+    let to = day_arg("to", to, today)?.min(today);
+    let from = day_arg("from", from, to - 35 * DAY)?;
+    Ok((from, to))
+}
+
+fn export(args: ExportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), CliError> {
+    let today = now().div_euclid(DAY) * DAY;
+    let (from, to) = closed_days(&args.from, &args.to, today)?;
+    let (settings, card) = load_settings(&args.source)?;
+    let dest = Destination::parse(&args.dest).map_err(CliError::input)?;
+    let prometheus = prometheus_client(&args.source, &settings)?;
+    let as_of = args.source.as_of()?.unwrap_or(to);
+    // The month of --from from its start: each file carries on from its month's earlier days.
+    let month = month_start(from).unwrap_or(from);
+    let (sets, name) = read_source(
+        &args.source,
+        &settings,
+        &card,
+        as_of,
+        Interval::new(month, to),
+    )?;
+    let store = RollupStore::existing(&settings.store.dir, provenance(&name, &card));
+    let sets: Vec<&AllocationSet> = sets.iter().collect();
+    let sources = Sources {
+        sets: &sets,
+        from: None,
+        card: &card,
+        store: store.as_ref(),
+        prometheus: prometheus.as_ref(),
+        simulated: simulated_usage(&args.source),
+        cluster: &name.cluster,
+    };
+    let focus = settings.focus.clone().for_cluster(&name.cluster);
+    let days: Vec<UnixSeconds> = (from..to).step_by(DAY as usize).collect();
+    let progress = days_progress(days.len());
+    let exported = block_on(export_days(
+        &sources,
+        &dest,
+        &focus,
+        &days,
+        args.again,
+        |day| {
+            progress.set_message(format_time(day)[..10].to_string());
+            progress.inc(1);
+        },
+    ))?
+    .map_err(CliError::runtime)?;
+    progress.finish_and_clear();
+    for warning in &exported.warnings {
+        writeln!(err, "warning: {warning}").map_err(CliError::runtime)?;
+    }
+    writeln!(
+        out,
+        "{} days exported to {} as cluster {:?}, {} already there",
+        exported.written, args.dest, name.cluster, exported.skipped
+    )
+    .map_err(CliError::runtime)
+}
+
+/// A progress bar over `days` days, on stderr.
+fn days_progress(days: usize) -> indicatif::ProgressBar {
+    indicatif::ProgressBar::new(days as u64).with_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} days {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    )
 }
 
 fn read_pod(file: &Path) -> Result<Pod, CliError> {
@@ -701,6 +820,7 @@ fn quota(args: QuotaArgs, out: &mut dyn Write) -> Result<(), CliError> {
         (None, None) => return Err(CliError::input("pass --gpus N or --pod FILE")),
     };
     let card = Arc::new(card);
+    let mut own = history_name(&args.source, &settings);
     let feed = if args.source.history {
         let set = read_history(
             &args.source,
@@ -715,11 +835,26 @@ fn quota(args: QuotaArgs, out: &mut dyn Write) -> Result<(), CliError> {
         } else {
             cluster_objects(&args.source)?
         };
+        own = match (&args.source.snapshot, args.source.demo) {
+            (_, true) => DEMO.to_string(),
+            (Some(dir), _) => snapshot_source_name(&settings, &objects, dir).cluster,
+            (None, _) => objects.kube_system_uid().unwrap_or("cluster").to_string(),
+        };
         Feed::Snapshot {
             objects: Box::new(objects),
             as_of: Some(as_of),
         }
     };
+    // A global budget adds the other clusters' figures, read once.
+    if let Some((global, _)) = global_prometheus(&settings)?
+        && gate.has_global_budgets()
+    {
+        let own = configured_cluster(&settings).unwrap_or(own);
+        match block_on(global.other_clusters(&own))? {
+            Ok(others) => gate.set_other_clusters(others),
+            Err(e) => tracing::warn!(error = %e, "the other clusters' figures could not be read"),
+        }
+    }
     let view = read_once(feed, card.clone(), &settings.cost_center.key);
     let request = CheckRequest {
         namespace: args.namespace.clone(),
@@ -742,6 +877,18 @@ fn quota(args: QuotaArgs, out: &mut dyn Write) -> Result<(), CliError> {
     }
 }
 
+/// The Prometheus holding every cluster's series, when `[quota] global_prometheus` is set,
+/// with how often to read it.
+fn global_prometheus(settings: &Settings) -> Result<Option<(Prometheus, Duration)>, CliError> {
+    let Some(url) = &settings.quota.global_prometheus else {
+        return Ok(None);
+    };
+    let prometheus = Prometheus::new(url, &settings.prometheus)
+        .map_err(|e| CliError::input(format!("quota.global_prometheus: {e}")))?;
+    let every = Duration::from_secs(settings.quota.global_refresh_seconds.max(1));
+    Ok(Some((prometheus, every)))
+}
+
 /// The gate over the configured budgets; the demo, configured with none, brings its own
 /// ([`demo_budgets`]).
 fn quota_gate(settings: &Settings, source: &SourceArgs) -> Result<QuotaGate, CliError> {
@@ -752,6 +899,11 @@ fn quota_gate(settings: &Settings, source: &SourceArgs) -> Result<QuotaGate, Cli
     };
     let budgets =
         validate_budgets(&raw).map_err(|e| CliError::input(format!("configuration: {e}")))?;
+    if budgets.iter().any(|b| b.global) && settings.quota.global_prometheus.is_none() {
+        return Err(CliError::input(
+            "configuration: a budget with scope = \"global\" needs [quota] global_prometheus, the Prometheus holding every cluster's tollgate_* series",
+        ));
+    }
     Ok(QuotaGate::new(
         budgets,
         settings.quota.clone(),
@@ -829,15 +981,27 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
         Some(demo) => Some(demo.dir.as_path()),
         None => live_cluster.then_some(settings.store.dir.as_path()),
     };
+    let snapshot = args
+        .source
+        .snapshot
+        .as_deref()
+        .map(read_snapshot)
+        .transpose()
+        .map_err(CliError::input)?;
+    let name = if args.source.demo {
+        SourceName::new(&settings, demo_name(args.source.demo_scale), DEMO.into())
+    } else if let (Some(objects), Some(dir)) = (&snapshot, &args.source.snapshot) {
+        snapshot_source_name(&settings, objects, dir)
+    } else if args.source.history {
+        let name = history_name(&args.source, &settings);
+        SourceName::new(&settings, name.clone(), name)
+    } else {
+        let name = live_cluster_name(&settings)?;
+        SourceName::new(&settings, name.clone(), name)
+    };
     let store = match store_dir {
         Some(dir) => {
-            let name = if args.source.demo {
-                demo_name(args.source.demo_scale)
-            } else {
-                live_cluster_name(&settings)?
-            };
-            let provenance = provenance(&settings, name, &card);
-            Some(RollupStore::open(dir, provenance).map_err(CliError::runtime)?)
+            Some(RollupStore::open(dir, provenance(&name, &card)).map_err(CliError::runtime)?)
         }
         None => None,
     };
@@ -848,6 +1012,20 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
             .demo
             .then(|| Arc::new(DemoUtilization) as Arc<dyn crate::usage::Utilization + Send>),
         store,
+        cluster: name.cluster.clone(),
+        export: settings
+            .export
+            .dest
+            .as_deref()
+            .map(|dest| {
+                Ok::<_, CliError>(DailyExport {
+                    dest: Destination::parse(dest)
+                        .map_err(|e| CliError::input(format!("configuration: {e}")))?,
+                    focus: settings.focus.clone().for_cluster(&name.cluster),
+                })
+            })
+            .transpose()?,
+        global: global_prometheus(&settings)?,
         retention_days: settings.store.rollup_retention_days,
         utilization: Default::default(),
         leadership: leadership.clone(),
@@ -860,7 +1038,7 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
         tls,
         archive: Arc::new(archive),
         history: None,
-        focus: settings.focus.clone(),
+        focus: settings.focus.clone().for_cluster(&name.cluster),
         auth: Arc::default(),
         following: None,
         reports_at_once: settings.server.reports_at_once,
@@ -906,8 +1084,7 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
                 ledger,
                 "the demo fleet",
             )
-        } else if let Some(dir) = &args.source.snapshot {
-            let objects = read_snapshot(dir).map_err(CliError::input)?;
+        } else if let Some(objects) = snapshot {
             let feed = Feed::Snapshot {
                 objects: Box::new(objects),
                 as_of,

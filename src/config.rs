@@ -29,6 +29,8 @@ pub struct Settings {
     pub prometheus: crate::prometheus::PrometheusSettings,
     /// The names the FOCUS export gives the platform.
     pub focus: crate::output::FocusSettings,
+    /// Where `serve` exports each closed day.
+    pub export: ExportSettings,
     /// Who may read chargebacks and ask quota checks.
     pub auth: crate::serve::AuthSettings,
     /// Which of several replicas writes the ledger and rollups.
@@ -61,6 +63,12 @@ pub struct QuotaSettings {
     /// A TOML file of more `[[budget]]` tables (a ConfigMap of its own), added to the
     /// config's.
     pub budgets_file: Option<PathBuf>,
+    /// A Prometheus-compatible URL (Thanos, Mimir, VictoriaMetrics, a federating Prometheus)
+    /// holding every cluster's `tollgate_*` series, labelled by `cluster`: what global budgets
+    /// (`scope = "global"`) add of the other clusters. Its client settings are `[prometheus]`'s.
+    pub global_prometheus: Option<String>,
+    /// How often the other clusters' figures are read from `global_prometheus`. Default 15.
+    pub global_refresh_seconds: u64,
 }
 
 impl Default for QuotaSettings {
@@ -70,6 +78,8 @@ impl Default for QuotaSettings {
             max_staleness_seconds: 120,
             reservation_ttl_seconds: 300,
             budgets_file: None,
+            global_prometheus: None,
+            global_refresh_seconds: 15,
         }
     }
 }
@@ -140,6 +150,15 @@ impl Default for SourceSettings {
             reconcile_seconds: 2,
         }
     }
+}
+
+/// `[export]`
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExportSettings {
+    /// A directory or `s3://bucket/prefix`: `serve` exports each day there once it is rolled
+    /// up, as `tollgate export --dest` does (unset: no export).
+    pub dest: Option<String>,
 }
 
 /// `[cluster]`

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod cost;
+pub mod export;
 pub mod ledger;
 pub mod live;
 pub mod money;

@@ -106,6 +106,21 @@ pub struct Carry {
     printed: Decimal,
 }
 
+impl Carry {
+    /// The carry after parts whose exact values add up to `exact`, printed to `places` by
+    /// `rounding`: what the printed parts so far add up to is always the rounded exact sum so
+    /// far, so it depends on nothing else (a part printed on its own, later, carries on from it).
+    pub fn after(exact: Decimal, places: u32, rounding: Rounding) -> Self {
+        Carry {
+            exact,
+            printed: fixed(
+                exact.round_dp_with_strategy(places, rounding.strategy()),
+                places,
+            ),
+        }
+    }
+}
+
 /// [`apportion`] for one part of a column printed in parts (a report streamed a period at a
 /// time): the part's total is what brings the printed sum of every part so far to the rounded
 /// exact sum so far. However many parts, the printed lines of all of them add up to the rounded

@@ -48,6 +48,8 @@ pub struct Sources<'a> {
     /// Utilization that needs no query (the demo fleet's simulated workloads), used when there
     /// is no Prometheus.
     pub simulated: Option<&'a dyn Utilization>,
+    /// The cluster's name: the `cluster` group key's value.
+    pub cluster: &'a str,
 }
 
 impl Sources<'_> {
@@ -103,6 +105,12 @@ impl Sources<'_> {
 
     /// The report of `request`: stored days from the store, the rest from the engine.
     pub async fn report(&self, request: &ReportRequest) -> Result<CostReport, ReportError> {
+        let report = self.report_of_cluster(&request.without_cluster()).await?;
+        Ok(report.with_cluster(request, self.cluster))
+    }
+
+    /// [`Sources::report`] of a request without the `cluster` key.
+    async fn report_of_cluster(&self, request: &ReportRequest) -> Result<CostReport, ReportError> {
         let catalog = match self.store {
             Some(store) => store.catalog()?,
             None => Catalog::default(),

@@ -4,6 +4,7 @@
 use rust_decimal::Decimal;
 use serde::Serialize;
 
+use super::clusters::OtherClusters;
 use super::limits::{Budget, BudgetScope};
 use super::prospect::{Prospect, ProspectError};
 use super::spend::{SpendIndex, Usage};
@@ -27,6 +28,8 @@ pub struct QuotaInput<'a> {
     pub rounding: Rounding,
     /// True when the data is older than the configured limit.
     pub stale: bool,
+    /// The other clusters' figures, added to this one's for global budgets.
+    pub others: &'a OtherClusters,
 }
 
 /// The answer of SPEC §5, field for field.
@@ -63,6 +66,10 @@ pub struct QuotaDecision {
     pub as_of: String,
     /// True when the data is older than the configured limit.
     pub stale: bool,
+    /// When a global budget applies: the time of the oldest figure of another cluster it
+    /// added (absent when none was ever read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_clusters_as_of: Option<String>,
 }
 
 fn units_text(units: Decimal) -> String {
@@ -124,6 +131,7 @@ pub fn decide(input: QuotaInput<'_>) -> Result<QuotaDecision, ProspectError> {
         currency,
         rounding,
         stale,
+        others,
     } = input;
     let places = currency.minor_units();
     let money = |d: Decimal| rounding.money(d, places).to_string();
@@ -133,7 +141,11 @@ pub fn decide(input: QuotaInput<'_>) -> Result<QuotaDecision, ProspectError> {
     for budget in budgets {
         let (usage, held) = match &budget.scope {
             BudgetScope::CostCenter(name) if *name == prospect.cost_center => {
-                (spend.cost_center(name), reserved.0)
+                let mut usage = spend.cost_center(name);
+                if budget.global {
+                    usage.add(others.cost_center(name));
+                }
+                (usage, reserved.0)
             }
             BudgetScope::Namespace(name) if *name == prospect.namespace => {
                 (spend.namespace(name), reserved.1)
@@ -217,6 +229,7 @@ pub fn decide(input: QuotaInput<'_>) -> Result<QuotaDecision, ProspectError> {
             }
         }
     };
+    let global = evaluations.iter().any(|e| e.budget.global);
     let allowed = denials.is_empty();
     let message = match (allowed, shown) {
         (false, _) => denials.join("; "),
@@ -247,6 +260,7 @@ pub fn decide(input: QuotaInput<'_>) -> Result<QuotaDecision, ProspectError> {
         max_units: shown.and_then(|e| e.budget.max_units).map(units_text),
         as_of: format_time(spend.as_of),
         stale,
+        other_clusters_as_of: others.as_of.filter(|_| global).map(format_time),
     })
 }
 

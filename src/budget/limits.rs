@@ -34,6 +34,9 @@ pub struct Budget {
     pub warn_at: Option<Decimal>,
     /// Deny (true) or only warn (false) when the budget or the GPU cap would be passed.
     pub enforce: bool,
+    /// `scope = "global"`: spend, burn and units are the sums over every cluster (this one's
+    /// own, the others' from `[quota] global_prometheus`).
+    pub global: bool,
 }
 
 /// A `[[budget]]` as written. Numbers may be written as numbers or decimal strings.
@@ -52,6 +55,8 @@ pub struct RawBudget {
     pub warn_at: Option<String>,
     /// Deny when exceeded (default true).
     pub enforce: Option<bool>,
+    /// `cluster` (default: this cluster's spend) or `global` (every cluster's).
+    pub scope: Option<String>,
 }
 
 /// A budget entry that cannot be used.
@@ -107,12 +112,23 @@ fn budget(raw: &RawBudget) -> Result<Budget, (Option<BudgetScope>, String)> {
             "warn_at: a share of the budget, from 0 to 1 (e.g. 0.8)".into(),
         ));
     }
+    let global = match raw.scope.as_deref().map(str::trim) {
+        None | Some("cluster") => false,
+        Some("global") if matches!(scope, BudgetScope::CostCenter(_)) => true,
+        Some("global") => {
+            return Err(fail(
+                "scope = \"global\" is for a cost center's budget: other clusters export their spend by cost center".into(),
+            ));
+        }
+        Some(other) => return Err(fail(format!("scope: {other:?}: use cluster or global"))),
+    };
     Ok(Budget {
         scope,
         monthly,
         max_units,
         warn_at,
         enforce: raw.enforce.unwrap_or(true),
+        global,
     })
 }
 

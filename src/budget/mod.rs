@@ -4,6 +4,7 @@
 //! Everything here is pure: budgets are validated values, spend is an index built from the
 //! ledger's view, and a decision is a function of those and the prospective pod.
 
+mod clusters;
 mod decision;
 mod limits;
 mod prospect;
@@ -13,6 +14,7 @@ mod spend;
 #[cfg(test)]
 mod tests;
 
+pub use clusters::OtherClusters;
 pub use decision::{QuotaDecision, QuotaInput, decide, with_failure_mode};
 pub use limits::{Budget, BudgetError, BudgetScope, RawBudget, validate_budgets};
 pub use prospect::{

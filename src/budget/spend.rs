@@ -28,7 +28,8 @@ impl Usage {
         self.spent.checked_add(burn.checked_mul(hours_left)?)
     }
 
-    fn add(&mut self, other: Usage) {
+    /// Adds `other` in.
+    pub fn add(&mut self, other: Usage) {
         self.spent += other.spent;
         self.burn_per_hour += other.burn_per_hour;
         self.units += other.units;

@@ -34,6 +34,27 @@ pub struct ReportRequest {
     pub only: LineFilter,
 }
 
+impl ReportRequest {
+    /// Where the `cluster` key sits among the group-by keys, if it is one.
+    pub fn cluster_column(&self) -> Option<usize> {
+        self.group_by
+            .keys()
+            .iter()
+            .position(|k| *k == GroupKey::Cluster)
+    }
+
+    /// The request less its `cluster` key: what the engine and the store compute, the same
+    /// lines (one Tollgate reads one cluster), to which [`CostReport::with_cluster`] adds it.
+    pub fn without_cluster(&self) -> ReportRequest {
+        let keys = self.group_by.keys().iter().copied();
+        ReportRequest {
+            group_by: GroupBy::new(keys.filter(|k| *k != GroupKey::Cluster).collect())
+                .unwrap_or_else(|_| unreachable!("a subset of distinct keys")),
+            ..self.clone()
+        }
+    }
+}
+
 /// Which lines a report keeps: those whose `cost_center` and `namespace` (where given, each a
 /// group-by key of the report) are these. Lines are computed as without it, then left out, so
 /// the figures kept are the figures of the whole report.
@@ -412,6 +433,8 @@ impl<'a> Resolver<'a> {
                 GroupKey::ResourceId => fields.resource.index() as u32,
                 GroupKey::Claim => fields.claim.index() as u32,
                 GroupKey::PricingTier => fields.tier as u32,
+                // One value for every line: the cluster's name, which reports fill in.
+                GroupKey::Cluster => 0,
             };
         }
         key[KEY_DIMS - 1] = u32::from(fields.unallocated);
@@ -439,6 +462,7 @@ impl<'a> Resolver<'a> {
             GroupKey::GpuModel => self.labels.resolve(Sym::from_raw(id)),
             GroupKey::CostCenterSource => CostCenterSource::ALL[id as usize].as_str(),
             GroupKey::PricingTier => PriceTier::ALL[id as usize].as_str(),
+            GroupKey::Cluster => "",
             _ => self.names.resolve(Sym::from_raw(id)),
         }
     }

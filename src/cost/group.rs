@@ -26,17 +26,22 @@ pub enum GroupKey {
     /// `pricing_tier`: the node's price tier (`on-demand`, `spot`, `reserved`). FOCUS export
     /// only.
     PricingTier,
+    /// `cluster`: the cluster's name (`[cluster] name`). One Tollgate reads one cluster, so
+    /// every line of its reports has the same; the engine leaves it to
+    /// [`CostReport::with_cluster`](super::CostReport::with_cluster).
+    Cluster,
 }
 
 impl GroupKey {
-    /// Every `--group-by` key, in the order of SPEC §4.1.
-    pub const ALL: [GroupKey; 6] = [
+    /// Every `--group-by` key, in the order of SPEC §4.1 (`cluster` after them).
+    pub const ALL: [GroupKey; 7] = [
         GroupKey::CostCenter,
         GroupKey::Namespace,
         GroupKey::GpuModel,
         GroupKey::Node,
         GroupKey::Pod,
         GroupKey::CostCenterSource,
+        GroupKey::Cluster,
     ];
 
     /// The column name.
@@ -51,6 +56,7 @@ impl GroupKey {
             GroupKey::ResourceId => "resource_id",
             GroupKey::Claim => "claim",
             GroupKey::PricingTier => "pricing_tier",
+            GroupKey::Cluster => "cluster",
         }
     }
 }
@@ -66,7 +72,7 @@ impl fmt::Display for GroupKey {
 pub enum GroupByError {
     /// A name that is not a key.
     #[error(
-        "unknown group-by key {0:?}: use any of cost_center, namespace, gpu_model, node, pod, cost_center_source"
+        "unknown group-by key {0:?}: use any of cost_center, namespace, gpu_model, node, pod, cost_center_source, cluster"
     )]
     Unknown(String),
     /// The same key twice.
@@ -156,7 +162,7 @@ mod test {
         assert_eq!("".parse::<GroupBy>().unwrap(), GroupBy::default());
         assert_eq!(
             "team".parse::<GroupBy>().unwrap_err().to_string(),
-            "unknown group-by key \"team\": use any of cost_center, namespace, gpu_model, node, pod, cost_center_source"
+            "unknown group-by key \"team\": use any of cost_center, namespace, gpu_model, node, pod, cost_center_source, cluster"
         );
         assert_eq!(
             "pod,pod".parse::<GroupBy>().unwrap_err(),

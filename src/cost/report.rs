@@ -117,6 +117,25 @@ pub struct Carried {
     unpriced_gpu_hours: Carry,
 }
 
+impl Carried {
+    /// What the parts of a report printed so far add up to when their exact column totals are
+    /// `exact`, money in `currency` rounded by `rounding` ([`Carry::after`]).
+    pub fn after(exact: &Figures, currency: &Currency, rounding: Rounding) -> Self {
+        let money = currency.minor_units();
+        let carry = |v: Option<Decimal>, places| {
+            v.map(|v| Carry::after(v, places, rounding))
+                .unwrap_or_default()
+        };
+        Carried {
+            gpu_hours: carry(Some(exact.gpu_hours), HOUR_PLACES),
+            used_gpu_hours: carry(exact.used_gpu_hours, HOUR_PLACES),
+            cost: carry(exact.cost, money),
+            idle_cost: carry(exact.idle_cost, money),
+            unpriced_gpu_hours: carry(Some(exact.unpriced_gpu_hours), HOUR_PLACES),
+        }
+    }
+}
+
 /// A report rounded for print: each column's lines add up exactly to its total.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Chargeback {
@@ -133,6 +152,29 @@ pub struct Chargeback {
 }
 
 impl CostReport {
+    /// The report of `request`, grouped by `cluster` where it asks to be, from `self` (computed
+    /// for [`ReportRequest::without_cluster`]): every line gets `name`, the cluster's name, at
+    /// the key's place. Lines keep their order: all of them have the same name.
+    pub fn with_cluster(mut self, request: &ReportRequest, name: &str) -> CostReport {
+        if let Some(at) = request.cluster_column() {
+            for line in &mut self.lines {
+                line.group
+                    .insert(at.min(line.group.len()), name.to_string());
+            }
+        }
+        self.request = request.clone();
+        self
+    }
+
+    /// The exact column totals of every line.
+    pub fn exact_total(&self) -> Figures {
+        let mut total = Figures::default();
+        for line in &self.lines {
+            total.absorb(&line.figures);
+        }
+        total
+    }
+
     /// Rounds once: hours to 4 decimals, money to the currency's minor unit, each column with
     /// largest-remainder correction so that the printed lines add up to the printed total.
     pub fn chargeback(&self) -> Chargeback {

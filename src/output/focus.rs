@@ -37,8 +37,8 @@ pub struct FocusSettings {
     pub provider: String,
     /// `ServiceName` (default `Kubernetes GPUs`).
     pub service_name: String,
-    /// `x_ClusterName` (default `default`).
-    pub cluster: String,
+    /// `x_ClusterName` (default: the cluster's name, `[cluster] name` or its default).
+    pub cluster: Option<String>,
     /// `HostProviderName` (FOCUS 1.3): whose machines the GPUs are (default: `provider`).
     pub host_provider: Option<String>,
     /// The FOCUS version written: `1.3` (default) or `1.2`.
@@ -56,6 +56,19 @@ pub enum FocusVersion {
     #[default]
     #[serde(rename = "1.3")]
     V1_3,
+}
+
+impl FocusSettings {
+    /// These settings for the cluster `name`: `x_ClusterName` is `name` unless configured.
+    pub fn for_cluster(mut self, name: &str) -> Self {
+        self.cluster.get_or_insert_with(|| name.to_string());
+        self
+    }
+
+    /// `x_ClusterName`.
+    pub fn cluster_name(&self) -> &str {
+        self.cluster.as_deref().unwrap_or_default()
+    }
 }
 
 impl std::str::FromStr for FocusVersion {
@@ -94,7 +107,7 @@ impl Default for FocusSettings {
             billing_account_name: "Kubernetes GPU platform".into(),
             provider: "GPU Platform".into(),
             service_name: "Kubernetes GPUs".into(),
-            cluster: "default".into(),
+            cluster: None,
             host_provider: None,
             version: FocusVersion::default(),
         }
@@ -381,7 +394,7 @@ impl FocusRow<'_> {
             self.sub_account.unwrap_or_default(),
             self.sub_account.unwrap_or_default(),
             self.tags,
-            &settings.cluster,
+            settings.cluster_name(),
             self.cost_center,
             self.cost_center_source,
             utilization,
@@ -534,6 +547,20 @@ impl<'s, S> FocusWriter<'s, S> {
             tags: HashMap::new(),
             allocated_tags: HashMap::new(),
         }
+    }
+}
+
+impl<S> FocusWriter<'_, S> {
+    /// Carries on from parts printed before, elsewhere ([`Carried::after`]): the rows of
+    /// these parts and those add up to the rounded totals of all of them.
+    pub fn carrying_on(mut self, carried: Carried) -> Self {
+        self.carried = carried;
+        self
+    }
+
+    /// What the parts written so far add up to.
+    pub fn carried(&self) -> Carried {
+        self.carried
     }
 }
 

@@ -189,7 +189,7 @@ impl Batch {
             Column::new("SubAccountId".into(), &self.sub_account),
             Column::new("SubAccountName".into(), &self.sub_account),
             text("Tags", &self.tags),
-            fixed("x_ClusterName", &settings.cluster),
+            fixed("x_ClusterName", settings.cluster_name()),
             text("x_CostCenter", &self.cost_center),
             text("x_CostCenterSource", &self.cost_center_source),
             decimal_column("x_GpuUtilization", 4, self.utilization.iter().copied()),

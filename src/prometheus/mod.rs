@@ -5,6 +5,7 @@
 //! Every query aggregates on the server: one sample per allocation and hour comes back, never
 //! the raw 1-minute series, and windows are queried in chunks of `chunk_hours`.
 
+mod clusters;
 mod history;
 
 use std::path::PathBuf;

@@ -11,8 +11,10 @@ use tokio::sync::watch;
 
 use super::feed::Recorded;
 use super::view::View;
+use crate::export::{Destination, export_days};
 use crate::ledger::Correction;
 use crate::live::Leadership;
+use crate::output::FocusSettings;
 use crate::pricing::RateCard;
 use crate::prometheus::{Prometheus, PrometheusError, history_allocations};
 use crate::reporting::Sources;
@@ -32,6 +34,8 @@ pub struct Archive {
     pub simulated: Option<Arc<dyn Utilization + Send>>,
     /// Rollups of closed days.
     pub store: Option<RollupStore>,
+    /// The cluster's name: the `cluster` group key and metric label.
+    pub cluster: String,
     /// Days of rollups kept.
     pub retention_days: u32,
     /// The latest utilization per allocation (`tollgate_gpu_utilization_ratio`).
@@ -42,8 +46,23 @@ pub struct Archive {
     pub rolled: AtomicI64,
     /// Bumped whenever a day is written to the store.
     pub writes: AtomicU64,
+    /// Whether stored days were looked at for export since the service started.
+    pub exported_once: AtomicBool,
     /// True while history before the cut-over is still being rolled up.
     pub backfilling: AtomicBool,
+    /// Where each closed day is exported once rolled up (`[export] dest`).
+    pub export: Option<DailyExport>,
+    /// The Prometheus holding every cluster's series, read for global budgets every so often
+    /// (`[quota] global_prometheus`).
+    pub global: Option<(Prometheus, Duration)>,
+}
+
+/// `[export] dest`: closed days exported as `tollgate export` writes them.
+pub struct DailyExport {
+    /// Where.
+    pub dest: Destination,
+    /// The FOCUS names.
+    pub focus: FocusSettings,
 }
 
 /// Where the time before the install's cut-over comes from, a day at a time.
@@ -101,6 +120,7 @@ impl Archive {
             store: self.store.as_ref(),
             prometheus: self.prometheus.as_ref(),
             simulated: self.simulated.as_deref().map(|u| u as &dyn Utilization),
+            cluster: &self.cluster,
         }
     }
 
@@ -309,6 +329,9 @@ impl Archive {
             .collect();
         if missing.is_empty() {
             self.rolled.fetch_max(today, Ordering::AcqRel);
+            if !self.exported_once.swap(true, Ordering::AcqRel) {
+                self.export_stored(view, card).await;
+            }
             return;
         }
         tracing::info!(days = missing.len(), "rolling up closed days");
@@ -334,6 +357,58 @@ impl Archive {
         if let Err(e) = store.remove_before(today - i64::from(self.retention_days) * DAY) {
             tracing::error!(error = %e, "old rollups could not be removed");
         }
+        self.exported_once.store(true, Ordering::Release);
+        self.export_stored(view, card).await;
+    }
+
+    /// Exports the stored days not yet at `[export] dest` (each day's two files, as
+    /// `tollgate export` writes them).
+    async fn export_stored(&self, view: &View, card: &RateCard) {
+        let (Some(export), Some(store)) = (&self.export, &self.store) else {
+            return;
+        };
+        let days: Vec<UnixSeconds> = match store.days() {
+            Ok(days) => days.into_iter().collect(),
+            Err(e) => return tracing::error!(error = %e, "rollup store unreadable"),
+        };
+        let sets = view.ledger.as_refs();
+        let sources = self.sources(&sets, view.ledger.from, card);
+        match export_days(&sources, &export.dest, &export.focus, &days, false, |_| {}).await {
+            Ok(done) if done.written > 0 => {
+                tracing::info!(days = done.written, "closed days exported")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "closed days could not be exported"),
+        }
+    }
+
+    /// Reads the other clusters' figures into `quota` now and every so often, when a global
+    /// Prometheus is configured and a budget is global.
+    pub fn spawn_global(
+        self: &Arc<Self>,
+        quota: Arc<super::QuotaGate>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let every = self.global.as_ref()?.1;
+        if !quota.has_global_budgets() {
+            return None;
+        }
+        let archive = self.clone();
+        Some(tokio::spawn(async move {
+            let Some((prometheus, _)) = &archive.global else {
+                return;
+            };
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                match prometheus.other_clusters(&archive.cluster).await {
+                    Ok(others) => quota.set_other_clusters(others),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the other clusters' figures could not be read")
+                    }
+                }
+            }
+        }))
     }
 
     /// Runs utilization polling (every minute) and rollups (looked for every few seconds, after

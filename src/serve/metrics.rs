@@ -232,9 +232,13 @@ fn utilization(registry: &mut Registry, view: &View, card: &RateCard, archive: &
     );
 }
 
-/// The text exposition of the view.
+/// The text exposition of the view; every series is labelled with the cluster's name (when it
+/// has one), so that a global Prometheus tells the clusters apart.
 pub fn render(view: &View, card: &RateCard, quota: &QuotaGate, archive: &Archive) -> String {
-    let mut registry = Registry::default();
+    let cluster = Some(archive.cluster.clone())
+        .filter(|name| !name.is_empty())
+        .map(|name| ("cluster".into(), name.into()));
+    let mut registry = Registry::with_labels(cluster.into_iter());
     let now = current(&view.live, card, view.as_of);
     gauge_family(
         &mut registry,

@@ -25,7 +25,7 @@ use tokio::sync::watch;
 
 pub use activity::Activity;
 pub use admission::{Review, admission_review, quota_request};
-pub use archive::{Archive, Backfill, HistorySource};
+pub use archive::{Archive, Backfill, DailyExport, HistorySource};
 pub use auth::{Auth, AuthMode, AuthSettings, Refusal, Scope};
 pub use feed::{Feed, Recorded};
 pub use follow::Following;
@@ -200,10 +200,12 @@ pub async fn serve(
     let background = options
         .archive
         .spawn(receiver.clone(), card.clone(), options.backfill.take());
+    let quota = Arc::new(quota);
+    let global = options.archive.spawn_global(quota.clone());
     let state = AppState {
         card,
         views: receiver,
-        quota: Arc::new(quota),
+        quota,
         archive: options.archive.clone(),
         focus: Arc::new(options.focus.clone()),
         auth: options.auth.clone(),
@@ -251,7 +253,10 @@ pub async fn serve(
         let _ = https.await;
     }
     periodic.abort();
-    background.iter().for_each(tokio::task::JoinHandle::abort);
+    background
+        .iter()
+        .chain(&global)
+        .for_each(tokio::task::JoinHandle::abort);
     // A last reconcile records the latest heartbeat before exiting.
     reconcile_once(&reconciler).await;
     tracing::info!("stopped");

@@ -1,8 +1,8 @@
 //! The quota gate: one decision per request, from memory only, with reservations so that
 //! concurrent admissions cannot over-admit, and the counters of SPEC §4.4.
 
-use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
@@ -16,9 +16,9 @@ use rust_decimal::Decimal;
 use super::activity::Activity;
 use super::view::View;
 use crate::budget::{
-    Budget, PodIdentity, Prospect, ProspectContext, ProspectError, QuotaDecision, QuotaInput,
-    Reservation, Reservations, asks_for_gpus, decide, prospect_from_count, prospect_from_pod,
-    prospect_without_gpus, with_failure_mode,
+    Budget, BudgetScope, OtherClusters, PodIdentity, Prospect, ProspectContext, ProspectError,
+    QuotaDecision, QuotaInput, Reservation, Reservations, asks_for_gpus, decide,
+    prospect_from_count, prospect_from_pod, prospect_without_gpus, with_failure_mode,
 };
 use crate::config::{FailMode, QuotaSettings};
 use crate::console::RecentDecision;
@@ -65,6 +65,8 @@ pub struct QuotaGate {
     checks: Family<DecisionLabels, Counter<u64, AtomicU64>>,
     durations: Histogram,
     activity: Activity,
+    /// The other clusters' figures, for global budgets (replaced by each read).
+    others: RwLock<Arc<OtherClusters>>,
 }
 
 impl QuotaGate {
@@ -79,7 +81,25 @@ impl QuotaGate {
             // 10 µs to ~80 ms.
             durations: Histogram::new(exponential_buckets(0.00001, 2.0, 14)),
             activity: Activity::default(),
+            others: RwLock::default(),
         }
+    }
+
+    /// Whether a budget is global: the other clusters' figures are wanted.
+    pub fn has_global_budgets(&self) -> bool {
+        self.budgets.iter().any(|b| b.global)
+    }
+
+    /// Takes in the latest read of the other clusters' figures.
+    pub fn set_other_clusters(&self, others: OtherClusters) {
+        *self.others.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(others);
+    }
+
+    fn other_clusters(&self) -> Arc<OtherClusters> {
+        self.others
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// The budgets.
@@ -159,10 +179,28 @@ impl QuotaGate {
                 prospect_from_count(*gpus, gpu_model.as_deref(), &context)?
             }
         };
-        let age = view.age();
-        let stale =
-            age.is_none_or(|a| a > Duration::from_secs(self.settings.max_staleness_seconds));
         let now = view.now();
+        let others = self.other_clusters();
+        let limit = Duration::from_secs(self.settings.max_staleness_seconds);
+        let mut age = view.age();
+        // A global budget of the pod's cost center decides on the other clusters' figures too:
+        // the older of theirs and this cluster's is the data's age.
+        if self
+            .budgets
+            .iter()
+            .any(|b| b.global && b.scope == BudgetScope::CostCenter(prospect.cost_center.clone()))
+        {
+            // Their samples carry Prometheus's (wall-clock) times.
+            let wall = jiff::Timestamp::now().as_second();
+            let theirs = others
+                .as_of
+                .map(|at| Duration::from_secs(u64::try_from(wall - at).unwrap_or(0)));
+            age = match (age, theirs) {
+                (Some(ours), Some(theirs)) => Some(ours.max(theirs)),
+                _ => None,
+            };
+        }
+        let stale = age.is_none_or(|a| a > limit);
         let mut book = self.lock();
         book.settle(&view.arrivals, now);
         let decision = decide(QuotaInput {
@@ -181,6 +219,7 @@ impl QuotaGate {
             currency: card.currency(),
             rounding: card.rounding(),
             stale,
+            others: &others,
         })?;
         let decision = with_failure_mode(
             decision,
@@ -252,6 +291,7 @@ fn not_judged(
         currency: card.currency(),
         rounding: card.rounding(),
         stale: false,
+        others: &OtherClusters::default(),
     })?;
     decision.message =
         "the pod asks for no GPU or DRA device: allowed without a budget check".into();

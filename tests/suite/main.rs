@@ -7,6 +7,7 @@
 mod support;
 
 mod auth;
+mod clusters;
 mod console;
 mod dashboards;
 mod demo_service;

@@ -29,6 +29,7 @@ pub fn demo_budgets(scale: u32) -> Vec<RawBudget> {
             max_gpus: max_gpus.map(|m| (Decimal::from(m) * scale).to_string()),
             warn_at: Some(warn_at.to_string()),
             enforce: None,
+            scope: None,
         })
         .collect()
 }

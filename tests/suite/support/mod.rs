@@ -303,7 +303,8 @@ pub async fn spawn_service_with(
         tls,
         archive,
         history: None,
-        focus: Default::default(),
+        // The fixture snapshot's cluster name, as `report --snapshot` gives it.
+        focus: tollgate::output::FocusSettings::default().for_cluster("snapshot"),
         auth: Default::default(),
         following: None,
         reports_at_once: 1,

@@ -33,15 +33,33 @@ impl TestPrometheus {
             "promtool: {}",
             String::from_utf8_lossy(&backfill.stderr)
         );
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(&config, "global:\n  scrape_interval: 1h\n").unwrap();
+        Self::serve(dir, "global:\n  scrape_interval: 1h\n")
+    }
+
+    /// Starts a server that scrapes `/metrics` of each of `targets` (`HOST:PORT`) every second.
+    pub fn scraping(targets: &[&str]) -> Self {
+        super::tools::require(&[super::tools::Tool::Prometheus]);
+        let dir = tempfile::tempdir().unwrap();
+        let listed: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
+        let config = format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: tollgate\n    static_configs:\n      - targets: [{}]\n",
+            listed.join(", ")
+        );
+        Self::serve(dir, &config)
+    }
+
+    /// Runs Prometheus with `config` over the TSDB in `dir`, once ready.
+    fn serve(dir: tempfile::TempDir, config: &str) -> Self {
+        let tsdb = dir.path().join("tsdb");
+        let config_file = dir.path().join("prometheus.yml");
+        std::fs::write(&config_file, config).unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
         let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--config.file={}", config_file.display()))
             .arg(format!("--storage.tsdb.path={}", tsdb.display()))
             .arg("--storage.tsdb.retention.time=10y")
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))

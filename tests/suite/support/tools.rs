@@ -18,6 +18,8 @@ pub enum Tool {
     /// DuckDB's Python package (PyPI `duckdb`): an independent reader of the Parquet and CSV
     /// exports.
     DuckDb,
+    /// `moto_server` (PyPI `moto[server]`): an S3-compatible endpoint on loopback.
+    Moto,
 }
 
 impl Tool {
@@ -36,6 +38,7 @@ impl Tool {
             Tool::KubernetesValidate => runs("python3", &["-c", "import kubernetes_validate"]),
             Tool::Chromium => runs("chromium", &["--version"]),
             Tool::DuckDb => runs("python3", &["-c", "import duckdb"]),
+            Tool::Moto => runs("python3", &["-c", "import moto.server, boto3"]),
         }
     }
 
@@ -50,6 +53,7 @@ impl Tool {
             }
             Tool::Chromium => "chromium (apt-get install --no-install-recommends chromium)",
             Tool::DuckDb => "duckdb (python3 -m pip install duckdb)",
+            Tool::Moto => "moto's S3 server (python3 -m pip install 'moto[server]')",
         }
     }
 }
@@ -57,7 +61,7 @@ impl Tool {
 /// Panics, naming every one of `tools` that is missing and how to get it, before a test runs
 /// against it. Each tool is looked for once per run.
 pub fn require(tools: &[Tool]) {
-    static FOUND: OnceLock<[bool; 5]> = OnceLock::new();
+    static FOUND: OnceLock<[bool; 6]> = OnceLock::new();
     let found = FOUND.get_or_init(|| {
         [
             Tool::Prometheus.present(),
@@ -65,6 +69,7 @@ pub fn require(tools: &[Tool]) {
             Tool::KubernetesValidate.present(),
             Tool::Chromium.present(),
             Tool::DuckDb.present(),
+            Tool::Moto.present(),
         ]
     });
     let missing: Vec<&str> = tools
