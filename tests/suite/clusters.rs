@@ -394,3 +394,61 @@ async fn a_global_budget_only_the_sum_of_two_clusters_exceeds_denies_in_both() {
     }
     drop(prometheus);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_exports_each_closed_day_it_rolls_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("exports");
+    let config = dir.path().join("export.toml");
+    std::fs::write(
+        &config,
+        format!("[export]\ndest = \"{}\"\n", dest.display()),
+    )
+    .unwrap();
+    let service = ServeProcess::start(
+        &["--demo", "--config", config.to_str().unwrap()],
+        &[],
+        &dir.path().join("serve.log"),
+    )
+    .await;
+    // The first day of yesterday's month: closed, rolled up, and first in its billing month
+    // (its file carries nothing over from earlier days).
+    let now = jiff::Timestamp::now().as_second();
+    let yesterday = jiff::Timestamp::from_second(now - 86_400).unwrap();
+    let day = yesterday.strftime("%Y-%m-01").to_string();
+    let month = &day[..7];
+    let file = dest.join(format!(
+        "focus/cluster=demo/billing_month={month}/day={day}.parquet"
+    ));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    while !file.is_file() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} was never exported: {}",
+            file.display(),
+            service.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let next = jiff::civil::Date::strptime("%Y-%m-%d", &day)
+        .unwrap()
+        .tomorrow()
+        .unwrap();
+    let csv = service
+        .get(&format!(
+            "/api/v1/chargeback?format=csv&from={day}&to={next}"
+        ))
+        .await;
+    let found = totals_by_cluster(&dest);
+    let exported = Command::new("python3")
+        .args([
+            "-c",
+            "import duckdb, sys; print(duckdb.connect().execute(f\"SELECT CAST(SUM(BilledCost) AS VARCHAR) FROM read_parquet('{sys.argv[1]}')\").fetchone()[0])",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let exported = String::from_utf8(exported.stdout).unwrap();
+    assert_eq!(exported.trim(), total_text(&csv), "{found}");
+    assert!(found["chargeback"]["demo"].is_string(), "{found}");
+}

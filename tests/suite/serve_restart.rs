@@ -45,6 +45,17 @@ fn pod_hours(json: &str, pod: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Whether a JSON log says every closed day was rolled up (`rollup backfill` with `done` =
+/// `total`).
+fn rolled_up(log: &str) -> bool {
+    log.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .any(|entry| {
+            let fields = &entry["fields"];
+            fields["message"] == "rollup backfill" && fields["done"] == fields["total"]
+        })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_and_restarts_neither_lose_nor_double_a_gpu_second() {
     let api = FakeApiServer::start().await;
@@ -59,7 +70,13 @@ async fn kill_9_and_restarts_neither_lose_nor_double_a_gpu_second() {
         truth,
         "the live path prices like a snapshot"
     );
-    // Let a few heartbeats land, then kill without warning.
+    // Once its closed days are rolled up (the ledger records that on its next reconcile), let a
+    // few heartbeats land, then kill without warning.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !rolled_up(&first.log()) {
+        assert!(std::time::Instant::now() < deadline, "{}", first.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let killed_at = jiff::Timestamp::now().as_second();
     first.child.kill().unwrap();

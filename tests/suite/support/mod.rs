@@ -329,7 +329,7 @@ pub async fn spawn_service_with(
 }
 
 /// The state of a service answering from `views` with `quota`: no auth, no archive, default
-/// FOCUS settings, one report at a time.
+/// FOCUS settings for the fixture snapshot's cluster, one report at a time.
 pub fn app_state(
     card: std::sync::Arc<tollgate::pricing::RateCard>,
     views: tokio::sync::watch::Receiver<std::sync::Arc<tollgate::serve::View>>,
@@ -340,7 +340,9 @@ pub fn app_state(
         views,
         quota,
         archive: Default::default(),
-        focus: Default::default(),
+        focus: std::sync::Arc::new(
+            tollgate::output::FocusSettings::default().for_cluster("snapshot"),
+        ),
         auth: Default::default(),
         reports: std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
     }
