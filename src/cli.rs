@@ -337,15 +337,14 @@ fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
     let (sets, name) = read_source(&args.source, &settings, &card, as_of, request.window)?;
     let store = RollupStore::existing(&settings.store.dir, provenance(&name, &card));
     let sets: Vec<&AllocationSet> = sets.iter().collect();
-    let sources = Sources {
-        sets: &sets,
-        from: None,
-        card: &card,
-        store: store.as_ref(),
-        prometheus: prometheus.as_ref(),
-        simulated: simulated_usage(&args.source),
-        cluster: &name.cluster,
-    };
+    let sources = command_sources(
+        &args.source,
+        &sets,
+        &card,
+        store.as_ref(),
+        prometheus.as_ref(),
+        &name,
+    );
     let mut file = match (&args.output, container) {
         (Some(path), Some(container)) => Some(
             OutputFile::create(path, container)
@@ -557,6 +556,27 @@ fn snapshot_source_name(settings: &Settings, objects: &ClusterObjects, dir: &Pat
     }
 }
 
+/// What a command's report is made from: `sets` (everything the source holds), `store`'s days
+/// where it has them, usage from Prometheus or the demo's simulation.
+fn command_sources<'a>(
+    source: &SourceArgs,
+    sets: &'a [&'a AllocationSet],
+    card: &'a RateCard,
+    store: Option<&'a RollupStore>,
+    prometheus: Option<&'a Prometheus>,
+    name: &'a SourceName,
+) -> Sources<'a> {
+    Sources {
+        sets,
+        from: None,
+        card,
+        store,
+        prometheus,
+        simulated: simulated_usage(source),
+        cluster: &name.cluster,
+    }
+}
+
 /// The demo fleet's simulated utilization, for a demo source (Prometheus, when given, wins).
 fn simulated_usage(source: &SourceArgs) -> Option<&'static dyn crate::usage::Utilization> {
     source
@@ -683,15 +703,7 @@ fn backfill(
         .filter(|day| reprice || args.force || !catalog.mine.contains(day))
         .collect();
     let sets: Vec<&AllocationSet> = sets.iter().collect();
-    let sources = Sources {
-        sets: &sets,
-        from: None,
-        card: &card,
-        store: None,
-        prometheus: prometheus.as_ref(),
-        simulated: simulated_usage(&args.source),
-        cluster: &name.cluster,
-    };
+    let sources = command_sources(&args.source, &sets, &card, None, prometheus.as_ref(), &name);
     let progress = days_progress(days.len());
     let warnings = block_on(sources.roll_up(&store, &days, |day| {
         progress.set_message(format_time(day)[..10].to_string());
@@ -753,15 +765,14 @@ fn export(args: ExportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
     )?;
     let store = RollupStore::existing(&settings.store.dir, provenance(&name, &card));
     let sets: Vec<&AllocationSet> = sets.iter().collect();
-    let sources = Sources {
-        sets: &sets,
-        from: None,
-        card: &card,
-        store: store.as_ref(),
-        prometheus: prometheus.as_ref(),
-        simulated: simulated_usage(&args.source),
-        cluster: &name.cluster,
-    };
+    let sources = command_sources(
+        &args.source,
+        &sets,
+        &card,
+        store.as_ref(),
+        prometheus.as_ref(),
+        &name,
+    );
     let focus = settings.focus.clone().for_cluster(&name.cluster);
     let days: Vec<UnixSeconds> = (from..to).step_by(DAY as usize).collect();
     let progress = days_progress(days.len());
