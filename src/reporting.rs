@@ -189,12 +189,27 @@ impl Sources<'_> {
         mut each: impl FnMut(&CostReport) -> std::io::Result<()>,
     ) -> Result<Vec<String>, ReportError> {
         let mut warnings: Vec<String> = Vec::new();
-        for period in request.step.periods(request.window) {
+        let periods = request.step.periods(request.window);
+        let overlapping: Vec<Vec<Vec<u32>>> =
+            self.sets.iter().map(|s| s.by_period(&periods)).collect();
+        for (at, period) in periods.into_iter().enumerate() {
             let part = ReportRequest {
                 window: period,
                 ..request.clone()
             };
-            let report = runtime.block_on(self.report(&part))?;
+            // Each period reads only the allocations that overlap it.
+            let sets: Vec<AllocationSet> = self
+                .sets
+                .iter()
+                .zip(&overlapping)
+                .map(|(set, overlapping)| set.with_only(&overlapping[at]))
+                .collect();
+            let sets: Vec<&AllocationSet> = sets.iter().collect();
+            let sources = Sources {
+                sets: &sets,
+                ..*self
+            };
+            let report = runtime.block_on(sources.report(&part))?;
             each(&report)?;
             for warning in report.warnings {
                 if !warnings.contains(&warning) {

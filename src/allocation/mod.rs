@@ -196,6 +196,40 @@ impl AllocationSet {
         self.capacity.retain_mut(|c| keep(&mut c.interval));
     }
 
+    /// For each of `periods` (in order, not overlapping), the allocations that overlap it, by
+    /// their place in `allocations`: found in one pass, so that a report read a period at a
+    /// time does not scan every allocation for each period.
+    pub fn by_period(&self, periods: &[Interval]) -> Vec<Vec<u32>> {
+        let mut overlapping = vec![Vec::new(); periods.len()];
+        for (index, allocation) in self.allocations.iter().enumerate() {
+            let first = periods.partition_point(|p| p.end <= allocation.interval.start);
+            for (period, members) in periods[first..].iter().zip(&mut overlapping[first..]) {
+                if period.start >= allocation.interval.end {
+                    break;
+                }
+                if allocation.interval.clip(*period).is_some() {
+                    members.push(index as u32);
+                }
+            }
+        }
+        overlapping
+    }
+
+    /// The set of these `allocations` (places in `self.allocations`) and all of the capacity:
+    /// what a report over a period they are every overlapping allocation of reads, as it would
+    /// read the whole set.
+    pub fn with_only(&self, allocations: &[u32]) -> AllocationSet {
+        AllocationSet {
+            names: self.names.clone(),
+            allocations: allocations
+                .iter()
+                .map(|&i| self.allocations[i as usize].clone())
+                .collect(),
+            capacity: self.capacity.clone(),
+            warnings: self.warnings.clone(),
+        }
+    }
+
     /// Adds the records of `other`, ending those still running at `until` (and leaving out
     /// those that start only then).
     pub fn extend_from(&mut self, other: &AllocationSet, until: UnixSeconds) {

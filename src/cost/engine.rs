@@ -316,12 +316,52 @@ struct Schedule {
     label: Sym,
 }
 
+/// The names a report's lines carry, numbered densely in the order the report meets them.
+enum ReportNames {
+    /// One set (a snapshot, the demo, one archived day): each report symbol is a symbol of the
+    /// set, whose text is not hashed or copied again.
+    Own { set: Names, symbols: Vec<Sym> },
+    /// Several sets, each with its own names: interned by text, so that one name in two sets
+    /// is one symbol.
+    Merged(Names),
+}
+
+impl ReportNames {
+    fn for_sets(sets: &[&AllocationSet]) -> Self {
+        match sets {
+            [set] => ReportNames::Own {
+                set: set.names.clone(),
+                symbols: vec![Sym::EMPTY],
+            },
+            _ => ReportNames::Merged(Names::default()),
+        }
+    }
+
+    /// The report symbol of `sym` of `names` (a set's), met for the first time.
+    fn add(&mut self, names: &Names, sym: Sym) -> Sym {
+        match self {
+            ReportNames::Own { symbols, .. } => {
+                symbols.push(sym);
+                Sym::from_raw(symbols.len() as u32 - 1)
+            }
+            ReportNames::Merged(merged) => merged.intern(names.resolve(sym)),
+        }
+    }
+
+    fn resolve(&self, sym: Sym) -> &str {
+        match self {
+            ReportNames::Own { set, symbols } => set.resolve(symbols[sym.index()]),
+            ReportNames::Merged(merged) => merged.resolve(sym),
+        }
+    }
+}
+
 /// Turns allocation fields into line and price-schedule indexes, caching every lookup.
 struct Resolver<'a> {
     sets: &'a [&'a AllocationSet],
     /// Each set's symbols, translated into `names` (`u32::MAX`: not yet).
     translations: Vec<Vec<u32>>,
-    names: Names,
+    names: ReportNames,
     card: &'a RateCard,
     keys: &'a [GroupKey],
     labels: Names,
@@ -339,8 +379,16 @@ impl<'a> Resolver<'a> {
     fn new(sets: &'a [&'a AllocationSet], card: &'a RateCard, keys: &'a [GroupKey]) -> Self {
         Resolver {
             sets,
-            translations: sets.iter().map(|s| vec![u32::MAX; s.names.len()]).collect(),
-            names: Names::default(),
+            translations: sets
+                .iter()
+                .map(|s| {
+                    let mut translation = vec![u32::MAX; s.names.len()];
+                    // The empty name is symbol 0 everywhere.
+                    translation[Sym::EMPTY.index()] = Sym::EMPTY.index() as u32;
+                    translation
+                })
+                .collect(),
+            names: ReportNames::for_sets(sets),
             card,
             keys,
             labels: Names::default(),
@@ -358,7 +406,7 @@ impl<'a> Resolver<'a> {
     fn global(&mut self, set: usize, sym: Sym) -> Sym {
         let slot = &mut self.translations[set][sym.index()];
         if *slot == u32::MAX {
-            *slot = self.names.intern(self.sets[set].names.resolve(sym)).index() as u32;
+            *slot = self.names.add(&self.sets[set].names, sym).index() as u32;
         }
         Sym::from_raw(*slot)
     }
@@ -492,12 +540,24 @@ impl<'a> Resolver<'a> {
                 column.sort_unstable();
                 column.dedup();
                 let size = column.iter().map(|&id| rank_slot(id)).max().unwrap_or(0) + 1;
-                column.sort_by_cached_key(|&id| self.group_value(group_key, id));
+                // The texts are copied side by side first: sorting them where they were
+                // interned (one allocation each, all over the heap) waits on memory at every
+                // comparison.
+                let mut texts = String::new();
+                let mut spans: Vec<(usize, usize, u32)> = column
+                    .iter()
+                    .map(|&id| {
+                        let start = texts.len();
+                        texts.push_str(self.group_value(group_key, id));
+                        (start, texts.len(), id)
+                    })
+                    .collect();
+                spans.sort_unstable_by(|a, b| texts[a.0..a.1].cmp(&texts[b.0..b.1]));
                 let mut ranks = vec![0; size];
                 let mut rank = 0;
                 let mut previous = None;
-                for id in column {
-                    let text = self.group_value(group_key, id);
+                for (start, end, id) in spans {
+                    let text = &texts[start..end];
                     if previous.is_some_and(|p| p != text) {
                         rank += 1;
                     }

@@ -12,5 +12,5 @@ mod tests;
 
 pub use engine::{CostOverflow, LineFilter, ReportRequest, cost_report, cost_report_with_usage};
 pub use group::{GroupBy, GroupByError, GroupKey};
-pub use report::{Carried, Chargeback, CostLine, CostReport, Figures, HOUR_PLACES};
+pub use report::{Carried, Chargeback, CostLine, CostReport, Figures, HOUR_PLACES, Rounded};
 pub use request::{MAX_PERIODS, RequestError, RequestText};

@@ -136,6 +136,15 @@ impl Carried {
     }
 }
 
+/// A report's figures rounded for print ([`CostReport::rounded`]).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct Rounded {
+    /// Each line's rounded figures, in the report's order.
+    pub lines: Vec<Figures>,
+    /// Rounded column totals: what the lines add up to.
+    pub total: Figures,
+}
+
 /// A report rounded for print: each column's lines add up exactly to its total.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub struct Chargeback {
@@ -185,6 +194,29 @@ impl CostReport {
     /// printed lines of every part add up to the rounded totals of the whole (see
     /// [`apportion_carried`]).
     pub fn chargeback_carried(&self, carried: &mut Carried) -> Chargeback {
+        let Rounded { lines, total } = self.rounded(carried);
+        let lines = self
+            .lines
+            .iter()
+            .zip(lines)
+            .map(|(line, figures)| CostLine {
+                period: line.period,
+                group: line.group.clone(),
+                figures,
+            })
+            .collect();
+        Chargeback {
+            request: self.request.clone(),
+            currency: self.currency.clone(),
+            lines,
+            total,
+            warnings: self.warnings.clone(),
+        }
+    }
+
+    /// The figures of [`CostReport::chargeback_carried`], line by line in the report's order,
+    /// without the lines' group values.
+    pub fn rounded(&self, carried: &mut Carried) -> Rounded {
         let money = self.currency.minor_units();
         let rounding = self.rounding;
         let lines = &self.lines;
@@ -216,25 +248,16 @@ impl CostReport {
             &mut carried.unpriced_gpu_hours,
         );
         let zero_hours = fixed(Decimal::ZERO, HOUR_PLACES);
-        let lines = self
-            .lines
-            .iter()
-            .enumerate()
-            .map(|(i, line)| CostLine {
-                period: line.period,
-                group: line.group.clone(),
-                figures: Figures {
-                    gpu_hours: gpu_hours.lines[i].unwrap_or(zero_hours),
-                    used_gpu_hours: used.lines[i],
-                    cost: cost.lines[i],
-                    idle_cost: idle.lines[i],
-                    unpriced_gpu_hours: unpriced.lines[i].unwrap_or(zero_hours),
-                },
+        let lines = (0..self.lines.len())
+            .map(|i| Figures {
+                gpu_hours: gpu_hours.lines[i].unwrap_or(zero_hours),
+                used_gpu_hours: used.lines[i],
+                cost: cost.lines[i],
+                idle_cost: idle.lines[i],
+                unpriced_gpu_hours: unpriced.lines[i].unwrap_or(zero_hours),
             })
             .collect();
-        Chargeback {
-            request: self.request.clone(),
-            currency: self.currency.clone(),
+        Rounded {
             lines,
             total: Figures {
                 gpu_hours: gpu_hours.total.unwrap_or(zero_hours),
@@ -243,7 +266,6 @@ impl CostReport {
                 idle_cost: idle.total,
                 unpriced_gpu_hours: unpriced.total.unwrap_or(zero_hours),
             },
-            warnings: self.warnings.clone(),
         }
     }
 }

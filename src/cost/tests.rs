@@ -452,3 +452,50 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_period_priced_from_the_allocations_that_overlap_it_is_the_period_of_the_whole_set() {
+    // Hours 0–24 cut in 8-hour periods. By hand: p0 [0,10) overlaps periods 0 and 1; p1 [8,16)
+    // exactly period 1; p2 [17,30) period 2 (clipped at 24); p3 [24,30) none; p4 [0,24) all;
+    // p5 [2,4) period 0, holding 2 GPUs while p0 and p4 hold the node's 2 (over-committed).
+    let holds = [
+        (0, 10, "p0"),
+        (8, 16, "p1"),
+        (17, 30, "p2"),
+        (24, 30, "p3"),
+        (0, 24, "p4"),
+        (2, 4, "p5"),
+    ];
+    let holds: Vec<Hold<'_>> = holds
+        .iter()
+        .map(|&(from, to, pod)| Hold {
+            pod,
+            ..hold(
+                "a",
+                "H100",
+                GpuUnits::whole(if pod == "p5" { 2 } else { 1 }),
+                (from, to),
+            )
+        })
+        .collect();
+    let set = set_of(&holds, &[("n1", "H100", 2)]);
+    let periods: Vec<Interval> = (0..3)
+        .map(|p| Interval::new(t(8 * p), t(8 * p + 8)))
+        .collect();
+    let overlapping = set.by_period(&periods);
+    assert_eq!(overlapping, vec![vec![0, 4, 5], vec![0, 1, 4], vec![2, 4]]);
+    let card = card();
+    for (period, members) in periods.iter().zip(&overlapping) {
+        let part = ReportRequest {
+            window: *period,
+            group_by: GroupBy::resources(),
+            ..request("", Step::Window)
+        };
+        let only = set.with_only(members);
+        assert_eq!(only.capacity, set.capacity);
+        assert_eq!(
+            cost_report(&[&only], &card, &part).unwrap(),
+            cost_report(&[&set], &card, &part).unwrap()
+        );
+    }
+}

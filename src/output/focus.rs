@@ -13,14 +13,16 @@
 //! `ListCost`, `ContractedCost`, `EffectiveCost` and `BilledCost` are equal.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::io::Write;
 
 use rust_decimal::Decimal;
+use rustc_hash::FxHashMap;
 use serde::Deserialize;
 
 use super::spreadsheet_safe;
 use crate::allocation::UNALLOCATED;
-use crate::cost::{Carried, CostLine, CostReport, GroupBy, LineFilter, ReportRequest};
+use crate::cost::{Carried, CostLine, CostReport, Figures, GroupBy, LineFilter, ReportRequest};
 use crate::money::fixed;
 use crate::time::{Interval, Step, format_time, month_start, next_month_start};
 
@@ -259,22 +261,30 @@ impl<'a> Resource<'a> {
         })
     }
 
-    /// `ResourceName`, `ResourceType` and `ChargeDescription`.
-    fn describe(&self) -> (&'a str, &'static str, String) {
+    /// `ResourceName` and `ResourceType`; `ChargeDescription` into `text`.
+    fn describe(&self, text: &mut String) -> (&'a str, &'static str) {
         let (model, node, ns) = (self.gpu_model, self.node, self.namespace);
-        if self.cost_center == UNALLOCATED {
-            let text = format!("Unallocated {model} capacity of node {node}");
-            (node, "Node", text)
+        text.clear();
+        // Writing to a String cannot fail.
+        let (name, kind, _) = if self.cost_center == UNALLOCATED {
+            let written = write!(text, "Unallocated {model} capacity of node {node}");
+            (node, "Node", written)
         } else if !self.claim.is_empty() {
-            let text = format!(
+            let written = write!(
+                text,
                 "{model} GPU time of DRA claim {ns}/{} (pod {ns}/{}) on node {node}",
                 self.claim, self.pod
             );
-            (self.claim, "ResourceClaim", text)
+            (self.claim, "ResourceClaim", written)
         } else {
-            let text = format!("{model} GPU time of pod {ns}/{} on node {node}", self.pod);
-            (self.pod, "Pod", text)
-        }
+            let written = write!(
+                text,
+                "{model} GPU time of pod {ns}/{} on node {node}",
+                self.pod
+            );
+            (self.pod, "Pod", written)
+        };
+        (name, kind)
     }
 }
 
@@ -436,6 +446,8 @@ pub struct CsvRows<W: Write> {
     picked: Vec<usize>,
     /// The last charge period's four times, printed once.
     times: Option<(Interval, [String; 4])>,
+    /// The row's numbers as text, in buffers kept from row to row.
+    numbers: [String; 6],
 }
 
 impl<W: Write> CsvRows<W> {
@@ -454,6 +466,7 @@ impl<W: Write> CsvRows<W> {
             writer,
             picked,
             times: None,
+            numbers: Default::default(),
         })
     }
 }
@@ -474,24 +487,27 @@ impl<W: Write> FocusSink for CsvRows<W> {
             .as_ref()
             .map(|(_, t)| t)
             .unwrap_or_else(|| unreachable!("set above"));
-        let text = |v: Option<Decimal>| v.map(|v| v.to_string()).unwrap_or_default();
-        let numbers = [
-            row.cost.to_string(),
-            row.consumed.to_string(),
-            row.pricing_quantity.to_string(),
-            text(row.utilization),
-            text(row.idle_cost),
-            row.unpriced.to_string(),
+        let values = [
+            Some(row.cost),
+            Some(row.consumed),
+            Some(row.pricing_quantity),
+            row.utilization,
+            row.idle_cost,
+            Some(row.unpriced),
         ];
-        let cells = row.cells(settings, times, &numbers);
-        self.writer.write_record(
-            self.picked
-                .iter()
-                .map(|&i| spreadsheet_safe(cells[i]))
-                .collect::<Vec<_>>()
-                .iter()
-                .map(|cell| cell.as_bytes()),
-        )?;
+        for (text, value) in self.numbers.iter_mut().zip(values) {
+            text.clear();
+            if let Some(value) = value {
+                // Writing to a String cannot fail.
+                let _ = write!(text, "{value}");
+            }
+        }
+        let cells = row.cells(settings, times, &self.numbers);
+        for &i in &self.picked {
+            self.writer
+                .write_field(spreadsheet_safe(cells[i]).as_bytes())?;
+        }
+        self.writer.write_record(None::<&[u8]>)?;
         Ok(())
     }
 
@@ -528,9 +544,9 @@ pub struct FocusWriter<'s, S> {
     settings: &'s FocusSettings,
     carried: Carried,
     /// The `Tags` JSON of each cost center, made once.
-    tags: HashMap<String, String>,
+    tags: TagTexts,
     /// The `AllocatedTags` JSON of each cost center and namespace, made once.
-    allocated_tags: HashMap<(String, String), String>,
+    allocated_tags: TagTexts,
     /// The rows written: those of a cost center or namespace, or all.
     only: LineFilter,
 }
@@ -544,8 +560,8 @@ impl<'s, S> FocusWriter<'s, S> {
             sink,
             settings,
             carried: Carried::default(),
-            tags: HashMap::new(),
-            allocated_tags: HashMap::new(),
+            tags: TagTexts::default(),
+            allocated_tags: TagTexts::default(),
         }
     }
 }
@@ -572,41 +588,55 @@ impl<S: FocusSink> FocusWriter<'_, S> {
 
     /// Writes the rows of the next part of the report.
     pub fn write(&mut self, report: &CostReport) -> std::io::Result<()> {
-        let chargeback = report.chargeback_carried(&mut self.carried);
-        let currency = chargeback.currency.code();
-        let zero = fixed(Decimal::ZERO, chargeback.currency.minor_units());
-        let ratios = allocated_ratios(&chargeback.lines);
+        let rounded = report.rounded(&mut self.carried).lines;
+        let currency = report.currency.code();
+        let zero = fixed(Decimal::ZERO, report.currency.minor_units());
+        let resources: Vec<Option<Resource<'_>>> = report.lines.iter().map(Resource::of).collect();
+        let ratios = allocated_ratios(&report.lines, &resources, &rounded);
         let keys = report.request.group_by.keys();
-        for ((exact, line), ratio) in report.lines.iter().zip(&chargeback.lines).zip(ratios) {
-            let Some(resource) = Resource::of(line) else {
+        let mut description = String::new();
+        let mut details = String::new();
+        for (((exact, resource), figures), ratio) in report
+            .lines
+            .iter()
+            .zip(&resources)
+            .zip(&rounded)
+            .zip(ratios)
+        {
+            let Some(resource) = resource else {
                 continue;
             };
-            if !self.only.keeps(keys, line.group.iter().map(String::as_str)) {
+            if !self.only.keeps_all()
+                && !self
+                    .only
+                    .keeps(keys, exact.group.iter().map(String::as_str))
+            {
                 continue;
             }
-            let (name, kind, mut description) = resource.describe();
-            let figures = &line.figures;
+            let (name, kind) = resource.describe(&mut description);
             if !figures.unpriced_gpu_hours.is_zero() {
-                description.push_str(&format!(
+                let _ = write!(
+                    description,
                     "; {} GPU-hours have no price in the rate card and cost nothing here",
                     figures.unpriced_gpu_hours
-                ));
+                );
             }
             let utilization = exact
                 .figures
                 .used_gpu_hours
                 .filter(|_| !exact.figures.gpu_hours.is_zero())
                 .map(|used| fixed(used / exact.figures.gpu_hours, 4));
-            let tags = self
-                .tags
-                .entry(resource.cost_center.to_string())
-                .or_insert_with(|| {
-                    serde_json::json!({ "cost_center": resource.cost_center }).to_string()
-                });
+            details.clear();
+            let _ = write!(
+                details,
+                "{{\"Elements\":[{{\"AllocatedRatio\":{},\"UsageUnit\":\"GPU-Hours\",\"UsageQuantity\":{}}}]}}",
+                ratio.normalize(),
+                figures.gpu_hours
+            );
             let row = FocusRow {
                 cost: figures.cost.unwrap_or(zero),
-                charge: line.period,
-                billing: billing_period(line.period),
+                charge: exact.period,
+                billing: billing_period(exact.period),
                 currency,
                 description: &description,
                 consumed: figures.gpu_hours,
@@ -617,30 +647,16 @@ impl<S: FocusSink> FocusWriter<'_, S> {
                 resource_type: kind,
                 sku: resource.gpu_model,
                 sub_account: (resource.cost_center != UNALLOCATED).then_some(resource.namespace),
-                tags,
+                tags: self.tags.of(resource.cost_center, None),
                 cost_center: resource.cost_center,
                 cost_center_source: resource.source,
                 utilization,
                 idle_cost: figures.idle_cost,
                 unpriced: figures.unpriced_gpu_hours,
-                allocated_details: &format!(
-                    "{{\"Elements\":[{{\"AllocatedRatio\":{},\"UsageUnit\":\"GPU-Hours\",\"UsageQuantity\":{}}}]}}",
-                    ratio.normalize(),
-                    figures.gpu_hours
-                ),
+                allocated_details: &details,
                 allocated_tags: self
                     .allocated_tags
-                    .entry((
-                        resource.cost_center.to_string(),
-                        resource.namespace.to_string(),
-                    ))
-                    .or_insert_with(|| {
-                        serde_json::json!({
-                            "cost_center": resource.cost_center,
-                            "namespace": resource.namespace,
-                        })
-                        .to_string()
-                    }),
+                    .of(resource.cost_center, Some(resource.namespace)),
             };
             self.sink.row(self.settings, &row)?;
         }
@@ -648,14 +664,47 @@ impl<S: FocusSink> FocusWriter<'_, S> {
     }
 }
 
-/// Each line's `AllocatedRatio`: its GPU-hours over those of every line of the same origin
-/// charge (the node's capacity of one model and tier in the period), to [`RATIO_PLACES`] places,
-/// the largest line taking what rounding left so that each origin's ratios add up to exactly 1.
-/// Lines that are not FOCUS resources get 0.
-fn allocated_ratios(lines: &[CostLine]) -> Vec<Decimal> {
-    let mut origins: HashMap<(Interval, &str, &str, &str), Vec<usize>> = HashMap::new();
-    for (i, line) in lines.iter().enumerate() {
-        if let Some(r) = Resource::of(line) {
+/// JSON tag objects made once per cost center (and namespace): `Tags` or `AllocatedTags`.
+#[derive(Default)]
+struct TagTexts(HashMap<String, HashMap<String, String>>);
+
+impl TagTexts {
+    /// `{"cost_center":…}`, or with a namespace `{"cost_center":…,"namespace":…}`. Looked up
+    /// by borrowed text: a row of a pair seen before allocates nothing.
+    fn of(&mut self, cost_center: &str, namespace: Option<&str>) -> &str {
+        let known = |texts: &HashMap<String, HashMap<String, String>>| {
+            texts
+                .get(cost_center)
+                .is_some_and(|m| m.contains_key(namespace.unwrap_or_default()))
+        };
+        if !known(&self.0) {
+            let text = match namespace {
+                Some(namespace) => {
+                    serde_json::json!({ "cost_center": cost_center, "namespace": namespace })
+                }
+                None => serde_json::json!({ "cost_center": cost_center }),
+            };
+            self.0
+                .entry(cost_center.to_string())
+                .or_default()
+                .insert(namespace.unwrap_or_default().to_string(), text.to_string());
+        }
+        &self.0[cost_center][namespace.unwrap_or_default()]
+    }
+}
+
+/// Each line's `AllocatedRatio`: its GPU-hours (as printed) over those of every line of the same
+/// origin charge (the node's capacity of one model and tier in the period), to [`RATIO_PLACES`]
+/// places, the largest line taking what rounding left so that each origin's ratios add up to
+/// exactly 1. Lines that are not FOCUS resources get 0.
+fn allocated_ratios(
+    lines: &[CostLine],
+    resources: &[Option<Resource<'_>>],
+    rounded: &[Figures],
+) -> Vec<Decimal> {
+    let mut origins: FxHashMap<(Interval, &str, &str, &str), Vec<usize>> = FxHashMap::default();
+    for (i, (line, resource)) in lines.iter().zip(resources).enumerate() {
+        if let Some(r) = resource {
             origins
                 .entry((line.period, r.node, r.gpu_model, r.tier))
                 .or_default()
@@ -664,7 +713,7 @@ fn allocated_ratios(lines: &[CostLine]) -> Vec<Decimal> {
     }
     let mut ratios = vec![Decimal::ZERO; lines.len()];
     for members in origins.into_values() {
-        let hours = |i: usize| lines[i].figures.gpu_hours;
+        let hours = |i: usize| rounded[i].gpu_hours;
         let total: Decimal = members.iter().map(|&i| hours(i)).sum();
         let share = Decimal::ONE / Decimal::from(members.len());
         for &i in &members {

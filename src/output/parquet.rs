@@ -82,64 +82,93 @@ pub fn write_chargeback_parquet(chargeback: &Chargeback, out: impl Write) -> std
         .map_err(io_error)
 }
 
-/// The rows of one charge period, column by column.
-#[derive(Default)]
+/// The rows of one charge period, column by column (text copied into Arrow buffers as it
+/// comes, no string per cell).
 struct Batch {
+    rows: usize,
     cost: Vec<Decimal>,
     charge: Vec<(UnixSeconds, UnixSeconds)>,
     billing: Vec<(UnixSeconds, UnixSeconds)>,
-    currency: Vec<String>,
-    description: Vec<String>,
+    currency: StringChunkedBuilder,
+    description: StringChunkedBuilder,
     consumed: Vec<Decimal>,
-    pricing_category: Vec<&'static str>,
+    pricing_category: StringChunkedBuilder,
     pricing_quantity: Vec<Decimal>,
-    resource_id: Vec<String>,
-    resource_name: Vec<String>,
-    resource_type: Vec<&'static str>,
-    sku: Vec<String>,
-    sub_account: Vec<Option<String>>,
-    tags: Vec<String>,
-    cost_center: Vec<String>,
-    cost_center_source: Vec<String>,
+    resource_id: StringChunkedBuilder,
+    resource_name: StringChunkedBuilder,
+    resource_type: StringChunkedBuilder,
+    sku: StringChunkedBuilder,
+    sub_account: StringChunkedBuilder,
+    tags: StringChunkedBuilder,
+    cost_center: StringChunkedBuilder,
+    cost_center_source: StringChunkedBuilder,
     utilization: Vec<Option<Decimal>>,
     idle_cost: Vec<Option<Decimal>>,
     unpriced: Vec<Decimal>,
-    allocated_details: Vec<String>,
-    allocated_tags: Vec<String>,
+    allocated_details: StringChunkedBuilder,
+    allocated_tags: StringChunkedBuilder,
 }
 
 impl Batch {
+    fn new() -> Self {
+        let text = |name: &str| StringChunkedBuilder::new(name.into(), 0);
+        Batch {
+            rows: 0,
+            cost: Vec::new(),
+            charge: Vec::new(),
+            billing: Vec::new(),
+            currency: text("BillingCurrency"),
+            description: text("ChargeDescription"),
+            consumed: Vec::new(),
+            pricing_category: text("PricingCategory"),
+            pricing_quantity: Vec::new(),
+            resource_id: text("ResourceId"),
+            resource_name: text("ResourceName"),
+            resource_type: text("ResourceType"),
+            sku: text("SkuId"),
+            sub_account: text("SubAccountId"),
+            tags: text("Tags"),
+            cost_center: text("x_CostCenter"),
+            cost_center_source: text("x_CostCenterSource"),
+            utilization: Vec::new(),
+            idle_cost: Vec::new(),
+            unpriced: Vec::new(),
+            allocated_details: text("AllocatedMethodDetails"),
+            allocated_tags: text("AllocatedTags"),
+        }
+    }
+
     fn push(&mut self, row: &FocusRow<'_>) {
+        self.rows += 1;
         self.cost.push(row.cost);
         self.charge.push((row.charge.start, row.charge.end));
         self.billing.push((row.billing.start, row.billing.end));
-        self.currency.push(row.currency.to_string());
-        self.description.push(row.description.to_string());
+        self.currency.append_value(row.currency);
+        self.description.append_value(row.description);
         self.consumed.push(row.consumed);
-        self.pricing_category.push(row.pricing_category);
+        self.pricing_category.append_value(row.pricing_category);
         self.pricing_quantity.push(row.pricing_quantity);
-        self.resource_id.push(row.resource_id.to_string());
-        self.resource_name.push(row.resource_name.to_string());
-        self.resource_type.push(row.resource_type);
-        self.sku.push(row.sku.to_string());
-        self.sub_account.push(row.sub_account.map(str::to_string));
-        self.tags.push(row.tags.to_string());
-        self.cost_center.push(row.cost_center.to_string());
-        self.cost_center_source
-            .push(row.cost_center_source.to_string());
+        self.resource_id.append_value(row.resource_id);
+        self.resource_name.append_value(row.resource_name);
+        self.resource_type.append_value(row.resource_type);
+        self.sku.append_value(row.sku);
+        self.sub_account.append_option(row.sub_account);
+        self.tags.append_value(row.tags);
+        self.cost_center.append_value(row.cost_center);
+        self.cost_center_source.append_value(row.cost_center_source);
         self.utilization.push(row.utilization);
         self.idle_cost.push(row.idle_cost);
         self.unpriced.push(row.unpriced);
-        self.allocated_details
-            .push(row.allocated_details.to_string());
-        self.allocated_tags.push(row.allocated_tags.to_string());
+        self.allocated_details.append_value(row.allocated_details);
+        self.allocated_tags.append_value(row.allocated_tags);
     }
 
     /// The batch as a frame of the columns of `settings.version`, in order.
-    fn frame(&self, settings: &FocusSettings, money: u32) -> PolarsResult<DataFrame> {
-        let n = self.cost.len();
+    fn frame(self, settings: &FocusSettings, money: u32) -> PolarsResult<DataFrame> {
+        let n = self.rows;
         let fixed = |name: &str, value: &str| Column::new(name.into(), vec![value; n]);
-        let text = |name: &str, values: &[String]| Column::new(name.into(), values);
+        let text = |values: StringChunkedBuilder| values.finish().into_column();
+        let named = |name: &str, column: &Column| column.clone().with_name(name.into());
         let cost = |name: &str| decimal_column(name, money, self.cost.iter().map(|c| Some(*c)));
         let hours = |name: &str, values: &[Decimal]| {
             decimal_column(name, HOUR_PLACES, values.iter().map(|v| Some(*v)))
@@ -148,21 +177,24 @@ impl Batch {
             .host_provider
             .as_deref()
             .unwrap_or(&settings.provider);
+        let resource_id = text(self.resource_id);
+        let resource_name = text(self.resource_name);
+        let sub_account = text(self.sub_account);
         let columns = vec![
-            text("AllocatedMethodDetails", &self.allocated_details),
+            text(self.allocated_details),
             fixed("AllocatedMethodId", ALLOCATED_METHOD),
-            text("AllocatedResourceId", &self.resource_id),
-            text("AllocatedResourceName", &self.resource_name),
-            text("AllocatedTags", &self.allocated_tags),
+            named("AllocatedResourceId", &resource_id),
+            named("AllocatedResourceName", &resource_name),
+            text(self.allocated_tags),
             cost("BilledCost"),
             fixed("BillingAccountId", &settings.billing_account_id),
             fixed("BillingAccountName", &settings.billing_account_name),
-            text("BillingCurrency", &self.currency),
+            text(self.currency),
             time_column("BillingPeriodEnd", self.billing.iter().map(|b| b.1)),
             time_column("BillingPeriodStart", self.billing.iter().map(|b| b.0)),
             fixed("ChargeCategory", "Usage"),
             Column::full_null("ChargeClass".into(), n, &DataType::String),
-            text("ChargeDescription", &self.description),
+            text(self.description),
             fixed("ChargeFrequency", "Usage-Based"),
             time_column("ChargePeriodEnd", self.charge.iter().map(|c| c.1)),
             time_column("ChargePeriodStart", self.charge.iter().map(|c| c.0)),
@@ -173,25 +205,25 @@ impl Batch {
             fixed("HostProviderName", host),
             fixed("InvoiceIssuerName", &settings.provider),
             cost("ListCost"),
-            Column::new("PricingCategory".into(), &self.pricing_category),
+            text(self.pricing_category),
             hours("PricingQuantity", &self.pricing_quantity),
             fixed("PricingUnit", "GPU-Hours"),
             fixed("ProviderName", &settings.provider),
             fixed("PublisherName", &settings.provider),
-            text("ResourceId", &self.resource_id),
-            text("ResourceName", &self.resource_name),
-            Column::new("ResourceType".into(), &self.resource_type),
+            resource_id,
+            resource_name,
+            text(self.resource_type),
             fixed("ServiceCategory", "Compute"),
             fixed("ServiceName", &settings.service_name),
             fixed("ServiceProviderName", &settings.provider),
             fixed("ServiceSubcategory", "Containers"),
-            text("SkuId", &self.sku),
-            Column::new("SubAccountId".into(), &self.sub_account),
-            Column::new("SubAccountName".into(), &self.sub_account),
-            text("Tags", &self.tags),
+            text(self.sku),
+            sub_account.clone(),
+            named("SubAccountName", &sub_account),
+            text(self.tags),
             fixed("x_ClusterName", settings.cluster_name()),
-            text("x_CostCenter", &self.cost_center),
-            text("x_CostCenterSource", &self.cost_center_source),
+            text(self.cost_center),
+            text(self.cost_center_source),
             decimal_column("x_GpuUtilization", 4, self.utilization.iter().copied()),
             decimal_column("x_IdleCost", money, self.idle_cost.iter().copied()),
             hours("x_UnpricedGpuHours", &self.unpriced),
@@ -212,7 +244,7 @@ pub struct ParquetRows<W: Write> {
 impl<W: Write> ParquetRows<W> {
     /// Starts a Parquet file on `out`, money to `money` places (the currency's minor units).
     pub fn new(out: W, settings: &FocusSettings, money: u32) -> std::io::Result<Self> {
-        let empty = Batch::default().frame(settings, money).map_err(io_error)?;
+        let empty = Batch::new().frame(settings, money).map_err(io_error)?;
         let writer = ParquetWriter::new(out)
             .batched(empty.schema())
             .map_err(io_error)?;
@@ -220,7 +252,7 @@ impl<W: Write> ParquetRows<W> {
             writer,
             settings: settings.clone(),
             money,
-            batch: Batch::default(),
+            batch: Batch::new(),
         })
     }
 }
@@ -232,10 +264,10 @@ impl<W: Write> FocusSink for ParquetRows<W> {
     }
 
     fn end_part(&mut self) -> std::io::Result<()> {
-        if self.batch.cost.is_empty() {
+        if self.batch.rows == 0 {
             return Ok(());
         }
-        let batch = std::mem::take(&mut self.batch);
+        let batch = std::mem::replace(&mut self.batch, Batch::new());
         let frame = batch.frame(&self.settings, self.money).map_err(io_error)?;
         self.writer.write_batch(&frame).map_err(io_error)
     }
