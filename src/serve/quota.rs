@@ -188,7 +188,10 @@ impl QuotaGate {
         if self
             .budgets
             .iter()
-            .any(|b| b.global && b.scope == BudgetScope::CostCenter(prospect.cost_center.clone()))
+            .any(|b| {
+                b.global
+                    && matches!(&b.scope, BudgetScope::CostCenter(name) if *name == prospect.cost_center)
+            })
         {
             // Their samples carry Prometheus's (wall-clock) times.
             let wall = jiff::Timestamp::now().as_second();
