@@ -215,9 +215,9 @@ impl AllocationSet {
         overlapping
     }
 
-    /// The set of these `allocations` (places in `self.allocations`) and all of the capacity:
-    /// what a report over a period they are every overlapping allocation of reads, as it would
-    /// read the whole set.
+    /// The set holding only these `allocations` (places in `self.allocations`), with all of
+    /// the capacity: over a period they are every overlapping allocation of, a report reads it
+    /// exactly as it reads the whole set.
     pub fn with_only(&self, allocations: &[u32]) -> AllocationSet {
         AllocationSet {
             names: self.names.clone(),
