@@ -23,7 +23,7 @@ use crate::ledger::Ledger;
 use crate::live::{ClusterStores, Leadership, SourceHealth, list_cluster, spawn_watchers};
 use crate::output::{
     Container, CsvRows, FocusSink, FocusVersion, FocusWriter, Format, OutputFile, ParquetRows,
-    render, write_chargeback_parquet,
+    render, render_tokens, write_chargeback_parquet,
 };
 use crate::pricing::RateCard;
 use crate::prometheus::{Prometheus, history_allocations};
@@ -37,6 +37,7 @@ use crate::source::{DemoFleet, DemoHistory, DemoUtilization, demo_budgets, read_
 use crate::store::Provenance;
 use crate::store::RollupStore;
 use crate::time::{Interval, UnixSeconds, format_time, month_start, parse_time};
+use crate::tokens::report::TokenRequest;
 use k8s_openapi::api::core::v1::Pod;
 
 /// GPU cost accountability for Kubernetes.
@@ -200,6 +201,41 @@ struct ReportArgs {
     /// FOCUS version of --format focus: 1.3 or 1.2 (default: config `focus.version`, else 1.3)
     #[arg(long, value_name = "VERSION")]
     focus_version: Option<FocusVersion>,
+    /// Cost per million tokens per served model (csv or json; group-by keys: served_model and
+    /// any chargeback key, default served_model,cost_center,namespace), from the serving
+    /// engines' token counters in Prometheus (the demo simulates them).
+    #[arg(long, conflicts_with = "focus_version")]
+    tokens: bool,
+}
+
+impl ReportArgs {
+    /// The request's parameters as given.
+    fn text(&self) -> RequestText<'_> {
+        RequestText {
+            from: self.from.as_deref(),
+            to: self.to.as_deref(),
+            group_by: self.group_by.as_deref(),
+            step: Some(&self.step),
+            share_unallocated: self.share_unallocated,
+            cost_center: self.cost_center.as_deref(),
+            namespace: self.namespace.as_deref(),
+        }
+    }
+
+    /// `--output`'s container, if given.
+    fn container(&self) -> Result<Option<Container>, CliError> {
+        self.output
+            .as_deref()
+            .map(Container::of)
+            .transpose()
+            .map_err(|e| CliError::input(format!("--output: {e}")))
+    }
+}
+
+/// A request parameter that could not be read, as the flag that gave it.
+fn flag_error(e: RequestError) -> CliError {
+    let flag = e.field.replace('_', "-");
+    CliError::input(format!("--{flag}: {}", e.message))
 }
 
 #[derive(Args, Debug)]
@@ -297,33 +333,18 @@ fn now() -> UnixSeconds {
 }
 
 fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<(), CliError> {
-    let text = RequestText {
-        from: args.from.as_deref(),
-        to: args.to.as_deref(),
-        group_by: args.group_by.as_deref(),
-        step: Some(&args.step),
-        share_unallocated: args.share_unallocated,
-        cost_center: args.cost_center.as_deref(),
-        namespace: args.namespace.as_deref(),
-    };
-    let flag_error = |e: RequestError| {
-        let flag = e.field.replace('_', "-");
-        CliError::input(format!("--{flag}: {}", e.message))
-    };
+    if args.tokens {
+        return report_tokens(&args, out, err);
+    }
     let format: Format = args
         .format
         .parse()
         .map_err(|e| CliError::input(format!("--format: {e}")))?;
-    let asked = ReportRequest::parse(text, now()).map_err(flag_error)?;
+    let asked = ReportRequest::parse(args.text(), now()).map_err(flag_error)?;
     let request = format
         .request(&asked, args.group_by.is_some())
         .map_err(flag_error)?;
-    let container = args
-        .output
-        .as_deref()
-        .map(Container::of)
-        .transpose()
-        .map_err(|e| CliError::input(format!("--output: {e}")))?;
+    let container = args.container()?;
     if let Some(container) = container
         && (container == Container::Json) != (format == Format::Json)
     {
@@ -331,67 +352,137 @@ fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
             "--output: a .json file takes --format json; .csv, .csv.gz and .parquet take --format csv or focus",
         ));
     }
-    let as_of = args.source.as_of()?.unwrap_or(request.window.end);
-    let (settings, card) = load_settings(&args.source)?;
-    let prometheus = prometheus_client(&args.source, &settings)?;
-    let (sets, name) = read_source(&args.source, &settings, &card, as_of, request.window)?;
+    let parquet = container == Some(Container::Parquet);
+    with_sources(&args.source, request.window, |sources, settings, card| {
+        let mut focus = settings.focus.clone().for_cluster(sources.cluster);
+        if let Some(version) = args.focus_version {
+            focus.version = version;
+        }
+        to_output(&args, container, out, |target| {
+            if format == Format::Focus {
+                // Streamed a charge period at a time: a month of a large fleet is never held
+                // at once.
+                let money = card.currency().minor_units();
+                let sink: Box<dyn FocusSink + '_> = if parquet {
+                    Box::new(ParquetRows::new(target, &focus, money).map_err(CliError::runtime)?)
+                } else {
+                    Box::new(CsvRows::new(target, focus.version).map_err(CliError::runtime)?)
+                };
+                let mut rows = FocusWriter::new(&focus, sink, asked.only.clone());
+                let runtime = tokio::runtime::Runtime::new().map_err(CliError::runtime)?;
+                let warnings = sources
+                    .report_by_period(runtime.handle(), &request, |part| rows.write(part))
+                    .map_err(CliError::runtime)?;
+                rows.finish().map_err(CliError::runtime)?;
+                return warn(err, &warnings);
+            }
+            let report = block_on(sources.report(&request))?.map_err(CliError::runtime)?;
+            warn(err, &report.warnings)?;
+            if parquet {
+                write_chargeback_parquet(&report.chargeback(), target)
+            } else {
+                target.write_all(render(&report, format, &focus).as_bytes())
+            }
+            .map_err(CliError::runtime)
+        })
+    })
+}
+
+/// `report --tokens`: cost per million tokens, as CSV or JSON.
+fn report_tokens(
+    args: &ReportArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<(), CliError> {
+    let json = match args.format.as_str() {
+        "csv" => false,
+        "json" => true,
+        other => {
+            return Err(CliError::input(format!(
+                "--format: a token report is csv or json, not {other:?}"
+            )));
+        }
+    };
+    let request = TokenRequest::parse(args.text(), now()).map_err(flag_error)?;
+    let container = args.container()?;
+    if let Some(container) = container
+        && (container == Container::Json) != json
+    {
+        return Err(CliError::input(
+            "--output: a token report is written to .csv or .csv.gz (--format csv) or .json (--format json)",
+        ));
+    }
+    if container == Some(Container::Parquet) {
+        return Err(CliError::input(
+            "--output: a token report is written to .csv, .csv.gz or .json",
+        ));
+    }
+    with_sources(
+        &args.source,
+        request.report.window,
+        |sources, settings, _| {
+            let weight = settings.tokens.input_weight().map_err(CliError::input)?;
+            let runtime = tokio::runtime::Runtime::new().map_err(CliError::runtime)?;
+            let report = sources
+                .token_report(runtime.handle(), &request, weight)
+                .map_err(CliError::runtime)?;
+            warn(err, &report.warnings)?;
+            to_output(args, container, out, |target| {
+                target
+                    .write_all(render_tokens(&report, json).as_bytes())
+                    .map_err(CliError::runtime)
+            })
+        },
+    )
+}
+
+/// Prints each warning on its own line.
+fn warn(err: &mut dyn Write, warnings: &[String]) -> Result<(), CliError> {
+    for warning in warnings {
+        writeln!(err, "warning: {warning}").map_err(CliError::runtime)?;
+    }
+    Ok(())
+}
+
+/// Runs `work` with what the source flags name for a report of `window`: the allocations,
+/// stored days and usage, the settings and the rate card.
+fn with_sources<T>(
+    source: &SourceArgs,
+    window: Interval,
+    work: impl FnOnce(&Sources<'_>, &Settings, &RateCard) -> Result<T, CliError>,
+) -> Result<T, CliError> {
+    let as_of = source.as_of()?.unwrap_or(window.end);
+    let (settings, card) = load_settings(source)?;
+    let prometheus = prometheus_client(source, &settings)?;
+    let (sets, name) = read_source(source, &settings, &card, as_of, window)?;
     let store = RollupStore::existing(&settings.store.dir, provenance(&name, &card));
     let sets: Vec<&AllocationSet> = sets.iter().collect();
     let sources = command_sources(
-        &args.source,
+        source,
         &sets,
         &card,
         store.as_ref(),
         prometheus.as_ref(),
         &name,
     );
-    let mut file = match (&args.output, container) {
-        (Some(path), Some(container)) => Some(
-            OutputFile::create(path, container)
-                .map_err(|e| CliError::runtime(format!("--output {}: {e}", path.display())))?,
-        ),
-        _ => None,
+    work(&sources, &settings, &card)
+}
+
+/// Runs `write` on `--output`'s file (in `container`, renamed into place once written) or on
+/// `out`.
+fn to_output(
+    args: &ReportArgs,
+    container: Option<Container>,
+    out: &mut dyn Write,
+    write: impl FnOnce(&mut dyn Write) -> Result<(), CliError>,
+) -> Result<(), CliError> {
+    let (Some(path), Some(container)) = (&args.output, container) else {
+        return write(out);
     };
-    let target: &mut dyn Write = match file.as_mut() {
-        Some(file) => file,
-        None => out,
-    };
-    let parquet = container == Some(Container::Parquet);
-    let mut focus = settings.focus.clone().for_cluster(&name.cluster);
-    if let Some(version) = args.focus_version {
-        focus.version = version;
-    }
-    if format == Format::Focus {
-        // Streamed a charge period at a time: a month of a large fleet is never held at once.
-        let money = card.currency().minor_units();
-        let sink: Box<dyn FocusSink + '_> = if parquet {
-            Box::new(ParquetRows::new(target, &focus, money).map_err(CliError::runtime)?)
-        } else {
-            Box::new(CsvRows::new(target, focus.version).map_err(CliError::runtime)?)
-        };
-        let mut rows = FocusWriter::new(&focus, sink, asked.only);
-        let runtime = tokio::runtime::Runtime::new().map_err(CliError::runtime)?;
-        let warnings = sources
-            .report_by_period(runtime.handle(), &request, |part| rows.write(part))
-            .map_err(CliError::runtime)?;
-        rows.finish().map_err(CliError::runtime)?;
-        for warning in &warnings {
-            writeln!(err, "warning: {warning}").map_err(CliError::runtime)?;
-        }
-    } else {
-        let report = block_on(sources.report(&request))?.map_err(CliError::runtime)?;
-        for warning in &report.warnings {
-            writeln!(err, "warning: {warning}").map_err(CliError::runtime)?;
-        }
-        if parquet {
-            write_chargeback_parquet(&report.chargeback(), target)
-        } else {
-            target.write_all(render(&report, format, &focus).as_bytes())
-        }
-        .map_err(CliError::runtime)?;
-    }
-    file.map_or(Ok(()), OutputFile::close)
-        .map_err(CliError::runtime)
+    let mut file = OutputFile::create(path, container)
+        .map_err(|e| CliError::runtime(format!("--output {}: {e}", path.display())))?;
+    write(&mut file)?;
+    file.close().map_err(CliError::runtime)
 }
 
 /// Loads the configuration and the rate card the flags and config name.
@@ -577,11 +668,12 @@ fn command_sources<'a>(
     }
 }
 
-/// The demo fleet's simulated utilization, for a demo source (Prometheus, when given, wins).
-fn simulated_usage(source: &SourceArgs) -> Option<&'static dyn crate::usage::Utilization> {
+/// The demo fleet's simulated utilization and tokens, for a demo source (Prometheus, when
+/// given, wins).
+fn simulated_usage(source: &SourceArgs) -> Option<&'static dyn crate::tokens::Telemetry> {
     source
         .demo
-        .then_some(&DemoUtilization as &dyn crate::usage::Utilization)
+        .then_some(&DemoUtilization as &dyn crate::tokens::Telemetry)
 }
 
 /// The demo's cluster name, whatever its scale.
@@ -1021,9 +1113,10 @@ fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError> {
         simulated: args
             .source
             .demo
-            .then(|| Arc::new(DemoUtilization) as Arc<dyn crate::usage::Utilization + Send>),
+            .then(|| Arc::new(DemoUtilization) as Arc<dyn crate::tokens::Telemetry + Send>),
         store,
         cluster: name.cluster.clone(),
+        input_weight: settings.tokens.input_weight().map_err(CliError::input)?,
         export: settings
             .export
             .dest

@@ -35,8 +35,35 @@ pub struct Settings {
     pub auth: crate::serve::AuthSettings,
     /// Which of several replicas writes the ledger and rollups.
     pub leader: crate::live::LeaderSettings,
+    /// How token reports weigh input against output tokens.
+    pub tokens: TokenSettings,
     /// Budgets (`[[budget]]`), validated by [`crate::budget::validate_budgets`].
     pub budget: Vec<crate::budget::RawBudget>,
+}
+
+/// `[tokens]`
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenSettings {
+    /// What an input token costs beside an output token (e.g. `0.25`): token reports then split
+    /// each line's cost into `cost_per_1m_input` and `cost_per_1m_output` with this ratio.
+    /// A number or a decimal string; unset, no split.
+    pub input_weight: Option<String>,
+}
+
+impl TokenSettings {
+    /// `input_weight`, read: a decimal number from 0 up.
+    pub fn input_weight(&self) -> Result<Option<rust_decimal::Decimal>, String> {
+        let Some(text) = &self.input_weight else {
+            return Ok(None);
+        };
+        match text.trim().parse::<rust_decimal::Decimal>() {
+            Ok(weight) if !weight.is_sign_negative() => Ok(Some(weight)),
+            _ => Err(format!(
+                "tokens.input_weight: {text:?} is not a decimal number from 0 up (write e.g. 0.25)"
+            )),
+        }
+    }
 }
 
 /// What the quota check does when its data is stale.

@@ -23,5 +23,6 @@ pub mod serve;
 pub mod source;
 pub mod store;
 pub mod time;
+pub mod tokens;
 pub mod units;
 pub mod usage;

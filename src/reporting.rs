@@ -4,12 +4,16 @@
 
 use std::collections::BTreeSet;
 
+use rust_decimal::Decimal;
+
 use crate::allocation::AllocationSet;
 use crate::cost::{CostOverflow, CostReport, ReportRequest, cost_report_with_usage};
 use crate::pricing::RateCard;
 use crate::prometheus::Prometheus;
 use crate::store::{Catalog, Plan, RollupStore, StoreError, compose, rollup_requests};
-use crate::time::{Interval, UnixSeconds, format_time};
+use crate::time::{Interval, Step, UnixSeconds, format_time};
+use crate::tokens::report::{TokenReport, TokenRequest, TokenTally};
+use crate::tokens::{Telemetry, TokenCounts, TokenIndex};
 use crate::usage::{UsageIndex, Utilization};
 
 const DAY: i64 = 86_400;
@@ -45,9 +49,9 @@ pub struct Sources<'a> {
     pub store: Option<&'a RollupStore>,
     /// DCGM usage, if configured.
     pub prometheus: Option<&'a Prometheus>,
-    /// Utilization that needs no query (the demo fleet's simulated workloads), used when there
-    /// is no Prometheus.
-    pub simulated: Option<&'a dyn Utilization>,
+    /// Utilization and tokens that need no query (the demo fleet's simulated workloads), used
+    /// when there is no Prometheus.
+    pub simulated: Option<&'a dyn Telemetry>,
     /// The cluster's name: the `cluster` group key's value.
     pub cluster: &'a str,
 }
@@ -83,7 +87,7 @@ impl Sources<'_> {
         };
         let usage = match measured {
             Some(index) => Some(index as &dyn Utilization),
-            None if self.prometheus.is_none() => self.simulated,
+            None if self.prometheus.is_none() => self.simulated.map(|s| s as &dyn Utilization),
             None => None,
         };
         let mut report = cost_report_with_usage(sets, self.card, &part, usage)?;
@@ -178,6 +182,55 @@ impl Sources<'_> {
         Ok(report)
     }
 
+    /// The token report of `request`: the engine's report per pod and hour (stored days and the
+    /// rest, as any report), a day at a time, each pod-hour's figures split over the models it
+    /// served by the tokens the serving engines' counters in Prometheus (or the demo's
+    /// simulation) say. Blocks on `runtime` like [`Sources::report_by_period`].
+    pub fn token_report(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        request: &TokenRequest,
+        input_weight: Option<Decimal>,
+    ) -> Result<TokenReport, ReportError> {
+        let empty = "tokens are not counted: per-token costs are left empty";
+        let (counted, warning) = match (self.prometheus, self.simulated) {
+            (Some(prometheus), _) => {
+                match runtime.block_on(prometheus.token_counts(request.report.window)) {
+                    Ok(index) if index.is_empty() => (
+                        Some(index),
+                        Some(format!(
+                            "no token counter of vLLM, SGLang, NIM or TGI names a pod in the window: {empty}"
+                        )),
+                    ),
+                    Ok(index) => (Some(index), None),
+                    Err(e) => (None, Some(format!("{e}: {empty}"))),
+                }
+            }
+            (None, Some(_)) => (None, None),
+            (None, None) => (
+                None,
+                Some(format!(
+                    "no Prometheus (--prometheus or prometheus.url): {empty}"
+                )),
+            ),
+        };
+        let none = TokenIndex::default();
+        let tokens: &dyn TokenCounts = match (&counted, self.simulated) {
+            (Some(index), _) => index,
+            (None, Some(simulated)) if self.prometheus.is_none() => simulated,
+            _ => &none,
+        };
+        let mut tally = TokenTally::new(request);
+        let mut warnings =
+            self.report_in_parts(runtime, &request.per_pod(), Step::Day, |part| {
+                tally.add(part, tokens);
+                Ok(())
+            })?;
+        warnings.extend(warning);
+        let money = (self.card.currency().clone(), self.card.rounding());
+        Ok(tally.finish(money, input_weight, warnings))
+    }
+
     /// The report of `request` one period of its step at a time, in order, each handed to
     /// `each`: what a FOCUS export streams, holding one period's lines at once. Returns the
     /// warnings of every period, each once. Blocks on `runtime` for each period's report, so
@@ -186,10 +239,22 @@ impl Sources<'_> {
         &self,
         runtime: &tokio::runtime::Handle,
         request: &ReportRequest,
+        each: impl FnMut(&CostReport) -> std::io::Result<()>,
+    ) -> Result<Vec<String>, ReportError> {
+        self.report_in_parts(runtime, request, request.step, each)
+    }
+
+    /// [`Sources::report_by_period`] a period of `cut` at a time (each part stepped as
+    /// `request` says).
+    fn report_in_parts(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        request: &ReportRequest,
+        cut: Step,
         mut each: impl FnMut(&CostReport) -> std::io::Result<()>,
     ) -> Result<Vec<String>, ReportError> {
         let mut warnings: Vec<String> = Vec::new();
-        let periods = request.step.periods(request.window);
+        let periods = cut.periods(request.window);
         let overlapping: Vec<Vec<Vec<u32>>> =
             self.sets.iter().map(|s| s.by_period(&periods)).collect();
         for (at, period) in periods.into_iter().enumerate() {

@@ -36,6 +36,11 @@ impl Interval {
         self.end <= self.start
     }
 
+    /// True when `second` is inside.
+    pub fn contains(self, second: UnixSeconds) -> bool {
+        self.start <= second && second < self.end
+    }
+
     /// The part of `self` inside `other`, if any.
     pub fn clip(self, other: Interval) -> Option<Interval> {
         let clipped = Interval::new(self.start.max(other.start), self.end.min(other.end));

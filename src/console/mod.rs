@@ -1,6 +1,7 @@
 //! The console: one page people open (`GET /` on `serve`) with spend by cost center against its
 //! budget, the burn-down over the month, the drill-down from cost center to namespace to pod,
-//! idle and unallocated GPUs, spend by model and tier, and what the admission gate did lately.
+//! idle and unallocated GPUs, spend by model and tier, the cost per million tokens of each served
+//! model, and what the admission gate did lately.
 //!
 //! Pure: [`render`] turns a [`Page`] — figures the cost engine already computed and rounded, as
 //! the API serves them — into HTML with inline CSS and server-drawn SVG (`svg`), no script and
@@ -98,6 +99,21 @@ pub struct Gate {
     pub recent: Vec<RecentDecision>,
 }
 
+/// What a served model cost per million tokens, for one cost center and namespace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRow {
+    /// Served model, cost center, namespace.
+    pub group: Vec<String>,
+    /// Rounded GPU figures.
+    pub figures: Figures,
+    /// Prompt tokens.
+    pub input: u64,
+    /// Generated tokens.
+    pub output: u64,
+    /// Cost per million tokens, and per million output tokens (`None`: no tokens to divide by).
+    pub per_million: (Option<Decimal>, Option<Decimal>),
+}
+
 /// Everything the page shows.
 #[derive(Clone, Debug)]
 pub struct Page {
@@ -128,6 +144,9 @@ pub struct Page {
     pub idle: Vec<Row>,
     /// Unallocated capacity by model and node.
     pub unallocated: Vec<Row>,
+    /// Cost per million tokens by served model, cost center and namespace, the costliest first
+    /// (empty when no token counter names a pod).
+    pub tokens: Vec<TokenRow>,
     /// The gate.
     pub gate: Gate,
     /// What the engine warned about.
@@ -206,6 +225,15 @@ impl Page {
             .join(",")
     }
 
+    /// The token report API for the window, as CSV.
+    fn tokens_download(&self) -> String {
+        format!(
+            "/api/v1/tokens?format=csv&amp;from={}&amp;to={}",
+            query_value(&format_time(self.window.start)),
+            query_value(&format_time(self.window.end)),
+        )
+    }
+
     /// The chargeback API for the window, in `format`: CSV grouped as the drill-down shows it,
     /// FOCUS as its rows always are (one per resource and charge period).
     fn download(&self, format: &str) -> String {
@@ -246,6 +274,7 @@ pub fn render(page: &Page) -> String {
     grouped(page, &mut out);
     idle_and_unallocated(page, &mut out);
     models(page, &mut out);
+    tokens(page, &mut out);
     gate(page, &mut out);
     if !page.warnings.is_empty() {
         out.push_str("<section><h2>Warnings</h2><ul>");
@@ -570,6 +599,53 @@ fn models(page: &Page, out: &mut String) {
         &["GPU model", "tier"],
         &[Column::Hours, Column::Cost, Column::Idle],
         &page.by_model,
+    ));
+    out.push_str("</section>");
+}
+
+/// Cost per million tokens, when the serving engines' counters name pods.
+fn tokens(page: &Page, out: &mut String) {
+    if page.tokens.is_empty() {
+        return;
+    }
+    let _ = write!(
+        out,
+        "<section id=\"tokens\"><h2>Cost per million tokens</h2><p>Each serving pod's GPU cost, \
+idle time included, split hour by hour over the models it served by their share of its tokens. \
+<a href=\"{}\">Download CSV</a></p>",
+        page.tokens_download()
+    );
+    let rows: Vec<Vec<String>> = page
+        .tokens
+        .iter()
+        .map(|row| {
+            let mut cells: Vec<String> = row.group.iter().map(|v| escape(v)).collect();
+            cells.extend([
+                cost_cell(&row.figures),
+                number(row.figures.idle_cost),
+                row.input.to_string(),
+                row.output.to_string(),
+                number(row.per_million.0),
+                number(row.per_million.1),
+            ]);
+            cells
+        })
+        .collect();
+    out.push_str(&html::table(
+        "A model with GPU cost and no tokens shows — per token, never zero",
+        &[
+            "served model",
+            "cost center",
+            "namespace",
+            "GPU cost",
+            "idle cost",
+            "input tokens",
+            "output tokens",
+            "per 1M tokens",
+            "per 1M output tokens",
+        ],
+        &rows,
+        3,
     ));
     out.push_str("</section>");
 }

@@ -52,6 +52,7 @@ fn page() -> Page {
         }],
         idle: Vec::new(),
         unallocated: Vec::new(),
+        tokens: Vec::new(),
         gate: Gate::default(),
         warnings: vec!["model <GH200> has no price".into()],
     }
@@ -122,6 +123,47 @@ fn a_grouping_asked_for_gets_its_table_and_downloads() {
     assert!(html.contains("format=csv&amp;from=2025-12-01T00%3A00%3A00Z&amp;to=2025-12-01T12%3A00%3A00Z&amp;group_by=gpu_model%2Cnode"), "{html}");
     assert!(
         html.contains("name=\"group_by\" value=\"gpu_model,node\""),
+        "{html}"
+    );
+}
+
+#[test]
+fn served_models_show_their_cost_per_million_tokens_and_never_a_zero() {
+    let mut page = page();
+    assert!(
+        !render(&page).contains("id=\"tokens\""),
+        "no counters, no section"
+    );
+    page.tokens = vec![
+        TokenRow {
+            group: vec!["llama-<8b>".into(), "cc-100".into(), "chat".into()],
+            figures: figures(dec!(30.0000), None, Some(dec!(105.00)), Some(dec!(78.75))),
+            input: 431_700,
+            output: 143_900,
+            per_million: (Some(dec!(182.4183)), Some(dec!(729.6734))),
+        },
+        TokenRow {
+            group: vec!["tiny-idle".into(), "cc-100".into(), "chat".into()],
+            figures: figures(dec!(6.0000), None, Some(dec!(4.80)), None),
+            input: 0,
+            output: 0,
+            per_million: (None, None),
+        },
+    ];
+    let html = render(&page);
+    assert!(html.contains("llama-&lt;8b&gt;"), "{html}");
+    assert!(
+        html.contains(
+            "<td class=\"n\">105.00</td><td class=\"n\">78.75</td><td class=\"n\">431700</td><td class=\"n\">143900</td><td class=\"n\">182.4183</td><td class=\"n\">729.6734</td>"
+        ),
+        "{html}"
+    );
+    assert!(
+        html.contains("<td class=\"n\">0</td><td class=\"n\">0</td><td class=\"n\">—</td><td class=\"n\">—</td>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("/api/v1/tokens?format=csv&amp;from="),
         "{html}"
     );
 }

@@ -44,6 +44,11 @@ impl GroupKey {
         GroupKey::Cluster,
     ];
 
+    /// The `--group-by` key of this name.
+    pub fn named(name: &str) -> Option<GroupKey> {
+        GroupKey::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     /// The column name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -141,10 +146,7 @@ impl FromStr for GroupBy {
         let keys = names
             .into_iter()
             .map(|name| {
-                GroupKey::ALL
-                    .into_iter()
-                    .find(|k| k.as_str() == name)
-                    .ok_or_else(|| GroupByError::Unknown(name.to_string()))
+                GroupKey::named(name).ok_or_else(|| GroupByError::Unknown(name.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
         GroupBy::new(keys)

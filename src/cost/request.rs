@@ -46,6 +46,17 @@ pub const MAX_PERIODS: usize = 10_000;
 impl ReportRequest {
     /// Reads a request; `now` is the default end of the window.
     pub fn parse(text: RequestText<'_>, now: UnixSeconds) -> Result<Self, RequestError> {
+        let group_by = field("group_by", text.group_by.unwrap_or("").parse::<GroupBy>())?;
+        Self::parse_grouped(text, group_by, now)
+    }
+
+    /// Reads a request grouped by `group_by` (read by the caller from `text.group_by`, which
+    /// is not read here).
+    pub fn parse_grouped(
+        text: RequestText<'_>,
+        group_by: GroupBy,
+        now: UnixSeconds,
+    ) -> Result<Self, RequestError> {
         let to = match text.to {
             Some(t) => field("to", parse_time(t))?,
             None => now,
@@ -70,7 +81,6 @@ impl ReportRequest {
                 ),
             });
         }
-        let group_by = field("group_by", text.group_by.unwrap_or("").parse::<GroupBy>())?;
         let only = LineFilter {
             cost_center: text.cost_center.map(str::to_string),
             namespace: text.namespace.map(str::to_string),

@@ -8,6 +8,7 @@ mod file;
 mod focus;
 mod json;
 mod parquet;
+mod tokens;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -23,6 +24,7 @@ pub use self::focus::{
 };
 pub use self::json::to_json;
 pub use self::parquet::{ParquetRows, decimal_column, write_chargeback_parquet};
+pub use self::tokens::{render_tokens, tokens_json, write_tokens_csv};
 
 use crate::cost::{CostReport, Figures, ReportRequest, RequestError};
 
@@ -95,18 +97,25 @@ impl Format {
 
 /// Renders `report` (computed for [`Format::request`]) in `format`, rounded.
 pub fn render(report: &CostReport, format: Format, focus: &FocusSettings) -> String {
-    let mut out = Vec::new();
     match format {
-        Format::Csv => write_csv(&report.chargeback(), &mut out),
-        Format::Focus => write_focus(report, focus, &mut out),
-        Format::Json => {
-            let mut text = serde_json::to_string_pretty(&to_json(&report.chargeback()))
-                .unwrap_or_else(|e| unreachable!("JSON of plain values: {e}"));
-            text.push('\n');
-            return text;
-        }
+        Format::Csv => csv_text(|out| write_csv(&report.chargeback(), out)),
+        Format::Focus => csv_text(|out| write_focus(report, focus, out)),
+        Format::Json => json_text(&to_json(&report.chargeback())),
     }
-    .unwrap_or_else(|e| unreachable!("writing to memory: {e}"));
+}
+
+/// A JSON document as pretty text with a final newline.
+fn json_text(value: &serde_json::Value) -> String {
+    let mut text = serde_json::to_string_pretty(value)
+        .unwrap_or_else(|e| unreachable!("JSON of plain values: {e}"));
+    text.push('\n');
+    text
+}
+
+/// What `write` writes, as text.
+fn csv_text(write: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> String {
+    let mut out = Vec::new();
+    write(&mut out).unwrap_or_else(|e| unreachable!("writing to memory: {e}"));
     String::from_utf8(out).unwrap_or_else(|e| unreachable!("CSV of UTF-8 text: {e}"))
 }
 

@@ -1,9 +1,11 @@
-//! The Prometheus adapter: DCGM usage and (in `history`) allocations rebuilt from
+//! The Prometheus adapter: DCGM usage, serving engines' token counters, and (in `history`) allocations rebuilt from
 //! kube-state-metrics, through any Prometheus-compatible API (Prometheus, Thanos, Mimir,
 //! VictoriaMetrics).
 //!
-//! Every query aggregates on the server: one sample per allocation and hour comes back, never
-//! the raw 1-minute series, and windows are queried in chunks of `chunk_hours`.
+//! Every DCGM and history query aggregates on the server: one sample per allocation and hour
+//! comes back, never the raw 1-minute series, and windows are queried in chunks of
+//! `chunk_hours`. Token counters are read raw (exact increases need every sample), in the same
+//! chunks; there is one series per serving pod, model and direction.
 
 mod clusters;
 mod history;
@@ -13,12 +15,15 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use prometheus_http_query::Client;
-use prometheus_http_query::response::RangeVector;
+use prometheus_http_query::response::{PromqlResult, RangeVector};
 use serde::Deserialize;
 
 pub use history::{HISTORY_LABELS, history_allocations};
 
 use crate::time::{Interval, UnixSeconds};
+use crate::tokens::{
+    COUNTERS, Series, TokenCollector, TokenIndex, counter, served_model, serving_pod,
+};
 use crate::usage::{UsageCollector, UsageIndex, UsageKey, series_key};
 
 /// `[prometheus]`
@@ -166,24 +171,76 @@ impl Prometheus {
         end: UnixSeconds,
         step: i64,
     ) -> Result<Vec<RangeVector>, PrometheusError> {
+        let timeout = self.settings.timeout_seconds as i64 * 1000;
+        self.ask(|auth| {
+            let request = self
+                .client
+                .query_range(query, start, end, step as f64)
+                .timeout(timeout);
+            match auth {
+                Some(value) => request.header(reqwest::header::AUTHORIZATION, value),
+                None => request,
+            }
+            .get()
+        })
+        .await
+    }
+
+    /// The raw samples of `selector` over `[start, end)` (milliseconds of a second included),
+    /// one instant query of a range selector, retried like [`Prometheus::range`].
+    async fn samples(
+        &self,
+        selector: &str,
+        start: UnixSeconds,
+        end: UnixSeconds,
+    ) -> Result<Vec<RangeVector>, PrometheusError> {
+        // Evaluated a millisecond before `end` over exactly the window's length: every sample
+        // of `[start, end)`, and (Prometheus 2 closes ranges on the left) one a millisecond
+        // before `start`, which the caller leaves out.
+        let query = format!("{selector}[{}ms]", (end - start) * 1000);
+        let at = format!("{}.999", end - 1);
+        let timeout = self.settings.timeout_seconds as i64 * 1000;
+        self.ask(|auth| {
+            let request = self
+                .client
+                .query(&query)
+                .query("time", &at)
+                .timeout(timeout);
+            match auth {
+                Some(value) => request.header(reqwest::header::AUTHORIZATION, value),
+                None => request,
+            }
+            .get()
+        })
+        .await
+    }
+
+    /// Sends a query built by `send` (given the bearer token's header, if one is configured)
+    /// until it answers, with exponential backoff between attempts; the answer's series.
+    async fn ask<F>(
+        &self,
+        send: impl Fn(Option<reqwest::header::HeaderValue>) -> F,
+    ) -> Result<Vec<RangeVector>, PrometheusError>
+    where
+        F: Future<Output = Result<PromqlResult, prometheus_http_query::Error>>,
+    {
         let mut attempt = 0;
         loop {
             self.queries.fetch_add(1, Ordering::Relaxed);
-            let mut request = self
-                .client
-                .query_range(query, start, end, step as f64)
-                .timeout(self.settings.timeout_seconds as i64 * 1000);
-            if let Some(file) = &self.settings.bearer_token_file {
-                let token = std::fs::read_to_string(file)
-                    .map_err(|e| self.fail(format!("bearer_token_file {}: {e}", file.display())))?;
-                request = request.header(
-                    reqwest::header::AUTHORIZATION,
-                    format!("Bearer {}", token.trim())
-                        .parse::<reqwest::header::HeaderValue>()
-                        .map_err(|e| self.fail(format!("bearer token: {e}")))?,
-                );
-            }
-            match request.get().await {
+            let auth = match &self.settings.bearer_token_file {
+                Some(file) => {
+                    let token = std::fs::read_to_string(file).map_err(|e| {
+                        self.fail(format!("bearer_token_file {}: {e}", file.display()))
+                    })?;
+                    Some(
+                        format!("Bearer {}", token.trim())
+                            .parse::<reqwest::header::HeaderValue>()
+                            .map_err(|e| self.fail(format!("bearer token: {e}")))?,
+                    )
+                }
+                None => None,
+            };
+            match send(auth).await {
                 Ok(result) => {
                     self.last.store(UP, Ordering::Relaxed);
                     return Ok(result.data().as_matrix().cloned().unwrap_or_default());
@@ -218,7 +275,54 @@ impl Prometheus {
     }
 }
 
+/// How far before a window token counters are read: the sample a series' first increase in
+/// the window is measured from.
+const TOKEN_BASELINE_SECONDS: i64 = 3600;
+
 impl Prometheus {
+    /// Tokens each pod served per model and hour in `window`, from the serving engines'
+    /// counters ([`crate::tokens::COUNTERS`]): their raw samples, a chunk of `chunk_hours` at
+    /// a time, so that increases are exact whole tokens. There are few such series (one per
+    /// serving pod, model and direction), unlike DCGM's.
+    pub async fn token_counts(&self, window: Interval) -> Result<TokenIndex, PrometheusError> {
+        let names: Vec<&str> = COUNTERS.iter().map(|(name, _, _)| *name).collect();
+        let selector = format!("{{__name__=~\"{}\"}}", names.join("|"));
+        let mut collector = TokenCollector::default();
+        let chunk = i64::from(self.settings.chunk_hours.max(1)) * 3600;
+        let mut start = window.start - TOKEN_BASELINE_SECONDS;
+        while start < window.end {
+            let end = (start + chunk).min(window.end);
+            for series in self.samples(&selector, start, end).await? {
+                let labels = series.metric();
+                let Some((engine, direction)) = labels.get("__name__").and_then(|n| counter(n))
+                else {
+                    continue;
+                };
+                let Some((namespace, pod)) = serving_pod(labels) else {
+                    continue;
+                };
+                let model = served_model(labels, engine);
+                let mut identity: Vec<String> =
+                    labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                identity.sort_unstable();
+                let series_of = Series {
+                    identity: identity.join(","),
+                    pod: (&namespace, &pod),
+                    model: &model,
+                    direction,
+                };
+                let samples = series
+                    .samples()
+                    .iter()
+                    .map(|s| (s.timestamp(), s.value()))
+                    .filter(|(at, _)| *at >= start as f64);
+                collector.add(&series_of, samples, window);
+            }
+            start = end;
+        }
+        Ok(collector.finish())
+    }
+
     /// The latest utilization (mean of the last five minutes) per allocation, for
     /// `tollgate_gpu_utilization_ratio`.
     pub async fn current_utilization(&self) -> Result<Vec<(UsageKey, f64)>, PrometheusError> {

@@ -6,11 +6,13 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 use tokio::sync::watch;
 
 use super::feed::Recorded;
 use super::view::View;
+use crate::cost::{GroupBy, GroupKey, LineFilter, ReportRequest};
 use crate::export::{Destination, export_days};
 use crate::ledger::Correction;
 use crate::live::Leadership;
@@ -20,8 +22,10 @@ use crate::prometheus::{Prometheus, PrometheusError, history_allocations};
 use crate::reporting::Sources;
 use crate::source::DemoHistory;
 use crate::store::RollupStore;
-use crate::time::{Interval, UnixSeconds, format_time};
-use crate::usage::{UsageKey, Utilization};
+use crate::time::{Interval, Step, UnixSeconds, format_time};
+use crate::tokens::Telemetry;
+use crate::tokens::report::TokenRequest;
+use crate::usage::UsageKey;
 
 const DAY: i64 = 86_400;
 
@@ -30,14 +34,19 @@ const DAY: i64 = 86_400;
 pub struct Archive {
     /// DCGM usage and history.
     pub prometheus: Option<Prometheus>,
-    /// Utilization without Prometheus: the demo fleet's simulated workloads.
-    pub simulated: Option<Arc<dyn Utilization + Send>>,
+    /// Utilization and tokens without Prometheus: the demo fleet's simulated workloads.
+    pub simulated: Option<Arc<dyn Telemetry + Send>>,
     /// Rollups of closed days.
     pub store: Option<RollupStore>,
     /// The cluster's name: the `cluster` group key and metric label.
     pub cluster: String,
     /// Days of rollups kept.
     pub retention_days: u32,
+    /// `tokens.input_weight`, read.
+    pub input_weight: Option<Decimal>,
+    /// Cost per million tokens over the hour before the latest view, per (served model, cost
+    /// center, namespace) (`tollgate_cost_per_million_tokens`).
+    pub token_costs: RwLock<BTreeMap<[String; 3], Decimal>>,
     /// The latest utilization per allocation (`tollgate_gpu_utilization_ratio`).
     pub utilization: RwLock<FxHashMap<UsageKey, f64>>,
     /// Whether this replica writes rollups (among several, only the leader does).
@@ -119,7 +128,7 @@ impl Archive {
             card,
             store: self.store.as_ref(),
             prometheus: self.prometheus.as_ref(),
-            simulated: self.simulated.as_deref().map(|u| u as &dyn Utilization),
+            simulated: self.simulated.as_deref().map(|u| u as &dyn Telemetry),
             cluster: &self.cluster,
         }
     }
@@ -175,6 +184,45 @@ impl Archive {
             }
             Err(e) => tracing::warn!(error = %e, "utilization could not be read"),
         }
+    }
+
+    /// Refreshes the cost per million tokens of the hour before `view`'s as-of, per served model,
+    /// cost center and namespace (lines with tokens only).
+    async fn poll_token_costs(self: &Arc<Self>, view: Arc<View>, card: Arc<RateCard>) {
+        let request = TokenRequest {
+            report: ReportRequest {
+                window: Interval::new(view.as_of - 3600, view.as_of),
+                step: Step::Window,
+                group_by: GroupBy::new(vec![GroupKey::CostCenter, GroupKey::Namespace])
+                    .unwrap_or_else(|_| unreachable!("distinct keys")),
+                share_unallocated: false,
+                only: LineFilter::default(),
+            },
+            model_at: Some(0),
+        };
+        let (archive, runtime) = (self.clone(), tokio::runtime::Handle::current());
+        let priced = super::background::spawn_background(move || {
+            let sets = view.ledger.as_refs();
+            let sources = archive.sources(&sets, view.ledger.from, &card);
+            sources.token_report(&runtime, &request, archive.input_weight)
+        })
+        .await;
+        let report = match priced {
+            Ok(Ok(report)) => report,
+            Ok(Err(e)) => return tracing::warn!(error = %e, "token costs could not be priced"),
+            Err(e) => return tracing::error!(error = %e, "pricing token costs panicked"),
+        };
+        let costs = report
+            .printed()
+            .lines
+            .into_iter()
+            .filter_map(|line| {
+                let [model, cost_center, namespace] = <[String; 3]>::try_from(line.group).ok()?;
+                let cost = line.per_million.tokens?;
+                (!model.is_empty()).then_some(([model, cost_center, namespace], cost))
+            })
+            .collect();
+        *self.token_costs.write().unwrap_or_else(|p| p.into_inner()) = costs;
     }
 
     /// Rolls up each whole day of `backfill` the store lacks, one day in memory at a time.
@@ -427,6 +475,19 @@ impl Archive {
                 loop {
                     ticks.tick().await;
                     archive.poll_utilization().await;
+                }
+            }));
+        }
+        if self.prometheus.is_some() || self.simulated.is_some() {
+            let (archive, card) = (self.clone(), card.clone());
+            let mut views = views.clone();
+            tasks.push(tokio::spawn(async move {
+                let _ = views.wait_for(|view| view.ready).await;
+                let mut ticks = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    ticks.tick().await;
+                    let view = views.borrow().clone();
+                    archive.poll_token_costs(view, card.clone()).await;
                 }
             }));
         }

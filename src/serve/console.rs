@@ -18,13 +18,14 @@ use super::http::{AppState, error, report_job};
 use super::quota::QuotaGate;
 use super::view::View;
 use crate::budget::{BudgetScope, month_of};
-use crate::console::{BudgetLine, Drill, Gate, Page, Row, login, render};
+use crate::console::{BudgetLine, Drill, Gate, Page, Row, TokenRow, login, render};
 use crate::cost::{
     CostOverflow, CostReport, GroupBy, GroupKey, LineFilter, ReportRequest, RequestText,
 };
 use crate::pricing::RateCard;
 use crate::reporting::ReportError;
 use crate::time::{Interval, Step};
+use crate::tokens::report::TokenRequest;
 
 /// The page's query: the window and the drill-down.
 #[derive(Debug, Default, Deserialize)]
@@ -177,6 +178,46 @@ fn by_cost_desc(rows: &mut [Row], pick: fn(&Row) -> Option<Decimal>) {
     rows.sort_by(|a, b| pick(b).cmp(&pick(a)).then_with(|| a.group.cmp(&b.group)));
 }
 
+/// The cost per million tokens of each served model over `window`, by cost center and
+/// namespace, the costliest first (pods serving no model left out); and the report's warnings.
+fn served_models(
+    runtime: &tokio::runtime::Handle,
+    view: &View,
+    archive: &Archive,
+    card: &RateCard,
+    window: Interval,
+) -> Result<(Vec<TokenRow>, Vec<String>), ReportError> {
+    let request = TokenRequest {
+        report: ReportRequest {
+            window,
+            step: Step::Window,
+            group_by: GroupBy::new(vec![GroupKey::CostCenter, GroupKey::Namespace])?,
+            share_unallocated: false,
+            only: LineFilter::default(),
+        },
+        model_at: Some(0),
+    };
+    let sets = view.ledger.as_refs();
+    let sources = archive.sources(&sets, view.ledger.from, card);
+    let report = sources.token_report(runtime, &request, archive.input_weight)?;
+    let mut rows: Vec<TokenRow> = report
+        .printed()
+        .lines
+        .into_iter()
+        .filter(|line| line.group.first().is_some_and(|m| !m.is_empty()))
+        .map(|line| TokenRow {
+            group: line.group,
+            figures: line.figures,
+            input: line.input,
+            output: line.output,
+            per_million: (line.per_million.tokens, line.per_million.output_tokens),
+        })
+        .collect();
+    rows.sort_by(|a, b| (b.figures.cost.cmp(&a.figures.cost)).then_with(|| a.group.cmp(&b.group)));
+    rows.truncate(MOST_ROWS);
+    Ok((rows, report.warnings))
+}
+
 fn gather(
     runtime: &tokio::runtime::Handle,
     view: &View,
@@ -205,8 +246,8 @@ fn gather(
         filtered(window, step, group_by, LineFilter::default())
     };
     let mut warnings: Vec<String> = Vec::new();
-    let mut keep = |report: &CostReport| {
-        for w in &report.warnings {
+    let mut keep = |more: &[String]| {
+        for w in more {
             if !warnings.contains(w) {
                 warnings.push(w.clone());
             }
@@ -215,7 +256,7 @@ fn gather(
 
     // Only the level's lines: a namespace's pods, not a month of every pod.
     let level = filtered(window, Step::Window, drill.group_by(), drill.filter())?;
-    keep(&level);
+    keep(&level.warnings);
     let mut spend: Vec<Row> = rows(&level);
     by_cost_desc(&mut spend, |r| r.figures.cost);
     let spend_hidden = spend.len().saturating_sub(MOST_ROWS);
@@ -224,7 +265,7 @@ fn gather(
     let grouped = match grouping {
         Some(keys) => {
             let asked = report(window, Step::Window, &keys)?;
-            keep(&asked);
+            keep(&asked.warnings);
             let mut rows = rows(&asked);
             by_cost_desc(&mut rows, |r| r.figures.cost);
             rows.truncate(MOST_ROWS);
@@ -238,7 +279,7 @@ fn gather(
         Step::Window,
         &[GroupKey::GpuModel, GroupKey::PricingTier],
     )?;
-    keep(&models);
+    keep(&models.warnings);
     let mut by_model = rows(&models);
     for row in &mut by_model {
         if let Some(tier) = row.group.get_mut(1).filter(|t| t.is_empty()) {
@@ -319,6 +360,9 @@ fn gather(
         })
         .collect::<Result<Vec<BudgetLine>, CostOverflow>>()?;
 
+    let tokens = served_models(runtime, view, archive, card, window)?;
+    keep(&tokens.1);
+
     let activity = quota.activity();
     Ok(Page {
         as_of: view.as_of,
@@ -337,6 +381,7 @@ fn gather(
         by_model,
         idle,
         unallocated,
+        tokens: tokens.0,
         gate: Gate {
             per_second: activity.per_second(),
             p99_ms: activity.p99().map(|d| d.as_secs_f64() * 1000.0),

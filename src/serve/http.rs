@@ -27,11 +27,12 @@ use super::view::View;
 use crate::budget::QuotaDecision;
 use crate::cost::{LineFilter, ReportRequest, RequestText};
 use crate::output::{
-    CsvRows, FocusSettings, FocusSink, FocusWriter, Format, ParquetRows, render,
+    CsvRows, FocusSettings, FocusSink, FocusWriter, Format, ParquetRows, render, render_tokens,
     write_chargeback_parquet,
 };
 use crate::pricing::RateCard;
 use crate::reporting::ReportError;
+use crate::tokens::report::TokenRequest;
 use axum::body::Bytes;
 
 /// What every handler shares.
@@ -100,6 +101,21 @@ pub struct ChargebackParams {
     namespace: Option<String>,
 }
 
+impl ChargebackParams {
+    /// The request's parameters as given.
+    fn text(&self) -> RequestText<'_> {
+        RequestText {
+            from: self.from.as_deref(),
+            to: self.to.as_deref(),
+            group_by: self.group_by.as_deref(),
+            step: self.step.as_deref(),
+            share_unallocated: self.share_unallocated.unwrap_or(false),
+            cost_center: self.cost_center.as_deref(),
+            namespace: self.namespace.as_deref(),
+        }
+    }
+}
+
 /// Liveness.
 #[utoipa::path(get, path = "/healthz", responses((status = 200, description = "The process is up", body = String)))]
 async fn healthz() -> &'static str {
@@ -157,16 +173,7 @@ async fn chargeback(
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("format: {e}")),
     };
     let view = state.view();
-    let text = RequestText {
-        from: params.from.as_deref(),
-        to: params.to.as_deref(),
-        group_by: params.group_by.as_deref(),
-        step: params.step.as_deref(),
-        share_unallocated: params.share_unallocated.unwrap_or(false),
-        cost_center: params.cost_center.as_deref(),
-        namespace: params.namespace.as_deref(),
-    };
-    let (request, only) = match ReportRequest::parse(text, view.as_of).and_then(|r| {
+    let (request, only) = match ReportRequest::parse(params.text(), view.as_of).and_then(|r| {
         let request = format.request(&r, params.group_by.is_some())?;
         Ok((request, r.only))
     }) {
@@ -207,6 +214,55 @@ async fn chargeback(
     };
     match rendered {
         Ok(body) => ([(header::CONTENT_TYPE, content_type)], body).into_response(),
+        Err(response) => response,
+    }
+}
+
+/// Cost per million tokens per served model (and any chargeback key), as CSV or JSON: the
+/// token report of `tollgate report --tokens`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tokens",
+    params(ChargebackParams),
+    responses(
+        (status = 200, description = "Token report rows (CSV: text/csv; JSON: lines, total, warnings); group_by also takes served_model (default served_model,cost_center,namespace); format is csv or json", content_type = "text/csv", body = String),
+        (status = 400, description = "A parameter is wrong", body = ErrorBody),
+        (status = 401, description = "Auth is on and no accepted bearer token came", body = ErrorBody),
+        (status = 403, description = "The token's user may not read chargebacks", body = ErrorBody)
+    ),
+    security((), ("bearer" = []))
+)]
+async fn tokens(
+    State(state): State<AppState>,
+    params: Result<Query<ChargebackParams>, QueryRejection>,
+) -> Response {
+    let Query(params) = match params {
+        Ok(params) => params,
+        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
+    };
+    let format = match params.format.as_deref().unwrap_or("csv").parse() {
+        Ok(format @ (Format::Csv | Format::Json)) => format,
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "format: a token report is csv or json",
+            );
+        }
+    };
+    let view = state.view();
+    let request = match TokenRequest::parse(params.text(), view.as_of) {
+        Ok(request) => request,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let rendered = report_job(&state, move |runtime, archive, card| {
+        let sets = view.ledger.as_refs();
+        let sources = archive.sources(&sets, view.ledger.from, card);
+        let report = sources.token_report(runtime, &request, archive.input_weight)?;
+        Ok(render_tokens(&report, format == Format::Json))
+    })
+    .await;
+    match rendered {
+        Ok(body) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
         Err(response) => response,
     }
 }
@@ -493,6 +549,7 @@ async fn not_found() -> Response {
         healthz,
         readyz,
         chargeback,
+        tokens,
         quota_check,
         admission_validate,
         metrics_text,
@@ -532,6 +589,7 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/chargeback",
             get(chargeback).layer(guard(Scope::Finance)),
         )
+        .route("/api/v1/tokens", get(tokens).layer(guard(Scope::Finance)))
         .route(
             "/api/v1/quota/check",
             post(quota_check).layer(guard(Scope::Quota)),

@@ -232,6 +232,41 @@ fn utilization(registry: &mut Registry, view: &View, card: &RateCard, archive: &
     );
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+struct TokenLabels {
+    served_model: String,
+    cost_center: String,
+    namespace: String,
+}
+
+/// The cost per million tokens of the last hour, as the archive last priced it.
+fn token_costs(registry: &mut Registry, card: &RateCard, archive: &Archive) {
+    let costs = archive
+        .token_costs
+        .read()
+        .unwrap_or_else(|p| p.into_inner());
+    let values = costs
+        .iter()
+        .map(|([served_model, cost_center, namespace], cost)| {
+            let labels = TokenLabels {
+                served_model: served_model.clone(),
+                cost_center: cost_center.clone(),
+                namespace: namespace.clone(),
+            };
+            (labels, *cost)
+        })
+        .collect();
+    gauge_family(
+        registry,
+        "tollgate_cost_per_million_tokens",
+        &format!(
+            "GPU cost of a million tokens a served model read and generated in the last hour, in {}",
+            card.currency()
+        ),
+        values,
+    );
+}
+
 /// The text exposition of the view; every series is labelled with the cluster's name (when it
 /// has one), so that a global Prometheus tells the clusters apart.
 pub fn render(view: &View, card: &RateCard, quota: &QuotaGate, archive: &Archive) -> String {
@@ -333,6 +368,7 @@ pub fn render(view: &View, card: &RateCard, quota: &QuotaGate, archive: &Archive
     );
     budgets(&mut registry, view, quota, card);
     utilization(&mut registry, view, card, archive);
+    token_costs(&mut registry, card, archive);
     quota.register(&mut registry);
     super::process::register(&mut registry);
 

@@ -20,7 +20,7 @@ use support::prometheus::{OpenMetrics, TestPrometheus};
 use support::{ServeProcess, http_post};
 
 /// The metrics of SPEC §4.4.
-const TOLLGATE_METRICS: [&str; 11] = [
+const TOLLGATE_METRICS: [&str; 12] = [
     "tollgate_gpu_allocated_units",
     "tollgate_gpu_cost_per_hour",
     "tollgate_gpu_utilization_ratio",
@@ -32,6 +32,7 @@ const TOLLGATE_METRICS: [&str; 11] = [
     "tollgate_quota_checks_total",
     "tollgate_quota_check_duration_seconds",
     "tollgate_source_up",
+    "tollgate_cost_per_million_tokens",
 ];
 
 /// Every dashboard: (file, JSON).
@@ -183,6 +184,24 @@ fn dcgm(om: &mut OpenMetrics, now: i64) {
             (now - 3600..=now).step_by(60).map(|t| (t, busy)),
         );
     }
+    // chat-0 serves a model through vLLM: its token counters over the same hour.
+    let vllm = [
+        ("namespace", "team-a"),
+        ("pod", "chat-0"),
+        ("model_name", "llama-8b"),
+    ];
+    for (metric, per_minute) in [
+        ("vllm:prompt_tokens_total", 3000.0),
+        ("vllm:generation_tokens_total", 1000.0),
+    ] {
+        om.series(
+            metric,
+            &vllm,
+            (now - 3600..=now)
+                .step_by(60)
+                .map(|t| (t, (t - now + 3600) as f64 / 60.0 * per_minute)),
+        );
+    }
 }
 
 const CONFIG: &str = r#"
@@ -240,13 +259,19 @@ async fn tollgate_metrics(dir: &Path, now: i64) -> OpenMetrics {
         &dir.join("tollgate.log"),
     )
     .await;
-    // Wait for the first utilization read.
+    // Wait for the first utilization read and the first token costs.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !tollgate
-        .get("/metrics")
-        .await
-        .contains("tollgate_gpu_utilization_ratio{")
-    {
+    loop {
+        let metrics = tollgate.get("/metrics").await;
+        if [
+            "tollgate_gpu_utilization_ratio{",
+            "tollgate_cost_per_million_tokens{",
+        ]
+        .iter()
+        .all(|metric| metrics.contains(metric))
+        {
+            break;
+        }
         assert!(std::time::Instant::now() < deadline, "{}", tollgate.log());
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }

@@ -104,6 +104,60 @@ async fn the_demo_has_utilization_idle_cost_and_budgets_with_a_story() {
         of("research")
     );
 
+    // Its inference servers count tokens: yesterday's cost per million tokens per served model,
+    // the Mistral servers' cost split between the base model and its LoRA adapter, and the
+    // embedder (which generates nothing) with no cost per output token rather than a zero.
+    let tokens: Value = serde_json::from_str(
+        &service
+            .get(&format!(
+                "/api/v1/tokens?format=json&from={yesterday}T00:00:00Z&to={yesterday}T23:59:59Z&group_by=served_model"
+            ))
+            .await,
+    )
+    .unwrap();
+    let model = |name: &str| {
+        tokens["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["served_model"] == name)
+            .unwrap_or_else(|| panic!("no {name}: {tokens}"))
+            .clone()
+    };
+    for name in ["meta-llama/Llama-3.1-70B-Instruct", "support-agent-lora"] {
+        let line = model(name);
+        assert!(line["output_tokens"].as_u64().unwrap() > 0, "{line}");
+        let per_million: f64 = line["cost_per_1m_tokens"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(per_million > 0.0, "{line}");
+    }
+    let embedder = model("BAAI/bge-m3");
+    assert_eq!(embedder["output_tokens"], 0, "{embedder}");
+    assert_eq!(
+        embedder["cost_per_1m_output_tokens"],
+        Value::Null,
+        "{embedder}"
+    );
+    let training = model("");
+    assert_eq!(training["input_tokens"], 0, "{training}");
+    // The last hour's cost per million tokens, priced in the background after the first view.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let metrics = service.get("/metrics").await;
+        let costs = support::metric(&metrics, "tollgate_cost_per_million_tokens");
+        if costs
+            .keys()
+            .any(|labels| support::label(labels, "namespace") == "inference-chat")
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", service.log());
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+
     // The chargeback of the fleet's first full day has used hours and idle cost on every
     // cost center's line, idle never above cost.
     let report: Value = serde_json::from_str(

@@ -29,3 +29,4 @@ mod serve_restart;
 mod store;
 mod store_cli;
 mod tls;
+mod tokens;

@@ -1,15 +1,19 @@
 //! How busy the demo fleet's GPUs are: a utilization per pod (or DRA claim) and hour, from the
 //! workload each runs, the way DCGM would report it for a real fleet. Busy training and batch
 //! jobs, inference that follows the day, embedders that idle, and notebooks left running with
-//! nothing to do. Deterministic: the same pod and hour always give the same ratio.
+//! nothing to do. Its inference servers count tokens the way vLLM would, in proportion to how
+//! busy they are. Deterministic: the same pod and hour always give the same figures.
 
 use rust_decimal::Decimal;
+use rust_decimal::prelude::ToPrimitive;
 
-use crate::time::UnixSeconds;
+use crate::time::{Interval, UnixSeconds};
+use crate::tokens::{Served, TokenCounts};
 use crate::usage::{UsageKey, Utilization};
 
-/// The demo fleet's simulated GPU utilization, served through the same [`Utilization`] the
-/// cost engine reads DCGM's through.
+/// The demo fleet's simulated GPU utilization and token counts, served through the same
+/// [`Utilization`] and [`TokenCounts`] the cost engine reads DCGM's and the serving engines'
+/// through.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct DemoUtilization;
 
@@ -74,6 +78,82 @@ impl Utilization for DemoUtilization {
     }
 }
 
+/// A model an inference server of the demo serves.
+struct Model {
+    /// Its name, as vLLM's `model_name` label gives it.
+    name: &'static str,
+    /// Its share of the pod's traffic, in percent.
+    share: u64,
+    /// Prompt and generated tokens per second when the pod's GPUs are fully busy.
+    per_second: (u64, u64),
+}
+
+/// The models each inference server of the demo serves, by its app (the start of its pod's
+/// name). The Mistral servers carry a LoRA adapter beside the base model, the way vLLM names
+/// each in `model_name`; the embedder reads and writes nothing back.
+const SERVED: [(&str, &[Model]); 3] = [
+    (
+        "chat-llama-70b",
+        &[Model {
+            name: "meta-llama/Llama-3.1-70B-Instruct",
+            share: 100,
+            per_second: (2_400, 800),
+        }],
+    ),
+    (
+        "chat-mistral-7b",
+        &[
+            Model {
+                name: "mistralai/Mistral-7B-Instruct-v0.3",
+                share: 70,
+                per_second: (6_000, 2_500),
+            },
+            Model {
+                name: "support-agent-lora",
+                share: 30,
+                per_second: (6_000, 2_500),
+            },
+        ],
+    ),
+    (
+        "search-embedder",
+        &[Model {
+            name: "BAAI/bge-m3",
+            share: 100,
+            per_second: (40_000, 0),
+        }],
+    ),
+];
+
+impl TokenCounts for DemoUtilization {
+    fn served(&self, namespace: &str, pod: &str, period: Interval) -> Vec<Served> {
+        let Some((_, models)) = SERVED.iter().find(|(app, _)| pod.starts_with(app)) else {
+            return Vec::new();
+        };
+        let key = UsageKey::Pod {
+            namespace: namespace.to_string(),
+            pod: pod.to_string(),
+        };
+        let hour = period.start.div_euclid(3600) * 3600;
+        let busy = self.hourly(&key, hour).unwrap_or_default();
+        let seconds = Decimal::from(period.seconds());
+        let tokens = |per_second: u64, share: u64| {
+            (Decimal::from(per_second * share) / Decimal::ONE_HUNDRED * busy * seconds)
+                .floor()
+                .to_u64()
+                .unwrap_or(0)
+        };
+        models
+            .iter()
+            .map(|model| Served {
+                model: model.name.to_string(),
+                input: tokens(model.per_second.0, model.share),
+                output: tokens(model.per_second.1, model.share),
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod test {
     use super::*;
@@ -114,5 +194,29 @@ mod test {
             (5..=15).contains(&abandoned),
             "{abandoned} of 30 notebooks abandoned"
         );
+    }
+
+    #[test]
+    fn inference_servers_count_tokens_as_busy_as_they_are() {
+        let noon = 1_764_590_400;
+        let hour = Interval::new(noon, noon + 3600);
+        let busy = ratio("inference-chat", "chat-mistral-7b-a-b", noon);
+        let served = DemoUtilization.served("inference-chat", "chat-mistral-7b-a-b", hour);
+        let models: Vec<&str> = served.iter().map(|s| s.model.as_str()).collect();
+        assert_eq!(
+            models,
+            ["mistralai/Mistral-7B-Instruct-v0.3", "support-agent-lora"]
+        );
+        // 70 % of 2,500 generated tokens a second at the hour's utilization, for 3,600 s.
+        let expected = (Decimal::from(1_750 * 3_600) * busy).floor();
+        assert_eq!(Decimal::from(served[0].output), expected);
+        assert!(
+            DemoUtilization
+                .served("ml-training", "finetune-llama-x", hour)
+                .is_empty()
+        );
+        let embedder = DemoUtilization.served("inference-search", "search-embedder-x-y", hour);
+        assert_eq!(embedder[0].output, 0);
+        assert!(embedder[0].input > 0);
     }
 }
