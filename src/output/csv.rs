@@ -2,9 +2,8 @@
 
 use std::io::Write;
 
-use super::{figure_columns, spreadsheet_safe};
+use super::{csv_row, figure_columns};
 use crate::cost::{Chargeback, Figures};
-use crate::time::format_time;
 
 /// Writes the header and one row per line. Unknown figures are empty cells.
 pub fn write_csv(chargeback: &Chargeback, out: impl Write) -> std::io::Result<()> {
@@ -24,8 +23,7 @@ pub fn write_csv(chargeback: &Chargeback, out: impl Write) -> std::io::Result<()
     header.push("currency");
     writer.write_record(&header)?;
     for line in &chargeback.lines {
-        let mut row = vec![format_time(line.period.start), format_time(line.period.end)];
-        row.extend(line.group.iter().map(|v| spreadsheet_safe(v).into_owned()));
+        let mut row = csv_row(line.period, &line.group);
         row.extend(
             figure_columns(&line.figures)
                 .map(|(_, v)| v.map(|v| v.to_string()).unwrap_or_default()),

@@ -27,6 +27,7 @@ pub use self::parquet::{ParquetRows, decimal_column, write_chargeback_parquet};
 pub use self::tokens::{render_tokens, tokens_json, write_tokens_csv};
 
 use crate::cost::{CostReport, Figures, ReportRequest, RequestError};
+use crate::time::{Interval, format_time};
 
 /// A report format.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -101,6 +102,56 @@ pub fn render(report: &CostReport, format: Format, focus: &FocusSettings) -> Str
         Format::Csv => csv_text(|out| write_csv(&report.chargeback(), out)),
         Format::Focus => csv_text(|out| write_focus(report, focus, out)),
         Format::Json => json_text(&to_json(&report.chargeback())),
+    }
+}
+
+/// The first cells of a CSV row: the period's bounds, then the group values (spreadsheet-safe).
+fn csv_row(period: Interval, group: &[String]) -> Vec<String> {
+    let mut row = vec![format_time(period.start), format_time(period.end)];
+    row.extend(group.iter().map(|v| spreadsheet_safe(v).into_owned()));
+    row
+}
+
+/// The first members of a JSON line: the period's bounds, then each group column's value.
+fn json_line(
+    period: Interval,
+    columns: &[&str],
+    group: &[String],
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut line = serde_json::Map::new();
+    line.insert("period_start".into(), format_time(period.start).into());
+    line.insert("period_end".into(), format_time(period.end).into());
+    for (column, value) in columns.iter().zip(group) {
+        line.insert((*column).into(), value.clone().into());
+    }
+    line
+}
+
+/// A report as a JSON document: `from`, `to`, `step`, `group_by` (the group `columns`),
+/// `currency`, `lines`, `total`, `warnings`.
+fn json_document(
+    request: &ReportRequest,
+    columns: &[&str],
+    currency: &str,
+    (lines, total): (
+        Vec<serde_json::Value>,
+        serde_json::Map<String, serde_json::Value>,
+    ),
+    warnings: &[String],
+) -> serde_json::Map<String, serde_json::Value> {
+    let document = serde_json::json!({
+        "from": format_time(request.window.start),
+        "to": format_time(request.window.end),
+        "step": request.step.to_string(),
+        "group_by": columns,
+        "currency": currency,
+        "lines": lines,
+        "total": total,
+        "warnings": warnings,
+    });
+    match document {
+        serde_json::Value::Object(members) => members,
+        _ => unreachable!("an object literal"),
     }
 }
 

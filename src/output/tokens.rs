@@ -6,10 +6,9 @@ use std::io::Write;
 
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
-use super::{csv_text, json_text, spreadsheet_safe};
-use crate::time::format_time;
+use super::{csv_row, csv_text, json_document, json_line, json_text};
 use crate::tokens::report::{PrintedLine, TokenReport};
 
 /// The figure columns of a printed line, in order: every column of a weighted report, or all
@@ -49,8 +48,7 @@ pub fn write_tokens_csv(report: &TokenReport, out: impl Write) -> std::io::Resul
     header.push("currency");
     writer.write_record(&header)?;
     for line in &printed.lines {
-        let mut row = vec![format_time(line.period.start), format_time(line.period.end)];
-        row.extend(line.group.iter().map(|v| spreadsheet_safe(v).into_owned()));
+        let mut row = csv_row(line.period, &line.group);
         row.extend(
             figure_columns(line, weighted)
                 .into_iter()
@@ -77,8 +75,8 @@ fn figures_json(line: &PrintedLine, weighted: bool, into: &mut Map<String, Value
     }
 }
 
-/// The JSON document: `from`, `to`, `step`, `group_by`, `currency`, `input_weight`, `lines`,
-/// `total`, `warnings`.
+/// The JSON document: `from`, `to`, `step`, `group_by`, `currency`, `lines`, `total`,
+/// `warnings`, `input_weight`.
 pub fn tokens_json(report: &TokenReport) -> Value {
     let printed = report.printed();
     let weighted = report.input_weight.is_some();
@@ -88,12 +86,7 @@ pub fn tokens_json(report: &TokenReport) -> Value {
         .lines
         .iter()
         .map(|line| {
-            let mut row = Map::new();
-            row.insert("period_start".into(), format_time(line.period.start).into());
-            row.insert("period_end".into(), format_time(line.period.end).into());
-            for (column, value) in columns.iter().zip(&line.group) {
-                row.insert((*column).into(), value.clone().into());
-            }
+            let mut row = json_line(line.period, &columns, &line.group);
             figures_json(line, weighted, &mut row);
             row.insert("currency".into(), currency.into());
             Value::Object(row)
@@ -101,18 +94,16 @@ pub fn tokens_json(report: &TokenReport) -> Value {
         .collect();
     let mut total = Map::new();
     figures_json(&printed.total, weighted, &mut total);
-    let request = &report.request.report;
-    json!({
-        "from": format_time(request.window.start),
-        "to": format_time(request.window.end),
-        "step": request.step.to_string(),
-        "group_by": columns,
-        "currency": currency,
-        "input_weight": report.input_weight.map(|w| w.to_string()),
-        "lines": lines,
-        "total": total,
-        "warnings": report.warnings,
-    })
+    let mut document = json_document(
+        &report.request.report,
+        &columns,
+        currency,
+        (lines, total),
+        &report.warnings,
+    );
+    let weight = report.input_weight.map(|w| w.to_string());
+    document.insert("input_weight".into(), weight.into());
+    Value::Object(document)
 }
 
 /// The report as CSV or JSON text (`json`: JSON).

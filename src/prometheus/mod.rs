@@ -14,8 +14,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
-use prometheus_http_query::Client;
 use prometheus_http_query::response::{PromqlResult, RangeVector};
+use prometheus_http_query::{Client, InstantQueryBuilder, RangeQueryBuilder};
+use reqwest::header::{AUTHORIZATION, HeaderValue};
 use serde::Deserialize;
 
 pub use history::{HISTORY_LABELS, history_allocations};
@@ -173,15 +174,8 @@ impl Prometheus {
     ) -> Result<Vec<RangeVector>, PrometheusError> {
         let timeout = self.settings.timeout_seconds as i64 * 1000;
         self.ask(|auth| {
-            let request = self
-                .client
-                .query_range(query, start, end, step as f64)
-                .timeout(timeout);
-            match auth {
-                Some(value) => request.header(reqwest::header::AUTHORIZATION, value),
-                None => request,
-            }
-            .get()
+            let request = self.client.query_range(query, start, end, step as f64);
+            request.timeout(timeout).bearer(auth).get()
         })
         .await
     }
@@ -201,16 +195,8 @@ impl Prometheus {
         let at = format!("{}.999", end - 1);
         let timeout = self.settings.timeout_seconds as i64 * 1000;
         self.ask(|auth| {
-            let request = self
-                .client
-                .query(&query)
-                .query("time", &at)
-                .timeout(timeout);
-            match auth {
-                Some(value) => request.header(reqwest::header::AUTHORIZATION, value),
-                None => request,
-            }
-            .get()
+            let request = self.client.query(&query).query("time", &at);
+            request.timeout(timeout).bearer(auth).get()
         })
         .await
     }
@@ -219,7 +205,7 @@ impl Prometheus {
     /// until it answers, with exponential backoff between attempts; the answer's series.
     async fn ask<F>(
         &self,
-        send: impl Fn(Option<reqwest::header::HeaderValue>) -> F,
+        send: impl Fn(Option<HeaderValue>) -> F,
     ) -> Result<Vec<RangeVector>, PrometheusError>
     where
         F: Future<Output = Result<PromqlResult, prometheus_http_query::Error>>,
@@ -234,7 +220,7 @@ impl Prometheus {
                     })?;
                     Some(
                         format!("Bearer {}", token.trim())
-                            .parse::<reqwest::header::HeaderValue>()
+                            .parse::<HeaderValue>()
                             .map_err(|e| self.fail(format!("bearer token: {e}")))?,
                     )
                 }
@@ -272,6 +258,32 @@ impl Prometheus {
             }
         }
         Ok(collector.finish())
+    }
+}
+
+/// A query about to be sent, which takes the bearer token's `Authorization` header.
+trait Bearer: Sized {
+    /// The query with an `Authorization` header.
+    fn authorization(self, value: HeaderValue) -> Self;
+
+    /// The query with the bearer token's header, if there is one.
+    fn bearer(self, auth: Option<HeaderValue>) -> Self {
+        match auth {
+            Some(value) => self.authorization(value),
+            None => self,
+        }
+    }
+}
+
+impl Bearer for InstantQueryBuilder {
+    fn authorization(self, value: HeaderValue) -> Self {
+        self.header(AUTHORIZATION, value)
+    }
+}
+
+impl Bearer for RangeQueryBuilder {
+    fn authorization(self, value: HeaderValue) -> Self {
+        self.header(AUTHORIZATION, value)
     }
 }
 

@@ -1,11 +1,5 @@
 use super::*;
-
-fn labels(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
+use crate::usage::labels;
 
 #[test]
 fn increases_are_counted_sample_by_sample_across_restarts_and_chunks() {

@@ -285,18 +285,14 @@ fn each_served_model_costs_its_share_of_its_pods_gpu_hours_per_million_tokens() 
 #[test]
 fn token_reports_group_by_team_by_default_and_print_csv() {
     let prometheus = TestPrometheus::start(&serving());
-    let output = tollgate_command()
-        .args(["report", "--tokens", "--prometheus", &prometheus.url])
-        .args(FIXTURE)
-        .args(["--namespace", "team-a"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let csv = String::from_utf8(output.stdout).unwrap();
+    let flags = [
+        "--tokens",
+        "--prometheus",
+        &prometheus.url,
+        "--namespace",
+        "team-a",
+    ];
+    let csv = support::fixture_report(&flags);
     let mut rows = csv.lines();
     assert_eq!(
         rows.next().unwrap(),
