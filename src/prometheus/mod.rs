@@ -1,11 +1,11 @@
-//! The Prometheus adapter: DCGM usage, serving engines' token counters, and (in `history`) allocations rebuilt from
-//! kube-state-metrics, through any Prometheus-compatible API (Prometheus, Thanos, Mimir,
-//! VictoriaMetrics).
+//! The Prometheus adapter: DCGM usage, the serving engines' token counters and (in `history`)
+//! allocations rebuilt from kube-state-metrics, through any Prometheus-compatible API
+//! (Prometheus, Thanos, Mimir, VictoriaMetrics).
 //!
 //! Every DCGM and history query aggregates on the server: one sample per allocation and hour
 //! comes back, never the raw 1-minute series, and windows are queried in chunks of
-//! `chunk_hours`. Token counters are read raw (exact increases need every sample), in the same
-//! chunks; there is one series per serving pod, model and direction.
+//! `chunk_hours`. Token counters are read raw (exact increases need every sample), in chunks of
+//! at most six hours; there is one series per serving pod, model and direction.
 
 mod clusters;
 mod history;
@@ -291,16 +291,21 @@ impl Bearer for RangeQueryBuilder {
 /// the window is measured from.
 const TOKEN_BASELINE_SECONDS: i64 = 3600;
 
+/// The most hours of raw token samples one query reads: six hours of 15-second samples of
+/// 1,000 serving series is 1.4 million samples, a response of tens of megabytes.
+const TOKEN_CHUNK_HOURS: u32 = 6;
+
 impl Prometheus {
     /// Tokens each pod served per model and hour in `window`, from the serving engines'
-    /// counters ([`crate::tokens::COUNTERS`]): their raw samples, a chunk of `chunk_hours` at
-    /// a time, so that increases are exact whole tokens. There are few such series (one per
-    /// serving pod, model and direction), unlike DCGM's.
+    /// counters ([`crate::tokens::COUNTERS`]): their raw samples, a chunk of `chunk_hours` (at
+    /// most six) at a time, so that increases are exact whole tokens. There are few such series
+    /// (one per serving pod, model and direction), unlike DCGM's.
     pub async fn token_counts(&self, window: Interval) -> Result<TokenIndex, PrometheusError> {
         let names: Vec<&str> = COUNTERS.iter().map(|(name, _, _)| *name).collect();
         let selector = format!("{{__name__=~\"{}\"}}", names.join("|"));
         let mut collector = TokenCollector::default();
-        let chunk = i64::from(self.settings.chunk_hours.max(1)) * 3600;
+        let hours = self.settings.chunk_hours.clamp(1, TOKEN_CHUNK_HOURS);
+        let chunk = i64::from(hours) * 3600;
         let mut start = window.start - TOKEN_BASELINE_SECONDS;
         while start < window.end {
             let end = (start + chunk).min(window.end);

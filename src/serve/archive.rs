@@ -12,7 +12,6 @@ use tokio::sync::watch;
 
 use super::feed::Recorded;
 use super::view::View;
-use crate::cost::{GroupBy, GroupKey, LineFilter, ReportRequest};
 use crate::export::{Destination, export_days};
 use crate::ledger::Correction;
 use crate::live::Leadership;
@@ -22,7 +21,7 @@ use crate::prometheus::{Prometheus, PrometheusError, history_allocations};
 use crate::reporting::Sources;
 use crate::source::DemoHistory;
 use crate::store::RollupStore;
-use crate::time::{Interval, Step, UnixSeconds, format_time};
+use crate::time::{Interval, UnixSeconds, format_time};
 use crate::tokens::Telemetry;
 use crate::tokens::report::TokenRequest;
 use crate::usage::UsageKey;
@@ -189,17 +188,7 @@ impl Archive {
     /// Refreshes the cost per million tokens of the hour before `view`'s as-of, per served model,
     /// cost center and namespace (lines with tokens only).
     async fn poll_token_costs(self: &Arc<Self>, view: Arc<View>, card: Arc<RateCard>) {
-        let request = TokenRequest {
-            report: ReportRequest {
-                window: Interval::new(view.as_of - 3600, view.as_of),
-                step: Step::Window,
-                group_by: GroupBy::new(vec![GroupKey::CostCenter, GroupKey::Namespace])
-                    .unwrap_or_else(|_| unreachable!("distinct keys")),
-                share_unallocated: false,
-                only: LineFilter::default(),
-            },
-            model_at: Some(0),
-        };
+        let request = TokenRequest::served_models(Interval::new(view.as_of - 3600, view.as_of));
         let (archive, runtime) = (self.clone(), tokio::runtime::Handle::current());
         let priced = super::background::spawn_background(move || {
             let sets = view.ledger.as_refs();

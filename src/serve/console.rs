@@ -187,16 +187,7 @@ fn served_models(
     card: &RateCard,
     window: Interval,
 ) -> Result<(Vec<TokenRow>, Vec<String>), ReportError> {
-    let request = TokenRequest {
-        report: ReportRequest {
-            window,
-            step: Step::Window,
-            group_by: GroupBy::new(vec![GroupKey::CostCenter, GroupKey::Namespace])?,
-            share_unallocated: false,
-            only: LineFilter::default(),
-        },
-        model_at: Some(0),
-    };
+    let request = TokenRequest::served_models(window);
     let sets = view.ledger.as_refs();
     let sources = archive.sources(&sets, view.ledger.from, card);
     let report = sources.token_report(runtime, &request, archive.input_weight)?;

@@ -9,8 +9,8 @@ use rust_decimal::prelude::ToPrimitive;
 
 use super::{Served, TokenCounts};
 use crate::cost::{
-    Carried, CostLine, CostReport, Figures, GroupBy, GroupKey, ReportRequest, RequestError,
-    RequestText,
+    Carried, CostLine, CostReport, Figures, GroupBy, GroupKey, LineFilter, ReportRequest,
+    RequestError, RequestText,
 };
 use crate::money::{Currency, Rounding};
 use crate::time::{Interval, Step, UnixSeconds};
@@ -69,6 +69,22 @@ impl TokenRequest {
             report: ReportRequest::parse_grouped(text, group_by, now)?,
             model_at,
         })
+    }
+
+    /// The default report over `window`, one line per served model, cost center and
+    /// namespace: what the console and `tollgate_cost_per_million_tokens` show.
+    pub fn served_models(window: Interval) -> Self {
+        let keys = vec![GroupKey::CostCenter, GroupKey::Namespace];
+        TokenRequest {
+            report: ReportRequest {
+                window,
+                step: Step::Window,
+                group_by: GroupBy::new(keys).unwrap_or_else(|_| unreachable!("distinct keys")),
+                share_unallocated: false,
+                only: LineFilter::default(),
+            },
+            model_at: Some(0),
+        }
     }
 
     /// The group columns, in the order asked.
