@@ -1,5 +1,6 @@
 //! A month's chargeback for a 10,000-GPU fleet (the demo generator at scale 48: 10,032 GPUs,
-//! ~1.2M pod allocations overlapping the window), grouped by cost center and namespace.
+//! ~1.2M pod allocations overlapping the window), grouped by cost center and namespace; the
+//! month's FOCUS export; the month's cost per million tokens per served model.
 //!
 //! The bar (issue #2): DuckDB SQL doing the same work (clip, split at price changes, units ×
 //! hours × price in DECIMAL, group by cost center and namespace) takes 0.25 s for 1.2M intervals
@@ -15,8 +16,9 @@ use tollgate::output::{
 };
 use tollgate::pricing::RateCard;
 use tollgate::reporting::Sources;
-use tollgate::source::DemoFleet;
+use tollgate::source::{DemoFleet, DemoUtilization};
 use tollgate::time::{Interval, Step, parse_time};
+use tollgate::tokens::report::TokenRequest;
 
 /// Demo scale for a 10,000-GPU fleet (209 GPUs per unit).
 const SCALE: u32 = 48;
@@ -134,7 +136,43 @@ fn focus_export(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, month_report, focus_export);
+/// The month's cost per million tokens per served model, cost center and namespace (issue 16)
+/// from the demo's simulated token counters: the engine per pod and hour, a day at a time, each
+/// pod-hour split over the models it served.
+fn token_report(c: &mut Criterion) {
+    let card = RateCard::builtin();
+    let (set, request) = fleet(&card);
+    let sets = [&set];
+    let sources = Sources {
+        sets: &sets,
+        from: None,
+        card: &card,
+        store: None,
+        prometheus: None,
+        simulated: Some(&DemoUtilization),
+        cluster: "demo",
+    };
+    let tokens = TokenRequest::served_models(request.window);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    let report = sources
+        .token_report(runtime.handle(), &tokens, None)
+        .expect("priced");
+    eprintln!("tokens: {} lines", report.lines.len());
+    let mut group = c.benchmark_group("month_10k_gpus");
+    group.sample_size(10);
+    group.bench_function("token_report", |b| {
+        b.iter(|| {
+            sources
+                .token_report(runtime.handle(), black_box(&tokens), None)
+                .expect("priced")
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, month_report, focus_export, token_report);
 criterion_main!(benches);
 
 /// A writer that only counts the bytes it is given.
