@@ -8,11 +8,15 @@ use rust_decimal::Decimal;
 use super::{Prometheus, PrometheusError};
 use crate::budget::{OtherClusters, Usage};
 
+/// How far back a cluster's last figures are looked for, in seconds.
+const LOOKBACK: i64 = 3600;
+
 impl Prometheus {
     /// Month-to-date spend, burn per hour and units held per cost center, summed over every
-    /// cluster but `own`, as the latest samples (Prometheus's 5-minute lookback) show them, and
-    /// the time of the oldest of those samples. A cluster silent for longer drops out: its
-    /// figures are then missing, not zero, and the time says how old the rest are.
+    /// cluster but `own`, each cluster's latest samples of the last hour, and the time of the
+    /// oldest cluster's latest sample: a cluster that fell silent still counts with what it
+    /// last said, and makes the figures as old as that (stale, once older than
+    /// `quota.max_staleness_seconds`). A cluster silent for more than an hour drops out.
     pub async fn other_clusters(&self, own: &str) -> Result<OtherClusters, PrometheusError> {
         let own = own.replace('\\', "\\\\").replace('"', "\\\"");
         let others = format!("cluster!=\"{own}\",cluster!=\"\"");
@@ -25,7 +29,9 @@ impl Prometheus {
             ("tollgate_gpu_allocated_units", ""),
         ];
         for (figure, (metric, extra)) in series.into_iter().enumerate() {
-            let query = format!("sum by (cluster, cost_center) ({metric}{{{others}{extra}}})");
+            let query = format!(
+                "sum by (cluster, cost_center) (last_over_time({metric}{{{others}{extra}}}[{LOOKBACK}s]))"
+            );
             for found in self.range(&query, now, now, 60).await? {
                 let labels = found.metric();
                 let (Some(cluster), Some(cost_center), Some(sample)) = (
@@ -60,13 +66,19 @@ impl Prometheus {
                 usage.add(add);
             }
         }
-        let oldest = format!("min(timestamp(tollgate_cost_center_spend{{{others}}}))");
+        // Each cluster's latest sample time over the hour (every minute, the sample each step
+        // sees is a real one, with its own time); the oldest cluster's.
+        let latest =
+            format!("max by (cluster) (timestamp(tollgate_cost_center_spend{{{others}}}))");
         read.as_of = self
-            .range(&oldest, now, now, 60)
+            .range(&latest, now - LOOKBACK, now, 60)
             .await?
-            .first()
-            .and_then(|s| s.samples().last())
-            .map(|s| s.value() as i64);
+            .iter()
+            .filter_map(|cluster| {
+                let times = cluster.samples().iter().map(|s| s.value() as i64);
+                times.max()
+            })
+            .min();
         read.clusters = clusters.into_iter().collect();
         Ok(read)
     }

@@ -1,7 +1,8 @@
 //! Many clusters, one ledger (issue 15): the `cluster` key, `tollgate export` to a directory and
 //! to an S3-compatible bucket (moto's server on loopback) read back by DuckDB across clusters,
 //! and a global budget that only the sum of two clusters' spend exceeds, read from a real
-//! Prometheus scraping both services.
+//! Prometheus scraping both services; a cluster fallen silent counts with its last figures and
+//! makes them that old.
 
 use crate::support;
 
@@ -10,7 +11,7 @@ use std::process::{Command, Stdio};
 
 use rust_decimal::Decimal;
 use serde_json::Value;
-use support::prometheus::TestPrometheus;
+use support::prometheus::{OpenMetrics, TestPrometheus};
 use support::tools::{Tool, require};
 use support::{FIXTURE, ServeProcess, chargeback_total, free_port, tollgate_command};
 
@@ -451,4 +452,52 @@ async fn serve_exports_each_closed_day_it_rolls_up() {
     let exported = String::from_utf8(exported.stdout).unwrap();
     assert_eq!(exported.trim(), total_text(&csv), "{found}");
     assert!(found["chargeback"]["demo"].is_string(), "{found}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_cluster_counts_with_what_it_last_said_and_makes_the_figures_that_old() {
+    // Every 30 s over the last hour: north reports until now, west fell silent 20 minutes ago,
+    // south two hours ago; east is the reading cluster itself.
+    let now = jiff::Timestamp::now().as_second() / 30 * 30;
+    let mut metrics = OpenMetrics::default();
+    let mut report = |cluster: &str, until: i64, spent: f64, pods: &[(&str, f64, f64)]| {
+        let samples = |value: f64| (until - 7200..=until).step_by(30).map(move |t| (t, value));
+        metrics.series(
+            "tollgate_cost_center_spend",
+            &[
+                ("cluster", cluster),
+                ("cost_center", "cc-100"),
+                ("period", "month"),
+            ],
+            samples(spent),
+        );
+        for (pod, burn, units) in pods {
+            let labels = [
+                ("cluster", cluster),
+                ("cost_center", "cc-100"),
+                ("pod", pod),
+            ];
+            metrics.series("tollgate_gpu_cost_per_hour", &labels, samples(*burn));
+            metrics.series("tollgate_gpu_allocated_units", &labels, samples(*units));
+        }
+    };
+    report("east", now, 99_999.0, &[("e", 99.0, 9.0)]);
+    report("north", now, 500.10, &[("n", 2.0, 1.0)]);
+    report(
+        "west",
+        now - 1200,
+        1000.25,
+        &[("w-0", 4.25, 1.0), ("w-1", 6.25, 2.0)],
+    );
+    report("south", now - 7200, 7.0, &[("s", 1.0, 1.0)]);
+    let prometheus = TestPrometheus::start(&metrics.text());
+    let client =
+        tollgate::prometheus::Prometheus::new(&prometheus.url, &Default::default()).unwrap();
+    let others = client.other_clusters("east").await.unwrap();
+    assert_eq!(others.clusters, ["north", "west"]);
+    let cc100 = others.cost_center("cc-100");
+    assert_eq!(cc100.spent, Decimal::new(150_035, 2), "500.10 + 1000.25");
+    assert_eq!(cc100.burn_per_hour, Decimal::new(125, 1), "2 + 4.25 + 6.25");
+    assert_eq!(cc100.units, Decimal::from(4));
+    assert_eq!(others.as_of, Some(now - 1200), "west's last word");
 }
