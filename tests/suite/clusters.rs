@@ -28,24 +28,17 @@ const DEMO_DAYS: [&str; 7] = [
 
 /// `tollgate` with `args` as cluster `name`: its stdout; a failure shows its stderr.
 fn run_as(name: &str, args: &[&str], env: &[(&str, &str)]) -> String {
-    let output = tollgate_command()
-        .args(args)
-        .env("TOLLGATE__CLUSTER__NAME", name)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+    support::stdout_of(
+        tollgate_command()
+            .args(args)
+            .env("TOLLGATE__CLUSTER__NAME", name)
+            .envs(env.iter().copied()),
+    )
 }
 
 /// DuckDB's `SUM(BilledCost)` of the FOCUS files and `SUM(cost)` of the chargeback files under
 /// `dest`, per Hive partition `cluster`, as decimal text; and the FOCUS `x_ClusterName`s.
 fn totals_by_cluster(dest: &Path) -> Value {
-    require(&[Tool::DuckDb]);
     let script = r#"
 import duckdb, json, sys
 d = sys.argv[1]
@@ -61,17 +54,7 @@ names = con.execute(
 print(json.dumps({"focus": sums("focus", "BilledCost"), "chargeback": sums("chargeback", "cost"),
                   "names": {c: n for (c, n) in names}}))
 "#;
-    let output = Command::new("python3")
-        .args(["-c", script])
-        .arg(dest)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    support::duckdb(script, dest)
 }
 
 /// The chargeback total of a report, as DuckDB prints a DECIMAL(38,2) sum.
@@ -441,16 +424,11 @@ async fn serve_exports_each_closed_day_it_rolls_up() {
         ))
         .await;
     let found = totals_by_cluster(&dest);
-    let exported = Command::new("python3")
-        .args([
-            "-c",
-            "import duckdb, sys; print(duckdb.connect().execute(f\"SELECT CAST(SUM(BilledCost) AS VARCHAR) FROM read_parquet('{sys.argv[1]}')\").fetchone()[0])",
-        ])
-        .arg(&file)
-        .output()
-        .unwrap();
-    let exported = String::from_utf8(exported.stdout).unwrap();
-    assert_eq!(exported.trim(), total_text(&csv), "{found}");
+    let exported = support::duckdb(
+        "import duckdb, json, sys; print(json.dumps(duckdb.connect().execute(f\"SELECT CAST(SUM(BilledCost) AS VARCHAR) FROM read_parquet('{sys.argv[1]}')\").fetchone()[0]))",
+        &file,
+    );
+    assert_eq!(exported, total_text(&csv).as_str(), "{found}");
     assert!(found["chargeback"]["demo"].is_string(), "{found}");
 }
 

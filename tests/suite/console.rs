@@ -232,6 +232,35 @@ async fn the_console_shows_the_api_s_figures_in_a_real_browser() {
         "{models}"
     );
 
+    // Cost per million tokens of each served model, as the token API has them.
+    let tokens = &page[page.find("<section id=\"tokens\">").unwrap()..];
+    let api: Value = serde_json::from_str(
+        &service
+            .get(&format!("/api/v1/tokens?format=json&{query}"))
+            .await,
+    )
+    .unwrap();
+    let served: Vec<&Value> = api["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["served_model"] != "")
+        .collect();
+    assert!(served.len() >= 3, "{api}");
+    for line in served {
+        let cell = |key: &str| tollgate::console::escape(line[key].as_str().unwrap());
+        let row = format!(
+            "<th scope=\"row\">{}</th><td>{}</td><td>{}</td><td class=\"n\">{}</td>",
+            cell("served_model"),
+            cell("cost_center"),
+            cell("namespace"),
+            cell("cost")
+        );
+        assert!(tokens.contains(&row), "{row} in {tokens}");
+        let per_million = format!("<td class=\"n\">{}</td>", cell("cost_per_1m_tokens"));
+        assert!(tokens.contains(&per_million), "{per_million} in {tokens}");
+    }
+
     // Every chart has words and figures for those who cannot see it.
     assert_eq!(
         page.matches("<svg class=\"bar\"").count() + page.matches("<svg class=\"burn\"").count(),

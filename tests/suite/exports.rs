@@ -6,7 +6,6 @@
 use crate::support;
 
 use std::path::Path;
-use std::process::Command;
 
 use rust_decimal::Decimal;
 use serde_json::Value;
@@ -69,16 +68,7 @@ print(json.dumps({
     "chargeback_cost": str(con.execute(f"SELECT sum(cost) FROM {chargeback}").fetchone()[0]),
 }))
 "#;
-    let output = Command::new("python3")
-        .args(["-c", script, dir.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
+    support::duckdb(script, dir)
 }
 
 /// Writes the FOCUS export as Parquet and gzipped CSV and the chargeback as Parquet, each with

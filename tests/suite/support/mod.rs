@@ -143,19 +143,32 @@ pub fn json_stdout(output: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
-/// `tollgate report` with `args`: what it printed; a failure shows its stderr.
-pub fn report_stdout(args: &[&str]) -> String {
-    let output = tollgate_command()
-        .arg("report")
-        .args(args)
-        .output()
-        .unwrap();
+/// What `command` printed; it must succeed (a failure shows its stderr).
+pub fn stdout_of(command: &mut std::process::Command) -> String {
+    let output = command.output().unwrap();
     assert!(
         output.status.success(),
-        "{}",
+        "{command:?}: {}",
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).unwrap()
+}
+
+/// `tollgate report` with `args`: what it printed; a failure shows its stderr.
+pub fn report_stdout(args: &[&str]) -> String {
+    stdout_of(tollgate_command().arg("report").args(args))
+}
+
+/// The JSON a Python `script` using DuckDB (PyPI's, a reader independent of Tollgate) printed,
+/// given `path` as its argument.
+pub fn duckdb(script: &str, path: &std::path::Path) -> serde_json::Value {
+    tools::require(&[tools::Tool::DuckDb]);
+    let printed = stdout_of(
+        std::process::Command::new("python3")
+            .args(["-c", script])
+            .arg(path),
+    );
+    serde_json::from_str(&printed).unwrap()
 }
 
 /// The flags of a report on the fixture snapshot and rates over 2026-11-01.
