@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
+use rustc_hash::FxHashMap;
 
 use super::{Served, TokenCounts};
 use crate::cost::{
@@ -345,7 +346,7 @@ impl Cell {
 pub struct TokenTally<'a> {
     request: &'a TokenRequest,
     periods: Vec<Interval>,
-    cells: BTreeMap<(Interval, Vec<String>), Cell>,
+    cells: FxHashMap<(Interval, Vec<String>), Cell>,
     /// Every model served, and whether it counted any token.
     models: BTreeMap<String, bool>,
 }
@@ -356,7 +357,7 @@ impl<'a> TokenTally<'a> {
         TokenTally {
             request,
             periods: request.report.step.periods(request.report.window),
-            cells: BTreeMap::new(),
+            cells: FxHashMap::default(),
             models: BTreeMap::new(),
         }
     }
@@ -385,7 +386,7 @@ impl<'a> TokenTally<'a> {
             group
         };
         // A pod's lines in one hour (several when grouped by gpu_model, say).
-        let mut pod_hours: BTreeMap<(Interval, &str, &str), Vec<&CostLine>> = BTreeMap::new();
+        let mut pod_hours: FxHashMap<(Interval, &str, &str), Vec<&CostLine>> = FxHashMap::default();
         for line in &per_pod.lines {
             let (ns, pod) = (line.group[ns_at].as_str(), line.group[pod_at].as_str());
             pod_hours
@@ -460,23 +461,25 @@ impl<'a> TokenTally<'a> {
                 idle.join(", ")
             ));
         }
+        let mut lines: Vec<TokenLine> = self
+            .cells
+            .into_iter()
+            .filter(|(_, c)| !c.figures.is_empty() || c.input > 0 || c.output > 0)
+            .map(|((period, group), c)| TokenLine {
+                period,
+                group,
+                figures: c.figures,
+                input: c.input,
+                output: c.output,
+            })
+            .collect();
+        lines.sort_unstable_by(|a, b| (a.period, &a.group).cmp(&(b.period, &b.group)));
         TokenReport {
             request: self.request.clone(),
             currency,
             rounding,
             input_weight,
-            lines: self
-                .cells
-                .into_iter()
-                .filter(|(_, c)| !c.figures.is_empty() || c.input > 0 || c.output > 0)
-                .map(|((period, group), c)| TokenLine {
-                    period,
-                    group,
-                    figures: c.figures,
-                    input: c.input,
-                    output: c.output,
-                })
-                .collect(),
+            lines,
             warnings,
         }
     }
