@@ -102,6 +102,8 @@ pub struct Gate {
 /// What a served model cost per million tokens, for one cost center and namespace.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenRow {
+    /// The hour the figures are of.
+    pub period: Interval,
     /// Served model, cost center, namespace.
     pub group: Vec<String>,
     /// Rounded GPU figures.
@@ -144,8 +146,8 @@ pub struct Page {
     pub idle: Vec<Row>,
     /// Unallocated capacity by model and node.
     pub unallocated: Vec<Row>,
-    /// Cost per million tokens by served model, cost center and namespace, the costliest first
-    /// (empty when no token counter names a pod).
+    /// The last hour's cost per million tokens by served model, cost center and namespace, the
+    /// costliest first (empty when no token counter names a pod).
     pub tokens: Vec<TokenRow>,
     /// The gate.
     pub gate: Gate,
@@ -605,14 +607,16 @@ fn models(page: &Page, out: &mut String) {
 
 /// Cost per million tokens, when the serving engines' counters name pods.
 fn tokens(page: &Page, out: &mut String) {
-    if page.tokens.is_empty() {
+    let Some(first) = page.tokens.first() else {
         return;
-    }
+    };
     let _ = write!(
         out,
-        "<section id=\"tokens\"><h2>Cost per million tokens</h2><p>Each serving pod's GPU cost, \
-idle time included, split hour by hour over the models it served by their share of its tokens. \
-<a href=\"{}\">Download CSV</a></p>",
+        "<section id=\"tokens\"><h2>Cost per million tokens, the last hour</h2><p>From \
+<time>{}</time> to <time>{}</time>: each serving pod's GPU cost, idle time included, split over \
+the models it served by their share of its tokens. <a href=\"{}\">This window's, as CSV</a></p>",
+        format_time(first.period.start),
+        format_time(first.period.end),
         page.tokens_download()
     );
     let rows: Vec<Vec<String>> = page

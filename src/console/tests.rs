@@ -136,6 +136,7 @@ fn served_models_show_their_cost_per_million_tokens_and_never_a_zero() {
     );
     page.tokens = vec![
         TokenRow {
+            period: Interval::new(1_764_586_800, 1_764_590_400),
             group: vec!["llama-<8b>".into(), "cc-100".into(), "chat".into()],
             figures: figures(dec!(30.0000), None, Some(dec!(105.00)), Some(dec!(78.75))),
             input: 431_700,
@@ -143,6 +144,7 @@ fn served_models_show_their_cost_per_million_tokens_and_never_a_zero() {
             per_million: (Some(dec!(182.4183)), Some(dec!(729.6734))),
         },
         TokenRow {
+            period: Interval::new(1_764_586_800, 1_764_590_400),
             group: vec!["tiny-idle".into(), "cc-100".into(), "chat".into()],
             figures: figures(dec!(6.0000), None, Some(dec!(4.80)), None),
             input: 0,
@@ -152,6 +154,12 @@ fn served_models_show_their_cost_per_million_tokens_and_never_a_zero() {
     ];
     let html = render(&page);
     assert!(html.contains("llama-&lt;8b&gt;"), "{html}");
+    assert!(
+        html.contains(
+            "From <time>2025-12-01T11:00:00Z</time> to <time>2025-12-01T12:00:00Z</time>"
+        ),
+        "{html}"
+    );
     assert!(
         html.contains(
             "<td class=\"n\">105.00</td><td class=\"n\">78.75</td><td class=\"n\">431700</td><td class=\"n\">143900</td><td class=\"n\">182.4183</td><td class=\"n\">729.6734</td>"

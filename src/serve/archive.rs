@@ -23,7 +23,7 @@ use crate::source::DemoHistory;
 use crate::store::RollupStore;
 use crate::time::{Interval, UnixSeconds, format_time};
 use crate::tokens::Telemetry;
-use crate::tokens::report::TokenRequest;
+use crate::tokens::report::{PrintedLine, TokenRequest};
 use crate::usage::UsageKey;
 
 const DAY: i64 = 86_400;
@@ -43,9 +43,10 @@ pub struct Archive {
     pub retention_days: u32,
     /// `tokens.input_weight`, read.
     pub input_weight: Option<Decimal>,
-    /// Cost per million tokens over the hour before the latest view, per (served model, cost
-    /// center, namespace) (`tollgate_cost_per_million_tokens`).
-    pub token_costs: RwLock<BTreeMap<[String; 3], Decimal>>,
+    /// The token report of the hour before the latest view: its lines with a served model, by
+    /// served model, cost center and namespace (`tollgate_cost_per_million_tokens`, the
+    /// console's served models).
+    pub served_models: RwLock<Vec<PrintedLine>>,
     /// The latest utilization per allocation (`tollgate_gpu_utilization_ratio`).
     pub utilization: RwLock<FxHashMap<UsageKey, f64>>,
     /// Whether this replica writes rollups (among several, only the leader does).
@@ -185,9 +186,9 @@ impl Archive {
         }
     }
 
-    /// Refreshes the cost per million tokens of the hour before `view`'s as-of, per served model,
-    /// cost center and namespace (lines with tokens only).
-    async fn poll_token_costs(self: &Arc<Self>, view: Arc<View>, card: Arc<RateCard>) {
+    /// Refreshes the token report of the hour before `view`'s as-of, per served model, cost
+    /// center and namespace.
+    async fn poll_served_models(self: &Arc<Self>, view: Arc<View>, card: Arc<RateCard>) {
         let request = TokenRequest::served_models(Interval::new(view.as_of - 3600, view.as_of));
         let (archive, runtime) = (self.clone(), tokio::runtime::Handle::current());
         let priced = super::background::spawn_background(move || {
@@ -201,17 +202,16 @@ impl Archive {
             Ok(Err(e)) => return tracing::warn!(error = %e, "token costs could not be priced"),
             Err(e) => return tracing::error!(error = %e, "pricing token costs panicked"),
         };
-        let costs = report
+        let served = report
             .printed()
             .lines
             .into_iter()
-            .filter_map(|line| {
-                let [model, cost_center, namespace] = <[String; 3]>::try_from(line.group).ok()?;
-                let cost = line.per_million.tokens?;
-                (!model.is_empty()).then_some(([model, cost_center, namespace], cost))
-            })
+            .filter(|line| line.group.first().is_some_and(|model| !model.is_empty()))
             .collect();
-        *self.token_costs.write().unwrap_or_else(|p| p.into_inner()) = costs;
+        *self
+            .served_models
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = served;
     }
 
     /// Rolls up each whole day of `backfill` the store lacks, one day in memory at a time.
@@ -476,7 +476,7 @@ impl Archive {
                 loop {
                     ticks.tick().await;
                     let view = views.borrow().clone();
-                    archive.poll_token_costs(view, card.clone()).await;
+                    archive.poll_served_models(view, card.clone()).await;
                 }
             }));
         }

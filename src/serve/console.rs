@@ -25,7 +25,6 @@ use crate::cost::{
 use crate::pricing::RateCard;
 use crate::reporting::ReportError;
 use crate::time::{Interval, Step};
-use crate::tokens::report::TokenRequest;
 
 /// The page's query: the window and the drill-down.
 #[derive(Debug, Default, Deserialize)]
@@ -178,27 +177,20 @@ fn by_cost_desc(rows: &mut [Row], pick: fn(&Row) -> Option<Decimal>) {
     rows.sort_by(|a, b| pick(b).cmp(&pick(a)).then_with(|| a.group.cmp(&b.group)));
 }
 
-/// The cost per million tokens of each served model over `window`, by cost center and
-/// namespace, the costliest first (pods serving no model left out); and the report's warnings.
-fn served_models(
-    runtime: &tokio::runtime::Handle,
-    view: &View,
-    archive: &Archive,
-    card: &RateCard,
-    window: Interval,
-) -> Result<(Vec<TokenRow>, Vec<String>), ReportError> {
-    let request = TokenRequest::served_models(window);
-    let sets = view.ledger.as_refs();
-    let sources = archive.sources(&sets, view.ledger.from, card);
-    let report = sources.token_report(runtime, &request, archive.input_weight)?;
-    let mut rows: Vec<TokenRow> = report
-        .printed()
-        .lines
-        .into_iter()
-        .filter(|line| line.group.first().is_some_and(|m| !m.is_empty()))
+/// The last hour's cost per million tokens of each served model, by cost center and namespace,
+/// the costliest first, as the archive last priced it: a look-up, so that the page costs no
+/// pricing of every pod's hours over its window.
+fn served_models(archive: &Archive) -> Vec<TokenRow> {
+    let served = archive
+        .served_models
+        .read()
+        .unwrap_or_else(|p| p.into_inner());
+    let mut rows: Vec<TokenRow> = served
+        .iter()
         .map(|line| TokenRow {
-            group: line.group,
-            figures: line.figures,
+            period: line.period,
+            group: line.group.clone(),
+            figures: line.figures.clone(),
             input: line.input,
             output: line.output,
             per_million: (line.per_million.tokens, line.per_million.output_tokens),
@@ -206,7 +198,7 @@ fn served_models(
         .collect();
     rows.sort_by(|a, b| (b.figures.cost.cmp(&a.figures.cost)).then_with(|| a.group.cmp(&b.group)));
     rows.truncate(MOST_ROWS);
-    Ok((rows, report.warnings))
+    rows
 }
 
 fn gather(
@@ -351,9 +343,6 @@ fn gather(
         })
         .collect::<Result<Vec<BudgetLine>, CostOverflow>>()?;
 
-    let tokens = served_models(runtime, view, archive, card, window)?;
-    keep(&tokens.1);
-
     let activity = quota.activity();
     Ok(Page {
         as_of: view.as_of,
@@ -372,7 +361,7 @@ fn gather(
         by_model,
         idle,
         unallocated,
-        tokens: tokens.0,
+        tokens: served_models(archive),
         gate: Gate {
             per_second: activity.per_second(),
             p99_ms: activity.p99().map(|d| d.as_secs_f64() * 1000.0),

@@ -239,21 +239,25 @@ struct TokenLabels {
     namespace: String,
 }
 
-/// The cost per million tokens of the last hour, as the archive last priced it.
+/// The cost per million tokens of the last hour, as the archive last priced it (models with
+/// tokens only).
 fn token_costs(registry: &mut Registry, card: &RateCard, archive: &Archive) {
-    let costs = archive
-        .token_costs
+    let served = archive
+        .served_models
         .read()
         .unwrap_or_else(|p| p.into_inner());
-    let values = costs
+    let values = served
         .iter()
-        .map(|([served_model, cost_center, namespace], cost)| {
+        .filter_map(|line| {
+            let [served_model, cost_center, namespace] = line.group.as_slice() else {
+                return None;
+            };
             let labels = TokenLabels {
                 served_model: served_model.clone(),
                 cost_center: cost_center.clone(),
                 namespace: namespace.clone(),
             };
-            (labels, *cost)
+            Some((labels, line.per_million.tokens?))
         })
         .collect();
     gauge_family(
