@@ -177,6 +177,7 @@ async fn health_metrics_and_openapi() {
         "/healthz",
         "/readyz",
         "/api/v1/chargeback",
+        "/api/v1/tokens",
         "/metrics",
         "/api/v1/openapi.json",
     ] {
