@@ -18,6 +18,7 @@ use tollgate::pricing::RateCard;
 use tollgate::reporting::Sources;
 use tollgate::source::{DemoFleet, DemoUtilization};
 use tollgate::time::{Interval, Step, parse_time};
+use tollgate::tokens::Telemetry;
 use tollgate::tokens::report::TokenRequest;
 
 /// Demo scale for a 10,000-GPU fleet (209 GPUs per unit).
@@ -51,6 +52,31 @@ fn fleet(card: &RateCard) -> (AllocationSet, ReportRequest) {
     (set, request)
 }
 
+/// What a command's report over `sets` reads: no store, no Prometheus, the demo's cluster name
+/// and, if given, its simulated utilization and tokens.
+fn demo_sources<'a>(
+    sets: &'a [&'a AllocationSet],
+    card: &'a RateCard,
+    simulated: Option<&'a dyn Telemetry>,
+) -> Sources<'a> {
+    Sources {
+        sets,
+        from: None,
+        card,
+        store: None,
+        prometheus: None,
+        simulated,
+        cluster: "demo",
+    }
+}
+
+/// The runtime streamed reports block on, as a command's.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime")
+}
+
 fn month_report(c: &mut Criterion) {
     let card = RateCard::builtin();
     let (set, request) = fleet(&card);
@@ -80,20 +106,10 @@ fn focus_export(c: &mut Criterion) {
     let card = RateCard::builtin();
     let (set, request) = fleet(&card);
     let sets = [&set];
-    let sources = Sources {
-        sets: &sets,
-        from: None,
-        card: &card,
-        store: None,
-        prometheus: None,
-        simulated: None,
-        cluster: "demo",
-    };
+    let sources = demo_sources(&sets, &card, None);
     let focus = focus_request(&request);
     let settings = FocusSettings::default().for_cluster("demo");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("a runtime");
+    let runtime = runtime();
     let export = |sink: Box<dyn FocusSink + '_>| {
         let mut rows = FocusWriter::new(&settings, sink, LineFilter::default());
         sources
@@ -143,19 +159,9 @@ fn token_report(c: &mut Criterion) {
     let card = RateCard::builtin();
     let (set, request) = fleet(&card);
     let sets = [&set];
-    let sources = Sources {
-        sets: &sets,
-        from: None,
-        card: &card,
-        store: None,
-        prometheus: None,
-        simulated: Some(&DemoUtilization),
-        cluster: "demo",
-    };
+    let sources = demo_sources(&sets, &card, Some(&DemoUtilization));
     let tokens = TokenRequest::served_models(request.window);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("a runtime");
+    let runtime = runtime();
     let report = sources
         .token_report(runtime.handle(), &tokens, None)
         .expect("priced");
