@@ -21,6 +21,10 @@ use tollgate::time::{Interval, Step, parse_time};
 use tollgate::tokens::Telemetry;
 use tollgate::tokens::report::TokenRequest;
 
+/// The allocator `tollgate` itself runs with (`src/main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Demo scale for a 10,000-GPU fleet (209 GPUs per unit).
 const SCALE: u32 = 48;
 

@@ -180,11 +180,23 @@ pub fn apportion_within(
     }
     let missing = ((total - floor_sum) / unit).round();
     let missing = usize::try_from(missing.mantissa().max(0)).unwrap_or(0);
-    remainders.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     let has_room = |i: usize, line: Decimal| {
         caps.and_then(|caps| caps[i])
             .is_none_or(|cap| line + unit <= cap)
     };
+    // Largest remainders first, the earlier line first among equals. Only the first `missing`
+    // are raised when they all have room, so only they need finding; otherwise all are ranked.
+    let order = |a: &(Decimal, usize), b: &(Decimal, usize)| b.0.cmp(&a.0).then(a.1.cmp(&b.1));
+    if missing > 0 && missing < remainders.len() {
+        remainders.select_nth_unstable_by(missing - 1, order);
+    }
+    let first = &remainders[..missing.min(remainders.len())];
+    if !first
+        .iter()
+        .all(|&(_, i)| lines[i].is_some_and(|line| has_room(i, line)))
+    {
+        remainders.sort_by(order);
+    }
     let mut raised = vec![false; values.len()];
     let mut left = missing;
     for pass_within_caps in [true, false] {

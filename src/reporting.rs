@@ -56,6 +56,9 @@ pub struct Sources<'a> {
     pub cluster: &'a str,
 }
 
+/// Threads that price the parts of a report streamed in parts.
+const PART_WORKERS: usize = 2;
+
 impl Sources<'_> {
     /// DCGM usage over `window` when Prometheus is configured; when it does not answer, none
     /// and a warning saying why.
@@ -253,13 +256,12 @@ impl Sources<'_> {
         cut: Step,
         mut each: impl FnMut(&CostReport) -> std::io::Result<()>,
     ) -> Result<Vec<String>, ReportError> {
-        let mut warnings: Vec<String> = Vec::new();
         let periods = cut.periods(request.window);
         let overlapping: Vec<Vec<Vec<u32>>> =
             self.sets.iter().map(|s| s.by_period(&periods)).collect();
-        for (at, period) in periods.into_iter().enumerate() {
+        let part = |at: usize| {
             let part = ReportRequest {
-                window: period,
+                window: periods[at],
                 ..request.clone()
             };
             // Each period reads only the allocations that overlap it.
@@ -274,15 +276,46 @@ impl Sources<'_> {
                 sets: &sets,
                 ..*self
             };
-            let report = runtime.block_on(sources.report(&part))?;
-            each(&report)?;
-            for warning in report.warnings {
-                if !warnings.contains(&warning) {
-                    warnings.push(warning);
+            runtime.block_on(sources.report(&part))
+        };
+        // Parts are priced on `workers` threads, each taking every `workers`th period, and
+        // handed to `each` here in order: at most two parts a worker are held at once.
+        let workers = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .clamp(1, PART_WORKERS)
+            .min(periods.len().max(1));
+        std::thread::scope(|scope| {
+            let receivers: Vec<_> = (0..workers)
+                .map(|first| {
+                    let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+                    let part = &part;
+                    let count = periods.len();
+                    scope.spawn(move || {
+                        for at in (first..count).step_by(workers) {
+                            let priced = part(at);
+                            let failed = priced.is_err();
+                            if sender.send(priced).is_err() || failed {
+                                break;
+                            }
+                        }
+                    });
+                    receiver
+                })
+                .collect();
+            let mut warnings: Vec<String> = Vec::new();
+            for at in 0..periods.len() {
+                let report = receivers[at % workers]
+                    .recv()
+                    .unwrap_or_else(|_| unreachable!("a worker sends each of its parts"))?;
+                each(&report)?;
+                for warning in report.warnings {
+                    if !warnings.contains(&warning) {
+                        warnings.push(warning);
+                    }
                 }
             }
-        }
-        Ok(warnings)
+            Ok(warnings)
+        })
     }
 
     /// A report the rollups cannot answer (grouped by pod or resource, or sharing unallocated

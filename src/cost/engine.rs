@@ -127,6 +127,12 @@ pub fn cost_report_with_usage(
         keyed(GroupKey::Claim),
     );
     let mut sums = UnitSeconds::new(request.step.periods(request.window));
+    if by_pod || by_resource {
+        // A line (nearly) per allocation: room made once, not as they come.
+        let allocations = sets.iter().map(|s| s.allocations.len()).sum();
+        resolver.line_index.reserve(allocations);
+        sums.sums.reserve(allocations);
+    }
 
     // Capacity segments per (node, product identity), numbered in `capacity_lines`: a node
     // relabelled mid-window has several.
@@ -226,7 +232,11 @@ pub fn cost_report_with_usage(
     Ok(report)
 }
 
-/// A line's place in a report: its period, then the ranks of its group values.
+/// Values of a group key ranked before lines are sorted; a key with more (the pods of a
+/// day at 10,000 GPUs) is compared by text within runs of lines whose keys before it tie.
+pub(super) const RANKED_VALUES: usize = 4096;
+
+/// A line's place in a report: its period, then the ranks of its group values (those ranked).
 type LineOrder = (u32, [u32; KEY_DIMS]);
 
 /// Where a group key's value `id` sits in a table indexed by ids (the unallocated cost center
@@ -525,8 +535,10 @@ impl<'a> Resolver<'a> {
     }
 
     /// For each group key, the rank of every value `lines` print for it in text order (equal
-    /// texts share a rank), indexed by [`rank_slot`].
-    fn ranks(&self, lines: impl Iterator<Item = u32>) -> Vec<Vec<u32>> {
+    /// texts share a rank), indexed by [`rank_slot`]; `None` for a key with more than
+    /// [`RANKED_VALUES`] values (pod names, resource IDs), whose texts are compared where the
+    /// keys before it tie instead of all being sorted.
+    fn ranks(&self, lines: impl Iterator<Item = u32>) -> Vec<Option<Vec<u32>>> {
         let mut ids: Vec<Vec<u32>> = vec![Vec::new(); self.keys.len()];
         for line in lines {
             for (column, &id) in ids.iter_mut().zip(&self.lines[line as usize]) {
@@ -539,6 +551,9 @@ impl<'a> Resolver<'a> {
             .map(|(&group_key, mut column)| {
                 column.sort_unstable();
                 column.dedup();
+                if column.len() > RANKED_VALUES {
+                    return None;
+                }
                 let size = column.iter().map(|&id| rank_slot(id)).max().unwrap_or(0) + 1;
                 // The texts are copied side by side first: sorting them where they were
                 // interned (one allocation each, all over the heap) waits on memory at every
@@ -564,7 +579,7 @@ impl<'a> Resolver<'a> {
                     previous = Some(text);
                     ranks[rank_slot(id)] = rank;
                 }
-                ranks
+                Some(ranks)
             })
             .collect()
     }
@@ -589,25 +604,50 @@ impl<'a> Resolver<'a> {
         // ranked once). Lines that print the same (one line of several models, or unallocated
         // capacity and pods of one model grouped by model) become one.
         let ranks = self.ranks(unordered.iter().map(|((_, line), _)| *line));
+        // Keys ranked up to the first with too many values to rank: lines are sorted by those,
+        // then each run of equal ranks by the keys from there on (texts, read within the run).
+        let ranked = ranks.iter().take_while(|r| r.is_some()).count();
         let rank = |line: u32| -> [u32; KEY_DIMS] {
-            let mut ranked = [0; KEY_DIMS];
-            for (slot, (ids, &id)) in ranked
+            let mut order = [0; KEY_DIMS];
+            for (slot, (ids, &id)) in order
                 .iter_mut()
-                .zip(ranks.iter().zip(&self.lines[line as usize]))
+                .zip(ranks.iter().zip(&self.lines[line as usize]).take(ranked))
             {
-                *slot = ids[rank_slot(id)];
+                *slot = ids.as_ref().map_or(0, |ids| ids[rank_slot(id)]);
             }
-            ranked
+            order
+        };
+        let rest = |a: u32, b: u32| -> std::cmp::Ordering {
+            let (a, b) = (&self.lines[a as usize], &self.lines[b as usize]);
+            (ranked..self.keys.len())
+                .filter(|&at| a[at] != b[at])
+                .map(|at| match &ranks[at] {
+                    Some(ids) => ids[rank_slot(a[at])].cmp(&ids[rank_slot(b[at])]),
+                    None => {
+                        let key = self.keys[at];
+                        self.group_value(key, a[at])
+                            .cmp(self.group_value(key, b[at]))
+                    }
+                })
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal)
         };
         let mut keyed: Vec<(LineOrder, u32, Figures)> = unordered
             .into_iter()
             .map(|((period, line), figures)| ((period, rank(line)), line, figures))
             .collect();
         keyed.sort_unstable_by_key(|(order, ..)| *order);
+        if ranked < self.keys.len() {
+            for run in keyed.chunk_by_mut(|a, b| a.0 == b.0) {
+                run.sort_unstable_by(|a, b| rest(a.1, b.1));
+            }
+        }
         let mut lines: Vec<(LineOrder, u32, Figures)> = Vec::with_capacity(keyed.len());
         for (order, line, figures) in keyed {
             match lines.last_mut() {
-                Some((last, _, merged)) if *last == order => merged.absorb(&figures),
+                Some((last, first, merged)) if *last == order && rest(*first, line).is_eq() => {
+                    merged.absorb(&figures)
+                }
                 _ => lines.push((order, line, figures)),
             }
         }
@@ -770,7 +810,8 @@ impl UnitSeconds {
             has_usage: bool,
             has_priced_usage: bool,
         }
-        let mut exact: FxHashMap<(u32, u32, u32, i64), Exact> = FxHashMap::default();
+        let mut exact: FxHashMap<(u32, u32, u32, i64), Exact> =
+            FxHashMap::with_capacity_and_hasher(self.sums.len(), Default::default());
         for (key, unit_seconds) in &self.sums {
             let (period, line, schedule_index, segment, denom) = *key;
             if *unit_seconds == 0 {
@@ -809,7 +850,7 @@ impl UnitSeconds {
                 entry.used_cost += used * price;
             }
         }
-        let mut parts = Parts::default();
+        let mut parts = Parts::with_capacity_and_hasher(exact.len(), Default::default());
         for ((period, line, label, denom), sums) in exact {
             let hours = |unit_seconds| per_hour(decimal(unit_seconds)?, denom);
             let part = Figures {

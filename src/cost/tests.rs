@@ -499,3 +499,64 @@ fn a_period_priced_from_the_allocations_that_overlap_it_is_the_period_of_the_who
         );
     }
 }
+
+#[test]
+fn lines_of_a_key_with_too_many_values_to_rank_are_sorted_by_its_text_and_merged() {
+    // More pods than are ranked up front: pod names are compared where namespaces tie, and the
+    // pricing tier after them. Pods are interned out of text order; "pod-00001" also runs on
+    // spot, and "pod-00002" twice on demand (on two nodes: one line).
+    let count = super::engine::RANKED_VALUES + 100;
+    let names: Vec<(String, &str)> = (0..count)
+        .map(|i| {
+            let n = (i * 7919) % count;
+            (format!("pod-{n:05}"), if n.is_multiple_of(2) { "b" } else { "a" })
+        })
+        .collect();
+    let mut holds: Vec<Hold<'_>> = names
+        .iter()
+        .map(|(pod, namespace)| Hold {
+            pod,
+            namespace,
+            ..hold("cc", "L4", GpuUnits::whole(1), (0, 1))
+        })
+        .collect();
+    holds.push(Hold {
+        pod: "pod-00001",
+        namespace: "a",
+        tier: PriceTier::Spot,
+        ..hold("cc", "L4", GpuUnits::whole(1), (1, 2))
+    });
+    holds.push(Hold {
+        pod: "pod-00002",
+        namespace: "b",
+        node: "n2",
+        ..hold("cc", "L4", GpuUnits::whole(1), (1, 2))
+    });
+    let set = set_of(&holds, &[]);
+    let keys = vec![GroupKey::Namespace, GroupKey::Pod, GroupKey::PricingTier];
+    let asked = ReportRequest {
+        group_by: GroupBy::new(keys).unwrap(),
+        ..request("", Step::Window)
+    };
+    let report = cost_report(&[&set], &card(), &asked).unwrap();
+    // By hand: odd pod numbers in namespace "a", even in "b", each in number order (the
+    // names are zero-padded); every line 1 GPU-hour but pod-00002's 2, and pod-00001 twice.
+    let mut expected: Vec<(String, Decimal)> = Vec::new();
+    for parity in [1, 0] {
+        for n in (0..count).filter(|n| n % 2 == parity) {
+            let namespace = if parity == 1 { "a" } else { "b" };
+            let hours = if n == 2 { dec!(2) } else { dec!(1) };
+            expected.push((format!("{namespace}/pod-{n:05}/on-demand"), hours));
+            if n == 1 {
+                expected.push(("a/pod-00001/spot".to_string(), dec!(1)));
+            }
+        }
+    }
+    let seen: Vec<(String, Decimal)> = report
+        .lines
+        .iter()
+        .map(|l| (l.group.join("/"), l.figures.gpu_hours))
+        .collect();
+    assert_eq!(seen.len(), expected.len());
+    assert_eq!(seen, expected);
+}

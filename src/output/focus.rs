@@ -12,7 +12,6 @@
 //! Tollgate's rate card is both the list and the contracted price of an internal platform, so
 //! `ListCost`, `ContractedCost`, `EffectiveCost` and `BilledCost` are equal.
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write;
 
@@ -20,7 +19,7 @@ use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 use serde::Deserialize;
 
-use super::spreadsheet_safe;
+use super::cells::{DECIMAL_TEXT, decimal_text, push_decimal, push_text};
 use crate::allocation::UNALLOCATED;
 use crate::cost::{Carried, CostLine, CostReport, Figures, GroupBy, LineFilter, ReportRequest};
 use crate::money::fixed;
@@ -263,28 +262,26 @@ impl<'a> Resource<'a> {
 
     /// `ResourceName` and `ResourceType`; `ChargeDescription` into `text`.
     fn describe(&self, text: &mut String) -> (&'a str, &'static str) {
-        let (model, node, ns) = (self.gpu_model, self.node, self.namespace);
+        let (model, node, ns, pod, claim) = (
+            self.gpu_model,
+            self.node,
+            self.namespace,
+            self.pod,
+            self.claim,
+        );
         text.clear();
-        // Writing to a String cannot fail.
-        let (name, kind, _) = if self.cost_center == UNALLOCATED {
-            let written = write!(text, "Unallocated {model} capacity of node {node}");
-            (node, "Node", written)
-        } else if !self.claim.is_empty() {
-            let written = write!(
-                text,
-                "{model} GPU time of DRA claim {ns}/{} (pod {ns}/{}) on node {node}",
-                self.claim, self.pod
-            );
-            (self.claim, "ResourceClaim", written)
+        let mut put = |pieces: &[&str]| pieces.iter().for_each(|piece| text.push_str(piece));
+        if self.cost_center == UNALLOCATED {
+            put(&["Unallocated ", model, " capacity of node ", node]);
+            (node, "Node")
+        } else if !claim.is_empty() {
+            put(&[model, " GPU time of DRA claim ", ns, "/", claim]);
+            put(&[" (pod ", ns, "/", pod, ") on node ", node]);
+            (claim, "ResourceClaim")
         } else {
-            let written = write!(
-                text,
-                "{model} GPU time of pod {ns}/{} on node {node}",
-                self.pod
-            );
-            (self.pod, "Pod", written)
-        };
-        (name, kind)
+            put(&[model, " GPU time of pod ", ns, "/", pod, " on node ", node]);
+            (pod, "Pod")
+        }
     }
 }
 
@@ -342,74 +339,89 @@ pub struct FocusRow<'a> {
     pub allocated_tags: &'a str,
 }
 
+/// A FOCUS CSV cell of a row.
+#[derive(Clone, Copy)]
+enum Cell<'c> {
+    /// Text, quoted where it must be and spreadsheet-safe.
+    Text(&'c str),
+    /// Text the same in every row of a writer (a setting, a constant): printed once.
+    Fixed(&'c str),
+    /// Text that needs neither (a time).
+    Plain(&'c str),
+    /// A number, or an empty cell.
+    Number(Option<Decimal>),
+}
+
+impl Cell<'_> {
+    fn push(self, out: &mut Vec<u8>) {
+        match self {
+            Cell::Text(text) | Cell::Fixed(text) => push_text(out, text),
+            Cell::Plain(text) => out.extend_from_slice(text.as_bytes()),
+            Cell::Number(Some(value)) => push_decimal(out, value),
+            Cell::Number(None) => {}
+        }
+    }
+}
+
 impl FocusRow<'_> {
-    /// The row as FOCUS 1.3 text cells, in [`COLUMNS`] order (unknowns empty).
-    fn cells<'c>(
-        &'c self,
-        settings: &'c FocusSettings,
-        times: &'c [String; 4],
-        numbers: &'c [String; 6],
-    ) -> [&'c str; 46] {
+    /// The row as FOCUS 1.3 CSV cells, in [`COLUMNS`] order.
+    fn cells<'c>(&'c self, settings: &'c FocusSettings, times: &'c [String; 4]) -> [Cell<'c>; 46] {
+        use Cell::{Fixed, Number, Plain, Text};
         let [start, end, billing_start, billing_end] = times;
-        let [
-            cost,
-            consumed,
-            pricing_quantity,
-            utilization,
-            idle_cost,
-            unpriced,
-        ] = numbers;
         let host = settings
             .host_provider
             .as_deref()
             .unwrap_or(&settings.provider);
+        let cost = Number(Some(self.cost));
+        let provider = Fixed(&settings.provider);
+        let sub_account = Text(self.sub_account.unwrap_or_default());
         [
-            self.allocated_details,
-            ALLOCATED_METHOD,
-            self.resource_id,
-            self.resource_name,
-            self.allocated_tags,
+            Text(self.allocated_details),
+            Fixed(ALLOCATED_METHOD),
+            Text(self.resource_id),
+            Text(self.resource_name),
+            Text(self.allocated_tags),
             cost,
-            &settings.billing_account_id,
-            &settings.billing_account_name,
-            self.currency,
-            billing_end,
-            billing_start,
-            "Usage",
-            "",
-            self.description,
-            "Usage-Based",
-            end,
-            start,
-            consumed,
-            "GPU-Hours",
+            Fixed(&settings.billing_account_id),
+            Fixed(&settings.billing_account_name),
+            Text(self.currency),
+            Plain(billing_end),
+            Plain(billing_start),
+            Fixed("Usage"),
+            Fixed(""),
+            Text(self.description),
+            Fixed("Usage-Based"),
+            Plain(end),
+            Plain(start),
+            Number(Some(self.consumed)),
+            Fixed("GPU-Hours"),
             cost,
             cost,
-            host,
-            &settings.provider,
+            Fixed(host),
+            provider,
             cost,
-            self.pricing_category,
-            pricing_quantity,
-            "GPU-Hours",
-            &settings.provider,
-            &settings.provider,
-            self.resource_id,
-            self.resource_name,
-            self.resource_type,
-            "Compute",
-            &settings.service_name,
-            &settings.provider,
-            "Containers",
-            self.sku,
-            self.sub_account.unwrap_or_default(),
-            self.sub_account.unwrap_or_default(),
-            self.tags,
-            settings.cluster_name(),
-            self.cost_center,
-            self.cost_center_source,
-            utilization,
-            idle_cost,
-            unpriced,
+            Plain(self.pricing_category),
+            Number(Some(self.pricing_quantity)),
+            Fixed("GPU-Hours"),
+            provider,
+            provider,
+            Text(self.resource_id),
+            Text(self.resource_name),
+            Plain(self.resource_type),
+            Fixed("Compute"),
+            Fixed(&settings.service_name),
+            provider,
+            Fixed("Containers"),
+            Text(self.sku),
+            sub_account,
+            sub_account,
+            Text(self.tags),
+            Fixed(settings.cluster_name()),
+            Text(self.cost_center),
+            Text(self.cost_center_source),
+            Number(self.utilization),
+            Number(self.idle_cost),
+            Number(Some(self.unpriced)),
         ]
     }
 }
@@ -439,35 +451,82 @@ impl<T: FocusSink + ?Sized> FocusSink for Box<T> {
     }
 }
 
-/// FOCUS rows as RFC 4180 CSV.
+/// FOCUS rows as RFC 4180 CSV, written straight into a buffer that goes out a part at a time
+/// (or when it grows past [`CsvRows::CHUNK`]).
 pub struct CsvRows<W: Write> {
-    writer: ::csv::Writer<W>,
+    out: W,
+    buffer: Vec<u8>,
     /// Where each column of the version written is among [`COLUMNS`].
     picked: Vec<usize>,
+    /// A row's pieces, made at the first row: the cells the same in every row already printed
+    /// (with their commas), and where the others go.
+    plan: Vec<Piece>,
     /// The last charge period's four times, printed once.
     times: Option<(Interval, [String; 4])>,
-    /// The row's numbers as text, in buffers kept from row to row.
-    numbers: [String; 6],
+}
+
+/// A piece of a CSV row.
+enum Piece {
+    /// Bytes printed once for every row.
+    Printed(Vec<u8>),
+    /// The cell of a column (its place among [`COLUMNS`]).
+    Cell(usize),
 }
 
 impl<W: Write> CsvRows<W> {
+    /// Bytes a buffer holds before they are written out.
+    const CHUNK: usize = 1 << 16;
+
     /// Writes the header of `version` to `out`.
     pub fn new(out: W, version: FocusVersion) -> std::io::Result<Self> {
-        let mut writer = ::csv::WriterBuilder::new()
-            .terminator(::csv::Terminator::CRLF)
-            .from_writer(out);
         let columns = version.columns();
-        writer.write_record(columns)?;
+        let mut buffer = Vec::with_capacity(Self::CHUNK + 4096);
+        for (i, column) in columns.iter().enumerate() {
+            if i > 0 {
+                buffer.push(b',');
+            }
+            push_text(&mut buffer, column);
+        }
+        buffer.extend_from_slice(b"\r\n");
         let picked = columns
             .iter()
             .filter_map(|c| COLUMNS.iter().position(|all| all == c))
             .collect();
         Ok(CsvRows {
-            writer,
+            out,
+            buffer,
             picked,
+            plan: Vec::new(),
             times: None,
-            numbers: Default::default(),
         })
+    }
+
+    /// The pieces of every row, from the cells of one.
+    fn plan(&self, cells: &[Cell<'_>]) -> Vec<Piece> {
+        let mut plan = Vec::new();
+        let mut printed = Vec::new();
+        for (n, &i) in self.picked.iter().enumerate() {
+            if n > 0 {
+                printed.push(b',');
+            }
+            if let Cell::Fixed(text) = cells[i] {
+                push_text(&mut printed, text);
+            } else {
+                if !printed.is_empty() {
+                    plan.push(Piece::Printed(std::mem::take(&mut printed)));
+                }
+                plan.push(Piece::Cell(i));
+            }
+        }
+        printed.extend_from_slice(b"\r\n");
+        plan.push(Piece::Printed(printed));
+        plan
+    }
+
+    fn write_out(&mut self) -> std::io::Result<()> {
+        self.out.write_all(&self.buffer)?;
+        self.buffer.clear();
+        self.out.flush()
     }
 }
 
@@ -487,36 +546,29 @@ impl<W: Write> FocusSink for CsvRows<W> {
             .as_ref()
             .map(|(_, t)| t)
             .unwrap_or_else(|| unreachable!("set above"));
-        let values = [
-            Some(row.cost),
-            Some(row.consumed),
-            Some(row.pricing_quantity),
-            row.utilization,
-            row.idle_cost,
-            Some(row.unpriced),
-        ];
-        for (text, value) in self.numbers.iter_mut().zip(values) {
-            text.clear();
-            if let Some(value) = value {
-                // Writing to a String cannot fail.
-                let _ = write!(text, "{value}");
+        let cells = row.cells(settings, times);
+        if self.plan.is_empty() {
+            self.plan = self.plan(&cells);
+        }
+        for piece in &self.plan {
+            match piece {
+                Piece::Printed(bytes) => self.buffer.extend_from_slice(bytes),
+                Piece::Cell(i) => cells[*i].push(&mut self.buffer),
             }
         }
-        let cells = row.cells(settings, times, &self.numbers);
-        for &i in &self.picked {
-            self.writer
-                .write_field(spreadsheet_safe(cells[i]).as_bytes())?;
+        if self.buffer.len() >= Self::CHUNK {
+            self.out.write_all(&self.buffer)?;
+            self.buffer.clear();
         }
-        self.writer.write_record(None::<&[u8]>)?;
         Ok(())
     }
 
     fn end_part(&mut self) -> std::io::Result<()> {
-        self.writer.flush()
+        self.write_out()
     }
 
     fn finish(&mut self) -> std::io::Result<()> {
-        self.writer.flush()
+        self.write_out()
     }
 }
 
@@ -596,6 +648,7 @@ impl<S: FocusSink> FocusWriter<'_, S> {
         let keys = report.request.group_by.keys();
         let mut description = String::new();
         let mut details = String::new();
+        let mut number = [0; DECIMAL_TEXT];
         for (((exact, resource), figures), ratio) in report
             .lines
             .iter()
@@ -627,12 +680,11 @@ impl<S: FocusSink> FocusWriter<'_, S> {
                 .filter(|_| !exact.figures.gpu_hours.is_zero())
                 .map(|used| fixed(used / exact.figures.gpu_hours, 4));
             details.clear();
-            let _ = write!(
-                details,
-                "{{\"Elements\":[{{\"AllocatedRatio\":{},\"UsageUnit\":\"GPU-Hours\",\"UsageQuantity\":{}}}]}}",
-                ratio.normalize(),
-                figures.gpu_hours
-            );
+            details.push_str("{\"Elements\":[{\"AllocatedRatio\":");
+            details.push_str(decimal_text(ratio.normalize(), &mut number));
+            details.push_str(",\"UsageUnit\":\"GPU-Hours\",\"UsageQuantity\":");
+            details.push_str(decimal_text(figures.gpu_hours, &mut number));
+            details.push_str("}]}");
             let row = FocusRow {
                 cost: figures.cost.unwrap_or(zero),
                 charge: exact.period,
@@ -666,13 +718,13 @@ impl<S: FocusSink> FocusWriter<'_, S> {
 
 /// JSON tag objects made once per cost center (and namespace): `Tags` or `AllocatedTags`.
 #[derive(Default)]
-struct TagTexts(HashMap<String, HashMap<String, String>>);
+struct TagTexts(FxHashMap<String, FxHashMap<String, String>>);
 
 impl TagTexts {
     /// `{"cost_center":…}`, or with a namespace `{"cost_center":…,"namespace":…}`. Looked up
     /// by borrowed text: a row of a pair seen before allocates nothing.
     fn of(&mut self, cost_center: &str, namespace: Option<&str>) -> &str {
-        let known = |texts: &HashMap<String, HashMap<String, String>>| {
+        let known = |texts: &FxHashMap<String, FxHashMap<String, String>>| {
             texts
                 .get(cost_center)
                 .is_some_and(|m| m.contains_key(namespace.unwrap_or_default()))

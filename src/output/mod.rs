@@ -3,6 +3,7 @@
 //!
 //! Outputs only format; every figure comes already rounded from [`crate::cost::Chargeback`].
 
+mod cells;
 mod csv;
 mod file;
 mod focus;
