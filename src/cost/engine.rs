@@ -605,7 +605,7 @@ impl<'a> Resolver<'a> {
         // capacity and pods of one model grouped by model) become one.
         let ranks = self.ranks(unordered.iter().map(|((_, line), _)| *line));
         // Keys ranked up to the first with too many values to rank: lines are sorted by those,
-        // then each run of equal ranks by the keys from there on (texts, read within the run).
+        // then by that key's text (read once a line), then by the keys after it.
         let ranked = ranks.iter().take_while(|r| r.is_some()).count();
         let rank = |line: u32| -> [u32; KEY_DIMS] {
             let mut order = [0; KEY_DIMS];
@@ -617,9 +617,13 @@ impl<'a> Resolver<'a> {
             }
             order
         };
+        let unranked_text = |line: u32| match self.keys.get(ranked) {
+            Some(&key) => self.group_value(key, self.lines[line as usize][ranked]),
+            None => "",
+        };
         let rest = |a: u32, b: u32| -> std::cmp::Ordering {
             let (a, b) = (&self.lines[a as usize], &self.lines[b as usize]);
-            (ranked..self.keys.len())
+            (ranked + 1..self.keys.len())
                 .filter(|&at| a[at] != b[at])
                 .map(|at| match &ranks[at] {
                     Some(ids) => ids[rank_slot(a[at])].cmp(&ids[rank_slot(b[at])]),
@@ -632,26 +636,36 @@ impl<'a> Resolver<'a> {
                 .find(|o| o.is_ne())
                 .unwrap_or(std::cmp::Ordering::Equal)
         };
-        let mut keyed: Vec<(LineOrder, u32, Figures)> = unordered
+        // Sorted as (order, text, line, place of its figures): small to move.
+        let mut figures: Vec<Option<Figures>> = Vec::with_capacity(unordered.len());
+        let mut keyed: Vec<(LineOrder, &str, u32, u32)> = unordered
             .into_iter()
-            .map(|((period, line), figures)| ((period, rank(line)), line, figures))
+            .map(|((period, line), part)| {
+                figures.push(Some(part));
+                let at = figures.len() as u32 - 1;
+                ((period, rank(line)), unranked_text(line), line, at)
+            })
             .collect();
-        keyed.sort_unstable_by_key(|(order, ..)| *order);
-        if ranked < self.keys.len() {
-            for run in keyed.chunk_by_mut(|a, b| a.0 == b.0) {
-                run.sort_unstable_by(|a, b| rest(a.1, b.1));
-            }
-        }
-        let mut lines: Vec<(LineOrder, u32, Figures)> = Vec::with_capacity(keyed.len());
-        for (order, line, figures) in keyed {
+        keyed.sort_unstable_by(|a, b| {
+            (a.0, a.1)
+                .cmp(&(b.0, b.1))
+                .then_with(|| rest(a.2, b.2))
+        });
+        let mut lines: Vec<((LineOrder, &str), u32, Figures)> = Vec::with_capacity(keyed.len());
+        for (order, text, line, at) in keyed {
+            let part = figures[at as usize]
+                .take()
+                .unwrap_or_else(|| unreachable!("each line's figures are taken once"));
             match lines.last_mut() {
-                Some((last, first, merged)) if *last == order && rest(*first, line).is_eq() => {
-                    merged.absorb(&figures)
+                Some((last, first, merged))
+                    if *last == (order, text) && rest(*first, line).is_eq() =>
+                {
+                    merged.absorb(&part)
                 }
-                _ => lines.push((order, line, figures)),
+                _ => lines.push(((order, text), line, part)),
             }
         }
-        let lines = lines.into_iter().map(|((period, _), line, figures)| {
+        let lines = lines.into_iter().map(|(((period, _), _), line, figures)| {
             let group = self.group_values(line).map(str::to_string).collect();
             ((periods[period as usize], group), figures)
         });

@@ -718,30 +718,40 @@ impl<S: FocusSink> FocusWriter<'_, S> {
 
 /// JSON tag objects made once per cost center (and namespace): `Tags` or `AllocatedTags`.
 #[derive(Default)]
-struct TagTexts(FxHashMap<String, FxHashMap<String, String>>);
+struct TagTexts {
+    texts: FxHashMap<String, FxHashMap<String, String>>,
+    /// The pair asked last and its text: rows come sorted by cost center and namespace, so
+    /// most rows ask what the row before asked.
+    last: Option<(String, String, String)>,
+}
 
 impl TagTexts {
     /// `{"cost_center":…}`, or with a namespace `{"cost_center":…,"namespace":…}`. Looked up
     /// by borrowed text: a row of a pair seen before allocates nothing.
     fn of(&mut self, cost_center: &str, namespace: Option<&str>) -> &str {
-        let known = |texts: &FxHashMap<String, FxHashMap<String, String>>| {
-            texts
-                .get(cost_center)
-                .is_some_and(|m| m.contains_key(namespace.unwrap_or_default()))
-        };
-        if !known(&self.0) {
-            let text = match namespace {
-                Some(namespace) => {
-                    serde_json::json!({ "cost_center": cost_center, "namespace": namespace })
-                }
-                None => serde_json::json!({ "cost_center": cost_center }),
-            };
-            self.0
+        let wanted = namespace.unwrap_or_default();
+        let asked_last = |(cc, ns, _): &(String, String, String)| cc == cost_center && ns == wanted;
+        if !self.last.as_ref().is_some_and(asked_last) {
+            let text = self
+                .texts
                 .entry(cost_center.to_string())
                 .or_default()
-                .insert(namespace.unwrap_or_default().to_string(), text.to_string());
+                .entry(wanted.to_string())
+                .or_insert_with(|| {
+                    match namespace {
+                        Some(namespace) => serde_json::json!({
+                            "cost_center": cost_center, "namespace": namespace
+                        }),
+                        None => serde_json::json!({ "cost_center": cost_center }),
+                    }
+                    .to_string()
+                });
+            self.last = Some((cost_center.to_string(), wanted.to_string(), text.clone()));
         }
-        &self.0[cost_center][namespace.unwrap_or_default()]
+        self.last
+            .as_ref()
+            .map(|(_, _, text)| text.as_str())
+            .unwrap_or_else(|| unreachable!("set above"))
     }
 }
 
