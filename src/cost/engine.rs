@@ -646,11 +646,7 @@ impl<'a> Resolver<'a> {
                 ((period, rank(line)), unranked_text(line), line, at)
             })
             .collect();
-        keyed.sort_unstable_by(|a, b| {
-            (a.0, a.1)
-                .cmp(&(b.0, b.1))
-                .then_with(|| rest(a.2, b.2))
-        });
+        keyed.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| rest(a.2, b.2)));
         let mut lines: Vec<((LineOrder, &str), u32, Figures)> = Vec::with_capacity(keyed.len());
         for (order, text, line, at) in keyed {
             let part = figures[at as usize]

@@ -509,7 +509,10 @@ fn lines_of_a_key_with_too_many_values_to_rank_are_sorted_by_its_text_and_merged
     let names: Vec<(String, &str)> = (0..count)
         .map(|i| {
             let n = (i * 7919) % count;
-            (format!("pod-{n:05}"), if n.is_multiple_of(2) { "b" } else { "a" })
+            (
+                format!("pod-{n:05}"),
+                if n.is_multiple_of(2) { "b" } else { "a" },
+            )
         })
         .collect();
     let mut holds: Vec<Hold<'_>> = names

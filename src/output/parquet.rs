@@ -245,7 +245,10 @@ impl<W: Write> ParquetRows<W> {
     /// Starts a Parquet file on `out`, money to `money` places (the currency's minor units).
     pub fn new(out: W, settings: &FocusSettings, money: u32) -> std::io::Result<Self> {
         let empty = Batch::new().frame(settings, money).map_err(io_error)?;
+        // Snappy: what DuckDB and Spark write by default and every warehouse reads; zstd took a
+        // fifth of a month's export at 10,000 GPUs for a file about half the size.
         let writer = ParquetWriter::new(out)
+            .with_compression(ParquetCompression::Snappy)
             .batched(empty.schema())
             .map_err(io_error)?;
         Ok(ParquetRows {
