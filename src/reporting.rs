@@ -306,7 +306,7 @@ impl Sources<'_> {
             for at in 0..periods.len() {
                 let report = receivers[at % workers]
                     .recv()
-                    .unwrap_or_else(|_| unreachable!("a worker sends each of its parts"))?;
+                    .unwrap_or_else(|_| panic!("a thread pricing the report's parts panicked"))?;
                 each(&report)?;
                 for warning in report.warnings {
                     if !warnings.contains(&warning) {
