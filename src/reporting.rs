@@ -279,7 +279,8 @@ impl Sources<'_> {
             runtime.block_on(sources.report(&part))
         };
         // Parts are priced on `workers` threads, each taking every `workers`th period, and
-        // handed to `each` here in order: at most two parts a worker are held at once.
+        // handed to `each` here in order, each handed over as it is taken: at most a part a
+        // worker and the one being written are held at once.
         let workers = std::thread::available_parallelism()
             .map_or(1, usize::from)
             .clamp(1, PART_WORKERS)
@@ -287,7 +288,7 @@ impl Sources<'_> {
         std::thread::scope(|scope| {
             let receivers: Vec<_> = (0..workers)
                 .map(|first| {
-                    let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+                    let (sender, receiver) = std::sync::mpsc::sync_channel(0);
                     let part = &part;
                     let count = periods.len();
                     scope.spawn(move || {

@@ -6,6 +6,7 @@
 use std::io::Write;
 
 use polars::prelude::*;
+use polars_parquet::write::ZstdLevel;
 use rust_decimal::Decimal;
 
 use super::figure_columns;
@@ -245,10 +246,11 @@ impl<W: Write> ParquetRows<W> {
     /// Starts a Parquet file on `out`, money to `money` places (the currency's minor units).
     pub fn new(out: W, settings: &FocusSettings, money: u32) -> std::io::Result<Self> {
         let empty = Batch::new().frame(settings, money).map_err(io_error)?;
-        // Snappy: what DuckDB and Spark write by default and every warehouse reads; zstd took a
-        // fifth of a month's export at 10,000 GPUs for a file about half the size.
+        // zstd at level 1: polars' default level took a fifth of a month's export at 10,000
+        // GPUs; level 1 writes a file ~1.5× as large (Snappy: 3×) in a fraction of the time.
+        let level = ZstdLevel::try_new(1).map_err(io_error)?;
         let writer = ParquetWriter::new(out)
-            .with_compression(ParquetCompression::Snappy)
+            .with_compression(ParquetCompression::Zstd(Some(level)))
             .batched(empty.schema())
             .map_err(io_error)?;
         Ok(ParquetRows {
