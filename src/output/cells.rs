@@ -142,6 +142,20 @@ mod tests {
         }
     }
 
+    proptest! {
+        /// FOCUS cells and the chargeback CSV (the `csv` crate) quote text alike.
+        #[test]
+        fn cells_are_quoted_as_the_csv_writer_quotes_them(cell in "[a-z ,\"\r\n=+@-]{0,24}") {
+            let safe = super::spreadsheet_safe(&cell);
+            let mut writer = ::csv::WriterBuilder::new()
+                .terminator(::csv::Terminator::CRLF)
+                .from_writer(Vec::new());
+            writer.write_record([safe.as_ref(), "x"]).expect("written to memory");
+            let by_csv = String::from_utf8(writer.into_inner().expect("flushed")).expect("UTF-8");
+            prop_assert_eq!(text(|out| push_text(out, &cell)) + ",x\r\n", by_csv);
+        }
+    }
+
     #[test]
     fn cells_are_quoted_only_where_they_must_be_and_formulas_become_text() {
         for (cell, shown) in [
