@@ -97,9 +97,9 @@ impl SpendIndex {
                 let Some(cost) = line.figures.cost else {
                     continue;
                 };
-                let mut group = line.group.into_iter();
-                if let (Some(cost_center), Some(namespace)) = (group.next(), group.next()) {
-                    spent.push((cost_center, namespace, cost));
+                if let (Some(cost_center), Some(namespace)) = (line.group.get(0), line.group.get(1))
+                {
+                    spent.push((cost_center.to_string(), namespace.to_string(), cost));
                 }
             }
         }

@@ -5,6 +5,8 @@
 //! each sum by its price and divides by `denominator × 3600` once. No figure is rounded here.
 
 use std::collections::BTreeMap;
+use std::collections::hash_map::Entry;
+use std::sync::Arc;
 
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
@@ -12,7 +14,8 @@ use rustc_hash::FxHashMap;
 use super::group::{GroupBy, GroupKey};
 use super::overcommit::{Holdings, excess_hours};
 use super::report::{CostLine, CostReport, Figures};
-use crate::allocation::{AllocationSet, CostCenterSource, Names, Sym, UNALLOCATED};
+use super::values::{GroupValues, KEY_DIMS, LineKey, LineNames, ReportNames, UNALLOCATED_ID};
+use crate::allocation::{AllocationSet, CostCenterSource, Names, Sym};
 use crate::pricing::{ModelId, PriceSchedule, PriceTier, ProductIdentity, RateCard};
 use crate::time::{Interval, Step};
 use crate::units::GpuUnits;
@@ -280,9 +283,9 @@ fn clamp_overcommit(
         let (node, segments) = &capacity_lines[piece.key];
         let (line, schedule, ..) = segments[piece.segment];
         sums.add(line, schedule, resolver, piece.during, piece.units);
-        let model = resolver.labels.resolve(resolver.label_of(schedule));
+        let model = resolver.shared.labels.resolve(resolver.label_of(schedule));
         *by_node
-            .entry((resolver.names.resolve(*node), model))
+            .entry((resolver.shared.names.resolve(*node), model))
             .or_default() += excess_hours(piece);
     }
     Ok(by_node
@@ -295,12 +298,6 @@ fn clamp_overcommit(
         })
         .collect())
 }
-
-/// Marks the cost center of unallocated capacity in a line key.
-const UNALLOCATED_ID: u32 = u32::MAX;
-/// Nine group-by columns plus a flag that keeps unallocated capacity apart internally.
-const KEY_DIMS: usize = 10;
-type LineKey = [u32; KEY_DIMS];
 
 struct LineFields {
     cost_center: u32,
@@ -326,55 +323,14 @@ struct Schedule {
     label: Sym,
 }
 
-/// The names a report's lines carry, numbered densely in the order the report meets them.
-enum ReportNames {
-    /// One set (a snapshot, the demo, one archived day): each report symbol is a symbol of the
-    /// set, whose text is not hashed or copied again.
-    Own { set: Names, symbols: Vec<Sym> },
-    /// Several sets, each with its own names: interned by text, so that one name in two sets
-    /// is one symbol.
-    Merged(Names),
-}
-
-impl ReportNames {
-    fn for_sets(sets: &[&AllocationSet]) -> Self {
-        match sets {
-            [set] => ReportNames::Own {
-                set: set.names.clone(),
-                symbols: vec![Sym::EMPTY],
-            },
-            _ => ReportNames::Merged(Names::default()),
-        }
-    }
-
-    /// The report symbol of `sym` of `names` (a set's), met for the first time.
-    fn add(&mut self, names: &Names, sym: Sym) -> Sym {
-        match self {
-            ReportNames::Own { symbols, .. } => {
-                symbols.push(sym);
-                Sym::from_raw(symbols.len() as u32 - 1)
-            }
-            ReportNames::Merged(merged) => merged.intern(names.resolve(sym)),
-        }
-    }
-
-    fn resolve(&self, sym: Sym) -> &str {
-        match self {
-            ReportNames::Own { set, symbols } => set.resolve(symbols[sym.index()]),
-            ReportNames::Merged(merged) => merged.resolve(sym),
-        }
-    }
-}
-
 /// Turns allocation fields into line and price-schedule indexes, caching every lookup.
 struct Resolver<'a> {
     sets: &'a [&'a AllocationSet],
-    /// Each set's symbols, translated into `names` (`u32::MAX`: not yet).
+    /// Each set's symbols, translated into `shared.names` (`u32::MAX`: not yet).
     translations: Vec<Vec<u32>>,
-    names: ReportNames,
+    /// The names the lines' keys number, which the report's lines will share.
+    shared: LineNames,
     card: &'a RateCard,
-    keys: &'a [GroupKey],
-    labels: Names,
     products: Vec<Option<(ModelRef, Sym)>>,
     /// Each product symbol's identity (`u32::MAX`: not yet), numbered in `identity_index`.
     identities: Vec<u32>,
@@ -386,7 +342,7 @@ struct Resolver<'a> {
 }
 
 impl<'a> Resolver<'a> {
-    fn new(sets: &'a [&'a AllocationSet], card: &'a RateCard, keys: &'a [GroupKey]) -> Self {
+    fn new(sets: &'a [&'a AllocationSet], card: &'a RateCard, keys: &[GroupKey]) -> Self {
         Resolver {
             sets,
             translations: sets
@@ -398,10 +354,12 @@ impl<'a> Resolver<'a> {
                     translation
                 })
                 .collect(),
-            names: ReportNames::for_sets(sets),
+            shared: LineNames {
+                keys: keys.to_vec(),
+                names: ReportNames::for_sets(sets),
+                labels: Names::default(),
+            },
             card,
-            keys,
-            labels: Names::default(),
             products: Vec::new(),
             identities: Vec::new(),
             identity_index: FxHashMap::default(),
@@ -416,7 +374,7 @@ impl<'a> Resolver<'a> {
     fn global(&mut self, set: usize, sym: Sym) -> Sym {
         let slot = &mut self.translations[set][sym.index()];
         if *slot == u32::MAX {
-            *slot = self.names.add(&self.sets[set].names, sym).index() as u32;
+            *slot = self.shared.names.add(&self.sets[set].names, sym).index() as u32;
         }
         Sym::from_raw(*slot)
     }
@@ -437,12 +395,15 @@ impl<'a> Resolver<'a> {
         if let Some(found) = self.products[product.index()] {
             return found;
         }
-        let text = self.names.resolve(product);
+        let text = self.shared.names.resolve(product);
         let model = match self.card.model_for(text) {
             Some(id) => ModelRef::Priced(id),
             None => ModelRef::Unknown(product),
         };
-        let found = (model, self.labels.intern(&self.card.model_label(text)));
+        let found = (
+            model,
+            self.shared.labels.intern(&self.card.model_label(text)),
+        );
         self.products[product.index()] = Some(found);
         found
     }
@@ -454,7 +415,9 @@ impl<'a> Resolver<'a> {
             self.identities.resize(product.index() + 1, u32::MAX);
         }
         if self.identities[product.index()] == u32::MAX {
-            let identity = self.card.product_identity(self.names.resolve(product));
+            let identity = self
+                .card
+                .product_identity(self.shared.names.resolve(product));
             let next = self.identity_index.len() as u32;
             self.identities[product.index()] = *self.identity_index.entry(identity).or_insert(next);
         }
@@ -480,7 +443,7 @@ impl<'a> Resolver<'a> {
 
     fn line(&mut self, fields: LineFields) -> u32 {
         let mut key: LineKey = [0; KEY_DIMS];
-        for (slot, group_key) in key.iter_mut().zip(self.keys) {
+        for (slot, group_key) in key.iter_mut().zip(&self.shared.keys) {
             *slot = match group_key {
                 GroupKey::CostCenter => fields.cost_center,
                 GroupKey::Namespace => fields.namespace.index() as u32,
@@ -515,20 +478,14 @@ impl<'a> Resolver<'a> {
 
     /// The printed value of one group key of a line.
     fn group_value(&self, group_key: GroupKey, id: u32) -> &str {
-        match group_key {
-            GroupKey::CostCenter if id == UNALLOCATED_ID => UNALLOCATED,
-            GroupKey::GpuModel => self.labels.resolve(Sym::from_raw(id)),
-            GroupKey::CostCenterSource => CostCenterSource::ALL[id as usize].as_str(),
-            GroupKey::PricingTier => PriceTier::ALL[id as usize].as_str(),
-            GroupKey::Cluster => "",
-            _ => self.names.resolve(Sym::from_raw(id)),
-        }
+        self.shared.value(group_key, id)
     }
 
     /// The printed group values of a line, without copying them.
     fn group_values(&self, line: u32) -> impl Iterator<Item = &str> {
         let key = &self.lines[line as usize];
-        self.keys
+        self.shared
+            .keys
             .iter()
             .zip(key)
             .map(|(&group_key, &id)| self.group_value(group_key, id))
@@ -539,13 +496,14 @@ impl<'a> Resolver<'a> {
     /// [`RANKED_VALUES`] values (pod names, resource IDs), whose texts are compared where the
     /// keys before it tie instead of all being sorted.
     fn ranks(&self, lines: impl Iterator<Item = u32>) -> Vec<Option<Vec<u32>>> {
-        let mut ids: Vec<Vec<u32>> = vec![Vec::new(); self.keys.len()];
+        let mut ids: Vec<Vec<u32>> = vec![Vec::new(); self.shared.keys.len()];
         for line in lines {
             for (column, &id) in ids.iter_mut().zip(&self.lines[line as usize]) {
                 column.push(id);
             }
         }
-        self.keys
+        self.shared
+            .keys
             .iter()
             .zip(ids)
             .map(|(&group_key, mut column)| {
@@ -584,25 +542,66 @@ impl<'a> Resolver<'a> {
             .collect()
     }
 
-    fn report(&self, request: &ReportRequest, parts: Parts, card: &RateCard) -> CostReport {
+    fn report(self, request: &ReportRequest, parts: Parts, card: &RateCard) -> CostReport {
         let periods = request.step.periods(request.window);
         let mut unpriced_by_model: BTreeMap<String, Decimal> = BTreeMap::new();
         let mut unordered = Vec::with_capacity(parts.len());
         let filtered = !request.only.keeps_all();
         for ((period, line, label), part) in parts {
-            if filtered && !request.only.keeps(self.keys, self.group_values(line)) {
+            if filtered
+                && !request
+                    .only
+                    .keeps(&self.shared.keys, self.group_values(line))
+            {
                 continue;
             }
             if part.unpriced_gpu_hours > Decimal::ZERO {
                 *unpriced_by_model
-                    .entry(self.labels.resolve(Sym::from_raw(label)).to_string())
+                    .entry(self.shared.labels.resolve(Sym::from_raw(label)).to_string())
                     .or_default() += part.unpriced_gpu_hours;
             }
             unordered.push(((period, line), part));
         }
-        // Sorted by period, then group values as text (compared as ranks, each key's values
-        // ranked once). Lines that print the same (one line of several models, or unallocated
-        // capacity and pods of one model grouped by model) become one.
+        let lines = self.ordered(unordered);
+        let Resolver {
+            shared,
+            lines: keys,
+            ..
+        } = self;
+        let shared = Arc::new(shared);
+        let lines = lines
+            .into_iter()
+            .filter(|(_, _, figures)| !figures.is_empty())
+            .map(|(period, line, figures)| CostLine {
+                period: periods[period as usize],
+                group: GroupValues::named(shared.clone(), keys[line as usize]),
+                figures,
+            })
+            .collect();
+        let warnings = unpriced_by_model
+            .into_iter()
+            .map(|(model, hours)| {
+                format!(
+                    "GPU model {model:?} has no price in {} for {} GPU-hours; they are reported as unpriced_gpu_hours, with no cost",
+                    card.origin(),
+                    hours.round_dp(4).normalize()
+                )
+            })
+            .collect();
+        CostReport {
+            request: request.clone(),
+            currency: card.currency().clone(),
+            rounding: card.rounding(),
+            lines,
+            warnings,
+        }
+    }
+
+    /// Lines (period, line, figures) in print order: by period, then group values as text.
+    /// Lines that print the same (one line of several models, or unallocated capacity and
+    /// pods of one model grouped by model) become one.
+    fn ordered(&self, unordered: Vec<((u32, u32), Figures)>) -> Vec<(u32, u32, Figures)> {
+        // Compared as ranks, each key's values ranked once.
         let ranks = self.ranks(unordered.iter().map(|((_, line), _)| *line));
         // Keys ranked up to the first with too many values to rank: lines are sorted by those,
         // then by that key's text (read once a line), then by the keys after it.
@@ -617,18 +616,18 @@ impl<'a> Resolver<'a> {
             }
             order
         };
-        let unranked_text = |line: u32| match self.keys.get(ranked) {
+        let unranked_text = |line: u32| match self.shared.keys.get(ranked) {
             Some(&key) => self.group_value(key, self.lines[line as usize][ranked]),
             None => "",
         };
         let rest = |a: u32, b: u32| -> std::cmp::Ordering {
             let (a, b) = (&self.lines[a as usize], &self.lines[b as usize]);
-            (ranked + 1..self.keys.len())
+            (ranked + 1..self.shared.keys.len())
                 .filter(|&at| a[at] != b[at])
                 .map(|at| match &ranks[at] {
                     Some(ids) => ids[rank_slot(a[at])].cmp(&ids[rank_slot(b[at])]),
                     None => {
-                        let key = self.keys[at];
+                        let key = self.shared.keys[at];
                         self.group_value(key, a[at])
                             .cmp(self.group_value(key, b[at]))
                     }
@@ -647,41 +646,25 @@ impl<'a> Resolver<'a> {
             })
             .collect();
         keyed.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| rest(a.2, b.2)));
-        let mut lines: Vec<((LineOrder, &str), u32, Figures)> = Vec::with_capacity(keyed.len());
+        let mut lines: Vec<(u32, u32, Figures)> = Vec::with_capacity(keyed.len());
+        let mut last = None;
         for (order, text, line, at) in keyed {
             let part = figures[at as usize]
                 .take()
                 .unwrap_or_else(|| unreachable!("each line's figures are taken once"));
             match lines.last_mut() {
-                Some((last, first, merged))
-                    if *last == (order, text) && rest(*first, line).is_eq() =>
+                Some((_, first, merged))
+                    if last == Some((order, text)) && rest(*first, line).is_eq() =>
                 {
                     merged.absorb(&part)
                 }
-                _ => lines.push(((order, text), line, part)),
+                _ => {
+                    lines.push((order.0, line, part));
+                    last = Some((order, text));
+                }
             }
         }
-        let lines = lines.into_iter().map(|(((period, _), _), line, figures)| {
-            let group = self.group_values(line).map(str::to_string).collect();
-            ((periods[period as usize], group), figures)
-        });
-        let warnings = unpriced_by_model
-            .into_iter()
-            .map(|(model, hours)| {
-                format!(
-                    "GPU model {model:?} has no price in {} for {} GPU-hours; they are reported as unpriced_gpu_hours, with no cost",
-                    card.origin(),
-                    hours.round_dp(4).normalize()
-                )
-            })
-            .collect();
-        CostReport {
-            request: request.clone(),
-            currency: card.currency().clone(),
-            rounding: card.rounding(),
-            lines: CostLine::collect(lines),
-            warnings,
-        }
+        lines
     }
 }
 
@@ -883,10 +866,13 @@ impl UnitSeconds {
                     })
                     .transpose()?,
             };
-            parts
-                .entry((period, line, label))
-                .or_default()
-                .absorb(&part);
+            // Most lines have one unit denominator: their figures are moved in, not added.
+            match parts.entry((period, line, label)) {
+                Entry::Occupied(mut sum) => sum.get_mut().absorb(&part),
+                Entry::Vacant(place) => {
+                    place.insert(part);
+                }
+            }
         }
         parts.retain(|_, part| !part.is_empty());
         Ok(parts)

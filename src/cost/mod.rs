@@ -6,6 +6,7 @@ mod group;
 mod overcommit;
 mod report;
 mod request;
+mod values;
 
 #[cfg(test)]
 mod tests;
@@ -14,3 +15,4 @@ pub use engine::{CostOverflow, LineFilter, ReportRequest, cost_report, cost_repo
 pub use group::{GroupBy, GroupByError, GroupKey};
 pub use report::{Carried, Chargeback, CostLine, CostReport, Figures, HOUR_PLACES, Rounded};
 pub use request::{MAX_PERIODS, RequestError, RequestText};
+pub use values::GroupValues;

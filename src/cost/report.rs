@@ -3,6 +3,7 @@
 use rust_decimal::Decimal;
 
 use super::engine::ReportRequest;
+use super::values::GroupValues;
 use crate::money::{Carry, Currency, Rounding, apportion_carried, apportion_within, fixed};
 use crate::time::Interval;
 
@@ -69,26 +70,9 @@ pub struct CostLine {
     /// The row's period (the whole window unless stepped).
     pub period: Interval,
     /// Values of the group-by keys, in the order asked.
-    pub group: Vec<String>,
+    pub group: GroupValues,
     /// What the group held and cost in the period.
     pub figures: Figures,
-}
-
-impl CostLine {
-    /// The non-empty lines of a map from (period, group) to figures, in the map's order.
-    pub fn collect(
-        lines: impl IntoIterator<Item = ((Interval, Vec<String>), Figures)>,
-    ) -> Vec<CostLine> {
-        lines
-            .into_iter()
-            .filter(|(_, figures)| !figures.is_empty())
-            .map(|((period, group), figures)| CostLine {
-                period,
-                group,
-                figures,
-            })
-            .collect()
-    }
 }
 
 /// Exact cost lines, sorted by period then group values.

@@ -23,7 +23,7 @@ pub fn write_csv(chargeback: &Chargeback, out: impl Write) -> std::io::Result<()
     header.push("currency");
     writer.write_record(&header)?;
     for line in &chargeback.lines {
-        let mut row = csv_row(line.period, &line.group);
+        let mut row = csv_row(line.period, line.group.iter());
         row.extend(
             figure_columns(&line.figures)
                 .map(|(_, v)| v.map(|v| v.to_string()).unwrap_or_default()),

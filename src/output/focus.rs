@@ -244,9 +244,12 @@ struct Resource<'a> {
 
 impl<'a> Resource<'a> {
     fn of(line: &'a CostLine) -> Option<Self> {
-        let [cc, ns, model, node, pod, id, claim, tier, source] = line.group.as_slice() else {
+        let group = &line.group;
+        if group.len() != 9 {
             return None;
-        };
+        }
+        let [cc, ns, model, node, pod, id, claim, tier, source] =
+            std::array::from_fn(|at| &group[at]);
         Some(Resource {
             cost_center: cc,
             namespace: ns,
@@ -463,6 +466,8 @@ pub struct CsvRows<W: Write> {
     plan: Vec<Piece>,
     /// The last charge period's four times, printed once.
     times: Option<(Interval, [String; 4])>,
+    /// Where each cell of the row being written is in `buffer`, by column.
+    spans: [(usize, usize); COLUMNS.len()],
 }
 
 /// A piece of a CSV row.
@@ -471,7 +476,15 @@ enum Piece {
     Printed(Vec<u8>),
     /// The cell of a column (its place among [`COLUMNS`]).
     Cell(usize),
+    /// The cell of an earlier column of the row, which [`REPEATS`] says is the same, copied.
+    Again(usize),
 }
+
+/// Columns whose cells are those of another column (by their places among [`COLUMNS`]):
+/// `ContractedCost`, `EffectiveCost` and `ListCost` print `BilledCost`; `ResourceId` and
+/// `ResourceName` the allocated ones (FOCUS 1.3); `SubAccountName` the `SubAccountId`.
+/// A row prints such a cell once and copies it where the other column comes later.
+const REPEATS: [(usize, usize); 6] = [(19, 5), (20, 5), (23, 5), (29, 2), (30, 3), (38, 37)];
 
 impl<W: Write> CsvRows<W> {
     /// Bytes a buffer holds before they are written out.
@@ -498,6 +511,7 @@ impl<W: Write> CsvRows<W> {
             picked,
             plan: Vec::new(),
             times: None,
+            spans: [(0, 0); COLUMNS.len()],
         })
     }
 
@@ -509,13 +523,18 @@ impl<W: Write> CsvRows<W> {
             if n > 0 {
                 printed.push(b',');
             }
+            let again = REPEATS
+                .iter()
+                .find(|&&(column, _)| column == i)
+                .map(|&(_, of)| of)
+                .filter(|of| self.picked[..n].contains(of));
             if let Cell::Fixed(text) = cells[i] {
                 push_text(&mut printed, text);
             } else {
                 if !printed.is_empty() {
                     plan.push(Piece::Printed(std::mem::take(&mut printed)));
                 }
-                plan.push(Piece::Cell(i));
+                plan.push(again.map_or(Piece::Cell(i), Piece::Again));
             }
         }
         printed.extend_from_slice(b"\r\n");
@@ -553,7 +572,15 @@ impl<W: Write> FocusSink for CsvRows<W> {
         for piece in &self.plan {
             match piece {
                 Piece::Printed(bytes) => self.buffer.extend_from_slice(bytes),
-                Piece::Cell(i) => cells[*i].push(&mut self.buffer),
+                Piece::Cell(i) => {
+                    let start = self.buffer.len();
+                    cells[*i].push(&mut self.buffer);
+                    self.spans[*i] = (start, self.buffer.len());
+                }
+                Piece::Again(of) => {
+                    let (start, end) = self.spans[*of];
+                    self.buffer.extend_from_within(start..end);
+                }
             }
         }
         if self.buffer.len() >= Self::CHUNK {
@@ -649,6 +676,7 @@ impl<S: FocusSink> FocusWriter<'_, S> {
         let mut description = String::new();
         let mut details = String::new();
         let mut number = [0; DECIMAL_TEXT];
+        let mut billing = (Interval::new(0, 0), Interval::new(0, 0));
         for (((exact, resource), figures), ratio) in report
             .lines
             .iter()
@@ -659,11 +687,7 @@ impl<S: FocusSink> FocusWriter<'_, S> {
             let Some(resource) = resource else {
                 continue;
             };
-            if !self.only.keeps_all()
-                && !self
-                    .only
-                    .keeps(keys, exact.group.iter().map(String::as_str))
-            {
+            if !self.only.keeps_all() && !self.only.keeps(keys, exact.group.iter()) {
                 continue;
             }
             let (name, kind) = resource.describe(&mut description);
@@ -685,10 +709,13 @@ impl<S: FocusSink> FocusWriter<'_, S> {
             details.push_str(",\"UsageUnit\":\"GPU-Hours\",\"UsageQuantity\":");
             details.push_str(decimal_text(figures.gpu_hours, &mut number));
             details.push_str("}]}");
+            if billing.0 != exact.period {
+                billing = (exact.period, billing_period(exact.period));
+            }
             let row = FocusRow {
                 cost: figures.cost.unwrap_or(zero),
                 charge: exact.period,
-                billing: billing_period(exact.period),
+                billing: billing.1,
                 currency,
                 description: &description,
                 consumed: figures.gpu_hours,
@@ -795,4 +822,65 @@ fn allocated_ratios(
         }
     }
     ratios
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_a_row_copies_print_the_same_cells_as_the_columns_they_copy() {
+        let named = |i: usize| COLUMNS[i];
+        let pairs: Vec<(&str, &str)> = REPEATS
+            .iter()
+            .map(|&(c, of)| (named(c), named(of)))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("ContractedCost", "BilledCost"),
+                ("EffectiveCost", "BilledCost"),
+                ("ListCost", "BilledCost"),
+                ("ResourceId", "AllocatedResourceId"),
+                ("ResourceName", "AllocatedResourceName"),
+                ("SubAccountName", "SubAccountId"),
+            ]
+        );
+        let row = FocusRow {
+            cost: Decimal::new(1234, 2),
+            charge: Interval::new(0, 86_400),
+            billing: Interval::new(0, 2_678_400),
+            currency: "USD",
+            description: "a description",
+            consumed: Decimal::new(7, 0),
+            pricing_category: "Standard",
+            pricing_quantity: Decimal::new(6, 0),
+            resource_id: "uid-1",
+            resource_name: "pod-1",
+            resource_type: "Pod",
+            sku: "H100",
+            sub_account: Some("team-ns"),
+            tags: "{}",
+            cost_center: "team",
+            cost_center_source: "label",
+            utilization: None,
+            idle_cost: None,
+            unpriced: Decimal::ONE,
+            allocated_details: "{\"Elements\":[]}",
+            allocated_tags: "{}",
+        };
+        let times = ["a", "b", "c", "d"].map(String::from);
+        let settings = FocusSettings::default();
+        let cells = row.cells(&settings, &times);
+        let printed = |i: usize| {
+            let mut out = Vec::new();
+            cells[i].push(&mut out);
+            String::from_utf8(out).expect("UTF-8")
+        };
+        for (column, of) in REPEATS {
+            assert_eq!(printed(column), printed(of), "{}", COLUMNS[column]);
+        }
+        // and the row's other figures are not what they copy
+        assert_ne!(printed(17), printed(5), "ConsumedQuantity");
+    }
 }

@@ -25,7 +25,7 @@ pub fn to_json(chargeback: &Chargeback) -> Value {
         .lines
         .iter()
         .map(|line| {
-            let mut row = json_line(line.period, &columns, &line.group);
+            let mut row = json_line(line.period, &columns, line.group.iter());
             figures_json(&line.figures, &mut row);
             row.insert("currency".into(), currency.into());
             Value::Object(row)

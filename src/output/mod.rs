@@ -107,23 +107,23 @@ pub fn render(report: &CostReport, format: Format, focus: &FocusSettings) -> Str
 }
 
 /// The first cells of a CSV row: the period's bounds, then the group values (spreadsheet-safe).
-fn csv_row(period: Interval, group: &[String]) -> Vec<String> {
+fn csv_row<'a>(period: Interval, group: impl Iterator<Item = &'a str>) -> Vec<String> {
     let mut row = vec![format_time(period.start), format_time(period.end)];
-    row.extend(group.iter().map(|v| spreadsheet_safe(v).into_owned()));
+    row.extend(group.map(|v| spreadsheet_safe(v).into_owned()));
     row
 }
 
 /// The first members of a JSON line: the period's bounds, then each group column's value.
-fn json_line(
+fn json_line<'a>(
     period: Interval,
     columns: &[&str],
-    group: &[String],
+    group: impl Iterator<Item = &'a str>,
 ) -> serde_json::Map<String, serde_json::Value> {
     let mut line = serde_json::Map::new();
     line.insert("period_start".into(), format_time(period.start).into());
     line.insert("period_end".into(), format_time(period.end).into());
     for (column, value) in columns.iter().zip(group) {
-        line.insert((*column).into(), value.clone().into());
+        line.insert((*column).into(), value.into());
     }
     line
 }

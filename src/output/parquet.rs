@@ -61,7 +61,7 @@ pub fn write_chargeback_parquet(chargeback: &Chargeback, out: impl Write) -> std
         time_column("period_end", lines.iter().map(|l| l.period.end)),
     ];
     for (i, key) in chargeback.request.group_by.keys().iter().enumerate() {
-        let values: Vec<&str> = lines.iter().map(|l| l.group[i].as_str()).collect();
+        let values: Vec<&str> = lines.iter().map(|l| &l.group[i]).collect();
         columns.push(Column::new(key.as_str().into(), values));
     }
     let money = chargeback.currency.minor_units();

@@ -48,7 +48,7 @@ pub fn write_tokens_csv(report: &TokenReport, out: impl Write) -> std::io::Resul
     header.push("currency");
     writer.write_record(&header)?;
     for line in &printed.lines {
-        let mut row = csv_row(line.period, &line.group);
+        let mut row = csv_row(line.period, line.group.iter().map(String::as_str));
         row.extend(
             figure_columns(line, weighted)
                 .into_iter()
@@ -86,7 +86,7 @@ pub fn tokens_json(report: &TokenReport) -> Value {
         .lines
         .iter()
         .map(|line| {
-            let mut row = json_line(line.period, &columns, &line.group);
+            let mut row = json_line(line.period, &columns, line.group.iter().map(String::as_str));
             figures_json(line, weighted, &mut row);
             row.insert("currency".into(), currency.into());
             Value::Object(row)

@@ -167,7 +167,7 @@ fn rows(report: &CostReport) -> Vec<Row> {
         .lines
         .into_iter()
         .map(|line| Row {
-            group: line.group,
+            group: line.group.to_vec(),
             figures: line.figures,
         })
         .collect()

@@ -29,7 +29,7 @@ pub use plan::{Grain, POD_KEYS, Plan, ROLLUP_KEYS, compose, rollup_requests};
 pub use provenance::{Catalog, Provenance};
 
 use crate::allocation::AllocationSet;
-use crate::cost::{CostLine, CostReport, Figures, GroupKey, LineFilter};
+use crate::cost::{CostLine, CostReport, Figures, GroupKey, GroupValues, LineFilter};
 use crate::time::{Interval, Step, UnixSeconds, format_time};
 
 const DAY: i64 = 86_400;
@@ -221,17 +221,15 @@ impl RollupStore {
         let provenance_dir = self.dir.join("provenance");
         fs::create_dir_all(&provenance_dir).map_err(|e| fail(&provenance_dir, e))?;
         provenance::write(&self.provenance_path(day), &self.provenance)?;
-        let mut sums: BTreeMap<&[String], Figures> = BTreeMap::new();
+        let mut sums: BTreeMap<&GroupValues, Figures> = BTreeMap::new();
         for line in &hourly.lines {
-            sums.entry(line.group.as_slice())
-                .or_default()
-                .absorb(&line.figures);
+            sums.entry(&line.group).or_default().absorb(&line.figures);
         }
         let daily: Vec<CostLine> = sums
             .into_iter()
             .map(|(group, figures)| CostLine {
                 period: Interval::new(day, day + DAY),
-                group: group.to_vec(),
+                group: group.clone(),
                 figures,
             })
             .collect();
@@ -282,8 +280,8 @@ impl RollupStore {
             .into_iter()
             .filter_map(|line| {
                 let cost = line.figures.cost?;
-                let mut group = line.group.into_iter();
-                Some((group.next()?, group.next()?, cost))
+                let group = &line.group;
+                Some((group.get(0)?.to_string(), group.get(1)?.to_string(), cost))
             })
             .collect())
     }
@@ -373,7 +371,7 @@ fn write_lines(path: &Path, keys: &[GroupKey], lines: &[CostLine]) -> Result<(),
         lines.iter().map(|l| l.period.start).collect::<Vec<i64>>(),
     )];
     for (i, key) in keys.iter().enumerate() {
-        let values: Vec<&str> = lines.iter().map(|l| l.group[i].as_str()).collect();
+        let values: Vec<&str> = lines.iter().map(|l| &l.group[i]).collect();
         columns.push(Column::new(key.as_str().into(), values));
     }
     let figure = |f: fn(&Figures) -> Option<Decimal>| lines.iter().map(move |l| f(&l.figures));

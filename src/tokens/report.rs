@@ -10,8 +10,8 @@ use rustc_hash::FxHashMap;
 
 use super::{Served, TokenCounts};
 use crate::cost::{
-    Carried, CostLine, CostReport, Figures, GroupBy, GroupKey, LineFilter, ReportRequest,
-    RequestError, RequestText,
+    Carried, CostLine, CostReport, Figures, GroupBy, GroupKey, GroupValues, LineFilter,
+    ReportRequest, RequestError, RequestText,
 };
 use crate::money::{Currency, Rounding};
 use crate::time::{Interval, Step, UnixSeconds};
@@ -225,7 +225,7 @@ impl TokenReport {
                 .iter()
                 .map(|line| CostLine {
                     period: line.period,
-                    group: Vec::new(),
+                    group: GroupValues::default(),
                     figures: line.figures.clone(),
                 })
                 .collect(),
@@ -379,7 +379,7 @@ impl<'a> TokenTally<'a> {
             .collect();
         let model_at = self.request.model_at;
         let group_of = |line: &CostLine, model: &str| {
-            let mut group: Vec<String> = asked.iter().map(|&i| line.group[i].clone()).collect();
+            let mut group: Vec<String> = asked.iter().map(|&i| line.group[i].to_string()).collect();
             if let Some(m) = model_at {
                 group.insert(m.min(group.len()), model.to_string());
             }
@@ -388,7 +388,7 @@ impl<'a> TokenTally<'a> {
         // A pod's lines in one hour (several when grouped by gpu_model, say).
         let mut pod_hours: FxHashMap<(Interval, &str, &str), Vec<&CostLine>> = FxHashMap::default();
         for line in &per_pod.lines {
-            let (ns, pod) = (line.group[ns_at].as_str(), line.group[pod_at].as_str());
+            let (ns, pod) = (&line.group[ns_at], &line.group[pod_at]);
             pod_hours
                 .entry((line.period, ns, pod))
                 .or_default()

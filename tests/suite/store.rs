@@ -298,7 +298,7 @@ fn a_filtered_report_is_the_whole_report_s_lines_of_one_namespace() {
     let expected: Vec<_> = engine
         .lines
         .iter()
-        .filter(|l| l.group[1] == "inference-chat")
+        .filter(|l| &l.group[1] == "inference-chat")
         .collect();
     assert!(expected.len() > 10, "{}", expected.len());
     let filtered = cost_report(&[&stored.set], &stored.card, &only).unwrap();
