@@ -600,7 +600,7 @@ impl<'a> Resolver<'a> {
     /// Lines (period, line, figures) in print order: by period, then group values as text.
     /// Lines that print the same (one line of several models, or unallocated capacity and
     /// pods of one model grouped by model) become one.
-    fn ordered(&self, unordered: Vec<((u32, u32), Figures)>) -> Vec<(u32, u32, Figures)> {
+    fn ordered(&self, mut unordered: Vec<((u32, u32), Figures)>) -> Vec<(u32, u32, Figures)> {
         // Compared as ranks, each key's values ranked once.
         let ranks = self.ranks(unordered.iter().map(|((_, line), _)| *line));
         // Keys ranked up to the first with too many values to rank: lines are sorted by those,
@@ -636,22 +636,19 @@ impl<'a> Resolver<'a> {
                 .unwrap_or(std::cmp::Ordering::Equal)
         };
         // Sorted as (order, text, line, place of its figures): small to move.
-        let mut figures: Vec<Option<Figures>> = Vec::with_capacity(unordered.len());
         let mut keyed: Vec<(LineOrder, &str, u32, u32)> = unordered
-            .into_iter()
-            .map(|((period, line), part)| {
-                figures.push(Some(part));
-                let at = figures.len() as u32 - 1;
-                ((period, rank(line)), unranked_text(line), line, at)
+            .iter()
+            .enumerate()
+            .map(|(at, &((period, line), _))| {
+                ((period, rank(line)), unranked_text(line), line, at as u32)
             })
             .collect();
         keyed.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| rest(a.2, b.2)));
         let mut lines: Vec<(u32, u32, Figures)> = Vec::with_capacity(keyed.len());
         let mut last = None;
         for (order, text, line, at) in keyed {
-            let part = figures[at as usize]
-                .take()
-                .unwrap_or_else(|| unreachable!("each line's figures are taken once"));
+            // Each line's figures are taken once.
+            let part = std::mem::take(&mut unordered[at as usize].1);
             match lines.last_mut() {
                 Some((_, first, merged))
                     if last == Some((order, text)) && rest(*first, line).is_eq() =>

@@ -39,11 +39,14 @@ pub fn push_text(out: &mut Vec<u8>, cell: &str) {
     }
     out.reserve(bytes.len() + 16);
     out.push(b'"');
-    for &b in bytes {
-        if b == b'"' {
-            out.push(b'"');
-        }
-        out.push(b);
+    // A quote inside is doubled: each piece up to a quote, then the quote twice.
+    let mut pieces = bytes.split(|&b| b == b'"');
+    if let Some(first) = pieces.next() {
+        out.extend_from_slice(first);
+    }
+    for piece in pieces {
+        out.extend_from_slice(b"\"\"");
+        out.extend_from_slice(piece);
     }
     out.push(b'"');
 }

@@ -167,7 +167,11 @@ impl Batch {
     /// The batch as a frame of the columns of `settings.version`, in order.
     fn frame(self, settings: &FocusSettings, money: u32) -> PolarsResult<DataFrame> {
         let n = self.rows;
-        let fixed = |name: &str, value: &str| Column::new(name.into(), vec![value; n]);
+        // One value in every row: a scalar column, not a vector of the value.
+        let fixed = |name: &str, value: &str| {
+            let value = AnyValue::StringOwned(value.into());
+            Column::new_scalar(name.into(), Scalar::new(DataType::String, value), n)
+        };
         let text = |values: StringChunkedBuilder| values.finish().into_column();
         let named = |name: &str, column: &Column| column.clone().with_name(name.into());
         let cost = |name: &str| decimal_column(name, money, self.cost.iter().map(|c| Some(*c)));
