@@ -115,7 +115,7 @@ fn focus_export(c: &mut Criterion) {
     let settings = FocusSettings::default().for_cluster("demo");
     let runtime = runtime();
     let export = |sink: Box<dyn FocusSink + '_>| {
-        let mut rows = FocusWriter::new(&settings, sink, LineFilter::default());
+        let mut rows = FocusWriter::new(sink, LineFilter::default());
         sources
             .report_by_period(runtime.handle(), &focus, |part| rows.write(part))
             .expect("written");
@@ -129,7 +129,7 @@ fn focus_export(c: &mut Criterion) {
     let mut counted = Counted::default();
     let started = std::time::Instant::now();
     export(Box::new(
-        CsvRows::new(&mut counted, settings.version).expect("a header"),
+        CsvRows::new(&mut counted, &settings).expect("a header"),
     ));
     eprintln!(
         "focus: {} bytes of CSV in {:?}",
@@ -141,7 +141,7 @@ fn focus_export(c: &mut Criterion) {
     group.bench_function("focus_export_csv", |b| {
         b.iter(|| {
             export(Box::new(
-                CsvRows::new(std::io::sink(), settings.version).expect("a header"),
+                CsvRows::new(std::io::sink(), &settings).expect("a header"),
             ))
         })
     });

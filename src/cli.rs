@@ -366,9 +366,9 @@ fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
                 let sink: Box<dyn FocusSink + '_> = if parquet {
                     Box::new(ParquetRows::new(target, &focus, money).map_err(CliError::runtime)?)
                 } else {
-                    Box::new(CsvRows::new(target, focus.version).map_err(CliError::runtime)?)
+                    Box::new(CsvRows::new(target, &focus).map_err(CliError::runtime)?)
                 };
-                let mut rows = FocusWriter::new(&focus, sink, asked.only.clone());
+                let mut rows = FocusWriter::new(sink, asked.only.clone());
                 let runtime = tokio::runtime::Runtime::new().map_err(CliError::runtime)?;
                 let warnings = sources
                     .report_by_period(runtime.handle(), &request, |part| rows.write(part))

@@ -206,8 +206,7 @@ pub async fn export_days(
         let mut focus_bytes = Vec::new();
         let sink = ParquetRows::new(&mut focus_bytes, focus, money)
             .map_err(|e| dest.failed(&focus_file, e))?;
-        let mut writer =
-            FocusWriter::new(focus, sink, Default::default()).carrying_on(*focus_carried);
+        let mut writer = FocusWriter::new(sink, Default::default()).carrying_on(*focus_carried);
         writer
             .write(&report)
             .map_err(|e| dest.failed(&focus_file, e))?;

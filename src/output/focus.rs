@@ -433,7 +433,7 @@ impl FocusRow<'_> {
 /// ([`ParquetRows`](super::ParquetRows)).
 pub trait FocusSink {
     /// Writes one row.
-    fn row(&mut self, settings: &FocusSettings, row: &FocusRow<'_>) -> std::io::Result<()>;
+    fn row(&mut self, row: &FocusRow<'_>) -> std::io::Result<()>;
     /// Ends a part of the report (a charge period): what was written so far can go out.
     fn end_part(&mut self) -> std::io::Result<()>;
     /// Ends the output (Parquet's footer) and flushes it.
@@ -441,8 +441,8 @@ pub trait FocusSink {
 }
 
 impl<T: FocusSink + ?Sized> FocusSink for Box<T> {
-    fn row(&mut self, settings: &FocusSettings, row: &FocusRow<'_>) -> std::io::Result<()> {
-        (**self).row(settings, row)
+    fn row(&mut self, row: &FocusRow<'_>) -> std::io::Result<()> {
+        (**self).row(row)
     }
 
     fn end_part(&mut self) -> std::io::Result<()> {
@@ -458,6 +458,8 @@ impl<T: FocusSink + ?Sized> FocusSink for Box<T> {
 /// (or when it grows past [`CsvRows::CHUNK`]).
 pub struct CsvRows<W: Write> {
     out: W,
+    /// The version written and the names it gives the platform.
+    settings: FocusSettings,
     buffer: Vec<u8>,
     /// Where each column of the version written is among [`COLUMNS`].
     picked: Vec<usize>,
@@ -490,9 +492,9 @@ impl<W: Write> CsvRows<W> {
     /// Bytes a buffer holds before they are written out.
     const CHUNK: usize = 1 << 16;
 
-    /// Writes the header of `version` to `out`.
-    pub fn new(out: W, version: FocusVersion) -> std::io::Result<Self> {
-        let columns = version.columns();
+    /// Writes the header of the version `settings` name to `out`.
+    pub fn new(out: W, settings: &FocusSettings) -> std::io::Result<Self> {
+        let columns = settings.version.columns();
         let mut buffer = Vec::with_capacity(Self::CHUNK + 4096);
         for (i, column) in columns.iter().enumerate() {
             if i > 0 {
@@ -507,6 +509,7 @@ impl<W: Write> CsvRows<W> {
             .collect();
         Ok(CsvRows {
             out,
+            settings: settings.clone(),
             buffer,
             picked,
             plan: Vec::new(),
@@ -550,7 +553,7 @@ impl<W: Write> CsvRows<W> {
 }
 
 impl<W: Write> FocusSink for CsvRows<W> {
-    fn row(&mut self, settings: &FocusSettings, row: &FocusRow<'_>) -> std::io::Result<()> {
+    fn row(&mut self, row: &FocusRow<'_>) -> std::io::Result<()> {
         if self.times.as_ref().is_none_or(|(p, _)| *p != row.charge) {
             let times = [
                 row.charge.start,
@@ -565,7 +568,7 @@ impl<W: Write> FocusSink for CsvRows<W> {
             .as_ref()
             .map(|(_, t)| t)
             .unwrap_or_else(|| unreachable!("set above"));
-        let cells = row.cells(settings, times);
+        let cells = row.cells(&self.settings, times);
         if self.plan.is_empty() {
             self.plan = self.plan(&cells);
         }
@@ -606,11 +609,7 @@ pub fn write_focus(
     settings: &FocusSettings,
     out: impl Write,
 ) -> std::io::Result<()> {
-    let mut writer = FocusWriter::new(
-        settings,
-        CsvRows::new(out, settings.version)?,
-        LineFilter::default(),
-    );
+    let mut writer = FocusWriter::new(CsvRows::new(out, settings)?, LineFilter::default());
     writer.write(report)?;
     writer.finish()
 }
@@ -618,9 +617,8 @@ pub fn write_focus(
 /// FOCUS rows written a part of the report at a time (one charge period after another), so a
 /// month of a large fleet is never held at once: every part is rounded so that the rows of all
 /// of them add up to the rounded totals of the whole ([`CostReport::chargeback_carried`]).
-pub struct FocusWriter<'s, S> {
+pub struct FocusWriter<S> {
     sink: S,
-    settings: &'s FocusSettings,
     carried: Carried,
     /// The `Tags` JSON of each cost center, made once.
     tags: TagTexts,
@@ -630,14 +628,14 @@ pub struct FocusWriter<'s, S> {
     only: LineFilter,
 }
 
-impl<'s, S> FocusWriter<'s, S> {
-    /// Rows named by `settings`, into `sink` ([`CsvRows`] or [`ParquetRows`](super::ParquetRows)),
-    /// those `only` keeps (each is the row of the whole export).
-    pub fn new(settings: &'s FocusSettings, sink: S, only: LineFilter) -> Self {
+impl<S> FocusWriter<S> {
+    /// Rows into `sink` ([`CsvRows`] or [`ParquetRows`](super::ParquetRows), which name the
+    /// platform as their settings say), those `only` keeps (each is the row of the whole
+    /// export).
+    pub fn new(sink: S, only: LineFilter) -> Self {
         FocusWriter {
             only,
             sink,
-            settings,
             carried: Carried::default(),
             tags: TagTexts::default(),
             allocated_tags: TagTexts::default(),
@@ -645,7 +643,7 @@ impl<'s, S> FocusWriter<'s, S> {
     }
 }
 
-impl<S> FocusWriter<'_, S> {
+impl<S> FocusWriter<S> {
     /// Carries on from parts printed before, elsewhere ([`Carried::after`]): the rows of
     /// these parts and those add up to the rounded totals of all of them.
     pub fn carrying_on(mut self, carried: Carried) -> Self {
@@ -659,7 +657,7 @@ impl<S> FocusWriter<'_, S> {
     }
 }
 
-impl<S: FocusSink> FocusWriter<'_, S> {
+impl<S: FocusSink> FocusWriter<S> {
     /// Ends the output.
     pub fn finish(mut self) -> std::io::Result<()> {
         self.sink.finish()
@@ -737,7 +735,7 @@ impl<S: FocusSink> FocusWriter<'_, S> {
                     .allocated_tags
                     .of(resource.cost_center, Some(resource.namespace)),
             };
-            self.sink.row(self.settings, &row)?;
+            self.sink.row(&row)?;
         }
         self.sink.end_part()
     }

@@ -267,7 +267,7 @@ impl<W: Write> ParquetRows<W> {
 }
 
 impl<W: Write> FocusSink for ParquetRows<W> {
-    fn row(&mut self, _settings: &FocusSettings, row: &FocusRow<'_>) -> std::io::Result<()> {
+    fn row(&mut self, row: &FocusRow<'_>) -> std::io::Result<()> {
         self.batch.push(row);
         Ok(())
     }

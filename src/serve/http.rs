@@ -364,9 +364,9 @@ fn focus_stream(
             let sink: Box<dyn FocusSink + '_> = if parquet {
                 Box::new(ParquetRows::new(&mut body, &focus, money)?)
             } else {
-                Box::new(CsvRows::new(&mut body, focus.version)?)
+                Box::new(CsvRows::new(&mut body, &focus)?)
             };
-            let mut rows = FocusWriter::new(&focus, sink, only);
+            let mut rows = FocusWriter::new(sink, only);
             let warnings = sources.report_by_period(&runtime, &request, |part| rows.write(part))?;
             warnings.iter().for_each(|w| tracing::warn!("{w}"));
             rows.finish()?;
