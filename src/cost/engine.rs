@@ -134,6 +134,7 @@ pub fn cost_report_with_usage(
         // A line (nearly) per allocation: room made once, not as they come.
         let allocations = sets.iter().map(|s| s.allocations.len()).sum();
         resolver.line_index.reserve(allocations);
+        resolver.shared.names.reserve(allocations);
         sums.sums.reserve(allocations);
     }
 

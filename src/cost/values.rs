@@ -44,6 +44,17 @@ impl ReportNames {
         }
     }
 
+    /// Makes room for the names of `lines` more lines, each with names of its own (a pod's
+    /// name and UID).
+    pub(super) fn reserve(&mut self, lines: usize) {
+        /// Bytes of a pod's name and UID, about.
+        const NAMES_OF_A_LINE: usize = 96;
+        if let ReportNames::Own { texts, ends } = self {
+            texts.reserve(lines * NAMES_OF_A_LINE);
+            ends.reserve(lines * 2);
+        }
+    }
+
     /// The report symbol of `sym` of `names` (a set's), met for the first time.
     pub(super) fn add(&mut self, names: &Names, sym: Sym) -> Sym {
         match self {
