@@ -530,7 +530,10 @@ impl<W: Write> CsvRows<W> {
                 .iter()
                 .find(|&&(column, _)| column == i)
                 .map(|&(_, of)| of)
-                .filter(|of| self.picked[..n].contains(of));
+                // Copied only from a cell the row itself prints, earlier.
+                .filter(|&of| {
+                    self.picked[..n].contains(&of) && !matches!(cells[of], Cell::Fixed(_))
+                });
             if let Cell::Fixed(text) = cells[i] {
                 push_text(&mut printed, text);
             } else {
