@@ -348,6 +348,14 @@ fn fixture_rows_validate_and_add_up_to_the_chargeback() {
     assert_eq!(header_1_2.len(), 39);
     assert_eq!(rows_1_2.len(), rows.len());
     assert_eq!(billed_total(&rows_1_2), billed_total(&rows));
+    // Every cell 1.2 prints is 1.3's, row by row: ResourceId and ResourceName too, which 1.3
+    // prints after AllocatedResourceId and AllocatedResourceName.
+    for (row_1_2, row) in rows_1_2.iter().zip(&rows) {
+        for column in &header_1_2 {
+            assert_eq!(row_1_2[column], row[column], "{column}");
+        }
+        assert!(!row_1_2["ResourceId"].is_empty());
+    }
 }
 
 #[test]
