@@ -5,7 +5,6 @@
 //! each sum by its price and divides by `denominator × 3600` once. No figure is rounded here.
 
 use std::collections::BTreeMap;
-use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use rust_decimal::Decimal;
@@ -666,30 +665,31 @@ impl<'a> Resolver<'a> {
     }
 }
 
-/// Where unit-seconds accumulate: (period, line, schedule, segment, denominator).
-type SumKey = (u32, u32, u32, u32, i64);
+/// Where a line's unit-seconds accumulate: (period, schedule, segment, denominator).
+type SumPoint = (u32, u32, u32, i64);
 
-/// Integer unit-seconds per key, and where usage is known, the unit-seconds it covers and their
-/// utilization-weighted sum.
+/// Integer unit-seconds per line (by number) and point, and where usage is known, the
+/// unit-seconds it covers and their utilization-weighted sum.
 struct UnitSeconds {
     periods: Vec<Interval>,
-    sums: FxHashMap<SumKey, i128>,
-    covered: FxHashMap<SumKey, i128>,
-    used: FxHashMap<SumKey, Decimal>,
+    /// Each line's sums in point order: read line after line when priced, as the report's
+    /// lines are met, with no table to look them up in.
+    sums: Vec<Vec<(SumPoint, i128)>>,
+    covered: FxHashMap<(u32, SumPoint), i128>,
+    used: FxHashMap<(u32, SumPoint), Decimal>,
 }
 
 const HOUR: i64 = 3600;
 
-/// Calls `visit(key, seconds)` for each piece of `during` (inside the window) cut at period and
-/// price boundaries.
+/// Calls `visit(point, seconds)` for each piece of `during` (inside the window) cut at period
+/// and price boundaries, in point order.
 fn walk(
     periods: &[Interval],
-    line: u32,
     schedule: u32,
     resolver: &Resolver<'_>,
     during: Interval,
     denom: i64,
-    mut visit: impl FnMut(SumKey, i64),
+    mut visit: impl FnMut(SumPoint, i64),
 ) {
     let prices = &resolver.schedules[schedule as usize].prices;
     let segments = prices.segments();
@@ -700,10 +700,7 @@ fn walk(
         let segment_end = segments[segment].during.end;
         let period_end = periods[period].end;
         let until = during.end.min(segment_end).min(period_end);
-        visit(
-            (period as u32, line, schedule, segment as u32, denom),
-            until - at,
-        );
+        visit((period as u32, schedule, segment as u32, denom), until - at);
         at = until;
         if at == segment_end {
             segment += 1;
@@ -714,11 +711,29 @@ fn walk(
     }
 }
 
+/// Adds `value` at `point` of sums kept in point order (most points come after the last).
+fn add_at(sums: &mut Vec<(SumPoint, i128)>, point: SumPoint, value: i128) {
+    match sums.last_mut() {
+        Some((last, sum)) if *last == point => *sum += value,
+        Some((last, _)) if *last > point => match sums.binary_search_by(|(at, _)| at.cmp(&point)) {
+            Ok(at) => sums[at].1 += value,
+            Err(at) => sums.insert(at, (point, value)),
+        },
+        _ => {
+            // A line of one allocation has one point a period: no room for more is made.
+            if sums.capacity() == 0 {
+                sums.reserve_exact(1);
+            }
+            sums.push((point, value));
+        }
+    }
+}
+
 impl UnitSeconds {
     fn new(periods: Vec<Interval>) -> Self {
         UnitSeconds {
             periods,
-            sums: FxHashMap::default(),
+            sums: Vec::new(),
             covered: FxHashMap::default(),
             used: FxHashMap::default(),
         }
@@ -734,17 +749,18 @@ impl UnitSeconds {
         units: GpuUnits,
     ) {
         let numer = i128::from(units.numer());
-        let sums = &mut self.sums;
+        let line = line as usize;
+        if self.sums.len() <= line {
+            self.sums.resize_with(line + 1, Vec::new);
+        }
+        let sums = &mut self.sums[line];
         walk(
             &self.periods,
-            line,
             schedule,
             resolver,
             during,
             units.denom(),
-            |key, seconds| {
-                *sums.entry(key).or_default() += numer * i128::from(seconds);
-            },
+            |point, seconds| add_at(sums, point, numer * i128::from(seconds)),
         );
     }
 
@@ -768,15 +784,14 @@ impl UnitSeconds {
             {
                 walk(
                     &self.periods,
-                    line,
                     schedule,
                     resolver,
                     piece,
                     units.denom(),
-                    |key, seconds| {
+                    |point, seconds| {
                         let unit_seconds = numer * i128::from(seconds);
-                        *covered.entry(key).or_default() += unit_seconds;
-                        *used.entry(key).or_default() +=
+                        *covered.entry((line, point)).or_default() += unit_seconds;
+                        *used.entry((line, point)).or_default() +=
                             Decimal::from_i128_with_scale(unit_seconds, 0) * utilization;
                     },
                 );
@@ -785,10 +800,10 @@ impl UnitSeconds {
         }
     }
 
-    /// Multiplies each sum by its price and divides once per denominator. With `usage`, lines of
-    /// unallocated capacity are wholly covered and wholly idle.
+    /// Multiplies each sum by its price and divides once per denominator, line after line.
+    /// With `usage`, lines of unallocated capacity are wholly covered and wholly idle.
     fn price(self, resolver: &Resolver<'_>, usage: bool) -> Result<Parts, CostOverflow> {
-        /// Sums of one (period, line, model label, unit denominator).
+        /// Sums of one (period, model label, unit denominator) of a line.
         #[derive(Default)]
         struct Exact {
             seconds: i128,
@@ -801,78 +816,90 @@ impl UnitSeconds {
             has_usage: bool,
             has_priced_usage: bool,
         }
-        let mut exact: FxHashMap<(u32, u32, u32, i64), Exact> =
-            FxHashMap::with_capacity_and_hasher(self.sums.len(), Default::default());
-        for (key, unit_seconds) in &self.sums {
-            let (period, line, schedule_index, segment, denom) = *key;
-            if *unit_seconds == 0 {
-                continue;
-            }
-            let schedule = &resolver.schedules[schedule_index as usize];
-            let price = schedule.prices.segments()[segment as usize].price;
-            let entry = exact
-                .entry((period, line, schedule.label.index() as u32, denom))
-                .or_default();
-            entry.seconds += unit_seconds;
-            match price {
-                Some(price) => {
-                    let cost = decimal(*unit_seconds)?
-                        .checked_mul(price)
-                        .ok_or(CostOverflow)?;
-                    entry.priced += cost;
-                    entry.has_price = true;
+        let mut parts = Parts::with_capacity(self.sums.len());
+        // One line's sums at a time: a few, looked up by walking them.
+        let mut exact: Vec<((u32, u32, i64), Exact)> = Vec::new();
+        for (line, sums) in self.sums.iter().enumerate() {
+            let line = line as u32;
+            exact.clear();
+            for &(point, unit_seconds) in sums {
+                let (period, schedule_index, segment, denom) = point;
+                if unit_seconds == 0 {
+                    continue;
                 }
-                None => entry.unpriced += unit_seconds,
-            }
-            let free = usage && resolver.is_unallocated(line);
-            let (covered, used) = if free {
-                (*unit_seconds, Decimal::ZERO)
-            } else {
-                match (self.covered.get(key), self.used.get(key)) {
-                    (Some(c), Some(u)) => (*c, *u),
-                    _ => continue,
+                let schedule = &resolver.schedules[schedule_index as usize];
+                let price = schedule.prices.segments()[segment as usize].price;
+                let key = (period, schedule.label.index() as u32, denom);
+                let at = match exact.iter().position(|(k, _)| *k == key) {
+                    Some(at) => at,
+                    None => {
+                        exact.push((key, Exact::default()));
+                        exact.len() - 1
+                    }
+                };
+                let entry = &mut exact[at].1;
+                entry.seconds += unit_seconds;
+                match price {
+                    Some(price) => {
+                        let cost = decimal(unit_seconds)?
+                            .checked_mul(price)
+                            .ok_or(CostOverflow)?;
+                        entry.priced += cost;
+                        entry.has_price = true;
+                    }
+                    None => entry.unpriced += unit_seconds,
                 }
-            };
-            entry.has_usage = true;
-            entry.used += used;
-            if let Some(price) = price {
-                entry.has_priced_usage = true;
-                entry.covered_cost += decimal(covered)? * price;
-                entry.used_cost += used * price;
+                let free = usage && resolver.is_unallocated(line);
+                let (covered, used) = if free {
+                    (unit_seconds, Decimal::ZERO)
+                } else {
+                    let key = (line, point);
+                    match (self.covered.get(&key), self.used.get(&key)) {
+                        (Some(c), Some(u)) => (*c, *u),
+                        _ => continue,
+                    }
+                };
+                entry.has_usage = true;
+                entry.used += used;
+                if let Some(price) = price {
+                    entry.has_priced_usage = true;
+                    entry.covered_cost += decimal(covered)? * price;
+                    entry.used_cost += used * price;
+                }
+            }
+            // The denominators of one (period, label) side by side.
+            exact.sort_unstable_by_key(|(key, _)| *key);
+            for &((period, label, denom), ref sums) in &exact {
+                let hours = |unit_seconds| per_hour(decimal(unit_seconds)?, denom);
+                let part = Figures {
+                    gpu_hours: hours(sums.seconds)?,
+                    cost: sums
+                        .has_price
+                        .then(|| per_hour(sums.priced, denom))
+                        .transpose()?,
+                    unpriced_gpu_hours: hours(sums.unpriced)?,
+                    used_gpu_hours: sums
+                        .has_usage
+                        .then(|| per_hour(sums.used, denom))
+                        .transpose()?,
+                    idle_cost: sums
+                        .has_priced_usage
+                        .then(|| {
+                            Ok::<_, CostOverflow>(
+                                per_hour(sums.covered_cost, denom)?
+                                    - per_hour(sums.used_cost, denom)?,
+                            )
+                        })
+                        .transpose()?,
+                };
+                // Most lines have one unit denominator: their figures are moved in, not added.
+                match parts.last_mut() {
+                    Some((key, sum)) if *key == (period, line, label) => sum.absorb(&part),
+                    _ => parts.push(((period, line, label), part)),
+                }
             }
         }
-        let mut parts = Parts::with_capacity_and_hasher(exact.len(), Default::default());
-        for ((period, line, label, denom), sums) in exact {
-            let hours = |unit_seconds| per_hour(decimal(unit_seconds)?, denom);
-            let part = Figures {
-                gpu_hours: hours(sums.seconds)?,
-                cost: sums
-                    .has_price
-                    .then(|| per_hour(sums.priced, denom))
-                    .transpose()?,
-                unpriced_gpu_hours: hours(sums.unpriced)?,
-                used_gpu_hours: sums
-                    .has_usage
-                    .then(|| per_hour(sums.used, denom))
-                    .transpose()?,
-                idle_cost: sums
-                    .has_priced_usage
-                    .then(|| {
-                        Ok::<_, CostOverflow>(
-                            per_hour(sums.covered_cost, denom)? - per_hour(sums.used_cost, denom)?,
-                        )
-                    })
-                    .transpose()?,
-            };
-            // Most lines have one unit denominator: their figures are moved in, not added.
-            match parts.entry((period, line, label)) {
-                Entry::Occupied(mut sum) => sum.get_mut().absorb(&part),
-                Entry::Vacant(place) => {
-                    place.insert(part);
-                }
-            }
-        }
-        parts.retain(|_, part| !part.is_empty());
+        parts.retain(|(_, part)| !part.is_empty());
         Ok(parts)
     }
 }
@@ -888,32 +915,33 @@ fn per_hour(value: Decimal, denom: i64) -> Result<Decimal, CostOverflow> {
         .ok_or(CostOverflow)
 }
 
-/// Exact figures per (period, line, model label).
-type Parts = FxHashMap<(u32, u32, u32), Figures>;
+/// Exact figures per (period, line, model label), line after line.
+type Parts = Vec<((u32, u32, u32), Figures)>;
 
 /// Moves each period's unallocated capacity of a model onto the lines that used that model in
 /// that period, in proportion to their cost (or their GPU-hours where the model is unpriced).
 /// Capacity of a model nobody used in a period stays unallocated.
 fn share_unallocated(parts: &mut Parts, resolver: &Resolver<'_>) {
-    let mut free: BTreeMap<(u32, u32), Vec<u32>> = BTreeMap::new();
-    let mut users: BTreeMap<(u32, u32), Vec<u32>> = BTreeMap::new();
-    for &(period, line, label) in parts.keys() {
+    // Places in `parts`, per (period, label).
+    let mut free: BTreeMap<(u32, u32), Vec<usize>> = BTreeMap::new();
+    let mut users: BTreeMap<(u32, u32), Vec<usize>> = BTreeMap::new();
+    for (at, &((period, line, label), _)) in parts.iter().enumerate() {
         let side = if resolver.is_unallocated(line) {
             &mut free
         } else {
             &mut users
         };
-        side.entry((period, label)).or_default().push(line);
+        side.entry((period, label)).or_default().push(at);
     }
-    for ((period, label), free_lines) in free {
-        let Some(user_lines) = users.get(&(period, label)) else {
+    for ((period, label), free_places) in free {
+        let Some(user_places) = users.get(&(period, label)) else {
             continue;
         };
-        let weights: Vec<(u32, Decimal, Decimal)> = user_lines
+        let weights: Vec<(usize, Decimal, Decimal)> = user_places
             .iter()
-            .map(|&line| {
-                let part = &parts[&(period, line, label)];
-                (line, part.cost.unwrap_or_default(), part.gpu_hours)
+            .map(|&at| {
+                let part = &parts[at].1;
+                (at, part.cost.unwrap_or_default(), part.gpu_hours)
             })
             .collect();
         let cost_total: Decimal = weights.iter().map(|w| w.1).sum();
@@ -924,16 +952,13 @@ fn share_unallocated(parts: &mut Parts, resolver: &Resolver<'_>) {
             continue;
         }
         let mut unallocated = Figures::default();
-        for line in free_lines {
-            if let Some(part) = parts.remove(&(period, line, label)) {
-                unallocated.absorb(&part);
-            }
+        for at in free_places {
+            unallocated.absorb(&std::mem::take(&mut parts[at].1));
         }
-        for (line, cost, hours) in weights {
+        for (at, cost, hours) in weights {
             let share = unallocated.scaled(if by_cost { cost } else { hours } / total);
-            if let Some(part) = parts.get_mut(&(period, line, label)) {
-                part.absorb(&share);
-            }
+            parts[at].1.absorb(&share);
         }
     }
+    parts.retain(|(_, part)| !part.is_empty());
 }
