@@ -168,25 +168,32 @@ pub fn apportion_within(
     );
     let total = fixed(printed_so_far - carry.printed, places);
     carry.printed = printed_so_far;
-    let unit = Decimal::new(1, places);
-    let mut lines = values.to_vec();
-    let mut remainders: Vec<(Decimal, usize)> = Vec::with_capacity(known.len());
-    let mut floor_sum = Decimal::ZERO;
+    // In whole units of the last place: rounding down and ranking remainders are integer
+    // operations, not decimal ones.
+    let total_units = floor_units(total, places).0;
+    let mut lines: Vec<Option<i128>> = vec![None; values.len()];
+    let mut remainders: Vec<(i128, usize)> = Vec::with_capacity(known.len());
+    let mut floor_sum = 0;
     for &(i, v) in &known {
-        let floor = v.round_dp_with_strategy(places, RoundingStrategy::ToNegativeInfinity);
+        let (floor, remainder) = floor_units(v, places);
         floor_sum += floor;
-        remainders.push((v - floor, i));
+        remainders.push((remainder, i));
         lines[i] = Some(floor);
     }
-    let missing = ((total - floor_sum) / unit).round();
-    let missing = usize::try_from(missing.mantissa().max(0)).unwrap_or(0);
-    let has_room = |i: usize, line: Decimal| {
-        caps.and_then(|caps| caps[i])
-            .is_none_or(|cap| line + unit <= cap)
+    let missing = usize::try_from((total_units - floor_sum).max(0)).unwrap_or(0);
+    let caps: Option<Vec<Option<i128>>> = caps.map(|caps| {
+        caps.iter()
+            .map(|cap| cap.map(|cap| floor_units(cap, places).0))
+            .collect()
+    });
+    let has_room = |i: usize, line: i128| {
+        caps.as_ref()
+            .and_then(|caps| caps[i])
+            .is_none_or(|cap| line < cap)
     };
     // Largest remainders first, the earlier line first among equals. Only the first `missing`
     // are raised when they all have room, so only they need finding; otherwise all are ranked.
-    let order = |a: &(Decimal, usize), b: &(Decimal, usize)| b.0.cmp(&a.0).then(a.1.cmp(&b.1));
+    let order = |a: &(i128, usize), b: &(i128, usize)| b.0.cmp(&a.0).then(a.1.cmp(&b.1));
     if missing > 0 && missing < remainders.len() {
         remainders.select_nth_unstable_by(missing - 1, order);
     }
@@ -208,18 +215,64 @@ pub fn apportion_within(
                 continue;
             };
             if !raised[i] && (!pass_within_caps || has_room(i, *line)) {
-                *line += unit;
+                *line += 1;
                 raised[i] = true;
                 left -= 1;
             }
         }
     }
-    for v in lines.iter_mut().flatten() {
-        *v = fixed(*v, places);
-    }
+    let lines = lines
+        .into_iter()
+        .map(|units| units.map(|units| from_units(units, places)))
+        .collect();
     Apportioned {
         lines,
         total: Some(total),
+    }
+}
+
+/// The most decimals a column is rounded to (hours print 4, money at most 3).
+const MAX_PLACES: u32 = 9;
+
+/// Every remainder of [`floor_units`] is counted in units of this place: the finest a
+/// `Decimal` has.
+const REMAINDER_PLACES: u32 = 28;
+
+/// `value` rounded down to `places` decimals, counted in units of its last place, and what
+/// rounding down left, counted in units of the [`REMAINDER_PLACES`]th place (so that the
+/// remainders of values of any scale compare as integers). Both are exact: a `Decimal`'s
+/// mantissa is under 2⁹⁶, so with at most [`MAX_PLACES`] places neither overflows.
+fn floor_units(value: Decimal, places: u32) -> (i128, i128) {
+    debug_assert!(
+        places <= MAX_PLACES,
+        "figures print at most {MAX_PLACES} places"
+    );
+    let (mantissa, scale) = (value.mantissa(), value.scale());
+    if scale <= places {
+        (mantissa * 10i128.pow(places - scale), 0)
+    } else {
+        let below = 10i128.pow(scale - places);
+        (
+            mantissa.div_euclid(below),
+            mantissa.rem_euclid(below) * 10i128.pow(REMAINDER_PLACES - scale),
+        )
+    }
+}
+
+/// `units` of the `places`th decimal place as a printed figure, as [`fixed`] prints it.
+fn from_units(units: i128, places: u32) -> Decimal {
+    match Decimal::try_from_i128_with_scale(units, places) {
+        // Exactly `places` decimals, and never a negative zero (an integer has no sign of zero).
+        Ok(value) => value,
+        // Over 28 digits: whole and fraction added as decimals, with the places that fit.
+        Err(_) => {
+            let one = 10i128.pow(places);
+            let whole = Decimal::from_i128_with_scale(units.div_euclid(one), 0);
+            fixed(
+                whole + Decimal::from_i128_with_scale(units.rem_euclid(one), places),
+                places,
+            )
+        }
     }
 }
 
@@ -336,6 +389,29 @@ mod test {
             }
             let exact: Decimal = part.iter().flatten().sum();
             proptest::prop_assert_eq!(printed, exact.round_dp(2));
+        }
+    }
+
+    proptest::proptest! {
+        /// Rounding down in whole units is `Decimal`'s rounding toward negative infinity, and
+        /// the remainder is exactly what it leaves, for decimals of every sign, size and scale.
+        #[test]
+        fn units_round_down_as_decimals_do(
+            lo in proptest::prelude::any::<u32>(),
+            mid in proptest::prelude::any::<u32>(),
+            hi in proptest::prelude::any::<u32>(),
+            negative in proptest::prelude::any::<bool>(),
+            scale in 0u32..=28,
+            places in 0u32..=4,
+        ) {
+            let value = Decimal::from_parts(lo, mid, hi, negative, scale);
+            let floor = value.round_dp_with_strategy(places, RoundingStrategy::ToNegativeInfinity);
+            let (units, remainder) = floor_units(value, places);
+            proptest::prop_assert_eq!(from_units(units, places), fixed(floor, places));
+            proptest::prop_assert_eq!(
+                Decimal::from_i128_with_scale(remainder, REMAINDER_PLACES),
+                value - floor
+            );
         }
     }
 

@@ -807,12 +807,11 @@ fn allocated_ratios(
         let total: Decimal = members.iter().map(|&i| hours(i)).sum();
         let share = Decimal::ONE / Decimal::from(members.len());
         for &i in &members {
-            let exact = if total.is_zero() {
-                share
+            ratios[i] = if total.is_zero() {
+                share.round_dp(RATIO_PLACES)
             } else {
-                hours(i) / total
+                ratio(hours(i), total)
             };
-            ratios[i] = exact.round_dp(RATIO_PLACES);
         }
         let sum: Decimal = members.iter().map(|&i| ratios[i]).sum();
         if let Some(&largest) = members
@@ -825,9 +824,51 @@ fn allocated_ratios(
     ratios
 }
 
+/// `part / whole` rounded to [`RATIO_PLACES`] places, ties to even: in integers where the
+/// figures fit (hours printed to a few places), else in decimals.
+fn ratio(part: Decimal, whole: Decimal) -> Decimal {
+    let scale = part.scale().max(whole.scale());
+    let at_scale = |d: Decimal| d.mantissa().checked_mul(10i128.pow(scale - d.scale()));
+    let integers = (|| {
+        (whole > Decimal::ZERO).then_some(())?;
+        let part = at_scale(part)?.checked_mul(10i128.pow(RATIO_PLACES))?;
+        let whole = at_scale(whole)?;
+        let (quotient, remainder) = (part.div_euclid(whole), part.rem_euclid(whole));
+        // Ties to even: up past the midpoint, or at it when the quotient is odd.
+        let up = match (2 * remainder).cmp(&whole.abs()) {
+            std::cmp::Ordering::Greater => true,
+            std::cmp::Ordering::Equal => quotient % 2 != 0,
+            std::cmp::Ordering::Less => false,
+        };
+        Decimal::try_from_i128_with_scale(quotient + i128::from(up), RATIO_PLACES).ok()
+    })();
+    integers.unwrap_or_else(|| (part / whole).round_dp(RATIO_PLACES))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// A ratio of printed hours in integers is the decimal quotient rounded (ties to even).
+        #[test]
+        fn ratios_of_hours_are_their_decimal_quotients_rounded(
+            part in 0i64..=100_000_000,
+            whole in 1i64..=100_000_000,
+            part_scale in 0u32..=4,
+        ) {
+            let (part, whole) = (Decimal::new(part, part_scale), Decimal::new(whole, 4));
+            proptest::prop_assert_eq!(ratio(part, whole), (part / whole).round_dp(RATIO_PLACES));
+        }
+    }
+
+    #[test]
+    fn a_ratio_on_a_midpoint_goes_to_the_even_place() {
+        // 1/2^11 = 0.00048828125: eleven places, the last a 5.
+        let whole = Decimal::from(2048);
+        assert_eq!(ratio(Decimal::ONE, whole).to_string(), "0.0004882812");
+        assert_eq!(ratio(Decimal::from(3), whole).to_string(), "0.0014648438");
+    }
 
     #[test]
     fn columns_a_row_copies_print_the_same_cells_as_the_columns_they_copy() {
