@@ -668,15 +668,25 @@ impl<'a> Resolver<'a> {
 /// Where a line's unit-seconds accumulate: (period, schedule, segment, denominator).
 type SumPoint = (u32, u32, u32, i64);
 
-/// Integer unit-seconds per line (by number) and point, and where usage is known, the
-/// unit-seconds it covers and their utilization-weighted sum.
+/// What a line holds at one point.
+#[derive(Clone, Copy)]
+struct Sum {
+    point: SumPoint,
+    /// Integer unit-seconds.
+    unit_seconds: i128,
+    /// Where usage is known (`measured`): the unit-seconds it covers, and their
+    /// utilization-weighted sum.
+    covered: i128,
+    used: Decimal,
+    measured: bool,
+}
+
+/// Each line's (by number) sums.
 struct UnitSeconds {
     periods: Vec<Interval>,
     /// Each line's sums in point order: read line after line when priced, as the report's
     /// lines are met, with no table to look them up in.
-    sums: Vec<Vec<(SumPoint, i128)>>,
-    covered: FxHashMap<(u32, SumPoint), i128>,
-    used: FxHashMap<(u32, SumPoint), Decimal>,
+    sums: Vec<Vec<Sum>>,
 }
 
 const HOUR: i64 = 3600;
@@ -711,20 +721,49 @@ fn walk(
     }
 }
 
-/// Adds `value` at `point` of sums kept in point order (most points come after the last).
-fn add_at(sums: &mut Vec<(SumPoint, i128)>, point: SumPoint, value: i128) {
-    match sums.last_mut() {
-        Some((last, sum)) if *last == point => *sum += value,
-        Some((last, _)) if *last > point => match sums.binary_search_by(|(at, _)| at.cmp(&point)) {
-            Ok(at) => sums[at].1 += value,
-            Err(at) => sums.insert(at, (point, value)),
-        },
+/// The sum at `point` of sums kept in point order (most points come at or after the last),
+/// made where there is none.
+fn sum_at(sums: &mut Vec<Sum>, point: SumPoint) -> &mut Sum {
+    let at = match sums.last() {
+        Some(last) if last.point == point => sums.len() - 1,
+        Some(last) if last.point > point => {
+            match sums.binary_search_by(|sum| sum.point.cmp(&point)) {
+                Ok(at) => at,
+                Err(at) => {
+                    sums.insert(at, Sum::at(point));
+                    at
+                }
+            }
+        }
         _ => {
             // A line of one allocation has one point a period: no room for more is made.
             if sums.capacity() == 0 {
                 sums.reserve_exact(1);
             }
-            sums.push((point, value));
+            sums.push(Sum::at(point));
+            sums.len() - 1
+        }
+    };
+    &mut sums[at]
+}
+
+/// The sums of `line`, made where there are none yet.
+fn line_sums(sums: &mut Vec<Vec<Sum>>, line: u32) -> &mut Vec<Sum> {
+    let line = line as usize;
+    if sums.len() <= line {
+        sums.resize_with(line + 1, Vec::new);
+    }
+    &mut sums[line]
+}
+
+impl Sum {
+    fn at(point: SumPoint) -> Self {
+        Sum {
+            point,
+            unit_seconds: 0,
+            covered: 0,
+            used: Decimal::ZERO,
+            measured: false,
         }
     }
 }
@@ -734,8 +773,6 @@ impl UnitSeconds {
         UnitSeconds {
             periods,
             sums: Vec::new(),
-            covered: FxHashMap::default(),
-            used: FxHashMap::default(),
         }
     }
 
@@ -749,18 +786,14 @@ impl UnitSeconds {
         units: GpuUnits,
     ) {
         let numer = i128::from(units.numer());
-        let line = line as usize;
-        if self.sums.len() <= line {
-            self.sums.resize_with(line + 1, Vec::new);
-        }
-        let sums = &mut self.sums[line];
+        let sums = line_sums(&mut self.sums, line);
         walk(
             &self.periods,
             schedule,
             resolver,
             during,
             units.denom(),
-            |point, seconds| add_at(sums, point, numer * i128::from(seconds)),
+            |point, seconds| sum_at(sums, point).unit_seconds += numer * i128::from(seconds),
         );
     }
 
@@ -776,23 +809,24 @@ impl UnitSeconds {
         hourly: impl Fn(i64) -> Option<Decimal>,
     ) {
         let numer = i128::from(units.numer());
-        let (covered, used) = (&mut self.covered, &mut self.used);
+        let (periods, sums) = (&self.periods, line_sums(&mut self.sums, line));
         let mut hour = during.start.div_euclid(HOUR) * HOUR;
         while hour < during.end {
             if let (Some(utilization), Some(piece)) =
                 (hourly(hour), during.clip(Interval::new(hour, hour + HOUR)))
             {
                 walk(
-                    &self.periods,
+                    periods,
                     schedule,
                     resolver,
                     piece,
                     units.denom(),
                     |point, seconds| {
                         let unit_seconds = numer * i128::from(seconds);
-                        *covered.entry((line, point)).or_default() += unit_seconds;
-                        *used.entry((line, point)).or_default() +=
-                            Decimal::from_i128_with_scale(unit_seconds, 0) * utilization;
+                        let sum = sum_at(sums, point);
+                        sum.covered += unit_seconds;
+                        sum.used += Decimal::from_i128_with_scale(unit_seconds, 0) * utilization;
+                        sum.measured = true;
                     },
                 );
             }
@@ -822,7 +856,8 @@ impl UnitSeconds {
         for (line, sums) in self.sums.iter().enumerate() {
             let line = line as u32;
             exact.clear();
-            for &(point, unit_seconds) in sums {
+            for sum in sums {
+                let (unit_seconds, point) = (sum.unit_seconds, sum.point);
                 let (period, schedule_index, segment, denom) = point;
                 if unit_seconds == 0 {
                     continue;
@@ -852,12 +887,10 @@ impl UnitSeconds {
                 let free = usage && resolver.is_unallocated(line);
                 let (covered, used) = if free {
                     (unit_seconds, Decimal::ZERO)
+                } else if sum.measured {
+                    (sum.covered, sum.used)
                 } else {
-                    let key = (line, point);
-                    match (self.covered.get(&key), self.used.get(&key)) {
-                        (Some(c), Some(u)) => (*c, *u),
-                        _ => continue,
-                    }
+                    continue;
                 };
                 entry.has_usage = true;
                 entry.used += used;
