@@ -349,6 +349,9 @@ enum Cell<'c> {
     Text(&'c str),
     /// Text the same in every row of a writer (a setting, a constant): printed once.
     Fixed(&'c str),
+    /// Text rows of one cost center and namespace share (their tags, model, namespace):
+    /// printed as [`Cell::Text`] where it changes, copied from the row before where it does not.
+    Shared(&'c str),
     /// Text that needs neither (a time).
     Plain(&'c str),
     /// A number, or an empty cell.
@@ -358,7 +361,7 @@ enum Cell<'c> {
 impl Cell<'_> {
     fn push(self, out: &mut Vec<u8>) {
         match self {
-            Cell::Text(text) | Cell::Fixed(text) => push_text(out, text),
+            Cell::Text(text) | Cell::Fixed(text) | Cell::Shared(text) => push_text(out, text),
             Cell::Plain(text) => out.extend_from_slice(text.as_bytes()),
             Cell::Number(Some(value)) => push_decimal(out, value),
             Cell::Number(None) => {}
@@ -369,7 +372,7 @@ impl Cell<'_> {
 impl FocusRow<'_> {
     /// The row as FOCUS 1.3 CSV cells, in [`COLUMNS`] order.
     fn cells<'c>(&'c self, settings: &'c FocusSettings, times: &'c [String; 4]) -> [Cell<'c>; 46] {
-        use Cell::{Fixed, Number, Plain, Text};
+        use Cell::{Fixed, Number, Plain, Shared, Text};
         let [start, end, billing_start, billing_end] = times;
         let host = settings
             .host_provider
@@ -377,17 +380,17 @@ impl FocusRow<'_> {
             .unwrap_or(&settings.provider);
         let cost = Number(Some(self.cost));
         let provider = Fixed(&settings.provider);
-        let sub_account = Text(self.sub_account.unwrap_or_default());
+        let sub_account = Shared(self.sub_account.unwrap_or_default());
         [
             Text(self.allocated_details),
             Fixed(ALLOCATED_METHOD),
             Text(self.resource_id),
             Text(self.resource_name),
-            Text(self.allocated_tags),
+            Shared(self.allocated_tags),
             cost,
             Fixed(&settings.billing_account_id),
             Fixed(&settings.billing_account_name),
-            Text(self.currency),
+            Shared(self.currency),
             Plain(billing_end),
             Plain(billing_start),
             Fixed("Usage"),
@@ -415,13 +418,13 @@ impl FocusRow<'_> {
             Fixed(&settings.service_name),
             provider,
             Fixed("Containers"),
-            Text(self.sku),
+            Shared(self.sku),
             sub_account,
             sub_account,
-            Text(self.tags),
+            Shared(self.tags),
             Fixed(settings.cluster_name()),
-            Text(self.cost_center),
-            Text(self.cost_center_source),
+            Shared(self.cost_center),
+            Shared(self.cost_center_source),
             Number(self.utilization),
             Number(self.idle_cost),
             Number(Some(self.unpriced)),
@@ -470,6 +473,8 @@ pub struct CsvRows<W: Write> {
     times: Option<(Interval, [String; 4])>,
     /// Where each cell of the row being written is in `buffer`, by column.
     spans: [(usize, usize); COLUMNS.len()],
+    /// The last text of each [`Cell::Shared`] column and its printed bytes, by column.
+    shared: Vec<(String, Vec<u8>)>,
 }
 
 /// A piece of a CSV row.
@@ -515,6 +520,7 @@ impl<W: Write> CsvRows<W> {
             plan: Vec::new(),
             times: None,
             spans: [(0, 0); COLUMNS.len()],
+            shared: vec![Default::default(); COLUMNS.len()],
         })
     }
 
@@ -580,7 +586,19 @@ impl<W: Write> FocusSink for CsvRows<W> {
                 Piece::Printed(bytes) => self.buffer.extend_from_slice(bytes),
                 Piece::Cell(i) => {
                     let start = self.buffer.len();
-                    cells[*i].push(&mut self.buffer);
+                    match cells[*i] {
+                        Cell::Shared(text) => {
+                            let (last, printed) = &mut self.shared[*i];
+                            if last != text {
+                                last.clear();
+                                last.push_str(text);
+                                printed.clear();
+                                push_text(printed, text);
+                            }
+                            self.buffer.extend_from_slice(printed);
+                        }
+                        cell => cell.push(&mut self.buffer),
+                    }
                     self.spans[*i] = (start, self.buffer.len());
                 }
                 Piece::Again(of) => {

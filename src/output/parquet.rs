@@ -174,7 +174,8 @@ impl Batch {
         };
         let text = |values: StringChunkedBuilder| values.finish().into_column();
         let named = |name: &str, column: &Column| column.clone().with_name(name.into());
-        let cost = |name: &str| decimal_column(name, money, self.cost.iter().map(|c| Some(*c)));
+        // The four cost columns are one column under four names, made once.
+        let billed = decimal_column("BilledCost", money, self.cost.iter().map(|c| Some(*c)));
         let hours = |name: &str, values: &[Decimal]| {
             decimal_column(name, HOUR_PLACES, values.iter().map(|v| Some(*v)))
         };
@@ -191,7 +192,7 @@ impl Batch {
             named("AllocatedResourceId", &resource_id),
             named("AllocatedResourceName", &resource_name),
             text(self.allocated_tags),
-            cost("BilledCost"),
+            billed.clone(),
             fixed("BillingAccountId", &settings.billing_account_id),
             fixed("BillingAccountName", &settings.billing_account_name),
             text(self.currency),
@@ -205,11 +206,11 @@ impl Batch {
             time_column("ChargePeriodStart", self.charge.iter().map(|c| c.0)),
             hours("ConsumedQuantity", &self.consumed),
             fixed("ConsumedUnit", "GPU-Hours"),
-            cost("ContractedCost"),
-            cost("EffectiveCost"),
+            named("ContractedCost", &billed),
+            named("EffectiveCost", &billed),
             fixed("HostProviderName", host),
             fixed("InvoiceIssuerName", &settings.provider),
-            cost("ListCost"),
+            named("ListCost", &billed),
             text(self.pricing_category),
             hours("PricingQuantity", &self.pricing_quantity),
             fixed("PricingUnit", "GPU-Hours"),
