@@ -721,29 +721,35 @@ fn walk(
     }
 }
 
-/// The sum at `point` of sums kept in point order (most points come at or after the last),
-/// made where there is none.
-fn sum_at(sums: &mut Vec<Sum>, point: SumPoint) -> &mut Sum {
-    let at = match sums.last() {
-        Some(last) if last.point == point => sums.len() - 1,
-        Some(last) if last.point > point => {
-            match sums.binary_search_by(|sum| sum.point.cmp(&point)) {
-                Ok(at) => at,
-                Err(at) => {
-                    sums.insert(at, Sum::at(point));
-                    at
+/// The sum at `point` of sums kept in point order, made where there is none. A holding's
+/// pieces come in point order: `near` is where the piece before was, and the next is looked for
+/// just after it before it is searched for.
+fn sum_at<'s>(sums: &'s mut Vec<Sum>, point: SumPoint, near: &mut Option<usize>) -> &'s mut Sum {
+    let after = near.map_or(sums.len().saturating_sub(1), |at| at + 1);
+    let at = match sums.get(after) {
+        Some(next) if next.point == point => after,
+        _ => match sums.last() {
+            Some(last) if last.point == point => sums.len() - 1,
+            Some(last) if last.point > point => {
+                match sums.binary_search_by(|sum| sum.point.cmp(&point)) {
+                    Ok(at) => at,
+                    Err(at) => {
+                        sums.insert(at, Sum::at(point));
+                        at
+                    }
                 }
             }
-        }
-        _ => {
-            // A line of one allocation has one point a period: no room for more is made.
-            if sums.capacity() == 0 {
-                sums.reserve_exact(1);
+            _ => {
+                // A line of one allocation has one point a period: no room for more is made.
+                if sums.capacity() == 0 {
+                    sums.reserve_exact(1);
+                }
+                sums.push(Sum::at(point));
+                sums.len() - 1
             }
-            sums.push(Sum::at(point));
-            sums.len() - 1
-        }
+        },
     };
+    *near = Some(at);
     &mut sums[at]
 }
 
@@ -787,13 +793,16 @@ impl UnitSeconds {
     ) {
         let numer = i128::from(units.numer());
         let sums = line_sums(&mut self.sums, line);
+        let mut near = None;
         walk(
             &self.periods,
             schedule,
             resolver,
             during,
             units.denom(),
-            |point, seconds| sum_at(sums, point).unit_seconds += numer * i128::from(seconds),
+            |point, seconds| {
+                sum_at(sums, point, &mut near).unit_seconds += numer * i128::from(seconds)
+            },
         );
     }
 
@@ -810,6 +819,7 @@ impl UnitSeconds {
     ) {
         let numer = i128::from(units.numer());
         let (periods, sums) = (&self.periods, line_sums(&mut self.sums, line));
+        let mut near = None;
         let mut hour = during.start.div_euclid(HOUR) * HOUR;
         while hour < during.end {
             if let (Some(utilization), Some(piece)) =
@@ -823,7 +833,7 @@ impl UnitSeconds {
                     units.denom(),
                     |point, seconds| {
                         let unit_seconds = numer * i128::from(seconds);
-                        let sum = sum_at(sums, point);
+                        let sum = sum_at(sums, point, &mut near);
                         sum.covered += unit_seconds;
                         sum.used += Decimal::from_i128_with_scale(unit_seconds, 0) * utilization;
                         sum.measured = true;
