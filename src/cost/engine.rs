@@ -722,13 +722,17 @@ fn walk(
 }
 
 /// The sum at `point` of sums kept in point order, made where there is none. A holding's
-/// pieces come in point order: `near` is where the piece before was, and the next is looked for
-/// just after it before it is searched for.
+/// pieces come in point order: `near` is where the piece before was, and the piece is looked
+/// for there (the hours of one period are one point) and just after it before it is searched
+/// for.
 fn sum_at<'s>(sums: &'s mut Vec<Sum>, point: SumPoint, near: &mut Option<usize>) -> &'s mut Sum {
-    let after = near.map_or(sums.len().saturating_sub(1), |at| at + 1);
-    let at = match sums.get(after) {
-        Some(next) if next.point == point => after,
-        _ => match sums.last() {
+    let at = near.unwrap_or(sums.len().saturating_sub(1));
+    let found = [at, at + 1]
+        .into_iter()
+        .find(|&at| sums.get(at).is_some_and(|sum| sum.point == point));
+    let at = match found {
+        Some(at) => at,
+        None => match sums.last() {
             Some(last) if last.point == point => sums.len() - 1,
             Some(last) if last.point > point => {
                 match sums.binary_search_by(|sum| sum.point.cmp(&point)) {
