@@ -684,9 +684,23 @@ struct Sum {
 /// Each line's (by number) sums.
 struct UnitSeconds {
     periods: Vec<Interval>,
-    /// Each line's sums in point order: read line after line when priced, as the report's
-    /// lines are met, with no table to look them up in.
+    /// Each line's sums, in the order their points were first met (put in point order when
+    /// priced): read line after line as the report's lines are met.
     sums: Vec<Vec<Sum>>,
+    /// Where the sum at each point of a line with more than [`WALKED`] sums is (a line of a
+    /// group and day: a point for each day, model and tier).
+    index: FxHashMap<(u32, SumPoint), u32>,
+}
+
+/// Lines with up to this many sums are searched by walking them; longer ones by [`UnitSeconds`]'
+/// index.
+const WALKED: usize = 8;
+
+/// One line's sums, to add to.
+struct LineSums<'a> {
+    line: u32,
+    sums: &'a mut Vec<Sum>,
+    index: &'a mut FxHashMap<(u32, SumPoint), u32>,
 }
 
 const HOUR: i64 = 3600;
@@ -721,49 +735,42 @@ fn walk(
     }
 }
 
-/// The sum at `point` of sums kept in point order, made where there is none. A holding's
-/// pieces come in point order: `near` is where the piece before was, and the piece is looked
-/// for there (the hours of one period are one point) and just after it before it is searched
-/// for.
-fn sum_at<'s>(sums: &'s mut Vec<Sum>, point: SumPoint, near: &mut Option<usize>) -> &'s mut Sum {
-    let at = near.unwrap_or(sums.len().saturating_sub(1));
-    let found = [at, at + 1]
-        .into_iter()
-        .find(|&at| sums.get(at).is_some_and(|sum| sum.point == point));
-    let at = match found {
-        Some(at) => at,
-        None => match sums.last() {
-            Some(last) if last.point == point => sums.len() - 1,
-            Some(last) if last.point > point => {
-                match sums.binary_search_by(|sum| sum.point.cmp(&point)) {
-                    Ok(at) => at,
-                    Err(at) => {
-                        sums.insert(at, Sum::at(point));
-                        at
-                    }
+impl LineSums<'_> {
+    /// The sum at `point`, made where there is none. A holding's pieces come in point order:
+    /// `near` is where the piece before was, and the piece is looked for there (the hours of
+    /// one period are one point) and just after it before it is searched for.
+    fn at(&mut self, point: SumPoint, near: &mut Option<usize>) -> &mut Sum {
+        let sums = &mut *self.sums;
+        let at = near.unwrap_or(sums.len().saturating_sub(1));
+        let found = [at, at + 1]
+            .into_iter()
+            .find(|&at| sums.get(at).is_some_and(|sum| sum.point == point))
+            .or_else(|| {
+                if sums.len() <= WALKED {
+                    sums.iter().position(|sum| sum.point == point)
+                } else {
+                    self.index.get(&(self.line, point)).map(|&at| at as usize)
+                }
+            });
+        let at = found.unwrap_or_else(|| {
+            // A line of one allocation has one point a period: no room for more is made.
+            if sums.capacity() == 0 {
+                sums.reserve_exact(1);
+            }
+            sums.push(Sum::at(point));
+            let at = sums.len() - 1;
+            if sums.len() > WALKED {
+                // A line growing past walking distance is indexed, its first sums with it.
+                let first = if sums.len() == WALKED + 1 { 0 } else { at };
+                for (place, sum) in sums.iter().enumerate().skip(first) {
+                    self.index.insert((self.line, sum.point), place as u32);
                 }
             }
-            _ => {
-                // A line of one allocation has one point a period: no room for more is made.
-                if sums.capacity() == 0 {
-                    sums.reserve_exact(1);
-                }
-                sums.push(Sum::at(point));
-                sums.len() - 1
-            }
-        },
-    };
-    *near = Some(at);
-    &mut sums[at]
-}
-
-/// The sums of `line`, made where there are none yet.
-fn line_sums(sums: &mut Vec<Vec<Sum>>, line: u32) -> &mut Vec<Sum> {
-    let line = line as usize;
-    if sums.len() <= line {
-        sums.resize_with(line + 1, Vec::new);
+            at
+        });
+        *near = Some(at);
+        &mut sums[at]
     }
-    &mut sums[line]
 }
 
 impl Sum {
@@ -783,7 +790,22 @@ impl UnitSeconds {
         UnitSeconds {
             periods,
             sums: Vec::new(),
+            index: FxHashMap::default(),
         }
+    }
+
+    /// The sums of `line` (none yet where it has none), and the periods.
+    fn line(&mut self, line: u32) -> (&[Interval], LineSums<'_>) {
+        let at = line as usize;
+        if self.sums.len() <= at {
+            self.sums.resize_with(at + 1, Vec::new);
+        }
+        let sums = LineSums {
+            line,
+            sums: &mut self.sums[at],
+            index: &mut self.index,
+        };
+        (&self.periods, sums)
     }
 
     /// Adds `units` held over `during`.
@@ -796,17 +818,15 @@ impl UnitSeconds {
         units: GpuUnits,
     ) {
         let numer = i128::from(units.numer());
-        let sums = line_sums(&mut self.sums, line);
+        let (periods, mut sums) = self.line(line);
         let mut near = None;
         walk(
-            &self.periods,
+            periods,
             schedule,
             resolver,
             during,
             units.denom(),
-            |point, seconds| {
-                sum_at(sums, point, &mut near).unit_seconds += numer * i128::from(seconds)
-            },
+            |point, seconds| sums.at(point, &mut near).unit_seconds += numer * i128::from(seconds),
         );
     }
 
@@ -822,7 +842,7 @@ impl UnitSeconds {
         hourly: impl Fn(i64) -> Option<Decimal>,
     ) {
         let numer = i128::from(units.numer());
-        let (periods, sums) = (&self.periods, line_sums(&mut self.sums, line));
+        let (periods, mut sums) = self.line(line);
         let mut near = None;
         let mut hour = during.start.div_euclid(HOUR) * HOUR;
         while hour < during.end {
@@ -837,7 +857,7 @@ impl UnitSeconds {
                     units.denom(),
                     |point, seconds| {
                         let unit_seconds = numer * i128::from(seconds);
-                        let sum = sum_at(sums, point, &mut near);
+                        let sum = sums.at(point, &mut near);
                         sum.covered += unit_seconds;
                         sum.used += Decimal::from_i128_with_scale(unit_seconds, 0) * utilization;
                         sum.measured = true;
@@ -850,7 +870,7 @@ impl UnitSeconds {
 
     /// Multiplies each sum by its price and divides once per denominator, line after line.
     /// With `usage`, lines of unallocated capacity are wholly covered and wholly idle.
-    fn price(self, resolver: &Resolver<'_>, usage: bool) -> Result<Parts, CostOverflow> {
+    fn price(mut self, resolver: &Resolver<'_>, usage: bool) -> Result<Parts, CostOverflow> {
         /// Sums of one (period, model label, unit denominator) of a line.
         #[derive(Default)]
         struct Exact {
@@ -865,12 +885,17 @@ impl UnitSeconds {
             has_priced_usage: bool,
         }
         let mut parts = Parts::with_capacity(self.sums.len());
-        // One line's sums at a time: a few, looked up by walking them.
+        // One line's sums at a time, in point order: a period's are a few, looked up by
+        // walking them from where the period's begin.
         let mut exact: Vec<((u32, u32, i64), Exact)> = Vec::new();
-        for (line, sums) in self.sums.iter().enumerate() {
+        for (line, sums) in self.sums.iter_mut().enumerate() {
             let line = line as u32;
+            if !sums.is_sorted_by_key(|sum| sum.point) {
+                sums.sort_unstable_by_key(|sum| sum.point);
+            }
             exact.clear();
-            for sum in sums {
+            let mut period_from = 0;
+            for sum in sums.iter() {
                 let (unit_seconds, point) = (sum.unit_seconds, sum.point);
                 let (period, schedule_index, segment, denom) = point;
                 if unit_seconds == 0 {
@@ -879,8 +904,12 @@ impl UnitSeconds {
                 let schedule = &resolver.schedules[schedule_index as usize];
                 let price = schedule.prices.segments()[segment as usize].price;
                 let key = (period, schedule.label.index() as u32, denom);
-                let at = match exact.iter().position(|(k, _)| *k == key) {
-                    Some(at) => at,
+                if exact.last().is_some_and(|((last, ..), _)| *last != period) {
+                    period_from = exact.len();
+                }
+                let found = exact[period_from..].iter().position(|(k, _)| *k == key);
+                let at = match found {
+                    Some(at) => period_from + at,
                     None => {
                         exact.push((key, Exact::default()));
                         exact.len() - 1

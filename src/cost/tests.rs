@@ -563,3 +563,42 @@ fn lines_of_a_key_with_too_many_values_to_rank_are_sorted_by_its_text_and_merged
     assert_eq!(seen.len(), expected.len());
     assert_eq!(seen, expected);
 }
+
+#[test]
+fn a_line_of_many_periods_sums_each_period_apart_whatever_order_holdings_come_in() {
+    // Two pods of "a" (the later one first) and one of "b" on a node of two H100s, hour by
+    // hour: 24 periods a line, more than a line's sums are walked for.
+    let mut later = hold("a", "NVIDIA H100", GpuUnits::whole(1), (10, 20));
+    later.pod = "a-2";
+    let earlier = hold("a", "NVIDIA H100", GpuUnits::whole(1), (2, 6));
+    let b = hold("b", "NVIDIA H100", GpuUnits::whole(1), (4, 14));
+    let set = set_of(&[later, earlier, b], &[("n1", "NVIDIA H100", 2)]);
+    let report = cost_report(&[&set], &card(), &request("cost_center", Step::Hour)).unwrap();
+    let mut expected = Vec::new();
+    for hour in 0..24 {
+        // $4.00 an hour until noon, $3.00 after (the card above).
+        let price = if hour < 12 { dec!(4.00) } else { dec!(3.00) };
+        let a = i64::from((2..6).contains(&hour) || (10..20).contains(&hour));
+        let b = i64::from((4..14).contains(&hour));
+        let free = 2 - a - b;
+        for (group, gpus) in [("__unallocated__", free), ("a", a), ("b", b)] {
+            if gpus > 0 {
+                let hours = Decimal::from(gpus);
+                expected.push((t(hour), group.to_string(), hours, Some(hours * price)));
+            }
+        }
+    }
+    let found: Vec<_> = report
+        .lines
+        .iter()
+        .map(|l| {
+            (
+                l.period.start,
+                l.group.join("/"),
+                l.figures.gpu_hours,
+                l.figures.cost,
+            )
+        })
+        .collect();
+    assert_eq!(found, expected);
+}
