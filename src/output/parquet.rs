@@ -1,13 +1,24 @@
 //! Parquet output: the chargeback and the FOCUS export as typed columns — money and hours as
 //! `Decimal(38, s)` (the currency's minor units, 4 places for hours), times as UTC timestamps
 //! (microseconds), `Tags` as a JSON string — for warehouses (DuckDB, Athena, BigQuery, Trino)
-//! that read Parquet. FOCUS rows go out a charge period at a time, one row group each.
+//! that read Parquet. FOCUS rows go out a charge period at a time, one row group each, as Arrow
+//! arrays written by polars' Parquet writer: texts that repeat as dictionaries made as rows come.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use polars::prelude::*;
-use polars_parquet::write::ZstdLevel;
+use polars_arrow::array::{
+    Array, DictionaryArray, MutableBinaryViewArray, PrimitiveArray, Utf8ViewArray, new_null_array,
+};
+use polars_arrow::datatypes::{ArrowDataType, TimeUnit as ArrowTimeUnit};
+use polars_parquet::write::{
+    CompressedPage, CompressionOptions, DynIter, DynStreamingIterator, Encoding, FileWriter,
+    ParquetType, StatisticsOptions, Version, WriteOptions, ZstdLevel, array_to_columns, compress,
+    fallible_streaming_iterator,
+};
 use rust_decimal::Decimal;
+use rustc_hash::FxHashMap;
 
 use super::figure_columns;
 use super::focus::{ALLOCATED_METHOD, COLUMNS, FocusRow, FocusSettings, FocusSink};
@@ -21,6 +32,12 @@ fn io_error(e: PolarsError) -> std::io::Error {
     std::io::Error::other(e.to_string())
 }
 
+/// `value` in units of its last place at `scale` places (rounded half to even).
+fn scaled(value: Decimal, scale: u32) -> i128 {
+    let value = value.round_dp(scale);
+    value.mantissa() * 10_i128.pow(scale - value.scale())
+}
+
 /// A `Decimal(38, scale)` column of `values` (a value with more places is rounded half to even;
 /// a null for `None`).
 pub fn decimal_column(
@@ -28,14 +45,7 @@ pub fn decimal_column(
     scale: u32,
     values: impl Iterator<Item = Option<Decimal>>,
 ) -> Column {
-    let physical: Int128Chunked = values
-        .map(|v| {
-            v.map(|v| {
-                let v = v.round_dp(scale);
-                v.mantissa() * 10_i128.pow(scale - v.scale())
-            })
-        })
-        .collect();
+    let physical: Int128Chunked = values.map(|v| v.map(|v| scaled(v, scale))).collect();
     physical
         .with_name(name.into())
         .into_decimal_unchecked(PRECISION, scale as usize)
@@ -83,165 +93,214 @@ pub fn write_chargeback_parquet(chargeback: &Chargeback, out: impl Write) -> std
         .map_err(io_error)
 }
 
-/// The rows of one charge period, column by column (text copied into Arrow buffers as it
-/// comes, no string per cell).
+/// A text column whose values repeat (a cost center's, a namespace's, a model's): each distinct
+/// text once per row group and each row's key to it, written as Parquet's dictionary encoding
+/// without hashing every row's text. A row repeating the row before is found without a lookup.
+#[derive(Default)]
+struct Repeated {
+    keys: Vec<Option<u32>>,
+    texts: Vec<String>,
+    known: FxHashMap<String, u32>,
+    last: Option<u32>,
+}
+
+impl Repeated {
+    fn push(&mut self, text: Option<&str>) {
+        let key = text.map(|text| match self.last {
+            Some(last) if self.texts[last as usize] == text => last,
+            _ => {
+                let key = match self.known.get(text) {
+                    Some(&key) => key,
+                    None => {
+                        let key = self.texts.len() as u32;
+                        self.texts.push(text.to_owned());
+                        self.known.insert(text.to_owned(), key);
+                        key
+                    }
+                };
+                self.last = Some(key);
+                key
+            }
+        });
+        self.keys.push(key);
+    }
+
+    fn array(self) -> PolarsResult<Box<dyn Array>> {
+        dictionary(PrimitiveArray::from(self.keys), &self.texts)
+    }
+}
+
+/// A dictionary-encoded text column: `keys` into `texts`.
+fn dictionary(
+    keys: PrimitiveArray<u32>,
+    texts: &[impl AsRef<str>],
+) -> PolarsResult<Box<dyn Array>> {
+    let texts = Utf8ViewArray::from_slice_values(texts).boxed();
+    Ok(DictionaryArray::try_from_keys(keys, texts, false)?.boxed())
+}
+
+/// A column of `rows` rows that all hold `text`.
+fn constant(text: &str, rows: usize) -> PolarsResult<Box<dyn Array>> {
+    dictionary(PrimitiveArray::from_vec(vec![0; rows]), &[text])
+}
+
+/// `Decimal(38, scale)` values (a value with more places is rounded half to even).
+fn decimals(scale: u32, values: impl Iterator<Item = Option<Decimal>>) -> Box<dyn Array> {
+    let values: Vec<Option<i128>> = values.map(|v| v.map(|v| scaled(v, scale))).collect();
+    PrimitiveArray::from(values)
+        .to(ArrowDataType::Decimal(PRECISION, scale as usize))
+        .boxed()
+}
+
+/// UTC timestamps (microseconds) of Unix seconds.
+fn times(values: impl Iterator<Item = UnixSeconds>) -> Box<dyn Array> {
+    let micros: Vec<i64> = values.map(|s| s * 1_000_000).collect();
+    let utc = Some(TimeZone::UTC.to_string().into());
+    PrimitiveArray::from_vec(micros)
+        .to(ArrowDataType::Timestamp(ArrowTimeUnit::Microsecond, utc))
+        .boxed()
+}
+
+/// The rows of one charge period, column by column.
+#[derive(Default)]
 struct Batch {
     rows: usize,
     cost: Vec<Decimal>,
     charge: Vec<(UnixSeconds, UnixSeconds)>,
     billing: Vec<(UnixSeconds, UnixSeconds)>,
-    currency: StringChunkedBuilder,
-    description: StringChunkedBuilder,
+    currency: Repeated,
+    description: MutableBinaryViewArray<str>,
     consumed: Vec<Decimal>,
-    pricing_category: StringChunkedBuilder,
+    pricing_category: Repeated,
     pricing_quantity: Vec<Decimal>,
-    resource_id: StringChunkedBuilder,
-    resource_name: StringChunkedBuilder,
-    resource_type: StringChunkedBuilder,
-    sku: StringChunkedBuilder,
-    sub_account: StringChunkedBuilder,
-    tags: StringChunkedBuilder,
-    cost_center: StringChunkedBuilder,
-    cost_center_source: StringChunkedBuilder,
+    resource_id: MutableBinaryViewArray<str>,
+    resource_name: MutableBinaryViewArray<str>,
+    resource_type: Repeated,
+    sku: Repeated,
+    sub_account: Repeated,
+    tags: Repeated,
+    cost_center: Repeated,
+    cost_center_source: Repeated,
     utilization: Vec<Option<Decimal>>,
     idle_cost: Vec<Option<Decimal>>,
     unpriced: Vec<Decimal>,
-    allocated_details: StringChunkedBuilder,
-    allocated_tags: StringChunkedBuilder,
+    allocated_details: MutableBinaryViewArray<str>,
+    allocated_tags: Repeated,
 }
 
 impl Batch {
-    fn new() -> Self {
-        let text = |name: &str| StringChunkedBuilder::new(name.into(), 0);
-        Batch {
-            rows: 0,
-            cost: Vec::new(),
-            charge: Vec::new(),
-            billing: Vec::new(),
-            currency: text("BillingCurrency"),
-            description: text("ChargeDescription"),
-            consumed: Vec::new(),
-            pricing_category: text("PricingCategory"),
-            pricing_quantity: Vec::new(),
-            resource_id: text("ResourceId"),
-            resource_name: text("ResourceName"),
-            resource_type: text("ResourceType"),
-            sku: text("SkuId"),
-            sub_account: text("SubAccountId"),
-            tags: text("Tags"),
-            cost_center: text("x_CostCenter"),
-            cost_center_source: text("x_CostCenterSource"),
-            utilization: Vec::new(),
-            idle_cost: Vec::new(),
-            unpriced: Vec::new(),
-            allocated_details: text("AllocatedMethodDetails"),
-            allocated_tags: text("AllocatedTags"),
-        }
-    }
-
     fn push(&mut self, row: &FocusRow<'_>) {
         self.rows += 1;
         self.cost.push(row.cost);
         self.charge.push((row.charge.start, row.charge.end));
         self.billing.push((row.billing.start, row.billing.end));
-        self.currency.append_value(row.currency);
-        self.description.append_value(row.description);
+        self.currency.push(Some(row.currency));
+        self.description.push_value(row.description);
         self.consumed.push(row.consumed);
-        self.pricing_category.append_value(row.pricing_category);
+        self.pricing_category.push(Some(row.pricing_category));
         self.pricing_quantity.push(row.pricing_quantity);
-        self.resource_id.append_value(row.resource_id);
-        self.resource_name.append_value(row.resource_name);
-        self.resource_type.append_value(row.resource_type);
-        self.sku.append_value(row.sku);
-        self.sub_account.append_option(row.sub_account);
-        self.tags.append_value(row.tags);
-        self.cost_center.append_value(row.cost_center);
-        self.cost_center_source.append_value(row.cost_center_source);
+        self.resource_id.push_value(row.resource_id);
+        self.resource_name.push_value(row.resource_name);
+        self.resource_type.push(Some(row.resource_type));
+        self.sku.push(Some(row.sku));
+        self.sub_account.push(row.sub_account);
+        self.tags.push(Some(row.tags));
+        self.cost_center.push(Some(row.cost_center));
+        self.cost_center_source.push(Some(row.cost_center_source));
         self.utilization.push(row.utilization);
         self.idle_cost.push(row.idle_cost);
         self.unpriced.push(row.unpriced);
-        self.allocated_details.append_value(row.allocated_details);
-        self.allocated_tags.append_value(row.allocated_tags);
+        self.allocated_details.push_value(row.allocated_details);
+        self.allocated_tags.push(Some(row.allocated_tags));
     }
 
-    /// The batch as a frame of the columns of `settings.version`, in order.
-    fn frame(self, settings: &FocusSettings, money: u32) -> PolarsResult<DataFrame> {
+    /// Every column of [`COLUMNS`], in order.
+    fn columns(self, settings: &FocusSettings, money: u32) -> PolarsResult<Vec<Box<dyn Array>>> {
         let n = self.rows;
-        // One value in every row: a scalar column, not a vector of the value.
-        let fixed = |name: &str, value: &str| {
-            let value = AnyValue::StringOwned(value.into());
-            Column::new_scalar(name.into(), Scalar::new(DataType::String, value), n)
-        };
-        let text = |values: StringChunkedBuilder| values.finish().into_column();
-        let named = |name: &str, column: &Column| column.clone().with_name(name.into());
+        let text = |values: MutableBinaryViewArray<str>| values.freeze().boxed();
         // The four cost columns are one column under four names, made once.
-        let billed = decimal_column("BilledCost", money, self.cost.iter().map(|c| Some(*c)));
-        let hours = |name: &str, values: &[Decimal]| {
-            decimal_column(name, HOUR_PLACES, values.iter().map(|v| Some(*v)))
-        };
+        let billed = decimals(money, self.cost.iter().map(|c| Some(*c)));
+        let hours = |values: &[Decimal]| decimals(HOUR_PLACES, values.iter().map(|v| Some(*v)));
         let host = settings
             .host_provider
             .as_deref()
             .unwrap_or(&settings.provider);
         let resource_id = text(self.resource_id);
         let resource_name = text(self.resource_name);
-        let sub_account = text(self.sub_account);
-        let columns = vec![
+        let sub_account = self.sub_account.array()?;
+        Ok(vec![
             text(self.allocated_details),
-            fixed("AllocatedMethodId", ALLOCATED_METHOD),
-            named("AllocatedResourceId", &resource_id),
-            named("AllocatedResourceName", &resource_name),
-            text(self.allocated_tags),
+            constant(ALLOCATED_METHOD, n)?,
+            resource_id.clone(),
+            resource_name.clone(),
+            self.allocated_tags.array()?,
             billed.clone(),
-            fixed("BillingAccountId", &settings.billing_account_id),
-            fixed("BillingAccountName", &settings.billing_account_name),
-            text(self.currency),
-            time_column("BillingPeriodEnd", self.billing.iter().map(|b| b.1)),
-            time_column("BillingPeriodStart", self.billing.iter().map(|b| b.0)),
-            fixed("ChargeCategory", "Usage"),
-            Column::full_null("ChargeClass".into(), n, &DataType::String),
+            constant(&settings.billing_account_id, n)?,
+            constant(&settings.billing_account_name, n)?,
+            self.currency.array()?,
+            times(self.billing.iter().map(|b| b.1)),
+            times(self.billing.iter().map(|b| b.0)),
+            constant("Usage", n)?,
+            new_null_array(ArrowDataType::Utf8View, n),
             text(self.description),
-            fixed("ChargeFrequency", "Usage-Based"),
-            time_column("ChargePeriodEnd", self.charge.iter().map(|c| c.1)),
-            time_column("ChargePeriodStart", self.charge.iter().map(|c| c.0)),
-            hours("ConsumedQuantity", &self.consumed),
-            fixed("ConsumedUnit", "GPU-Hours"),
-            named("ContractedCost", &billed),
-            named("EffectiveCost", &billed),
-            fixed("HostProviderName", host),
-            fixed("InvoiceIssuerName", &settings.provider),
-            named("ListCost", &billed),
-            text(self.pricing_category),
-            hours("PricingQuantity", &self.pricing_quantity),
-            fixed("PricingUnit", "GPU-Hours"),
-            fixed("ProviderName", &settings.provider),
-            fixed("PublisherName", &settings.provider),
+            constant("Usage-Based", n)?,
+            times(self.charge.iter().map(|c| c.1)),
+            times(self.charge.iter().map(|c| c.0)),
+            hours(&self.consumed),
+            constant("GPU-Hours", n)?,
+            billed.clone(),
+            billed.clone(),
+            constant(host, n)?,
+            constant(&settings.provider, n)?,
+            billed,
+            self.pricing_category.array()?,
+            hours(&self.pricing_quantity),
+            constant("GPU-Hours", n)?,
+            constant(&settings.provider, n)?,
+            constant(&settings.provider, n)?,
             resource_id,
             resource_name,
-            text(self.resource_type),
-            fixed("ServiceCategory", "Compute"),
-            fixed("ServiceName", &settings.service_name),
-            fixed("ServiceProviderName", &settings.provider),
-            fixed("ServiceSubcategory", "Containers"),
-            text(self.sku),
+            self.resource_type.array()?,
+            constant("Compute", n)?,
+            constant(&settings.service_name, n)?,
+            constant(&settings.provider, n)?,
+            constant("Containers", n)?,
+            self.sku.array()?,
             sub_account.clone(),
-            named("SubAccountName", &sub_account),
-            text(self.tags),
-            fixed("x_ClusterName", settings.cluster_name()),
-            text(self.cost_center),
-            text(self.cost_center_source),
-            decimal_column("x_GpuUtilization", 4, self.utilization.iter().copied()),
-            decimal_column("x_IdleCost", money, self.idle_cost.iter().copied()),
-            hours("x_UnpricedGpuHours", &self.unpriced),
-        ];
-        debug_assert!(columns.iter().map(|c| c.name().as_str()).eq(COLUMNS));
-        DataFrame::new(n, columns)?.select(settings.version.columns().iter().copied())
+            sub_account,
+            self.tags.array()?,
+            constant(settings.cluster_name(), n)?,
+            self.cost_center.array()?,
+            self.cost_center_source.array()?,
+            decimals(4, self.utilization.iter().copied()),
+            decimals(money, self.idle_cost.iter().copied()),
+            hours(&self.unpriced),
+        ])
     }
+}
+
+/// The type of each column of [`COLUMNS`], in order.
+fn column_types(money: u32) -> impl Iterator<Item = DataType> {
+    let decimal = |scale: u32| DataType::Decimal(PRECISION, scale as usize);
+    let time = DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC));
+    COLUMNS.iter().map(move |&name| match name {
+        "BilledCost" | "ContractedCost" | "EffectiveCost" | "ListCost" | "x_IdleCost" => {
+            decimal(money)
+        }
+        "ConsumedQuantity" | "PricingQuantity" | "x_UnpricedGpuHours" => decimal(HOUR_PLACES),
+        "x_GpuUtilization" => decimal(4),
+        "BillingPeriodEnd" | "BillingPeriodStart" | "ChargePeriodEnd" | "ChargePeriodStart" => {
+            time.clone()
+        }
+        _ => DataType::String,
+    })
 }
 
 /// FOCUS rows as Parquet: a row group per charge period.
 pub struct ParquetRows<W: Write> {
-    writer: polars::io::parquet::write::BatchedWriter<W>,
+    writer: FileWriter<W>,
+    /// Where each of the version's columns is in [`COLUMNS`], and how it is encoded.
+    columns: Vec<(usize, Vec<Encoding>)>,
     settings: FocusSettings,
     money: u32,
     batch: Batch,
@@ -250,22 +309,99 @@ pub struct ParquetRows<W: Write> {
 impl<W: Write> ParquetRows<W> {
     /// Starts a Parquet file on `out`, money to `money` places (the currency's minor units).
     pub fn new(out: W, settings: &FocusSettings, money: u32) -> std::io::Result<Self> {
-        let empty = Batch::new().frame(settings, money).map_err(io_error)?;
+        let types: Vec<DataType> = column_types(money).collect();
+        let mut schema = Schema::default();
+        let mut columns = Vec::new();
+        for name in settings.version.columns() {
+            let at = COLUMNS
+                .iter()
+                .position(|c| c == name)
+                .ok_or_else(|| std::io::Error::other(format!("no FOCUS column {name}")))?;
+            schema.insert(PlSmallStr::from_str(name), types[at].clone());
+            // Texts that repeat and times are dictionary-encoded; texts nearly every row has
+            // its own of (names, descriptions) are written as they are, not tried first.
+            let plain = types[at] == DataType::String && PLAIN_TEXT.contains(name);
+            let encoding = if plain {
+                Encoding::Plain
+            } else {
+                Encoding::RleDictionary
+            };
+            columns.push((at, vec![encoding]));
+        }
+        let schema = schema.to_arrow(CompatLevel::newest());
         // zstd at level 1: polars' default level took a fifth of a month's export at 10,000
         // GPUs; level 1 writes a file ~1.5× as large (Snappy: 3×) in a fraction of the time.
         let level = ZstdLevel::try_new(1).map_err(io_error)?;
-        let writer = ParquetWriter::new(out)
-            .with_compression(ParquetCompression::Zstd(Some(level)))
-            .batched(empty.schema())
-            .map_err(io_error)?;
+        let options = WriteOptions {
+            statistics: StatisticsOptions::default(),
+            compression: CompressionOptions::Zstd(Some(level)),
+            version: Version::V1,
+            data_page_size: None,
+        };
+        let writer = FileWriter::try_new(out, schema, options).map_err(io_error)?;
         Ok(ParquetRows {
             writer,
+            columns,
             settings: settings.clone(),
             money,
-            batch: Batch::new(),
+            batch: Batch::default(),
         })
     }
 }
+
+/// A column to encode: its values, its Parquet type and its encoding.
+type Job<'a> = (&'a Box<dyn Array>, &'a ParquetType, &'a [Encoding]);
+
+/// Each column's pages, encoded and compressed on as many threads as there are cores, each
+/// taking the next column not yet taken (the writer is the longer half of an export: pricing
+/// waits on it).
+fn encode_in_parallel(
+    jobs: &[Job<'_>],
+    options: WriteOptions,
+) -> PolarsResult<Vec<Vec<CompressedPage>>> {
+    let next = AtomicUsize::new(0);
+    let work = || -> PolarsResult<Vec<(usize, Vec<CompressedPage>)>> {
+        let mut done = Vec::new();
+        loop {
+            let at = next.fetch_add(1, Ordering::Relaxed);
+            let Some(&(array, type_, encoding)) = jobs.get(at) else {
+                return Ok(done);
+            };
+            let mut pages = Vec::new();
+            for column in array_to_columns(array, type_.clone(), options, encoding)? {
+                for page in column {
+                    pages.push(compress(page?, Vec::new(), options.compression)?);
+                }
+            }
+            done.push((at, pages));
+        }
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut done = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+        let mut done = work()?;
+        for helper in helpers {
+            let theirs = helper
+                .join()
+                .unwrap_or_else(|_| panic!("a thread encoding Parquet columns panicked"))?;
+            done.extend(theirs);
+        }
+        Ok::<_, PolarsError>(done)
+    })?;
+    done.sort_unstable_by_key(|(at, _)| *at);
+    Ok(done.into_iter().map(|(_, pages)| pages).collect())
+}
+
+/// Text columns nearly every row has its own value of.
+const PLAIN_TEXT: [&str; 7] = [
+    "AllocatedMethodDetails",
+    "AllocatedResourceId",
+    "AllocatedResourceName",
+    "ChargeClass",
+    "ChargeDescription",
+    "ResourceId",
+    "ResourceName",
+];
 
 impl<W: Write> FocusSink for ParquetRows<W> {
     fn row(&mut self, row: &FocusRow<'_>) -> std::io::Result<()> {
@@ -274,16 +410,78 @@ impl<W: Write> FocusSink for ParquetRows<W> {
     }
 
     fn end_part(&mut self) -> std::io::Result<()> {
-        if self.batch.rows == 0 {
+        let rows = self.batch.rows;
+        if rows == 0 {
             return Ok(());
         }
-        let batch = std::mem::replace(&mut self.batch, Batch::new());
-        let frame = batch.frame(&self.settings, self.money).map_err(io_error)?;
-        self.writer.write_batch(&frame).map_err(io_error)
+        let batch = std::mem::take(&mut self.batch);
+        let all = batch
+            .columns(&self.settings, self.money)
+            .map_err(io_error)?;
+        let options = self.writer.options();
+        let fields = self.writer.parquet_schema().fields();
+        let jobs: Vec<_> = self
+            .columns
+            .iter()
+            .zip(fields)
+            .map(|((at, encoding), field)| (&all[*at], field, encoding.as_slice()))
+            .collect();
+        let pages = encode_in_parallel(&jobs, options).map_err(io_error)?;
+        let group = DynIter::new(pages.iter().map(|pages| {
+            let pages = fallible_streaming_iterator::convert(pages.iter().map(Ok));
+            Ok(DynStreamingIterator::new(pages))
+        }));
+        self.writer.write(rows as u64, group).map_err(io_error)
     }
 
     fn finish(&mut self) -> std::io::Result<()> {
         self.end_part()?;
-        self.writer.finish().map(drop).map_err(io_error)
+        self.writer.end(None).map(drop).map_err(io_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_texts_are_kept_once_and_each_row_keys_its_own() {
+        let mut column = Repeated::default();
+        for text in [
+            Some("team-a"),
+            Some("team-a"),
+            None,
+            Some("team-b"),
+            Some("team-a"),
+        ] {
+            column.push(text);
+        }
+        assert_eq!(column.keys, [Some(0), Some(0), None, Some(1), Some(0)]);
+        assert_eq!(column.texts, ["team-a", "team-b"]);
+        let array = column.array().unwrap();
+        let array = array
+            .as_any()
+            .downcast_ref::<DictionaryArray<u32>>()
+            .unwrap();
+        let values = array
+            .values()
+            .as_any()
+            .downcast_ref::<Utf8ViewArray>()
+            .unwrap();
+        let texts: Vec<Option<&str>> = array
+            .keys()
+            .iter()
+            .map(|key| key.map(|&key| values.value(key as usize)))
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                Some("team-a"),
+                Some("team-a"),
+                None,
+                Some("team-b"),
+                Some("team-a")
+            ]
+        );
     }
 }
