@@ -490,8 +490,10 @@ enum Piece {
 /// Columns whose cells are those of another column (by their places among [`COLUMNS`]):
 /// `ContractedCost`, `EffectiveCost` and `ListCost` print `BilledCost`; `ResourceId` and
 /// `ResourceName` the allocated ones (FOCUS 1.3); `SubAccountName` the `SubAccountId`.
-/// A row prints such a cell once and copies it where the other column comes later.
-const REPEATS: [(usize, usize); 6] = [(19, 5), (20, 5), (23, 5), (29, 2), (30, 3), (38, 37)];
+/// A row prints such a cell once and copies it where the other column comes later (and Parquet
+/// writes such a column from the other's pages).
+pub(super) const REPEATS: [(usize, usize); 6] =
+    [(19, 5), (20, 5), (23, 5), (29, 2), (30, 3), (38, 37)];
 
 impl<W: Write> CsvRows<W> {
     /// Bytes a buffer holds before they are written out.

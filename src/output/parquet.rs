@@ -21,7 +21,7 @@ use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 
 use super::figure_columns;
-use super::focus::{ALLOCATED_METHOD, COLUMNS, FocusRow, FocusSettings, FocusSink};
+use super::focus::{ALLOCATED_METHOD, COLUMNS, FocusRow, FocusSettings, FocusSink, REPEATS};
 use crate::cost::{Chargeback, Figures, HOUR_PLACES};
 use crate::time::UnixSeconds;
 
@@ -299,8 +299,8 @@ fn column_types(money: u32) -> impl Iterator<Item = DataType> {
 /// FOCUS rows as Parquet: a row group per charge period.
 pub struct ParquetRows<W: Write> {
     writer: FileWriter<W>,
-    /// Where each of the version's columns is in [`COLUMNS`], and how it is encoded.
-    columns: Vec<(usize, Vec<Encoding>)>,
+    /// The version's columns, in order.
+    columns: Vec<Written>,
     settings: FocusSettings,
     money: u32,
     batch: Batch,
@@ -311,7 +311,7 @@ impl<W: Write> ParquetRows<W> {
     pub fn new(out: W, settings: &FocusSettings, money: u32) -> std::io::Result<Self> {
         let types: Vec<DataType> = column_types(money).collect();
         let mut schema = Schema::default();
-        let mut columns = Vec::new();
+        let mut columns: Vec<Written> = Vec::new();
         for name in settings.version.columns() {
             let at = COLUMNS
                 .iter()
@@ -326,7 +326,17 @@ impl<W: Write> ParquetRows<W> {
             } else {
                 Encoding::RleDictionary
             };
-            columns.push((at, vec![encoding]));
+            // A column that holds another's values, printed earlier, is written from its
+            // pages, encoded and compressed once.
+            let copies = REPEATS
+                .iter()
+                .find(|&&(column, _)| column == at)
+                .and_then(|&(_, of)| columns.iter().position(|c| c.at == of));
+            columns.push(Written {
+                at,
+                encoding: vec![encoding],
+                copies,
+            });
         }
         let schema = schema.to_arrow(CompatLevel::newest());
         // zstd at level 1: polars' default level took a fifth of a month's export at 10,000
@@ -347,6 +357,15 @@ impl<W: Write> ParquetRows<W> {
             batch: Batch::default(),
         })
     }
+}
+
+/// One of the columns a FOCUS version writes.
+struct Written {
+    /// Its place among [`COLUMNS`].
+    at: usize,
+    encoding: Vec<Encoding>,
+    /// The place among the version's columns of the earlier column whose values it holds.
+    copies: Option<usize>,
 }
 
 /// A column to encode: its values, its Parquet type and its encoding.
@@ -424,10 +443,21 @@ impl<W: Write> FocusSink for ParquetRows<W> {
             .columns
             .iter()
             .zip(fields)
-            .map(|((at, encoding), field)| (&all[*at], field, encoding.as_slice()))
+            .filter(|(column, _)| column.copies.is_none())
+            .map(|(column, field)| (&all[column.at], field, column.encoding.as_slice()))
             .collect();
-        let pages = encode_in_parallel(&jobs, options).map_err(io_error)?;
-        let group = DynIter::new(pages.iter().map(|pages| {
+        let encoded = encode_in_parallel(&jobs, options).map_err(io_error)?;
+        // Each column's pages: its own, or those of the column it copies.
+        let mut pages: Vec<&[CompressedPage]> = Vec::with_capacity(self.columns.len());
+        let mut own = encoded.iter();
+        for column in &self.columns {
+            let written = match column.copies {
+                Some(of) => pages[of],
+                None => own.next().map_or(&[][..], Vec::as_slice),
+            };
+            pages.push(written);
+        }
+        let group = DynIter::new(pages.into_iter().map(|pages| {
             let pages = fallible_streaming_iterator::convert(pages.iter().map(Ok));
             Ok(DynStreamingIterator::new(pages))
         }));
