@@ -698,6 +698,11 @@ impl<S: FocusSink> FocusWriter<S> {
         let mut details = String::new();
         let mut number = [0; DECIMAL_TEXT];
         let mut billing = (Interval::new(0, 0), Interval::new(0, 0));
+        // Rows come sorted by cost center and namespace: a run of rows of one pair looks its
+        // tags up once, knowing the pair by where its names lie in this report (the same
+        // place is the same text; a pair elsewhere is looked up by text).
+        let mut run: Option<(&str, &str)> = None;
+        let (mut tags, mut allocated_tags) = ("", "");
         for (((exact, resource), figures), ratio) in report
             .lines
             .iter()
@@ -733,6 +738,14 @@ impl<S: FocusSink> FocusWriter<S> {
             if billing.0 != exact.period {
                 billing = (exact.period, billing_period(exact.period));
             }
+            let (cost_center, namespace) = (resource.cost_center, resource.namespace);
+            if !run.is_some_and(|(cc, ns)| {
+                std::ptr::eq(cc, cost_center) && std::ptr::eq(ns, namespace)
+            }) {
+                tags = self.tags.of(cost_center, None);
+                allocated_tags = self.allocated_tags.of(cost_center, Some(namespace));
+                run = Some((cost_center, namespace));
+            }
             let row = FocusRow {
                 cost: figures.cost.unwrap_or(zero),
                 charge: exact.period,
@@ -747,16 +760,14 @@ impl<S: FocusSink> FocusWriter<S> {
                 resource_type: kind,
                 sku: resource.gpu_model,
                 sub_account: (resource.cost_center != UNALLOCATED).then_some(resource.namespace),
-                tags: self.tags.of(resource.cost_center, None),
+                tags,
                 cost_center: resource.cost_center,
                 cost_center_source: resource.source,
                 utilization,
                 idle_cost: figures.idle_cost,
                 unpriced: figures.unpriced_gpu_hours,
                 allocated_details: &details,
-                allocated_tags: self
-                    .allocated_tags
-                    .of(resource.cost_center, Some(resource.namespace)),
+                allocated_tags,
             };
             self.sink.row(&row)?;
         }
