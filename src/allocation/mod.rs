@@ -36,6 +36,7 @@ pub(crate) use device::{
     AmdPartitionMode, GpuResource, classify, units_per_item, unpriced_accelerator,
 };
 pub use lifetime::pod_interval;
+pub(crate) use names::Texts;
 pub use names::{Names, Sym};
 pub(crate) use node::{
     AMD_PARTITION_LABELS, NodeFacts, PRICE_ANNOTATION, PRODUCT_LABEL, capacity_tier, first_label,

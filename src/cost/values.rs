@@ -7,7 +7,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use super::group::GroupKey;
-use crate::allocation::{AllocationSet, CostCenterSource, Names, Sym, UNALLOCATED};
+use crate::allocation::{AllocationSet, CostCenterSource, Names, Sym, Texts, UNALLOCATED};
 use crate::pricing::PriceTier;
 
 /// Marks the cost center of unallocated capacity in a line key.
@@ -22,11 +22,7 @@ pub(super) enum ReportNames {
     /// One set (a snapshot, the demo, one archived day): the texts the report meets, copied
     /// side by side as met (not hashed again). Sorting lines and printing them then reads the
     /// report's own few megabytes, not a table of every name the set holds.
-    Own {
-        texts: String,
-        /// Where each symbol's text ends in `texts` (it starts where the one before ends).
-        ends: Vec<usize>,
-    },
+    Own(Texts),
     /// Several sets, each with its own names: interned by text, so that one name in two sets
     /// is one symbol.
     Merged(Names),
@@ -36,10 +32,11 @@ impl ReportNames {
     pub(super) fn for_sets(sets: &[&AllocationSet]) -> Self {
         match sets {
             // The empty name is symbol 0, as in every set.
-            [_] => ReportNames::Own {
-                texts: String::new(),
-                ends: vec![0],
-            },
+            [_] => {
+                let mut own = Texts::default();
+                own.push("");
+                ReportNames::Own(own)
+            }
             _ => ReportNames::Merged(Names::default()),
         }
     }
@@ -49,31 +46,22 @@ impl ReportNames {
     pub(super) fn reserve(&mut self, lines: usize) {
         /// Bytes of a pod's name and UID, about.
         const NAMES_OF_A_LINE: usize = 96;
-        if let ReportNames::Own { texts, ends } = self {
-            texts.reserve(lines * NAMES_OF_A_LINE);
-            ends.reserve(lines * 2);
+        if let ReportNames::Own(own) = self {
+            own.reserve(lines * 2, lines * NAMES_OF_A_LINE);
         }
     }
 
     /// The report symbol of `sym` of `names` (a set's), met for the first time.
     pub(super) fn add(&mut self, names: &Names, sym: Sym) -> Sym {
         match self {
-            ReportNames::Own { texts, ends } => {
-                texts.push_str(names.resolve(sym));
-                ends.push(texts.len());
-                Sym::from_raw(ends.len() as u32 - 1)
-            }
+            ReportNames::Own(own) => own.push(names.resolve(sym)),
             ReportNames::Merged(merged) => merged.intern(names.resolve(sym)),
         }
     }
 
     pub(super) fn resolve(&self, sym: Sym) -> &str {
         match self {
-            ReportNames::Own { texts, ends } => {
-                let at = sym.index();
-                let start = at.checked_sub(1).map_or(0, |before| ends[before]);
-                &texts[start..ends[at]]
-            }
+            ReportNames::Own(own) => own.get(sym),
             ReportNames::Merged(merged) => merged.resolve(sym),
         }
     }
