@@ -239,8 +239,9 @@ pub fn cost_report_with_usage(
 /// day at 10,000 GPUs) is compared by text within runs of lines whose keys before it tie.
 pub(super) const RANKED_VALUES: usize = 4096;
 
-/// A line's place in a report: its period, then the ranks of its group values (those ranked).
-type LineOrder = (u32, [u32; KEY_DIMS]);
+/// Bits of a line's sort key that hold the ranks of its leading group values, below its
+/// period's 32.
+const PACKED_RANK_BITS: u32 = 96;
 
 /// Where a group key's value `id` sits in a table indexed by ids (the unallocated cost center
 /// first).
@@ -603,30 +604,41 @@ impl<'a> Resolver<'a> {
     fn ordered(&self, mut unordered: Vec<((u32, u32), Figures)>) -> Vec<(u32, u32, Figures)> {
         // Compared as ranks, each key's values ranked once.
         let ranks = self.ranks(unordered.iter().map(|((_, line), _)| *line));
-        // Keys ranked up to the first with too many values to rank: lines are sorted by those,
-        // then by that key's text (read once a line), then by the keys after it.
-        let ranked = ranks.iter().take_while(|r| r.is_some()).count();
-        let rank = |line: u32| -> [u32; KEY_DIMS] {
-            let mut order = [0; KEY_DIMS];
-            for (slot, (ids, &id)) in order
-                .iter_mut()
-                .zip(ranks.iter().zip(&self.lines[line as usize]).take(ranked))
-            {
-                *slot = ids.as_ref().map_or(0, |ids| ids[rank_slot(id)]);
-            }
-            order
+        // The leading ranked keys that fit are packed with the period into one integer, the
+        // next key's first bytes (or rank) into another: most lines are told apart by
+        // comparing two integers. Lines that tie on both are compared key by key from there.
+        let widths: Vec<u32> = ranks
+            .iter()
+            .map_while(|r| r.as_ref())
+            .map(|ids| {
+                ids.iter()
+                    .max()
+                    .map_or(0, |&r| u32::BITS - r.leading_zeros())
+            })
+            .scan(0, |used, width| {
+                *used += width;
+                (*used <= PACKED_RANK_BITS).then_some(width)
+            })
+            .collect();
+        let packed = widths.len();
+        let line_key = |line: u32| &self.lines[line as usize];
+        let value_rank = |at: usize, id: u32| ranks[at].as_ref().map(|ids| ids[rank_slot(id)]);
+        let packed_order = |period: u32, line: u32| -> u128 {
+            widths.iter().zip(line_key(line)).enumerate().fold(
+                u128::from(period),
+                |order, (at, (&width, &id))| {
+                    (order << width) | u128::from(value_rank(at, id).unwrap_or(0))
+                },
+            )
         };
-        let unranked_text = |line: u32| match self.shared.keys.get(ranked) {
-            Some(&key) => self.group_value(key, self.lines[line as usize][ranked]),
-            None => "",
-        };
+        // The keys from the first not packed, each by rank or else by text.
         let rest = |a: u32, b: u32| -> std::cmp::Ordering {
-            let (a, b) = (&self.lines[a as usize], &self.lines[b as usize]);
-            (ranked + 1..self.shared.keys.len())
+            let (a, b) = (line_key(a), line_key(b));
+            (packed..self.shared.keys.len())
                 .filter(|&at| a[at] != b[at])
-                .map(|at| match &ranks[at] {
-                    Some(ids) => ids[rank_slot(a[at])].cmp(&ids[rank_slot(b[at])]),
-                    None => {
+                .map(|at| match (value_rank(at, a[at]), value_rank(at, b[at])) {
+                    (Some(a), Some(b)) => a.cmp(&b),
+                    _ => {
                         let key = self.shared.keys[at];
                         self.group_value(key, a[at])
                             .cmp(self.group_value(key, b[at]))
@@ -635,29 +647,71 @@ impl<'a> Resolver<'a> {
                 .find(|o| o.is_ne())
                 .unwrap_or(std::cmp::Ordering::Equal)
         };
-        // Sorted as (order, text, line, place of its figures): small to move.
-        let mut keyed: Vec<(LineOrder, &str, u32, u32)> = unordered
+        // Sorted as (place, line, place of its figures): small to move, quick to compare.
+        // First by the packed keys alone; then each run that ties on them by the next key: its
+        // rank, or the eight bytes of its text after those all the run's texts begin with (pods
+        // of one workload on one node share all but the last few), then key by key.
+        let mut keyed: Vec<((u128, u64), u32, u32)> = unordered
             .iter()
             .enumerate()
-            .map(|(at, &((period, line), _))| {
-                ((period, rank(line)), unranked_text(line), line, at as u32)
-            })
+            .map(|(at, &((period, line), _))| ((packed_order(period, line), 0), line, at as u32))
             .collect();
-        keyed.sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| rest(a.2, b.2)));
+        keyed.sort_unstable_by_key(|&((order, _), ..)| order);
+        let next_key = self.shared.keys.get(packed).copied();
+        for run in keyed.chunk_by_mut(|a, b| a.0.0 == b.0.0) {
+            let Some(group_key) = next_key else {
+                break;
+            };
+            if run.len() == 1 {
+                continue;
+            }
+            let text = |line: u32| {
+                self.group_value(group_key, line_key(line)[packed])
+                    .as_bytes()
+            };
+            let shared = match ranks[packed] {
+                Some(_) => 0,
+                None => {
+                    let first = text(run[0].1);
+                    run[1..].iter().fold(first.len(), |shared, &(_, line, _)| {
+                        let other = text(line);
+                        first[..shared]
+                            .iter()
+                            .zip(other)
+                            .take_while(|(a, b)| a == b)
+                            .count()
+                    })
+                }
+            };
+            for ((_, next), line, _) in run.iter_mut() {
+                let id = line_key(*line)[packed];
+                *next = match value_rank(packed, id) {
+                    Some(rank) => u64::from(rank),
+                    None => {
+                        let text = text(*line);
+                        let mut eight = [0; 8];
+                        let after = &text[shared.min(text.len())..];
+                        let len = after.len().min(8);
+                        eight[..len].copy_from_slice(&after[..len]);
+                        u64::from_be_bytes(eight)
+                    }
+                };
+            }
+            run.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| rest(a.1, b.1)));
+        }
         let mut lines: Vec<(u32, u32, Figures)> = Vec::with_capacity(keyed.len());
         let mut last = None;
-        for (order, text, line, at) in keyed {
+        for (place, line, at) in keyed {
+            let period = unordered[at as usize].0.0;
             // Each line's figures are taken once.
             let part = std::mem::take(&mut unordered[at as usize].1);
             match lines.last_mut() {
-                Some((_, first, merged))
-                    if last == Some((order, text)) && rest(*first, line).is_eq() =>
-                {
+                Some((_, first, merged)) if last == Some(place) && rest(*first, line).is_eq() => {
                     merged.absorb(&part)
                 }
                 _ => {
-                    lines.push((order.0, line, part));
-                    last = Some((order, text));
+                    lines.push((period, line, part));
+                    last = Some(place);
                 }
             }
         }

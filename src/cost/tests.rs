@@ -565,6 +565,73 @@ fn lines_of_a_key_with_too_many_values_to_rank_are_sorted_by_its_text_and_merged
 }
 
 #[test]
+fn pods_whose_names_share_all_but_their_ends_are_sorted_by_their_whole_text() {
+    // One namespace of pods whose names begin alike (one a prefix of others, two alike for
+    // their first 19 bytes), among more pods elsewhere than are ranked up front; "web-7f9c-b"
+    // also runs on a second node (one line of 2 GPU-hours). Interned in no order.
+    let alike = [
+        "web-7f9c-abcdefghijk",
+        "web-7f9c-b",
+        "web",
+        "web-7f9c-abcdefghijj",
+        "web-7f9c-a",
+        "web-7f9c-",
+        "web-7f9c-ab",
+    ];
+    let others: Vec<String> = (0..super::engine::RANKED_VALUES + 10)
+        .map(|i| format!("other-{i:05}"))
+        .collect();
+    let mut holds: Vec<Hold<'_>> = alike
+        .iter()
+        .map(|pod| Hold {
+            pod,
+            namespace: "web",
+            ..hold("cc", "L4", GpuUnits::whole(1), (0, 1))
+        })
+        .collect();
+    holds.push(Hold {
+        pod: "web-7f9c-b",
+        namespace: "web",
+        node: "n2",
+        ..hold("cc", "L4", GpuUnits::whole(1), (1, 2))
+    });
+    holds.extend(others.iter().map(|pod| Hold {
+        pod,
+        namespace: "zz",
+        ..hold("cc", "L4", GpuUnits::whole(1), (0, 1))
+    }));
+    let set = set_of(&holds, &[]);
+    let asked = ReportRequest {
+        group_by: GroupBy::new(vec![GroupKey::Namespace, GroupKey::Pod]).unwrap(),
+        ..request("", Step::Window)
+    };
+    let report = cost_report(&[&set], &card(), &asked).unwrap();
+    let web: Vec<(String, Decimal)> = report
+        .lines
+        .iter()
+        .filter(|l| &l.group[0] == "web")
+        .map(|l| (l.group[1].to_string(), l.figures.gpu_hours))
+        .collect();
+    // By hand, byte by byte: a name before every longer name it begins.
+    let expected = [
+        ("web", dec!(1)),
+        ("web-7f9c-", dec!(1)),
+        ("web-7f9c-a", dec!(1)),
+        ("web-7f9c-ab", dec!(1)),
+        ("web-7f9c-abcdefghijj", dec!(1)),
+        ("web-7f9c-abcdefghijk", dec!(1)),
+        ("web-7f9c-b", dec!(2)),
+    ]
+    .map(|(pod, hours)| (pod.to_string(), hours));
+    assert_eq!(web, expected);
+    let rest: Vec<&str> = report.lines[web.len()..]
+        .iter()
+        .map(|l| &l.group[1])
+        .collect();
+    assert_eq!(rest, others.iter().map(String::as_str).collect::<Vec<_>>());
+}
+
+#[test]
 fn a_line_of_many_periods_sums_each_period_apart_whatever_order_holdings_come_in() {
     // Two pods of "a" (the later one first) and one of "b" on a node of two H100s, hour by
     // hour: 24 periods a line, more than a line's sums are walked for.
