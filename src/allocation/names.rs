@@ -33,8 +33,8 @@ impl Sym {
 /// name (copy on write).
 ///
 /// The texts lie side by side in one buffer, in the order they were first met, found by a
-/// table of symbols hashed by their text: a name costs its bytes and some eighteen more, and names
-/// interned together (a pod's name and UID) are read together.
+/// table of symbols hashed by their text: a name costs its bytes and some eighteen more, and
+/// names interned together (a pod's name and UID) are read together.
 #[derive(Clone, Debug)]
 pub struct Names(Arc<Table>);
 
