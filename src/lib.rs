@@ -15,6 +15,7 @@ pub mod ledger;
 pub mod live;
 pub mod money;
 pub mod output;
+pub(crate) mod prefetch;
 pub mod pricing;
 pub mod prometheus;
 pub mod quantity;

@@ -252,9 +252,11 @@ fn floor_units(value: Decimal, places: u32) -> (i128, i128) {
         (mantissa * 10i128.pow(places - scale), 0)
     } else {
         let below = 10i128.pow(scale - places);
+        // One division: what rounding down leaves is what the floor's units fall short by.
+        let floor = mantissa.div_euclid(below);
         (
-            mantissa.div_euclid(below),
-            mantissa.rem_euclid(below) * 10i128.pow(REMAINDER_PLACES - scale),
+            floor,
+            (mantissa - floor * below) * 10i128.pow(REMAINDER_PLACES - scale),
         )
     }
 }

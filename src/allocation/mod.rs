@@ -224,7 +224,14 @@ impl AllocationSet {
             names: self.names.clone(),
             allocations: allocations
                 .iter()
-                .map(|&i| self.allocations[i as usize].clone())
+                .enumerate()
+                .map(|(n, &i)| {
+                    // Read out of a month of them: the one a few ahead is loaded meanwhile.
+                    if let Some(&ahead) = allocations.get(n + crate::prefetch::AHEAD) {
+                        crate::prefetch::prefetch(&self.allocations[ahead as usize]);
+                    }
+                    self.allocations[i as usize].clone()
+                })
                 .collect(),
             capacity: self.capacity.clone(),
             warnings: self.warnings.clone(),

@@ -70,6 +70,24 @@ impl Texts {
         &self.texts[start..self.ends[at]]
     }
 
+    /// Starts loading where `sym`'s text is said to end (a hint: nothing is read).
+    pub(crate) fn warm_place(&self, sym: Sym) {
+        if let Some(end) = self.ends.get(sym.index()) {
+            crate::prefetch::prefetch(end);
+        }
+    }
+
+    /// Starts loading `sym`'s text, reading where it lies (warmed by [`Texts::warm_place`]).
+    pub(crate) fn warm_text(&self, sym: Sym) {
+        let start = sym
+            .index()
+            .checked_sub(1)
+            .map_or(0, |before| self.ends[before]);
+        if let Some(byte) = self.texts.as_bytes().get(start) {
+            crate::prefetch::prefetch(byte);
+        }
+    }
+
     /// How many texts there are.
     pub(crate) fn len(&self) -> usize {
         self.ends.len()
@@ -132,6 +150,16 @@ impl Names {
     /// The text of a symbol.
     pub fn resolve(&self, sym: Sym) -> &str {
         self.0.texts.get(sym)
+    }
+
+    /// See [`Texts::warm_place`].
+    pub(crate) fn warm_place(&self, sym: Sym) {
+        self.0.texts.warm_place(sym);
+    }
+
+    /// See [`Texts::warm_text`].
+    pub(crate) fn warm_text(&self, sym: Sym) {
+        self.0.texts.warm_text(sym);
     }
 
     /// How many distinct names there are (symbols are `0..len`).

@@ -8,13 +8,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rust_decimal::Decimal;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::group::{GroupBy, GroupKey};
 use super::overcommit::{Holdings, excess_hours};
 use super::report::{CostLine, CostReport, Figures};
 use super::values::{GroupValues, KEY_DIMS, LineKey, LineNames, ReportNames, UNALLOCATED_ID};
-use crate::allocation::{AllocationSet, CostCenterSource, Names, Sym};
+use crate::allocation::{Allocation, AllocationSet, CostCenterSource, Names, Sym};
+use crate::prefetch::{AHEAD, prefetch};
 use crate::pricing::{ModelId, PriceSchedule, PriceTier, ProductIdentity, RateCard};
 use crate::time::{Interval, Step};
 use crate::units::GpuUnits;
@@ -175,7 +176,12 @@ pub fn cost_report_with_usage(
     }
 
     for (set_index, set) in sets.iter().enumerate() {
-        for allocation in &set.allocations {
+        for (at, allocation) in set.allocations.iter().enumerate() {
+            // The names a line per pod copies lie all over the set's table: the loads of
+            // allocations a few ahead are started now, so that they overlap.
+            if by_pod || by_resource {
+                resolver.warm(set_index, &set.allocations, at);
+            }
             let Some(during) = allocation.interval.clip(request.window) else {
                 continue;
             };
@@ -380,6 +386,25 @@ impl<'a> Resolver<'a> {
         Sym::from_raw(*slot)
     }
 
+    /// Starts loading what translating the names of `allocations[at + 2 × AHEAD]` reads:
+    /// their translation slots and where their texts end; and for `allocations[at + AHEAD]`
+    /// (whose ends are in cache by now), the texts themselves.
+    fn warm(&self, set: usize, allocations: &[Allocation], at: usize) {
+        let names = &self.sets[set].names;
+        let translation = &self.translations[set];
+        if let Some(ahead) = allocations.get(at + 2 * AHEAD) {
+            for sym in [ahead.pod, ahead.resource_id] {
+                prefetch(&translation[sym.index()]);
+                names.warm_place(sym);
+            }
+        }
+        if let Some(ahead) = allocations.get(at + AHEAD) {
+            for sym in [ahead.pod, ahead.resource_id] {
+                names.warm_text(sym);
+            }
+        }
+    }
+
     /// [`Resolver::global`] when `wanted`, else the empty symbol.
     fn global_if(&mut self, wanted: bool, set: usize, sym: Sym) -> Sym {
         if wanted {
@@ -496,23 +521,22 @@ impl<'a> Resolver<'a> {
     /// texts share a rank), indexed by [`rank_slot`]; `None` for a key with more than
     /// [`RANKED_VALUES`] values (pod names, resource IDs), whose texts are compared where the
     /// keys before it tie instead of all being sorted.
-    fn ranks(&self, lines: impl Iterator<Item = u32>) -> Vec<Option<Vec<u32>>> {
-        let mut ids: Vec<Vec<u32>> = vec![Vec::new(); self.shared.keys.len()];
-        for line in lines {
-            for (column, &id) in ids.iter_mut().zip(&self.lines[line as usize]) {
-                column.push(id);
-            }
-        }
+    fn ranks(&self, lines: impl Iterator<Item = u32> + Clone) -> Vec<Option<Vec<u32>>> {
         self.shared
             .keys
             .iter()
-            .zip(ids)
-            .map(|(&group_key, mut column)| {
-                column.sort_unstable();
-                column.dedup();
-                if column.len() > RANKED_VALUES {
-                    return None;
+            .enumerate()
+            .map(|(at, &group_key)| {
+                // Values counted as met, given up on past the ranked many.
+                let mut seen: FxHashSet<u32> = FxHashSet::default();
+                for line in lines.clone() {
+                    seen.insert(self.lines[line as usize][at]);
+                    if seen.len() > RANKED_VALUES {
+                        return None;
+                    }
                 }
+                let mut column: Vec<u32> = seen.into_iter().collect();
+                column.sort_unstable();
                 let size = column.iter().map(|&id| rank_slot(id)).max().unwrap_or(0) + 1;
                 // The texts are copied side by side first: sorting them where they were
                 // interned (one allocation each, all over the heap) waits on memory at every
@@ -563,20 +587,25 @@ impl<'a> Resolver<'a> {
             }
             unordered.push(((period, line), part));
         }
-        let lines = self.ordered(unordered);
+        let mut lines = self.ordered(unordered);
         let Resolver {
             shared,
             lines: keys,
             ..
         } = self;
         let shared = Arc::new(shared);
-        let lines = lines
-            .into_iter()
-            .filter(|(_, _, figures)| !figures.is_empty())
-            .map(|(period, line, figures)| CostLine {
-                period: periods[period as usize],
-                group: GroupValues::named(shared.clone(), keys[line as usize]),
-                figures,
+        let lines = (0..lines.len())
+            .filter_map(|n| {
+                // Keys are read in print order, not in the order lines were numbered in.
+                if let Some(&(_, ahead, _)) = lines.get(n + AHEAD) {
+                    prefetch(&keys[ahead as usize]);
+                }
+                let (period, line, figures) = std::mem::take(&mut lines[n]);
+                (!figures.is_empty()).then(|| CostLine {
+                    period: periods[period as usize],
+                    group: GroupValues::named(shared.clone(), keys[line as usize]),
+                    figures,
+                })
             })
             .collect();
         let warnings = unpriced_by_model
@@ -701,7 +730,11 @@ impl<'a> Resolver<'a> {
         }
         let mut lines: Vec<(u32, u32, Figures)> = Vec::with_capacity(keyed.len());
         let mut last = None;
-        for (place, line, at) in keyed {
+        for (n, &(place, line, at)) in keyed.iter().enumerate() {
+            // Lines are taken out of order: the one a few ahead is loaded meanwhile.
+            if let Some(&(.., ahead)) = keyed.get(n + AHEAD) {
+                prefetch(&unordered[ahead as usize]);
+            }
             let period = unordered[at as usize].0.0;
             // Each line's figures are taken once.
             let part = std::mem::take(&mut unordered[at as usize].1);
@@ -1040,8 +1073,9 @@ fn decimal(n: i128) -> Result<Decimal, CostOverflow> {
 
 /// `value / (denom × 3600)`: unit-seconds (or their cost) over a unit denominator, in hours.
 fn per_hour(value: Decimal, denom: i64) -> Result<Decimal, CostOverflow> {
+    let seconds = denom.checked_mul(HOUR).ok_or(CostOverflow)?;
     value
-        .checked_div(Decimal::from(denom) * Decimal::from(3600))
+        .checked_div(Decimal::from(seconds))
         .ok_or(CostOverflow)
 }
 

@@ -65,6 +65,16 @@ impl ReportNames {
             ReportNames::Merged(merged) => merged.resolve(sym),
         }
     }
+
+    /// Starts loading where `sym`'s text lies, or with `text`, the text itself.
+    fn warm(&self, sym: Sym, text: bool) {
+        match (self, text) {
+            (ReportNames::Own(own), false) => own.warm_place(sym),
+            (ReportNames::Own(own), true) => own.warm_text(sym),
+            (ReportNames::Merged(merged), false) => merged.warm_place(sym),
+            (ReportNames::Merged(merged), true) => merged.warm_text(sym),
+        }
+    }
 }
 
 /// What the numbers of a report's lines name: shared by every line of the report.
@@ -112,6 +122,22 @@ impl GroupValues {
     /// The values `key` numbers in `names`.
     pub(super) fn named(names: Arc<LineNames>, key: LineKey) -> Self {
         GroupValues(Values::Named(names, key))
+    }
+
+    /// Starts loading where the texts of its values with many others (pods, resource IDs,
+    /// claims) lie, or with `texts`, the texts themselves (once where they lie is loaded): a
+    /// hint for a loop that reads lines a few ahead of where their names lie in memory.
+    pub fn warm(&self, texts: bool) {
+        if let Values::Named(names, key) = &self.0 {
+            for (group_key, &id) in names.keys.iter().zip(key) {
+                if matches!(
+                    group_key,
+                    GroupKey::Pod | GroupKey::ResourceId | GroupKey::Claim
+                ) {
+                    names.names.warm(Sym::from_raw(id), texts);
+                }
+            }
+        }
     }
 
     /// How many values (one per group-by key).

@@ -53,7 +53,7 @@ pub fn push_text(out: &mut Vec<u8>, cell: &str) {
 
 /// Appends `value` as its `Display` prints it: every place of its scale, `-` when negative.
 pub fn push_decimal(out: &mut Vec<u8>, value: Decimal) {
-    out.extend_from_slice(decimal_text(value, &mut [0; DECIMAL_TEXT]).as_bytes());
+    out.extend_from_slice(decimal_bytes(value, &mut [0; DECIMAL_TEXT]));
 }
 
 /// The longest text of a decimal: a sign, 29 digits, a point and a leading zero.
@@ -61,6 +61,11 @@ pub const DECIMAL_TEXT: usize = 32;
 
 /// `value` as its `Display` prints it, written into `text`.
 pub fn decimal_text(value: Decimal, text: &mut [u8; DECIMAL_TEXT]) -> &str {
+    std::str::from_utf8(decimal_bytes(value, text)).unwrap_or_else(|_| unreachable!("ASCII digits"))
+}
+
+/// [`decimal_text`] as the bytes it is (what a CSV buffer takes, not checked as UTF-8 again).
+fn decimal_bytes(value: Decimal, text: &mut [u8; DECIMAL_TEXT]) -> &[u8] {
     let scale = value.scale() as usize;
     // Digits from the last: at most 29 of a mantissa, or `scale` (≤ 28) zeros.
     let mut digits = [b'0'; 29];
@@ -100,7 +105,7 @@ pub fn decimal_text(value: Decimal, text: &mut [u8; DECIMAL_TEXT]) -> &str {
         put(b'.');
         digits[..scale].iter().rev().for_each(|&d| put(d));
     }
-    std::str::from_utf8(&text[..length]).unwrap_or_else(|_| unreachable!("ASCII digits"))
+    &text[..length]
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use super::cells::{DECIMAL_TEXT, decimal_text, push_decimal, push_text};
 use crate::allocation::UNALLOCATED;
 use crate::cost::{Carried, CostLine, CostReport, Figures, GroupBy, LineFilter, ReportRequest};
 use crate::money::fixed;
+use crate::prefetch::AHEAD;
 use crate::time::{Interval, Step, format_time, month_start, next_month_start};
 
 /// `[focus]`: the names the FOCUS export gives the platform.
@@ -288,6 +289,33 @@ impl<'a> Resource<'a> {
     }
 }
 
+/// `AllocatedMethodDetails` around its two numbers: the row's `AllocatedRatio`, then its
+/// GPU-hours.
+const DETAILS: [&str; 3] = [
+    "{\"Elements\":[{\"AllocatedRatio\":",
+    ",\"UsageUnit\":\"GPU-Hours\",\"UsageQuantity\":",
+    "}]}",
+];
+
+/// [`DETAILS`] as a CSV cell: quoted, its quotes doubled.
+const DETAILS_QUOTED: [&str; 3] = [
+    "\"{\"\"Elements\"\":[{\"\"AllocatedRatio\"\":",
+    ",\"\"UsageUnit\"\":\"\"GPU-Hours\"\",\"\"UsageQuantity\"\":",
+    "}]}\"",
+];
+
+/// Writes into `out` the `AllocatedMethodDetails` JSON of a row with this ratio and GPU-hours.
+pub(super) fn allocated_details(ratio: Decimal, hours: Decimal, out: &mut String) {
+    let mut number = [0; DECIMAL_TEXT];
+    let [open, between, close] = DETAILS;
+    out.clear();
+    out.push_str(open);
+    out.push_str(decimal_text(ratio.normalize(), &mut number));
+    out.push_str(between);
+    out.push_str(decimal_text(hours, &mut number));
+    out.push_str(close);
+}
+
 /// The billing period (the calendar month) of a charge period.
 fn billing_period(period: Interval) -> Interval {
     Interval::new(
@@ -336,8 +364,9 @@ pub struct FocusRow<'a> {
     pub idle_cost: Option<Decimal>,
     /// `x_UnpricedGpuHours`.
     pub unpriced: Decimal,
-    /// `AllocatedMethodDetails`: the row's share of its node's capacity and its GPU-hours, JSON.
-    pub allocated_details: &'a str,
+    /// The row's share of its origin charge: `AllocatedMethodDetails` is this `AllocatedRatio`
+    /// and `consumed` GPU-hours, as JSON ([`allocated_details`]).
+    pub allocated_ratio: Decimal,
     /// `AllocatedTags`: the workload's cost center and namespace, JSON.
     pub allocated_tags: &'a str,
 }
@@ -356,6 +385,9 @@ enum Cell<'c> {
     Plain(&'c str),
     /// A number, or an empty cell.
     Number(Option<Decimal>),
+    /// `AllocatedMethodDetails` of a ratio and GPU-hours: JSON, printed quoted as
+    /// [`Cell::Text`] would print it without being scanned for quotes.
+    Details(Decimal, Decimal),
 }
 
 impl Cell<'_> {
@@ -365,6 +397,14 @@ impl Cell<'_> {
             Cell::Plain(text) => out.extend_from_slice(text.as_bytes()),
             Cell::Number(Some(value)) => push_decimal(out, value),
             Cell::Number(None) => {}
+            Cell::Details(ratio, hours) => {
+                let [open, between, close] = DETAILS_QUOTED;
+                out.extend_from_slice(open.as_bytes());
+                push_decimal(out, ratio.normalize());
+                out.extend_from_slice(between.as_bytes());
+                push_decimal(out, hours);
+                out.extend_from_slice(close.as_bytes());
+            }
         }
     }
 }
@@ -382,7 +422,7 @@ impl FocusRow<'_> {
         let provider = Fixed(&settings.provider);
         let sub_account = Shared(self.sub_account.unwrap_or_default());
         [
-            Text(self.allocated_details),
+            Cell::Details(self.allocated_ratio, self.consumed),
             Fixed(ALLOCATED_METHOD),
             Text(self.resource_id),
             Text(self.resource_name),
@@ -691,12 +731,23 @@ impl<S: FocusSink> FocusWriter<S> {
         let rounded = report.rounded(&mut self.carried).lines;
         let currency = report.currency.code();
         let zero = fixed(Decimal::ZERO, report.currency.minor_units());
-        let resources: Vec<Option<Resource<'_>>> = report.lines.iter().map(Resource::of).collect();
+        let lines = &report.lines;
+        let resources: Vec<Option<Resource<'_>>> = (0..lines.len())
+            .map(|n| {
+                // The names of lines in print order lie all over the report's: those a few
+                // lines ahead are loaded meanwhile.
+                if let Some(ahead) = lines.get(n + 2 * AHEAD) {
+                    ahead.group.warm(false);
+                }
+                if let Some(ahead) = lines.get(n + AHEAD) {
+                    ahead.group.warm(true);
+                }
+                Resource::of(&lines[n])
+            })
+            .collect();
         let ratios = allocated_ratios(&report.lines, &resources, &rounded);
         let keys = report.request.group_by.keys();
         let mut description = String::new();
-        let mut details = String::new();
-        let mut number = [0; DECIMAL_TEXT];
         let mut billing = (Interval::new(0, 0), Interval::new(0, 0));
         // Rows come sorted by cost center and namespace: a run of rows of one pair looks its
         // tags up once, knowing the pair by where its names lie in this report (the same
@@ -729,12 +780,6 @@ impl<S: FocusSink> FocusWriter<S> {
                 .used_gpu_hours
                 .filter(|_| !exact.figures.gpu_hours.is_zero())
                 .map(|used| fixed(used / exact.figures.gpu_hours, 4));
-            details.clear();
-            details.push_str("{\"Elements\":[{\"AllocatedRatio\":");
-            details.push_str(decimal_text(ratio.normalize(), &mut number));
-            details.push_str(",\"UsageUnit\":\"GPU-Hours\",\"UsageQuantity\":");
-            details.push_str(decimal_text(figures.gpu_hours, &mut number));
-            details.push_str("}]}");
             if billing.0 != exact.period {
                 billing = (exact.period, billing_period(exact.period));
             }
@@ -766,7 +811,7 @@ impl<S: FocusSink> FocusWriter<S> {
                 utilization,
                 idle_cost: figures.idle_cost,
                 unpriced: figures.unpriced_gpu_hours,
-                allocated_details: &details,
+                allocated_ratio: ratio,
                 allocated_tags,
             };
             self.sink.row(&row)?;
@@ -823,26 +868,49 @@ fn allocated_ratios(
     resources: &[Option<Resource<'_>>],
     rounded: &[Figures],
 ) -> Vec<Decimal> {
-    let mut origins: FxHashMap<(Interval, &str, &str, &str), Vec<usize>> = FxHashMap::default();
-    for (i, (line, resource)) in lines.iter().zip(resources).enumerate() {
-        if let Some(r) = resource {
-            origins
-                .entry((line.period, r.node, r.gpu_model, r.tier))
-                .or_default()
-                .push(i);
+    // Each line's origin, numbered as met; then each origin's lines side by side, in line
+    // order (counted first: no list per origin).
+    let mut numbers: FxHashMap<(Interval, &str, &str, &str), u32> = FxHashMap::default();
+    let origins: Vec<Option<u32>> = lines
+        .iter()
+        .zip(resources)
+        .map(|(line, resource)| {
+            let r = resource.as_ref()?;
+            let next = numbers.len() as u32;
+            Some(
+                *numbers
+                    .entry((line.period, r.node, r.gpu_model, r.tier))
+                    .or_insert(next),
+            )
+        })
+        .collect();
+    let mut starts = vec![0; numbers.len() + 1];
+    for &origin in origins.iter().flatten() {
+        starts[origin as usize + 1] += 1;
+    }
+    for at in 1..starts.len() {
+        starts[at] += starts[at - 1];
+    }
+    let mut members = vec![0; starts[numbers.len()]];
+    let mut next = starts.clone();
+    for (i, origin) in origins.iter().enumerate() {
+        if let Some(origin) = origin {
+            members[next[*origin as usize]] = i;
+            next[*origin as usize] += 1;
         }
     }
     let mut ratios = vec![Decimal::ZERO; lines.len()];
-    for members in origins.into_values() {
+    for bounds in starts.windows(2) {
+        let members = &members[bounds[0]..bounds[1]];
         let hours = |i: usize| rounded[i].gpu_hours;
         let total: Decimal = members.iter().map(|&i| hours(i)).sum();
-        let share = Decimal::ONE / Decimal::from(members.len());
-        for &i in &members {
-            ratios[i] = if total.is_zero() {
-                share.round_dp(RATIO_PLACES)
-            } else {
-                ratio(hours(i), total)
-            };
+        if total.is_zero() {
+            let share = (Decimal::ONE / Decimal::from(members.len())).round_dp(RATIO_PLACES);
+            members.iter().for_each(|&i| ratios[i] = share);
+        } else {
+            members
+                .iter()
+                .for_each(|&i| ratios[i] = ratio(hours(i), total));
         }
         let sum: Decimal = members.iter().map(|&i| ratios[i]).sum();
         if let Some(&largest) = members
@@ -864,7 +932,11 @@ fn ratio(part: Decimal, whole: Decimal) -> Decimal {
         (whole > Decimal::ZERO).then_some(())?;
         let part = at_scale(part)?.checked_mul(10i128.pow(RATIO_PLACES))?;
         let whole = at_scale(whole)?;
-        let (quotient, remainder) = (part.div_euclid(whole), part.rem_euclid(whole));
+        // Hours of a node's day fit 64 bits: their division is the quicker one.
+        let (quotient, remainder) = match (u64::try_from(part), u64::try_from(whole)) {
+            (Ok(part), Ok(whole)) => (i128::from(part / whole), i128::from(part % whole)),
+            _ => (part.div_euclid(whole), part.rem_euclid(whole)),
+        };
         // Ties to even: up past the midpoint, or at it when the quotient is odd.
         let up = match (2 * remainder).cmp(&whole.abs()) {
             std::cmp::Ordering::Greater => true,
@@ -891,6 +963,33 @@ mod tests {
             let (part, whole) = (Decimal::new(part, part_scale), Decimal::new(whole, 4));
             proptest::prop_assert_eq!(ratio(part, whole), (part / whole).round_dp(RATIO_PLACES));
         }
+    }
+
+    #[test]
+    fn allocation_details_are_json_and_their_csv_cell_is_that_json_quoted() {
+        let (ratio, hours) = (Decimal::new(1_324_574_299, 10), Decimal::new(254_318, 4));
+        let mut json = String::new();
+        allocated_details(ratio, hours, &mut json);
+        assert_eq!(
+            json,
+            r#"{"Elements":[{"AllocatedRatio":0.1324574299,"UsageUnit":"GPU-Hours","UsageQuantity":25.4318}]}"#
+        );
+        let mut cell = Vec::new();
+        Cell::Details(ratio, hours).push(&mut cell);
+        assert_eq!(
+            String::from_utf8(cell).expect("UTF-8"),
+            r#""{""Elements"":[{""AllocatedRatio"":0.1324574299,""UsageUnit"":""GPU-Hours"",""UsageQuantity"":25.4318}]}""#
+        );
+        // A whole ratio prints without its places.
+        allocated_details(
+            Decimal::new(10_000_000_000, 10),
+            Decimal::new(240_000, 4),
+            &mut json,
+        );
+        assert_eq!(
+            json,
+            r#"{"Elements":[{"AllocatedRatio":1,"UsageUnit":"GPU-Hours","UsageQuantity":24.0000}]}"#
+        );
     }
 
     #[test]
@@ -939,7 +1038,7 @@ mod tests {
             utilization: None,
             idle_cost: None,
             unpriced: Decimal::ONE,
-            allocated_details: "{\"Elements\":[]}",
+            allocated_ratio: Decimal::new(25, 2),
             allocated_tags: "{}",
         };
         let times = ["a", "b", "c", "d"].map(String::from);

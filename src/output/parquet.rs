@@ -12,16 +12,21 @@ use polars_arrow::array::{
     Array, DictionaryArray, MutableBinaryViewArray, PrimitiveArray, Utf8ViewArray, new_null_array,
 };
 use polars_arrow::datatypes::{ArrowDataType, TimeUnit as ArrowTimeUnit};
+use polars_parquet::parquet::CowBuffer;
+use polars_parquet::parquet::compression::Compression;
+use polars_parquet::parquet::page::{CompressedDictPage, DataPageHeader};
 use polars_parquet::write::{
-    CompressedPage, CompressionOptions, DynIter, DynStreamingIterator, Encoding, FileWriter,
-    ParquetType, StatisticsOptions, Version, WriteOptions, ZstdLevel, array_to_columns, compress,
-    fallible_streaming_iterator,
+    CompressedDataPage, CompressedPage, CompressionOptions, DynIter, DynStreamingIterator,
+    Encoding, FileWriter, Page, ParquetType, StatisticsOptions, Version, WriteOptions, ZstdLevel,
+    array_to_columns, compress, fallible_streaming_iterator,
 };
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 
 use super::figure_columns;
-use super::focus::{ALLOCATED_METHOD, COLUMNS, FocusRow, FocusSettings, FocusSink, REPEATS};
+use super::focus::{
+    ALLOCATED_METHOD, COLUMNS, FocusRow, FocusSettings, FocusSink, REPEATS, allocated_details,
+};
 use crate::cost::{Chargeback, Figures, HOUR_PLACES};
 use crate::time::UnixSeconds;
 
@@ -186,6 +191,8 @@ struct Batch {
     unpriced: Vec<Decimal>,
     allocated_details: MutableBinaryViewArray<str>,
     allocated_tags: Repeated,
+    /// A row's `AllocatedMethodDetails`, made here before it is pushed.
+    details: String,
 }
 
 impl Batch {
@@ -210,7 +217,8 @@ impl Batch {
         self.utilization.push(row.utilization);
         self.idle_cost.push(row.idle_cost);
         self.unpriced.push(row.unpriced);
-        self.allocated_details.push_value(row.allocated_details);
+        allocated_details(row.allocated_ratio, row.consumed, &mut self.details);
+        self.allocated_details.push_value(&self.details);
         self.allocated_tags.push(Some(row.allocated_tags));
     }
 
@@ -339,9 +347,7 @@ impl<W: Write> ParquetRows<W> {
             });
         }
         let schema = schema.to_arrow(CompatLevel::newest());
-        // zstd at level 1: polars' default level took a fifth of a month's export at 10,000
-        // GPUs; level 1 writes a file ~1.5× as large (Snappy: 3×) in a fraction of the time.
-        let level = ZstdLevel::try_new(1).map_err(io_error)?;
+        let level = ZstdLevel::try_new(ZSTD_LEVEL).map_err(io_error)?;
         let options = WriteOptions {
             statistics: StatisticsOptions::default(),
             compression: CompressionOptions::Zstd(Some(level)),
@@ -368,6 +374,44 @@ struct Written {
     copies: Option<usize>,
 }
 
+/// The zstd level of FOCUS pages: polars' default level took a fifth of a month's export at
+/// 10,000 GPUs; level 1 writes a file ~1.5× as large (Snappy: 3×) in a fraction of the time.
+const ZSTD_LEVEL: i32 = 1;
+
+/// `page` compressed with `zstd` at [`ZSTD_LEVEL`], a context a thread reuses for every page
+/// (polars' `compress`, used for what this does not handle, makes and clears one a page).
+fn compressed(
+    page: Page,
+    zstd: &mut zstd::bulk::Compressor<'_>,
+    options: WriteOptions,
+) -> PolarsResult<CompressedPage> {
+    Ok(match page {
+        Page::Data(page) if matches!(page.header(), DataPageHeader::V1(_)) => {
+            let size = page.buffer().len();
+            let buffer = CowBuffer::Owned(zstd.compress(page.buffer())?);
+            let rows = page.num_rows().ok_or_else(
+                || polars_err!(ComputeError: "a Parquet data page without its row count"),
+            )?;
+            CompressedPage::Data(CompressedDataPage::new(
+                page.header().clone(),
+                buffer,
+                Compression::Zstd,
+                size,
+                page.descriptor,
+                rows,
+            ))
+        }
+        Page::Dict(page) => CompressedPage::Dict(CompressedDictPage::new(
+            CowBuffer::Owned(zstd.compress(&page.buffer)?),
+            Compression::Zstd,
+            page.buffer.len(),
+            page.num_values,
+            page.is_sorted,
+        )),
+        page => compress(page, Vec::new(), options.compression)?,
+    })
+}
+
 /// A column to encode: its values, its Parquet type and its encoding.
 type Job<'a> = (&'a Box<dyn Array>, &'a ParquetType, &'a [Encoding]);
 
@@ -381,6 +425,7 @@ fn encode_in_parallel(
     let next = AtomicUsize::new(0);
     let work = || -> PolarsResult<Vec<(usize, Vec<CompressedPage>)>> {
         let mut done = Vec::new();
+        let mut zstd = zstd::bulk::Compressor::new(ZSTD_LEVEL)?;
         loop {
             let at = next.fetch_add(1, Ordering::Relaxed);
             let Some(&(array, type_, encoding)) = jobs.get(at) else {
@@ -389,7 +434,7 @@ fn encode_in_parallel(
             let mut pages = Vec::new();
             for column in array_to_columns(array, type_.clone(), options, encoding)? {
                 for page in column {
-                    pages.push(compress(page?, Vec::new(), options.compression)?);
+                    pages.push(compressed(page?, &mut zstd, options)?);
                 }
             }
             done.push((at, pages));
