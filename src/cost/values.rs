@@ -127,7 +127,7 @@ impl GroupValues {
     /// Starts loading where the texts of its values with many others (pods, resource IDs,
     /// claims) lie, or with `texts`, the texts themselves (once where they lie is loaded): a
     /// hint for a loop that reads lines a few ahead of where their names lie in memory.
-    pub fn warm(&self, texts: bool) {
+    pub(crate) fn warm(&self, texts: bool) {
         if let Values::Named(names, key) = &self.0 {
             for (group_key, &id) in names.keys.iter().zip(key) {
                 if matches!(

@@ -980,6 +980,17 @@ mod tests {
             String::from_utf8(cell).expect("UTF-8"),
             r#""{""Elements"":[{""AllocatedRatio"":0.1324574299,""UsageUnit"":""GPU-Hours"",""UsageQuantity"":25.4318}]}""#
         );
+        // The quoted pieces are the JSON's as any text cell prints it, whatever the numbers.
+        for (ratio, hours) in [
+            (Decimal::ZERO, Decimal::new(0, 4)),
+            (Decimal::new(5, 1), Decimal::new(123_456_789, 4)),
+        ] {
+            allocated_details(ratio, hours, &mut json);
+            let (mut quoted, mut cell) = (Vec::new(), Vec::new());
+            push_text(&mut quoted, &json);
+            Cell::Details(ratio, hours).push(&mut cell);
+            assert_eq!(cell, quoted);
+        }
         // A whole ratio prints without its places.
         allocated_details(
             Decimal::new(10_000_000_000, 10),
