@@ -147,18 +147,29 @@ pub fn apportion_within(
     rounding: Rounding,
     carry: &mut Carry,
 ) -> Apportioned {
-    let known: Vec<(usize, Decimal)> = values
-        .iter()
-        .enumerate()
-        .filter_map(|(i, v)| v.map(|v| (i, v)))
-        .collect();
-    if known.is_empty() {
+    // In whole units of the last place: rounding down, summing and ranking remainders are
+    // integer operations, not decimal ones.
+    let mut lines: Vec<Option<i128>> = vec![None; values.len()];
+    let mut remainders: Vec<(i128, usize)> = Vec::with_capacity(values.len());
+    let (mut floor_sum, mut remainder_sum) = (0, Some(0i128));
+    for (i, value) in values.iter().enumerate() {
+        if let &Some(value) = value {
+            let (floor, remainder) = floor_units(value, places);
+            floor_sum += floor;
+            remainder_sum = remainder_sum.and_then(|sum| sum.checked_add(remainder));
+            remainders.push((remainder, i));
+            lines[i] = Some(floor);
+        }
+    }
+    if remainders.is_empty() {
         return Apportioned {
             lines: values.to_vec(),
             total: None,
         };
     }
-    let exact_total: Decimal = known.iter().map(|&(_, v)| v).sum();
+    let exact_total = remainder_sum
+        .and_then(|remainders| sum_of_units(floor_sum, remainders, places))
+        .unwrap_or_else(|| values.iter().flatten().sum());
     carry.exact += exact_total;
     let printed_so_far = fixed(
         carry
@@ -168,18 +179,7 @@ pub fn apportion_within(
     );
     let total = fixed(printed_so_far - carry.printed, places);
     carry.printed = printed_so_far;
-    // In whole units of the last place: rounding down and ranking remainders are integer
-    // operations, not decimal ones.
     let total_units = floor_units(total, places).0;
-    let mut lines: Vec<Option<i128>> = vec![None; values.len()];
-    let mut remainders: Vec<(i128, usize)> = Vec::with_capacity(known.len());
-    let mut floor_sum = 0;
-    for &(i, v) in &known {
-        let (floor, remainder) = floor_units(v, places);
-        floor_sum += floor;
-        remainders.push((remainder, i));
-        lines[i] = Some(floor);
-    }
     let missing = usize::try_from((total_units - floor_sum).max(0)).unwrap_or(0);
     let caps: Option<Vec<Option<i128>>> = caps.map(|caps| {
         caps.iter()
@@ -259,6 +259,19 @@ fn floor_units(value: Decimal, places: u32) -> (i128, i128) {
             (mantissa - floor * below) * 10i128.pow(REMAINDER_PLACES - scale),
         )
     }
+}
+
+/// The sum of values whose [`floor_units`] add up to `floors` (units of the `places`th place)
+/// and `remainders` (units of the [`REMAINDER_PLACES`]th): exact, but rounded as a `Decimal`
+/// rounds a sum past its 96 bits, once. `None` where the whole units do not fit a `Decimal`.
+fn sum_of_units(floors: i128, remainders: i128, places: u32) -> Option<Decimal> {
+    let unit = 10i128.pow(REMAINDER_PLACES - places);
+    let whole = floors.checked_add(remainders.div_euclid(unit))?;
+    let fraction =
+        Decimal::try_from_i128_with_scale(remainders.rem_euclid(unit), REMAINDER_PLACES).ok()?;
+    Decimal::try_from_i128_with_scale(whole, places)
+        .ok()?
+        .checked_add(fraction)
 }
 
 /// `units` of the `places`th decimal place as a printed figure, as [`fixed`] prints it.
@@ -391,6 +404,52 @@ mod test {
             }
             let exact: Decimal = part.iter().flatten().sum();
             proptest::prop_assert_eq!(printed, exact.round_dp(2));
+        }
+    }
+
+    #[test]
+    fn a_column_is_summed_exactly_where_a_running_decimal_sum_rounds() {
+        // 5.0000000000000000000000000001 twice is 10.0000000000000000000000000002: 30 digits,
+        // which a `Decimal` rounds to 10 before the -10 comes. In units: 500 + 500 - 1000
+        // cents, and two units of the 28th place left over.
+        let tiny = Decimal::new(1, 28);
+        let five = dec!(5) + tiny;
+        let values = [Some(five), Some(five), Some(dec!(-10))];
+        let running: Decimal = values.iter().flatten().sum();
+        assert_eq!(running, Decimal::ZERO);
+        let (floors, remainders) = values
+            .iter()
+            .flatten()
+            .map(|&v| floor_units(v, 2))
+            .fold((0, 0), |(f, r), (floor, rest)| (f + floor, r + rest));
+        assert_eq!((floors, remainders), (0, 2));
+        assert_eq!(sum_of_units(floors, remainders, 2), Some(tiny + tiny));
+        // 10²⁵ units of the 28th place are 0.001: 12.34 + 0.001 = 12.341.
+        assert_eq!(sum_of_units(1234, 10i128.pow(25), 2), Some(dec!(12.341)));
+        // 10²⁶ of them are a whole cent, carried into the cents: 12.34 + 0.0125 = 12.3525.
+        assert_eq!(
+            sum_of_units(1234, 125 * 10i128.pow(24), 2),
+            Some(dec!(12.3525))
+        );
+        // Whole units past a `Decimal`'s 96 bits have no sum here.
+        assert_eq!(sum_of_units(i128::MAX / 2, 0, 2), None);
+    }
+
+    proptest::proptest! {
+        /// Where a running `Decimal` sum of a column is exact (under 2⁴⁰ at 14 places, 50 of
+        /// them stay within 96 bits), the sum of its units is that sum.
+        #[test]
+        fn units_add_up_to_the_decimal_sum(
+            values in proptest::collection::vec((-(1i64 << 40)..(1i64 << 40), 0u32..=14), 1..50),
+            places in 0u32..=4,
+        ) {
+            let values: Vec<Decimal> = values.iter().map(|&(m, scale)| Decimal::new(m, scale)).collect();
+            let (floors, remainders) = values
+                .iter()
+                .map(|&v| floor_units(v, places))
+                .fold((0, 0), |(f, r), (floor, rest)| (f + floor, r + rest));
+            let sum: Decimal = values.iter().sum();
+            proptest::prop_assert_eq!(sum_of_units(floors, remainders, places), Some(sum));
         }
     }
 

@@ -64,28 +64,59 @@ pub fn decimal_text(value: Decimal, text: &mut [u8; DECIMAL_TEXT]) -> &str {
     std::str::from_utf8(decimal_bytes(value, text)).unwrap_or_else(|_| unreachable!("ASCII digits"))
 }
 
+/// `value` as `value.normalize()` prints it (no zeros closing its fraction, no point closing
+/// its digits, no sign on zero), written into `text`.
+pub fn normalized_text(value: Decimal, text: &mut [u8; DECIMAL_TEXT]) -> &str {
+    std::str::from_utf8(normalized_bytes(value, text))
+        .unwrap_or_else(|_| unreachable!("ASCII digits"))
+}
+
+/// Appends `value` as [`normalized_text`] prints it.
+pub fn push_normalized(out: &mut Vec<u8>, value: Decimal) {
+    out.extend_from_slice(normalized_bytes(value, &mut [0; DECIMAL_TEXT]));
+}
+
+/// [`normalized_text`] as bytes: [`decimal_bytes`] with the zeros that close a fraction cut.
+fn normalized_bytes(value: Decimal, text: &mut [u8; DECIMAL_TEXT]) -> &[u8] {
+    if value.is_zero() {
+        return b"0";
+    }
+    let mut printed = decimal_bytes(value, text);
+    if value.scale() > 0 {
+        while let [rest @ .., b'0'] = printed {
+            printed = rest;
+        }
+        if let [rest @ .., b'.'] = printed {
+            printed = rest;
+        }
+    }
+    printed
+}
+
 /// [`decimal_text`] as the bytes it is (what a CSV buffer takes, not checked as UTF-8 again).
 fn decimal_bytes(value: Decimal, text: &mut [u8; DECIMAL_TEXT]) -> &[u8] {
     let scale = value.scale() as usize;
-    // Digits from the last: at most 29 of a mantissa, or `scale` (≤ 28) zeros.
+    // Digits from the last: at most 29 of a mantissa, or `scale` (≤ 28) zeros. A mantissa past
+    // 64 bits is cut once into its last 19 digits and those before, each printed in 64 bits.
     let mut digits = [b'0'; 29];
     let mut count = 0;
+    let mut put_digits = |mut small: u64, at_least: usize| {
+        let start = count;
+        while small != 0 {
+            digits[count] = b'0' + (small % 10) as u8;
+            small /= 10;
+            count += 1;
+        }
+        count = count.max(start + at_least);
+    };
     let mantissa = value.mantissa().unsigned_abs();
     match u64::try_from(mantissa) {
-        Ok(mut small) => {
-            while small != 0 {
-                digits[count] = b'0' + (small % 10) as u8;
-                small /= 10;
-                count += 1;
-            }
-        }
+        Ok(small) => put_digits(small, 0),
         Err(_) => {
-            let mut large = mantissa;
-            while large != 0 {
-                digits[count] = b'0' + (large % 10) as u8;
-                large /= 10;
-                count += 1;
-            }
+            const LOW: u128 = 10u128.pow(19);
+            let high = mantissa / LOW;
+            put_digits((mantissa - high * LOW) as u64, 19);
+            put_digits(high as u64, 0);
         }
     }
     let count = count.max(scale);
@@ -113,7 +144,7 @@ mod tests {
     use proptest::prelude::*;
     use rust_decimal::Decimal;
 
-    use super::{push_decimal, push_text};
+    use super::{push_decimal, push_normalized, push_text};
 
     fn text(write: impl FnOnce(&mut Vec<u8>)) -> String {
         let mut out = Vec::new();
@@ -148,6 +179,42 @@ mod tests {
             let value = Decimal::from_parts(lo, mid, hi, negative, scale);
             prop_assert_eq!(text(|out| push_decimal(out, value)), value.to_string());
         }
+    }
+
+    proptest! {
+        #[test]
+        fn normalized_decimals_print_as_normalize_does(lo in any::<u32>(), mid in any::<u32>(), hi in any::<u32>(), negative in any::<bool>(), scale in 0u32..=28, zeros in 0u32..=9) {
+            // Some with zeros closing the fraction, as an exact ratio divided out to 28 places.
+            let value = Decimal::from_parts(lo, mid, hi, negative, scale);
+            let padded = Decimal::from_i128_with_scale(i128::from(lo) * 10i128.pow(zeros), scale.max(zeros));
+            for value in [value, padded, -padded] {
+                prop_assert_eq!(text(|out| push_normalized(out, value)), value.normalize().to_string());
+            }
+        }
+    }
+
+    #[test]
+    fn normalized_decimals_lose_only_closing_zeros() {
+        for (mantissa, scale, shown) in [
+            (0, 0, "0"),
+            (0, 5, "0"),
+            (1_384_859_375_000, 13, "0.1384859375"),
+            (1000, 3, "1"),
+            (-25_000, 4, "-2.5"),
+            (1200, 0, "1200"),
+            (10, 1, "1"),
+            (101, 2, "1.01"),
+        ] {
+            let value = Decimal::new(mantissa, scale);
+            assert_eq!(text(|out| push_normalized(out, value)), shown);
+        }
+        assert_eq!(
+            text(|out| push_normalized(out, Decimal::from_i128_with_scale(10i128.pow(27), 28))),
+            "0.1"
+        );
+        // A negative zero prints as zero.
+        let negative_zero = Decimal::from_parts(0, 0, 0, true, 3);
+        assert_eq!(text(|out| push_normalized(out, negative_zero)), "0");
     }
 
     proptest! {

@@ -19,7 +19,9 @@ use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 use serde::Deserialize;
 
-use super::cells::{DECIMAL_TEXT, decimal_text, push_decimal, push_text};
+use super::cells::{
+    DECIMAL_TEXT, decimal_text, normalized_text, push_decimal, push_normalized, push_text,
+};
 use crate::allocation::UNALLOCATED;
 use crate::cost::{Carried, CostLine, CostReport, Figures, GroupBy, LineFilter, ReportRequest};
 use crate::money::fixed;
@@ -310,7 +312,7 @@ pub(super) fn allocated_details(ratio: Decimal, hours: Decimal, out: &mut String
     let [open, between, close] = DETAILS;
     out.clear();
     out.push_str(open);
-    out.push_str(decimal_text(ratio.normalize(), &mut number));
+    out.push_str(normalized_text(ratio, &mut number));
     out.push_str(between);
     out.push_str(decimal_text(hours, &mut number));
     out.push_str(close);
@@ -400,7 +402,7 @@ impl Cell<'_> {
             Cell::Details(ratio, hours) => {
                 let [open, between, close] = DETAILS_QUOTED;
                 out.extend_from_slice(open.as_bytes());
-                push_decimal(out, ratio.normalize());
+                push_normalized(out, ratio);
                 out.extend_from_slice(between.as_bytes());
                 push_decimal(out, hours);
                 out.extend_from_slice(close.as_bytes());
