@@ -249,23 +249,38 @@ fn floor_units(value: Decimal, places: u32) -> (i128, i128) {
     );
     let (mantissa, scale) = (value.mantissa(), value.scale());
     if scale <= places {
-        (mantissa * 10i128.pow(places - scale), 0)
+        (mantissa * ten_to(places - scale), 0)
     } else {
-        let below = 10i128.pow(scale - places);
+        let below = ten_to(scale - places);
         // One division: what rounding down leaves is what the floor's units fall short by.
         let floor = mantissa.div_euclid(below);
         (
             floor,
-            (mantissa - floor * below) * 10i128.pow(REMAINDER_PLACES - scale),
+            (mantissa - floor * below) * ten_to(REMAINDER_PLACES - scale),
         )
     }
+}
+
+/// 10 to the `n` (at most [`REMAINDER_PLACES`]), looked up rather than multiplied out for each
+/// of a column's values.
+fn ten_to(n: u32) -> i128 {
+    const POWERS: [i128; REMAINDER_PLACES as usize + 1] = {
+        let mut powers = [1; REMAINDER_PLACES as usize + 1];
+        let mut n = 1;
+        while n < powers.len() {
+            powers[n] = powers[n - 1] * 10;
+            n += 1;
+        }
+        powers
+    };
+    POWERS[n as usize]
 }
 
 /// The sum of values whose [`floor_units`] add up to `floors` (units of the `places`th place)
 /// and `remainders` (units of the [`REMAINDER_PLACES`]th): exact, but rounded as a `Decimal`
 /// rounds a sum past its 96 bits, once. `None` where the whole units do not fit a `Decimal`.
 fn sum_of_units(floors: i128, remainders: i128, places: u32) -> Option<Decimal> {
-    let unit = 10i128.pow(REMAINDER_PLACES - places);
+    let unit = ten_to(REMAINDER_PLACES - places);
     let whole = floors.checked_add(remainders.div_euclid(unit))?;
     let fraction =
         Decimal::try_from_i128_with_scale(remainders.rem_euclid(unit), REMAINDER_PLACES).ok()?;
