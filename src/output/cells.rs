@@ -153,24 +153,38 @@ mod tests {
     }
 
     #[test]
-    fn decimals_print_every_place_of_their_scale() {
-        for (mantissa, scale, shown) in [
-            (0, 0, "0"),
-            (0, 2, "0.00"),
-            (5, 2, "0.05"),
-            (-5, 2, "-0.05"),
-            (1230, 2, "12.30"),
-            (123, 5, "0.00123"),
-            (7, 0, "7"),
-            (-120, 0, "-120"),
+    fn decimals_print_every_place_of_their_scale_and_normalized_lose_only_closing_zeros() {
+        for (mantissa, scale, printed, normalized) in [
+            (0, 0, "0", "0"),
+            (0, 2, "0.00", "0"),
+            (5, 2, "0.05", "0.05"),
+            (-5, 2, "-0.05", "-0.05"),
+            (1230, 2, "12.30", "12.3"),
+            (123, 5, "0.00123", "0.00123"),
+            (7, 0, "7", "7"),
+            (-120, 0, "-120", "-120"),
+            (1000, 3, "1.000", "1"),
+            (-25_000, 4, "-2.5000", "-2.5"),
+            (101, 2, "1.01", "1.01"),
+            (1_384_859_375_000, 13, "0.1384859375000", "0.1384859375"),
         ] {
             let value = Decimal::new(mantissa, scale);
-            assert_eq!(text(|out| push_decimal(out, value)), shown);
+            assert_eq!(text(|out| push_decimal(out, value)), printed);
+            assert_eq!(text(|out| push_normalized(out, value)), normalized);
         }
         assert_eq!(
             text(|out| push_decimal(out, Decimal::MAX)),
             "79228162514264337593543950335"
         );
+        let tenth = Decimal::from_i128_with_scale(10i128.pow(27), 28);
+        assert_eq!(
+            text(|out| push_decimal(out, tenth)),
+            "0.1000000000000000000000000000"
+        );
+        assert_eq!(text(|out| push_normalized(out, tenth)), "0.1");
+        // A negative zero prints as zero once normalized.
+        let negative_zero = Decimal::from_parts(0, 0, 0, true, 3);
+        assert_eq!(text(|out| push_normalized(out, negative_zero)), "0");
     }
 
     proptest! {
@@ -191,30 +205,6 @@ mod tests {
                 prop_assert_eq!(text(|out| push_normalized(out, value)), value.normalize().to_string());
             }
         }
-    }
-
-    #[test]
-    fn normalized_decimals_lose_only_closing_zeros() {
-        for (mantissa, scale, shown) in [
-            (0, 0, "0"),
-            (0, 5, "0"),
-            (1_384_859_375_000, 13, "0.1384859375"),
-            (1000, 3, "1"),
-            (-25_000, 4, "-2.5"),
-            (1200, 0, "1200"),
-            (10, 1, "1"),
-            (101, 2, "1.01"),
-        ] {
-            let value = Decimal::new(mantissa, scale);
-            assert_eq!(text(|out| push_normalized(out, value)), shown);
-        }
-        assert_eq!(
-            text(|out| push_normalized(out, Decimal::from_i128_with_scale(10i128.pow(27), 28))),
-            "0.1"
-        );
-        // A negative zero prints as zero.
-        let negative_zero = Decimal::from_parts(0, 0, 0, true, 3);
-        assert_eq!(text(|out| push_normalized(out, negative_zero)), "0");
     }
 
     proptest! {
