@@ -6,26 +6,10 @@ use rust_decimal::Decimal;
 
 use super::spreadsheet_safe;
 
-/// Whether a cell must be quoted: it holds a comma, a quote or a line break. Eight bytes at a
-/// time: a byte of a word equals `b` where the word XOR `b` repeated has a zero byte.
+/// Whether a cell must be quoted: it holds a comma, a quote or a line break (looked for a
+/// vector register of bytes at a time).
 fn needs_quotes(cell: &[u8]) -> bool {
-    const ONES: u64 = u64::from_le_bytes([1; 8]);
-    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
-    let special = |b: u8| matches!(b, b',' | b'"' | b'\r' | b'\n');
-    let holds = |word: u64, b: u8| {
-        let x = word ^ (ONES * u64::from(b));
-        x.wrapping_sub(ONES) & !x & HIGHS != 0
-    };
-    let mut words = cell.chunks_exact(8);
-    for chunk in &mut words {
-        let mut word = [0; 8];
-        word.copy_from_slice(chunk);
-        let word = u64::from_le_bytes(word);
-        if holds(word, b',') || holds(word, b'"') || holds(word, b'\r') || holds(word, b'\n') {
-            return true;
-        }
-    }
-    words.remainder().iter().any(|&b| special(b))
+    memchr::memchr3(b',', b'"', b'\n', cell).is_some() || memchr::memchr(b'\r', cell).is_some()
 }
 
 /// Appends `cell` as a CSV field: quoted (quotes doubled) where it must be, and a cell a
@@ -95,48 +79,72 @@ fn normalized_bytes(value: Decimal, text: &mut [u8; DECIMAL_TEXT]) -> &[u8] {
 
 /// [`decimal_text`] as the bytes it is (what a CSV buffer takes, not checked as UTF-8 again).
 fn decimal_bytes(value: Decimal, text: &mut [u8; DECIMAL_TEXT]) -> &[u8] {
+    const DIGITS: usize = 29;
     let scale = value.scale() as usize;
-    // Digits from the last: at most 29 of a mantissa, or `scale` (≤ 28) zeros. A mantissa past
-    // 64 bits is cut once into its last 19 digits and those before, each printed in 64 bits.
-    let mut digits = [b'0'; 29];
-    let mut count = 0;
-    let mut put_digits = |mut small: u64, at_least: usize| {
-        let start = count;
-        while small != 0 {
-            digits[count] = b'0' + (small % 10) as u8;
-            small /= 10;
-            count += 1;
-        }
-        count = count.max(start + at_least);
-    };
+    // The mantissa's digits end at the end of `digits`, zeros before them. A mantissa past 64
+    // bits is cut once into its last 19 digits and those before, each printed in 64 bits.
+    let mut digits = [b'0'; DIGITS];
     let mantissa = value.mantissa().unsigned_abs();
-    match u64::try_from(mantissa) {
-        Ok(small) => put_digits(small, 0),
+    let first = match u64::try_from(mantissa) {
+        Ok(small) => digits_ending_at(&mut digits, DIGITS, small),
         Err(_) => {
             const LOW: u128 = 10u128.pow(19);
             let high = mantissa / LOW;
-            put_digits((mantissa - high * LOW) as u64, 19);
-            put_digits(high as u64, 0);
+            digits_ending_at(&mut digits, DIGITS, (mantissa - high * LOW) as u64);
+            digits_ending_at(&mut digits, DIGITS - 19, high as u64)
         }
-    }
-    let count = count.max(scale);
+    };
+    // At least one digit before the point: zeros up to the units' place.
+    let first = first.min(DIGITS - scale - 1);
+    let (whole, fraction) = digits[first..].split_at(DIGITS - first - scale);
     let mut length = 0;
-    let mut put = |byte: u8| {
-        text[length] = byte;
-        length += 1;
+    let mut put = |bytes: &[u8]| {
+        text[length..length + bytes.len()].copy_from_slice(bytes);
+        length += bytes.len();
     };
     if value.is_sign_negative() {
-        put(b'-');
+        put(b"-");
     }
-    if count == scale {
-        put(b'0');
-    }
-    digits[scale..count].iter().rev().for_each(|&d| put(d));
+    put(whole);
     if scale > 0 {
-        put(b'.');
-        digits[..scale].iter().rev().for_each(|&d| put(d));
+        put(b".");
+        put(fraction);
     }
     &text[..length]
+}
+
+/// "00", "01", … "99": two digits printed at once.
+const DIGIT_PAIRS: [u8; 200] = {
+    let mut pairs = [0; 200];
+    let mut n = 0;
+    while n < 100 {
+        pairs[2 * n] = b'0' + (n / 10) as u8;
+        pairs[2 * n + 1] = b'0' + (n % 10) as u8;
+        n += 1;
+    }
+    pairs
+};
+
+/// Writes the digits of `number` (none for 0) into `digits`, ending before `end`; returns where
+/// they begin.
+fn digits_ending_at(digits: &mut [u8], end: usize, mut number: u64) -> usize {
+    let mut at = end;
+    let mut pair = |at: &mut usize, two: u64| {
+        *at -= 2;
+        let two = two as usize;
+        digits[*at..*at + 2].copy_from_slice(&DIGIT_PAIRS[2 * two..2 * two + 2]);
+    };
+    while number >= 100 {
+        pair(&mut at, number % 100);
+        number /= 100;
+    }
+    if number >= 10 {
+        pair(&mut at, number);
+    } else if number > 0 {
+        at -= 1;
+        digits[at] = b'0' + number as u8;
+    }
+    at
 }
 
 #[cfg(test)]

@@ -378,12 +378,13 @@ pub struct FocusRow<'a> {
 enum Cell<'c> {
     /// Text, quoted where it must be and spreadsheet-safe.
     Text(&'c str),
-    /// Text the same in every row of a writer (a setting, a constant): printed once.
+    /// Text the same in every row of a charge period (a setting, a constant, the period's
+    /// times): printed into the rows' plan, once a period.
     Fixed(&'c str),
     /// Text rows of one cost center and namespace share (their tags, model, namespace):
     /// printed as [`Cell::Text`] where it changes, copied from the row before where it does not.
     Shared(&'c str),
-    /// Text that needs neither (a time).
+    /// Text that needs neither (a pricing category, a resource type).
     Plain(&'c str),
     /// A number, or an empty cell.
     Number(Option<Decimal>),
@@ -433,14 +434,14 @@ impl FocusRow<'_> {
             Fixed(&settings.billing_account_id),
             Fixed(&settings.billing_account_name),
             Shared(self.currency),
-            Plain(billing_end),
-            Plain(billing_start),
+            Fixed(billing_end),
+            Fixed(billing_start),
             Fixed("Usage"),
             Fixed(""),
             Text(self.description),
             Fixed("Usage-Based"),
-            Plain(end),
-            Plain(start),
+            Fixed(end),
+            Fixed(start),
             Number(Some(self.consumed)),
             Fixed("GPU-Hours"),
             cost,
@@ -508,8 +509,8 @@ pub struct CsvRows<W: Write> {
     buffer: Vec<u8>,
     /// Where each column of the version written is among [`COLUMNS`].
     picked: Vec<usize>,
-    /// A row's pieces, made at the first row: the cells the same in every row already printed
-    /// (with their commas), and where the others go.
+    /// A row's pieces, made at the first row of each charge period: the cells the same in
+    /// every row of the period already printed (with their commas), and where the others go.
     plan: Vec<Piece>,
     /// The last charge period's four times, printed once.
     times: Option<(Interval, [String; 4])>,
@@ -523,10 +524,18 @@ pub struct CsvRows<W: Write> {
 enum Piece {
     /// Bytes printed once for every row.
     Printed(Vec<u8>),
-    /// The cell of a column (its place among [`COLUMNS`]).
-    Cell(usize),
+    /// The cell of a column (its place among [`COLUMNS`]), after a comma or not.
+    Cell(usize, Comma),
     /// The cell of an earlier column of the row, which [`REPEATS`] says is the same, copied.
-    Again(usize),
+    Again(usize, Comma),
+}
+
+/// Whether a cell's piece begins with the comma before it (most do: a piece of its own for
+/// one byte would cost more than the byte).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Comma {
+    Before,
+    None,
 }
 
 /// Columns whose cells are those of another column (by their places among [`COLUMNS`]):
@@ -568,7 +577,7 @@ impl<W: Write> CsvRows<W> {
         })
     }
 
-    /// The pieces of every row, from the cells of one.
+    /// The pieces of every row of a charge period, from the cells of one.
     fn plan(&self, cells: &[Cell<'_>]) -> Vec<Piece> {
         let mut plan = Vec::new();
         let mut printed = Vec::new();
@@ -587,10 +596,17 @@ impl<W: Write> CsvRows<W> {
             if let Cell::Fixed(text) = cells[i] {
                 push_text(&mut printed, text);
             } else {
+                // The comma just printed goes with the cell instead.
+                let comma = printed
+                    .pop_if(|last| *last == b',')
+                    .map_or(Comma::None, |_| Comma::Before);
                 if !printed.is_empty() {
                     plan.push(Piece::Printed(std::mem::take(&mut printed)));
                 }
-                plan.push(again.map_or(Piece::Cell(i), Piece::Again));
+                plan.push(match again {
+                    Some(of) => Piece::Again(of, comma),
+                    None => Piece::Cell(i, comma),
+                });
             }
         }
         printed.extend_from_slice(b"\r\n");
@@ -615,6 +631,8 @@ impl<W: Write> FocusSink for CsvRows<W> {
                 row.billing.end,
             ];
             self.times = Some((row.charge, times.map(format_time)));
+            // The times are printed into the plan.
+            self.plan.clear();
         }
         let times = self
             .times
@@ -628,7 +646,10 @@ impl<W: Write> FocusSink for CsvRows<W> {
         for piece in &self.plan {
             match piece {
                 Piece::Printed(bytes) => self.buffer.extend_from_slice(bytes),
-                Piece::Cell(i) => {
+                Piece::Cell(i, comma) => {
+                    if *comma == Comma::Before {
+                        self.buffer.push(b',');
+                    }
                     let start = self.buffer.len();
                     match cells[*i] {
                         Cell::Shared(text) => {
@@ -645,7 +666,10 @@ impl<W: Write> FocusSink for CsvRows<W> {
                     }
                     self.spans[*i] = (start, self.buffer.len());
                 }
-                Piece::Again(of) => {
+                Piece::Again(of, comma) => {
+                    if *comma == Comma::Before {
+                        self.buffer.push(b',');
+                    }
                     let (start, end) = self.spans[*of];
                     self.buffer.extend_from_within(start..end);
                 }
