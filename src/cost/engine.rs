@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rust_decimal::Decimal;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
 use super::group::{GroupBy, GroupKey};
 use super::overcommit::{Holdings, excess_hours};
@@ -131,11 +132,14 @@ pub fn cost_report_with_usage(
     );
     let mut sums = UnitSeconds::new(request.step.periods(request.window));
     if by_pod || by_resource {
-        // A line (nearly) per allocation: room made once, not as they come.
+        // A line (nearly) per allocation, and one per node's capacity: room made once, not
+        // as they come (a vector outgrowing its room near the end copies all of it).
         let allocations = sets.iter().map(|s| s.allocations.len()).sum();
-        resolver.line_index.reserve(allocations);
+        let lines = allocations + sets.iter().map(|s| s.capacity.len()).sum::<usize>();
+        resolver.line_index.reserve(lines);
+        resolver.lines.reserve(lines);
         resolver.shared.names.reserve(allocations);
-        sums.sums.reserve(allocations);
+        sums.sums.reserve(lines);
     }
 
     // Capacity segments per (node, product identity), numbered in `capacity_lines`: a node
@@ -522,20 +526,31 @@ impl<'a> Resolver<'a> {
     /// [`RANKED_VALUES`] values (pod names, resource IDs), whose texts are compared where the
     /// keys before it tie instead of all being sorted.
     fn ranks(&self, lines: impl Iterator<Item = u32> + Clone) -> Vec<Option<Vec<u32>>> {
+        // Which values each key has met, by [`rank_slot`]: the key's place plus one where met
+        // (values are numbered densely, so a table serves where a hash set would hash each).
+        let mut met: Vec<u32> = Vec::new();
         self.shared
             .keys
             .iter()
             .enumerate()
             .map(|(at, &group_key)| {
                 // Values counted as met, given up on past the ranked many.
-                let mut seen: FxHashSet<u32> = FxHashSet::default();
+                let mark = at as u32 + 1;
+                let mut column: Vec<u32> = Vec::new();
                 for line in lines.clone() {
-                    seen.insert(self.lines[line as usize][at]);
-                    if seen.len() > RANKED_VALUES {
-                        return None;
+                    let id = self.lines[line as usize][at];
+                    let slot = rank_slot(id);
+                    if met.len() <= slot {
+                        met.resize(slot + 1, 0);
+                    }
+                    if met[slot] != mark {
+                        met[slot] = mark;
+                        column.push(id);
+                        if column.len() > RANKED_VALUES {
+                            return None;
+                        }
                     }
                 }
-                let mut column: Vec<u32> = seen.into_iter().collect();
                 column.sort_unstable();
                 let size = column.iter().map(|&id| rank_slot(id)).max().unwrap_or(0) + 1;
                 // The texts are copied side by side first: sorting them where they were
@@ -594,20 +609,20 @@ impl<'a> Resolver<'a> {
             ..
         } = self;
         let shared = Arc::new(shared);
-        let lines = (0..lines.len())
-            .filter_map(|n| {
-                // Keys are read in print order, not in the order lines were numbered in.
-                if let Some(&(_, ahead, _)) = lines.get(n + AHEAD) {
-                    prefetch(&keys[ahead as usize]);
-                }
-                let (period, line, figures) = std::mem::take(&mut lines[n]);
-                (!figures.is_empty()).then(|| CostLine {
-                    period: periods[period as usize],
-                    group: GroupValues::named(shared.clone(), keys[line as usize]),
-                    figures,
-                })
+        // Room for every line made at once: most are kept, and they are large.
+        let mut kept = Vec::with_capacity(lines.len());
+        kept.extend((0..lines.len()).filter_map(|n| {
+            // Keys are read in print order, not in the order lines were numbered in.
+            if let Some(&(_, ahead, _)) = lines.get(n + AHEAD) {
+                prefetch(&keys[ahead as usize]);
+            }
+            let (period, line, figures) = std::mem::take(&mut lines[n]);
+            (!figures.is_empty()).then(|| CostLine {
+                period: periods[period as usize],
+                group: GroupValues::named(shared.clone(), keys[line as usize]),
+                figures,
             })
-            .collect();
+        }));
         let warnings = unpriced_by_model
             .into_iter()
             .map(|(model, hours)| {
@@ -622,7 +637,7 @@ impl<'a> Resolver<'a> {
             request: request.clone(),
             currency: card.currency().clone(),
             rounding: card.rounding(),
-            lines,
+            lines: kept,
             warnings,
         }
     }
@@ -773,11 +788,14 @@ struct UnitSeconds {
     periods: Vec<Interval>,
     /// Each line's sums, in the order their points were first met (put in point order when
     /// priced): read line after line as the report's lines are met.
-    sums: Vec<Vec<Sum>>,
+    sums: Vec<LineSumList>,
     /// Where the sum at each point of a line with more than [`WALKED`] sums is (a line of a
     /// group and day: a point for each day, model and tier).
     index: FxHashMap<(u32, SumPoint), u32>,
 }
+
+/// A line's sums: most lines (a pod's in a day) have one, held in place rather than allocated.
+type LineSumList = SmallVec<[Sum; 1]>;
 
 /// Lines with up to this many sums are searched by walking them; longer ones by [`UnitSeconds`]'
 /// index.
@@ -786,7 +804,7 @@ const WALKED: usize = 8;
 /// One line's sums, to add to.
 struct LineSums<'a> {
     line: u32,
-    sums: &'a mut Vec<Sum>,
+    sums: &'a mut LineSumList,
     index: &'a mut FxHashMap<(u32, SumPoint), u32>,
 }
 
@@ -840,10 +858,6 @@ impl LineSums<'_> {
                 }
             });
         let at = found.unwrap_or_else(|| {
-            // A line of one allocation has one point a period: no room for more is made.
-            if sums.capacity() == 0 {
-                sums.reserve_exact(1);
-            }
             sums.push(Sum::at(point));
             let at = sums.len() - 1;
             if sums.len() > WALKED {
@@ -885,7 +899,7 @@ impl UnitSeconds {
     fn line(&mut self, line: u32) -> (&[Interval], LineSums<'_>) {
         let at = line as usize;
         if self.sums.len() <= at {
-            self.sums.resize_with(at + 1, Vec::new);
+            self.sums.resize_with(at + 1, SmallVec::new);
         }
         let sums = LineSums {
             line,
