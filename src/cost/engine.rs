@@ -582,27 +582,29 @@ impl<'a> Resolver<'a> {
             .collect()
     }
 
-    fn report(self, request: &ReportRequest, parts: Parts, card: &RateCard) -> CostReport {
+    fn report(self, request: &ReportRequest, mut parts: Parts, card: &RateCard) -> CostReport {
         let periods = request.step.periods(request.window);
-        let mut unpriced_by_model: BTreeMap<String, Decimal> = BTreeMap::new();
-        let mut unordered = Vec::with_capacity(parts.len());
-        let filtered = !request.only.keeps_all();
-        for ((period, line, label), part) in parts {
-            if filtered
-                && !request
+        if !request.only.keeps_all() {
+            parts.retain(|&((_, line, _), _)| {
+                request
                     .only
                     .keeps(&self.shared.keys, self.group_values(line))
-            {
-                continue;
-            }
+            });
+        }
+        let mut unpriced_by_model: BTreeMap<String, Decimal> = BTreeMap::new();
+        for ((_, _, label), part) in &parts {
             if part.unpriced_gpu_hours > Decimal::ZERO {
                 *unpriced_by_model
-                    .entry(self.shared.labels.resolve(Sym::from_raw(label)).to_string())
+                    .entry(
+                        self.shared
+                            .labels
+                            .resolve(Sym::from_raw(*label))
+                            .to_string(),
+                    )
                     .or_default() += part.unpriced_gpu_hours;
             }
-            unordered.push(((period, line), part));
         }
-        let mut lines = self.ordered(unordered);
+        let order = self.ordered(&mut parts);
         let Resolver {
             shared,
             lines: keys,
@@ -610,15 +612,19 @@ impl<'a> Resolver<'a> {
         } = self;
         let shared = Arc::new(shared);
         // Room for every line made at once: most are kept, and they are large.
-        let mut kept = Vec::with_capacity(lines.len());
-        kept.extend((0..lines.len()).filter_map(|n| {
-            // Keys are read in print order, not in the order lines were numbered in.
-            if let Some(&(_, ahead, _)) = lines.get(n + AHEAD) {
-                prefetch(&keys[ahead as usize]);
+        let mut kept = Vec::with_capacity(order.len());
+        kept.extend(order.iter().enumerate().filter_map(|(n, &(at, line))| {
+            // Lines are taken in print order, not in the order they were numbered and priced
+            // in: the figures and key of the one a few ahead are loaded meanwhile.
+            if let Some(&(ahead, ahead_line)) = order.get(n + AHEAD) {
+                prefetch(&parts[ahead as usize]);
+                prefetch(&keys[ahead_line as usize]);
             }
-            let (period, line, figures) = std::mem::take(&mut lines[n]);
+            let ((period, ..), figures) = &mut parts[at as usize];
+            // Each line's figures are moved once, from where they were priced.
+            let figures = std::mem::take(figures);
             (!figures.is_empty()).then(|| CostLine {
-                period: periods[period as usize],
+                period: periods[*period as usize],
                 group: GroupValues::named(shared.clone(), keys[line as usize]),
                 figures,
             })
@@ -642,12 +648,13 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    /// Lines (period, line, figures) in print order: by period, then group values as text.
-    /// Lines that print the same (one line of several models, or unallocated capacity and
-    /// pods of one model grouped by model) become one.
-    fn ordered(&self, mut unordered: Vec<((u32, u32), Figures)>) -> Vec<(u32, u32, Figures)> {
+    /// The places in `parts` of their lines in print order (with each line's number): by
+    /// period, then group values as text. Lines that print the same (one line of several
+    /// models, or unallocated capacity and pods of one model grouped by model) become one: the
+    /// first in print order takes the others' figures.
+    fn ordered(&self, parts: &mut Parts) -> Vec<(u32, u32)> {
         // Compared as ranks, each key's values ranked once.
-        let ranks = self.ranks(unordered.iter().map(|((_, line), _)| *line));
+        let ranks = self.ranks(parts.iter().map(|&((_, line, _), _)| line));
         // The leading ranked keys that fit are packed with the period into one integer, the
         // next key's first bytes (or rank) into another: most lines are told apart by
         // comparing two integers. Lines that tie on both are compared key by key from there.
@@ -695,10 +702,10 @@ impl<'a> Resolver<'a> {
         // First by the packed keys alone; then each run that ties on them by the next key: its
         // rank, or the eight bytes of its text after those all the run's texts begin with (pods
         // of one workload on one node share all but the last few), then key by key.
-        let mut keyed: Vec<((u128, u64), u32, u32)> = unordered
+        let mut keyed: Vec<((u128, u64), u32, u32)> = parts
             .iter()
             .enumerate()
-            .map(|(at, &((period, line), _))| ((packed_order(period, line), 0), line, at as u32))
+            .map(|(at, &((period, line, _), _))| ((packed_order(period, line), 0), line, at as u32))
             .collect();
         keyed.sort_unstable_by_key(|&((order, _), ..)| order);
         let next_key = self.shared.keys.get(packed).copied();
@@ -743,27 +750,23 @@ impl<'a> Resolver<'a> {
             }
             run.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| rest(a.1, b.1)));
         }
-        let mut lines: Vec<(u32, u32, Figures)> = Vec::with_capacity(keyed.len());
+        let mut order: Vec<(u32, u32)> = Vec::with_capacity(keyed.len());
         let mut last = None;
-        for (n, &(place, line, at)) in keyed.iter().enumerate() {
-            // Lines are taken out of order: the one a few ahead is loaded meanwhile.
-            if let Some(&(.., ahead)) = keyed.get(n + AHEAD) {
-                prefetch(&unordered[ahead as usize]);
-            }
-            let period = unordered[at as usize].0.0;
-            // Each line's figures are taken once.
-            let part = std::mem::take(&mut unordered[at as usize].1);
-            match lines.last_mut() {
-                Some((_, first, merged)) if last == Some(place) && rest(*first, line).is_eq() => {
-                    merged.absorb(&part)
+        for &(place, line, at) in &keyed {
+            match order.last() {
+                Some(&(first, first_line))
+                    if last == Some(place) && rest(first_line, line).is_eq() =>
+                {
+                    let merged = std::mem::take(&mut parts[at as usize].1);
+                    parts[first as usize].1.absorb(&merged);
                 }
                 _ => {
-                    lines.push((period, line, part));
+                    order.push((at, line));
                     last = Some(place);
                 }
             }
         }
-        lines
+        order
     }
 }
 

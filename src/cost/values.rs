@@ -161,6 +161,21 @@ impl GroupValues {
         }
     }
 
+    /// All `N` values at once, where the line has exactly `N` (read through its names once,
+    /// not value by value).
+    pub fn all<const N: usize>(&self) -> Option<[&str; N]> {
+        match &self.0 {
+            Values::Named(names, key) => {
+                let keys: &[GroupKey; N] = names.keys.as_slice().try_into().ok()?;
+                Some(std::array::from_fn(|at| names.value(keys[at], key[at])))
+            }
+            Values::Texts(texts) => {
+                let texts: &[String; N] = texts.as_slice().try_into().ok()?;
+                Some(texts.each_ref().map(String::as_str))
+            }
+        }
+    }
+
     /// The values, in order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
         (0..self.len()).map(|at| &self[at])
@@ -294,6 +309,9 @@ mod tests {
             r#"["team-a", "H100", "pod-1", "spot"]"#
         );
         assert_eq!((named.len(), &named[2], named.get(4)), (4, "pod-1", None));
+        let all = Some(["team-a", "H100", "pod-1", "spot"]);
+        assert_eq!((named.all(), texts.all()), (all, all));
+        assert_eq!((named.all::<3>(), texts.all::<5>()), (None, None));
         key[0] = UNALLOCATED_ID;
         let unallocated = GroupValues::named(names, key);
         assert_eq!(&unallocated[0], "__unallocated__");

@@ -247,12 +247,7 @@ struct Resource<'a> {
 
 impl<'a> Resource<'a> {
     fn of(line: &'a CostLine) -> Option<Self> {
-        let group = &line.group;
-        if group.len() != 9 {
-            return None;
-        }
-        let [cc, ns, model, node, pod, id, claim, tier, source] =
-            std::array::from_fn(|at| &group[at]);
+        let [cc, ns, model, node, pod, id, claim, tier, source] = line.group.all()?;
         Some(Resource {
             cost_center: cc,
             namespace: ns,
