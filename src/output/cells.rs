@@ -41,26 +41,16 @@ pub fn push_decimal(out: &mut Vec<u8>, value: Decimal) {
 }
 
 /// The longest text of a decimal: a sign, 29 digits, a point and a leading zero.
-pub const DECIMAL_TEXT: usize = 32;
+const DECIMAL_TEXT: usize = 32;
 
-/// `value` as its `Display` prints it, written into `text`.
-pub fn decimal_text(value: Decimal, text: &mut [u8; DECIMAL_TEXT]) -> &str {
-    std::str::from_utf8(decimal_bytes(value, text)).unwrap_or_else(|_| unreachable!("ASCII digits"))
-}
-
-/// `value` as `value.normalize()` prints it (no zeros closing its fraction, no point closing
-/// its digits, no sign on zero), written into `text`.
-pub fn normalized_text(value: Decimal, text: &mut [u8; DECIMAL_TEXT]) -> &str {
-    std::str::from_utf8(normalized_bytes(value, text))
-        .unwrap_or_else(|_| unreachable!("ASCII digits"))
-}
-
-/// Appends `value` as [`normalized_text`] prints it.
+/// Appends `value` as `value.normalize()` prints it (no zeros closing its fraction, no point
+/// closing its digits, no sign on zero).
 pub fn push_normalized(out: &mut Vec<u8>, value: Decimal) {
     out.extend_from_slice(normalized_bytes(value, &mut [0; DECIMAL_TEXT]));
 }
 
-/// [`normalized_text`] as bytes: [`decimal_bytes`] with the zeros that close a fraction cut.
+/// [`push_normalized`]'s bytes, written into `text`: [`decimal_bytes`] with the zeros that
+/// close a fraction cut.
 fn normalized_bytes(value: Decimal, text: &mut [u8; DECIMAL_TEXT]) -> &[u8] {
     if value.is_zero() {
         return b"0";
@@ -77,7 +67,7 @@ fn normalized_bytes(value: Decimal, text: &mut [u8; DECIMAL_TEXT]) -> &[u8] {
     printed
 }
 
-/// [`decimal_text`] as the bytes it is (what a CSV buffer takes, not checked as UTF-8 again).
+/// `value` as its `Display` prints it, written into `text` (bytes, as a buffer takes them).
 fn decimal_bytes(value: Decimal, text: &mut [u8; DECIMAL_TEXT]) -> &[u8] {
     const DIGITS: usize = 29;
     let scale = value.scale() as usize;

@@ -19,9 +19,7 @@ use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 use serde::Deserialize;
 
-use super::cells::{
-    DECIMAL_TEXT, decimal_text, normalized_text, push_decimal, push_normalized, push_text,
-};
+use super::cells::{push_decimal, push_normalized, push_text};
 use crate::allocation::UNALLOCATED;
 use crate::cost::{Carried, CostLine, CostReport, Figures, GroupBy, LineFilter, ReportRequest};
 use crate::money::fixed;
@@ -301,16 +299,20 @@ const DETAILS_QUOTED: [&str; 3] = [
     "}]}\"",
 ];
 
-/// Writes into `out` the `AllocatedMethodDetails` JSON of a row with this ratio and GPU-hours.
-pub(super) fn allocated_details(ratio: Decimal, hours: Decimal, out: &mut String) {
-    let mut number = [0; DECIMAL_TEXT];
-    let [open, between, close] = DETAILS;
-    out.clear();
-    out.push_str(open);
-    out.push_str(normalized_text(ratio, &mut number));
-    out.push_str(between);
-    out.push_str(decimal_text(hours, &mut number));
-    out.push_str(close);
+/// Appends the `AllocatedMethodDetails` JSON of a row with this ratio and GPU-hours.
+pub(super) fn allocated_details(ratio: Decimal, hours: Decimal, out: &mut Vec<u8>) {
+    push_details(out, DETAILS, ratio, hours);
+}
+
+/// Appends the `AllocatedMethodDetails` of a row around `pieces`: [`DETAILS`], or
+/// [`DETAILS_QUOTED`] for its CSV cell.
+fn push_details(out: &mut Vec<u8>, pieces: [&str; 3], ratio: Decimal, hours: Decimal) {
+    let [open, between, close] = pieces;
+    out.extend_from_slice(open.as_bytes());
+    push_normalized(out, ratio);
+    out.extend_from_slice(between.as_bytes());
+    push_decimal(out, hours);
+    out.extend_from_slice(close.as_bytes());
 }
 
 /// The billing period (the calendar month) of a charge period.
@@ -395,14 +397,7 @@ impl Cell<'_> {
             Cell::Plain(text) => out.extend_from_slice(text.as_bytes()),
             Cell::Number(Some(value)) => push_decimal(out, value),
             Cell::Number(None) => {}
-            Cell::Details(ratio, hours) => {
-                let [open, between, close] = DETAILS_QUOTED;
-                out.extend_from_slice(open.as_bytes());
-                push_normalized(out, ratio);
-                out.extend_from_slice(between.as_bytes());
-                push_decimal(out, hours);
-                out.extend_from_slice(close.as_bytes());
-            }
+            Cell::Details(ratio, hours) => push_details(out, DETAILS_QUOTED, ratio, hours),
         }
     }
 }
@@ -989,10 +984,13 @@ mod tests {
     #[test]
     fn allocation_details_are_json_and_their_csv_cell_is_that_json_quoted() {
         let (ratio, hours) = (Decimal::new(1_324_574_299, 10), Decimal::new(254_318, 4));
-        let mut json = String::new();
-        allocated_details(ratio, hours, &mut json);
+        let details = |ratio, hours| {
+            let mut json = Vec::new();
+            allocated_details(ratio, hours, &mut json);
+            String::from_utf8(json).expect("UTF-8")
+        };
         assert_eq!(
-            json,
+            details(ratio, hours),
             r#"{"Elements":[{"AllocatedRatio":0.1324574299,"UsageUnit":"GPU-Hours","UsageQuantity":25.4318}]}"#
         );
         let mut cell = Vec::new();
@@ -1006,20 +1004,14 @@ mod tests {
             (Decimal::ZERO, Decimal::new(0, 4)),
             (Decimal::new(5, 1), Decimal::new(123_456_789, 4)),
         ] {
-            allocated_details(ratio, hours, &mut json);
             let (mut quoted, mut cell) = (Vec::new(), Vec::new());
-            push_text(&mut quoted, &json);
+            push_text(&mut quoted, &details(ratio, hours));
             Cell::Details(ratio, hours).push(&mut cell);
             assert_eq!(cell, quoted);
         }
         // A whole ratio prints without its places.
-        allocated_details(
-            Decimal::new(10_000_000_000, 10),
-            Decimal::new(240_000, 4),
-            &mut json,
-        );
         assert_eq!(
-            json,
+            details(Decimal::new(10_000_000_000, 10), Decimal::new(240_000, 4)),
             r#"{"Elements":[{"AllocatedRatio":1,"UsageUnit":"GPU-Hours","UsageQuantity":24.0000}]}"#
         );
     }

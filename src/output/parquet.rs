@@ -1,28 +1,31 @@
 //! Parquet output: the chargeback and the FOCUS export as typed columns — money and hours as
 //! `Decimal(38, s)` (the currency's minor units, 4 places for hours), times as UTC timestamps
 //! (microseconds), `Tags` as a JSON string — for warehouses (DuckDB, Athena, BigQuery, Trino)
-//! that read Parquet. FOCUS rows go out a charge period at a time, one row group each, as Arrow
-//! arrays written by polars' Parquet writer: texts that repeat as dictionaries made as rows come.
+//! that read Parquet. FOCUS rows go out a charge period at a time, one row group each, into
+//! polars' Parquet writer: texts that repeat as dictionaries made as rows come; texts each row
+//! has its own of, and money and hours, as PLAIN pages made as rows come ([`plain`]); the rest
+//! as Arrow arrays polars encodes.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use polars::prelude::*;
-use polars_arrow::array::{
-    Array, DictionaryArray, MutableBinaryViewArray, PrimitiveArray, Utf8ViewArray, new_null_array,
-};
+use polars_arrow::array::{Array, DictionaryArray, PrimitiveArray, Utf8ViewArray, new_null_array};
 use polars_arrow::datatypes::{ArrowDataType, TimeUnit as ArrowTimeUnit};
 use polars_parquet::parquet::CowBuffer;
 use polars_parquet::parquet::compression::Compression;
 use polars_parquet::parquet::page::{CompressedDictPage, DataPageHeader};
 use polars_parquet::write::{
-    CompressedDataPage, CompressedPage, CompressionOptions, DynIter, DynStreamingIterator,
-    Encoding, FileWriter, Page, ParquetType, StatisticsOptions, Version, WriteOptions, ZstdLevel,
-    array_to_columns, compress, fallible_streaming_iterator,
+    CompressedDataPage, CompressedPage, CompressionOptions, Descriptor, DynIter,
+    DynStreamingIterator, Encoding, FileWriter, Page, ParquetType, StatisticsOptions, Version,
+    WriteOptions, ZstdLevel, array_to_columns, compress, fallible_streaming_iterator,
 };
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 
+mod plain;
+
+use self::plain::{Plain, PlainPage};
 use super::figure_columns;
 use super::focus::{
     ALLOCATED_METHOD, COLUMNS, FocusRow, FocusSettings, FocusSink, REPEATS, allocated_details,
@@ -170,16 +173,18 @@ fn times(values: impl Iterator<Item = UnixSeconds>) -> Box<dyn Array> {
 #[derive(Default)]
 struct Batch {
     rows: usize,
-    cost: Vec<Decimal>,
+    /// The places of money: the currency's minor units.
+    money: u32,
+    cost: Plain,
     charge: Vec<(UnixSeconds, UnixSeconds)>,
     billing: Vec<(UnixSeconds, UnixSeconds)>,
     currency: Repeated,
-    description: MutableBinaryViewArray<str>,
-    consumed: Vec<Decimal>,
+    description: Plain,
+    consumed: Plain,
     pricing_category: Repeated,
-    pricing_quantity: Vec<Decimal>,
-    resource_id: MutableBinaryViewArray<str>,
-    resource_name: MutableBinaryViewArray<str>,
+    pricing_quantity: Plain,
+    resource_id: Plain,
+    resource_name: Plain,
     resource_type: Repeated,
     sku: Repeated,
     sub_account: Repeated,
@@ -188,26 +193,55 @@ struct Batch {
     cost_center_source: Repeated,
     utilization: Vec<Option<Decimal>>,
     idle_cost: Vec<Option<Decimal>>,
-    unpriced: Vec<Decimal>,
-    allocated_details: MutableBinaryViewArray<str>,
+    unpriced: Plain,
+    allocated_details: Plain,
     allocated_tags: Repeated,
-    /// A row's `AllocatedMethodDetails`, made here before it is pushed.
-    details: String,
+}
+
+/// A column's values: an Arrow array polars encodes, or a PLAIN page made as rows came.
+enum Values {
+    Array(Box<dyn Array>),
+    Page(PlainPage),
 }
 
 impl Batch {
+    fn new(money: u32) -> Self {
+        Batch {
+            money,
+            ..Batch::default()
+        }
+    }
+
+    /// The batch of the next charge period: its pages with room for as many bytes as these.
+    fn next(&self) -> Self {
+        Batch {
+            money: self.money,
+            cost: Plain::sized_like(&self.cost),
+            description: Plain::sized_like(&self.description),
+            consumed: Plain::sized_like(&self.consumed),
+            pricing_quantity: Plain::sized_like(&self.pricing_quantity),
+            resource_id: Plain::sized_like(&self.resource_id),
+            resource_name: Plain::sized_like(&self.resource_name),
+            unpriced: Plain::sized_like(&self.unpriced),
+            allocated_details: Plain::sized_like(&self.allocated_details),
+            ..Batch::default()
+        }
+    }
+
     fn push(&mut self, row: &FocusRow<'_>) {
         self.rows += 1;
-        self.cost.push(row.cost);
+        self.cost.push_decimal(scaled(row.cost, self.money));
         self.charge.push((row.charge.start, row.charge.end));
         self.billing.push((row.billing.start, row.billing.end));
         self.currency.push(Some(row.currency));
-        self.description.push_value(row.description);
-        self.consumed.push(row.consumed);
+        self.description.push_text(row.description);
+        self.consumed
+            .push_decimal(scaled(row.consumed, HOUR_PLACES));
         self.pricing_category.push(Some(row.pricing_category));
-        self.pricing_quantity.push(row.pricing_quantity);
-        self.resource_id.push_value(row.resource_id);
-        self.resource_name.push_value(row.resource_name);
+        self.pricing_quantity
+            .push_decimal(scaled(row.pricing_quantity, HOUR_PLACES));
+        self.resource_id.push_text(row.resource_id);
+        self.resource_name.push_text(row.resource_name);
         self.resource_type.push(Some(row.resource_type));
         self.sku.push(Some(row.sku));
         self.sub_account.push(row.sub_account);
@@ -216,73 +250,72 @@ impl Batch {
         self.cost_center_source.push(Some(row.cost_center_source));
         self.utilization.push(row.utilization);
         self.idle_cost.push(row.idle_cost);
-        self.unpriced.push(row.unpriced);
-        allocated_details(row.allocated_ratio, row.consumed, &mut self.details);
-        self.allocated_details.push_value(&self.details);
+        self.unpriced
+            .push_decimal(scaled(row.unpriced, HOUR_PLACES));
+        self.allocated_details.push_text_with(|out| {
+            allocated_details(row.allocated_ratio, row.consumed, out);
+        });
         self.allocated_tags.push(Some(row.allocated_tags));
     }
 
-    /// Every column of [`COLUMNS`], in order.
-    fn columns(self, settings: &FocusSettings, money: u32) -> PolarsResult<Vec<Box<dyn Array>>> {
+    /// Every column of [`COLUMNS`], in order; a column [`REPEATS`] says holds another's values
+    /// is `None`, its values at the other's place.
+    fn columns(self, settings: &FocusSettings) -> PolarsResult<Vec<Option<Values>>> {
         let n = self.rows;
-        let text = |values: MutableBinaryViewArray<str>| values.freeze().boxed();
-        // The four cost columns are one column under four names, made once.
-        let billed = decimals(money, self.cost.iter().map(|c| Some(*c)));
-        let hours = |values: &[Decimal]| decimals(HOUR_PLACES, values.iter().map(|v| Some(*v)));
+        let money = self.money;
         let host = settings
             .host_provider
             .as_deref()
             .unwrap_or(&settings.provider);
-        let resource_id = text(self.resource_id);
-        let resource_name = text(self.resource_name);
-        let sub_account = self.sub_account.array()?;
+        let array = |array: Box<dyn Array>| Some(Values::Array(array));
+        let page = |values: Plain| Some(Values::Page(values.into_page()));
         Ok(vec![
-            text(self.allocated_details),
-            constant(ALLOCATED_METHOD, n)?,
-            resource_id.clone(),
-            resource_name.clone(),
-            self.allocated_tags.array()?,
-            billed.clone(),
-            constant(&settings.billing_account_id, n)?,
-            constant(&settings.billing_account_name, n)?,
-            self.currency.array()?,
-            times(self.billing.iter().map(|b| b.1)),
-            times(self.billing.iter().map(|b| b.0)),
-            constant("Usage", n)?,
-            new_null_array(ArrowDataType::Utf8View, n),
-            text(self.description),
-            constant("Usage-Based", n)?,
-            times(self.charge.iter().map(|c| c.1)),
-            times(self.charge.iter().map(|c| c.0)),
-            hours(&self.consumed),
-            constant("GPU-Hours", n)?,
-            billed.clone(),
-            billed.clone(),
-            constant(host, n)?,
-            constant(&settings.provider, n)?,
-            billed,
-            self.pricing_category.array()?,
-            hours(&self.pricing_quantity),
-            constant("GPU-Hours", n)?,
-            constant(&settings.provider, n)?,
-            constant(&settings.provider, n)?,
-            resource_id,
-            resource_name,
-            self.resource_type.array()?,
-            constant("Compute", n)?,
-            constant(&settings.service_name, n)?,
-            constant(&settings.provider, n)?,
-            constant("Containers", n)?,
-            self.sku.array()?,
-            sub_account.clone(),
-            sub_account,
-            self.tags.array()?,
-            constant(settings.cluster_name(), n)?,
-            self.cost_center.array()?,
-            self.cost_center_source.array()?,
-            decimals(4, self.utilization.iter().copied()),
-            decimals(money, self.idle_cost.iter().copied()),
-            hours(&self.unpriced),
+            page(self.allocated_details),
+            array(constant(ALLOCATED_METHOD, n)?),
+            page(self.resource_id),
+            page(self.resource_name),
+            array(self.allocated_tags.array()?),
+            page(self.cost),
+            array(constant(&settings.billing_account_id, n)?),
+            array(constant(&settings.billing_account_name, n)?),
+            array(self.currency.array()?),
+            array(times(self.billing.iter().map(|b| b.1))),
+            array(times(self.billing.iter().map(|b| b.0))),
+            array(constant("Usage", n)?),
+            array(new_null_array(ArrowDataType::Utf8View, n)),
+            page(self.description),
+            array(constant("Usage-Based", n)?),
+            array(times(self.charge.iter().map(|c| c.1))),
+            array(times(self.charge.iter().map(|c| c.0))),
+            page(self.consumed),
+            array(constant("GPU-Hours", n)?),
+            None,
+            None,
+            array(constant(host, n)?),
+            array(constant(&settings.provider, n)?),
+            None,
+            array(self.pricing_category.array()?),
+            page(self.pricing_quantity),
+            array(constant("GPU-Hours", n)?),
+            array(constant(&settings.provider, n)?),
+            array(constant(&settings.provider, n)?),
+            None,
+            None,
+            array(self.resource_type.array()?),
+            array(constant("Compute", n)?),
+            array(constant(&settings.service_name, n)?),
+            array(constant(&settings.provider, n)?),
+            array(constant("Containers", n)?),
+            array(self.sku.array()?),
+            array(self.sub_account.array()?),
+            None,
+            array(self.tags.array()?),
+            array(constant(settings.cluster_name(), n)?),
+            array(self.cost_center.array()?),
+            array(self.cost_center_source.array()?),
+            array(decimals(4, self.utilization.iter().copied())),
+            array(decimals(money, self.idle_cost.iter().copied())),
+            page(self.unpriced),
         ])
     }
 }
@@ -310,7 +343,6 @@ pub struct ParquetRows<W: Write> {
     /// The version's columns, in order.
     columns: Vec<Written>,
     settings: FocusSettings,
-    money: u32,
     batch: Batch,
 }
 
@@ -359,8 +391,7 @@ impl<W: Write> ParquetRows<W> {
             writer,
             columns,
             settings: settings.clone(),
-            money,
-            batch: Batch::default(),
+            batch: Batch::new(money),
         })
     }
 }
@@ -412,8 +443,53 @@ fn compressed(
     })
 }
 
-/// A column to encode: its values, its Parquet type and its encoding.
-type Job<'a> = (&'a Box<dyn Array>, &'a ParquetType, &'a [Encoding]);
+/// A column to encode and compress, with its Parquet type.
+enum Job<'a> {
+    /// Values polars encodes, in the encoding given.
+    Array(&'a dyn Array, &'a ParquetType, &'a [Encoding]),
+    /// A PLAIN page made as rows came.
+    Page(&'a PlainPage, &'a ParquetType),
+}
+
+impl Job<'_> {
+    /// The column's pages, compressed.
+    fn pages(
+        &self,
+        zstd: &mut zstd::bulk::Compressor<'_>,
+        options: WriteOptions,
+    ) -> PolarsResult<Vec<CompressedPage>> {
+        match *self {
+            Job::Array(array, type_, encoding) => {
+                let mut pages = Vec::new();
+                for column in array_to_columns(array, type_.clone(), options, encoding)? {
+                    for page in column {
+                        pages.push(compressed(page?, zstd, options)?);
+                    }
+                }
+                Ok(pages)
+            }
+            Job::Page(page, type_) => {
+                let ParquetType::PrimitiveType(primitive_type) = type_ else {
+                    polars_bail!(ComputeError: "a FOCUS column of a group type");
+                };
+                let bytes = page.bytes();
+                let page = CompressedDataPage::new(
+                    page.header(primitive_type),
+                    CowBuffer::Owned(zstd.compress(bytes)?),
+                    Compression::Zstd,
+                    bytes.len(),
+                    Descriptor {
+                        primitive_type: primitive_type.clone(),
+                        max_def_level: 1,
+                        max_rep_level: 0,
+                    },
+                    page.rows(),
+                );
+                Ok(vec![CompressedPage::Data(page)])
+            }
+        }
+    }
+}
 
 /// Each column's pages, encoded and compressed on as many threads as there are cores, each
 /// taking the next column not yet taken (the writer is the longer half of an export: pricing
@@ -428,16 +504,10 @@ fn encode_in_parallel(
         let mut zstd = zstd::bulk::Compressor::new(ZSTD_LEVEL)?;
         loop {
             let at = next.fetch_add(1, Ordering::Relaxed);
-            let Some(&(array, type_, encoding)) = jobs.get(at) else {
+            let Some(job) = jobs.get(at) else {
                 return Ok(done);
             };
-            let mut pages = Vec::new();
-            for column in array_to_columns(array, type_.clone(), options, encoding)? {
-                for page in column {
-                    pages.push(compressed(page?, &mut zstd, options)?);
-                }
-            }
-            done.push((at, pages));
+            done.push((at, job.pages(&mut zstd, options)?));
         }
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -478,19 +548,31 @@ impl<W: Write> FocusSink for ParquetRows<W> {
         if rows == 0 {
             return Ok(());
         }
-        let batch = std::mem::take(&mut self.batch);
-        let all = batch
-            .columns(&self.settings, self.money)
-            .map_err(io_error)?;
+        let next = self.batch.next();
+        let batch = std::mem::replace(&mut self.batch, next);
+        let mut all = batch.columns(&self.settings).map_err(io_error)?;
+        // A column holding another's values the version does not write takes them.
+        for &(column, of) in &REPEATS {
+            if self.columns.iter().all(|c| c.at != of) {
+                all[column] = all[of].take();
+            }
+        }
         let options = self.writer.options();
         let fields = self.writer.parquet_schema().fields();
-        let jobs: Vec<_> = self
-            .columns
-            .iter()
-            .zip(fields)
-            .filter(|(column, _)| column.copies.is_none())
-            .map(|(column, field)| (&all[column.at], field, column.encoding.as_slice()))
-            .collect();
+        let mut jobs: Vec<Job<'_>> = Vec::with_capacity(self.columns.len());
+        for (column, field) in self.columns.iter().zip(fields) {
+            if column.copies.is_some() {
+                continue;
+            }
+            let job = match &all[column.at] {
+                Some(Values::Array(array)) => {
+                    Job::Array(array.as_ref(), field, column.encoding.as_slice())
+                }
+                Some(Values::Page(page)) => Job::Page(page, field),
+                None => return Err(std::io::Error::other("a FOCUS column without values")),
+            };
+            jobs.push(job);
+        }
         let encoded = encode_in_parallel(&jobs, options).map_err(io_error)?;
         // Each column's pages: its own, or those of the column it copies.
         let mut pages: Vec<&[CompressedPage]> = Vec::with_capacity(self.columns.len());
