@@ -42,6 +42,10 @@ fn io_error(e: PolarsError) -> std::io::Error {
 
 /// `value` in units of its last place at `scale` places (rounded half to even).
 fn scaled(value: Decimal, scale: u32) -> i128 {
+    // Rounded figures come at their column's places already.
+    if value.scale() == scale {
+        return value.mantissa();
+    }
     let value = value.round_dp(scale);
     value.mantissa() * 10_i128.pow(scale - value.scale())
 }
