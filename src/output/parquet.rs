@@ -272,14 +272,14 @@ impl Batch {
             .as_deref()
             .unwrap_or(&settings.provider);
         let array = |array: Box<dyn Array>| Some(Values::Array(array));
-        let page = |values: Plain| Some(Values::Page(values.into_page()));
+        let page = |values: Plain| Ok::<_, PolarsError>(Some(Values::Page(values.into_page()?)));
         Ok(vec![
-            page(self.allocated_details),
+            page(self.allocated_details)?,
             array(constant(ALLOCATED_METHOD, n)?),
-            page(self.resource_id),
-            page(self.resource_name),
+            page(self.resource_id)?,
+            page(self.resource_name)?,
             array(self.allocated_tags.array()?),
-            page(self.cost),
+            page(self.cost)?,
             array(constant(&settings.billing_account_id, n)?),
             array(constant(&settings.billing_account_name, n)?),
             array(self.currency.array()?),
@@ -287,11 +287,11 @@ impl Batch {
             array(times(self.billing.iter().map(|b| b.0))),
             array(constant("Usage", n)?),
             array(new_null_array(ArrowDataType::Utf8View, n)),
-            page(self.description),
+            page(self.description)?,
             array(constant("Usage-Based", n)?),
             array(times(self.charge.iter().map(|c| c.1))),
             array(times(self.charge.iter().map(|c| c.0))),
-            page(self.consumed),
+            page(self.consumed)?,
             array(constant("GPU-Hours", n)?),
             None,
             None,
@@ -299,7 +299,7 @@ impl Batch {
             array(constant(&settings.provider, n)?),
             None,
             array(self.pricing_category.array()?),
-            page(self.pricing_quantity),
+            page(self.pricing_quantity)?,
             array(constant("GPU-Hours", n)?),
             array(constant(&settings.provider, n)?),
             array(constant(&settings.provider, n)?),
@@ -319,7 +319,7 @@ impl Batch {
             array(self.cost_center_source.array()?),
             array(decimals(4, self.utilization.iter().copied())),
             array(decimals(money, self.idle_cost.iter().copied())),
-            page(self.unpriced),
+            page(self.unpriced)?,
         ])
     }
 }

@@ -2,10 +2,11 @@
 //! an Arrow array (which polars would copy value by value into a page again). Texts nearly
 //! every row has its own of and money and hours, which are never null, go this way.
 
+use polars::prelude::{PolarsResult, polars_err};
 use polars_parquet::parquet::page::{DataPageHeader, DataPageHeaderV1};
 use polars_parquet::parquet::schema::types::PrimitiveType;
 use polars_parquet::parquet::statistics::{BinaryStatistics, FixedLenStatistics};
-use polars_parquet::write::Encoding;
+use polars_parquet::write::{Encoding, Version, write_def_levels};
 
 /// Bytes kept free before a page's values for its definition levels, written once the rows
 /// are counted: a 4-byte length and one run of "present" (a varint of the count, then 1).
@@ -69,27 +70,21 @@ impl Plain {
         self.rows += 1;
     }
 
-    /// The page of the values pushed.
-    pub(super) fn into_page(mut self) -> PlainPage {
-        // Definition levels of an optional column, none null: one RLE run of 1s, its length
-        // before it (4 bytes), right before the values.
-        let mut run = Vec::with_capacity(LEVELS_ROOM);
-        let mut count = (self.rows as u64) << 1;
-        while count >= 0x80 {
-            run.push((count as u8) | 0x80);
-            count >>= 7;
-        }
-        run.push(count as u8);
-        run.push(1);
-        let start = LEVELS_ROOM - 4 - run.len();
-        self.bytes[start..start + 4].copy_from_slice(&(run.len() as u32).to_le_bytes());
-        self.bytes[start + 4..LEVELS_ROOM].copy_from_slice(&run);
-        PlainPage {
+    /// The page of the values pushed: the definition levels of an optional column with no
+    /// null (polars' own, as its pages have them), right before the values.
+    pub(super) fn into_page(mut self) -> PolarsResult<PlainPage> {
+        let mut levels = Vec::with_capacity(LEVELS_ROOM);
+        write_def_levels(&mut levels, true, None, self.rows, Version::V1)?;
+        let start = LEVELS_ROOM.checked_sub(levels.len()).ok_or_else(
+            || polars_err!(ComputeError: "definition levels longer than the room kept for them"),
+        )?;
+        self.bytes[start..LEVELS_ROOM].copy_from_slice(&levels);
+        Ok(PlainPage {
             bytes: self.bytes,
             start,
             rows: self.rows,
             range: self.range,
-        }
+        })
     }
 }
 
@@ -154,7 +149,7 @@ mod tests {
         for text in ["ab", "", "xyz"] {
             column.push_text(text);
         }
-        let page = column.into_page();
+        let page = column.into_page().unwrap();
         assert_eq!(page.rows(), 3);
         let page = page.bytes();
         // Levels: 2 bytes long, a run of 3 (3 << 1 = 6) of the value 1.
@@ -176,7 +171,7 @@ mod tests {
             "d".into(),
             polars_parquet::write::ParquetPhysicalType::FixedLenByteArray(16),
         );
-        let page = column.into_page();
+        let page = column.into_page().unwrap();
         let header = page.header(&type_);
         let page = page.bytes();
         // 101 << 1 = 202: 0xCA 0x01 as a varint.
