@@ -413,7 +413,23 @@ struct Written {
 /// 10,000 GPUs; level 1 writes a file ~1.5× as large (Snappy: 3×) in a fraction of the time.
 const ZSTD_LEVEL: i32 = 1;
 
-/// `page` compressed with `zstd` at [`ZSTD_LEVEL`], a context a thread reuses for every page
+/// How far zstd's fast strategy steps between the places it looks for a match (its
+/// `targetLength`; 1 at level 1). The pod UIDs and JSON of FOCUS rows have few matches to
+/// miss: stepping by 2 costs a quarter less compression for a file ~1 % larger (4: ~7 %).
+const ZSTD_STEP: u32 = 2;
+
+/// A zstd context for FOCUS pages: [`ZSTD_LEVEL`], stepping by [`ZSTD_STEP`], literals still
+/// Huffman-coded (zstd stops coding them when the fast strategy steps further than 1 unless
+/// told to; pod UIDs, hex digits, then take twice the room).
+fn page_compressor() -> std::io::Result<zstd::bulk::Compressor<'static>> {
+    use zstd::zstd_safe::{CParameter, ParamSwitch};
+    let mut zstd = zstd::bulk::Compressor::new(ZSTD_LEVEL)?;
+    zstd.set_parameter(CParameter::TargetLength(ZSTD_STEP))?;
+    zstd.set_parameter(CParameter::LiteralCompressionMode(ParamSwitch::Enable))?;
+    Ok(zstd)
+}
+
+/// `page` compressed with `zstd` ([`page_compressor`]), a context a thread reuses for every page
 /// (polars' `compress`, used for what this does not handle, makes and clears one a page).
 fn compressed(
     page: Page,
@@ -505,7 +521,7 @@ fn encode_in_parallel(
     let next = AtomicUsize::new(0);
     let work = || -> PolarsResult<Vec<(usize, Vec<CompressedPage>)>> {
         let mut done = Vec::new();
-        let mut zstd = zstd::bulk::Compressor::new(ZSTD_LEVEL)?;
+        let mut zstd = page_compressor()?;
         loop {
             let at = next.fetch_add(1, Ordering::Relaxed);
             let Some(job) = jobs.get(at) else {
