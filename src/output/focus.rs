@@ -368,6 +368,11 @@ pub struct FocusRow<'a> {
     pub allocated_ratio: Decimal,
     /// `AllocatedTags`: the workload's cost center and namespace, JSON.
     pub allocated_tags: &'a str,
+    /// The run of rows of one cost center and namespace this row is in (rows come sorted by
+    /// them; a writer numbers its runs, a part's first row starting a new one): rows of one
+    /// run have the same `cost_center`, `sub_account`, `tags` and `allocated_tags`, so a sink
+    /// can take what it made of them for the row before without comparing texts.
+    pub run: u64,
 }
 
 /// A FOCUS CSV cell of a row.
@@ -381,6 +386,9 @@ enum Cell<'c> {
     /// Text rows of one cost center and namespace share (their tags, model, namespace):
     /// printed as [`Cell::Text`] where it changes, copied from the row before where it does not.
     Shared(&'c str),
+    /// [`Cell::Shared`] text that is the same throughout a run ([`FocusRow::run`]): within a
+    /// run, copied from the row before without being compared.
+    InRun(&'c str),
     /// Text that needs neither (a pricing category, a resource type).
     Plain(&'c str),
     /// A number, or an empty cell.
@@ -393,7 +401,9 @@ enum Cell<'c> {
 impl Cell<'_> {
     fn push(self, out: &mut Vec<u8>) {
         match self {
-            Cell::Text(text) | Cell::Fixed(text) | Cell::Shared(text) => push_text(out, text),
+            Cell::Text(text) | Cell::Fixed(text) | Cell::Shared(text) | Cell::InRun(text) => {
+                push_text(out, text)
+            }
             Cell::Plain(text) => out.extend_from_slice(text.as_bytes()),
             Cell::Number(Some(value)) => push_decimal(out, value),
             Cell::Number(None) => {}
@@ -405,7 +415,7 @@ impl Cell<'_> {
 impl FocusRow<'_> {
     /// The row as FOCUS 1.3 CSV cells, in [`COLUMNS`] order.
     fn cells<'c>(&'c self, settings: &'c FocusSettings, times: &'c [String; 4]) -> [Cell<'c>; 46] {
-        use Cell::{Fixed, Number, Plain, Shared, Text};
+        use Cell::{Fixed, InRun, Number, Plain, Shared, Text};
         let [start, end, billing_start, billing_end] = times;
         let host = settings
             .host_provider
@@ -413,13 +423,13 @@ impl FocusRow<'_> {
             .unwrap_or(&settings.provider);
         let cost = Number(Some(self.cost));
         let provider = Fixed(&settings.provider);
-        let sub_account = Shared(self.sub_account.unwrap_or_default());
+        let sub_account = InRun(self.sub_account.unwrap_or_default());
         [
             Cell::Details(self.allocated_ratio, self.consumed),
             Fixed(ALLOCATED_METHOD),
             Text(self.resource_id),
             Text(self.resource_name),
-            Shared(self.allocated_tags),
+            InRun(self.allocated_tags),
             cost,
             Fixed(&settings.billing_account_id),
             Fixed(&settings.billing_account_name),
@@ -454,9 +464,9 @@ impl FocusRow<'_> {
             Shared(self.sku),
             sub_account,
             sub_account,
-            Shared(self.tags),
+            InRun(self.tags),
             Fixed(settings.cluster_name()),
-            Shared(self.cost_center),
+            InRun(self.cost_center),
             Shared(self.cost_center_source),
             Number(self.utilization),
             Number(self.idle_cost),
@@ -508,6 +518,8 @@ pub struct CsvRows<W: Write> {
     spans: [(usize, usize); COLUMNS.len()],
     /// The last text of each [`Cell::Shared`] column and its printed bytes, by column.
     shared: Vec<(String, Vec<u8>)>,
+    /// The run of the last row written in this part.
+    run: Option<u64>,
 }
 
 /// A piece of a CSV row.
@@ -564,6 +576,7 @@ impl<W: Write> CsvRows<W> {
             times: None,
             spans: [(0, 0); COLUMNS.len()],
             shared: vec![Default::default(); COLUMNS.len()],
+            run: None,
         })
     }
 
@@ -607,6 +620,8 @@ impl<W: Write> CsvRows<W> {
     fn write_out(&mut self) -> std::io::Result<()> {
         self.out.write_all(&self.buffer)?;
         self.buffer.clear();
+        // Runs are told apart within a part only.
+        self.run = None;
         self.out.flush()
     }
 }
@@ -633,6 +648,8 @@ impl<W: Write> FocusSink for CsvRows<W> {
         if self.plan.is_empty() {
             self.plan = self.plan(&cells);
         }
+        let same_run = self.run == Some(row.run);
+        self.run = Some(row.run);
         for piece in &self.plan {
             match piece {
                 Piece::Printed(bytes) => self.buffer.extend_from_slice(bytes),
@@ -642,7 +659,10 @@ impl<W: Write> FocusSink for CsvRows<W> {
                     }
                     let start = self.buffer.len();
                     match cells[*i] {
-                        Cell::Shared(text) => {
+                        Cell::InRun(_) if same_run => {
+                            self.buffer.extend_from_slice(&self.shared[*i].1);
+                        }
+                        Cell::Shared(text) | Cell::InRun(text) => {
                             let (last, printed) = &mut self.shared[*i];
                             if last != text {
                                 last.clear();
@@ -705,6 +725,8 @@ pub struct FocusWriter<S> {
     allocated_tags: TagTexts,
     /// The rows written: those of a cost center or namespace, or all.
     only: LineFilter,
+    /// Runs of rows of one cost center and namespace begun so far ([`FocusRow::run`]).
+    runs: u64,
 }
 
 impl<S> FocusWriter<S> {
@@ -718,6 +740,7 @@ impl<S> FocusWriter<S> {
             carried: Carried::default(),
             tags: TagTexts::default(),
             allocated_tags: TagTexts::default(),
+            runs: 0,
         }
     }
 }
@@ -806,6 +829,7 @@ impl<S: FocusSink> FocusWriter<S> {
                 tags = self.tags.of(cost_center, None);
                 allocated_tags = self.allocated_tags.of(cost_center, Some(namespace));
                 run = Some((cost_center, namespace));
+                self.runs += 1;
             }
             let row = FocusRow {
                 cost: figures.cost.unwrap_or(zero),
@@ -829,6 +853,7 @@ impl<S: FocusSink> FocusWriter<S> {
                 unpriced: figures.unpriced_gpu_hours,
                 allocated_ratio: ratio,
                 allocated_tags,
+                run: self.runs,
             };
             self.sink.row(&row)?;
         }
@@ -1042,7 +1067,25 @@ mod tests {
                 ("SubAccountName", "SubAccountId"),
             ]
         );
-        let row = FocusRow {
+        let row = a_row();
+        let times = ["a", "b", "c", "d"].map(String::from);
+        let settings = FocusSettings::default();
+        let cells = row.cells(&settings, &times);
+        let printed = |i: usize| {
+            let mut out = Vec::new();
+            cells[i].push(&mut out);
+            String::from_utf8(out).expect("UTF-8")
+        };
+        for (column, of) in REPEATS {
+            assert_eq!(printed(column), printed(of), "{}", COLUMNS[column]);
+        }
+        // and the row's other figures are not what they copy
+        assert_ne!(printed(17), printed(5), "ConsumedQuantity");
+    }
+
+    /// A row of pod `pod-1` with every column filled.
+    fn a_row() -> FocusRow<'static> {
+        FocusRow {
             cost: Decimal::new(1234, 2),
             charge: Interval::new(0, 86_400),
             billing: Interval::new(0, 2_678_400),
@@ -1064,19 +1107,47 @@ mod tests {
             unpriced: Decimal::ONE,
             allocated_ratio: Decimal::new(25, 2),
             allocated_tags: "{}",
-        };
-        let times = ["a", "b", "c", "d"].map(String::from);
-        let settings = FocusSettings::default();
-        let cells = row.cells(&settings, &times);
-        let printed = |i: usize| {
-            let mut out = Vec::new();
-            cells[i].push(&mut out);
-            String::from_utf8(out).expect("UTF-8")
-        };
-        for (column, of) in REPEATS {
-            assert_eq!(printed(column), printed(of), "{}", COLUMNS[column]);
+            run: 1,
         }
-        // and the row's other figures are not what they copy
-        assert_ne!(printed(17), printed(5), "ConsumedQuantity");
+    }
+
+    #[test]
+    fn a_run_of_rows_prints_its_cost_center_once_made_and_a_new_run_or_part_its_own() {
+        let settings = FocusSettings::default();
+        let mut out = Vec::new();
+        let mut rows = CsvRows::new(&mut out, &settings).expect("a header");
+        for (cost_center, run) in [("team-a", 1), ("team-a", 1), ("team-b", 2)] {
+            let row = FocusRow {
+                cost_center,
+                run,
+                ..a_row()
+            };
+            rows.row(&row).expect("written");
+        }
+        rows.end_part().expect("written");
+        // Another part may number its runs as the part before did.
+        let row = FocusRow {
+            cost_center: "team-c",
+            run: 2,
+            ..a_row()
+        };
+        rows.row(&row).expect("written");
+        rows.finish().expect("written");
+        let text = String::from_utf8(out).expect("UTF-8");
+        let at = COLUMNS
+            .iter()
+            .position(|c| *c == "x_CostCenter")
+            .expect("a column");
+        let printed: Vec<&str> = text
+            .lines()
+            .skip(1)
+            // From the end: the cells after it hold no commas.
+            .map(|line| {
+                line.rsplit(',')
+                    .nth(COLUMNS.len() - 1 - at)
+                    .expect("a cell")
+            })
+            .collect();
+        assert_eq!(printed, ["team-a", "team-a", "team-b", "team-c"]);
     }
 }

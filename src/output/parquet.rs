@@ -137,6 +137,15 @@ impl Repeated {
         self.keys.push(key);
     }
 
+    /// Pushes `text`, known to be the row before's when `again` (a text the same throughout a
+    /// run of rows, [`FocusRow::run`]): then not compared.
+    fn push_again(&mut self, text: Option<&str>, again: bool) {
+        match self.keys.last() {
+            Some(&key) if again => self.keys.push(key),
+            _ => self.push(text),
+        }
+    }
+
     fn array(self) -> PolarsResult<Box<dyn Array>> {
         dictionary(PrimitiveArray::from(self.keys), &self.texts)
     }
@@ -177,6 +186,8 @@ fn times(values: impl Iterator<Item = UnixSeconds>) -> Box<dyn Array> {
 #[derive(Default)]
 struct Batch {
     rows: usize,
+    /// The run of the last row pushed ([`FocusRow::run`]).
+    run: Option<u64>,
     /// The places of money: the currency's minor units.
     money: u32,
     cost: Plain,
@@ -234,6 +245,8 @@ impl Batch {
 
     fn push(&mut self, row: &FocusRow<'_>) {
         self.rows += 1;
+        let same_run = self.run == Some(row.run);
+        self.run = Some(row.run);
         self.cost.push_decimal(scaled(row.cost, self.money));
         self.charge.push((row.charge.start, row.charge.end));
         self.billing.push((row.billing.start, row.billing.end));
@@ -248,9 +261,9 @@ impl Batch {
         self.resource_name.push_text(row.resource_name);
         self.resource_type.push(Some(row.resource_type));
         self.sku.push(Some(row.sku));
-        self.sub_account.push(row.sub_account);
-        self.tags.push(Some(row.tags));
-        self.cost_center.push(Some(row.cost_center));
+        self.sub_account.push_again(row.sub_account, same_run);
+        self.tags.push_again(Some(row.tags), same_run);
+        self.cost_center.push_again(Some(row.cost_center), same_run);
         self.cost_center_source.push(Some(row.cost_center_source));
         self.utilization.push(row.utilization);
         self.idle_cost.push(row.idle_cost);
@@ -259,7 +272,8 @@ impl Batch {
         self.allocated_details.push_text_with(|out| {
             allocated_details(row.allocated_ratio, row.consumed, out);
         });
-        self.allocated_tags.push(Some(row.allocated_tags));
+        self.allocated_tags
+            .push_again(Some(row.allocated_tags), same_run);
     }
 
     /// Every column of [`COLUMNS`], in order; a column [`REPEATS`] says holds another's values
@@ -660,5 +674,21 @@ mod tests {
                 Some("team-a")
             ]
         );
+    }
+
+    #[test]
+    fn a_text_pushed_again_within_a_run_takes_the_row_befores_key_and_is_compared_after_it() {
+        let mut column = Repeated::default();
+        column.push_again(Some("team-a"), true);
+        column.push_again(Some("team-a"), true);
+        column.push_again(None, false);
+        column.push_again(None, true);
+        column.push_again(Some("team-b"), false);
+        column.push_again(Some("team-a"), false);
+        assert_eq!(
+            column.keys,
+            [Some(0), Some(0), None, None, Some(1), Some(0)]
+        );
+        assert_eq!(column.texts, ["team-a", "team-b"]);
     }
 }
