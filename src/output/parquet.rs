@@ -213,10 +213,11 @@ struct Batch {
     allocated_tags: Repeated,
 }
 
-/// A column's values: an Arrow array polars encodes, or a PLAIN page made as rows came.
-enum Values {
+/// A column's values: an Arrow array polars encodes, or a PLAIN page made as rows came (in the
+/// batch's room).
+enum Values<'b> {
     Array(Box<dyn Array>),
-    Page(PlainPage),
+    Page(PlainPage<'b>),
 }
 
 impl Batch {
@@ -227,20 +228,36 @@ impl Batch {
         }
     }
 
-    /// The batch of the next charge period: its pages with room for as many bytes as these.
-    fn next(&self) -> Self {
-        Batch {
-            money: self.money,
-            cost: Plain::sized_like(&self.cost),
-            description: Plain::sized_like(&self.description),
-            consumed: Plain::sized_like(&self.consumed),
-            pricing_quantity: Plain::sized_like(&self.pricing_quantity),
-            resource_id: Plain::sized_like(&self.resource_id),
-            resource_name: Plain::sized_like(&self.resource_name),
-            unpriced: Plain::sized_like(&self.unpriced),
-            allocated_details: Plain::sized_like(&self.allocated_details),
-            ..Batch::default()
+    /// Empties the batch for the next charge period, keeping the room of its pages and of its
+    /// times and figures: one day's rows are about another's, so an export's pages are neither
+    /// copied as they grow nor taken from the system again each day.
+    fn clear(&mut self) {
+        fn emptied(page: &mut Plain) -> Plain {
+            let mut page = std::mem::take(page);
+            page.clear();
+            page
         }
+        fn emptied_vec<T>(values: &mut Vec<T>) -> Vec<T> {
+            let mut values = std::mem::take(values);
+            values.clear();
+            values
+        }
+        *self = Batch {
+            money: self.money,
+            cost: emptied(&mut self.cost),
+            charge: emptied_vec(&mut self.charge),
+            billing: emptied_vec(&mut self.billing),
+            description: emptied(&mut self.description),
+            consumed: emptied(&mut self.consumed),
+            pricing_quantity: emptied(&mut self.pricing_quantity),
+            resource_id: emptied(&mut self.resource_id),
+            resource_name: emptied(&mut self.resource_name),
+            utilization: emptied_vec(&mut self.utilization),
+            idle_cost: emptied_vec(&mut self.idle_cost),
+            unpriced: emptied(&mut self.unpriced),
+            allocated_details: emptied(&mut self.allocated_details),
+            ..Batch::default()
+        };
     }
 
     fn push(&mut self, row: &FocusRow<'_>) {
@@ -277,63 +294,66 @@ impl Batch {
     }
 
     /// Every column of [`COLUMNS`], in order; a column [`REPEATS`] says holds another's values
-    /// is `None`, its values at the other's place.
-    fn columns(self, settings: &FocusSettings) -> PolarsResult<Vec<Option<Values>>> {
-        let n = self.rows;
-        let money = self.money;
+    /// is `None`, its values at the other's place. Pages made as rows came are read where they
+    /// were made (until [`Batch::clear`]); the repeated texts are taken.
+    fn columns(&mut self, settings: &FocusSettings) -> PolarsResult<Vec<Option<Values<'_>>>> {
+        fn page(values: &mut Plain) -> PolarsResult<Option<Values<'_>>> {
+            Ok(Some(Values::Page(values.page()?)))
+        }
+        let array = |array: Box<dyn Array>| Some(Values::Array(array));
+        let repeated = |values: &mut Repeated| std::mem::take(values).array().map(array);
+        let (n, money) = (self.rows, self.money);
         let host = settings
             .host_provider
             .as_deref()
             .unwrap_or(&settings.provider);
-        let array = |array: Box<dyn Array>| Some(Values::Array(array));
-        let page = |values: Plain| Ok::<_, PolarsError>(Some(Values::Page(values.into_page()?)));
         Ok(vec![
-            page(self.allocated_details)?,
+            page(&mut self.allocated_details)?,
             array(constant(ALLOCATED_METHOD, n)?),
-            page(self.resource_id)?,
-            page(self.resource_name)?,
-            array(self.allocated_tags.array()?),
-            page(self.cost)?,
+            page(&mut self.resource_id)?,
+            page(&mut self.resource_name)?,
+            repeated(&mut self.allocated_tags)?,
+            page(&mut self.cost)?,
             array(constant(&settings.billing_account_id, n)?),
             array(constant(&settings.billing_account_name, n)?),
-            array(self.currency.array()?),
+            repeated(&mut self.currency)?,
             array(times(self.billing.iter().map(|b| b.1))),
             array(times(self.billing.iter().map(|b| b.0))),
             array(constant("Usage", n)?),
             array(new_null_array(ArrowDataType::Utf8View, n)),
-            page(self.description)?,
+            page(&mut self.description)?,
             array(constant("Usage-Based", n)?),
             array(times(self.charge.iter().map(|c| c.1))),
             array(times(self.charge.iter().map(|c| c.0))),
-            page(self.consumed)?,
+            page(&mut self.consumed)?,
             array(constant("GPU-Hours", n)?),
             None,
             None,
             array(constant(host, n)?),
             array(constant(&settings.provider, n)?),
             None,
-            array(self.pricing_category.array()?),
-            page(self.pricing_quantity)?,
+            repeated(&mut self.pricing_category)?,
+            page(&mut self.pricing_quantity)?,
             array(constant("GPU-Hours", n)?),
             array(constant(&settings.provider, n)?),
             array(constant(&settings.provider, n)?),
             None,
             None,
-            array(self.resource_type.array()?),
+            repeated(&mut self.resource_type)?,
             array(constant("Compute", n)?),
             array(constant(&settings.service_name, n)?),
             array(constant(&settings.provider, n)?),
             array(constant("Containers", n)?),
-            array(self.sku.array()?),
-            array(self.sub_account.array()?),
+            repeated(&mut self.sku)?,
+            repeated(&mut self.sub_account)?,
             None,
-            array(self.tags.array()?),
+            repeated(&mut self.tags)?,
             array(constant(settings.cluster_name(), n)?),
-            array(self.cost_center.array()?),
-            array(self.cost_center_source.array()?),
+            repeated(&mut self.cost_center)?,
+            repeated(&mut self.cost_center_source)?,
             array(decimals(4, self.utilization.iter().copied())),
             array(decimals(money, self.idle_cost.iter().copied())),
-            page(self.unpriced)?,
+            page(&mut self.unpriced)?,
         ])
     }
 }
@@ -483,7 +503,7 @@ enum Job<'a> {
     /// Values polars encodes, in the encoding given.
     Array(&'a dyn Array, &'a ParquetType, &'a [Encoding]),
     /// A PLAIN page made as rows came.
-    Page(&'a PlainPage, &'a ParquetType),
+    Page(&'a PlainPage<'a>, &'a ParquetType),
 }
 
 impl Job<'_> {
@@ -579,13 +599,25 @@ impl<W: Write> FocusSink for ParquetRows<W> {
     }
 
     fn end_part(&mut self) -> std::io::Result<()> {
-        let rows = self.batch.rows;
-        if rows == 0 {
+        if self.batch.rows == 0 {
             return Ok(());
         }
-        let next = self.batch.next();
-        let batch = std::mem::replace(&mut self.batch, next);
-        let mut all = batch.columns(&self.settings).map_err(io_error)?;
+        let written = self.write_batch();
+        self.batch.clear();
+        written
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.end_part()?;
+        self.writer.end(None).map(drop).map_err(io_error)
+    }
+}
+
+impl<W: Write> ParquetRows<W> {
+    /// The batch's rows as a row group.
+    fn write_batch(&mut self) -> std::io::Result<()> {
+        let rows = self.batch.rows;
+        let mut all = self.batch.columns(&self.settings).map_err(io_error)?;
         // A column holding another's values the version does not write takes them.
         for &(column, of) in &REPEATS {
             if self.columns.iter().all(|c| c.at != of) {
@@ -624,11 +656,6 @@ impl<W: Write> FocusSink for ParquetRows<W> {
             Ok(DynStreamingIterator::new(pages))
         }));
         self.writer.write(rows as u64, group).map_err(io_error)
-    }
-
-    fn finish(&mut self) -> std::io::Result<()> {
-        self.end_part()?;
-        self.writer.end(None).map(drop).map_err(io_error)
     }
 }
 

@@ -32,15 +32,11 @@ impl Default for Plain {
 }
 
 impl Plain {
-    /// A column with room for as many bytes as `like` holds (the day before's: one day's rows
-    /// are about another's), so that it is not copied as it grows.
-    pub(super) fn sized_like(like: &Plain) -> Self {
-        let mut bytes = Vec::with_capacity(like.bytes.len());
-        bytes.resize(LEVELS_ROOM, 0);
-        Plain {
-            bytes,
-            ..Plain::default()
-        }
+    /// Forgets the values pushed, keeping their room.
+    pub(super) fn clear(&mut self) {
+        self.bytes.truncate(LEVELS_ROOM);
+        self.rows = 0;
+        self.range = None;
     }
 
     /// Appends a text: its length (4 bytes, little-endian), then its bytes.
@@ -72,7 +68,7 @@ impl Plain {
 
     /// The page of the values pushed: the definition levels of an optional column with no
     /// null (polars' own, as its pages have them), right before the values.
-    pub(super) fn into_page(mut self) -> PolarsResult<PlainPage> {
+    pub(super) fn page(&mut self) -> PolarsResult<PlainPage<'_>> {
         let mut levels = Vec::with_capacity(LEVELS_ROOM);
         write_def_levels(&mut levels, true, None, self.rows, Version::V1)?;
         let start = LEVELS_ROOM.checked_sub(levels.len()).ok_or_else(
@@ -80,27 +76,25 @@ impl Plain {
         )?;
         self.bytes[start..LEVELS_ROOM].copy_from_slice(&levels);
         Ok(PlainPage {
-            bytes: self.bytes,
-            start,
+            bytes: &self.bytes[start..],
             rows: self.rows,
             range: self.range,
         })
     }
 }
 
-/// A column's PLAIN page of one row group: its definition levels, then its values.
-pub(super) struct PlainPage {
-    bytes: Vec<u8>,
-    /// Where the levels begin.
-    start: usize,
+/// A column's PLAIN page of one row group, where it was made: its definition levels, then its
+/// values.
+pub(super) struct PlainPage<'p> {
+    bytes: &'p [u8],
     rows: usize,
     range: Option<(i128, i128)>,
 }
 
-impl PlainPage {
+impl PlainPage<'_> {
     /// The page's bytes, to be compressed.
     pub(super) fn bytes(&self) -> &[u8] {
-        &self.bytes[self.start..]
+        self.bytes
     }
 
     /// The rows of the page.
@@ -149,7 +143,7 @@ mod tests {
         for text in ["ab", "", "xyz"] {
             column.push_text(text);
         }
-        let page = column.into_page().unwrap();
+        let page = column.page().unwrap();
         assert_eq!(page.rows(), 3);
         let page = page.bytes();
         // Levels: 2 bytes long, a run of 3 (3 << 1 = 6) of the value 1.
@@ -171,7 +165,7 @@ mod tests {
             "d".into(),
             polars_parquet::write::ParquetPhysicalType::FixedLenByteArray(16),
         );
-        let page = column.into_page().unwrap();
+        let page = column.page().unwrap();
         let header = page.header(&type_);
         let page = page.bytes();
         // 101 << 1 = 202: 0xCA 0x01 as a varint.
@@ -201,5 +195,34 @@ mod tests {
             statistics.max_value.as_deref(),
             Some(&258i128.to_be_bytes()[..])
         );
+    }
+
+    #[test]
+    fn a_cleared_column_keeps_its_room_and_its_next_page_holds_only_the_values_after() {
+        let mut column = Plain::default();
+        for _ in 0..100 {
+            column.push_decimal(7);
+        }
+        // 100 rows: a 2-byte count; the page after has 1 row, a 1-byte count.
+        assert_eq!(
+            column.page().unwrap().bytes()[..7],
+            [3, 0, 0, 0, 0xC8, 0x01, 1]
+        );
+        let room = column.bytes.capacity();
+        column.clear();
+        column.push_text("ab");
+        assert_eq!(column.bytes.capacity(), room);
+        let page = column.page().unwrap();
+        assert_eq!(page.rows(), 1);
+        assert_eq!(page.bytes(), [2, 0, 0, 0, 2, 1, 2, 0, 0, 0, b'a', b'b']);
+        let type_ = PrimitiveType::from_physical(
+            "t".into(),
+            polars_parquet::write::ParquetPhysicalType::ByteArray,
+        );
+        let DataPageHeader::V1(header) = page.header(&type_) else {
+            panic!("a V1 page")
+        };
+        assert_eq!(header.num_values, 1);
+        assert_eq!(header.statistics.and_then(|s| s.max_value), None);
     }
 }
