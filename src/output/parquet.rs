@@ -232,30 +232,25 @@ impl Batch {
     /// times and figures: one day's rows are about another's, so an export's pages are neither
     /// copied as they grow nor taken from the system again each day.
     fn clear(&mut self) {
-        fn emptied(page: &mut Plain) -> Plain {
-            let mut page = std::mem::take(page);
-            page.clear();
-            page
-        }
-        fn emptied_vec<T>(values: &mut Vec<T>) -> Vec<T> {
+        fn emptied<T: Default>(values: &mut T, clear: fn(&mut T)) -> T {
             let mut values = std::mem::take(values);
-            values.clear();
+            clear(&mut values);
             values
         }
         *self = Batch {
             money: self.money,
-            cost: emptied(&mut self.cost),
-            charge: emptied_vec(&mut self.charge),
-            billing: emptied_vec(&mut self.billing),
-            description: emptied(&mut self.description),
-            consumed: emptied(&mut self.consumed),
-            pricing_quantity: emptied(&mut self.pricing_quantity),
-            resource_id: emptied(&mut self.resource_id),
-            resource_name: emptied(&mut self.resource_name),
-            utilization: emptied_vec(&mut self.utilization),
-            idle_cost: emptied_vec(&mut self.idle_cost),
-            unpriced: emptied(&mut self.unpriced),
-            allocated_details: emptied(&mut self.allocated_details),
+            cost: emptied(&mut self.cost, Plain::clear),
+            charge: emptied(&mut self.charge, Vec::clear),
+            billing: emptied(&mut self.billing, Vec::clear),
+            description: emptied(&mut self.description, Plain::clear),
+            consumed: emptied(&mut self.consumed, Plain::clear),
+            pricing_quantity: emptied(&mut self.pricing_quantity, Plain::clear),
+            resource_id: emptied(&mut self.resource_id, Plain::clear),
+            resource_name: emptied(&mut self.resource_name, Plain::clear),
+            utilization: emptied(&mut self.utilization, Vec::clear),
+            idle_cost: emptied(&mut self.idle_cost, Vec::clear),
+            unpriced: emptied(&mut self.unpriced, Plain::clear),
+            allocated_details: emptied(&mut self.allocated_details, Plain::clear),
             ..Batch::default()
         };
     }
