@@ -361,18 +361,16 @@ fn budgets(page: &Page, out: &mut String) {
             page.money(b.projected),
             page.money(b.budget)
         );
+        let headroom = b.budget - b.projected;
+        let over = headroom.is_sign_negative();
         let bar = svg::budget_bar(
             float(Some(b.spent)),
             float(Some(b.projected)),
             float(Some(b.budget)),
+            over,
             &label,
         );
-        let headroom = b.budget - b.projected;
-        let class = if headroom.is_sign_negative() {
-            " class=\"over\""
-        } else {
-            ""
-        };
+        let class = if over { " class=\"over\"" } else { "" };
         rows.push(vec![
             escape(&b.scope),
             page.money(b.spent),

@@ -9,11 +9,11 @@ use super::html::escape;
 const BAR_WIDTH: f64 = 320.0;
 
 /// A bar of one budget: what is spent (dark), what is projected by month end (light), and the
-/// budget (a mark); scaled so the largest of the three fills the bar.
-pub fn budget_bar(spent: f64, projected: f64, budget: f64, label: &str) -> String {
+/// budget (a mark); scaled so the largest of the three fills the bar. Whether the projection is
+/// `over` the budget is the caller's exact answer, not one made in `f64`.
+pub fn budget_bar(spent: f64, projected: f64, budget: f64, over: bool, label: &str) -> String {
     let top = spent.max(projected).max(budget).max(f64::MIN_POSITIVE);
     let x = |v: f64| (v / top * BAR_WIDTH).clamp(0.0, BAR_WIDTH);
-    let over = projected > budget;
     format!(
         "<svg class=\"bar\" width=\"{w}\" height=\"20\" viewBox=\"0 0 {w} 20\" role=\"img\" aria-label=\"{label}\">\
 <rect x=\"0\" y=\"4\" width=\"{w}\" height=\"12\" class=\"track\"/>\
@@ -89,7 +89,7 @@ mod test {
 
     #[test]
     fn charts_scale_to_their_largest_figure_and_carry_a_label() {
-        let bar = budget_bar(50.0, 120.0, 100.0, "cc-1 <spent>");
+        let bar = budget_bar(50.0, 120.0, 100.0, true, "cc-1 <spent>");
         assert!(bar.contains("aria-label=\"cc-1 &lt;spent&gt;\""), "{bar}");
         assert!(
             bar.contains("width=\"320.0\" height=\"12\" class=\"projected over\""),

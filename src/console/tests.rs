@@ -175,3 +175,17 @@ fn served_models_show_their_cost_per_million_tokens_and_never_a_zero() {
         "{html}"
     );
 }
+
+#[test]
+fn a_budget_projected_over_by_a_cent_is_drawn_over_at_any_size() {
+    // 2^53 dollars: at this size `f64` cannot tell the budget from a cent more, the page must.
+    let mut page = page();
+    page.budgets[0].budget = dec!(9007199254740992.00);
+    page.budgets[0].projected = dec!(9007199254740992.01);
+    let html = render(&page);
+    assert!(html.contains("class=\"projected over\""), "{html}");
+    assert!(
+        html.contains("<span class=\"over\">-0.01 USD</span>"),
+        "{html}"
+    );
+}
