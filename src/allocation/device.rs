@@ -140,7 +140,8 @@ pub(crate) fn units_per_item(
         GpuResource::Whole => match &node.mig_single_profile {
             Some(profile) => Some((
                 AllocationKind::Mig,
-                card.mig_fraction(&node.product, profile)?
+                node.mig
+                    .fraction(card, profile)?
                     .split(i64::from(node.replicas))?,
             )),
             None if node.replicas > 1 => Some((AllocationKind::Shared, share()?)),
@@ -149,7 +150,8 @@ pub(crate) fn units_per_item(
         GpuResource::Shared => Some((AllocationKind::Shared, share()?)),
         GpuResource::Mig { profile } => Some((
             AllocationKind::Mig,
-            card.mig_fraction(&node.product, profile)?
+            node.mig
+                .fraction(card, profile)?
                 .split(i64::from(node.mig_replicas_of(profile)))?,
         )),
         GpuResource::AmdGpu => match &node.amd_partition {

@@ -11,7 +11,7 @@ use super::claims::{DeviceIndex, DeviceType};
 use super::device::{
     AmdPartitionMode, GpuResource, classify, units_per_item, unpriced_accelerator,
 };
-use crate::pricing::{PriceTier, RateCard, with_memory};
+use crate::pricing::{MigSizing, PriceTier, RateCard, with_memory};
 use crate::quantity::parse_quantity;
 use crate::time::UnixSeconds;
 use crate::units::GpuUnits;
@@ -45,6 +45,8 @@ pub(crate) struct NodeFacts {
     pub(crate) replicas: u32,
     /// The profile every `nvidia.com/gpu` item is under the MIG single strategy.
     pub(crate) mig_single_profile: Option<String>,
+    /// How `product` is cut into MIG slices (found once, not for each pod).
+    pub(crate) mig: MigSizing,
     /// Time-slicing replicas of each MIG profile under the mixed strategy
     /// (`nvidia.com/mig-<profile>.replicas`); a profile not named is not shared.
     pub(crate) mig_replicas: BTreeMap<String, u32>,
@@ -180,6 +182,7 @@ pub(crate) fn node_facts(
     });
 
     let mut facts = NodeFacts {
+        mig: card.mig_sizing(&product),
         product,
         tier: capacity_tier(labels),
         replicas,
@@ -257,8 +260,9 @@ fn node_capacity(
     // Under the MIG single strategy GFD's count is of MIG devices, not GPUs.
     let mig_single = |devices: i64, warnings: &mut Vec<String>| {
         let profile = facts.mig_single_profile.as_deref()?;
-        let gpus = card
-            .mig_fraction(&facts.product, profile)
+        let gpus = facts
+            .mig
+            .fraction(card, profile)
             .and_then(|fraction| mig_single_gpus(devices, fraction));
         if gpus.is_none() {
             warnings.push(format!(

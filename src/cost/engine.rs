@@ -208,8 +208,9 @@ pub fn cost_report_with_usage(
             sums.add(line, schedule, &resolver, during, allocation.units);
             if let Some(usage) = usage {
                 let key = UsageKey::of(set, allocation);
-                let hourly = |hour| usage.hourly(&key, hour);
-                sums.add_used(line, schedule, &resolver, during, allocation.units, hourly);
+                let hours =
+                    |each: &mut dyn FnMut(i64, Decimal)| usage.each_hour(&key, during, each);
+                sums.add_used(line, schedule, &resolver, during, allocation.units, hours);
             }
             // What a pod holds is no longer unallocated capacity of its node.
             let identity = resolver.identity(product);
@@ -934,8 +935,8 @@ impl UnitSeconds {
         );
     }
 
-    /// Records the utilization of `units` held over `during`, hour by hour where `hours` (hour
-    /// start → ratio) has a value.
+    /// Records the utilization of `units` held over `during`, hour by hour as `hours` hands
+    /// each hour's start and ratio to what it is given.
     fn add_used(
         &mut self,
         line: u32,
@@ -943,33 +944,30 @@ impl UnitSeconds {
         resolver: &Resolver<'_>,
         during: Interval,
         units: GpuUnits,
-        hourly: impl Fn(i64) -> Option<Decimal>,
+        hours: impl FnOnce(&mut dyn FnMut(i64, Decimal)),
     ) {
         let numer = i128::from(units.numer());
         let (periods, mut sums) = self.line(line);
         let mut near = None;
-        let mut hour = during.start.div_euclid(HOUR) * HOUR;
-        while hour < during.end {
-            if let (Some(utilization), Some(piece)) =
-                (hourly(hour), during.clip(Interval::new(hour, hour + HOUR)))
-            {
-                walk(
-                    periods,
-                    schedule,
-                    resolver,
-                    piece,
-                    units.denom(),
-                    |point, seconds| {
-                        let unit_seconds = numer * i128::from(seconds);
-                        let sum = sums.at(point, &mut near);
-                        sum.covered += unit_seconds;
-                        sum.used += Decimal::from_i128_with_scale(unit_seconds, 0) * utilization;
-                        sum.measured = true;
-                    },
-                );
-            }
-            hour += HOUR;
-        }
+        hours(&mut |hour, utilization| {
+            let Some(piece) = during.clip(Interval::new(hour, hour + HOUR)) else {
+                return;
+            };
+            walk(
+                periods,
+                schedule,
+                resolver,
+                piece,
+                units.denom(),
+                |point, seconds| {
+                    let unit_seconds = numer * i128::from(seconds);
+                    let sum = sums.at(point, &mut near);
+                    sum.covered += unit_seconds;
+                    sum.used += Decimal::from_i128_with_scale(unit_seconds, 0) * utilization;
+                    sum.measured = true;
+                },
+            );
+        });
     }
 
     /// Multiplies each sum by its price and divides once per denominator, line after line.

@@ -363,15 +363,50 @@ impl RateCard {
     /// the model's `mig_slices` (default 4 for an A30, 7 otherwise). `None` when the profile does
     /// not start with `<g>g`.
     pub fn mig_fraction(&self, product: &str, profile: &str) -> Option<GpuUnits> {
-        let model = self.model_for(product).map(|id| self.model(id));
-        if let Some(fraction) = model.and_then(|m| m.mig.get(profile)) {
+        self.mig_sizing(product).fraction(self, profile)
+    }
+
+    /// How `product` is cut into MIG slices, found once for all its profiles (see
+    /// [`RateCard::mig_fraction`]).
+    pub fn mig_sizing(&self, product: &str) -> MigSizing {
+        let model = self.model_for(product);
+        MigSizing {
+            model,
+            slices: model
+                .and_then(|id| self.model(id).mig_slices)
+                .unwrap_or_else(|| default_mig_slices(product)),
+        }
+    }
+}
+
+/// How one GPU product is cut into MIG slices: the rate-card model it selects (whose
+/// per-profile fractions come first) and its compute slices per GPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MigSizing {
+    model: Option<ModelId>,
+    slices: u32,
+}
+
+impl Default for MigSizing {
+    /// A product nobody named: no model, the slices of the A100/H100 family.
+    fn default() -> Self {
+        MigSizing {
+            model: None,
+            slices: default_mig_slices(""),
+        }
+    }
+}
+
+impl MigSizing {
+    /// The fraction of a GPU one device of MIG `profile` is: the card's per-profile override,
+    /// else `g / slices`. `None` when the profile does not start with `<g>g`.
+    pub fn fraction(&self, card: &RateCard, profile: &str) -> Option<GpuUnits> {
+        let stated = self.model.and_then(|id| card.model(id).mig.get(profile));
+        if let Some(fraction) = stated {
             return Some(*fraction);
         }
-        let slices = model
-            .and_then(|m| m.mig_slices)
-            .unwrap_or_else(|| default_mig_slices(product));
         let g: i64 = profile.split_once('g')?.0.parse().ok()?;
-        GpuUnits::ratio(g, i64::from(slices))
+        GpuUnits::ratio(g, i64::from(self.slices))
     }
 }
 

@@ -11,14 +11,31 @@ use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 
 use crate::allocation::{Allocation, AllocationSet, Sym};
-use crate::time::UnixSeconds;
+use crate::time::{Interval, UnixSeconds};
 
 /// How busy an allocation's GPUs were, hour by hour: what the cost engine splits used from idle
 /// with. Measured ([`UsageIndex`], from DCGM) or simulated (the demo fleet's workloads).
 pub trait Utilization: Sync {
     /// The utilization ratio (0–1) of `key`'s GPUs in the hour starting at `hour`, if known.
     fn hourly(&self, key: &UsageKey, hour: UnixSeconds) -> Option<Decimal>;
+
+    /// Each clock hour `during` touches whose utilization is known, in order, with it: what
+    /// [`Utilization::hourly`] gives for each, with `key` looked up once for all of them.
+    fn each_hour(
+        &self,
+        key: &UsageKey,
+        during: Interval,
+        each: &mut dyn FnMut(UnixSeconds, Decimal),
+    );
 }
+
+/// The start of each clock hour `during` touches, in order.
+pub fn hours_of(during: Interval) -> impl Iterator<Item = UnixSeconds> {
+    let first = during.start.div_euclid(HOUR) * HOUR;
+    (first..during.end).step_by(HOUR as usize)
+}
+
+const HOUR: i64 = 3_600;
 
 impl UsageKey {
     /// The key of an allocation: its claim for DRA, else its pod.
@@ -143,6 +160,24 @@ impl Utilization for UsageIndex {
     fn hourly(&self, key: &UsageKey, hour: UnixSeconds) -> Option<Decimal> {
         self.hours.get(key)?.get(&hour).copied()
     }
+
+    fn each_hour(
+        &self,
+        key: &UsageKey,
+        during: Interval,
+        each: &mut dyn FnMut(UnixSeconds, Decimal),
+    ) {
+        let Some(hours) = self.hours.get(key) else {
+            return;
+        };
+        let first = during.start.div_euclid(HOUR) * HOUR;
+        for (&hour, &ratio) in hours.range(first..during.end) {
+            // Only hour starts are asked for, as `hourly` is.
+            if hour.rem_euclid(HOUR) == 0 {
+                each(hour, ratio);
+            }
+        }
+    }
 }
 
 impl UsageIndex {
@@ -243,5 +278,44 @@ mod test {
         assert_eq!(hours[&0], Decimal::new(625, 3));
         assert_eq!(hours[&3600], Decimal::ONE, "clamped to 1");
         assert_eq!(hours.len(), 2);
+    }
+
+    #[test]
+    fn an_allocation_s_hours_are_those_its_interval_touches() {
+        let key = UsageKey::Pod {
+            namespace: "n".into(),
+            pod: "a".into(),
+        };
+        let mut collector = UsageCollector::default();
+        for (hour, ratio) in [(0, 0.25), (3600, 0.5), (7200, 0.75), (10800, 1.0)] {
+            collector.add(key.clone(), hour, ratio);
+        }
+        let index = collector.finish();
+        let hours = |start, end| {
+            let mut seen = Vec::new();
+            index.each_hour(&key, Interval::new(start, end), &mut |hour, ratio| {
+                seen.push((hour, ratio));
+            });
+            seen
+        };
+        // 00:30–02:00:10 touches the hours starting at 0, 3600 and 7200, not 10800.
+        assert_eq!(
+            hours(1800, 7210),
+            [
+                (0, Decimal::new(25, 2)),
+                (3600, Decimal::new(5, 1)),
+                (7200, Decimal::new(75, 2))
+            ]
+        );
+        // One second of the second hour.
+        assert_eq!(hours(3600, 3601), [(3600, Decimal::new(5, 1))]);
+        assert!(hours(14400, 20000).is_empty(), "no samples then");
+        let other = UsageKey::Pod {
+            namespace: "n".into(),
+            pod: "b".into(),
+        };
+        let mut none = true;
+        index.each_hour(&other, Interval::new(0, 7200), &mut |_, _| none = false);
+        assert!(none, "an allocation without series has no hours");
     }
 }

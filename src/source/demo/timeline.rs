@@ -32,22 +32,43 @@ impl Rng {
     }
 
     pub(super) fn token(&mut self, len: usize) -> String {
-        const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-        (0..len)
-            .map(|_| ALPHABET[(self.next() % ALPHABET.len() as u64) as usize] as char)
-            .collect()
+        let mut token = String::with_capacity(len);
+        self.push_token(&mut token, len);
+        token
     }
 
+    /// Pushes `len` letters and digits, as a generated Kubernetes name suffix has.
+    fn push_token(&mut self, out: &mut String, len: usize) {
+        const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+        for _ in 0..len {
+            out.push(char::from(
+                ALPHABET[(self.next() % ALPHABET.len() as u64) as usize],
+            ));
+        }
+    }
+
+    /// A version 4 UUID, as the API server gives an object.
     pub(super) fn uid(&mut self) -> String {
         let (a, b) = (self.next(), self.next());
-        format!(
-            "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
-            a >> 32,
-            (a >> 16) & 0xffff,
-            a & 0xfff,
-            (b >> 48) & 0xfff,
-            b & 0xffff_ffff_ffff
-        )
+        let mut uid = String::with_capacity(36);
+        push_hex(&mut uid, a >> 32, 8);
+        uid.push('-');
+        push_hex(&mut uid, (a >> 16) & 0xffff, 4);
+        uid.push_str("-4");
+        push_hex(&mut uid, a & 0xfff, 3);
+        uid.push_str("-8");
+        push_hex(&mut uid, (b >> 48) & 0xfff, 3);
+        uid.push('-');
+        push_hex(&mut uid, b & 0xffff_ffff_ffff, 12);
+        uid
+    }
+}
+
+/// Pushes the last `digits` hexadecimal digits of `value`, in lower case.
+fn push_hex(out: &mut String, value: u64, digits: u32) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for at in (0..digits).rev() {
+        out.push(char::from(HEX[((value >> (4 * at)) & 0xf) as usize]));
     }
 }
 
@@ -83,13 +104,19 @@ fn durations(workload: Workload, at: UnixSeconds, rng: &mut Rng) -> (i64, i64) {
     }
 }
 
+/// `<app>-<template hash>-<suffix>` for a Deployment's pod, a shorter first part for a Job's.
 pub(super) fn pod_name(tenant: &Tenant, rng: &mut Rng) -> String {
-    match tenant.workload {
-        Workload::Inference => format!("{}-{}-{}", tenant.app, rng.token(9), rng.token(5)),
-        Workload::Batch | Workload::Training => {
-            format!("{}-{}-{}", tenant.app, rng.token(6), rng.token(5))
-        }
-    }
+    let first = match tenant.workload {
+        Workload::Inference => 9,
+        Workload::Batch | Workload::Training => 6,
+    };
+    let mut name = String::with_capacity(tenant.app.len() + first + 7);
+    name.push_str(tenant.app);
+    name.push('-');
+    rng.push_token(&mut name, first);
+    name.push('-');
+    rng.push_token(&mut name, 5);
+    name
 }
 
 /// Pods whose namespace names no cost center sometimes carry their own.
@@ -194,6 +221,42 @@ impl SlotRuns {
             end: start + run,
             members,
             claim,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_digits_are_the_value_s_last_ones_padded_with_zeros() {
+        let hex = |value, digits| {
+            let mut out = String::new();
+            push_hex(&mut out, value, digits);
+            out
+        };
+        assert_eq!(hex(0xabc, 3), "abc");
+        assert_eq!(hex(0x1f, 4), "001f");
+        assert_eq!(hex(0x12345, 4), "2345");
+        assert_eq!(hex(0, 12), "000000000000");
+        assert_eq!(hex(u64::MAX, 8), "ffffffff");
+    }
+
+    #[test]
+    fn a_uid_is_a_version_4_uuid_of_two_draws() {
+        for seed in [0, 1, 42, u64::MAX] {
+            let (mut rng, mut draws) = (Rng::new(seed), Rng::new(seed));
+            let (a, b) = (draws.next(), draws.next());
+            let expected = format!(
+                "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+                a >> 32,
+                (a >> 16) & 0xffff,
+                a & 0xfff,
+                (b >> 48) & 0xfff,
+                b & 0xffff_ffff_ffff
+            );
+            assert_eq!(rng.uid(), expected);
         }
     }
 }

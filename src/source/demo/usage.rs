@@ -9,7 +9,7 @@ use rust_decimal::prelude::ToPrimitive;
 
 use crate::time::{Interval, UnixSeconds};
 use crate::tokens::{Served, TokenCounts};
-use crate::usage::{UsageKey, Utilization};
+use crate::usage::{UsageKey, Utilization, hours_of};
 
 /// The demo fleet's simulated GPU utilization and token counts, served through the same
 /// [`Utilization`] and [`TokenCounts`] the cost engine reads DCGM's and the serving engines'
@@ -32,24 +32,32 @@ enum Profile {
     Abandoned,
 }
 
-/// FNV-1a: a stable hash of the name and, with `hour`, of that hour too.
-fn hash(text: &str, hour: i64) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in text.bytes().chain(hour.to_le_bytes()) {
+/// FNV-1a over the bytes of `text`: a stable hash, carried on over an hour by [`with_hour`].
+fn hash(text: &str) -> u64 {
+    fold(0xcbf2_9ce4_8422_2325, text.bytes())
+}
+
+/// [`hash`] of a name carried on over the bytes of `hour`: the name's hash for that hour.
+fn with_hour(name: u64, hour: i64) -> u64 {
+    fold(name, hour.to_le_bytes())
+}
+
+fn fold(mut h: u64, bytes: impl IntoIterator<Item = u8>) -> u64 {
+    for byte in bytes {
         h ^= u64::from(byte);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
     h
 }
 
-fn profile(namespace: &str, name: &str) -> Profile {
+fn profile(namespace: &str, name: &str, hashed: u64) -> Profile {
     match namespace {
         "ml-training" | "batch-eval" => Profile::Busy,
         "inference-search" => Profile::Steady,
         "inference-chat" => Profile::Daily,
         "platform-tools" => Profile::Idle,
         // One notebook in three is left running idle; the others are used now and then.
-        "research" if hash(name, 0).is_multiple_of(3) => Profile::Abandoned,
+        "research" if with_hour(hashed, 0).is_multiple_of(3) => Profile::Abandoned,
         "research" => Profile::Idle,
         "recsys" if name.starts_with("ranker") => Profile::Steady,
         "recsys" if name.starts_with("candidate-gen") => Profile::Daily,
@@ -57,16 +65,32 @@ fn profile(namespace: &str, name: &str) -> Profile {
     }
 }
 
-impl Utilization for DemoUtilization {
-    fn hourly(&self, key: &UsageKey, hour: UnixSeconds) -> Option<Decimal> {
+/// One pod's (or DRA claim's) workload, read from its key once for all its hours.
+struct Workload {
+    profile: Profile,
+    /// The hash of its name.
+    name: u64,
+}
+
+impl Workload {
+    fn of(key: &UsageKey) -> Self {
         let (namespace, name) = match key {
             UsageKey::Pod { namespace, pod } => (namespace, pod),
             UsageKey::Claim { namespace, claim } => (namespace, claim),
         };
-        // A spread of 0–0.15 around each profile's level, different every hour.
-        let jitter = i64::try_from(hash(name, hour) % 16).unwrap_or(0);
+        let hashed = hash(name);
+        Workload {
+            profile: profile(namespace, name, hashed),
+            name: hashed,
+        }
+    }
+
+    /// How busy its GPUs are in the hour starting at `hour`: a spread of 0–0.15 around its
+    /// profile's level, different every hour.
+    fn at(&self, hour: UnixSeconds) -> Decimal {
+        let jitter = i64::try_from(with_hour(self.name, hour) % 16).unwrap_or(0);
         let hour_of_day = hour.rem_euclid(86_400) / 3_600;
-        let percent = match profile(namespace, name) {
+        let percent = match self.profile {
             Profile::Busy => 82 + jitter,
             Profile::Steady => 55 + jitter,
             Profile::Daily if (8..20).contains(&hour_of_day) => 68 + jitter,
@@ -74,7 +98,25 @@ impl Utilization for DemoUtilization {
             Profile::Idle => 3 + jitter / 2,
             Profile::Abandoned => 0,
         };
-        Some(Decimal::new(percent.min(100), 2))
+        Decimal::new(percent.min(100), 2)
+    }
+}
+
+impl Utilization for DemoUtilization {
+    fn hourly(&self, key: &UsageKey, hour: UnixSeconds) -> Option<Decimal> {
+        Some(Workload::of(key).at(hour))
+    }
+
+    fn each_hour(
+        &self,
+        key: &UsageKey,
+        during: Interval,
+        each: &mut dyn FnMut(UnixSeconds, Decimal),
+    ) {
+        let workload = Workload::of(key);
+        for hour in hours_of(during) {
+            each(hour, workload.at(hour));
+        }
     }
 }
 
@@ -194,6 +236,31 @@ mod test {
             (5..=15).contains(&abandoned),
             "{abandoned} of 30 notebooks abandoned"
         );
+    }
+
+    #[test]
+    fn a_pod_s_hours_read_together_are_its_hours_read_one_by_one() {
+        let noon = 1_764_590_400;
+        // 11:45 to 14:00: the hours starting at 11:00, 12:00 and 13:00.
+        let during = Interval::new(noon - 900, noon + 2 * 3_600);
+        for (namespace, pod) in [
+            ("inference-chat", "chat-a"),
+            ("research", "notebook-1"),
+            ("research", "notebook-2"),
+            ("ml-training", "finetune-llama-x1"),
+        ] {
+            let mut seen = Vec::new();
+            let key = UsageKey::Pod {
+                namespace: namespace.into(),
+                pod: pod.into(),
+            };
+            DemoUtilization.each_hour(&key, during, &mut |hour, busy| seen.push((hour, busy)));
+            let expected: Vec<_> = [noon - 3_600, noon, noon + 3_600]
+                .into_iter()
+                .map(|hour| (hour, ratio(namespace, pod, hour)))
+                .collect();
+            assert_eq!(seen, expected, "{namespace}/{pod}");
+        }
     }
 
     #[test]
