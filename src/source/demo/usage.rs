@@ -65,21 +65,21 @@ fn profile(namespace: &str, name: &str, hashed: u64) -> Profile {
     }
 }
 
-/// One pod's (or DRA claim's) workload, read from its key once for all its hours.
-struct Workload {
+/// How one pod (or DRA claim) keeps its GPUs busy, read from its key once for all its hours.
+struct Load {
     profile: Profile,
     /// The hash of its name.
     name: u64,
 }
 
-impl Workload {
+impl Load {
     fn of(key: &UsageKey) -> Self {
         let (namespace, name) = match key {
             UsageKey::Pod { namespace, pod } => (namespace, pod),
             UsageKey::Claim { namespace, claim } => (namespace, claim),
         };
         let hashed = hash(name);
-        Workload {
+        Load {
             profile: profile(namespace, name, hashed),
             name: hashed,
         }
@@ -104,7 +104,7 @@ impl Workload {
 
 impl Utilization for DemoUtilization {
     fn hourly(&self, key: &UsageKey, hour: UnixSeconds) -> Option<Decimal> {
-        Some(Workload::of(key).at(hour))
+        Some(Load::of(key).at(hour))
     }
 
     fn each_hour(
@@ -113,9 +113,9 @@ impl Utilization for DemoUtilization {
         during: Interval,
         each: &mut dyn FnMut(UnixSeconds, Decimal),
     ) {
-        let workload = Workload::of(key);
+        let load = Load::of(key);
         for hour in hours_of(during) {
-            each(hour, workload.at(hour));
+            each(hour, load.at(hour));
         }
     }
 }
