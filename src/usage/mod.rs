@@ -167,10 +167,9 @@ impl Utilization for UsageIndex {
         during: Interval,
         each: &mut dyn FnMut(UnixSeconds, Decimal),
     ) {
-        let Some(hours) = self.hours.get(key) else {
+        let (Some(hours), Some(first)) = (self.hours.get(key), hours_of(during).next()) else {
             return;
         };
-        let first = during.start.div_euclid(HOUR) * HOUR;
         for (&hour, &ratio) in hours.range(first..during.end) {
             // Only hour starts are asked for, as `hourly` is.
             if hour.rem_euclid(HOUR) == 0 {
@@ -262,12 +261,17 @@ mod test {
         assert_eq!(series_key(&labels(&[("UUID", "GPU-1"), ("pod", "")])), None);
     }
 
-    #[test]
-    fn series_of_one_allocation_are_averaged_exactly() {
-        let key = UsageKey::Pod {
+    /// Pod `a` of namespace `n`.
+    fn pod_a() -> UsageKey {
+        UsageKey::Pod {
             namespace: "n".into(),
             pod: "a".into(),
-        };
+        }
+    }
+
+    #[test]
+    fn series_of_one_allocation_are_averaged_exactly() {
+        let key = pod_a();
         let mut collector = UsageCollector::default();
         collector.add(key.clone(), 0, 0.5);
         collector.add(key.clone(), 0, 0.75);
@@ -282,10 +286,7 @@ mod test {
 
     #[test]
     fn an_allocation_s_hours_are_those_its_interval_touches() {
-        let key = UsageKey::Pod {
-            namespace: "n".into(),
-            pod: "a".into(),
-        };
+        let key = pod_a();
         let mut collector = UsageCollector::default();
         for (hour, ratio) in [(0, 0.25), (3600, 0.5), (7200, 0.75), (10800, 1.0)] {
             collector.add(key.clone(), hour, ratio);
