@@ -1,11 +1,13 @@
 //! Reading pods into allocations, given the cluster's nodes, namespaces and DRA devices.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceSlice};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
 use super::claims::{DeviceIndex, claim_devices};
 use super::cost_center::cost_center;
@@ -216,15 +218,21 @@ impl<'a> AllocationBuilder<'a> {
     ) {
         let claims = claim_lookup(claims);
         for (pod, deleted) in pods {
-            self.context.add_pod(
-                pod,
-                deleted,
-                &claims,
-                self.card,
-                &self.options,
-                &mut self.set,
-            );
+            self.add_pod(pod, deleted, &claims);
         }
+    }
+
+    /// Adds the allocations of one pod (with the time it was seen deleted, if it was), whose
+    /// `ResourceClaim`s `claims` holds.
+    pub fn add_pod(&mut self, pod: &Pod, deleted: Option<UnixSeconds>, claims: &ClaimLookup<'_>) {
+        self.context.add_pod(
+            pod,
+            deleted,
+            claims,
+            self.card,
+            &self.options,
+            &mut self.set,
+        );
     }
 
     /// The allocations and capacity read so far.
@@ -233,28 +241,25 @@ impl<'a> AllocationBuilder<'a> {
     }
 }
 
-/// What one pod holds: units per `(kind, product, resource id, claim name)`.
-type Holdings = BTreeMap<(AllocationKind, String, String, String), GpuUnits>;
+/// What one pod holds: units per `(kind, product, resource id, claim name)`, in that order (a
+/// pod holds one or two: kept beside each other, their texts borrowed from the objects read).
+type Holdings<'a> = SmallVec<[(Holding<'a>, GpuUnits); 2]>;
 
-fn pod_holdings(
-    pod: &Pod,
-    placement: &Placement<'_>,
-    claims: &ClaimLookup<'_>,
+/// The key of one of a pod's holdings: kind, product, resource id and claim name.
+type Holding<'a> = (AllocationKind, Cow<'a, str>, &'a str, &'a str);
+
+fn pod_holdings<'a>(
+    pod: &'a Pod,
+    placement: &Placement<'a>,
+    claims: &ClaimLookup<'a>,
     devices: &DeviceIndex,
     card: &RateCard,
     warnings: &mut Vec<String>,
-) -> Holdings {
+) -> Holdings<'a> {
     let mut held = Holdings::new();
-    let mut hold = |kind, product: &str, resource_id: &str, claim: &str, units: GpuUnits| {
-        let entry = held
-            .entry((
-                kind,
-                product.to_string(),
-                resource_id.to_string(),
-                claim.to_string(),
-            ))
-            .or_insert(GpuUnits::ZERO);
-        *entry = entry.checked_add(units).unwrap_or(*entry);
+    let mut hold = |key: Holding<'a>, units: GpuUnits| match held.iter_mut().find(|h| h.0 == key) {
+        Some((_, total)) => *total = total.checked_add(units).unwrap_or(*total),
+        None => held.push((key, units)),
     };
     // Only warnings name the pod: made when one is written.
     let pod_name = || pod_label(&pod.metadata);
@@ -293,12 +298,12 @@ fn pod_holdings(
         let claim_uid = claim.metadata.uid.as_deref().unwrap_or(claim_name);
         for (product, units) in found.units {
             let product = if product.is_empty() {
-                placement.node.product.as_str()
+                Cow::Borrowed(placement.node.product.as_str())
             } else {
-                &product
+                Cow::Owned(product)
             };
             match units.split(found.consumers) {
-                Some(share) => hold(AllocationKind::Dra, product, claim_uid, claim_name, share),
+                Some(share) => hold((AllocationKind::Dra, product, claim_uid, claim_name), share),
                 None => warnings.push(format!(
                     "pod {}: claim {claim_name} cannot be split",
                     pod_name()
@@ -324,14 +329,17 @@ fn pod_holdings(
         }
     };
     for (resource, count) in demand {
-        let Some(kind_of) = classify(&resource) else {
+        let Some(kind_of) = classify(resource) else {
             continue;
         };
         let sized = units_per_item(&kind_of, placement.node, card).and_then(|(kind, per_item)| {
             Some((kind, GpuUnits::from_decimal(count)?.checked_mul(per_item)?))
         });
         match sized {
-            Some((kind, units)) => hold(kind, &placement.node.product, pod_uid, "", units),
+            Some((kind, units)) => hold(
+                (kind, Cow::Borrowed(&placement.node.product), pod_uid, ""),
+                units,
+            ),
             None => warnings.push(format!(
                 "pod {}: {resource}={count} cannot be sized; not counted",
                 pod_name()
@@ -382,11 +390,12 @@ fn push_allocations(
     options: &BuildOptions,
     pod: &Pod,
     placement: &Placement<'_>,
-    held: Holdings,
+    mut held: Holdings<'_>,
 ) {
     if held.is_empty() {
         return;
     }
+    held.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
     let (center, source) = cost_center(
         &pod.metadata,
@@ -409,8 +418,8 @@ fn push_allocations(
             namespace,
             pod: pod_sym,
             pod_uid,
-            resource_id: set.names.intern(&resource_id),
-            claim: set.names.intern(&claim),
+            resource_id: set.names.intern(resource_id),
+            claim: set.names.intern(claim),
             node: placement.node_sym,
             product: set.names.intern(&product),
             kind,

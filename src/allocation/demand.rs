@@ -9,23 +9,29 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Container, PodSpec};
 use rust_decimal::Decimal;
+use smallvec::SmallVec;
 
 use super::device::classify;
 use crate::quantity::{QuantityError, parse_quantity};
 
-/// GPU resources a container asks for: `(resource, amount)`, requests preferred over limits.
-fn container_gpus(container: &Container) -> Result<Vec<(String, Decimal)>, QuantityError> {
+/// GPU resources a container asks for: `(resource, amount)` in the order of their names,
+/// requests preferred over limits. Read in place: a pod's resource names are borrowed, not
+/// copied (every pod of a cluster passes here each time allocations are built).
+fn container_gpus(container: &Container) -> Result<SmallVec<[(&str, Decimal); 2]>, QuantityError> {
     let Some(resources) = &container.resources else {
-        return Ok(Vec::new());
+        return Ok(SmallVec::new());
     };
     let requests = resources.requests.as_ref();
     let limits = resources.limits.as_ref();
-    let names: std::collections::BTreeSet<&String> = requests
+    let mut names: SmallVec<[&str; 4]> = requests
         .into_iter()
         .flat_map(|r| r.keys())
         .chain(limits.into_iter().flat_map(|l| l.keys()))
+        .map(String::as_str)
         .filter(|name| classify(name).is_some())
         .collect();
+    names.sort_unstable();
+    names.dedup();
     names
         .into_iter()
         .map(|name| {
@@ -34,7 +40,7 @@ fn container_gpus(container: &Container) -> Result<Vec<(String, Decimal)>, Quant
                 .or_else(|| limits.and_then(|l| l.get(name)))
                 .map(|q| q.0.as_str())
                 .unwrap_or("0");
-            Ok((name.clone(), parse_quantity(quantity)?))
+            Ok((name, parse_quantity(quantity)?))
         })
         .collect()
 }
@@ -44,34 +50,33 @@ fn container_gpus(container: &Container) -> Result<Vec<(String, Decimal)>, Quant
 /// Sums saturate at `Decimal::MAX`: a demand that large is refused by whoever sizes it (a
 /// warning when allocations are built, an error naming the resource in a quota check), never a
 /// panic.
-pub(crate) fn gpu_demand(
-    spec: &PodSpec,
+pub(crate) fn gpu_demand<'s>(
+    spec: &'s PodSpec,
     excluded: &[(String, String)],
-) -> Result<BTreeMap<String, Decimal>, QuantityError> {
-    let amounts = |container: &Container| -> Result<Vec<(String, Decimal)>, QuantityError> {
-        Ok(container_gpus(container)?
-            .into_iter()
-            .filter(|(resource, _)| {
-                !excluded
-                    .iter()
-                    .any(|(c, r)| *c == container.name && r == resource)
-            })
-            .collect())
+) -> Result<BTreeMap<&'s str, Decimal>, QuantityError> {
+    let amounts = |container: &'s Container| -> Result<_, QuantityError> {
+        let mut amounts = container_gpus(container)?;
+        amounts.retain(|(resource, _)| {
+            !excluded
+                .iter()
+                .any(|(c, r)| *c == container.name && r == resource)
+        });
+        Ok(amounts)
     };
-    let mut app: BTreeMap<String, Decimal> = BTreeMap::new();
+    let mut app: BTreeMap<&str, Decimal> = BTreeMap::new();
     for container in &spec.containers {
         for (resource, amount) in amounts(container)? {
             let total = app.entry(resource).or_default();
             *total = total.saturating_add(amount);
         }
     }
-    let mut sidecars: BTreeMap<String, Decimal> = BTreeMap::new();
-    let mut init_peak: BTreeMap<String, Decimal> = BTreeMap::new();
+    let mut sidecars: BTreeMap<&str, Decimal> = BTreeMap::new();
+    let mut init_peak: BTreeMap<&str, Decimal> = BTreeMap::new();
     for container in spec.init_containers.iter().flatten() {
         let restartable = container.restart_policy.as_deref() == Some("Always");
         for (resource, amount) in amounts(container)? {
-            let running = sidecars.get(&resource).copied().unwrap_or_default();
-            let peak = init_peak.entry(resource.clone()).or_default();
+            let running = sidecars.get(resource).copied().unwrap_or_default();
+            let peak = init_peak.entry(resource).or_default();
             *peak = (*peak).max(running.saturating_add(amount));
             if restartable {
                 let total = sidecars.entry(resource).or_default();
@@ -79,23 +84,16 @@ pub(crate) fn gpu_demand(
             }
         }
     }
-    let mut demand = BTreeMap::new();
-    let resources: std::collections::BTreeSet<&String> = app
-        .keys()
-        .chain(sidecars.keys())
-        .chain(init_peak.keys())
-        .collect();
-    for resource in resources {
-        let steady = app
-            .get(resource)
-            .copied()
-            .unwrap_or_default()
-            .saturating_add(sidecars.get(resource).copied().unwrap_or_default());
-        let peak = init_peak.get(resource).copied().unwrap_or_default();
-        let effective = steady.max(peak);
-        if effective > Decimal::ZERO {
-            demand.insert(resource.clone(), effective);
-        }
+    // The app containers' resources, then those only sidecars or init containers ask for.
+    let mut demand = app;
+    for (resource, amount) in sidecars {
+        let total = demand.entry(resource).or_default();
+        *total = total.saturating_add(amount);
     }
+    for (resource, peak) in init_peak {
+        let steady = demand.entry(resource).or_default();
+        *steady = (*steady).max(peak);
+    }
+    demand.retain(|_, effective| *effective > Decimal::ZERO);
     Ok(demand)
 }

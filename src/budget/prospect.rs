@@ -195,7 +195,7 @@ pub fn prospect_from_pod(
                 "pod: {resource}={count} is not a number of GPUs a pod can hold (0 to {MAX_UNITS})"
             )));
         }
-        let per_item = match classify(&resource) {
+        let per_item = match classify(resource) {
             Some(GpuResource::Whole) => Decimal::ONE,
             Some(GpuResource::Shared) => match selector
                 .get("nvidia.com/gpu.replicas")

@@ -28,7 +28,7 @@ use fleet::{
     Ask, DemoNode, NAMESPACES, Offer, POOLS, Slot, Tenant, Workload, namespace_object, node_object,
     slice_object, slots,
 };
-use objects::{PodPlan, pod_object, run_objects};
+use objects::{PodPlan, each_run_pod, pod_object, run_claim, run_objects};
 use timeline::{DAY, HOUR, Rng, Run, SlotRuns, pod_name, seed};
 
 pub use budgets::demo_budgets;
@@ -37,7 +37,9 @@ pub use live::DemoCluster;
 pub use timeline::DEMO_DAYS;
 pub use usage::DemoUtilization;
 
-use crate::allocation::{AllocationBuilder, AllocationSet, BuildOptions, ClusterObjects};
+use crate::allocation::{
+    AllocationBuilder, AllocationSet, BuildOptions, ClusterObjects, claim_lookup,
+};
 use crate::pricing::RateCard;
 use crate::time::{Interval, UnixSeconds};
 
@@ -133,9 +135,11 @@ impl DemoFleet {
     /// never all held as objects at once. Same result as `allocations(&self.objects(), …)`.
     pub fn allocations(&self, card: &RateCard, options: &BuildOptions) -> AllocationSet {
         let mut builder = AllocationBuilder::for_cluster(card, options.clone(), &self.cluster());
+        let always = Interval::new(UnixSeconds::MIN, UnixSeconds::MAX);
         for node in self.nodes() {
-            let (pods, claims) = self.node_pods(&node);
-            builder.add_pods(pods.iter().map(|p| (p, None)), &claims);
+            self.each_run_in(&node, always, |run, slot| {
+                self.add_run(&mut builder, &node, run, slot)
+            });
         }
         builder.add_pods(self.pending_pods().iter().map(|p| (p, None)), &[]);
         builder.finish()
@@ -167,8 +171,7 @@ impl DemoFleet {
                         for node in taken {
                             // Run by run: a node's month of pods is never held at once.
                             self.each_run_in(node, window, |run, slot| {
-                                let (pods, claim) = run_objects(run, node, slot, self.as_of);
-                                builder.add_pods(pods.iter().map(|p| (p, None)), claim.as_slice());
+                                self.add_run(&mut builder, node, run, slot);
                             });
                         }
                         let mut set = builder.finish();
@@ -185,6 +188,22 @@ impl DemoFleet {
                 .map(|part| part.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
                 .collect()
         })
+    }
+
+    /// Adds the pods of `run` (and the claim they share) to `builder`, each read where it is
+    /// made.
+    fn add_run(
+        &self,
+        builder: &mut AllocationBuilder<'_>,
+        node: &DemoNode,
+        run: &Run,
+        slot: &Slot,
+    ) {
+        let claim = run_claim(run, node, slot);
+        let claims = claim_lookup(claim.as_slice());
+        each_run_pod(run, node, slot, self.as_of, |pod| {
+            builder.add_pod(pod, None, &claims)
+        });
     }
 
     /// When the simulated history of `node` starts.
