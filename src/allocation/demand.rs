@@ -84,7 +84,8 @@ pub(crate) fn gpu_demand<'s>(
             }
         }
     }
-    // The app containers' resources, then those only sidecars or init containers ask for.
+    // Each resource's steady demand (app containers and sidecars together), or its init
+    // containers' peak where that is larger.
     let mut demand = app;
     for (resource, amount) in sidecars {
         let total = demand.entry(resource).or_default();

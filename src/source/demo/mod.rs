@@ -131,8 +131,8 @@ impl DemoFleet {
         objects
     }
 
-    /// Allocations of the whole fleet, built node by node so that a large fleet's pods are
-    /// never all held as objects at once. Same result as `allocations(&self.objects(), …)`.
+    /// Allocations of the whole fleet, built node by node and run by run so that a large
+    /// fleet's pods are never all held as objects at once. Same result as `allocations(&self.objects(), …)`.
     pub fn allocations(&self, card: &RateCard, options: &BuildOptions) -> AllocationSet {
         let mut builder = AllocationBuilder::for_cluster(card, options.clone(), &self.cluster());
         let always = Interval::new(UnixSeconds::MIN, UnixSeconds::MAX);
