@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use k8s_openapi::api::core::v1::ResourceRequirements;
+
 use super::*;
 use crate::pricing::RateCard;
 use crate::source::read_snapshot;
@@ -135,6 +137,37 @@ fn mig_slices_are_fractions_of_their_gpu() {
         vec![(AllocationKind::Mig, "1/2".into())]
     );
     assert_eq!(held(&set, "mig-0")[0].6, CostCenterSource::Default);
+}
+
+#[test]
+fn slices_of_two_profiles_are_one_holding_of_their_sum() {
+    let (mut objects, card) = fixture();
+    let pod = objects
+        .pods
+        .iter_mut()
+        .find(|p| p.metadata.name.as_deref() == Some("mig-0"))
+        .unwrap();
+    let spec = pod.spec.as_mut().unwrap();
+    let mut second = spec.containers[0].clone();
+    second.name = "second".into();
+    second.resources = Some(ResourceRequirements {
+        limits: Some(
+            [(
+                "nvidia.com/mig-1g.5gb".to_string(),
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity("2".into()),
+            )]
+            .into(),
+        ),
+        ..Default::default()
+    });
+    spec.containers.push(second);
+    let set = allocations(&objects, &card, &BuildOptions::new(as_of()));
+    // An A100 has seven compute slices: 3g.20gb is 3/7, two 1g.5gb are 2/7; one MIG holding of
+    // the pod on the node's GPU model, not two.
+    assert_eq!(
+        units(&set, "mig-0"),
+        vec![(AllocationKind::Mig, "5/7".into())]
+    );
 }
 
 #[test]
