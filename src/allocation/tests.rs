@@ -26,6 +26,15 @@ fn built() -> AllocationSet {
     allocations(&objects, &card, &BuildOptions::new(as_of()))
 }
 
+/// The fixture's pod `name`, to change before allocations are built.
+fn fixture_pod<'a>(objects: &'a mut ClusterObjects, name: &str) -> &'a mut Pod {
+    objects
+        .pods
+        .iter_mut()
+        .find(|p| p.metadata.name.as_deref() == Some(name))
+        .unwrap()
+}
+
 /// `(kind, units, product, start, end, cost center, source)` of every allocation of a pod.
 fn held(
     set: &AllocationSet,
@@ -142,11 +151,7 @@ fn mig_slices_are_fractions_of_their_gpu() {
 #[test]
 fn slices_of_two_profiles_are_one_holding_of_their_sum() {
     let (mut objects, card) = fixture();
-    let pod = objects
-        .pods
-        .iter_mut()
-        .find(|p| p.metadata.name.as_deref() == Some("mig-0"))
-        .unwrap();
+    let pod = fixture_pod(&mut objects, "mig-0");
     let spec = pod.spec.as_mut().unwrap();
     let mut second = spec.containers[0].clone();
     second.name = "second".into();
@@ -392,11 +397,7 @@ fn a_pod_seen_deleted_ends_when_it_was_seen() {
 #[test]
 fn bad_quantities_are_reported_not_zeroed() {
     let (mut objects, card) = fixture();
-    let pod = objects
-        .pods
-        .iter_mut()
-        .find(|p| p.metadata.name.as_deref() == Some("chat-0"))
-        .unwrap();
+    let pod = fixture_pod(&mut objects, "chat-0");
     let container = &mut pod.spec.as_mut().unwrap().containers[0];
     let limits = container
         .resources
