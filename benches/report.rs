@@ -11,9 +11,7 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tollgate::allocation::{AllocationSet, BuildOptions};
 use tollgate::cost::{LineFilter, ReportRequest, cost_report};
-use tollgate::output::{
-    CsvRows, FocusSettings, FocusSink, FocusWriter, Format, ParquetRows, focus_request, render,
-};
+use tollgate::output::{FocusEncoding, FocusSettings, Format, focus_request, render};
 use tollgate::pricing::RateCard;
 use tollgate::reporting::Sources;
 use tollgate::source::{DemoFleet, DemoUtilization};
@@ -64,13 +62,8 @@ fn demo_sources<'a>(
     simulated: Option<&'a dyn Telemetry>,
 ) -> Sources<'a> {
     Sources {
-        sets,
-        from: None,
-        card,
-        store: None,
-        prometheus: None,
         simulated,
-        cluster: "demo",
+        ..Sources::of(sets, card, "demo")
     }
 }
 
@@ -114,23 +107,22 @@ fn focus_export(c: &mut Criterion) {
     let focus = focus_request(&request);
     let settings = FocusSettings::default().for_cluster("demo");
     let runtime = runtime();
-    let export = |sink: Box<dyn FocusSink + '_>| {
-        let mut rows = FocusWriter::new(sink, LineFilter::default());
+    let money = card.currency().minor_units();
+    let export = |parquet: bool, out: &mut dyn std::io::Write| {
+        let encoding = FocusEncoding::new(parquet, money);
+        let only = LineFilter::default();
         sources
-            .report_by_period(runtime.handle(), &focus, |part| rows.write(part))
+            .export_focus(runtime.handle(), &focus, (&settings, encoding, &only), out)
             .expect("written");
-        rows.finish().expect("finished");
     };
     let started = std::time::Instant::now();
     sources
-        .report_by_period(runtime.handle(), &focus, |_| Ok(()))
+        .report_by_period(runtime.handle(), &focus, || Ok(|_, _| Ok(())), |()| Ok(()))
         .expect("computed");
     eprintln!("focus: engine alone {:?}", started.elapsed());
     let mut counted = Counted::default();
     let started = std::time::Instant::now();
-    export(Box::new(
-        CsvRows::new(&mut counted, &settings).expect("a header"),
-    ));
+    export(false, &mut counted);
     eprintln!(
         "focus: {} bytes of CSV in {:?}",
         counted.0,
@@ -139,19 +131,10 @@ fn focus_export(c: &mut Criterion) {
     let mut group = c.benchmark_group("month_10k_gpus");
     group.sample_size(10);
     group.bench_function("focus_export_csv", |b| {
-        b.iter(|| {
-            export(Box::new(
-                CsvRows::new(std::io::sink(), &settings).expect("a header"),
-            ))
-        })
+        b.iter(|| export(false, &mut std::io::sink()))
     });
     group.bench_function("focus_export_parquet", |b| {
-        b.iter(|| {
-            let money = card.currency().minor_units();
-            export(Box::new(
-                ParquetRows::new(std::io::sink(), &settings, money).expect("a schema"),
-            ))
-        })
+        b.iter(|| export(true, &mut std::io::sink()))
     });
     group.finish();
 }

@@ -22,8 +22,8 @@ use crate::export::{Destination, export_days};
 use crate::ledger::Ledger;
 use crate::live::{ClusterStores, Leadership, SourceHealth, list_cluster, spawn_watchers};
 use crate::output::{
-    Container, CsvRows, FocusSink, FocusVersion, FocusWriter, Format, OutputFile, ParquetRows,
-    render, render_tokens, write_chargeback_parquet,
+    Container, FocusEncoding, FocusVersion, Format, OutputFile, render, render_tokens,
+    write_chargeback_parquet,
 };
 use crate::pricing::RateCard;
 use crate::prometheus::{Prometheus, history_allocations};
@@ -362,18 +362,16 @@ fn report(args: ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> Result<
             if format == Format::Focus {
                 // Streamed a charge period at a time: a month of a large fleet is never held
                 // at once.
-                let money = card.currency().minor_units();
-                let sink: Box<dyn FocusSink + '_> = if parquet {
-                    Box::new(ParquetRows::new(target, &focus, money).map_err(CliError::runtime)?)
-                } else {
-                    Box::new(CsvRows::new(target, &focus).map_err(CliError::runtime)?)
-                };
-                let mut rows = FocusWriter::new(sink, asked.only.clone());
+                let encoding = FocusEncoding::new(parquet, card.currency().minor_units());
                 let runtime = tokio::runtime::Runtime::new().map_err(CliError::runtime)?;
                 let warnings = sources
-                    .report_by_period(runtime.handle(), &request, |part| rows.write(part))
+                    .export_focus(
+                        runtime.handle(),
+                        &request,
+                        (&focus, encoding, &asked.only),
+                        target,
+                    )
                     .map_err(CliError::runtime)?;
-                rows.finish().map_err(CliError::runtime)?;
                 return warn(err, &warnings);
             }
             let report = block_on(sources.report(&request))?.map_err(CliError::runtime)?;

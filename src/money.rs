@@ -99,6 +99,55 @@ pub fn apportion(values: &[Option<Decimal>], places: u32, rounding: Rounding) ->
     apportion_carried(values, places, rounding, &mut Carry::default())
 }
 
+/// A sum of decimals kept as integer sums, one per scale: adding a value is adding its mantissa
+/// (where adding decimals of different scales rescales one of them every time), and the sums
+/// become a decimal once, as [`Decimal`] addition would have made them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ExactSum {
+    /// The sum of the mantissas of each scale's values.
+    by_scale: [i128; 29],
+    /// What was carried out of a scale's sum before it left 128 bits.
+    spilled: Decimal,
+}
+
+impl ExactSum {
+    /// Adds `value`.
+    pub fn add(&mut self, value: Decimal) {
+        let scale = value.scale();
+        let sum = &mut self.by_scale[scale as usize];
+        match sum.checked_add(value.mantissa()) {
+            Some(added) => *sum = added,
+            None => {
+                self.spilled += decimal_of(*sum, scale);
+                *sum = value.mantissa();
+            }
+        }
+    }
+
+    /// The sum of the values added.
+    pub fn total(&self) -> Decimal {
+        (0u32..)
+            .zip(self.by_scale)
+            .filter(|&(_, sum)| sum != 0)
+            .fold(self.spilled, |total, (scale, sum)| {
+                total + decimal_of(sum, scale)
+            })
+    }
+}
+
+/// `units` of the `scale`th decimal place as a decimal: past a decimal's 96-bit mantissa, its
+/// leading digits at fewer places plus the rest, added (and so rounded) as decimals add.
+fn decimal_of(units: i128, scale: u32) -> Decimal {
+    Decimal::try_from_i128_with_scale(units, scale).unwrap_or_else(|_| {
+        // 10¹⁰ takes any 128-bit integer under 2⁹⁶; a value too large even then (scale below
+        // 10) overflows as adding it would.
+        let cut = 10u32.min(scale);
+        let (leading, rest) = (units / ten_to(cut), units % ten_to(cut));
+        Decimal::from_i128_with_scale(leading, scale - cut)
+            + Decimal::from_i128_with_scale(rest, scale)
+    })
+}
+
 /// What the parts of a column printed so far add up to: exactly, and as printed.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct Carry {
@@ -383,6 +432,37 @@ mod test {
         );
         assert_eq!(within.total, Some(dec!(0.01)));
         assert_eq!(within.lines, vec![Some(dec!(0.00)), Some(dec!(0.01))]);
+    }
+
+    #[test]
+    fn an_exact_sum_adds_values_of_every_scale_and_past_a_mantissa() {
+        let mut sum = ExactSum::default();
+        for value in [dec!(0.1), dec!(2), dec!(-0.003), dec!(1.25)] {
+            sum.add(value);
+        }
+        // 0.1 + 2 − 0.003 + 1.25, by hand.
+        assert_eq!(sum.total(), dec!(3.347));
+        // Three values whose mantissas (at 28 places) add up past 2⁹⁶: 3 × 7.5 = 22.5.
+        let mut large = ExactSum::default();
+        for _ in 0..3 {
+            large.add(dec!(7.5000000000000000000000000000));
+        }
+        assert_eq!(large.total(), dec!(22.5));
+        // 25 × 7.9 = 197.5: a sum of 28 places 25 times past a decimal's mantissa.
+        let mut larger = ExactSum::default();
+        for _ in 0..25 {
+            larger.add(dec!(7.9000000000000000000000000000));
+        }
+        assert_eq!(larger.total(), dec!(197.5));
+        // A sum about to leave 128 bits (i128::MAX − 10²⁸ + 1 units at 28 places) is carried
+        // out before 2.5 is added: 17014118345.0469231731687303715884105728 + 2.5, to the
+        // ~29 digits a decimal holds.
+        let mut near = ExactSum::default();
+        near.by_scale[28] = i128::MAX - 10i128.pow(28) + 1;
+        near.add(dec!(2.5000000000000000000000000000));
+        let off = near.total() - dec!(17014118347.546923173168730372);
+        assert!(off.abs() < dec!(0.000000000000000002), "{off}");
+        assert_eq!(ExactSum::default().total(), Decimal::ZERO);
     }
 
     proptest::proptest! {

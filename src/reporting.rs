@@ -6,8 +6,14 @@ use std::collections::BTreeSet;
 
 use rust_decimal::Decimal;
 
+mod parts;
+
+use self::parts::{PartTotals, StopOnExit, whole};
 use crate::allocation::AllocationSet;
-use crate::cost::{CostOverflow, CostReport, ReportRequest, cost_report_with_usage};
+use crate::cost::{
+    Carried, CostOverflow, CostReport, LineFilter, ReportRequest, cost_report_with_usage,
+};
+use crate::output::{FocusEncoding, FocusFile, FocusParts, FocusSettings};
 use crate::pricing::RateCard;
 use crate::prometheus::Prometheus;
 use crate::store::{Catalog, Plan, RollupStore, StoreError, compose, rollup_requests};
@@ -58,6 +64,22 @@ pub struct Sources<'a> {
 
 /// Threads that price the parts of a report streamed in parts.
 const PART_WORKERS: usize = 2;
+
+impl<'a> Sources<'a> {
+    /// Sources that are `sets` priced by `card` alone, of the cluster `cluster`: no store, no
+    /// Prometheus, nothing simulated.
+    pub fn of(sets: &'a [&'a AllocationSet], card: &'a RateCard, cluster: &'a str) -> Self {
+        Sources {
+            sets,
+            from: None,
+            card,
+            store: None,
+            prometheus: None,
+            simulated: None,
+            cluster,
+        }
+    }
+}
 
 impl Sources<'_> {
     /// DCGM usage over `window` when Prometheus is configured; when it does not answer, none
@@ -225,8 +247,8 @@ impl Sources<'_> {
         };
         let mut tally = TokenTally::new(request);
         let mut warnings =
-            self.report_in_parts(runtime, &request.per_pod(), Step::Day, |part| {
-                tally.add(part, tokens);
+            self.report_in_parts(runtime, &request.per_pod(), Step::Day, whole, |part| {
+                tally.add(&part, tokens);
                 Ok(())
             })?;
         warnings.extend(warning);
@@ -234,28 +256,62 @@ impl Sources<'_> {
         Ok(tally.finish(money, input_weight, warnings))
     }
 
-    /// The report of `request` one period of its step at a time, in order, each handed to
-    /// `each`: what a FOCUS export streams, holding one period's lines at once. Returns the
-    /// warnings of every period, each once. Blocks on `runtime` for each period's report, so
-    /// it runs off the runtime's own threads (on the blocking pool, or from a command).
-    pub fn report_by_period(
+    /// The report of `request` one period of its step at a time, each made into `T` by a
+    /// maker of `makers` on the thread that priced it, and the results handed to `each` here,
+    /// in order: what a FOCUS export streams, holding a period's lines (and what is made of
+    /// them) per thread at once. A maker is given the part and what the parts before it add
+    /// up to ([`Carried`]), so each part is rounded as if the parts were printed one after
+    /// another. Returns the warnings of every period, each once. Blocks on `runtime` for each
+    /// period's report, so it runs off the runtime's own threads (on the blocking pool, or
+    /// from a command).
+    pub fn report_by_period<T: Send, M>(
         &self,
         runtime: &tokio::runtime::Handle,
         request: &ReportRequest,
-        each: impl FnMut(&CostReport) -> std::io::Result<()>,
+        makers: impl Fn() -> std::io::Result<M> + Sync,
+        each: impl FnMut(T) -> std::io::Result<()>,
+    ) -> Result<Vec<String>, ReportError>
+    where
+        M: FnMut(CostReport, Carried) -> std::io::Result<T>,
+    {
+        self.report_in_parts(runtime, request, request.step, makers, each)
+    }
+
+    /// Writes the FOCUS export of `request` (a request of [`crate::output::focus_request`])
+    /// into `out`: the rows `only` keeps, of the version `settings` name, as `encoding` says,
+    /// each charge period's rows made on the thread that priced it
+    /// ([`Sources::report_by_period`]). Returns the report's warnings.
+    pub fn export_focus(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        request: &ReportRequest,
+        (settings, encoding, only): (&FocusSettings, FocusEncoding, &LineFilter),
+        out: impl std::io::Write,
     ) -> Result<Vec<String>, ReportError> {
-        self.report_in_parts(runtime, request, request.step, each)
+        let mut file = FocusFile::new(out, settings, encoding)?;
+        let spare = file.spare();
+        let makers = || {
+            let mut parts = FocusParts::new(settings, encoding, only.clone(), spare.clone())?;
+            Ok(move |report: CostReport, carried| parts.make(&report, carried))
+        };
+        let warnings = self.report_by_period(runtime, request, makers, |part| file.write(part))?;
+        file.finish()?;
+        Ok(warnings)
     }
 
     /// [`Sources::report_by_period`] a period of `cut` at a time (each part stepped as
     /// `request` says).
-    fn report_in_parts(
+    fn report_in_parts<T: Send, M>(
         &self,
         runtime: &tokio::runtime::Handle,
         request: &ReportRequest,
         cut: Step,
-        mut each: impl FnMut(&CostReport) -> std::io::Result<()>,
-    ) -> Result<Vec<String>, ReportError> {
+        makers: impl Fn() -> std::io::Result<M> + Sync,
+        mut each: impl FnMut(T) -> std::io::Result<()>,
+    ) -> Result<Vec<String>, ReportError>
+    where
+        M: FnMut(CostReport, Carried) -> std::io::Result<T>,
+    {
         let periods = cut.periods(request.window);
         let overlapping: Vec<Vec<Vec<u32>>> =
             self.sets.iter().map(|s| s.by_period(&periods)).collect();
@@ -278,9 +334,23 @@ impl Sources<'_> {
             };
             runtime.block_on(sources.report(&part))
         };
-        // Parts are priced on `workers` threads, each taking every `workers`th period, and
-        // handed to `each` here in order, each handed over as it is taken: at most a part a
-        // worker and the one being written are held at once.
+        let totals = PartTotals::new(periods.len());
+        let (currency, rounding) = (self.card.currency(), self.card.rounding());
+        // A part priced and made into `T`, with its warnings: its exact totals told to the
+        // other workers first, then what the parts before it add up to awaited.
+        let made = |at: usize, make: &mut M| -> Result<(T, Vec<String>), ReportError> {
+            let mut report = part(at)?;
+            totals.tell(at, report.exact_total());
+            let before = totals
+                .before(at)
+                .ok_or_else(|| std::io::Error::other("a part before this one was not priced"))?;
+            let warnings = std::mem::take(&mut report.warnings);
+            let carried = Carried::after(&before, currency, rounding);
+            Ok((make(report, carried)?, warnings))
+        };
+        // Parts are priced and made on `workers` threads, each taking every `workers`th
+        // period, and handed to `each` here in order, each handed over as it is taken: at most
+        // a part a worker and the one being written are held at once.
         let workers = std::thread::available_parallelism()
             .map_or(1, usize::from)
             .clamp(1, PART_WORKERS)
@@ -289,27 +359,38 @@ impl Sources<'_> {
             let receivers: Vec<_> = (0..workers)
                 .map(|first| {
                     let (sender, receiver) = std::sync::mpsc::sync_channel(0);
-                    let part = &part;
+                    let (made, makers, totals) = (&made, &makers, &totals);
                     let count = periods.len();
                     scope.spawn(move || {
+                        // Should this thread stop early (a failure, the writer gone, a panic),
+                        // no other waits for the totals of its parts.
+                        let stopping = StopOnExit(totals);
+                        let mut make = match makers() {
+                            Ok(make) => make,
+                            Err(e) => {
+                                let _ = sender.send(Err(e.into()));
+                                return;
+                            }
+                        };
                         for at in (first..count).step_by(workers) {
-                            let priced = part(at);
-                            let failed = priced.is_err();
-                            if sender.send(priced).is_err() || failed {
-                                break;
+                            let made = made(at, &mut make);
+                            let failed = made.is_err();
+                            if sender.send(made).is_err() || failed {
+                                return;
                             }
                         }
+                        std::mem::forget(stopping);
                     });
                     receiver
                 })
                 .collect();
             let mut warnings: Vec<String> = Vec::new();
             for at in 0..periods.len() {
-                let report = receivers[at % workers]
+                let (made, theirs) = receivers[at % workers]
                     .recv()
                     .unwrap_or_else(|_| panic!("a thread pricing the report's parts panicked"))?;
-                each(&report)?;
-                for warning in report.warnings {
+                each(made)?;
+                for warning in theirs {
                     if !warnings.contains(&warning) {
                         warnings.push(warning);
                     }

@@ -4,7 +4,9 @@ use rust_decimal::Decimal;
 
 use super::engine::ReportRequest;
 use super::values::GroupValues;
-use crate::money::{Carry, Currency, Rounding, apportion_carried, apportion_within, fixed};
+use crate::money::{
+    Carry, Currency, ExactSum, Rounding, apportion_carried, apportion_within, fixed,
+};
 use crate::time::Interval;
 
 /// Hours print with four decimals.
@@ -161,11 +163,36 @@ impl CostReport {
 
     /// The exact column totals of every line.
     pub fn exact_total(&self) -> Figures {
-        let mut total = Figures::default();
-        for line in &self.lines {
-            total.absorb(&line.figures);
+        // A column with no line's figure totals `None`, as [`Figures::absorb`] adds them.
+        #[derive(Default)]
+        struct Column(Option<ExactSum>);
+        impl Column {
+            fn add(&mut self, value: Option<Decimal>) {
+                if let Some(value) = value {
+                    self.0.get_or_insert_default().add(value);
+                }
+            }
+            fn total(&self) -> Option<Decimal> {
+                self.0.as_ref().map(ExactSum::total)
+            }
         }
-        total
+        let [mut hours, mut used, mut cost, mut idle, mut unpriced]: [Column; 5] =
+            Default::default();
+        for line in &self.lines {
+            let figures = &line.figures;
+            hours.add(Some(figures.gpu_hours));
+            used.add(figures.used_gpu_hours);
+            cost.add(figures.cost);
+            idle.add(figures.idle_cost);
+            unpriced.add(Some(figures.unpriced_gpu_hours));
+        }
+        Figures {
+            gpu_hours: hours.total().unwrap_or_default(),
+            used_gpu_hours: used.total(),
+            cost: cost.total(),
+            idle_cost: idle.total(),
+            unpriced_gpu_hours: unpriced.total().unwrap_or_default(),
+        }
     }
 
     /// Rounds once: hours to 4 decimals, money to the currency's minor unit, each column with

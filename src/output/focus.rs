@@ -14,6 +14,7 @@
 
 use std::fmt::Write as _;
 use std::io::Write;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
@@ -520,6 +521,75 @@ pub struct CsvRows<W: Write> {
     shared: Vec<(String, Vec<u8>)>,
     /// The run of the last row written in this part.
     run: Option<u64>,
+    /// Bytes buffered before they are written out (or kept).
+    chunk: usize,
+    /// The buffers of a part's rows, kept whole in order until taken, where rows are not
+    /// written out ([`CsvRows::part`]).
+    kept: Option<(Vec<Vec<u8>>, Arc<SpareBuffers>)>,
+}
+
+/// The header line of the FOCUS version `settings` name.
+pub(super) fn csv_header(settings: &FocusSettings) -> Vec<u8> {
+    let mut header = Vec::new();
+    for (i, column) in settings.version.columns().iter().enumerate() {
+        if i > 0 {
+            header.push(b',');
+        }
+        push_text(&mut header, column);
+    }
+    header.extend_from_slice(b"\r\n");
+    header
+}
+
+impl CsvRows<std::io::Sink> {
+    /// Rows of a part made apart from its file: no header, every byte kept until taken
+    /// ([`CsvRows::take`]), in buffers of [`KEPT_CHUNK`] bytes taken from `spare`, each moved
+    /// rather than copied.
+    pub fn part(settings: &FocusSettings, spare: Arc<SpareBuffers>) -> Self {
+        let mut rows = Self::rows(std::io::sink(), settings, KEPT_CHUNK);
+        rows.buffer = spare.take();
+        rows.kept = Some((Vec::new(), spare));
+        rows
+    }
+
+    /// The bytes of the rows written since the last taken, in order.
+    pub fn take(&mut self) -> Vec<Vec<u8>> {
+        // Runs are told apart within a part only.
+        self.run = None;
+        match &mut self.kept {
+            Some((kept, spare)) => {
+                kept.push(std::mem::replace(&mut self.buffer, spare.take()));
+                std::mem::take(kept)
+            }
+            None => vec![std::mem::take(&mut self.buffer)],
+        }
+    }
+}
+
+/// Bytes a part's buffer fills before another is begun: large enough that writing them costs
+/// little, small enough to be handed round again (a day's rows at 10,000 GPUs are ~50 MB).
+const KEPT_CHUNK: usize = 1 << 20;
+
+/// Buffers of parts' CSV rows, given back once written out and taken again for the next part's
+/// rows: the same memory goes round rather than new memory the kernel must fault in each day.
+#[derive(Default)]
+pub struct SpareBuffers(Mutex<Vec<Vec<u8>>>);
+
+impl SpareBuffers {
+    fn take(&self) -> Vec<u8> {
+        let spare = self.0.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        // Room for a chunk and the row that crosses its end.
+        spare.unwrap_or_else(|| Vec::with_capacity(KEPT_CHUNK + 4096))
+    }
+
+    /// Gives `buffer` back, emptied.
+    pub fn give(&self, mut buffer: Vec<u8>) {
+        buffer.clear();
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(buffer);
+    }
 }
 
 /// A piece of a CSV row.
@@ -553,31 +623,31 @@ impl<W: Write> CsvRows<W> {
     const CHUNK: usize = 1 << 16;
 
     /// Writes the header of the version `settings` name to `out`.
-    pub fn new(out: W, settings: &FocusSettings) -> std::io::Result<Self> {
+    pub fn new(mut out: W, settings: &FocusSettings) -> std::io::Result<Self> {
+        out.write_all(&csv_header(settings))?;
+        Ok(Self::rows(out, settings, Self::CHUNK))
+    }
+
+    /// Rows without a header into `out`, written out whenever `chunk` bytes are buffered.
+    fn rows(out: W, settings: &FocusSettings, chunk: usize) -> Self {
         let columns = settings.version.columns();
-        let mut buffer = Vec::with_capacity(Self::CHUNK + 4096);
-        for (i, column) in columns.iter().enumerate() {
-            if i > 0 {
-                buffer.push(b',');
-            }
-            push_text(&mut buffer, column);
-        }
-        buffer.extend_from_slice(b"\r\n");
         let picked = columns
             .iter()
             .filter_map(|c| COLUMNS.iter().position(|all| all == c))
             .collect();
-        Ok(CsvRows {
+        CsvRows {
             out,
             settings: settings.clone(),
-            buffer,
+            buffer: Vec::with_capacity(chunk.min(Self::CHUNK) + 4096),
+            chunk,
             picked,
             plan: Vec::new(),
             times: None,
             spans: [(0, 0); COLUMNS.len()],
             shared: vec![Default::default(); COLUMNS.len()],
             run: None,
-        })
+            kept: None,
+        }
     }
 
     /// The pieces of every row of a charge period, from the cells of one.
@@ -685,9 +755,14 @@ impl<W: Write> FocusSink for CsvRows<W> {
                 }
             }
         }
-        if self.buffer.len() >= Self::CHUNK {
-            self.out.write_all(&self.buffer)?;
-            self.buffer.clear();
+        if self.buffer.len() >= self.chunk {
+            match &mut self.kept {
+                Some((kept, spare)) => kept.push(std::mem::replace(&mut self.buffer, spare.take())),
+                None => {
+                    self.out.write_all(&self.buffer)?;
+                    self.buffer.clear();
+                }
+            }
         }
         Ok(())
     }
@@ -756,6 +831,16 @@ impl<S> FocusWriter<S> {
     /// What the parts written so far add up to.
     pub fn carried(&self) -> Carried {
         self.carried
+    }
+
+    /// The next part written carries on from `carried` ([`FocusWriter::carrying_on`]).
+    pub(super) fn carry_on(&mut self, carried: Carried) {
+        self.carried = carried;
+    }
+
+    /// Where the rows go.
+    pub(super) fn sink(&mut self) -> &mut S {
+        &mut self.sink
     }
 }
 

@@ -9,6 +9,7 @@ mod file;
 mod focus;
 mod json;
 mod parquet;
+mod parts;
 mod tokens;
 
 use std::borrow::Cow;
@@ -21,10 +22,12 @@ pub use self::csv::write_csv;
 pub use self::file::{Container, OutputFile};
 pub use self::focus::{
     ALLOCATED_METHOD, COLUMNS as FOCUS_COLUMNS, COLUMNS_1_2 as FOCUS_1_2_COLUMNS, CsvRows,
-    FocusRow, FocusSettings, FocusSink, FocusVersion, FocusWriter, focus_request, write_focus,
+    FocusRow, FocusSettings, FocusSink, FocusVersion, FocusWriter, SpareBuffers, focus_request,
+    write_focus,
 };
 pub use self::json::to_json;
 pub use self::parquet::{ParquetRows, decimal_column, write_chargeback_parquet};
+pub use self::parts::{FocusEncoding, FocusFile, FocusPart, FocusParts};
 pub use self::tokens::{render_tokens, tokens_json, write_tokens_csv};
 
 use crate::cost::{CostReport, Figures, ReportRequest, RequestError};

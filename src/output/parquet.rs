@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use polars::prelude::*;
 use polars_arrow::array::{Array, DictionaryArray, PrimitiveArray, Utf8ViewArray, new_null_array};
-use polars_arrow::datatypes::{ArrowDataType, TimeUnit as ArrowTimeUnit};
+use polars_arrow::datatypes::{ArrowDataType, ArrowSchema, TimeUnit as ArrowTimeUnit};
 use polars_parquet::parquet::CowBuffer;
 use polars_parquet::parquet::compression::Compression;
 use polars_parquet::parquet::page::{CompressedDictPage, DataPageHeader};
@@ -19,6 +19,7 @@ use polars_parquet::write::{
     CompressedDataPage, CompressedPage, CompressionOptions, Descriptor, DynIter,
     DynStreamingIterator, Encoding, FileWriter, Page, ParquetType, StatisticsOptions, Version,
     WriteOptions, ZstdLevel, array_to_columns, compress, fallible_streaming_iterator,
+    to_parquet_schema,
 };
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
@@ -370,18 +371,17 @@ fn column_types(money: u32) -> impl Iterator<Item = DataType> {
     })
 }
 
-/// FOCUS rows as Parquet: a row group per charge period.
-pub struct ParquetRows<W: Write> {
-    writer: FileWriter<W>,
+/// The columns of a FOCUS version's Parquet file: its schema and how each column is written.
+struct Layout {
+    schema: ArrowSchema,
     /// The version's columns, in order.
     columns: Vec<Written>,
-    settings: FocusSettings,
-    batch: Batch,
+    options: WriteOptions,
 }
 
-impl<W: Write> ParquetRows<W> {
-    /// Starts a Parquet file on `out`, money to `money` places (the currency's minor units).
-    pub fn new(out: W, settings: &FocusSettings, money: u32) -> std::io::Result<Self> {
+impl Layout {
+    /// The layout of the version `settings` name, money to `money` places.
+    fn new(settings: &FocusSettings, money: u32) -> std::io::Result<Self> {
         let types: Vec<DataType> = column_types(money).collect();
         let mut schema = Schema::default();
         let mut columns: Vec<Written> = Vec::new();
@@ -411,21 +411,210 @@ impl<W: Write> ParquetRows<W> {
                 copies,
             });
         }
-        let schema = schema.to_arrow(CompatLevel::newest());
         let level = ZstdLevel::try_new(ZSTD_LEVEL).map_err(io_error)?;
-        let options = WriteOptions {
-            statistics: StatisticsOptions::default(),
-            compression: CompressionOptions::Zstd(Some(level)),
-            version: Version::V1,
-            data_page_size: None,
-        };
-        let writer = FileWriter::try_new(out, schema, options).map_err(io_error)?;
-        Ok(ParquetRows {
-            writer,
+        Ok(Layout {
+            schema: schema.to_arrow(CompatLevel::newest()),
             columns,
+            options: WriteOptions {
+                statistics: StatisticsOptions::default(),
+                compression: CompressionOptions::Zstd(Some(level)),
+                version: Version::V1,
+                data_page_size: None,
+            },
+        })
+    }
+}
+
+/// FOCUS rows as Parquet: a row group per charge period, made by a [`ParquetPart`] and written
+/// into a [`ParquetFile`] as each part ends.
+pub struct ParquetRows<W: Write> {
+    part: ParquetPart,
+    file: ParquetFile<W>,
+}
+
+impl<W: Write> ParquetRows<W> {
+    /// Starts a Parquet file on `out`, money to `money` places (the currency's minor units).
+    pub fn new(out: W, settings: &FocusSettings, money: u32) -> std::io::Result<Self> {
+        Ok(ParquetRows {
+            part: ParquetPart::new(settings, money)?,
+            file: ParquetFile::new(out, settings, money)?,
+        })
+    }
+}
+
+impl<W: Write> FocusSink for ParquetRows<W> {
+    fn row(&mut self, row: &FocusRow<'_>) -> std::io::Result<()> {
+        self.part.row(row)
+    }
+
+    fn end_part(&mut self) -> std::io::Result<()> {
+        // The columns of a part written here are encoded on every core.
+        let group = self.part.take(Threads::Every)?;
+        self.file.write(group)
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.end_part()?;
+        self.file.end()
+    }
+}
+
+/// A FOCUS Parquet file, written a row group at a time.
+pub struct ParquetFile<W: Write> {
+    writer: FileWriter<W>,
+    /// For each of the version's columns, the earlier column whose pages it holds.
+    copies: Vec<Option<usize>>,
+}
+
+impl<W: Write> ParquetFile<W> {
+    /// Starts a Parquet file on `out`, money to `money` places (the currency's minor units).
+    pub fn new(out: W, settings: &FocusSettings, money: u32) -> std::io::Result<Self> {
+        let layout = Layout::new(settings, money)?;
+        Ok(ParquetFile {
+            writer: FileWriter::try_new(out, layout.schema, layout.options).map_err(io_error)?,
+            copies: layout.columns.iter().map(|c| c.copies).collect(),
+        })
+    }
+
+    /// Writes a part's row group (none for a part without rows).
+    pub fn write(&mut self, group: RowGroup) -> std::io::Result<()> {
+        if group.rows == 0 {
+            return Ok(());
+        }
+        // Each column's pages: its own, or those of the column it copies.
+        let mut pages: Vec<&[CompressedPage]> = Vec::with_capacity(self.copies.len());
+        let mut own = group.pages.iter();
+        for copies in &self.copies {
+            let written = match copies {
+                Some(of) => pages[*of],
+                None => own.next().map_or(&[][..], Vec::as_slice),
+            };
+            pages.push(written);
+        }
+        let columns = DynIter::new(pages.into_iter().map(|pages| {
+            let pages = fallible_streaming_iterator::convert(pages.iter().map(Ok));
+            Ok(DynStreamingIterator::new(pages))
+        }));
+        self.writer
+            .write(group.rows as u64, columns)
+            .map_err(io_error)
+    }
+
+    /// Writes the footer.
+    pub fn end(&mut self) -> std::io::Result<()> {
+        self.writer.end(None).map(drop).map_err(io_error)
+    }
+}
+
+/// A part's rows as a Parquet row group: the pages of each column the file writes that copies
+/// no other, encoded and compressed.
+pub struct RowGroup {
+    rows: usize,
+    pages: Vec<Vec<CompressedPage>>,
+}
+
+/// The threads a part's columns are encoded on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Threads {
+    /// The one making the part (where parts are made on several at once).
+    This,
+    /// As many as there are cores.
+    Every,
+}
+
+/// A charge period's FOCUS rows, made into a Parquet row group wherever the period was priced.
+pub struct ParquetPart {
+    layout: Layout,
+    /// The version's columns' Parquet types, in order.
+    fields: Vec<ParquetType>,
+    settings: FocusSettings,
+    batch: Batch,
+    /// The zstd context of this thread's pages.
+    zstd: zstd::bulk::Compressor<'static>,
+}
+
+impl ParquetPart {
+    /// Rows of the version `settings` name, money to `money` places.
+    pub fn new(settings: &FocusSettings, money: u32) -> std::io::Result<Self> {
+        let layout = Layout::new(settings, money)?;
+        let fields = to_parquet_schema(&layout.schema)
+            .map_err(io_error)?
+            .fields()
+            .to_vec();
+        Ok(ParquetPart {
+            layout,
+            fields,
             settings: settings.clone(),
             batch: Batch::new(money),
+            zstd: page_compressor()?,
         })
+    }
+
+    /// The rows pushed since the last, as a row group encoded on `threads`.
+    pub fn take(&mut self, threads: Threads) -> std::io::Result<RowGroup> {
+        let rows = self.batch.rows;
+        if rows == 0 {
+            return Ok(RowGroup {
+                rows,
+                pages: Vec::new(),
+            });
+        }
+        let encoded = self.encode(threads).map_err(io_error);
+        self.batch.clear();
+        Ok(RowGroup {
+            rows,
+            pages: encoded?,
+        })
+    }
+
+    fn encode(&mut self, threads: Threads) -> PolarsResult<Vec<Vec<CompressedPage>>> {
+        let Layout {
+            columns, options, ..
+        } = &self.layout;
+        let mut all = self.batch.columns(&self.settings)?;
+        // A column holding another's values the version does not write takes them.
+        for &(column, of) in &REPEATS {
+            if columns.iter().all(|c| c.at != of) {
+                all[column] = all[of].take();
+            }
+        }
+        let mut jobs: Vec<Job<'_>> = Vec::with_capacity(columns.len());
+        for (column, field) in columns.iter().zip(&self.fields) {
+            if column.copies.is_some() {
+                continue;
+            }
+            let job = match &all[column.at] {
+                Some(Values::Array(array)) => {
+                    Job::Array(array.as_ref(), field, column.encoding.as_slice())
+                }
+                Some(Values::Page(page)) => Job::Page(page, field),
+                None => polars_bail!(ComputeError: "a FOCUS column without values"),
+            };
+            jobs.push(job);
+        }
+        match threads {
+            Threads::Every => encode_in_parallel(&jobs, *options),
+            Threads::This => jobs
+                .iter()
+                .map(|job| job.pages(&mut self.zstd, *options))
+                .collect(),
+        }
+    }
+}
+
+impl FocusSink for ParquetPart {
+    fn row(&mut self, row: &FocusRow<'_>) -> std::io::Result<()> {
+        self.batch.push(row);
+        Ok(())
+    }
+
+    /// A part's rows are taken whole ([`ParquetPart::take`]).
+    fn end_part(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -586,73 +775,6 @@ const PLAIN_TEXT: [&str; 7] = [
     "ResourceId",
     "ResourceName",
 ];
-
-impl<W: Write> FocusSink for ParquetRows<W> {
-    fn row(&mut self, row: &FocusRow<'_>) -> std::io::Result<()> {
-        self.batch.push(row);
-        Ok(())
-    }
-
-    fn end_part(&mut self) -> std::io::Result<()> {
-        if self.batch.rows == 0 {
-            return Ok(());
-        }
-        let written = self.write_batch();
-        self.batch.clear();
-        written
-    }
-
-    fn finish(&mut self) -> std::io::Result<()> {
-        self.end_part()?;
-        self.writer.end(None).map(drop).map_err(io_error)
-    }
-}
-
-impl<W: Write> ParquetRows<W> {
-    /// The batch's rows as a row group.
-    fn write_batch(&mut self) -> std::io::Result<()> {
-        let rows = self.batch.rows;
-        let mut all = self.batch.columns(&self.settings).map_err(io_error)?;
-        // A column holding another's values the version does not write takes them.
-        for &(column, of) in &REPEATS {
-            if self.columns.iter().all(|c| c.at != of) {
-                all[column] = all[of].take();
-            }
-        }
-        let options = self.writer.options();
-        let fields = self.writer.parquet_schema().fields();
-        let mut jobs: Vec<Job<'_>> = Vec::with_capacity(self.columns.len());
-        for (column, field) in self.columns.iter().zip(fields) {
-            if column.copies.is_some() {
-                continue;
-            }
-            let job = match &all[column.at] {
-                Some(Values::Array(array)) => {
-                    Job::Array(array.as_ref(), field, column.encoding.as_slice())
-                }
-                Some(Values::Page(page)) => Job::Page(page, field),
-                None => return Err(std::io::Error::other("a FOCUS column without values")),
-            };
-            jobs.push(job);
-        }
-        let encoded = encode_in_parallel(&jobs, options).map_err(io_error)?;
-        // Each column's pages: its own, or those of the column it copies.
-        let mut pages: Vec<&[CompressedPage]> = Vec::with_capacity(self.columns.len());
-        let mut own = encoded.iter();
-        for column in &self.columns {
-            let written = match column.copies {
-                Some(of) => pages[of],
-                None => own.next().map_or(&[][..], Vec::as_slice),
-            };
-            pages.push(written);
-        }
-        let group = DynIter::new(pages.into_iter().map(|pages| {
-            let pages = fallible_streaming_iterator::convert(pages.iter().map(Ok));
-            Ok(DynStreamingIterator::new(pages))
-        }));
-        self.writer.write(rows as u64, group).map_err(io_error)
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -27,8 +27,7 @@ use super::view::View;
 use crate::budget::QuotaDecision;
 use crate::cost::{LineFilter, ReportRequest, RequestText};
 use crate::output::{
-    CsvRows, FocusSettings, FocusSink, FocusWriter, Format, ParquetRows, render, render_tokens,
-    write_chargeback_parquet,
+    FocusEncoding, FocusSettings, Format, render, render_tokens, write_chargeback_parquet,
 };
 use crate::pricing::RateCard;
 use crate::reporting::ReportError;
@@ -359,17 +358,11 @@ fn focus_stream(
             sender,
             buffer: Vec::with_capacity(BODY_CHUNK),
         };
-        let money = card.currency().minor_units();
+        let encoding = FocusEncoding::new(parquet, card.currency().minor_units());
         let written = (|| -> Result<(), ReportError> {
-            let sink: Box<dyn FocusSink + '_> = if parquet {
-                Box::new(ParquetRows::new(&mut body, &focus, money)?)
-            } else {
-                Box::new(CsvRows::new(&mut body, &focus)?)
-            };
-            let mut rows = FocusWriter::new(sink, only);
-            let warnings = sources.report_by_period(&runtime, &request, |part| rows.write(part))?;
+            let settings = (&*focus, encoding, &only);
+            let warnings = sources.export_focus(&runtime, &request, settings, &mut body)?;
             warnings.iter().for_each(|w| tracing::warn!("{w}"));
-            rows.finish()?;
             std::io::Write::flush(&mut body)?;
             Ok(())
         })();
