@@ -62,7 +62,8 @@ pub struct Sources<'a> {
     pub cluster: &'a str,
 }
 
-/// Threads that price the parts of a report streamed in parts.
+/// Threads that price the parts of a report streamed in parts, and make what is written of
+/// each (a day of FOCUS rows held a thread).
 const PART_WORKERS: usize = 2;
 
 impl<'a> Sources<'a> {

@@ -12,7 +12,6 @@ pub(super) struct PartTotals {
     changed: Condvar,
 }
 
-#[derive(Default)]
 struct Told {
     /// Each part's totals, once priced.
     parts: Vec<Option<Figures>>,
