@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 
 mod parts;
 
-use self::parts::{PartTotals, StopOnExit, whole};
+use self::parts::{Early, Handed, PartTotals, StopOnExit, Written, whole};
 use crate::allocation::AllocationSet;
 use crate::cost::{
     Carried, CostOverflow, CostReport, LineFilter, ReportRequest, cost_report_with_usage,
@@ -248,7 +248,7 @@ impl Sources<'_> {
         };
         let mut tally = TokenTally::new(request);
         let mut warnings =
-            self.report_in_parts(runtime, &request.per_pod(), Step::Day, whole, |part| {
+            self.report_in_whole_parts(runtime, &request.per_pod(), Step::Day, whole, |part| {
                 tally.add(&part, tokens);
                 Ok(())
             })?;
@@ -275,13 +275,14 @@ impl Sources<'_> {
     where
         M: FnMut(CostReport, Carried) -> std::io::Result<T>,
     {
-        self.report_in_parts(runtime, request, request.step, makers, each)
+        self.report_in_whole_parts(runtime, request, request.step, makers, each)
     }
 
     /// Writes the FOCUS export of `request` (a request of [`crate::output::focus_request`])
     /// into `out`: the rows `only` keeps, of the version `settings` name, as `encoding` says,
     /// each charge period's rows made on the thread that priced it
-    /// ([`Sources::report_by_period`]). Returns the report's warnings.
+    /// ([`Sources::report_by_period`]), and CSV rows written as they are made by the thread
+    /// whose period is next. Returns the report's warnings.
     pub fn export_focus(
         &self,
         runtime: &tokio::runtime::Handle,
@@ -293,15 +294,41 @@ impl Sources<'_> {
         let spare = file.spare();
         let makers = || {
             let mut parts = FocusParts::new(settings, encoding, only.clone(), spare.clone())?;
-            Ok(move |report: CostReport, carried| parts.make(&report, carried))
+            Ok(move |report: CostReport, carried, early: Early<'_, _>| {
+                parts.make(&report, carried, early)
+            })
         };
-        let warnings = self.report_by_period(runtime, request, makers, |part| file.write(part))?;
+        let warnings = self.report_in_parts(runtime, request, request.step, makers, |part| {
+            file.write(part)
+        })?;
         file.finish()?;
         Ok(warnings)
     }
 
+    /// [`Sources::report_in_parts`] with makers that make each part whole, handing nothing
+    /// over early.
+    fn report_in_whole_parts<T: Send, M>(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        request: &ReportRequest,
+        cut: Step,
+        makers: impl Fn() -> std::io::Result<M> + Sync,
+        each: impl FnMut(T) -> std::io::Result<()>,
+    ) -> Result<Vec<String>, ReportError>
+    where
+        M: FnMut(CostReport, Carried) -> std::io::Result<T>,
+    {
+        let makers = || {
+            let mut make = makers()?;
+            Ok(move |report, carried, _: Early<'_, T>| make(report, carried))
+        };
+        self.report_in_parts(runtime, request, cut, makers, each)
+    }
+
     /// [`Sources::report_by_period`] a period of `cut` at a time (each part stepped as
-    /// `request` says).
+    /// `request` says), a maker also given where to hand what it has made of a part so far
+    /// ([`Early`]): the thread whose part is next to be written hands it straight to `each`,
+    /// the others keep it until their part's turn.
     fn report_in_parts<T: Send, M>(
         &self,
         runtime: &tokio::runtime::Handle,
@@ -311,7 +338,7 @@ impl Sources<'_> {
         mut each: impl FnMut(T) -> std::io::Result<()>,
     ) -> Result<Vec<String>, ReportError>
     where
-        M: FnMut(CostReport, Carried) -> std::io::Result<T>,
+        M: FnMut(CostReport, Carried, Early<'_, T>) -> std::io::Result<T>,
     {
         let periods = cut.periods(request.window);
         let overlapping: Vec<Vec<Vec<u32>>> =
@@ -336,10 +363,14 @@ impl Sources<'_> {
             runtime.block_on(sources.report(&part))
         };
         let totals = PartTotals::new(periods.len());
+        let written = Written::default();
         let (currency, rounding) = (self.card.currency(), self.card.rounding());
         // A part priced and made into `T`, with its warnings: its exact totals told to the
         // other workers first, then what the parts before it add up to awaited.
-        let made = |at: usize, make: &mut M| -> Result<(T, Vec<String>), ReportError> {
+        let made = |at: usize,
+                    make: &mut M,
+                    early: Early<'_, T>|
+         -> Result<(T, Vec<String>), ReportError> {
             let mut report = part(at)?;
             totals.tell(at, report.exact_total());
             let before = totals
@@ -347,11 +378,12 @@ impl Sources<'_> {
                 .ok_or_else(|| std::io::Error::other("a part before this one was not priced"))?;
             let warnings = std::mem::take(&mut report.warnings);
             let carried = Carried::after(&before, currency, rounding);
-            Ok((make(report, carried)?, warnings))
+            Ok((make(report, carried, early)?, warnings))
         };
         // Parts are priced and made on `workers` threads, each taking every `workers`th
         // period, and handed to `each` here in order, each handed over as it is taken: at most
-        // a part a worker and the one being written are held at once.
+        // a part a worker and the one being written are held at once, and of the part being
+        // written, only what its thread has made and not yet handed over.
         let workers = std::thread::available_parallelism()
             .map_or(1, usize::from)
             .clamp(1, PART_WORKERS)
@@ -360,7 +392,7 @@ impl Sources<'_> {
             let receivers: Vec<_> = (0..workers)
                 .map(|first| {
                     let (sender, receiver) = std::sync::mpsc::sync_channel(0);
-                    let (made, makers, totals) = (&made, &makers, &totals);
+                    let (made, makers, totals, written) = (&made, &makers, &totals, &written);
                     let count = periods.len();
                     scope.spawn(move || {
                         // Should this thread stop early (a failure, the writer gone, a panic),
@@ -369,14 +401,30 @@ impl Sources<'_> {
                         let mut make = match makers() {
                             Ok(make) => make,
                             Err(e) => {
-                                let _ = sender.send(Err(e.into()));
+                                let _ = sender.send(Handed::Made(Err(e.into())));
                                 return;
                             }
                         };
                         for at in (first..count).step_by(workers) {
-                            let made = made(at, &mut make);
+                            let mut held = Vec::new();
+                            let mut early = |piece| {
+                                held.push(piece);
+                                if written.is_next(at) {
+                                    for piece in held.drain(..) {
+                                        sender.send(Handed::Early(piece)).map_err(|_| {
+                                            std::io::Error::other("the report's writer stopped")
+                                        })?;
+                                    }
+                                }
+                                Ok(())
+                            };
+                            let made = made(at, &mut make, &mut early);
                             let failed = made.is_err();
-                            if sender.send(made).is_err() || failed {
+                            let handed = held.into_iter().map(Handed::Early);
+                            let sent = handed
+                                .chain([Handed::Made(made)])
+                                .try_for_each(|handed| sender.send(handed));
+                            if sent.is_err() || failed {
                                 return;
                             }
                         }
@@ -387,10 +435,20 @@ impl Sources<'_> {
                 .collect();
             let mut warnings: Vec<String> = Vec::new();
             for at in 0..periods.len() {
-                let (made, theirs) = receivers[at % workers]
-                    .recv()
-                    .unwrap_or_else(|_| panic!("a thread pricing the report's parts panicked"))?;
-                each(made)?;
+                let theirs = loop {
+                    let handed = receivers[at % workers]
+                        .recv()
+                        .unwrap_or_else(|_| panic!("a thread pricing the report's parts panicked"));
+                    match handed {
+                        Handed::Early(piece) => each(piece)?,
+                        Handed::Made(made) => {
+                            let (made, theirs) = made?;
+                            each(made)?;
+                            break theirs;
+                        }
+                    }
+                };
+                written.passed(at);
                 for warning in theirs {
                     if !warnings.contains(&warning) {
                         warnings.push(warning);

@@ -552,6 +552,15 @@ impl CsvRows<std::io::Sink> {
         rows
     }
 
+    /// The filled buffers of the part being written, once there are `enough`: what can go out
+    /// before the part ends (its last buffer, still filling, stays).
+    pub fn take_filled(&mut self, enough: usize) -> Option<Vec<Vec<u8>>> {
+        match &mut self.kept {
+            Some((kept, _)) if kept.len() >= enough => Some(std::mem::take(kept)),
+            _ => None,
+        }
+    }
+
     /// The bytes of the rows written since the last taken, in order.
     pub fn take(&mut self) -> Vec<Vec<u8>> {
         // Runs are told apart within a part only.
@@ -852,6 +861,15 @@ impl<S: FocusSink> FocusWriter<S> {
 
     /// Writes the rows of the next part of the report.
     pub fn write(&mut self, report: &CostReport) -> std::io::Result<()> {
+        self.write_watching(report, |_| Ok(()))
+    }
+
+    /// [`FocusWriter::write`], handing the sink to `watch` after each row.
+    pub(super) fn write_watching(
+        &mut self,
+        report: &CostReport,
+        mut watch: impl FnMut(&mut S) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
         let rounded = report.rounded(&mut self.carried).lines;
         let currency = report.currency.code();
         let zero = fixed(Decimal::ZERO, report.currency.minor_units());
@@ -941,6 +959,7 @@ impl<S: FocusSink> FocusWriter<S> {
                 run: self.runs,
             };
             self.sink.row(&row)?;
+            watch(&mut self.sink)?;
         }
         self.sink.end_part()
     }

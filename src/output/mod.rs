@@ -27,7 +27,7 @@ pub use self::focus::{
 };
 pub use self::json::to_json;
 pub use self::parquet::{ParquetRows, decimal_column, write_chargeback_parquet};
-pub use self::parts::{FocusEncoding, FocusFile, FocusPart, FocusParts};
+pub use self::parts::{FocusEncoding, FocusFile, FocusPart, FocusParts, FocusPiece};
 pub use self::tokens::{render_tokens, tokens_json, write_tokens_csv};
 
 use crate::cost::{CostReport, Figures, ReportRequest, RequestError};

@@ -34,12 +34,21 @@ impl FocusEncoding {
     }
 }
 
-/// A charge period's FOCUS rows, made.
+/// Some of a charge period's FOCUS rows, made.
 pub enum FocusPart {
     /// CSV rows, their bytes in order.
     Csv(Vec<Vec<u8>>),
     /// A Parquet row group.
     Parquet(RowGroup),
+}
+
+/// What [`FocusParts::make`] hands over of a charge period: its first rows, made while the rest
+/// are being made (CSV only), or the rest of them.
+pub enum FocusPiece {
+    /// The first rows of a charge period not yet made whole.
+    First(FocusPart),
+    /// The rest of the charge period's rows (all of them, where nothing went first).
+    Rest(FocusPart),
 }
 
 /// Where a thread makes parts' rows.
@@ -65,6 +74,10 @@ impl super::FocusSink for PartRows {
         Ok(())
     }
 }
+
+/// Filled buffers of CSV rows (of ~1 MiB) handed over at once before a part ends: the writer
+/// writes them while the next are made, and few handovers are waited on.
+const FIRST_BUFFERS: usize = 8;
 
 /// Makes the rows of the parts one thread prices.
 pub struct FocusParts {
@@ -92,14 +105,25 @@ impl FocusParts {
     }
 
     /// The rows of `report`, one part of a report (a charge period), rounded carrying on from
-    /// the parts before it.
-    pub fn make(&mut self, report: &CostReport, carried: Carried) -> std::io::Result<FocusPart> {
+    /// the parts before it. CSV rows are handed to `first` a filled buffer at a time as they
+    /// are made (it may write them out at once, or keep them), the rest returned.
+    pub fn make(
+        &mut self,
+        report: &CostReport,
+        carried: Carried,
+        first: &mut dyn FnMut(FocusPiece) -> std::io::Result<()>,
+    ) -> std::io::Result<FocusPiece> {
         self.writer.carry_on(carried);
-        self.writer.write(report)?;
-        Ok(match self.writer.sink() {
+        self.writer.write_watching(report, |rows| match rows {
+            PartRows::Csv(rows) => rows.take_filled(FIRST_BUFFERS).map_or(Ok(()), |filled| {
+                first(FocusPiece::First(FocusPart::Csv(filled)))
+            }),
+            PartRows::Parquet(_) => Ok(()),
+        })?;
+        Ok(FocusPiece::Rest(match self.writer.sink() {
             PartRows::Csv(rows) => FocusPart::Csv(rows.take()),
             PartRows::Parquet(rows) => FocusPart::Parquet(rows.take(Threads::This)?),
-        })
+        }))
     }
 }
 
@@ -144,8 +168,13 @@ impl<W: Write> FocusFile<W> {
         self.spare.clone()
     }
 
-    /// Writes the next part.
-    pub fn write(&mut self, part: FocusPart) -> std::io::Result<()> {
+    /// Writes what comes next: the first rows of a part, or the rest of it
+    /// ([`FocusParts::make`]).
+    pub fn write(&mut self, piece: FocusPiece) -> std::io::Result<()> {
+        let (part, ends) = match piece {
+            FocusPiece::First(part) => (part, false),
+            FocusPiece::Rest(part) => (part, true),
+        };
         match (&mut self.out, part) {
             (Out::Csv(out), FocusPart::Csv(rows)) => {
                 for bytes in rows {
@@ -153,7 +182,7 @@ impl<W: Write> FocusFile<W> {
                     self.spare.give(bytes);
                 }
                 // A part's rows go out as it ends.
-                out.flush()
+                if ends { out.flush() } else { Ok(()) }
             }
             (Out::Parquet(file), FocusPart::Parquet(group)) => file.write(group),
             _ => Err(std::io::Error::other(

@@ -1,10 +1,41 @@
 //! What the threads pricing a report's parts tell each other: each part's exact totals, so that
 //! a part can be rounded (and written) where it was priced, carrying on from the parts before
-//! it however far along the others are ([`Carried::after`](crate::cost::Carried::after)).
+//! it however far along the others are ([`Carried::after`](crate::cost::Carried::after)); and
+//! what they hand the writer, which tells them how far it has written.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
+use super::ReportError;
 use crate::cost::{Carried, CostReport, Figures};
+
+/// Where a maker hands what it has made of a part before the part is made: written out at once
+/// by the thread whose part is next to be written, kept until then by the others.
+pub(super) type Early<'a, T> = &'a mut dyn FnMut(T) -> std::io::Result<()>;
+
+/// What a pricing thread hands the writer, in order.
+pub(super) enum Handed<T> {
+    /// Some of a part, made before the rest of it.
+    Early(T),
+    /// The rest of a part (or why it could not be made), and its warnings.
+    Made(Result<(T, Vec<String>), ReportError>),
+}
+
+/// The parts the writer has written, counted as it ends each.
+#[derive(Default)]
+pub(super) struct Written(AtomicUsize);
+
+impl Written {
+    /// Every part before `at` is written: part `at`'s thread hands it straight over.
+    pub(super) fn is_next(&self, at: usize) -> bool {
+        self.0.load(Ordering::Acquire) == at
+    }
+
+    /// Part `at` is written.
+    pub(super) fn passed(&self, at: usize) {
+        self.0.store(at + 1, Ordering::Release);
+    }
+}
 
 /// Each part's exact column totals, told as its thread prices it.
 pub(super) struct PartTotals {
@@ -201,6 +232,49 @@ mod tests {
             // What was carried matters here: hours rounded each on its own print other figures.
             assert_ne!(alone, in_order);
             assert_eq!(made, in_order);
+        });
+    }
+
+    #[test]
+    fn what_is_made_of_a_part_early_is_written_in_order_and_at_once_when_the_part_is_next() {
+        with_a_day(|sources, runtime, request| {
+            let received = std::sync::atomic::AtomicUsize::new(0);
+            let first_hour = request.window.start;
+            let mut written = Vec::new();
+            let makers = || {
+                let received = &received;
+                Ok(move |report: CostReport, _, early: Early<'_, (i64, u8)>| {
+                    let hour = report.request.window.start;
+                    early((hour, 0))?;
+                    if hour == first_hour {
+                        // Nothing is written before the first hour: its first piece goes out
+                        // before the hour is made, not kept until then.
+                        let waited = std::time::Instant::now();
+                        while received.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                            let waiting = waited.elapsed().as_secs();
+                            assert!(waiting < 10, "the first piece was kept, not written");
+                            std::thread::sleep(std::time::Duration::from_millis(1));
+                        }
+                    }
+                    early((hour, 1))?;
+                    Ok((hour, 2))
+                })
+            };
+            let each = |piece| {
+                received.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                written.push(piece);
+                Ok(())
+            };
+            sources
+                .report_in_parts(runtime, request, request.step, makers, each)
+                .unwrap();
+            let hours = request.step.periods(request.window);
+            let expected: Vec<(i64, u8)> = hours
+                .iter()
+                .flat_map(|hour| [(hour.start, 0), (hour.start, 1), (hour.start, 2)])
+                .collect();
+            assert_eq!(written.len(), 72);
+            assert_eq!(written, expected);
         });
     }
 
