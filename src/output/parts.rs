@@ -105,8 +105,8 @@ impl FocusParts {
     }
 
     /// The rows of `report`, one part of a report (a charge period), rounded carrying on from
-    /// the parts before it. CSV rows are handed to `first` a filled buffer at a time as they
-    /// are made (it may write them out at once, or keep them), the rest returned.
+    /// the parts before it. CSV rows are handed to `first` as they are made, eight filled
+    /// buffers at a time (it may write them out at once, or keep them), the rest returned.
     pub fn make(
         &mut self,
         report: &CostReport,
