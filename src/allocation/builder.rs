@@ -12,8 +12,9 @@ use smallvec::SmallVec;
 use super::claims::{DeviceIndex, claim_devices};
 use super::cost_center::cost_center;
 use super::demand::gpu_demand;
-use super::device::{classify, units_per_item};
+use super::device::classify;
 use super::lifetime::pod_interval;
+use super::node::units_per_item;
 use super::node::{NodeFacts, node_facts};
 use super::{
     Allocation, AllocationKind, AllocationSet, BuildOptions, ClusterObjects, NodeCapacity, Sym,

@@ -1,10 +1,9 @@
 //! Device-plugin GPU resources (`nvidia.com/gpu`, `nvidia.com/gpu.shared`, `nvidia.com/mig-*`,
-//! AMD's `amd.com/gpu` and partition resources such as `amd.com/cpx_nps4`) and how much of a
-//! physical GPU one item of each is (SPEC §1.1).
+//! AMD's `amd.com/gpu` and partition resources such as `amd.com/cpx_nps4`), told apart by name
+//! (SPEC §1.1); how much of a physical GPU one item is depends on its node
+//! ([`super::node::units_per_item`]).
 
 use super::AllocationKind;
-use super::node::NodeFacts;
-use crate::pricing::RateCard;
 use crate::units::GpuUnits;
 
 /// Whole GPUs, or time-sliced without renaming.
@@ -77,7 +76,7 @@ impl AmdPartitionMode {
 
     /// One partition's share of a GPU, and whether it is a partition at all (SPX is the whole
     /// GPU).
-    fn share(&self, product: &str) -> Option<(AllocationKind, GpuUnits)> {
+    pub(crate) fn share(&self, product: &str) -> Option<(AllocationKind, GpuUnits)> {
         match self.partitions(product) {
             1 => Some((AllocationKind::Gpu, GpuUnits::ONE)),
             n => Some((AllocationKind::Mig, GpuUnits::ratio(1, n)?)),
@@ -123,42 +122,6 @@ pub(crate) fn classify(resource: &str) -> Option<GpuResource> {
             .map(|profile| GpuResource::Mig {
                 profile: profile.to_string(),
             }),
-    }
-}
-
-/// Units of one item of `resource` on a node, and the kind of holding it is. `None` when a MIG
-/// profile cannot be sized.
-pub(crate) fn units_per_item(
-    resource: &GpuResource,
-    node: &NodeFacts,
-    card: &RateCard,
-) -> Option<(AllocationKind, GpuUnits)> {
-    let share = || GpuUnits::ratio(1, i64::from(node.replicas));
-    match resource {
-        // A time-sliced MIG device (single: `…-MIG-1g.5gb-SHARED` with gpu.replicas; mixed:
-        // `mig-<profile>.replicas`) is shared like a time-sliced GPU.
-        GpuResource::Whole => match &node.mig_single_profile {
-            Some(profile) => Some((
-                AllocationKind::Mig,
-                node.mig
-                    .fraction(card, profile)?
-                    .split(i64::from(node.replicas))?,
-            )),
-            None if node.replicas > 1 => Some((AllocationKind::Shared, share()?)),
-            None => Some((AllocationKind::Gpu, GpuUnits::ONE)),
-        },
-        GpuResource::Shared => Some((AllocationKind::Shared, share()?)),
-        GpuResource::Mig { profile } => Some((
-            AllocationKind::Mig,
-            node.mig
-                .fraction(card, profile)?
-                .split(i64::from(node.mig_replicas_of(profile)))?,
-        )),
-        GpuResource::AmdGpu => match &node.amd_partition {
-            Some(mode) => mode.share(&node.product),
-            None => Some((AllocationKind::Gpu, GpuUnits::ONE)),
-        },
-        GpuResource::AmdPartition { mode } => mode.share(&node.product),
     }
 }
 

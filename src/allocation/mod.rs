@@ -32,15 +32,13 @@ pub(crate) use claims::DeviceIndex;
 pub(crate) use cost_center::cost_center;
 pub(crate) use demand::gpu_demand;
 pub use device::is_gpu_resource;
-pub(crate) use device::{
-    AmdPartitionMode, GpuResource, classify, units_per_item, unpriced_accelerator,
-};
+pub(crate) use device::{AmdPartitionMode, GpuResource, classify, unpriced_accelerator};
 pub use lifetime::pod_interval;
 pub(crate) use names::Texts;
 pub use names::{Names, Sym};
 pub(crate) use node::{
     AMD_PARTITION_LABELS, NodeFacts, PRICE_ANNOTATION, PRODUCT_LABEL, capacity_tier, first_label,
-    node_facts,
+    node_facts, units_per_item,
 };
 
 /// How a pod came to hold its GPU units (the `kind` label of `tollgate_gpu_allocated_units`).

@@ -7,10 +7,9 @@ use k8s_openapi::api::core::v1::Node;
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
+use super::AllocationKind;
 use super::claims::{DeviceIndex, DeviceType};
-use super::device::{
-    AmdPartitionMode, GpuResource, classify, units_per_item, unpriced_accelerator,
-};
+use super::device::{AmdPartitionMode, GpuResource, classify, unpriced_accelerator};
 use crate::pricing::{MigSizing, PriceTier, RateCard, with_memory};
 use crate::quantity::parse_quantity;
 use crate::time::UnixSeconds;
@@ -213,6 +212,42 @@ impl NodeFacts {
     /// Time-slicing replicas of MIG `profile` under the mixed strategy.
     pub(crate) fn mig_replicas_of(&self, profile: &str) -> u32 {
         self.mig_replicas.get(profile).copied().unwrap_or(1)
+    }
+}
+
+/// Units of one item of `resource` on a node, and the kind of holding it is. `None` when a MIG
+/// profile cannot be sized.
+pub(crate) fn units_per_item(
+    resource: &GpuResource,
+    node: &NodeFacts,
+    card: &RateCard,
+) -> Option<(AllocationKind, GpuUnits)> {
+    let share = || GpuUnits::ratio(1, i64::from(node.replicas));
+    match resource {
+        // A time-sliced MIG device (single: `…-MIG-1g.5gb-SHARED` with gpu.replicas; mixed:
+        // `mig-<profile>.replicas`) is shared like a time-sliced GPU.
+        GpuResource::Whole => match &node.mig_single_profile {
+            Some(profile) => Some((
+                AllocationKind::Mig,
+                node.mig
+                    .fraction(card, profile)?
+                    .split(i64::from(node.replicas))?,
+            )),
+            None if node.replicas > 1 => Some((AllocationKind::Shared, share()?)),
+            None => Some((AllocationKind::Gpu, GpuUnits::ONE)),
+        },
+        GpuResource::Shared => Some((AllocationKind::Shared, share()?)),
+        GpuResource::Mig { profile } => Some((
+            AllocationKind::Mig,
+            node.mig
+                .fraction(card, profile)?
+                .split(i64::from(node.mig_replicas_of(profile)))?,
+        )),
+        GpuResource::AmdGpu => match &node.amd_partition {
+            Some(mode) => mode.share(&node.product),
+            None => Some((AllocationKind::Gpu, GpuUnits::ONE)),
+        },
+        GpuResource::AmdPartition { mode } => mode.share(&node.product),
     }
 }
 

@@ -3,16 +3,21 @@
 
 mod engine;
 mod group;
+mod order;
 mod overcommit;
 mod report;
 mod request;
+mod resolver;
+mod share;
+mod sums;
 mod values;
 
 #[cfg(test)]
 mod tests;
 
-pub use engine::{CostOverflow, LineFilter, ReportRequest, cost_report, cost_report_with_usage};
+pub use engine::{cost_report, cost_report_with_usage};
 pub use group::{GroupBy, GroupByError, GroupKey};
 pub use report::{Carried, Chargeback, CostLine, CostReport, Figures, HOUR_PLACES, Rounded};
-pub use request::{MAX_PERIODS, RequestError, RequestText};
+pub use request::{LineFilter, MAX_PERIODS, ReportRequest, RequestError, RequestText};
+pub use sums::CostOverflow;
 pub use values::GroupValues;

@@ -7,8 +7,13 @@
 //! by instant, and the excess is reported (node, model, GPU-hours) so someone can fix the cause.
 //! The pods are still charged in full: what they held is what the cluster said they held.
 
+use std::collections::BTreeMap;
+
 use rust_decimal::Decimal;
 
+use super::resolver::Resolver;
+use super::sums::{CostOverflow, UnitSeconds};
+use crate::allocation::Sym;
 use crate::time::Interval;
 use crate::units::{GpuUnits, common_denominator};
 
@@ -118,6 +123,59 @@ impl Holdings {
 /// GPU-hours of an excess.
 pub(super) fn excess_hours(excess: &Excess) -> Decimal {
     excess.units.to_decimal() * Decimal::from(excess.during.seconds()) / Decimal::from(3600)
+}
+
+/// A node's capacity of one product over one stretch: (line, schedule, interval).
+pub(super) type CapacitySegment = (u32, u32, Interval, GpuUnits);
+
+/// Where pods held more of a node's GPUs than it has, gives the excess back to the node's
+/// unallocated line (which stays at zero there, never below) and says so: one warning per node
+/// and model, in order.
+pub(super) fn clamp_overcommit(
+    holdings: Holdings,
+    capacity_lines: &[(Sym, Vec<CapacitySegment>)],
+    window: Interval,
+    sums: &mut UnitSeconds,
+    resolver: &Resolver<'_>,
+) -> Result<Vec<String>, CostOverflow> {
+    let capacity: Vec<Vec<(Interval, GpuUnits)>> = capacity_lines
+        .iter()
+        .map(|(_, segments)| {
+            segments
+                .iter()
+                .map(|&(_, _, life, units)| {
+                    let empty = Interval::new(window.start, window.start);
+                    (life.clip(window).unwrap_or(empty), units)
+                })
+                .collect()
+        })
+        .collect();
+    let excess = holdings.excess(|key| &capacity[key]).ok_or(CostOverflow)?;
+    let mut by_node: BTreeMap<(&str, &str), Decimal> = BTreeMap::new();
+    for piece in &excess {
+        let (node, segments) = &capacity_lines[piece.key];
+        let (line, schedule, ..) = segments[piece.segment];
+        sums.add(
+            line,
+            schedule,
+            &resolver.schedules,
+            piece.during,
+            piece.units,
+        );
+        let model = resolver.shared.labels.resolve(resolver.label_of(schedule));
+        *by_node
+            .entry((resolver.shared.names.resolve(*node), model))
+            .or_default() += excess_hours(piece);
+    }
+    Ok(by_node
+        .into_iter()
+        .map(|((node, model), hours)| {
+            format!(
+                "node {node}: pods held more {model} GPUs than the node has, for {} GPU-hours beyond its capacity; its unallocated capacity counts as zero there and the pods are charged in full",
+                hours.round_dp(4).normalize()
+            )
+        })
+        .collect())
 }
 
 #[cfg(test)]

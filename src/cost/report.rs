@@ -2,7 +2,7 @@
 
 use rust_decimal::Decimal;
 
-use super::engine::ReportRequest;
+use super::request::ReportRequest;
 use super::values::GroupValues;
 use crate::money::{
     Carry, Currency, ExactSum, Rounding, apportion_carried, apportion_within, fixed,

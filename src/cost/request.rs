@@ -1,8 +1,83 @@
-//! Reading a report request from text, the same way for command-line flags and query strings.
+//! What a report asks for, and reading it from text the same way for command-line flags and
+//! query strings.
 
-use super::engine::{LineFilter, ReportRequest};
-use super::group::GroupBy;
+use super::group::{GroupBy, GroupKey};
 use crate::time::{Interval, Step, UnixSeconds, month_start, parse_time};
+
+/// What to report.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ReportRequest {
+    /// The report window; allocations are clipped to it.
+    pub window: Interval,
+    /// How the window is cut into rows.
+    pub step: Step,
+    /// The group-by keys, in column order.
+    pub group_by: GroupBy,
+    /// Spread unallocated capacity over the groups that used the same model, in proportion to
+    /// their cost, instead of reporting it under `__unallocated__`.
+    pub share_unallocated: bool,
+    /// Keep only the lines of one cost center or namespace (each a group-by key).
+    pub only: LineFilter,
+}
+
+impl ReportRequest {
+    /// Where the `cluster` key sits among the group-by keys, if it is one.
+    pub fn cluster_column(&self) -> Option<usize> {
+        self.group_by
+            .keys()
+            .iter()
+            .position(|k| *k == GroupKey::Cluster)
+    }
+
+    /// The request less its `cluster` key: what the engine and the store compute, the same
+    /// lines (one Tollgate reads one cluster), to which [`CostReport::with_cluster`] adds it.
+    pub fn without_cluster(&self) -> ReportRequest {
+        let keys = self.group_by.keys().iter().copied();
+        ReportRequest {
+            group_by: GroupBy::new(keys.filter(|k| *k != GroupKey::Cluster).collect())
+                .unwrap_or_else(|_| unreachable!("a subset of distinct keys")),
+            ..self.clone()
+        }
+    }
+}
+
+/// Which lines a report keeps: those whose `cost_center` and `namespace` (where given, each a
+/// group-by key of the report) are these. Lines are computed as without it, then left out, so
+/// the figures kept are the figures of the whole report.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct LineFilter {
+    /// The cost center to keep.
+    pub cost_center: Option<String>,
+    /// The namespace to keep.
+    pub namespace: Option<String>,
+}
+
+impl LineFilter {
+    /// Each key filtered on, with the value kept.
+    pub fn wanted(&self) -> impl Iterator<Item = (GroupKey, &str)> {
+        [
+            (GroupKey::CostCenter, self.cost_center.as_deref()),
+            (GroupKey::Namespace, self.namespace.as_deref()),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| Some((key, value?)))
+    }
+
+    /// Whether it keeps every line.
+    pub fn keeps_all(&self) -> bool {
+        self.wanted().next().is_none()
+    }
+
+    /// Whether a line grouped by `keys` with these group values is kept.
+    pub fn keeps<'a>(&self, keys: &[GroupKey], values: impl Iterator<Item = &'a str>) -> bool {
+        let values: Vec<&str> = values.collect();
+        self.wanted().all(|(key, value)| {
+            keys.iter()
+                .position(|k| *k == key)
+                .is_none_or(|at| values[at] == value)
+        })
+    }
+}
 
 /// The parameters of a report as text (a flag or query parameter each, all optional).
 #[derive(Clone, Copy, Debug, Default)]

@@ -505,7 +505,7 @@ fn lines_of_a_key_with_too_many_values_to_rank_are_sorted_by_its_text_and_merged
     // More pods than are ranked up front: pod names are compared where namespaces tie, and the
     // pricing tier after them. Pods are interned out of text order; "pod-00001" also runs on
     // spot, and "pod-00002" twice on demand (on two nodes: one line).
-    let count = super::engine::RANKED_VALUES + 100;
+    let count = super::order::RANKED_VALUES + 100;
     let names: Vec<(String, &str)> = (0..count)
         .map(|i| {
             let n = (i * 7919) % count;
@@ -578,7 +578,7 @@ fn pods_whose_names_share_all_but_their_ends_are_sorted_by_their_whole_text() {
         "web-7f9c-",
         "web-7f9c-ab",
     ];
-    let others: Vec<String> = (0..super::engine::RANKED_VALUES + 10)
+    let others: Vec<String> = (0..super::order::RANKED_VALUES + 10)
         .map(|i| format!("other-{i:05}"))
         .collect();
     let mut holds: Vec<Hold<'_>> = alike

@@ -7,7 +7,6 @@ use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -15,6 +14,7 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
 use super::archive::Archive;
+use super::process::gauge_with;
 use super::quota::QuotaGate;
 use super::view::View;
 use crate::allocation::AllocationSet;
@@ -380,18 +380,4 @@ pub fn render(view: &View, card: &RateCard, quota: &QuotaGate, archive: &Archive
     // Encoding into a String cannot fail.
     let _ = encode(&mut out, &registry);
     out
-}
-
-/// Registers a counter already holding `value` (for per-scrape process counters).
-pub(super) fn counter_with(registry: &mut Registry, name: &str, help: &str, value: f64) {
-    let counter = Counter::<f64, AtomicU64>::default();
-    counter.inc_by(value);
-    registry.register(name, help, counter);
-}
-
-/// Registers a gauge holding `value`.
-pub(super) fn gauge_with(registry: &mut Registry, name: &str, help: &str, value: f64) {
-    let gauge = FloatGauge::default();
-    gauge.set(value);
-    registry.register(name, help, gauge);
 }

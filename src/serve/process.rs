@@ -3,7 +3,10 @@
 
 use prometheus_client::registry::Registry;
 
-use super::metrics::{counter_with, gauge_with};
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 
 /// Linux's clock tick and page size on every platform Tollgate ships for.
 const TICKS_PER_SECOND: f64 = 100.0;
@@ -71,4 +74,18 @@ pub fn register(registry: &mut Registry) {
             fds.count() as f64,
         );
     }
+}
+
+/// Registers a counter already holding `value` (for per-scrape process counters).
+fn counter_with(registry: &mut Registry, name: &str, help: &str, value: f64) {
+    let counter = Counter::<f64, AtomicU64>::default();
+    counter.inc_by(value);
+    registry.register(name, help, counter);
+}
+
+/// Registers a gauge holding `value`.
+pub(super) fn gauge_with(registry: &mut Registry, name: &str, help: &str, value: f64) {
+    let gauge = Gauge::<f64, AtomicU64>::default();
+    gauge.set(value);
+    registry.register(name, help, gauge);
 }
