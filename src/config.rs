@@ -32,7 +32,7 @@ pub struct Settings {
     /// Where `serve` exports each closed day.
     pub export: ExportSettings,
     /// Who may read chargebacks and ask quota checks.
-    pub auth: crate::serve::AuthSettings,
+    pub auth: AuthSettings,
     /// Which of several replicas writes the ledger and rollups.
     pub leader: crate::live::LeaderSettings,
     /// How token reports weigh input against output tokens.
@@ -62,6 +62,55 @@ impl TokenSettings {
             _ => Err(format!(
                 "tokens.input_weight: {text:?} is not a decimal number from 0 up (write e.g. 0.25)"
             )),
+        }
+    }
+}
+
+/// How requests are authenticated.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMode {
+    /// Everything is open (the default).
+    #[default]
+    None,
+    /// Bearer tokens from `tokens_file`.
+    Token,
+    /// Bearer tokens verified by a Kubernetes TokenReview.
+    TokenReview,
+}
+
+/// `[auth]`
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// `none` (default), `token` or `token_review`.
+    pub mode: AuthMode,
+    /// With `token`: the file of accepted tokens, one per line (`#` starts a comment).
+    pub tokens_file: Option<PathBuf>,
+    /// The audience a quota caller's projected token must carry (default
+    /// `kyverno-svc.kyverno.io`, Kyverno's).
+    pub quota_audience: String,
+    /// With `token_review`: users who may read chargebacks (empty with `finance_groups` empty:
+    /// any authenticated user).
+    pub finance_users: Vec<String>,
+    /// With `token_review`: groups whose members may read chargebacks.
+    pub finance_groups: Vec<String>,
+    /// Users whose projected tokens may ask quota checks (empty: any, with the audience).
+    pub quota_users: Vec<String>,
+    /// Seconds a TokenReview answer is reused (default 60; refusals 10 at most).
+    pub review_cache_seconds: u64,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        AuthSettings {
+            mode: AuthMode::None,
+            tokens_file: None,
+            quota_audience: "kyverno-svc.kyverno.io".into(),
+            finance_users: Vec::new(),
+            finance_groups: Vec::new(),
+            quota_users: Vec::new(),
+            review_cache_seconds: 60,
         }
     }
 }
