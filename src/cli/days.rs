@@ -8,7 +8,7 @@ use clap::Args;
 use super::source::{
     SourceArgs, command_sources, load_settings, prometheus_client, provenance, read_source,
 };
-use super::{CliError, DAY, block_on, now, time_arg};
+use super::{CliError, DAY, block_on, now, time_arg, warn};
 use crate::allocation::AllocationSet;
 use crate::export::{Destination, export_days};
 use crate::store::RollupStore;
@@ -100,9 +100,7 @@ pub(super) fn backfill(
     let removed = store
         .remove_before(today - retention)
         .map_err(CliError::runtime)?;
-    for warning in warnings {
-        writeln!(err, "warning: {warning}").map_err(CliError::runtime)?;
-    }
+    warn(err, &warnings)?;
     let verb = if reprice { "priced again" } else { "rolled up" };
     writeln!(
         out,
@@ -178,9 +176,7 @@ pub(super) fn export(
     ))?
     .map_err(CliError::runtime)?;
     progress.finish_and_clear();
-    for warning in &exported.warnings {
-        writeln!(err, "warning: {warning}").map_err(CliError::runtime)?;
-    }
+    warn(err, &exported.warnings)?;
     writeln!(
         out,
         "{} days exported to {} as cluster {:?}, {} already there",

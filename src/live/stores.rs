@@ -16,10 +16,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use super::allocations::LiveRead;
-use super::allocations::{Changed, LiveAllocations, Watched};
-use crate::allocation::{BuildOptions, is_gpu_resource, unpriced_accelerator};
-use crate::pricing::RateCard;
+use crate::allocation::{is_gpu_resource, unpriced_accelerator};
 use crate::time::UnixSeconds;
 
 /// Annotation `kubectl apply` leaves: a full copy of the object, never needed here.
@@ -230,7 +227,7 @@ pub struct KindStore<K> {
     objects: BTreeMap<String, Packed>,
     names: FxHashMap<NameKey, String>,
     listing: Option<BTreeMap<String, (Packed, NameKey)>>,
-    deleted: Vec<(K, UnixSeconds)>,
+    pub(super) deleted: Vec<(K, UnixSeconds)>,
     synced: bool,
     absent: bool,
     changes: Changes,
@@ -400,64 +397,5 @@ impl<K: kube::Resource + Strip + Serialize + DeserializeOwned> KindStore<K> {
     /// True when there are no live objects.
     pub fn is_empty(&self) -> bool {
         self.objects.is_empty()
-    }
-}
-
-/// Every kind Tollgate watches.
-#[derive(Debug, Default)]
-pub struct ClusterStores {
-    /// Pods.
-    pub pods: KindStore<Pod>,
-    /// Nodes.
-    pub nodes: KindStore<Node>,
-    /// Namespaces.
-    pub namespaces: KindStore<Namespace>,
-    /// DRA claims.
-    pub claims: KindStore<ResourceClaim>,
-    /// DRA slices.
-    pub slices: KindStore<ResourceSlice>,
-    /// Allocations read so far, reused while their objects do not change.
-    live: LiveAllocations,
-}
-
-impl ClusterStores {
-    /// True when every kind has been listed (or is not served).
-    pub fn is_synced(&self) -> bool {
-        self.pods.is_synced()
-            && self.nodes.is_synced()
-            && self.namespaces.is_synced()
-            && self.claims.is_synced()
-            && self.slices.is_synced()
-    }
-
-    /// Allocations and capacity as of `options.as_of`, including pods and nodes deleted since
-    /// the last [`forget_deleted`](Self::forget_deleted), ended when they were seen deleted.
-    /// Claims deleted in that time still resolve the devices of the pods that used them. Only
-    /// what changed since the last call is read again.
-    pub fn allocations(&mut self, card: &RateCard, options: BuildOptions) -> LiveRead {
-        let changed = Changed {
-            pods: self.pods.take_changes(),
-            nodes: self.nodes.take_changes(),
-            namespaces: self.namespaces.take_changes(),
-            claims: self.claims.take_changes(),
-            slices: self.slices.take_changes(),
-        };
-        let watched = Watched {
-            pods: &self.pods,
-            nodes: &self.nodes,
-            namespaces: &self.namespaces,
-            claims: &self.claims,
-            slices: &self.slices,
-        };
-        self.live.read(&watched, changed, card, &options)
-    }
-
-    /// Drops the deletions a reconcile has recorded.
-    pub fn forget_deleted(&mut self) {
-        self.pods.deleted.clear();
-        self.nodes.deleted.clear();
-        self.namespaces.deleted.clear();
-        self.claims.deleted.clear();
-        self.slices.deleted.clear();
     }
 }

@@ -17,7 +17,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::task::JoinHandle;
 
-use super::stores::{ClusterStores, KindStore, Strip};
+use super::cluster::ClusterStores;
+use super::stores::{KindStore, Strip};
 
 /// Whether the last read from the API server worked (`tollgate_source_up{source="kubernetes"}`).
 #[derive(Debug)]

@@ -371,13 +371,13 @@ pub async fn require(
     match auth.check(scope, authorization.as_deref()).await {
         Ok(()) => next.run(request).await,
         Err(Refusal::Unauthenticated(message)) => {
-            let mut response = super::http::error(StatusCode::UNAUTHORIZED, message);
+            let mut response = super::reply::error(StatusCode::UNAUTHORIZED, message);
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"tollgate\""),
             );
             response
         }
-        Err(Refusal::Forbidden(message)) => super::http::error(StatusCode::FORBIDDEN, message),
+        Err(Refusal::Forbidden(message)) => super::reply::error(StatusCode::FORBIDDEN, message),
     }
 }

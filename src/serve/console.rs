@@ -14,8 +14,9 @@ use serde::Deserialize;
 
 use super::archive::Archive;
 use super::auth::{Refusal, SESSION_COOKIE, Scope, credentials, session_value};
-use super::http::{AppState, error, report_job};
 use super::quota::QuotaGate;
+use super::reply::error;
+use super::state::{AppState, report_job};
 use super::view::View;
 use crate::budget::{BudgetScope, month_of};
 use crate::console::{BudgetLine, Drill, Gate, Page, Row, TokenRow, login, render};

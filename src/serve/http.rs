@@ -12,69 +12,24 @@ use axum::http::{StatusCode, header};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::{Deserialize, Serialize};
-use tokio::sync::{Semaphore, watch};
+use serde::Deserialize;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use super::admission::{
     MAX_BODY_BYTES, Review, admission_response, admission_review, quota_request,
 };
-use super::archive::Archive;
-use super::auth::{Auth, Scope, require};
+use super::auth::{Scope, require};
 use super::metrics;
 use super::quota::QuotaGate;
+use super::reply::{ErrorBody, error};
+use super::state::{AppState, report_job};
 use super::view::View;
 use crate::budget::QuotaDecision;
 use crate::cost::{LineFilter, ReportRequest, RequestText};
-use crate::output::{
-    FocusEncoding, FocusSettings, Format, render, render_tokens, write_chargeback_parquet,
-};
-use crate::pricing::RateCard;
+use crate::output::{FocusEncoding, Format, render, render_tokens, write_chargeback_parquet};
 use crate::reporting::ReportError;
 use crate::tokens::report::TokenRequest;
 use axum::body::Bytes;
-
-/// What every handler shares.
-#[derive(Clone)]
-pub struct AppState {
-    /// The rate card prices are read from.
-    pub card: Arc<RateCard>,
-    /// The latest view.
-    pub views: watch::Receiver<Arc<View>>,
-    /// Budgets and reservations.
-    pub quota: Arc<QuotaGate>,
-    /// Prometheus and the rollup store, when configured.
-    pub archive: Arc<Archive>,
-    /// The names the FOCUS export gives the platform.
-    pub focus: Arc<FocusSettings>,
-    /// Who may read chargebacks and ask quota checks.
-    pub auth: Arc<Auth>,
-    /// Reports computed at once (`server.reports_at_once`); the rest wait.
-    pub reports: Arc<Semaphore>,
-}
-
-impl AppState {
-    pub(super) fn view(&self) -> Arc<View> {
-        self.views.borrow().clone()
-    }
-}
-
-/// An error answer: `{"error": "…"}`.
-#[derive(Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// What is wrong and what to send instead.
-    pub error: String,
-}
-
-pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (
-        status,
-        axum::Json(ErrorBody {
-            error: message.into(),
-        }),
-    )
-        .into_response()
-}
 
 /// Query parameters of the chargeback.
 #[derive(Deserialize, IntoParams)]
@@ -263,35 +218,6 @@ async fn tokens(
     match rendered {
         Ok(body) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
         Err(response) => response,
-    }
-}
-
-/// Runs `work` on the blocking pool at background priority, under the report limit
-/// (`server.reports_at_once`): how every report of the API and the console is priced. A failure
-/// is the JSON 500 to answer.
-pub(super) async fn report_job<T: Send + 'static>(
-    state: &AppState,
-    work: impl FnOnce(&tokio::runtime::Handle, &Archive, &RateCard) -> Result<T, ReportError>
-    + Send
-    + 'static,
-) -> Result<T, Response> {
-    let Ok(permit) = state.reports.clone().acquire_owned().await else {
-        return Err(error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"));
-    };
-    let (archive, card) = (state.archive.clone(), state.card.clone());
-    let runtime = tokio::runtime::Handle::current();
-    let done = super::background::spawn_background(move || {
-        let _permit = permit;
-        work(&runtime, &archive, &card)
-    })
-    .await;
-    match done {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
-        Err(e) => Err(error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("the report failed: {e}"),
-        )),
     }
 }
 

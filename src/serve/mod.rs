@@ -13,6 +13,9 @@ mod http;
 mod metrics;
 mod process;
 mod quota;
+mod reconciler;
+mod reply;
+mod state;
 mod tls;
 mod view;
 
@@ -29,10 +32,12 @@ pub use archive::{Archive, Backfill, DailyExport, HistorySource};
 pub use auth::{Auth, AuthMode, AuthSettings, Refusal, Scope};
 pub use feed::{Feed, Recorded};
 pub use follow::Following;
-pub use http::{ApiDoc, AppState, router, webhook_router};
+pub use http::{ApiDoc, router, webhook_router};
 pub use quota::{CheckRequest, QuotaGate, Subject};
+pub use reconciler::{Reconciler, read_once};
+pub use state::AppState;
 pub use tls::{CertReloader, TlsError, client_verifier, serve_tls};
-pub use view::{Reconciler, View, read_once};
+pub use view::View;
 
 use crate::ledger::Ledger;
 use crate::pricing::RateCard;

@@ -6,9 +6,8 @@
 use kube::runtime::watcher::Event;
 
 use super::DemoFleet;
-use super::fleet::{DemoNode, Slot, namespace_object, node_object, slice_object, slots};
-use super::fleet::{NAMESPACES, Offer};
-use super::objects::run_objects;
+use super::fleet::{DemoNode, NAMESPACES, Offer, Slot, slots};
+use super::objects::{namespace_object, node_object, run_objects, slice_object};
 use super::timeline::{Run, SlotRuns};
 use crate::live::{ClusterStores, KindStore, Strip};
 use crate::time::UnixSeconds;

@@ -24,11 +24,11 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::resource::v1::ResourceClaim;
 
-use fleet::{
-    Ask, DemoNode, NAMESPACES, Offer, POOLS, Slot, Tenant, Workload, namespace_object, node_object,
-    slice_object, slots,
+use fleet::{Ask, DemoNode, NAMESPACES, Offer, POOLS, Slot, Tenant, Workload, slots};
+use objects::{
+    PodPlan, each_run_pod, namespace_object, node_object, pod_object, run_claim, run_objects,
+    slice_object,
 };
-use objects::{PodPlan, each_run_pod, pod_object, run_claim, run_objects};
 use timeline::{DAY, HOUR, Rng, Run, SlotRuns, pod_name, seed};
 
 pub use budgets::demo_budgets;

@@ -1,23 +1,25 @@
-//! The demo fleet's runs as Kubernetes objects: what `kubectl get -o json` would show, cut to
-//! the fields Tollgate reads (what a watcher keeps of a pod after stripping it), so that a
+//! The demo fleet as Kubernetes objects — its nodes, namespaces and DRA slices, and its runs'
+//! pods and claims: what `kubectl get -o json` would show, cut to the fields Tollgate reads (what a watcher keeps of a pod after stripping it), so that a
 //! large fleet's month is quick to build. No images, CPU or memory requests.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Container, ContainerExtendedResourceRequest, ContainerState, ContainerStateTerminated,
-    ContainerStatus, Pod, PodCondition, PodExtendedResourceClaimStatus, PodResourceClaim,
-    PodResourceClaimStatus, PodSpec, PodStatus, ResourceRequirements,
+    ContainerStatus, Namespace, Node, NodeStatus, Pod, PodCondition,
+    PodExtendedResourceClaimStatus, PodResourceClaim, PodResourceClaimStatus, PodSpec, PodStatus,
+    ResourceRequirements,
 };
 use k8s_openapi::api::resource::v1::{
-    AllocationResult, DeviceAllocationResult, DeviceAttribute, DeviceRequestAllocationResult,
-    ResourceClaim, ResourceClaimConsumerReference, ResourceClaimSpec, ResourceClaimStatus,
+    AllocationResult, Device, DeviceAllocationResult, DeviceAttribute,
+    DeviceRequestAllocationResult, ResourceClaim, ResourceClaimConsumerReference,
+    ResourceClaimSpec, ResourceClaimStatus, ResourcePool, ResourceSlice, ResourceSliceSpec,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 
-use super::fleet::{Ask, DemoNode, Slot, Tenant, Workload};
-use super::timeline::{Member, Run, RunClaim};
+use super::fleet::{Ask, DemoNode, Offer, REPLICAS, Slot, Tenant, Workload};
+use super::timeline::{DAY, Member, Rng, Run, RunClaim, seed};
 use crate::time::UnixSeconds;
 
 pub(super) fn time(seconds: UnixSeconds) -> Time {
@@ -294,5 +296,119 @@ pub(super) fn pod_object(plan: PodPlan<'_>) -> Pod {
             extended_resource_claim_status: extended,
             ..Default::default()
         }),
+    }
+}
+
+/// The Node object of `node`, created `age_days` before `anchor`.
+pub(super) fn node_object(node: &DemoNode, anchor: UnixSeconds) -> Node {
+    let pool = node.pool;
+    let mut labels: BTreeMap<String, String> = map(pool.labels).unwrap_or_default();
+    labels.insert("kubernetes.io/hostname".into(), node.name.clone());
+    labels.insert("topology.kubernetes.io/region".into(), "us-east-1".into());
+    labels.insert(
+        "node.kubernetes.io/instance-type".into(),
+        format!("{}-x{}", pool.prefix, pool.gpus),
+    );
+    let mut annotations = BTreeMap::new();
+    if pool.offer != Offer::Dra {
+        labels.insert("nvidia.com/gpu.product".into(), pool.product.into());
+        labels.insert("nvidia.com/gpu.count".into(), pool.gpus.to_string());
+    }
+    match pool.prefix {
+        // Half the L4 and L40S nodes are spot, through GKE's and AKS's labels.
+        "l4-ts" if node.index % 2 == 1 => {
+            labels.insert("cloud.google.com/gke-spot".into(), "true".into());
+        }
+        "l40s" if node.index % 2 == 1 => {
+            labels.insert(
+                "kubernetes.azure.com/scalesetpriority".into(),
+                "spot".into(),
+            );
+        }
+        // One owned L40S node is priced by annotation, not by the rate card.
+        "l40s" if node.index == 0 => {
+            annotations.insert("tollgate.dev/gpu-hourly-price".into(), "1.50".into());
+        }
+        _ => {}
+    }
+    let capacity = match pool.offer {
+        Offer::Whole => quantities(&[("nvidia.com/gpu", pool.gpus.to_string())]),
+        Offer::Dra => BTreeMap::new(),
+        Offer::Mig => quantities(&[
+            ("nvidia.com/mig-3g.40gb", pool.gpus.to_string()),
+            ("nvidia.com/mig-2g.20gb", (pool.gpus * 2).to_string()),
+        ]),
+        Offer::Shared => {
+            quantities(&[("nvidia.com/gpu.shared", (pool.gpus * REPLICAS).to_string())])
+        }
+    };
+    Node {
+        metadata: ObjectMeta {
+            name: Some(node.name.clone()),
+            uid: Some(Rng::new(seed(&node.name, 0, 0)).uid()),
+            creation_timestamp: Some(time(anchor - pool.age_days * DAY)),
+            labels: Some(labels),
+            annotations: (!annotations.is_empty()).then_some(annotations),
+            ..Default::default()
+        },
+        status: Some(NodeStatus {
+            allocatable: Some(capacity.clone()),
+            capacity: Some(capacity),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+pub(super) fn namespace_object(name: &str, cost_center: Option<(&str, &str)>) -> Namespace {
+    let tag = |kind: &str| match cost_center {
+        Some((k, value)) if k == kind => map(&[("cost-center", value)]),
+        _ => None,
+    };
+    Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            uid: Some(Rng::new(seed(name, 0, 3)).uid()),
+            annotations: tag("annotation"),
+            labels: tag("label"),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+pub(super) fn slice_object(node: &DemoNode) -> ResourceSlice {
+    let mut rng = Rng::new(seed(&node.name, 0, 4));
+    let devices = (0..node.pool.gpus)
+        .map(|minor| Device {
+            name: format!("gpu-{minor}"),
+            attributes: Some(BTreeMap::from([
+                ("type".to_string(), text_attribute("gpu")),
+                ("productName".to_string(), text_attribute(node.pool.product)),
+                (
+                    "uuid".to_string(),
+                    text_attribute(&format!("GPU-{}", rng.uid())),
+                ),
+                ("architecture".to_string(), text_attribute("Hopper")),
+            ])),
+            ..Default::default()
+        })
+        .collect();
+    ResourceSlice {
+        metadata: ObjectMeta {
+            name: Some(format!("{}-gpu.nvidia.com-{}", node.name, rng.token(5))),
+            ..Default::default()
+        },
+        spec: ResourceSliceSpec {
+            driver: "gpu.nvidia.com".into(),
+            node_name: Some(node.name.clone()),
+            pool: ResourcePool {
+                name: node.name.clone(),
+                generation: 1,
+                resource_slice_count: 1,
+            },
+            devices: Some(devices),
+            ..Default::default()
+        },
     }
 }

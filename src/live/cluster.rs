@@ -1,0 +1,69 @@
+//! Every kind Tollgate watches, each in its store, and the allocations read from them: what the
+//! watchers feed and each reconcile reads.
+
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceSlice};
+
+use super::allocations::{Changed, LiveAllocations, LiveRead, Watched};
+use super::stores::KindStore;
+use crate::allocation::BuildOptions;
+use crate::pricing::RateCard;
+
+/// Every kind Tollgate watches.
+#[derive(Debug, Default)]
+pub struct ClusterStores {
+    /// Pods.
+    pub pods: KindStore<Pod>,
+    /// Nodes.
+    pub nodes: KindStore<Node>,
+    /// Namespaces.
+    pub namespaces: KindStore<Namespace>,
+    /// DRA claims.
+    pub claims: KindStore<ResourceClaim>,
+    /// DRA slices.
+    pub slices: KindStore<ResourceSlice>,
+    /// Allocations read so far, reused while their objects do not change.
+    live: LiveAllocations,
+}
+
+impl ClusterStores {
+    /// True when every kind has been listed (or is not served).
+    pub fn is_synced(&self) -> bool {
+        self.pods.is_synced()
+            && self.nodes.is_synced()
+            && self.namespaces.is_synced()
+            && self.claims.is_synced()
+            && self.slices.is_synced()
+    }
+
+    /// Allocations and capacity as of `options.as_of`, including pods and nodes deleted since
+    /// the last [`forget_deleted`](Self::forget_deleted), ended when they were seen deleted.
+    /// Claims deleted in that time still resolve the devices of the pods that used them. Only
+    /// what changed since the last call is read again.
+    pub fn allocations(&mut self, card: &RateCard, options: BuildOptions) -> LiveRead {
+        let changed = Changed {
+            pods: self.pods.take_changes(),
+            nodes: self.nodes.take_changes(),
+            namespaces: self.namespaces.take_changes(),
+            claims: self.claims.take_changes(),
+            slices: self.slices.take_changes(),
+        };
+        let watched = Watched {
+            pods: &self.pods,
+            nodes: &self.nodes,
+            namespaces: &self.namespaces,
+            claims: &self.claims,
+            slices: &self.slices,
+        };
+        self.live.read(&watched, changed, card, &options)
+    }
+
+    /// Drops the deletions a reconcile has recorded.
+    pub fn forget_deleted(&mut self) {
+        self.pods.deleted.clear();
+        self.nodes.deleted.clear();
+        self.namespaces.deleted.clear();
+        self.claims.deleted.clear();
+        self.slices.deleted.clear();
+    }
+}

@@ -1,0 +1,263 @@
+//! Reading the feed into the ledger and publishing a new [`View`] after every reconcile (the
+//! corrections a reconcile makes to closed days go to the [`Archive`]).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+use super::archive::Archive;
+use super::feed::{Feed, Reading};
+use super::follow::Following;
+use super::view::View;
+use crate::allocation::{AllocationSet, BuildOptions};
+use crate::budget::{Arrivals, SpendIndex, StoredSpend, month_of};
+use crate::ledger::{Ledger, Touched};
+use crate::pricing::RateCard;
+use crate::time::{Interval, UnixSeconds};
+
+/// One read of `feed` into an in-memory ledger: the view a one-shot command (or a test) decides
+/// from.
+pub fn read_once(feed: Feed, card: Arc<RateCard>, cost_center_key: &str) -> Arc<View> {
+    let (views, receiver) = watch::channel(Arc::new(View::default()));
+    Reconciler::new(
+        feed,
+        Ledger::in_memory(),
+        card,
+        cost_center_key.to_string(),
+        views,
+    )
+    .step();
+    receiver.borrow().clone()
+}
+
+/// Reads the feed into the ledger and publishes views.
+pub struct Reconciler {
+    feed: Feed,
+    ledger: Ledger,
+    card: Arc<RateCard>,
+    cost_center_key: String,
+    views: watch::Sender<Arc<View>>,
+    current_at: Option<Instant>,
+    history: Option<Arc<AllocationSet>>,
+    /// The UTC midnight the history in memory starts at: what is before it is the store's.
+    history_from: Option<UnixSeconds>,
+    following: Option<Following>,
+    archive: Option<Arc<Archive>>,
+    stored_spend: (u64, StoredSpend),
+    /// Pods and nodes read again since the ledger was last reconciled (`None`: all).
+    touched: Option<Touched>,
+    /// Pods that showed up lately.
+    arrivals: Arrivals,
+    /// The view replaced by the last publish, freed at the next one: a request still reading it
+    /// then would otherwise free a whole view on the request path.
+    retired: Option<Arc<View>>,
+}
+
+impl Reconciler {
+    /// A reconciler publishing to `views`.
+    pub fn new(
+        feed: Feed,
+        ledger: Ledger,
+        card: Arc<RateCard>,
+        cost_center_key: String,
+        views: watch::Sender<Arc<View>>,
+    ) -> Self {
+        Reconciler {
+            feed,
+            ledger,
+            card,
+            cost_center_key,
+            views,
+            current_at: None,
+            history: None,
+            history_from: None,
+            following: None,
+            archive: None,
+            stored_spend: (0, StoredSpend::default()),
+            touched: None,
+            arrivals: Arrivals::default(),
+            retired: None,
+        }
+    }
+
+    /// Reads rolled-up days from the archive's store: the ledger forgets them once stored,
+    /// and month-to-date spend takes them from the store.
+    pub fn with_archive(mut self, archive: Arc<Archive>) -> Self {
+        self.archive = Some(archive);
+        self
+    }
+
+    /// Forgets what the store now holds: the ledger records the days as rolled up (and
+    /// compacts), history before them is dropped.
+    fn forget_rolled(&mut self) {
+        let Some(until) = self.archive.as_ref().and_then(|a| a.rolled_until()) else {
+            return;
+        };
+        if self
+            .ledger
+            .state()
+            .rolled_until()
+            .is_some_and(|r| r >= until)
+        {
+            return;
+        }
+        if let Err(e) = self.ledger.mark_rolled(until) {
+            tracing::error!(error = %e, "the ledger could not record the rolled-up days");
+            return;
+        }
+        if let Some(history) = &self.history {
+            let mut kept = (**history).clone();
+            kept.drop_before(until);
+            self.history = (!kept.is_empty()).then(|| Arc::new(kept));
+        }
+    }
+
+    /// The month's spend in the store, before `from` (read again only when the month or
+    /// `from` moves).
+    fn stored_spend(&mut self, as_of: UnixSeconds, from: Option<UnixSeconds>) -> &StoredSpend {
+        let month = month_of(as_of);
+        let window = Interval::new(month.start, from.unwrap_or(month.start).max(month.start));
+        let writes = self
+            .archive
+            .as_ref()
+            .map_or(0, |a| a.writes.load(Ordering::Acquire));
+        if self.stored_spend.1.window != window || self.stored_spend.0 != writes {
+            let store = self.archive.as_ref().and_then(|a| a.store.as_ref());
+            let spend = match store.map(|s| s.spend(window)).transpose() {
+                Ok(cost) => StoredSpend {
+                    window,
+                    cost: cost.unwrap_or_default(),
+                },
+                Err(e) => {
+                    tracing::error!(error = %e, "the month's stored spend could not be read; budgets see none of it");
+                    StoredSpend::default()
+                }
+            };
+            self.stored_spend = (writes, spend);
+        }
+        &self.stored_spend.1
+    }
+
+    /// Adds allocations rebuilt from history for the time before the ledger began; they are
+    /// part of every view.
+    pub fn with_history(mut self, history: Option<Arc<AllocationSet>>) -> Self {
+        self.history_from = history.as_ref().and_then(|set| {
+            let starts = set.allocations.iter().map(|a| a.interval.start);
+            let first = starts
+                .chain(set.capacity.iter().map(|c| c.interval.start))
+                .min()?;
+            Some(first.div_euclid(86_400) * 86_400)
+        });
+        self.history = history;
+        self
+    }
+
+    /// Among replicas: writes the ledger only while leading, else follows the leader's.
+    pub fn with_following(mut self, following: Option<Following>) -> Self {
+        self.following = following;
+        self
+    }
+
+    /// One reconcile: read, record, publish.
+    ///
+    /// The ledger is only reconciled from a complete and current picture: before every kind
+    /// has been listed, or while the API server cannot be read, the objects in memory would make
+    /// running pods look vanished or keep deleted ones alive. Then the view is published without
+    /// touching the ledger, whose heartbeat stays at the last good read.
+    pub fn step(&mut self) {
+        let started = Instant::now();
+        // Read before the stored spend is: a backfill that ends during this reconcile leaves
+        // this view not ready, and the next one reads the days it stored.
+        let backfilling = self
+            .archive
+            .as_ref()
+            .is_some_and(|a| a.backfilling.load(Ordering::Acquire));
+        if let Some(following) = &mut self.following
+            && following.sync(&mut self.ledger)
+        {
+            // Another ledger: compare every segment with it.
+            self.touched = None;
+        }
+        self.forget_rolled();
+        let as_of = self.feed.now();
+        let options = BuildOptions {
+            as_of,
+            cost_center_key: self.cost_center_key.clone(),
+        };
+        let Reading {
+            live,
+            namespaces,
+            synced,
+            touched,
+        } = self.feed.read(&self.card, options);
+        let kubernetes_up = self.feed.kubernetes_up();
+        let current = synced && kubernetes_up != Some(false);
+        let read_at = Instant::now();
+        // What changed since the last reconcile, across reads that were not reconciled.
+        if let (Some(all), Some(now)) = (&mut self.touched, touched) {
+            all.pods.extend(now.pods);
+            all.nodes.extend(now.nodes);
+        } else {
+            self.touched = None;
+        }
+        if current {
+            self.current_at = Some(read_at);
+            let touched = self.touched.replace(Touched::default());
+            self.arrivals.take_in(&live, as_of, touched.as_ref());
+            match self.ledger.reconcile(as_of, &live, touched.as_ref()) {
+                Ok((notes, corrections)) => {
+                    // A follower's in-memory reconcile closes what the leader has not yet.
+                    let durable = self.ledger.is_durable();
+                    for note in &notes {
+                        if durable {
+                            tracing::warn!("{note}");
+                        } else {
+                            tracing::debug!("{note}");
+                        }
+                    }
+                    if let Some(archive) = &self.archive {
+                        archive.correct(&corrections, &self.card);
+                    }
+                }
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "the ledger could not be written; what changed since the last write would be lost on a crash"
+                ),
+            }
+        }
+        let mut ledger = self.ledger.view(as_of);
+        if let Some(history) = &self.history {
+            ledger.sets.insert(0, history.clone());
+            // Memory holds nothing before the history does: earlier days are the store's, for
+            // budgets and reports alike, before the ledger has forgotten any day itself.
+            ledger.from = ledger.from.or(self.history_from);
+        }
+        let stored = self.stored_spend(as_of, ledger.from).clone();
+        let spend = SpendIndex::build(&ledger.as_refs(), &stored, &live, &self.card, as_of).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "month-to-date spend could not be computed; budgets see none");
+            SpendIndex::default()
+        });
+        let view = View {
+            as_of,
+            read_at,
+            current_at: self.current_at,
+            ledger,
+            live: Arc::new(live),
+            ready: synced && !backfilling,
+            kubernetes_up,
+            spend: Arc::new(spend),
+            namespaces: Arc::new(namespaces),
+            arrivals: self.arrivals.log(),
+            reconciled_in: started.elapsed(),
+            segments: (
+                self.ledger.state().open_count(),
+                self.ledger.state().closed_count(),
+            ),
+        };
+        // The view retired a publish ago has no reader left: it is freed here, off the
+        // request path, and the one replaced now waits for the next publish.
+        self.retired = Some(self.views.send_replace(Arc::new(view)));
+    }
+}
