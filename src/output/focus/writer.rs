@@ -1,0 +1,237 @@
+//! A report's lines into FOCUS rows, a part of the report (a charge period) at a time, each
+//! rounded carrying on from the parts before it, handed to a [`FocusSink`] (CSV or Parquet).
+
+use std::fmt::Write as _;
+use std::io::Write;
+
+use rust_decimal::Decimal;
+use rustc_hash::FxHashMap;
+
+use super::allocated::allocated_ratios;
+use super::{
+    CsvRows, FocusRow, FocusSettings, FocusSink, Resource, billing_period, pricing_category,
+};
+use crate::allocation::UNALLOCATED;
+use crate::cost::{Carried, CostReport, LineFilter};
+use crate::money::fixed;
+use crate::prefetch::AHEAD;
+use crate::time::Interval;
+
+/// Writes the FOCUS CSV of `report`, a report computed for [`focus_request`]. Lines of any
+/// other grouping are skipped.
+pub fn write_focus(
+    report: &CostReport,
+    settings: &FocusSettings,
+    out: impl Write,
+) -> std::io::Result<()> {
+    let mut writer = FocusWriter::new(CsvRows::new(out, settings)?, LineFilter::default());
+    writer.write(report)?;
+    writer.finish()
+}
+
+/// FOCUS rows written a part of the report at a time (one charge period after another), so a
+/// month of a large fleet is never held at once: every part is rounded so that the rows of all
+/// of them add up to the rounded totals of the whole ([`CostReport::chargeback_carried`]).
+pub struct FocusWriter<S> {
+    sink: S,
+    carried: Carried,
+    /// The `Tags` JSON of each cost center, made once.
+    tags: TagTexts,
+    /// The `AllocatedTags` JSON of each cost center and namespace, made once.
+    allocated_tags: TagTexts,
+    /// The rows written: those of a cost center or namespace, or all.
+    only: LineFilter,
+    /// Runs of rows of one cost center and namespace begun so far ([`FocusRow::run`]).
+    runs: u64,
+}
+
+impl<S> FocusWriter<S> {
+    /// Rows into `sink` ([`CsvRows`] or [`ParquetRows`](super::ParquetRows), which name the
+    /// platform as their settings say), those `only` keeps (each is the row of the whole
+    /// export).
+    pub fn new(sink: S, only: LineFilter) -> Self {
+        FocusWriter {
+            only,
+            sink,
+            carried: Carried::default(),
+            tags: TagTexts::default(),
+            allocated_tags: TagTexts::default(),
+            runs: 0,
+        }
+    }
+}
+
+impl<S> FocusWriter<S> {
+    /// Carries on from parts printed before, elsewhere ([`Carried::after`]): the rows of
+    /// these parts and those add up to the rounded totals of all of them.
+    pub fn carrying_on(mut self, carried: Carried) -> Self {
+        self.carried = carried;
+        self
+    }
+
+    /// What the parts written so far add up to.
+    pub fn carried(&self) -> Carried {
+        self.carried
+    }
+
+    /// The next part written carries on from `carried` ([`FocusWriter::carrying_on`]).
+    pub(in crate::output) fn carry_on(&mut self, carried: Carried) {
+        self.carried = carried;
+    }
+
+    /// Where the rows go.
+    pub(in crate::output) fn sink(&mut self) -> &mut S {
+        &mut self.sink
+    }
+}
+
+impl<S: FocusSink> FocusWriter<S> {
+    /// Ends the output.
+    pub fn finish(mut self) -> std::io::Result<()> {
+        self.sink.finish()
+    }
+
+    /// Writes the rows of the next part of the report.
+    pub fn write(&mut self, report: &CostReport) -> std::io::Result<()> {
+        self.write_watching(report, |_| Ok(()))
+    }
+
+    /// [`FocusWriter::write`], handing the sink to `watch` after each row.
+    pub(in crate::output) fn write_watching(
+        &mut self,
+        report: &CostReport,
+        mut watch: impl FnMut(&mut S) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        let rounded = report.rounded(&mut self.carried).lines;
+        let currency = report.currency.code();
+        let zero = fixed(Decimal::ZERO, report.currency.minor_units());
+        let lines = &report.lines;
+        let resources: Vec<Option<Resource<'_>>> = (0..lines.len())
+            .map(|n| {
+                // The names of lines in print order lie all over the report's: those a few
+                // lines ahead are loaded meanwhile.
+                if let Some(ahead) = lines.get(n + 2 * AHEAD) {
+                    ahead.group.warm(false);
+                }
+                if let Some(ahead) = lines.get(n + AHEAD) {
+                    ahead.group.warm(true);
+                }
+                Resource::of(&lines[n])
+            })
+            .collect();
+        let ratios = allocated_ratios(&report.lines, &resources, &rounded);
+        let keys = report.request.group_by.keys();
+        let mut description = String::new();
+        let mut billing = (Interval::new(0, 0), Interval::new(0, 0));
+        // Rows come sorted by cost center and namespace: a run of rows of one pair looks its
+        // tags up once, knowing the pair by where its names lie in this report (the same
+        // place is the same text; a pair elsewhere is looked up by text).
+        let mut run: Option<(&str, &str)> = None;
+        let (mut tags, mut allocated_tags) = ("", "");
+        for (((exact, resource), figures), ratio) in report
+            .lines
+            .iter()
+            .zip(&resources)
+            .zip(&rounded)
+            .zip(ratios)
+        {
+            let Some(resource) = resource else {
+                continue;
+            };
+            if !self.only.keeps_all() && !self.only.keeps(keys, exact.group.iter()) {
+                continue;
+            }
+            let (name, kind) = resource.describe(&mut description);
+            if !figures.unpriced_gpu_hours.is_zero() {
+                let _ = write!(
+                    description,
+                    "; {} GPU-hours have no price in the rate card and cost nothing here",
+                    figures.unpriced_gpu_hours
+                );
+            }
+            let utilization = exact
+                .figures
+                .used_gpu_hours
+                .filter(|_| !exact.figures.gpu_hours.is_zero())
+                .map(|used| fixed(used / exact.figures.gpu_hours, 4));
+            if billing.0 != exact.period {
+                billing = (exact.period, billing_period(exact.period));
+            }
+            let (cost_center, namespace) = (resource.cost_center, resource.namespace);
+            if !run.is_some_and(|(cc, ns)| {
+                std::ptr::eq(cc, cost_center) && std::ptr::eq(ns, namespace)
+            }) {
+                tags = self.tags.of(cost_center, None);
+                allocated_tags = self.allocated_tags.of(cost_center, Some(namespace));
+                run = Some((cost_center, namespace));
+                self.runs += 1;
+            }
+            let row = FocusRow {
+                cost: figures.cost.unwrap_or(zero),
+                charge: exact.period,
+                billing: billing.1,
+                currency,
+                description: &description,
+                consumed: figures.gpu_hours,
+                pricing_category: pricing_category(resource.tier),
+                pricing_quantity: figures.gpu_hours - figures.unpriced_gpu_hours,
+                resource_id: resource.resource_id,
+                resource_name: name,
+                resource_type: kind,
+                sku: resource.gpu_model,
+                sub_account: (resource.cost_center != UNALLOCATED).then_some(resource.namespace),
+                tags,
+                cost_center: resource.cost_center,
+                cost_center_source: resource.source,
+                utilization,
+                idle_cost: figures.idle_cost,
+                unpriced: figures.unpriced_gpu_hours,
+                allocated_ratio: ratio,
+                allocated_tags,
+                run: self.runs,
+            };
+            self.sink.row(&row)?;
+            watch(&mut self.sink)?;
+        }
+        self.sink.end_part()
+    }
+}
+
+/// JSON tag objects made once per cost center (and namespace): `Tags` or `AllocatedTags`.
+#[derive(Default)]
+struct TagTexts {
+    texts: FxHashMap<String, FxHashMap<String, String>>,
+    /// The pair asked last and its text: rows come sorted by cost center and namespace, so
+    /// most rows ask what the row before asked.
+    last: Option<(String, String, String)>,
+}
+
+impl TagTexts {
+    /// `{"cost_center":…}`, or with a namespace `{"cost_center":…,"namespace":…}`. Looked up
+    /// by borrowed text: a row of a pair seen before allocates nothing.
+    fn of(&mut self, cost_center: &str, namespace: Option<&str>) -> &str {
+        let wanted = namespace.unwrap_or_default();
+        let asked_last = |(cc, ns, _): &(String, String, String)| cc == cost_center && ns == wanted;
+        if !self.last.as_ref().is_some_and(asked_last) {
+            let text = self
+                .texts
+                .entry(cost_center.to_string())
+                .or_default()
+                .entry(wanted.to_string())
+                .or_insert_with(|| {
+                    match namespace {
+                        Some(namespace) => serde_json::json!({
+                            "cost_center": cost_center, "namespace": namespace
+                        }),
+                        None => serde_json::json!({ "cost_center": cost_center }),
+                    }
+                    .to_string()
+                });
+            self.last = Some((cost_center.to_string(), wanted.to_string(), text.clone()));
+        }
+        self.last
+            .as_ref()
+            .map(|(_, _, text)| text.as_str())
+            .unwrap_or_else(|| unreachable!("set above"))
+    }
+}
