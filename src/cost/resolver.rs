@@ -1,5 +1,7 @@
 //! Allocation fields turned into numbers, every lookup cached: each set's names into the
 //! report's, each product and tier into a price schedule, each line's group values into a line.
+//! The small lookups the engine's loop makes for every allocation, and the ordering's
+//! comparisons for every pair, are `#[inline]`: compiled apart from their callers otherwise.
 
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
@@ -83,6 +85,7 @@ impl<'a> Resolver<'a> {
     }
 
     /// The global symbol of symbol `sym` of set `set`.
+    #[inline]
     pub(super) fn global(&mut self, set: usize, sym: Sym) -> Sym {
         let slot = &mut self.translations[set][sym.index()];
         if *slot == u32::MAX {
@@ -94,6 +97,7 @@ impl<'a> Resolver<'a> {
     /// Starts loading what translating the names of `allocations[at + 2 × AHEAD]` reads:
     /// their translation slots and where their texts end; and for `allocations[at + AHEAD]`
     /// (whose ends are in cache by now), the texts themselves.
+    #[inline]
     pub(super) fn warm(&self, set: usize, allocations: &[Allocation], at: usize) {
         let names = &self.sets[set].names;
         let translation = &self.translations[set];
@@ -111,6 +115,7 @@ impl<'a> Resolver<'a> {
     }
 
     /// [`Resolver::global`] when `wanted`, else the empty symbol.
+    #[inline]
     pub(super) fn global_if(&mut self, wanted: bool, set: usize, sym: Sym) -> Sym {
         if wanted {
             self.global(set, sym)
@@ -204,20 +209,24 @@ impl<'a> Resolver<'a> {
         index
     }
 
+    #[inline]
     pub(super) fn label_of(&self, schedule: u32) -> Sym {
         self.schedules[schedule as usize].label
     }
 
+    #[inline]
     pub(super) fn is_unallocated(&self, line: u32) -> bool {
         self.lines[line as usize][KEY_DIMS - 1] == 1
     }
 
     /// The printed value of one group key of a line.
+    #[inline]
     pub(super) fn group_value(&self, group_key: GroupKey, id: u32) -> &str {
         self.shared.value(group_key, id)
     }
 
     /// The printed group values of a line, without copying them.
+    #[inline]
     pub(super) fn group_values(&self, line: u32) -> impl Iterator<Item = &str> {
         let key = &self.lines[line as usize];
         self.shared
