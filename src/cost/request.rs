@@ -30,7 +30,8 @@ impl ReportRequest {
     }
 
     /// The request less its `cluster` key: what the engine and the store compute, the same
-    /// lines (one Tollgate reads one cluster), to which [`CostReport::with_cluster`] adds it.
+    /// lines (one Tollgate reads one cluster), to which
+    /// [`CostReport::with_cluster`](super::CostReport::with_cluster) adds it.
     pub fn without_cluster(&self) -> ReportRequest {
         let keys = self.group_by.keys().iter().copied();
         ReportRequest {

@@ -17,8 +17,8 @@ use crate::money::fixed;
 use crate::prefetch::AHEAD;
 use crate::time::Interval;
 
-/// Writes the FOCUS CSV of `report`, a report computed for [`focus_request`]. Lines of any
-/// other grouping are skipped.
+/// Writes the FOCUS CSV of `report`, a report computed for
+/// [`focus_request`](super::focus_request). Lines of any other grouping are skipped.
 pub fn write_focus(
     report: &CostReport,
     settings: &FocusSettings,
@@ -46,8 +46,8 @@ pub struct FocusWriter<S> {
 }
 
 impl<S> FocusWriter<S> {
-    /// Rows into `sink` ([`CsvRows`] or [`ParquetRows`](super::ParquetRows), which name the
-    /// platform as their settings say), those `only` keeps (each is the row of the whole
+    /// Rows into `sink` ([`CsvRows`] or [`ParquetRows`](crate::output::ParquetRows), which name
+    /// the platform as their settings say), those `only` keeps (each is the row of the whole
     /// export).
     pub fn new(sink: S, only: LineFilter) -> Self {
         FocusWriter {
