@@ -235,8 +235,9 @@ impl CostReport {
             let values: Vec<Option<Decimal>> = lines.iter().map(|l| pick(&l.figures)).collect();
             apportion_carried(&values, places, rounding, carry)
         };
-        // Used hours are part of the hours and idle cost part of the cost: each is rounded
-        // within its whole's printed line, so no printed line shows more idle than cost.
+        // Used and unpriced hours are parts of the hours and idle cost part of the cost: each
+        // is rounded within its whole's printed line, so no printed line shows more idle than
+        // cost or more unpriced hours than hours.
         let part_of = |pick: fn(&Figures) -> Option<Decimal>,
                        whole: &[Option<Decimal>],
                        places,
@@ -253,8 +254,9 @@ impl CostReport {
         );
         let cost = column(|f| f.cost, money, &mut carried.cost);
         let idle = part_of(|f| f.idle_cost, &cost.lines, money, &mut carried.idle_cost);
-        let unpriced = column(
+        let unpriced = part_of(
             |f| Some(f.unpriced_gpu_hours),
+            &gpu_hours.lines,
             HOUR_PLACES,
             &mut carried.unpriced_gpu_hours,
         );

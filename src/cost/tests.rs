@@ -181,6 +181,38 @@ fn unknown_models_are_unpriced_never_zero() {
 }
 
 #[test]
+fn no_printed_line_shows_more_unpriced_hours_than_hours() {
+    // Team a holds an unpriced GPU for 2 s: 2/3600 h = 5.5556 units of 0.0001 h, all of them
+    // unpriced. Team b holds an L4 for 1 s: 2.7778 units, priced. Hours: 8.3333 units print as
+    // 8, floors 5 + 2, and the missing unit goes to b's larger remainder (0.7778): a 0.0005,
+    // b 0.0003. Unpriced: 5.5556 units print as 6, floor 5 on a. By remainder alone the unit
+    // would go to a (0.0006 unpriced of 0.0005 hours); a has no room under its hours, so it
+    // goes to b, which has.
+    let mut set = set_of(
+        &[
+            hold("a", "Mystery GPU", GpuUnits::ONE, (1, 2)),
+            hold("b", "NVIDIA L4", GpuUnits::ONE, (1, 2)),
+        ],
+        &[],
+    );
+    set.allocations[0].interval = Interval::new(t(1), t(1) + 2);
+    set.allocations[1].interval = Interval::new(t(1), t(1) + 1);
+    let report = cost_report(&[&set], &card(), &request("cost_center", Step::Window)).unwrap();
+    let printed = report.chargeback();
+    let hours: Vec<(Decimal, Decimal)> = printed
+        .lines
+        .iter()
+        .map(|l| (l.figures.gpu_hours, l.figures.unpriced_gpu_hours))
+        .collect();
+    assert_eq!(
+        hours,
+        vec![(dec!(0.0005), dec!(0.0005)), (dec!(0.0003), dec!(0.0001))]
+    );
+    assert_eq!(printed.total.gpu_hours, dec!(0.0008));
+    assert_eq!(printed.total.unpriced_gpu_hours, dec!(0.0006));
+}
+
+#[test]
 fn a_price_override_prices_even_an_unknown_model() {
     let mut set = set_of(&[hold("a", "Mystery GPU", GpuUnits::ONE, (0, 2))], &[]);
     set.allocations[0].price_override = Some(dec!(1.25));
@@ -449,6 +481,13 @@ proptest! {
                 prop_assert!((e - s).abs() < dec!(0.01));
             }
             prop_assert_eq!(shown.figures.gpu_hours.scale(), 4);
+            // A part is never printed above its whole (one report, rounded at once).
+            let f = &shown.figures;
+            prop_assert!(f.unpriced_gpu_hours <= f.gpu_hours, "{:?}", f);
+            prop_assert!(f.used_gpu_hours.is_none_or(|used| used <= f.gpu_hours), "{:?}", f);
+            if let (Some(idle), Some(cost)) = (f.idle_cost, f.cost) {
+                prop_assert!(idle <= cost, "{:?}", f);
+            }
         }
     }
 }
