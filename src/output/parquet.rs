@@ -201,6 +201,9 @@ struct Batch {
     pricing_quantity: Plain,
     resource_id: Plain,
     resource_name: Plain,
+    /// `AllocatedResourceId`/`Name`: the resource's, null on unallocated rows.
+    allocated_id: Plain,
+    allocated_name: Plain,
     resource_type: Repeated,
     sku: Repeated,
     sub_account: Repeated,
@@ -248,6 +251,8 @@ impl Batch {
             pricing_quantity: emptied(&mut self.pricing_quantity, Plain::clear),
             resource_id: emptied(&mut self.resource_id, Plain::clear),
             resource_name: emptied(&mut self.resource_name, Plain::clear),
+            allocated_id: emptied(&mut self.allocated_id, Plain::clear),
+            allocated_name: emptied(&mut self.allocated_name, Plain::clear),
             utilization: emptied(&mut self.utilization, Vec::clear),
             idle_cost: emptied(&mut self.idle_cost, Vec::clear),
             unpriced: emptied(&mut self.unpriced, Plain::clear),
@@ -272,6 +277,13 @@ impl Batch {
             .push_decimal(scaled(row.pricing_quantity, HOUR_PLACES));
         self.resource_id.push_text(row.resource_id);
         self.resource_name.push_text(row.resource_name);
+        if row.allocated {
+            self.allocated_id.push_text(row.resource_id);
+            self.allocated_name.push_text(row.resource_name);
+        } else {
+            self.allocated_id.push_null();
+            self.allocated_name.push_null();
+        }
         self.resource_type.push(Some(row.resource_type));
         self.sku.push(Some(row.sku));
         self.sub_account.push_again(row.sub_account, same_run);
@@ -285,8 +297,7 @@ impl Batch {
         self.allocated_details.push_text_with(|out| {
             allocated_details(row.allocated_ratio, row.consumed, out);
         });
-        self.allocated_tags
-            .push_again(Some(row.allocated_tags), same_run);
+        self.allocated_tags.push_again(row.allocated_tags, same_run);
     }
 
     /// Every column of [`COLUMNS`], in order; a column [`REPEATS`] says holds another's values
@@ -306,8 +317,8 @@ impl Batch {
         Ok(vec![
             page(&mut self.allocated_details)?,
             array(constant(ALLOCATED_METHOD, n)?),
-            page(&mut self.resource_id)?,
-            page(&mut self.resource_name)?,
+            page(&mut self.allocated_id)?,
+            page(&mut self.allocated_name)?,
             repeated(&mut self.allocated_tags)?,
             page(&mut self.cost)?,
             array(constant(&settings.billing_account_id, n)?),
@@ -333,8 +344,8 @@ impl Batch {
             array(constant("GPU-Hours", n)?),
             array(constant(&settings.provider, n)?),
             array(constant(&settings.provider, n)?),
-            None,
-            None,
+            page(&mut self.resource_id)?,
+            page(&mut self.resource_name)?,
             repeated(&mut self.resource_type)?,
             array(constant("Compute", n)?),
             array(constant(&settings.service_name, n)?),

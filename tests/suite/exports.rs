@@ -61,6 +61,10 @@ print(json.dumps({
     "billed": str(con.execute(f"SELECT sum(BilledCost) FROM {focus}").fetchone()[0]),
     "csv_rows": con.execute(f"SELECT count(*) FROM {csv}").fetchone()[0],
     "csv_billed": str(con.execute(f"SELECT sum(CAST(BilledCost AS DECIMAL(38,2))) FROM {csv}").fetchone()[0]),
+    "unallocated": con.execute(f"SELECT count(*) FROM {focus} WHERE ResourceType = 'Node'").fetchone()[0],
+    "allocated_nulls_elsewhere": con.execute(f"""SELECT count(*) FROM {focus} WHERE ResourceType <> 'Node'
+        AND (AllocatedResourceId IS NULL OR AllocatedResourceName IS NULL OR AllocatedTags IS NULL
+             OR AllocatedResourceId <> ResourceId)""").fetchone()[0],
     "periods": [str(p) for (p,) in con.execute(
         f"SELECT DISTINCT BillingPeriodStart FROM {focus} ORDER BY 1").fetchall()],
     "chargeback_schema": {name: kind for (name, kind, *_rest) in
@@ -105,6 +109,22 @@ fn check_focus_types(found: &Value) {
     assert_eq!(found["schema"]["ConsumedQuantity"], "DECIMAL(38,4)");
     assert_eq!(found["schema"]["x_IdleCost"], "DECIMAL(38,2)");
     assert_eq!(found["schema"]["Tags"], "VARCHAR");
+    // FOCUS 1.3's split: the unallocated rest of a node has no allocated resource (MUST be
+    // null) and no allocated tags; every pod's and claim's row has its own.
+    let unallocated = found["unallocated"].as_u64().unwrap();
+    assert!(unallocated > 0, "{found}");
+    for column in [
+        "AllocatedResourceId",
+        "AllocatedResourceName",
+        "AllocatedTags",
+    ] {
+        assert_eq!(
+            found["nulls"][column].as_u64(),
+            Some(unallocated),
+            "{column}"
+        );
+    }
+    assert_eq!(found["allocated_nulls_elsewhere"], 0);
     assert_eq!(found["rows"], found["csv_rows"]);
 }
 

@@ -71,10 +71,23 @@ fn check_allocation(rows: &[Row]) {
     let mut origins: BTreeMap<Origin, Vec<(Decimal, Decimal)>> = BTreeMap::new();
     for row in rows {
         assert_eq!(row["AllocatedMethodId"], "tollgate-gpu-hours");
-        assert_eq!(row["AllocatedResourceId"], row["ResourceId"]);
-        assert_eq!(row["AllocatedResourceName"], row["ResourceName"]);
-        let tags: serde_json::Value = serde_json::from_str(&row["AllocatedTags"]).unwrap();
-        assert_eq!(tags["cost_center"], row["x_CostCenter"].as_str());
+        if row["ResourceType"] == "Node" {
+            // FOCUS 1.3: AllocatedResourceId (and its name) MUST be null on the unallocated
+            // portion of an origin charge; AllocatedTags MAY be.
+            for column in [
+                "AllocatedResourceId",
+                "AllocatedResourceName",
+                "AllocatedTags",
+            ] {
+                assert_eq!(row[column], "", "{column}");
+            }
+        } else {
+            assert_eq!(row["AllocatedResourceId"], row["ResourceId"]);
+            assert_eq!(row["AllocatedResourceName"], row["ResourceName"]);
+            // The workload's tags not already in Tags (FOCUS 1.3: MUST NOT repeat them).
+            let tags: serde_json::Value = serde_json::from_str(&row["AllocatedTags"]).unwrap();
+            assert_eq!(tags, serde_json::json!({"namespace": row["SubAccountId"]}));
+        }
         let details: serde_json::Value =
             serde_json::from_str(&row["AllocatedMethodDetails"]).unwrap();
         let element = &details["Elements"][0];
@@ -326,8 +339,11 @@ fn fixture_rows_validate_and_add_up_to_the_chargeback() {
     assert_eq!(ratio("node-h100"), "0.6041666667");
     assert_eq!(
         by_name("chat-0")["AllocatedTags"],
-        r#"{"cost_center":"cc-100","namespace":"team-a"}"#
+        r#"{"namespace":"team-a"}"#
     );
+    assert_eq!(by_name("chat-0")["Tags"], r#"{"cost_center":"cc-100"}"#);
+    assert_eq!(by_name("chat-0")["AllocatedResourceName"], "chat-0");
+    assert_eq!(by_name("node-h100")["AllocatedResourceId"], "");
     for column in ["ServiceProviderName", "HostProviderName", "ProviderName"] {
         assert_eq!(chat[column], "GPU Platform", "{column}");
     }

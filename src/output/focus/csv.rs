@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use super::{COLUMNS, Cell, FocusRow, FocusSettings, FocusSink, REPEATS};
+use super::{COLUMNS, Cell, FILLS, FocusRow, FocusSettings, FocusSink, REPEATS};
 use crate::output::cells::push_text;
 use crate::time::{Interval, format_time};
 
@@ -116,6 +116,9 @@ enum Piece {
     Cell(usize, Comma),
     /// The cell of an earlier column of the row, which [`REPEATS`] says is the same, copied.
     Again(usize, Comma),
+    /// The cell of an earlier column of the row where it is not empty, copied, else this
+    /// column's own ([`FILLS`]).
+    Fill(usize, usize, Comma),
 }
 
 /// Whether a cell's piece begins with the comma before it (most do: a piece of its own for
@@ -166,14 +169,17 @@ impl<W: Write> CsvRows<W> {
             if n > 0 {
                 printed.push(b',');
             }
-            let again = REPEATS
-                .iter()
-                .find(|&&(column, _)| column == i)
-                .map(|&(_, of)| of)
-                // Copied only from a cell the row itself prints, earlier.
-                .filter(|&of| {
-                    self.picked[..n].contains(&of) && !matches!(cells[of], Cell::Fixed(_))
-                });
+            // Copied only from a cell the row itself prints, earlier.
+            let printed_before =
+                |of: usize| self.picked[..n].contains(&of) && !matches!(cells[of], Cell::Fixed(_));
+            let copied = |pairs: &[(usize, usize)]| {
+                pairs
+                    .iter()
+                    .find(|&&(column, _)| column == i)
+                    .map(|&(_, of)| of)
+                    .filter(|&of| printed_before(of))
+            };
+            let (again, fill) = (copied(&REPEATS), copied(&FILLS));
             if let Cell::Fixed(text) = cells[i] {
                 push_text(&mut printed, text);
             } else {
@@ -184,9 +190,10 @@ impl<W: Write> CsvRows<W> {
                 if !printed.is_empty() {
                     plan.push(Piece::Printed(std::mem::take(&mut printed)));
                 }
-                plan.push(match again {
-                    Some(of) => Piece::Again(of, comma),
-                    None => Piece::Cell(i, comma),
+                plan.push(match (again, fill) {
+                    (Some(of), _) => Piece::Again(of, comma),
+                    (None, Some(of)) => Piece::Fill(of, i, comma),
+                    (None, None) => Piece::Cell(i, comma),
                 });
             }
         }
@@ -260,6 +267,15 @@ impl<W: Write> FocusSink for CsvRows<W> {
                     }
                     let (start, end) = self.spans[*of];
                     self.buffer.extend_from_within(start..end);
+                }
+                Piece::Fill(of, i, comma) => {
+                    if *comma == Comma::Before {
+                        self.buffer.push(b',');
+                    }
+                    match self.spans[*of] {
+                        (start, end) if start < end => self.buffer.extend_from_within(start..end),
+                        _ => cells[*i].push(&mut self.buffer),
+                    }
                 }
             }
         }

@@ -333,8 +333,13 @@ pub struct FocusRow<'a> {
     /// The row's share of its origin charge: `AllocatedMethodDetails` is this `AllocatedRatio`
     /// and `consumed` GPU-hours, as JSON ([`allocated_details`]).
     pub allocated_ratio: Decimal,
-    /// `AllocatedTags`: the workload's cost center and namespace, JSON.
-    pub allocated_tags: &'a str,
+    /// Whether the row is a workload's share of its origin charge (a pod's or a claim's):
+    /// `AllocatedResourceId`/`Name` are then its `ResourceId`/`Name`. The unallocated rest of a
+    /// node's capacity is not: FOCUS 1.3 has them null for it.
+    pub allocated: bool,
+    /// `AllocatedTags`, JSON: the workload's tags not already in `Tags` (its namespace); null
+    /// for the unallocated rest.
+    pub allocated_tags: Option<&'a str>,
     /// The run of rows of one cost center and namespace this row is in (rows come sorted by
     /// them; a writer numbers its runs, a part's first row starting a new one): rows of one
     /// run have the same `cost_center`, `sub_account`, `tags` and `allocated_tags`, so a sink
@@ -391,12 +396,13 @@ impl FocusRow<'_> {
         let cost = Number(Some(self.cost));
         let provider = Fixed(&settings.provider);
         let sub_account = InRun(self.sub_account.unwrap_or_default());
+        let allocated = |text| Text(if self.allocated { text } else { "" });
         [
             Cell::Details(self.allocated_ratio, self.consumed),
             Fixed(ALLOCATED_METHOD),
-            Text(self.resource_id),
-            Text(self.resource_name),
-            InRun(self.allocated_tags),
+            allocated(self.resource_id),
+            allocated(self.resource_name),
+            InRun(self.allocated_tags.unwrap_or_default()),
             cost,
             Fixed(&settings.billing_account_id),
             Fixed(&settings.billing_account_name),
@@ -468,12 +474,15 @@ impl<T: FocusSink + ?Sized> FocusSink for Box<T> {
 }
 
 /// Columns whose cells are those of another column (by their places among [`COLUMNS`]):
-/// `ContractedCost`, `EffectiveCost` and `ListCost` print `BilledCost`; `ResourceId` and
-/// `ResourceName` the allocated ones (FOCUS 1.3); `SubAccountName` the `SubAccountId`.
-/// A row prints such a cell once and copies it where the other column comes later (and Parquet
-/// writes such a column from the other's pages).
-pub(super) const REPEATS: [(usize, usize); 6] =
-    [(19, 5), (20, 5), (23, 5), (29, 2), (30, 3), (38, 37)];
+/// `ContractedCost`, `EffectiveCost` and `ListCost` print `BilledCost`; `SubAccountName` the
+/// `SubAccountId`. A row prints such a cell once and copies it where the other column comes
+/// later (and Parquet writes such a column from the other's pages).
+pub(super) const REPEATS: [(usize, usize); 4] = [(19, 5), (20, 5), (23, 5), (38, 37)];
+
+/// Columns whose cells are those of another column wherever that one is not empty: `ResourceId`
+/// and `ResourceName` print the allocated ones (FOCUS 1.3), empty only on unallocated rows
+/// ([`FocusRow::allocated`]). A CSV row copies such a cell where it can.
+pub(super) const FILLS: [(usize, usize); 2] = [(29, 2), (30, 3)];
 
 #[cfg(test)]
 mod tests {
@@ -492,8 +501,6 @@ mod tests {
                 ("ContractedCost", "BilledCost"),
                 ("EffectiveCost", "BilledCost"),
                 ("ListCost", "BilledCost"),
-                ("ResourceId", "AllocatedResourceId"),
-                ("ResourceName", "AllocatedResourceName"),
                 ("SubAccountName", "SubAccountId"),
             ]
         );
@@ -511,6 +518,30 @@ mod tests {
         }
         // and the row's other figures are not what they copy
         assert_ne!(printed(17), printed(5), "ConsumedQuantity");
+        let fills: Vec<(&str, &str)> = FILLS.iter().map(|&(c, of)| (named(c), named(of))).collect();
+        assert_eq!(
+            fills,
+            [
+                ("ResourceId", "AllocatedResourceId"),
+                ("ResourceName", "AllocatedResourceName")
+            ]
+        );
+        for (column, of) in FILLS {
+            assert_eq!(printed(column), printed(of), "{}", COLUMNS[column]);
+        }
+        // The unallocated rest of a node has no allocated resource, but is a resource.
+        let rest = FocusRow {
+            allocated: false,
+            ..a_row()
+        };
+        let cells = rest.cells(&settings, &times);
+        let printed = |i: usize| {
+            let mut out = Vec::new();
+            cells[i].push(&mut out);
+            String::from_utf8(out).expect("UTF-8")
+        };
+        assert_eq!((printed(2), printed(3)), (String::new(), String::new()));
+        assert_eq!((printed(29), printed(30)), ("uid-1".into(), "pod-1".into()));
     }
 
     /// A row of pod `pod-1` with every column filled.
@@ -536,7 +567,8 @@ mod tests {
             idle_cost: None,
             unpriced: Decimal::ONE,
             allocated_ratio: Decimal::new(25, 2),
-            allocated_tags: "{}",
+            allocated: true,
+            allocated_tags: Some("{}"),
             run: 1,
         }
     }

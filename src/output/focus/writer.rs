@@ -37,7 +37,7 @@ pub struct FocusWriter<S> {
     carried: Carried,
     /// The `Tags` JSON of each cost center, made once.
     tags: TagTexts,
-    /// The `AllocatedTags` JSON of each cost center and namespace, made once.
+    /// The `AllocatedTags` JSON of each namespace, made once.
     allocated_tags: TagTexts,
     /// The rows written: those of a cost center or namespace, or all.
     only: LineFilter,
@@ -54,8 +54,8 @@ impl<S> FocusWriter<S> {
             only,
             sink,
             carried: Carried::default(),
-            tags: TagTexts::default(),
-            allocated_tags: TagTexts::default(),
+            tags: TagTexts::new("cost_center"),
+            allocated_tags: TagTexts::new("namespace"),
             runs: 0,
         }
     }
@@ -127,7 +127,7 @@ impl<S: FocusSink> FocusWriter<S> {
         // tags up once, knowing the pair by where its names lie in this report (the same
         // place is the same text; a pair elsewhere is looked up by text).
         let mut run: Option<(&str, &str)> = None;
-        let (mut tags, mut allocated_tags) = ("", "");
+        let (mut tags, mut allocated_tags) = ("", None);
         for (((exact, resource), figures), ratio) in report
             .lines
             .iter()
@@ -161,8 +161,11 @@ impl<S: FocusSink> FocusWriter<S> {
             if !run.is_some_and(|(cc, ns)| {
                 std::ptr::eq(cc, cost_center) && std::ptr::eq(ns, namespace)
             }) {
-                tags = self.tags.of(cost_center, None);
-                allocated_tags = self.allocated_tags.of(cost_center, Some(namespace));
+                tags = self.tags.of(cost_center);
+                // A workload's tags not already in `Tags`, as FOCUS 1.3 asks; none for the
+                // unallocated rest of a node (whose namespace is empty).
+                allocated_tags =
+                    (cost_center != UNALLOCATED).then(|| self.allocated_tags.of(namespace));
                 run = Some((cost_center, namespace));
                 self.runs += 1;
             }
@@ -187,6 +190,7 @@ impl<S: FocusSink> FocusWriter<S> {
                 idle_cost: figures.idle_cost,
                 unpriced: figures.unpriced_gpu_hours,
                 allocated_ratio: ratio,
+                allocated: resource.cost_center != UNALLOCATED,
                 allocated_tags,
                 run: self.runs,
             };
@@ -197,41 +201,38 @@ impl<S: FocusSink> FocusWriter<S> {
     }
 }
 
-/// JSON tag objects made once per cost center (and namespace): `Tags` or `AllocatedTags`.
-#[derive(Default)]
+/// JSON tag objects of one key made once per value: `Tags` (`{"cost_center":…}`) or
+/// `AllocatedTags` (`{"namespace":…}`).
 struct TagTexts {
-    texts: FxHashMap<String, FxHashMap<String, String>>,
-    /// The pair asked last and its text: rows come sorted by cost center and namespace, so
+    key: &'static str,
+    texts: FxHashMap<String, String>,
+    /// The value asked last and its text: rows come sorted by cost center and namespace, so
     /// most rows ask what the row before asked.
-    last: Option<(String, String, String)>,
+    last: Option<(String, String)>,
 }
 
 impl TagTexts {
-    /// `{"cost_center":…}`, or with a namespace `{"cost_center":…,"namespace":…}`. Looked up
-    /// by borrowed text: a row of a pair seen before allocates nothing.
-    fn of(&mut self, cost_center: &str, namespace: Option<&str>) -> &str {
-        let wanted = namespace.unwrap_or_default();
-        let asked_last = |(cc, ns, _): &(String, String, String)| cc == cost_center && ns == wanted;
-        if !self.last.as_ref().is_some_and(asked_last) {
+    fn new(key: &'static str) -> Self {
+        TagTexts {
+            key,
+            texts: FxHashMap::default(),
+            last: None,
+        }
+    }
+
+    /// `{key: value}`. Looked up by borrowed text: a value seen before allocates nothing.
+    fn of(&mut self, value: &str) -> &str {
+        if self.last.as_ref().is_none_or(|(last, _)| last != value) {
+            let key = self.key;
             let text = self
                 .texts
-                .entry(cost_center.to_string())
-                .or_default()
-                .entry(wanted.to_string())
-                .or_insert_with(|| {
-                    match namespace {
-                        Some(namespace) => serde_json::json!({
-                            "cost_center": cost_center, "namespace": namespace
-                        }),
-                        None => serde_json::json!({ "cost_center": cost_center }),
-                    }
-                    .to_string()
-                });
-            self.last = Some((cost_center.to_string(), wanted.to_string(), text.clone()));
+                .entry(value.to_string())
+                .or_insert_with(|| serde_json::json!({ key: value }).to_string());
+            self.last = Some((value.to_string(), text.clone()));
         }
         self.last
             .as_ref()
-            .map(|(_, _, text)| text.as_str())
+            .map(|(_, text)| text.as_str())
             .unwrap_or_else(|| unreachable!("set above"))
     }
 }

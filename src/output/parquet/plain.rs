@@ -1,15 +1,18 @@
 //! FOCUS columns written as Parquet `PLAIN` pages while rows come: the page's own bytes, never
 //! an Arrow array (which polars would copy value by value into a page again). Texts nearly
-//! every row has its own of and money and hours, which are never null, go this way.
+//! every row has its own of (some null on some rows) and money and hours, which are never null,
+//! go this way.
 
-use polars::prelude::{PolarsResult, polars_err};
+use polars::prelude::PolarsResult;
+use polars_arrow::bitmap::MutableBitmap;
 use polars_parquet::parquet::page::{DataPageHeader, DataPageHeaderV1};
 use polars_parquet::parquet::schema::types::PrimitiveType;
 use polars_parquet::parquet::statistics::{BinaryStatistics, FixedLenStatistics};
 use polars_parquet::write::{Encoding, Version, write_def_levels};
 
 /// Bytes kept free before a page's values for its definition levels, written once the rows
-/// are counted: a 4-byte length and one run of "present" (a varint of the count, then 1).
+/// are counted: a 4-byte length and one run of "present" (a varint of the count, then 1). A
+/// column with nulls whose levels take more room has its page put together apart.
 const LEVELS_ROOM: usize = 16;
 
 /// One row group's values of a column, PLAIN-encoded as they are pushed.
@@ -19,6 +22,11 @@ pub(super) struct Plain {
     rows: usize,
     /// The least and greatest decimal pushed (decimal columns).
     range: Option<(i128, i128)>,
+    /// Which rows hold a value, once one does not (until then every row does).
+    present: Option<MutableBitmap>,
+    nulls: usize,
+    /// A page whose levels did not fit in the room kept for them: levels, then the values.
+    apart: Vec<u8>,
 }
 
 impl Default for Plain {
@@ -27,6 +35,9 @@ impl Default for Plain {
             bytes: vec![0; LEVELS_ROOM],
             rows: 0,
             range: None,
+            present: None,
+            nulls: 0,
+            apart: Vec::new(),
         }
     }
 }
@@ -37,6 +48,26 @@ impl Plain {
         self.bytes.truncate(LEVELS_ROOM);
         self.rows = 0;
         self.range = None;
+        self.present = None;
+        self.nulls = 0;
+    }
+
+    /// Counts a row, present or not.
+    fn count(&mut self, present: bool) {
+        if let Some(rows) = &mut self.present {
+            rows.push(present);
+        } else if !present {
+            let mut rows = MutableBitmap::from_len_set(self.rows);
+            rows.push(false);
+            self.present = Some(rows);
+        }
+        self.rows += 1;
+        self.nulls += usize::from(!present);
+    }
+
+    /// Appends a null: a row without a value.
+    pub(super) fn push_null(&mut self) {
+        self.count(false);
     }
 
     /// Appends a text: its length (4 bytes, little-endian), then its bytes.
@@ -52,7 +83,7 @@ impl Plain {
         let length = u32::try_from(self.bytes.len() - at - 4)
             .unwrap_or_else(|_| unreachable!("a FOCUS cell is far shorter than 4 GiB"));
         self.bytes[at..at + 4].copy_from_slice(&length.to_le_bytes());
-        self.rows += 1;
+        self.count(true);
     }
 
     /// Appends a decimal in units of its column's last place: a `Decimal(38, s)` value is kept
@@ -63,21 +94,31 @@ impl Plain {
             Some((least, most)) => (least.min(units), most.max(units)),
             None => (units, units),
         });
-        self.rows += 1;
+        self.count(true);
     }
 
-    /// The page of the values pushed: the definition levels of an optional column with no
-    /// null (polars' own, as its pages have them), right before the values.
+    /// The page of the values pushed: the definition levels of an optional column (polars'
+    /// own, as its pages have them), right before the values.
     pub(super) fn page(&mut self) -> PolarsResult<PlainPage<'_>> {
         let mut levels = Vec::with_capacity(LEVELS_ROOM);
-        write_def_levels(&mut levels, true, None, self.rows, Version::V1)?;
-        let start = LEVELS_ROOM.checked_sub(levels.len()).ok_or_else(
-            || polars_err!(ComputeError: "definition levels longer than the room kept for them"),
-        )?;
-        self.bytes[start..LEVELS_ROOM].copy_from_slice(&levels);
+        let present = self.present.clone().map(Into::into);
+        write_def_levels(&mut levels, true, present.as_ref(), self.rows, Version::V1)?;
+        let bytes = match LEVELS_ROOM.checked_sub(levels.len()) {
+            Some(start) => {
+                self.bytes[start..LEVELS_ROOM].copy_from_slice(&levels);
+                &self.bytes[start..]
+            }
+            None => {
+                self.apart.clear();
+                self.apart.extend_from_slice(&levels);
+                self.apart.extend_from_slice(&self.bytes[LEVELS_ROOM..]);
+                &self.apart[..]
+            }
+        };
         Ok(PlainPage {
-            bytes: &self.bytes[start..],
+            bytes,
             rows: self.rows,
+            nulls: self.nulls,
             range: self.range,
         })
     }
@@ -88,6 +129,7 @@ impl Plain {
 pub(super) struct PlainPage<'p> {
     bytes: &'p [u8],
     rows: usize,
+    nulls: usize,
     range: Option<(i128, i128)>,
 }
 
@@ -102,13 +144,14 @@ impl PlainPage<'_> {
         self.rows
     }
 
-    /// The page's header: every row present, and the decimals' range (texts: no range, which
-    /// reading them never needs).
+    /// The page's header: its nulls, and the decimals' range (texts: no range, which reading
+    /// them never needs).
     pub(super) fn header(&self, type_: &PrimitiveType) -> DataPageHeader {
+        let null_count = Some(self.nulls as i64);
         let statistics = match self.range {
             Some((least, most)) => FixedLenStatistics {
                 primitive_type: type_.clone(),
-                null_count: Some(0),
+                null_count,
                 distinct_count: None,
                 max_value: Some(most.to_be_bytes().to_vec()),
                 min_value: Some(least.to_be_bytes().to_vec()),
@@ -116,7 +159,7 @@ impl PlainPage<'_> {
             .serialize(),
             None => BinaryStatistics {
                 primitive_type: type_.clone(),
-                null_count: Some(0),
+                null_count,
                 distinct_count: None,
                 max_value: None,
                 min_value: None,
@@ -152,6 +195,55 @@ mod tests {
             2, 0, 0, 0, b'a', b'b', 0, 0, 0, 0, 3, 0, 0, 0, b'x', b'y', b'z',
         ];
         assert_eq!(page, [&levels[..], &values[..]].concat());
+    }
+
+    #[test]
+    fn a_null_row_has_no_value_and_its_level_says_so() {
+        let mut column = Plain::default();
+        column.push_text("ab");
+        column.push_null();
+        column.push_text("c");
+        let type_ = PrimitiveType::from_physical(
+            "t".into(),
+            polars_parquet::write::ParquetPhysicalType::ByteArray,
+        );
+        let page = column.page().unwrap();
+        assert_eq!(page.rows(), 3);
+        // Levels: 2 bytes long, one bit-packed group of 8 ((1 << 1) | 1 = 3) holding present,
+        // absent, present from the lowest bit up (0b101 = 5); then only the two values.
+        let levels = [2, 0, 0, 0, 3, 5];
+        let values = [2, 0, 0, 0, b'a', b'b', 1, 0, 0, 0, b'c'];
+        assert_eq!(page.bytes(), [&levels[..], &values[..]].concat());
+        let DataPageHeader::V1(header) = page.header(&type_) else {
+            panic!("a V1 page")
+        };
+        assert_eq!(header.num_values, 3);
+        assert_eq!(header.statistics.and_then(|s| s.null_count), Some(1));
+        // Emptied, the column is all present again.
+        column.clear();
+        column.push_text("d");
+        assert_eq!(column.page().unwrap().bytes()[..6], [2, 0, 0, 0, 2, 1]);
+    }
+
+    #[test]
+    fn levels_longer_than_their_room_put_the_page_together_apart() {
+        // Every other row null for 200 rows: 25 bit-packed groups, longer than the room kept.
+        let mut column = Plain::default();
+        for row in 0..200 {
+            if row % 2 == 0 {
+                column.push_text("x");
+            } else {
+                column.push_null();
+            }
+        }
+        let page = column.page().unwrap();
+        let bytes = page.bytes();
+        // A 1-byte header (25 << 1 | 1 = 51), then 25 bytes of 0b01010101 = 0x55: 26 bytes.
+        assert_eq!(bytes[..4], 26u32.to_le_bytes());
+        assert_eq!(bytes[4], 51);
+        assert!(bytes[5..30].iter().all(|&b| b == 0x55));
+        assert_eq!(bytes.len(), 4 + 26 + 100 * 5);
+        assert_eq!(bytes[30..35], [1, 0, 0, 0, b'x']);
     }
 
     #[test]
