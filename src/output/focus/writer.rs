@@ -202,13 +202,10 @@ impl<S: FocusSink> FocusWriter<S> {
 }
 
 /// JSON tag objects of one key made once per value: `Tags` (`{"cost_center":…}`) or
-/// `AllocatedTags` (`{"namespace":…}`).
+/// `AllocatedTags` (`{"namespace":…}`). Asked once per run of rows ([`FocusRow::run`]).
 struct TagTexts {
     key: &'static str,
     texts: FxHashMap<String, String>,
-    /// The value asked last and its text: rows come sorted by cost center and namespace, so
-    /// most rows ask what the row before asked.
-    last: Option<(String, String)>,
 }
 
 impl TagTexts {
@@ -216,23 +213,15 @@ impl TagTexts {
         TagTexts {
             key,
             texts: FxHashMap::default(),
-            last: None,
         }
     }
 
-    /// `{key: value}`. Looked up by borrowed text: a value seen before allocates nothing.
+    /// `{key: value}`, looked up by borrowed text: a value seen before allocates nothing.
     fn of(&mut self, value: &str) -> &str {
-        if self.last.as_ref().is_none_or(|(last, _)| last != value) {
-            let key = self.key;
-            let text = self
-                .texts
-                .entry(value.to_string())
-                .or_insert_with(|| serde_json::json!({ key: value }).to_string());
-            self.last = Some((value.to_string(), text.clone()));
+        if !self.texts.contains_key(value) {
+            let text = serde_json::json!({ self.key: value }).to_string();
+            self.texts.insert(value.to_owned(), text);
         }
-        self.last
-            .as_ref()
-            .map(|(_, text)| text.as_str())
-            .unwrap_or_else(|| unreachable!("set above"))
+        &self.texts[value]
     }
 }
