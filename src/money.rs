@@ -183,15 +183,108 @@ pub fn apportion_carried(
     apportion_within(values, None, places, rounding, carry)
 }
 
-/// [`apportion_carried`] for a column whose every line is part of the same line in another
-/// column (idle cost of cost, used hours of hours): `caps` are that column's printed lines, and
-/// no line is printed above its cap. The units that make the lines add up to the total go to
-/// the largest remainders among lines with room under their cap; only if no line has room
-/// (possible when lines without a figure in this column took the other column's units) does a
-/// unit go above a cap, so that the lines still add up to the total.
+/// Another column, line by line: each line's exact value and its printed one.
+#[derive(Clone, Copy, Debug)]
+pub struct Column<'a> {
+    pub exact: &'a [Option<Decimal>],
+    pub printed: &'a [Option<Decimal>],
+}
+
+/// How a column's lines are tied to another column's, besides adding up to their total.
+#[derive(Clone, Copy, Debug)]
+pub enum Within<'a> {
+    /// Each line is part of the same line of another column, printed before (idle cost of
+    /// cost, used hours of hours).
+    PartOf(Column<'a>),
+    /// Each line holds the same line of another column, printed before (hours hold their
+    /// unpriced hours).
+    Holds(Column<'a>),
+}
+
+/// Where a line starts and how far it may move, in units of the last place.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Bound {
+    /// Rounded down: a line started above it (at its part) has had its unit.
+    floor: i128,
+    /// Not below this (a whole's part), nor zero.
+    low: i128,
+    /// Not above this (a part's whole).
+    high: Option<i128>,
+    /// Tied: none or all of the other column's line, moved only if the other lines cannot
+    /// make the total.
+    fixed: bool,
+}
+
+const UNBOUND: Bound = Bound {
+    floor: i128::MAX,
+    low: i128::MIN,
+    high: None,
+    fixed: false,
+};
+
+impl Within<'_> {
+    /// Where line `i`, of exact `value` rounded down to `floor` units, starts, and its bound.
+    fn bound(&self, i: usize, value: Decimal, floor: i128, places: u32) -> (i128, Bound) {
+        let units = |printed: Option<Decimal>| printed.map(|v| floor_units(v, places).0);
+        // A tied line starts where the other column says and moves only as a last resort,
+        // and then within the same bounds as long as that can make the total.
+        let tied = |at: i128, low: i128, high: Option<i128>| {
+            let bound = Bound {
+                floor,
+                low,
+                high,
+                fixed: true,
+            };
+            (at, bound)
+        };
+        match *self {
+            Within::PartOf(whole) => {
+                let high = units(whole.printed[i]);
+                if value.is_zero() {
+                    tied(0, 0, high)
+                } else if let (true, Some(at)) = (whole.exact[i] == Some(value), high) {
+                    tied(at, 0, high)
+                } else {
+                    let bound = Bound {
+                        floor,
+                        low: 0,
+                        high,
+                        fixed: false,
+                    };
+                    (floor, bound)
+                }
+            }
+            Within::Holds(part) => match units(part.printed[i]) {
+                Some(at) if part.exact[i] == Some(value) => tied(at, at, None),
+                Some(low) => {
+                    let bound = Bound {
+                        floor,
+                        low,
+                        high: None,
+                        fixed: false,
+                    };
+                    (floor.max(low), bound)
+                }
+                None => (floor, UNBOUND),
+            },
+        }
+    }
+}
+
+/// [`apportion_carried`] for a column whose lines are tied to another column's (`within`): a
+/// part (idle cost of cost) is never printed above its whole, a whole (hours) never below its
+/// part (unpriced hours); a line that is none of its whole prints zero, and a line that is all
+/// of it prints as the other column does (the idle cost of capacity nobody held is its cost; a
+/// model without a price has all its hours unpriced). The other lines start rounded down (or
+/// at their part) and take the units that make the total, largest remainders first, or give
+/// units back, smallest remainders first, when the lines tied to the other column came to
+/// more. Only when those lines cannot make the total does a second unit go to a line, then a
+/// tied line move within the bounds (a part that is none of its whole takes a unit under it
+/// rather than a part going above its whole), then a line past its bounds: the lines always
+/// add up to the total.
 pub fn apportion_within(
     values: &[Option<Decimal>],
-    caps: Option<&[Option<Decimal>]>,
+    within: Option<Within<'_>>,
     places: u32,
     rounding: Rounding,
     carry: &mut Carry,
@@ -199,18 +292,27 @@ pub fn apportion_within(
     // In whole units of the last place: rounding down, summing and ranking remainders are
     // integer operations, not decimal ones.
     let mut lines: Vec<Option<i128>> = vec![None; values.len()];
-    let mut remainders: Vec<(i128, usize)> = Vec::with_capacity(values.len());
-    let (mut floor_sum, mut remainder_sum) = (0, Some(0i128));
+    // The lines that may take a first unit: free, at their floor, with room above it.
+    let mut eligible: Vec<(i128, usize)> = Vec::with_capacity(values.len());
+    let (mut floor_sum, mut remainder_sum, mut start_sum) = (0, Some(0i128), 0);
+    let bound_of = |i: usize, value: Decimal, floor: i128| match within {
+        Some(within) => within.bound(i, value, floor, places),
+        None => (floor, UNBOUND),
+    };
     for (i, value) in values.iter().enumerate() {
         if let &Some(value) = value {
             let (floor, remainder) = floor_units(value, places);
             floor_sum += floor;
             remainder_sum = remainder_sum.and_then(|sum| sum.checked_add(remainder));
-            remainders.push((remainder, i));
-            lines[i] = Some(floor);
+            let (start, bound) = bound_of(i, value, floor);
+            if !bound.fixed && start == floor && bound.high.is_none_or(|high| floor < high) {
+                eligible.push((remainder, i));
+            }
+            start_sum += start;
+            lines[i] = Some(start);
         }
     }
-    if remainders.is_empty() {
+    if lines.iter().all(Option::is_none) {
         return Apportioned {
             lines: values.to_vec(),
             total: None,
@@ -229,45 +331,59 @@ pub fn apportion_within(
     let total = fixed(printed_so_far - carry.printed, places);
     carry.printed = printed_so_far;
     let total_units = floor_units(total, places).0;
-    let missing = usize::try_from((total_units - floor_sum).max(0)).unwrap_or(0);
-    let caps: Option<Vec<Option<i128>>> = caps.map(|caps| {
-        caps.iter()
-            .map(|cap| cap.map(|cap| floor_units(cap, places).0))
-            .collect()
-    });
-    let has_room = |i: usize, line: i128| {
-        caps.as_ref()
-            .and_then(|caps| caps[i])
-            .is_none_or(|cap| line < cap)
-    };
-    // Largest remainders first, the earlier line first among equals. Only the first `missing`
-    // are raised when they all have room, so only they need finding; otherwise all are ranked.
+    let missing = total_units - start_sum;
+    // Largest remainders first, the earlier line first among equals.
     let order = |a: &(i128, usize), b: &(i128, usize)| b.0.cmp(&a.0).then(a.1.cmp(&b.1));
-    if missing > 0 && missing < remainders.len() {
-        remainders.select_nth_unstable_by(missing - 1, order);
-    }
-    let first = &remainders[..missing.min(remainders.len())];
-    if !first
-        .iter()
-        .all(|&(_, i)| lines[i].is_some_and(|line| has_room(i, line)))
-    {
-        remainders.sort_by(order);
-    }
-    let mut raised = vec![false; values.len()];
-    let mut left = missing;
-    for pass_within_caps in [true, false] {
-        for &(_, i) in &remainders {
-            if left == 0 {
-                break;
+    let wanted = usize::try_from(missing).unwrap_or(0);
+    if missing > 0 && wanted <= eligible.len() {
+        // The usual way: a first unit to each of the `wanted` largest remainders that may
+        // take one, found without ranking the rest.
+        if wanted < eligible.len() {
+            eligible.select_nth_unstable_by(wanted - 1, order);
+        }
+        for &(_, i) in &eligible[..wanted] {
+            *lines[i].as_mut().expect("an eligible line has a value") += 1;
+        }
+    } else if missing != 0 {
+        // The rare way: every line ranked, with its bounds, moved pass after pass.
+        let mut ranked: Vec<(i128, usize)> = Vec::with_capacity(values.len());
+        let mut bounds = vec![UNBOUND; values.len()];
+        for (i, value) in values.iter().enumerate() {
+            if let &Some(value) = value {
+                let (floor, remainder) = floor_units(value, places);
+                bounds[i] = bound_of(i, value, floor).1;
+                ranked.push((remainder, i));
             }
-            let Some(line) = lines[i].as_mut() else {
-                continue;
-            };
-            if !raised[i] && (!pass_within_caps || has_room(i, *line)) {
-                *line += 1;
-                raised[i] = true;
-                left -= 1;
-            }
+        }
+        let below_high = |i: usize, line: i128| bounds[i].high.is_none_or(|high| line < high);
+        let above_low = |i: usize, line: i128| line > bounds[i].low.max(0);
+        let free = |i: usize| !bounds[i].fixed;
+        if missing > 0 {
+            ranked.sort_by(order);
+            let first_unit =
+                |i: usize, line: i128| free(i) && below_high(i, line) && line <= bounds[i].floor;
+            move_units(&mut lines, &ranked, wanted, 1, |i, line, pass| match pass {
+                0 => first_unit(i, line),
+                1 => free(i) && below_high(i, line),
+                2 => below_high(i, line),
+                3 => free(i),
+                _ => true,
+            });
+        } else {
+            // Smallest remainders first, the later line first among equals.
+            ranked.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+            let surplus = usize::try_from(-missing).unwrap_or(usize::MAX);
+            move_units(
+                &mut lines,
+                &ranked,
+                surplus,
+                -1,
+                |i, line, pass| match pass {
+                    0 | 1 => free(i) && above_low(i, line),
+                    2 => above_low(i, line),
+                    _ => line > 0,
+                },
+            );
         }
     }
     let lines = lines
@@ -277,6 +393,38 @@ pub fn apportion_within(
     Apportioned {
         lines,
         total: Some(total),
+    }
+}
+
+/// Moves `count` units, one a line a pass, by `step` (+1 or −1), over the lines in `ranked`
+/// order, each pass moving the lines `may(line, units, pass)` lets move, until the units are
+/// placed or a pass past the fourth (the last, which any line may take) moves nothing.
+fn move_units(
+    lines: &mut [Option<i128>],
+    ranked: &[(i128, usize)],
+    mut count: usize,
+    step: i128,
+    may: impl Fn(usize, i128, usize) -> bool,
+) {
+    for pass in 0.. {
+        let before = count;
+        for &(_, i) in ranked {
+            if count == 0 {
+                return;
+            }
+            let Some(line) = lines[i].as_mut() else {
+                continue;
+            };
+            if may(i, *line, pass) {
+                *line += step;
+                count -= 1;
+            }
+        }
+        // Past the passes that keep lines within their bounds, a pass that moves nothing has
+        // no line left to move.
+        if pass >= 4 && count == before {
+            return;
+        }
     }
 }
 
@@ -423,15 +571,76 @@ mod test {
         let idle = [Some(dec!(0.0046)), Some(dec!(0.0005))];
         let alone = apportion(&idle, 2, Rounding::HalfEven);
         assert_eq!(alone.lines, vec![Some(dec!(0.01)), Some(dec!(0.00))]);
+        let cost_exact = [Some(dec!(0.0045)), Some(dec!(0.0055))];
         let within = apportion_within(
             &idle,
-            Some(&cost.lines),
+            Some(Within::PartOf(Column {
+                exact: &cost_exact,
+                printed: &cost.lines,
+            })),
             2,
             Rounding::HalfEven,
             &mut Carry::default(),
         );
         assert_eq!(within.total, Some(dec!(0.01)));
         assert_eq!(within.lines, vec![Some(dec!(0.00)), Some(dec!(0.01))]);
+    }
+
+    #[test]
+    fn a_part_that_is_all_or_none_of_its_whole_prints_as_such() {
+        // Cost: A (capacity nobody held) 0.0165, B 0.0134: 0.0299 → 0.03, floors 0.01 each,
+        // the unit to A's larger remainder: A 0.02, B 0.01.
+        let cost_exact = [Some(dec!(0.0165)), Some(dec!(0.0134))];
+        let cost = apportion(&cost_exact, 2, Rounding::HalfEven);
+        assert_eq!(cost.lines, vec![Some(dec!(0.02)), Some(dec!(0.01))]);
+        // Idle: all of A's (0.0165), 0.0070 of B's: 0.0235 → 0.02. By remainder alone the
+        // unit above the floors (0.01 + 0.00) goes to B (0.70 against 0.65): A would show
+        // 0.01 idle of 0.02. A is all idle, so it prints its cost, 0.02, and B its floor.
+        let idle = [Some(dec!(0.0165)), Some(dec!(0.0070))];
+        let cost_column = Column {
+            exact: &cost_exact,
+            printed: &cost.lines,
+        };
+        let printed = |values: &[Option<Decimal>]| {
+            apportion_within(
+                values,
+                Some(Within::PartOf(cost_column)),
+                2,
+                Rounding::HalfEven,
+                &mut Carry::default(),
+            )
+        };
+        let within = printed(&idle);
+        assert_eq!(within.total, Some(dec!(0.02)));
+        assert_eq!(within.lines, vec![Some(dec!(0.02)), Some(dec!(0.00))]);
+        // None of A's and all of B's (idle 0.0134 → 0.01): A prints zero and B its cost.
+        let within = printed(&[Some(dec!(0)), Some(dec!(0.0134))]);
+        assert_eq!(within.total, Some(dec!(0.01)));
+        assert_eq!(within.lines, vec![Some(dec!(0.00)), Some(dec!(0.01))]);
+    }
+
+    #[test]
+    fn a_whole_holds_its_printed_part() {
+        // Unpriced hours, rounded first (to 2 places here): A 0.55556, all of A's hours, and
+        // none of B's: A 0.56, B 0.00.
+        let part_exact = [Some(dec!(0.55556)), Some(dec!(0))];
+        let part = apportion(&part_exact, 2, Rounding::HalfEven);
+        assert_eq!(part.lines, vec![Some(dec!(0.56)), Some(dec!(0.00))]);
+        // Hours: A 0.55556, B 0.27778: 0.83334 → 0.83. By remainder alone A 0.55, B 0.28, A
+        // below its 0.56 unpriced. A is all unpriced, so it prints 0.56; B starts at its
+        // floor, 0.27, and 0.56 + 0.27 is the total.
+        let hours = apportion_within(
+            &[Some(dec!(0.55556)), Some(dec!(0.27778))],
+            Some(Within::Holds(Column {
+                exact: &part_exact,
+                printed: &part.lines,
+            })),
+            2,
+            Rounding::HalfEven,
+            &mut Carry::default(),
+        );
+        assert_eq!(hours.total, Some(dec!(0.83)));
+        assert_eq!(hours.lines, vec![Some(dec!(0.56)), Some(dec!(0.27))]);
     }
 
     #[test]
@@ -468,7 +677,7 @@ mod test {
     proptest::proptest! {
         #[test]
         fn parts_stay_within_wholes_and_add_up(
-            lines in proptest::collection::vec((0i64..100_000, 0u32..=1000), 1..40),
+            lines in proptest::collection::vec((0i64..100_000, proptest::prop_oneof![proptest::strategy::Just(0u32), proptest::strategy::Just(1000), 0u32..=1000]), 1..40),
             parts in 1usize..4,
         ) {
             // Wholes in 1/10,000 units and each part a fraction (per mille) of its whole,
@@ -484,7 +693,8 @@ mod test {
             let chunk = lines.len().div_ceil(parts);
             for (wholes, parts) in whole.chunks(chunk).zip(part.chunks(chunk)) {
                 let w = apportion_carried(wholes, 2, Rounding::HalfEven, &mut whole_carry);
-                let p = apportion_within(parts, Some(&w.lines), 2, Rounding::HalfEven, &mut part_carry);
+                let within = Within::PartOf(Column { exact: wholes, printed: &w.lines });
+                let p = apportion_within(parts, Some(within), 2, Rounding::HalfEven, &mut part_carry);
                 let sum: Decimal = p.lines.iter().flatten().sum();
                 proptest::prop_assert_eq!(sum, p.total.unwrap());
                 printed += sum;
@@ -494,6 +704,34 @@ mod test {
                 if chunk == lines.len() {
                     for (p, w) in p.lines.iter().zip(&w.lines) {
                         proptest::prop_assert!(p <= w, "part {:?} above whole {:?}", p, w);
+                    }
+                    // None of a whole prints zero and all of it prints the whole, unless the
+                    // other lines, two units up or down each (not past their whole or
+                    // zero), cannot make the total: then the total wins.
+                    let cents = |v: Decimal| (v * dec!(100)).floor();
+                    let (mut tied, mut low, mut high) = (Decimal::ZERO, Decimal::ZERO, Decimal::ZERO);
+                    for ((exact, w), &(_, per_mille)) in part.iter().zip(&w.lines).zip(&lines) {
+                        let (exact, w) = (exact.unwrap(), cents(w.unwrap()));
+                        if exact.is_zero() {
+                            continue;
+                        } else if per_mille == 1000 {
+                            tied += w;
+                        } else {
+                            let floor = cents(exact);
+                            low += (floor - dec!(2)).max(Decimal::ZERO);
+                            high += (floor + dec!(2)).min(w);
+                        }
+                    }
+                    let total = cents(p.total.unwrap());
+                    if tied + low <= total && total <= tied + high {
+                        for ((p, w), &(_, per_mille)) in p.lines.iter().zip(&w.lines).zip(&lines) {
+                            if per_mille == 0 {
+                                proptest::prop_assert_eq!(*p, Some(Decimal::new(0, 2)));
+                            }
+                            if per_mille == 1000 {
+                                proptest::prop_assert_eq!(p, w);
+                            }
+                        }
                     }
                 }
             }

@@ -5,7 +5,7 @@ use rust_decimal::Decimal;
 use super::request::ReportRequest;
 use super::values::GroupValues;
 use crate::money::{
-    Carry, Currency, ExactSum, Rounding, apportion_carried, apportion_within, fixed,
+    Carry, Column, Currency, ExactSum, Rounding, Within, apportion_carried, apportion_within, fixed,
 };
 use crate::time::Interval;
 
@@ -231,34 +231,56 @@ impl CostReport {
         let money = self.currency.minor_units();
         let rounding = self.rounding;
         let lines = &self.lines;
-        let column = |pick: fn(&Figures) -> Option<Decimal>, places, carry: &mut Carry| {
-            let values: Vec<Option<Decimal>> = lines.iter().map(|l| pick(&l.figures)).collect();
-            apportion_carried(&values, places, rounding, carry)
-        };
         // Used and unpriced hours are parts of the hours and idle cost part of the cost: each
         // is rounded within its whole's printed line, so no printed line shows more idle than
-        // cost or more unpriced hours than hours.
-        let part_of = |pick: fn(&Figures) -> Option<Decimal>,
-                       whole: &[Option<Decimal>],
-                       places,
-                       carry: &mut Carry| {
-            let values: Vec<Option<Decimal>> = lines.iter().map(|l| pick(&l.figures)).collect();
-            apportion_within(&values, Some(whole), places, rounding, carry)
+        // cost or more unpriced or used hours than hours, and a line that is none or all of
+        // its whole prints zero or its whole (capacity nobody held: idle cost = cost; a model
+        // without a price: unpriced hours = hours; a priced line: no unpriced hours).
+        // Unpriced hours are rounded first and the hours hold them, so that both columns add
+        // up to their rounded totals even where every line is wholly priced or unpriced.
+        let exact = |pick: fn(&Figures) -> Option<Decimal>| -> Vec<Option<Decimal>> {
+            lines.iter().map(|l| pick(&l.figures)).collect()
         };
-        let gpu_hours = column(|f| Some(f.gpu_hours), HOUR_PLACES, &mut carried.gpu_hours);
-        let used = part_of(
-            |f| f.used_gpu_hours,
-            &gpu_hours.lines,
+        let tied = |values: &[Option<Decimal>], within: Within<'_>, places, carry: &mut Carry| {
+            apportion_within(values, Some(within), places, rounding, carry)
+        };
+        let exact_unpriced = exact(|f| Some(f.unpriced_gpu_hours));
+        let unpriced = apportion_carried(
+            &exact_unpriced,
+            HOUR_PLACES,
+            rounding,
+            &mut carried.unpriced_gpu_hours,
+        );
+        let exact_hours = exact(|f| Some(f.gpu_hours));
+        let gpu_hours = tied(
+            &exact_hours,
+            Within::Holds(Column {
+                exact: &exact_unpriced,
+                printed: &unpriced.lines,
+            }),
+            HOUR_PLACES,
+            &mut carried.gpu_hours,
+        );
+        let hours = Column {
+            exact: &exact_hours,
+            printed: &gpu_hours.lines,
+        };
+        let used = tied(
+            &exact(|f| f.used_gpu_hours),
+            Within::PartOf(hours),
             HOUR_PLACES,
             &mut carried.used_gpu_hours,
         );
-        let cost = column(|f| f.cost, money, &mut carried.cost);
-        let idle = part_of(|f| f.idle_cost, &cost.lines, money, &mut carried.idle_cost);
-        let unpriced = part_of(
-            |f| Some(f.unpriced_gpu_hours),
-            &gpu_hours.lines,
-            HOUR_PLACES,
-            &mut carried.unpriced_gpu_hours,
+        let exact_cost = exact(|f| f.cost);
+        let cost = apportion_carried(&exact_cost, money, rounding, &mut carried.cost);
+        let idle = tied(
+            &exact(|f| f.idle_cost),
+            Within::PartOf(Column {
+                exact: &exact_cost,
+                printed: &cost.lines,
+            }),
+            money,
+            &mut carried.idle_cost,
         );
         let zero_hours = fixed(Decimal::ZERO, HOUR_PLACES);
         let lines = (0..self.lines.len())

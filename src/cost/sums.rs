@@ -11,7 +11,7 @@ use super::report::Figures;
 use crate::allocation::Sym;
 use crate::pricing::PriceSchedule;
 use crate::time::Interval;
-use crate::units::GpuUnits;
+use crate::units::{GpuUnits, common_denominator};
 
 /// A sum too large for exact decimal arithmetic (over 7.9 × 10²⁸).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -310,7 +310,12 @@ impl UnitSeconds {
             }
             // The denominators of one (period, label) side by side.
             exact.sort_unstable_by_key(|(key, _)| *key);
-            for &((period, label, denom), ref sums) in &exact {
+            // The unit-seconds of the (period, label) being absorbed, over a common
+            // denominator: held against capacity over several denominators, they can add up
+            // to exactly nothing where each denominator's hours, divided apart, leave a
+            // residue in the 28th digit.
+            let mut net: Option<(i128, i64)> = None;
+            for (n, &((period, label, denom), ref sums)) in exact.iter().enumerate() {
                 let hours = |unit_seconds| per_hour(decimal(unit_seconds)?, denom);
                 let part = Figures {
                     gpu_hours: hours(sums.seconds)?,
@@ -335,14 +340,38 @@ impl UnitSeconds {
                 };
                 // Most lines have one unit denominator: their figures are moved in, not added.
                 match parts.last_mut() {
-                    Some((key, sum)) if *key == (period, line, label) => sum.absorb(&part),
-                    _ => parts.push(((period, line, label), part)),
+                    Some((key, sum)) if *key == (period, line, label) => {
+                        sum.absorb(&part);
+                        net = net.and_then(|net| add_over(net, sums.seconds, denom));
+                    }
+                    _ => {
+                        parts.push(((period, line, label), part));
+                        net = Some((sums.seconds, denom));
+                    }
+                }
+                let run_ends = exact
+                    .get(n + 1)
+                    .is_none_or(|&((p, l, _), _)| (p, l) != (period, label));
+                if run_ends && net.is_some_and(|(seconds, _)| seconds == 0) {
+                    let (_, figures) = parts.last_mut().expect("a part was just absorbed");
+                    *figures = Figures::default();
                 }
             }
         }
         parts.retain(|(_, part)| !part.is_empty());
         Ok(parts)
     }
+}
+
+/// `seconds / denom` added to `sum` (unit-seconds over its denominator), over their common
+/// denominator; `None` past 128 bits.
+fn add_over(sum: (i128, i64), seconds: i128, denom: i64) -> Option<(i128, i64)> {
+    let common = common_denominator(sum.1, denom)?;
+    let scaled = |value: i128, of: i64| value.checked_mul(i128::from(common / of));
+    Some((
+        scaled(sum.0, sum.1)?.checked_add(scaled(seconds, denom)?)?,
+        common,
+    ))
 }
 
 fn decimal(n: i128) -> Result<Decimal, CostOverflow> {

@@ -181,13 +181,13 @@ fn unknown_models_are_unpriced_never_zero() {
 }
 
 #[test]
-fn no_printed_line_shows_more_unpriced_hours_than_hours() {
+fn unpriced_hours_print_on_unpriced_lines_only_and_all_of_their_hours() {
     // Team a holds an unpriced GPU for 2 s: 2/3600 h = 5.5556 units of 0.0001 h, all of them
-    // unpriced. Team b holds an L4 for 1 s: 2.7778 units, priced. Hours: 8.3333 units print as
-    // 8, floors 5 + 2, and the missing unit goes to b's larger remainder (0.7778): a 0.0005,
-    // b 0.0003. Unpriced: 5.5556 units print as 6, floor 5 on a. By remainder alone the unit
-    // would go to a (0.0006 unpriced of 0.0005 hours); a has no room under its hours, so it
-    // goes to b, which has.
+    // unpriced. Team b holds an L4 for 1 s: 2.7778 units, priced. Unpriced hours first:
+    // 5.5556 units print as 6, all on a (0.0006). Hours hold them: a, wholly unpriced, prints
+    // its 6 units; b starts at its floor, 2; 8.3333 units print as 8 = 6 + 2, so b keeps 0.0002.
+    // By largest remainders alone hours would be a 5, b 3 (b's remainder 0.7778 beats a's
+    // 0.5556) and the unpriced unit would land on b, a priced line, or above a's hours.
     let mut set = set_of(
         &[
             hold("a", "Mystery GPU", GpuUnits::ONE, (1, 2)),
@@ -206,10 +206,51 @@ fn no_printed_line_shows_more_unpriced_hours_than_hours() {
         .collect();
     assert_eq!(
         hours,
-        vec![(dec!(0.0005), dec!(0.0005)), (dec!(0.0003), dec!(0.0001))]
+        vec![(dec!(0.0006), dec!(0.0006)), (dec!(0.0002), dec!(0.0000))]
     );
     assert_eq!(printed.total.gpu_hours, dec!(0.0008));
     assert_eq!(printed.total.unpriced_gpu_hours, dec!(0.0006));
+}
+
+#[test]
+fn capacity_held_to_the_last_fraction_leaves_no_unallocated_line() {
+    // One H100 held for a few seconds by parts adding up to exactly one GPU (a half, three
+    // tenths and a fifth; a third, a sixth and a half; two sevenths, a half and three
+    // fourteenths): nothing is left over. Each unit denominator's hours are divided apart
+    // (3 s of a half: 3/7200 h, a decimal that does not end in 28 digits), and for some of
+    // these lengths their sum against the capacity's left a residue of 10⁻²⁸ h: a line of
+    // 0.0000 hours, or 0.0001 where the residue ranked first for a unit.
+    let splits = [
+        [(1, 2), (3, 10), (1, 5)],
+        [(1, 3), (1, 6), (1, 2)],
+        [(2, 7), (1, 2), (3, 14)],
+    ];
+    for parts in splits {
+        for seconds in 1..=12 {
+            let holds: Vec<Hold<'_>> = parts
+                .iter()
+                .zip(["p1", "p2", "p3"])
+                .map(|(&(numer, denom), pod)| Hold {
+                    pod,
+                    ..hold("a", "H100", GpuUnits::ratio(numer, denom).unwrap(), (1, 2))
+                })
+                .collect();
+            let mut set = set_of(&holds, &[("n1", "H100", 1)]);
+            let held = Interval::new(t(1), t(1) + seconds);
+            for a in &mut set.allocations {
+                a.interval = held;
+            }
+            set.capacity[0].interval = held;
+            let request = request("cost_center,pod", Step::Window);
+            let report = cost_report(&[&set], &card(), &request).unwrap();
+            let centers: Vec<&str> = report
+                .lines
+                .iter()
+                .map(|l| l.group.get(0).unwrap())
+                .collect();
+            assert_eq!(centers, ["a", "a", "a"], "{parts:?} for {seconds} s");
+        }
+    }
 }
 
 #[test]
@@ -467,6 +508,10 @@ proptest! {
         prop_assert!((engine_cost - cost).abs() < dec!(0.000000000001));
 
         let printed = report.chargeback();
+        // Totals are the exact totals rounded (half-even: the card's rounding).
+        let exact_unpriced: Decimal = report.lines.iter().map(|l| l.figures.unpriced_gpu_hours).sum();
+        prop_assert_eq!(printed.total.gpu_hours, engine_hours.round_dp(4));
+        prop_assert_eq!(printed.total.unpriced_gpu_hours, exact_unpriced.round_dp(4));
         let line_cost: Decimal = printed.lines.iter().filter_map(|l| l.figures.cost).sum();
         let line_hours: Decimal = printed.lines.iter().map(|l| l.figures.gpu_hours).sum();
         let line_unpriced: Decimal = printed.lines.iter().map(|l| l.figures.unpriced_gpu_hours).sum();
@@ -487,6 +532,16 @@ proptest! {
             prop_assert!(f.used_gpu_hours.is_none_or(|used| used <= f.gpu_hours), "{:?}", f);
             if let (Some(idle), Some(cost)) = (f.idle_cost, f.cost) {
                 prop_assert!(idle <= cost, "{:?}", f);
+            }
+            // Every line within one unit of its exact hours; no unpriced hours on a priced
+            // line, and all of a wholly unpriced line's.
+            prop_assert!((exact.figures.gpu_hours - f.gpu_hours).abs() < dec!(0.0001));
+            let e = &exact.figures;
+            if e.unpriced_gpu_hours.is_zero() {
+                prop_assert!(f.unpriced_gpu_hours.is_zero(), "{:?} of {:?}", f, e);
+            }
+            if e.unpriced_gpu_hours == e.gpu_hours {
+                prop_assert_eq!(f.unpriced_gpu_hours, f.gpu_hours, "{:?} of {:?}", f, e);
             }
         }
     }

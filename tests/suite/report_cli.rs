@@ -469,6 +469,96 @@ fn the_demo_fleet_reports_deterministically() {
 }
 
 #[test]
+fn a_line_that_is_all_or_none_idle_or_unpriced_prints_so() {
+    // Windows of the demo fleet (with its simulated utilization) in which, rounded column by
+    // column, capacity nobody held showed a cent less idle cost than its cost, or priced
+    // models' lines a unit of unpriced hours: found by a sweep of random windows. Whatever the
+    // rounding of the other lines, capacity nobody held is all idle and none of it used; a
+    // line with no price has all its hours unpriced; a priced model has none unpriced.
+    let windows = [
+        (
+            "2026-11-19T16:23:39Z",
+            "2026-11-19T18:37:30Z",
+            "cost_center,node",
+            "window",
+        ),
+        (
+            "2026-11-07T18:48:45Z",
+            "2026-11-10T01:08:09Z",
+            "cost_center,node",
+            "day",
+        ),
+        (
+            "2026-11-14T04:33:38Z",
+            "2026-11-14T11:01:24Z",
+            "cost_center,node",
+            "hour",
+        ),
+        (
+            "2026-10-28T10:27:26Z",
+            "2026-10-29T20:47:55Z",
+            "cost_center",
+            "day",
+        ),
+        (
+            "2026-10-28T10:27:26Z",
+            "2026-10-29T20:47:55Z",
+            "gpu_model,node",
+            "hour",
+        ),
+        (
+            "2026-11-20T16:21:35Z",
+            "2026-11-21T00:23:08Z",
+            "cost_center,gpu_model",
+            "hour",
+        ),
+    ];
+    let (mut idle_lines, mut unpriced_lines) = (0, 0);
+    for (from, to, group_by, step) in windows {
+        let args = [
+            "report",
+            "--demo",
+            "--from",
+            from,
+            "--to",
+            to,
+            "--as-of",
+            "2026-11-30T00:00:00Z",
+            "--group-by",
+            group_by,
+            "--step",
+            step,
+            "--format",
+            "json",
+        ];
+        let report: serde_json::Value = serde_json::from_str(&stdout(&tollgate(&args))).unwrap();
+        for line in report["lines"].as_array().unwrap() {
+            if line["cost_center"] == "__unallocated__" {
+                assert_eq!(line["idle_cost"], line["cost"], "{from}..{to} {line}");
+                assert_eq!(line["used_gpu_hours"], "0.0000", "{from}..{to} {line}");
+                idle_lines += 1;
+            }
+            if line["cost"].is_null() {
+                assert_eq!(
+                    line["unpriced_gpu_hours"], line["gpu_hours"],
+                    "{from}..{to} {line}"
+                );
+                unpriced_lines += 1;
+            } else if line["gpu_model"]
+                .as_str()
+                .is_some_and(|m| m != "NVIDIA-GH200-480GB")
+            {
+                assert_eq!(line["unpriced_gpu_hours"], "0.0000", "{from}..{to} {line}");
+            }
+        }
+    }
+    assert!(
+        idle_lines > 100 && unpriced_lines > 10,
+        "{idle_lines} {unpriced_lines}"
+    );
+}
+
+#[test]
 fn cells_a_spreadsheet_would_run_are_written_as_text() {
     // The fixture with team-a's cost-center annotation turned into a formula (anyone who can
     // annotate a namespace can write one).
