@@ -20,7 +20,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
-use crate::cost::{Carried, GroupBy, ReportRequest};
+use crate::cost::{Carried, GroupBy, ReportRequest, Warnings};
 use crate::output::{FocusSettings, FocusWriter, ParquetRows, write_chargeback_parquet};
 use crate::reporting::{ReportError, Sources};
 use crate::store::rollup_requests;
@@ -160,8 +160,8 @@ pub struct Exported {
     pub written: usize,
     /// Days already there, skipped.
     pub skipped: usize,
-    /// The warnings of the days written, each once.
-    pub warnings: Vec<String>,
+    /// The warnings of the days written: each note once, unpriced hours summed over the days.
+    pub warnings: Warnings,
 }
 
 /// Exports each day of `days` (UTC midnights, in order) from `sources` to `dest`, skipping days
@@ -212,7 +212,7 @@ pub async fn export_days(
             .map_err(|e| dest.failed(&focus_file, e))?;
         *focus_carried = writer.carried();
         writer.finish().map_err(|e| dest.failed(&focus_file, e))?;
-        exported.warnings.extend(report.warnings);
+        exported.warnings.absorb(report.warnings);
 
         let [hourly, _] = rollup_requests(day);
         let chargeback = sources.report(&hourly).await?;
@@ -228,8 +228,6 @@ pub async fn export_days(
         exported.written += 1;
         done(day);
     }
-    let mut seen = std::collections::HashSet::new();
-    exported.warnings.retain(|w| seen.insert(w.clone()));
     Ok(exported)
 }
 

@@ -71,10 +71,15 @@ impl Rounding {
     }
 
     /// One amount rounded for print to `places` decimals, always written with them
-    /// (`12.5` → `12.50`).
+    /// (`12.5` → `12.50`), once taken to [`SETTLED_PLACES`]: a sum of figures that is exactly
+    /// half a unit (as many are: hours to the second) comes to a hair either side of it, the
+    /// engine's figures being exact to 28 digits and a stored day's rows to 18 places, and is
+    /// rounded as the half it is.
     pub fn money(self, amount: Decimal, places: u32) -> Decimal {
+        let settled =
+            amount.round_dp_with_strategy(SETTLED_PLACES, RoundingStrategy::MidpointNearestEven);
         fixed(
-            amount.round_dp_with_strategy(places, self.strategy()),
+            settled.round_dp_with_strategy(places, self.strategy()),
             places,
         )
     }
@@ -94,7 +99,8 @@ pub struct Apportioned {
 ///
 /// The total is the exact sum rounded with `rounding`. Each line is first rounded down; the
 /// units still missing from the total go, one each, to the lines with the largest remainders
-/// (earlier lines first on ties). Every printed line is within one unit of its exact value.
+/// (ranked to 14 places, earlier lines first on ties). Every printed line is within one unit
+/// of its exact value.
 pub fn apportion(values: &[Option<Decimal>], places: u32, rounding: Rounding) -> Apportioned {
     apportion_carried(values, places, rounding, &mut Carry::default())
 }
@@ -162,10 +168,7 @@ impl Carry {
     pub fn after(exact: Decimal, places: u32, rounding: Rounding) -> Self {
         Carry {
             exact,
-            printed: fixed(
-                exact.round_dp_with_strategy(places, rounding.strategy()),
-                places,
-            ),
+            printed: rounding.money(exact, places),
         }
     }
 }
@@ -306,7 +309,7 @@ pub fn apportion_within(
             remainder_sum = remainder_sum.and_then(|sum| sum.checked_add(remainder));
             let (start, bound) = bound_of(i, value, floor);
             if !bound.fixed && start == floor && bound.high.is_none_or(|high| floor < high) {
-                eligible.push((remainder, i));
+                eligible.push((ranked_at(remainder), i));
             }
             start_sum += start;
             lines[i] = Some(start);
@@ -322,12 +325,7 @@ pub fn apportion_within(
         .and_then(|remainders| sum_of_units(floor_sum, remainders, places))
         .unwrap_or_else(|| values.iter().flatten().sum());
     carry.exact += exact_total;
-    let printed_so_far = fixed(
-        carry
-            .exact
-            .round_dp_with_strategy(places, rounding.strategy()),
-        places,
-    );
+    let printed_so_far = rounding.money(carry.exact, places);
     let total = fixed(printed_so_far - carry.printed, places);
     carry.printed = printed_so_far;
     let total_units = floor_units(total, places).0;
@@ -352,7 +350,7 @@ pub fn apportion_within(
             if let &Some(value) = value {
                 let (floor, remainder) = floor_units(value, places);
                 bounds[i] = bound_of(i, value, floor).1;
-                ranked.push((remainder, i));
+                ranked.push((ranked_at(remainder), i));
             }
         }
         let below_high = |i: usize, line: i128| bounds[i].high.is_none_or(|high| line < high);
@@ -434,6 +432,22 @@ const MAX_PLACES: u32 = 9;
 /// Every remainder of [`floor_units`] is counted in units of this place: the finest a
 /// `Decimal` has.
 const REMAINDER_PLACES: u32 = 28;
+
+/// Where figures are taken to when a rounding is decided: a total's half (see
+/// [`Rounding::money`]) and the rank of remainders. The engine's figures are exact to 28
+/// digits and a stored day's rows to 18 places, so figures that are equal (two lines of the
+/// same hours to the second), or a sum that is exactly half a unit, differ in their last
+/// digits by how they were made; to 14 places they are what they are, and a report over
+/// stored days prints what the engine alone prints.
+const SETTLED_PLACES: u32 = 14;
+
+/// A remainder of [`floor_units`] as it is ranked: to the nearest unit of the
+/// [`SETTLED_PLACES`]th place. Lines whose remainders rank alike tie, and the earlier line
+/// goes first.
+fn ranked_at(remainder: i128) -> i128 {
+    let unit = ten_to(REMAINDER_PLACES - SETTLED_PLACES);
+    (remainder + unit / 2) / unit
+}
 
 /// `value` rounded down to `places` decimals, counted in units of its last place, and what
 /// rounding down left, counted in units of the [`REMAINDER_PLACES`]th place (so that the
@@ -531,6 +545,53 @@ mod test {
             out.lines,
             vec![Some(dec!(3.34)), Some(dec!(3.33)), Some(dec!(3.33))]
         );
+    }
+
+    #[test]
+    fn remainders_equal_to_fourteen_places_tie_and_the_earlier_line_goes_first() {
+        // Two half cents, the second read back from stored rows a hair (10⁻²¹) above: one cent
+        // to print, and it goes to the first line, as it does when both are exactly 0.005
+        // (by remainder alone it went to the second).
+        let hair = [Some(dec!(0.005)), Some(dec!(0.005000000000000000001))];
+        let exact = [Some(dec!(0.005)), Some(dec!(0.005))];
+        for values in [hair, exact] {
+            let out = apportion(&values, 2, Rounding::HalfEven);
+            assert_eq!(out.total, Some(dec!(0.01)));
+            assert_eq!(out.lines, vec![Some(dec!(0.01)), Some(dec!(0.00))]);
+        }
+        // Apart at the 13th place, the larger remainder takes it.
+        let apart = [Some(dec!(0.005)), Some(dec!(0.0050000000001))];
+        let out = apportion(&apart, 2, Rounding::HalfEven);
+        assert_eq!(out.lines, vec![Some(dec!(0.00)), Some(dec!(0.01))]);
+    }
+
+    #[test]
+    fn a_total_of_exactly_half_a_unit_rounds_as_a_half() {
+        // Thirds and sixths of half a cent, each divided to 28 digits: three make
+        // 0.0050000000000000000000000001 and six 0.0049999999999999999999999998, which rounded
+        // as they are gave 0.01 half-even and 0.00 half-up. Both are half a cent.
+        let thirds = vec![Some(dec!(0.005) / dec!(3)); 3];
+        let sixths = vec![Some(dec!(0.005) / dec!(6)); 6];
+        assert_eq!(
+            thirds.iter().flatten().sum::<Decimal>(),
+            dec!(0.0050000000000000000000000001)
+        );
+        assert_eq!(
+            sixths.iter().flatten().sum::<Decimal>(),
+            dec!(0.0049999999999999999999999998)
+        );
+        for (values, rounding, cents) in [
+            (&thirds, Rounding::HalfEven, dec!(0.00)),
+            (&sixths, Rounding::HalfEven, dec!(0.00)),
+            (&thirds, Rounding::HalfUp, dec!(0.01)),
+            (&sixths, Rounding::HalfUp, dec!(0.01)),
+        ] {
+            let out = apportion(values, 2, rounding);
+            assert_eq!(out.total, Some(cents), "{rounding:?} {values:?}");
+            // The lines tie, and the first takes the cent.
+            assert_eq!(out.lines[0], Some(cents));
+            assert_eq!(out.lines.iter().flatten().sum::<Decimal>(), cents);
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod parts;
 use self::parts::{Early, Handed, PartTotals, StopOnExit, Written, whole};
 use crate::allocation::AllocationSet;
 use crate::cost::{
-    Carried, CostOverflow, CostReport, LineFilter, ReportRequest, cost_report_with_usage,
+    Carried, CostOverflow, CostReport, LineFilter, ReportRequest, Warnings, cost_report_with_usage,
 };
 use crate::output::{FocusEncoding, FocusFile, FocusParts, FocusSettings};
 use crate::pricing::RateCard;
@@ -162,16 +162,21 @@ impl Sources<'_> {
                 .any(|run| day < run.end && day + DAY > run.start)
         });
         let mut stored = Vec::new();
+        let mut stored_warnings = Warnings::default();
         if let Some(store) = self.store {
             for run in &plan.stored {
+                let keys = request.group_by.keys();
                 stored.extend(store.read(
                     grain,
                     *run,
                     request.window,
                     request.step,
-                    request.group_by.keys(),
+                    keys,
                     &request.only,
                 )?);
+                for (model, hours) in store.unpriced(*run, keys, &request.only)? {
+                    stored_warnings.unpriced(self.card.origin(), &model, hours);
+                }
             }
         }
         let mut rest = Vec::with_capacity(plan.rest.len());
@@ -199,7 +204,7 @@ impl Sources<'_> {
             currency: self.card.currency().clone(),
             rounding: self.card.rounding(),
             lines: Vec::new(),
-            warnings: Vec::new(),
+            warnings: stored_warnings,
         };
         let mut report = compose(request, stored, rest, template);
         report
@@ -254,7 +259,7 @@ impl Sources<'_> {
             })?;
         warnings.extend(warning);
         let money = (self.card.currency().clone(), self.card.rounding());
-        Ok(tally.finish(money, input_weight, warnings))
+        Ok(tally.finish(money, input_weight, warnings.texts()))
     }
 
     /// The report of `request` one period of its step at a time, each made into `T` by a
@@ -262,7 +267,7 @@ impl Sources<'_> {
     /// in order: what a FOCUS export streams, holding a period's lines (and what is made of
     /// them) per thread at once. A maker is given the part and what the parts before it add
     /// up to ([`Carried`]), so each part is rounded as if the parts were printed one after
-    /// another. Returns the warnings of every period, each once. Blocks on `runtime` for each
+    /// another. Returns the warnings of every period (see [`Warnings::absorb`]). Blocks on `runtime` for each
     /// period's report, so it runs off the runtime's own threads (on the blocking pool, or
     /// from a command).
     pub fn report_by_period<T: Send, M>(
@@ -271,7 +276,7 @@ impl Sources<'_> {
         request: &ReportRequest,
         makers: impl Fn() -> std::io::Result<M> + Sync,
         each: impl FnMut(T) -> std::io::Result<()>,
-    ) -> Result<Vec<String>, ReportError>
+    ) -> Result<Warnings, ReportError>
     where
         M: FnMut(CostReport, Carried) -> std::io::Result<T>,
     {
@@ -289,7 +294,7 @@ impl Sources<'_> {
         request: &ReportRequest,
         (settings, encoding, only): (&FocusSettings, FocusEncoding, &LineFilter),
         out: impl std::io::Write,
-    ) -> Result<Vec<String>, ReportError> {
+    ) -> Result<Warnings, ReportError> {
         let mut file = FocusFile::new(out, settings, encoding)?;
         let spare = file.spare();
         let makers = || {
@@ -314,7 +319,7 @@ impl Sources<'_> {
         cut: Step,
         makers: impl Fn() -> std::io::Result<M> + Sync,
         each: impl FnMut(T) -> std::io::Result<()>,
-    ) -> Result<Vec<String>, ReportError>
+    ) -> Result<Warnings, ReportError>
     where
         M: FnMut(CostReport, Carried) -> std::io::Result<T>,
     {
@@ -336,7 +341,7 @@ impl Sources<'_> {
         cut: Step,
         makers: impl Fn() -> std::io::Result<M> + Sync,
         mut each: impl FnMut(T) -> std::io::Result<()>,
-    ) -> Result<Vec<String>, ReportError>
+    ) -> Result<Warnings, ReportError>
     where
         M: FnMut(CostReport, Carried, Early<'_, T>) -> std::io::Result<T>,
     {
@@ -367,19 +372,17 @@ impl Sources<'_> {
         let (currency, rounding) = (self.card.currency(), self.card.rounding());
         // A part priced and made into `T`, with its warnings: its exact totals told to the
         // other workers first, then what the parts before it add up to awaited.
-        let made = |at: usize,
-                    make: &mut M,
-                    early: Early<'_, T>|
-         -> Result<(T, Vec<String>), ReportError> {
-            let mut report = part(at)?;
-            totals.tell(at, report.exact_total());
-            let before = totals
-                .before(at)
-                .ok_or_else(|| std::io::Error::other("a part before this one was not priced"))?;
-            let warnings = std::mem::take(&mut report.warnings);
-            let carried = Carried::after(&before, currency, rounding);
-            Ok((make(report, carried, early)?, warnings))
-        };
+        let made =
+            |at: usize, make: &mut M, early: Early<'_, T>| -> Result<(T, Warnings), ReportError> {
+                let mut report = part(at)?;
+                totals.tell(at, report.exact_total());
+                let before = totals.before(at).ok_or_else(|| {
+                    std::io::Error::other("a part before this one was not priced")
+                })?;
+                let warnings = std::mem::take(&mut report.warnings);
+                let carried = Carried::after(&before, currency, rounding);
+                Ok((make(report, carried, early)?, warnings))
+            };
         // Parts are priced and made on `workers` threads, each taking every `workers`th
         // period, and handed to `each` here in order, each handed over as it is taken: at most
         // a part a worker and the one being written are held at once, and of the part being
@@ -433,7 +436,7 @@ impl Sources<'_> {
                     receiver
                 })
                 .collect();
-            let mut warnings: Vec<String> = Vec::new();
+            let mut warnings = Warnings::default();
             for at in 0..periods.len() {
                 let theirs = loop {
                     let handed = receivers[at % workers]
@@ -449,11 +452,7 @@ impl Sources<'_> {
                     }
                 };
                 written.passed(at);
-                for warning in theirs {
-                    if !warnings.contains(&warning) {
-                        warnings.push(warning);
-                    }
-                }
+                warnings.absorb(theirs);
             }
             Ok(warnings)
         })
@@ -496,14 +495,15 @@ impl Sources<'_> {
     }
 
     /// Rolls up each day of `days` (UTC midnights) into `store`, calling `done` after each.
-    /// Returns the warnings of the days written (Prometheus unreachable, unpriced models).
+    /// Returns the warnings of the days written (Prometheus unreachable, unpriced models: their
+    /// hours over every day written).
     pub async fn roll_up(
         &self,
         store: &RollupStore,
         days: &[UnixSeconds],
         mut done: impl FnMut(UnixSeconds),
-    ) -> Result<Vec<String>, ReportError> {
-        let mut warnings: Vec<String> = Vec::new();
+    ) -> Result<Warnings, ReportError> {
+        let mut warnings = Warnings::default();
         for &day in days {
             // Both rollups of the day from one read of its usage.
             let [hourly, pods] = rollup_requests(day);
@@ -512,11 +512,7 @@ impl Sources<'_> {
             let pods = self.priced(self.sets, &pods, pods.window, &measured)?;
             store.write_segments(day, self.sets)?;
             store.write_day(day, &hourly, &pods)?;
-            for warning in &hourly.warnings {
-                if !warnings.contains(warning) {
-                    warnings.push(warning.clone());
-                }
-            }
+            warnings.absorb(hourly.warnings);
             done(day);
         }
         Ok(warnings)

@@ -100,7 +100,7 @@ pub(super) fn backfill(
     let removed = store
         .remove_before(today - retention)
         .map_err(CliError::runtime)?;
-    warn(err, &warnings)?;
+    warn(err, &warnings.texts())?;
     let verb = if reprice { "priced again" } else { "rolled up" };
     writeln!(
         out,
@@ -176,7 +176,7 @@ pub(super) fn export(
     ))?
     .map_err(CliError::runtime)?;
     progress.finish_and_clear();
-    warn(err, &exported.warnings)?;
+    warn(err, &exported.warnings.texts())?;
     writeln!(
         out,
         "{} days exported to {} as cluster {:?}, {} already there",

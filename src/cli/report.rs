@@ -138,10 +138,10 @@ pub(super) fn report(
                         target,
                     )
                     .map_err(CliError::runtime)?;
-                return warn(err, &warnings);
+                return warn(err, &warnings.texts());
             }
             let report = block_on(sources.report(&request))?.map_err(CliError::runtime)?;
-            warn(err, &report.warnings)?;
+            warn(err, &report.warnings.texts())?;
             if parquet {
                 write_chargeback_parquet(&report.chargeback(), target)
             } else {

@@ -17,6 +17,7 @@ use super::resolver::{LineFields, Resolver};
 use super::share::share_unallocated;
 use super::sums::{CostOverflow, UnitSeconds};
 use super::values::UNALLOCATED_ID;
+use super::warnings::Warnings;
 use crate::allocation::{AllocationSet, CostCenterSource, Sym};
 use crate::pricing::RateCard;
 use crate::usage::{UsageKey, Utilization};
@@ -178,11 +179,13 @@ pub fn cost_report_with_usage(
         share_unallocated(&mut parts, &resolver);
     }
     let mut report = resolver.report(request, parts, card);
-    report.warnings.extend(overcommitted);
+    // What reading the objects found comes first, in text order, then pods holding more
+    // than their node, then the models without a price.
     let read_warnings: std::collections::BTreeSet<&String> =
         sets.iter().flat_map(|s| &s.warnings).collect();
-    report
-        .warnings
-        .splice(0..0, read_warnings.into_iter().cloned());
+    let mut warnings: Warnings = read_warnings.into_iter().cloned().collect();
+    warnings.extend(overcommitted);
+    warnings.absorb(std::mem::take(&mut report.warnings));
+    report.warnings = warnings;
     Ok(report)
 }

@@ -11,6 +11,7 @@ mod resolver;
 mod share;
 mod sums;
 mod values;
+mod warnings;
 
 #[cfg(test)]
 mod tests;
@@ -21,3 +22,4 @@ pub use report::{Carried, Chargeback, CostLine, CostReport, Figures, HOUR_PLACES
 pub use request::{LineFilter, MAX_PERIODS, ReportRequest, RequestError, RequestText};
 pub use sums::CostOverflow;
 pub use values::GroupValues;
+pub use warnings::Warnings;

@@ -1,16 +1,14 @@
 //! A report's lines in print order — by period, then group values as text, lines that print
 //! the same made one — and the report they make.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-
-use rust_decimal::Decimal;
 
 use super::report::{CostLine, CostReport};
 use super::request::ReportRequest;
 use super::resolver::Resolver;
 use super::sums::Parts;
 use super::values::{GroupValues, UNALLOCATED_ID};
+use super::warnings::Warnings;
 use crate::allocation::Sym;
 use crate::prefetch::{AHEAD, prefetch};
 use crate::pricing::RateCard;
@@ -109,18 +107,10 @@ impl Resolver<'_> {
                     .keeps(&self.shared.keys, self.group_values(line))
             });
         }
-        let mut unpriced_by_model: BTreeMap<String, Decimal> = BTreeMap::new();
+        let mut warnings = Warnings::default();
         for ((_, _, label), part) in &parts {
-            if part.unpriced_gpu_hours > Decimal::ZERO {
-                *unpriced_by_model
-                    .entry(
-                        self.shared
-                            .labels
-                            .resolve(Sym::from_raw(*label))
-                            .to_string(),
-                    )
-                    .or_default() += part.unpriced_gpu_hours;
-            }
+            let model = self.shared.labels.resolve(Sym::from_raw(*label));
+            warnings.unpriced(card.origin(), model, part.unpriced_gpu_hours);
         }
         let order = self.ordered(&mut parts);
         let Resolver {
@@ -147,16 +137,6 @@ impl Resolver<'_> {
                 figures,
             })
         }));
-        let warnings = unpriced_by_model
-            .into_iter()
-            .map(|(model, hours)| {
-                format!(
-                    "GPU model {model:?} has no price in {} for {} GPU-hours; they are reported as unpriced_gpu_hours, with no cost",
-                    card.origin(),
-                    hours.round_dp(4).normalize()
-                )
-            })
-            .collect();
         CostReport {
             request: request.clone(),
             currency: card.currency().clone(),

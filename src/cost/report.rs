@@ -4,6 +4,7 @@ use rust_decimal::Decimal;
 
 use super::request::ReportRequest;
 use super::values::GroupValues;
+use super::warnings::Warnings;
 use crate::money::{
     Carry, Column, Currency, ExactSum, Rounding, Within, apportion_carried, apportion_within, fixed,
 };
@@ -89,7 +90,7 @@ pub struct CostReport {
     /// Exact figures, never rounded.
     pub lines: Vec<CostLine>,
     /// Things the reader must know (unpriced models, unreadable objects).
-    pub warnings: Vec<String>,
+    pub warnings: Warnings,
 }
 
 /// What the parts of a report printed so far add up to, column by column (see
@@ -221,7 +222,7 @@ impl CostReport {
             currency: self.currency.clone(),
             lines,
             total,
-            warnings: self.warnings.clone(),
+            warnings: self.warnings.texts(),
         }
     }
 

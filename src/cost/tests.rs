@@ -169,10 +169,10 @@ fn unknown_models_are_unpriced_never_zero() {
             ("b".into(), dec!(2), Some(dec!(0.70)), dec!(1)),
         ]
     );
-    assert_eq!(report.warnings.len(), 1);
+    let warnings = report.warnings.texts();
+    assert_eq!(warnings.len(), 1);
     assert!(
-        report.warnings[0]
-            .starts_with("GPU model \"Mystery GPU\" has no price in test for 4 GPU-hours")
+        warnings[0].starts_with("GPU model \"Mystery GPU\" has no price in test for 4 GPU-hours")
     );
     let printed = report.chargeback();
     assert_eq!(printed.lines[0].figures.cost, None);
@@ -336,7 +336,7 @@ fn pods_holding_more_than_a_node_has_leave_no_negative_idle_and_say_so() {
         ]
     );
     assert_eq!(
-        report.warnings,
+        report.warnings.texts(),
         vec!["node n1: pods held more L4 GPUs than the node has, for 6 GPU-hours beyond its capacity; its unallocated capacity counts as zero there and the pods are charged in full".to_string()]
     );
     // Hour by hour, no unallocated line is ever negative.

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
 use super::ReportError;
-use crate::cost::{Carried, CostReport, Figures};
+use crate::cost::{Carried, CostReport, Figures, Warnings};
 
 /// Where a maker hands what it has made of a part before the part is made: written out at once
 /// by the thread whose part is next to be written, kept until then by the others.
@@ -18,7 +18,7 @@ pub(super) enum Handed<T> {
     /// Some of a part, made before the rest of it.
     Early(T),
     /// The rest of a part (or why it could not be made), and its warnings.
-    Made(Result<(T, Vec<String>), ReportError>),
+    Made(Result<(T, Warnings), ReportError>),
 }
 
 /// The parts the writer has written, counted as it ends each.

@@ -266,7 +266,7 @@ impl Archive {
                 |_| {},
             ));
             match rolled {
-                Ok(warnings) => warnings.into_iter().for_each(|w| tracing::warn!("{w}")),
+                Ok(warnings) => warnings.texts().iter().for_each(|w| tracing::warn!("{w}")),
                 Err(e) => return tracing::error!(error = %e, "history rollup failed"),
             }
             self.writes.fetch_add(1, Ordering::AcqRel);
@@ -386,7 +386,7 @@ impl Archive {
         self.writes.fetch_add(1, Ordering::AcqRel);
         match result {
             Ok(warnings) => {
-                warnings.into_iter().for_each(|w| tracing::warn!("{w}"));
+                warnings.texts().iter().for_each(|w| tracing::warn!("{w}"));
                 self.rolled.fetch_max(today, Ordering::AcqRel);
             }
             Err(e) => tracing::error!(error = %e, "rollup failed"),

@@ -229,18 +229,13 @@ fn gather(
     let report = |window, step, group_by: &[GroupKey]| {
         filtered(window, step, group_by, LineFilter::default())
     };
-    let mut warnings: Vec<String> = Vec::new();
-    let mut keep = |more: &[String]| {
-        for w in more {
-            if !warnings.contains(w) {
-                warnings.push(w.clone());
-            }
-        }
-    };
+    // The notes of every report on the page; the unpriced hours are the models report's,
+    // the whole window's, of which the others' are parts.
+    let mut notes: Vec<String> = Vec::new();
 
     // Only the level's lines: a namespace's pods, not a month of every pod.
     let level = filtered(window, Step::Window, drill.group_by(), drill.filter())?;
-    keep(&level.warnings);
+    notes.extend(level.warnings.notes().cloned());
     let mut spend: Vec<Row> = rows(&level);
     by_cost_desc(&mut spend, |r| r.figures.cost);
     let spend_hidden = spend.len().saturating_sub(MOST_ROWS);
@@ -249,7 +244,7 @@ fn gather(
     let grouped = match grouping {
         Some(keys) => {
             let asked = report(window, Step::Window, &keys)?;
-            keep(&asked.warnings);
+            notes.extend(asked.warnings.notes().cloned());
             let mut rows = rows(&asked);
             by_cost_desc(&mut rows, |r| r.figures.cost);
             rows.truncate(MOST_ROWS);
@@ -263,7 +258,8 @@ fn gather(
         Step::Window,
         &[GroupKey::GpuModel, GroupKey::PricingTier],
     )?;
-    keep(&models.warnings);
+    let mut warnings = models.warnings.clone();
+    warnings.extend(notes);
     let mut by_model = rows(&models);
     for row in &mut by_model {
         if let Some(tier) = row.group.get_mut(1).filter(|t| t.is_empty()) {
@@ -368,6 +364,6 @@ fn gather(
             p99_ms: activity.p99().map(|d| d.as_secs_f64() * 1000.0),
             recent: activity.recent(),
         },
-        warnings,
+        warnings: warnings.texts(),
     })
 }

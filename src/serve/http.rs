@@ -288,7 +288,7 @@ fn focus_stream(
         let written = (|| -> Result<(), ReportError> {
             let settings = (&*focus, encoding, &only);
             let warnings = sources.export_focus(&runtime, &request, settings, &mut body)?;
-            warnings.iter().for_each(|w| tracing::warn!("{w}"));
+            warnings.texts().iter().for_each(|w| tracing::warn!("{w}"));
             std::io::Write::flush(&mut body)?;
             Ok(())
         })();

@@ -331,6 +331,29 @@ impl RollupStore {
             .map_err(|e| fail(&self.dir, e))?;
         lines(&frame, keys, &periods).map_err(|e| fail(&self.dir, e))
     }
+
+    /// The unpriced GPU-hours of each model over `hours` (whole days the store holds) in the
+    /// lines `only` keeps of a report grouped by `keys`: what the warning naming models without
+    /// a price counts of stored days, whatever the report is grouped by.
+    pub fn unpriced(
+        &self,
+        hours: Interval,
+        keys: &[GroupKey],
+        only: &LineFilter,
+    ) -> Result<Vec<(String, Decimal)>, StoreError> {
+        let mut by = vec![GroupKey::GpuModel];
+        by.extend(
+            only.wanted()
+                .map(|(key, _)| key)
+                .filter(|key| keys.contains(key)),
+        );
+        let lines = self.read(Grain::Daily, hours, hours, Step::Window, &by, only)?;
+        Ok(lines
+            .into_iter()
+            .filter(|line| line.figures.unpriced_gpu_hours > Decimal::ZERO)
+            .map(|line| (line.group[0].to_string(), line.figures.unpriced_gpu_hours))
+            .collect())
+    }
 }
 
 /// The figure columns of every rollup.

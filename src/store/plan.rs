@@ -127,22 +127,19 @@ impl Plan {
 /// The whole report from its parts: stored lines and the engine's reports of the rest. Each
 /// line goes under the period of the request's step that holds it, and lines of one period and
 /// group are summed (sorted once, then merged: a month by pod is over a million lines).
+/// `template` holds the report's currency and rounding and the stored days' warnings, to which
+/// the parts' are added.
 pub fn compose(
     request: &ReportRequest,
     stored: Vec<CostLine>,
     rest: Vec<CostReport>,
-    template: CostReport,
+    mut template: CostReport,
 ) -> CostReport {
     let periods = request.step.periods(request.window);
     let mut lines = stored;
-    let mut warnings: Vec<String> = Vec::new();
     for part in rest {
         lines.extend(part.lines);
-        for warning in part.warnings {
-            if !warnings.contains(&warning) {
-                warnings.push(warning);
-            }
-        }
+        template.warnings.absorb(part.warnings);
     }
     for line in &mut lines {
         let index = periods.partition_point(|p| p.end <= line.period.start);
@@ -164,7 +161,6 @@ pub fn compose(
     CostReport {
         request: request.clone(),
         lines: merged,
-        warnings,
         ..template
     }
 }

@@ -229,7 +229,7 @@ impl TokenReport {
                     figures: line.figures.clone(),
                 })
                 .collect(),
-            warnings: Vec::new(),
+            warnings: Default::default(),
         };
         let exact = as_costs.exact_total();
         let rounded = as_costs.rounded(&mut Carried::default());

@@ -6,7 +6,7 @@ use crate::support;
 use std::collections::BTreeMap;
 
 use rust_decimal::Decimal;
-use support::{chargeback_total, fixture_report, report_stdout};
+use support::{chargeback_total, fixture_report, report_stdout, tollgate_command};
 use tollgate::time::{month_start, next_month_start, parse_time};
 
 /// FOCUS 1.2's Mandatory columns.
@@ -279,6 +279,44 @@ fn check_row(row: &Row) {
 
 fn billed_total(rows: &[Row]) -> Decimal {
     rows.iter().map(|r| decimal(r, "BilledCost")).sum()
+}
+
+#[test]
+fn the_warning_about_a_model_without_a_price_counts_every_charge_period() {
+    // The fixture's GH200 (no price in tests/fixtures/rates.toml) is held by `probe` from
+    // 2026-11-01 on: 12 + 24 + 6 = 42 GPU-hours from 2026-11-01T12:00 to 2026-11-03T06:00, in
+    // three daily charge periods made apart (their rows, and their warnings, on two threads).
+    let dir = tempfile::tempdir().unwrap();
+    let warning = "warning: GPU model \"NVIDIA-GH200-480GB\" has no price in tests/fixtures/rates.toml for 42 GPU-hours; they are reported as unpriced_gpu_hours, with no cost\n";
+    for (format, file) in [
+        ("focus", "rows.csv"),
+        ("focus", "rows.parquet"),
+        ("csv", ""),
+    ] {
+        let mut command = tollgate_command();
+        command
+            .args(["report", "--snapshot", "tests/fixtures/snapshot"])
+            .args(["--pricing", "tests/fixtures/rates.toml"])
+            .args(["--as-of", "2026-11-04T00:00:00Z", "--format", format])
+            .args([
+                "--from",
+                "2026-11-01T12:00:00Z",
+                "--to",
+                "2026-11-03T06:00:00Z",
+            ]);
+        if !file.is_empty() {
+            command.arg("--output").arg(dir.path().join(file));
+        } else {
+            command.args(["--step", "day"]);
+        }
+        let output = command.output().unwrap();
+        assert!(output.status.success(), "{file}");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stderr),
+            warning,
+            "{format} {file}"
+        );
+    }
 }
 
 #[test]

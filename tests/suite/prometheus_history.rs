@@ -495,7 +495,21 @@ fn a_window_past_prometheus_point_limit_is_read_in_pieces_and_joined() {
         .output()
         .unwrap();
     let long = json_stdout(&output);
-    assert_eq!(costs(&period(&long, "2026-11-01T00:00:00Z")), one_day);
+    // The same exact figures: each line printed within a cent of the one-day report's (both
+    // are the exact cost rounded down or up; which lines take the cents is ranked over all 39
+    // days of the long report, over one in the other). A gap or overlap where the pieces
+    // join would be minutes of GPUs at 3.00 an hour and more: tens of cents.
+    let joined = costs(&period(&long, "2026-11-01T00:00:00Z"));
+    assert_eq!(
+        joined.keys().collect::<Vec<_>>(),
+        one_day.keys().collect::<Vec<_>>()
+    );
+    for (key, cost) in &joined {
+        assert!(
+            (cost - one_day[key]).abs() < 0.0101,
+            "{key}: {joined:?} {one_day:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,7 @@ use std::process::Output;
 
 use serde_json::Value;
 use support::prometheus::{OpenMetrics, TestPrometheus};
-use support::{json_stdout, tollgate_command};
+use support::{json_stdout, stdout_of, tollgate_command};
 use tollgate::time::parse_time;
 
 fn tollgate(store: &std::path::Path, args: &[&str]) -> Output {
@@ -233,7 +233,140 @@ fn stored_days_are_read_only_by_their_source_and_say_when_priced_with_another_ca
     assert_eq!(
         report["warnings"],
         serde_json::json!([
-            "2 stored days from 2026-11-01 to 2026-11-02 were priced with another rate card (or before Tollgate recorded which): their figures are the old prices until `tollgate store reprice --from 2026-11-01 --to <day after 2026-11-02>` prices them again"
+            "2 stored days from 2026-11-01 to 2026-11-02 were priced with another rate card (or before Tollgate recorded which): their figures are the old prices until `tollgate store reprice --from 2026-11-01 --to <day after 2026-11-02>` prices them again",
+            format!(
+                "GPU model \"NVIDIA-GH200-480GB\" has no price in {} for 48 GPU-hours; they are reported as unpriced_gpu_hours, with no cost",
+                cheaper.display()
+            )
         ])
     );
+}
+
+#[test]
+fn stored_days_count_in_the_warning_about_models_without_a_price() {
+    // The fixture's node-gh200 has one GH200, which tests/fixtures/rates.toml does not price,
+    // held by the `probe` pod (cost center `unassigned`) from 2026-11-01 on: 24 GPU-hours a
+    // day. With 2026-11-01 and 02 stored, a report to 2026-11-03T12:00 reads 48 of its hours
+    // from the store and prices 12: the warning counts all 60, as with no store at all.
+    let dir = tempfile::tempdir().unwrap();
+    let output = backfill_two_days(dir.path(), &[]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let empty = tempfile::tempdir().unwrap();
+    let report = |store: &std::path::Path, to: &str, extra: &[&str]| {
+        json_stdout(
+            &tollgate_command()
+                .args(["report", "--snapshot", "tests/fixtures/snapshot"])
+                .args(["--pricing", "tests/fixtures/rates.toml"])
+                .args(["--as-of", "2026-11-04T00:00:00Z"])
+                .args(["--from", "2026-11-01", "--to", to, "--format", "json"])
+                .args(extra)
+                .env("TOLLGATE__STORE__DIR", store)
+                .output()
+                .unwrap(),
+        )
+    };
+    let unpriced = |hours: &str| {
+        serde_json::json!([format!(
+            "GPU model \"NVIDIA-GH200-480GB\" has no price in tests/fixtures/rates.toml for {hours} GPU-hours; they are reported as unpriced_gpu_hours, with no cost"
+        )])
+    };
+    for (to, extra, hours) in [
+        (
+            "2026-11-03T12:00:00Z",
+            &["--group-by", "cost_center"][..],
+            "60",
+        ),
+        ("2026-11-03T12:00:00Z", &["--step", "day"][..], "60"),
+        (
+            "2026-11-03T12:00:00Z",
+            &["--group-by", "node", "--step", "hour"][..],
+            "60",
+        ),
+        // Wholly stored.
+        ("2026-11-03", &["--group-by", "namespace"][..], "48"),
+        (
+            "2026-11-03",
+            &["--group-by", "cost_center", "--cost-center", "unassigned"][..],
+            "48",
+        ),
+    ] {
+        let stored = report(dir.path(), to, extra);
+        assert_eq!(stored["warnings"], unpriced(hours), "{to} {extra:?}");
+        assert_eq!(
+            stored["total"]["unpriced_gpu_hours"],
+            format!("{hours}.0000")
+        );
+        // Byte for byte what the engine alone says.
+        assert_eq!(stored, report(empty.path(), to, extra), "{to} {extra:?}");
+    }
+    // A cost center that holds no GH200 has no such warning, stored or not.
+    let other = ["--group-by", "cost_center", "--cost-center", "cc-100"];
+    for to in ["2026-11-03", "2026-11-03T12:00:00Z"] {
+        let stored = report(dir.path(), to, &other);
+        assert_eq!(stored["warnings"], serde_json::json!([]), "{to}");
+        assert_eq!(stored, report(empty.path(), to, &other), "{to}");
+    }
+}
+
+#[test]
+fn a_report_over_stored_days_prints_what_the_engine_alone_prints() {
+    // The demo fleet's 2026-11-15 and 16 stored, a window from the morning before to the
+    // evening after: stored figures (sums of rows exact to 18 places) and the engine's (exact
+    // to 28) are rounded alike, line for line, though many lines' exact remainders are equal
+    // (hours to the second, halves of a unit) and the stored ones differ in their last digits.
+    let dir = tempfile::tempdir().unwrap();
+    let empty = tempfile::tempdir().unwrap();
+    // What a command printed: a JSON report, its warnings among its fields.
+    let demo = |store: &std::path::Path, args: &[&str]| {
+        stdout_of(
+            tollgate_command()
+                .args(args)
+                .args(["--demo", "--as-of", "2026-11-30T00:00:00Z"])
+                .env("TOLLGATE__STORE__DIR", store),
+        )
+    };
+    let backfill = [
+        "store",
+        "backfill",
+        "--from",
+        "2026-11-15",
+        "--to",
+        "2026-11-17",
+    ];
+    demo(dir.path(), &backfill);
+    for (group_by, step) in [
+        ("cost_center", "hour"),
+        ("cost_center_source,gpu_model", "hour"),
+        ("namespace,node", "hour"),
+        ("pod", "day"),
+        ("cost_center,namespace", "window"),
+    ] {
+        let report = [
+            "report",
+            "--from",
+            "2026-11-14T05:00:00Z",
+            "--to",
+            "2026-11-17T19:00:00Z",
+            "--group-by",
+            group_by,
+            "--step",
+            step,
+            "--format",
+            "json",
+        ];
+        let stored = demo(dir.path(), &report);
+        let alone = demo(empty.path(), &report);
+        assert!(
+            stored == alone,
+            "{group_by} by {step}: {:?}",
+            std::iter::zip(stored.lines(), alone.lines())
+                .filter(|(a, b)| a != b)
+                .take(4)
+                .collect::<Vec<_>>()
+        );
+    }
 }

@@ -69,7 +69,7 @@ fn per_pod(request: &TokenRequest) -> CostReport {
             line(0, ["cc-2", "ns-b", "pod-2"], "2", "6", "6"),
             line(3600, ["cc-1", "ns-a", "pod-1"], "1", "4", "2"),
         ],
-        warnings: Vec::new(),
+        warnings: Default::default(),
     }
 }
 
