@@ -262,7 +262,7 @@ fn a_price_override_prices_even_an_unknown_model() {
         summary(&report),
         vec![("Mystery GPU".into(), dec!(2), Some(dec!(2.50)), dec!(0))]
     );
-    assert!(report.warnings.is_empty());
+    assert!(report.warnings.texts().is_empty());
 }
 
 #[test]
