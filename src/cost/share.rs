@@ -46,8 +46,13 @@ pub(super) fn share_unallocated(parts: &mut Parts, resolver: &Resolver<'_>) {
             unallocated.absorb(&std::mem::take(&mut parts[at].1));
         }
         for (at, cost, hours) in weights {
-            let share = unallocated.scaled(if by_cost { cost } else { hours } / total);
-            parts[at].1.absorb(&share);
+            let weight = if by_cost { cost } else { hours };
+            // A line with nothing to weigh takes nothing: not even a zero cost, which would
+            // print 0.00 on a line without a price (one of a model priced only on some nodes).
+            if weight.is_zero() {
+                continue;
+            }
+            parts[at].1.absorb(&unallocated.scaled(weight / total));
         }
     }
     parts.retain(|(_, part)| !part.is_empty());

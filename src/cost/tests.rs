@@ -314,6 +314,39 @@ fn unallocated_capacity_completes_the_node_and_can_be_shared() {
 }
 
 #[test]
+fn a_line_without_a_price_gets_no_cost_from_shared_capacity() {
+    // Two nodes of a GPU the card does not price: n1's priced by its node annotation at 2.00,
+    // n2's not. Team a holds n1's GPU 0–12 h (24.00), so 12 h (24.00) of n1 are unallocated;
+    // team b holds n2's GPU all day, 24 unpriced hours. Shared out by cost, a takes all of the
+    // unallocated 24.00 and 12 h; b, with no cost to weigh, takes nothing and stays without a
+    // cost (not 0.00).
+    let mut set = set_of(
+        &[
+            hold("a", "Mystery GPU", GpuUnits::ONE, (0, 12)),
+            Hold {
+                node: "n2",
+                ..hold("b", "Mystery GPU", GpuUnits::ONE, (0, 24))
+            },
+        ],
+        &[("n1", "Mystery GPU", 1), ("n2", "Mystery GPU", 1)],
+    );
+    set.allocations[0].price_override = Some(dec!(2.00));
+    set.capacity[0].price_override = Some(dec!(2.00));
+    let mut shared = request("cost_center", Step::Window);
+    shared.share_unallocated = true;
+    let report = cost_report(&[&set], &card(), &shared).unwrap();
+    assert_eq!(
+        summary(&report),
+        vec![
+            ("a".into(), dec!(24), Some(dec!(48.00)), dec!(0)),
+            ("b".into(), dec!(24), None, dec!(24)),
+        ]
+    );
+    let printed = report.chargeback();
+    assert_eq!(printed.lines[1].figures.cost, None);
+}
+
+#[test]
 fn pods_holding_more_than_a_node_has_leave_no_negative_idle_and_say_so() {
     // One L4 node, 1 GPU, 24 h (16.80 at 0.70). Team a holds it 0–20 h (14.00); team b holds
     // half a GPU 6–18 h (6 GPU-h, 4.20), beyond the node's one GPU. Held: 1 (0–6), 1.5 (6–18),
