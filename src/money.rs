@@ -394,6 +394,104 @@ pub fn apportion_within(
     }
 }
 
+/// Lines of a whole column printed holding their parts ([`Within::Holds`]) past their exact
+/// value rounded down or up: (above, below) counts.
+pub fn strays(whole: Column<'_>, places: u32) -> (usize, usize) {
+    let (mut above, mut below) = (0, 0);
+    for (exact, printed) in whole.exact.iter().zip(whole.printed) {
+        if let (Some(exact), Some(printed)) = (exact, printed) {
+            let (floor, remainder) = floor_units(*exact, places);
+            let at = floor_units(*printed, places).0;
+            if at > floor + i128::from(remainder != 0) {
+                above += 1;
+            } else if at < floor {
+                below += 1;
+            }
+        }
+    }
+    (above, below)
+}
+
+/// Where the whole column holding `part` ([`Within::Holds`]: hours holding their unpriced
+/// hours) has lines past their exact value rounded (`strays`), moves one of the part's units
+/// between lines, keeping the part's total, so that rounding the whole again can keep every
+/// line within a unit: a line's part that pins its whole above its floor (all of the line, or
+/// its unit in the whole's last unit) takes or gives back the unit another line's part had
+/// (or needed). Lines above their ceiling mean the pinned lines left the whole more units than
+/// the free lines have room for: a unit goes from a free line's part to a pinned one, largest
+/// remainder first. Lines below their floor mean the reverse. Returns whether a unit moved.
+pub fn move_held_unit(
+    whole: Column<'_>,
+    part_exact: &[Option<Decimal>],
+    part: &mut [Option<Decimal>],
+    places: u32,
+    (above, below): (usize, usize),
+) -> bool {
+    // Each line with a part: its part's floor and remainder, whether it has its unit, and
+    // whether that unit pins the whole above the whole's floor.
+    struct Line {
+        at: usize,
+        remainder: i128,
+        has_unit: bool,
+        pins: bool,
+    }
+    let lines: Vec<Line> = (0..part.len())
+        .filter_map(|at| {
+            let (exact, printed) = (part_exact[at]?, part[at]?);
+            let whole = whole.exact[at]?;
+            let (floor, remainder) = floor_units(exact, places);
+            let whole_floor = floor_units(whole, places).0;
+            let has_unit = floor_units(printed, places).0 > floor;
+            // With its unit, the part reaches above the whole's floor (all of the line, or
+            // its last unit shared with the whole's).
+            let pins = exact == whole || floor + 1 > whole_floor;
+            (remainder != 0).then_some(Line {
+                at,
+                remainder: ranked_at(remainder),
+                has_unit,
+                pins,
+            })
+        })
+        .collect();
+    let (from, to) = if above > 0 {
+        // Free lines give their part's unit (smallest remainder first) to pinned lines
+        // without one (largest first).
+        (
+            lines
+                .iter()
+                .filter(|l| l.has_unit && !l.pins)
+                .min_by_key(|l| (l.remainder, std::cmp::Reverse(l.at))),
+            lines
+                .iter()
+                .filter(|l| !l.has_unit && l.pins)
+                .max_by_key(|l| (l.remainder, std::cmp::Reverse(l.at))),
+        )
+    } else if below > 0 {
+        (
+            lines
+                .iter()
+                .filter(|l| l.has_unit && l.pins)
+                .min_by_key(|l| (l.remainder, std::cmp::Reverse(l.at))),
+            lines
+                .iter()
+                .filter(|l| !l.has_unit && !l.pins)
+                .max_by_key(|l| (l.remainder, std::cmp::Reverse(l.at))),
+        )
+    } else {
+        (None, None)
+    };
+    let (Some(from), Some(to)) = (from, to) else {
+        return false;
+    };
+    let unit = Decimal::new(1, places);
+    for (at, by) in [(from.at, -unit), (to.at, unit)] {
+        if let Some(printed) = part[at].as_mut() {
+            *printed = fixed(*printed + by, places);
+        }
+    }
+    true
+}
+
 /// Moves `count` units, one a line a pass, by `step` (+1 or −1), over the lines in `ranked`
 /// order, each pass moving the lines `may(line, units, pass)` lets move, until the units are
 /// placed or a pass past the fourth (the last, which any line may take) moves nothing.

@@ -6,7 +6,8 @@ use super::request::ReportRequest;
 use super::values::GroupValues;
 use super::warnings::Warnings;
 use crate::money::{
-    Carry, Column, Currency, ExactSum, Rounding, Within, apportion_carried, apportion_within, fixed,
+    self, Carry, Column, Currency, ExactSum, Rounding, Within, apportion_carried, apportion_within,
+    fixed,
 };
 use crate::time::Interval;
 
@@ -246,22 +247,58 @@ impl CostReport {
             apportion_within(values, Some(within), places, rounding, carry)
         };
         let exact_unpriced = exact(|f| Some(f.unpriced_gpu_hours));
-        let unpriced = apportion_carried(
+        let mut unpriced = apportion_carried(
             &exact_unpriced,
             HOUR_PLACES,
             rounding,
             &mut carried.unpriced_gpu_hours,
         );
         let exact_hours = exact(|f| Some(f.gpu_hours));
-        let gpu_hours = tied(
-            &exact_hours,
-            Within::Holds(Column {
-                exact: &exact_unpriced,
-                printed: &unpriced.lines,
-            }),
-            HOUR_PLACES,
-            &mut carried.gpu_hours,
-        );
+        let hours_before = carried.gpu_hours;
+        let round_hours = |unpriced: &[Option<Decimal>], carry: &mut Carry| {
+            tied(
+                &exact_hours,
+                Within::Holds(Column {
+                    exact: &exact_unpriced,
+                    printed: unpriced,
+                }),
+                HOUR_PLACES,
+                carry,
+            )
+        };
+        let mut gpu_hours = round_hours(&unpriced.lines, &mut carried.gpu_hours);
+        // Where the lines holding their unpriced hours left the hours a line past its exact
+        // value rounded (the unpriced units went to lines that pin their hours while the others
+        // had no room, or the reverse), an unpriced unit moves to where it lets the hours round
+        // within a unit, as long as that leaves fewer such lines.
+        if unpriced.total.is_some_and(|t| !t.is_zero()) {
+            fn hours<'a>(
+                exact: &'a [Option<Decimal>],
+                printed: &'a [Option<Decimal>],
+            ) -> Column<'a> {
+                Column { exact, printed }
+            }
+            let mut strays = money::strays(hours(&exact_hours, &gpu_hours.lines), HOUR_PLACES);
+            for _ in 0..lines.len() {
+                if strays == (0, 0) {
+                    break;
+                }
+                let mut moved = unpriced.lines.clone();
+                let column = hours(&exact_hours, &gpu_hours.lines);
+                if !money::move_held_unit(column, &exact_unpriced, &mut moved, HOUR_PLACES, strays)
+                {
+                    break;
+                }
+                let mut carry = hours_before;
+                let again = round_hours(&moved, &mut carry);
+                let after = money::strays(hours(&exact_hours, &again.lines), HOUR_PLACES);
+                if after.0 + after.1 >= strays.0 + strays.1 {
+                    break;
+                }
+                (unpriced.lines, gpu_hours, strays) = (moved, again, after);
+                carried.gpu_hours = carry;
+            }
+        }
         let hours = Column {
             exact: &exact_hours,
             printed: &gpu_hours.lines,

@@ -313,6 +313,72 @@ fn unallocated_capacity_completes_the_node_and_can_be_shared() {
     );
 }
 
+/// A report of one line per `(name, gpu_hours, unpriced_gpu_hours)`, cost left unknown: what
+/// rounding the hours and their unpriced part makes of it, as (hours, unpriced) per line.
+fn hours_printed(lines: &[(&str, Decimal, Decimal)]) -> Vec<(Decimal, Decimal)> {
+    let report = CostReport {
+        request: request("cost_center", Step::Window),
+        currency: crate::money::Currency::new("USD").unwrap(),
+        rounding: crate::money::Rounding::HalfEven,
+        lines: lines
+            .iter()
+            .map(|&(name, hours, unpriced)| CostLine {
+                period: Interval::new(t(0), t(24)),
+                group: [name.to_string()].into_iter().collect(),
+                figures: Figures {
+                    gpu_hours: hours,
+                    unpriced_gpu_hours: unpriced,
+                    ..Figures::default()
+                },
+            })
+            .collect(),
+        warnings: Default::default(),
+    };
+    report
+        .chargeback()
+        .lines
+        .iter()
+        .map(|l| (l.figures.gpu_hours, l.figures.unpriced_gpu_hours))
+        .collect()
+}
+
+#[test]
+fn an_unpriced_unit_goes_where_the_hours_can_hold_it() {
+    // Units of 0.0001 h. M: 10.9 hours, 3.45 of them unpriced; W1 2.4 and W2 1.3 hours, all
+    // unpriced. Unpriced: 7.15 → 7, one unit over the floors, and by remainder alone it went to
+    // M (.45 over W1's .40); hours: 14.6 → 15, two units, and W1 and W2 print their unpriced
+    // hours, so M took both: 12, past its 10.9. With the unit on W1 instead: M 11, W1 3, W2 1.
+    let unit = dec!(0.0001);
+    assert_eq!(
+        hours_printed(&[
+            ("m", dec!(10.9) * unit, dec!(3.45) * unit),
+            ("w1", dec!(2.4) * unit, dec!(2.4) * unit),
+            ("w2", dec!(1.3) * unit, dec!(1.3) * unit),
+        ]),
+        [
+            (dec!(0.0011), dec!(0.0003)),
+            (dec!(0.0003), dec!(0.0003)),
+            (dec!(0.0001), dec!(0.0001)),
+        ]
+    );
+    // The reverse. M: 10 hours exactly, 3.55 unpriced; W1 2.67 and W2 1.78, all unpriced.
+    // Unpriced: 8.00, two units, by remainder to W2 (.78) and W1 (.67); hours: 14.45 → 14, one
+    // unit, but W1 and W2 with theirs made 15, and M gave one back: 9, under its exact 10.
+    // With W1's unit on M instead: M 10 (4 unpriced), W1 2, W2 2.
+    assert_eq!(
+        hours_printed(&[
+            ("m", dec!(10) * unit, dec!(3.55) * unit),
+            ("w1", dec!(2.67) * unit, dec!(2.67) * unit),
+            ("w2", dec!(1.78) * unit, dec!(1.78) * unit),
+        ]),
+        [
+            (dec!(0.0010), dec!(0.0004)),
+            (dec!(0.0002), dec!(0.0002)),
+            (dec!(0.0002), dec!(0.0002)),
+        ]
+    );
+}
+
 #[test]
 fn a_line_without_a_price_gets_no_cost_from_shared_capacity() {
     // Two nodes of a GPU the card does not price: n1's priced by its node annotation at 2.00,
