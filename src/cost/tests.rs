@@ -112,6 +112,13 @@ fn request(group_by: &str, step: Step) -> ReportRequest {
     }
 }
 
+/// The report of `set` by cost center over 2026-11-01, unallocated capacity shared out.
+fn shared_by_cost_center(set: &AllocationSet) -> CostReport {
+    let mut shared = request("cost_center", Step::Window);
+    shared.share_unallocated = true;
+    cost_report(&[set], &card(), &shared).unwrap()
+}
+
 fn summary(report: &CostReport) -> Vec<(String, Decimal, Option<Decimal>, Decimal)> {
     report
         .lines
@@ -301,9 +308,7 @@ fn unallocated_capacity_completes_the_node_and_can_be_shared() {
         vec![("L4".into(), dec!(48), Some(dec!(33.60)), dec!(0))]
     );
 
-    let mut shared = request("cost_center", Step::Window);
-    shared.share_unallocated = true;
-    let report = cost_report(&[&set], &card(), &shared).unwrap();
+    let report = shared_by_cost_center(&set);
     assert_eq!(
         summary(&report),
         vec![
@@ -344,39 +349,45 @@ fn hours_printed(lines: &[(&str, Decimal, Decimal)]) -> Vec<(Decimal, Decimal)> 
 
 #[test]
 fn an_unpriced_unit_goes_where_the_hours_can_hold_it() {
-    // Units of 0.0001 h. M: 10.9 hours, 3.45 of them unpriced; W1 2.4 and W2 1.3 hours, all
-    // unpriced. Unpriced: 7.15 → 7, one unit over the floors, and by remainder alone it went to
-    // M (.45 over W1's .40); hours: 14.6 → 15, two units, and W1 and W2 print their unpriced
-    // hours, so M took both: 12, past its 10.9. With the unit on W1 instead: M 11, W1 3, W2 1.
     let unit = dec!(0.0001);
-    assert_eq!(
-        hours_printed(&[
-            ("m", dec!(10.9) * unit, dec!(3.45) * unit),
-            ("w1", dec!(2.4) * unit, dec!(2.4) * unit),
-            ("w2", dec!(1.3) * unit, dec!(1.3) * unit),
-        ]),
-        [
-            (dec!(0.0011), dec!(0.0003)),
-            (dec!(0.0003), dec!(0.0003)),
-            (dec!(0.0001), dec!(0.0001)),
-        ]
-    );
-    // The reverse. M: 10 hours exactly, 3.55 unpriced; W1 2.67 and W2 1.78, all unpriced.
-    // Unpriced: 8.00, two units, by remainder to W2 (.78) and W1 (.67); hours: 14.45 → 14, one
-    // unit, but W1 and W2 with theirs made 15, and M gave one back: 9, under its exact 10.
-    // With W1's unit on M instead: M 10 (4 unpriced), W1 2, W2 2.
-    assert_eq!(
-        hours_printed(&[
-            ("m", dec!(10) * unit, dec!(3.55) * unit),
-            ("w1", dec!(2.67) * unit, dec!(2.67) * unit),
-            ("w2", dec!(1.78) * unit, dec!(1.78) * unit),
-        ]),
-        [
-            (dec!(0.0010), dec!(0.0004)),
-            (dec!(0.0002), dec!(0.0002)),
-            (dec!(0.0002), dec!(0.0002)),
-        ]
-    );
+    let cases = [
+        // Units of 0.0001 h. M: 10.9 hours, 3.45 of them unpriced; W1 2.4 and W2 1.3 hours, all
+        // unpriced. Unpriced: 7.15 → 7, one unit over the floors, and by remainder alone it
+        // went to M (.45 over W1's .40); hours: 14.6 → 15, two units, and W1 and W2 print their
+        // unpriced hours, so M took both: 12, past its 10.9. With the unit on W1 instead: M 11,
+        // W1 3, W2 1.
+        (
+            [
+                (dec!(10.9), dec!(3.45)),
+                (dec!(2.4), dec!(2.4)),
+                (dec!(1.3), dec!(1.3)),
+            ],
+            [(11, 3), (3, 3), (1, 1)],
+        ),
+        // The reverse. M: 10 hours exactly, 3.55 unpriced; W1 2.67 and W2 1.78, all unpriced.
+        // Unpriced: 8.00, two units, by remainder to W2 (.78) and W1 (.67); hours: 14.45 → 14,
+        // one unit, but W1 and W2 with theirs made 15, and M gave one back: 9, under its exact
+        // 10. With W1's unit on M instead: M 10 (4 unpriced), W1 2, W2 2.
+        (
+            [
+                (dec!(10), dec!(3.55)),
+                (dec!(2.67), dec!(2.67)),
+                (dec!(1.78), dec!(1.78)),
+            ],
+            [(10, 4), (2, 2), (2, 2)],
+        ),
+    ];
+    for (lines, printed) in cases {
+        let named: Vec<(&str, Decimal, Decimal)> = ["m", "w1", "w2"]
+            .into_iter()
+            .zip(lines)
+            .map(|(name, (hours, unpriced))| (name, hours * unit, unpriced * unit))
+            .collect();
+        let units = |n: i64| Decimal::from(n) * unit;
+        let want: Vec<(Decimal, Decimal)> =
+            printed.iter().map(|&(h, u)| (units(h), units(u))).collect();
+        assert_eq!(hours_printed(&named), want, "{lines:?}");
+    }
 }
 
 #[test]
@@ -398,9 +409,7 @@ fn a_line_without_a_price_gets_no_cost_from_shared_capacity() {
     );
     set.allocations[0].price_override = Some(dec!(2.00));
     set.capacity[0].price_override = Some(dec!(2.00));
-    let mut shared = request("cost_center", Step::Window);
-    shared.share_unallocated = true;
-    let report = cost_report(&[&set], &card(), &shared).unwrap();
+    let report = shared_by_cost_center(&set);
     assert_eq!(
         summary(&report),
         vec![
