@@ -716,6 +716,18 @@ mod test {
         assert_eq!(fixed(dec!(-0.0001), 2).to_string(), "0.00");
     }
 
+    /// `values` rounded to cents half-even as parts of a whole exactly `exact`, printed as
+    /// `printed`.
+    fn part_of(
+        values: &[Option<Decimal>],
+        exact: &[Option<Decimal>],
+        printed: &[Option<Decimal>],
+    ) -> Apportioned {
+        let whole = Column { exact, printed };
+        let within = Some(Within::PartOf(whole));
+        apportion_within(values, within, 2, Rounding::HalfEven, &mut Carry::default())
+    }
+
     #[test]
     fn a_part_is_never_printed_above_its_whole() {
         // Cost: 0.0045 + 0.0055 = 0.01, and the unit goes to the second line (remainder 0.0055).
@@ -731,16 +743,7 @@ mod test {
         let alone = apportion(&idle, 2, Rounding::HalfEven);
         assert_eq!(alone.lines, vec![Some(dec!(0.01)), Some(dec!(0.00))]);
         let cost_exact = [Some(dec!(0.0045)), Some(dec!(0.0055))];
-        let within = apportion_within(
-            &idle,
-            Some(Within::PartOf(Column {
-                exact: &cost_exact,
-                printed: &cost.lines,
-            })),
-            2,
-            Rounding::HalfEven,
-            &mut Carry::default(),
-        );
+        let within = part_of(&idle, &cost_exact, &cost.lines);
         assert_eq!(within.total, Some(dec!(0.01)));
         assert_eq!(within.lines, vec![Some(dec!(0.00)), Some(dec!(0.01))]);
     }
@@ -756,19 +759,7 @@ mod test {
         // unit above the floors (0.01 + 0.00) goes to B (0.70 against 0.65): A would show
         // 0.01 idle of 0.02. A is all idle, so it prints its cost, 0.02, and B its floor.
         let idle = [Some(dec!(0.0165)), Some(dec!(0.0070))];
-        let cost_column = Column {
-            exact: &cost_exact,
-            printed: &cost.lines,
-        };
-        let printed = |values: &[Option<Decimal>]| {
-            apportion_within(
-                values,
-                Some(Within::PartOf(cost_column)),
-                2,
-                Rounding::HalfEven,
-                &mut Carry::default(),
-            )
-        };
+        let printed = |values: &[Option<Decimal>]| part_of(values, &cost_exact, &cost.lines);
         let within = printed(&idle);
         assert_eq!(within.total, Some(dec!(0.02)));
         assert_eq!(within.lines, vec![Some(dec!(0.02)), Some(dec!(0.00))]);
