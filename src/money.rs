@@ -159,6 +159,10 @@ fn decimal_of(units: i128, scale: u32) -> Decimal {
 pub struct Carry {
     exact: Decimal,
     printed: Decimal,
+    /// Where the next part's lines are each wholly held by another column's or wholly not
+    /// (unpriced hours of hours, row by row), the exact sum so far of what is held: the
+    /// printed sum so far is then the held sum's and the rest's, each rounded on its own.
+    held: Option<Decimal>,
 }
 
 impl Carry {
@@ -169,6 +173,42 @@ impl Carry {
         Carry {
             exact,
             printed: rounding.money(exact, places),
+            held: None,
+        }
+    }
+
+    /// [`Carry::after`] for parts printed [holding](Carry::holding) `held` of their `exact`
+    /// sum: what they add up to is `held` rounded and the rest rounded.
+    pub fn after_held(exact: Decimal, held: Decimal, places: u32, rounding: Rounding) -> Self {
+        let held = Carry {
+            exact,
+            printed: Decimal::ZERO,
+            held: Some(held),
+        };
+        Carry {
+            printed: held.printed_so_far(places, rounding),
+            held: None,
+            ..held
+        }
+    }
+
+    /// The exact sum of the parts so far.
+    pub fn exact(&self) -> Decimal {
+        self.exact
+    }
+
+    /// The next part is printed holding `held`, the exact sum so far (that part's included)
+    /// of what another column holds of this one, apart from the rest ([`Carry::after_held`]);
+    /// `None`: as one sum.
+    pub fn holding(&mut self, held: Option<Decimal>) {
+        self.held = held;
+    }
+
+    /// What the printed parts add up to once the exact sum so far is printed.
+    fn printed_so_far(&self, places: u32, rounding: Rounding) -> Decimal {
+        match self.held {
+            Some(held) => rounding.money(held, places) + rounding.money(self.exact - held, places),
+            None => rounding.money(self.exact, places),
         }
     }
 }
@@ -325,7 +365,7 @@ pub fn apportion_within(
         .and_then(|remainders| sum_of_units(floor_sum, remainders, places))
         .unwrap_or_else(|| values.iter().flatten().sum());
     carry.exact += exact_total;
-    let printed_so_far = rounding.money(carry.exact, places);
+    let printed_so_far = carry.printed_so_far(places, rounding);
     let total = fixed(printed_so_far - carry.printed, places);
     carry.printed = printed_so_far;
     let total_units = floor_units(total, places).0;
@@ -661,6 +701,28 @@ mod test {
         let apart = [Some(dec!(0.005)), Some(dec!(0.0050000000001))];
         let out = apportion(&apart, 2, Rounding::HalfEven);
         assert_eq!(out.lines, vec![Some(dec!(0.00)), Some(dec!(0.01))]);
+    }
+
+    #[test]
+    fn a_column_holding_a_part_prints_the_part_and_the_rest_each_rounded() {
+        // 0.00004 h held (unpriced) and 0.00004 h not: as one sum, 0.00008 prints 0.0001; as
+        // the held hours and the rest each rounded, 0.0000 and 0.0000.
+        let hours = [Some(dec!(0.00004)), Some(dec!(0.00004))];
+        let total = |carry: &mut Carry| apportion_carried(&hours, 4, Rounding::HalfEven, carry);
+        assert_eq!(total(&mut Carry::default()).total, Some(dec!(0.0001)));
+        let mut holding = Carry::default();
+        holding.holding(Some(dec!(0.00004)));
+        assert_eq!(total(&mut holding).total, Some(dec!(0.0000)));
+        // What a part after them carries on from, told their exact sums.
+        let after = Carry::after_held(dec!(0.00008), dec!(0.00004), 4, Rounding::HalfEven);
+        assert_eq!(
+            (after.exact, after.printed),
+            (holding.exact, holding.printed)
+        );
+        assert_eq!(after.printed, dec!(0.0000));
+        // 0.00006 and 0.00003: 0.0001 and 0.0000, where as one sum 0.00009 prints 0.0001 too.
+        let after = Carry::after_held(dec!(0.00009), dec!(0.00006), 4, Rounding::HalfEven);
+        assert_eq!(after.printed, dec!(0.0001));
     }
 
     #[test]

@@ -380,7 +380,8 @@ impl Sources<'_> {
                     std::io::Error::other("a part before this one was not priced")
                 })?;
                 let warnings = std::mem::take(&mut report.warnings);
-                let carried = Carried::after(&before, currency, rounding);
+                let followed = at + 1 < periods.len();
+                let carried = Carried::amid(&before, currency, rounding, followed);
                 Ok((make(report, carried, early)?, warnings))
             };
         // Parts are priced and made on `workers` threads, each taking every `workers`th

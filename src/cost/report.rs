@@ -103,6 +103,10 @@ pub struct Carried {
     cost: Carry,
     idle_cost: Carry,
     unpriced_gpu_hours: Carry,
+    /// More parts follow the next one: its hours bring the parts' to the priced and the
+    /// unpriced hours so far each rounded, not to all hours so far rounded (the last part
+    /// brings them to that).
+    followed: bool,
 }
 
 impl Carried {
@@ -120,7 +124,30 @@ impl Carried {
             cost: carry(exact.cost, money),
             idle_cost: carry(exact.idle_cost, money),
             unpriced_gpu_hours: carry(Some(exact.unpriced_gpu_hours), HOUR_PLACES),
+            followed: false,
         }
+    }
+
+    /// [`Carried::after`] parts of one report printed one after another (a FOCUS export's
+    /// charge periods), which brought the hours to the priced and unpriced hours so far each
+    /// rounded; `followed`: more parts follow the next one.
+    ///
+    /// A FOCUS row's hours are wholly priced or wholly unpriced, and an unpriced row's are its
+    /// unpriced hours: a part's priced rows can always make up the priced hours so far rounded
+    /// (less what the parts before printed), each within a unit of its exact hours, where the
+    /// hours so far rounded could ask a unit more or less of them than their exact hours
+    /// rounded down or up allow (a pod holding a GPU the whole day printed 23.9999 hours).
+    pub fn amid(exact: &Figures, currency: &Currency, rounding: Rounding, followed: bool) -> Self {
+        let (hours, unpriced) = (exact.gpu_hours, exact.unpriced_gpu_hours);
+        Carried {
+            gpu_hours: Carry::after_held(hours, unpriced, HOUR_PLACES, rounding),
+            ..Carried::after(exact, currency, rounding).followed(followed)
+        }
+    }
+
+    /// These carries, with more parts following the next one or not ([`Carried::amid`]).
+    pub fn followed(self, followed: bool) -> Self {
+        Carried { followed, ..self }
     }
 }
 
@@ -254,6 +281,10 @@ impl CostReport {
             &mut carried.unpriced_gpu_hours,
         );
         let exact_hours = exact(|f| Some(f.gpu_hours));
+        // Amid parts, the hours so far are printed as the unpriced and the priced hours so far,
+        // each rounded ([`Carried::amid`]).
+        let held = carried.unpriced_gpu_hours.exact();
+        carried.gpu_hours.holding(carried.followed.then_some(held));
         let hours_before = carried.gpu_hours;
         let round_hours = |unpriced: &[Option<Decimal>], carry: &mut Carry| {
             tied(

@@ -117,7 +117,7 @@ mod tests {
 
     use super::*;
     use crate::allocation::BuildOptions;
-    use crate::cost::{GroupBy, ReportRequest};
+    use crate::cost::{CostLine, GroupBy, ReportRequest};
     use crate::pricing::RateCard;
     use crate::reporting::{ReportError, Sources};
     use crate::source::DemoFleet;
@@ -215,15 +215,18 @@ mod tests {
                     },
                 )
                 .unwrap();
-            // The same hours priced one at a time here, each rounded carrying the one before.
+            // The same hours priced one at a time here, each rounded carrying the one before
+            // and followed by more but the last.
             let mut carried = Carried::default();
             let (mut in_order, mut alone) = (Vec::new(), Vec::new());
-            for hour in request.step.periods(request.window) {
+            let hours = request.step.periods(request.window);
+            for (at, &hour) in hours.iter().enumerate() {
                 let part = ReportRequest {
                     window: hour,
                     ..request.clone()
                 };
                 let report = runtime.block_on(sources.report(&part)).unwrap();
+                carried = carried.followed(at + 1 < hours.len());
                 in_order.push(report.rounded(&mut carried));
                 alone.push(report.rounded(&mut Carried::default()));
             }
@@ -233,6 +236,124 @@ mod tests {
             assert_ne!(alone, in_order);
             assert_eq!(made, in_order);
         });
+    }
+
+    /// A pod holding an H100 (priced) and a GH200 nobody holds (unpriced), by day from
+    /// 2026-11-01T01:00:02 to 11-03T06:00:01, rounded where each day is priced. In units of
+    /// 0.0001 h (a second is 25/9 of one):
+    /// - 11-01: the H100 from 01:00:02, 229,994 4/9; `a` holds it from 12:00, 120,000, its
+    ///   node the rest, 109,994 4/9. Hours so far print 229,994: a 12.0000, the node 10.9994.
+    /// - 11-02: `a` all day, 240,000; the GH200 from 12:00:02, 119,994 4/9, unpriced. The
+    ///   hours so far, 589,988 8/9, round to 589,989: 359,995 for the day, of which 119,994
+    ///   unpriced, would leave `a` 240,001 (24.0001 for its 24 hours). Amid the days, the
+    ///   hours so far print as their unpriced (119,994 4/9 → 119,994) and priced (469,994 4/9
+    ///   → 469,994) parts each rounded: the day prints 359,994, `a` 24.0000.
+    /// - 11-03 to 06:00:01: `a` and the GH200 each 60,002 7/9. The last day brings the hours
+    ///   to all of them rounded, 709,994 4/9 → 709,994: 120,006 for the day, of which the
+    ///   unpriced hours so far, 179,997 2/9 → 179,997, less 119,994 printed: 60,003. `a` takes
+    ///   the rest, 60,003, its exact hours rounded up.
+    #[test]
+    fn amid_a_report_in_parts_a_priced_line_prints_its_hours_rounded_whatever_the_unpriced() {
+        use crate::allocation::{
+            Allocation, AllocationKind, AllocationSet, CostCenterSource, NodeCapacity, Sym,
+        };
+        use crate::pricing::PriceTier;
+        use crate::units::GpuUnits;
+        let at = |text: &str| parse_time(text).unwrap();
+        let mut set = AllocationSet::default();
+        for (node, product, from) in [
+            ("n1", "NVIDIA H100", "2026-10-01T00:00:00Z"),
+            ("n2", "NVIDIA GH200", "2026-11-02T12:00:02Z"),
+        ] {
+            let capacity = NodeCapacity {
+                node: set.names.intern(node),
+                product: set.names.intern(product),
+                units: GpuUnits::ONE,
+                interval: Interval::new(at(from), at("2026-12-01T00:00:00Z")),
+                tier: PriceTier::OnDemand,
+                price_override: None,
+            };
+            set.capacity.push(capacity);
+        }
+        let allocation = Allocation {
+            namespace: set.names.intern("ns"),
+            pod: set.names.intern("a"),
+            pod_uid: set.names.intern("a"),
+            resource_id: set.names.intern("a"),
+            claim: Sym::EMPTY,
+            node: set.names.intern("n1"),
+            product: set.names.intern("NVIDIA H100"),
+            kind: AllocationKind::Gpu,
+            units: GpuUnits::ONE,
+            interval: Interval::new(at("2026-11-01T12:00:00Z"), at("2026-12-01T00:00:00Z")),
+            tier: PriceTier::OnDemand,
+            price_override: None,
+            cost_center: set.names.intern("cc"),
+            cost_center_source: CostCenterSource::PodLabel,
+        };
+        set.allocations.push(allocation);
+        let card = "currency = \"USD\"\n[[gpu]]\nmodel = \"H100\"\non_demand = \"3.00\"\n";
+        let card = RateCard::parse(card, "card").unwrap();
+        let window = Interval::new(at("2026-11-01T01:00:02Z"), at("2026-11-03T06:00:01Z"));
+        let request = crate::output::focus_request(&ReportRequest {
+            window,
+            step: Step::Window,
+            group_by: GroupBy::default(),
+            share_unallocated: false,
+            only: Default::default(),
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let sets = [&set];
+        let sources = Sources::of(&sets, &card, "test");
+        let mut days = Vec::new();
+        sources
+            .report_by_period(
+                runtime.handle(),
+                &request,
+                || {
+                    Ok(|report: CostReport, mut carried| {
+                        let rounded = report.rounded(&mut carried);
+                        // The pod's line, or its node's unallocated capacity.
+                        let named = |(line, figures): (&CostLine, &Figures)| {
+                            let group = line.group.join("/");
+                            let name = match () {
+                                _ if group.starts_with("cc/") => "a",
+                                _ if group.contains("n1") => "n1",
+                                _ => "n2",
+                            };
+                            (name, figures.gpu_hours, figures.unpriced_gpu_hours)
+                        };
+                        let mut lines: Vec<_> =
+                            report.lines.iter().zip(&rounded.lines).map(named).collect();
+                        lines.sort();
+                        Ok(lines)
+                    })
+                },
+                |day| {
+                    days.push(day);
+                    Ok(())
+                },
+            )
+            .unwrap();
+        let zero = dec!(0.0000);
+        assert_eq!(
+            days,
+            [
+                vec![("a", dec!(12.0000), zero), ("n1", dec!(10.9994), zero)],
+                vec![
+                    ("a", dec!(24.0000), zero),
+                    ("n2", dec!(11.9994), dec!(11.9994))
+                ],
+                vec![
+                    ("a", dec!(6.0003), zero),
+                    ("n2", dec!(6.0003), dec!(6.0003))
+                ],
+            ]
+        );
+        let all: Decimal = days.iter().flatten().map(|(_, hours, _)| hours).sum();
+        assert_eq!(all, dec!(70.9994));
     }
 
     #[test]
