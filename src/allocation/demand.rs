@@ -40,9 +40,24 @@ fn container_gpus(container: &Container) -> Result<SmallVec<[(&str, Decimal); 2]
                 .or_else(|| limits.and_then(|l| l.get(name)))
                 .map(|q| q.0.as_str())
                 .unwrap_or("0");
-            Ok((name, parse_quantity(quantity)?))
+            Ok((name, device_count(quantity)?))
         })
         .collect()
+}
+
+/// A count of devices: Kubernetes admits an extended resource (every device plugin's, GPUs
+/// among them) only as a whole number at least zero, so a pod asking for half a GPU, a hundred
+/// milli-GPUs or minus one (a hand-written snapshot, a quota check's pod) is refused, not
+/// counted as some fraction of a device or as nothing.
+fn device_count(quantity: &str) -> Result<Decimal, QuantityError> {
+    let count = parse_quantity(quantity)?;
+    if count.is_sign_negative() && !count.is_zero() || !count.fract().is_zero() {
+        return Err(QuantityError {
+            value: quantity.to_string(),
+            reason: "a count of devices is a whole number, at least zero (Kubernetes admits no other for an extended resource)",
+        });
+    }
+    Ok(count)
 }
 
 /// The pod's effective demand per GPU resource name. `excluded` lists `(container, resource)`

@@ -396,27 +396,35 @@ fn a_pod_seen_deleted_ends_when_it_was_seen() {
 
 #[test]
 fn bad_quantities_are_reported_not_zeroed() {
-    let (mut objects, card) = fixture();
-    let pod = fixture_pod(&mut objects, "chat-0");
-    let container = &mut pod.spec.as_mut().unwrap().containers[0];
-    let limits = container
-        .resources
-        .as_mut()
-        .unwrap()
-        .limits
-        .as_mut()
-        .unwrap();
-    limits.insert(
-        "nvidia.com/gpu".into(),
-        k8s_openapi::apimachinery::pkg::api::resource::Quantity("two".into()),
-    );
-    let set = allocations(&objects, &card, &BuildOptions::new(as_of()));
-    assert!(held(&set, "chat-0").is_empty());
-    assert!(
-        set.warnings
-            .iter()
-            .any(|w| w.contains("pod team-a/chat-0: invalid Kubernetes quantity \"two\"")),
-        "{:?}",
-        set.warnings
-    );
+    // Not a quantity; and quantities Kubernetes refuses for an extended resource: a negative
+    // count (once dropped without a word) and parts of a device (once counted as such).
+    for (quantity, why) in [
+        ("two", "it does not start with a number"),
+        ("-1", "a count of devices is a whole number"),
+        ("500m", "a count of devices is a whole number"),
+        ("1.5", "a count of devices is a whole number"),
+    ] {
+        let (mut objects, card) = fixture();
+        let pod = fixture_pod(&mut objects, "chat-0");
+        let container = &mut pod.spec.as_mut().unwrap().containers[0];
+        let limits = container
+            .resources
+            .as_mut()
+            .unwrap()
+            .limits
+            .as_mut()
+            .unwrap();
+        limits.insert(
+            "nvidia.com/gpu".into(),
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity(quantity.into()),
+        );
+        let set = allocations(&objects, &card, &BuildOptions::new(as_of()));
+        assert!(held(&set, "chat-0").is_empty(), "{quantity}");
+        let said = format!("pod team-a/chat-0: invalid Kubernetes quantity \"{quantity}\": {why}");
+        assert!(
+            set.warnings.iter().any(|w| w.contains(&said)),
+            "{said}: {:?}",
+            set.warnings
+        );
+    }
 }

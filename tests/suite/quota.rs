@@ -683,9 +683,10 @@ fn one_pod_checked_twice_holds_its_cost_once() {
 }
 
 #[tokio::test]
-async fn numbers_too_large_get_a_400_naming_the_field() {
+async fn numbers_no_pod_can_ask_for_get_a_400_naming_the_field() {
     // team-e has a budget, so each check reaches the arithmetic that used to overflow Decimal
-    // and reset the connection.
+    // and reset the connection. Parts of a GPU and negative counts, which Kubernetes admits
+    // for no extended resource, were priced as that part, or as no GPU.
     let (app, gate) = app(burst_gate(FailMode::FailClosed));
     let huge_pod = |quantity: &str| {
         json!({"metadata": {"name": "p", "namespace": "team-e"}, "spec": {"containers": [{"name": "c",
@@ -722,6 +723,16 @@ async fn numbers_too_large_get_a_400_naming_the_field() {
             "/admission/v1/validate",
             review(huge_pod("1e40")),
             "pod: invalid Kubernetes quantity \"1e40\": the exponent is out of range",
+        ),
+        (
+            "/api/v1/quota/check",
+            json!({"namespace": "team-e", "pod": huge_pod("500m")}).to_string(),
+            "pod: invalid Kubernetes quantity \"500m\": a count of devices is a whole number",
+        ),
+        (
+            "/admission/v1/validate",
+            review(huge_pod("-1")),
+            "pod: invalid Kubernetes quantity \"-1\": a count of devices is a whole number",
         ),
     ];
     for (path, body, error) in cases {
