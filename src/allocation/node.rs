@@ -10,7 +10,7 @@ use rust_decimal::prelude::ToPrimitive;
 use super::AllocationKind;
 use super::claims::{DeviceIndex, DeviceType};
 use super::device::{AmdPartitionMode, GpuResource, classify, unpriced_accelerator};
-use crate::pricing::{MigSizing, PriceTier, RateCard, with_memory};
+use crate::pricing::{MigSizing, PriceTier, RateCard, refused_price, with_memory};
 use crate::quantity::parse_quantity;
 use crate::time::UnixSeconds;
 use crate::units::GpuUnits;
@@ -143,15 +143,17 @@ pub(crate) fn node_facts(
     };
 
     let price_override = annotations.get(PRICE_ANNOTATION).and_then(|text| {
-        match text.trim().parse::<Decimal>() {
-            Ok(price) if price >= Decimal::ZERO => Some(price),
-            _ => {
-                warnings.push(format!(
-                    "node {name}: annotation {PRICE_ANNOTATION}={text:?} is not a decimal price; the rate card applies"
-                ));
-                None
-            }
-        }
+        let refused = match text.trim().parse::<Decimal>() {
+            Ok(price) => match refused_price(price) {
+                None => return Some(price),
+                Some(why) => why,
+            },
+            Err(_) => "it is not a decimal price".into(),
+        };
+        warnings.push(format!(
+            "node {name}: annotation {PRICE_ANNOTATION}={text:?}: {refused}; the rate card applies"
+        ));
+        None
     });
 
     let mig_replicas = labels

@@ -428,3 +428,49 @@ fn bad_quantities_are_reported_not_zeroed() {
         );
     }
 }
+
+#[test]
+fn a_node_price_annotation_tollgate_cannot_take_is_warned_about_and_the_card_applies() {
+    // `node-colo` is annotated 1.00 an hour in the fixture. The highest price taken is 10¹²
+    // an hour; a cent more, a negative price or no number at all leaves the rate card's.
+    for (annotation, taken, why) in [
+        ("1000000000000", Some(1_000_000_000_000_i64.into()), None),
+        (
+            "1000000000000.01",
+            None,
+            Some(
+                "1000000000000.01 an hour is above the highest price Tollgate takes (1000000000000 an hour)",
+            ),
+        ),
+        ("-1", None, Some("a price cannot be negative")),
+        ("one", None, Some("it is not a decimal price")),
+    ] {
+        let (mut objects, card) = fixture();
+        let colo = objects
+            .nodes
+            .iter_mut()
+            .find(|n| n.metadata.name.as_deref() == Some("node-colo"))
+            .unwrap();
+        colo.metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .insert("tollgate.dev/gpu-hourly-price".into(), annotation.into());
+        let set = allocations(&objects, &card, &BuildOptions::new(as_of()));
+        let colo = set
+            .capacity
+            .iter()
+            .find(|c| set.names.resolve(c.node) == "node-colo")
+            .unwrap();
+        assert_eq!(colo.price_override, taken, "{annotation}");
+        match why {
+            None => assert!(set.warnings.is_empty(), "{:?}", set.warnings),
+            Some(why) => assert_eq!(
+                set.warnings,
+                std::collections::BTreeSet::from([format!(
+                    "node node-colo: annotation tollgate.dev/gpu-hourly-price={annotation:?}: {why}; the rate card applies"
+                )])
+            ),
+        }
+    }
+}

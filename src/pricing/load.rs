@@ -9,7 +9,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::matching::{Matcher, normalize};
-use super::{GpuModel, PricePeriod, RateCard};
+use super::{GpuModel, PricePeriod, RateCard, refused_price};
 use crate::money::{Currency, Rounding};
 use crate::time::{Interval, UnixSeconds, parse_time};
 use crate::units::GpuUnits;
@@ -97,8 +97,10 @@ impl Reader<'_> {
             _ => None,
         };
         match parsed {
-            Some(p) if p >= Decimal::ZERO => Ok(p),
-            Some(_) => self.error(value.span(), format!("{field}: a price cannot be negative")),
+            Some(p) => match refused_price(p) {
+                None => Ok(p),
+                Some(why) => self.error(value.span(), format!("{field}: {why}")),
+            },
             None => self.error(
                 value.span(),
                 format!(

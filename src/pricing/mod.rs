@@ -157,6 +157,26 @@ pub struct RateCard {
 /// The rate card shipped with Tollgate (`pricing/default.toml`): example list prices only.
 pub const DEFAULT_RATE_CARD: &str = include_str!("../../pricing/default.toml");
 
+/// The highest price of a GPU-hour Tollgate takes, in any currency: a trillion (10¹²), far above
+/// what a GPU-hour costs anywhere, and far enough below the 7.9 × 10²⁸ that exact decimal
+/// arithmetic holds that years of a 100,000-GPU fleet's costs still add up exactly. A price above
+/// it is a mistake in the card or an annotation, refused where it is read rather than failing a
+/// report later with no name to it.
+pub const MAX_HOURLY_PRICE: Decimal = Decimal::from_parts(0xD4A5_1000, 0xE8, 0, false, 0);
+
+/// Why `price` is not a GPU-hour's price Tollgate takes, or `None` if it is.
+pub fn refused_price(price: Decimal) -> Option<String> {
+    if price.is_sign_negative() && !price.is_zero() {
+        Some("a price cannot be negative".into())
+    } else if price > MAX_HOURLY_PRICE {
+        Some(format!(
+            "{price} an hour is above the highest price Tollgate takes ({MAX_HOURLY_PRICE} an hour)"
+        ))
+    } else {
+        None
+    }
+}
+
 impl RateCard {
     /// Loads and validates a rate card file (SPEC §2).
     pub fn load(path: &std::path::Path) -> Result<Self, RateCardError> {

@@ -171,6 +171,21 @@ fn errors_name_file_line_and_field() {
         error("currency = \"USD\"\n[[gpu]]\nmodel = \"X\"\non_demand = \"-1\"\n"),
         "pricing/bad.toml:4: on_demand: a price cannot be negative"
     );
+    // A trillion an hour is the most a price can be: a cent more is refused where it is
+    // written, not by a report that later finds the costs too large to add up exactly.
+    assert!(
+        RateCard::parse(
+            "currency = \"USD\"\n[[gpu]]\nmodel = \"X\"\non_demand = \"1000000000000\"\n",
+            "t"
+        )
+        .is_ok()
+    );
+    assert_eq!(
+        error(
+            "currency = \"USD\"\n[[gpu]]\nmodel = \"X\"\non_demand = \"1\"\nspot = \"1000000000000.01\"\n"
+        ),
+        "pricing/bad.toml:5: spot: 1000000000000.01 an hour is above the highest price Tollgate takes (1000000000000 an hour)"
+    );
     assert_eq!(
         error(
             "currency = \"USD\"\n[[gpu]]\nmodel = \"X\"\non_demand = \"1\"\n[gpu.mig]\n\"1g.5gb\" = \"1.5\"\n"

@@ -16,7 +16,7 @@ use tollgate::serve::{QuotaGate, View, admission_review, quota_request, read_onc
 
 const CASES: u32 = 3000;
 
-/// The fixture's view, the fixture card and one whose price is near `Decimal`'s limit, and a
+/// The fixture's view, the fixture card and one at the highest price a card takes, and a
 /// gate with the fixture's budgets plus one that nearly anything overflows against.
 fn world() -> &'static (Arc<View>, [RateCard; 2], QuotaGate) {
     static WORLD: OnceLock<(Arc<View>, [RateCard; 2], QuotaGate)> = OnceLock::new();
@@ -24,7 +24,7 @@ fn world() -> &'static (Arc<View>, [RateCard; 2], QuotaGate) {
         let card = Arc::new(support::fixture_card());
         let view = read_once(support::fixture_feed(), card, "cost-center");
         let huge = RateCard::parse(
-            "currency = \"USD\"\n[[gpu]]\nmodel = \"H100\"\nmatch = [\"h100\"]\non_demand = \"79228162514264337593543950\"\n",
+            "currency = \"USD\"\n[[gpu]]\nmodel = \"H100\"\nmatch = [\"h100\"]\non_demand = \"1000000000000\"\n",
             "huge.toml",
         )
         .unwrap();

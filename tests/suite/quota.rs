@@ -745,38 +745,43 @@ async fn numbers_no_pod_can_ask_for_get_a_400_naming_the_field() {
 }
 
 #[test]
-fn a_price_too_large_to_multiply_is_an_error_not_a_panic() {
+fn a_price_too_large_for_exact_sums_is_refused_by_the_card_and_the_highest_is_decided() {
+    // Prices the gate once took and then could not multiply (an error for 2 GPUs at the first,
+    // for a month of one at the second): the card refuses them where they are written.
+    for price in [
+        "79228162514264337593543950335",
+        "1000000000000000000000000000",
+    ] {
+        let err = RateCard::parse(
+            &format!("currency = \"USD\"\n[[gpu]]\nmodel = \"H100\"\non_demand = \"{price}\"\n"),
+            "huge.toml",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "huge.toml:4: on_demand: {price} an hour is above the highest price Tollgate takes (1000000000000 an hour)"
+            )
+        );
+    }
+    // The highest price a card takes, for as many GPUs as a pod can hold: 10⁶ GPUs at 10¹² an
+    // hour cost 10¹⁸ an hour, decided (far over the 20,880.00 budget) with no sum overflowing.
     let card = RateCard::parse(
-        "currency = \"USD\"\n[[gpu]]\nmodel = \"H100\"\non_demand = \"79228162514264337593543950335\"\n",
-        "huge.toml",
+        "currency = \"USD\"\n[[gpu]]\nmodel = \"H100\"\non_demand = \"1000000000000\"\n",
+        "highest.toml",
     )
     .unwrap();
     let (view, _) = view_and_card();
-    let two = CheckRequest {
+    let most = CheckRequest {
         subject: Subject::Gpus {
-            gpus: 2.into(),
+            gpus: 1_000_000.into(),
             gpu_model: Some("H100".into()),
         },
         ..one_h100(true)
     };
-    let err = burst_gate(FailMode::FailClosed)
-        .check(&view, &card, &two)
-        .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "2 GPUs at 79228162514264337593543950335 an hour is too large a cost to decide on"
-    );
-    // One GPU is fine to price; 696 hours of it against a budget are not.
-    let card = RateCard::parse(
-        "currency = \"USD\"\n[[gpu]]\nmodel = \"H100\"\non_demand = \"1000000000000000000000000000\"\n",
-        "huge.toml",
-    )
-    .unwrap();
-    let err = burst_gate(FailMode::FailClosed)
-        .check(&view, &card, &one_h100(true))
-        .unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "the figures of cost center burst are too large to decide on (Decimal overflow)"
-    );
+    let decision = burst_gate(FailMode::FailClosed)
+        .check(&view, &card, &most)
+        .unwrap();
+    assert!(!decision.allowed);
+    assert_eq!(decision.pod_per_hour, "1000000000000000000.00");
 }
