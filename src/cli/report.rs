@@ -13,8 +13,8 @@ use crate::allocation::AllocationSet;
 use crate::config::Settings;
 use crate::cost::{ReportRequest, RequestError, RequestText};
 use crate::output::{
-    Container, FocusEncoding, FocusVersion, Format, OutputFile, render, render_tokens,
-    write_chargeback_parquet,
+    Container, FocusEncoding, FocusVersion, Format, OutputFile, write_chargeback_parquet,
+    write_report, write_tokens_csv, write_tokens_json,
 };
 use crate::pricing::RateCard;
 use crate::reporting::Sources;
@@ -145,7 +145,7 @@ pub(super) fn report(
             if parquet {
                 write_chargeback_parquet(&report.chargeback(), target)
             } else {
-                target.write_all(render(&report, format, &focus).as_bytes())
+                write_report(&report, format, &focus, target)
             }
             .map_err(CliError::runtime)
         })
@@ -192,9 +192,11 @@ fn report_tokens(
                 .map_err(CliError::runtime)?;
             warn(err, &report.warnings)?;
             to_output(args, container, out, |target| {
-                target
-                    .write_all(render_tokens(&report, json).as_bytes())
-                    .map_err(CliError::runtime)
+                match json {
+                    true => write_tokens_json(&report, target),
+                    false => write_tokens_csv(&report, target),
+                }
+                .map_err(CliError::runtime)
             })
         },
     )

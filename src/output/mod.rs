@@ -25,10 +25,10 @@ pub use self::focus::{
     FocusRow, FocusSettings, FocusSink, FocusVersion, FocusWriter, SpareBuffers, focus_request,
     write_focus,
 };
-pub use self::json::to_json;
+pub use self::json::write_json;
 pub use self::parquet::{ParquetRows, decimal_column, write_chargeback_parquet};
 pub use self::parts::{FocusEncoding, FocusFile, FocusPart, FocusParts, FocusPiece};
-pub use self::tokens::{render_tokens, tokens_json, write_tokens_csv};
+pub use self::tokens::{render_tokens, write_tokens_csv, write_tokens_json};
 
 use crate::cost::{CostReport, Figures, ReportRequest, RequestError};
 use crate::time::{Interval, format_time};
@@ -100,13 +100,24 @@ impl Format {
     }
 }
 
-/// Renders `report` (computed for [`Format::request`]) in `format`, rounded.
-pub fn render(report: &CostReport, format: Format, focus: &FocusSettings) -> String {
+/// Writes `report` (computed for [`Format::request`]) in `format`, rounded, into `out` as it
+/// goes.
+pub fn write_report(
+    report: &CostReport,
+    format: Format,
+    focus: &FocusSettings,
+    out: impl std::io::Write,
+) -> std::io::Result<()> {
     match format {
-        Format::Csv => csv_text(|out| write_csv(&report.chargeback(), out)),
-        Format::Focus => csv_text(|out| write_focus(report, focus, out)),
-        Format::Json => json_text(&to_json(&report.chargeback())),
+        Format::Csv => write_csv(&report.chargeback(), out),
+        Format::Focus => write_focus(report, focus, out),
+        Format::Json => write_json(&report.chargeback(), out),
     }
+}
+
+/// [`write_report`] as text.
+pub fn render(report: &CostReport, format: Format, focus: &FocusSettings) -> String {
+    text_of(|out| write_report(report, format, focus, out))
 }
 
 /// The first cells of a CSV row: the period's bounds, then the group values (spreadsheet-safe).
@@ -116,62 +127,11 @@ fn csv_row<'a>(period: Interval, group: impl Iterator<Item = &'a str>) -> Vec<St
     row
 }
 
-/// The first members of a JSON line: the period's bounds, then each group column's value.
-fn json_line<'a>(
-    period: Interval,
-    columns: &[&str],
-    group: impl Iterator<Item = &'a str>,
-) -> serde_json::Map<String, serde_json::Value> {
-    let mut line = serde_json::Map::new();
-    line.insert("period_start".into(), format_time(period.start).into());
-    line.insert("period_end".into(), format_time(period.end).into());
-    for (column, value) in columns.iter().zip(group) {
-        line.insert((*column).into(), value.into());
-    }
-    line
-}
-
-/// A report as a JSON document: `from`, `to`, `step`, `group_by` (the group `columns`),
-/// `currency`, `lines`, `total`, `warnings`.
-fn json_document(
-    request: &ReportRequest,
-    columns: &[&str],
-    currency: &str,
-    (lines, total): (
-        Vec<serde_json::Value>,
-        serde_json::Map<String, serde_json::Value>,
-    ),
-    warnings: &[String],
-) -> serde_json::Map<String, serde_json::Value> {
-    let document = serde_json::json!({
-        "from": format_time(request.window.start),
-        "to": format_time(request.window.end),
-        "step": request.step.to_string(),
-        "group_by": columns,
-        "currency": currency,
-        "lines": lines,
-        "total": total,
-        "warnings": warnings,
-    });
-    match document {
-        serde_json::Value::Object(members) => members,
-        _ => unreachable!("an object literal"),
-    }
-}
-
-/// A JSON document as pretty text with a final newline.
-fn json_text(value: &serde_json::Value) -> String {
-    let mut text = serde_json::to_string_pretty(value)
-        .unwrap_or_else(|e| unreachable!("JSON of plain values: {e}"));
-    text.push('\n');
-    text
-}
-
 /// What `write` writes, as text.
-fn csv_text(write: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> String {
+fn text_of(write: impl FnOnce(&mut Vec<u8>) -> std::io::Result<()>) -> String {
     let mut out = Vec::new();
     write(&mut out).unwrap_or_else(|e| unreachable!("writing to memory: {e}"));
-    String::from_utf8(out).unwrap_or_else(|e| unreachable!("CSV of UTF-8 text: {e}"))
+    String::from_utf8(out).unwrap_or_else(|e| unreachable!("CSV and JSON of UTF-8 text: {e}"))
 }
 
 /// The figure columns of SPEC §4.1, in order, with their rounded values (`None`: unknown).

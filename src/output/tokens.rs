@@ -4,12 +4,11 @@
 
 use std::io::Write;
 
+use super::json::{JsonDocument, JsonValue, Members, each_line, line_members};
+use super::{csv_row, text_of};
+use crate::tokens::report::{PrintedLine, TokenReport};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
-use serde_json::{Map, Value};
-
-use super::{csv_row, csv_text, json_document, json_line, json_text};
-use crate::tokens::report::{PrintedLine, TokenReport};
 
 /// The figure columns of a printed line, in order: every column of a weighted report, or all
 /// but the weighted split. Integers are tokens; `None` is an empty cell.
@@ -62,54 +61,56 @@ pub fn write_tokens_csv(report: &TokenReport, out: impl Write) -> std::io::Resul
 
 /// The figure columns as JSON members: tokens as numbers, money and hours as decimal strings,
 /// `null` when empty.
-fn figures_json(line: &PrintedLine, weighted: bool, into: &mut Map<String, Value>) {
-    for (name, value) in figure_columns(line, weighted) {
-        let value = match value {
-            Some(tokens) if matches!(name, "input_tokens" | "output_tokens") => {
-                tokens.to_u64().map_or(Value::Null, Value::from)
-            }
-            Some(v) => Value::String(v.to_string()),
-            None => Value::Null,
-        };
-        into.insert(name.into(), value);
-    }
+fn figure_members(line: &PrintedLine, weighted: bool) -> Members<'static> {
+    figure_columns(line, weighted)
+        .into_iter()
+        .map(|(name, value)| {
+            let value = match name {
+                "input_tokens" | "output_tokens" => {
+                    JsonValue::Count(value.and_then(|tokens| tokens.to_u64()))
+                }
+                _ => JsonValue::Figure(value),
+            };
+            (name, value)
+        })
+        .collect()
 }
 
-/// The JSON document: `from`, `to`, `step`, `group_by`, `currency`, `lines`, `total`,
+/// Writes the JSON document: `from`, `to`, `step`, `group_by`, `currency`, `lines`, `total`,
 /// `warnings`, `input_weight`.
-pub fn tokens_json(report: &TokenReport) -> Value {
+pub fn write_tokens_json(report: &TokenReport, out: impl Write) -> std::io::Result<()> {
     let printed = report.printed();
     let weighted = report.input_weight.is_some();
     let columns = report.request.columns();
     let currency = report.currency.code();
-    let lines: Vec<Value> = printed
-        .lines
-        .iter()
-        .map(|line| {
-            let mut row = json_line(line.period, &columns, line.group.iter().map(String::as_str));
-            figures_json(line, weighted, &mut row);
-            row.insert("currency".into(), currency.into());
-            Value::Object(row)
-        })
-        .collect();
-    let mut total = Map::new();
-    figures_json(&printed.total, weighted, &mut total);
-    let mut document = json_document(
-        &report.request.report,
-        &columns,
+    let members = each_line(|line: &PrintedLine| {
+        let group = line.group.iter().map(String::as_str);
+        let mut members = line_members(line.period, &columns, group);
+        members.extend(figure_members(line, weighted));
+        members.push(("currency", JsonValue::Text(currency.into())));
+        members
+    });
+    let weight = report.input_weight.map(|w| w.to_string().into());
+    JsonDocument {
+        request: &report.request.report,
+        columns: &columns,
         currency,
-        (lines, total),
-        &report.warnings,
-    );
-    let weight = report.input_weight.map(|w| w.to_string());
-    document.insert("input_weight".into(), weight.into());
-    Value::Object(document)
+        lines: &printed.lines,
+        members: &members,
+        total: figure_members(&printed.total, weighted),
+        warnings: &report.warnings,
+        more: vec![(
+            "input_weight",
+            weight.map_or(JsonValue::Figure(None), JsonValue::Text),
+        )],
+    }
+    .write(out)
 }
 
 /// The report as CSV or JSON text (`json`: JSON).
 pub fn render_tokens(report: &TokenReport, json: bool) -> String {
-    match json {
-        true => json_text(&tokens_json(report)),
-        false => csv_text(|out| write_tokens_csv(report, out)),
-    }
+    text_of(|out| match json {
+        true => write_tokens_json(report, out),
+        false => write_tokens_csv(report, out),
+    })
 }

@@ -26,7 +26,7 @@ use super::state::{AppState, report_job};
 use super::view::View;
 use crate::budget::QuotaDecision;
 use crate::cost::{LineFilter, ReportRequest, RequestText};
-use crate::output::{FocusEncoding, Format, render, render_tokens, write_chargeback_parquet};
+use crate::output::{FocusEncoding, Format, render_tokens, write_chargeback_parquet, write_report};
 use crate::reporting::ReportError;
 use crate::tokens::report::TokenRequest;
 use axum::body::Bytes;
@@ -152,13 +152,13 @@ async fn chargeback(
     let focus = state.focus.clone();
     let rendered = report_job(&state, move |runtime, archive, card| {
         let report = archive.report_of(runtime, &view, card, &request)?;
-        Ok(if parquet {
-            let mut bytes = Vec::new();
+        let mut bytes = Vec::new();
+        if parquet {
             write_chargeback_parquet(&report.chargeback(), &mut bytes)?;
-            bytes
         } else {
-            render(&report, format, &focus).into_bytes()
-        })
+            write_report(&report, format, &focus, &mut bytes)?;
+        }
+        Ok(bytes)
     })
     .await;
     let content_type = if parquet {
