@@ -150,26 +150,27 @@ async fn chargeback(
         return focus_stream(&state, view, (request, only), permit, parquet);
     }
     let focus = state.focus.clone();
-    let rendered = report_job(&state, move |runtime, archive, card| {
-        let report = archive.report_of(runtime, &view, card, &request)?;
-        let mut bytes = Vec::new();
-        if parquet {
-            write_chargeback_parquet(&report.chargeback(), &mut bytes)?;
-        } else {
-            write_report(&report, format, &focus, &mut bytes)?;
-        }
-        Ok(bytes)
+    let report = report_job(&state, move |runtime, archive, card| {
+        archive.report_of(runtime, &view, card, &request)
     })
     .await;
-    let content_type = if parquet {
-        PARQUET
-    } else {
-        format.content_type()
+    let report = match report {
+        Ok(report) => report,
+        Err(response) => return response,
     };
-    match rendered {
-        Ok(body) => ([(header::CONTENT_TYPE, content_type)], body).into_response(),
-        Err(response) => response,
+    if parquet {
+        // Parquet's columns are made whole before the file is.
+        let mut bytes = Vec::new();
+        return match write_chargeback_parquet(&report.chargeback(), &mut bytes) {
+            Ok(()) => ([(header::CONTENT_TYPE, PARQUET)], bytes).into_response(),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        };
     }
+    // CSV and JSON are written as they are read: a month by pod is never held as text too.
+    let body = streamed_body("the report", move |body| {
+        Ok(write_report(&report, format, &focus, body)?)
+    });
+    ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
 }
 
 /// Cost per million tokens per served model (and any chargeback key), as CSV or JSON: the
@@ -274,42 +275,48 @@ fn focus_stream(
         state.card.clone(),
         state.focus.clone(),
     );
-    let (sender, receiver) = tokio::sync::mpsc::channel(4);
-    let failed = sender.clone();
-    super::background::spawn_background(move || {
+    let body = streamed_body("the FOCUS export", move |body| {
         let _permit = permit;
         let sets = view.ledger.as_refs();
         let sources = archive.sources(&sets, view.ledger.from, &card);
-        let mut body = BodyWriter {
-            sender,
-            buffer: Vec::with_capacity(BODY_CHUNK),
-        };
         let encoding = FocusEncoding::new(parquet, card.currency().minor_units());
-        let written = (|| -> Result<(), ReportError> {
-            let settings = (&*focus, encoding, &only);
-            let warnings = sources.export_focus(&runtime, &request, settings, &mut body)?;
-            warnings.texts().iter().for_each(|w| tracing::warn!("{w}"));
-            std::io::Write::flush(&mut body)?;
-            Ok(())
-        })();
-        if let Err(e) = written {
-            tracing::warn!(error = %e, "the FOCUS export stopped before its end");
-            let _ = failed.blocking_send(Err(std::io::Error::other(e.to_string())));
-        }
-    });
-    let chunks = futures::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|chunk| (chunk, receiver))
+        let settings = (&*focus, encoding, &only);
+        let warnings = sources.export_focus(&runtime, &request, settings, body)?;
+        warnings.texts().iter().for_each(|w| tracing::warn!("{w}"));
+        Ok(())
     });
     let content_type = if parquet {
         PARQUET
     } else {
         Format::Focus.content_type()
     };
-    (
-        [(header::CONTENT_TYPE, content_type)],
-        Body::from_stream(chunks),
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// A body `write` writes on a background thread, handed to the client a chunk at a time as
+/// chunks fill, so that the whole is never held. A failure after the first bytes ends the body
+/// early (and is logged, naming `what`).
+fn streamed_body(
+    what: &'static str,
+    write: impl FnOnce(&mut BodyWriter) -> Result<(), ReportError> + Send + 'static,
+) -> Body {
+    let (sender, receiver) = tokio::sync::mpsc::channel(4);
+    let failed = sender.clone();
+    super::background::spawn_background(move || {
+        let mut body = BodyWriter {
+            sender,
+            buffer: Vec::with_capacity(BODY_CHUNK),
+        };
+        let written = write(&mut body).and_then(|()| Ok(std::io::Write::flush(&mut body)?));
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "{what} stopped before its end");
+            let _ = failed.blocking_send(Err(std::io::Error::other(e.to_string())));
+        }
+    });
+    let chunks = futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|chunk| (chunk, receiver))
+    });
+    Body::from_stream(chunks)
 }
 
 /// The body of a quota check (Kyverno `apiCall` `data`), with or without a Content-Type.

@@ -100,23 +100,6 @@ fn href_of(html: &str, text: &str) -> String {
     unescape(&html[start..end])
 }
 
-/// The body of a streamed (chunked) response as the raw client returns it, without the framing.
-fn dechunk(raw: &str) -> String {
-    let mut body = String::new();
-    let mut rest = raw;
-    while let Some((size, after)) = rest.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
-            return raw.to_string();
-        };
-        if size == 0 {
-            break;
-        }
-        body.push_str(&after[..size]);
-        rest = after[size..].trim_start_matches("\r\n");
-    }
-    body
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_shows_the_api_s_figures_in_a_real_browser() {
     require(&[Tool::Chromium]);
@@ -173,18 +156,16 @@ async fn the_console_shows_the_api_s_figures_in_a_real_browser() {
             .all(|l| l.contains(&format!(",cc-100,{namespace},"))),
         "{csv}"
     );
-    let focus = dechunk(&service.get(&href_of(&pods, "Download FOCUS")).await);
+    let focus = service.get(&href_of(&pods, "Download FOCUS")).await;
     assert!(
         focus.starts_with("AllocatedMethodDetails,") && focus.contains(",BilledCost,"),
         "{focus}"
     );
     // Its rows are those of the whole export (each row's share of its node included), and only
     // the namespace's.
-    let whole = dechunk(
-        &service
-            .get(&format!("/api/v1/chargeback?format=focus&{query}"))
-            .await,
-    );
+    let whole = service
+        .get(&format!("/api/v1/chargeback?format=focus&{query}"))
+        .await;
     let rows: Vec<&str> = focus.lines().skip(1).collect();
     assert!(!rows.is_empty());
     for row in &rows {

@@ -49,7 +49,28 @@ async fn exchange(address: &str, request: String) -> Option<(u16, String)> {
     let mut response = String::new();
     stream.read_to_string(&mut response).await.ok()?;
     let status = response.get(9..12)?.parse().ok()?;
-    Some((status, response.split_once("\r\n\r\n")?.1.to_string()))
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("\r\ntransfer-encoding: chunked");
+    Some((status, if chunked { dechunk(body)? } else { body.into() }))
+}
+
+/// A streamed (chunked) body without its framing (a chunk may end inside a character); `None`
+/// if the framing is broken.
+fn dechunk(body: &str) -> Option<String> {
+    let (mut rest, mut whole) = (body.as_bytes(), Vec::new());
+    loop {
+        let line = rest.iter().position(|&b| b == b'\n')?;
+        let size = std::str::from_utf8(&rest[..line]).ok()?.trim();
+        let size = usize::from_str_radix(size, 16).ok()?;
+        if size == 0 {
+            return String::from_utf8(whole).ok();
+        }
+        let chunk = rest.get(line + 1..line + 1 + size)?;
+        whole.extend_from_slice(chunk);
+        rest = rest.get(line + 1 + size..)?.strip_prefix(b"\r\n")?;
+    }
 }
 
 /// `GET path` over a real socket: (status, body). Connection failures are `None`.
