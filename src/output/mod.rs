@@ -28,7 +28,7 @@ pub use self::focus::{
 pub use self::json::write_json;
 pub use self::parquet::{ParquetRows, decimal_column, write_chargeback_parquet};
 pub use self::parts::{FocusEncoding, FocusFile, FocusPart, FocusParts, FocusPiece};
-pub use self::tokens::{render_tokens, write_tokens_csv, write_tokens_json};
+pub use self::tokens::{write_tokens_csv, write_tokens_json};
 
 use crate::cost::{CostReport, Figures, ReportRequest, RequestError};
 use crate::time::{Interval, format_time};

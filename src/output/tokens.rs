@@ -4,8 +4,8 @@
 
 use std::io::Write;
 
+use super::csv_row;
 use super::json::{JsonDocument, JsonValue, Members, each_line, line_members};
-use super::{csv_row, text_of};
 use crate::tokens::report::{PrintedLine, TokenReport};
 use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
@@ -105,12 +105,4 @@ pub fn write_tokens_json(report: &TokenReport, out: impl Write) -> std::io::Resu
         )],
     }
     .write(out)
-}
-
-/// The report as CSV or JSON text (`json`: JSON).
-pub fn render_tokens(report: &TokenReport, json: bool) -> String {
-    text_of(|out| match json {
-        true => write_tokens_json(report, out),
-        false => write_tokens_csv(report, out),
-    })
 }

@@ -26,7 +26,10 @@ use super::state::{AppState, report_job};
 use super::view::View;
 use crate::budget::QuotaDecision;
 use crate::cost::{LineFilter, ReportRequest, RequestText};
-use crate::output::{FocusEncoding, Format, render_tokens, write_chargeback_parquet, write_report};
+use crate::output::{
+    FocusEncoding, Format, write_chargeback_parquet, write_report, write_tokens_csv,
+    write_tokens_json,
+};
 use crate::reporting::ReportError;
 use crate::tokens::report::TokenRequest;
 use axum::body::Bytes;
@@ -209,17 +212,23 @@ async fn tokens(
         Ok(request) => request,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    let rendered = report_job(&state, move |runtime, archive, card| {
+    let report = report_job(&state, move |runtime, archive, card| {
         let sets = view.ledger.as_refs();
         let sources = archive.sources(&sets, view.ledger.from, card);
-        let report = sources.token_report(runtime, &request, archive.input_weight)?;
-        Ok(render_tokens(&report, format == Format::Json))
+        sources.token_report(runtime, &request, archive.input_weight)
     })
     .await;
-    match rendered {
-        Ok(body) => ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
-        Err(response) => response,
-    }
+    let report = match report {
+        Ok(report) => report,
+        Err(response) => return response,
+    };
+    let body = streamed_body("the token report", move |body| {
+        Ok(match format {
+            Format::Json => write_tokens_json(&report, body),
+            _ => write_tokens_csv(&report, body),
+        }?)
+    });
+    ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
 }
 
 /// Bytes of a streamed body are handed over in chunks of about this size.
