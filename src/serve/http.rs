@@ -18,11 +18,12 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use super::admission::{
     MAX_BODY_BYTES, Review, admission_response, admission_review, quota_request,
 };
+use super::archive::Archive;
 use super::auth::{Scope, require};
 use super::metrics;
 use super::quota::QuotaGate;
 use super::reply::{ErrorBody, error};
-use super::state::{AppState, report_job};
+use super::state::AppState;
 use super::view::View;
 use crate::budget::QuotaDecision;
 use crate::cost::{LineFilter, ReportRequest, RequestText};
@@ -30,6 +31,7 @@ use crate::output::{
     FocusEncoding, Format, write_chargeback_parquet, write_report, write_tokens_csv,
     write_tokens_json,
 };
+use crate::pricing::RateCard;
 use crate::reporting::ReportError;
 use crate::tokens::report::TokenRequest;
 use axum::body::Bytes;
@@ -153,27 +155,22 @@ async fn chargeback(
         return focus_stream(&state, view, (request, only), permit, parquet);
     }
     let focus = state.focus.clone();
-    let report = report_job(&state, move |runtime, archive, card| {
-        archive.report_of(runtime, &view, card, &request)
-    })
-    .await;
-    let report = match report {
-        Ok(report) => report,
-        Err(response) => return response,
+    let content_type = if parquet {
+        PARQUET
+    } else {
+        format.content_type()
     };
-    if parquet {
-        // Parquet's columns are made whole before the file is.
-        let mut bytes = Vec::new();
-        return match write_chargeback_parquet(&report.chargeback(), &mut bytes) {
-            Ok(()) => ([(header::CONTENT_TYPE, PARQUET)], bytes).into_response(),
-            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        };
-    }
-    // CSV and JSON are written as they are read: a month by pod is never held as text too.
-    let body = streamed_body("the report", move |body| {
-        Ok(write_report(&report, format, &focus, body)?)
-    });
-    ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
+    let make = move |runtime: &_, archive: &Archive, card: &_| {
+        archive.report_of(runtime, &view, card, &request)
+    };
+    streamed_report(&state, content_type, make, move |report, body| {
+        if parquet {
+            write_chargeback_parquet(&report.chargeback(), body)
+        } else {
+            write_report(&report, format, &focus, body)
+        }
+    })
+    .await
 }
 
 /// Cost per million tokens per served model (and any chargeback key), as CSV or JSON: the
@@ -212,23 +209,62 @@ async fn tokens(
         Ok(request) => request,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    let report = report_job(&state, move |runtime, archive, card| {
+    let make = move |runtime: &_, archive: &Archive, card: &_| {
         let sets = view.ledger.as_refs();
         let sources = archive.sources(&sets, view.ledger.from, card);
         sources.token_report(runtime, &request, archive.input_weight)
-    })
-    .await;
-    let report = match report {
-        Ok(report) => report,
-        Err(response) => return response,
     };
-    let body = streamed_body("the token report", move |body| {
-        Ok(match format {
+    streamed_report(
+        &state,
+        format.content_type(),
+        make,
+        move |report, body| match format {
             Format::Json => write_tokens_json(&report, body),
             _ => write_tokens_csv(&report, body),
-        }?)
+        },
+    )
+    .await
+}
+
+/// A report made as [`super::state::report_job`] makes one (on the blocking pool at background priority,
+/// under `server.reports_at_once`, a failure the JSON 500 to answer), then written to the
+/// client by `write` as it is made, still under the limit: neither the text nor more reports
+/// than the limit are ever held at once.
+async fn streamed_report<R: Send + 'static>(
+    state: &AppState,
+    content_type: &'static str,
+    make: impl FnOnce(&tokio::runtime::Handle, &Archive, &RateCard) -> Result<R, ReportError>
+    + Send
+    + 'static,
+    write: impl FnOnce(R, &mut BodyWriter) -> std::io::Result<()> + Send + 'static,
+) -> Response {
+    let Ok(permit) = state.reports.clone().acquire_owned().await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    };
+    let (archive, card) = (state.archive.clone(), state.card.clone());
+    let runtime = tokio::runtime::Handle::current();
+    let (made, ready) = tokio::sync::oneshot::channel();
+    let body = streamed_body("the report", move |body| {
+        let _permit = permit;
+        match make(&runtime, &archive, &card) {
+            Ok(report) => {
+                let _ = made.send(Ok(()));
+                Ok(write(report, body)?)
+            }
+            Err(e) => {
+                let _ = made.send(Err(e.to_string()));
+                Ok(())
+            }
+        }
     });
-    ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
+    match ready.await {
+        Ok(Ok(())) => ([(header::CONTENT_TYPE, content_type)], body).into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Err(_) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the report failed: it stopped before it was made",
+        ),
+    }
 }
 
 /// Bytes of a streamed body are handed over in chunks of about this size.
