@@ -143,9 +143,9 @@ pub(super) fn report(
             let report = block_on(sources.report(&request))?.map_err(CliError::runtime)?;
             warn(err, &report.warnings.texts())?;
             if parquet {
-                write_chargeback_parquet(&report.chargeback(), target)
+                write_chargeback_parquet(&report.into_chargeback(), target)
             } else {
-                write_report(&report, format, &focus, target)
+                write_report(report, format, &focus, target)
             }
             .map_err(CliError::runtime)
         })

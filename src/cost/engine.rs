@@ -163,6 +163,9 @@ pub fn cost_report_with_usage(
             }
         }
     }
+    // Every line is made: their index goes before the lines are priced, whose figures can
+    // take its room (at a line per pod, a month of them is ~100 MB).
+    drop(std::mem::take(&mut resolver.line_index));
     let overcommitted = clamp_overcommit(
         holdings,
         &capacity_lines,

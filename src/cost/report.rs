@@ -6,8 +6,8 @@ use super::request::ReportRequest;
 use super::values::GroupValues;
 use super::warnings::Warnings;
 use crate::money::{
-    self, Carry, Column, Currency, ExactSum, Rounding, Within, apportion_carried, apportion_within,
-    fixed,
+    self, Apportioned, Carry, Column, Currency, ExactSum, Rounding, Within, apportion_carried,
+    apportion_within, fixed,
 };
 use crate::time::Interval;
 
@@ -245,6 +245,23 @@ impl CostReport {
                 figures,
             })
             .collect();
+        self.printed(lines, total)
+    }
+
+    /// [`CostReport::chargeback`] made of the report's own lines, each given its rounded
+    /// figures in place of its exact ones: a month by pod is over a million lines, which a
+    /// chargeback copied beside the report held twice.
+    pub fn into_chargeback(mut self) -> Chargeback {
+        let columns = self.rounded_columns(&mut Carried::default());
+        for (i, line) in self.lines.iter_mut().enumerate() {
+            line.figures = columns.line(i);
+        }
+        let lines = std::mem::take(&mut self.lines);
+        self.printed(lines, columns.total())
+    }
+
+    /// The chargeback of these rounded `lines` and `total`.
+    fn printed(&self, lines: Vec<CostLine>, total: Figures) -> Chargeback {
         Chargeback {
             request: self.request.clone(),
             currency: self.currency.clone(),
@@ -257,6 +274,16 @@ impl CostReport {
     /// The figures of [`CostReport::chargeback_carried`], line by line in the report's order,
     /// without the lines' group values.
     pub fn rounded(&self, carried: &mut Carried) -> Rounded {
+        let columns = self.rounded_columns(carried);
+        let lines = (0..self.lines.len()).map(|i| columns.line(i)).collect();
+        Rounded {
+            lines,
+            total: columns.total(),
+        }
+    }
+
+    /// The columns of [`CostReport::rounded`], each rounded apart.
+    fn rounded_columns(&self, carried: &mut Carried) -> RoundedColumns {
         let money = self.currency.minor_units();
         let rounding = self.rounding;
         let lines = &self.lines;
@@ -330,6 +357,9 @@ impl CostReport {
                 carried.gpu_hours = carry;
             }
         }
+        // Each column's exact values go once no column left needs them: a month by pod is
+        // over a million lines, ~28 MB a column.
+        drop(exact_unpriced);
         let hours = Column {
             exact: &exact_hours,
             printed: &gpu_hours.lines,
@@ -340,6 +370,7 @@ impl CostReport {
             HOUR_PLACES,
             &mut carried.used_gpu_hours,
         );
+        drop(exact_hours);
         let exact_cost = exact(|f| f.cost);
         let cost = apportion_carried(&exact_cost, money, rounding, &mut carried.cost);
         let idle = tied(
@@ -351,25 +382,47 @@ impl CostReport {
             money,
             &mut carried.idle_cost,
         );
+        RoundedColumns {
+            gpu_hours,
+            used,
+            cost,
+            idle,
+            unpriced,
+        }
+    }
+}
+
+/// A report's columns rounded ([`CostReport::rounded`]), line by line in the report's order.
+struct RoundedColumns {
+    gpu_hours: Apportioned,
+    used: Apportioned,
+    cost: Apportioned,
+    idle: Apportioned,
+    unpriced: Apportioned,
+}
+
+impl RoundedColumns {
+    /// Line `i`'s rounded figures.
+    fn line(&self, i: usize) -> Figures {
         let zero_hours = fixed(Decimal::ZERO, HOUR_PLACES);
-        let lines = (0..self.lines.len())
-            .map(|i| Figures {
-                gpu_hours: gpu_hours.lines[i].unwrap_or(zero_hours),
-                used_gpu_hours: used.lines[i],
-                cost: cost.lines[i],
-                idle_cost: idle.lines[i],
-                unpriced_gpu_hours: unpriced.lines[i].unwrap_or(zero_hours),
-            })
-            .collect();
-        Rounded {
-            lines,
-            total: Figures {
-                gpu_hours: gpu_hours.total.unwrap_or(zero_hours),
-                used_gpu_hours: used.total,
-                cost: cost.total,
-                idle_cost: idle.total,
-                unpriced_gpu_hours: unpriced.total.unwrap_or(zero_hours),
-            },
+        Figures {
+            gpu_hours: self.gpu_hours.lines[i].unwrap_or(zero_hours),
+            used_gpu_hours: self.used.lines[i],
+            cost: self.cost.lines[i],
+            idle_cost: self.idle.lines[i],
+            unpriced_gpu_hours: self.unpriced.lines[i].unwrap_or(zero_hours),
+        }
+    }
+
+    /// The rounded column totals.
+    fn total(&self) -> Figures {
+        let zero_hours = fixed(Decimal::ZERO, HOUR_PLACES);
+        Figures {
+            gpu_hours: self.gpu_hours.total.unwrap_or(zero_hours),
+            used_gpu_hours: self.used.total,
+            cost: self.cost.total,
+            idle_cost: self.idle.total,
+            unpriced_gpu_hours: self.unpriced.total.unwrap_or(zero_hours),
         }
     }
 }

@@ -205,7 +205,8 @@ fn unpriced_hours_print_on_unpriced_lines_only_and_all_of_their_hours() {
     set.allocations[0].interval = Interval::new(t(1), t(1) + 2);
     set.allocations[1].interval = Interval::new(t(1), t(1) + 1);
     let report = cost_report(&[&set], &card(), &request("cost_center", Step::Window)).unwrap();
-    let printed = report.chargeback();
+    // Rounded in place, the report's lines becoming the chargeback's.
+    let printed = report.into_chargeback();
     let hours: Vec<(Decimal, Decimal)> = printed
         .lines
         .iter()
@@ -616,6 +617,8 @@ proptest! {
         prop_assert!((engine_cost - cost).abs() < dec!(0.000000000001));
 
         let printed = report.chargeback();
+        // The report's own lines rounded in place print the same.
+        prop_assert_eq!(&report.clone().into_chargeback(), &printed);
         // Totals are the exact totals rounded (half-even: the card's rounding).
         let exact_unpriced: Decimal = report.lines.iter().map(|l| l.figures.unpriced_gpu_hours).sum();
         prop_assert_eq!(printed.total.gpu_hours, engine_hours.round_dp(4));

@@ -101,23 +101,23 @@ impl Format {
 }
 
 /// Writes `report` (computed for [`Format::request`]) in `format`, rounded, into `out` as it
-/// goes.
+/// goes. The report is taken: its lines become the chargeback's, not copied.
 pub fn write_report(
-    report: &CostReport,
+    report: CostReport,
     format: Format,
     focus: &FocusSettings,
     out: impl std::io::Write,
 ) -> std::io::Result<()> {
     match format {
-        Format::Csv => write_csv(&report.chargeback(), out),
-        Format::Focus => write_focus(report, focus, out),
-        Format::Json => write_json(&report.chargeback(), out),
+        Format::Csv => write_csv(&report.into_chargeback(), out),
+        Format::Focus => write_focus(&report, focus, out),
+        Format::Json => write_json(&report.into_chargeback(), out),
     }
 }
 
-/// [`write_report`] as text.
+/// [`write_report`] of a copy of `report`, as text.
 pub fn render(report: &CostReport, format: Format, focus: &FocusSettings) -> String {
-    text_of(|out| write_report(report, format, focus, out))
+    text_of(|out| write_report(report.clone(), format, focus, out))
 }
 
 /// The first cells of a CSV row: the period's bounds, then the group values (spreadsheet-safe).

@@ -165,9 +165,9 @@ async fn chargeback(
     };
     streamed_report(&state, content_type, make, move |report, body| {
         if parquet {
-            write_chargeback_parquet(&report.chargeback(), body)
+            write_chargeback_parquet(&report.into_chargeback(), body)
         } else {
-            write_report(&report, format, &focus, body)
+            write_report(report, format, &focus, body)
         }
     })
     .await

@@ -10,8 +10,8 @@ use rustc_hash::FxHashMap;
 
 use super::{Served, TokenCounts};
 use crate::cost::{
-    Carried, CostLine, CostReport, Figures, GroupBy, GroupKey, GroupValues, LineFilter,
-    ReportRequest, RequestError, RequestText,
+    CostLine, CostReport, Figures, GroupBy, GroupKey, GroupValues, LineFilter, ReportRequest,
+    RequestError, RequestText,
 };
 use crate::money::{Currency, Rounding};
 use crate::time::{Interval, Step, UnixSeconds};
@@ -232,15 +232,16 @@ impl TokenReport {
             warnings: Default::default(),
         };
         let exact = as_costs.exact_total();
-        let rounded = as_costs.rounded(&mut Carried::default());
+        // Rounded in place: no third copy of every line's figures.
+        let rounded = as_costs.into_chargeback();
         let lines = self
             .lines
             .iter()
             .zip(rounded.lines)
-            .map(|(line, figures)| PrintedLine {
+            .map(|(line, rounded)| PrintedLine {
                 period: line.period,
                 group: line.group.clone(),
-                figures,
+                figures: rounded.figures,
                 input: line.input,
                 output: line.output,
                 per_million: self.per_million(line.figures.cost, line.input, line.output),
