@@ -306,10 +306,6 @@ impl RollupStore {
         if days.is_empty() {
             return Ok(Vec::new());
         }
-        let mut frames = Vec::with_capacity(days.len());
-        for day in &days {
-            frames.push(scan(&self.grain_path(grain, *day), keys)?);
-        }
         let periods = step.periods(window);
         let period = period_expr(step, window, &periods);
         let mut by = vec![period.cast(DataType::Int64).alias("period")];
@@ -326,10 +322,26 @@ impl RollupStore {
         for (key, value) in only.wanted().filter(|(key, _)| keys.contains(key)) {
             wanted = wanted.and(col(key.as_str()).eq(lit(value)));
         }
-        let frame = concat(frames, UnionArgs::default())
-            .and_then(|all| all.filter(wanted).group_by(by).agg(aggregates).collect())
-            .map_err(|e| fail(&self.dir, e))?;
-        lines(&frame, keys, &periods).map_err(|e| fail(&self.dir, e))
+        // A day at a time, the days' lines then merged: polars summing a month of pod
+        // rollups at once (1.8 million rows at 10,000 GPUs) took ~700 MB.
+        let mut each_day = Vec::with_capacity(days.len());
+        for day in &days {
+            let path = self.grain_path(grain, *day);
+            let frame = scan(&path, keys)?
+                .filter(wanted.clone())
+                .group_by(by.clone())
+                .agg(aggregates.clone())
+                .collect()
+                .map_err(|e| fail(&path, e))?;
+            each_day.push(lines(&frame, keys, &periods).map_err(|e| fail(&path, e))?);
+        }
+        // Room made once: a vector growing by doubling holds its old lines and their copy.
+        let mut read = Vec::with_capacity(each_day.iter().map(Vec::len).sum());
+        for day in each_day {
+            read.extend(day);
+        }
+        plan::merge_same_lines(&mut read);
+        Ok(read)
     }
 
     /// The unpriced GPU-hours of each model over `hours` (whole days the store holds) in the

@@ -423,8 +423,8 @@ fn two_locked_down_replicas_survive_the_loss_of_one() {
         assert!(container["resources"]["requests"][resource].is_string());
         assert!(container["resources"]["limits"][resource].is_string());
     }
-    // A month by pod at 10,000 GPUs peaks at ~1.2 GiB, the token report by pod at ~1.4 GiB
-    // (docs/install.md, Sizing): under 1Gi the pod was killed mid-report.
+    // A month by pod at 10,000 GPUs peaks at ~1.0-1.1 GiB, the token report by pod at ~1.35
+    // GiB (docs/install.md, Sizing): under 1Gi the pod was killed mid-report.
     assert_eq!(container["resources"]["limits"]["memory"], "2Gi");
 
     // Probes reach the port the configuration listens on.
