@@ -424,7 +424,7 @@ fn two_locked_down_replicas_survive_the_loss_of_one() {
         assert!(container["resources"]["limits"][resource].is_string());
     }
     // A month by pod at 10,000 GPUs peaks at ~1.0-1.1 GiB, the token report by pod at ~1.35
-    // GiB (docs/install.md, Sizing): under 1Gi the pod was killed mid-report.
+    // GiB (docs/install.md, Sizing): under 1Gi the kernel would kill the pod mid-report.
     assert_eq!(container["resources"]["limits"]["memory"], "2Gi");
 
     // Probes reach the port the configuration listens on.
