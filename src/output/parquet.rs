@@ -12,9 +12,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use polars::prelude::*;
 use polars_arrow::array::{Array, DictionaryArray, PrimitiveArray, Utf8ViewArray, new_null_array};
 use polars_arrow::datatypes::{ArrowDataType, ArrowSchema, TimeUnit as ArrowTimeUnit};
+use polars_buffer::Buffer;
 use polars_parquet::parquet::CowBuffer;
 use polars_parquet::parquet::compression::Compression;
 use polars_parquet::parquet::page::{CompressedDictPage, DataPageHeader};
+use polars_parquet::parquet::schema::types::PrimitiveType;
 use polars_parquet::write::{
     CompressedDataPage, CompressedPage, CompressionOptions, Descriptor, DynIter,
     DynStreamingIterator, Encoding, FileWriter, Page, ParquetType, StatisticsOptions, Version,
@@ -26,10 +28,11 @@ use rustc_hash::FxHashMap;
 
 mod plain;
 
-use self::plain::{Plain, PlainPage};
+use self::plain::{Plain, PlainPage, Runs};
 use super::figure_columns;
 use super::focus::{
-    ALLOCATED_METHOD, COLUMNS, FocusRow, FocusSettings, FocusSink, REPEATS, allocated_details,
+    ALLOCATED_METHOD, COLUMNS, FILLS, FocusRow, FocusSettings, FocusSink, REPEATS,
+    allocated_details,
 };
 use crate::cost::{Chargeback, Figures, HOUR_PLACES};
 use crate::time::UnixSeconds;
@@ -199,11 +202,10 @@ struct Batch {
     consumed: Plain,
     pricing_category: Repeated,
     pricing_quantity: Plain,
-    resource_id: Plain,
-    resource_name: Plain,
-    /// `AllocatedResourceId`/`Name`: the resource's, null on unallocated rows.
-    allocated_id: Plain,
-    allocated_name: Plain,
+    /// `ResourceId`/`Name`, in pages of allocated rows and of unallocated ones:
+    /// `AllocatedResourceId`/`Name` write the same pages where rows are allocated ([`FILLS`]).
+    resource_id: Runs,
+    resource_name: Runs,
     resource_type: Repeated,
     sku: Repeated,
     sub_account: Repeated,
@@ -217,11 +219,16 @@ struct Batch {
     allocated_tags: Repeated,
 }
 
-/// A column's values: an Arrow array polars encodes, or a PLAIN page made as rows came (in the
+/// A column's values: an Arrow array polars encodes, or PLAIN pages made as rows came (in the
 /// batch's room).
 enum Values<'b> {
     Array(Box<dyn Array>),
     Page(PlainPage<'b>),
+    /// A page per run of allocated rows and of unallocated ones, with which it is.
+    Runs(Vec<(bool, PlainPage<'b>)>),
+    /// On allocated rows the values of the column [`FILLS`] pairs with this one, null on the
+    /// others: its pages are that column's runs', or nulls.
+    Filled,
 }
 
 impl Batch {
@@ -249,10 +256,8 @@ impl Batch {
             description: emptied(&mut self.description, Plain::clear),
             consumed: emptied(&mut self.consumed, Plain::clear),
             pricing_quantity: emptied(&mut self.pricing_quantity, Plain::clear),
-            resource_id: emptied(&mut self.resource_id, Plain::clear),
-            resource_name: emptied(&mut self.resource_name, Plain::clear),
-            allocated_id: emptied(&mut self.allocated_id, Plain::clear),
-            allocated_name: emptied(&mut self.allocated_name, Plain::clear),
+            resource_id: emptied(&mut self.resource_id, Runs::clear),
+            resource_name: emptied(&mut self.resource_name, Runs::clear),
             utilization: emptied(&mut self.utilization, Vec::clear),
             idle_cost: emptied(&mut self.idle_cost, Vec::clear),
             unpriced: emptied(&mut self.unpriced, Plain::clear),
@@ -275,15 +280,9 @@ impl Batch {
         self.pricing_category.push(Some(row.pricing_category));
         self.pricing_quantity
             .push_decimal(scaled(row.pricing_quantity, HOUR_PLACES));
-        self.resource_id.push_text(row.resource_id);
-        self.resource_name.push_text(row.resource_name);
-        if row.allocated {
-            self.allocated_id.push_text(row.resource_id);
-            self.allocated_name.push_text(row.resource_name);
-        } else {
-            self.allocated_id.push_null();
-            self.allocated_name.push_null();
-        }
+        self.resource_id.push_text(row.resource_id, row.allocated);
+        self.resource_name
+            .push_text(row.resource_name, row.allocated);
         self.resource_type.push(Some(row.resource_type));
         self.sku.push(Some(row.sku));
         self.sub_account.push_again(row.sub_account, same_run);
@@ -307,6 +306,9 @@ impl Batch {
         fn page(values: &mut Plain) -> PolarsResult<Option<Values<'_>>> {
             Ok(Some(Values::Page(values.page()?)))
         }
+        fn runs(values: &mut Runs) -> PolarsResult<Option<Values<'_>>> {
+            Ok(Some(Values::Runs(values.pages()?)))
+        }
         let array = |array: Box<dyn Array>| Some(Values::Array(array));
         let repeated = |values: &mut Repeated| std::mem::take(values).array().map(array);
         let (n, money) = (self.rows, self.money);
@@ -317,8 +319,8 @@ impl Batch {
         Ok(vec![
             page(&mut self.allocated_details)?,
             array(constant(ALLOCATED_METHOD, n)?),
-            page(&mut self.allocated_id)?,
-            page(&mut self.allocated_name)?,
+            Some(Values::Filled),
+            Some(Values::Filled),
             repeated(&mut self.allocated_tags)?,
             page(&mut self.cost)?,
             array(constant(&settings.billing_account_id, n)?),
@@ -344,8 +346,8 @@ impl Batch {
             array(constant("GPU-Hours", n)?),
             array(constant(&settings.provider, n)?),
             array(constant(&settings.provider, n)?),
-            page(&mut self.resource_id)?,
-            page(&mut self.resource_name)?,
+            runs(&mut self.resource_id)?,
+            runs(&mut self.resource_name)?,
             repeated(&mut self.resource_type)?,
             array(constant("Compute", n)?),
             array(constant(&settings.service_name, n)?),
@@ -590,26 +592,51 @@ impl ParquetPart {
             }
         }
         let mut jobs: Vec<Job<'_>> = Vec::with_capacity(columns.len());
+        // The job of each column of [`COLUMNS`] encoded, and the columns filled from another's
+        // pages once that one's are made (with their jobs).
+        let mut job_of = [None; COLUMNS.len()];
+        let mut filled = Vec::new();
         for (column, field) in columns.iter().zip(&self.fields) {
             if column.copies.is_some() {
                 continue;
             }
+            job_of[column.at] = Some(jobs.len());
             let job = match &all[column.at] {
                 Some(Values::Array(array)) => {
                     Job::Array(array.as_ref(), field, column.encoding.as_slice())
                 }
                 Some(Values::Page(page)) => Job::Page(page, field),
+                Some(Values::Runs(runs)) => Job::Runs(runs, field),
+                Some(Values::Filled) => {
+                    filled.push((jobs.len(), column.at, field));
+                    Job::Filled
+                }
                 None => polars_bail!(ComputeError: "a FOCUS column without values"),
             };
             jobs.push(job);
         }
-        match threads {
-            Threads::Every => encode_in_parallel(&jobs, *options),
+        let mut pages = match threads {
+            Threads::Every => encode_in_parallel(&jobs, *options)?,
             Threads::This => jobs
                 .iter()
                 .map(|job| job.pages(&mut self.zstd, *options))
-                .collect(),
+                .collect::<PolarsResult<_>>()?,
+        };
+        for (job, at, field) in filled {
+            // `ResourceId` for `AllocatedResourceId`, `ResourceName` for its name.
+            let resource = FILLS
+                .iter()
+                .find(|&&(_, allocated)| allocated == at)
+                .map(|&(resource, _)| resource);
+            let (Some(resource_job), Some(Some(Values::Runs(runs)))) = (
+                resource.and_then(|resource| job_of[resource]),
+                resource.map(|resource| &all[resource]),
+            ) else {
+                polars_bail!(ComputeError: "a FOCUS column filled from no column's runs");
+            };
+            pages[job] = filled_pages(runs, &mut pages[resource_job], field, &mut self.zstd)?;
         }
+        Ok(pages)
     }
 }
 
@@ -699,6 +726,11 @@ enum Job<'a> {
     Array(&'a dyn Array, &'a ParquetType, &'a [Encoding]),
     /// A PLAIN page made as rows came.
     Page(&'a PlainPage<'a>, &'a ParquetType),
+    /// PLAIN pages of runs of allocated rows and of unallocated ones, each compressed into
+    /// bytes a column filled from them can share.
+    Runs(&'a [(bool, PlainPage<'a>)], &'a ParquetType),
+    /// A column filled from another's pages once they are made ([`filled_pages`]).
+    Filled,
 }
 
 impl Job<'_> {
@@ -719,26 +751,90 @@ impl Job<'_> {
                 Ok(pages)
             }
             Job::Page(page, type_) => {
-                let ParquetType::PrimitiveType(primitive_type) = type_ else {
-                    polars_bail!(ComputeError: "a FOCUS column of a group type");
-                };
-                let bytes = page.bytes();
-                let page = CompressedDataPage::new(
-                    page.header(primitive_type),
-                    CowBuffer::Owned(zstd.compress(bytes)?),
-                    Compression::Zstd,
-                    bytes.len(),
-                    Descriptor {
-                        primitive_type: primitive_type.clone(),
-                        max_def_level: 1,
-                        max_rep_level: 0,
-                    },
-                    page.rows(),
-                );
-                Ok(vec![CompressedPage::Data(page)])
+                let compressed = CowBuffer::Owned(zstd.compress(page.bytes())?);
+                Ok(vec![plain_page(page, compressed, type_)?])
             }
+            Job::Runs(runs, type_) => runs
+                .iter()
+                .map(|(_, page)| {
+                    let compressed = Buffer::from(zstd.compress(page.bytes())?);
+                    plain_page(page, CowBuffer::Borrowed(compressed), type_)
+                })
+                .collect(),
+            Job::Filled => Ok(Vec::new()),
         }
     }
+}
+
+/// The column of Parquet type `type_` a FOCUS column is written as.
+fn primitive(type_: &ParquetType) -> PolarsResult<&PrimitiveType> {
+    match type_ {
+        ParquetType::PrimitiveType(primitive_type) => Ok(primitive_type),
+        ParquetType::GroupType { .. } => {
+            polars_bail!(ComputeError: "a FOCUS column of a group type")
+        }
+    }
+}
+
+/// `page`, its bytes `compressed`, as a page of a column of type `type_`.
+fn plain_page(
+    page: &PlainPage<'_>,
+    compressed: CowBuffer,
+    type_: &ParquetType,
+) -> PolarsResult<CompressedPage> {
+    Ok(CompressedPage::Data(CompressedDataPage::new(
+        page.header(primitive(type_)?),
+        compressed,
+        Compression::Zstd,
+        page.bytes().len(),
+        descriptor(type_)?,
+        page.rows(),
+    )))
+}
+
+/// How a page of a column of type `type_` (optional, not repeated) is described.
+fn descriptor(type_: &ParquetType) -> PolarsResult<Descriptor> {
+    Ok(Descriptor {
+        primitive_type: primitive(type_)?.clone(),
+        max_def_level: 1,
+        max_rep_level: 0,
+    })
+}
+
+/// The pages of a column of type `type_` that holds the values of the column whose `runs` made
+/// `pages` ([`Job::Runs`]) on allocated rows and nulls on the others: the same compressed bytes
+/// where a run is allocated, a page of nulls (compressed with `zstd`) where it is not.
+fn filled_pages(
+    runs: &[(bool, PlainPage<'_>)],
+    pages: &mut [CompressedPage],
+    type_: &ParquetType,
+    zstd: &mut zstd::bulk::Compressor<'_>,
+) -> PolarsResult<Vec<CompressedPage>> {
+    runs.iter()
+        .zip(pages)
+        .map(|((allocated, run), page)| {
+            if !allocated {
+                let mut nulls = Plain::nulls(run.rows());
+                let nulls = nulls.page()?;
+                let compressed = CowBuffer::Owned(zstd.compress(nulls.bytes())?);
+                return plain_page(&nulls, compressed, type_);
+            }
+            let CompressedPage::Data(page) = page else {
+                polars_bail!(ComputeError: "a run of FOCUS rows written as a dictionary");
+            };
+            // The bytes are shared, not copied: [`Job::Runs`] made them a `Buffer`.
+            let (header, size) = (page.header().clone(), page.uncompressed_size());
+            let compressed = page.slice_mut().clone();
+            Ok(CompressedPage::Data(CompressedDataPage::new(
+                header,
+                compressed,
+                Compression::Zstd,
+                size,
+                descriptor(type_)?,
+                run.rows(),
+            )))
+        })
+        .collect()
 }
 
 /// Each column's pages, encoded and compressed on as many threads as there are cores, each
@@ -790,6 +886,83 @@ const PLAIN_TEXT: [&str; 7] = [
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn allocated_resources_read_back_on_allocated_rows_only_and_share_their_pages() {
+        let settings = FocusSettings::default();
+        let mut out = Vec::new();
+        let mut rows = ParquetRows::new(&mut out, &settings, 2).unwrap();
+        // A node's unallocated rest, two pods, then another node's rest: three runs.
+        for (resource_id, resource_name, allocated) in [
+            ("node-1", "node-1", false),
+            ("uid-2", "pod-2", true),
+            ("uid-3", "pod-3", true),
+            ("node-2", "node-2", false),
+        ] {
+            let row = FocusRow {
+                resource_id,
+                resource_name,
+                allocated,
+                ..super::super::focus::a_row()
+            };
+            rows.row(&row).unwrap();
+        }
+        rows.finish().unwrap();
+        let frame = ParquetReader::new(std::io::Cursor::new(out))
+            .finish()
+            .unwrap();
+        let texts = |name: &str| -> Vec<Option<String>> {
+            let column = frame.column(name).unwrap().str().unwrap();
+            column.iter().map(|v| v.map(str::to_owned)).collect()
+        };
+        let some = |v: &str| Some(v.to_owned());
+        assert_eq!(
+            texts("ResourceId"),
+            [some("node-1"), some("uid-2"), some("uid-3"), some("node-2")]
+        );
+        assert_eq!(
+            texts("AllocatedResourceId"),
+            [None, some("uid-2"), some("uid-3"), None]
+        );
+        assert_eq!(texts("ResourceName")[1..3], [some("pod-2"), some("pod-3")]);
+        assert_eq!(
+            texts("AllocatedResourceName"),
+            [None, some("pod-2"), some("pod-3"), None]
+        );
+
+        // The allocated run's page is compressed once: both columns hold the same bytes.
+        let mut runs = Runs::default();
+        runs.push_text("node-1", false);
+        runs.push_text("uid-2", true);
+        let runs = runs.pages().unwrap();
+        let type_ = |name: &str| {
+            ParquetType::PrimitiveType(PrimitiveType::from_physical(
+                name.into(),
+                polars_parquet::write::ParquetPhysicalType::ByteArray,
+            ))
+        };
+        let (resource, allocated) = (type_("ResourceId"), type_("AllocatedResourceId"));
+        let options = Layout::new(&settings, 2).unwrap().options;
+        let mut zstd = page_compressor().unwrap();
+        let mut pages = Job::Runs(&runs, &resource)
+            .pages(&mut zstd, options)
+            .unwrap();
+        let mut filled = filled_pages(&runs, &mut pages, &allocated, &mut zstd).unwrap();
+        let bytes = |page: &mut CompressedPage| match page {
+            CompressedPage::Data(page) => (page.slice_mut().as_ptr(), page.num_values()),
+            CompressedPage::Dict(_) => panic!("a data page"),
+        };
+        assert_ne!(bytes(&mut pages[0]).0, bytes(&mut filled[0]).0);
+        assert_eq!(bytes(&mut pages[1]), bytes(&mut filled[1]));
+        let CompressedPage::Data(nulls) = &filled[0] else {
+            panic!("a data page")
+        };
+        let DataPageHeader::V1(header) = nulls.header() else {
+            panic!("a V1 page")
+        };
+        let null_count = header.statistics.as_ref().and_then(|s| s.null_count);
+        assert_eq!((header.num_values, null_count), (1, Some(1)));
+    }
 
     #[test]
     fn repeated_texts_are_kept_once_and_each_row_keys_its_own() {

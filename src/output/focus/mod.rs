@@ -484,6 +484,36 @@ pub(super) const REPEATS: [(usize, usize); 4] = [(19, 5), (20, 5), (23, 5), (38,
 /// ([`FocusRow::allocated`]). A CSV row copies such a cell where it can.
 pub(super) const FILLS: [(usize, usize); 2] = [(29, 2), (30, 3)];
 
+/// A row of pod `pod-1` with every column filled (for tests).
+#[cfg(test)]
+pub(super) fn a_row() -> FocusRow<'static> {
+    FocusRow {
+        cost: Decimal::new(1234, 2),
+        charge: Interval::new(0, 86_400),
+        billing: Interval::new(0, 2_678_400),
+        currency: "USD",
+        description: "a description",
+        consumed: Decimal::new(7, 0),
+        pricing_category: "Standard",
+        pricing_quantity: Decimal::new(6, 0),
+        resource_id: "uid-1",
+        resource_name: "pod-1",
+        resource_type: "Pod",
+        sku: "H100",
+        sub_account: Some("team-ns"),
+        tags: "{}",
+        cost_center: "team",
+        cost_center_source: "label",
+        utilization: None,
+        idle_cost: None,
+        unpriced: Decimal::ONE,
+        allocated_ratio: Decimal::new(25, 2),
+        allocated: true,
+        allocated_tags: Some("{}"),
+        run: 1,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -542,35 +572,6 @@ mod tests {
         };
         assert_eq!((printed(2), printed(3)), (String::new(), String::new()));
         assert_eq!((printed(29), printed(30)), ("uid-1".into(), "pod-1".into()));
-    }
-
-    /// A row of pod `pod-1` with every column filled.
-    fn a_row() -> FocusRow<'static> {
-        FocusRow {
-            cost: Decimal::new(1234, 2),
-            charge: Interval::new(0, 86_400),
-            billing: Interval::new(0, 2_678_400),
-            currency: "USD",
-            description: "a description",
-            consumed: Decimal::new(7, 0),
-            pricing_category: "Standard",
-            pricing_quantity: Decimal::new(6, 0),
-            resource_id: "uid-1",
-            resource_name: "pod-1",
-            resource_type: "Pod",
-            sku: "H100",
-            sub_account: Some("team-ns"),
-            tags: "{}",
-            cost_center: "team",
-            cost_center_source: "label",
-            utilization: None,
-            idle_cost: None,
-            unpriced: Decimal::ONE,
-            allocated_ratio: Decimal::new(25, 2),
-            allocated: true,
-            allocated_tags: Some("{}"),
-            run: 1,
-        }
     }
 
     #[test]

@@ -65,6 +65,15 @@ impl Plain {
         self.nulls += usize::from(!present);
     }
 
+    /// A column of `rows` rows without a value.
+    pub(super) fn nulls(rows: usize) -> Self {
+        let mut column = Plain::default();
+        for _ in 0..rows {
+            column.push_null();
+        }
+        column
+    }
+
     /// Appends a null: a row without a value.
     pub(super) fn push_null(&mut self) {
         self.count(false);
@@ -121,6 +130,52 @@ impl Plain {
             nulls: self.nulls,
             range: self.range,
         })
+    }
+}
+
+/// A text column every row holds a value of, in one PLAIN page per run of rows that are
+/// allocated, or not, to the resource they name (`FocusRow::allocated`): a column holding the
+/// same texts on allocated rows only (`AllocatedResourceId` of `ResourceId`) then writes these
+/// pages where rows are allocated, compressed once, and pages of nulls where they are not. A
+/// day's rows make two runs: the nodes' unallocated capacity (cost center `__unallocated__`)
+/// sorts before or after every pod's.
+#[derive(Default)]
+pub(super) struct Runs {
+    /// Each run's rows, allocated or not, in order.
+    runs: Vec<(bool, Plain)>,
+    /// Pages of runs cleared away, their room kept for the next row group's runs.
+    spare: Vec<Plain>,
+}
+
+impl Runs {
+    /// Appends a text, in a page of its own when the row before was allocated and this one is
+    /// not, or the other way round.
+    pub(super) fn push_text(&mut self, text: &str, allocated: bool) {
+        match self.runs.last_mut() {
+            Some((run, values)) if *run == allocated => values.push_text(text),
+            _ => {
+                let mut values = self.spare.pop().unwrap_or_default();
+                values.push_text(text);
+                self.runs.push((allocated, values));
+            }
+        }
+    }
+
+    /// Forgets the rows pushed, keeping their room: the first run's page is the first taken
+    /// again.
+    pub(super) fn clear(&mut self) {
+        for (_, mut values) in self.runs.drain(..).rev() {
+            values.clear();
+            self.spare.push(values);
+        }
+    }
+
+    /// Each run's page, with whether its rows are allocated.
+    pub(super) fn pages(&mut self) -> PolarsResult<Vec<(bool, PlainPage<'_>)>> {
+        self.runs
+            .iter_mut()
+            .map(|(allocated, values)| Ok((*allocated, values.page()?)))
+            .collect()
     }
 }
 
@@ -287,6 +342,55 @@ mod tests {
             statistics.max_value.as_deref(),
             Some(&258i128.to_be_bytes()[..])
         );
+    }
+
+    #[test]
+    fn runs_of_allocated_rows_and_of_the_rest_are_pages_of_their_own() {
+        let mut column = Runs::default();
+        for (text, allocated) in [("n1", false), ("p1", true), ("p2", true), ("n2", false)] {
+            column.push_text(text, allocated);
+        }
+        let pages = column.pages().unwrap();
+        let runs: Vec<(bool, usize, &[u8])> = pages
+            .iter()
+            .map(|(allocated, page)| (*allocated, page.rows(), page.bytes()))
+            .collect();
+        // Each page all present: 2 bytes of levels, a run of its rows (rows << 1) of 1.
+        assert_eq!(
+            runs,
+            [
+                (false, 1, &[2, 0, 0, 0, 2, 1, 2, 0, 0, 0, b'n', b'1'][..]),
+                (
+                    true,
+                    2,
+                    &[
+                        2, 0, 0, 0, 4, 1, 2, 0, 0, 0, b'p', b'1', 2, 0, 0, 0, b'p', b'2'
+                    ][..]
+                ),
+                (false, 1, &[2, 0, 0, 0, 2, 1, 2, 0, 0, 0, b'n', b'2'][..]),
+            ]
+        );
+        // Cleared, the next row group's first run is a page of its own again, in the room of
+        // the first run before.
+        let room = column.runs[0].1.bytes.capacity();
+        column.clear();
+        column.push_text("p3", true);
+        assert_eq!(column.runs.len(), 1);
+        assert_eq!(column.runs[0].1.bytes.capacity(), room);
+        let pages = column.pages().unwrap();
+        assert_eq!(
+            pages[0].1.bytes(),
+            [2, 0, 0, 0, 2, 1, 2, 0, 0, 0, b'p', b'3']
+        );
+    }
+
+    #[test]
+    fn a_column_of_nulls_is_its_levels_only() {
+        let mut column = Plain::nulls(3);
+        let page = column.page().unwrap();
+        assert_eq!(page.rows(), 3);
+        // A bit-packed group of 8 ((1 << 1) | 1 = 3) of three absent rows (0).
+        assert_eq!(page.bytes(), [2, 0, 0, 0, 3, 0]);
     }
 
     #[test]
