@@ -40,6 +40,9 @@ use crate::time::UnixSeconds;
 /// The widest decimal Parquet and Arrow keep in 128 bits.
 const PRECISION: usize = 38;
 
+/// The places of `x_GpuUtilization`, a ratio.
+const UTILIZATION_PLACES: u32 = 4;
+
 fn io_error(e: PolarsError) -> std::io::Error {
     std::io::Error::other(e.to_string())
 }
@@ -169,14 +172,6 @@ fn constant(text: &str, rows: usize) -> PolarsResult<Box<dyn Array>> {
     dictionary(PrimitiveArray::from_vec(vec![0; rows]), &[text])
 }
 
-/// `Decimal(38, scale)` values (a value with more places is rounded half to even).
-fn decimals(scale: u32, values: impl Iterator<Item = Option<Decimal>>) -> Box<dyn Array> {
-    let values: Vec<Option<i128>> = values.map(|v| v.map(|v| scaled(v, scale))).collect();
-    PrimitiveArray::from(values)
-        .to(ArrowDataType::Decimal(PRECISION, scale as usize))
-        .boxed()
-}
-
 /// UTC timestamps (microseconds) of Unix seconds.
 fn times(values: impl Iterator<Item = UnixSeconds>) -> Box<dyn Array> {
     let micros: Vec<i64> = values.map(|s| s * 1_000_000).collect();
@@ -212,8 +207,8 @@ struct Batch {
     tags: Repeated,
     cost_center: Repeated,
     cost_center_source: Repeated,
-    utilization: Vec<Option<Decimal>>,
-    idle_cost: Vec<Option<Decimal>>,
+    utilization: Plain,
+    idle_cost: Plain,
     unpriced: Plain,
     allocated_details: Plain,
     allocated_tags: Repeated,
@@ -258,8 +253,8 @@ impl Batch {
             pricing_quantity: emptied(&mut self.pricing_quantity, Plain::clear),
             resource_id: emptied(&mut self.resource_id, Runs::clear),
             resource_name: emptied(&mut self.resource_name, Runs::clear),
-            utilization: emptied(&mut self.utilization, Vec::clear),
-            idle_cost: emptied(&mut self.idle_cost, Vec::clear),
+            utilization: emptied(&mut self.utilization, Plain::clear),
+            idle_cost: emptied(&mut self.idle_cost, Plain::clear),
             unpriced: emptied(&mut self.unpriced, Plain::clear),
             allocated_details: emptied(&mut self.allocated_details, Plain::clear),
             ..Batch::default()
@@ -289,8 +284,10 @@ impl Batch {
         self.tags.push_again(Some(row.tags), same_run);
         self.cost_center.push_again(Some(row.cost_center), same_run);
         self.cost_center_source.push(Some(row.cost_center_source));
-        self.utilization.push(row.utilization);
-        self.idle_cost.push(row.idle_cost);
+        self.utilization
+            .push_optional_decimal(row.utilization.map(|v| scaled(v, UTILIZATION_PLACES)));
+        self.idle_cost
+            .push_optional_decimal(row.idle_cost.map(|v| scaled(v, self.money)));
         self.unpriced
             .push_decimal(scaled(row.unpriced, HOUR_PLACES));
         self.allocated_details.push_text_with(|out| {
@@ -311,7 +308,7 @@ impl Batch {
         }
         let array = |array: Box<dyn Array>| Some(Values::Array(array));
         let repeated = |values: &mut Repeated| std::mem::take(values).array().map(array);
-        let (n, money) = (self.rows, self.money);
+        let n = self.rows;
         let host = settings
             .host_provider
             .as_deref()
@@ -360,8 +357,8 @@ impl Batch {
             array(constant(settings.cluster_name(), n)?),
             repeated(&mut self.cost_center)?,
             repeated(&mut self.cost_center_source)?,
-            array(decimals(4, self.utilization.iter().copied())),
-            array(decimals(money, self.idle_cost.iter().copied())),
+            page(&mut self.utilization)?,
+            page(&mut self.idle_cost)?,
             page(&mut self.unpriced)?,
         ])
     }
@@ -376,7 +373,7 @@ fn column_types(money: u32) -> impl Iterator<Item = DataType> {
             decimal(money)
         }
         "ConsumedQuantity" | "PricingQuantity" | "x_UnpricedGpuHours" => decimal(HOUR_PLACES),
-        "x_GpuUtilization" => decimal(4),
+        "x_GpuUtilization" => decimal(UTILIZATION_PLACES),
         "BillingPeriodEnd" | "BillingPeriodStart" | "ChargePeriodEnd" | "ChargePeriodStart" => {
             time.clone()
         }

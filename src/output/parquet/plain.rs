@@ -1,7 +1,7 @@
 //! FOCUS columns written as Parquet `PLAIN` pages while rows come: the page's own bytes, never
 //! an Arrow array (which polars would copy value by value into a page again). Texts nearly
-//! every row has its own of (some null on some rows) and money and hours, which are never null,
-//! go this way.
+//! every row has its own of (some null on some rows), money and hours, which are never null, and
+//! utilization and idle cost, null where usage is unknown, go this way.
 
 use polars::prelude::PolarsResult;
 use polars_arrow::bitmap::MutableBitmap;
@@ -104,6 +104,14 @@ impl Plain {
             None => (units, units),
         });
         self.count(true);
+    }
+
+    /// Appends a decimal ([`Plain::push_decimal`]), or a null where there is none.
+    pub(super) fn push_optional_decimal(&mut self, units: Option<i128>) {
+        match units {
+            Some(units) => self.push_decimal(units),
+            None => self.push_null(),
+        }
     }
 
     /// The page of the values pushed: the definition levels of an optional column (polars'
@@ -382,6 +390,31 @@ mod tests {
             pages[0].1.bytes(),
             [2, 0, 0, 0, 2, 1, 2, 0, 0, 0, b'p', b'3']
         );
+    }
+
+    #[test]
+    fn a_decimal_without_a_value_is_a_null_and_outside_the_range() {
+        let mut column = Plain::default();
+        column.push_optional_decimal(Some(5));
+        column.push_optional_decimal(None);
+        let page = column.page().unwrap();
+        // Levels: one bit-packed group of 8 (3) holding present, absent (0b01 = 1); then the
+        // one value, 16 bytes big-endian.
+        let mut five = [0u8; 16];
+        five[15] = 5;
+        assert_eq!(page.bytes(), [&[2, 0, 0, 0, 3, 1][..], &five[..]].concat());
+        let type_ = PrimitiveType::from_physical(
+            "d".into(),
+            polars_parquet::write::ParquetPhysicalType::FixedLenByteArray(16),
+        );
+        let DataPageHeader::V1(header) = page.header(&type_) else {
+            panic!("a V1 page")
+        };
+        assert_eq!(header.num_values, 2);
+        let statistics = header.statistics.expect("a range");
+        assert_eq!(statistics.null_count, Some(1));
+        assert_eq!(statistics.min_value.as_deref(), Some(&five[..]));
+        assert_eq!(statistics.max_value.as_deref(), Some(&five[..]));
     }
 
     #[test]
