@@ -3,8 +3,8 @@
 //! (microseconds), `Tags` as a JSON string — for warehouses (DuckDB, Athena, BigQuery, Trino)
 //! that read Parquet. FOCUS rows go out a charge period at a time, one row group each, into
 //! polars' Parquet writer: texts that repeat as dictionaries made as rows come; texts each row
-//! has its own of, and money and hours, as PLAIN pages made as rows come ([`plain`]); the rest
-//! as Arrow arrays polars encodes.
+//! has its own of, and money, hours and utilization, as PLAIN pages made as rows come
+//! ([`plain`]); the rest as Arrow arrays polars encodes.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};

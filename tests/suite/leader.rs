@@ -46,6 +46,22 @@ fn writes_ledger(process: &ServeProcess) -> bool {
         })
 }
 
+/// Every file under `dir`, with its size, in name order.
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(files_in(&path));
+        } else {
+            let size = entry.metadata().map_or(0, |m| m.len());
+            files.push(format!("{} {size}", path.display()));
+        }
+    }
+    files.sort();
+    files
+}
+
 fn holder(api: &FakeApiServer) -> Option<String> {
     api.lease("tollgate", "tollgate")?["spec"]["holderIdentity"]
         .as_str()
@@ -103,8 +119,28 @@ async fn one_replica_writes_the_other_serves_and_takes_over() {
     );
 
     // Both answer the same chargeback, and the follower answers quota checks.
-    assert_eq!(leader.get(FIXTURE_WINDOW).await, truth);
-    assert_eq!(follower.get(FIXTURE_WINDOW).await, truth);
+    // (Once, behind the whole suite on two cores, the leader answered every pod's line twice
+    // over: should it again, its log, the follower's and the data directory say what each did.)
+    let said = |leader: &ServeProcess, follower: &ServeProcess| {
+        format!(
+            "--- leader\n{}\n--- follower\n{}\n--- data\n{}",
+            leader.log(),
+            follower.log(),
+            files_in(&dir.path().join("data")).join("\n")
+        )
+    };
+    assert_eq!(
+        leader.get(FIXTURE_WINDOW).await,
+        truth,
+        "{}",
+        said(&leader, &follower)
+    );
+    assert_eq!(
+        follower.get(FIXTURE_WINDOW).await,
+        truth,
+        "{}",
+        said(&leader, &follower)
+    );
     let (status, body) = http_post(
         &follower.address,
         "/api/v1/quota/check",
