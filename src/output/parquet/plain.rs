@@ -145,8 +145,9 @@ impl Plain {
 /// allocated, or not, to the resource they name (`FocusRow::allocated`): a column holding the
 /// same texts on allocated rows only (`AllocatedResourceId` of `ResourceId`) then writes these
 /// pages where rows are allocated, compressed once, and pages of nulls where they are not. A
-/// day's rows make two runs: the nodes' unallocated capacity (cost center `__unallocated__`)
-/// sorts before or after every pod's.
+/// day's rows make two or three runs: the nodes' unallocated capacity (cost center
+/// `__unallocated__`) sorts together, in byte order among the pods' cost centers (after one
+/// that begins with a capital or a digit, before one in lower case).
 #[derive(Default)]
 pub(super) struct Runs {
     /// Each run's rows, allocated or not, in order.
