@@ -807,6 +807,10 @@ fn filled_pages(
     type_: &ParquetType,
     zstd: &mut zstd::bulk::Compressor<'_>,
 ) -> PolarsResult<Vec<CompressedPage>> {
+    // A page per run ([`Job::Runs`]): a column that lost one would be short of rows.
+    if runs.len() != pages.len() {
+        polars_bail!(ComputeError: "{} runs of FOCUS rows made {} pages", runs.len(), pages.len());
+    }
     runs.iter()
         .zip(pages)
         .map(|((allocated, run), page)| {
