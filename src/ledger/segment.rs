@@ -98,50 +98,103 @@ impl Correction {
         }
     }
 
-    /// Applies the correction to `set`, the archived records of the stored `day`.
+    /// Applies the correction to `set`, the archived records of the stored `day`. An addition
+    /// adds only what the archive does not hold of `key` already: a segment learnt a second
+    /// time (a ledger that lost what it had recorded, say) is never counted twice.
     pub fn apply(&self, set: &mut AllocationSet, day: Interval) {
         let Some(change) = self.during().clip(day) else {
             return;
         };
         match self {
-            Correction::Add { key, attrs, .. } => push_segment(set, key, attrs, change),
-            Correction::Cut { key, .. } => {
-                let names = &set.names;
-                let is = |text: &str, sym| names.get(text) == Some(sym);
-                match key {
-                    SegmentKey::Pod {
-                        uid,
-                        resource_id,
-                        kind,
-                        product,
-                    } => cut_out(
-                        &mut set.allocations,
-                        |a| &mut a.interval,
-                        |a| {
-                            a.kind == *kind
-                                && is(uid, a.pod_uid)
-                                && is(resource_id, a.resource_id)
-                                && is(product, a.product)
-                        },
-                        change,
-                    ),
-                    SegmentKey::Node { name, product } => cut_out(
-                        &mut set.capacity,
-                        |c| &mut c.interval,
-                        |c| is(name, c.node) && is(product, c.product),
-                        change,
-                    ),
+            Correction::Add { key, attrs, .. } => {
+                let known: Vec<Interval> = match Holder::of(set, key) {
+                    Holder::Pod(mine) => set
+                        .allocations
+                        .iter()
+                        .filter(|a| mine(a))
+                        .map(|a| a.interval)
+                        .collect(),
+                    Holder::Node(mine) => set
+                        .capacity
+                        .iter()
+                        .filter(|c| mine(c))
+                        .map(|c| c.interval)
+                        .collect(),
+                };
+                for gap in uncovered(change, known) {
+                    push_segment(set, key, attrs, gap);
                 }
+            }
+            Correction::Cut { key, .. } => match Holder::of(set, key) {
+                Holder::Pod(mine) => {
+                    cut_out(&mut set.allocations, |a| &mut a.interval, mine, change)
+                }
+                Holder::Node(mine) => cut_out(&mut set.capacity, |c| &mut c.interval, mine, change),
+            },
+        }
+    }
+}
+
+/// Which records of a set are a key's: its pod's allocations or its node's capacity. The
+/// predicate reads the set's names as they were when it was made.
+enum Holder {
+    Pod(Box<dyn Fn(&Allocation) -> bool>),
+    Node(Box<dyn Fn(&NodeCapacity) -> bool>),
+}
+
+impl Holder {
+    fn of(set: &AllocationSet, key: &SegmentKey) -> Holder {
+        let sym = |text: &str| set.names.get(text);
+        match key {
+            SegmentKey::Pod {
+                uid,
+                resource_id,
+                kind,
+                product,
+            } => {
+                let (kind, uid, resource_id, product) =
+                    (*kind, sym(uid), sym(resource_id), sym(product));
+                Holder::Pod(Box::new(move |a| {
+                    a.kind == kind
+                        && uid == Some(a.pod_uid)
+                        && resource_id == Some(a.resource_id)
+                        && product == Some(a.product)
+                }))
+            }
+            SegmentKey::Node { name, product } => {
+                let (name, product) = (sym(name), sym(product));
+                Holder::Node(Box::new(move |c| {
+                    name == Some(c.node) && product == Some(c.product)
+                }))
             }
         }
     }
+}
+
+/// The parts of `change` none of `known` covers, in time order.
+fn uncovered(change: Interval, mut known: Vec<Interval>) -> Vec<Interval> {
+    known.sort_by_key(|i| i.start);
+    let mut gaps = Vec::new();
+    let mut from = change.start;
+    for interval in known {
+        if interval.start > from {
+            gaps.push(Interval::new(from, interval.start.min(change.end)));
+        }
+        from = from.max(interval.end);
+        if from >= change.end {
+            break;
+        }
+    }
+    gaps.push(Interval::new(from, change.end));
+    gaps.retain(|gap| !gap.is_empty());
+    gaps
 }
 
 /// Removes `change` from the intervals of the `records` that are `mine`.
 fn cut_out<T: Clone>(
     records: &mut Vec<T>,
     interval: fn(&mut T) -> &mut Interval,
-    mine: impl Fn(&T) -> bool,
+    mine: Box<dyn Fn(&T) -> bool>,
     change: Interval,
 ) {
     let mut after = Vec::new();

@@ -9,6 +9,11 @@
 //! `ledger-<G+1>.snapshot.tmp`, fsyncs it, renames it into place, fsyncs the directory, starts
 //! `ledger-<G+1>.log`, and only then deletes generation `G`. On start the newest complete
 //! snapshot and its log are replayed; a torn last log line (a crash mid-write) is dropped.
+//!
+//! - `ledger.lock`: locked (`flock`) by the one process that has the ledger open for writing,
+//!   for as long as it does. Another that tries is refused: two writers would each compact and
+//!   delete the other's generations, and a state replayed from files being deleted under it
+//!   reads as empty. The kernel lets go of the lock when the process dies.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -27,6 +32,15 @@ pub enum LedgerError {
         /// What failed.
         #[source]
         source: std::io::Error,
+    },
+    /// Another process has the ledger open for writing.
+    #[error(
+        "{}: another process has this ledger open for writing; only one may write it at a time",
+        path.display()
+    )]
+    Held {
+        /// The lock file.
+        path: PathBuf,
     },
     /// A damaged line that is not the last one: the file was altered or the disk is failing.
     #[error(
@@ -57,6 +71,24 @@ pub struct LedgerStore {
     generation: u64,
     log: File,
     log_bytes: u64,
+    /// `ledger.lock`, locked for as long as the store is open.
+    _lock: File,
+}
+
+/// Locks `ledger.lock` in `dir` for writing, or says who holds it.
+fn lock(dir: &Path) -> Result<File, LedgerError> {
+    let path = dir.join("ledger.lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io(&path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(LedgerError::Held { path }),
+        Err(fs::TryLockError::Error(e)) => Err(io(&path)(e)),
+    }
 }
 
 fn snapshot_path(dir: &Path, generation: u64) -> PathBuf {
@@ -187,10 +219,12 @@ pub fn read_ledger(dir: &Path) -> Result<(LedgerState, Vec<String>), LedgerError
 }
 
 impl LedgerStore {
-    /// Opens (creating if needed) the ledger in `dir` and replays it. Returns the store, the
-    /// state it holds, and notes about anything repaired.
+    /// Opens (creating if needed) the ledger in `dir` for writing and replays it. Returns the
+    /// store, the state it holds, and notes about anything repaired. Refused while another
+    /// process has it open ([`LedgerError::Held`]).
     pub fn open(dir: &Path) -> Result<(LedgerStore, LedgerState, Vec<String>), LedgerError> {
         fs::create_dir_all(dir).map_err(io(dir))?;
+        let held = lock(dir)?;
         let generation = newest_generation(dir)?;
         let (state, valid, notes) = replay_generation(dir, generation)?;
         let log = log_path(dir, generation);
@@ -206,6 +240,7 @@ impl LedgerStore {
             generation,
             log: file,
             log_bytes: valid,
+            _lock: held,
         };
         store.remove_other_generations()?;
         Ok((store, state, notes))

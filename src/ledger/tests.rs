@@ -479,3 +479,84 @@ fn finished_pods_gone_from_the_cluster_are_forgotten_once_their_day_is_rolled_up
         "the rolled day is in the store, not in memory"
     );
 }
+
+/// Hours per pod UID (and `node` for the capacity) of `set`.
+fn hours_by_key(set: &AllocationSet) -> BTreeMap<String, i64> {
+    let mut hours = BTreeMap::new();
+    for a in &set.allocations {
+        *hours
+            .entry(set.names.resolve(a.pod_uid).to_string())
+            .or_default() += a.interval.seconds() / HOUR;
+    }
+    for c in &set.capacity {
+        *hours.entry("node".to_string()).or_default() += c.interval.seconds() / HOUR;
+    }
+    hours
+}
+
+#[test]
+fn a_ledger_that_learns_its_segments_again_does_not_count_a_stored_day_twice() {
+    let day = 86_400;
+    // What the cluster shows on day 1: pod a runs since day 0 00:00, pod b ran 02:00–10:00.
+    let live = [("a", 0, 2 * day), ("b", 2 * HOUR, 10 * HOUR)];
+    // The stored day 0, archived when it was rolled up: a 24 h, b 8 h, the node 24 h.
+    let mut archived = pods_on_one_node(&[("a", 0, day), ("b", 2 * HOUR, 10 * HOUR)]);
+    archived.capacity[0].interval = Interval::new(0, day);
+    let expected = BTreeMap::from([("a".into(), 24), ("b".into(), 8), ("node".into(), 24)]);
+    assert_eq!(hours_by_key(&archived), expected);
+
+    // A ledger that lost what it had recorded, its day 0 being rolled up: every segment is
+    // new to it, and each comes with a correction adding it to the stored day.
+    let mut ledger = Ledger::in_memory();
+    ledger.mark_rolled(day).unwrap();
+    let (_, corrections) = ledger
+        .reconcile(day + HOUR, &pods_on_one_node(&live), None)
+        .unwrap();
+    assert_eq!(corrections.len(), 3, "{corrections:?}");
+    let mut corrected = archived.clone();
+    for correction in &corrections {
+        correction.apply(&mut corrected, Interval::new(0, day));
+    }
+    assert_eq!(hours_by_key(&corrected), expected, "nothing counted twice");
+
+    // An archive that knew a only until 12:00 gets the 12 hours after, and only those.
+    let mut short = pods_on_one_node(&[("a", 0, 12 * HOUR), ("b", 2 * HOUR, 10 * HOUR)]);
+    short.capacity[0].interval = Interval::new(0, day);
+    for correction in &corrections {
+        correction.apply(&mut short, Interval::new(0, day));
+    }
+    assert_eq!(hours_by_key(&short), expected);
+    let a_from: Vec<i64> = short
+        .allocations
+        .iter()
+        .filter(|a| short.names.resolve(a.pod_uid) == "a")
+        .map(|a| a.interval.start / HOUR)
+        .collect();
+    assert_eq!(a_from, [0, 12], "12:00–24:00 added beside 00:00–12:00");
+}
+
+#[test]
+fn only_one_process_at_a_time_opens_the_ledger_for_writing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut writer, _) = Ledger::open(dir.path()).unwrap();
+    writer
+        .reconcile(HOUR, &pods_on_one_node(&[("a", 0, 2 * HOUR)]), None)
+        .unwrap();
+    // A second writer (another replica that thinks it leads) is refused, and says why.
+    let refused = Ledger::open(dir.path()).unwrap_err();
+    assert!(matches!(refused, LedgerError::Held { .. }), "{refused}");
+    assert!(
+        refused
+            .to_string()
+            .ends_with("ledger.lock: another process has this ledger open for writing; only one may write it at a time"),
+        "{refused}"
+    );
+    // Readers are not held back, and see what the writer recorded.
+    let (reader, _) = Ledger::read(dir.path()).unwrap();
+    assert_eq!(reader.state().open_count(), 2, "pod a and the node");
+    // Once the writer lets go (drops it, or dies), the next one opens it with everything.
+    drop(writer);
+    let (next, _) = Ledger::open(dir.path()).unwrap();
+    assert_eq!(next.state().open_count(), 2);
+    assert_eq!(next.state().heartbeat(), Some(HOUR));
+}

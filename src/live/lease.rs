@@ -70,33 +70,31 @@ impl LeaderSettings {
     }
 }
 
-/// Whether this replica is the one that writes.
-#[derive(Clone, Debug)]
-pub struct Leadership(watch::Receiver<bool>);
-
-impl Default for Leadership {
-    /// The only replica: always the writer.
-    fn default() -> Self {
-        Leadership(watch::channel(true).1)
-    }
-}
+/// Whether this replica is the one that writes: until a deadline its last renewal set, read
+/// at every use, so that a leader whose campaign stalls (a starved process, a hung API call)
+/// stops writing on time even before its next attempt says it lost.
+#[derive(Clone, Debug, Default)]
+pub struct Leadership(Option<watch::Receiver<Option<Instant>>>);
 
 impl Leadership {
-    /// True while this replica holds the Lease (always, without an election).
+    /// True while this replica holds the Lease, renewed less than two thirds of its duration
+    /// ago (always, without an election).
     pub fn is_leader(&self) -> bool {
-        *self.0.borrow()
+        self.0
+            .as_ref()
+            .is_none_or(|until| until.borrow().is_some_and(|until| Instant::now() < until))
     }
 
     /// A leadership to be decided by an election: a follower until its [`Candidate`] wins.
     pub fn contested() -> (Self, Candidate) {
-        let (sender, receiver) = watch::channel(false);
-        (Leadership(receiver), Candidate(sender))
+        let (sender, receiver) = watch::channel(None);
+        (Leadership(Some(receiver)), Candidate(sender))
     }
 }
 
 /// The side of a contested [`Leadership`] that campaigns.
 #[derive(Debug)]
-pub struct Candidate(watch::Sender<bool>);
+pub struct Candidate(watch::Sender<Option<Instant>>);
 
 impl Candidate {
     /// Campaigns for the Lease `settings` name, in the background, for as long as the
@@ -115,7 +113,8 @@ impl Candidate {
         tokio::spawn(async move {
             let mut announced = None;
             loop {
-                let leading = campaign.round().await;
+                let until = campaign.round().await;
+                let leading = until.is_some_and(|until| Instant::now() < until);
                 if announced != Some(leading) {
                     announced = Some(leading);
                     let (lease, identity) = (&campaign.name, &campaign.identity);
@@ -124,9 +123,9 @@ impl Candidate {
                     } else {
                         tracing::info!(%lease, %identity, "following: another replica writes the ledger");
                     }
-                    if sender.send(leading).is_err() {
-                        return;
-                    }
+                }
+                if sender.send(until).is_err() {
+                    return;
                 }
                 tokio::time::sleep(retry).await;
             }
@@ -153,20 +152,21 @@ struct Campaign {
 }
 
 impl Campaign {
-    /// One attempt; returns whether this replica leads now.
-    async fn round(&mut self) -> bool {
+    /// One attempt; returns until when this replica may write: two thirds of the Lease's
+    /// duration after the start of its last renewal (`None`: it does not lead). Counted from
+    /// before the request went out, the deadline passes before any other replica, which waits
+    /// a whole duration from when it saw that renewal, may take over.
+    async fn round(&mut self) -> Option<Instant> {
+        let started = Instant::now();
         match self.try_lead().await {
-            Ok(leading) => {
-                self.renewed_at = leading.then(Instant::now);
-                leading
-            }
+            Ok(leading) => self.renewed_at = leading.then_some(started),
+            // The last renewal's deadline stands: writing goes on only while nobody else may
+            // have taken over.
             Err(e) => {
-                tracing::warn!(error = %e, lease = %self.name, "the lease could not be read or renewed");
-                // Keep writing only while nobody else may have taken over.
-                self.renewed_at
-                    .is_some_and(|at| at.elapsed() < self.lease * 2 / 3)
+                tracing::warn!(error = %e, lease = %self.name, "the lease could not be read or renewed")
             }
         }
+        self.renewed_at.map(|at| at + self.lease * 2 / 3)
     }
 
     async fn try_lead(&mut self) -> Result<bool, kube::Error> {
@@ -236,5 +236,29 @@ fn conflict_is_no(result: Result<Lease, kube::Error>) -> Result<bool, kube::Erro
         Ok(_) => Ok(true),
         Err(kube::Error::Api(status)) if status.code == 409 => Ok(false),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lead_runs_out_at_its_deadline_without_another_word_from_the_campaign() {
+        assert!(Leadership::default().is_leader(), "without an election");
+        let (leadership, Candidate(campaign)) = Leadership::contested();
+        assert!(!leadership.is_leader(), "a follower until it wins");
+        // A renewal gives 50 ms of lead; then the campaign stalls and sends nothing.
+        campaign
+            .send(Some(Instant::now() + Duration::from_millis(50)))
+            .unwrap();
+        assert!(leadership.is_leader());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(
+            !leadership.is_leader(),
+            "the stalled leader stops by itself"
+        );
+        campaign.send(None).unwrap();
+        assert!(!leadership.clone().is_leader());
     }
 }

@@ -240,6 +240,13 @@ impl Archive {
         let runtime = tokio::runtime::Handle::current();
         let total = missing.len();
         for (done, day) in missing.into_iter().enumerate() {
+            if !self.leadership.is_leader() {
+                return tracing::info!(
+                    done,
+                    total,
+                    "no longer leading: the leader rolls up the rest of history"
+                );
+            }
             let window = Interval::new(day, day + DAY);
             let set = match &mut source {
                 HistorySource::Demo(history) => Ok(history.window(window, card, &cost_center_key)),
@@ -372,24 +379,33 @@ impl Archive {
             return;
         }
         tracing::info!(days = missing.len(), "rolling up closed days");
-        let total = missing.len();
-        let mut done = 0;
-        let result = self
-            .sources(&sets, view.ledger.from, card)
-            .roll_up(store, &missing, |_| {
-                done += 1;
-                if done % 7 == 0 || done == total {
-                    tracing::info!(done, total, "rollup backfill");
-                }
-            })
-            .await;
-        self.writes.fetch_add(1, Ordering::AcqRel);
-        match result {
-            Ok(warnings) => {
-                warnings.texts().iter().for_each(|w| tracing::warn!("{w}"));
-                self.rolled.fetch_max(today, Ordering::AcqRel);
+        let (total, sources) = (missing.len(), self.sources(&sets, view.ledger.from, card));
+        let (mut warnings, mut failed) = (crate::cost::Warnings::default(), false);
+        for (done, day) in missing.into_iter().enumerate() {
+            // A long backfill can outlast the lead: the replica that has it now does the rest.
+            if !self.leadership.is_leader() {
+                return tracing::info!(
+                    done,
+                    total,
+                    "no longer leading: the leader rolls up the rest"
+                );
             }
-            Err(e) => tracing::error!(error = %e, "rollup failed"),
+            match sources.roll_up(store, &[day], |_| {}).await {
+                Ok(more) => warnings.absorb(more),
+                Err(e) => {
+                    tracing::error!(error = %e, "rollup failed");
+                    failed = true;
+                    break;
+                }
+            }
+            self.writes.fetch_add(1, Ordering::AcqRel);
+            if (done + 1) % 7 == 0 || done + 1 == total {
+                tracing::info!(done = done + 1, total, "rollup backfill");
+            }
+        }
+        if !failed {
+            warnings.texts().iter().for_each(|w| tracing::warn!("{w}"));
+            self.rolled.fetch_max(today, Ordering::AcqRel);
         }
         if let Err(e) = store.remove_before(today - i64::from(self.retention_days) * DAY) {
             tracing::error!(error = %e, "old rollups could not be removed");
@@ -485,6 +501,15 @@ impl Archive {
             let mut views = views;
             tasks.push(tokio::spawn(async move {
                 if let Some(backfill) = backfill {
+                    // Only the leader writes the store: a follower serves what the leader
+                    // rolls up meanwhile, and takes the backfill over should it lead one day.
+                    if !archive.leadership.is_leader() {
+                        archive.backfilling.store(false, Ordering::Release);
+                        while !archive.leadership.is_leader() {
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                        archive.backfilling.store(true, Ordering::Release);
+                    }
                     let (history, card) = (archive.clone(), card.clone());
                     let done = super::background::spawn_background(move || {
                         history.backfill(backfill, &card)

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, LedgerError};
 use crate::live::Leadership;
 
 /// How a replica keeps its ledger in step with the leader's.
@@ -39,6 +39,10 @@ impl Following {
                     notes.iter().for_each(|note| tracing::warn!("{note}"));
                     *ledger = opened.cutting_over(ledger.cuts_over());
                     return true;
+                }
+                // The replica that led before has not let go yet: it will, at its next reconcile.
+                Err(e @ LedgerError::Held { .. }) => {
+                    tracing::warn!(error = %e, "leading, waiting for the previous writer to let go of the ledger")
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "leading, but the ledger could not be opened for writing")

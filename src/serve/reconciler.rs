@@ -217,7 +217,11 @@ impl Reconciler {
                             tracing::debug!("{note}");
                         }
                     }
-                    if let Some(archive) = &self.archive {
+                    // Among replicas, only what the written ledger learnt corrects the store:
+                    // a follower's copy lags the leader's by a read, and the lead may have
+                    // changed hands since this reconcile began.
+                    let writes = durable || self.following.is_none();
+                    if let Some(archive) = self.archive.as_ref().filter(|_| writes) {
                         archive.correct(&corrections, &self.card);
                     }
                 }

@@ -1,7 +1,9 @@
 //! Two replicas of the real `tollgate serve` on one data directory, electing a writer through a
 //! Lease on the fake API server: only the leader ever has the ledger open for writing, the
-//! follower serves the same chargeback and quota checks from what the leader wrote, and when
-//! the leader is killed the follower takes over the Lease and the ledger.
+//! follower serves the same chargeback and quota checks from what the leader wrote; when the
+//! leader stalls past its Lease the other takes the Lease but leaves the ledger to it until it
+//! wakes and lets go; when the leader is killed the follower takes over the Lease and the
+//! ledger.
 
 use crate::support;
 
@@ -12,18 +14,39 @@ use std::time::{Duration, Instant};
 use support::apiserver::FakeApiServer;
 use support::{ServeProcess, fixture_report, http_post};
 
+/// The Lease's duration: a leader writes for two thirds of it after each renewal (every
+/// second), so that a renewal slow on a loaded machine does not take the lead away.
+const LEASE_SECONDS: u64 = 6;
+
 const FIXTURE_WINDOW: &str = "/api/v1/chargeback?from=2026-11-01&to=2026-11-02";
 
-async fn replica(dir: &Path, kubeconfig: &Path, name: &str) -> ServeProcess {
+/// A replica and its name in the Lease.
+struct Replica {
+    name: &'static str,
+    process: ServeProcess,
+}
+
+impl std::ops::Deref for Replica {
+    type Target = ServeProcess;
+
+    fn deref(&self) -> &ServeProcess {
+        &self.process
+    }
+}
+
+async fn replica(dir: &Path, kubeconfig: &Path, name: &'static str) -> Replica {
     let data = dir.join("data");
-    ServeProcess::start(
+    let process = ServeProcess::start(
         &["--pricing", "tests/fixtures/rates.toml"],
         &[
             ("KUBECONFIG", kubeconfig.as_os_str()),
             ("TOLLGATE__STORE__DIR", data.as_os_str()),
             ("TOLLGATE__SOURCES__RECONCILE_SECONDS", OsStr::new("1")),
             ("TOLLGATE__LEADER__ENABLED", OsStr::new("true")),
-            ("TOLLGATE__LEADER__LEASE_SECONDS", OsStr::new("3")),
+            (
+                "TOLLGATE__LEADER__LEASE_SECONDS",
+                OsStr::new(&LEASE_SECONDS.to_string()),
+            ),
             ("TOLLGATE__LEADER__RETRY_SECONDS", OsStr::new("1")),
             ("TOLLGATE__LEADER__FOLLOW_SECONDS", OsStr::new("1")),
             ("POD_NAMESPACE", OsStr::new("tollgate")),
@@ -31,10 +54,18 @@ async fn replica(dir: &Path, kubeconfig: &Path, name: &str) -> ServeProcess {
         ],
         &dir.join(format!("{name}.log")),
     )
-    .await
+    .await;
+    Replica { name, process }
 }
 
-/// Whether `process` has a ledger log of `dir` open (only a writer opens one).
+/// Stops (`SIGSTOP`) or wakes (`SIGCONT`) a replica's process.
+fn signal(replica: &Replica, signal: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(replica.child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, signal).unwrap();
+}
+
+/// Whether `process` has a ledger log open (only a writer opens one), even one another
+/// process has deleted since.
 fn writes_ledger(process: &ServeProcess) -> bool {
     let Ok(fds) = std::fs::read_dir(format!("/proc/{}/fd", process.child.id())) else {
         return false;
@@ -42,6 +73,7 @@ fn writes_ledger(process: &ServeProcess) -> bool {
     fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
         .any(|target| {
             let name = target.file_name().unwrap_or_default().to_string_lossy();
+            let name = name.trim_end_matches(" (deleted)");
             name.starts_with("ledger-") && name.ends_with(".log")
         })
 }
@@ -96,13 +128,12 @@ async fn one_replica_writes_the_other_serves_and_takes_over() {
         holder(&api).is_some() && (writes_ledger(&a) || writes_ledger(&b))
     })
     .await;
-    let leader_name = holder(&api).unwrap();
-    let (leader, follower) = if leader_name == "replica-a" {
+    let (leader, follower) = if holder(&api).unwrap() == "replica-a" {
         (a, b)
     } else {
         (b, a)
     };
-    assert!(writes_ledger(&leader), "the Lease holder writes");
+    wait_for(20, &[&leader, &follower], || writes_ledger(&leader)).await;
     // A few reconciles and follower reads later, still only the leader writes.
     let settle = Instant::now() + Duration::from_secs(3);
     wait_for(10, &[&leader, &follower], || Instant::now() > settle).await;
@@ -118,10 +149,9 @@ async fn one_replica_writes_the_other_serves_and_takes_over() {
             .contains("leading: this replica writes the ledger")
     );
 
-    // Both answer the same chargeback, and the follower answers quota checks.
-    // (Once, behind the whole suite on two cores, the leader answered every pod's line twice
-    // over: should it again, its log, the follower's and the data directory say what each did.)
-    let said = |leader: &ServeProcess, follower: &ServeProcess| {
+    // Both answer the same chargeback, and the follower answers quota checks. (Should they
+    // not, both logs and the data directory say what each did.)
+    let said = |leader: &Replica, follower: &Replica| {
         format!(
             "--- leader\n{}\n--- follower\n{}\n--- data\n{}",
             leader.log(),
@@ -151,17 +181,44 @@ async fn one_replica_writes_the_other_serves_and_takes_over() {
     .unwrap();
     assert_eq!(status, 200, "{body}");
 
+    // The leader stalls (stopped, as a starved or frozen process is) past its Lease: the
+    // follower takes the Lease, but not the ledger while the stalled one still has it open;
+    // woken, the old leader sees its lead ran out, lets go, and the new one writes.
+    let stopped_for = Instant::now();
+    signal(&leader, rustix::process::Signal::STOP);
+    wait_for(20, &[&leader, &follower], || {
+        holder(&api).as_deref() == Some(follower.name)
+    })
+    .await;
+    // Stopped a while longer than the Lease, whatever the machine's load: all along, the new
+    // holder leaves the ledger to the process that has it open.
+    let woken = stopped_for + Duration::from_secs(LEASE_SECONDS + 2);
+    wait_for(20, &[&leader, &follower], || {
+        assert!(!writes_ledger(&follower), "{}", follower.log());
+        Instant::now() > woken
+    })
+    .await;
+    signal(&leader, rustix::process::Signal::CONT);
+    wait_for(60, &[&leader, &follower], || {
+        writes_ledger(&follower) && !writes_ledger(&leader)
+    })
+    .await;
+    let (leader, follower) = (follower, leader);
+    for replica in [&leader, &follower] {
+        assert_eq!(
+            replica.get(FIXTURE_WINDOW).await,
+            truth,
+            "{}",
+            said(&leader, &follower)
+        );
+    }
+
     // The leader dies without a word: after the Lease runs out the follower takes over.
     let mut leader = leader;
-    leader.child.kill().unwrap();
-    leader.child.wait().unwrap();
-    let follower_name = if leader_name == "replica-a" {
-        "replica-b"
-    } else {
-        "replica-a"
-    };
+    leader.process.child.kill().unwrap();
+    leader.process.child.wait().unwrap();
     wait_for(20, &[&follower], || {
-        holder(&api).as_deref() == Some(follower_name) && writes_ledger(&follower)
+        holder(&api).as_deref() == Some(follower.name) && writes_ledger(&follower)
     })
     .await;
     assert!(
@@ -173,5 +230,5 @@ async fn one_replica_writes_the_other_serves_and_takes_over() {
     );
     assert_eq!(follower.get(FIXTURE_WINDOW).await, truth, "nothing lost");
     let lease = api.lease("tollgate", "tollgate").unwrap();
-    assert_eq!(lease["spec"]["leaseTransitions"], 1, "{lease}");
+    assert_eq!(lease["spec"]["leaseTransitions"], 2, "{lease}");
 }
