@@ -340,11 +340,13 @@ impl Archive {
     }
 
     /// Rolls up the closed days `view` has data for and the store lacks (all of them on the
-    /// first call: the backfill), drops days past retention, and once every day before today
-    /// is stored, says so ([`Archive::rolled_until`]) so the ledger can forget them.
+    /// first call: the backfill) — only while leading, from a view of the ledger written here
+    /// (a new leader waiting for the old one to let go of it has none yet) — drops days past
+    /// retention, and once every day before today is stored, says so
+    /// ([`Archive::rolled_until`]) so the ledger can forget them.
     async fn roll_up(&self, view: &View, card: &RateCard) {
         let Some(store) = &self.store else { return };
-        if !view.ready || !self.leadership.is_leader() {
+        if !view.ready || !view.writer || !self.leadership.is_leader() {
             return;
         }
         let sets = view.ledger.as_refs();

@@ -220,8 +220,8 @@ impl Reconciler {
                     // Among replicas, only what the written ledger learnt corrects the store:
                     // a follower's copy lags the leader's by a read, and the lead may have
                     // changed hands since this reconcile began.
-                    let writes = durable || self.following.is_none();
-                    if let Some(archive) = self.archive.as_ref().filter(|_| writes) {
+                    let writer = durable || self.following.is_none();
+                    if let Some(archive) = self.archive.as_ref().filter(|_| writer) {
                         archive.correct(&corrections, &self.card);
                     }
                 }
@@ -250,6 +250,7 @@ impl Reconciler {
             ledger,
             live: Arc::new(live),
             ready: synced && !backfilling,
+            writer: self.following.is_none() || self.ledger.is_durable(),
             kubernetes_up,
             spend: Arc::new(spend),
             namespaces: Arc::new(namespaces),

@@ -27,6 +27,9 @@ pub struct View {
     pub live: Arc<AllocationSet>,
     /// True once the source was read completely and reconciled.
     pub ready: bool,
+    /// Made from the ledger this replica writes (always, without an election): what rollups
+    /// are made from, so that only the replica holding the ledger writes the store.
+    pub writer: bool,
     /// For a watched cluster: whether the last API read worked.
     pub kubernetes_up: Option<bool>,
     /// Month-to-date spend, burn and units per cost center and namespace.
@@ -50,6 +53,7 @@ impl Default for View {
             ledger: LedgerView::default(),
             live: Arc::default(),
             ready: false,
+            writer: false,
             kubernetes_up: None,
             spend: Arc::default(),
             namespaces: Arc::default(),
