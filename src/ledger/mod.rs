@@ -104,6 +104,12 @@ impl Ledger {
         Ok(())
     }
 
+    /// Stops writing: the files are closed and their lock let go of; the state stays, in
+    /// memory only.
+    pub fn let_go(&mut self) {
+        self.store = None;
+    }
+
     /// Whether reconciles are written to disk.
     pub fn is_durable(&self) -> bool {
         self.store.is_some()

@@ -97,6 +97,12 @@ impl Leadership {
 pub struct Candidate(watch::Sender<Option<Instant>>);
 
 impl Candidate {
+    /// Leads until `until` (`None`: follows), as a campaign's round would say.
+    #[cfg(test)]
+    pub(crate) fn lead_until(&self, until: Option<Instant>) {
+        self.0.send_replace(until);
+    }
+
     /// Campaigns for the Lease `settings` name, in the background, for as long as the
     /// leadership is watched.
     pub fn campaign(self, client: kube::Client, settings: &LeaderSettings) -> Result<(), String> {
@@ -246,19 +252,17 @@ mod tests {
     #[test]
     fn a_lead_runs_out_at_its_deadline_without_another_word_from_the_campaign() {
         assert!(Leadership::default().is_leader(), "without an election");
-        let (leadership, Candidate(campaign)) = Leadership::contested();
+        let (leadership, campaign) = Leadership::contested();
         assert!(!leadership.is_leader(), "a follower until it wins");
         // A renewal gives 50 ms of lead; then the campaign stalls and sends nothing.
-        campaign
-            .send(Some(Instant::now() + Duration::from_millis(50)))
-            .unwrap();
+        campaign.lead_until(Some(Instant::now() + Duration::from_millis(50)));
         assert!(leadership.is_leader());
         std::thread::sleep(Duration::from_millis(60));
         assert!(
             !leadership.is_leader(),
             "the stalled leader stops by itself"
         );
-        campaign.send(None).unwrap();
+        campaign.lead_until(None);
         assert!(!leadership.clone().is_leader());
     }
 }

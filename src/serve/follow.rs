@@ -50,8 +50,13 @@ impl Following {
             }
             return false;
         }
+        // Lost the lead: stop writing first, whether or not the leader's ledger reads.
+        let let_go = !leading && ledger.is_durable();
+        if let_go {
+            ledger.let_go();
+        }
         let due = self.read_at.is_none_or(|at| at.elapsed() >= self.every);
-        if !leading && (ledger.is_durable() || due) {
+        if !leading && (let_go || due) {
             match Ledger::read(&self.dir) {
                 Ok((read, notes)) => {
                     // A torn last line is the leader mid-write, not damage.
@@ -64,5 +69,42 @@ impl Following {
             }
         }
         false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::allocation::AllocationSet;
+
+    #[test]
+    fn a_replica_that_loses_the_lead_lets_go_of_the_ledger_even_if_it_cannot_read_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (leadership, campaign) = Leadership::contested();
+        let mut following = Following::new(dir.path().into(), leadership, Duration::ZERO);
+        let mut ledger = Ledger::in_memory();
+        campaign.lead_until(Some(Instant::now() + Duration::from_secs(3600)));
+        assert!(
+            following.sync(&mut ledger) && ledger.is_durable(),
+            "leading, it writes"
+        );
+        ledger
+            .reconcile(60, &AllocationSet::default(), None)
+            .unwrap();
+        // The files go bad (a damaged line before the last): reading them fails from now on.
+        let snapshot = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|e| e == "snapshot"))
+            .unwrap();
+        std::fs::write(&snapshot, "00000000 {}\n00000000 {}\n").unwrap();
+        assert!(Ledger::read(dir.path()).is_err());
+
+        campaign.lead_until(None);
+        assert!(!following.sync(&mut ledger), "nothing read");
+        assert!(!ledger.is_durable(), "no longer written");
+        // The lock is free: another replica opening it meets the damage, not this one.
+        let next = Ledger::open(dir.path()).unwrap_err();
+        assert!(matches!(next, LedgerError::Corrupt { .. }), "{next}");
     }
 }
