@@ -181,6 +181,8 @@ impl Reconciler {
             self.touched = None;
         }
         self.forget_rolled();
+        // This replica writes: alone, or holding the ledger among several.
+        let writer = self.following.is_none() || self.ledger.is_durable();
         let as_of = self.feed.now();
         let options = BuildOptions {
             as_of,
@@ -220,7 +222,6 @@ impl Reconciler {
                     // Among replicas, only what the written ledger learnt corrects the store:
                     // a follower's copy lags the leader's by a read, and the lead may have
                     // changed hands since this reconcile began.
-                    let writer = durable || self.following.is_none();
                     if let Some(archive) = self.archive.as_ref().filter(|_| writer) {
                         archive.correct(&corrections, &self.card);
                     }
@@ -250,7 +251,7 @@ impl Reconciler {
             ledger,
             live: Arc::new(live),
             ready: synced && !backfilling,
-            writer: self.following.is_none() || self.ledger.is_durable(),
+            writer,
             kubernetes_up,
             spend: Arc::new(spend),
             namespaces: Arc::new(namespaces),
