@@ -541,3 +541,58 @@ impl Archive {
         tasks
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::DemoFleet;
+    use crate::store::Provenance;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_follower_leaves_the_history_backfill_to_the_leader_until_it_leads() {
+        let dir = tempfile::tempdir().unwrap();
+        let card = Arc::new(RateCard::builtin());
+        let provenance = Provenance {
+            source: "demo".into(),
+            rate_card: card.digest(),
+        };
+        let (leadership, campaign) = Leadership::contested();
+        let archive = Arc::new(Archive {
+            store: Some(RollupStore::open(dir.path(), provenance).unwrap()),
+            leadership,
+            ..Archive::default()
+        });
+        archive.backfilling.store(true, Ordering::Release);
+        // Two whole days of the smallest demo fleet's past.
+        let today = crate::time::parse_time("2026-11-20").unwrap();
+        let backfill = Backfill {
+            source: HistorySource::Demo(Box::new(DemoHistory::new(DemoFleet::new(1, today)))),
+            days: Interval::new(today - 2 * DAY, today),
+            cost_center_key: "cost-center".into(),
+        };
+        let (_views, receiver) = watch::channel(Arc::new(View::default()));
+        let tasks = archive.spawn(receiver, card, Some(backfill));
+        let stored = || archive.store.as_ref().unwrap().days().unwrap().len();
+
+        // A follower: ready to serve (not backfilling), and nothing written.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(!archive.backfilling.load(Ordering::Acquire));
+        assert_eq!(stored(), 0);
+        assert!(
+            !dir.path().join("rollups/daily").exists(),
+            "no file written"
+        );
+
+        // Leading, it rolls up both days.
+        campaign.lead_until(Some(std::time::Instant::now() + Duration::from_secs(3600)));
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while stored() < 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the backfill never ran"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tasks.iter().for_each(tokio::task::JoinHandle::abort);
+    }
+}
