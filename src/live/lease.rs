@@ -254,10 +254,10 @@ mod tests {
         assert!(Leadership::default().is_leader(), "without an election");
         let (leadership, campaign) = Leadership::contested();
         assert!(!leadership.is_leader(), "a follower until it wins");
-        // A renewal gives 50 ms of lead; then the campaign stalls and sends nothing.
-        campaign.lead_until(Some(Instant::now() + Duration::from_millis(50)));
+        // A renewal gives half a second of lead; then the campaign stalls and sends nothing.
+        campaign.lead_until(Some(Instant::now() + Duration::from_millis(500)));
         assert!(leadership.is_leader());
-        std::thread::sleep(Duration::from_millis(60));
+        std::thread::sleep(Duration::from_millis(600));
         assert!(
             !leadership.is_leader(),
             "the stalled leader stops by itself"
