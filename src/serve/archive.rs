@@ -240,12 +240,8 @@ impl Archive {
         let runtime = tokio::runtime::Handle::current();
         let total = missing.len();
         for (done, day) in missing.into_iter().enumerate() {
-            if !self.leadership.is_leader() {
-                return tracing::info!(
-                    done,
-                    total,
-                    "no longer leading: the leader rolls up the rest of history"
-                );
+            if !self.still_leads(done, total) {
+                return;
             }
             let window = Interval::new(day, day + DAY);
             let set = match &mut source {
@@ -334,6 +330,21 @@ impl Archive {
         }
     }
 
+    /// Whether this replica still leads before the next of `total` days to roll up (`done`
+    /// so far), saying so when it no longer does: a long backfill can outlast the lead, and
+    /// the replica that has it now does the rest.
+    fn still_leads(&self, done: usize, total: usize) -> bool {
+        let leads = self.leadership.is_leader();
+        if !leads {
+            tracing::info!(
+                done,
+                total,
+                "no longer leading: the leader rolls up the rest"
+            );
+        }
+        leads
+    }
+
     /// Every day before this is in the store, if the rollups say so.
     pub fn rolled_until(&self) -> Option<UnixSeconds> {
         Some(self.rolled.load(Ordering::Acquire)).filter(|&until| until > 0)
@@ -384,13 +395,8 @@ impl Archive {
         let (total, sources) = (missing.len(), self.sources(&sets, view.ledger.from, card));
         let (mut warnings, mut failed) = (crate::cost::Warnings::default(), false);
         for (done, day) in missing.into_iter().enumerate() {
-            // A long backfill can outlast the lead: the replica that has it now does the rest.
-            if !self.leadership.is_leader() {
-                return tracing::info!(
-                    done,
-                    total,
-                    "no longer leading: the leader rolls up the rest"
-                );
+            if !self.still_leads(done, total) {
+                return;
             }
             match sources.roll_up(store, &[day], |_| {}).await {
                 Ok(more) => warnings.absorb(more),
