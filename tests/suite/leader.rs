@@ -3,7 +3,7 @@
 //! follower serves the same chargeback and quota checks from what the leader wrote; when the
 //! leader stalls past its Lease the other takes the Lease but leaves the ledger to it until it
 //! wakes and lets go; when the leader is killed the follower takes over the Lease and the
-//! ledger.
+//! ledger. With history in Prometheus, only the leader rolls it up into the store.
 
 use crate::support;
 
@@ -11,8 +11,13 @@ use std::ffi::OsStr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::prometheus_history::{
+    Times, costs, days_back_to, kube_state_and_dcgm, report, served_day,
+};
 use support::apiserver::FakeApiServer;
-use support::{ServeProcess, fixture_report, http_post};
+use support::prometheus::TestPrometheus;
+use support::{ServeProcess, fixture_report, http_get, http_post};
+use tollgate::time::parse_time;
 
 /// The Lease's duration: a leader writes for two thirds of it after each renewal (every
 /// second), so that a renewal slow on a loaded machine does not take the lead away.
@@ -35,26 +40,38 @@ impl std::ops::Deref for Replica {
 }
 
 async fn replica(dir: &Path, kubeconfig: &Path, name: &'static str) -> Replica {
+    replica_with(dir, kubeconfig, name, &[], &[]).await
+}
+
+/// [`replica`], also given `args` and environment `env`.
+async fn replica_with(
+    dir: &Path,
+    kubeconfig: &Path,
+    name: &'static str,
+    args: &[&str],
+    env: &[(&str, &OsStr)],
+) -> Replica {
     let data = dir.join("data");
-    let process = ServeProcess::start(
-        &["--pricing", "tests/fixtures/rates.toml"],
-        &[
-            ("KUBECONFIG", kubeconfig.as_os_str()),
-            ("TOLLGATE__STORE__DIR", data.as_os_str()),
-            ("TOLLGATE__SOURCES__RECONCILE_SECONDS", OsStr::new("1")),
-            ("TOLLGATE__LEADER__ENABLED", OsStr::new("true")),
-            (
-                "TOLLGATE__LEADER__LEASE_SECONDS",
-                OsStr::new(&LEASE_SECONDS.to_string()),
-            ),
-            ("TOLLGATE__LEADER__RETRY_SECONDS", OsStr::new("1")),
-            ("TOLLGATE__LEADER__FOLLOW_SECONDS", OsStr::new("1")),
-            ("POD_NAMESPACE", OsStr::new("tollgate")),
-            ("POD_NAME", OsStr::new(name)),
-        ],
-        &dir.join(format!("{name}.log")),
-    )
-    .await;
+    let lease_seconds = LEASE_SECONDS.to_string();
+    let mut environment = vec![
+        ("KUBECONFIG", kubeconfig.as_os_str()),
+        ("TOLLGATE__STORE__DIR", data.as_os_str()),
+        ("TOLLGATE__SOURCES__RECONCILE_SECONDS", OsStr::new("1")),
+        ("TOLLGATE__LEADER__ENABLED", OsStr::new("true")),
+        (
+            "TOLLGATE__LEADER__LEASE_SECONDS",
+            OsStr::new(&lease_seconds),
+        ),
+        ("TOLLGATE__LEADER__RETRY_SECONDS", OsStr::new("1")),
+        ("TOLLGATE__LEADER__FOLLOW_SECONDS", OsStr::new("1")),
+        ("POD_NAMESPACE", OsStr::new("tollgate")),
+        ("POD_NAME", OsStr::new(name)),
+    ];
+    environment.extend_from_slice(env);
+    let mut arguments = vec!["--pricing", "tests/fixtures/rates.toml"];
+    arguments.extend_from_slice(args);
+    let process =
+        ServeProcess::start(&arguments, &environment, &dir.join(format!("{name}.log"))).await;
     Replica { name, process }
 }
 
@@ -231,4 +248,91 @@ async fn one_replica_writes_the_other_serves_and_takes_over() {
     assert_eq!(follower.get(FIXTURE_WINDOW).await, truth, "nothing lost");
     let lease = api.lease("tollgate", "tollgate").unwrap();
     assert_eq!(lease["spec"]["leaseTransitions"], 2, "{lease}");
+}
+
+/// Whether `replica` says it is ready: synced, and not backfilling history.
+async fn ready(replica: &ServeProcess) -> bool {
+    matches!(http_get(&replica.address, "/readyz").await, Some((200, _)))
+}
+
+/// Two replicas of a watched cluster whose pods ran before Tollgate was installed, with
+/// kube-state-metrics and DCGM history in a real Prometheus: the leader alone backfills the
+/// past into the store (the follower waits for the lead), and both replicas — and the follower
+/// once it has taken over from a killed leader, with its own backfill finding every day stored
+/// — charge 2026-11-01 once, exactly as `report --history` does. A day stored twice, or
+/// counted from the store and again from the ledger, would charge more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_with_prometheus_history_charge_the_past_once() {
+    let from = parse_time("2026-10-31T12:00:00Z").unwrap();
+    let to = parse_time("2026-11-02T00:00:00Z").unwrap();
+    let prometheus = TestPrometheus::start(&kube_state_and_dcgm(from, to, Times::Sampled));
+    let reported = costs(&report(&["--history", "--prometheus", &prometheus.url]));
+    let days = days_back_to(from);
+    let api = FakeApiServer::start().await;
+    api.load_snapshot(Path::new("tests/fixtures/snapshot"));
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.kubeconfig(dir.path());
+    let args = ["--prometheus", prometheus.url.as_str()];
+    let env = [("TOLLGATE__PROMETHEUS__HISTORY_DAYS", OsStr::new(&days))];
+    // Started together: each would backfill the same days at once, were it not for the Lease.
+    let (a, b) = tokio::join!(
+        replica_with(dir.path(), &kubeconfig, "replica-a", &args, &env),
+        replica_with(dir.path(), &kubeconfig, "replica-b", &args, &env)
+    );
+    wait_for(20, &[&a, &b], || {
+        holder(&api).is_some() && (writes_ledger(&a) || writes_ledger(&b))
+    })
+    .await;
+    let (leader, follower) = if holder(&api).unwrap() == "replica-a" {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    let said = |leader: &Replica, follower: &Replica| {
+        format!(
+            "--- leader\n{}\n--- follower\n{}",
+            leader.log(),
+            follower.log()
+        )
+    };
+    // The leader's backfill done, both charge the day as the history does. (Thirty-six days
+    // of history take a debug build a few seconds alone, far longer beside the whole suite.)
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !ready(&leader).await {
+        assert!(Instant::now() < deadline, "{}", said(&leader, &follower));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        leader.log().contains("history backfill"),
+        "{}",
+        said(&leader, &follower)
+    );
+    assert!(
+        !follower.log().contains("history backfill"),
+        "{}",
+        said(&leader, &follower)
+    );
+    for replica in [&leader, &follower] {
+        assert_eq!(
+            served_day(replica).await,
+            reported,
+            "{}",
+            said(&leader, &follower)
+        );
+    }
+
+    // The leader dies: the follower takes over, backfills nothing again, charges the same.
+    let mut leader = leader;
+    leader.process.child.kill().unwrap();
+    leader.process.child.wait().unwrap();
+    wait_for(60, &[&follower], || {
+        holder(&api).as_deref() == Some(follower.name) && writes_ledger(&follower)
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !ready(&follower).await {
+        assert!(Instant::now() < deadline, "{}", follower.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(served_day(&follower).await, reported, "{}", follower.log());
 }

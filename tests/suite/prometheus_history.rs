@@ -47,14 +47,14 @@ fn minutes(from: i64, to: i64, value: f64) -> impl Iterator<Item = (i64, f64)> {
 
 /// Which series kube-state-metrics exports besides presences.
 #[derive(Clone, Copy, PartialEq)]
-enum Times {
+pub(crate) enum Times {
     /// Only what is sampled: interval ends are off by up to a step.
     Sampled,
     /// Also `kube_pod_start_time`, `kube_pod_completion_time` and `kube_node_status_capacity`.
     Exact,
 }
 
-fn kube_state_and_dcgm(from: i64, to: i64, times: Times) -> String {
+pub(crate) fn kube_state_and_dcgm(from: i64, to: i64, times: Times) -> String {
     let mut om = OpenMetrics::default();
     let namespaces: BTreeMap<String, Value> = items("namespaces")
         .into_iter()
@@ -292,7 +292,7 @@ fn kube_state_and_dcgm(from: i64, to: i64, times: Times) -> String {
     om.text()
 }
 
-fn report(args: &[&str]) -> Value {
+pub(crate) fn report(args: &[&str]) -> Value {
     let output = tollgate_command()
         .args([
             "report",
@@ -310,7 +310,7 @@ fn report(args: &[&str]) -> Value {
     json_stdout(&output)
 }
 
-fn costs(report: &Value) -> BTreeMap<String, f64> {
+pub(crate) fn costs(report: &Value) -> BTreeMap<String, f64> {
     report["lines"]
         .as_array()
         .unwrap()
@@ -537,12 +537,12 @@ async fn serve_history_charges_what_report_history_reports() {
 }
 
 /// Days of history reaching back from today's clock to `from`.
-fn days_back_to(from: i64) -> String {
+pub(crate) fn days_back_to(from: i64) -> String {
     ((jiff::Timestamp::now().as_second() - from) / 86_400 + 1).to_string()
 }
 
 /// What a running service charges each cost center for 2026-11-01.
-async fn served_day(service: &ServeProcess) -> BTreeMap<String, f64> {
+pub(crate) async fn served_day(service: &ServeProcess) -> BTreeMap<String, f64> {
     let served = service
         .get("/api/v1/chargeback?from=2026-11-01&to=2026-11-02&format=json")
         .await;
