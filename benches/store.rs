@@ -74,6 +74,7 @@ fn store_reports(c: &mut Criterion) {
         prometheus: Some(&prometheus),
         simulated: None,
         cluster: "test",
+        history: None,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

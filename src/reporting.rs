@@ -60,6 +60,10 @@ pub struct Sources<'a> {
     pub simulated: Option<&'a dyn Telemetry>,
     /// The cluster's name: the `cluster` group key's value.
     pub cluster: &'a str,
+    /// Whole days of history before the ledger began that the store is to hold, rolled up in
+    /// the background (on the leader): a report over any of them the store lacks yet says so
+    /// rather than leaving them out unsaid.
+    pub history: Option<Interval>,
 }
 
 /// Threads that price the parts of a report streamed in parts, and make what is written of
@@ -78,6 +82,7 @@ impl<'a> Sources<'a> {
             prometheus: None,
             simulated: None,
             cluster,
+            history: None,
         }
     }
 }
@@ -145,6 +150,50 @@ impl Sources<'_> {
             Some(store) => store.catalog()?,
             None => Catalog::default(),
         };
+        let mut report = self.report_from(request, &catalog).await?;
+        report
+            .warnings
+            .extend(self.history_not_stored(request.window, &catalog.mine));
+        Ok(report)
+    }
+
+    /// What the report of `request` leaves out of [`Sources::history`]: the days in its window
+    /// the store does not hold (yet: the leader rolls them up in the background; or a day it
+    /// could not read).
+    fn history_not_stored(
+        &self,
+        window: Interval,
+        stored: &BTreeSet<UnixSeconds>,
+    ) -> Option<String> {
+        let history = self.history?;
+        let missing: Vec<UnixSeconds> = (history.start..history.end)
+            .step_by(DAY as usize)
+            .filter(|&day| day < window.end && day + DAY > window.start && !stored.contains(&day))
+            .collect();
+        let date = |day: &UnixSeconds| format_time(*day)[..10].to_string();
+        let why = "(the leader rolls history up from its source in the background; a day it \
+            could not read stays out until it is read again)";
+        Some(match &missing[..] {
+            [] => return None,
+            [day] => format!(
+                "the day {} of history before the ledger began is not in the rollup store yet {why}: this report leaves it out",
+                date(day)
+            ),
+            [first, .., last] => format!(
+                "{} days of history before the ledger began, {} to {}, are not in the rollup store yet {why}: this report leaves them out",
+                missing.len(),
+                date(first),
+                date(last)
+            ),
+        })
+    }
+
+    /// [`Sources::report_of_cluster`], given what the store holds.
+    async fn report_from(
+        &self,
+        request: &ReportRequest,
+        catalog: &Catalog,
+    ) -> Result<CostReport, ReportError> {
         let days = &catalog.mine;
         let (grain, plan) = match crate::store::Grain::of(request) {
             Some(grain) => {

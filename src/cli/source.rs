@@ -210,6 +210,7 @@ pub(super) fn command_sources<'a>(
         prometheus,
         simulated: simulated_usage(source),
         cluster: &name.cluster,
+        history: None,
     }
 }
 

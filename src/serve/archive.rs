@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use rust_decimal::Decimal;
@@ -59,6 +59,9 @@ pub struct Archive {
     pub exported_once: AtomicBool,
     /// True while history before the cut-over is still being rolled up.
     pub backfilling: AtomicBool,
+    /// The whole days of history before the cut-over that the store is to hold (every
+    /// replica's, whether it backfills them or waits for the leader to).
+    pub history: OnceLock<Interval>,
     /// Where each closed day is exported once rolled up (`[export] dest`).
     pub export: Option<DailyExport>,
     /// The Prometheus holding every cluster's series, read for global budgets every so often
@@ -130,7 +133,16 @@ impl Archive {
             prometheus: self.prometheus.as_ref(),
             simulated: self.simulated.as_deref().map(|u| u as &dyn Telemetry),
             cluster: &self.cluster,
+            history: self.history_kept(jiff::Timestamp::now().as_second()),
         }
+    }
+
+    /// [`Archive::history`] less the days the store has dropped by `now` (kept
+    /// `retention_days`).
+    fn history_kept(&self, now: UnixSeconds) -> Option<Interval> {
+        let days = *self.history.get()?;
+        let kept_from = (now.div_euclid(DAY) - i64::from(self.retention_days)) * DAY;
+        Some(Interval::new(days.start.max(kept_from), days.end)).filter(|days| !days.is_empty())
     }
 
     /// Allocations rebuilt from Prometheus history over the `days` before now, read now and
@@ -509,6 +521,7 @@ impl Archive {
             let mut views = views;
             tasks.push(tokio::spawn(async move {
                 if let Some(backfill) = backfill {
+                    let _ = archive.history.set(backfill.days);
                     // Only the leader writes the store: a follower serves what the leader
                     // rolls up meanwhile, and takes the backfill over should it lead one day.
                     if !archive.leadership.is_leader() {
@@ -566,6 +579,7 @@ mod tests {
         let archive = Arc::new(Archive {
             store: Some(RollupStore::open(dir.path(), provenance).unwrap()),
             leadership,
+            retention_days: 3650,
             ..Archive::default()
         });
         archive.backfilling.store(true, Ordering::Release);
@@ -577,8 +591,23 @@ mod tests {
             cost_center_key: "cost-center".into(),
         };
         let (_views, receiver) = watch::channel(Arc::new(View::default()));
-        let tasks = archive.spawn(receiver, card, Some(backfill));
+        let tasks = archive.spawn(receiver, card.clone(), Some(backfill));
         let stored = || archive.store.as_ref().unwrap().days().unwrap().len();
+        // The two days by cost center, as a replica holding nothing of them in memory (its
+        // ledger began after them) answers.
+        let report = || async {
+            let request = crate::cost::ReportRequest {
+                window: Interval::new(today - 2 * DAY, today),
+                step: crate::time::Step::Window,
+                group_by: "cost_center".parse().unwrap(),
+                share_unallocated: false,
+                only: Default::default(),
+            };
+            let sources = archive.sources(&[], None, &card);
+            sources.report(&request).await.unwrap()
+        };
+        let not_stored = "2 days of history before the ledger began, 2026-11-18 to 2026-11-19, \
+            are not in the rollup store yet";
 
         // A follower: ready to serve (not backfilling), and nothing written.
         tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -587,6 +616,18 @@ mod tests {
         assert!(
             !dir.path().join("rollups/daily").exists(),
             "no file written"
+        );
+        // What it answers for those days meanwhile says they are missing: not a silent zero.
+        let meanwhile = report().await;
+        assert!(meanwhile.lines.is_empty());
+        assert!(
+            meanwhile
+                .warnings
+                .texts()
+                .iter()
+                .any(|w| w.starts_with(not_stored)),
+            "{:?}",
+            meanwhile.warnings.texts()
         );
 
         // Leading, it rolls up both days.
@@ -599,6 +640,18 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        // Stored, the days are answered from the store, with nothing said missing.
+        let after = report().await;
+        assert!(!after.lines.is_empty());
+        assert!(
+            !after
+                .warnings
+                .texts()
+                .iter()
+                .any(|w| w.contains("not in the rollup store")),
+            "{:?}",
+            after.warnings.texts()
+        );
         tasks.iter().for_each(tokio::task::JoinHandle::abort);
     }
 }

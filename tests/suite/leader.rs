@@ -11,19 +11,18 @@ use std::ffi::OsStr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::prometheus_history::{
-    Times, costs, days_back_to, kube_state_and_dcgm, report, served_day,
-};
+use crate::prometheus_history::{ClusterWithHistory, served_day};
 use support::apiserver::FakeApiServer;
-use support::prometheus::TestPrometheus;
 use support::{ServeProcess, fixture_report, http_get, http_post};
-use tollgate::time::parse_time;
 
 /// The Lease's duration: a leader writes for two thirds of it after each renewal (every
 /// second), so that a renewal slow on a loaded machine does not take the lead away.
 const LEASE_SECONDS: u64 = 6;
 
 const FIXTURE_WINDOW: &str = "/api/v1/chargeback?from=2026-11-01&to=2026-11-02";
+
+/// [`FIXTURE_WINDOW`] as JSON, with its warnings.
+const FIXTURE_DAY_JSON: &str = "/api/v1/chargeback?from=2026-11-01&to=2026-11-02&format=json";
 
 /// A replica and its name in the Lease.
 struct Replica {
@@ -263,27 +262,19 @@ async fn ready(replica: &ServeProcess) -> bool {
 /// counted from the store and again from the ledger, would charge more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_with_prometheus_history_charge_the_past_once() {
-    let from = parse_time("2026-10-31T12:00:00Z").unwrap();
-    let to = parse_time("2026-11-02T00:00:00Z").unwrap();
-    let prometheus = TestPrometheus::start(&kube_state_and_dcgm(from, to, Times::Sampled));
-    let reported = costs(&report(&["--history", "--prometheus", &prometheus.url]));
-    let days = days_back_to(from);
-    let api = FakeApiServer::start().await;
-    api.load_snapshot(Path::new("tests/fixtures/snapshot"));
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = api.kubeconfig(dir.path());
-    let args = ["--prometheus", prometheus.url.as_str()];
-    let env = [("TOLLGATE__PROMETHEUS__HISTORY_DAYS", OsStr::new(&days))];
+    let cluster = ClusterWithHistory::start().await;
+    let (api, dir, kubeconfig) = (&cluster.api, &cluster.dir, &cluster.kubeconfig);
+    let (args, env, reported) = (cluster.args(), cluster.env(), &cluster.reported);
     // Started together: each would backfill the same days at once, were it not for the Lease.
     let (a, b) = tokio::join!(
-        replica_with(dir.path(), &kubeconfig, "replica-a", &args, &env),
-        replica_with(dir.path(), &kubeconfig, "replica-b", &args, &env)
+        replica_with(dir.path(), kubeconfig, "replica-a", &args, &env),
+        replica_with(dir.path(), kubeconfig, "replica-b", &args, &env)
     );
     wait_for(20, &[&a, &b], || {
-        holder(&api).is_some() && (writes_ledger(&a) || writes_ledger(&b))
+        holder(api).is_some() && (writes_ledger(&a) || writes_ledger(&b))
     })
     .await;
-    let (leader, follower) = if holder(&api).unwrap() == "replica-a" {
+    let (leader, follower) = if holder(api).unwrap() == "replica-a" {
         (a, b)
     } else {
         (b, a)
@@ -297,16 +288,12 @@ async fn replicas_with_prometheus_history_charge_the_past_once() {
     };
     // The leader's backfill done, both charge the day as the history does. (Thirty-six days
     // of history take a debug build a few seconds alone, far longer beside the whole suite.)
+    // (A replica may be ready for a moment on winning the Lease, before its backfill begins.)
     let deadline = Instant::now() + Duration::from_secs(180);
-    while !ready(&leader).await {
+    while !(leader.log().contains("history backfill done") && ready(&leader).await) {
         assert!(Instant::now() < deadline, "{}", said(&leader, &follower));
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert!(
-        leader.log().contains("history backfill"),
-        "{}",
-        said(&leader, &follower)
-    );
     assert!(
         !follower.log().contains("history backfill"),
         "{}",
@@ -314,7 +301,7 @@ async fn replicas_with_prometheus_history_charge_the_past_once() {
     );
     for replica in [&leader, &follower] {
         assert_eq!(
-            served_day(replica).await,
+            &served_day(replica).await,
             reported,
             "{}",
             said(&leader, &follower)
@@ -326,7 +313,7 @@ async fn replicas_with_prometheus_history_charge_the_past_once() {
     leader.process.child.kill().unwrap();
     leader.process.child.wait().unwrap();
     wait_for(60, &[&follower], || {
-        holder(&api).as_deref() == Some(follower.name) && writes_ledger(&follower)
+        holder(api).as_deref() == Some(follower.name) && writes_ledger(&follower)
     })
     .await;
     let deadline = Instant::now() + Duration::from_secs(180);
@@ -334,5 +321,45 @@ async fn replicas_with_prometheus_history_charge_the_past_once() {
         assert!(Instant::now() < deadline, "{}", follower.log());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(served_day(&follower).await, reported, "{}", follower.log());
+    assert_eq!(&served_day(&follower).await, reported, "{}", follower.log());
+}
+
+/// A replica following a leader that has not rolled up the history before the cut-over (here
+/// one that never does: another holds the Lease and never renews it) answers those days with a
+/// warning naming them — not with nothing said; once the Lease is released it leads, rolls the
+/// history up and charges the day as `report --history` does, with nothing said missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_names_the_history_days_the_leader_has_not_rolled_up() {
+    let cluster = ClusterWithHistory::start().await;
+    let (api, dir, kubeconfig) = (&cluster.api, &cluster.dir, &cluster.kubeconfig);
+    let (args, env, reported) = (cluster.args(), cluster.env(), &cluster.reported);
+    api.set_lease("tollgate", "tollgate", Some("replica-gone"), 3600);
+    let follower = replica_with(dir.path(), kubeconfig, "replica-a", &args, &env).await;
+    let missing = "the day 2026-11-01 of history before the ledger began is not in the rollup \
+        store yet";
+    let answer = |body: String| -> serde_json::Value { serde_json::from_str(&body).unwrap() };
+    let said = answer(follower.get(FIXTURE_DAY_JSON).await);
+    assert_eq!(said["lines"], serde_json::json!([]), "{said}");
+    let warned = |said: &serde_json::Value| {
+        said["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().starts_with(missing))
+    };
+    assert!(warned(&said), "{said}\n{}", follower.log());
+
+    api.set_lease("tollgate", "tollgate", None, 3600);
+    wait_for(30, &[&follower], || writes_ledger(&follower)).await;
+    // Leading, it backfills (the warning stands until the day is stored), then is ready.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let said = answer(follower.get(FIXTURE_DAY_JSON).await);
+        if !warned(&said) && ready(&follower).await {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{said}\n{}", follower.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(&served_day(&follower).await, reported, "{}", follower.log());
 }

@@ -549,6 +549,53 @@ pub(crate) async fn served_day(service: &ServeProcess) -> BTreeMap<String, f64> 
     costs(&serde_json::from_str(&served).unwrap())
 }
 
+/// A watched cluster whose pods ran before Tollgate was installed: the fixture's objects in the
+/// fake API server, their kube-state-metrics and DCGM series since 2026-10-31T12:00 in a real
+/// Prometheus, and what `report --history` charges each cost center for 2026-11-01.
+pub(crate) struct ClusterWithHistory {
+    pub(crate) prometheus: TestPrometheus,
+    pub(crate) reported: BTreeMap<String, f64>,
+    /// `prometheus.history_days` reaching back to the data from today.
+    pub(crate) days: String,
+    pub(crate) api: FakeApiServer,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) kubeconfig: std::path::PathBuf,
+}
+
+impl ClusterWithHistory {
+    pub(crate) async fn start() -> Self {
+        let from = parse_time("2026-10-31T12:00:00Z").unwrap();
+        let to = parse_time("2026-11-02T00:00:00Z").unwrap();
+        let prometheus = TestPrometheus::start(&kube_state_and_dcgm(from, to, Times::Sampled));
+        let reported = costs(&report(&["--history", "--prometheus", &prometheus.url]));
+        let api = FakeApiServer::start().await;
+        api.load_snapshot(std::path::Path::new("tests/fixtures/snapshot"));
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = api.kubeconfig(dir.path());
+        ClusterWithHistory {
+            prometheus,
+            reported,
+            days: days_back_to(from),
+            api,
+            dir,
+            kubeconfig,
+        }
+    }
+
+    /// The arguments of a `serve` reading this Prometheus.
+    pub(crate) fn args(&self) -> [&str; 2] {
+        ["--prometheus", &self.prometheus.url]
+    }
+
+    /// The environment of a `serve` backfilling the history.
+    pub(crate) fn env(&self) -> [(&str, &std::ffi::OsStr); 1] {
+        [(
+            "TOLLGATE__PROMETHEUS__HISTORY_DAYS",
+            std::ffi::OsStr::new(&self.days),
+        )]
+    }
+}
+
 /// A watched cluster whose pods ran before Tollgate was installed: Prometheus (kube-state-metrics
 /// and DCGM) answers for before the install's cut-over (its ledger's first heartbeat, today),
 /// the ledger for after, for every pod and node. The fixture's pods have run since 2026-10-31
@@ -557,26 +604,19 @@ pub(crate) async fn served_day(service: &ServeProcess) -> BTreeMap<String, f64> 
 /// their segments at their start times.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watched_cluster_counts_history_before_its_cut_over_and_the_ledger_after() {
-    let from = parse_time("2026-10-31T12:00:00Z").unwrap();
-    let to = parse_time("2026-11-02T00:00:00Z").unwrap();
-    let prometheus = TestPrometheus::start(&kube_state_and_dcgm(from, to, Times::Sampled));
-    let reported = costs(&report(&["--history", "--prometheus", &prometheus.url]));
-    let days = days_back_to(from);
-    let api = FakeApiServer::start().await;
-    api.load_snapshot(std::path::Path::new("tests/fixtures/snapshot"));
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = api.kubeconfig(dir.path());
+    let cluster = ClusterWithHistory::start().await;
+    let (dir, days) = (&cluster.dir, &cluster.days);
     let data = dir.path().join("data");
     for run in ["first start", "restart"] {
         let service = ServeProcess::start(
             &[
                 "--prometheus",
-                &prometheus.url,
+                &cluster.prometheus.url,
                 "--pricing",
                 "tests/fixtures/rates.toml",
             ],
             &[
-                ("KUBECONFIG", kubeconfig.as_os_str()),
+                ("KUBECONFIG", cluster.kubeconfig.as_os_str()),
                 ("TOLLGATE__STORE__DIR", data.as_os_str()),
                 ("TOLLGATE__PROMETHEUS__HISTORY_DAYS", days.as_ref()),
             ],
@@ -585,7 +625,7 @@ async fn a_watched_cluster_counts_history_before_its_cut_over_and_the_ledger_aft
         .await;
         assert_eq!(
             served_day(&service).await,
-            reported,
+            cluster.reported,
             "{run}: {}",
             service.log()
         );

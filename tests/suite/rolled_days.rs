@@ -93,6 +93,7 @@ async fn rolled_up_days_leave_memory_and_every_report_stays_exact() {
                 prometheus: None,
                 simulated: None,
                 cluster: "test",
+                history: None,
             };
             let days: Vec<i64> = (rolled_until..today).step_by(DAY as usize).collect();
             sources.roll_up(&store, &days, |_| {}).await.unwrap();
@@ -125,6 +126,7 @@ async fn rolled_up_days_leave_memory_and_every_report_stays_exact() {
         prometheus: None,
         simulated: None,
         cluster: "test",
+        history: None,
     };
     let truth_set = fleet.at(end).allocations(&card, &BuildOptions::new(end));
     let window = Interval::new(start, end);

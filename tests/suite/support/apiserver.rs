@@ -210,6 +210,33 @@ impl FakeApiServer {
         objects.leases.get(&format!("{namespace}/{name}")).cloned()
     }
 
+    /// Writes the Lease `namespace/name` as another replica would: held by `holder` (`None`:
+    /// released), renewed now, for `seconds`.
+    pub fn set_lease(&self, namespace: &str, name: &str, holder: Option<&str>, seconds: u32) {
+        let mut objects = self.shared.objects.lock().unwrap();
+        objects.lease_rv += 1;
+        let now = jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
+            .to_string();
+        let lease = json!({
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "resourceVersion": objects.lease_rv.to_string(),
+            },
+            "spec": {
+                "holderIdentity": holder,
+                "acquireTime": now,
+                "renewTime": now,
+                "leaseDurationSeconds": seconds,
+                "leaseTransitions": 0,
+            },
+        });
+        objects.leases.insert(format!("{namespace}/{name}"), lease);
+    }
+
     /// How many TokenReviews were answered.
     pub fn reviews(&self) -> usize {
         self.shared.objects.lock().unwrap().reviews
