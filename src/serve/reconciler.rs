@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
 
@@ -15,6 +15,7 @@ use crate::allocation::{AllocationSet, BuildOptions};
 use crate::budget::{Arrivals, SpendIndex, StoredSpend, month_of};
 use crate::ledger::{Ledger, Touched};
 use crate::pricing::RateCard;
+use crate::store::RollupStore;
 use crate::time::{Interval, UnixSeconds};
 
 /// One read of `feed` into an in-memory ledger: the view a one-shot command (or a test) decides
@@ -45,7 +46,7 @@ pub struct Reconciler {
     history_from: Option<UnixSeconds>,
     following: Option<Following>,
     archive: Option<Arc<Archive>>,
-    stored_spend: (u64, StoredSpend),
+    stored_spend: StoredSpendRead,
     /// Pods and nodes read again since the ledger was last reconciled (`None`: all).
     touched: Option<Touched>,
     /// Pods that showed up lately.
@@ -75,7 +76,7 @@ impl Reconciler {
             history_from: None,
             following: None,
             archive: None,
-            stored_spend: (0, StoredSpend::default()),
+            stored_spend: StoredSpendRead::default(),
             touched: None,
             arrivals: Arrivals::default(),
             retired: None,
@@ -114,8 +115,7 @@ impl Reconciler {
         }
     }
 
-    /// The month's spend in the store, before `from` (read again only when the month or
-    /// `from` moves).
+    /// The month's spend in the store, before `from`.
     fn stored_spend(&mut self, as_of: UnixSeconds, from: Option<UnixSeconds>) -> &StoredSpend {
         let month = month_of(as_of);
         let window = Interval::new(month.start, from.unwrap_or(month.start).max(month.start));
@@ -123,21 +123,8 @@ impl Reconciler {
             .archive
             .as_ref()
             .map_or(0, |a| a.writes.load(Ordering::Acquire));
-        if self.stored_spend.1.window != window || self.stored_spend.0 != writes {
-            let store = self.archive.as_ref().and_then(|a| a.store.as_ref());
-            let spend = match store.map(|s| s.spend(window)).transpose() {
-                Ok(cost) => StoredSpend {
-                    window,
-                    cost: cost.unwrap_or_default(),
-                },
-                Err(e) => {
-                    tracing::error!(error = %e, "the month's stored spend could not be read; budgets see none of it");
-                    StoredSpend::default()
-                }
-            };
-            self.stored_spend = (writes, spend);
-        }
-        &self.stored_spend.1
+        let store = self.archive.as_ref().and_then(|a| a.store.as_ref());
+        self.stored_spend.of(store, window, writes)
     }
 
     /// Adds allocations rebuilt from history for the time before the ledger began; they are
@@ -265,5 +252,111 @@ impl Reconciler {
         // The view retired a publish ago has no reader left: it is freed here, off the
         // request path, and the one replaced now waits for the next publish.
         self.retired = Some(self.views.send_replace(Arc::new(view)));
+    }
+}
+
+/// The month's spend as last read from the store, and what the store was then.
+#[derive(Default)]
+struct StoredSpendRead {
+    spend: StoredSpend,
+    /// This replica's writes and the store's [`RollupStore::changed_at`] when it was read.
+    version: Option<(u64, Option<SystemTime>)>,
+    read_at: Option<SystemTime>,
+}
+
+/// How long after a change to the store a read of it may still have missed a second change
+/// stamped with the same time (file times tick coarsely): until then, read again.
+const STORE_SETTLES: Duration = Duration::from_secs(1);
+
+impl StoredSpendRead {
+    /// The store's spend over `window`, read again when the window moves or the store changed
+    /// since — a day written here (`writes`), or by the leader, corrected or dropped.
+    fn of(&mut self, store: Option<&RollupStore>, window: Interval, writes: u64) -> &StoredSpend {
+        let version = (writes, store.and_then(RollupStore::changed_at));
+        let settled = match (version.1, self.read_at) {
+            (None, _) => true,
+            (Some(changed), Some(read)) => read
+                .duration_since(changed)
+                .is_ok_and(|after| after >= STORE_SETTLES),
+            (Some(_), None) => false,
+        };
+        if self.spend.window != window || self.version != Some(version) || !settled {
+            let read_at = SystemTime::now();
+            self.spend = match store.map(|s| s.spend(window)).transpose() {
+                Ok(cost) => StoredSpend {
+                    window,
+                    cost: cost.unwrap_or_default(),
+                },
+                Err(e) => {
+                    tracing::error!(error = %e, "the month's stored spend could not be read; budgets see none of it");
+                    StoredSpend::default()
+                }
+            };
+            (self.version, self.read_at) = (Some(version), Some(read_at));
+        }
+        &self.spend
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cost::cost_report;
+    use crate::source::DemoFleet;
+    use crate::store::{Provenance, rollup_requests};
+    use crate::time::parse_time;
+
+    const DAY: i64 = 86_400;
+
+    #[test]
+    fn the_month_s_stored_spend_is_read_again_when_another_replica_stores_a_day() {
+        let dir = tempfile::tempdir().unwrap();
+        let card = RateCard::builtin();
+        let provenance = Provenance {
+            source: "demo".into(),
+            rate_card: card.digest(),
+        };
+        let store = RollupStore::open(dir.path(), provenance).unwrap();
+        let as_of = parse_time("2026-11-20T00:00:00Z").unwrap();
+        let set = DemoFleet::new(1, as_of).allocations(&card, &BuildOptions::new(as_of));
+        // A day rolled up as the leader does, into the store both replicas read.
+        let store_day = |day: UnixSeconds| {
+            let [hourly, pods] =
+                rollup_requests(day).map(|r| cost_report(&[&set], &card, &r).unwrap());
+            store.write_day(day, &hourly, &pods).unwrap();
+        };
+        let total = |spend: &StoredSpend| -> rust_decimal::Decimal {
+            spend.cost.iter().map(|(.., cost)| cost).sum()
+        };
+        // What a fresh read of the store says.
+        let stored = |window| -> rust_decimal::Decimal {
+            store
+                .spend(window)
+                .unwrap()
+                .iter()
+                .map(|(.., cost)| cost)
+                .sum()
+        };
+        let window = Interval::new(parse_time("2026-11-01").unwrap(), as_of);
+        let first = parse_time("2026-11-10").unwrap();
+        // This replica writes nothing: its count of writes stays 0 throughout.
+        let mut read = StoredSpendRead::default();
+        store_day(first);
+        let one_day = total(read.of(Some(&store), window, 0));
+        assert_eq!(one_day, stored(window));
+        assert!(one_day > rust_decimal::Decimal::ZERO);
+
+        // The leader stores the next day, at once and then again once the store has settled.
+        store_day(first + DAY);
+        let two_days = total(read.of(Some(&store), window, 0));
+        assert_eq!(two_days, stored(window));
+        assert!(two_days > one_day);
+        std::thread::sleep(STORE_SETTLES + Duration::from_millis(100));
+        let settled = total(read.of(Some(&store), window, 0));
+        assert_eq!(settled, two_days);
+        store_day(first + 2 * DAY);
+        let three_days = total(read.of(Some(&store), window, 0));
+        assert_eq!(three_days, stored(window));
+        assert!(three_days > two_days);
     }
 }

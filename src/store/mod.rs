@@ -165,6 +165,14 @@ impl RollupStore {
         Ok(self.catalog()?.mine)
     }
 
+    /// When a day's daily file was last written, replaced or removed (the daily directory's
+    /// change time; `None` before any): what another replica's write changes too.
+    pub fn changed_at(&self) -> Option<std::time::SystemTime> {
+        fs::metadata(self.dir.join("daily"))
+            .and_then(|m| m.modified())
+            .ok()
+    }
+
     /// Which of `days` have the rollup of `grain` (days rolled up by an older Tollgate have no
     /// pod rollup).
     pub fn days_with(&self, grain: Grain, days: &BTreeSet<UnixSeconds>) -> BTreeSet<UnixSeconds> {
