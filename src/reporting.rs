@@ -165,27 +165,14 @@ impl Sources<'_> {
         window: Interval,
         stored: &BTreeSet<UnixSeconds>,
     ) -> Option<String> {
-        let history = self.history?;
-        let missing: Vec<UnixSeconds> = (history.start..history.end)
-            .step_by(DAY as usize)
-            .filter(|&day| day < window.end && day + DAY > window.start && !stored.contains(&day))
-            .collect();
-        let date = |day: &UnixSeconds| format_time(*day)[..10].to_string();
-        let why = "(the leader rolls history up from its source in the background; a day it \
-            could not read stays out until it is read again)";
-        Some(match &missing[..] {
-            [] => return None,
-            [day] => format!(
-                "the day {} of history before the ledger began is not in the rollup store yet {why}: this report leaves it out",
-                date(day)
-            ),
-            [first, .., last] => format!(
-                "{} days of history before the ledger began, {} to {}, are not in the rollup store yet {why}: this report leaves them out",
-                missing.len(),
-                date(first),
-                date(last)
-            ),
-        })
+        let missing = UnstoredHistory::of(self.history?, window, stored)?;
+        Some(format!(
+            "{} not in the rollup store yet (the leader rolls history up from its source in the \
+             background; a day it could not read stays out until it is read again): this report \
+             leaves {} out",
+            missing.is_are(),
+            missing.it_them()
+        ))
     }
 
     /// [`Sources::report_of_cluster`], given what the store holds.
@@ -566,6 +553,44 @@ impl Sources<'_> {
             done(day);
         }
         Ok(warnings)
+    }
+}
+
+/// The days of history before the ledger began that the store is to hold and does not (yet).
+pub struct UnstoredHistory(Vec<UnixSeconds>);
+
+impl UnstoredHistory {
+    /// The whole days of `history` overlapping `window` that are not among `stored`; `None`
+    /// when there are none.
+    pub fn of(history: Interval, window: Interval, stored: &BTreeSet<UnixSeconds>) -> Option<Self> {
+        let missing: Vec<UnixSeconds> = (history.start..history.end)
+            .step_by(DAY as usize)
+            .filter(|&day| day < window.end && day + DAY > window.start && !stored.contains(&day))
+            .collect();
+        (!missing.is_empty()).then_some(UnstoredHistory(missing))
+    }
+
+    /// "the day 2026-11-01 of history before the ledger began is" or "3 days of history before
+    /// the ledger began, 2026-11-01 to 2026-11-03, are".
+    pub fn is_are(&self) -> String {
+        let date = |day: &UnixSeconds| format_time(*day)[..10].to_string();
+        match &self.0[..] {
+            [first, .., last] => format!(
+                "{} days of history before the ledger began, {} to {}, are",
+                self.0.len(),
+                date(first),
+                date(last)
+            ),
+            days => format!(
+                "the day {} of history before the ledger began is",
+                days.iter().map(date).collect::<String>()
+            ),
+        }
+    }
+
+    /// "it" or "them".
+    pub fn it_them(&self) -> &'static str {
+        if self.0.len() == 1 { "it" } else { "them" }
     }
 }
 

@@ -26,7 +26,7 @@ pub struct QuotaInput<'a> {
     pub currency: &'a Currency,
     /// How shown money is rounded.
     pub rounding: Rounding,
-    /// True when the data is older than the configured limit.
+    /// True when the data is older than the configured limit, or leaves out part of the month.
     pub stale: bool,
     /// The other clusters' figures, added to this one's for global budgets.
     pub others: &'a OtherClusters,
@@ -264,11 +264,12 @@ pub fn decide(input: QuotaInput<'_>) -> Result<QuotaDecision, ProspectError> {
     })
 }
 
-/// Applies the failure mode to a decision made on stale data.
+/// Applies the failure mode to a decision made on stale data, `why` it is unsure
+/// ("Tollgate's budget data is 600 s old").
 pub fn with_failure_mode(
     mut decision: QuotaDecision,
     fail_closed: bool,
-    age_seconds: u64,
+    why: &str,
 ) -> QuotaDecision {
     if !decision.stale {
         return decision;
@@ -276,12 +277,12 @@ pub fn with_failure_mode(
     if fail_closed {
         decision.allowed = false;
         decision.message = format!(
-            "Tollgate's budget data is {age_seconds} s old; failing closed until it is current again ({})",
+            "{why}; failing closed until it is current again ({})",
             decision.message
         );
     } else {
         decision.warnings.push(format!(
-            "Tollgate's budget data is {age_seconds} s old; allowed because the failure mode is fail_open"
+            "{why}; allowed because the failure mode is fail_open"
         ));
         decision.allowed = true;
     }

@@ -44,6 +44,10 @@ pub struct StoredSpend {
     pub window: Interval,
     /// Cost per (cost center, namespace); unallocated capacity under [`UNALLOCATED`].
     pub cost: Vec<(String, String, Decimal)>,
+    /// Days of the stretch the store should hold and does not yet (history before the ledger
+    /// began, still being rolled up), said in a sentence: the cost above is less than was
+    /// spent.
+    pub missing: Option<String>,
 }
 
 /// The calendar month (UTC) that holds `at`.
@@ -62,6 +66,9 @@ pub struct SpendIndex {
     by_cost_center: FxHashMap<String, Usage>,
     by_namespace: FxHashMap<String, Usage>,
     unallocated: Decimal,
+    /// What of the month the spend leaves out ([`StoredSpend::missing`]): decisions on it are
+    /// as unsure as on stale data.
+    pub incomplete: Option<String>,
 }
 
 impl SpendIndex {
@@ -105,6 +112,7 @@ impl SpendIndex {
         }
         if stored.window.start == month.start {
             spent.extend(stored.cost.iter().cloned());
+            index.incomplete.clone_from(&stored.missing);
         }
         for (cost_center, namespace, cost) in spent {
             if cost_center == UNALLOCATED {

@@ -139,7 +139,7 @@ impl Archive {
 
     /// [`Archive::history`] less the days the store has dropped by `now` (kept
     /// `retention_days`).
-    fn history_kept(&self, now: UnixSeconds) -> Option<Interval> {
+    pub(super) fn history_kept(&self, now: UnixSeconds) -> Option<Interval> {
         let days = *self.history.get()?;
         let kept_from = (now.div_euclid(DAY) - i64::from(self.retention_days)) * DAY;
         Some(Interval::new(days.start.max(kept_from), days.end)).filter(|days| !days.is_empty())

@@ -203,7 +203,9 @@ impl QuotaGate {
                 _ => None,
             };
         }
-        let stale = age.is_none_or(|a| a > limit);
+        // Month-to-date spend that leaves out days the store does not hold yet is no surer.
+        let incomplete = view.spend.incomplete.as_deref();
+        let stale = age.is_none_or(|a| a > limit) || incomplete.is_some();
         let mut book = self.lock();
         book.settle(&view.arrivals, now);
         let decision = decide(QuotaInput {
@@ -224,10 +226,17 @@ impl QuotaGate {
             stale,
             others: &others,
         })?;
+        let why = match incomplete {
+            Some(missing) => format!("Tollgate's month-to-date spend is incomplete: {missing}"),
+            None => format!(
+                "Tollgate's budget data is {} s old",
+                age.map_or(u64::MAX, |a| a.as_secs())
+            ),
+        };
         let decision = with_failure_mode(
             decision,
             self.settings.fail_mode == FailMode::FailClosed,
-            age.map_or(u64::MAX, |a| a.as_secs()),
+            &why,
         );
         if decision.allowed && !request.dry_run && !prospect.units.is_zero() {
             book.reserve(Reservation {

@@ -15,6 +15,7 @@ use crate::allocation::{AllocationSet, BuildOptions};
 use crate::budget::{Arrivals, SpendIndex, StoredSpend, month_of};
 use crate::ledger::{Ledger, Touched};
 use crate::pricing::RateCard;
+use crate::reporting::UnstoredHistory;
 use crate::store::RollupStore;
 use crate::time::{Interval, UnixSeconds};
 
@@ -124,7 +125,8 @@ impl Reconciler {
             .as_ref()
             .map_or(0, |a| a.writes.load(Ordering::Acquire));
         let store = self.archive.as_ref().and_then(|a| a.store.as_ref());
-        self.stored_spend.of(store, window, writes)
+        let history = self.archive.as_ref().and_then(|a| a.history_kept(as_of));
+        self.stored_spend.of(store, window, (writes, history))
     }
 
     /// Adds allocations rebuilt from history for the time before the ledger began; they are
@@ -259,10 +261,15 @@ impl Reconciler {
 #[derive(Default)]
 struct StoredSpendRead {
     spend: StoredSpend,
-    /// This replica's writes and the store's [`RollupStore::changed_at`] when it was read.
-    version: Option<(u64, Option<SystemTime>)>,
+    /// What it was read for and from ([`StoredSpendRead::of`]) and the store's
+    /// [`RollupStore::changed_at`] then.
+    version: Option<(Written, Option<SystemTime>)>,
     read_at: Option<SystemTime>,
 }
+
+/// This replica's count of days written, and the days of history before the ledger began the
+/// store is to hold.
+type Written = (u64, Option<Interval>);
 
 /// How long after a change to the store a read of it may still have missed a second change
 /// stamped with the same time (file times tick coarsely): until then, read again.
@@ -270,9 +277,15 @@ const STORE_SETTLES: Duration = Duration::from_secs(1);
 
 impl StoredSpendRead {
     /// The store's spend over `window`, read again when the window moves or the store changed
-    /// since — a day written here (`writes`), or by the leader, corrected or dropped.
-    fn of(&mut self, store: Option<&RollupStore>, window: Interval, writes: u64) -> &StoredSpend {
-        let version = (writes, store.and_then(RollupStore::changed_at));
+    /// since — a day written here (`written`), or by the leader, corrected or dropped — with
+    /// the days of history it should hold in the window and does not yet.
+    fn of(
+        &mut self,
+        store: Option<&RollupStore>,
+        window: Interval,
+        written: Written,
+    ) -> &StoredSpend {
+        let version = (written, store.and_then(RollupStore::changed_at));
         let settled = match (version.1, self.read_at) {
             (None, _) => true,
             (Some(changed), Some(read)) => read
@@ -282,12 +295,21 @@ impl StoredSpendRead {
         };
         if self.spend.window != window || self.version != Some(version) || !settled {
             let read_at = SystemTime::now();
-            self.spend = match store.map(|s| s.spend(window)).transpose() {
-                Ok(cost) => StoredSpend {
-                    window,
-                    cost: cost.unwrap_or_default(),
-                },
+            let read = store.map(|s| Ok((s.spend(window)?, s.days()?))).transpose();
+            self.spend = match read {
+                Ok(read) => {
+                    let (cost, days) = read.unwrap_or_default();
+                    StoredSpend {
+                        window,
+                        cost,
+                        missing: written.1.and_then(|history| {
+                            let missing = UnstoredHistory::of(history, window, &days)?;
+                            Some(format!("{} not in the rollup store yet", missing.is_are()))
+                        }),
+                    }
+                }
                 Err(e) => {
+                    let e: crate::store::StoreError = e;
                     tracing::error!(error = %e, "the month's stored spend could not be read; budgets see none of it");
                     StoredSpend::default()
                 }
@@ -308,8 +330,12 @@ mod tests {
 
     const DAY: i64 = 86_400;
 
-    #[test]
-    fn the_month_s_stored_spend_is_read_again_when_another_replica_stores_a_day() {
+    /// A store, and how the leader rolls a day of the smallest demo fleet up into it.
+    fn demo_store() -> (
+        tempfile::TempDir,
+        RollupStore,
+        impl Fn(&RollupStore, UnixSeconds),
+    ) {
         let dir = tempfile::tempdir().unwrap();
         let card = RateCard::builtin();
         let provenance = Provenance {
@@ -319,12 +345,17 @@ mod tests {
         let store = RollupStore::open(dir.path(), provenance).unwrap();
         let as_of = parse_time("2026-11-20T00:00:00Z").unwrap();
         let set = DemoFleet::new(1, as_of).allocations(&card, &BuildOptions::new(as_of));
-        // A day rolled up as the leader does, into the store both replicas read.
-        let store_day = |day: UnixSeconds| {
+        let store_day = move |store: &RollupStore, day: UnixSeconds| {
             let [hourly, pods] =
                 rollup_requests(day).map(|r| cost_report(&[&set], &card, &r).unwrap());
             store.write_day(day, &hourly, &pods).unwrap();
         };
+        (dir, store, store_day)
+    }
+
+    #[test]
+    fn the_month_s_stored_spend_is_read_again_when_another_replica_stores_a_day() {
+        let (_dir, store, store_day) = demo_store();
         let total = |spend: &StoredSpend| -> rust_decimal::Decimal {
             spend.cost.iter().map(|(.., cost)| cost).sum()
         };
@@ -337,26 +368,67 @@ mod tests {
                 .map(|(.., cost)| cost)
                 .sum()
         };
-        let window = Interval::new(parse_time("2026-11-01").unwrap(), as_of);
+        let window = Interval::new(
+            parse_time("2026-11-01").unwrap(),
+            parse_time("2026-11-20").unwrap(),
+        );
         let first = parse_time("2026-11-10").unwrap();
         // This replica writes nothing: its count of writes stays 0 throughout.
         let mut read = StoredSpendRead::default();
-        store_day(first);
-        let one_day = total(read.of(Some(&store), window, 0));
+        store_day(&store, first);
+        let one_day = total(read.of(Some(&store), window, (0, None)));
         assert_eq!(one_day, stored(window));
         assert!(one_day > rust_decimal::Decimal::ZERO);
 
         // The leader stores the next day, at once and then again once the store has settled.
-        store_day(first + DAY);
-        let two_days = total(read.of(Some(&store), window, 0));
+        store_day(&store, first + DAY);
+        let two_days = total(read.of(Some(&store), window, (0, None)));
         assert_eq!(two_days, stored(window));
         assert!(two_days > one_day);
         std::thread::sleep(STORE_SETTLES + Duration::from_millis(100));
-        let settled = total(read.of(Some(&store), window, 0));
+        let settled = total(read.of(Some(&store), window, (0, None)));
         assert_eq!(settled, two_days);
-        store_day(first + 2 * DAY);
-        let three_days = total(read.of(Some(&store), window, 0));
+        store_day(&store, first + 2 * DAY);
+        let three_days = total(read.of(Some(&store), window, (0, None)));
         assert_eq!(three_days, stored(window));
         assert!(three_days > two_days);
+    }
+
+    #[test]
+    fn the_month_s_stored_spend_names_the_history_days_the_store_lacks() {
+        let (_dir, store, store_day) = demo_store();
+        // History from 2026-10-28 to the ledger's start on 2026-11-04: of November's part,
+        // 2026-11-01 is stored, 11-02 and 11-03 not yet.
+        let history = Interval::new(
+            parse_time("2026-10-28").unwrap(),
+            parse_time("2026-11-04").unwrap(),
+        );
+        let window = Interval::new(parse_time("2026-11-01").unwrap(), history.end);
+        store_day(&store, window.start);
+        let mut read = StoredSpendRead::default();
+        assert_eq!(
+            read.of(Some(&store), window, (0, Some(history)))
+                .missing
+                .as_deref(),
+            Some(
+                "2 days of history before the ledger began, 2026-11-02 to 2026-11-03, are not in \
+                 the rollup store yet"
+            )
+        );
+        store_day(&store, window.start + DAY);
+        assert_eq!(
+            read.of(Some(&store), window, (0, Some(history)))
+                .missing
+                .as_deref(),
+            Some(
+                "the day 2026-11-03 of history before the ledger began is not in the rollup \
+                 store yet"
+            )
+        );
+        store_day(&store, window.start + 2 * DAY);
+        assert_eq!(
+            read.of(Some(&store), window, (0, Some(history))).missing,
+            None
+        );
     }
 }

@@ -402,6 +402,42 @@ fn stale_data_honours_the_failure_mode() {
     assert!(!fresh.stale);
 }
 
+/// A month whose history before the ledger began is not all in the store yet (the leader still
+/// rolling it up) spends less than was spent: a check on it is as unsure as on stale data.
+#[test]
+fn a_month_missing_its_history_honours_the_failure_mode() {
+    let (view, card) = view_and_card();
+    let mut incomplete = (*view).clone();
+    let mut spend = (*view.spend).clone();
+    let missing = "the day 2026-11-03 of history before the ledger began is not in the rollup \
+        store yet";
+    spend.incomplete = Some(missing.into());
+    incomplete.spend = Arc::new(spend);
+    let closed = burst_gate(FailMode::FailClosed)
+        .check(&incomplete, &card, &one_h100(true))
+        .unwrap();
+    assert!(!closed.allowed && closed.stale);
+    assert!(
+        closed.message.starts_with(&format!(
+            "Tollgate's month-to-date spend is incomplete: {missing}; failing closed"
+        )),
+        "{}",
+        closed.message
+    );
+    let open = burst_gate(FailMode::FailOpen)
+        .check(&incomplete, &card, &one_h100(true))
+        .unwrap();
+    assert!(open.allowed && open.stale);
+    assert!(
+        open.warnings.iter().any(|w| w
+            == &format!(
+                "Tollgate's month-to-date spend is incomplete: {missing}; allowed because the failure mode is fail_open"
+            )),
+        "{:?}",
+        open.warnings
+    );
+}
+
 fn kyverno_pod() -> Value {
     json!({"apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "chat-1", "namespace": "team-a", "labels": {"workload-type": "inference"}},

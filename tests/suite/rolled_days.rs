@@ -150,6 +150,7 @@ async fn rolled_up_days_leave_memory_and_every_report_stays_exact() {
     let stored = StoredSpend {
         window: stored_window,
         cost: store.spend(stored_window).unwrap(),
+        missing: None,
     };
     let spend =
         SpendIndex::build(&sets, &stored, &read_live(&fleet, &card, end), &card, end).unwrap();
