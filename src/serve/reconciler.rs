@@ -278,7 +278,7 @@ const STORE_SETTLES: Duration = Duration::from_secs(1);
 impl StoredSpendRead {
     /// The store's spend over `window`, read again when the window moves or the store changed
     /// since — a day written here (`written`), or by the leader, corrected or dropped — with
-    /// the days of history it should hold in the window and does not yet.
+    /// the month's days of history before the ledger began that it does not count.
     fn of(
         &mut self,
         store: Option<&RollupStore>,
@@ -303,7 +303,12 @@ impl StoredSpendRead {
                         window,
                         cost,
                         missing: written.1.and_then(|history| {
-                            let missing = UnstoredHistory::of(history, window, &days)?;
+                            // The month's days of history this spend does not count: not
+                            // stored yet, or past the stored stretch (none before the ledger
+                            // says what the store holds), memory holding none of them.
+                            let counted = days.range(..window.end).copied().collect();
+                            let month_on = Interval::new(window.start, history.end);
+                            let missing = UnstoredHistory::of(history, month_on, &counted)?;
                             Some(format!("{} not in the rollup store yet", missing.is_are()))
                         }),
                     }
@@ -429,6 +434,18 @@ mod tests {
         assert_eq!(
             read.of(Some(&store), window, (0, Some(history))).missing,
             None
+        );
+        // Before the ledger says what the store holds (nothing rolled up by it yet, no history
+        // in memory), the stored stretch is empty: none of the month's history counts yet.
+        let nothing_yet = Interval::new(window.start, window.start);
+        assert_eq!(
+            read.of(Some(&store), nothing_yet, (0, Some(history)))
+                .missing
+                .as_deref(),
+            Some(
+                "3 days of history before the ledger began, 2026-11-01 to 2026-11-03, are not in \
+                 the rollup store yet"
+            )
         );
     }
 }

@@ -348,6 +348,43 @@ async fn a_follower_names_the_history_days_the_leader_has_not_rolled_up() {
             .any(|w| w.as_str().unwrap().starts_with(missing))
     };
     assert!(warned(&said), "{said}\n{}", follower.log());
+    // Nor does it judge pods on this month's spend as if the days of it before today were
+    // counted (unless today is the 1st): the failure mode decides, and the answer says why.
+    let today = jiff::Timestamp::now().as_second().div_euclid(86_400) * 86_400;
+    let month_start = tollgate::budget::month_of(today).start;
+    let incomplete = format!(
+        "Tollgate's month-to-date spend is incomplete: {} of history before the ledger began",
+        if today - month_start == 86_400 {
+            format!(
+                "the day {}",
+                &tollgate::time::format_time(month_start)[..10]
+            )
+        } else {
+            format!("{} days", (today - month_start) / 86_400)
+        }
+    );
+    let check = || async {
+        let (status, body) = http_post(
+            &follower.address,
+            "/api/v1/quota/check",
+            r#"{"namespace": "team-a", "gpus": 1}"#,
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 200, "{body}");
+        answer(body)
+    };
+    let judged = check().await;
+    let unsure = |judged: &serde_json::Value| {
+        judged["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().starts_with(&incomplete))
+    };
+    assert_eq!(judged["stale"], today > month_start, "{judged}");
+    assert_eq!(unsure(&judged), today > month_start, "{judged}");
 
     api.set_lease("tollgate", "tollgate", None, 3600);
     wait_for(30, &[&follower], || writes_ledger(&follower)).await;
@@ -362,4 +399,15 @@ async fn a_follower_names_the_history_days_the_leader_has_not_rolled_up() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(&served_day(&follower).await, reported, "{}", follower.log());
+    // The month's history stored and counted, checks are sure again.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let judged = check().await;
+        if judged["stale"] == false {
+            assert!(!unsure(&judged), "{judged}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{judged}\n{}", follower.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
