@@ -228,6 +228,16 @@ impl Reconciler {
             // budgets and reports alike, before the ledger has forgotten any day itself.
             ledger.from = ledger.from.or(self.history_from);
         }
+        // A ledger that cuts over counts nothing before the day it began: the whole days before
+        // it are history, the store's (rolled up by the backfill), from the first view on.
+        if let Some(began) = self
+            .ledger
+            .state()
+            .began()
+            .filter(|_| self.ledger.cuts_over())
+        {
+            ledger.from = ledger.from.or(Some(began.div_euclid(86_400) * 86_400));
+        }
         let stored = self.stored_spend(as_of, ledger.from).clone();
         let spend = SpendIndex::build(&ledger.as_refs(), &stored, &live, &self.card, as_of).unwrap_or_else(|e| {
             tracing::error!(error = %e, "month-to-date spend could not be computed; budgets see none");
@@ -397,6 +407,52 @@ mod tests {
         let three_days = total(read.of(Some(&store), window, (0, None)));
         assert_eq!(three_days, stored(window));
         assert!(three_days > two_days);
+    }
+
+    /// A ledger that cuts over (Prometheus history before it) holds nothing before the day it
+    /// began: the month's stored days count toward budgets from the first view, not only once
+    /// the ledger has rolled a day up itself (until then they counted nothing).
+    #[test]
+    fn a_ledger_that_cuts_over_counts_the_month_s_stored_history_from_its_first_view() {
+        let (_dir, store, store_day) = demo_store();
+        let at = |time: &str| parse_time(time).unwrap();
+        store_day(&store, at("2026-11-10"));
+        store_day(&store, at("2026-11-11"));
+        let mut stored: std::collections::BTreeMap<String, rust_decimal::Decimal> =
+            Default::default();
+        for (cost_center, _, cost) in store
+            .spend(Interval::new(at("2026-11-01"), at("2026-11-20")))
+            .unwrap()
+        {
+            *stored.entry(cost_center).or_default() += cost;
+        }
+        stored.remove(crate::allocation::UNALLOCATED);
+        assert!(stored.len() > 1);
+        let archive = Arc::new(Archive {
+            store: Some(store),
+            retention_days: 3650,
+            ..Archive::default()
+        });
+        let mut ledger = Ledger::in_memory().cutting_over(true);
+        ledger.begin(at("2026-11-20T10:00:00Z")).unwrap();
+        let feed = Feed::Snapshot {
+            objects: Box::default(),
+            as_of: Some(at("2026-11-20T12:00:00Z")),
+        };
+        let (views, receiver) = watch::channel(Arc::new(View::default()));
+        let card = Arc::new(RateCard::builtin());
+        Reconciler::new(feed, ledger, card, "cost-center".into(), views)
+            .with_archive(archive)
+            .step();
+        let view = receiver.borrow().clone();
+        for (cost_center, cost) in &stored {
+            assert_eq!(
+                view.spend.cost_center(cost_center).spent,
+                *cost,
+                "{cost_center}"
+            );
+        }
+        assert_eq!(view.spend.incomplete, None);
     }
 
     #[test]
