@@ -287,8 +287,8 @@ async fn replicas_with_prometheus_history_charge_the_past_once() {
         )
     };
     // The leader's backfill done, both charge the day as the history does. (Thirty-six days
-    // of history take a debug build a few seconds alone, far longer beside the whole suite.)
-    // (A replica may be ready for a moment on winning the Lease, before its backfill begins.)
+    // of history take a debug build a few seconds alone, far longer beside the whole suite; a
+    // replica may be ready for a moment on winning the Lease, before its backfill begins.)
     let deadline = Instant::now() + Duration::from_secs(180);
     while !(leader.log().contains("history backfill done") && ready(&leader).await) {
         assert!(Instant::now() < deadline, "{}", said(&leader, &follower));
@@ -322,6 +322,11 @@ async fn replicas_with_prometheus_history_charge_the_past_once() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(&served_day(&follower).await, reported, "{}", follower.log());
+    assert!(
+        !follower.log().contains("rolling up history"),
+        "{}",
+        follower.log()
+    );
 }
 
 /// A replica following a leader that has not rolled up the history before the cut-over (here
