@@ -340,6 +340,12 @@ fn gather(
         })
         .collect::<Result<Vec<BudgetLine>, CostOverflow>>()?;
 
+    // Decisions on a month whose history is not all stored yet are unsure: the page says so.
+    warnings.extend(
+        (view.spend.incomplete.iter())
+            .map(|missing| format!("Budgets see an incomplete month: {missing}")),
+    );
+
     let activity = quota.activity();
     Ok(Page {
         as_of: view.as_of,

@@ -390,6 +390,12 @@ async fn a_follower_names_the_history_days_the_leader_has_not_rolled_up() {
     };
     assert_eq!(judged["stale"], today > month_start, "{judged}");
     assert_eq!(unsure(&judged), today > month_start, "{judged}");
+    // The console says so beside its budgets.
+    let page = follower.get("/").await;
+    assert_eq!(
+        page.contains("Budgets see an incomplete month: "),
+        today > month_start
+    );
 
     api.set_lease("tollgate", "tollgate", None, 3600);
     wait_for(30, &[&follower], || writes_ledger(&follower)).await;
