@@ -341,10 +341,9 @@ fn gather(
         .collect::<Result<Vec<BudgetLine>, CostOverflow>>()?;
 
     // Decisions on a month whose history is not all stored yet are unsure: the page says so.
-    warnings.extend(
-        (view.spend.incomplete.iter())
-            .map(|missing| format!("Budgets see an incomplete month: {missing}")),
-    );
+    let incomplete = view.spend.incomplete.iter();
+    warnings
+        .extend(incomplete.map(|missing| format!("Budgets see an incomplete month: {missing}")));
 
     let activity = quota.activity();
     Ok(Page {
