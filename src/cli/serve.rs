@@ -309,7 +309,13 @@ pub(super) fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError
                         }
                     }
                 }
-                let whole_days = Interval::new(from.div_euclid(DAY) * DAY, today);
+                // Every whole day of it the store lacks, not only those after the last day
+                // rolled up: a day Prometheus could not answer for at an earlier start is read
+                // again (those past the store's retention are not).
+                let kept_from =
+                    (now().div_euclid(DAY) - i64::from(settings.store.rollup_retention_days)) * DAY;
+                let first_day = (began - days).max(kept_from).div_euclid(DAY) * DAY;
+                let whole_days = Interval::new(first_day, today);
                 if options.archive.store.is_some() && !whole_days.is_empty() {
                     options.backfill = Some(Backfill {
                         source: HistorySource::Prometheus,

@@ -631,3 +631,83 @@ async fn a_watched_cluster_counts_history_before_its_cut_over_and_the_ledger_aft
         );
     }
 }
+
+/// A first start while Prometheus does not answer: the history before the cut-over cannot be
+/// read, and the fixture day's chargeback says the day is missing (not a silent zero). Started
+/// again with Prometheus answering, the service reads the day it lacks — though it has rolled
+/// days up since — and charges it exactly as `report --history` does, with nothing said missing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_day_prometheus_could_not_answer_for_is_named_then_read_at_the_next_start() {
+    let cluster = ClusterWithHistory::start().await;
+    let data = cluster.dir.path().join("data");
+    let env = |retries: &'static str| {
+        [
+            ("KUBECONFIG", cluster.kubeconfig.as_os_str()),
+            ("TOLLGATE__STORE__DIR", data.as_os_str()),
+            (
+                "TOLLGATE__PROMETHEUS__HISTORY_DAYS",
+                std::ffi::OsStr::new(&cluster.days),
+            ),
+            (
+                "TOLLGATE__PROMETHEUS__RETRIES",
+                std::ffi::OsStr::new(retries),
+            ),
+        ]
+    };
+    let fixture_day = "/api/v1/chargeback?from=2026-11-01&to=2026-11-02&format=json";
+    let missing = "the day 2026-11-01 of history before the ledger began is not in the rollup \
+        store yet";
+    let warned = |said: &Value| {
+        said["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().starts_with(missing))
+    };
+    // Nothing listens on the discard port.
+    let down = ServeProcess::start(
+        &[
+            "--prometheus",
+            "http://127.0.0.1:9",
+            "--pricing",
+            "tests/fixtures/rates.toml",
+        ],
+        &env("0"),
+        &cluster.dir.path().join("down.log"),
+    )
+    .await;
+    let said: Value = serde_json::from_str(&down.get(fixture_day).await).unwrap();
+    assert_eq!(said["lines"], serde_json::json!([]), "{said}");
+    assert!(warned(&said), "{said}\n{}", down.log());
+    // Its ledger records the days before today as rolled up, as a service running on does.
+    let rolled = || {
+        std::fs::read_dir(&data).unwrap().flatten().any(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            name.starts_with("ledger-")
+                && std::fs::read_to_string(entry.path())
+                    .unwrap_or_default()
+                    .contains(r#""record":"rolled""#)
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !rolled() {
+        assert!(std::time::Instant::now() < deadline, "{}", down.log());
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    drop(down);
+
+    let up = ServeProcess::start(
+        &[
+            "--prometheus",
+            &cluster.prometheus.url,
+            "--pricing",
+            "tests/fixtures/rates.toml",
+        ],
+        &env("3"),
+        &cluster.dir.path().join("up.log"),
+    )
+    .await;
+    let said: Value = serde_json::from_str(&up.get(fixture_day).await).unwrap();
+    assert!(!warned(&said), "{said}\n{}", up.log());
+    assert_eq!(served_day(&up).await, cluster.reported, "{}", up.log());
+}
