@@ -204,8 +204,9 @@ impl QuotaGate {
             };
         }
         // Month-to-date spend that leaves out days the store does not hold yet is no surer.
-        let incomplete = view.spend.incomplete.as_deref();
-        let stale = age.is_none_or(|a| a > limit) || incomplete.is_some();
+        let old = age.is_none_or(|a| a > limit);
+        let incomplete = view.spend.incomplete.as_deref().filter(|_| !old);
+        let stale = old || incomplete.is_some();
         let mut book = self.lock();
         book.settle(&view.arrivals, now);
         let decision = decide(QuotaInput {

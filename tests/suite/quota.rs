@@ -436,6 +436,19 @@ fn a_month_missing_its_history_honours_the_failure_mode() {
         "{:?}",
         open.warnings
     );
+    // Old as well, it is the data's age the answer gives.
+    let mut old = incomplete.clone();
+    old.current_at = Some(std::time::Instant::now() - Duration::from_secs(600));
+    let closed = burst_gate(FailMode::FailClosed)
+        .check(&old, &card, &one_h100(true))
+        .unwrap();
+    assert!(
+        closed
+            .message
+            .starts_with("Tollgate's budget data is 600 s old; failing closed"),
+        "{}",
+        closed.message
+    );
 }
 
 fn kyverno_pod() -> Value {
