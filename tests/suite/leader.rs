@@ -187,15 +187,7 @@ async fn one_replica_writes_the_other_serves_and_takes_over() {
         "{}",
         said(&leader, &follower)
     );
-    let (status, body) = http_post(
-        &follower.address,
-        "/api/v1/quota/check",
-        r#"{"namespace": "team-a", "gpus": 1}"#,
-        None,
-    )
-    .await
-    .unwrap();
-    assert_eq!(status, 200, "{body}");
+    quota_check(&follower).await;
 
     // The leader stalls (stopped, as a starved or frozen process is) past its Lease: the
     // follower takes the Lease, but not the ledger while the stalled one still has it open;
@@ -230,13 +222,7 @@ async fn one_replica_writes_the_other_serves_and_takes_over() {
     }
 
     // The leader dies without a word: after the Lease runs out the follower takes over.
-    let mut leader = leader;
-    leader.process.child.kill().unwrap();
-    leader.process.child.wait().unwrap();
-    wait_for(20, &[&follower], || {
-        holder(&api).as_deref() == Some(follower.name) && writes_ledger(&follower)
-    })
-    .await;
+    take_over_from(leader, &follower, &api, 20).await;
     assert!(
         follower
             .log()
@@ -247,6 +233,36 @@ async fn one_replica_writes_the_other_serves_and_takes_over() {
     assert_eq!(follower.get(FIXTURE_WINDOW).await, truth, "nothing lost");
     let lease = api.lease("tollgate", "tollgate").unwrap();
     assert_eq!(lease["spec"]["leaseTransitions"], 2, "{lease}");
+}
+
+/// Kills `leader` without a word, and waits up to `seconds` for `follower` to hold the Lease
+/// and write the ledger.
+async fn take_over_from(
+    mut leader: Replica,
+    follower: &Replica,
+    api: &FakeApiServer,
+    seconds: u64,
+) {
+    leader.process.child.kill().unwrap();
+    leader.process.child.wait().unwrap();
+    wait_for(seconds, &[follower], || {
+        holder(api).as_deref() == Some(follower.name) && writes_ledger(follower)
+    })
+    .await;
+}
+
+/// `replica`'s answer to a quota check of one GPU for team-a (which must be a 200).
+async fn quota_check(replica: &ServeProcess) -> serde_json::Value {
+    let (status, body) = http_post(
+        &replica.address,
+        "/api/v1/quota/check",
+        r#"{"namespace": "team-a", "gpus": 1}"#,
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
 }
 
 /// Whether `replica` says it is ready: synced, and not backfilling history.
@@ -309,13 +325,7 @@ async fn replicas_with_prometheus_history_charge_the_past_once() {
     }
 
     // The leader dies: the follower takes over, backfills nothing again, charges the same.
-    let mut leader = leader;
-    leader.process.child.kill().unwrap();
-    leader.process.child.wait().unwrap();
-    wait_for(60, &[&follower], || {
-        holder(api).as_deref() == Some(follower.name) && writes_ledger(&follower)
-    })
-    .await;
+    take_over_from(leader, &follower, api, 60).await;
     let deadline = Instant::now() + Duration::from_secs(180);
     while !ready(&follower).await {
         assert!(Instant::now() < deadline, "{}", follower.log());
@@ -368,18 +378,7 @@ async fn a_follower_names_the_history_days_the_leader_has_not_rolled_up() {
             format!("{} days", (today - month_start) / 86_400)
         }
     );
-    let check = || async {
-        let (status, body) = http_post(
-            &follower.address,
-            "/api/v1/quota/check",
-            r#"{"namespace": "team-a", "gpus": 1}"#,
-            None,
-        )
-        .await
-        .unwrap();
-        assert_eq!(status, 200, "{body}");
-        answer(body)
-    };
+    let check = || quota_check(&follower);
     let judged = check().await;
     let unsure = |judged: &serde_json::Value| {
         judged["warnings"]

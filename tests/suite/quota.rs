@@ -371,31 +371,34 @@ fn dry_runs_reserve_nothing_and_reservations_expire() {
     assert!(gate.check(&later, &card, &one_h100(true)).unwrap().allowed);
 }
 
+/// Checks on `view` are unsure `why`: failing closed denies, saying so; failing open allows,
+/// with a warning saying so.
+fn unsure(view: &View, card: &RateCard, why: &str) {
+    let closed = burst_gate(FailMode::FailClosed)
+        .check(view, card, &one_h100(true))
+        .unwrap();
+    assert!(!closed.allowed && closed.stale);
+    assert!(
+        closed.message.starts_with(&format!(
+            "{why}; failing closed until it is current again ("
+        )),
+        "{}",
+        closed.message
+    );
+    let open = burst_gate(FailMode::FailOpen)
+        .check(view, card, &one_h100(true))
+        .unwrap();
+    assert!(open.allowed && open.stale);
+    let warning = format!("{why}; allowed because the failure mode is fail_open");
+    assert!(open.warnings.contains(&warning), "{:?}", open.warnings);
+}
+
 #[test]
 fn stale_data_honours_the_failure_mode() {
     let (view, card) = view_and_card();
     let mut stale = (*view).clone();
     stale.current_at = Some(std::time::Instant::now() - Duration::from_secs(600));
-    let closed = burst_gate(FailMode::FailClosed)
-        .check(&stale, &card, &one_h100(true))
-        .unwrap();
-    assert!(!closed.allowed && closed.stale);
-    assert!(
-        closed
-            .message
-            .starts_with("Tollgate's budget data is 600 s old; failing closed"),
-        "{}",
-        closed.message
-    );
-    let open = burst_gate(FailMode::FailOpen)
-        .check(&stale, &card, &one_h100(true))
-        .unwrap();
-    assert!(open.allowed && open.stale);
-    assert!(
-        open.warnings
-            .iter()
-            .any(|w| w.contains("allowed because the failure mode is fail_open"))
-    );
+    unsure(&stale, &card, "Tollgate's budget data is 600 s old");
     let fresh = burst_gate(FailMode::FailClosed)
         .check(&view, &card, &one_h100(true))
         .unwrap();
@@ -403,7 +406,8 @@ fn stale_data_honours_the_failure_mode() {
 }
 
 /// A month whose history before the ledger began is not all in the store yet (the leader still
-/// rolling it up) spends less than was spent: a check on it is as unsure as on stale data.
+/// rolling it up) spends less than was spent: a check on it is as unsure as on stale data; on
+/// data old as well, it is the age the answer gives.
 #[test]
 fn a_month_missing_its_history_honours_the_failure_mode() {
     let (view, card) = view_and_card();
@@ -413,42 +417,14 @@ fn a_month_missing_its_history_honours_the_failure_mode() {
         store yet";
     spend.incomplete = Some(missing.into());
     incomplete.spend = Arc::new(spend);
-    let closed = burst_gate(FailMode::FailClosed)
-        .check(&incomplete, &card, &one_h100(true))
-        .unwrap();
-    assert!(!closed.allowed && closed.stale);
-    assert!(
-        closed.message.starts_with(&format!(
-            "Tollgate's month-to-date spend is incomplete: {missing}; failing closed"
-        )),
-        "{}",
-        closed.message
+    unsure(
+        &incomplete,
+        &card,
+        &format!("Tollgate's month-to-date spend is incomplete: {missing}"),
     );
-    let open = burst_gate(FailMode::FailOpen)
-        .check(&incomplete, &card, &one_h100(true))
-        .unwrap();
-    assert!(open.allowed && open.stale);
-    assert!(
-        open.warnings.iter().any(|w| w
-            == &format!(
-                "Tollgate's month-to-date spend is incomplete: {missing}; allowed because the failure mode is fail_open"
-            )),
-        "{:?}",
-        open.warnings
-    );
-    // Old as well, it is the data's age the answer gives.
     let mut old = incomplete.clone();
     old.current_at = Some(std::time::Instant::now() - Duration::from_secs(600));
-    let closed = burst_gate(FailMode::FailClosed)
-        .check(&old, &card, &one_h100(true))
-        .unwrap();
-    assert!(
-        closed
-            .message
-            .starts_with("Tollgate's budget data is 600 s old; failing closed"),
-        "{}",
-        closed.message
-    );
+    unsure(&old, &card, "Tollgate's budget data is 600 s old");
 }
 
 fn kyverno_pod() -> Value {
