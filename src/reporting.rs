@@ -556,7 +556,8 @@ impl Sources<'_> {
     }
 }
 
-/// The days of history before the ledger began that the store is to hold and does not (yet).
+/// The days of history before the ledger began that the store is to hold and does not (yet):
+/// never none, in time order.
 pub struct UnstoredHistory(Vec<UnixSeconds>);
 
 impl UnstoredHistory {
@@ -573,18 +574,20 @@ impl UnstoredHistory {
     /// "the day 2026-11-01 of history before the ledger began is" or "3 days of history before
     /// the ledger began, 2026-11-01 to 2026-11-03, are".
     pub fn is_are(&self) -> String {
-        let date = |day: &UnixSeconds| format_time(*day)[..10].to_string();
-        match &self.0[..] {
-            [first, .., last] => format!(
+        let date = |day: UnixSeconds| format_time(day)[..10].to_string();
+        let (first, last) = (self.0[0], self.0[self.0.len() - 1]);
+        if first == last {
+            format!(
+                "the day {} of history before the ledger began is",
+                date(first)
+            )
+        } else {
+            format!(
                 "{} days of history before the ledger began, {} to {}, are",
                 self.0.len(),
                 date(first),
                 date(last)
-            ),
-            days => format!(
-                "the day {} of history before the ledger began is",
-                days.iter().map(date).collect::<String>()
-            ),
+            )
         }
     }
 
