@@ -168,8 +168,8 @@ impl Sources<'_> {
         let missing = UnstoredHistory::of(self.history?, window, stored)?;
         Some(format!(
             "{} not in the rollup store yet (the leader rolls history up from its source in the \
-             background; a day it could not read is read again when the service next starts): \
-             this report leaves {} out",
+             background, and reads a day it could not read again every \
+             prometheus.history_retry_seconds): this report leaves {} out",
             missing.is_are(),
             missing.it_them()
         ))

@@ -231,6 +231,7 @@ pub(super) fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError
                 source: HistorySource::Demo(Box::new(DemoHistory::new(fleet))),
                 days: Interval::new(fleet.earliest().div_euclid(DAY) * DAY, today),
                 cost_center_key: key.clone(),
+                retry_every: settings.prometheus.history_retry(),
             });
             options.archive.backfilling.store(true, Ordering::Release);
             (
@@ -321,6 +322,7 @@ pub(super) fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError
                         source: HistorySource::Prometheus,
                         days: whole_days,
                         cost_center_key: settings.cost_center.key.clone(),
+                        retry_every: settings.prometheus.history_retry(),
                     });
                     options.archive.backfilling.store(true, Ordering::Release);
                 }

@@ -52,6 +52,9 @@ pub struct PrometheusSettings {
     pub history_step_seconds: u32,
     /// `serve` rebuilds this many days before its ledger began from history (default 35).
     pub history_days: u32,
+    /// Seconds after which `serve` reads again the days of that history Prometheus could not
+    /// answer for (default 300), for as long as it runs.
+    pub history_retry_seconds: u32,
 }
 
 impl Default for PrometheusSettings {
@@ -66,7 +69,16 @@ impl Default for PrometheusSettings {
             chunk_hours: 24,
             history_step_seconds: 300,
             history_days: 35,
+            history_retry_seconds: 300,
         }
+    }
+}
+
+impl PrometheusSettings {
+    /// How long `serve` waits before reading again history days Prometheus could not answer
+    /// for (`history_retry_seconds`, at least a second).
+    pub fn history_retry(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.history_retry_seconds.max(1).into())
     }
 }
 

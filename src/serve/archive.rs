@@ -85,6 +85,13 @@ pub enum HistorySource {
     Prometheus,
 }
 
+/// Whether a backfill stored every day it was to.
+enum Outcome {
+    Complete,
+    /// Some days are still missing: to be tried again.
+    LeftOut,
+}
+
 /// History to roll up into the store when the service starts: the whole days before the
 /// cut-over the store lacks.
 pub struct Backfill {
@@ -94,6 +101,9 @@ pub struct Backfill {
     pub days: Interval,
     /// The annotation/label key of cost centers.
     pub cost_center_key: String,
+    /// How long after a backfill that left days out (Prometheus could not answer for them, or
+    /// the lead moved) the store's missing days are read again, while the service runs.
+    pub retry_every: Duration,
 }
 
 /// How often the rollup task looks for closed days (a demo on a fast clock closes one every
@@ -227,51 +237,60 @@ impl Archive {
     }
 
     /// Rolls up each whole day of `backfill` the store lacks, one day in memory at a time.
-    fn backfill(&self, backfill: Backfill, card: &RateCard) {
-        let Some(store) = &self.store else { return };
+    /// Returns whether the store may still lack some: a day history could not be read for, a
+    /// lead lost on the way, a store that failed.
+    fn backfill(&self, backfill: &mut Backfill, card: &RateCard) -> Outcome {
+        let Some(store) = &self.store else {
+            return Outcome::Complete;
+        };
         let Backfill {
-            mut source,
+            source,
             days,
             cost_center_key,
+            ..
         } = backfill;
         let stored = match store.days() {
             Ok(stored) => stored,
-            Err(e) => return tracing::error!(error = %e, "rollup store unreadable"),
+            Err(e) => {
+                tracing::error!(error = %e, "rollup store unreadable");
+                return Outcome::LeftOut;
+            }
         };
         let missing: Vec<UnixSeconds> = (days.start..days.end)
             .step_by(DAY as usize)
             .filter(|d| !stored.contains(d))
             .collect();
         if missing.is_empty() {
-            return;
+            return Outcome::Complete;
         }
         tracing::info!(
             days = missing.len(),
             "rolling up history before the cut-over"
         );
         let runtime = tokio::runtime::Handle::current();
-        let total = missing.len();
+        let (total, mut outcome) = (missing.len(), Outcome::Complete);
         for (done, day) in missing.into_iter().enumerate() {
             if !self.still_leads(done, total) {
-                return;
+                return Outcome::LeftOut;
             }
             let window = Interval::new(day, day + DAY);
-            let set = match &mut source {
-                HistorySource::Demo(history) => Ok(history.window(window, card, &cost_center_key)),
+            let set = match source {
+                HistorySource::Demo(history) => Ok(history.window(window, card, cost_center_key)),
                 HistorySource::Prometheus => match &self.prometheus {
                     Some(prometheus) => runtime.block_on(history_allocations(
                         prometheus,
                         window,
                         card,
-                        &cost_center_key,
+                        cost_center_key,
                     )),
-                    None => return,
+                    None => return Outcome::Complete,
                 },
             };
             let set = match set {
                 Ok(set) => set,
                 Err(e) => {
-                    tracing::warn!(error = %e, day = %format_time(day), "history could not be read; the day is left out");
+                    tracing::warn!(error = %e, day = %format_time(day), "history could not be read; the day is left out for now");
+                    outcome = Outcome::LeftOut;
                     continue;
                 }
             };
@@ -282,13 +301,57 @@ impl Archive {
             ));
             match rolled {
                 Ok(warnings) => warnings.texts().iter().for_each(|w| tracing::warn!("{w}")),
-                Err(e) => return tracing::error!(error = %e, "history rollup failed"),
+                Err(e) => {
+                    tracing::error!(error = %e, "history rollup failed");
+                    return Outcome::LeftOut;
+                }
             }
             self.writes.fetch_add(1, Ordering::AcqRel);
             if (done + 1) % 7 == 0 || done + 1 == total {
                 tracing::info!(done = done + 1, total, "history backfill");
             }
         }
+        outcome
+    }
+
+    /// Runs [`Archive::backfill`] in the background; returns the backfill again, to be retried
+    /// when its `retry_every` has passed, if it left days out.
+    async fn backfill_in_background(
+        self: &Arc<Self>,
+        mut backfill: Backfill,
+        card: &Arc<RateCard>,
+    ) -> Option<(Backfill, tokio::time::Instant)> {
+        let (history, card) = (self.clone(), card.clone());
+        let done = super::background::spawn_background(move || {
+            let outcome = history.backfill(&mut backfill, &card);
+            (outcome, backfill)
+        });
+        match done.await {
+            Ok((Outcome::Complete, _)) => None,
+            Ok((Outcome::LeftOut, backfill)) => {
+                let due = tokio::time::Instant::now() + backfill.retry_every;
+                Some((backfill, due))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the history backfill panicked");
+                None
+            }
+        }
+    }
+
+    /// The backfill `left` again if it is due and this replica leads, over the days of it
+    /// the store still keeps ([`Archive::history_kept`]); what it leaves out is kept for later.
+    async fn retry_backfill(
+        self: &Arc<Self>,
+        left: Option<(Backfill, tokio::time::Instant)>,
+        card: &Arc<RateCard>,
+    ) -> Option<(Backfill, tokio::time::Instant)> {
+        let (mut backfill, due) = left?;
+        if tokio::time::Instant::now() < due || !self.leadership.is_leader() {
+            return Some((backfill, due));
+        }
+        backfill.days = self.history_kept(jiff::Timestamp::now().as_second())?;
+        self.backfill_in_background(backfill, card).await
     }
 
     /// Corrects the stored days `corrections` touch (facts about rolled-up time the ledger
@@ -520,6 +583,7 @@ impl Archive {
             let archive = self.clone();
             let mut views = views;
             tasks.push(tokio::spawn(async move {
+                let mut left = None;
                 if let Some(backfill) = backfill {
                     let _ = archive.history.set(backfill.days);
                     // Only the leader writes the store: a follower serves what the leader
@@ -531,20 +595,16 @@ impl Archive {
                         }
                         archive.backfilling.store(true, Ordering::Release);
                     }
-                    let (history, card) = (archive.clone(), card.clone());
-                    let done = super::background::spawn_background(move || {
-                        history.backfill(backfill, &card)
-                    });
-                    if let Err(e) = done.await {
-                        tracing::error!(error = %e, "the history backfill panicked");
-                    }
+                    left = archive.backfill_in_background(backfill, &card).await;
                 }
                 archive.backfilling.store(false, Ordering::Release);
-                // Roll up as soon as the sources are read, then look again every few seconds.
+                // Roll up as soon as the sources are read, then look again every few seconds
+                // (and for the history days left out, once they are due again).
                 let _ = views.wait_for(|view| view.ready).await;
                 let mut ticks = tokio::time::interval(ROLL_UP_CHECK);
                 loop {
                     ticks.tick().await;
+                    left = archive.retry_backfill(left, &card).await;
                     let view = views.borrow().clone();
                     let (archive, card) = (archive.clone(), card.clone());
                     let runtime = tokio::runtime::Handle::current();
@@ -589,6 +649,7 @@ mod tests {
             source: HistorySource::Demo(Box::new(DemoHistory::new(DemoFleet::new(1, today)))),
             days: Interval::new(today - 2 * DAY, today),
             cost_center_key: "cost-center".into(),
+            retry_every: Duration::from_secs(300),
         };
         let (_views, receiver) = watch::channel(Arc::new(View::default()));
         let tasks = archive.spawn(receiver, card.clone(), Some(backfill));

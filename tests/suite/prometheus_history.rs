@@ -543,10 +543,26 @@ pub(crate) fn days_back_to(from: i64) -> String {
 
 /// What a running service charges each cost center for 2026-11-01.
 pub(crate) async fn served_day(service: &ServeProcess) -> BTreeMap<String, f64> {
-    let served = service
+    costs(&fixture_day(service).await)
+}
+
+/// A running service's chargeback of 2026-11-01, as JSON.
+async fn fixture_day(service: &ServeProcess) -> Value {
+    let said = service
         .get("/api/v1/chargeback?from=2026-11-01&to=2026-11-02&format=json")
         .await;
-    costs(&serde_json::from_str(&served).unwrap())
+    serde_json::from_str(&said).unwrap()
+}
+
+/// Whether a report says the history of 2026-11-01 is not stored yet.
+fn names_the_fixture_day_missing(said: &Value) -> bool {
+    let missing = "the day 2026-11-01 of history before the ledger began is not in the rollup \
+        store yet";
+    said["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w.as_str().unwrap().starts_with(missing))
 }
 
 /// A watched cluster whose pods ran before Tollgate was installed: the fixture's objects in the
@@ -654,16 +670,6 @@ async fn a_history_day_prometheus_could_not_answer_for_is_named_then_read_at_the
             ),
         ]
     };
-    let fixture_day = "/api/v1/chargeback?from=2026-11-01&to=2026-11-02&format=json";
-    let missing = "the day 2026-11-01 of history before the ledger began is not in the rollup \
-        store yet";
-    let warned = |said: &Value| {
-        said["warnings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|w| w.as_str().unwrap().starts_with(missing))
-    };
     // Nothing listens on the discard port.
     let down = ServeProcess::start(
         &[
@@ -676,9 +682,13 @@ async fn a_history_day_prometheus_could_not_answer_for_is_named_then_read_at_the
         &cluster.dir.path().join("down.log"),
     )
     .await;
-    let said: Value = serde_json::from_str(&down.get(fixture_day).await).unwrap();
+    let said = fixture_day(&down).await;
     assert_eq!(said["lines"], serde_json::json!([]), "{said}");
-    assert!(warned(&said), "{said}\n{}", down.log());
+    assert!(
+        names_the_fixture_day_missing(&said),
+        "{said}\n{}",
+        down.log()
+    );
     // Its ledger records the days before today as rolled up, as a service running on does
     // (roll-ups run at idle priority: slow beside the rest of the suite).
     let rolled = || {
@@ -708,7 +718,66 @@ async fn a_history_day_prometheus_could_not_answer_for_is_named_then_read_at_the
         &cluster.dir.path().join("up.log"),
     )
     .await;
-    let said: Value = serde_json::from_str(&up.get(fixture_day).await).unwrap();
-    assert!(!warned(&said), "{said}\n{}", up.log());
+    let said = fixture_day(&up).await;
+    assert!(
+        !names_the_fixture_day_missing(&said),
+        "{said}\n{}",
+        up.log()
+    );
     assert_eq!(served_day(&up).await, cluster.reported, "{}", up.log());
+}
+
+/// Prometheus down while the service starts, back a little later: the history day it could not
+/// answer for is named missing meanwhile, then read again while the service runs (every
+/// `prometheus.history_retry_seconds`) and charged exactly as `report --history` charges it,
+/// with nothing said missing — no restart needed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_day_prometheus_could_not_answer_for_is_read_again_while_the_service_runs() {
+    let mut cluster = ClusterWithHistory::start().await;
+    cluster.prometheus.stop();
+    let data = cluster.dir.path().join("data");
+    let service = ServeProcess::start(
+        &[
+            "--prometheus",
+            &cluster.prometheus.url,
+            "--pricing",
+            "tests/fixtures/rates.toml",
+        ],
+        &[
+            ("KUBECONFIG", cluster.kubeconfig.as_os_str()),
+            ("TOLLGATE__STORE__DIR", data.as_os_str()),
+            (
+                "TOLLGATE__PROMETHEUS__HISTORY_DAYS",
+                std::ffi::OsStr::new(&cluster.days),
+            ),
+            ("TOLLGATE__PROMETHEUS__RETRIES", std::ffi::OsStr::new("0")),
+            (
+                "TOLLGATE__PROMETHEUS__HISTORY_RETRY_SECONDS",
+                std::ffi::OsStr::new("2"),
+            ),
+        ],
+        &cluster.dir.path().join("serve.log"),
+    )
+    .await;
+    let said = fixture_day(&service).await;
+    assert_eq!(said["lines"], serde_json::json!([]), "{said}");
+    assert!(
+        names_the_fixture_day_missing(&said),
+        "{said}\n{}",
+        service.log()
+    );
+
+    cluster.prometheus.start_again();
+    // Roll-ups run at idle priority: slow beside the rest of the suite.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    while names_the_fixture_day_missing(&fixture_day(&service).await) {
+        assert!(std::time::Instant::now() < deadline, "{}", service.log());
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        served_day(&service).await,
+        cluster.reported,
+        "{}",
+        service.log()
+    );
 }

@@ -11,7 +11,8 @@ pub struct TestPrometheus {
     child: Child,
     /// Its base URL.
     pub url: String,
-    _dir: tempfile::TempDir,
+    port: u16,
+    dir: tempfile::TempDir,
 }
 
 impl TestPrometheus {
@@ -50,28 +51,56 @@ impl TestPrometheus {
 
     /// Runs Prometheus with `config` over the TSDB in `dir`, once ready.
     fn serve(dir: tempfile::TempDir, config: &str) -> Self {
-        let tsdb = dir.path().join("tsdb");
-        let config_file = dir.path().join("prometheus.yml");
-        std::fs::write(&config_file, config).unwrap();
+        std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config_file.display()))
-            .arg(format!("--storage.tsdb.path={}", tsdb.display()))
+        let prometheus = TestPrometheus {
+            child: Self::spawn(dir.path(), port),
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            dir,
+        };
+        prometheus.wait_until_ready();
+        prometheus
+    }
+
+    /// Stops the server (its data stays): queries fail until [`TestPrometheus::start_again`].
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again, on the same port and data, once ready.
+    pub fn start_again(&mut self) {
+        self.stop();
+        self.child = Self::spawn(self.dir.path(), self.port);
+        self.wait_until_ready();
+    }
+
+    /// Prometheus over `dir`'s `tsdb`, configured by its `prometheus.yml`, on `port`.
+    fn spawn(dir: &std::path::Path, port: u16) -> Child {
+        Command::new("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
             .arg("--storage.tsdb.retention.time=10y")
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap();
-        let prometheus = TestPrometheus {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
-        };
+            .unwrap()
+    }
+
+    fn wait_until_ready(&self) {
+        let port = self.port;
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             let ready = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok_and(|mut s| {
@@ -82,7 +111,7 @@ impl TestPrometheus {
                 response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200")
             });
             if ready {
-                return prometheus;
+                return;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -92,8 +121,7 @@ impl TestPrometheus {
 
 impl Drop for TestPrometheus {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
