@@ -66,15 +66,11 @@ fn store_reports(c: &mut Criterion) {
         shift(dir.path(), day + 34 * DAY, day);
     }
     let prometheus = Prometheus::new("http://127.0.0.1:9", &Default::default()).expect("a client");
+    let sets = [&set];
     let sources = Sources {
-        sets: &[&set],
-        from: None,
-        card: &card,
         store: Some(&store),
         prometheus: Some(&prometheus),
-        simulated: None,
-        cluster: "test",
-        history: None,
+        ..Sources::of(&sets, &card, "test")
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

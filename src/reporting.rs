@@ -64,6 +64,9 @@ pub struct Sources<'a> {
     /// the background (on the leader): a report over any of them the store lacks yet says so
     /// rather than leaving them out unsaid.
     pub history: Option<Interval>,
+    /// The part of the day the ledger began that came before it, when Prometheus has not
+    /// answered for it yet (read again in the background): a report over it says so.
+    pub unread: Option<Interval>,
 }
 
 /// Threads that price the parts of a report streamed in parts, and make what is written of
@@ -83,6 +86,7 @@ impl<'a> Sources<'a> {
             simulated: None,
             cluster,
             history: None,
+            unread: None,
         }
     }
 }
@@ -154,6 +158,17 @@ impl Sources<'_> {
         report
             .warnings
             .extend(self.history_not_stored(request.window, &catalog.mine));
+        let window = request.window;
+        if let Some(unread) = self
+            .unread
+            .filter(|u| u.start < window.end && window.start < u.end)
+        {
+            report.warnings.extend(Some(format!(
+                "{} (it is read again every prometheus.history_retry_seconds): this report \
+                 leaves it out",
+                unread_history(unread)
+            )));
+        }
         Ok(report)
     }
 
@@ -595,6 +610,20 @@ impl UnstoredHistory {
     pub fn it_them(&self) -> &'static str {
         if self.0.len() == 1 { "it" } else { "them" }
     }
+}
+
+/// What is missing while the part `unread` of the day the ledger began, before it, has not been
+/// read: "the history of 2026-12-06 from 00:00:00 to 10:32:05 UTC, before the ledger began, has
+/// not been read from Prometheus yet".
+pub fn unread_history(unread: Interval) -> String {
+    let (start, end) = (format_time(unread.start), format_time(unread.end));
+    format!(
+        "the history of {} from {} to {} UTC, before the ledger began, has not been read from \
+         Prometheus yet",
+        &start[..10],
+        &start[11..19],
+        &end[11..19]
+    )
 }
 
 /// The warning for stored days without a segment archive, if there are any.

@@ -22,7 +22,7 @@ use crate::live::{ClusterStores, Leadership, SourceHealth, spawn_watchers};
 use crate::prometheus::history_allocations;
 use crate::serve::{
     Archive, Auth, AuthSettings, Backfill, CertReloader, DailyExport, Feed, Following,
-    HistorySource, ServeOptions, TlsOptions, client_verifier,
+    HistorySource, ServeOptions, TlsOptions, UnreadHistory, client_verifier,
 };
 use crate::source::{DemoFleet, DemoHistory, DemoUtilization, read_snapshot};
 use crate::store::RollupStore;
@@ -197,6 +197,7 @@ pub(super) fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError
         following: None,
         reports_at_once: settings.server.reports_at_once,
         backfill: None,
+        unread_history: None,
     };
     let as_of = args.source.as_of()?;
     let quota = quota_gate(&settings, &args.source)?;
@@ -306,7 +307,12 @@ pub(super) fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError
                     match history_allocations(prometheus, today_so_far, &card, key).await {
                         Ok(history) => options.history = Some(Arc::new(history)),
                         Err(e) => {
-                            tracing::warn!(error = %e, "history before the ledger began could not be read")
+                            tracing::warn!(error = %e, "history before the ledger began could not be read; it is read again in the background");
+                            options.unread_history = Some(UnreadHistory {
+                                window: today_so_far,
+                                cost_center_key: key.clone(),
+                                retry_every: settings.prometheus.history_retry(),
+                            });
                         }
                     }
                 }

@@ -211,6 +211,7 @@ pub(super) fn command_sources<'a>(
         simulated: simulated_usage(source),
         cluster: &name.cluster,
         history: None,
+        unread: None,
     }
 }
 

@@ -62,6 +62,9 @@ pub struct Archive {
     /// The whole days of history before the cut-over that the store is to hold (every
     /// replica's, whether it backfills them or waits for the leader to).
     pub history: OnceLock<Interval>,
+    /// The part of the day the ledger began that came before it, while Prometheus has not
+    /// answered for it ([`Archive::read_unread_history`] reads it again).
+    pub unread_history: RwLock<Option<Interval>>,
     /// Where each closed day is exported once rolled up (`[export] dest`).
     pub export: Option<DailyExport>,
     /// The Prometheus holding every cluster's series, read for global budgets every so often
@@ -83,6 +86,17 @@ pub enum HistorySource {
     Demo(Box<DemoHistory>),
     /// kube-state-metrics and DCGM series in Prometheus.
     Prometheus,
+}
+
+/// The part of the day the ledger began that came before it, when Prometheus did not answer
+/// for it at the start: read again in the background until it does.
+pub struct UnreadHistory {
+    /// From the day's start to the cut-over.
+    pub window: Interval,
+    /// The annotation/label key of cost centers.
+    pub cost_center_key: String,
+    /// How long between attempts.
+    pub retry_every: Duration,
 }
 
 /// Whether a backfill stored every day it was to.
@@ -144,7 +158,24 @@ impl Archive {
             simulated: self.simulated.as_deref().map(|u| u as &dyn Telemetry),
             cluster: &self.cluster,
             history: self.history_kept(jiff::Timestamp::now().as_second()),
+            unread: self.unread_history(),
         }
+    }
+
+    /// [`Archive::unread_history`], read.
+    pub fn unread_history(&self) -> Option<Interval> {
+        *self
+            .unread_history
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sets [`Archive::unread_history`].
+    pub fn set_unread_history(&self, unread: Option<Interval>) {
+        *self
+            .unread_history
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = unread;
     }
 
     /// [`Archive::history`] less the days the store has dropped by `now` (kept
@@ -153,6 +184,28 @@ impl Archive {
         let days = *self.history.get()?;
         let kept_from = (now.div_euclid(DAY) - i64::from(self.retention_days)) * DAY;
         Some(Interval::new(days.start.max(kept_from), days.end)).filter(|days| !days.is_empty())
+    }
+
+    /// The allocations of `unread`, read from Prometheus every `retry_every` until it answers
+    /// (`None` without Prometheus).
+    pub async fn read_unread_history(
+        &self,
+        unread: &UnreadHistory,
+        card: &RateCard,
+    ) -> Option<crate::allocation::AllocationSet> {
+        let prometheus = self.prometheus.as_ref()?;
+        loop {
+            tokio::time::sleep(unread.retry_every).await;
+            let read =
+                history_allocations(prometheus, unread.window, card, &unread.cost_center_key);
+            match read.await {
+                Ok(set) => return Some(set),
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "history before the ledger began could not be read again; it is left out for now"
+                ),
+            }
+        }
     }
 
     /// Allocations rebuilt from Prometheus history over the `days` before now, read now and
@@ -467,6 +520,16 @@ impl Archive {
             return;
         }
         tracing::info!(days = missing.len(), "rolling up closed days");
+        if let Some(unread) = self.unread_history().filter(|u| {
+            missing
+                .iter()
+                .any(|&day| day < u.end && u.start < day + DAY)
+        }) {
+            tracing::error!(
+                "{}: the day is rolled up without it, and the store's figures of that day leave it out",
+                crate::reporting::unread_history(unread)
+            );
+        }
         let (total, sources) = (missing.len(), self.sources(&sets, view.ledger.from, card));
         let (mut warnings, mut failed) = (crate::cost::Warnings::default(), false);
         for (done, day) in missing.into_iter().enumerate() {

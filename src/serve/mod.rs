@@ -28,7 +28,7 @@ use tokio::sync::watch;
 
 pub use activity::Activity;
 pub use admission::{Review, admission_review, quota_request};
-pub use archive::{Archive, Backfill, DailyExport, HistorySource};
+pub use archive::{Archive, Backfill, DailyExport, HistorySource, UnreadHistory};
 pub use auth::{Auth, AuthMode, AuthSettings, Refusal, Scope};
 pub use feed::{Feed, Recorded};
 pub use follow::Following;
@@ -66,6 +66,9 @@ pub struct ServeOptions {
     pub reports_at_once: usize,
     /// History before the cut-over to roll up into the store, a day at a time, on start.
     pub backfill: Option<Backfill>,
+    /// The part of the day the ledger began that came before it, when Prometheus did not
+    /// answer for it at the start (`history` lacks it): read again in the background.
+    pub unread_history: Option<UnreadHistory>,
 }
 
 /// The HTTPS listener.
@@ -156,6 +159,40 @@ async fn reconcile_once(reconciler: &Arc<Mutex<Reconciler>>) {
     }
 }
 
+/// Reads `unread` from Prometheus until it answers (said missing meanwhile, through
+/// [`Archive::unread_history`]), then adds it to the views.
+async fn read_history_later(
+    unread: UnreadHistory,
+    archive: Arc<Archive>,
+    card: Arc<RateCard>,
+    reconciler: Arc<Mutex<Reconciler>>,
+) {
+    let Some(set) = archive.read_unread_history(&unread, &card).await else {
+        return;
+    };
+    // The reconciler is locked off the async workers, as for a reconcile.
+    let adding = reconciler.clone();
+    let added = background::spawn_background(move || {
+        adding
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .add_history(Arc::new(set))
+    })
+    .await;
+    if !matches!(added, Ok(true)) {
+        return tracing::error!(
+            "{}: it was read after its day was rolled up, and the store's figures of that day leave it out",
+            crate::reporting::unread_history(unread.window)
+        );
+    }
+    // Published first, then no longer said missing: by reports at once, by the month's spend
+    // from the next view on.
+    reconcile_once(&reconciler).await;
+    archive.set_unread_history(None);
+    reconcile_once(&reconciler).await;
+    tracing::info!("history before the ledger began read");
+}
+
 /// Runs the service until `shutdown` resolves (the CLI passes [`shutdown_signal`]).
 /// `announce` receives the URLs once listening.
 pub async fn serve(
@@ -189,6 +226,17 @@ pub async fn serve(
         .with_following(options.following.clone())
         .with_archive(options.archive.clone()),
     ));
+    let unread = options.unread_history.take().map(|unread| {
+        // Said missing from the first view on.
+        options.archive.set_unread_history(Some(unread.window));
+        let (archive, card) = (options.archive.clone(), card.clone());
+        tokio::spawn(read_history_later(
+            unread,
+            archive,
+            card,
+            reconciler.clone(),
+        ))
+    });
     reconcile_once(&reconciler).await;
     let periodic = {
         let reconciler = reconciler.clone();
@@ -261,6 +309,7 @@ pub async fn serve(
     background
         .iter()
         .chain(&global)
+        .chain(&unread)
         .for_each(tokio::task::JoinHandle::abort);
     // A last reconcile records the latest heartbeat before exiting.
     reconcile_once(&reconciler).await;

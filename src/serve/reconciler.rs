@@ -132,15 +132,26 @@ impl Reconciler {
     /// Adds allocations rebuilt from history for the time before the ledger began; they are
     /// part of every view.
     pub fn with_history(mut self, history: Option<Arc<AllocationSet>>) -> Self {
-        self.history_from = history.as_ref().and_then(|set| {
-            let starts = set.allocations.iter().map(|a| a.interval.start);
-            let first = starts
-                .chain(set.capacity.iter().map(|c| c.interval.start))
-                .min()?;
-            Some(first.div_euclid(86_400) * 86_400)
-        });
+        self.history_from = history.as_deref().and_then(first_day);
         self.history = history;
         self
+    }
+
+    /// History read late (the part of the day the ledger began that came before it, once
+    /// Prometheus answered for it): part of every view from the next on. False, and left out,
+    /// when that day is rolled up already: the store holds it without this.
+    pub fn add_history(&mut self, history: Arc<AllocationSet>) -> bool {
+        let first = first_day(&history);
+        let rolled = self.ledger.state().rolled_until();
+        if first
+            .zip(rolled)
+            .is_some_and(|(first, rolled)| rolled > first)
+        {
+            return false;
+        }
+        self.history_from = first;
+        self.history = Some(history);
+        true
     }
 
     /// Among replicas: writes the ledger only while leading, else follows the leader's.
@@ -239,10 +250,23 @@ impl Reconciler {
             ledger.from = ledger.from.or(Some(began.div_euclid(86_400) * 86_400));
         }
         let stored = self.stored_spend(as_of, ledger.from).clone();
-        let spend = SpendIndex::build(&ledger.as_refs(), &stored, &live, &self.card, as_of).unwrap_or_else(|e| {
+        let mut spend = SpendIndex::build(&ledger.as_refs(), &stored, &live, &self.card, as_of).unwrap_or_else(|e| {
             tracing::error!(error = %e, "month-to-date spend could not be computed; budgets see none");
             SpendIndex::default()
         });
+        // Nor does it count what history Prometheus has not answered for yet.
+        if let Some(unread) = self
+            .archive
+            .as_ref()
+            .and_then(|a| a.unread_history())
+            .filter(|u| u.start < spend.month.end && spend.month.start < u.end)
+        {
+            let unread = crate::reporting::unread_history(unread);
+            spend.incomplete = Some(match spend.incomplete.take() {
+                Some(missing) => format!("{missing}; {unread}"),
+                None => unread,
+            });
+        }
         let view = View {
             as_of,
             read_at,
@@ -265,6 +289,15 @@ impl Reconciler {
         // request path, and the one replaced now waits for the next publish.
         self.retired = Some(self.views.send_replace(Arc::new(view)));
     }
+}
+
+/// The UTC midnight starting the day of the earliest allocation or capacity of `set`.
+fn first_day(set: &AllocationSet) -> Option<UnixSeconds> {
+    let starts = set.allocations.iter().map(|a| a.interval.start);
+    let first = starts
+        .chain(set.capacity.iter().map(|c| c.interval.start))
+        .min()?;
+    Some(first.div_euclid(86_400) * 86_400)
 }
 
 /// The month's spend as last read from the store, and what the store was then.
@@ -453,6 +486,51 @@ mod tests {
             );
         }
         assert_eq!(view.spend.incomplete, None);
+    }
+
+    /// History read late joins the views, unless its day is rolled up already: the store holds
+    /// that day without it, and adding it to memory would not put it there.
+    #[test]
+    fn history_read_late_joins_the_views_unless_its_day_is_rolled_up() {
+        let at = |time: &str| parse_time(time).unwrap();
+        let card = Arc::new(RateCard::builtin());
+        let began = at("2026-11-20T10:00:00Z");
+        let history = || {
+            let fleet = DemoFleet::new(1, began);
+            let before = Interval::new(at("2026-11-20"), began);
+            let set = crate::source::DemoHistory::new(fleet).window(before, &card, "cost-center");
+            assert!(!set.allocations.is_empty());
+            Arc::new(set)
+        };
+        let reconciler = |rolled: Option<&str>| {
+            let mut ledger = Ledger::in_memory().cutting_over(true);
+            ledger.begin(began).unwrap();
+            if let Some(rolled) = rolled {
+                ledger.mark_rolled(at(rolled)).unwrap();
+            }
+            let feed = Feed::Snapshot {
+                objects: Box::default(),
+                as_of: Some(at("2026-11-21T12:00:00Z")),
+            };
+            let (views, receiver) = watch::channel(Arc::new(View::default()));
+            let reconciler = Reconciler::new(feed, ledger, card.clone(), "c".into(), views);
+            (reconciler, receiver)
+        };
+        let holds = |view: &View, set: &Arc<AllocationSet>| {
+            view.ledger.sets.iter().any(|held| Arc::ptr_eq(held, set))
+        };
+        let (mut open, views) = reconciler(None);
+        let read = history();
+        assert!(open.add_history(read.clone()));
+        open.step();
+        let view = views.borrow().clone();
+        assert!(holds(&view, &read));
+        assert_eq!(view.ledger.from, Some(at("2026-11-20")));
+        let (mut rolled, views) = reconciler(Some("2026-11-21"));
+        let read = history();
+        assert!(!rolled.add_history(read.clone()));
+        rolled.step();
+        assert!(!holds(&views.borrow(), &read));
     }
 
     #[test]

@@ -252,7 +252,7 @@ async fn take_over_from(
 }
 
 /// `replica`'s answer to a quota check of one GPU for team-a (which must be a 200).
-async fn quota_check(replica: &ServeProcess) -> serde_json::Value {
+pub(crate) async fn quota_check(replica: &ServeProcess) -> serde_json::Value {
     let (status, body) = http_post(
         &replica.address,
         "/api/v1/quota/check",

@@ -548,8 +548,13 @@ pub(crate) async fn served_day(service: &ServeProcess) -> BTreeMap<String, f64> 
 
 /// A running service's chargeback of 2026-11-01, as JSON.
 async fn fixture_day(service: &ServeProcess) -> Value {
+    chargeback(service, "from=2026-11-01&to=2026-11-02").await
+}
+
+/// A running service's chargeback of `window` (`from=…&to=…`), as JSON.
+async fn chargeback(service: &ServeProcess, window: &str) -> Value {
     let said = service
-        .get("/api/v1/chargeback?from=2026-11-01&to=2026-11-02&format=json")
+        .get(&format!("/api/v1/chargeback?{window}&format=json"))
         .await;
     serde_json::from_str(&said).unwrap()
 }
@@ -603,6 +608,25 @@ impl ClusterWithHistory {
         ["--prometheus", &self.prometheus.url]
     }
 
+    /// A `serve` of this cluster reading the Prometheus at `url`, its store in the cluster's
+    /// `data` directory, backfilling the history, with `env` besides; its log in `log`.
+    async fn serve(&self, url: &str, env: &[(&str, &str)], log: &str) -> ServeProcess {
+        let data = self.dir.path().join("data");
+        let mut all = vec![
+            ("KUBECONFIG", self.kubeconfig.as_os_str()),
+            ("TOLLGATE__STORE__DIR", data.as_os_str()),
+        ];
+        all.extend(self.env());
+        all.extend(env.iter().map(|(k, v)| (*k, std::ffi::OsStr::new(v))));
+        let args = [
+            "--prometheus",
+            url,
+            "--pricing",
+            "tests/fixtures/rates.toml",
+        ];
+        ServeProcess::start(&args, &all, &self.dir.path().join(log)).await
+    }
+
     /// The environment of a `serve` backfilling the history.
     pub(crate) fn env(&self) -> [(&str, &std::ffi::OsStr); 1] {
         [(
@@ -621,24 +645,9 @@ impl ClusterWithHistory {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watched_cluster_counts_history_before_its_cut_over_and_the_ledger_after() {
     let cluster = ClusterWithHistory::start().await;
-    let (dir, days) = (&cluster.dir, &cluster.days);
-    let data = dir.path().join("data");
     for run in ["first start", "restart"] {
-        let service = ServeProcess::start(
-            &[
-                "--prometheus",
-                &cluster.prometheus.url,
-                "--pricing",
-                "tests/fixtures/rates.toml",
-            ],
-            &[
-                ("KUBECONFIG", cluster.kubeconfig.as_os_str()),
-                ("TOLLGATE__STORE__DIR", data.as_os_str()),
-                ("TOLLGATE__PROMETHEUS__HISTORY_DAYS", days.as_ref()),
-            ],
-            &dir.path().join(format!("{run}.log")),
-        )
-        .await;
+        let log = format!("{run}.log");
+        let service = cluster.serve(&cluster.prometheus.url, &[], &log).await;
         assert_eq!(
             served_day(&service).await,
             cluster.reported,
@@ -656,32 +665,11 @@ async fn a_watched_cluster_counts_history_before_its_cut_over_and_the_ledger_aft
 async fn a_history_day_prometheus_could_not_answer_for_is_named_then_read_at_the_next_start() {
     let cluster = ClusterWithHistory::start().await;
     let data = cluster.dir.path().join("data");
-    let env = |retries: &'static str| {
-        [
-            ("KUBECONFIG", cluster.kubeconfig.as_os_str()),
-            ("TOLLGATE__STORE__DIR", data.as_os_str()),
-            (
-                "TOLLGATE__PROMETHEUS__HISTORY_DAYS",
-                std::ffi::OsStr::new(&cluster.days),
-            ),
-            (
-                "TOLLGATE__PROMETHEUS__RETRIES",
-                std::ffi::OsStr::new(retries),
-            ),
-        ]
-    };
+    let retries = |n| [("TOLLGATE__PROMETHEUS__RETRIES", n)];
     // Nothing listens on the discard port.
-    let down = ServeProcess::start(
-        &[
-            "--prometheus",
-            "http://127.0.0.1:9",
-            "--pricing",
-            "tests/fixtures/rates.toml",
-        ],
-        &env("0"),
-        &cluster.dir.path().join("down.log"),
-    )
-    .await;
+    let down = cluster
+        .serve("http://127.0.0.1:9", &retries("0"), "down.log")
+        .await;
     let said = fixture_day(&down).await;
     assert_eq!(said["lines"], serde_json::json!([]), "{said}");
     assert!(
@@ -707,17 +695,9 @@ async fn a_history_day_prometheus_could_not_answer_for_is_named_then_read_at_the
     }
     drop(down);
 
-    let up = ServeProcess::start(
-        &[
-            "--prometheus",
-            &cluster.prometheus.url,
-            "--pricing",
-            "tests/fixtures/rates.toml",
-        ],
-        &env("3"),
-        &cluster.dir.path().join("up.log"),
-    )
-    .await;
+    let up = cluster
+        .serve(&cluster.prometheus.url, &retries("3"), "up.log")
+        .await;
     let said = fixture_day(&up).await;
     assert!(
         !names_the_fixture_day_missing(&said),
@@ -735,30 +715,13 @@ async fn a_history_day_prometheus_could_not_answer_for_is_named_then_read_at_the
 async fn a_history_day_prometheus_could_not_answer_for_is_read_again_while_the_service_runs() {
     let mut cluster = ClusterWithHistory::start().await;
     cluster.prometheus.stop();
-    let data = cluster.dir.path().join("data");
-    let service = ServeProcess::start(
-        &[
-            "--prometheus",
-            &cluster.prometheus.url,
-            "--pricing",
-            "tests/fixtures/rates.toml",
-        ],
-        &[
-            ("KUBECONFIG", cluster.kubeconfig.as_os_str()),
-            ("TOLLGATE__STORE__DIR", data.as_os_str()),
-            (
-                "TOLLGATE__PROMETHEUS__HISTORY_DAYS",
-                std::ffi::OsStr::new(&cluster.days),
-            ),
-            ("TOLLGATE__PROMETHEUS__RETRIES", std::ffi::OsStr::new("0")),
-            (
-                "TOLLGATE__PROMETHEUS__HISTORY_RETRY_SECONDS",
-                std::ffi::OsStr::new("2"),
-            ),
-        ],
-        &cluster.dir.path().join("serve.log"),
-    )
-    .await;
+    let env = [
+        ("TOLLGATE__PROMETHEUS__RETRIES", "0"),
+        ("TOLLGATE__PROMETHEUS__HISTORY_RETRY_SECONDS", "2"),
+    ];
+    let service = cluster
+        .serve(&cluster.prometheus.url, &env, "serve.log")
+        .await;
     let said = fixture_day(&service).await;
     assert_eq!(said["lines"], serde_json::json!([]), "{said}");
     assert!(
@@ -780,4 +743,103 @@ async fn a_history_day_prometheus_could_not_answer_for_is_read_again_while_the_s
         "{}",
         service.log()
     );
+}
+
+/// The part of today before the cut-over, when Prometheus is down while the service starts:
+/// reports over it and quota checks say it has not been read (not a silent zero, not a sure
+/// answer); once Prometheus is back it is read while the service runs, and today's hours before
+/// the cut-over are charged exactly as `report --history` charges them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn today_before_the_cut_over_is_read_again_while_the_service_runs() {
+    let now = jiff::Timestamp::now().as_second();
+    let today = now.div_euclid(86_400) * 86_400;
+    let mut prometheus = TestPrometheus::start(&kube_state_and_dcgm(today, now, Times::Sampled));
+    // Compared up to ten minutes before the data ends (history intervals end within a step of
+    // their last sample), on the step's grid; in the first quarter hour of a UTC day there is
+    // nothing to compare, and only what is said is checked.
+    let compared_to = ((now - 600).div_euclid(STEP) * STEP).max(today);
+    let window = |to: i64| {
+        format!(
+            "from={}&to={}",
+            tollgate::time::format_time(today),
+            tollgate::time::format_time(to)
+        )
+    };
+    let reported = (compared_to > today).then(|| {
+        let (from, to) = (
+            tollgate::time::format_time(today),
+            tollgate::time::format_time(compared_to),
+        );
+        let args = ["--history", "--prometheus", &prometheus.url];
+        costs(&report(
+            &[&args[..], &["--from", &from, "--to", &to]].concat(),
+        ))
+    });
+    prometheus.stop();
+    let api = FakeApiServer::start().await;
+    api.load_snapshot(std::path::Path::new("tests/fixtures/snapshot"));
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = api.kubeconfig(dir.path());
+    let data = dir.path().join("data");
+    let service = ServeProcess::start(
+        &[
+            "--prometheus",
+            &prometheus.url,
+            "--pricing",
+            "tests/fixtures/rates.toml",
+        ],
+        &[
+            ("KUBECONFIG", kubeconfig.as_os_str()),
+            ("TOLLGATE__STORE__DIR", data.as_os_str()),
+            ("TOLLGATE__PROMETHEUS__HISTORY_DAYS", "1".as_ref()),
+            ("TOLLGATE__PROMETHEUS__RETRIES", "0".as_ref()),
+            ("TOLLGATE__PROMETHEUS__HISTORY_RETRY_SECONDS", "2".as_ref()),
+        ],
+        &dir.path().join("serve.log"),
+    )
+    .await;
+    let unread = format!(
+        "the history of {} from 00:00:00 to ",
+        &tollgate::time::format_time(today)[..10]
+    );
+    let says_unread = |said: &Value| {
+        said["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().starts_with(&unread))
+    };
+    let said = chargeback(&service, &window(now)).await;
+    assert_eq!(said["lines"], serde_json::json!([]), "{said}");
+    assert!(says_unread(&said), "{said}\n{}", service.log());
+    let judged = crate::leader::quota_check(&service).await;
+    assert_eq!(judged["stale"], true, "{judged}");
+    let incomplete = "Tollgate's month-to-date spend is incomplete: ";
+    assert!(
+        judged["warnings"].as_array().unwrap().iter().any(|w| {
+            let w = w.as_str().unwrap();
+            w.starts_with(incomplete) && w.contains(&unread)
+        }),
+        "{judged}"
+    );
+
+    prometheus.start_again();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while says_unread(&chargeback(&service, &window(now)).await) {
+        assert!(std::time::Instant::now() < deadline, "{}", service.log());
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    while crate::leader::quota_check(&service)
+        .await
+        .to_string()
+        .contains(&unread)
+    {
+        assert!(std::time::Instant::now() < deadline, "{}", service.log());
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    if let Some(reported) = reported {
+        let served = costs(&chargeback(&service, &window(compared_to)).await);
+        assert_eq!(served, reported, "{}", service.log());
+        assert!(!reported.is_empty());
+    }
 }

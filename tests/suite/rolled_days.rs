@@ -86,14 +86,9 @@ async fn rolled_up_days_leave_memory_and_every_report_stays_exact() {
             let view = ledger.view(t);
             let sets = view.as_refs();
             let sources = Sources {
-                sets: &sets,
                 from: view.from,
-                card: &card,
                 store: Some(&store),
-                prometheus: None,
-                simulated: None,
-                cluster: "test",
-                history: None,
+                ..Sources::of(&sets, &card, "test")
             };
             let days: Vec<i64> = (rolled_until..today).step_by(DAY as usize).collect();
             sources.roll_up(&store, &days, |_| {}).await.unwrap();
@@ -119,14 +114,9 @@ async fn rolled_up_days_leave_memory_and_every_report_stays_exact() {
 
     let sets = view.as_refs();
     let sources = Sources {
-        sets: &sets,
         from: view.from,
-        card: &card,
         store: Some(&store),
-        prometheus: None,
-        simulated: None,
-        cluster: "test",
-        history: None,
+        ..Sources::of(&sets, &card, "test")
     };
     let truth_set = fleet.at(end).allocations(&card, &BuildOptions::new(end));
     let window = Interval::new(start, end);

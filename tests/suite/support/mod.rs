@@ -343,6 +343,7 @@ pub async fn spawn_service_with(
         following: None,
         reports_at_once: 1,
         backfill: None,
+        unread_history: None,
     };
     let (urls_tx, urls_rx) = tokio::sync::oneshot::channel::<Vec<String>>();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
