@@ -326,6 +326,21 @@ pub fn render(view: &View, card: &RateCard, quota: &QuotaGate, archive: &Archive
         ),
         spend,
     );
+    // The spend above reads low while some of the month is not counted yet (history before
+    // the ledger began, still being rolled up or not read): a metric has no room for the
+    // warning reports and quota checks give, so this says it.
+    gauge_with(
+        &mut registry,
+        "tollgate_spend_complete",
+        "1 when month-to-date spend counts the whole month so far; 0 while some of the month's \
+         history before the ledger began is not counted yet (spend reads low; quota checks follow \
+         fail_mode)",
+        if view.spend.incomplete.is_some() {
+            0.0
+        } else {
+            1.0
+        },
+    );
 
     let up = [
         ("kubernetes", view.kubernetes_up),

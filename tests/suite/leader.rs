@@ -395,6 +395,18 @@ async fn a_follower_names_the_history_days_the_leader_has_not_rolled_up() {
         page.contains("Budgets see an incomplete month: "),
         today > month_start
     );
+    // And `/metrics`, beside a spend that reads low.
+    let complete = |metrics: String| {
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with("tollgate_spend_complete{"));
+        line.unwrap_or_else(|| panic!("{metrics}"))
+            .ends_with(" 1.0")
+    };
+    assert_eq!(
+        complete(follower.get("/metrics").await),
+        today == month_start
+    );
 
     api.set_lease("tollgate", "tollgate", None, 3600);
     wait_for(30, &[&follower], || writes_ledger(&follower)).await;
@@ -420,4 +432,5 @@ async fn a_follower_names_the_history_days_the_leader_has_not_rolled_up() {
         assert!(Instant::now() < deadline, "{judged}\n{}", follower.log());
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    assert!(complete(follower.get("/metrics").await));
 }
