@@ -158,18 +158,18 @@ impl Sources<'_> {
         report
             .warnings
             .extend(self.history_not_stored(request.window, &catalog.mine));
-        let window = request.window;
-        if let Some(unread) = self
-            .unread
-            .filter(|u| u.start < window.end && window.start < u.end)
-        {
-            report.warnings.extend(Some(format!(
-                "{} (it is read again every prometheus.history_retry_seconds): this report \
-                 leaves it out",
-                unread_history(unread)
-            )));
-        }
+        report.warnings.extend(self.history_unread(request.window));
         Ok(report)
+    }
+
+    /// What the report over `window` leaves out of [`Sources::unread`].
+    fn history_unread(&self, window: Interval) -> Option<String> {
+        let unread = self.unread.filter(|u| u.clip(window).is_some())?;
+        Some(format!(
+            "{} (it is read again every prometheus.history_retry_seconds): this report leaves it \
+             out",
+            unread_history(unread)
+        ))
     }
 
     /// What the report of `request` leaves out of [`Sources::history`]: the days in its window

@@ -208,6 +208,55 @@ impl Archive {
         }
     }
 
+    /// Puts `history`, the part `unread` of the day the ledger began that came before it, read
+    /// after that day was rolled up without it, into the stored day: its archived segments and
+    /// `history` rolled up again (by the leader alone). True when the stored day holds it now
+    /// (also when it did already: a day whose segments reach before the cut-over is left as
+    /// it is, never counted twice).
+    pub fn complete_stored_day(
+        &self,
+        unread: Interval,
+        history: &crate::allocation::AllocationSet,
+        card: &RateCard,
+    ) -> bool {
+        let (Some(store), Ok(runtime)) = (&self.store, tokio::runtime::Handle::try_current())
+        else {
+            return false;
+        };
+        let day = unread.start.div_euclid(DAY) * DAY;
+        let mut set = match store.read_segments(&[day]) {
+            Ok((mut sets, _)) if !sets.is_empty() => sets.remove(0),
+            Ok(_) => return false,
+            Err(e) => {
+                tracing::error!(error = %e, "a stored day could not be read to complete it");
+                return false;
+            }
+        };
+        let starts = set.allocations.iter().map(|a| a.interval.start);
+        if starts
+            .chain(set.capacity.iter().map(|c| c.interval.start))
+            .any(|start| start < unread.end)
+        {
+            return true;
+        }
+        if !self.leadership.is_leader() {
+            return false;
+        }
+        set.extend_from(history, unread.end);
+        let sets = [&set];
+        let sources = self.sources(&sets, None, card);
+        match runtime.block_on(sources.roll_up(store, &[day], |_| {})) {
+            Ok(_) => {
+                self.writes.fetch_add(1, Ordering::AcqRel);
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "a stored day could not be completed");
+                false
+            }
+        }
+    }
+
     /// Allocations rebuilt from Prometheus history over the `days` before now, read now and
     /// again every `step` in the background (`serve --history`). The window starts on a
     /// multiple of `step`, so that history is sampled on the same grid as a `report --history`
@@ -523,7 +572,7 @@ impl Archive {
         if let Some(unread) = self.unread_history().filter(|u| {
             missing
                 .iter()
-                .any(|&day| day < u.end && u.start < day + DAY)
+                .any(|&day| u.clip(Interval::new(day, day + DAY)).is_some())
         }) {
             tracing::error!(
                 "{}: the day is rolled up without it, and the store's figures of that day leave it out",
@@ -689,6 +738,63 @@ mod tests {
     use super::*;
     use crate::source::DemoFleet;
     use crate::store::Provenance;
+
+    /// History of the day the ledger began, read only after that day was rolled up without
+    /// it, completes the stored day: as if the day had been rolled up whole, and once only.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn history_read_after_its_day_is_rolled_up_completes_the_stored_day() {
+        let card = RateCard::builtin();
+        let day = crate::time::parse_time("2026-11-19").unwrap();
+        let began = day + 10 * 3600 + 1234;
+        let fleet = DemoFleet::new(1, day + DAY);
+        let part = |from, to| DemoHistory::new(fleet).window(Interval::new(from, to), &card, "c");
+        let archive = |dir: &std::path::Path| {
+            let provenance = Provenance {
+                source: "demo".into(),
+                rate_card: card.digest(),
+            };
+            Archive {
+                store: Some(RollupStore::open(dir, provenance).unwrap()),
+                retention_days: 3650,
+                ..Archive::default()
+            }
+        };
+        let spend = |archive: &Archive| {
+            let store = archive.store.as_ref().unwrap();
+            let mut spend = store.spend(Interval::new(day, day + DAY)).unwrap();
+            spend.sort();
+            spend
+        };
+        let roll_up = |archive: &Archive, set: &crate::allocation::AllocationSet| {
+            let (sets, store) = ([set], archive.store.as_ref().unwrap());
+            let sources = archive.sources(&sets, None, &card);
+            let runtime = tokio::runtime::Handle::current();
+            tokio::task::block_in_place(|| {
+                runtime.block_on(sources.roll_up(store, &[day], |_| {}))
+            })
+            .unwrap();
+        };
+        // The day rolled up whole, as a ledger that had its history all along would.
+        let (whole_dir, part_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let whole = archive(whole_dir.path());
+        roll_up(&whole, &part(day, day + DAY));
+        // The day rolled up from the ledger's part alone, then completed.
+        let completed = archive(part_dir.path());
+        roll_up(&completed, &part(began, day + DAY));
+        let short = spend(&completed);
+        assert_ne!(short, spend(&whole));
+        let (unread, before) = (Interval::new(day, began), part(day, began));
+        assert!(!before.allocations.is_empty());
+        let done =
+            tokio::task::block_in_place(|| completed.complete_stored_day(unread, &before, &card));
+        assert!(done);
+        assert_eq!(spend(&completed), spend(&whole));
+        // Read again (another replica's reading, a second start): not counted twice.
+        let again =
+            tokio::task::block_in_place(|| completed.complete_stored_day(unread, &before, &card));
+        assert!(again);
+        assert_eq!(spend(&completed), spend(&whole));
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_follower_leaves_the_history_backfill_to_the_leader_until_it_leads() {

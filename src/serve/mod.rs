@@ -170,13 +170,16 @@ async fn read_history_later(
     let Some(set) = archive.read_unread_history(&unread, &card).await else {
         return;
     };
-    // The reconciler is locked off the async workers, as for a reconcile.
-    let adding = reconciler.clone();
+    // Into memory, or into the stored day if that day is rolled up already; the reconciler
+    // and the store are worked on off the async workers, as for a reconcile or a roll-up.
+    let (adding, completing) = (reconciler.clone(), archive.clone());
     let added = background::spawn_background(move || {
-        adding
+        let set = Arc::new(set);
+        let added = adding
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .add_history(Arc::new(set))
+            .add_history(set.clone());
+        added || completing.complete_stored_day(unread.window, &set, &card)
     })
     .await;
     if !matches!(added, Ok(true)) {

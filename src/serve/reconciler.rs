@@ -259,7 +259,7 @@ impl Reconciler {
             .archive
             .as_ref()
             .and_then(|a| a.unread_history())
-            .filter(|u| u.start < spend.month.end && spend.month.start < u.end)
+            .filter(|u| u.clip(spend.month).is_some())
         {
             let unread = crate::reporting::unread_history(unread);
             spend.incomplete = Some(match spend.incomplete.take() {
