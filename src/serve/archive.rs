@@ -575,7 +575,7 @@ impl Archive {
                 .any(|&day| u.clip(Interval::new(day, day + DAY)).is_some())
         }) {
             tracing::error!(
-                "{}: the day is rolled up without it, and the store's figures of that day leave it out",
+                "{}: the day is rolled up without it, and the stored day is completed once it is read",
                 crate::reporting::unread_history(unread)
             );
         }

@@ -160,7 +160,8 @@ async fn reconcile_once(reconciler: &Arc<Mutex<Reconciler>>) {
 }
 
 /// Reads `unread` from Prometheus until it answers (said missing meanwhile, through
-/// [`Archive::unread_history`]), then adds it to the views.
+/// [`Archive::unread_history`]), then adds it to the views — or, if its day is rolled up
+/// already, to the stored day (the leader does; another replica waits until it has).
 async fn read_history_later(
     unread: UnreadHistory,
     archive: Arc<Archive>,
@@ -170,23 +171,34 @@ async fn read_history_later(
     let Some(set) = archive.read_unread_history(&unread, &card).await else {
         return;
     };
-    // Into memory, or into the stored day if that day is rolled up already; the reconciler
-    // and the store are worked on off the async workers, as for a reconcile or a roll-up.
-    let (adding, completing) = (reconciler.clone(), archive.clone());
-    let added = background::spawn_background(move || {
-        let set = Arc::new(set);
-        let added = adding
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .add_history(set.clone());
-        added || completing.complete_stored_day(unread.window, &set, &card)
-    })
-    .await;
-    if !matches!(added, Ok(true)) {
-        return tracing::error!(
-            "{}: it was read after its day was rolled up, and the store's figures of that day leave it out",
-            crate::reporting::unread_history(unread.window)
+    let set = Arc::new(set);
+    for attempt in 0.. {
+        // The reconciler and the store are worked on off the async workers, as for a
+        // reconcile or a roll-up.
+        let (adding, completing, set, card) = (
+            reconciler.clone(),
+            archive.clone(),
+            set.clone(),
+            card.clone(),
         );
+        let added = background::spawn_background(move || {
+            let added = adding
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .add_history(set.clone());
+            added || completing.complete_stored_day(unread.window, &set, &card)
+        })
+        .await;
+        if matches!(added, Ok(true)) {
+            break;
+        }
+        if attempt == 0 {
+            tracing::warn!(
+                "{}: it was read after its day was rolled up; the stored day lacks it until the leader puts it in",
+                crate::reporting::unread_history(unread.window)
+            );
+        }
+        tokio::time::sleep(unread.retry_every).await;
     }
     // Published first, then no longer said missing: by reports at once, by the month's spend
     // from the next view on.
