@@ -124,6 +124,11 @@ pub struct Backfill {
 /// few minutes; when nothing is due, a look costs a directory listing).
 const ROLL_UP_CHECK: Duration = Duration::from_secs(10);
 
+/// Days of history in a row that Prometheus could not answer for, after which a backfill stops
+/// and leaves the rest for its retry: one such day may be that day's own trouble (too many
+/// series); two in a row, most likely Prometheus itself.
+const UNREAD_DAYS_IN_A_ROW: usize = 2;
+
 /// Closed days are rolled up this long after they end, so that what finished just before
 /// midnight has been seen first.
 const ROLL_UP_GRACE: i64 = 15 * 60;
@@ -370,7 +375,7 @@ impl Archive {
             "rolling up history before the cut-over"
         );
         let runtime = tokio::runtime::Handle::current();
-        let (total, mut outcome) = (missing.len(), Outcome::Complete);
+        let (total, mut outcome, mut unread_in_a_row) = (missing.len(), Outcome::Complete, 0);
         for (done, day) in missing.into_iter().enumerate() {
             if !self.still_leads(done, total) {
                 return Outcome::LeftOut;
@@ -392,10 +397,21 @@ impl Archive {
                 Ok(set) => set,
                 Err(e) => {
                     tracing::warn!(error = %e, day = %format_time(day), "history could not be read; the day is left out for now");
+                    // Prometheus down (or hanging until each query times out) would hold the
+                    // rest up for as many days as are left: they are read again later.
+                    unread_in_a_row += 1;
+                    if unread_in_a_row == UNREAD_DAYS_IN_A_ROW {
+                        tracing::warn!(
+                            left = total - done - 1,
+                            "history could not be read for days in a row; the rest is read again later"
+                        );
+                        return Outcome::LeftOut;
+                    }
                     outcome = Outcome::LeftOut;
                     continue;
                 }
             };
+            unread_in_a_row = 0;
             let rolled = runtime.block_on(self.sources(&[&set], None, card).roll_up(
                 store,
                 &[day],
