@@ -28,6 +28,10 @@ use crate::source::{DemoFleet, DemoHistory, DemoUtilization, read_snapshot};
 use crate::store::RollupStore;
 use crate::time::{Interval, UnixSeconds};
 
+/// How long a start waits for the history of the day before the cut-over (the startup probe
+/// of the install gives the service a minute to listen).
+const HISTORY_AT_START: Duration = Duration::from_secs(10);
+
 #[derive(Args, Debug)]
 pub(super) struct ServeArgs {
     #[command(flatten)]
@@ -303,17 +307,29 @@ pub(super) fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError
                     .map_or(began - days, |rolled| rolled.max(began - days));
                 let today_so_far = Interval::new(from.max(today), began);
                 if !today_so_far.is_empty() {
+                    // Waited for a little only: a Prometheus that hangs must not keep the
+                    // service from listening (its startup probe would restart it, again and
+                    // again). What is not read by then is read in the background.
                     let key = &settings.cost_center.key;
-                    match history_allocations(prometheus, today_so_far, &card, key).await {
-                        Ok(history) => options.history = Some(Arc::new(history)),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "history before the ledger began could not be read; it is read again in the background");
-                            options.unread_history = Some(UnreadHistory {
-                                window: today_so_far,
-                                cost_center_key: key.clone(),
-                                retry_every: settings.prometheus.history_retry(),
-                            });
+                    let read = history_allocations(prometheus, today_so_far, &card, key);
+                    let failed = match tokio::time::timeout(HISTORY_AT_START, read).await {
+                        Ok(Ok(history)) => {
+                            options.history = Some(Arc::new(history));
+                            None
                         }
+                        Ok(Err(e)) => Some(e.to_string()),
+                        Err(_) => Some(format!(
+                            "prometheus did not answer within {} s",
+                            HISTORY_AT_START.as_secs()
+                        )),
+                    };
+                    if let Some(error) = failed {
+                        tracing::warn!(%error, "history before the ledger began could not be read; it is read again in the background");
+                        options.unread_history = Some(UnreadHistory {
+                            window: today_so_far,
+                            cost_center_key: key.clone(),
+                            retry_every: settings.prometheus.history_retry(),
+                        });
                     }
                 }
                 // Every whole day of it the store lacks, not only those after the last day

@@ -570,6 +570,103 @@ fn names_the_fixture_day_missing(said: &Value) -> bool {
         .any(|w| w.as_str().unwrap().starts_with(missing))
 }
 
+/// A service installed today on the fixture's cluster, reading the Prometheus at `url` for a
+/// day of history, with `env` besides; the fake API server and the directory live as long as
+/// it does.
+struct InstalledToday {
+    service: ServeProcess,
+    /// Today's UTC midnight (the service's clock).
+    today: i64,
+    _api: FakeApiServer,
+    _dir: tempfile::TempDir,
+}
+
+impl InstalledToday {
+    async fn start(url: &str, env: &[(&str, &str)]) -> Self {
+        let api = FakeApiServer::start().await;
+        api.load_snapshot(std::path::Path::new("tests/fixtures/snapshot"));
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = api.kubeconfig(dir.path());
+        let a_day = [
+            ("TOLLGATE__PROMETHEUS__HISTORY_DAYS", "1"),
+            ("TOLLGATE__PROMETHEUS__RETRIES", "0"),
+        ];
+        let env = [&a_day[..], env].concat();
+        let service = serve_the_fixture(url, &kubeconfig, dir.path(), &env, "serve.log").await;
+        let today = jiff::Timestamp::now().as_second().div_euclid(86_400) * 86_400;
+        InstalledToday {
+            service,
+            today,
+            _api: api,
+            _dir: dir,
+        }
+    }
+
+    /// Its chargeback from today's midnight to `to`.
+    async fn today_to(&self, to: i64) -> Value {
+        let window = format!(
+            "from={}&to={}",
+            tollgate::time::format_time(self.today),
+            tollgate::time::format_time(to)
+        );
+        chargeback(&self.service, &window).await
+    }
+
+    /// How a warning about today's history before the cut-over, unread, begins.
+    fn unread(&self) -> String {
+        format!(
+            "the history of {} from 00:00:00 to ",
+            &tollgate::time::format_time(self.today)[..10]
+        )
+    }
+
+    /// Whether `said` (a report) warns that today's history before the cut-over is unread.
+    fn says_unread(&self, said: &Value) -> bool {
+        let unread = self.unread();
+        said["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().starts_with(&unread))
+    }
+}
+
+/// A `serve` of the fixture's cluster (the fake API server `kubeconfig` names) reading the
+/// Prometheus at `url`, its store in `dir`'s `data`, with `env`; its log in `dir`'s `log`.
+async fn serve_the_fixture(
+    url: &str,
+    kubeconfig: &std::path::Path,
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+    log: &str,
+) -> ServeProcess {
+    let data = dir.join("data");
+    let mut all = vec![
+        ("KUBECONFIG", kubeconfig.as_os_str()),
+        ("TOLLGATE__STORE__DIR", data.as_os_str()),
+    ];
+    all.extend(env.iter().map(|(k, v)| (*k, std::ffi::OsStr::new(v))));
+    let args = [
+        "--prometheus",
+        url,
+        "--pricing",
+        "tests/fixtures/rates.toml",
+    ];
+    ServeProcess::start(&args, &all, &dir.join(log)).await
+}
+
+/// The fixture day's chargeback of a service that has not stored its history: no lines, and a
+/// warning naming the day (not a silent zero).
+async fn charges_nothing_for_the_fixture_day_and_says_why(service: &ServeProcess) {
+    let said = fixture_day(service).await;
+    assert_eq!(said["lines"], serde_json::json!([]), "{said}");
+    assert!(
+        names_the_fixture_day_missing(&said),
+        "{said}\n{}",
+        service.log()
+    );
+}
+
 /// A watched cluster whose pods ran before Tollgate was installed: the fixture's objects in the
 /// fake API server, their kube-state-metrics and DCGM series since 2026-10-31T12:00 in a real
 /// Prometheus, and what `report --history` charges each cost center for 2026-11-01.
@@ -611,20 +708,12 @@ impl ClusterWithHistory {
     /// A `serve` of this cluster reading the Prometheus at `url`, its store in the cluster's
     /// `data` directory, backfilling the history, with `env` besides; its log in `log`.
     async fn serve(&self, url: &str, env: &[(&str, &str)], log: &str) -> ServeProcess {
-        let data = self.dir.path().join("data");
-        let mut all = vec![
-            ("KUBECONFIG", self.kubeconfig.as_os_str()),
-            ("TOLLGATE__STORE__DIR", data.as_os_str()),
-        ];
-        all.extend(self.env());
-        all.extend(env.iter().map(|(k, v)| (*k, std::ffi::OsStr::new(v))));
-        let args = [
-            "--prometheus",
-            url,
-            "--pricing",
-            "tests/fixtures/rates.toml",
-        ];
-        ServeProcess::start(&args, &all, &self.dir.path().join(log)).await
+        let env = [
+            &[("TOLLGATE__PROMETHEUS__HISTORY_DAYS", self.days.as_str())],
+            env,
+        ]
+        .concat();
+        serve_the_fixture(url, &self.kubeconfig, self.dir.path(), &env, log).await
     }
 
     /// The environment of a `serve` backfilling the history.
@@ -670,13 +759,7 @@ async fn a_history_day_prometheus_could_not_answer_for_is_named_then_read_at_the
     let down = cluster
         .serve("http://127.0.0.1:9", &retries("0"), "down.log")
         .await;
-    let said = fixture_day(&down).await;
-    assert_eq!(said["lines"], serde_json::json!([]), "{said}");
-    assert!(
-        names_the_fixture_day_missing(&said),
-        "{said}\n{}",
-        down.log()
-    );
+    charges_nothing_for_the_fixture_day_and_says_why(&down).await;
     // Its ledger records the days before today as rolled up, as a service running on does
     // (roll-ups run at idle priority: slow beside the rest of the suite).
     let rolled = || {
@@ -731,13 +814,7 @@ async fn a_history_day_prometheus_could_not_answer_for_is_read_again_while_the_s
     let service = cluster
         .serve(&cluster.prometheus.url, &env, "serve.log")
         .await;
-    let said = fixture_day(&service).await;
-    assert_eq!(said["lines"], serde_json::json!([]), "{said}");
-    assert!(
-        names_the_fixture_day_missing(&said),
-        "{said}\n{}",
-        service.log()
-    );
+    charges_nothing_for_the_fixture_day_and_says_why(&service).await;
 
     cluster.prometheus.start_again();
     // Roll-ups run at idle priority: slow beside the rest of the suite.
@@ -767,13 +844,6 @@ async fn today_before_the_cut_over_is_read_again_while_the_service_runs() {
     // their last sample), on the step's grid; in the first quarter hour of a UTC day there is
     // nothing to compare, and only what is said is checked.
     let compared_to = ((now - 600).div_euclid(STEP) * STEP).max(today);
-    let window = |to: i64| {
-        format!(
-            "from={}&to={}",
-            tollgate::time::format_time(today),
-            tollgate::time::format_time(to)
-        )
-    };
     let reported = (compared_to > today).then(|| {
         let (from, to) = (
             tollgate::time::format_time(today),
@@ -785,45 +855,18 @@ async fn today_before_the_cut_over_is_read_again_while_the_service_runs() {
         ))
     });
     prometheus.stop();
-    let api = FakeApiServer::start().await;
-    api.load_snapshot(std::path::Path::new("tests/fixtures/snapshot"));
-    let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = api.kubeconfig(dir.path());
-    let data = dir.path().join("data");
-    let service = ServeProcess::start(
-        &[
-            "--prometheus",
-            &prometheus.url,
-            "--pricing",
-            "tests/fixtures/rates.toml",
-        ],
-        &[
-            ("KUBECONFIG", kubeconfig.as_os_str()),
-            ("TOLLGATE__STORE__DIR", data.as_os_str()),
-            ("TOLLGATE__PROMETHEUS__HISTORY_DAYS", "1".as_ref()),
-            ("TOLLGATE__PROMETHEUS__RETRIES", "0".as_ref()),
-            ("TOLLGATE__PROMETHEUS__HISTORY_RETRY_SECONDS", "2".as_ref()),
-        ],
-        &dir.path().join("serve.log"),
-    )
-    .await;
-    let unread = format!(
-        "the history of {} from 00:00:00 to ",
-        &tollgate::time::format_time(today)[..10]
-    );
-    let says_unread = |said: &Value| {
-        said["warnings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|w| w.as_str().unwrap().starts_with(&unread))
-    };
-    let said = chargeback(&service, &window(now)).await;
+    let env = [("TOLLGATE__PROMETHEUS__HISTORY_RETRY_SECONDS", "2")];
+    let installed = InstalledToday::start(&prometheus.url, &env).await;
+    let service = &installed.service;
+    let said = installed.today_to(now).await;
     assert_eq!(said["lines"], serde_json::json!([]), "{said}");
-    assert!(says_unread(&said), "{said}\n{}", service.log());
-    let judged = crate::leader::quota_check(&service).await;
+    assert!(installed.says_unread(&said), "{said}\n{}", service.log());
+    let judged = crate::leader::quota_check(service).await;
     assert_eq!(judged["stale"], true, "{judged}");
-    let incomplete = "Tollgate's month-to-date spend is incomplete: ";
+    let (incomplete, unread) = (
+        "Tollgate's month-to-date spend is incomplete: ",
+        installed.unread(),
+    );
     assert!(
         judged["warnings"].as_array().unwrap().iter().any(|w| {
             let w = w.as_str().unwrap();
@@ -834,11 +877,11 @@ async fn today_before_the_cut_over_is_read_again_while_the_service_runs() {
 
     prometheus.start_again();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while says_unread(&chargeback(&service, &window(now)).await) {
+    while installed.says_unread(&installed.today_to(now).await) {
         assert!(std::time::Instant::now() < deadline, "{}", service.log());
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
-    while crate::leader::quota_check(&service)
+    while crate::leader::quota_check(service)
         .await
         .to_string()
         .contains(&unread)
@@ -847,8 +890,41 @@ async fn today_before_the_cut_over_is_read_again_while_the_service_runs() {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
     if let Some(reported) = reported {
-        let served = costs(&chargeback(&service, &window(compared_to)).await);
+        let served = costs(&installed.today_to(compared_to).await);
         assert_eq!(served, reported, "{}", service.log());
         assert!(!reported.is_empty());
     }
+}
+
+/// A Prometheus that takes connections and never answers (hung, or behind a black hole): the
+/// start waits for the history of today before the cut-over only briefly — not for the query's
+/// timeout, which would outlast the install's startup probe and have the service restarted
+/// again and again — then serves, naming that history unread; the whole days are given up
+/// for now after their timeout, and the service is ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prometheus_that_never_answers_does_not_hold_the_start_up() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let hung = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let started = std::time::Instant::now();
+    let env = [("TOLLGATE__PROMETHEUS__TIMEOUT_SECONDS", "15")];
+    let installed = InstalledToday::start(&url, &env).await;
+    let log = installed.service.log();
+    assert!(
+        log.contains("prometheus did not answer within 10 s"),
+        "{log}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    let said = installed.today_to(jiff::Timestamp::now().as_second()).await;
+    assert!(installed.says_unread(&said), "{said}");
+    hung.abort();
 }
