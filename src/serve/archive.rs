@@ -248,13 +248,8 @@ impl Archive {
             return false;
         }
         set.extend_from(history, unread.end);
-        let sets = [&set];
-        let sources = self.sources(&sets, None, card);
-        match runtime.block_on(sources.roll_up(store, &[day], |_| {})) {
-            Ok(_) => {
-                self.writes.fetch_add(1, Ordering::AcqRel);
-                true
-            }
+        match self.store_day(&runtime, store, day, &set, card) {
+            Ok(_) => true,
             Err(e) => {
                 tracing::error!(error = %e, "a stored day could not be completed");
                 false
@@ -412,19 +407,13 @@ impl Archive {
                 }
             };
             unread_in_a_row = 0;
-            let rolled = runtime.block_on(self.sources(&[&set], None, card).roll_up(
-                store,
-                &[day],
-                |_| {},
-            ));
-            match rolled {
+            match self.store_day(&runtime, store, day, &set, card) {
                 Ok(warnings) => warnings.texts().iter().for_each(|w| tracing::warn!("{w}")),
                 Err(e) => {
                     tracing::error!(error = %e, "history rollup failed");
                     return Outcome::LeftOut;
                 }
             }
-            self.writes.fetch_add(1, Ordering::AcqRel);
             if (done + 1) % 7 == 0 || done + 1 == total {
                 tracing::info!(done = done + 1, total, "history backfill");
             }
@@ -472,6 +461,26 @@ impl Archive {
         self.backfill_in_background(backfill, card).await
     }
 
+    /// Rolls `set` up into `store` as the day `day` (what the store held of it is replaced),
+    /// counted among the writes; the roll-up's warnings.
+    fn store_day(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        store: &RollupStore,
+        day: UnixSeconds,
+        set: &crate::allocation::AllocationSet,
+        card: &RateCard,
+    ) -> Result<crate::cost::Warnings, crate::reporting::ReportError> {
+        let sets = [set];
+        let warnings = runtime.block_on(self.sources(&sets, None, card).roll_up(
+            store,
+            &[day],
+            |_| {},
+        ))?;
+        self.writes.fetch_add(1, Ordering::AcqRel);
+        Ok(warnings)
+    }
+
     /// Corrects the stored days `corrections` touch (facts about rolled-up time the ledger
     /// learnt late, such as a pod that finished while Tollgate was down): each such day is
     /// priced again from its archived segments, corrected, before the next view is published.
@@ -508,14 +517,8 @@ impl Archive {
             for correction in corrections {
                 correction.apply(&mut set, window);
             }
-            let rolled = runtime.block_on(self.sources(&[&set], None, card).roll_up(
-                store,
-                &[day],
-                |_| {},
-            ));
-            match rolled {
+            match self.store_day(&runtime, store, day, &set, card) {
                 Ok(_) => {
-                    self.writes.fetch_add(1, Ordering::AcqRel);
                     tracing::info!(day = %format_time(day), "stored day corrected with what was learnt after it was rolled up");
                 }
                 Err(e) => tracing::error!(error = %e, "a stored day could not be corrected"),
