@@ -545,10 +545,13 @@ mod tests {
         let window = Interval::new(parse_time("2026-11-01").unwrap(), history.end);
         store_day(&store, window.start);
         let mut read = StoredSpendRead::default();
-        assert_eq!(
+        let mut missing = |window| {
             read.of(Some(&store), window, (0, Some(history)))
                 .missing
-                .as_deref(),
+                .clone()
+        };
+        assert_eq!(
+            missing(window).as_deref(),
             Some(
                 "2 days of history before the ledger began, 2026-11-02 to 2026-11-03, are not in \
                  the rollup store yet"
@@ -556,26 +559,19 @@ mod tests {
         );
         store_day(&store, window.start + DAY);
         assert_eq!(
-            read.of(Some(&store), window, (0, Some(history)))
-                .missing
-                .as_deref(),
+            missing(window).as_deref(),
             Some(
                 "the day 2026-11-03 of history before the ledger began is not in the rollup \
                  store yet"
             )
         );
         store_day(&store, window.start + 2 * DAY);
-        assert_eq!(
-            read.of(Some(&store), window, (0, Some(history))).missing,
-            None
-        );
+        assert_eq!(missing(window), None);
         // Before the ledger says what the store holds (nothing rolled up by it yet, no history
         // in memory), the stored stretch is empty: none of the month's history counts yet.
         let nothing_yet = Interval::new(window.start, window.start);
         assert_eq!(
-            read.of(Some(&store), nothing_yet, (0, Some(history)))
-                .missing
-                .as_deref(),
+            missing(nothing_yet).as_deref(),
             Some(
                 "3 days of history before the ledger began, 2026-11-01 to 2026-11-03, are not in \
                  the rollup store yet"
