@@ -284,6 +284,14 @@ impl AllocationSet {
         warnings.extend(other.warnings.iter().cloned());
     }
 
+    /// When its earliest allocation or capacity record starts (`None` when it has none).
+    pub fn earliest_start(&self) -> Option<UnixSeconds> {
+        let starts = self.allocations.iter().map(|a| a.interval.start);
+        starts
+            .chain(self.capacity.iter().map(|c| c.interval.start))
+            .min()
+    }
+
     /// The number of allocation and capacity records.
     pub fn len(&self) -> usize {
         self.allocations.len() + self.capacity.len()

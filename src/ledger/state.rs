@@ -580,12 +580,7 @@ impl LedgerState {
             .iter()
             .map(Arc::as_ref)
             .chain(std::iter::once(&self.recent))
-            .flat_map(|s| {
-                s.allocations
-                    .iter()
-                    .map(|a| a.interval.start)
-                    .chain(s.capacity.iter().map(|c| c.interval.start))
-            });
+            .filter_map(AllocationSet::earliest_start);
         closed.chain(self.open.values().map(|o| o.start)).min()
     }
 

@@ -237,11 +237,7 @@ impl Archive {
                 return false;
             }
         };
-        let starts = set.allocations.iter().map(|a| a.interval.start);
-        if starts
-            .chain(set.capacity.iter().map(|c| c.interval.start))
-            .any(|start| start < unread.end)
-        {
+        if set.earliest_start().is_some_and(|start| start < unread.end) {
             return true;
         }
         if !self.leadership.is_leader() {
@@ -557,15 +553,7 @@ impl Archive {
             return;
         }
         let sets = view.ledger.as_refs();
-        let earliest = sets
-            .iter()
-            .flat_map(|s| {
-                s.allocations
-                    .iter()
-                    .map(|a| a.interval.start)
-                    .chain(s.capacity.iter().map(|c| c.interval.start))
-            })
-            .min();
+        let earliest = sets.iter().filter_map(|s| s.earliest_start()).min();
         let Some(earliest) = earliest else { return };
         let today = (view.as_of - ROLL_UP_GRACE).div_euclid(DAY) * DAY;
         let first = earliest.div_euclid(DAY) * DAY;

@@ -293,11 +293,7 @@ impl Reconciler {
 
 /// The UTC midnight starting the day of the earliest allocation or capacity of `set`.
 fn first_day(set: &AllocationSet) -> Option<UnixSeconds> {
-    let starts = set.allocations.iter().map(|a| a.interval.start);
-    let first = starts
-        .chain(set.capacity.iter().map(|c| c.interval.start))
-        .min()?;
-    Some(first.div_euclid(86_400) * 86_400)
+    Some(set.earliest_start()?.div_euclid(86_400) * 86_400)
 }
 
 /// The month's spend as last read from the store, and what the store was then.
