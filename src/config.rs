@@ -188,6 +188,11 @@ pub struct ServerSettings {
     /// one, at least one). Reconciles, reports and rollups run on other threads, at a lower
     /// priority; leaving them a CPU keeps quota checks from queueing behind them.
     pub workers: Option<usize>,
+    /// The most lines a chargeback of the API or the console is made with (default
+    /// 2,000,000): one with more is answered 400 before its memory grows with them. A line
+    /// takes ~500 bytes while it is priced and rounded, so the default fits the install's 2Gi
+    /// beside the service; the FOCUS export, made a day at a time, is not bound.
+    pub max_report_lines: usize,
 }
 
 impl Default for ServerSettings {
@@ -196,6 +201,7 @@ impl Default for ServerSettings {
             listen: "0.0.0.0:8080".to_string(),
             reports_at_once: 1,
             workers: None,
+            max_report_lines: 2_000_000,
         }
     }
 }

@@ -11,7 +11,8 @@ mod parts;
 use self::parts::{Early, Handed, PartTotals, StopOnExit, Written, whole};
 use crate::allocation::AllocationSet;
 use crate::cost::{
-    Carried, CostOverflow, CostReport, LineFilter, ReportRequest, Warnings, cost_report_with_usage,
+    Carried, CostError, CostOverflow, CostReport, LineFilter, ReportRequest, TooManyLines,
+    Warnings, cost_report_with_usage,
 };
 use crate::output::{FocusEncoding, FocusFile, FocusParts, FocusSettings};
 use crate::pricing::RateCard;
@@ -33,6 +34,9 @@ pub enum ReportError {
     /// A sum overflowed.
     #[error(transparent)]
     Cost(#[from] CostOverflow),
+    /// More lines than [`Sources::most_lines`].
+    #[error(transparent)]
+    TooLarge(#[from] TooManyLines),
     /// A grouping that cannot be.
     #[error(transparent)]
     Grouping(#[from] crate::cost::GroupByError),
@@ -67,6 +71,10 @@ pub struct Sources<'a> {
     /// The part of the day the ledger began that came before it, when Prometheus has not
     /// answered for it yet (read again in the background): a report over it says so.
     pub unread: Option<Interval>,
+    /// The most lines a report is made with at once (the service's `server.max_report_lines`):
+    /// one with more fails ([`ReportError::TooLarge`]) before its memory grows with them. A
+    /// report made a period at a time (FOCUS, tokens) holds a period's lines and is not bound.
+    pub most_lines: Option<usize>,
 }
 
 /// Threads that price the parts of a report streamed in parts, and make what is written of
@@ -87,6 +95,24 @@ impl<'a> Sources<'a> {
             cluster,
             history: None,
             unread: None,
+            most_lines: None,
+        }
+    }
+}
+
+impl ReportError {
+    /// Whether the asker can mend it (a report too large to make at once: ask for less), not
+    /// the service.
+    pub fn is_the_askers(&self) -> bool {
+        matches!(self, ReportError::TooLarge(_))
+    }
+}
+
+impl From<CostError> for ReportError {
+    fn from(e: CostError) -> Self {
+        match e {
+            CostError::Overflow(e) => ReportError::Cost(e),
+            CostError::TooManyLines(e) => ReportError::TooLarge(e),
         }
     }
 }
@@ -104,6 +130,14 @@ impl Sources<'_> {
                 ),
             },
             None => (None, None),
+        }
+    }
+
+    /// Fails once a report holds more than [`Sources::most_lines`] lines.
+    fn within(&self, lines: usize) -> Result<(), ReportError> {
+        match self.most_lines {
+            Some(most) if lines > most => Err(TooManyLines(most).into()),
+            _ => Ok(()),
         }
     }
 
@@ -125,7 +159,7 @@ impl Sources<'_> {
             None if self.prometheus.is_none() => self.simulated.map(|s| s as &dyn Utilization),
             None => None,
         };
-        let mut report = cost_report_with_usage(sets, self.card, &part, usage)?;
+        let mut report = cost_report_with_usage(sets, self.card, &part, usage, self.most_lines)?;
         report.warnings.extend(warning.clone());
         Ok(report)
     }
@@ -217,6 +251,7 @@ impl Sources<'_> {
         if let Some(store) = self.store {
             for run in &plan.stored {
                 let keys = request.group_by.keys();
+                let held = stored.len();
                 stored.extend(store.read(
                     grain,
                     *run,
@@ -224,6 +259,7 @@ impl Sources<'_> {
                     request.step,
                     keys,
                     &request.only,
+                    |lines| self.within(held + lines),
                 )?);
                 for (model, hours) in store.unpriced(*run, keys, &request.only)? {
                     stored_warnings.unpriced(self.card.origin(), &model, hours);
@@ -412,8 +448,10 @@ impl Sources<'_> {
                 .map(|(set, overlapping)| set.with_only(&overlapping[at]))
                 .collect();
             let sets: Vec<&AllocationSet> = sets.iter().collect();
+            // A period's lines are held at a time, whatever the window: not bound.
             let sources = Sources {
                 sets: &sets,
+                most_lines: None,
                 ..*self
             };
             runtime.block_on(sources.report(&part))

@@ -187,6 +187,7 @@ pub(super) fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError
         retention_days: settings.store.rollup_retention_days,
         utilization: Default::default(),
         leadership: leadership.clone(),
+        most_lines: Some(settings.server.max_report_lines),
         ..Archive::default()
     };
     let mut options = ServeOptions {

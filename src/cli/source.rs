@@ -212,6 +212,7 @@ pub(super) fn command_sources<'a>(
         cluster: &name.cluster,
         history: None,
         unread: None,
+        most_lines: None,
     }
 }
 

@@ -15,7 +15,7 @@ use super::report::CostReport;
 use super::request::ReportRequest;
 use super::resolver::{LineFields, Resolver};
 use super::share::share_unallocated;
-use super::sums::{CostOverflow, UnitSeconds};
+use super::sums::{CostError, CostOverflow, TooManyLines, UnitSeconds};
 use super::values::UNALLOCATED_ID;
 use super::warnings::Warnings;
 use crate::allocation::{AllocationSet, CostCenterSource, Sym};
@@ -31,17 +31,35 @@ pub fn cost_report(
     card: &RateCard,
     request: &ReportRequest,
 ) -> Result<CostReport, CostOverflow> {
-    cost_report_with_usage(sets, card, request, None)
+    priced(sets, card, request, None, |_| Ok(()))
 }
 
 /// [`cost_report`], with `used_gpu_hours` and `idle_cost` from DCGM usage where `usage` knows
-/// an allocation's hours. Unallocated capacity counts as wholly idle.
+/// an allocation's hours (unallocated capacity counts as wholly idle), and made only while it
+/// has at most `most_lines` lines: past them the engine stops, before its memory grows with
+/// them any further.
 pub fn cost_report_with_usage(
     sets: &[&AllocationSet],
     card: &RateCard,
     request: &ReportRequest,
     usage: Option<&dyn Utilization>,
-) -> Result<CostReport, CostOverflow> {
+    most_lines: Option<usize>,
+) -> Result<CostReport, CostError> {
+    priced(sets, card, request, usage, |made| match most_lines {
+        Some(most) if made > most => Err(TooManyLines(most).into()),
+        _ => Ok(()),
+    })
+}
+
+/// The engine: [`cost_report_with_usage`], `within` told how many sums the lines hold after
+/// each allocation and node's capacity is added, and failing the report when it fails.
+fn priced<E: From<CostOverflow>>(
+    sets: &[&AllocationSet],
+    card: &RateCard,
+    request: &ReportRequest,
+    usage: Option<&dyn Utilization>,
+    within: impl Fn(usize) -> Result<(), E>,
+) -> Result<CostReport, E> {
     let mut resolver = Resolver::new(sets, card, request.group_by.keys());
     // Pod names and UIDs are nearly all distinct: translate them only when they are group keys.
     let keyed = |key| request.group_by.keys().contains(&key);
@@ -95,6 +113,7 @@ pub fn cost_report_with_usage(
                 .push((line, schedule, capacity.interval, capacity.units));
             if let Some(during) = capacity.interval.clip(request.window) {
                 sums.add(line, schedule, &resolver.schedules, during, capacity.units);
+                within(sums.made())?;
             }
         }
     }
@@ -145,6 +164,7 @@ pub fn cost_report_with_usage(
                     hours,
                 );
             }
+            within(sums.made())?;
             // What a pod holds is no longer unallocated capacity of its node.
             let identity = resolver.identity(product);
             if let Some(&at) = capacity_index.get(&(node, identity)) {

@@ -20,6 +20,6 @@ pub use engine::{cost_report, cost_report_with_usage};
 pub use group::{GroupBy, GroupByError, GroupKey};
 pub use report::{Carried, Chargeback, CostLine, CostReport, Figures, HOUR_PLACES, Rounded};
 pub use request::{LineFilter, MAX_PERIODS, ReportRequest, RequestError, RequestText};
-pub use sums::CostOverflow;
+pub use sums::{CostError, CostOverflow, TooManyLines};
 pub use values::GroupValues;
 pub use warnings::Warnings;

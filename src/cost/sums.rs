@@ -18,6 +18,26 @@ use crate::units::{GpuUnits, common_denominator};
 #[error("a cost sum is too large to compute exactly")]
 pub struct CostOverflow;
 
+/// A report with more lines than its asker makes at once: it was not made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the report has more than {0} lines, the most this service makes at once \
+     (server.max_report_lines): ask for a longer step, a shorter window or fewer group-by keys; \
+     the FOCUS export (format=focus) is made a day at a time"
+)]
+pub struct TooManyLines(pub usize);
+
+/// Why the engine made no report.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CostError {
+    /// A sum overflowed.
+    #[error(transparent)]
+    Overflow(#[from] CostOverflow),
+    /// More lines than asked for at most.
+    #[error(transparent)]
+    TooManyLines(#[from] TooManyLines),
+}
+
 /// A price schedule (a model's and tier's, or an override's) and the label its lines print.
 pub(super) struct Schedule {
     pub(super) prices: PriceSchedule,
@@ -49,6 +69,9 @@ pub(super) struct UnitSeconds {
     /// Where the sum at each point of a line with more than [`WALKED`] sums is (a line of a
     /// group and day: a point for each day, model and tier).
     index: FxHashMap<(u32, SumPoint), u32>,
+    /// How many sums the lines hold: at least one for each (period, group) line the report
+    /// will have, and what the report's memory grows with.
+    made: usize,
 }
 
 /// A line's sums: most lines (a pod's in a day) have one, held in place rather than allocated.
@@ -63,6 +86,7 @@ struct LineSums<'a> {
     line: u32,
     sums: &'a mut LineSumList,
     index: &'a mut FxHashMap<(u32, SumPoint), u32>,
+    made: &'a mut usize,
 }
 
 const HOUR: i64 = 3600;
@@ -116,6 +140,7 @@ impl LineSums<'_> {
             });
         let at = found.unwrap_or_else(|| {
             sums.push(Sum::at(point));
+            *self.made += 1;
             let at = sums.len() - 1;
             if sums.len() > WALKED {
                 // A line growing past walking distance is indexed, its first sums with it.
@@ -149,7 +174,13 @@ impl UnitSeconds {
             periods,
             sums: Vec::new(),
             index: FxHashMap::default(),
+            made: 0,
         }
+    }
+
+    /// How many sums the lines hold so far ([`UnitSeconds::made`]).
+    pub(super) fn made(&self) -> usize {
+        self.made
     }
 
     /// Makes room for `lines` lines at once (a vector outgrowing its room copies all of it).
@@ -167,6 +198,7 @@ impl UnitSeconds {
             line,
             sums: &mut self.sums[at],
             index: &mut self.index,
+            made: &mut self.made,
         };
         (&self.periods, sums)
     }

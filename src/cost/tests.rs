@@ -874,3 +874,42 @@ fn a_line_of_many_periods_sums_each_period_apart_whatever_order_holdings_come_in
         .collect();
     assert_eq!(found, expected);
 }
+
+#[test]
+fn a_report_of_more_lines_than_its_most_is_not_made() {
+    // Node n1 offers 3 L4s over hours 0–4; pod a holds one over hours 0–3, pod b one over
+    // hour 1. By pod and hour: a's 3 lines, b's 1, and the node's unallocated capacity in
+    // each of the 4 hours (2, 1, 2 and 3 GPUs free): 8 lines, none of nothing.
+    let set = set_of(
+        &[
+            Hold {
+                pod: "a",
+                ..hold("cc", "L4", GpuUnits::whole(1), (0, 3))
+            },
+            Hold {
+                pod: "b",
+                ..hold("cc", "L4", GpuUnits::whole(1), (1, 2))
+            },
+        ],
+        &[("n1", "L4", 3)],
+    );
+    let by_pod_and_hour = ReportRequest {
+        window: Interval::new(t(0), t(4)),
+        ..request("pod", Step::Hour)
+    };
+    let made = |most| cost_report_with_usage(&[&set], &card(), &by_pod_and_hour, None, most);
+    let whole = made(None).unwrap();
+    assert_eq!(whole.lines.len(), 8);
+    assert_eq!(made(Some(8)).unwrap().lines, whole.lines);
+    assert_eq!(
+        made(Some(7)).unwrap_err(),
+        CostError::TooManyLines(TooManyLines(7))
+    );
+    // The same holdings by cost center over the window are 2 lines (cc, and the node's).
+    let by_cost_center = ReportRequest {
+        window: Interval::new(t(0), t(4)),
+        ..request("cost_center", Step::Window)
+    };
+    let report = cost_report_with_usage(&[&set], &card(), &by_cost_center, None, Some(2));
+    assert_eq!(report.unwrap().lines.len(), 2);
+}

@@ -70,6 +70,9 @@ pub struct Archive {
     /// The Prometheus holding every cluster's series, read for global budgets every so often
     /// (`[quota] global_prometheus`).
     pub global: Option<(Prometheus, Duration)>,
+    /// The most lines a report of the API or console is made with at once
+    /// (`server.max_report_lines`; [`Sources::most_lines`]).
+    pub most_lines: Option<usize>,
 }
 
 /// `[export] dest`: closed days exported as `tollgate export` writes them.
@@ -164,6 +167,7 @@ impl Archive {
             cluster: &self.cluster,
             history: self.history_kept(jiff::Timestamp::now().as_second()),
             unread: self.unread_history(),
+            most_lines: self.most_lines,
         }
     }
 

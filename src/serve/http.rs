@@ -23,7 +23,7 @@ use super::auth::{Scope, require};
 use super::metrics;
 use super::quota::QuotaGate;
 use super::reply::{ErrorBody, error};
-use super::state::AppState;
+use super::state::{AppState, status_of};
 use super::view::View;
 use crate::budget::QuotaDecision;
 use crate::cost::{LineFilter, ReportRequest, RequestText};
@@ -112,7 +112,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     params(ChargebackParams),
     responses(
         (status = 200, description = "Chargeback rows (CSV: text/csv; JSON: lines, total, warnings)", content_type = "text/csv", body = String),
-        (status = 400, description = "A parameter is wrong", body = ErrorBody),
+        (status = 400, description = "A parameter is wrong, or the report has more lines than `server.max_report_lines`", body = ErrorBody),
         (status = 401, description = "Auth is on and no accepted bearer token came", body = ErrorBody),
         (status = 403, description = "The token's user may not read chargebacks", body = ErrorBody)
     ),
@@ -227,7 +227,7 @@ async fn tokens(
 }
 
 /// A report made as [`super::state::report_job`] makes one (on the blocking pool at background priority,
-/// under `server.reports_at_once`, a failure the JSON 500 to answer), then written to the
+/// under `server.reports_at_once`, a failure the JSON error to answer), then written to the
 /// client by `write` as it is made, still under the limit: neither the text nor more reports
 /// than the limit are ever held at once.
 async fn streamed_report<R: Send + 'static>(
@@ -252,14 +252,14 @@ async fn streamed_report<R: Send + 'static>(
                 Ok(write(report, body)?)
             }
             Err(e) => {
-                let _ = made.send(Err(e.to_string()));
+                let _ = made.send(Err((status_of(&e), e.to_string())));
                 Ok(())
             }
         }
     });
     match ready.await {
         Ok(Ok(())) => ([(header::CONTENT_TYPE, content_type)], body).into_response(),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        Ok(Err((status, e))) => error(status, e),
         Err(_) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the report failed: it stopped before it was made",

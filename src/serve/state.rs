@@ -40,9 +40,19 @@ impl AppState {
     }
 }
 
+/// What a report that failed is answered: 400 when the asker can mend it (too many lines),
+/// else 500.
+pub(super) fn status_of(e: &ReportError) -> StatusCode {
+    if e.is_the_askers() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+}
+
 /// Runs `work` on the blocking pool at background priority, under the report limit
 /// (`server.reports_at_once`): how every report of the API and the console is priced. A failure
-/// is the JSON 500 to answer.
+/// is the JSON error to answer ([`status_of`]).
 pub(super) async fn report_job<T: Send + 'static>(
     state: &AppState,
     work: impl FnOnce(&tokio::runtime::Handle, &Archive, &RateCard) -> Result<T, ReportError>
@@ -61,7 +71,7 @@ pub(super) async fn report_job<T: Send + 'static>(
     .await;
     match done {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+        Ok(Err(e)) => Err(error(status_of(&e), e.to_string())),
         Err(e) => Err(error(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("the report failed: {e}"),

@@ -52,6 +52,11 @@ pub struct RollupStore {
     provenance: Provenance,
 }
 
+/// No bound on the lines a [`RollupStore::read`] holds.
+pub fn unbounded(_: usize) -> Result<(), StoreError> {
+    Ok(())
+}
+
 fn fail(path: &Path, message: impl ToString) -> StoreError {
     StoreError {
         path: path.to_path_buf(),
@@ -283,6 +288,7 @@ impl RollupStore {
             Step::Window,
             &keys,
             &LineFilter::default(),
+            unbounded,
         )?;
         Ok(lines
             .into_iter()
@@ -296,8 +302,11 @@ impl RollupStore {
 
     /// The stored hours of `hours` (whole days the store holds), read from the rollups of
     /// `grain`, grouped by `keys` (a subset of the grain's keys) into the periods of `step`
-    /// over `window`; only the lines `only` keeps.
-    pub fn read(
+    /// over `window`; only the lines `only` keeps. `within` is told how many lines the days
+    /// read so far hold, after each day, and the read fails where it fails ([`unbounded`]
+    /// never does).
+    #[allow(clippy::too_many_arguments)]
+    pub fn read<E: From<StoreError>>(
         &self,
         grain: Grain,
         hours: Interval,
@@ -305,7 +314,8 @@ impl RollupStore {
         step: Step,
         keys: &[GroupKey],
         only: &LineFilter,
-    ) -> Result<Vec<CostLine>, StoreError> {
+        within: impl Fn(usize) -> Result<(), E>,
+    ) -> Result<Vec<CostLine>, E> {
         let days: Vec<UnixSeconds> = self
             .days()?
             .into_iter()
@@ -342,6 +352,7 @@ impl RollupStore {
                 .collect()
                 .map_err(|e| fail(&path, e))?;
             each_day.push(lines(&frame, keys, &periods).map_err(|e| fail(&path, e))?);
+            within(each_day.iter().map(Vec::len).sum())?;
         }
         // Room made once: a vector growing by doubling holds its old lines and their copy.
         let mut read = Vec::with_capacity(each_day.iter().map(Vec::len).sum());
@@ -367,7 +378,15 @@ impl RollupStore {
                 .map(|(key, _)| key)
                 .filter(|key| keys.contains(key)),
         );
-        let lines = self.read(Grain::Daily, hours, hours, Step::Window, &by, only)?;
+        let lines = self.read(
+            Grain::Daily,
+            hours,
+            hours,
+            Step::Window,
+            &by,
+            only,
+            unbounded,
+        )?;
         Ok(lines
             .into_iter()
             .filter(|line| line.figures.unpriced_gpu_hours > Decimal::ZERO)

@@ -9,7 +9,7 @@ use tollgate::allocation::{BuildOptions, allocations};
 use tollgate::cost::{ReportRequest, cost_report};
 use tollgate::output::{Format, render};
 use tollgate::source::DemoFleet;
-use tollgate::store::{Grain, Plan, RollupStore, compose, rollup_requests};
+use tollgate::store::{Grain, Plan, RollupStore, compose, rollup_requests, unbounded};
 use tollgate::time::{Interval, Step, parse_time};
 
 const DAY: i64 = 86_400;
@@ -70,6 +70,7 @@ impl Stored {
                         request.step,
                         request.group_by.keys(),
                         &request.only,
+                        unbounded,
                     )
                     .unwrap(),
             );
@@ -218,6 +219,7 @@ fn the_fixture_day_reads_back_to_the_cent() {
             request.step,
             request.group_by.keys(),
             &Default::default(),
+            unbounded,
         )
         .unwrap();
     let template = cost_report(&[&set], &card, &request).unwrap();
@@ -267,6 +269,7 @@ fn days_rolled_up_before_tiers_and_pods_still_read() {
             Step::Window,
             &keys,
             &Default::default(),
+            unbounded,
         )
         .unwrap();
     assert!(!lines.is_empty());
