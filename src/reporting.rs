@@ -294,6 +294,8 @@ impl Sources<'_> {
             warnings: stored_warnings,
         };
         let mut report = compose(request, stored, rest, template);
+        // The store's days and each of the engine's windows were bound apart; so is the whole.
+        self.within(report.lines.len())?;
         report
             .warnings
             .extend(catalog.stale_warning(read_from_store));

@@ -208,64 +208,101 @@ async fn the_demo_has_utilization_idle_cost_and_budgets_with_a_story() {
 }
 
 /// A chargeback of more lines than `server.max_report_lines` is answered 400 naming the bound
-/// — whether its lines come from the store's days by pod or from the engine's hours by pod —
-/// instead of growing the service's memory with them (a month by pod and hour at 10,000 GPUs
-/// took 4.3 GiB); a smaller report, and the FOCUS export, made a day at a time, are answered as
-/// without the bound.
+/// — whether its lines come from the store's days by pod, from the engine's hours by pod, or
+/// from both together — instead of growing the service's memory with them (a month by pod and
+/// hour at 10,000 GPUs took 4.3 GiB); a smaller report, and the FOCUS export, made a day at a
+/// time, are answered as without the bound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chargeback_of_more_lines_than_the_service_makes_at_once_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let args = ["--demo", "--demo-data", data.to_str().unwrap()];
-    // A day the first start rolls up into the store.
-    let day = jiff::Timestamp::now() - jiff::SignedDuration::from_hours(72);
-    let (from, to) = (
-        day.strftime("%Y-%m-%d").to_string(),
-        (day + jiff::SignedDuration::from_hours(24))
+    let serve = |most: Option<usize>| {
+        let (data, log) = (data.clone(), dir.path().join(format!("serve-{most:?}.log")));
+        async move {
+            let bound = most.map(|most| most.to_string()).unwrap_or_default();
+            let env: &[(&str, &std::ffi::OsStr)] = match most {
+                Some(_) => &[("TOLLGATE__SERVER__MAX_REPORT_LINES", bound.as_ref())],
+                None => &[],
+            };
+            ServeProcess::start(
+                &["--demo", "--demo-data", data.to_str().unwrap()],
+                env,
+                &log,
+            )
+            .await
+        }
+    };
+    let refusal = |most: usize| {
+        json!({
+            "error": format!(
+                "the report has more than {most} lines, the most this service makes at once \
+                 (server.max_report_lines): ask for a longer step, a shorter window or fewer \
+                 group-by keys; the FOCUS export (format=focus) is made a day at a time"
+            )
+        })
+    };
+    let refused = |service: &ServeProcess, path: &str, most: usize| {
+        let (address, path) = (service.address.clone(), path.to_string());
+        async move {
+            let (status, body) = support::http_get(&address, &path).await.unwrap();
+            assert_eq!(status, 400, "{path}: {body}");
+            assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), refusal(most));
+        }
+    };
+    // Two days the first start rolls up into the store.
+    let date = |hours_ago: i64| {
+        (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(hours_ago))
             .strftime("%Y-%m-%d")
-            .to_string(),
-    );
-    let path = |query: &str| format!("/api/v1/chargeback?from={from}&to={to}&{query}");
+            .to_string()
+    };
+    let (day, next, after) = (date(72), date(48), date(24));
+    let path = |from: &str, to: &str, query: &str| {
+        format!("/api/v1/chargeback?from={from}&to={to}&{query}")
+    };
     let asked = [
-        path("group_by=pod&step=day"),
-        path("group_by=pod&step=hour"),
-        path("group_by=cost_center&step=day"),
-        path("format=focus"),
+        path(&day, &next, "group_by=pod&step=day"),
+        path(&day, &next, "group_by=pod&step=hour"),
+        path(&day, &next, "group_by=cost_center&step=day"),
+        path(&day, &next, "format=focus"),
+    ];
+    // The afternoon of the first day from the engine (its archived segments), the next day
+    // from the store, and both: two days' lines, apart by day.
+    let noon = format!("{day}T12:00:00Z");
+    let split = [
+        path(&noon, &next, "group_by=pod&step=day"),
+        path(&next, &after, "group_by=pod&step=day"),
+        path(&noon, &after, "group_by=pod&step=day"),
     ];
     let rows = |csv: &str| csv.lines().count() - 1;
 
-    let service = ServeProcess::start(&args, &[], &dir.path().join("whole.log")).await;
+    let service = serve(None).await;
     let mut whole = Vec::new();
-    for path in &asked {
+    for path in asked.iter().chain(&split) {
         whole.push(service.get(path).await);
     }
     drop(service);
     let (by_pod, by_pod_hourly, focus) = (rows(&whole[0]), rows(&whole[1]), rows(&whole[3]));
+    let (afternoon, next_day, both) = (rows(&whole[4]), rows(&whole[5]), rows(&whole[6]));
+    assert_eq!(both, afternoon + next_day);
     // Half the day's pods: fewer than either report by pod and than the FOCUS rows, more
     // than the cost centers.
     let most = by_pod / 2;
     assert!(by_pod_hourly > by_pod && focus >= by_pod && rows(&whole[2]) < most);
 
-    let bound = most.to_string();
-    let service = ServeProcess::start(
-        &args,
-        &[("TOLLGATE__SERVER__MAX_REPORT_LINES", bound.as_ref())],
-        &dir.path().join("bound.log"),
-    )
-    .await;
-    let refusal = json!({
-        "error": format!(
-            "the report has more than {most} lines, the most this service makes at once \
-             (server.max_report_lines): ask for a longer step, a shorter window or fewer \
-             group-by keys; the FOCUS export (format=focus) is made a day at a time"
-        )
-    });
+    let service = serve(Some(most)).await;
     for path in &asked[..2] {
-        let (status, body) = support::http_get(&service.address, path).await.unwrap();
-        assert_eq!(status, 400, "{path}: {body}");
-        assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), refusal);
+        refused(&service, path, most).await;
     }
     for (path, before) in asked.iter().zip(&whole).skip(2) {
+        assert_eq!(&service.get(path).await, before, "{path}");
+    }
+    drop(service);
+
+    // One line fewer than the two days': each part is within the bound, the whole is not.
+    let most = both - 1;
+    let service = serve(Some(most)).await;
+    refused(&service, &split[2], most).await;
+    for (path, before) in split.iter().zip(&whole[4..]).take(2) {
         assert_eq!(&service.get(path).await, before, "{path}");
     }
 }
