@@ -188,10 +188,10 @@ pub struct ServerSettings {
     /// one, at least one). Reconciles, reports and rollups run on other threads, at a lower
     /// priority; leaving them a CPU keeps quota checks from queueing behind them.
     pub workers: Option<usize>,
-    /// The most lines a chargeback of the API or the console is made with (default
-    /// 2,000,000): one with more is answered 400 before its memory grows with them. A line
-    /// takes ~500 bytes while it is priced and rounded, so the default fits the install's 2Gi
-    /// beside the service; the FOCUS export, made a day at a time, is not bound.
+    /// The most lines a chargeback or token report of the API or the console is made with
+    /// (default 2,000,000): one with more is answered 400 before its memory grows with them. A
+    /// line takes ~500 bytes while it is priced and rounded, so the default fits the install's
+    /// 2Gi beside the service; the FOCUS export, made and written a day at a time, is not bound.
     pub max_report_lines: usize,
 }
 

@@ -72,8 +72,9 @@ pub struct Sources<'a> {
     /// answered for it yet (read again in the background): a report over it says so.
     pub unread: Option<Interval>,
     /// The most lines a report is made with at once (the service's `server.max_report_lines`):
-    /// one with more fails ([`ReportError::TooLarge`]) before its memory grows with them. A
-    /// report made a period at a time (FOCUS, tokens) holds a period's lines and is not bound.
+    /// one with more fails ([`ReportError::TooLarge`]) before its memory grows with them. The
+    /// parts of a report made a period at a time (FOCUS, the token report's days) hold a
+    /// period's lines and are not bound; the token report's lines over its window are.
     pub most_lines: Option<usize>,
 }
 
@@ -341,11 +342,20 @@ impl Sources<'_> {
             _ => &none,
         };
         let mut tally = TokenTally::new(request);
-        let mut warnings =
+        // Each day's pods are priced apart (not bound); the lines tallied over the window are.
+        let mut too_many = None;
+        let tallied =
             self.report_in_whole_parts(runtime, &request.per_pod(), Step::Day, whole, |part| {
                 tally.add(&part, tokens);
-                Ok(())
-            })?;
+                self.within(tally.lines()).map_err(|e| {
+                    too_many = Some(e);
+                    std::io::Error::other("the token report has too many lines")
+                })
+            });
+        let mut warnings = match too_many {
+            Some(e) => return Err(e),
+            None => tallied?,
+        };
         warnings.extend(warning);
         let money = (self.card.currency().clone(), self.card.rounding());
         Ok(tally.finish(money, input_weight, warnings.texts()))

@@ -363,6 +363,11 @@ impl<'a> TokenTally<'a> {
         }
     }
 
+    /// The lines tallied so far.
+    pub fn lines(&self) -> usize {
+        self.cells.len()
+    }
+
     /// Adds `per_pod`, the engine's report of [`TokenRequest::per_pod`] over part of the window.
     pub fn add(&mut self, per_pod: &CostReport, tokens: &dyn TokenCounts) {
         let keys = per_pod.request.group_by.keys();

@@ -209,9 +209,9 @@ async fn the_demo_has_utilization_idle_cost_and_budgets_with_a_story() {
 
 /// A chargeback of more lines than `server.max_report_lines` is answered 400 naming the bound
 /// — whether its lines come from the store's days by pod, from the engine's hours by pod, or
-/// from both together — instead of growing the service's memory with them (a month by pod and
-/// hour at 10,000 GPUs took 4.3 GiB); a smaller report, and the FOCUS export, made a day at a
-/// time, are answered as without the bound.
+/// from both together — and so is a token report of more, instead of growing the service's
+/// memory with them (a month by pod and hour at 10,000 GPUs took 4.3 GiB); a smaller report,
+/// and the FOCUS export, made a day at a time, are answered as without the bound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chargeback_of_more_lines_than_the_service_makes_at_once_is_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -259,11 +259,15 @@ async fn a_chargeback_of_more_lines_than_the_service_makes_at_once_is_refused() 
     let path = |from: &str, to: &str, query: &str| {
         format!("/api/v1/chargeback?from={from}&to={to}&{query}")
     };
+    let tokens =
+        |group_by: &str| format!("/api/v1/tokens?from={day}&to={next}&group_by={group_by}");
     let asked = [
         path(&day, &next, "group_by=pod&step=day"),
         path(&day, &next, "group_by=pod&step=hour"),
+        tokens("pod"),
         path(&day, &next, "group_by=cost_center&step=day"),
         path(&day, &next, "format=focus"),
+        tokens("served_model"),
     ];
     // The afternoon of the first day from the engine (its archived segments), the next day
     // from the store, and both: two days' lines, apart by day.
@@ -281,19 +285,27 @@ async fn a_chargeback_of_more_lines_than_the_service_makes_at_once_is_refused() 
         whole.push(service.get(path).await);
     }
     drop(service);
-    let (by_pod, by_pod_hourly, focus) = (rows(&whole[0]), rows(&whole[1]), rows(&whole[3]));
-    let (afternoon, next_day, both) = (rows(&whole[4]), rows(&whole[5]), rows(&whole[6]));
+    let [
+        by_pod,
+        by_pod_hourly,
+        tokens_by_pod,
+        by_cost_center,
+        focus,
+        tokens_by_model,
+    ] = [0, 1, 2, 3, 4, 5].map(|at| rows(&whole[at]));
+    let (afternoon, next_day, both) = (rows(&whole[6]), rows(&whole[7]), rows(&whole[8]));
     assert_eq!(both, afternoon + next_day);
-    // Half the day's pods: fewer than either report by pod and than the FOCUS rows, more
-    // than the cost centers.
+    // Half the day's pods: fewer than the reports by pod and than the FOCUS rows, more than
+    // the cost centers and the served models.
     let most = by_pod / 2;
-    assert!(by_pod_hourly > by_pod && focus >= by_pod && rows(&whole[2]) < most);
+    assert!(by_pod_hourly > by_pod && tokens_by_pod > most && focus >= by_pod);
+    assert!(by_cost_center < most && tokens_by_model < most);
 
     let service = serve(Some(most)).await;
-    for path in &asked[..2] {
+    for path in &asked[..3] {
         refused(&service, path, most).await;
     }
-    for (path, before) in asked.iter().zip(&whole).skip(2) {
+    for (path, before) in asked.iter().zip(&whole).skip(3).take(3) {
         assert_eq!(&service.get(path).await, before, "{path}");
     }
     drop(service);
@@ -302,7 +314,7 @@ async fn a_chargeback_of_more_lines_than_the_service_makes_at_once_is_refused() 
     let most = both - 1;
     let service = serve(Some(most)).await;
     refused(&service, &split[2], most).await;
-    for (path, before) in split.iter().zip(&whole[4..]).take(2) {
+    for (path, before) in split.iter().zip(&whole[6..]).take(2) {
         assert_eq!(&service.get(path).await, before, "{path}");
     }
 }
