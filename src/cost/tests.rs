@@ -879,7 +879,7 @@ fn a_line_of_many_periods_sums_each_period_apart_whatever_order_holdings_come_in
 fn a_report_of_more_lines_than_its_most_is_not_made() {
     // Node n1 offers 3 L4s over hours 0–4; pod a holds one over hours 0–3, pod b one over
     // hour 1. By pod and hour: a's 3 lines, b's 1, and the node's unallocated capacity in
-    // each of the 4 hours (2, 1, 2 and 3 GPUs free): 8 lines, none of nothing.
+    // each of the 4 hours (2, 1, 2 and 3 GPUs free): 8 lines, none of them empty.
     let set = set_of(
         &[
             Hold {
