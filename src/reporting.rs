@@ -136,10 +136,7 @@ impl Sources<'_> {
 
     /// Fails once a report holds more than [`Sources::most_lines`] lines.
     fn within(&self, lines: usize) -> Result<(), ReportError> {
-        match self.most_lines {
-            Some(most) if lines > most => Err(TooManyLines(most).into()),
-            _ => Ok(()),
-        }
+        Ok(TooManyLines::check(lines, self.most_lines)?)
     }
 
     /// The engine's report of `window` (part of `request`) over `sets`, with `measured` usage
@@ -343,19 +340,11 @@ impl Sources<'_> {
         };
         let mut tally = TokenTally::new(request);
         // Each day's pods are priced apart (not bound); the lines tallied over the window are.
-        let mut too_many = None;
-        let tallied =
+        let mut warnings =
             self.report_in_whole_parts(runtime, &request.per_pod(), Step::Day, whole, |part| {
                 tally.add(&part, tokens);
-                self.within(tally.lines()).map_err(|e| {
-                    too_many = Some(e);
-                    std::io::Error::other("the token report has too many lines")
-                })
-            });
-        let mut warnings = match too_many {
-            Some(e) => return Err(e),
-            None => tallied?,
-        };
+                self.within(tally.lines())
+            })?;
         warnings.extend(warning);
         let money = (self.card.currency().clone(), self.card.rounding());
         Ok(tally.finish(money, input_weight, warnings.texts()))
@@ -374,7 +363,7 @@ impl Sources<'_> {
         runtime: &tokio::runtime::Handle,
         request: &ReportRequest,
         makers: impl Fn() -> std::io::Result<M> + Sync,
-        each: impl FnMut(T) -> std::io::Result<()>,
+        each: impl FnMut(T) -> Result<(), ReportError>,
     ) -> Result<Warnings, ReportError>
     where
         M: FnMut(CostReport, Carried) -> std::io::Result<T>,
@@ -403,7 +392,7 @@ impl Sources<'_> {
             })
         };
         let warnings = self.report_in_parts(runtime, request, request.step, makers, |part| {
-            file.write(part)
+            Ok(file.write(part)?)
         })?;
         file.finish()?;
         Ok(warnings)
@@ -417,7 +406,7 @@ impl Sources<'_> {
         request: &ReportRequest,
         cut: Step,
         makers: impl Fn() -> std::io::Result<M> + Sync,
-        each: impl FnMut(T) -> std::io::Result<()>,
+        each: impl FnMut(T) -> Result<(), ReportError>,
     ) -> Result<Warnings, ReportError>
     where
         M: FnMut(CostReport, Carried) -> std::io::Result<T>,
@@ -439,7 +428,7 @@ impl Sources<'_> {
         request: &ReportRequest,
         cut: Step,
         makers: impl Fn() -> std::io::Result<M> + Sync,
-        mut each: impl FnMut(T) -> std::io::Result<()>,
+        mut each: impl FnMut(T) -> Result<(), ReportError>,
     ) -> Result<Warnings, ReportError>
     where
         M: FnMut(CostReport, Carried, Early<'_, T>) -> std::io::Result<T>,

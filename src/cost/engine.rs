@@ -45,9 +45,8 @@ pub fn cost_report_with_usage(
     usage: Option<&dyn Utilization>,
     most_lines: Option<usize>,
 ) -> Result<CostReport, CostError> {
-    priced(sets, card, request, usage, |made| match most_lines {
-        Some(most) if made > most => Err(TooManyLines(most).into()),
-        _ => Ok(()),
+    priced(sets, card, request, usage, |made| {
+        Ok(TooManyLines::check(made, most_lines)?)
     })
 }
 

@@ -27,6 +27,16 @@ pub struct CostOverflow;
 )]
 pub struct TooManyLines(pub usize);
 
+impl TooManyLines {
+    /// Whether `lines` are more than `most` (none: no bound).
+    pub fn check(lines: usize, most: Option<usize>) -> Result<(), TooManyLines> {
+        match most {
+            Some(most) if lines > most => Err(TooManyLines(most)),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Why the engine made no report.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CostError {

@@ -409,7 +409,7 @@ mod tests {
                 || Ok(|report: CostReport, _| Ok(report.lines.len())),
                 |_| {
                     written += 1;
-                    Err(std::io::Error::other("disk full"))
+                    Err(std::io::Error::other("disk full").into())
                 },
             );
             assert!(matches!(failed, Err(ReportError::Output(e)) if e.to_string() == "disk full"));
