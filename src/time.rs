@@ -216,6 +216,11 @@ mod test {
             parse_time("2026-11-01T01:00:00+01:00").unwrap(),
             1_793_491_200
         );
+        // Whole seconds: a fraction is dropped, never rounded up into the next second.
+        assert_eq!(
+            parse_time("2026-11-01T00:00:00.999Z").unwrap(),
+            1_793_491_200
+        );
         let err = parse_time("last tuesday").unwrap_err();
         assert!(err.to_string().contains("\"last tuesday\""));
         assert_eq!(format_time(1_793_491_200), "2026-11-01T00:00:00Z");
