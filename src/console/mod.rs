@@ -308,19 +308,52 @@ Kubernetes token of a finance reader); the browser keeps it for this site only.<
     )
 }
 
-fn window_form(page: &Page, out: &mut String) {
+/// What a page was asked, as it was typed: what a refusal's form asks again with.
+#[derive(Default)]
+pub struct Typed<'a> {
+    pub from: Option<&'a str>,
+    pub to: Option<&'a str>,
+    pub group_by: Option<&'a str>,
+    pub cost_center: Option<&'a str>,
+    pub namespace: Option<&'a str>,
+}
+
+/// The page a browser gets when the console cannot show what was asked (a window or grouping
+/// it does not take, a report too large to make): why, the form as it was `typed` to ask
+/// again, and the way back.
+pub fn refused(why: &str, typed: &Typed<'_>) -> String {
+    let mut out = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>Tollgate — not shown</title><style>{STYLE}</style></head><body>\
+<header><h1>Tollgate</h1><p>GPU spend</p></header><main>\
+<p class=\"over\" role=\"alert\">{}</p>",
+        escape(why)
+    );
+    form_fields(typed, &mut out);
+    out.push_str(
+        " <button>Show</button></form>\
+<p><a href=\"/\">This month's spend</a></p></main></body></html>",
+    );
+    out
+}
+
+/// The window form's opening and fields, filled as `typed`: from, to, the drill-down kept
+/// hidden, and the grouping.
+fn form_fields(typed: &Typed<'_>, out: &mut String) {
+    let value = |text: Option<&str>| escape(text.unwrap_or_default());
     let _ = write!(
         out,
         "<form class=\"window\" method=\"get\" action=\"/\"><label>From <input name=\"from\" value=\"{}\"></label> \
 <label>To <input name=\"to\" value=\"{}\"></label>",
-        escape(&format_time(page.window.start)),
-        escape(&format_time(page.window.end))
+        value(typed.from),
+        value(typed.to)
     );
     for (name, value) in [
-        ("cost_center", &page.drill.cost_center),
-        ("namespace", &page.drill.namespace),
+        ("cost_center", typed.cost_center),
+        ("namespace", typed.namespace),
     ] {
-        if let Some(value) = value {
+        if let Some(value) = value.filter(|v| !v.is_empty()) {
             let _ = write!(
                 out,
                 "<input type=\"hidden\" name=\"{name}\" value=\"{}\">",
@@ -328,16 +361,24 @@ fn window_form(page: &Page, out: &mut String) {
             );
         }
     }
-    let asked = page
-        .grouped
-        .as_ref()
-        .map(|_| page.group_by_text())
-        .unwrap_or_default();
     let _ = write!(
         out,
         " <label>Group by <input name=\"group_by\" value=\"{}\" placeholder=\"gpu_model,node\"></label>",
-        escape(&asked)
+        value(typed.group_by)
     );
+}
+
+fn window_form(page: &Page, out: &mut String) {
+    let (from, to) = (format_time(page.window.start), format_time(page.window.end));
+    let grouping = page.grouped.as_ref().map(|_| page.group_by_text());
+    let typed = Typed {
+        from: Some(&from),
+        to: Some(&to),
+        group_by: grouping.as_deref(),
+        cost_center: page.drill.cost_center.as_deref(),
+        namespace: page.drill.namespace.as_deref(),
+    };
+    form_fields(&typed, out);
     let _ = write!(
         out,
         " <button>Show</button> <a href=\"{}\">Download CSV</a> <a href=\"{}\">Download FOCUS</a></form>",

@@ -189,3 +189,40 @@ fn a_budget_projected_over_by_a_cent_is_drawn_over_at_any_size() {
         "{html}"
     );
 }
+
+#[test]
+fn what_the_console_cannot_show_is_said_on_a_page_with_the_way_back() {
+    let typed = Typed {
+        from: Some("last \"tuesday\""),
+        to: None,
+        group_by: Some("pod"),
+        cost_center: Some("cc-1"),
+        namespace: Some(""),
+    };
+    let html = refused("from: \"<b>&\" is not a time", &typed);
+    assert!(html.starts_with("<!doctype html>"), "{html}");
+    assert!(
+        html.contains(
+            "<p class=\"over\" role=\"alert\">from: &quot;&lt;b&gt;&amp;&quot; is not a time</p>"
+        ),
+        "{html}"
+    );
+    assert!(!html.contains("<b>"), "{html}");
+    // The form as it was typed, to mend and send again; the drill-down kept, an empty one not.
+    assert!(html.contains("<form class=\"window\" method=\"get\" action=\"/\">"));
+    assert!(
+        html.contains("<input name=\"from\" value=\"last &quot;tuesday&quot;\">"),
+        "{html}"
+    );
+    assert!(html.contains("<input name=\"to\" value=\"\">"), "{html}");
+    assert!(html.contains("name=\"group_by\" value=\"pod\""), "{html}");
+    assert!(
+        html.contains("<input type=\"hidden\" name=\"cost_center\" value=\"cc-1\">"),
+        "{html}"
+    );
+    assert!(!html.contains("name=\"namespace\""), "{html}");
+    assert!(
+        html.contains("<a href=\"/\">This month's spend</a>"),
+        "{html}"
+    );
+}

@@ -15,17 +15,16 @@ use serde::Deserialize;
 use super::archive::Archive;
 use super::auth::{Refusal, SESSION_COOKIE, Scope, credentials, session_value};
 use super::quota::QuotaGate;
-use super::reply::error;
 use super::state::{AppState, report_job};
 use super::view::View;
 use crate::budget::{BudgetScope, month_of};
-use crate::console::{BudgetLine, Drill, Gate, Page, Row, TokenRow, login, render};
+use crate::console::{BudgetLine, Drill, Gate, Page, Row, TokenRow, Typed, login, refused, render};
 use crate::cost::{
     CostOverflow, CostReport, GroupBy, GroupKey, LineFilter, ReportRequest, RequestText,
 };
 use crate::pricing::RateCard;
 use crate::reporting::ReportError;
-use crate::time::{Interval, Step};
+use crate::time::{Interval, Step, UnixSeconds};
 
 /// The page's query: the window and the drill-down.
 #[derive(Debug, Default, Deserialize)]
@@ -35,6 +34,55 @@ pub(super) struct ConsoleParams {
     cost_center: Option<String>,
     namespace: Option<String>,
     group_by: Option<String>,
+}
+
+impl ConsoleParams {
+    /// What the query asks of the page, or why it cannot be asked (for a 400).
+    fn asked(&self, as_of: UnixSeconds) -> Result<Asked, String> {
+        let text = RequestText {
+            from: self.from.as_deref(),
+            to: self.to.as_deref(),
+            group_by: None,
+            ..RequestText::default()
+        };
+        let window = ReportRequest::parse(text, as_of)
+            .map_err(|e| e.to_string())?
+            .window;
+        let grouping = match self
+            .group_by
+            .as_deref()
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+        {
+            None => None,
+            Some(text) => Some(
+                text.parse::<GroupBy>()
+                    .map_err(|e| format!("group_by: {e}"))?
+                    .keys()
+                    .to_vec(),
+            ),
+        };
+        let drill = Drill {
+            cost_center: self.cost_center.clone().filter(|c| !c.is_empty()),
+            namespace: self.namespace.clone().filter(|n| !n.is_empty()),
+        };
+        Ok(Asked {
+            window,
+            drill,
+            grouping,
+        })
+    }
+
+    /// The query as it was typed.
+    fn typed(&self) -> Typed<'_> {
+        Typed {
+            from: self.from.as_deref(),
+            to: self.to.as_deref(),
+            group_by: self.group_by.as_deref(),
+            cost_center: self.cost_center.as_deref(),
+            namespace: self.namespace.as_deref(),
+        }
+    }
 }
 
 /// What the page was asked: its window, drill-down and grouping.
@@ -63,6 +111,16 @@ fn sign_in(status: StatusCode, refused: Option<&str>) -> Response {
         status,
         [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
         login(refused),
+    )
+        .into_response()
+}
+
+/// What the console could not show, and why: a page for people, as its others are.
+fn not_shown(status: StatusCode, why: &str, params: &ConsoleParams) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        refused(why, &params.typed()),
     )
         .into_response()
 }
@@ -113,39 +171,15 @@ pub(super) async fn console(
     }
     let Query(params) = match params {
         Ok(params) => params,
-        Err(rejection) => return error(StatusCode::BAD_REQUEST, rejection.body_text()),
+        Err(rejection) => {
+            let why = rejection.body_text();
+            return not_shown(StatusCode::BAD_REQUEST, &why, &ConsoleParams::default());
+        }
     };
     let view = state.view();
-    let text = RequestText {
-        from: params.from.as_deref(),
-        to: params.to.as_deref(),
-        group_by: None,
-        ..RequestText::default()
-    };
-    let window = match ReportRequest::parse(text, view.as_of) {
-        Ok(request) => request.window,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
-    };
-    let grouping = match params
-        .group_by
-        .as_deref()
-        .map(str::trim)
-        .filter(|g| !g.is_empty())
-    {
-        None => None,
-        Some(text) => match text.parse::<GroupBy>() {
-            Ok(group_by) => Some(group_by.keys().to_vec()),
-            Err(e) => return error(StatusCode::BAD_REQUEST, format!("group_by: {e}")),
-        },
-    };
-    let drill = Drill {
-        cost_center: params.cost_center.filter(|c| !c.is_empty()),
-        namespace: params.namespace.filter(|n| !n.is_empty()),
-    };
-    let asked = Asked {
-        window,
-        drill,
-        grouping,
+    let asked = match params.asked(view.as_of) {
+        Ok(asked) => asked,
+        Err(why) => return not_shown(StatusCode::BAD_REQUEST, &why, &params),
     };
     let quota = state.quota.clone();
     let page = report_job(&state, move |runtime, archive, card| {
@@ -158,7 +192,7 @@ pub(super) async fn console(
             render(&page),
         )
             .into_response(),
-        Err(response) => response,
+        Err((status, why)) => not_shown(status, &why, &params),
     }
 }
 

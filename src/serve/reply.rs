@@ -1,4 +1,5 @@
-//! The one shape of an error answer of the HTTP API, its routes and its console alike.
+//! The one shape of an error answer of the HTTP API's routes (the console, a page for people,
+//! answers its own: `console::refused`).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

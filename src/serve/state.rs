@@ -3,13 +3,11 @@
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use axum::response::Response;
 use tokio::sync::{Semaphore, watch};
 
 use super::archive::Archive;
 use super::auth::Auth;
 use super::quota::QuotaGate;
-use super::reply::error;
 use super::view::View;
 use crate::output::FocusSettings;
 use crate::pricing::RateCard;
@@ -52,15 +50,15 @@ pub(super) fn status_of(e: &ReportError) -> StatusCode {
 
 /// Runs `work` on the blocking pool at background priority, under the report limit
 /// (`server.reports_at_once`): how every report of the API and the console is priced. A failure
-/// is the JSON error to answer ([`status_of`]).
+/// is the status to answer ([`status_of`]) and why, for the caller to answer in its own shape.
 pub(super) async fn report_job<T: Send + 'static>(
     state: &AppState,
     work: impl FnOnce(&tokio::runtime::Handle, &Archive, &RateCard) -> Result<T, ReportError>
     + Send
     + 'static,
-) -> Result<T, Response> {
+) -> Result<T, (StatusCode, String)> {
     let Ok(permit) = state.reports.clone().acquire_owned().await else {
-        return Err(error(StatusCode::SERVICE_UNAVAILABLE, "shutting down"));
+        return Err((StatusCode::SERVICE_UNAVAILABLE, "shutting down".into()));
     };
     let (archive, card) = (state.archive.clone(), state.card.clone());
     let runtime = tokio::runtime::Handle::current();
@@ -71,8 +69,8 @@ pub(super) async fn report_job<T: Send + 'static>(
     .await;
     match done {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(e)) => Err(error(status_of(&e), e.to_string())),
-        Err(e) => Err(error(
+        Ok(Err(e)) => Err((status_of(&e), e.to_string())),
+        Err(e) => Err((
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("the report failed: {e}"),
         )),

@@ -195,7 +195,18 @@ async fn the_console_shows_the_api_s_figures_in_a_real_browser() {
         .await
         .unwrap();
     assert_eq!(status, 400, "{body}");
-    assert!(body.contains("group_by"), "{body}");
+    // Said on a page, as the console's others are, not as the API's JSON.
+    assert!(body.starts_with("<!doctype html>"), "{body}");
+    assert!(
+        body.contains("role=\"alert\">group_by: unknown group-by key &quot;colour&quot;"),
+        "{body}"
+    );
+    // With the form as it was sent, to mend the key and ask again.
+    assert!(
+        body.contains("name=\"group_by\" value=\"colour\"")
+            && body.contains(&format!("name=\"from\" value=\"{yesterday}T00:00:00Z\"")),
+        "{body}"
+    );
 
     // Spend by model and tier (a stored day: tiers from its rollups), unpriced said as such.
     let models = &page[page.find("<section id=\"models\">").unwrap()..];

@@ -308,6 +308,16 @@ async fn a_chargeback_of_more_lines_than_the_service_makes_at_once_is_refused() 
     for (path, before) in asked.iter().zip(&whole).skip(3).take(3) {
         assert_eq!(&service.get(path).await, before, "{path}");
     }
+    // The console grouped by pod over the day: refused on a page for people.
+    let console = format!("/?from={day}&to={next}&group_by=pod");
+    let (status, page) = support::http_get(&service.address, &console).await.unwrap();
+    assert_eq!(status, 400, "{page}");
+    let why = refusal(most)["error"].as_str().unwrap().to_string();
+    assert!(page.starts_with("<!doctype html>"), "{page}");
+    assert!(
+        page.contains(&format!("<p class=\"over\" role=\"alert\">{why}</p>")),
+        "{page}"
+    );
     drop(service);
 
     // One line fewer than the two days': each part is within the bound, the whole is not.
