@@ -49,8 +49,9 @@ pub(super) fn status_of(e: &ReportError) -> StatusCode {
 }
 
 /// Runs `work` on the blocking pool at background priority, under the report limit
-/// (`server.reports_at_once`): how every report of the API and the console is priced. A failure
-/// is the status to answer ([`status_of`]) and why, for the caller to answer in its own shape.
+/// (`server.reports_at_once`) the API's streamed reports share: how the console's reports are
+/// priced. A failure is the status to answer ([`status_of`]) and why, for the caller to answer
+/// in its own shape (the console's, a page).
 pub(super) async fn report_job<T: Send + 'static>(
     state: &AppState,
     work: impl FnOnce(&tokio::runtime::Handle, &Archive, &RateCard) -> Result<T, ReportError>
