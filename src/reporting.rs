@@ -391,9 +391,11 @@ impl Sources<'_> {
                 parts.make(&report, carried, early)
             })
         };
-        let warnings = self.report_in_parts(runtime, request, request.step, makers, |part| {
-            Ok(file.write(part)?)
-        })?;
+        // The rows `only` keeps are rounded among themselves, carrying on from the parts
+        // before counted over the same rows: they add up to the chargeback of those lines.
+        let cut = (request.step, only);
+        let warnings =
+            self.report_in_parts(runtime, request, cut, makers, |part| Ok(file.write(part)?))?;
         file.finish()?;
         Ok(warnings)
     }
@@ -415,18 +417,20 @@ impl Sources<'_> {
             let mut make = makers()?;
             Ok(move |report, carried, _: Early<'_, T>| make(report, carried))
         };
-        self.report_in_parts(runtime, request, cut, makers, each)
+        let counted = LineFilter::default();
+        self.report_in_parts(runtime, request, (cut, &counted), makers, each)
     }
 
     /// [`Sources::report_by_period`] a period of `cut` at a time (each part stepped as
     /// `request` says), a maker also given where to hand what it has made of a part so far
     /// ([`Early`]): the thread whose part is next to be written hands it straight to `each`,
-    /// the others keep it until their part's turn.
+    /// the others keep it until their part's turn. What a part carries on from is the exact
+    /// totals of the lines `counted` keeps in the parts before it.
     fn report_in_parts<T: Send, M>(
         &self,
         runtime: &tokio::runtime::Handle,
         request: &ReportRequest,
-        cut: Step,
+        (cut, counted): (Step, &LineFilter),
         makers: impl Fn() -> std::io::Result<M> + Sync,
         mut each: impl FnMut(T) -> Result<(), ReportError>,
     ) -> Result<Warnings, ReportError>
@@ -465,7 +469,7 @@ impl Sources<'_> {
         let made =
             |at: usize, make: &mut M, early: Early<'_, T>| -> Result<(T, Warnings), ReportError> {
                 let mut report = part(at)?;
-                totals.tell(at, report.exact_total());
+                totals.tell(at, report.exact_total_of(counted));
                 let before = totals.before(at).ok_or_else(|| {
                     std::io::Error::other("a part before this one was not priced")
                 })?;

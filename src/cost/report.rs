@@ -1,8 +1,10 @@
 //! Cost reports: exact lines from the engine, and the rounded chargeback every output prints.
 
+use std::borrow::Borrow;
+
 use rust_decimal::Decimal;
 
-use super::request::ReportRequest;
+use super::request::{LineFilter, ReportRequest};
 use super::values::GroupValues;
 use super::warnings::Warnings;
 use crate::money::{
@@ -192,6 +194,11 @@ impl CostReport {
 
     /// The exact column totals of every line.
     pub fn exact_total(&self) -> Figures {
+        self.exact_total_of(&LineFilter::default())
+    }
+
+    /// The exact column totals of the lines `only` keeps.
+    pub fn exact_total_of(&self, only: &LineFilter) -> Figures {
         // A column with no line's figure totals `None`, as [`Figures::absorb`] adds them.
         #[derive(Default)]
         struct Column(Option<ExactSum>);
@@ -207,7 +214,12 @@ impl CostReport {
         }
         let [mut hours, mut used, mut cost, mut idle, mut unpriced]: [Column; 5] =
             Default::default();
-        for line in &self.lines {
+        let keys = self.request.group_by.keys();
+        let kept = self
+            .lines
+            .iter()
+            .filter(|line| only.keeps_all() || only.keeps(keys, line.group.iter()));
+        for line in kept {
             let figures = &line.figures;
             hours.add(Some(figures.gpu_hours));
             used.add(figures.used_gpu_hours);
@@ -282,11 +294,41 @@ impl CostReport {
         }
     }
 
+    /// [`CostReport::rounded`] for a report whose rows `only` keeps (a FOCUS export of one
+    /// cost center or namespace): the lines it keeps are rounded among themselves, carrying on
+    /// from `carried` (the parts before, counted over the same lines), so they add up to their
+    /// own rounded totals; the others, never printed, are rounded among themselves apart, so
+    /// that every line has figures ([`AllocatedRatio`](crate::output)s are shares of all of an
+    /// origin's lines). Every line's figures, in the report's order.
+    pub fn rounded_keeping(&self, only: &LineFilter, carried: &mut Carried) -> Vec<Figures> {
+        let keys = self.request.group_by.keys();
+        let (kept, others): (Vec<usize>, Vec<usize>) =
+            (0..self.lines.len()).partition(|&i| only.keeps(keys, self.lines[i].group.iter()));
+        let mut figures = vec![Figures::default(); self.lines.len()];
+        for (at, carried) in [(kept, carried), (others, &mut Carried::default())] {
+            let lines: Vec<&CostLine> = at.iter().map(|&i| &self.lines[i]).collect();
+            let columns = self.columns_of(&lines, carried);
+            for (n, i) in at.into_iter().enumerate() {
+                figures[i] = columns.line(n);
+            }
+        }
+        figures
+    }
+
     /// The columns of [`CostReport::rounded`], each rounded apart.
     fn rounded_columns(&self, carried: &mut Carried) -> RoundedColumns {
+        self.columns_of(&self.lines, carried)
+    }
+
+    /// The columns of `lines` (the report's, or some of them) rounded as the report's are
+    /// ([`CostReport::rounded`]).
+    fn columns_of<L: Borrow<CostLine>>(
+        &self,
+        lines: &[L],
+        carried: &mut Carried,
+    ) -> RoundedColumns {
         let money = self.currency.minor_units();
         let rounding = self.rounding;
-        let lines = &self.lines;
         // Used and unpriced hours are parts of the hours and idle cost part of the cost: each
         // is rounded within its whole's printed line, so no printed line shows more idle than
         // cost or more unpriced or used hours than hours, and a line that is none or all of
@@ -295,7 +337,7 @@ impl CostReport {
         // Unpriced hours are rounded first and the hours hold them, so that both columns add
         // up to their rounded totals even where every line is wholly priced or unpriced.
         let exact = |pick: fn(&Figures) -> Option<Decimal>| -> Vec<Option<Decimal>> {
-            lines.iter().map(|l| pick(&l.figures)).collect()
+            lines.iter().map(|l| pick(&l.borrow().figures)).collect()
         };
         let tied = |values: &[Option<Decimal>], within: Within<'_>, places, carry: &mut Carry| {
             apportion_within(values, Some(within), places, rounding, carry)

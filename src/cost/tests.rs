@@ -348,6 +348,68 @@ fn hours_printed(lines: &[(&str, Decimal, Decimal)]) -> Vec<(Decimal, Decimal)> 
         .collect()
 }
 
+/// Lines of (cost center, namespace, exact cost) over 2026-11-01, no hours.
+fn costing(lines: &[(&str, &str, Decimal)]) -> CostReport {
+    CostReport {
+        request: request("cost_center,namespace", Step::Window),
+        currency: crate::money::Currency::new("USD").unwrap(),
+        rounding: crate::money::Rounding::HalfEven,
+        lines: lines
+            .iter()
+            .map(|&(cost_center, namespace, cost)| CostLine {
+                period: Interval::new(t(0), t(24)),
+                group: [cost_center.to_string(), namespace.to_string()]
+                    .into_iter()
+                    .collect(),
+                figures: Figures {
+                    cost: Some(cost),
+                    ..Figures::default()
+                },
+            })
+            .collect(),
+        warnings: Default::default(),
+    }
+}
+
+#[test]
+fn lines_a_filter_keeps_round_among_themselves_carrying_on_over_the_same_lines() {
+    // a/x 0.006, b/y 0.003, b/z 0.003: all three, 0.012 → 0.01, the largest remainder a/x's,
+    // so b's lines print 0.00 + 0.00 where b's own chargeback is 0.006 → 0.01.
+    let day = costing(&[
+        ("a", "x", dec!(0.006)),
+        ("b", "y", dec!(0.003)),
+        ("b", "z", dec!(0.003)),
+    ]);
+    let costs =
+        |figures: &[Figures]| -> Vec<Option<Decimal>> { figures.iter().map(|f| f.cost).collect() };
+    let all = day.rounded(&mut Carried::default()).lines;
+    assert_eq!(
+        costs(&all),
+        [Some(dec!(0.01)), Some(dec!(0.00)), Some(dec!(0.00))]
+    );
+    let only_b = LineFilter {
+        cost_center: Some("b".into()),
+        namespace: None,
+    };
+    assert_eq!(day.exact_total_of(&only_b).cost, Some(dec!(0.006)));
+    // b's among themselves: 0.006 → 0.01, to b/y (tied with b/z, and first); a/x, apart,
+    // 0.006 → 0.01.
+    let mut carried = Carried::default().followed(true);
+    let first = day.rounded_keeping(&only_b, &mut carried);
+    assert_eq!(
+        costs(&first),
+        [Some(dec!(0.01)), Some(dec!(0.01)), Some(dec!(0.00))]
+    );
+    // The same day again, carrying on from b's 0.006 (printed 0.01): 0.012 → 0.01, nothing
+    // more to print. All three lines carrying on would have printed b 0.00 both days.
+    let mut carried = Carried::after(&day.exact_total_of(&only_b), &day.currency, day.rounding);
+    let second = day.rounded_keeping(&only_b, &mut carried);
+    assert_eq!(costs(&second)[1..], [Some(dec!(0.00)), Some(dec!(0.00))]);
+    // Kept as the lines are, when the filter keeps them all.
+    let everything = day.rounded_keeping(&LineFilter::default(), &mut Carried::default());
+    assert_eq!(costs(&everything), costs(&all));
+}
+
 #[test]
 fn an_unpriced_unit_goes_where_the_hours_can_hold_it() {
     let unit = dec!(0.0001);

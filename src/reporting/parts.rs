@@ -238,6 +238,90 @@ mod tests {
         });
     }
 
+    /// The FOCUS CSV of `request` in `sources`, the rows `only` keeps: each row's
+    /// (`x_CostCenter`, `BilledCost`, `ConsumedQuantity`).
+    fn focus_rows(
+        sources: &Sources<'_>,
+        runtime: &tokio::runtime::Handle,
+        request: &ReportRequest,
+        only: &crate::cost::LineFilter,
+    ) -> Vec<(String, Decimal, Decimal)> {
+        use crate::output::{FocusEncoding, FocusSettings};
+        let mut csv = Vec::new();
+        let settings = FocusSettings::default();
+        let encoding = FocusEncoding::Csv;
+        sources
+            .export_focus(runtime, request, (&settings, encoding, only), &mut csv)
+            .unwrap();
+        let mut reader = ::csv::Reader::from_reader(&csv[..]);
+        let header = reader.headers().unwrap().clone();
+        let at = |name: &str| header.iter().position(|h| h == name).unwrap();
+        let (cost_center, cost, hours) =
+            (at("x_CostCenter"), at("BilledCost"), at("ConsumedQuantity"));
+        reader
+            .records()
+            .map(|row| {
+                let row = row.unwrap();
+                let figure = |at: usize| row[at].parse::<Decimal>().unwrap();
+                (row[cost_center].to_string(), figure(cost), figure(hours))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_focus_rows_of_one_cost_center_add_up_to_its_chargeback() {
+        with_a_day(|sources, runtime, request| {
+            let by_cost_center = |only: crate::cost::LineFilter| ReportRequest {
+                step: Step::Window,
+                group_by: "cost_center".parse().unwrap(),
+                only,
+                ..request.clone()
+            };
+            let everyone = runtime
+                .block_on(sources.report(&by_cost_center(Default::default())))
+                .unwrap()
+                .chargeback();
+            let all_rows = focus_rows(sources, runtime, request, &Default::default());
+            let mut apart = 0;
+            for line in &everyone.lines {
+                let cost_center = line.group.iter().next().unwrap().to_string();
+                let only = crate::cost::LineFilter {
+                    cost_center: Some(cost_center.clone()),
+                    namespace: None,
+                };
+                // The cost center's own chargeback: its lines rounded among themselves.
+                let own = runtime
+                    .block_on(sources.report(&by_cost_center(only.clone())))
+                    .unwrap()
+                    .chargeback()
+                    .total;
+                let rows = focus_rows(sources, runtime, request, &only);
+                let sum = |rows: &[(String, Decimal, Decimal)]| -> (Decimal, Decimal) {
+                    rows.iter()
+                        .fold((Decimal::ZERO, Decimal::ZERO), |(c, h), row| {
+                            (c + row.1, h + row.2)
+                        })
+                };
+                assert_eq!(
+                    sum(&rows),
+                    (own.cost.unwrap(), own.gpu_hours),
+                    "{cost_center}"
+                );
+                // The whole export's rows of the cost center, rounded among every row, add up
+                // to other figures for some: what the filter's own rounding is for.
+                let of_all: Vec<_> = all_rows
+                    .iter()
+                    .filter(|row| row.0 == cost_center)
+                    .cloned()
+                    .collect();
+                assert_eq!(of_all.len(), rows.len());
+                apart += usize::from(sum(&of_all) != sum(&rows));
+            }
+            assert!(everyone.lines.len() > 2);
+            assert!(apart > 0, "every cost center added up the same either way");
+        });
+    }
+
     /// A pod holding an H100 (priced) and a GH200 nobody holds (unpriced), by day from
     /// 2026-11-01T01:00:02 to 11-03T06:00:01, rounded where each day is priced. In units of
     /// 0.0001 h (a second is 25/9 of one):
@@ -387,7 +471,13 @@ mod tests {
                 Ok(())
             };
             sources
-                .report_in_parts(runtime, request, request.step, makers, each)
+                .report_in_parts(
+                    runtime,
+                    request,
+                    (request.step, &Default::default()),
+                    makers,
+                    each,
+                )
                 .unwrap();
             let hours = request.step.periods(request.window);
             let expected: Vec<(i64, u8)> = hours

@@ -7,6 +7,7 @@ use crate::support;
 
 use std::process::Command;
 
+use rust_decimal::Decimal;
 use serde_json::Value;
 use support::ServeProcess;
 use support::tools::{Tool, require};
@@ -49,6 +50,26 @@ fn spend_rows(html: &str) -> Vec<(String, String, String, String)> {
                 first_word(&cells[2]),
                 first_word(&cells[3]),
             )
+        })
+        .collect()
+}
+
+/// A FOCUS CSV row, by column.
+type FocusRow = std::collections::BTreeMap<String, String>;
+
+/// The rows of a FOCUS CSV.
+fn focus_rows(csv: &str) -> Vec<FocusRow> {
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    reader
+        .records()
+        .map(|row| {
+            let row = row.unwrap();
+            header
+                .iter()
+                .map(String::from)
+                .zip(row.iter().map(String::from))
+                .collect()
         })
         .collect()
 }
@@ -161,17 +182,39 @@ async fn the_console_shows_the_api_s_figures_in_a_real_browser() {
         focus.starts_with("AllocatedMethodDetails,") && focus.contains(",BilledCost,"),
         "{focus}"
     );
-    // Its rows are those of the whole export (each row's share of its node included), and only
-    // the namespace's.
+    // Its rows are the namespace's rows of the whole export (each row's share of its node
+    // included), rounded among themselves: they add up to the figures on screen.
     let whole = service
         .get(&format!("/api/v1/chargeback?format=focus&{query}"))
         .await;
-    let rows: Vec<&str> = focus.lines().skip(1).collect();
+    let rows = focus_rows(&focus);
     assert!(!rows.is_empty());
+    let namespace_of_whole: Vec<FocusRow> = focus_rows(&whole)
+        .into_iter()
+        .filter(|r| r["x_CostCenter"] == "cc-100" && r["SubAccountId"] == namespace)
+        .collect();
+    let resource = |r: &FocusRow| {
+        let at = |column: &str| r[column].clone();
+        (at("ResourceId"), at("ChargePeriodStart"), at("SkuId"))
+    };
+    let resources = |rows: &[FocusRow]| rows.iter().map(resource).collect::<Vec<_>>();
+    assert_eq!(resources(&rows), resources(&namespace_of_whole));
     for row in &rows {
-        assert!(whole.lines().any(|w| w == *row), "{row}");
-        assert!(row.contains(&format!("pod {namespace}/")), "{row}");
+        assert!(row["ChargeDescription"].contains(&format!("pod {namespace}/")));
     }
+    let sum = |rows: &[FocusRow], column: &str| -> Decimal {
+        rows.iter()
+            .map(|r| r[column].parse::<Decimal>().unwrap())
+            .sum()
+    };
+    let on_screen = |figure: fn(&(String, String, String, String)) -> &String| -> Decimal {
+        let figures = shown.iter().map(figure);
+        figures
+            .map(|f| f.parse::<Decimal>().unwrap_or_default())
+            .sum()
+    };
+    assert_eq!(sum(&rows, "BilledCost"), on_screen(|r| &r.2));
+    assert_eq!(sum(&rows, "ConsumedQuantity"), on_screen(|r| &r.1));
 
     // Any grouping the API takes: the same lines; one it does not is a 400 saying why.
     let grouped = service

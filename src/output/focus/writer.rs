@@ -102,7 +102,13 @@ impl<S: FocusSink> FocusWriter<S> {
         report: &CostReport,
         mut watch: impl FnMut(&mut S) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
-        let rounded = report.rounded(&mut self.carried).lines;
+        // Rows of one cost center or namespace are rounded among themselves, so that they add
+        // up to that chargeback's totals (those before them counted over the same rows).
+        let rounded = if self.only.keeps_all() {
+            report.rounded(&mut self.carried).lines
+        } else {
+            report.rounded_keeping(&self.only, &mut self.carried)
+        };
         let currency = report.currency.code();
         let zero = fixed(Decimal::ZERO, report.currency.minor_units());
         let lines = &report.lines;
