@@ -10,6 +10,9 @@ use polars_parquet::parquet::schema::types::PrimitiveType;
 use polars_parquet::parquet::statistics::{BinaryStatistics, FixedLenStatistics};
 use polars_parquet::write::{Encoding, Version, write_def_levels};
 
+/// Where a value lies in a page's bytes.
+type Place = std::ops::Range<usize>;
+
 /// Bytes kept free before a page's values for its definition levels, written once the rows
 /// are counted: a 4-byte length and one run of "present" (a varint of the count, then 1). A
 /// column with nulls whose levels take more room has its page put together apart.
@@ -22,6 +25,8 @@ pub(super) struct Plain {
     rows: usize,
     /// The least and greatest decimal pushed (decimal columns).
     range: Option<(i128, i128)>,
+    /// Where in `bytes` the least and greatest text pushed lie (text columns), in byte order.
+    texts: Option<(Place, Place)>,
     /// Which rows hold a value, once one does not (until then every row does).
     present: Option<MutableBitmap>,
     nulls: usize,
@@ -35,6 +40,7 @@ impl Default for Plain {
             bytes: vec![0; LEVELS_ROOM],
             rows: 0,
             range: None,
+            texts: None,
             present: None,
             nulls: 0,
             apart: Vec::new(),
@@ -48,6 +54,7 @@ impl Plain {
         self.bytes.truncate(LEVELS_ROOM);
         self.rows = 0;
         self.range = None;
+        self.texts = None;
         self.present = None;
         self.nulls = 0;
     }
@@ -92,6 +99,11 @@ impl Plain {
         let length = u32::try_from(self.bytes.len() - at - 4)
             .unwrap_or_else(|_| unreachable!("a FOCUS cell is far shorter than 4 GiB"));
         self.bytes[at..at + 4].copy_from_slice(&length.to_le_bytes());
+        let text = at + 4..self.bytes.len();
+        let (least, most) = self.texts.clone().unwrap_or((text.clone(), text.clone()));
+        let bytes = |place: &Place| &self.bytes[place.clone()];
+        let least = std::cmp::min_by_key(least, text.clone(), bytes);
+        self.texts = Some((least, std::cmp::max_by_key(most, text, bytes)));
         self.count(true);
     }
 
@@ -132,11 +144,14 @@ impl Plain {
                 &self.apart[..]
             }
         };
+        let texts = self.texts.clone();
+        let texts = texts.map(|(least, most)| (&self.bytes[least], &self.bytes[most]));
         Ok(PlainPage {
             bytes,
             rows: self.rows,
             nulls: self.nulls,
             range: self.range,
+            texts,
         })
     }
 }
@@ -195,6 +210,7 @@ pub(super) struct PlainPage<'p> {
     rows: usize,
     nulls: usize,
     range: Option<(i128, i128)>,
+    texts: Option<(&'p [u8], &'p [u8])>,
 }
 
 impl PlainPage<'_> {
@@ -208,8 +224,9 @@ impl PlainPage<'_> {
         self.rows
     }
 
-    /// The page's header: its nulls, and the decimals' range (texts: no range, which reading
-    /// them never needs).
+    /// The page's header: its nulls, and its values' range: the least and greatest decimal, or
+    /// text in byte order (a reader skips pages and row groups by them: one told of no range
+    /// may skip them all when asked for a value, as DuckDB 2.0 did).
     pub(super) fn header(&self, type_: &PrimitiveType) -> DataPageHeader {
         let null_count = Some(self.nulls as i64);
         let statistics = match self.range {
@@ -225,8 +242,8 @@ impl PlainPage<'_> {
                 primitive_type: type_.clone(),
                 null_count,
                 distinct_count: None,
-                max_value: None,
-                min_value: None,
+                max_value: self.texts.map(|(_, most)| most.to_vec()),
+                min_value: self.texts.map(|(least, _)| least.to_vec()),
             }
             .serialize(),
         };
@@ -453,6 +470,42 @@ mod tests {
             panic!("a V1 page")
         };
         assert_eq!(header.num_values, 1);
-        assert_eq!(header.statistics.and_then(|s| s.max_value), None);
+        // The range is the text's, none of the decimals' left over.
+        let statistics = header.statistics.expect("a range");
+        assert_eq!(statistics.min_value.as_deref(), Some(&b"ab"[..]));
+        assert_eq!(statistics.max_value.as_deref(), Some(&b"ab"[..]));
+    }
+
+    #[test]
+    fn a_text_page_says_its_least_and_greatest_text_in_byte_order() {
+        let mut column = Plain::default();
+        // Byte order, as Parquet compares texts: "Z" (0x5A) before "a", "é" (0xC3 0xA9) after
+        // "z", and a text before any it begins.
+        for text in ["pod-b", "pod-a1", "Z", "pod-a", "z", "é", "pod"] {
+            column.push_text(text);
+        }
+        column.push_null();
+        let type_ = PrimitiveType::from_physical(
+            "t".into(),
+            polars_parquet::write::ParquetPhysicalType::ByteArray,
+        );
+        let DataPageHeader::V1(header) = column.page().unwrap().header(&type_) else {
+            panic!("a V1 page")
+        };
+        let statistics = header.statistics.expect("a range");
+        assert_eq!(statistics.null_count, Some(1));
+        assert_eq!(statistics.min_value.as_deref(), Some(&b"Z"[..]));
+        assert_eq!(statistics.max_value.as_deref(), Some("é".as_bytes()));
+        // Without "Z" and "é": the shortest of the texts others begin with is the least.
+        let mut column = Plain::default();
+        for text in ["pod-b", "pod-a1", "pod", "pod-a"] {
+            column.push_text(text);
+        }
+        let DataPageHeader::V1(header) = column.page().unwrap().header(&type_) else {
+            panic!("a V1 page")
+        };
+        let statistics = header.statistics.expect("a range");
+        assert_eq!(statistics.min_value.as_deref(), Some(&b"pod"[..]));
+        assert_eq!(statistics.max_value.as_deref(), Some(&b"pod-b"[..]));
     }
 }
