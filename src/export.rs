@@ -176,7 +176,7 @@ pub async fn export_days(
 ) -> Result<Exported, ExportError> {
     let mut exported = Exported::default();
     // What the month's earlier days printed, FOCUS rows and chargeback rows, once known.
-    let mut carried: Option<(UnixSeconds, Carried, Carried)> = None;
+    let mut carried: Option<(UnixSeconds, Carried)> = None;
     for &day in days {
         let [focus_file, chargeback_file] = day_files(sources.cluster, day);
         if !again && dest.has(&focus_file).await? && dest.has(&chargeback_file).await? {
@@ -186,11 +186,12 @@ pub async fn export_days(
             continue;
         }
         let month = month_start(day).unwrap_or(day);
-        let (_, focus_carried, chargeback_carried) = match &mut carried {
+        // The day's FOCUS rows and chargeback lines carry on from the same month so far.
+        let (_, month_carried) = match &mut carried {
             Some(carry) if carry.0 == month => carry,
             slot => {
                 let before = month_so_far(sources, Interval::new(month, day)).await?;
-                slot.insert((month, before, before))
+                slot.insert((month, before))
             }
         };
         let window = Interval::new(day, day + DAY);
@@ -206,11 +207,10 @@ pub async fn export_days(
         let mut focus_bytes = Vec::new();
         let sink = ParquetRows::new(&mut focus_bytes, focus, money)
             .map_err(|e| dest.failed(&focus_file, e))?;
-        let mut writer = FocusWriter::new(sink, Default::default()).carrying_on(*focus_carried);
+        let mut writer = FocusWriter::new(sink).carrying_on(*month_carried);
         writer
             .write(&report)
             .map_err(|e| dest.failed(&focus_file, e))?;
-        *focus_carried = writer.carried();
         writer.finish().map_err(|e| dest.failed(&focus_file, e))?;
         exported.warnings.absorb(report.warnings);
 
@@ -218,7 +218,7 @@ pub async fn export_days(
         let chargeback = sources.report(&hourly).await?;
         let mut chargeback_bytes = Vec::new();
         write_chargeback_parquet(
-            &chargeback.chargeback_carried(chargeback_carried),
+            &chargeback.chargeback_carried(month_carried),
             &mut chargeback_bytes,
         )
         .map_err(|e| dest.failed(&chargeback_file, e))?;

@@ -163,6 +163,9 @@ pub struct Carry {
     /// (unpriced hours of hours, row by row), the exact sum so far of what is held: the
     /// printed sum so far is then the held sum's and the rest's, each rounded on its own.
     held: Option<Decimal>,
+    /// What the next part brings the printed sum so far to, in place of the exact sum so far
+    /// rounded ([`Carry::aiming`]).
+    aim: Option<Decimal>,
 }
 
 impl Carry {
@@ -173,7 +176,17 @@ impl Carry {
         Carry {
             exact,
             printed: rounding.money(exact, places),
-            held: None,
+            ..Carry::default()
+        }
+    }
+
+    /// The carry after parts whose exact values add up to `exact` and were printed as
+    /// `printed` (parts printed apart, each rounded on its own).
+    pub fn printed_as(exact: Decimal, printed: Decimal) -> Self {
+        Carry {
+            exact,
+            printed,
+            ..Carry::default()
         }
     }
 
@@ -182,8 +195,8 @@ impl Carry {
     pub fn after_held(exact: Decimal, held: Decimal, places: u32, rounding: Rounding) -> Self {
         let held = Carry {
             exact,
-            printed: Decimal::ZERO,
             held: Some(held),
+            ..Carry::default()
         };
         Carry {
             printed: held.printed_so_far(places, rounding),
@@ -197,6 +210,20 @@ impl Carry {
         self.exact
     }
 
+    /// What the parts so far printed.
+    pub fn printed(&self) -> Decimal {
+        self.printed
+    }
+
+    /// The next part brings what is printed so far to `aim` (a line of a report the parts
+    /// make up together, rounded with the others), whatever its exact sum rounds to.
+    pub fn aiming(self, aim: Decimal) -> Self {
+        Carry {
+            aim: Some(aim),
+            ..self
+        }
+    }
+
     /// The next part is printed holding `held`, the exact sum so far (that part's included)
     /// of what another column holds of this one, apart from the rest ([`Carry::after_held`]);
     /// `None`: as one sum.
@@ -206,6 +233,9 @@ impl Carry {
 
     /// What the printed parts add up to once the exact sum so far is printed.
     fn printed_so_far(&self, places: u32, rounding: Rounding) -> Decimal {
+        if let Some(aim) = self.aim {
+            return aim;
+        }
         match self.held {
             Some(held) => rounding.money(held, places) + rounding.money(self.exact - held, places),
             None => rounding.money(self.exact, places),
@@ -368,6 +398,7 @@ pub fn apportion_within(
     let printed_so_far = carry.printed_so_far(places, rounding);
     let total = fixed(printed_so_far - carry.printed, places);
     carry.printed = printed_so_far;
+    carry.aim = None;
     let total_units = floor_units(total, places).0;
     let missing = total_units - start_sum;
     // Largest remainders first, the earlier line first among equals.

@@ -11,7 +11,7 @@ mod parts;
 use self::parts::{Early, Handed, PartTotals, StopOnExit, Written, whole};
 use crate::allocation::AllocationSet;
 use crate::cost::{
-    Carried, CostError, CostOverflow, CostReport, LineFilter, ReportRequest, TooManyLines,
+    Carries, CostError, CostOverflow, CostReport, LineFilter, ReportRequest, TooManyLines,
     Warnings, cost_report_with_usage,
 };
 use crate::output::{FocusEncoding, FocusFile, FocusParts, FocusSettings};
@@ -354,8 +354,8 @@ impl Sources<'_> {
     /// maker of `makers` on the thread that priced it, and the results handed to `each` here,
     /// in order: what a FOCUS export streams, holding a period's lines (and what is made of
     /// them) per thread at once. A maker is given the part and what the parts before it add
-    /// up to ([`Carried`]), so each part is rounded as if the parts were printed one after
-    /// another. Returns the warnings of every period, merged ([`Warnings::absorb`]). Blocks on
+    /// up to, group by group ([`Carries`]), so each part is rounded as if the parts were
+    /// printed one after another. Returns the warnings of every period, merged ([`Warnings::absorb`]). Blocks on
     /// `runtime` for each period's report, so it runs off the runtime's own threads (on the
     /// blocking pool, or from a command).
     pub fn report_by_period<T: Send, M>(
@@ -366,7 +366,7 @@ impl Sources<'_> {
         each: impl FnMut(T) -> Result<(), ReportError>,
     ) -> Result<Warnings, ReportError>
     where
-        M: FnMut(CostReport, Carried) -> std::io::Result<T>,
+        M: FnMut(CostReport, Carries) -> std::io::Result<T>,
     {
         self.report_in_whole_parts(runtime, request, request.step, makers, each)
     }
@@ -391,11 +391,9 @@ impl Sources<'_> {
                 parts.make(&report, carried, early)
             })
         };
-        // The rows `only` keeps are rounded among themselves, carrying on from the parts
-        // before counted over the same rows: they add up to the chargeback of those lines.
-        let cut = (request.step, only);
-        let warnings =
-            self.report_in_parts(runtime, request, cut, makers, |part| Ok(file.write(part)?))?;
+        let warnings = self.report_in_parts(runtime, request, request.step, makers, |part| {
+            Ok(file.write(part)?)
+        })?;
         file.finish()?;
         Ok(warnings)
     }
@@ -411,31 +409,29 @@ impl Sources<'_> {
         each: impl FnMut(T) -> Result<(), ReportError>,
     ) -> Result<Warnings, ReportError>
     where
-        M: FnMut(CostReport, Carried) -> std::io::Result<T>,
+        M: FnMut(CostReport, Carries) -> std::io::Result<T>,
     {
         let makers = || {
             let mut make = makers()?;
             Ok(move |report, carried, _: Early<'_, T>| make(report, carried))
         };
-        let counted = LineFilter::default();
-        self.report_in_parts(runtime, request, (cut, &counted), makers, each)
+        self.report_in_parts(runtime, request, cut, makers, each)
     }
 
     /// [`Sources::report_by_period`] a period of `cut` at a time (each part stepped as
     /// `request` says), a maker also given where to hand what it has made of a part so far
     /// ([`Early`]): the thread whose part is next to be written hands it straight to `each`,
-    /// the others keep it until their part's turn. What a part carries on from is the exact
-    /// totals of the lines `counted` keeps in the parts before it.
+    /// the others keep it until their part's turn.
     fn report_in_parts<T: Send, M>(
         &self,
         runtime: &tokio::runtime::Handle,
         request: &ReportRequest,
-        (cut, counted): (Step, &LineFilter),
+        cut: Step,
         makers: impl Fn() -> std::io::Result<M> + Sync,
         mut each: impl FnMut(T) -> Result<(), ReportError>,
     ) -> Result<Warnings, ReportError>
     where
-        M: FnMut(CostReport, Carried, Early<'_, T>) -> std::io::Result<T>,
+        M: FnMut(CostReport, Carries, Early<'_, T>) -> std::io::Result<T>,
     {
         let periods = cut.periods(request.window);
         let overlapping: Vec<Vec<Vec<u32>>> =
@@ -463,20 +459,19 @@ impl Sources<'_> {
         };
         let totals = PartTotals::new(periods.len());
         let written = Written::default();
-        let (currency, rounding) = (self.card.currency(), self.card.rounding());
         // A part priced and made into `T`, with its warnings: its exact totals told to the
         // other workers first, then what the parts before it add up to awaited.
         let made =
             |at: usize, make: &mut M, early: Early<'_, T>| -> Result<(T, Warnings), ReportError> {
                 let mut report = part(at)?;
-                totals.tell(at, report.exact_total_of(counted));
+                totals.tell(at, report.group_totals());
                 let before = totals.before(at).ok_or_else(|| {
                     std::io::Error::other("a part before this one was not priced")
                 })?;
                 let warnings = std::mem::take(&mut report.warnings);
                 let followed = at + 1 < periods.len();
-                let carried = Carried::amid(&before, currency, rounding, followed);
-                Ok((make(report, carried, early)?, warnings))
+                let carries = Carries { before, followed };
+                Ok((make(report, carries, early)?, warnings))
             };
         // Parts are priced and made on `workers` threads, each taking every `workers`th
         // period, and handed to `each` here in order, each handed over as it is taken: at most

@@ -1,6 +1,7 @@
 //! Cost: pricing allocations over a window, grouping them, and rounding once for print
 //! (SPEC §3).
 
+mod carries;
 mod engine;
 mod group;
 mod order;
@@ -16,6 +17,7 @@ mod warnings;
 #[cfg(test)]
 mod tests;
 
+pub use carries::{Carries, GroupTotals};
 pub use engine::{cost_report, cost_report_with_usage};
 pub use group::{GroupBy, GroupByError, GroupKey};
 pub use report::{Carried, Chargeback, CostLine, CostReport, Figures, HOUR_PLACES, Rounded};

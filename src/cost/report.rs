@@ -4,7 +4,7 @@ use std::borrow::Borrow;
 
 use rust_decimal::Decimal;
 
-use super::request::{LineFilter, ReportRequest};
+use super::request::ReportRequest;
 use super::values::GroupValues;
 use super::warnings::Warnings;
 use crate::money::{
@@ -151,6 +151,55 @@ impl Carried {
     pub fn followed(self, followed: bool) -> Self {
         Carried { followed, ..self }
     }
+
+    /// The carry after parts whose exact column totals are `exact` and were printed as
+    /// `printed` (the sum of parts each rounded apart, [`Carry::printed_as`]).
+    pub fn printed_as(exact: &Figures, printed: &Figures) -> Self {
+        let carry = |exact: Option<Decimal>, printed: Option<Decimal>| {
+            exact
+                .map(|exact| Carry::printed_as(exact, printed.unwrap_or_default()))
+                .unwrap_or_default()
+        };
+        Carried {
+            gpu_hours: carry(Some(exact.gpu_hours), Some(printed.gpu_hours)),
+            used_gpu_hours: carry(exact.used_gpu_hours, printed.used_gpu_hours),
+            cost: carry(exact.cost, printed.cost),
+            idle_cost: carry(exact.idle_cost, printed.idle_cost),
+            unpriced_gpu_hours: carry(
+                Some(exact.unpriced_gpu_hours),
+                Some(printed.unpriced_gpu_hours),
+            ),
+            followed: false,
+        }
+    }
+
+    /// What the parts so far printed, column by column.
+    pub fn printed(&self) -> Figures {
+        Figures {
+            gpu_hours: self.gpu_hours.printed(),
+            used_gpu_hours: Some(self.used_gpu_hours.printed()),
+            cost: Some(self.cost.printed()),
+            idle_cost: Some(self.idle_cost.printed()),
+            unpriced_gpu_hours: self.unpriced_gpu_hours.printed(),
+        }
+    }
+
+    /// The next part brings what is printed so far to `aim`, column by column
+    /// ([`Carry::aiming`]).
+    pub fn aiming(self, aim: &Figures) -> Self {
+        let aimed = |carry: Carry, aim: Option<Decimal>| match aim {
+            Some(aim) => carry.aiming(aim),
+            None => carry,
+        };
+        Carried {
+            gpu_hours: aimed(self.gpu_hours, Some(aim.gpu_hours)),
+            used_gpu_hours: aimed(self.used_gpu_hours, aim.used_gpu_hours),
+            cost: aimed(self.cost, aim.cost),
+            idle_cost: aimed(self.idle_cost, aim.idle_cost),
+            unpriced_gpu_hours: aimed(self.unpriced_gpu_hours, Some(aim.unpriced_gpu_hours)),
+            followed: self.followed,
+        }
+    }
 }
 
 /// A report's figures rounded for print ([`CostReport::rounded`]).
@@ -194,11 +243,6 @@ impl CostReport {
 
     /// The exact column totals of every line.
     pub fn exact_total(&self) -> Figures {
-        self.exact_total_of(&LineFilter::default())
-    }
-
-    /// The exact column totals of the lines `only` keeps.
-    pub fn exact_total_of(&self, only: &LineFilter) -> Figures {
         // A column with no line's figure totals `None`, as [`Figures::absorb`] adds them.
         #[derive(Default)]
         struct Column(Option<ExactSum>);
@@ -214,12 +258,7 @@ impl CostReport {
         }
         let [mut hours, mut used, mut cost, mut idle, mut unpriced]: [Column; 5] =
             Default::default();
-        let keys = self.request.group_by.keys();
-        let kept = self
-            .lines
-            .iter()
-            .filter(|line| only.keeps_all() || only.keeps(keys, line.group.iter()));
-        for line in kept {
+        for line in &self.lines {
             let figures = &line.figures;
             hours.add(Some(figures.gpu_hours));
             used.add(figures.used_gpu_hours);
@@ -294,27 +333,6 @@ impl CostReport {
         }
     }
 
-    /// [`CostReport::rounded`] for a report whose rows `only` keeps (a FOCUS export of one
-    /// cost center or namespace): the lines it keeps are rounded among themselves, carrying on
-    /// from `carried` (the parts before, counted over the same lines), so they add up to their
-    /// own rounded totals; the others, never printed, are rounded among themselves apart, so
-    /// that every line has figures ([`AllocatedRatio`](crate::output)s are shares of all of an
-    /// origin's lines). Every line's figures, in the report's order.
-    pub fn rounded_keeping(&self, only: &LineFilter, carried: &mut Carried) -> Vec<Figures> {
-        let keys = self.request.group_by.keys();
-        let (kept, others): (Vec<usize>, Vec<usize>) =
-            (0..self.lines.len()).partition(|&i| only.keeps(keys, self.lines[i].group.iter()));
-        let mut figures = vec![Figures::default(); self.lines.len()];
-        for (at, carried) in [(kept, carried), (others, &mut Carried::default())] {
-            let lines: Vec<&CostLine> = at.iter().map(|&i| &self.lines[i]).collect();
-            let columns = self.columns_of(&lines, carried);
-            for (n, i) in at.into_iter().enumerate() {
-                figures[i] = columns.line(n);
-            }
-        }
-        figures
-    }
-
     /// The columns of [`CostReport::rounded`], each rounded apart.
     fn rounded_columns(&self, carried: &mut Carried) -> RoundedColumns {
         self.columns_of(&self.lines, carried)
@@ -322,7 +340,7 @@ impl CostReport {
 
     /// The columns of `lines` (the report's, or some of them) rounded as the report's are
     /// ([`CostReport::rounded`]).
-    fn columns_of<L: Borrow<CostLine>>(
+    pub(super) fn columns_of<L: Borrow<CostLine>>(
         &self,
         lines: &[L],
         carried: &mut Carried,
@@ -435,7 +453,7 @@ impl CostReport {
 }
 
 /// A report's columns rounded ([`CostReport::rounded`]), line by line in the report's order.
-struct RoundedColumns {
+pub(super) struct RoundedColumns {
     gpu_hours: Apportioned,
     used: Apportioned,
     cost: Apportioned,
@@ -445,7 +463,7 @@ struct RoundedColumns {
 
 impl RoundedColumns {
     /// Line `i`'s rounded figures.
-    fn line(&self, i: usize) -> Figures {
+    pub(super) fn line(&self, i: usize) -> Figures {
         let zero_hours = fixed(Decimal::ZERO, HOUR_PLACES);
         Figures {
             gpu_hours: self.gpu_hours.lines[i].unwrap_or(zero_hours),

@@ -69,6 +69,17 @@ impl LineFilter {
         self.wanted().next().is_none()
     }
 
+    /// Whether the lines of this cost center and namespace are kept.
+    pub fn keeps_group(&self, cost_center: &str, namespace: &str) -> bool {
+        self.cost_center
+            .as_deref()
+            .is_none_or(|kept| kept == cost_center)
+            && self
+                .namespace
+                .as_deref()
+                .is_none_or(|kept| kept == namespace)
+    }
+
     /// Whether a line grouped by `keys` with these group values is kept.
     pub fn keeps<'a>(&self, keys: &[GroupKey], values: impl Iterator<Item = &'a str>) -> bool {
         let values: Vec<&str> = values.collect();

@@ -319,28 +319,35 @@ fn unallocated_capacity_completes_the_node_and_can_be_shared() {
     );
 }
 
+/// A report over 2026-11-01 grouped by `group_by`, of lines made by hand: each line's group
+/// values and exact figures.
+fn by_hand(group_by: &str, lines: Vec<(Vec<String>, Figures)>) -> CostReport {
+    let line = |(group, figures): (Vec<String>, Figures)| CostLine {
+        period: Interval::new(t(0), t(24)),
+        group: group.into_iter().collect(),
+        figures,
+    };
+    CostReport {
+        request: request(group_by, Step::Window),
+        currency: crate::money::Currency::new("USD").unwrap(),
+        rounding: crate::money::Rounding::HalfEven,
+        lines: lines.into_iter().map(line).collect(),
+        warnings: Default::default(),
+    }
+}
+
 /// A report of one line per `(name, gpu_hours, unpriced_gpu_hours)`, cost left unknown: what
 /// rounding the hours and their unpriced part makes of it, as (hours, unpriced) per line.
 fn hours_printed(lines: &[(&str, Decimal, Decimal)]) -> Vec<(Decimal, Decimal)> {
-    let report = CostReport {
-        request: request("cost_center", Step::Window),
-        currency: crate::money::Currency::new("USD").unwrap(),
-        rounding: crate::money::Rounding::HalfEven,
-        lines: lines
-            .iter()
-            .map(|&(name, hours, unpriced)| CostLine {
-                period: Interval::new(t(0), t(24)),
-                group: [name.to_string()].into_iter().collect(),
-                figures: Figures {
-                    gpu_hours: hours,
-                    unpriced_gpu_hours: unpriced,
-                    ..Figures::default()
-                },
-            })
-            .collect(),
-        warnings: Default::default(),
-    };
-    report
+    let lines = lines.iter().map(|&(name, hours, unpriced)| {
+        let figures = Figures {
+            gpu_hours: hours,
+            unpriced_gpu_hours: unpriced,
+            ..Figures::default()
+        };
+        (vec![name.to_string()], figures)
+    });
+    by_hand("cost_center", lines.collect())
         .chargeback()
         .lines
         .iter()
@@ -350,64 +357,83 @@ fn hours_printed(lines: &[(&str, Decimal, Decimal)]) -> Vec<(Decimal, Decimal)> 
 
 /// Lines of (cost center, namespace, exact cost) over 2026-11-01, no hours.
 fn costing(lines: &[(&str, &str, Decimal)]) -> CostReport {
-    CostReport {
-        request: request("cost_center,namespace", Step::Window),
-        currency: crate::money::Currency::new("USD").unwrap(),
-        rounding: crate::money::Rounding::HalfEven,
-        lines: lines
-            .iter()
-            .map(|&(cost_center, namespace, cost)| CostLine {
-                period: Interval::new(t(0), t(24)),
-                group: [cost_center.to_string(), namespace.to_string()]
-                    .into_iter()
-                    .collect(),
-                figures: Figures {
-                    cost: Some(cost),
-                    ..Figures::default()
-                },
-            })
-            .collect(),
-        warnings: Default::default(),
+    let lines = lines.iter().map(|&(cost_center, namespace, cost)| {
+        let figures = Figures {
+            cost: Some(cost),
+            ..Figures::default()
+        };
+        (
+            vec![cost_center.to_string(), namespace.to_string()],
+            figures,
+        )
+    });
+    by_hand("cost_center,namespace", lines.collect())
+}
+
+/// Each part of a report in parts rounded by cost center and namespace
+/// ([`CostReport::rounded_in_groups`]), the rows `only` keeps: their costs, part by part.
+fn costs_in_groups(parts: &[CostReport], only: &LineFilter) -> Vec<Vec<Option<Decimal>>> {
+    let mut before = GroupTotals::default();
+    let mut printed = Vec::new();
+    for (at, part) in parts.iter().enumerate() {
+        let carries = Carries {
+            before: before.clone(),
+            followed: at + 1 < parts.len(),
+        };
+        let figures = part.rounded_in_groups(only, &carries);
+        let keys = part.request.group_by.keys();
+        let kept = part.lines.iter().zip(figures);
+        let kept = kept.filter(|(line, _)| only.keeps(keys, line.group.iter()));
+        printed.push(kept.map(|(_, figures)| figures.cost).collect());
+        before.absorb(&part.group_totals());
     }
+    printed
 }
 
 #[test]
-fn lines_a_filter_keeps_round_among_themselves_carrying_on_over_the_same_lines() {
-    // a/x 0.006, b/y 0.003, b/z 0.003: all three, 0.012 → 0.01, the largest remainder a/x's,
-    // so b's lines print 0.00 + 0.00 where b's own chargeback is 0.006 → 0.01.
-    let day = costing(&[
-        ("a", "x", dec!(0.006)),
-        ("b", "y", dec!(0.003)),
-        ("b", "z", dec!(0.003)),
-    ]);
-    let costs =
-        |figures: &[Figures]| -> Vec<Option<Decimal>> { figures.iter().map(|f| f.cost).collect() };
-    let all = day.rounded(&mut Carried::default()).lines;
+fn parts_rounded_in_groups_add_up_to_each_group_s_chargeback_line() {
+    let cents = |values: &[&[i64]]| -> Vec<Vec<Option<Decimal>>> {
+        let cent = |c: i64| Some(Decimal::new(c, 2));
+        values
+            .iter()
+            .map(|part| part.iter().map(|&c| cent(c)).collect())
+            .collect()
+    };
+    let everything = LineFilter::default();
+    // a/x and b/y cost 0.004 each, two parts. The chargeback: 0.008 each → 0.01 and 0.01
+    // (0.016 → 0.02). One running total would have printed a/x 0.01 then 0.01 more (the tie
+    // to the first line both times) and b/y nothing. Each group carries on from its own: the
+    // first part rounds each 0.004 down, the last brings each to its line, 0.01.
+    let day = costing(&[("a", "x", dec!(0.004)), ("b", "y", dec!(0.004))]);
+    let two_days = [day.clone(), day.clone()];
     assert_eq!(
-        costs(&all),
-        [Some(dec!(0.01)), Some(dec!(0.00)), Some(dec!(0.00))]
+        costs_in_groups(&two_days, &everything),
+        cents(&[&[0, 0], &[1, 1]])
     );
+    let mut whole = Carried::default().followed(true);
+    let first = day.rounded(&mut whole).lines;
+    let last = day.rounded(&mut whole.followed(false)).lines;
+    let costs = |rounded: &[Figures]| rounded.iter().map(|f| f.cost).collect::<Vec<_>>();
+    assert_eq!(
+        [costs(&first), costs(&last)],
+        cents(&[&[1, 0], &[1, 0]])[..]
+    );
+    // b alone: its own chargeback, 0.008 → 0.01.
     let only_b = LineFilter {
         cost_center: Some("b".into()),
         namespace: None,
     };
-    assert_eq!(day.exact_total_of(&only_b).cost, Some(dec!(0.006)));
-    // b's among themselves: 0.006 → 0.01, to b/y (tied with b/z, and first); a/x, apart,
-    // 0.006 → 0.01.
-    let mut carried = Carried::default().followed(true);
-    let first = day.rounded_keeping(&only_b, &mut carried);
+    assert_eq!(costs_in_groups(&two_days, &only_b), cents(&[&[0], &[1]]));
+    // b/y has no line in the last part: it keeps the 0.01 its 0.006 printed, and a/x makes
+    // the total, 0.012 → 0.01: 0.00 on its 0.006, where the chargeback's lines are a/x 0.01
+    // (the tie of remainders to the first line) and b/y 0.00. Each group within a cent of its
+    // line, the total exact.
+    let first = costing(&[("a", "x", dec!(0.003)), ("b", "y", dec!(0.006))]);
+    let last = costing(&[("a", "x", dec!(0.003))]);
     assert_eq!(
-        costs(&first),
-        [Some(dec!(0.01)), Some(dec!(0.01)), Some(dec!(0.00))]
+        costs_in_groups(&[first, last], &everything),
+        cents(&[&[0, 1], &[0]])
     );
-    // The same day again, carrying on from b's 0.006 (printed 0.01): 0.012 → 0.01, nothing
-    // more to print. All three lines carrying on would have printed b 0.00 both days.
-    let mut carried = Carried::after(&day.exact_total_of(&only_b), &day.currency, day.rounding);
-    let second = day.rounded_keeping(&only_b, &mut carried);
-    assert_eq!(costs(&second)[1..], [Some(dec!(0.00)), Some(dec!(0.00))]);
-    // Kept as the lines are, when the filter keeps them all.
-    let everything = day.rounded_keeping(&LineFilter::default(), &mut Carried::default());
-    assert_eq!(costs(&everything), costs(&all));
 }
 
 #[test]

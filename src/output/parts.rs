@@ -1,15 +1,16 @@
 //! The FOCUS export a part (a charge period) at a time, each part's rows made (rounded, then
 //! CSV bytes or a Parquet row group encoded and compressed) by a [`FocusParts`] wherever the
 //! part was priced, and written into a [`FocusFile`] in order. Each part is rounded carrying on
-//! from the exact totals of the parts before it ([`Carried::after`]), so the rows add up to the
-//! rounded totals of the whole as if written one after another.
+//! from the exact totals of the parts before it, each cost center and namespace from its own
+//! ([`Carries`]), so the rows of each add up to its chargeback line, and all of them to the
+//! rounded totals of the whole, as if written one after another.
 
 use std::io::Write;
 use std::sync::Arc;
 
 use super::focus::{CsvRows, FocusSettings, FocusWriter, SpareBuffers, csv_header};
 use super::parquet::{ParquetFile, ParquetPart, RowGroup, Threads};
-use crate::cost::{Carried, CostReport, LineFilter};
+use crate::cost::{Carries, CostReport, LineFilter};
 
 /// How FOCUS rows are written.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -100,20 +101,20 @@ impl FocusParts {
             }
         };
         Ok(FocusParts {
-            writer: FocusWriter::new(rows, only),
+            writer: FocusWriter::of_parts(rows, only),
         })
     }
 
     /// The rows of `report`, one part of a report (a charge period), rounded carrying on from
-    /// the parts before it. CSV rows are handed to `first` as they are made, eight filled
+    /// the parts before it (`carries`). CSV rows are handed to `first` as they are made, eight filled
     /// buffers at a time (it may write them out at once, or keep them), the rest returned.
     pub fn make(
         &mut self,
         report: &CostReport,
-        carried: Carried,
+        carries: Carries,
         first: &mut dyn FnMut(FocusPiece) -> std::io::Result<()>,
     ) -> std::io::Result<FocusPiece> {
-        self.writer.carry_on(carried);
+        self.writer.carry_on(carries);
         self.writer.write_watching(report, |rows| match rows {
             PartRows::Csv(rows) => rows.take_filled(FIRST_BUFFERS).map_or(Ok(()), |filled| {
                 first(FocusPiece::First(FocusPart::Csv(filled)))

@@ -1,5 +1,6 @@
 //! A report's lines into FOCUS rows, a part of the report (a charge period) at a time, each
-//! rounded carrying on from the parts before it, handed to a [`FocusSink`] (CSV or Parquet).
+//! rounded carrying on from the parts before it (their running total, or each cost center and
+//! namespace's own), handed to a [`FocusSink`] (CSV or Parquet).
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -12,7 +13,7 @@ use super::{
     CsvRows, FocusRow, FocusSettings, FocusSink, Resource, billing_period, pricing_category,
 };
 use crate::allocation::UNALLOCATED;
-use crate::cost::{Carried, CostReport, LineFilter};
+use crate::cost::{Carried, Carries, CostReport, LineFilter};
 use crate::money::fixed;
 use crate::prefetch::AHEAD;
 use crate::time::Interval;
@@ -24,59 +25,76 @@ pub fn write_focus(
     settings: &FocusSettings,
     out: impl Write,
 ) -> std::io::Result<()> {
-    let mut writer = FocusWriter::new(CsvRows::new(out, settings)?, LineFilter::default());
+    let mut writer = FocusWriter::new(CsvRows::new(out, settings)?);
     writer.write(report)?;
     writer.finish()
 }
 
 /// FOCUS rows written a part of the report at a time (one charge period after another), so a
 /// month of a large fleet is never held at once: every part is rounded so that the rows of all
-/// of them add up to the rounded totals of the whole ([`CostReport::chargeback_carried`]).
+/// of them add up to the rounded totals of the whole ([`CostReport::chargeback_carried`]), a
+/// report's parts each cost center and namespace's to its line ([`CostReport::rounded_in_groups`]).
 pub struct FocusWriter<S> {
     sink: S,
-    carried: Carried,
+    carrying: Carrying,
     /// The `Tags` JSON of each cost center, made once.
     tags: TagTexts,
     /// The `AllocatedTags` JSON of each namespace, made once.
     allocated_tags: TagTexts,
-    /// The rows written: those of a cost center or namespace, or all.
-    only: LineFilter,
     /// Runs of rows of one cost center and namespace begun so far ([`FocusRow::run`]).
     runs: u64,
 }
 
+/// What the rows of the next part carry on from.
+enum Carrying {
+    /// Every row of each report written, its rows adding up with those before to the rounded
+    /// totals of all of them ([`FocusWriter::carrying_on`]).
+    Whole(Box<Carried>),
+    /// The rows `only` keeps of a report's parts, each cost center and namespace adding up
+    /// with its rows before to its chargeback line ([`CostReport::rounded_in_groups`]): the
+    /// carries of the next part ([`FocusWriter::carry_on`]).
+    InGroups { only: LineFilter, next: Carries },
+}
+
 impl<S> FocusWriter<S> {
-    /// Rows into `sink` ([`CsvRows`] or [`ParquetRows`](crate::output::ParquetRows), which name
-    /// the platform as their settings say), those `only` keeps (each is the row of the whole
-    /// export).
-    pub fn new(sink: S, only: LineFilter) -> Self {
+    /// Every row of the reports written into `sink` ([`CsvRows`] or
+    /// [`ParquetRows`](crate::output::ParquetRows), which name the platform as their settings
+    /// say).
+    pub fn new(sink: S) -> Self {
         FocusWriter {
-            only,
             sink,
-            carried: Carried::default(),
+            carrying: Carrying::Whole(Box::default()),
             tags: TagTexts::new("cost_center"),
             allocated_tags: TagTexts::new("namespace"),
             runs: 0,
         }
     }
-}
 
-impl<S> FocusWriter<S> {
+    /// The rows `only` keeps of the parts of one report, each part given what the parts before
+    /// it add up to ([`FocusWriter::carry_on`]).
+    pub(in crate::output) fn of_parts(sink: S, only: LineFilter) -> Self {
+        FocusWriter {
+            carrying: Carrying::InGroups {
+                only,
+                next: Carries::default(),
+            },
+            ..FocusWriter::new(sink)
+        }
+    }
+
     /// Carries on from parts printed before, elsewhere ([`Carried::after`]): the rows of
     /// these parts and those add up to the rounded totals of all of them.
     pub fn carrying_on(mut self, carried: Carried) -> Self {
-        self.carried = carried;
+        self.carrying = Carrying::Whole(Box::new(carried));
         self
     }
 
-    /// What the parts written so far add up to.
-    pub fn carried(&self) -> Carried {
-        self.carried
-    }
-
-    /// The next part written carries on from `carried` ([`FocusWriter::carrying_on`]).
-    pub(in crate::output) fn carry_on(&mut self, carried: Carried) {
-        self.carried = carried;
+    /// The next part written carries on from `carries`, the parts before it
+    /// ([`FocusWriter::of_parts`]).
+    pub(in crate::output) fn carry_on(&mut self, carries: Carries) {
+        if let Carrying::InGroups { next, .. } = &mut self.carrying {
+            *next = carries;
+        }
     }
 
     /// Where the rows go.
@@ -102,12 +120,12 @@ impl<S: FocusSink> FocusWriter<S> {
         report: &CostReport,
         mut watch: impl FnMut(&mut S) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
-        // Rows of one cost center or namespace are rounded among themselves, so that they add
-        // up to that chargeback's totals (those before them counted over the same rows).
-        let rounded = if self.only.keeps_all() {
-            report.rounded(&mut self.carried).lines
-        } else {
-            report.rounded_keeping(&self.only, &mut self.carried)
+        let (rounded, only) = match &mut self.carrying {
+            Carrying::Whole(carried) => (report.rounded(carried).lines, None),
+            Carrying::InGroups { only, next } => {
+                let rounded = report.rounded_in_groups(only, &std::mem::take(next));
+                (rounded, Some(&*only).filter(|only| !only.keeps_all()))
+            }
         };
         let currency = report.currency.code();
         let zero = fixed(Decimal::ZERO, report.currency.minor_units());
@@ -144,7 +162,7 @@ impl<S: FocusSink> FocusWriter<S> {
             let Some(resource) = resource else {
                 continue;
             };
-            if !self.only.keeps_all() && !self.only.keeps(keys, exact.group.iter()) {
+            if only.is_some_and(|only| !only.keeps(keys, exact.group.iter())) {
                 continue;
             }
             let (name, kind) = resource.describe(&mut description);
