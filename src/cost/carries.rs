@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use super::group::GroupKey;
-use super::report::{Carried, CostLine, CostReport, Figures};
+use super::report::{Carried, CostLine, CostReport, Figures, exact_sum};
 use super::request::LineFilter;
 
 /// A cost center and namespace (empty where the report is not grouped by it).
@@ -92,11 +92,8 @@ impl CostReport {
 
     /// Each cost center and namespace's exact totals in this report.
     pub fn group_totals(&self) -> GroupTotals {
-        let totals = self.groups().into_iter().map(|(group, lines)| {
-            let mut sum = Figures::default();
-            lines
-                .iter()
-                .for_each(|&i| sum.absorb(&self.lines[i].figures));
+        let totals = self.groups().into_iter().map(|(group, at)| {
+            let sum = exact_sum(at.iter().map(|&i| &self.lines[i]));
             (group, sum)
         });
         totals.collect()

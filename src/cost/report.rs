@@ -243,36 +243,7 @@ impl CostReport {
 
     /// The exact column totals of every line.
     pub fn exact_total(&self) -> Figures {
-        // A column with no line's figure totals `None`, as [`Figures::absorb`] adds them.
-        #[derive(Default)]
-        struct Column(Option<ExactSum>);
-        impl Column {
-            fn add(&mut self, value: Option<Decimal>) {
-                if let Some(value) = value {
-                    self.0.get_or_insert_default().add(value);
-                }
-            }
-            fn total(&self) -> Option<Decimal> {
-                self.0.as_ref().map(ExactSum::total)
-            }
-        }
-        let [mut hours, mut used, mut cost, mut idle, mut unpriced]: [Column; 5] =
-            Default::default();
-        for line in &self.lines {
-            let figures = &line.figures;
-            hours.add(Some(figures.gpu_hours));
-            used.add(figures.used_gpu_hours);
-            cost.add(figures.cost);
-            idle.add(figures.idle_cost);
-            unpriced.add(Some(figures.unpriced_gpu_hours));
-        }
-        Figures {
-            gpu_hours: hours.total().unwrap_or_default(),
-            used_gpu_hours: used.total(),
-            cost: cost.total(),
-            idle_cost: idle.total(),
-            unpriced_gpu_hours: unpriced.total().unwrap_or_default(),
-        }
+        exact_sum(&self.lines)
     }
 
     /// Rounds once: hours to 4 decimals, money to the currency's minor unit, each column with
@@ -449,6 +420,40 @@ impl CostReport {
             idle,
             unpriced,
         }
+    }
+}
+
+/// The exact column totals of `lines`, summed in integers where they fit
+/// ([`ExactSum`]): `Decimal` addition rescales at nearly every line.
+pub(super) fn exact_sum<'a>(lines: impl IntoIterator<Item = &'a CostLine>) -> Figures {
+    // A column with no line's figure totals `None`, as [`Figures::absorb`] adds them.
+    #[derive(Default)]
+    struct Column(Option<ExactSum>);
+    impl Column {
+        fn add(&mut self, value: Option<Decimal>) {
+            if let Some(value) = value {
+                self.0.get_or_insert_default().add(value);
+            }
+        }
+        fn total(&self) -> Option<Decimal> {
+            self.0.as_ref().map(ExactSum::total)
+        }
+    }
+    let [mut hours, mut used, mut cost, mut idle, mut unpriced]: [Column; 5] = Default::default();
+    for line in lines {
+        let figures = &line.figures;
+        hours.add(Some(figures.gpu_hours));
+        used.add(figures.used_gpu_hours);
+        cost.add(figures.cost);
+        idle.add(figures.idle_cost);
+        unpriced.add(Some(figures.unpriced_gpu_hours));
+    }
+    Figures {
+        gpu_hours: hours.total().unwrap_or_default(),
+        used_gpu_hours: used.total(),
+        cost: cost.total(),
+        idle_cost: idle.total(),
+        unpriced_gpu_hours: unpriced.total().unwrap_or_default(),
     }
 }
 
