@@ -355,9 +355,9 @@ impl Sources<'_> {
     /// in order: what a FOCUS export streams, holding a period's lines (and what is made of
     /// them) per thread at once. A maker is given the part and what the parts before it add
     /// up to, group by group ([`Carries`]), so each part is rounded as if the parts were
-    /// printed one after another. Returns the warnings of every period, merged ([`Warnings::absorb`]). Blocks on
-    /// `runtime` for each period's report, so it runs off the runtime's own threads (on the
-    /// blocking pool, or from a command).
+    /// printed one after another. Returns the warnings of every period, merged
+    /// ([`Warnings::absorb`]). Blocks on `runtime` for each period's report, so it runs off the
+    /// runtime's own threads (on the blocking pool, or from a command).
     pub fn report_by_period<T: Send, M>(
         &self,
         runtime: &tokio::runtime::Handle,

@@ -106,8 +106,9 @@ impl FocusParts {
     }
 
     /// The rows of `report`, one part of a report (a charge period), rounded carrying on from
-    /// the parts before it (`carries`). CSV rows are handed to `first` as they are made, eight filled
-    /// buffers at a time (it may write them out at once, or keep them), the rest returned.
+    /// the parts before it (`carries`). CSV rows are handed to `first` as they are made, eight
+    /// filled buffers at a time (it may write them out at once, or keep them), the rest
+    /// returned.
     pub fn make(
         &mut self,
         report: &CostReport,

@@ -32,8 +32,9 @@ pub fn write_focus(
 
 /// FOCUS rows written a part of the report at a time (one charge period after another), so a
 /// month of a large fleet is never held at once: every part is rounded so that the rows of all
-/// of them add up to the rounded totals of the whole ([`CostReport::chargeback_carried`]), a
-/// report's parts each cost center and namespace's to its line ([`CostReport::rounded_in_groups`]).
+/// of them add up to the rounded totals of the whole ([`CostReport::chargeback_carried`]), and
+/// of a report's parts, each cost center and namespace's to its line
+/// ([`CostReport::rounded_in_groups`]).
 pub struct FocusWriter<S> {
     sink: S,
     carrying: Carrying,
