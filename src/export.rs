@@ -20,7 +20,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
-use crate::cost::{Carried, GroupBy, ReportRequest, Warnings};
+use crate::cost::{Carries, GroupBy, GroupTotals, LineFilter, ReportRequest, Warnings};
 use crate::output::{FocusSettings, FocusWriter, ParquetRows, write_chargeback_parquet};
 use crate::reporting::{ReportError, Sources};
 use crate::store::rollup_requests;
@@ -175,8 +175,8 @@ pub async fn export_days(
     mut done: impl FnMut(UnixSeconds),
 ) -> Result<Exported, ExportError> {
     let mut exported = Exported::default();
-    // What the month's earlier days printed, FOCUS rows and chargeback rows, once known.
-    let mut carried: Option<(UnixSeconds, Carried)> = None;
+    // The exact totals of the month's earlier days, by cost center and namespace, once known.
+    let mut carried: Option<(UnixSeconds, Vec<GroupTotals>)> = None;
     for &day in days {
         let [focus_file, chargeback_file] = day_files(sources.cluster, day);
         if !again && dest.has(&focus_file).await? && dest.has(&chargeback_file).await? {
@@ -186,14 +186,17 @@ pub async fn export_days(
             continue;
         }
         let month = month_start(day).unwrap_or(day);
-        // The day's FOCUS rows and chargeback lines carry on from the same month so far.
-        let (_, month_carried) = match &mut carried {
+        let (_, days_before) = match &mut carried {
             Some(carry) if carry.0 == month => carry,
             slot => {
                 let before = month_so_far(sources, Interval::new(month, day)).await?;
                 slot.insert((month, before))
             }
         };
+        // The day's FOCUS rows and chargeback lines carry on from what the same days printed,
+        // each cost center and namespace brought to its line of the month so far.
+        let money = (sources.card.currency(), sources.card.rounding());
+        let carries = Carries::of_days(days_before, money);
         let window = Interval::new(day, day + DAY);
         let rows = ReportRequest {
             window,
@@ -207,10 +210,12 @@ pub async fn export_days(
         let mut focus_bytes = Vec::new();
         let sink = ParquetRows::new(&mut focus_bytes, focus, money)
             .map_err(|e| dest.failed(&focus_file, e))?;
-        let mut writer = FocusWriter::new(sink).carrying_on(*month_carried);
+        let mut writer = FocusWriter::of_parts(sink, LineFilter::default());
+        writer.carry_on(carries.clone());
         writer
             .write(&report)
             .map_err(|e| dest.failed(&focus_file, e))?;
+        days_before.push(report.group_totals());
         writer.finish().map_err(|e| dest.failed(&focus_file, e))?;
         exported.warnings.absorb(report.warnings);
 
@@ -218,7 +223,7 @@ pub async fn export_days(
         let chargeback = sources.report(&hourly).await?;
         let mut chargeback_bytes = Vec::new();
         write_chargeback_parquet(
-            &chargeback.chargeback_carried(month_carried),
+            &chargeback.chargeback_in_groups(&carries),
             &mut chargeback_bytes,
         )
         .map_err(|e| dest.failed(&chargeback_file, e))?;
@@ -231,23 +236,24 @@ pub async fn export_days(
     Ok(exported)
 }
 
-/// What the month's days in `span` (its first day up to the day exported) printed, had they
-/// been exported: the carry of their exact totals (any grouping has the same).
-async fn month_so_far(sources: &Sources<'_>, span: Interval) -> Result<Carried, ExportError> {
-    let currency = sources.card.currency();
-    let rounding = sources.card.rounding();
+/// The exact totals of the month's days in `span` (its first day up to the day exported), by
+/// cost center and namespace, a day at a time: what they printed, had they been exported
+/// ([`Carries::of_days`]).
+async fn month_so_far(
+    sources: &Sources<'_>,
+    span: Interval,
+) -> Result<Vec<GroupTotals>, ExportError> {
     if span.is_empty() {
-        return Ok(Carried::default());
+        return Ok(Vec::new());
     }
-    let total = ReportRequest {
+    let days = ReportRequest {
         window: span,
-        step: Step::Window,
+        step: Step::Day,
         group_by: GroupBy::default(),
         share_unallocated: false,
         only: Default::default(),
     };
-    let report = sources.report(&total).await?;
-    Ok(Carried::after(&report.exact_total(), currency, rounding))
+    Ok(sources.report(&days).await?.group_totals_by_period())
 }
 
 #[cfg(test)]

@@ -470,7 +470,11 @@ impl Sources<'_> {
                 })?;
                 let warnings = std::mem::take(&mut report.warnings);
                 let followed = at + 1 < periods.len();
-                let carries = Carries { before, followed };
+                let carries = Carries {
+                    before,
+                    printed: None,
+                    followed,
+                };
                 Ok((make(report, carries, early)?, warnings))
             };
         // Parts are priced and made on `workers` threads, each taking every `workers`th

@@ -1,23 +1,29 @@
-//! A report printed in parts (a FOCUS export's charge periods), each cost center and namespace
-//! rounded carrying on from its own parts before, so that its rows add up to its line of the
-//! chargeback over the same window, not only all rows to the chargeback's total.
+//! A report printed in parts (a FOCUS export's charge periods, the days an export writes), each
+//! cost center and namespace rounded carrying on from its own parts before, so that its rows add
+//! up to its line of the chargeback over the same window, not only all rows to the
+//! chargeback's total.
 //!
-//! Amid the parts, a group's rows bring its printed sum so far to its exact sum so far rounded
-//! ([`Carried::amid`]): each row stays its exact value rounded down or up. The last part brings
-//! every group to its line of the chargeback by cost center and namespace — the groups' sums
-//! so far rounded together, largest remainders first, so that they add up to the rounded total.
-//! A group with no row in the last part keeps what it printed, and the others make the total.
+//! Amid the parts of a streamed export, a group's rows bring its printed sum so far to its exact
+//! sum so far rounded ([`Carried::amid`]): each row stays its exact value rounded down or up.
+//! The last part brings every group to its line of the chargeback by cost center and namespace
+//! — the groups' sums so far rounded together, largest remainders first, so that they add up
+//! to the rounded total. A group with no row in the last part keeps what it printed, and the
+//! others make the total. Parts each written as the last of their span (an export's day files)
+//! are each rounded as a last part, carrying on from what the days before printed
+//! ([`Carries::of_days`]).
 
 use std::collections::BTreeMap;
 
 use super::group::GroupKey;
-use super::report::{Carried, CostLine, CostReport, Figures, exact_sum};
+use super::report::{Carried, Chargeback, CostLine, CostReport, Figures, exact_sum};
 use super::request::LineFilter;
+use crate::money::{Currency, Rounding};
+use crate::time::Interval;
 
 /// A cost center and namespace (empty where the report is not grouped by it).
 type Group = (String, String);
 
-/// Each cost center and namespace's exact column totals.
+/// Each cost center and namespace's column totals.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct GroupTotals(BTreeMap<Group, Figures>);
 
@@ -38,6 +44,11 @@ impl GroupTotals {
                 sum
             })
     }
+
+    /// A group's totals (none: nothing).
+    fn of(&self, group: &Group) -> Figures {
+        self.0.get(group).cloned().unwrap_or_default()
+    }
 }
 
 impl FromIterator<(Group, Figures)> for GroupTotals {
@@ -51,6 +62,10 @@ impl FromIterator<(Group, Figures)> for GroupTotals {
 pub struct Carries {
     /// Each group's exact totals in the parts before.
     pub before: GroupTotals,
+    /// What each group printed in the parts before, where each part was printed as the last
+    /// of its span ([`Carries::of_days`]); `None`: parts of one export, amid which a group
+    /// printed its running total rounded ([`Carried::amid`]).
+    pub printed: Option<GroupTotals>,
     /// More parts follow the next one.
     pub followed: bool,
 }
@@ -61,6 +76,76 @@ impl Carries {
         let total = self.before.total();
         Carried::amid(&total, &report.currency, report.rounding, self.followed)
     }
+
+    /// What `days` printed (each group's exact totals a day, in order), each written as the
+    /// last of its span (an export's day files, from the month's first day): worked out again
+    /// from their exact totals, so a day written in any run carries on as if all were written
+    /// in one.
+    pub fn of_days(days: &[GroupTotals], money: (&Currency, Rounding)) -> Self {
+        let mut carries = Carries {
+            printed: Some(GroupTotals::default()),
+            ..Carries::default()
+        };
+        for day in days {
+            let aims = aims(day, &carries, &LineFilter::default(), money);
+            if let Some(printed) = &mut carries.printed {
+                printed.0.extend(aims);
+            }
+            carries.before.absorb(day);
+        }
+        carries
+    }
+
+    /// What a group printed before, its exact totals so far being `so_far`.
+    fn printed_before(
+        &self,
+        group: &Group,
+        so_far: &Figures,
+        money: (&Currency, Rounding),
+    ) -> Carried {
+        match &self.printed {
+            Some(printed) => Carried::printed_as(so_far, &printed.of(group)),
+            None => Carried::amid(so_far, money.0, money.1, self.followed),
+        }
+    }
+}
+
+/// What each group `only` keeps prints over all parts once `part` (each group's exact totals
+/// in it) is printed as the last: the groups' sums of all parts rounded together as the
+/// chargeback's lines are; a group with no line in `part` keeps what it printed before.
+fn aims(
+    part: &GroupTotals,
+    carries: &Carries,
+    only: &LineFilter,
+    money: (&Currency, Rounding),
+) -> BTreeMap<Group, Figures> {
+    let mut now = carries.before.clone();
+    now.absorb(part);
+    let (mut here, mut named) = (Vec::new(), Vec::new());
+    let (mut gone, mut gone_printed) = (Figures::default(), Figures::default());
+    for (group, so_far) in &now.0 {
+        if !only.keeps_group(&group.0, &group.1) {
+            continue;
+        }
+        if part.0.contains_key(group) {
+            here.push(CostLine {
+                period: Interval::new(0, 0),
+                group: std::iter::empty::<String>().collect(),
+                figures: so_far.clone(),
+            });
+            named.push(group.clone());
+        } else {
+            gone.absorb(so_far);
+            gone_printed.absorb(&carries.printed_before(group, so_far, money).printed());
+        }
+    }
+    let mut carried = Carried::printed_as(&gone, &gone_printed);
+    let columns = CostReport::columns_of(&here, money, &mut carried);
+    named
+        .into_iter()
+        .enumerate()
+        .map(|(n, group)| (group, columns.line(n)))
+        .collect()
 }
 
 impl CostReport {
@@ -107,22 +192,20 @@ impl CostReport {
     /// has figures (a FOCUS `AllocatedRatio` is a share of all of an origin's lines).
     pub fn rounded_in_groups(&self, only: &LineFilter, carries: &Carries) -> Vec<Figures> {
         let groups = self.groups();
-        let (currency, rounding) = (&self.currency, self.rounding);
-        let nothing = Figures::default();
-        let before = |group: &Group| carries.before.0.get(group).unwrap_or(&nothing);
+        let money = (&self.currency, self.rounding);
         let aims = if carries.followed {
             BTreeMap::new()
         } else {
-            self.last_lines(only, &groups, &carries.before)
+            aims(&self.group_totals(), carries, only, money)
         };
         let mut figures = vec![Figures::default(); self.lines.len()];
         for (group, at) in &groups {
-            let mut carried = Carried::amid(before(group), currency, rounding, carries.followed);
+            let mut carried = carries.printed_before(group, &carries.before.of(group), money);
             if let Some(aim) = aims.get(group) {
                 carried = carried.aiming(aim);
             }
             let lines: Vec<&CostLine> = at.iter().map(|&i| &self.lines[i]).collect();
-            let columns = self.columns_of(&lines, &mut carried);
+            let columns = Self::columns_of(&lines, money, &mut carried);
             for (n, &i) in at.iter().enumerate() {
                 figures[i] = columns.line(n);
             }
@@ -130,43 +213,42 @@ impl CostReport {
         figures
     }
 
-    /// What each kept group of the last part prints over all parts: the groups' sums of all
-    /// parts, `before` and these `groups`, rounded together as the chargeback's lines are; a
-    /// kept group with no line in this part keeps what its parts before printed.
-    fn last_lines(
-        &self,
-        only: &LineFilter,
-        groups: &BTreeMap<Group, Vec<usize>>,
-        before: &GroupTotals,
-    ) -> BTreeMap<Group, Figures> {
-        let (currency, rounding) = (&self.currency, self.rounding);
-        let mut now = before.clone();
-        now.absorb(&self.group_totals());
-        let (mut here, mut named) = (Vec::new(), Vec::new());
-        let (mut gone, mut gone_printed) = (Figures::default(), Figures::default());
-        for (group, so_far) in &now.0 {
-            if !only.keeps_group(&group.0, &group.1) {
-                continue;
+    /// The chargeback of this report printed as a part after `carries`
+    /// ([`CostReport::rounded_in_groups`]).
+    pub fn chargeback_in_groups(&self, carries: &Carries) -> Chargeback {
+        let figures = self.rounded_in_groups(&LineFilter::default(), carries);
+        let mut total = Figures::default();
+        let lines = self.lines.iter().zip(figures).map(|(line, figures)| {
+            total.absorb(&figures);
+            CostLine {
+                period: line.period,
+                group: line.group.clone(),
+                figures,
             }
-            if groups.contains_key(group) {
-                here.push(CostLine {
-                    period: self.lines[groups[group][0]].period,
-                    group: std::iter::empty::<String>().collect(),
-                    figures: so_far.clone(),
-                });
-                named.push(group.clone());
-            } else {
-                gone.absorb(so_far);
-                let printed = Carried::amid(so_far, currency, rounding, true).printed();
-                gone_printed.absorb(&printed);
+        });
+        let lines = lines.collect();
+        self.printed(lines, total)
+    }
+
+    /// Each cost center and namespace's exact totals in each period of this report, in order
+    /// (a period without lines is left out).
+    pub fn group_totals_by_period(&self) -> Vec<GroupTotals> {
+        let mut periods: BTreeMap<Interval, GroupTotals> = BTreeMap::new();
+        for (group, at) in self.groups() {
+            let mut by_period: BTreeMap<Interval, Vec<&CostLine>> = BTreeMap::new();
+            for &i in &at {
+                let line = &self.lines[i];
+                by_period.entry(line.period).or_default().push(line);
+            }
+            for (period, lines) in by_period {
+                let sum = exact_sum(lines);
+                periods
+                    .entry(period)
+                    .or_default()
+                    .0
+                    .insert(group.clone(), sum);
             }
         }
-        let mut carried = Carried::printed_as(&gone, &gone_printed);
-        let columns = self.columns_of(&here, &mut carried);
-        named
-            .into_iter()
-            .enumerate()
-            .map(|(n, group)| (group, columns.line(n)))
-            .collect()
+        periods.into_values().collect()
     }
 }

@@ -283,7 +283,7 @@ impl CostReport {
     }
 
     /// The chargeback of these rounded `lines` and `total`.
-    fn printed(&self, lines: Vec<CostLine>, total: Figures) -> Chargeback {
+    pub(super) fn printed(&self, lines: Vec<CostLine>, total: Figures) -> Chargeback {
         Chargeback {
             request: self.request.clone(),
             currency: self.currency.clone(),
@@ -306,18 +306,17 @@ impl CostReport {
 
     /// The columns of [`CostReport::rounded`], each rounded apart.
     fn rounded_columns(&self, carried: &mut Carried) -> RoundedColumns {
-        self.columns_of(&self.lines, carried)
+        Self::columns_of(&self.lines, (&self.currency, self.rounding), carried)
     }
 
-    /// The columns of `lines` (the report's, or some of them) rounded as the report's are
-    /// ([`CostReport::rounded`]).
+    /// The columns of `lines` (a report's, or some of them, or lines made for a total) rounded
+    /// as a report's are ([`CostReport::rounded`]), money in `currency` by `rounding`.
     pub(super) fn columns_of<L: Borrow<CostLine>>(
-        &self,
         lines: &[L],
+        (currency, rounding): (&Currency, Rounding),
         carried: &mut Carried,
     ) -> RoundedColumns {
-        let money = self.currency.minor_units();
-        let rounding = self.rounding;
+        let money = currency.minor_units();
         // Used and unpriced hours are parts of the hours and idle cost part of the cost: each
         // is rounded within its whole's printed line, so no printed line shows more idle than
         // cost or more unpriced or used hours than hours, and a line that is none or all of

@@ -378,6 +378,7 @@ fn costs_in_groups(parts: &[CostReport], only: &LineFilter) -> Vec<Vec<Option<De
     for (at, part) in parts.iter().enumerate() {
         let carries = Carries {
             before: before.clone(),
+            printed: None,
             followed: at + 1 < parts.len(),
         };
         let figures = part.rounded_in_groups(only, &carries);
@@ -434,6 +435,42 @@ fn parts_rounded_in_groups_add_up_to_each_group_s_chargeback_line() {
         costs_in_groups(&[first, last], &everything),
         cents(&[&[0, 1], &[0]])
     );
+}
+
+#[test]
+fn days_each_written_as_the_last_of_their_span_bring_each_group_to_its_line_so_far() {
+    let cents = |values: &[i64]| -> Vec<Option<Decimal>> {
+        values.iter().map(|&c| Some(Decimal::new(c, 2))).collect()
+    };
+    // Each day a file, carrying on from what the days before printed (worked out again from
+    // their exact totals) and brought to the chargeback of the month so far by group.
+    let written = |days: &[CostReport]| -> Vec<Vec<Option<Decimal>>> {
+        let mut before: Vec<GroupTotals> = Vec::new();
+        days.iter()
+            .map(|day| {
+                let carries = Carries::of_days(&before, (&day.currency, day.rounding));
+                let chargeback = day.chargeback_in_groups(&carries);
+                before.push(day.group_totals());
+                let costs: Vec<_> = chargeback.lines.iter().map(|l| l.figures.cost).collect();
+                assert_eq!(chargeback.total.cost, costs.iter().copied().sum());
+                costs
+            })
+            .collect()
+    };
+    // a/x and b/y cost 0.004 a day. The first day's chargeback: 0.008 → 0.01, to a/x (tied,
+    // first); the two days': 0.008 each → 0.01 and 0.01. So the second day prints b/y's cent,
+    // where the month's running total alone gave a/x both.
+    let day = costing(&[("a", "x", dec!(0.004)), ("b", "y", dec!(0.004))]);
+    assert_eq!(
+        written(&[day.clone(), day]),
+        [cents(&[1, 0]), cents(&[0, 1])]
+    );
+    // b/y has no line the second day: it keeps the 0.01 its 0.006 printed, and a/x (0.003 a
+    // day) makes the total, 0.012 → 0.01: 0.00 both days, where the two days' chargeback
+    // gives a/x the cent (tied, first). Each within a cent of its line, the total exact.
+    let first = costing(&[("a", "x", dec!(0.003)), ("b", "y", dec!(0.006))]);
+    let second = costing(&[("a", "x", dec!(0.003))]);
+    assert_eq!(written(&[first, second]), [cents(&[0, 1]), cents(&[0])]);
 }
 
 #[test]

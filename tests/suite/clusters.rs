@@ -57,6 +57,28 @@ print(json.dumps({"focus": sums("focus", "BilledCost"), "chargeback": sums("char
     support::duckdb(script, dest)
 }
 
+/// DuckDB's `SUM(BilledCost)` of cluster `cluster`'s FOCUS files and `SUM(cost)` of its
+/// chargeback files under `dest`, by cost center and namespace (`cc/ns`), as decimal text.
+fn sums_by_group(dest: &Path, cluster: &str) -> Value {
+    let script = format!(
+        r#"
+import duckdb, json, sys
+d = sys.argv[1]
+con = duckdb.connect()
+def sums(kind, column, cost_center, namespace):
+    rows = con.execute(
+        f"SELECT {{cost_center}} || '/' || coalesce({{namespace}}, ''), CAST(SUM({{column}}) AS VARCHAR) "
+        f"FROM read_parquet('{{d}}/{{kind}}/**/*.parquet', hive_partitioning = true) "
+        f"WHERE cluster = '{cluster}' GROUP BY 1"
+    ).fetchall()
+    return {{g: s for (g, s) in rows}}
+print(json.dumps({{"focus": sums("focus", "BilledCost", "x_CostCenter", "SubAccountId"),
+                  "chargeback": sums("chargeback", "cost", "cost_center", "namespace")}}))
+"#
+    );
+    support::duckdb(&script, dest)
+}
+
 /// The chargeback total of a report, as DuckDB prints a DECIMAL(38,2) sum.
 fn total_text(csv: &str) -> String {
     chargeback_total(csv).round_dp(2).to_string()
@@ -148,6 +170,24 @@ fn two_clusters_exported_to_a_directory_add_up_per_cluster_in_duckdb() {
     assert_eq!(found["chargeback"]["west"], west_total.as_str(), "{found}");
     assert_eq!(found["names"]["east"], "east");
     assert_eq!(found["names"]["west"], "west");
+    // Each day written as the last of its span, carrying on by cost center and namespace: a
+    // team's rows over the days add up to its line of the days' chargeback.
+    let report = run_as("east", &[&["report"], &DEMO_DAYS[..]].concat(), &[]);
+    let mut lines = csv::Reader::from_reader(report.as_bytes());
+    let by_group = sums_by_group(dest.path(), "east");
+    let mut teams = 0;
+    for line in lines.records() {
+        let line = line.unwrap();
+        let group = format!("{}/{}", &line[2], &line[3]);
+        for kind in ["focus", "chargeback"] {
+            assert_eq!(
+                by_group[kind][&group], &line[6],
+                "{kind} {group}: {by_group}"
+            );
+        }
+        teams += 1;
+    }
+    assert!(teams > 5, "{report}");
 }
 
 /// moto's S3 server on a free loopback port, killed when dropped.

@@ -48,9 +48,8 @@ pub struct FocusWriter<S> {
 
 /// What the rows of the next part carry on from.
 enum Carrying {
-    /// Every row of each report written, its rows adding up with those before to the rounded
-    /// totals of all of them ([`FocusWriter::carrying_on`]).
-    Whole(Box<Carried>),
+    /// Every row of each report written, each report rounded on its own.
+    Whole,
     /// The rows `only` keeps of a report's parts, each cost center and namespace adding up
     /// with its rows before to its chargeback line ([`CostReport::rounded_in_groups`]): the
     /// carries of the next part ([`FocusWriter::carry_on`]).
@@ -64,7 +63,7 @@ impl<S> FocusWriter<S> {
     pub fn new(sink: S) -> Self {
         FocusWriter {
             sink,
-            carrying: Carrying::Whole(Box::default()),
+            carrying: Carrying::Whole,
             tags: TagTexts::new("cost_center"),
             allocated_tags: TagTexts::new("namespace"),
             runs: 0,
@@ -73,7 +72,7 @@ impl<S> FocusWriter<S> {
 
     /// The rows `only` keeps of the parts of one report, each part given what the parts before
     /// it add up to ([`FocusWriter::carry_on`]).
-    pub(in crate::output) fn of_parts(sink: S, only: LineFilter) -> Self {
+    pub fn of_parts(sink: S, only: LineFilter) -> Self {
         FocusWriter {
             carrying: Carrying::InGroups {
                 only,
@@ -83,16 +82,9 @@ impl<S> FocusWriter<S> {
         }
     }
 
-    /// Carries on from parts printed before, elsewhere ([`Carried::after`]): the rows of
-    /// these parts and those add up to the rounded totals of all of them.
-    pub fn carrying_on(mut self, carried: Carried) -> Self {
-        self.carrying = Carrying::Whole(Box::new(carried));
-        self
-    }
-
     /// The next part written carries on from `carries`, the parts before it
     /// ([`FocusWriter::of_parts`]).
-    pub(in crate::output) fn carry_on(&mut self, carries: Carries) {
+    pub fn carry_on(&mut self, carries: Carries) {
         if let Carrying::InGroups { next, .. } = &mut self.carrying {
             *next = carries;
         }
@@ -122,7 +114,7 @@ impl<S: FocusSink> FocusWriter<S> {
         mut watch: impl FnMut(&mut S) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
         let (rounded, only) = match &mut self.carrying {
-            Carrying::Whole(carried) => (report.rounded(carried).lines, None),
+            Carrying::Whole => (report.rounded(&mut Carried::default()).lines, None),
             Carrying::InGroups { only, next } => {
                 let rounded = report.rounded_in_groups(only, &std::mem::take(next));
                 (rounded, Some(&*only).filter(|only| !only.keeps_all()))
