@@ -30,11 +30,11 @@ pub fn write_focus(
     writer.finish()
 }
 
-/// FOCUS rows written a part of the report at a time (one charge period after another), so a
-/// month of a large fleet is never held at once: every part is rounded so that the rows of all
-/// of them add up to the rounded totals of the whole ([`CostReport::chargeback_carried`]), and
-/// of a report's parts, each cost center and namespace's to its line
-/// ([`CostReport::rounded_in_groups`]).
+/// FOCUS rows of a whole report, rounded as its chargeback is ([`FocusWriter::new`]), or of a
+/// report written a part at a time (one charge period after another, [`FocusWriter::of_parts`]),
+/// so a month of a large fleet is never held at once: every part is rounded so that each cost
+/// center and namespace's rows of all of them add up to its chargeback line, and all rows to the
+/// rounded totals of the whole ([`CostReport::rounded_in_groups`]).
 pub struct FocusWriter<S> {
     sink: S,
     carrying: Carrying,
