@@ -210,7 +210,7 @@ pub async fn export_days(
         let mut focus_bytes = Vec::new();
         let sink = ParquetRows::new(&mut focus_bytes, focus, money)
             .map_err(|e| dest.failed(&focus_file, e))?;
-        let mut writer = FocusWriter::of_parts(sink, LineFilter::default());
+        let mut writer = FocusWriter::new(sink, LineFilter::default());
         writer.carry_on(carries.clone());
         writer
             .write(&report)

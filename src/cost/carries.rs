@@ -71,12 +71,6 @@ pub struct Carries {
 }
 
 impl Carries {
-    /// What the parts before add up to with every group as one ([`Carried::amid`]).
-    pub fn whole(&self, report: &CostReport) -> Carried {
-        let total = self.before.total();
-        Carried::amid(&total, &report.currency, report.rounding, self.followed)
-    }
-
     /// What `days` printed (each group's exact totals a day, in order), each written as the
     /// last of its span (an export's day files, from the month's first day): worked out again
     /// from their exact totals, so a day written in any run carries on as if all were written
@@ -177,9 +171,14 @@ impl CostReport {
 
     /// Each cost center and namespace's exact totals in this report.
     pub fn group_totals(&self) -> GroupTotals {
-        let totals = self.groups().into_iter().map(|(group, at)| {
+        self.totals_of(&self.groups())
+    }
+
+    /// The exact totals of `groups`, lines of this report.
+    fn totals_of(&self, groups: &BTreeMap<Group, Vec<usize>>) -> GroupTotals {
+        let totals = groups.iter().map(|(group, at)| {
             let sum = exact_sum(at.iter().map(|&i| &self.lines[i]));
-            (group, sum)
+            (group.clone(), sum)
         });
         totals.collect()
     }
@@ -196,7 +195,7 @@ impl CostReport {
         let aims = if carries.followed {
             BTreeMap::new()
         } else {
-            aims(&self.group_totals(), carries, only, money)
+            aims(&self.totals_of(&groups), carries, only, money)
         };
         let mut figures = vec![Figures::default(); self.lines.len()];
         for (group, at) in &groups {

@@ -97,7 +97,7 @@ pub struct CostReport {
 }
 
 /// What the parts of a report printed so far add up to, column by column (see
-/// [`CostReport::chargeback_carried`]).
+/// [`CostReport::rounded`]; by cost center and namespace, [`Carries`](super::Carries)).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Carried {
     gpu_hours: Carry,
@@ -249,14 +249,7 @@ impl CostReport {
     /// Rounds once: hours to 4 decimals, money to the currency's minor unit, each column with
     /// largest-remainder correction so that the printed lines add up to the printed total.
     pub fn chargeback(&self) -> Chargeback {
-        self.chargeback_carried(&mut Carried::default())
-    }
-
-    /// [`CostReport::chargeback`] for one part of a report printed in parts, in order: the
-    /// printed lines of every part add up to the rounded totals of the whole (see
-    /// [`apportion_carried`]).
-    pub fn chargeback_carried(&self, carried: &mut Carried) -> Chargeback {
-        let Rounded { lines, total } = self.rounded(carried);
+        let Rounded { lines, total } = self.rounded(&mut Carried::default());
         let lines = self
             .lines
             .iter()
@@ -293,8 +286,10 @@ impl CostReport {
         }
     }
 
-    /// The figures of [`CostReport::chargeback_carried`], line by line in the report's order,
-    /// without the lines' group values.
+    /// The figures of [`CostReport::chargeback`], line by line in the report's order, without
+    /// the lines' group values, for one part of a report printed in parts after `carried`: the
+    /// printed lines of every part add up to the rounded totals of the whole (see
+    /// [`apportion_carried`]).
     pub fn rounded(&self, carried: &mut Carried) -> Rounded {
         let columns = self.rounded_columns(carried);
         let lines = (0..self.lines.len()).map(|i| columns.line(i)).collect();

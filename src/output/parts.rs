@@ -101,7 +101,7 @@ impl FocusParts {
             }
         };
         Ok(FocusParts {
-            writer: FocusWriter::of_parts(rows, only),
+            writer: FocusWriter::new(rows, only),
         })
     }
 

@@ -123,6 +123,13 @@ mod tests {
     use crate::source::DemoFleet;
     use crate::time::{Interval, Step, parse_time};
 
+    /// What the parts before add up to with every group as one: a report's parts rounded one
+    /// after another by one running total ([`Carried::amid`]).
+    fn whole(carries: &Carries, report: &CostReport) -> Carried {
+        let total = carries.before.total();
+        Carried::amid(&total, &report.currency, report.rounding, carries.followed)
+    }
+
     /// One cost center's totals.
     fn hours(gpu_hours: Decimal, cost: Option<Decimal>) -> GroupTotals {
         let figures = Figures {
@@ -214,7 +221,7 @@ mod tests {
                     request,
                     || {
                         Ok(|report: CostReport, carries: Carries| {
-                            Ok(report.rounded(&mut carries.whole(&report)))
+                            Ok(report.rounded(&mut whole(&carries, &report)))
                         })
                     },
                     |rounded| {
@@ -429,7 +436,7 @@ mod tests {
                 &request,
                 || {
                     Ok(|report: CostReport, carries: Carries| {
-                        let rounded = report.rounded(&mut carries.whole(&report));
+                        let rounded = report.rounded(&mut whole(&carries, &report));
                         // The pod's line, or its node's unallocated capacity.
                         let named = |(line, figures): (&CostLine, &Figures)| {
                             let group = line.group.join("/");

@@ -1,6 +1,6 @@
 //! A report's lines into FOCUS rows, a part of the report (a charge period) at a time, each
-//! rounded carrying on from the parts before it (their running total, or each cost center and
-//! namespace's own), handed to a [`FocusSink`] (CSV or Parquet).
+//! rounded carrying on from the parts before it, each cost center and namespace from its own,
+//! handed to a [`FocusSink`] (CSV or Parquet).
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -13,7 +13,7 @@ use super::{
     CsvRows, FocusRow, FocusSettings, FocusSink, Resource, billing_period, pricing_category,
 };
 use crate::allocation::UNALLOCATED;
-use crate::cost::{Carried, Carries, CostReport, LineFilter};
+use crate::cost::{Carries, CostReport, LineFilter};
 use crate::money::fixed;
 use crate::prefetch::AHEAD;
 use crate::time::Interval;
@@ -25,19 +25,22 @@ pub fn write_focus(
     settings: &FocusSettings,
     out: impl Write,
 ) -> std::io::Result<()> {
-    let mut writer = FocusWriter::new(CsvRows::new(out, settings)?);
+    let mut writer = FocusWriter::new(CsvRows::new(out, settings)?, LineFilter::default());
     writer.write(report)?;
     writer.finish()
 }
 
-/// FOCUS rows of a whole report, rounded as its chargeback is ([`FocusWriter::new`]), or of a
-/// report written a part at a time (one charge period after another, [`FocusWriter::of_parts`]),
-/// so a month of a large fleet is never held at once: every part is rounded so that each cost
-/// center and namespace's rows of all of them add up to its chargeback line, and all rows to the
-/// rounded totals of the whole ([`CostReport::rounded_in_groups`]).
+/// FOCUS rows of a report written a part at a time (one charge period after another), so a
+/// month of a large fleet is never held at once, or of a whole report (one part, the last):
+/// every part is rounded so that each cost center and namespace's rows of all of them add up to
+/// its chargeback line, and all rows to the rounded totals of the whole
+/// ([`CostReport::rounded_in_groups`]).
 pub struct FocusWriter<S> {
     sink: S,
-    carrying: Carrying,
+    /// The rows written: those of a cost center or namespace, or all.
+    only: LineFilter,
+    /// What the parts before the next one add up to ([`FocusWriter::carry_on`]).
+    next: Carries,
     /// The `Tags` JSON of each cost center, made once.
     tags: TagTexts,
     /// The `AllocatedTags` JSON of each namespace, made once.
@@ -46,48 +49,25 @@ pub struct FocusWriter<S> {
     runs: u64,
 }
 
-/// What the rows of the next part carry on from.
-enum Carrying {
-    /// Every row of each report written, each report rounded on its own.
-    Whole,
-    /// The rows `only` keeps of a report's parts, each cost center and namespace adding up
-    /// with its rows before to its chargeback line ([`CostReport::rounded_in_groups`]): the
-    /// carries of the next part ([`FocusWriter::carry_on`]).
-    InGroups { only: LineFilter, next: Carries },
-}
-
 impl<S> FocusWriter<S> {
-    /// Every row of the reports written into `sink` ([`CsvRows`] or
+    /// The rows `only` keeps of the reports written into `sink` ([`CsvRows`] or
     /// [`ParquetRows`](crate::output::ParquetRows), which name the platform as their settings
-    /// say).
-    pub fn new(sink: S) -> Self {
+    /// say): each a report on its own, or a part of one after the parts [`FocusWriter::carry_on`]
+    /// names.
+    pub fn new(sink: S, only: LineFilter) -> Self {
         FocusWriter {
             sink,
-            carrying: Carrying::Whole,
+            only,
+            next: Carries::default(),
             tags: TagTexts::new("cost_center"),
             allocated_tags: TagTexts::new("namespace"),
             runs: 0,
         }
     }
 
-    /// The rows `only` keeps of the parts of one report, each part given what the parts before
-    /// it add up to ([`FocusWriter::carry_on`]).
-    pub fn of_parts(sink: S, only: LineFilter) -> Self {
-        FocusWriter {
-            carrying: Carrying::InGroups {
-                only,
-                next: Carries::default(),
-            },
-            ..FocusWriter::new(sink)
-        }
-    }
-
-    /// The next part written carries on from `carries`, the parts before it
-    /// ([`FocusWriter::of_parts`]).
+    /// The next report written is a part carrying on from `carries`, the parts before it.
     pub fn carry_on(&mut self, carries: Carries) {
-        if let Carrying::InGroups { next, .. } = &mut self.carrying {
-            *next = carries;
-        }
+        self.next = carries;
     }
 
     /// Where the rows go.
@@ -113,13 +93,8 @@ impl<S: FocusSink> FocusWriter<S> {
         report: &CostReport,
         mut watch: impl FnMut(&mut S) -> std::io::Result<()>,
     ) -> std::io::Result<()> {
-        let (rounded, only) = match &mut self.carrying {
-            Carrying::Whole => (report.rounded(&mut Carried::default()).lines, None),
-            Carrying::InGroups { only, next } => {
-                let rounded = report.rounded_in_groups(only, &std::mem::take(next));
-                (rounded, Some(&*only).filter(|only| !only.keeps_all()))
-            }
-        };
+        let rounded = report.rounded_in_groups(&self.only, &std::mem::take(&mut self.next));
+        let only = Some(&self.only).filter(|only| !only.keeps_all());
         let currency = report.currency.code();
         let zero = fixed(Decimal::ZERO, report.currency.minor_units());
         let lines = &report.lines;
