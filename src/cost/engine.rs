@@ -18,7 +18,7 @@ use super::share::share_unallocated;
 use super::sums::{CostError, CostOverflow, TooManyLines, UnitSeconds};
 use super::values::UNALLOCATED_ID;
 use super::warnings::Warnings;
-use crate::allocation::{AllocationSet, CostCenterSource, Sym};
+use crate::allocation::{Allocation, AllocationSet, CostCenterSource, Sym, UNALLOCATED};
 use crate::pricing::RateCard;
 use crate::usage::{UsageKey, Utilization};
 
@@ -67,6 +67,7 @@ fn priced<E: From<CostOverflow>>(
         keyed(GroupKey::ResourceId),
         keyed(GroupKey::Claim),
     );
+    let kept = Kept::of(request, sets);
     let mut sums = UnitSeconds::new(request.step.periods(request.window));
     if by_pod || by_resource {
         // A line (nearly) per allocation, and one per node's capacity: room made once, not
@@ -110,7 +111,8 @@ fn priced<E: From<CostOverflow>>(
             capacity_lines[at]
                 .1
                 .push((line, schedule, capacity.interval, capacity.units));
-            if let Some(during) = capacity.interval.clip(request.window) {
+            let during = capacity.interval.clip(request.window);
+            if let Some(during) = during.filter(|_| kept.capacity) {
                 sums.add(line, schedule, &resolver.schedules, during, capacity.units);
                 within(sums.made())?;
             }
@@ -129,46 +131,50 @@ fn priced<E: From<CostOverflow>>(
             };
             let node = resolver.global(set_index, allocation.node);
             let product = resolver.global(set_index, allocation.product);
-            let schedule = resolver.schedule(product, allocation.tier, allocation.price_override);
-            let fields = LineFields {
-                cost_center: resolver.global(set_index, allocation.cost_center).index() as u32,
-                namespace: resolver.global(set_index, allocation.namespace),
-                model_label: resolver.label_of(schedule),
-                node,
-                pod: resolver.global_if(by_pod, set_index, allocation.pod),
-                resource: resolver.global_if(by_resource, set_index, allocation.resource_id),
-                claim: resolver.global_if(by_claim, set_index, allocation.claim),
-                tier: allocation.tier,
-                source: allocation.cost_center_source,
-                unallocated: false,
-            };
-            let line = resolver.line(fields);
-            sums.add(
-                line,
-                schedule,
-                &resolver.schedules,
-                during,
-                allocation.units,
-            );
-            if let Some(usage) = usage {
-                let key = UsageKey::of(set, allocation);
-                let hours =
-                    |each: &mut dyn FnMut(i64, Decimal)| usage.each_hour(&key, during, each);
-                sums.add_used(
+            if kept.allocation(set_index, allocation) {
+                let schedule =
+                    resolver.schedule(product, allocation.tier, allocation.price_override);
+                let fields = LineFields {
+                    cost_center: resolver.global(set_index, allocation.cost_center).index() as u32,
+                    namespace: resolver.global(set_index, allocation.namespace),
+                    model_label: resolver.label_of(schedule),
+                    node,
+                    pod: resolver.global_if(by_pod, set_index, allocation.pod),
+                    resource: resolver.global_if(by_resource, set_index, allocation.resource_id),
+                    claim: resolver.global_if(by_claim, set_index, allocation.claim),
+                    tier: allocation.tier,
+                    source: allocation.cost_center_source,
+                    unallocated: false,
+                };
+                let line = resolver.line(fields);
+                sums.add(
                     line,
                     schedule,
                     &resolver.schedules,
                     during,
                     allocation.units,
-                    hours,
                 );
+                if let Some(usage) = usage {
+                    let key = UsageKey::of(set, allocation);
+                    let hours =
+                        |each: &mut dyn FnMut(i64, Decimal)| usage.each_hour(&key, during, each);
+                    sums.add_used(
+                        line,
+                        schedule,
+                        &resolver.schedules,
+                        during,
+                        allocation.units,
+                        hours,
+                    );
+                }
+                within(sums.made())?;
             }
-            within(sums.made())?;
             // What a pod holds is no longer unallocated capacity of its node.
             let identity = resolver.identity(product);
             if let Some(&at) = capacity_index.get(&(node, identity)) {
                 holdings.hold(at, during, allocation.units);
-                for &(free_line, free_schedule, lifetime, _) in &capacity_lines[at].1 {
+                let free = capacity_lines[at].1.iter().filter(|_| kept.capacity);
+                for &(free_line, free_schedule, lifetime, _) in free {
                     if let Some(held) = during.clip(lifetime) {
                         sums.add(
                             free_line,
@@ -210,4 +216,50 @@ fn priced<E: From<CostOverflow>>(
     warnings.absorb(std::mem::take(&mut report.warnings));
     report.warnings = warnings;
     Ok(report)
+}
+
+/// What of the fleet makes lines a report keeps ([`ReportRequest::only`]), known before any
+/// line is made: a cost center's or namespace's report makes its own lines, and is bound by
+/// them (`server.max_report_lines`), not by the whole fleet's. What pods hold still comes off
+/// their nodes' unallocated capacity, and counts toward over-commit, whoever's lines are kept.
+/// Unallocated capacity shared out is shared over every line first: a report sharing it makes
+/// them all, and leaves out the rest at the end.
+struct Kept {
+    /// Per set, the cost center and the namespace kept, as that set's names: `None` keeps any,
+    /// `Some(None)` none of its allocations (the set has no such name).
+    names: Vec<[Option<Option<Sym>>; 2]>,
+    /// Whether the nodes' unallocated capacity is kept (cost center `__unallocated__`, no
+    /// namespace).
+    capacity: bool,
+}
+
+impl Kept {
+    fn of(request: &ReportRequest, sets: &[&AllocationSet]) -> Self {
+        let keys = request.group_by.keys();
+        let wanted = |key: GroupKey| {
+            let mut wanted = request.only.wanted();
+            let value = wanted.find(|&(k, _)| k == key && keys.contains(&k));
+            value
+                .map(|(_, value)| value)
+                .filter(|_| !request.share_unallocated)
+        };
+        let (cost_center, namespace) = (wanted(GroupKey::CostCenter), wanted(GroupKey::Namespace));
+        Kept {
+            names: sets
+                .iter()
+                .map(|set| {
+                    [cost_center, namespace].map(|kept| kept.map(|text| set.names.get(text)))
+                })
+                .collect(),
+            capacity: cost_center.is_none_or(|kept| kept == UNALLOCATED)
+                && namespace.is_none_or(str::is_empty),
+        }
+    }
+
+    /// Whether the lines of `allocation` (of set `set`) are kept.
+    fn allocation(&self, set: usize, allocation: &Allocation) -> bool {
+        let [cost_center, namespace] = self.names[set];
+        cost_center.is_none_or(|kept| kept == Some(allocation.cost_center))
+            && namespace.is_none_or(|kept| kept == Some(allocation.namespace))
+    }
 }

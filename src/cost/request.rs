@@ -43,8 +43,9 @@ impl ReportRequest {
 }
 
 /// Which lines a report keeps: those whose `cost_center` and `namespace` (where given, each a
-/// group-by key of the report) are these. Lines are computed as without it, then left out, so
-/// the figures kept are the figures of the whole report.
+/// group-by key of the report) are these. The figures kept are those of the whole report: the
+/// engine makes no line it would leave out, but every pod's holdings still come off its
+/// node's free capacity (and all lines are made where free capacity is shared out over them).
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct LineFilter {
     /// The cost center to keep.

@@ -7,7 +7,7 @@ use rust_decimal_macros::dec;
 
 use super::*;
 use crate::allocation::{
-    Allocation, AllocationKind, AllocationSet, CostCenterSource, NodeCapacity,
+    Allocation, AllocationKind, AllocationSet, CostCenterSource, NodeCapacity, UNALLOCATED,
 };
 use crate::pricing::{PriceTier, RateCard};
 use crate::time::{Interval, Step, parse_time};
@@ -783,6 +783,55 @@ proptest! {
     }
 }
 
+proptest! {
+    #[test]
+    fn a_report_of_one_cost_center_is_the_whole_report_s_lines_of_it(
+        holds in arbitrary_holds(),
+        gpus in 1i64..12,
+        kept in 0u8..5,
+        step in prop::sample::select(vec![Step::Window, Step::Hour, Step::Day]),
+        share in any::<bool>(),
+    ) {
+        let products = ["NVIDIA H100", "NVIDIA L4", "Mystery"];
+        let centers: Vec<String> = (0..4).map(|c| format!("cc-{c}")).collect();
+        let holds: Vec<Hold<'_>> = holds
+            .iter()
+            .map(|&(center, product, numer, start, minutes, spot)| Hold {
+                tier: if spot { PriceTier::Spot } else { PriceTier::OnDemand },
+                ..hold(
+                    &centers[center as usize],
+                    products[product as usize],
+                    GpuUnits::whole(numer),
+                    (start / 60, (start + minutes) / 60 + 1),
+                )
+            })
+            .collect();
+        let capacity: Vec<(&str, &str, i64)> = products.iter().map(|p| ("n1", *p, gpus)).collect();
+        let set = set_of(&holds, &capacity);
+        let mut whole = request("cost_center,gpu_model,pod", step);
+        whole.share_unallocated = share;
+        let kept = centers.get(kept as usize).map_or(UNALLOCATED, String::as_str);
+        let only = ReportRequest {
+            only: LineFilter {
+                cost_center: Some(kept.to_string()),
+                namespace: None,
+            },
+            ..whole.clone()
+        };
+        let lines = |report: &CostReport| -> Vec<(i64, String, Figures)> {
+            let lines = report.lines.iter();
+            lines.map(|l| (l.period.start, l.group.join("/"), l.figures.clone())).collect()
+        };
+        let whole = cost_report(&[&set], &card(), &whole).unwrap();
+        let only = cost_report(&[&set], &card(), &only).unwrap();
+        let of_kept: Vec<_> = lines(&whole)
+            .into_iter()
+            .filter(|(_, group, _)| group.split('/').next() == Some(kept))
+            .collect();
+        prop_assert_eq!(lines(&only), of_kept);
+    }
+}
+
 #[test]
 fn a_period_priced_from_the_allocations_that_overlap_it_is_the_period_of_the_whole_set() {
     // Hours 0–24 cut in 8-hour periods. By hand: p0 [0,10) overlaps periods 0 and 1; p1 [8,16)
@@ -1037,4 +1086,109 @@ fn a_report_of_more_lines_than_its_most_is_not_made() {
     };
     let report = cost_report_with_usage(&[&set], &card(), &by_cost_center, None, Some(2));
     assert_eq!(report.unwrap().lines.len(), 2);
+}
+
+#[test]
+fn a_report_of_one_cost_center_or_namespace_is_bound_by_its_own_lines() {
+    // Node n1 offers 3 L4s (0.70/h). Over hours 0–4: pod pa (cost center a) holds one over
+    // hours 0–3; pb (b) one over hour 1; pc (b, namespace other) two over hour 1, when the
+    // pods hold 4 of the 3: one GPU-hour of over-commit, the node's capacity free that hour
+    // clamped at 0. By cost center, pod and hour: pa's 3 lines, pb's 1, pc's 1, and the
+    // node's free capacity in hours 0, 2 and 3 (2, 2 and 3 GPUs): 8 lines, of 9 sums made
+    // (hour 1's free capacity, −1 GPU until it is clamped, is made and then left out).
+    let pod = |cost_center, pod, units, hours| Hold {
+        pod,
+        ..hold(cost_center, "L4", GpuUnits::whole(units), hours)
+    };
+    let set = set_of(
+        &[
+            pod("a", "pa", 1, (0, 3)),
+            pod("b", "pb", 1, (1, 2)),
+            Hold {
+                namespace: "other",
+                ..pod("b", "pc", 2, (1, 2))
+            },
+        ],
+        &[("n1", "L4", 3)],
+    );
+    let asked = |group_by, cost_center: Option<&str>, namespace: Option<&str>| ReportRequest {
+        window: Interval::new(t(0), t(4)),
+        only: LineFilter {
+            cost_center: cost_center.map(String::from),
+            namespace: namespace.map(String::from),
+        },
+        ..request(group_by, Step::Hour)
+    };
+    let made = |request: &ReportRequest, most| {
+        cost_report_with_usage(&[&set], &card(), request, None, Some(most))
+    };
+    let lines = |report: CostReport| -> Vec<(i64, String, Decimal, Option<Decimal>)> {
+        let lines = report.lines.iter();
+        lines
+            .map(|l| {
+                (
+                    l.period.start,
+                    l.group.join("/"),
+                    l.figures.gpu_hours,
+                    l.figures.cost,
+                )
+            })
+            .collect()
+    };
+    let over_commit = "node n1: pods held more L4 GPUs than the node has, for 1 GPU-hours \
+                       beyond its capacity; its unallocated capacity counts as zero there and \
+                       the pods are charged in full";
+    let whole = asked("cost_center,pod", None, None);
+    assert_eq!(
+        made(&whole, 8).unwrap_err(),
+        CostError::TooManyLines(TooManyLines(8))
+    );
+    assert_eq!(made(&whole, 9).unwrap().lines.len(), 8);
+
+    // Cost center a's 3 lines are made within a bound of 3, and none beyond.
+    let of_a = asked("cost_center,pod", Some("a"), None);
+    let report = made(&of_a, 3).unwrap();
+    assert_eq!(report.warnings.texts(), [over_commit]);
+    let pa = |hour| (t(hour), "a/pa".to_string(), dec!(1), Some(dec!(0.70)));
+    assert_eq!(lines(report), [pa(0), pa(1), pa(2)]);
+    assert_eq!(
+        made(&of_a, 2).unwrap_err(),
+        CostError::TooManyLines(TooManyLines(2))
+    );
+    // The nodes' free capacity is what the pods, kept or not, leave of it.
+    let unallocated = asked("cost_center,pod", Some(UNALLOCATED), None);
+    let report = made(&unallocated, 4).unwrap();
+    assert_eq!(report.warnings.texts(), [over_commit]);
+    let free = |hour, gpus: i64, cost| {
+        (
+            t(hour),
+            "__unallocated__/".to_string(),
+            Decimal::from(gpus),
+            Some(cost),
+        )
+    };
+    assert_eq!(
+        lines(report),
+        [
+            free(0, 2, dec!(1.40)),
+            free(2, 2, dec!(1.40)),
+            free(3, 3, dec!(2.10))
+        ]
+    );
+    // A namespace's: pc's one line.
+    let of_other = asked("namespace,pod", None, Some("other"));
+    let report = made(&of_other, 1).unwrap();
+    assert_eq!(
+        lines(report),
+        [(t(1), "other/pc".to_string(), dec!(2), Some(dec!(1.40)))]
+    );
+    // Shared out, the free capacity goes over every line before any is left out: all are made.
+    let shared = ReportRequest {
+        share_unallocated: true,
+        ..of_a.clone()
+    };
+    assert_eq!(
+        made(&shared, 3).unwrap_err(),
+        CostError::TooManyLines(TooManyLines(3))
+    );
 }

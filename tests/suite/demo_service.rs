@@ -211,7 +211,8 @@ async fn the_demo_has_utilization_idle_cost_and_budgets_with_a_story() {
 /// — whether its lines come from the store's days by pod, from the engine's hours by pod, or
 /// from both together — and so is a token report of more, instead of growing the service's
 /// memory with them (a month by pod and hour at 10,000 GPUs took 4.3 GiB); a smaller report,
-/// and the FOCUS export, made a day at a time, are answered as without the bound.
+/// one cost center's by pod and hour (bound by its own lines, not the fleet's), and the FOCUS
+/// export, made a day at a time, are answered as without the bound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chargeback_of_more_lines_than_the_service_makes_at_once_is_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -268,6 +269,12 @@ async fn a_chargeback_of_more_lines_than_the_service_makes_at_once_is_refused() 
         path(&day, &next, "group_by=cost_center&step=day"),
         path(&day, &next, "format=focus"),
         tokens("served_model"),
+        // One cost center's pods by the hour: bound by its own lines, not the fleet's.
+        path(
+            &day,
+            &next,
+            "group_by=cost_center,pod&step=hour&cost_center=cc-110",
+        ),
     ];
     // The afternoon of the first day from the engine (its archived segments), the next day
     // from the store, and both: two days' lines, apart by day.
@@ -292,20 +299,25 @@ async fn a_chargeback_of_more_lines_than_the_service_makes_at_once_is_refused() 
         by_cost_center,
         focus,
         tokens_by_model,
-    ] = [0, 1, 2, 3, 4, 5].map(|at| rows(&whole[at]));
-    let (afternoon, next_day, both) = (rows(&whole[6]), rows(&whole[7]), rows(&whole[8]));
+        one_cost_center_hourly,
+    ] = [0, 1, 2, 3, 4, 5, 6].map(|at| rows(&whole[at]));
+    let (afternoon, next_day, both) = (rows(&whole[7]), rows(&whole[8]), rows(&whole[9]));
     assert_eq!(both, afternoon + next_day);
     // Half the day's pods: fewer than the reports by pod and than the FOCUS rows, more than
     // the cost centers and the served models.
     let most = by_pod / 2;
     assert!(by_pod_hourly > by_pod && tokens_by_pod > most && focus >= by_pod);
     assert!(by_cost_center < most && tokens_by_model < most);
+    assert!(
+        one_cost_center_hourly > 0 && one_cost_center_hourly < most,
+        "{one_cost_center_hourly} of {most}"
+    );
 
     let service = serve(Some(most)).await;
     for path in &asked[..3] {
         refused(&service, path, most).await;
     }
-    for (path, before) in asked.iter().zip(&whole).skip(3).take(3) {
+    for (path, before) in asked.iter().zip(&whole).skip(3).take(4) {
         assert_eq!(&service.get(path).await, before, "{path}");
     }
     // The console grouped by pod over the day: refused on a page for people.
@@ -324,7 +336,7 @@ async fn a_chargeback_of_more_lines_than_the_service_makes_at_once_is_refused() 
     let most = both - 1;
     let service = serve(Some(most)).await;
     refused(&service, &split[2], most).await;
-    for (path, before) in split.iter().zip(&whole[6..]).take(2) {
+    for (path, before) in split.iter().zip(&whole[7..]).take(2) {
         assert_eq!(&service.get(path).await, before, "{path}");
     }
 }
