@@ -12,7 +12,7 @@ use rustc_hash::FxHashMap;
 use super::group::GroupKey;
 use super::overcommit::{CapacitySegment, Holdings, clamp_overcommit};
 use super::report::CostReport;
-use super::request::ReportRequest;
+use super::request::{LineFilter, ReportRequest};
 use super::resolver::{LineFields, Resolver};
 use super::share::share_unallocated;
 use super::sums::{CostError, CostOverflow, TooManyLines, UnitSeconds};
@@ -235,24 +235,26 @@ struct Kept {
 
 impl Kept {
     fn of(request: &ReportRequest, sets: &[&AllocationSet]) -> Self {
+        // The filter of the group-by keys, as the lines are left out at the end.
         let keys = request.group_by.keys();
         let wanted = |key: GroupKey| {
             let mut wanted = request.only.wanted();
             let value = wanted.find(|&(k, _)| k == key && keys.contains(&k));
             value
-                .map(|(_, value)| value)
+                .map(|(_, value)| value.to_string())
                 .filter(|_| !request.share_unallocated)
         };
-        let (cost_center, namespace) = (wanted(GroupKey::CostCenter), wanted(GroupKey::Namespace));
+        let only = LineFilter {
+            cost_center: wanted(GroupKey::CostCenter),
+            namespace: wanted(GroupKey::Namespace),
+        };
+        let kept = [&only.cost_center, &only.namespace];
         Kept {
             names: sets
                 .iter()
-                .map(|set| {
-                    [cost_center, namespace].map(|kept| kept.map(|text| set.names.get(text)))
-                })
+                .map(|set| kept.map(|kept| kept.as_deref().map(|text| set.names.get(text))))
                 .collect(),
-            capacity: cost_center.is_none_or(|kept| kept == UNALLOCATED)
-                && namespace.is_none_or(str::is_empty),
+            capacity: only.keeps_group(UNALLOCATED, ""),
         }
     }
 

@@ -119,6 +119,18 @@ fn shared_by_cost_center(set: &AllocationSet) -> CostReport {
     cost_report(&[set], &card(), &shared).unwrap()
 }
 
+/// Each line's period start, group values, GPU-hours and cost.
+fn by_period(report: &CostReport) -> Vec<(i64, String, Decimal, Option<Decimal>)> {
+    let lines = report.lines.iter();
+    lines
+        .map(|l| {
+            let figures = &l.figures;
+            let group = l.group.join("/");
+            (l.period.start, group, figures.gpu_hours, figures.cost)
+        })
+        .collect()
+}
+
 fn summary(report: &CostReport) -> Vec<(String, Decimal, Option<Decimal>, Decimal)> {
     report
         .lines
@@ -1034,19 +1046,7 @@ fn a_line_of_many_periods_sums_each_period_apart_whatever_order_holdings_come_in
             }
         }
     }
-    let found: Vec<_> = report
-        .lines
-        .iter()
-        .map(|l| {
-            (
-                l.period.start,
-                l.group.join("/"),
-                l.figures.gpu_hours,
-                l.figures.cost,
-            )
-        })
-        .collect();
-    assert_eq!(found, expected);
+    assert_eq!(by_period(&report), expected);
 }
 
 #[test]
@@ -1122,19 +1122,6 @@ fn a_report_of_one_cost_center_or_namespace_is_bound_by_its_own_lines() {
     let made = |request: &ReportRequest, most| {
         cost_report_with_usage(&[&set], &card(), request, None, Some(most))
     };
-    let lines = |report: CostReport| -> Vec<(i64, String, Decimal, Option<Decimal>)> {
-        let lines = report.lines.iter();
-        lines
-            .map(|l| {
-                (
-                    l.period.start,
-                    l.group.join("/"),
-                    l.figures.gpu_hours,
-                    l.figures.cost,
-                )
-            })
-            .collect()
-    };
     let over_commit = "node n1: pods held more L4 GPUs than the node has, for 1 GPU-hours \
                        beyond its capacity; its unallocated capacity counts as zero there and \
                        the pods are charged in full";
@@ -1150,7 +1137,7 @@ fn a_report_of_one_cost_center_or_namespace_is_bound_by_its_own_lines() {
     let report = made(&of_a, 3).unwrap();
     assert_eq!(report.warnings.texts(), [over_commit]);
     let pa = |hour| (t(hour), "a/pa".to_string(), dec!(1), Some(dec!(0.70)));
-    assert_eq!(lines(report), [pa(0), pa(1), pa(2)]);
+    assert_eq!(by_period(&report), [pa(0), pa(1), pa(2)]);
     assert_eq!(
         made(&of_a, 2).unwrap_err(),
         CostError::TooManyLines(TooManyLines(2))
@@ -1168,7 +1155,7 @@ fn a_report_of_one_cost_center_or_namespace_is_bound_by_its_own_lines() {
         )
     };
     assert_eq!(
-        lines(report),
+        by_period(&report),
         [
             free(0, 2, dec!(1.40)),
             free(2, 2, dec!(1.40)),
@@ -1179,7 +1166,7 @@ fn a_report_of_one_cost_center_or_namespace_is_bound_by_its_own_lines() {
     let of_other = asked("namespace,pod", None, Some("other"));
     let report = made(&of_other, 1).unwrap();
     assert_eq!(
-        lines(report),
+        by_period(&report),
         [(t(1), "other/pc".to_string(), dec!(2), Some(dec!(1.40)))]
     );
     // Shared out, the free capacity goes over every line before any is left out: all are made.
