@@ -160,9 +160,10 @@ pub struct Carry {
     exact: Decimal,
     printed: Decimal,
     /// Where the next part's lines are each wholly held by another column's or wholly not
-    /// (unpriced hours of hours, row by row), the exact sum so far of what is held: the
-    /// printed sum so far is then the held sum's and the rest's, each rounded on its own.
-    held: Option<Decimal>,
+    /// (unpriced hours of hours, row by row), the exact sum so far of what is held and what
+    /// that column printed of it: the printed sum so far is then the held sum's as printed and
+    /// the rest's rounded.
+    held: Option<(Decimal, Decimal)>,
     /// What the next part brings the printed sum so far to, in place of the exact sum so far
     /// rounded ([`Carry::aiming`]).
     aim: Option<Decimal>,
@@ -195,7 +196,7 @@ impl Carry {
     pub fn after_held(exact: Decimal, held: Decimal, places: u32, rounding: Rounding) -> Self {
         let held = Carry {
             exact,
-            held: Some(held),
+            held: Some((held, rounding.money(held, places))),
             ..Carry::default()
         };
         Carry {
@@ -224,10 +225,20 @@ impl Carry {
         }
     }
 
+    /// The carry of parts that printed `by` more than these did (a column they hold printed
+    /// as another figure, [`Carry::holding`]).
+    pub fn printed_more(self, by: Decimal) -> Self {
+        Carry {
+            printed: self.printed + by,
+            ..self
+        }
+    }
+
     /// The next part is printed holding `held`, the exact sum so far (that part's included)
-    /// of what another column holds of this one, apart from the rest ([`Carry::after_held`]);
+    /// of what another column holds of this one and what that column printed of it, apart
+    /// from the rest ([`Carry::after_held`]);
     /// `None`: as one sum.
-    pub fn holding(&mut self, held: Option<Decimal>) {
+    pub fn holding(&mut self, held: Option<(Decimal, Decimal)>) {
         self.held = held;
     }
 
@@ -237,7 +248,7 @@ impl Carry {
             return aim;
         }
         match self.held {
-            Some(held) => rounding.money(held, places) + rounding.money(self.exact - held, places),
+            Some((held, printed)) => printed + rounding.money(self.exact - held, places),
             None => rounding.money(self.exact, places),
         }
     }
@@ -686,6 +697,16 @@ fn from_units(units: i128, places: u32) -> Decimal {
     }
 }
 
+/// True when `a` and `b` are one figure made two ways (summed from a day's rows, or from the
+/// window's at once; by the engine, or from a stored day's rows): apart by less than a unit of
+/// the [`SETTLED_PLACES`]th place, far under any figure a line holds (a second of a 48th of a
+/// GPU at a cent an hour is 6·10⁻⁸) and far over how they part (the engine's 28 digits, a stored
+/// day's 18 places, summed over a window's rows).
+pub fn settled_alike(a: Decimal, b: Decimal) -> bool {
+    a.checked_sub(b)
+        .is_some_and(|apart| apart.abs() < Decimal::new(1, SETTLED_PLACES))
+}
+
 /// `value` with exactly `places` decimals and no negative zero, ready to print.
 pub fn fixed(value: Decimal, places: u32) -> Decimal {
     let mut value = value.round_dp(places);
@@ -742,8 +763,13 @@ mod test {
         let total = |carry: &mut Carry| apportion_carried(&hours, 4, Rounding::HalfEven, carry);
         assert_eq!(total(&mut Carry::default()).total, Some(dec!(0.0001)));
         let mut holding = Carry::default();
-        holding.holding(Some(dec!(0.00004)));
+        holding.holding(Some((dec!(0.00004), dec!(0.0000))));
         assert_eq!(total(&mut holding).total, Some(dec!(0.0000)));
+        // The held part printed as 0.0001 by its column (brought to a line): 0.0001 and the
+        // rest 0.0000.
+        let mut held_up = Carry::default();
+        held_up.holding(Some((dec!(0.00004), dec!(0.0001))));
+        assert_eq!(total(&mut held_up).total, Some(dec!(0.0001)));
         // What a part after them carries on from, told their exact sums.
         let after = Carry::after_held(dec!(0.00008), dec!(0.00004), 4, Rounding::HalfEven);
         assert_eq!(

@@ -3,6 +3,7 @@
 //! for the rest. Closed days in the store cost no Prometheus query.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
@@ -11,8 +12,8 @@ mod parts;
 use self::parts::{Early, Handed, PartTotals, StopOnExit, Written, whole};
 use crate::allocation::AllocationSet;
 use crate::cost::{
-    Carries, CostError, CostOverflow, CostReport, LineFilter, ReportRequest, TooManyLines,
-    Warnings, cost_report_with_usage,
+    Carries, CostError, CostOverflow, CostReport, GroupBy, GroupLines, LineFilter, ReportRequest,
+    TooManyLines, Warnings, cost_report_with_usage,
 };
 use crate::output::{FocusEncoding, FocusFile, FocusParts, FocusSettings};
 use crate::pricing::RateCard;
@@ -375,7 +376,9 @@ impl Sources<'_> {
     /// into `out`: the rows `only` keeps, of the version `settings` name, as `encoding` says,
     /// each charge period's rows made on the thread that priced it
     /// ([`Sources::report_by_period`]), and CSV rows written as they are made by the thread
-    /// whose period is next. Returns the report's warnings.
+    /// whose period is next. Each cost center and namespace's rows add up to its line of the
+    /// chargeback over the window, worked out first ([`Sources::group_lines`]), whichever day
+    /// its rows end. Returns the report's warnings.
     pub fn export_focus(
         &self,
         runtime: &tokio::runtime::Handle,
@@ -383,11 +386,17 @@ impl Sources<'_> {
         (settings, encoding, only): (&FocusSettings, FocusEncoding, &LineFilter),
         out: impl std::io::Write,
     ) -> Result<Warnings, ReportError> {
+        let lines = Arc::new(self.group_lines(runtime, request, only)?);
         let mut file = FocusFile::new(out, settings, encoding)?;
         let spare = file.spare();
         let makers = || {
             let mut parts = FocusParts::new(settings, encoding, only.clone(), spare.clone())?;
+            let lines = lines.clone();
             Ok(move |report: CostReport, carried, early: Early<'_, _>| {
+                let carried = Carries {
+                    lines: Some(lines.clone()),
+                    ..carried
+                };
                 parts.make(&report, carried, early)
             })
         };
@@ -396,6 +405,26 @@ impl Sources<'_> {
         })?;
         file.finish()?;
         Ok(warnings)
+    }
+
+    /// The lines of the chargeback of `request`'s window by cost center and namespace that
+    /// `only` keeps ([`GroupLines`]), for a report of it printed in parts to add up to: the
+    /// stored days from the rollups, the rest priced.
+    fn group_lines(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        request: &ReportRequest,
+        only: &LineFilter,
+    ) -> Result<GroupLines, ReportError> {
+        let by_group = ReportRequest {
+            step: Step::Window,
+            group_by: GroupBy::default(),
+            only: LineFilter::default(),
+            ..request.clone()
+        };
+        let report = runtime.block_on(self.report(&by_group))?;
+        let money = (&report.currency, report.rounding);
+        Ok(GroupLines::new(report.group_totals(), only, money))
     }
 
     /// [`Sources::report_in_parts`] with makers that make each part whole, handing nothing
@@ -474,6 +503,7 @@ impl Sources<'_> {
                     before,
                     printed: None,
                     followed,
+                    lines: None,
                 };
                 Ok((make(report, carries, early)?, warnings))
             };

@@ -7,12 +7,16 @@
 //! sum so far rounded ([`Carried::amid`]): each row stays its exact value rounded down or up.
 //! The last part brings every group to its line of the chargeback by cost center and namespace
 //! — the groups' sums so far rounded together, largest remainders first, so that they add up
-//! to the rounded total. A group with no row in the last part keeps what it printed, and the
-//! others make the total. Parts each written as the last of their span (an export's day files)
-//! are each rounded as a last part, carrying on from what the days before printed
-//! ([`Carries::of_days`]).
+//! to the rounded total. Where those lines are known before the first part ([`GroupLines`]: an
+//! export, which works them out first), a group is brought to its line in the part where its
+//! rows end, whichever that is: a team whose pods all ended before the window's last day adds
+//! up to its line too. Without them, a group with no row in the last part keeps what it
+//! printed (a unit from its line at most), and the others make the total. Parts each written
+//! as the last of their span (an export's day files) are each rounded as a last part, carrying
+//! on from what the days before printed ([`Carries::of_days`]).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::group::GroupKey;
 use super::report::{Carried, Chargeback, CostLine, CostReport, Figures, exact_sum};
@@ -57,6 +61,32 @@ impl FromIterator<(Group, Figures)> for GroupTotals {
     }
 }
 
+/// Each cost center and namespace's line of the chargeback over a whole report printed in parts,
+/// known before its first part: its exact totals over the window, and what they print as (the
+/// groups a filter keeps rounded together, as that filtered chargeback's lines are).
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct GroupLines {
+    exact: GroupTotals,
+    printed: BTreeMap<Group, Figures>,
+}
+
+impl GroupLines {
+    /// The lines of the groups `only` keeps, of a window whose groups' exact totals are
+    /// `window` (a report over it by cost center and namespace).
+    pub fn new(window: GroupTotals, only: &LineFilter, money: (&Currency, Rounding)) -> Self {
+        let printed = aims(&window, &Carries::default(), only, money);
+        GroupLines {
+            exact: window,
+            printed,
+        }
+    }
+
+    /// `group`'s exact totals over the window and its line (none for a group not kept).
+    fn of(&self, group: &Group) -> Option<(&Figures, &Figures)> {
+        Some((self.exact.0.get(group)?, self.printed.get(group)?))
+    }
+}
+
 /// What the parts of a report printed before the next one add up to, group by group.
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct Carries {
@@ -68,6 +98,9 @@ pub struct Carries {
     pub printed: Option<GroupTotals>,
     /// More parts follow the next one.
     pub followed: bool,
+    /// Each group's line over the whole report, where it is known before the parts: a group
+    /// is brought to it in the part where its rows end.
+    pub lines: Option<Arc<GroupLines>>,
 }
 
 impl Carries {
@@ -90,23 +123,42 @@ impl Carries {
         carries
     }
 
-    /// What a group printed before, its exact totals so far being `so_far`.
+    /// `group`'s exact totals over the whole report and its line there, where known
+    /// ([`GroupLines`]).
+    fn ends(&self, group: &Group) -> Option<(&Figures, &Figures)> {
+        self.lines.as_deref()?.of(group)
+    }
+
+    /// `group`'s line over the whole report, once its exact totals so far are `so_far` and
+    /// they are all of the window's: every row of it is in.
+    fn ended(&self, group: &Group, so_far: &Figures) -> Option<&Figures> {
+        let (window, line) = self.ends(group)?;
+        window.settled_alike(so_far).then_some(line)
+    }
+
+    /// What a group printed before, its exact totals so far being `so_far`: each column whose
+    /// figures had ended, its line's.
     fn printed_before(
         &self,
         group: &Group,
         so_far: &Figures,
         money: (&Currency, Rounding),
     ) -> Carried {
-        match &self.printed {
+        let carried = match &self.printed {
             Some(printed) => Carried::printed_as(so_far, &printed.of(group)),
             None => Carried::amid(so_far, money.0, money.1, self.followed),
+        };
+        match self.ends(group) {
+            Some(ends) => carried.printed_where_ended(so_far, ends),
+            None => carried,
         }
     }
 }
 
 /// What each group `only` keeps prints over all parts once `part` (each group's exact totals
 /// in it) is printed as the last: the groups' sums of all parts rounded together as the
-/// chargeback's lines are; a group with no line in `part` keeps what it printed before.
+/// chargeback's lines are; a group with no line in `part`, or whose rows ended, keeps what it
+/// printed (its line, [`Carries::ended`]).
 fn aims(
     part: &GroupTotals,
     carries: &Carries,
@@ -121,7 +173,7 @@ fn aims(
         if !only.keeps_group(&group.0, &group.1) {
             continue;
         }
-        if part.0.contains_key(group) {
+        if part.0.contains_key(group) && carries.ended(group, so_far).is_none() {
             here.push(CostLine {
                 period: Interval::new(0, 0),
                 group: std::iter::empty::<String>().collect(),
@@ -192,16 +244,29 @@ impl CostReport {
     pub fn rounded_in_groups(&self, only: &LineFilter, carries: &Carries) -> Vec<Figures> {
         let groups = self.groups();
         let money = (&self.currency, self.rounding);
+        // This part's totals, where they decide what a group is brought to: in the last part,
+        // and in any once the groups' lines are known (a group whose rows end here).
+        let part = if !carries.followed || carries.lines.is_some() {
+            self.totals_of(&groups)
+        } else {
+            GroupTotals::default()
+        };
         let aims = if carries.followed {
             BTreeMap::new()
         } else {
-            aims(&self.totals_of(&groups), carries, only, money)
+            aims(&part, carries, only, money)
         };
         let mut figures = vec![Figures::default(); self.lines.len()];
         for (group, at) in &groups {
-            let mut carried = carries.printed_before(group, &carries.before.of(group), money);
+            let mut so_far = carries.before.of(group);
+            let mut carried = carries.printed_before(group, &so_far, money);
+            so_far.absorb(&part.of(group));
+            // The last part brings a group to what `aims` says; any brings each column whose
+            // figures end in it to the group's line.
             if let Some(aim) = aims.get(group) {
                 carried = carried.aiming(aim);
+            } else if let Some(ends) = carries.ends(group) {
+                carried = carried.aiming_where_ended(&so_far, ends);
             }
             let lines: Vec<&CostLine> = at.iter().map(|&i| &self.lines[i]).collect();
             let columns = Self::columns_of(&lines, money, &mut carried);

@@ -17,7 +17,7 @@ mod warnings;
 #[cfg(test)]
 mod tests;
 
-pub use carries::{Carries, GroupTotals};
+pub use carries::{Carries, GroupLines, GroupTotals};
 pub use engine::{cost_report, cost_report_with_usage};
 pub use group::{GroupBy, GroupByError, GroupKey};
 pub use report::{Carried, Chargeback, CostLine, CostReport, Figures, HOUR_PLACES, Rounded};

@@ -383,8 +383,19 @@ fn costing(lines: &[(&str, &str, Decimal)]) -> CostReport {
 }
 
 /// Each part of a report in parts rounded by cost center and namespace
-/// ([`CostReport::rounded_in_groups`]), the rows `only` keeps: their costs, part by part.
-fn costs_in_groups(parts: &[CostReport], only: &LineFilter) -> Vec<Vec<Option<Decimal>>> {
+/// ([`CostReport::rounded_in_groups`]), the rows `only` keeps: their costs, part by part. With
+/// `known`, each group's line over all parts is known before the first ([`GroupLines`]).
+fn costs_in_groups(
+    parts: &[CostReport],
+    only: &LineFilter,
+    known: bool,
+) -> Vec<Vec<Option<Decimal>>> {
+    let lines = known.then(|| {
+        let mut window = GroupTotals::default();
+        parts.iter().for_each(|p| window.absorb(&p.group_totals()));
+        let money = (&parts[0].currency, parts[0].rounding);
+        std::sync::Arc::new(GroupLines::new(window, only, money))
+    });
     let mut before = GroupTotals::default();
     let mut printed = Vec::new();
     for (at, part) in parts.iter().enumerate() {
@@ -392,6 +403,7 @@ fn costs_in_groups(parts: &[CostReport], only: &LineFilter) -> Vec<Vec<Option<De
             before: before.clone(),
             printed: None,
             followed: at + 1 < parts.len(),
+            lines: lines.clone(),
         };
         let figures = part.rounded_in_groups(only, &carries);
         let keys = part.request.group_by.keys();
@@ -419,10 +431,12 @@ fn parts_rounded_in_groups_add_up_to_each_group_s_chargeback_line() {
     // first part rounds each 0.004 down, the last brings each to its line, 0.01.
     let day = costing(&[("a", "x", dec!(0.004)), ("b", "y", dec!(0.004))]);
     let two_days = [day.clone(), day.clone()];
-    assert_eq!(
-        costs_in_groups(&two_days, &everything),
-        cents(&[&[0, 0], &[1, 1]])
-    );
+    for known in [false, true] {
+        assert_eq!(
+            costs_in_groups(&two_days, &everything, known),
+            cents(&[&[0, 0], &[1, 1]])
+        );
+    }
     let mut whole = Carried::default().followed(true);
     let first = day.rounded(&mut whole).lines;
     let last = day.rounded(&mut whole.followed(false)).lines;
@@ -436,16 +450,28 @@ fn parts_rounded_in_groups_add_up_to_each_group_s_chargeback_line() {
         cost_center: Some("b".into()),
         namespace: None,
     };
-    assert_eq!(costs_in_groups(&two_days, &only_b), cents(&[&[0], &[1]]));
-    // b/y has no line in the last part: it keeps the 0.01 its 0.006 printed, and a/x makes
-    // the total, 0.012 → 0.01: 0.00 on its 0.006, where the chargeback's lines are a/x 0.01
-    // (the tie of remainders to the first line) and b/y 0.00. Each group within a cent of its
-    // line, the total exact.
+    for known in [false, true] {
+        assert_eq!(
+            costs_in_groups(&two_days, &only_b, known),
+            cents(&[&[0], &[1]])
+        );
+    }
+    // b/y has no line in the last part. The chargeback's lines: a/x 0.006 and b/y 0.006,
+    // 0.012 → 0.01, the unit to a/x (remainders tied, the first line). Not knowing them, b/y
+    // keeps the 0.01 its 0.006 printed, and a/x makes the total: 0.00 on its 0.006, each
+    // group a cent from its line. Knowing them, b/y's rows end in the first part and print its
+    // line, 0.00; a/x prints its 0.003 rounded, 0.00, then the cent that brings it to its
+    // line: each group its line, the total exact.
     let first = costing(&[("a", "x", dec!(0.003)), ("b", "y", dec!(0.006))]);
     let last = costing(&[("a", "x", dec!(0.003))]);
+    let parts = [first, last];
     assert_eq!(
-        costs_in_groups(&[first, last], &everything),
+        costs_in_groups(&parts, &everything, false),
         cents(&[&[0, 1], &[0]])
+    );
+    assert_eq!(
+        costs_in_groups(&parts, &everything, true),
+        cents(&[&[0, 0], &[1]])
     );
 }
 
@@ -713,6 +739,28 @@ fn arbitrary_holds() -> impl Strategy<Value = Vec<(u8, u8, i64, i64, i64, bool)>
     )
 }
 
+/// The hold of [`arbitrary_holds`]'s `(cost center, product, …)`, by one of `centers`, of one
+/// of `products`, holding `units`, whole hours (its minutes rounded out) on node `n1`.
+fn arbitrary_hold<'a>(
+    &(center, product, _, start, minutes, spot): &(u8, u8, i64, i64, i64, bool),
+    (centers, products): (&'a [String], &[&'a str]),
+    units: GpuUnits,
+) -> Hold<'a> {
+    Hold {
+        tier: if spot {
+            PriceTier::Spot
+        } else {
+            PriceTier::OnDemand
+        },
+        ..hold(
+            &centers[center as usize],
+            products[product as usize],
+            units,
+            (start / 60, (start + minutes) / 60 + 1),
+        )
+    }
+}
+
 proptest! {
     #[test]
     fn engine_matches_the_definition_and_rounded_lines_reconcile(
@@ -808,15 +856,7 @@ proptest! {
         let centers: Vec<String> = (0..4).map(|c| format!("cc-{c}")).collect();
         let holds: Vec<Hold<'_>> = holds
             .iter()
-            .map(|&(center, product, numer, start, minutes, spot)| Hold {
-                tier: if spot { PriceTier::Spot } else { PriceTier::OnDemand },
-                ..hold(
-                    &centers[center as usize],
-                    products[product as usize],
-                    GpuUnits::whole(numer),
-                    (start / 60, (start + minutes) / 60 + 1),
-                )
-            })
+            .map(|h| arbitrary_hold(h, (&centers, &products), GpuUnits::whole(h.2)))
             .collect();
         let capacity: Vec<(&str, &str, i64)> = products.iter().map(|p| ("n1", *p, gpus)).collect();
         let set = set_of(&holds, &capacity);
@@ -841,6 +881,85 @@ proptest! {
             .filter(|(_, group, _)| group.split('/').next() == Some(kept))
             .collect();
         prop_assert_eq!(lines(&only), of_kept);
+    }
+}
+
+proptest! {
+    #[test]
+    fn parts_add_up_to_each_group_s_line_whichever_part_its_rows_end_in(
+        holds in arbitrary_holds(),
+        gpus in 1i64..12,
+        denom in 1i64..8,
+        cuts in 2i64..7,
+    ) {
+        // Pods of 4 cost centers in 2 namespaces, each its own pod holding sevenths, thirds…
+        // of GPUs (so that figures round), on one node; the day cut
+        // into `cuts` parts (the last maybe shorter), each priced by pod on its own and rounded
+        // by cost center and namespace, each group's line over the day known first.
+        let products = ["NVIDIA H100", "NVIDIA L4", "Mystery"];
+        let centers: Vec<String> = (0..4).map(|c| format!("cc-{c}")).collect();
+        let pods: Vec<String> = (0..holds.len()).map(|n| format!("p{n}")).collect();
+        let holds: Vec<Hold<'_>> = holds
+            .iter()
+            .zip(&pods)
+            .map(|(h, pod)| Hold {
+                namespace: if h.2 % 2 == 0 { "even" } else { "odd" },
+                pod,
+                ..arbitrary_hold(h, (&centers, &products), GpuUnits::ratio(h.2, denom).unwrap())
+            })
+            .collect();
+        let capacity: Vec<(&str, &str, i64)> = products.iter().map(|p| ("n1", *p, gpus)).collect();
+        let set = set_of(&holds, &capacity);
+        let card = card();
+        let day = cost_report(&[&set], &card, &request("cost_center,namespace", Step::Window))
+            .unwrap();
+        let money = (&day.currency, day.rounding);
+        let lines = std::sync::Arc::new(GroupLines::new(
+            day.group_totals(),
+            &LineFilter::default(),
+            money,
+        ));
+        let hours = 24 / cuts + 1;
+        let parts: Vec<Interval> = (0..24)
+            .step_by(hours as usize)
+            .map(|from| Interval::new(t(from), t((from + hours).min(24))))
+            .collect();
+        let mut before = GroupTotals::default();
+        let mut printed: std::collections::BTreeMap<(String, String), Figures> =
+            Default::default();
+        for (at, &window) in parts.iter().enumerate() {
+            let by_pod = ReportRequest {
+                window,
+                ..request("cost_center,namespace,pod", Step::Window)
+            };
+            let part = cost_report(&[&set], &card, &by_pod).unwrap();
+            let carries = Carries {
+                before: before.clone(),
+                printed: None,
+                followed: at + 1 < parts.len(),
+                lines: Some(lines.clone()),
+            };
+            let rows = part.lines.iter().zip(part.rounded_in_groups(&LineFilter::default(), &carries));
+            for (line, figures) in rows {
+                let group = (line.group[0].to_string(), line.group[1].to_string());
+                printed.entry(group).or_default().absorb(&figures);
+            }
+            before.absorb(&part.group_totals());
+        }
+        // Each group's rows, summed, are its line of the day's chargeback, every column.
+        let chargeback = day.chargeback();
+        prop_assert_eq!(printed.len(), chargeback.lines.len());
+        for line in &chargeback.lines {
+            let group = (line.group[0].to_string(), line.group[1].to_string());
+            let rows = printed.get(&group).cloned().unwrap_or_default();
+            prop_assert_eq!(rows.gpu_hours, line.figures.gpu_hours, "{:?}", group);
+            prop_assert_eq!(rows.unpriced_gpu_hours, line.figures.unpriced_gpu_hours, "{:?}", group);
+            prop_assert_eq!(rows.cost.unwrap_or_default(), line.figures.cost.unwrap_or_default(), "{:?}", group);
+            let used = |f: &Figures| f.used_gpu_hours.unwrap_or_default();
+            let idle = |f: &Figures| f.idle_cost.unwrap_or_default();
+            prop_assert_eq!(used(&rows), used(&line.figures), "{:?}", group);
+            prop_assert_eq!(idle(&rows), idle(&line.figures), "{:?}", group);
+        }
     }
 }
 

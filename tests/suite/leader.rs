@@ -80,18 +80,31 @@ fn signal(replica: &Replica, signal: rustix::process::Signal) {
     rustix::process::kill_process(pid, signal).unwrap();
 }
 
-/// Whether `process` has a ledger log open (only a writer opens one), even one another
-/// process has deleted since.
+/// Whether `process` has a ledger log open for writing, even one another process has deleted
+/// since. (A follower opens the leader's to read it, every `follow_seconds`: its access mode,
+/// in `/proc/PID/fdinfo`, is read-only.)
 fn writes_ledger(process: &ServeProcess) -> bool {
-    let Ok(fds) = std::fs::read_dir(format!("/proc/{}/fd", process.child.id())) else {
+    let pid = process.child.id();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
         return false;
     };
-    fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-        .any(|target| {
-            let name = target.file_name().unwrap_or_default().to_string_lossy();
-            let name = name.trim_end_matches(" (deleted)");
-            name.starts_with("ledger-") && name.ends_with(".log")
-        })
+    let writable = |fd: &std::ffi::OsStr| {
+        let info = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{}", fd.display()));
+        let flags = info.ok().and_then(|info| {
+            let flags = info.lines().find_map(|l| l.strip_prefix("flags:"))?;
+            u32::from_str_radix(flags.trim(), 8).ok()
+        });
+        // O_WRONLY or O_RDWR: the access mode is the flags' two lowest bits.
+        flags.is_some_and(|flags| flags & 0o3 != 0)
+    };
+    fds.filter_map(Result::ok).any(|fd| {
+        let Ok(target) = std::fs::read_link(fd.path()) else {
+            return false;
+        };
+        let name = target.file_name().unwrap_or_default().to_string_lossy();
+        let name = name.trim_end_matches(" (deleted)");
+        name.starts_with("ledger-") && name.ends_with(".log") && writable(&fd.file_name())
+    })
 }
 
 /// Every file under `dir`, with its size, in name order.
