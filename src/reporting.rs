@@ -12,8 +12,8 @@ mod parts;
 use self::parts::{Early, Handed, PartTotals, StopOnExit, Written, whole};
 use crate::allocation::AllocationSet;
 use crate::cost::{
-    Carries, CostError, CostOverflow, CostReport, GroupBy, GroupLines, LineFilter, ReportRequest,
-    TooManyLines, Warnings, cost_report_with_usage,
+    Carries, CostError, CostOverflow, CostReport, GroupBy, GroupLines, GroupTotals, LineFilter,
+    ReportRequest, TooManyLines, Warnings, cost_report_with_usage,
 };
 use crate::output::{FocusEncoding, FocusFile, FocusParts, FocusSettings};
 use crate::pricing::RateCard;
@@ -409,22 +409,49 @@ impl Sources<'_> {
 
     /// The lines of the chargeback of `request`'s window by cost center and namespace that
     /// `only` keeps ([`GroupLines`]), for a report of it printed in parts to add up to: the
-    /// stored days from the rollups, the rest priced.
+    /// stored days from the rollups, the rest priced, each half of the window's days on a
+    /// thread of its own, their groups' exact totals summed.
     fn group_lines(
         &self,
         runtime: &tokio::runtime::Handle,
         request: &ReportRequest,
         only: &LineFilter,
     ) -> Result<GroupLines, ReportError> {
-        let by_group = ReportRequest {
+        let days = Step::Day.periods(request.window);
+        let halves = match days.get(days.len() / 2) {
+            Some(middle) if days.len() > 1 => vec![
+                Interval::new(request.window.start, middle.start),
+                Interval::new(middle.start, request.window.end),
+            ],
+            _ => vec![request.window],
+        };
+        let by_group = |window| ReportRequest {
+            window,
             step: Step::Window,
             group_by: GroupBy::default(),
             only: LineFilter::default(),
             ..request.clone()
         };
-        let report = runtime.block_on(self.report(&by_group))?;
-        let money = (&report.currency, report.rounding);
-        Ok(GroupLines::new(report.group_totals(), only, money))
+        let totals = std::thread::scope(|scope| {
+            let priced: Vec<_> = halves
+                .into_iter()
+                .map(|half| {
+                    let request = by_group(half);
+                    scope.spawn(move || runtime.block_on(self.report(&request)))
+                })
+                .collect();
+            priced
+                .into_iter()
+                .try_fold(GroupTotals::default(), |mut sum, half| {
+                    let half = half
+                        .join()
+                        .unwrap_or_else(|_| panic!("a thread pricing half a window panicked"))?;
+                    sum.absorb(&half.group_totals());
+                    Ok::<_, ReportError>(sum)
+                })
+        })?;
+        let money = (self.card.currency(), self.card.rounding());
+        Ok(GroupLines::new(totals, only, money))
     }
 
     /// [`Sources::report_in_parts`] with makers that make each part whole, handing nothing
