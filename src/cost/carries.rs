@@ -18,6 +18,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use rust_decimal::Decimal;
+
 use super::group::GroupKey;
 use super::report::{Carried, Chargeback, CostLine, CostReport, Figures, exact_sum};
 use super::request::LineFilter;
@@ -173,16 +175,26 @@ fn aims(
         if !only.keeps_group(&group.0, &group.1) {
             continue;
         }
-        if part.0.contains_key(group) && carries.ended(group, so_far).is_none() {
-            here.push(CostLine {
-                period: Interval::new(0, 0),
-                group: std::iter::empty::<String>().collect(),
-                figures: so_far.clone(),
-            });
-            named.push(group.clone());
-        } else {
-            gone.absorb(so_far);
-            gone_printed.absorb(&carries.printed_before(group, so_far, money).printed());
+        match part.0.get(group) {
+            Some(in_part) if carries.ended(group, so_far).is_none() => {
+                // What the group printed before this part, in the columns its rows here have
+                // nothing of, it keeps: the groups that can move them make them up.
+                let before = carries.before.of(group);
+                let printed = carries.printed_before(group, &before, money).printed();
+                let (free, kept) = movable(in_part, so_far, &printed);
+                gone.absorb(&kept.0);
+                gone_printed.absorb(&kept.1);
+                here.push(CostLine {
+                    period: Interval::new(0, 0),
+                    group: std::iter::empty::<String>().collect(),
+                    figures: free,
+                });
+                named.push((group.clone(), kept.1));
+            }
+            _ => {
+                gone.absorb(so_far);
+                gone_printed.absorb(&carries.printed_before(group, so_far, money).printed());
+            }
         }
     }
     let mut carried = Carried::printed_as(&gone, &gone_printed);
@@ -190,8 +202,63 @@ fn aims(
     named
         .into_iter()
         .enumerate()
-        .map(|(n, group)| (group, columns.line(n)))
+        .map(|(n, (group, kept))| {
+            let mut aim = columns.line(n);
+            aim.absorb(&kept);
+            (group, aim)
+        })
         .collect()
+}
+
+/// A group's exact figures so far (`so_far`) split by what its rows in a part (`part`) can
+/// move: the columns they have some of, and the others (a cost where every row is of a model
+/// without a price, unpriced hours where every row is priced), exact and as printed before
+/// (`printed`), which stay as they were.
+fn movable(part: &Figures, so_far: &Figures, printed: &Figures) -> (Figures, (Figures, Figures)) {
+    // A column the rows have none of: taken out of the free figures, kept exact and printed.
+    let option =
+        |part: Option<Decimal>, free: &mut Option<Decimal>, printed: Option<Decimal>| match part
+            .is_some_and(|v| !v.is_zero())
+            || free.is_none()
+        {
+            true => (None, None),
+            false => (free.take(), printed),
+        };
+    let decimal = |part: Decimal, free: &mut Decimal, printed: Decimal| match part.is_zero()
+        && !free.is_zero()
+    {
+        true => (std::mem::take(free), printed),
+        false => (Decimal::ZERO, Decimal::ZERO),
+    };
+    let mut free = so_far.clone();
+    let hours = decimal(part.gpu_hours, &mut free.gpu_hours, printed.gpu_hours);
+    let used = option(
+        part.used_gpu_hours,
+        &mut free.used_gpu_hours,
+        printed.used_gpu_hours,
+    );
+    let cost = option(part.cost, &mut free.cost, printed.cost);
+    let idle = option(part.idle_cost, &mut free.idle_cost, printed.idle_cost);
+    let unpriced = decimal(
+        part.unpriced_gpu_hours,
+        &mut free.unpriced_gpu_hours,
+        printed.unpriced_gpu_hours,
+    );
+    let kept = Figures {
+        gpu_hours: hours.0,
+        used_gpu_hours: used.0,
+        cost: cost.0,
+        idle_cost: idle.0,
+        unpriced_gpu_hours: unpriced.0,
+    };
+    let kept_printed = Figures {
+        gpu_hours: hours.1,
+        used_gpu_hours: used.1,
+        cost: cost.1,
+        idle_cost: idle.1,
+        unpriced_gpu_hours: unpriced.1,
+    };
+    (free, (kept, kept_printed))
 }
 
 impl CostReport {
