@@ -210,26 +210,38 @@ mod tests {
         );
     }
 
+    /// Each period of `request`'s report, rounded where it is priced carrying on from the
+    /// periods before with every group as one ([`whole`]).
+    fn rounded_by_period(
+        sources: &Sources<'_>,
+        runtime: &tokio::runtime::Handle,
+        request: &ReportRequest,
+    ) -> Vec<(CostReport, crate::cost::Rounded)> {
+        let mut made = Vec::new();
+        let makers = || {
+            Ok(|report: CostReport, carries: Carries| {
+                let rounded = report.rounded(&mut whole(&carries, &report));
+                Ok((report, rounded))
+            })
+        };
+        let each = |part| {
+            made.push(part);
+            Ok(())
+        };
+        sources
+            .report_by_period(runtime, request, makers, each)
+            .unwrap();
+        made
+    }
+
     #[test]
     fn parts_rounded_where_priced_are_rounded_as_one_after_another() {
         with_a_day(|sources, runtime, request| {
             // Rounded where each hour is priced, carrying on from what the hours before add up to.
-            let mut made = Vec::new();
-            sources
-                .report_by_period(
-                    runtime,
-                    request,
-                    || {
-                        Ok(|report: CostReport, carries: Carries| {
-                            Ok(report.rounded(&mut whole(&carries, &report)))
-                        })
-                    },
-                    |rounded| {
-                        made.push(rounded);
-                        Ok(())
-                    },
-                )
-                .unwrap();
+            let made: Vec<_> = rounded_by_period(sources, runtime, request)
+                .into_iter()
+                .map(|(_, rounded)| rounded)
+                .collect();
             // The same hours priced one at a time here, each rounded carrying the one before
             // and followed by more but the last.
             let mut carried = Carried::default();
@@ -524,35 +536,22 @@ mod tests {
             ("H100", "3.00"),
             window,
             |sources, runtime, request| {
-                sources
-                    .report_by_period(
-                        runtime,
-                        request,
-                        || {
-                            Ok(|report: CostReport, carries: Carries| {
-                                let rounded = report.rounded(&mut whole(&carries, &report));
-                                // The pod's line, or its node's unallocated capacity.
-                                let named = |(line, figures): (&CostLine, &Figures)| {
-                                    let group = line.group.join("/");
-                                    let name = match () {
-                                        _ if group.starts_with("cc/") => "a",
-                                        _ if group.contains("n1") => "n1",
-                                        _ => "n2",
-                                    };
-                                    (name, figures.gpu_hours, figures.unpriced_gpu_hours)
-                                };
-                                let mut lines: Vec<_> =
-                                    report.lines.iter().zip(&rounded.lines).map(named).collect();
-                                lines.sort();
-                                Ok(lines)
-                            })
-                        },
-                        |day| {
-                            days.push(day);
-                            Ok(())
-                        },
-                    )
-                    .unwrap();
+                for (report, rounded) in rounded_by_period(sources, runtime, request) {
+                    // The pod's line, or its node's unallocated capacity.
+                    let named = |(line, figures): (&CostLine, &Figures)| {
+                        let group = line.group.join("/");
+                        let name = match () {
+                            _ if group.starts_with("cc/") => "a",
+                            _ if group.contains("n1") => "n1",
+                            _ => "n2",
+                        };
+                        (name, figures.gpu_hours, figures.unpriced_gpu_hours)
+                    };
+                    let mut lines: Vec<_> =
+                        report.lines.iter().zip(&rounded.lines).map(named).collect();
+                    lines.sort();
+                    days.push(lines);
+                }
             },
         );
         let zero = dec!(0.0000);
