@@ -216,19 +216,19 @@ fn aims(
 /// (`printed`), which stay as they were.
 fn movable(part: &Figures, so_far: &Figures, printed: &Figures) -> (Figures, (Figures, Figures)) {
     // A column the rows have none of: taken out of the free figures, kept exact and printed.
-    let option =
-        |part: Option<Decimal>, free: &mut Option<Decimal>, printed: Option<Decimal>| match part
-            .is_some_and(|v| !v.is_zero())
-            || free.is_none()
-        {
-            true => (None, None),
-            false => (free.take(), printed),
-        };
-    let decimal = |part: Decimal, free: &mut Decimal, printed: Decimal| match part.is_zero()
-        && !free.is_zero()
-    {
-        true => (std::mem::take(free), printed),
-        false => (Decimal::ZERO, Decimal::ZERO),
+    let option = |part: Option<Decimal>, free: &mut Option<Decimal>, printed: Option<Decimal>| {
+        if part.is_some_and(|v| !v.is_zero()) || free.is_none() {
+            (None, None)
+        } else {
+            (free.take(), printed)
+        }
+    };
+    let decimal = |part: Decimal, free: &mut Decimal, printed: Decimal| {
+        if part.is_zero() && !free.is_zero() {
+            (std::mem::take(free), printed)
+        } else {
+            (Decimal::ZERO, Decimal::ZERO)
+        }
     };
     let mut free = so_far.clone();
     let hours = decimal(part.gpu_hours, &mut free.gpu_hours, printed.gpu_hours);

@@ -250,8 +250,8 @@ impl Carried {
 
     /// These carries, with each column whose figures were all in by the parts so far (exact sum
     /// `so_far`, of the window's `window`) printed as its `line`'s figure: the part where the
-    /// column's figures ended brought it there.
-    /// Hours whose figures go on printed their unpriced part as that column did.
+    /// column's figures ended brought it there. Hours whose figures go on printed their
+    /// unpriced part as that column did.
     pub fn printed_where_ended(mut self, so_far: &Figures, ends: (&Figures, &Figures)) -> Self {
         let printed = |_, exact, printed| Carry::printed_as(exact, printed);
         let unpriced = self.where_ended(so_far, ends, printed).unpriced_gpu_hours;
