@@ -306,6 +306,18 @@ const UNBOUND: Bound = Bound {
     fixed: false,
 };
 
+/// A line with none of a column: tied at zero, like a part that is none of its whole. Without a
+/// carry it never takes a unit (the units are fewer than the lines with a remainder); carried,
+/// a part can need more units than its lines' remainders give (the parts before printed less),
+/// and the lines with some of the column take them, a second unit each if need be, before a
+/// line of none prints a unit it has none of (unpriced hours on a priced line).
+const NONE_OF_IT: Bound = Bound {
+    floor: 0,
+    low: 0,
+    high: None,
+    fixed: true,
+};
+
 impl Within<'_> {
     /// Where line `i`, of exact `value` rounded down to `floor` units, starts, and its bound.
     fn bound(&self, i: usize, value: Decimal, floor: i128, places: u32) -> (i128, Bound) {
@@ -381,6 +393,7 @@ pub fn apportion_within(
     let (mut floor_sum, mut remainder_sum, mut start_sum) = (0, Some(0i128), 0);
     let bound_of = |i: usize, value: Decimal, floor: i128| match within {
         Some(within) => within.bound(i, value, floor, places),
+        None if value.is_zero() => (floor, NONE_OF_IT),
         None => (floor, UNBOUND),
     };
     for (i, value) in values.iter().enumerate() {

@@ -383,13 +383,9 @@ fn costing(lines: &[(&str, &str, Decimal)]) -> CostReport {
 }
 
 /// Each part of a report in parts rounded by cost center and namespace
-/// ([`CostReport::rounded_in_groups`]), the rows `only` keeps: their costs, part by part. With
-/// `known`, each group's line over all parts is known before the first ([`GroupLines`]).
-fn costs_in_groups(
-    parts: &[CostReport],
-    only: &LineFilter,
-    known: bool,
-) -> Vec<Vec<Option<Decimal>>> {
+/// ([`CostReport::rounded_in_groups`]), the rows `only` keeps, part by part. With `known`,
+/// each group's line over all parts is known before the first ([`GroupLines`]).
+fn figures_in_groups(parts: &[CostReport], only: &LineFilter, known: bool) -> Vec<Vec<Figures>> {
     let lines = known.then(|| {
         let mut window = GroupTotals::default();
         parts.iter().for_each(|p| window.absorb(&p.group_totals()));
@@ -409,10 +405,83 @@ fn costs_in_groups(
         let keys = part.request.group_by.keys();
         let kept = part.lines.iter().zip(figures);
         let kept = kept.filter(|(line, _)| only.keeps(keys, line.group.iter()));
-        printed.push(kept.map(|(_, figures)| figures.cost).collect());
+        printed.push(kept.map(|(_, figures)| figures).collect());
         before.absorb(&part.group_totals());
     }
     printed
+}
+
+/// [`figures_in_groups`]' costs.
+fn costs_in_groups(
+    parts: &[CostReport],
+    only: &LineFilter,
+    known: bool,
+) -> Vec<Vec<Option<Decimal>>> {
+    let parts = figures_in_groups(parts, only, known).into_iter();
+    parts
+        .map(|part| part.iter().map(|f| f.cost).collect())
+        .collect()
+}
+
+/// Whether a row prints nothing of a column it has none of: no unpriced hours on a priced row,
+/// no cost on a row without one.
+fn prints_only_what_it_has(exact: &Figures, printed: &Figures) -> bool {
+    let has_cost = exact.cost.is_some_and(|c| !c.is_zero());
+    (!exact.unpriced_gpu_hours.is_zero() || printed.unpriced_gpu_hours.is_zero())
+        && (has_cost || printed.cost.is_none_or(|c| c.is_zero()))
+}
+
+#[test]
+fn a_unit_a_group_s_line_needs_beyond_its_rows_remainders_goes_to_a_row_with_some_of_it() {
+    // Units of 0.0001 h. The first part: a/x's pod u1 holds 0.4 of a unit of a model without a
+    // price, b/y's pod v 0.3. The last: a/x's pod p an hour of a priced model (2.00), its pod
+    // u2 a unit of the unpriced one. The chargeback: a/x 1.4 unpriced units, b/y 0.3; the
+    // total 1.7 rounds to 2, the floors make 1, and the unit goes to a/x (.4 over .3): a/x
+    // 0.0002 unpriced and 1.0002 h, b/y nothing. The first part brings b/y, whose rows end
+    // there, to its line, and prints a/x's running total rounded, 0. So the last part's a/x
+    // rows make 2 units of a unit's exact unpriced hours: the unit beyond u2's floor goes to
+    // u2 (0.0002 h, all unpriced), not to the priced row p (first in print order, tied at a
+    // remainder of 0), which printed 0.0001 unpriced hours and 1.0001 h.
+    let row = |group: [&str; 3], hours: Decimal, cost: Option<Decimal>| {
+        let unpriced = if cost.is_some() { Decimal::ZERO } else { hours };
+        let figures = Figures {
+            gpu_hours: hours,
+            unpriced_gpu_hours: unpriced,
+            cost,
+            ..Figures::default()
+        };
+        (group.map(str::to_string).to_vec(), figures)
+    };
+    let group_by = "cost_center,namespace,pod";
+    let first = by_hand(
+        group_by,
+        vec![
+            row(["a", "x", "u1"], dec!(0.00004), None),
+            row(["b", "y", "v"], dec!(0.00003), None),
+        ],
+    );
+    let last = by_hand(
+        group_by,
+        vec![
+            row(["a", "x", "p"], dec!(1), Some(dec!(2.00))),
+            row(["a", "x", "u2"], dec!(0.0001), None),
+        ],
+    );
+    let printed = figures_in_groups(&[first, last], &LineFilter::default(), true);
+    let hours = |part: &[Figures]| -> Vec<(Decimal, Decimal)> {
+        part.iter()
+            .map(|f| (f.gpu_hours, f.unpriced_gpu_hours))
+            .collect()
+    };
+    assert_eq!(
+        hours(&printed[0]),
+        [(dec!(0.0000), dec!(0.0000)), (dec!(0.0000), dec!(0.0000))]
+    );
+    assert_eq!(
+        hours(&printed[1]),
+        [(dec!(1.0000), dec!(0.0000)), (dec!(0.0002), dec!(0.0002))]
+    );
+    assert_eq!(printed[1][0].cost, Some(dec!(2.00)));
 }
 
 #[test]
@@ -959,7 +1028,8 @@ proptest! {
         (holds, gpus, denom, cuts) in a_day_in_parts(),
     ) {
         // Each part priced by pod on its own and rounded by cost center and namespace, each
-        // group's line over the day known first.
+        // group's line over the day known first. No row prints a unit of a column it has none
+        // of.
         let (set, parts) = pods_in_parts(&holds, gpus, denom, cuts);
         let card = card();
         let day = cost_report(&[&set], &card, &request("cost_center,namespace", Step::Window))
@@ -983,6 +1053,7 @@ proptest! {
             };
             let rows = part.lines.iter().zip(part.rounded_in_groups(&LineFilter::default(), &carries));
             for (line, figures) in rows {
+                prop_assert!(prints_only_what_it_has(&line.figures, &figures), "{:?}: {:?}", line.figures, figures);
                 let group = (line.group[0].to_string(), line.group[1].to_string());
                 printed.entry(group).or_default().absorb(&figures);
             }
@@ -1001,6 +1072,40 @@ proptest! {
             let idle = |f: &Figures| f.idle_cost.unwrap_or_default();
             prop_assert_eq!(used(&rows), used(&line.figures), "{:?}", group);
             prop_assert_eq!(idle(&rows), idle(&line.figures), "{:?}", group);
+        }
+    }
+}
+
+proptest! {
+    #[test]
+    fn day_files_add_up_to_each_span_s_chargeback_and_print_nothing_a_row_has_none_of(
+        (holds, gpus, denom, cuts) in a_day_in_parts(),
+    ) {
+        // Each part a day file (`tollgate export`): rounded by cost center and namespace as the
+        // last part of the span from the first part to it, what the parts before printed
+        // worked out again from their exact totals.
+        let (set, parts) = pods_in_parts(&holds, gpus, denom, cuts);
+        let card = card();
+        let mut before: Vec<GroupTotals> = Vec::new();
+        let mut files = Figures::default();
+        for &window in &parts {
+            let part = by_pod(&set, window);
+            let carries = Carries::of_days(&before, (&part.currency, part.rounding));
+            let rows = part.lines.iter().zip(part.rounded_in_groups(&LineFilter::default(), &carries));
+            for (line, figures) in rows {
+                prop_assert!(prints_only_what_it_has(&line.figures, &figures), "{:?}: {:?}", line.figures, figures);
+                files.absorb(&figures);
+            }
+            before.push(part.group_totals());
+            // The files so far add up to the span's chargeback, every column.
+            let span = ReportRequest {
+                window: Interval::new(parts[0].start, window.end),
+                ..request("cost_center,namespace", Step::Window)
+            };
+            let total = cost_report(&[&set], &card, &span).unwrap().chargeback().total;
+            prop_assert_eq!(files.gpu_hours, total.gpu_hours, "to {}", window.end);
+            prop_assert_eq!(files.unpriced_gpu_hours, total.unpriced_gpu_hours, "to {}", window.end);
+            prop_assert_eq!(files.cost.unwrap_or_default(), total.cost.unwrap_or_default(), "to {}", window.end);
         }
     }
 }

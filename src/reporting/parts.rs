@@ -265,9 +265,16 @@ mod tests {
         });
     }
 
-    /// A FOCUS row's cost center and namespace (`x_CostCenter`, `SubAccountId`), `BilledCost`
-    /// and `ConsumedQuantity`.
-    type Row = ((String, String), Decimal, Decimal);
+    /// A FOCUS row as read back: its cost center and namespace (`x_CostCenter`,
+    /// `SubAccountId`), its `ResourceName`, `BilledCost`, `ConsumedQuantity` and
+    /// `x_UnpricedGpuHours`.
+    struct Row {
+        group: (String, String),
+        name: String,
+        cost: Decimal,
+        hours: Decimal,
+        unpriced: Decimal,
+    }
 
     /// The FOCUS CSV of `request` in `sources`, the rows `only` keeps.
     fn focus_rows(
@@ -288,20 +295,26 @@ mod tests {
         let at = |name: &str| header.iter().position(|h| h == name).unwrap();
         let (cost_center, namespace) = (at("x_CostCenter"), at("SubAccountId"));
         let (cost, hours) = (at("BilledCost"), at("ConsumedQuantity"));
+        let (name, unpriced) = (at("ResourceName"), at("x_UnpricedGpuHours"));
         reader
             .records()
             .map(|row| {
                 let row = row.unwrap();
                 let figure = |at: usize| row[at].parse::<Decimal>().unwrap();
-                let group = (row[cost_center].to_string(), row[namespace].to_string());
-                (group, figure(cost), figure(hours))
+                Row {
+                    group: (row[cost_center].to_string(), row[namespace].to_string()),
+                    name: row[name].to_string(),
+                    cost: figure(cost),
+                    hours: figure(hours),
+                    unpriced: figure(unpriced),
+                }
             })
             .collect()
     }
 
     /// Rows' `BilledCost` and `ConsumedQuantity`, summed.
     fn sum<'a>(rows: impl IntoIterator<Item = &'a Row>) -> (Decimal, Decimal) {
-        let add = |(cost, hours), row: &Row| (cost + row.1, hours + row.2);
+        let add = |(cost, hours), row: &Row| (cost + row.cost, hours + row.hours);
         rows.into_iter().fold((Decimal::ZERO, Decimal::ZERO), add)
     }
 
@@ -321,7 +334,7 @@ mod tests {
             for line in &chargeback.lines {
                 let mut values = line.group.iter().map(String::from);
                 let group = (values.next().unwrap(), values.next().unwrap());
-                let (cost, hours) = sum(rows.iter().filter(|row| row.0 == group));
+                let (cost, hours) = sum(rows.iter().filter(|row| row.group == group));
                 let want = (line.figures.cost.unwrap(), line.figures.gpu_hours);
                 assert_eq!((cost, hours), want, "{group:?}");
             }
@@ -361,7 +374,7 @@ mod tests {
                     (own.cost.unwrap(), own.gpu_hours),
                     "{cost_center}"
                 );
-                assert!(rows.iter().all(|row| row.0.0 == cost_center));
+                assert!(rows.iter().all(|row| row.group.0 == cost_center));
             }
             assert!(everyone.lines.len() > 2);
         });
@@ -410,7 +423,7 @@ mod tests {
         });
         let of = |cost_center: &str, namespace: &str| {
             let group = (cost_center.to_string(), namespace.to_string());
-            sum(rows.iter().filter(|row| row.0 == group))
+            sum(rows.iter().filter(|row| row.group == group))
         };
         assert_eq!(of("a", "x"), (dec!(0.00), dec!(0.0057)));
         assert_eq!(of("b", "y"), (dec!(0.01), dec!(0.0071)));
@@ -419,6 +432,69 @@ mod tests {
         // Two days: a row of `a` and of `b` and the node's the first, of `b` and the node's
         // the second.
         assert_eq!(rows.len(), 5);
+    }
+
+    /// Two days (11-01 and 11-02) of a node with one L4 at 1.00 an hour (`n1`) and one with a
+    /// GH200 the card has no price for (`n2`). In units of 0.0001 h (a second is 25/9 of one):
+    /// - 11-01: on `n2`, `a`'s pod u1 7 s (19 4/9) and `b`'s pod v 3 s (8 3/9).
+    /// - 11-02: `a`'s pod p an hour of the L4 (10,000, 1.00 USD), its pod u2 9 s of the GH200
+    ///   (25).
+    /// - The nodes' unallocated rest: the L4's 47 h, priced (47.00 USD); the GH200's 48 h less
+    ///   19 s, 479,947 2/9 unpriced.
+    ///
+    /// The chargeback's unpriced hours: 480,000 in all; floors `a` 44, `b` 8, the rest 479,947,
+    /// so one unit to the largest remainder, `a`'s 4/9: `a` 0.0045, `b` 0.0008, the rest
+    /// 47.9947. Its hours: `a` 1.0045 (10,044 4/9 holding 45, the unit to its 4/9 over the
+    /// rest's 2/9), `b` 0.0008, the rest 94.9947.
+    ///
+    /// `b`'s rows end on the first day, at its line. `a`'s unpriced hours so far, 19 4/9, print
+    /// 0.0019 there, so its second day makes 26 units of unpriced hours of u2's 25: the unit
+    /// beyond goes to u2 (0.0026 h), and p prints its hour, 1.0000 h, none of it unpriced.
+    /// Before, p (first in print order, tied with u2 at a remainder of 0) took the unit:
+    /// 0.0001 unpriced hours on a priced row, and 1.0001 h.
+    #[test]
+    fn an_unpriced_unit_a_team_s_line_needs_goes_to_its_unpriced_row_not_its_priced_one() {
+        let mut set = crate::allocation::AllocationSet::default();
+        with_node(&mut set, "n1", "NVIDIA L4", "2026-10-01T00:00:00Z");
+        with_node(&mut set, "n2", "NVIDIA GH200", "2026-10-01T00:00:00Z");
+        let whole = crate::units::GpuUnits::ONE;
+        let (l4, gh200) = (("n1", "NVIDIA L4", whole), ("n2", "NVIDIA GH200", whole));
+        let (a, b) = (("a", "x"), ("b", "y"));
+        let day = |day: u32, from: &str, to: &str| {
+            let at = |time: &str| format!("2026-11-0{day}T{time}Z");
+            (at(from), at(to))
+        };
+        let pods = [
+            ((a, "u1"), gh200, day(1, "10:00:00", "10:00:07")),
+            ((b, "v"), gh200, day(1, "11:00:00", "11:00:03")),
+            ((a, "p"), l4, day(2, "10:00:00", "11:00:00")),
+            ((a, "u2"), gh200, day(2, "10:00:00", "10:00:09")),
+        ];
+        for (pod, holds, (from, to)) in pods {
+            with_pod(&mut set, pod, holds, (&from, &to));
+        }
+        let window = Interval::new(at("2026-11-01T00:00:00Z"), at("2026-11-03T00:00:00Z"));
+        let mut rows = Vec::new();
+        with_set(&set, ("L4", "1.00"), window, |sources, runtime, request| {
+            rows = focus_rows(sources, runtime, request, &Default::default());
+        });
+        let of = |name: &str| {
+            let row = rows.iter().find(|row| row.name == name).unwrap();
+            (row.cost, row.hours, row.unpriced)
+        };
+        assert_eq!(of("u1"), (dec!(0.00), dec!(0.0019), dec!(0.0019)));
+        assert_eq!(of("v"), (dec!(0.00), dec!(0.0008), dec!(0.0008)));
+        assert_eq!(of("p"), (dec!(1.00), dec!(1.0000), dec!(0.0000)));
+        assert_eq!(of("u2"), (dec!(0.00), dec!(0.0026), dec!(0.0026)));
+        let unpriced = |group: (&str, &str)| -> Decimal {
+            let group = (group.0.to_string(), group.1.to_string());
+            let rows = rows.iter().filter(|row| row.group == group);
+            rows.map(|row| row.unpriced).sum()
+        };
+        assert_eq!(unpriced(a), dec!(0.0045));
+        assert_eq!(unpriced(b), dec!(0.0008));
+        assert_eq!(unpriced(("__unallocated__", "")), dec!(47.9947));
+        assert_eq!(sum(&rows), (dec!(48.00), dec!(96.0000)));
     }
 
     /// A pod holding an H100 (priced) and a GH200 nobody holds (unpriced), by day from
