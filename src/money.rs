@@ -720,6 +720,37 @@ pub fn settled_alike(a: Decimal, b: Decimal) -> bool {
         .is_some_and(|apart| apart.abs() < Decimal::new(1, SETTLED_PLACES))
 }
 
+/// What the parts of a column printed so far add up to, their exact sum so far being `so_far`,
+/// where all of them are to add up to `line` for an exact sum of `whole` (a group's line of a
+/// chargeback printed in parts, known before the first): the sum so far rounded so that it
+/// ends at `line` without a jump. Where `line` is `whole` rounded to the nearest unit the sum so
+/// far is too (half up); where the line is below that, the sum so far is rounded down; where
+/// above, up once it is within the line's distance of the next unit (`so_far` plus `line −
+/// whole`, rounded down). Each is the sum so far plus a constant rounded down, so every part
+/// prints its exact sum rounded down or up (a part of whole units, exactly them), whatever the
+/// parts before: the line is reached by the part where the column's figures end, not forced
+/// on it. Taken to [`SETTLED_PLACES`], as the lines are decided. A line a unit or more from
+/// `whole` (hours whose priced part is the line's hours less its unpriced hours, each rounded
+/// apart) is reached as far as a unit allows, and wholly once the sum so far is all of `whole`.
+pub fn toward_line(so_far: Decimal, (whole, line): (Decimal, Decimal), places: u32) -> Decimal {
+    if settled_alike(so_far, whole) {
+        return fixed(line, places);
+    }
+    let settled = |v: Decimal| v.round_dp(SETTLED_PLACES);
+    let (unit, half) = (Decimal::new(1, places), Decimal::new(5, places + 1));
+    let above = line - settled(whole);
+    let lift = if above > half {
+        above.min(unit - Decimal::new(1, SETTLED_PLACES))
+    } else if above <= -half {
+        Decimal::ZERO
+    } else {
+        half
+    };
+    let printed = (settled(so_far) + lift)
+        .round_dp_with_strategy(places, rust_decimal::RoundingStrategy::ToNegativeInfinity);
+    fixed(printed, places)
+}
+
 /// `value` with exactly `places` decimals and no negative zero, ready to print.
 pub fn fixed(value: Decimal, places: u32) -> Decimal {
     let mut value = value.round_dp(places);
@@ -858,6 +889,46 @@ mod test {
         let whole = Column { exact, printed };
         let within = Some(Within::PartOf(whole));
         apportion_within(values, within, 2, Rounding::HalfEven, &mut Carry::default())
+    }
+
+    #[test]
+    fn a_unit_beyond_the_remainders_goes_to_a_line_with_some_of_the_column() {
+        // A part of two lines, none and one unit (0.0001), brought to two units: their floors
+        // make one and neither has a remainder. The unit goes to the line with some of the
+        // column, a second unit on it, not to the first line, which has none (it did: 0.0001
+        // unpriced hours on a priced line).
+        let mut carry = Carry::default().aiming(dec!(0.0002));
+        let values = [Some(dec!(0)), Some(dec!(0.0001))];
+        let out = apportion_carried(&values, 4, Rounding::HalfEven, &mut carry);
+        assert_eq!(out.lines, vec![Some(dec!(0.0000)), Some(dec!(0.0002))]);
+        // Where no line has any, a line takes it all the same: the lines add up to the total.
+        let mut carry = Carry::default().aiming(dec!(0.0001));
+        let out = apportion_carried(&[Some(dec!(0)); 2], 4, Rounding::HalfEven, &mut carry);
+        assert_eq!(out.lines, vec![Some(dec!(0.0001)), Some(dec!(0.0000))]);
+    }
+
+    #[test]
+    fn sums_so_far_rounded_toward_a_line_end_at_it_and_each_part_rounds_its_own_sum() {
+        // In cents. A whole of 1.006 whose line is 1.00 (below its nearest, 1.01: the
+        // chargeback gave the cent to others): rounded down all along, a part of 0.006 prints
+        // 0.00 and one of a whole 1.00 prints 1.00, where the nearest rounding printed 0.01
+        // and left 0.99 for the whole part.
+        let toward = |so_far, line| toward_line(so_far, (dec!(1.006), line), 2);
+        assert_eq!(toward(dec!(0.006), dec!(1.00)), dec!(0.00));
+        assert_eq!(toward(dec!(1.006), dec!(1.00)), dec!(1.00));
+        // Its line 1.01, the nearest: rounded to the nearest all along.
+        assert_eq!(toward(dec!(0.006), dec!(1.01)), dec!(0.01));
+        assert_eq!(toward(dec!(0.004), dec!(1.01)), dec!(0.00));
+        // A whole of 1.004 whose line is 1.01 (above its nearest): up once the sum so far is
+        // within 0.006 of the next cent, so 0.004 prints 0.01 and the whole part 1.00.
+        let above = |so_far| toward_line(so_far, (dec!(1.004), dec!(1.01)), 2);
+        assert_eq!(above(dec!(0.003)), dec!(0.00));
+        assert_eq!(above(dec!(0.004)), dec!(0.01));
+        assert_eq!(above(dec!(1.004)), dec!(1.01));
+        // A line two cents from its whole is reached where the sum so far is all of it.
+        let far = |so_far| toward_line(so_far, (dec!(1.004), dec!(0.98)), 2);
+        assert_eq!(far(dec!(0.504)), dec!(0.50));
+        assert_eq!(far(dec!(1.004)), dec!(0.98));
     }
 
     #[test]

@@ -3,17 +3,18 @@
 //! up to its line of the chargeback over the same window, not only all rows to the
 //! chargeback's total.
 //!
-//! Amid the parts of a streamed export, a group's rows bring its printed sum so far to its exact
-//! sum so far rounded ([`Carried::amid`]): each row stays its exact value rounded down or up.
-//! The last part brings every group to its line of the chargeback by cost center and namespace
-//! — the groups' sums so far rounded together, largest remainders first, so that they add up
-//! to the rounded total. Where those lines are known before the first part ([`GroupLines`]: an
-//! export, which works them out first), a group is brought to its line in the part where its
-//! rows end, whichever that is: a team whose pods all ended before the window's last day adds
-//! up to its line too. Without them, a group with no row in the last part keeps what it
-//! printed (a unit from its line at most), and the others make the total. Parts each written
-//! as the last of their span (an export's day files) are each rounded as a last part, carrying
-//! on from what the days before printed ([`Carries::of_days`]).
+//! A group's line is its line of the chargeback by cost center and namespace — the groups'
+//! sums rounded together, largest remainders first, so that they add up to the rounded total.
+//! Where the lines are known before the first part ([`GroupLines`]: an export, which works them
+//! out first), every part rounds each group's sums so far toward its line
+//! ([`money::toward_line`]): each row stays its exact value rounded down or up, and the group
+//! reaches its line in the part where its rows end, whichever that is. Without them, amid the
+//! parts a group's rows bring its printed sum so far to its exact sum so far rounded
+//! ([`Carried::amid`]), the last part brings every group to its line, and a group with no row
+//! in the last part keeps what it printed (a unit from its line at most) while the others make
+//! the total. Parts each written as the last of their span (an export's day files) are each
+//! rounded as a last part, carrying on from what the days before printed
+//! ([`Carries::of_days`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,9 +22,9 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 
 use super::group::GroupKey;
-use super::report::{Carried, Chargeback, CostLine, CostReport, Figures, exact_sum};
+use super::report::{Carried, Chargeback, CostLine, CostReport, Figures, HOUR_PLACES, exact_sum};
 use super::request::LineFilter;
-use crate::money::{Currency, Rounding};
+use crate::money::{self, Currency, Rounding};
 use crate::time::Interval;
 
 /// A cost center and namespace (empty where the report is not grouped by it).
@@ -100,8 +101,8 @@ pub struct Carries {
     pub printed: Option<GroupTotals>,
     /// More parts follow the next one.
     pub followed: bool,
-    /// Each group's line over the whole report, where it is known before the parts: a group
-    /// is brought to it in the part where its rows end.
+    /// Each group's line over the whole report, where it is known before the parts: every part
+    /// rounds the group toward it ([`money::toward_line`]).
     pub lines: Option<Arc<GroupLines>>,
 }
 
@@ -138,22 +139,54 @@ impl Carries {
         window.settled_alike(so_far).then_some(line)
     }
 
-    /// What a group printed before, its exact totals so far being `so_far`: each column whose
-    /// figures had ended, its line's.
+    /// What a group printed before, its exact totals so far being `so_far`: rounded toward
+    /// its line where that is known ([`toward_line`]).
     fn printed_before(
         &self,
         group: &Group,
         so_far: &Figures,
         money: (&Currency, Rounding),
     ) -> Carried {
-        let carried = match &self.printed {
-            Some(printed) => Carried::printed_as(so_far, &printed.of(group)),
-            None => Carried::amid(so_far, money.0, money.1, self.followed),
-        };
-        match self.ends(group) {
-            Some(ends) => carried.printed_where_ended(so_far, ends),
-            None => carried,
+        match (&self.printed, self.ends(group)) {
+            (Some(printed), _) => Carried::printed_as(so_far, &printed.of(group)),
+            (None, Some(ends)) => Carried::printed_as(so_far, &toward_line(so_far, ends, money)),
+            (None, None) => Carried::amid(so_far, money.0, money.1, self.followed),
         }
+    }
+}
+
+/// What a group's parts so far print, column by column, their exact sums so far being `so_far`
+/// and the group's exact totals over the window and its line `(window, line)`: each column's
+/// sum so far rounded toward its line ([`money::toward_line`]), so that every part prints its
+/// exact sums rounded down or up and the part where a column's figures end brings it to the
+/// line. Hours are their unpriced and their priced part each rounded toward the line's, as a
+/// row's hours are wholly one or the other: an unpriced row then prints its unpriced hours as
+/// its hours, and priced rows make up the rest.
+fn toward_line(
+    so_far: &Figures,
+    (window, line): (&Figures, &Figures),
+    (currency, rounding): (&Currency, Rounding),
+) -> Figures {
+    let toward = |pick: fn(&Figures) -> Option<Decimal>, places: u32| match (
+        pick(so_far),
+        pick(window),
+        pick(line),
+    ) {
+        (Some(so_far), Some(window), Some(line)) => {
+            Some(money::toward_line(so_far, (window, line), places))
+        }
+        (so_far, ..) => so_far.map(|so_far| rounding.money(so_far, places)),
+    };
+    let priced = |f: &Figures| Some(f.gpu_hours - f.unpriced_gpu_hours);
+    let unpriced = |f: &Figures| Some(f.unpriced_gpu_hours);
+    let hours = |pick| toward(pick, HOUR_PLACES).unwrap_or_default();
+    let money = currency.minor_units();
+    Figures {
+        gpu_hours: hours(unpriced) + hours(priced),
+        used_gpu_hours: toward(|f| f.used_gpu_hours, HOUR_PLACES),
+        cost: toward(|f| f.cost, money),
+        idle_cost: toward(|f| f.idle_cost, money),
+        unpriced_gpu_hours: hours(unpriced),
     }
 }
 
@@ -333,7 +366,7 @@ impl CostReport {
             if let Some(aim) = aims.get(group) {
                 carried = carried.aiming(aim);
             } else if let Some(ends) = carries.ends(group) {
-                carried = carried.aiming_where_ended(&so_far, ends);
+                carried = carried.aiming(&toward_line(&so_far, ends, money));
             }
             let lines: Vec<&CostLine> = at.iter().map(|&i| &self.lines[i]).collect();
             let columns = Self::columns_of(&lines, money, &mut carried);

@@ -13,9 +13,6 @@ use crate::money::{
 };
 use crate::time::Interval;
 
-/// One column's figure of a line's [`Figures`].
-type Pick = fn(&Figures) -> Option<Decimal>;
-
 /// Hours print with four decimals.
 pub const HOUR_PLACES: u32 = 4;
 
@@ -219,52 +216,6 @@ impl Carried {
             unpriced_gpu_hours: aimed(self.unpriced_gpu_hours, Some(aim.unpriced_gpu_hours)),
             followed: self.followed,
         }
-    }
-
-    /// These carries, each column whose exact sum so far (`so_far`) is all of its window's
-    /// (`window`, [`Figures::settled_alike`]) made anew by `each` from its carry, its exact sum
-    /// so far and `line`'s figure.
-    fn where_ended(
-        mut self,
-        so_far: &Figures,
-        (window, line): (&Figures, &Figures),
-        each: impl Fn(Carry, Decimal, Decimal) -> Carry,
-    ) -> Self {
-        let columns: [(&mut Carry, Pick); 5] = [
-            (&mut self.gpu_hours, |f| Some(f.gpu_hours)),
-            (&mut self.used_gpu_hours, |f| f.used_gpu_hours),
-            (&mut self.cost, |f| f.cost),
-            (&mut self.idle_cost, |f| f.idle_cost),
-            (&mut self.unpriced_gpu_hours, |f| Some(f.unpriced_gpu_hours)),
-        ];
-        for (carry, pick) in columns {
-            if let (Some(exact), Some(all), Some(printed)) =
-                (pick(so_far), pick(window), pick(line))
-                && money::settled_alike(exact, all)
-            {
-                *carry = each(*carry, exact, printed);
-            }
-        }
-        self
-    }
-
-    /// These carries, with each column whose figures were all in by the parts so far (exact sum
-    /// `so_far`, of the window's `window`) printed as its `line`'s figure: the part where the
-    /// column's figures ended brought it there. Hours whose figures go on printed their
-    /// unpriced part as that column did.
-    pub fn printed_where_ended(mut self, so_far: &Figures, ends: (&Figures, &Figures)) -> Self {
-        let printed = |_, exact, printed| Carry::printed_as(exact, printed);
-        let unpriced = self.where_ended(so_far, ends, printed).unpriced_gpu_hours;
-        let by = unpriced.printed() - self.unpriced_gpu_hours.printed();
-        self.gpu_hours = self.gpu_hours.printed_more(by);
-        self.where_ended(so_far, ends, printed)
-    }
-
-    /// The next part brings each column whose figures are all in once it is printed (exact
-    /// sum so far, the part's included, `so_far`, of the window's `window`) to its `line`'s
-    /// figure ([`Carry::aiming`]).
-    pub fn aiming_where_ended(self, so_far: &Figures, ends: (&Figures, &Figures)) -> Self {
-        self.where_ended(so_far, ends, |carry, _, printed| carry.aiming(printed))
     }
 }
 

@@ -383,9 +383,13 @@ fn costing(lines: &[(&str, &str, Decimal)]) -> CostReport {
 }
 
 /// Each part of a report in parts rounded by cost center and namespace
-/// ([`CostReport::rounded_in_groups`]), the rows `only` keeps, part by part. With `known`,
-/// each group's line over all parts is known before the first ([`GroupLines`]).
-fn figures_in_groups(parts: &[CostReport], only: &LineFilter, known: bool) -> Vec<Vec<Figures>> {
+/// ([`CostReport::rounded_in_groups`]), the rows `only` keeps: their costs, part by part. With
+/// `known`, each group's line over all parts is known before the first ([`GroupLines`]).
+fn costs_in_groups(
+    parts: &[CostReport],
+    only: &LineFilter,
+    known: bool,
+) -> Vec<Vec<Option<Decimal>>> {
     let lines = known.then(|| {
         let mut window = GroupTotals::default();
         parts.iter().for_each(|p| window.absorb(&p.group_totals()));
@@ -405,22 +409,10 @@ fn figures_in_groups(parts: &[CostReport], only: &LineFilter, known: bool) -> Ve
         let keys = part.request.group_by.keys();
         let kept = part.lines.iter().zip(figures);
         let kept = kept.filter(|(line, _)| only.keeps(keys, line.group.iter()));
-        printed.push(kept.map(|(_, figures)| figures).collect());
+        printed.push(kept.map(|(_, figures)| figures.cost).collect());
         before.absorb(&part.group_totals());
     }
     printed
-}
-
-/// [`figures_in_groups`]' costs.
-fn costs_in_groups(
-    parts: &[CostReport],
-    only: &LineFilter,
-    known: bool,
-) -> Vec<Vec<Option<Decimal>>> {
-    let parts = figures_in_groups(parts, only, known).into_iter();
-    parts
-        .map(|part| part.iter().map(|f| f.cost).collect())
-        .collect()
 }
 
 /// Whether a row prints nothing of a column it has none of: no unpriced hours on a priced row,
@@ -431,68 +423,61 @@ fn prints_only_what_it_has(exact: &Figures, printed: &Figures) -> bool {
         && (has_cost || printed.cost.is_none_or(|c| c.is_zero()))
 }
 
+/// Whether a row of a part rounded toward its group's line ([`GroupLines`]) prints its cost
+/// within a cent of its exact cost, its unpriced hours within a unit of theirs and no more than
+/// its hours, and a wholly unpriced row's hours as its unpriced hours. (Its hours can be a unit
+/// further where its group's line's hours less its unpriced hours, each rounded apart, are a
+/// unit from the group's exact priced hours.)
+fn prints_its_parts_within_a_unit(exact: &Figures, printed: &Figures) -> bool {
+    let within = |exact: Decimal, printed: Decimal, unit: Decimal| (exact - printed).abs() < unit;
+    let cost = match (exact.cost, printed.cost) {
+        (Some(exact), Some(printed)) => within(exact, printed, dec!(0.01)),
+        (exact, printed) => exact.is_none() && printed.is_none_or(|c| c.is_zero()),
+    };
+    let unpriced = (exact.unpriced_gpu_hours, printed.unpriced_gpu_hours);
+    let wholly_unpriced = exact.unpriced_gpu_hours == exact.gpu_hours;
+    cost && within(unpriced.0, unpriced.1, dec!(0.0001))
+        && printed.unpriced_gpu_hours <= printed.gpu_hours
+        && (!wholly_unpriced || printed.unpriced_gpu_hours == printed.gpu_hours)
+}
+
+/// Parts' costs in cents, as [`costs_in_groups`] gives them.
+fn cents(values: &[&[i64]]) -> Vec<Vec<Option<Decimal>>> {
+    let cent = |c: i64| Some(Decimal::new(c, 2));
+    values
+        .iter()
+        .map(|part| part.iter().map(|&c| cent(c)).collect())
+        .collect()
+}
+
 #[test]
-fn a_unit_a_group_s_line_needs_beyond_its_rows_remainders_goes_to_a_row_with_some_of_it() {
-    // Units of 0.0001 h. The first part: a/x's pod u1 holds 0.4 of a unit of a model without a
-    // price, b/y's pod v 0.3. The last: a/x's pod p an hour of a priced model (2.00), its pod
-    // u2 a unit of the unpriced one. The chargeback: a/x 1.4 unpriced units, b/y 0.3; the
-    // total 1.7 rounds to 2, the floors make 1, and the unit goes to a/x (.4 over .3): a/x
-    // 0.0002 unpriced and 1.0002 h, b/y nothing. The first part brings b/y, whose rows end
-    // there, to its line, and prints a/x's running total rounded, 0. So the last part's a/x
-    // rows make 2 units of a unit's exact unpriced hours: the unit beyond u2's floor goes to
-    // u2 (0.0002 h, all unpriced), not to the priced row p (first in print order, tied at a
-    // remainder of 0), which printed 0.0001 unpriced hours and 1.0001 h.
-    let row = |group: [&str; 3], hours: Decimal, cost: Option<Decimal>| {
-        let unpriced = if cost.is_some() { Decimal::ZERO } else { hours };
-        let figures = Figures {
-            gpu_hours: hours,
-            unpriced_gpu_hours: unpriced,
-            cost,
-            ..Figures::default()
-        };
-        (group.map(str::to_string).to_vec(), figures)
-    };
-    let group_by = "cost_center,namespace,pod";
-    let first = by_hand(
-        group_by,
-        vec![
-            row(["a", "x", "u1"], dec!(0.00004), None),
-            row(["b", "y", "v"], dec!(0.00003), None),
-        ],
-    );
-    let last = by_hand(
-        group_by,
-        vec![
-            row(["a", "x", "p"], dec!(1), Some(dec!(2.00))),
-            row(["a", "x", "u2"], dec!(0.0001), None),
-        ],
-    );
-    let printed = figures_in_groups(&[first, last], &LineFilter::default(), true);
-    let hours = |part: &[Figures]| -> Vec<(Decimal, Decimal)> {
-        part.iter()
-            .map(|f| (f.gpu_hours, f.unpriced_gpu_hours))
-            .collect()
-    };
+fn each_part_rounds_a_group_toward_its_line_so_a_whole_row_prints_whole() {
+    // a/x, b/y and c/z cost 0.006 each in the first part and a whole 1.00 each (a pod's hour
+    // at 1.00) in the last. The chargeback: 1.006 each, 3.018 → 3.02, the floors make 3.00,
+    // and the two cents go to the largest remainders, tied, the first lines: a/x 1.01, b/y
+    // 1.01, c/z 1.00. a/x's and b/y's lines are their nearest, so their first part prints
+    // 0.006 to the nearest, 0.01; c/z's line is below its nearest, so its parts round down:
+    // 0.00, then its whole hour 1.00. Each group its line, each row its exact cost rounded
+    // down or up. Before, every group's first part printed its nearest, 0.01, and the last
+    // brought c/z to its line: 0.99 for an hour at 1.00.
+    let first = costing(&[
+        ("a", "x", dec!(0.006)),
+        ("b", "y", dec!(0.006)),
+        ("c", "z", dec!(0.006)),
+    ]);
+    let last = costing(&[
+        ("a", "x", dec!(1.00)),
+        ("b", "y", dec!(1.00)),
+        ("c", "z", dec!(1.00)),
+    ]);
     assert_eq!(
-        hours(&printed[0]),
-        [(dec!(0.0000), dec!(0.0000)), (dec!(0.0000), dec!(0.0000))]
+        costs_in_groups(&[first, last], &LineFilter::default(), true),
+        cents(&[&[1, 1, 0], &[100, 100, 100]])
     );
-    assert_eq!(
-        hours(&printed[1]),
-        [(dec!(1.0000), dec!(0.0000)), (dec!(0.0002), dec!(0.0002))]
-    );
-    assert_eq!(printed[1][0].cost, Some(dec!(2.00)));
 }
 
 #[test]
 fn parts_rounded_in_groups_add_up_to_each_group_s_chargeback_line() {
-    let cents = |values: &[&[i64]]| -> Vec<Vec<Option<Decimal>>> {
-        let cent = |c: i64| Some(Decimal::new(c, 2));
-        values
-            .iter()
-            .map(|part| part.iter().map(|&c| cent(c)).collect())
-            .collect()
-    };
     let everything = LineFilter::default();
     // a/x and b/y cost 0.004 each, two parts. The chargeback: 0.008 each → 0.01 and 0.01
     // (0.016 → 0.02). One running total would have printed a/x 0.01 then 0.01 more (the tie
@@ -1013,13 +998,16 @@ fn a_day_in_parts() -> impl Strategy<Value = (Vec<ArbitraryHold>, i64, i64, i64)
     (arbitrary_holds(), 1i64..12, 1i64..8, 2i64..7)
 }
 
-/// `set`'s report by pod over `window`.
-fn by_pod(set: &AllocationSet, window: Interval) -> CostReport {
-    let by_pod = ReportRequest {
+/// `set`'s report over `window` by what tells billed resources apart, as the FOCUS export's
+/// rows are (cost center and namespace first): a row per pod and model, and per node and
+/// model of the capacity nobody held.
+fn by_resource(set: &AllocationSet, window: Interval) -> CostReport {
+    let by_resource = ReportRequest {
         window,
-        ..request("cost_center,namespace,pod", Step::Window)
+        group_by: crate::cost::GroupBy::resources(),
+        ..request("cost_center,namespace", Step::Window)
     };
-    cost_report(&[set], &card(), &by_pod).unwrap()
+    cost_report(&[set], &card(), &by_resource).unwrap()
 }
 
 proptest! {
@@ -1044,7 +1032,7 @@ proptest! {
         let mut printed: std::collections::BTreeMap<(String, String), Figures> =
             Default::default();
         for (at, &window) in parts.iter().enumerate() {
-            let part = by_pod(&set, window);
+            let part = by_resource(&set, window);
             let carries = Carries {
                 before: before.clone(),
                 printed: None,
@@ -1054,6 +1042,7 @@ proptest! {
             let rows = part.lines.iter().zip(part.rounded_in_groups(&LineFilter::default(), &carries));
             for (line, figures) in rows {
                 prop_assert!(prints_only_what_it_has(&line.figures, &figures), "{:?}: {:?}", line.figures, figures);
+                prop_assert!(prints_its_parts_within_a_unit(&line.figures, &figures), "{:?}: {:?}", line.figures, figures);
                 let group = (line.group[0].to_string(), line.group[1].to_string());
                 printed.entry(group).or_default().absorb(&figures);
             }
@@ -1089,7 +1078,7 @@ proptest! {
         let mut before: Vec<GroupTotals> = Vec::new();
         let mut files = Figures::default();
         for &window in &parts {
-            let part = by_pod(&set, window);
+            let part = by_resource(&set, window);
             let carries = Carries::of_days(&before, (&part.currency, part.rounding));
             let rows = part.lines.iter().zip(part.rounded_in_groups(&LineFilter::default(), &carries));
             for (line, figures) in rows {

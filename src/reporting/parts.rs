@@ -417,10 +417,7 @@ mod tests {
             ("2026-11-02T10:00:00Z", "2026-11-02T10:01:30Z"),
         );
         let window = Interval::new(at("2026-11-01T00:00:00Z"), at("2026-11-03T00:00:00Z"));
-        let mut rows = Vec::new();
-        with_set(&set, ("L4", "1.00"), window, |sources, runtime, request| {
-            rows = focus_rows(sources, runtime, request, &Default::default());
-        });
+        let rows = rows_of(&set, window);
         let of = |cost_center: &str, namespace: &str| {
             let group = (cost_center.to_string(), namespace.to_string());
             sum(rows.iter().filter(|row| row.group == group))
@@ -432,6 +429,54 @@ mod tests {
         // Two days: a row of `a` and of `b` and the node's the first, of `b` and the node's
         // the second.
         assert_eq!(rows.len(), 5);
+    }
+
+    /// Two days (11-01 and 11-02) of a node with one L4 at 1.00 an hour. `a`, `b` and `c` (in
+    /// namespaces `x`, `y`, `z`) each run a pod 22 s on the first day (0.0061111 h, 0.61 of a
+    /// cent) and a pod an hour on the second (1.0000 h, 1.00 USD), one after another. The
+    /// node's unallocated rest: 48 h less 3 × 3,622 s, 44.9816666 h.
+    ///
+    /// The chargeback: 48.00 in all; floors 1.00 × 3 + 44.98, so two cents go to the largest
+    /// remainders, the teams' 0.61 (tied, the first two): `a` 1.01, `b` 1.01, `c` 1.00, the rest
+    /// 44.98. Hours: floors 1.0061 × 3 + 44.9816, one unit to the rest's 0.67: 44.9817.
+    ///
+    /// `c`'s line is below its nearest cent, so its days round down: the first 0.00, the second
+    /// its hour, 1.00. `a` and `b` print the first day's 0.61 of a cent as 0.01, then their hour,
+    /// 1.00. Before, every team's first day printed 0.01 and the last day brought `c` to its
+    /// line: **0.99** for its hour at 1.00.
+    #[test]
+    fn a_pod_s_whole_hour_costs_its_price_whatever_its_team_s_line_asks() {
+        let mut set = crate::allocation::AllocationSet::default();
+        with_node(&mut set, "n1", "NVIDIA L4", "2026-10-01T00:00:00Z");
+        let l4 = ("n1", "NVIDIA L4", crate::units::GpuUnits::ONE);
+        for (team, hour) in [(("a", "x"), 10), (("b", "y"), 11), (("c", "z"), 12)] {
+            let (first, second) = (format!("{}1", team.0), format!("{}2", team.0));
+            let from = |day: u32| format!("2026-11-0{day}T{hour}:00:00Z");
+            let first_to = format!("2026-11-01T{hour}:00:22Z");
+            let second_to = format!("2026-11-02T{}:00:00Z", hour + 1);
+            with_pod(&mut set, (team, &first), l4, (&from(1), &first_to));
+            with_pod(&mut set, (team, &second), l4, (&from(2), &second_to));
+        }
+        let window = Interval::new(at("2026-11-01T00:00:00Z"), at("2026-11-03T00:00:00Z"));
+        let rows = rows_of(&set, window);
+        let of = |name: &str| {
+            let row = rows.iter().find(|row| row.name == name).unwrap();
+            (row.cost, row.hours)
+        };
+        assert_eq!(of("a1"), (dec!(0.01), dec!(0.0061)));
+        assert_eq!(of("b1"), (dec!(0.01), dec!(0.0061)));
+        assert_eq!(of("c1"), (dec!(0.00), dec!(0.0061)));
+        for pod in ["a2", "b2", "c2"] {
+            assert_eq!(of(pod), (dec!(1.00), dec!(1.0000)), "{pod}");
+        }
+        let team = |group: (&str, &str)| {
+            let group = (group.0.to_string(), group.1.to_string());
+            sum(rows.iter().filter(|row| row.group == group))
+        };
+        assert_eq!(team(("c", "z")), (dec!(1.00), dec!(1.0061)));
+        assert_eq!(team(("a", "x")), (dec!(1.01), dec!(1.0061)));
+        assert_eq!(team(("__unallocated__", "")), (dec!(44.98), dec!(44.9817)));
+        assert_eq!(sum(&rows), (dec!(48.00), dec!(48.0000)));
     }
 
     /// Two days (11-01 and 11-02) of a node with one L4 at 1.00 an hour (`n1`) and one with a
@@ -447,13 +492,13 @@ mod tests {
     /// 47.9947. Its hours: `a` 1.0045 (10,044 4/9 holding 45, the unit to its 4/9 over the
     /// rest's 2/9), `b` 0.0008, the rest 94.9947.
     ///
-    /// `b`'s rows end on the first day, at its line. `a`'s unpriced hours so far, 19 4/9, print
-    /// 0.0019 there, so its second day makes 26 units of unpriced hours of u2's 25: the unit
-    /// beyond goes to u2 (0.0026 h), and p prints its hour, 1.0000 h, none of it unpriced.
-    /// Before, p (first in print order, tied with u2 at a remainder of 0) took the unit:
-    /// 0.0001 unpriced hours on a priced row, and 1.0001 h.
+    /// `a`'s line is above its nearest (44 4/9 → 44), so its unpriced hours so far round up
+    /// once within 5/9 of the next unit: u1's 19 4/9 print 20, and u2 its 25 exactly; p its
+    /// hour, 1.0000 h, none of it unpriced. Before, u1 printed its nearest, 19, leaving the
+    /// second day 26 units for u2's 25, and p (first in print order, tied with u2 at a
+    /// remainder of 0) took the unit: 0.0001 unpriced hours on a priced row, and 1.0001 h.
     #[test]
-    fn an_unpriced_unit_a_team_s_line_needs_goes_to_its_unpriced_row_not_its_priced_one() {
+    fn a_team_s_unpriced_unit_goes_where_its_rows_have_a_fraction_for_it() {
         let mut set = crate::allocation::AllocationSet::default();
         with_node(&mut set, "n1", "NVIDIA L4", "2026-10-01T00:00:00Z");
         with_node(&mut set, "n2", "NVIDIA GH200", "2026-10-01T00:00:00Z");
@@ -474,18 +519,15 @@ mod tests {
             with_pod(&mut set, pod, holds, (&from, &to));
         }
         let window = Interval::new(at("2026-11-01T00:00:00Z"), at("2026-11-03T00:00:00Z"));
-        let mut rows = Vec::new();
-        with_set(&set, ("L4", "1.00"), window, |sources, runtime, request| {
-            rows = focus_rows(sources, runtime, request, &Default::default());
-        });
+        let rows = rows_of(&set, window);
         let of = |name: &str| {
             let row = rows.iter().find(|row| row.name == name).unwrap();
             (row.cost, row.hours, row.unpriced)
         };
-        assert_eq!(of("u1"), (dec!(0.00), dec!(0.0019), dec!(0.0019)));
+        assert_eq!(of("u1"), (dec!(0.00), dec!(0.0020), dec!(0.0020)));
         assert_eq!(of("v"), (dec!(0.00), dec!(0.0008), dec!(0.0008)));
         assert_eq!(of("p"), (dec!(1.00), dec!(1.0000), dec!(0.0000)));
-        assert_eq!(of("u2"), (dec!(0.00), dec!(0.0026), dec!(0.0026)));
+        assert_eq!(of("u2"), (dec!(0.00), dec!(0.0025), dec!(0.0025)));
         let unpriced = |group: (&str, &str)| -> Decimal {
             let group = (group.0.to_string(), group.1.to_string());
             let rows = rows.iter().filter(|row| row.group == group);
@@ -495,6 +537,15 @@ mod tests {
         assert_eq!(unpriced(b), dec!(0.0008));
         assert_eq!(unpriced(("__unallocated__", "")), dec!(47.9947));
         assert_eq!(sum(&rows), (dec!(48.00), dec!(96.0000)));
+    }
+
+    /// The FOCUS rows of `set` over `window`, priced at the L4's 1.00 an hour.
+    fn rows_of(set: &crate::allocation::AllocationSet, window: Interval) -> Vec<Row> {
+        let mut rows = Vec::new();
+        with_set(set, ("L4", "1.00"), window, |sources, runtime, request| {
+            rows = focus_rows(sources, runtime, request, &Default::default());
+        });
+        rows
     }
 
     /// A pod holding an H100 (priced) and a GH200 nobody holds (unpriced), by day from
