@@ -225,15 +225,6 @@ impl Carry {
         }
     }
 
-    /// The carry of parts that printed `by` more than these did (a column they hold printed
-    /// as another figure, [`Carry::holding`]).
-    pub fn printed_more(self, by: Decimal) -> Self {
-        Carry {
-            printed: self.printed + by,
-            ..self
-        }
-    }
-
     /// The next part is printed holding `held`, the exact sum so far (that part's included)
     /// of what another column holds of this one and what that column printed of it, apart
     /// from the rest ([`Carry::after_held`]);
