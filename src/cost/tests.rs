@@ -1015,9 +1015,9 @@ proptest! {
     fn parts_add_up_to_each_group_s_line_whichever_part_its_rows_end_in(
         (holds, gpus, denom, cuts) in a_day_in_parts(),
     ) {
-        // Each part priced by pod on its own and rounded by cost center and namespace, each
-        // group's line over the day known first. No row prints a unit of a column it has none
-        // of.
+        // Each part priced on its own, by resource as the export's rows are, and rounded by
+        // cost center and namespace, each group's line over the day known first. No row prints
+        // a unit of a column it has none of, and each prints its parts within a unit.
         let (set, parts) = pods_in_parts(&holds, gpus, denom, cuts);
         let card = card();
         let day = cost_report(&[&set], &card, &request("cost_center,namespace", Step::Window))
