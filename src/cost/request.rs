@@ -105,9 +105,11 @@ pub struct RequestText<'a> {
     pub step: Option<&'a str>,
     /// Share unallocated capacity out.
     pub share_unallocated: bool,
-    /// Keep only this cost center's lines (`cost_center` must be a group-by key).
+    /// Keep only this cost center's lines (`cost_center` must be a group-by key); empty keeps
+    /// every cost center's.
     pub cost_center: Option<&'a str>,
-    /// Keep only this namespace's lines (`namespace` must be a group-by key).
+    /// Keep only this namespace's lines (`namespace` must be a group-by key); empty keeps every
+    /// namespace's.
     pub namespace: Option<&'a str>,
 }
 
@@ -169,9 +171,12 @@ impl ReportRequest {
                 ),
             });
         }
+        // A parameter left empty (a form's cleared field) keeps every line, as an empty
+        // `group_by` groups by default: no cost center or namespace is named "".
+        let named = |value: Option<&str>| value.filter(|v| !v.is_empty()).map(str::to_string);
         let only = LineFilter {
-            cost_center: text.cost_center.map(str::to_string),
-            namespace: text.namespace.map(str::to_string),
+            cost_center: named(text.cost_center),
+            namespace: named(text.namespace),
         };
         for (key, _) in only.wanted() {
             if !group_by.keys().contains(&key) {

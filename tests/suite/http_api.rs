@@ -56,6 +56,11 @@ async fn chargeback_is_the_same_as_the_report() {
     assert_eq!(status, 200);
     assert_eq!(content_type, "text/csv; charset=utf-8");
     assert_eq!(csv, fixture_report(&[]));
+    // Filters left empty (a cleared form field) keep every line, not none.
+    let (status, _, unfiltered) =
+        get("/api/v1/chargeback?from=2026-11-01&to=2026-11-02&cost_center=&namespace=").await;
+    assert_eq!((status, unfiltered.as_str()), (200, csv.as_str()));
+    assert!(csv.lines().count() > 2, "{csv}");
     let (_, content_type, json) =
         get("/api/v1/chargeback?from=2026-11-01&to=2026-11-02&format=json&group_by=gpu_model,node&step=day").await;
     assert_eq!(content_type, "application/json");
