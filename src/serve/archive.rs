@@ -553,7 +553,7 @@ impl Archive {
     /// ([`Archive::rolled_until`]) so the ledger can forget them.
     async fn roll_up(&self, view: &View, card: &RateCard) {
         let Some(store) = &self.store else { return };
-        if !view.ready || !view.writer || !self.leadership.is_leader() {
+        if !view.readiness.is_ready() || !view.writer || !self.leadership.is_leader() {
             return;
         }
         let sets = view.ledger.as_refs();
@@ -693,7 +693,7 @@ impl Archive {
             let (archive, card) = (self.clone(), card.clone());
             let mut views = views.clone();
             tasks.push(tokio::spawn(async move {
-                let _ = views.wait_for(|view| view.ready).await;
+                let _ = views.wait_for(|view| view.readiness.is_ready()).await;
                 let mut ticks = tokio::time::interval(Duration::from_secs(60));
                 loop {
                     ticks.tick().await;
@@ -723,7 +723,7 @@ impl Archive {
                 archive.backfilling.store(false, Ordering::Release);
                 // Roll up as soon as the sources are read, then look again every few seconds
                 // (and for the history days left out, once they are due again).
-                let _ = views.wait_for(|view| view.ready).await;
+                let _ = views.wait_for(|view| view.readiness.is_ready()).await;
                 let mut ticks = tokio::time::interval(ROLL_UP_CHECK);
                 loop {
                     ticks.tick().await;

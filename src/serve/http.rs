@@ -91,17 +91,16 @@ async fn healthz() -> &'static str {
     )
 )]
 async fn readyz(State(state): State<AppState>) -> Response {
-    if state.view().ready {
-        (
+    match state.view().readiness.waiting_for() {
+        None => (
             StatusCode::OK,
             axum::Json(serde_json::json!({"ready": true})),
         )
-            .into_response()
-    } else {
-        error(
+            .into_response(),
+        Some(waiting) => error(
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: waiting for the first complete list of every watched kind",
-        )
+            format!("not ready: {waiting}"),
+        ),
     }
 }
 

@@ -37,7 +37,7 @@ pub use quota::{CheckRequest, QuotaGate, Subject};
 pub use reconciler::{Reconciler, read_once};
 pub use state::AppState;
 pub use tls::{CertReloader, TlsError, client_verifier, serve_tls};
-pub use view::View;
+pub use view::{Readiness, View};
 
 use crate::ledger::Ledger;
 use crate::pricing::RateCard;

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use super::archive::Archive;
 use super::feed::{Feed, Reading};
 use super::follow::Following;
-use super::view::View;
+use super::view::{Readiness, View};
 use crate::allocation::{AllocationSet, BuildOptions};
 use crate::budget::{Arrivals, SpendIndex, StoredSpend, month_of};
 use crate::ledger::{Ledger, Touched};
@@ -273,7 +273,7 @@ impl Reconciler {
             current_at: self.current_at,
             ledger,
             live: Arc::new(live),
-            ready: synced && !backfilling,
+            readiness: Readiness::of(synced, backfilling),
             writer,
             kubernetes_up,
             spend: Arc::new(spend),

@@ -25,8 +25,8 @@ pub struct View {
     pub ledger: LedgerView,
     /// What the cluster holds and offers at `as_of` (running allocations end at `as_of`).
     pub live: Arc<AllocationSet>,
-    /// True once the source was read completely and reconciled.
-    pub ready: bool,
+    /// Whether this replica serves yet, or what it waits for.
+    pub readiness: Readiness,
     /// Made from the ledger this replica writes (always, without an election): what rollups
     /// are made from, so that only the replica holding the ledger writes the store.
     pub writer: bool,
@@ -52,7 +52,7 @@ impl Default for View {
             current_at: None,
             ledger: LedgerView::default(),
             live: Arc::default(),
-            ready: false,
+            readiness: Readiness::Listing,
             writer: false,
             kubernetes_up: None,
             spend: Arc::default(),
@@ -60,6 +60,45 @@ impl Default for View {
             arrivals: Arc::default(),
             reconciled_in: std::time::Duration::ZERO,
             segments: (0, 0),
+        }
+    }
+}
+
+/// Whether a replica serves yet (`/readyz`), and if not, what it waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Readiness {
+    /// The source has not been read completely and reconciled yet.
+    Listing,
+    /// The leader is rolling the history before its ledger began up into the store: until it
+    /// is done, reports and budgets would leave those days out.
+    Backfilling,
+    /// Read, reconciled, and no backfill running.
+    Ready,
+}
+
+impl Readiness {
+    /// Ready once `synced` (read completely and reconciled) and not `backfilling`.
+    pub fn of(synced: bool, backfilling: bool) -> Self {
+        match (synced, backfilling) {
+            (false, _) => Readiness::Listing,
+            (true, true) => Readiness::Backfilling,
+            (true, false) => Readiness::Ready,
+        }
+    }
+
+    pub fn is_ready(self) -> bool {
+        self == Readiness::Ready
+    }
+
+    /// What a replica that is not ready waits for, as `/readyz` says it.
+    pub fn waiting_for(self) -> Option<&'static str> {
+        match self {
+            Readiness::Listing => Some("waiting for the first complete list of every watched kind"),
+            Readiness::Backfilling => Some(
+                "rolling the history before the ledger began up into the store \
+                 (the log says how many days are done)",
+            ),
+            Readiness::Ready => None,
         }
     }
 }
@@ -73,5 +112,20 @@ impl View {
     /// "Now" in the feed's time: the view's as-of plus the real time since it was made.
     pub fn now(&self) -> UnixSeconds {
         self.as_of + self.read_at.elapsed().as_secs() as i64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Readiness;
+
+    #[test]
+    fn a_replica_is_ready_once_synced_and_not_backfilling() {
+        let of = |synced, backfilling| Readiness::of(synced, backfilling);
+        assert_eq!(of(false, false), Readiness::Listing);
+        assert_eq!(of(false, true), Readiness::Listing);
+        assert_eq!(of(true, true), Readiness::Backfilling);
+        assert_eq!(of(true, false), Readiness::Ready);
+        assert!(of(true, false).is_ready() && !of(true, true).is_ready());
     }
 }

@@ -10,29 +10,33 @@ use http_body_util::BodyExt;
 use tokio::sync::watch;
 use tollgate::ledger::Ledger;
 use tollgate::pricing::RateCard;
-use tollgate::serve::{Feed, Reconciler, View, read_once, router};
+use tollgate::serve::{Feed, Readiness, Reconciler, View, read_once, router};
 use tower::ServiceExt;
 
 use crate::support;
 
 use support::fixture_report;
 
-fn app() -> axum::Router {
+fn fixture_view() -> Arc<View> {
     let card = Arc::new(support::fixture_card());
-    let (_, receiver) = watch::channel(read_once(
-        support::fixture_feed(),
-        card.clone(),
-        "cost-center",
-    ));
+    read_once(support::fixture_feed(), card, "cost-center")
+}
+
+fn app_of(view: Arc<View>) -> axum::Router {
+    let (_, receiver) = watch::channel(view);
     router(support::app_state(
-        card,
+        Arc::new(support::fixture_card()),
         receiver,
         Arc::new(support::no_budgets()),
     ))
 }
 
 async fn get(uri: &str) -> (u16, String, String) {
-    let response = app()
+    get_of(app_of(fixture_view()), uri).await
+}
+
+async fn get_of(app: axum::Router, uri: &str) -> (u16, String, String) {
+    let response = app
         .oneshot(Request::get(uri).body(Body::empty()).unwrap())
         .await
         .unwrap();
@@ -151,6 +155,38 @@ async fn bad_parameters_get_a_json_400_saying_what_is_wrong() {
     let (status, _, body) = get("/nowhere").await;
     assert_eq!(status, 404);
     assert!(body.contains("openapi.json"));
+}
+
+#[tokio::test]
+async fn readyz_says_what_a_replica_that_is_not_ready_waits_for() {
+    let read = fixture_view();
+    assert_eq!(read.readiness, Readiness::Ready);
+    let cases = [
+        (Readiness::Ready, 200, "{\"ready\":true}"),
+        (
+            Readiness::Listing,
+            503,
+            "{\"error\":\"not ready: waiting for the first complete list of every watched kind\"}",
+        ),
+        (
+            Readiness::Backfilling,
+            503,
+            "{\"error\":\"not ready: rolling the history before the ledger began up into the \
+             store (the log says how many days are done)\"}",
+        ),
+    ];
+    for (readiness, status, body) in cases {
+        let view = View {
+            readiness,
+            ..(*read).clone()
+        };
+        let answer = get_of(app_of(Arc::new(view)), "/readyz").await;
+        assert_eq!(
+            answer,
+            (status, "application/json".to_string(), body.to_string()),
+            "{readiness:?}"
+        );
+    }
 }
 
 #[tokio::test]

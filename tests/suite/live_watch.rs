@@ -76,7 +76,7 @@ impl Harness {
         for _ in 0..100 {
             self.reconciler.lock().unwrap().step();
             let (_, metrics) = self.get("/metrics").await;
-            if self.state.views.borrow().ready && done(&metrics) {
+            if self.state.views.borrow().readiness.is_ready() && done(&metrics) {
                 return metrics;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
