@@ -21,7 +21,8 @@ pub(super) struct BackfillArgs {
     /// First day (default: 35 days before --to).
     #[arg(long, value_name = "DATE")]
     from: Option<String>,
-    /// Day after the last (default: today, UTC: only closed days).
+    /// Day after the last (default and at most: today, UTC, or the day of --as-of: only closed
+    /// days).
     #[arg(long, value_name = "DATE")]
     to: Option<String>,
     /// Also roll up days already stored.
@@ -40,7 +41,8 @@ pub(super) struct ExportArgs {
     /// First day (default: 35 days before --to).
     #[arg(long, value_name = "DATE")]
     from: Option<String>,
-    /// Day after the last (default: today, UTC: only closed days).
+    /// Day after the last (default and at most: today, UTC, or the day of --as-of: only closed
+    /// days).
     #[arg(long, value_name = "DATE")]
     to: Option<String>,
     /// Write days already there again.
@@ -55,7 +57,7 @@ pub(super) fn backfill(
     err: &mut dyn Write,
 ) -> Result<(), CliError> {
     let today = now().div_euclid(DAY) * DAY;
-    let (from, to) = closed_days(&args.from, &args.to, today)?;
+    let (from, to) = closed_days((&args.from, &args.to), today, args.source.as_of()?)?;
     if reprice && args.from.is_none() {
         return Err(CliError::input(
             "store reprice needs --from: the first day to price again",
@@ -110,23 +112,33 @@ pub(super) fn backfill(
     .map_err(CliError::runtime)
 }
 
-/// The closed days `--from` and `--to` name (UTC midnights; `--to` at most `today`, by default
-/// today; `--from` by default 35 days before `--to`).
+/// The closed days `--from` and `--to` name (UTC midnights). A day is closed once it has ended
+/// both today and as of the source's now (`as_of`, `--as-of`): `--to` is at most the start of
+/// the day either is in, and that by default; `--from` is by default 35 days before `--to`.
+/// Naming no closed day is an error, not "0 days" done: the flags are mistyped, or the days
+/// are not over yet.
 fn closed_days(
-    from: &Option<String>,
-    to: &Option<String>,
+    (from, to): (&Option<String>, &Option<String>),
     today: UnixSeconds,
+    as_of: Option<UnixSeconds>,
 ) -> Result<(UnixSeconds, UnixSeconds), CliError> {
+    let day = |at: UnixSeconds| at.div_euclid(DAY) * DAY;
     let day_arg = |flag: &str, value: &Option<String>, default: i64| -> Result<i64, CliError> {
-        let at = value
-            .as_deref()
-            .map(|t| time_arg(flag, t))
-            .transpose()?
-            .unwrap_or(default);
-        Ok(at.div_euclid(DAY) * DAY)
+        let at = value.as_deref().map(|t| time_arg(flag, t)).transpose()?;
+        Ok(day(at.unwrap_or(default)))
     };
-    let to = day_arg("to", to, today)?.min(today);
+    let closed_until = as_of.map_or(today, |as_of| day(as_of).min(today));
+    let to = day_arg("to", to, closed_until)?.min(closed_until);
     let from = day_arg("from", from, to - 35 * DAY)?;
+    if from >= to {
+        let date = |at: UnixSeconds| format_time(at)[..10].to_string();
+        return Err(CliError::input(format!(
+            "--from: no closed day from {} to {}: the days end at --to, at the start of the \
+             day of --as-of, or today, whichever is first",
+            date(from),
+            date(to),
+        )));
+    }
     Ok((from, to))
 }
 
@@ -136,7 +148,7 @@ pub(super) fn export(
     err: &mut dyn Write,
 ) -> Result<(), CliError> {
     let today = now().div_euclid(DAY) * DAY;
-    let (from, to) = closed_days(&args.from, &args.to, today)?;
+    let (from, to) = closed_days((&args.from, &args.to), today, args.source.as_of()?)?;
     let (settings, card) = load_settings(&args.source)?;
     let dest = Destination::parse(&args.dest).map_err(CliError::input)?;
     let prometheus = prometheus_client(&args.source, &settings)?;

@@ -370,3 +370,66 @@ fn a_report_over_stored_days_prints_what_the_engine_alone_prints() {
         );
     }
 }
+
+#[test]
+fn only_days_closed_as_of_the_source_s_now_are_rolled_up_or_exported() {
+    let dir = tempfile::tempdir().unwrap();
+    // As of 2026-11-03T00:00:00Z (the helper's --as-of) the fixture's closed days are the 1st
+    // and the 2nd: a --to past it ends there, as a --to past today ends today.
+    let output = tollgate(
+        dir.path(),
+        &[
+            "store",
+            "backfill",
+            "--from",
+            "2026-11-01",
+            "--to",
+            "2026-11-05",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "2 days rolled up, 0 past retention removed\n",
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let days: Vec<String> = std::fs::read_dir(dir.path().join("rollups/daily"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(days.len(), 2, "{days:?}");
+    assert!(days[0].starts_with("2026-11-01") && days[1].starts_with("2026-11-02"));
+    // No closed day named: an error saying so, not "0 days" done.
+    let export = dir.path().join("export");
+    let export = export.to_str().unwrap();
+    for args in [
+        &[
+            "store",
+            "backfill",
+            "--from",
+            "2026-11-03",
+            "--to",
+            "2026-11-05",
+        ][..],
+        &[
+            "export",
+            "--dest",
+            export,
+            "--from",
+            "2026-11-02",
+            "--to",
+            "2026-11-02",
+        ][..],
+    ] {
+        let output = tollgate(dir.path(), args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            said.starts_with("error: --from: no closed day from "),
+            "{said}"
+        );
+    }
+    assert!(!std::path::Path::new(export).exists());
+}
