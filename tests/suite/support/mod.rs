@@ -483,7 +483,21 @@ impl ServeProcess {
 }
 
 impl Drop for ServeProcess {
+    /// Stops it as a user would (SIGTERM; SIGCONT too, should a test have stopped it), so that
+    /// a demo removes its temporary directory; killed if it has not stopped within 10 s.
     fn drop(&mut self) {
+        use rustix::process::{Pid, Signal, kill_process};
+        if let Some(pid) = Pid::from_raw(self.child.id() as i32) {
+            let _ = kill_process(pid, Signal::TERM);
+            let _ = kill_process(pid, Signal::CONT);
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
