@@ -340,7 +340,6 @@ fn gather(
         Step::Day,
         &[GroupKey::CostCenter, GroupKey::Namespace],
     )?;
-    let days = daily.chargeback();
     let hours_left = view.spend.hours_left();
     let budgets = quota
         .budgets()
@@ -350,10 +349,12 @@ fn gather(
                 BudgetScope::CostCenter(name) => (view.spend.cost_center(name), 0, name),
                 BudgetScope::Namespace(name) => (view.spend.namespace(name), 1, name),
             };
+            // Exact, each day's total rounded once where it is shown: its last day is the
+            // spent beside it to the cent (the days' rounded lines summed could be cents off).
             let mut by_day: Vec<Decimal> = Vec::new();
             let mut total = Decimal::ZERO;
             for period in Step::Day.periods(so_far) {
-                total += days
+                total += daily
                     .lines
                     .iter()
                     .filter(|l| l.period == period && l.group[column] == *name)

@@ -54,6 +54,33 @@ fn spend_rows(html: &str) -> Vec<(String, String, String, String)> {
         .collect()
 }
 
+/// Each budget's month-to-date spend as its table shows it, and the last day of its burn-down's
+/// figures (the spend by the end of today so far).
+fn budget_spent_and_last_day(html: &str) -> Vec<(String, String, String)> {
+    let section = &html[html.find("<section id=\"budgets\">").unwrap()..];
+    let section = &section[..section.find("</section>").unwrap()];
+    let cells = |row: &str| -> Vec<String> {
+        row.split("</t")
+            .filter_map(|c| c.split_once('>').map(|(_, inner)| text(inner)))
+            .collect()
+    };
+    let table = &section[section.find("<tbody>").unwrap()..section.find("</tbody>").unwrap()];
+    table
+        .split("<tr>")
+        .skip(1)
+        .map(|row| {
+            let shown = cells(row);
+            let (scope, spent) = (shown[0].clone(), shown[1].clone());
+            let figure = &section[section
+                .find(&format!("<figcaption>{scope}</figcaption>"))
+                .unwrap()..];
+            let figure = &figure[..figure.find("</tbody>").unwrap()];
+            let last = cells(figure.rsplit("<tr>").next().unwrap())[1].clone();
+            (scope, spent, last)
+        })
+        .collect()
+}
+
 /// A FOCUS CSV row, by column.
 type FocusRow = std::collections::BTreeMap<String, String>;
 
@@ -143,6 +170,16 @@ async fn the_console_shows_the_api_s_figures_in_a_real_browser() {
         api_rows(&service, &query, "cost_center", |_| true).await
     );
     assert!(shown.len() >= 5, "{shown:?}");
+    // Each budget's burn-down ends where its spend does, to the cent.
+    let budgets = budget_spent_and_last_day(&page);
+    assert!(budgets.len() >= 5, "{budgets:?}");
+    for (scope, spent, last_day) in &budgets {
+        assert!(
+            spent.ends_with(" USD") && spent != "0.00 USD",
+            "{scope}: {spent}"
+        );
+        assert_eq!(spent, last_day, "{scope}");
+    }
 
     // Drill into cc-100: its namespaces; then one namespace: its pods.
     let cc = service.get(&href_of(&page, "cc-100")).await;
