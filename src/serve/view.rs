@@ -86,6 +86,7 @@ impl Readiness {
         }
     }
 
+    /// Whether it serves: read, reconciled, and no backfill running.
     pub fn is_ready(self) -> bool {
         self == Readiness::Ready
     }
