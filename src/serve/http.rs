@@ -139,12 +139,7 @@ async fn chargeback(
         Err(e) => return error(StatusCode::BAD_REQUEST, e.to_string()),
     };
     // `Accept: application/vnd.apache.parquet` asks for Parquet (CSV and FOCUS rows).
-    let parquet = format != Format::Json
-        && headers
-            .get_all(header::ACCEPT)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| v.contains(PARQUET));
+    let parquet = format != Format::Json && accepts_parquet(&headers);
     if format == Format::Focus {
         // Reports run on the blocking pool, a few at a time, so that a month's FOCUS export
         // never holds up the threads that answer quota checks.
@@ -301,6 +296,29 @@ impl std::io::Write for BodyWriter {
 
 /// The media type of Parquet.
 const PARQUET: &str = "application/vnd.apache.parquet";
+
+/// Whether the request's `Accept` names Parquet's media type, other than as not acceptable
+/// (`q=0`, RFC 9110 §12.4.2).
+fn accepts_parquet(headers: &axum::http::HeaderMap) -> bool {
+    let ranges = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','));
+    ranges.into_iter().any(|range| {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or_default();
+        let refused = parts.any(|p| {
+            p.split_once('=').is_some_and(|(name, q)| {
+                name.trim().eq_ignore_ascii_case("q")
+                    && q.trim()
+                        .parse::<rust_decimal::Decimal>()
+                        .is_ok_and(|q| q.is_zero())
+            })
+        });
+        media.eq_ignore_ascii_case(PARQUET) && !refused
+    })
+}
 
 /// The FOCUS export as a streamed body (CSV, or Parquet a row group per charge period): rows
 /// are priced and written a charge period at a time on a background thread, so neither the
@@ -629,6 +647,29 @@ mod test {
     use axum::http::Request;
     use http_body_util::BodyExt;
     use tower::ServiceExt;
+
+    #[test]
+    fn parquet_is_answered_where_accept_names_it_and_does_not_refuse_it() {
+        let accepts = |values: &[&str]| {
+            let mut headers = axum::http::HeaderMap::new();
+            for value in values {
+                headers.append(header::ACCEPT, value.parse().unwrap());
+            }
+            accepts_parquet(&headers)
+        };
+        assert!(accepts(&["application/vnd.apache.parquet"]));
+        assert!(accepts(&["Application/Vnd.Apache.Parquet"]));
+        assert!(accepts(&[
+            "text/csv;q=0.9, application/vnd.apache.parquet;q=0.5"
+        ]));
+        assert!(accepts(&["text/csv", "application/vnd.apache.parquet"]));
+        // RFC 9110: q=0 is "not acceptable".
+        assert!(!accepts(&["application/vnd.apache.parquet;q=0, text/csv"]));
+        assert!(!accepts(&["application/vnd.apache.parquet ; Q=0.000"]));
+        assert!(!accepts(&["application/vnd.apache.parquet-cousin"]));
+        assert!(!accepts(&["*/*"]));
+        assert!(!accepts(&[]));
+    }
 
     #[tokio::test]
     async fn a_panicking_handler_answers_json_500_and_counts_an_error() {
