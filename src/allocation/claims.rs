@@ -185,21 +185,45 @@ impl DeviceIndex {
     }
 }
 
-/// The share of a device a claim consumes (KEP-5075): of each capacity it consumes, the part
-/// of what the device offers, and of those the largest (the scarcest one decides how many such
-/// claims fit), never more than the device. `None` when no consumed capacity is offered.
+/// What a claim's consumed capacity makes of its share of a device (KEP-5075).
+enum ConsumedShare {
+    /// Of each capacity it consumes that the device offers, its part of what the device
+    /// offers; the largest of those (the scarcest capacity decides how many such claims fit).
+    Share(GpuUnits),
+    /// More of capacity `.0` than the device offers (`.1`, as written): the whole device.
+    Beyond(String, String),
+    /// Not to be sized: the device offers none of what it consumes, or an amount of what it
+    /// offers is not a quantity of zero or more.
+    Unsized,
+}
+
+/// The share of a device a claim consumes, from what it consumes of each capacity the device
+/// offers (`offered`).
 fn consumed_share(
     consumed: &BTreeMap<String, Quantity>,
     offered: &BTreeMap<String, Decimal>,
-) -> Option<GpuUnits> {
-    consumed
-        .iter()
-        .filter_map(|(name, quantity)| {
-            let used = parse_quantity(&quantity.0).ok()?;
-            let of = *offered.get(name).filter(|of| **of > Decimal::ZERO)?;
-            exact_ratio(used.min(of).max(Decimal::ZERO), of)
-        })
-        .max_by(|a, b| a.to_decimal().cmp(&b.to_decimal()))
+) -> ConsumedShare {
+    let mut largest: Option<GpuUnits> = None;
+    for (name, quantity) in consumed {
+        let Some(&of) = offered.get(name).filter(|of| **of > Decimal::ZERO) else {
+            continue;
+        };
+        let used = match parse_quantity(&quantity.0) {
+            Ok(used) if used >= Decimal::ZERO => used,
+            _ => return ConsumedShare::Unsized,
+        };
+        if used > of {
+            return ConsumedShare::Beyond(name.clone(), quantity.0.clone());
+        }
+        let Some(share) = exact_ratio(used, of) else {
+            return ConsumedShare::Unsized;
+        };
+        largest = Some(match largest {
+            Some(larger) if larger.to_decimal() >= share.to_decimal() => larger,
+            _ => share,
+        });
+    }
+    largest.map_or(ConsumedShare::Unsized, ConsumedShare::Share)
 }
 
 /// `part / whole` as an exact fraction (both scaled to integers first).
@@ -269,14 +293,27 @@ pub(crate) fn claim_devices(
                     ));
                     GpuUnits::ONE
                 });
+                let device = &result.device;
                 let units = match &result.consumed_capacity {
                     Some(consumed) if !consumed.is_empty() => {
                         match consumed_share(consumed, &facts.capacity) {
-                            Some(share) => units.checked_mul(share).unwrap_or(units),
-                            None => {
+                            ConsumedShare::Share(share) => {
+                                if share == GpuUnits::ZERO {
+                                    warnings.push(format!(
+                                        "ResourceClaim {claim_name}: it consumes none of what device {device} offers; it holds nothing of it"
+                                    ));
+                                }
+                                units.checked_mul(share).unwrap_or(units)
+                            }
+                            ConsumedShare::Beyond(capacity, amount) => {
                                 warnings.push(format!(
-                                    "ResourceClaim {claim_name}: the capacity it consumes of device {} cannot be sized against what the device offers; counted as the whole device",
-                                    result.device
+                                    "ResourceClaim {claim_name}: it consumes {amount} of {capacity}, more than device {device} offers; counted as the whole device"
+                                ));
+                                units
+                            }
+                            ConsumedShare::Unsized => {
+                                warnings.push(format!(
+                                    "ResourceClaim {claim_name}: the capacity it consumes of device {device} cannot be sized against what the device offers; counted as the whole device"
                                 ));
                                 units
                             }

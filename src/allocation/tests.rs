@@ -474,3 +474,84 @@ fn a_node_price_annotation_tollgate_cannot_take_is_warned_about_and_the_card_app
         }
     }
 }
+
+#[test]
+fn a_consumed_share_that_cannot_be_right_is_warned_about_never_charged_as_nothing_unsaid() {
+    // tests/fixtures/shapes/dra-shares: an H100 published with 80Gi of memory, share-0 (pod
+    // infer-0) and share-1 (infer-1) each consuming 20Gi of it: a quarter each. share-1's
+    // amount is changed; infer-0 keeps its quarter throughout.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let objects = read_snapshot(&root.join("shapes/dra-shares")).unwrap();
+    let card = RateCard::load(&root.join("rates.toml")).unwrap();
+    let with_share_1 = |amount: &str| {
+        let mut objects = objects.clone();
+        let claim = objects
+            .claims
+            .iter_mut()
+            .find(|c| c.metadata.name.as_deref() == Some("share-1"))
+            .unwrap();
+        let results = claim.status.as_mut().unwrap().allocation.as_mut().unwrap();
+        let result = &mut results.devices.as_mut().unwrap().results.as_mut().unwrap()[0];
+        result.consumed_capacity = Some(
+            [(
+                "memory".to_string(),
+                k8s_openapi::apimachinery::pkg::api::resource::Quantity(amount.into()),
+            )]
+            .into(),
+        );
+        let set = allocations(&objects, &card, &BuildOptions::new(as_of()));
+        assert_eq!(
+            units(&set, "infer-0"),
+            vec![(AllocationKind::Dra, "1/4".into())]
+        );
+        let about_share_1: Vec<String> = set
+            .warnings
+            .iter()
+            .filter(|w| w.contains("share-1"))
+            .cloned()
+            .collect();
+        (units(&set, "infer-1"), about_share_1)
+    };
+    let not_sized = "ResourceClaim shapes/share-1: the capacity it consumes of device gpu-0 cannot \
+                   be sized against what the device offers; counted as the whole device";
+    // 40Gi of 80Gi: half, no warning.
+    assert_eq!(
+        with_share_1("40Gi"),
+        (vec![(AllocationKind::Dra, "1/2".into())], vec![])
+    );
+    // Below zero, as not a quantity at all: the whole device, said.
+    for amount in ["-20Gi", "lots"] {
+        assert_eq!(
+            with_share_1(amount),
+            (
+                vec![(AllocationKind::Dra, "1".into())],
+                vec![not_sized.to_string()]
+            ),
+            "{amount}"
+        );
+    }
+    // More than the device has: the whole device, said.
+    assert_eq!(
+        with_share_1("200Gi"),
+        (
+            vec![(AllocationKind::Dra, "1".into())],
+            vec![
+                "ResourceClaim shapes/share-1: it consumes 200Gi of memory, more than device \
+                 gpu-0 offers; counted as the whole device"
+                    .to_string()
+            ]
+        )
+    );
+    // Nothing: it holds nothing, and the report says so.
+    assert_eq!(
+        with_share_1("0"),
+        (
+            vec![],
+            vec![
+                "ResourceClaim shapes/share-1: it consumes none of what device gpu-0 offers; it \
+                 holds nothing of it"
+                    .to_string()
+            ]
+        )
+    );
+}
