@@ -48,8 +48,9 @@ fn container_gpus(container: &Container) -> Result<SmallVec<[(&str, Decimal); 2]
 /// A count of devices: Kubernetes admits an extended resource (every device plugin's, GPUs
 /// among them) only as a whole number at least zero, so a pod asking for half a GPU, a hundred
 /// milli-GPUs or minus one (a hand-written snapshot, a quota check's pod) is refused, not
-/// counted as some fraction of a device or as nothing.
-fn device_count(quantity: &str) -> Result<Decimal, QuantityError> {
+/// counted as some fraction of a device or as nothing. A node's advertised capacity of them
+/// is a count of devices too.
+pub(super) fn device_count(quantity: &str) -> Result<Decimal, QuantityError> {
     let count = parse_quantity(quantity)?;
     if count.is_sign_negative() && !count.is_zero() || !count.fract().is_zero() {
         return Err(QuantityError {

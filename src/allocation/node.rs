@@ -9,9 +9,9 @@ use rust_decimal::prelude::ToPrimitive;
 
 use super::AllocationKind;
 use super::claims::{DeviceIndex, DeviceType};
+use super::demand::device_count;
 use super::device::{AmdPartitionMode, GpuResource, classify, unpriced_accelerator};
 use crate::pricing::{MigSizing, PriceTier, RateCard, refused_price, with_memory};
-use crate::quantity::parse_quantity;
 use crate::time::UnixSeconds;
 use crate::units::GpuUnits;
 
@@ -336,10 +336,12 @@ fn node_capacity(
             }
             continue;
         };
-        let count = match parse_quantity(&quantity.0) {
+        let count = match device_count(&quantity.0) {
             Ok(count) => count,
             Err(e) => {
-                warnings.push(format!("node {name}: capacity {resource}: {e}"));
+                warnings.push(format!(
+                    "node {name}: capacity {resource}: {e}; not counted"
+                ));
                 continue;
             }
         };

@@ -555,3 +555,53 @@ fn a_consumed_share_that_cannot_be_right_is_warned_about_never_charged_as_nothin
         )
     );
 }
+
+#[test]
+fn a_node_advertising_a_count_of_gpus_below_zero_or_in_parts_is_not_counted_and_said() {
+    // node-l4-ts has no gpu.count label and is time-sliced 4 ways: its capacity is what it
+    // advertises ÷ 4. Kubernetes advertises a device plugin's resource only as a whole number.
+    let (objects, card) = fixture();
+    let advertising = |count: &str| {
+        let mut objects = objects.clone();
+        let node = objects
+            .nodes
+            .iter_mut()
+            .find(|n| n.metadata.name.as_deref() == Some("node-l4-ts"))
+            .unwrap();
+        let capacity = node.status.as_mut().unwrap().capacity.as_mut().unwrap();
+        capacity.insert(
+            "nvidia.com/gpu".into(),
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity(count.into()),
+        );
+        let set = allocations(&objects, &card, &BuildOptions::new(as_of()));
+        let units: Vec<String> = set
+            .capacity
+            .iter()
+            .filter(|c| set.names.resolve(c.node) == "node-l4-ts")
+            .map(|c| c.units.to_string())
+            .collect();
+        let said: Vec<String> = set
+            .warnings
+            .iter()
+            .filter(|w| w.starts_with("node node-l4-ts"))
+            .cloned()
+            .collect();
+        (units, said)
+    };
+    // 6 replicas: 6 ÷ 4 = 1 1/2 GPUs, nothing to say.
+    assert_eq!(advertising("6"), (vec!["3/2".to_string()], vec![]));
+    for count in ["-8", "7.5"] {
+        assert_eq!(
+            advertising(count),
+            (
+                vec![],
+                vec![format!(
+                    "node node-l4-ts: capacity nvidia.com/gpu: invalid Kubernetes quantity \
+                     \"{count}\": a count of devices is a whole number, at least zero \
+                     (Kubernetes admits no other for an extended resource); not counted"
+                )]
+            ),
+            "{count}"
+        );
+    }
+}
