@@ -213,7 +213,10 @@ pub fn prospect_from_pod(
                 .mig_fraction(&product, &profile)
                 .map(|f| f.to_decimal())
                 .ok_or_else(|| {
-                    ProspectError(format!("pod: MIG resource {resource} has no <g>g profile"))
+                    ProspectError(format!(
+                        "pod: MIG resource {resource} cannot be sized as part of a {product}: \
+                         its profile starts <g>g, g from 1 to the GPU's compute slices"
+                    ))
                 })?,
             // Partitioned or not is the node's; a node selector on the labeller's label says.
             Some(GpuResource::AmdGpu) => first_label(&selector, &AMD_PARTITION_LABELS)

@@ -419,14 +419,19 @@ impl Default for MigSizing {
 
 impl MigSizing {
     /// The fraction of a GPU one device of MIG `profile` is: the card's per-profile override,
-    /// else `g / slices`. `None` when the profile does not start with `<g>g`.
+    /// else `g / slices`. `None` when the profile does not start with `<g>g`, or `g` is none of
+    /// the GPU's slices (0, or more than it has).
     pub fn fraction(&self, card: &RateCard, profile: &str) -> Option<GpuUnits> {
         let stated = self.model.and_then(|id| card.model(id).mig.get(profile));
         if let Some(fraction) = stated {
             return Some(*fraction);
         }
-        let g: i64 = profile.split_once('g')?.0.parse().ok()?;
-        GpuUnits::ratio(g, i64::from(self.slices))
+        // A profile of no slices, or of more than the GPU has, is no part of it.
+        let g: u32 = profile.split_once('g')?.0.parse().ok()?;
+        if !(1..=self.slices).contains(&g) {
+            return None;
+        }
+        GpuUnits::ratio(i64::from(g), i64::from(self.slices))
     }
 }
 

@@ -111,6 +111,22 @@ on_demand = "1.10"
         GpuUnits::ratio(1, 7)
     );
     assert_eq!(card.mig_fraction("NVIDIA-H200", "weird"), None);
+    // The whole GPU is its last profile; none has no slices or more slices than the GPU.
+    assert_eq!(
+        card.mig_fraction("NVIDIA-A30", "4g.24gb"),
+        GpuUnits::ratio(1, 1)
+    );
+    for (product, profile) in [
+        ("NVIDIA-A30", "7g.80gb"),
+        ("NVIDIA-H200", "9g.999gb"),
+        ("NVIDIA-H200", "0g.1gb"),
+    ] {
+        assert_eq!(
+            card.mig_fraction(product, profile),
+            None,
+            "{product} {profile}"
+        );
+    }
 }
 
 #[test]

@@ -759,6 +759,14 @@ async fn numbers_no_pod_can_ask_for_get_a_400_naming_the_field() {
             review(huge_pod("-1")),
             "pod: invalid Kubernetes quantity \"-1\": a count of devices is a whole number",
         ),
+        // No GPU has 9 compute slices: it was priced as 9/7 of one.
+        (
+            "/api/v1/quota/check",
+            json!({"namespace": "team-e", "pod": {"metadata": {"name": "p"}, "spec": {
+                "containers": [{"name": "c", "resources": {"limits": {"nvidia.com/mig-9g.90gb": "1"}}}]}}})
+            .to_string(),
+            "pod: MIG resource nvidia.com/mig-9g.90gb cannot be sized as part of a ",
+        ),
     ];
     for (path, body, error) in cases {
         let (status, answer) = post(&app, path, body, None).await;
