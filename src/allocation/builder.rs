@@ -11,9 +11,10 @@ use smallvec::SmallVec;
 
 use super::claims::{DeviceIndex, claim_devices};
 use super::cost_center::cost_center;
+use super::demand::asks_for_gpus;
 use super::demand::gpu_demand;
 use super::device::classify;
-use super::lifetime::pod_interval;
+use super::lifetime::{NotHeld, pod_interval};
 use super::node::units_per_item;
 use super::node::{NodeFacts, node_facts};
 use super::{
@@ -118,8 +119,23 @@ impl ClusterContext {
         options: &BuildOptions,
         set: &mut AllocationSet,
     ) {
-        let Some(interval) = pod_interval(pod, options.as_of, deleted) else {
-            return;
+        let interval = match pod_interval(pod, options.as_of, deleted) {
+            Ok(interval) => interval,
+            Err(NotHeld::Yet) => return,
+            Err(unread) => {
+                if pod.spec.as_ref().is_some_and(asks_for_gpus) {
+                    let why = match unread {
+                        NotHeld::NoStart => "it runs or has run, but has no start time",
+                        _ => "it has finished, but has no finish time at or after its start",
+                    };
+                    set.warnings.insert(format!(
+                        "pod {}/{}: {why}; its GPUs are not counted",
+                        pod.metadata.namespace.as_deref().unwrap_or_default(),
+                        pod.metadata.name.as_deref().unwrap_or_default()
+                    ));
+                }
+                return;
+            }
         };
         let mut warnings = Vec::new();
         let node_name = pod

@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::{Container, PodSpec};
 use rust_decimal::Decimal;
 use smallvec::SmallVec;
 
-use super::device::classify;
+use super::device::{classify, unpriced_accelerator};
 use crate::quantity::{QuantityError, parse_quantity};
 
 /// GPU resources a container asks for: `(resource, amount)` in the order of their names,
@@ -113,4 +113,29 @@ pub(crate) fn gpu_demand<'s>(
     }
     demand.retain(|_, effective| *effective > Decimal::ZERO);
     Ok(demand)
+}
+
+/// True when a pod asks for a GPU (any `nvidia.com/*` or `amd.com/*` resource, or anything
+/// that looks like an accelerator) or a DRA claim, in any container, init container or the
+/// pod-level resources. A pod that does not is never judged against a budget.
+pub fn asks_for_gpus(spec: &PodSpec) -> bool {
+    let accelerator =
+        |name: &String| classify(name).is_some() || unpriced_accelerator(name.as_str());
+    let asks = |resources: Option<&k8s_openapi::api::core::v1::ResourceRequirements>| {
+        resources.is_some_and(|r| {
+            r.requests
+                .iter()
+                .chain(r.limits.iter())
+                .any(|list| list.keys().any(accelerator))
+                || r.claims.as_ref().is_some_and(|c| !c.is_empty())
+        })
+    };
+    spec.containers.iter().any(|c| asks(c.resources.as_ref()))
+        || spec
+            .init_containers
+            .iter()
+            .flatten()
+            .any(|c| asks(c.resources.as_ref()))
+        || asks(spec.resources.as_ref())
+        || spec.resource_claims.as_ref().is_some_and(|c| !c.is_empty())
 }

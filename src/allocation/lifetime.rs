@@ -8,20 +8,37 @@ use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
 
 use crate::time::{Interval, UnixSeconds};
 
-/// The interval a pod held its devices, clipped to end at `as_of`; `None` when it held nothing
-/// (never scheduled, or starting after `as_of`). `seen_deleted` is when a watcher saw the pod
-/// deleted, if it did.
+/// Why a pod holds nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotHeld {
+    /// It is not scheduled to a node, has not started, or starts after "as of": nothing to say.
+    Yet,
+    /// It runs or has finished by its phase, but says nothing of when it started: a pod read
+    /// from the API server always does, so the object was made or edited by hand.
+    NoStart,
+    /// It has finished, but says nothing of when, or a time before it started.
+    NoTime,
+}
+
+/// The interval a pod held its devices, clipped to end at `as_of`; why it held nothing
+/// otherwise. `seen_deleted` is when a watcher saw the pod deleted, if it did.
 pub fn pod_interval(
     pod: &Pod,
     as_of: UnixSeconds,
     seen_deleted: Option<UnixSeconds>,
-) -> Option<Interval> {
-    let spec = pod.spec.as_ref()?;
-    if spec.node_name.as_deref().is_none_or(str::is_empty) {
-        return None;
-    }
-    let status = pod.status.as_ref()?;
+) -> Result<Interval, NotHeld> {
+    let scheduled = pod
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.node_name.as_deref())
+        .is_some_and(|node| !node.is_empty());
+    let status = pod
+        .status
+        .as_ref()
+        .filter(|_| scheduled)
+        .ok_or(NotHeld::Yet)?;
     let conditions = status.conditions.iter().flatten();
+    let finished = matches!(status.phase.as_deref(), Some("Succeeded" | "Failed"));
     let start = status
         .start_time
         .as_ref()
@@ -32,8 +49,12 @@ pub fn pod_interval(
                 .find(|c| c.type_ == "PodScheduled" && c.status == "True")
                 .and_then(|c| c.last_transition_time.as_ref())
                 .map(|t| t.0.as_second())
+        })
+        .ok_or(if finished || status.phase.as_deref() == Some("Running") {
+            NotHeld::NoStart
+        } else {
+            NotHeld::Yet
         })?;
-    let finished = matches!(status.phase.as_deref(), Some("Succeeded" | "Failed"));
     let mut end = if finished {
         let statuses: Vec<&ContainerStatus> = status
             .container_statuses
@@ -41,7 +62,7 @@ pub fn pod_interval(
             .flatten()
             .chain(status.init_container_statuses.iter().flatten())
             .collect();
-        statuses
+        let ended = statuses
             .iter()
             .filter_map(|s| s.state.as_ref()?.terminated.as_ref()?.finished_at.as_ref())
             .map(|t| t.0.as_second())
@@ -53,8 +74,13 @@ pub fn pod_interval(
                     .filter_map(|c| c.last_transition_time.as_ref())
                     .map(|t| t.0.as_second())
                     .max()
-            })
-            .unwrap_or(start)
+            });
+        match ended {
+            // Over within the second it began: it held nothing measurable.
+            Some(ended) if ended >= start => ended,
+            _ if start >= as_of => return Err(NotHeld::Yet),
+            _ => return Err(NotHeld::NoTime),
+        }
     } else {
         as_of
     };
@@ -62,5 +88,9 @@ pub fn pod_interval(
         end = end.min(deleted);
     }
     let interval = Interval::new(start, end.min(as_of));
-    (!interval.is_empty()).then_some(interval)
+    if interval.is_empty() {
+        Err(NotHeld::Yet)
+    } else {
+        Ok(interval)
+    }
 }

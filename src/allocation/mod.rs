@@ -30,10 +30,11 @@ use crate::units::GpuUnits;
 pub use builder::{AllocationBuilder, ClaimLookup, ClusterContext, claim_lookup, claim_names};
 pub(crate) use claims::DeviceIndex;
 pub(crate) use cost_center::cost_center;
+pub use demand::asks_for_gpus;
 pub(crate) use demand::gpu_demand;
 pub use device::is_gpu_resource;
 pub(crate) use device::{AmdPartitionMode, GpuResource, classify, unpriced_accelerator};
-pub use lifetime::pod_interval;
+pub use lifetime::{NotHeld, pod_interval};
 pub(crate) use names::Texts;
 pub use names::{Names, Sym};
 pub(crate) use node::{

@@ -5,6 +5,8 @@ use std::path::Path;
 
 use k8s_openapi::api::core::v1::ResourceRequirements;
 
+use serde_json::{Value, json};
+
 use super::*;
 use crate::pricing::RateCard;
 use crate::source::read_snapshot;
@@ -385,11 +387,11 @@ fn a_pod_seen_deleted_ends_when_it_was_seen() {
         .unwrap();
     let seen = parse_time("2026-11-01T03:00:00Z").unwrap();
     assert_eq!(
-        pod_interval(chat, as_of(), Some(seen)).map(|i| i.end),
+        pod_interval(chat, as_of(), Some(seen)).ok().map(|i| i.end),
         Some(seen)
     );
     assert_eq!(
-        pod_interval(chat, as_of(), None).map(|i| i.end),
+        pod_interval(chat, as_of(), None).ok().map(|i| i.end),
         Some(as_of())
     );
 }
@@ -604,4 +606,80 @@ fn a_node_advertising_a_count_of_gpus_below_zero_or_in_parts_is_not_counted_and_
             "{count}"
         );
     }
+}
+
+#[test]
+fn a_gpu_pod_without_the_times_it_ran_is_said_not_counted_in_silence() {
+    // Objects the API server never sends (a start time comes with the Running phase, a finished
+    // pod's containers or conditions carry when), as a hand-made snapshot can hold them. A GPU
+    // pod among them is left out with a warning; a pod still pending, a CPU pod, and a pod over
+    // within the second it began hold nothing and say nothing.
+    let (mut objects, card) = fixture();
+    let pod = |name: &str, gpus: bool, phase: &str, status: Value| -> Pod {
+        let limits = if gpus {
+            json!({"nvidia.com/gpu": "1"})
+        } else {
+            json!({"cpu": "1"})
+        };
+        let mut status = status;
+        status["phase"] = json!(phase);
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": "team-a", "uid": format!("{name}-uid")},
+            "spec": {"nodeName": "node-h100",
+                     "containers": [{"name": "c", "resources": {"limits": limits}}]},
+            "status": status,
+        }))
+        .unwrap()
+    };
+    let finished_at = |started: &str, finished: &str| {
+        json!({"startTime": started, "containerStatuses": [{"name": "c", "image": "i",
+            "imageID": "", "ready": false, "restartCount": 0,
+            "state": {"terminated": {"exitCode": 0, "finishedAt": finished}}}]})
+    };
+    let start = "2026-11-01T10:00:00Z";
+    objects.pods.extend([
+        pod("running-unstarted", true, "Running", json!({})),
+        pod(
+            "done-untimed",
+            true,
+            "Succeeded",
+            json!({"startTime": start}),
+        ),
+        pod(
+            "done-before-start",
+            true,
+            "Failed",
+            finished_at(start, "2026-11-01T09:00:00Z"),
+        ),
+        pod("done-at-once", true, "Succeeded", finished_at(start, start)),
+        pod("pending", true, "Pending", json!({})),
+        pod("cpu-unstarted", false, "Running", json!({})),
+    ]);
+    let set = allocations(&objects, &card, &BuildOptions::new(as_of()));
+    for name in [
+        "running-unstarted",
+        "done-untimed",
+        "done-before-start",
+        "done-at-once",
+        "pending",
+        "cpu-unstarted",
+    ] {
+        assert!(held(&set, name).is_empty(), "{name}");
+    }
+    let said: Vec<&String> = set
+        .warnings
+        .iter()
+        .filter(|w| w.contains("-un") || w.contains("done-") || w.contains("pending"))
+        .collect();
+    assert_eq!(
+        said,
+        [
+            "pod team-a/done-before-start: it has finished, but has no finish time at or after \
+             its start; its GPUs are not counted",
+            "pod team-a/done-untimed: it has finished, but has no finish time at or after its \
+             start; its GPUs are not counted",
+            "pod team-a/running-unstarted: it runs or has run, but has no start time; its GPUs \
+             are not counted",
+        ]
+    );
 }

@@ -18,8 +18,8 @@ pub use clusters::OtherClusters;
 pub use decision::{QuotaDecision, QuotaInput, decide, with_failure_mode};
 pub use limits::{Budget, BudgetError, BudgetScope, RawBudget, validate_budgets};
 pub use prospect::{
-    MAX_UNITS, Prospect, ProspectContext, ProspectError, asks_for_gpus, prospect_from_count,
-    prospect_from_pod, prospect_without_gpus,
+    MAX_UNITS, Prospect, ProspectContext, ProspectError, prospect_from_count, prospect_from_pod,
+    prospect_without_gpus,
 };
 pub use reservations::{Arrival, ArrivalLog, Arrivals, PodIdentity, Reservation, Reservations};
 pub use spend::{SpendIndex, StoredSpend, Usage, month_of};

@@ -3,13 +3,13 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Pod, PodSpec};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use rust_decimal::Decimal;
 
 use crate::allocation::{
     AMD_PARTITION_LABELS, AmdPartitionMode, CostCenterSource, GpuResource, PRODUCT_LABEL,
-    capacity_tier, classify, cost_center, first_label, gpu_demand, unpriced_accelerator,
+    capacity_tier, classify, cost_center, first_label, gpu_demand,
 };
 use crate::pricing::{PriceTier, RateCard};
 use crate::time::UnixSeconds;
@@ -40,31 +40,6 @@ pub struct Prospect {
 /// The most GPU units one check may ask about: more than any pod (or cluster) holds, and small
 /// enough that its cost times a month of hours stays far inside `Decimal`.
 pub const MAX_UNITS: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
-
-/// True when a pod asks for a GPU (any `nvidia.com/*` or `amd.com/*` resource, or anything
-/// that looks like an accelerator) or a DRA claim, in any container, init container or the
-/// pod-level resources. A pod that does not is never judged against a budget.
-pub fn asks_for_gpus(spec: &PodSpec) -> bool {
-    let accelerator =
-        |name: &String| classify(name).is_some() || unpriced_accelerator(name.as_str());
-    let asks = |resources: Option<&k8s_openapi::api::core::v1::ResourceRequirements>| {
-        resources.is_some_and(|r| {
-            r.requests
-                .iter()
-                .chain(r.limits.iter())
-                .any(|list| list.keys().any(accelerator))
-                || r.claims.as_ref().is_some_and(|c| !c.is_empty())
-        })
-    };
-    spec.containers.iter().any(|c| asks(c.resources.as_ref()))
-        || spec
-            .init_containers
-            .iter()
-            .flatten()
-            .any(|c| asks(c.resources.as_ref()))
-        || asks(spec.resources.as_ref())
-        || spec.resource_claims.as_ref().is_some_and(|c| !c.is_empty())
-}
 
 /// A pod spec that cannot be priced.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -26,6 +26,7 @@ struct Timeline {
 
 fn end_of(pod: &Pod) -> Option<i64> {
     crate::allocation::pod_interval(pod, i64::MAX, None)
+        .ok()
         .map(|i| i.end)
         .filter(|&e| e != i64::MAX)
 }

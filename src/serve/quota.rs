@@ -15,10 +15,11 @@ use rust_decimal::Decimal;
 
 use super::activity::Activity;
 use super::view::View;
+use crate::allocation::asks_for_gpus;
 use crate::budget::{
     Budget, BudgetScope, OtherClusters, PodIdentity, Prospect, ProspectContext, ProspectError,
-    QuotaDecision, QuotaInput, Reservation, Reservations, asks_for_gpus, decide,
-    prospect_from_count, prospect_from_pod, prospect_without_gpus, with_failure_mode,
+    QuotaDecision, QuotaInput, Reservation, Reservations, decide, prospect_from_count,
+    prospect_from_pod, prospect_without_gpus, with_failure_mode,
 };
 use crate::config::{FailMode, QuotaSettings};
 use crate::console::RecentDecision;
