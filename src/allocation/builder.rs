@@ -414,11 +414,18 @@ fn push_allocations(
     }
     held.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
-    let (center, source) = cost_center(
+    let chosen = cost_center(
         &pod.metadata,
         namespaces.get(namespace),
         &options.cost_center_key,
     );
+    let pod_name = pod.metadata.name.as_deref().unwrap_or_default();
+    let (center, source) = (chosen.name, chosen.source);
+    if let Some(warning) =
+        chosen.warning(&format!("{namespace}/{pod_name}"), &options.cost_center_key)
+    {
+        set.warnings.insert(warning);
+    }
     let cost_center = set.names.intern(center);
     let namespace = set.names.intern(namespace);
     let pod_sym = set

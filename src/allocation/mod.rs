@@ -29,7 +29,7 @@ use crate::units::GpuUnits;
 
 pub use builder::{AllocationBuilder, ClaimLookup, ClusterContext, claim_lookup, claim_names};
 pub(crate) use claims::DeviceIndex;
-pub(crate) use cost_center::cost_center;
+pub(crate) use cost_center::{cost_center, first_cost_center};
 pub use demand::asks_for_gpus;
 pub(crate) use demand::gpu_demand;
 pub use device::is_gpu_resource;

@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 
 use crate::allocation::{
     AMD_PARTITION_LABELS, AmdPartitionMode, CostCenterSource, GpuResource, PRODUCT_LABEL,
-    capacity_tier, classify, cost_center, first_label, gpu_demand,
+    capacity_tier, classify, cost_center, first_cost_center, first_label, gpu_demand,
 };
 use crate::pricing::{PriceTier, RateCard};
 use crate::time::UnixSeconds;
@@ -134,15 +134,20 @@ pub struct ProspectContext<'a> {
 }
 
 impl ProspectContext<'_> {
-    /// The override, else the pod's own cost center chain.
-    fn cost_center(&self, pod: &ObjectMeta) -> (String, CostCenterSource) {
-        match self.cost_center.map(str::trim).filter(|cc| !cc.is_empty()) {
-            Some(cc) => (cc.to_string(), CostCenterSource::PodAnnotation),
-            None => {
-                let (cc, source) = cost_center(pod, self.namespace_meta, self.cost_center_key);
-                (cc.to_string(), source)
-            }
-        }
+    /// The override, else the pod's own cost center chain; and what to say of a value passed
+    /// over (the name of capacity no pod holds).
+    fn cost_center(&self, pod: &ObjectMeta) -> (String, CostCenterSource, Option<String>) {
+        let chosen = match self.cost_center.filter(|cc| !cc.trim().is_empty()) {
+            Some(cc) => first_cost_center([Some(cc), None, None, None]),
+            None => cost_center(pod, self.namespace_meta, self.cost_center_key),
+        };
+        let pod = format!(
+            "{}/{}",
+            self.namespace,
+            pod.name.as_deref().unwrap_or_default()
+        );
+        let said = chosen.warning(&pod, self.cost_center_key);
+        (chosen.name.to_string(), chosen.source, said)
     }
 }
 
@@ -218,7 +223,8 @@ pub fn prospect_from_pod(
             "pod: {units} GPUs in all is more than a pod can hold (at most {MAX_UNITS})"
         )));
     }
-    let (cost_center, cost_center_source) = context.cost_center(&pod.metadata);
+    let (cost_center, cost_center_source, said) = context.cost_center(&pod.metadata);
+    notes.extend(said);
     Ok(Prospect {
         namespace: context.namespace.to_string(),
         name: pod.metadata.name.clone().filter(|n| !n.is_empty()),
@@ -246,7 +252,7 @@ fn hourly(units: Decimal, price: Decimal) -> Result<Decimal, ProspectError> {
 
 /// What a pod that asks for no GPU holds: nothing, charged to its cost center.
 pub fn prospect_without_gpus(pod: &Pod, context: &ProspectContext<'_>) -> Prospect {
-    let (cost_center, cost_center_source) = context.cost_center(&pod.metadata);
+    let (cost_center, cost_center_source, _) = context.cost_center(&pod.metadata);
     Prospect {
         namespace: context.namespace.to_string(),
         name: pod.metadata.name.clone().filter(|n| !n.is_empty()),
@@ -277,7 +283,7 @@ pub fn prospect_from_count(
     let choices: Vec<String> = gpu_model.map(str::to_string).into_iter().collect();
     let (_, model, price, note) =
         priced_model(context.card, &choices, PriceTier::OnDemand, context.at)?;
-    let (cost_center, cost_center_source) = context.cost_center(&ObjectMeta::default());
+    let (cost_center, cost_center_source, said) = context.cost_center(&ObjectMeta::default());
     Ok(Prospect {
         namespace: context.namespace.to_string(),
         name: None,
@@ -287,6 +293,6 @@ pub fn prospect_from_count(
         units: gpus,
         per_hour: hourly(gpus, price)?,
         gpu_model: Some(model),
-        notes: note.into_iter().collect(),
+        notes: note.into_iter().chain(said).collect(),
     })
 }

@@ -74,6 +74,34 @@ fn over_budget_is_denied_with_the_figures() {
 }
 
 #[test]
+fn a_pod_cannot_name_the_unallocated_capacity_as_its_cost_center() {
+    // team-a's namespace annotation says cc-100. A pod annotated `__unallocated__` was
+    // checked against no budget (allowed) and charged as capacity nobody held; it is cc-100's:
+    // 168 + (6.00 + 2 × 3.00) × 696 = 8520.00 > 5000.00, denied, and the answer says why.
+    let dir = tempfile::tempdir().unwrap();
+    let pod = dir.path().join("pod.json");
+    std::fs::write(
+        &pod,
+        json!({"metadata": {"name": "sly", "annotations": {"cost-center": "__unallocated__"}},
+            "spec": {"nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
+                     "containers": [{"name": "c", "resources": {"limits": {"nvidia.com/gpu": "2"}}}]}})
+        .to_string(),
+    )
+    .unwrap();
+    let (code, d, _) = quota(&["--namespace", "team-a", "--pod", pod.to_str().unwrap()]);
+    assert_eq!(code, 3, "{d}");
+    assert_eq!(d["costCenter"], "cc-100");
+    assert_eq!(d["projected"], "8520.00");
+    assert_eq!(
+        d["warnings"],
+        json!([
+            "pod team-a/sly: cost-center=__unallocated__ (pod-annotation) names the capacity \
+                no pod holds, not a cost center; it is charged to cc-100 (namespace-annotation)"
+        ])
+    );
+}
+
+#[test]
 fn a_decision_at_midnight_spends_the_month_that_begins() {
     // SPEC §5: the month that contains as-of. At 2026-12-01T00:00Z that is December: nothing
     // spent yet (November's 168.00 and more stay November's), and all of its 31 × 24 = 744 hours

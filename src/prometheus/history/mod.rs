@@ -26,7 +26,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::allocation::{
     Allocation, AllocationKind, AllocationSet, CostCenterSource, DeviceIndex, GpuResource,
-    NodeCapacity, NodeFacts, PRICE_ANNOTATION, Sym, UNASSIGNED, classify, node_facts,
+    NodeCapacity, NodeFacts, PRICE_ANNOTATION, Sym, classify, first_cost_center, node_facts,
     units_per_item,
 };
 use crate::pricing::RateCard;
@@ -464,22 +464,16 @@ pub async fn history_allocations(
         |set: &mut AllocationSet, namespace: &str, pod: &str| -> (Sym, CostCenterSource) {
             let pod_key = (namespace.to_string(), pod.to_string());
             let ns_key = (namespace.to_string(), String::new());
-            let (value, source) = [
-                (
-                    pod_annotations.get(&pod_key),
-                    CostCenterSource::PodAnnotation,
-                ),
-                (pod_labels.get(&pod_key), CostCenterSource::PodLabel),
-                (
-                    ns_annotations.get(&ns_key),
-                    CostCenterSource::NamespaceAnnotation,
-                ),
-                (ns_labels.get(&ns_key), CostCenterSource::NamespaceLabel),
-            ]
-            .into_iter()
-            .find_map(|(v, source)| v.map(|v| (v.as_str(), source)))
-            .unwrap_or((UNASSIGNED, CostCenterSource::Default));
-            (set.names.intern(value), source)
+            let chosen = first_cost_center([
+                pod_annotations.get(&pod_key).map(String::as_str),
+                pod_labels.get(&pod_key).map(String::as_str),
+                ns_annotations.get(&ns_key).map(String::as_str),
+                ns_labels.get(&ns_key).map(String::as_str),
+            ]);
+            if let Some(warning) = chosen.warning(&format!("{namespace}/{pod}"), cost_center_key) {
+                set.warnings.insert(format!("history: {warning}"));
+            }
+            (set.names.intern(chosen.name), chosen.source)
         };
 
     let mut warnings = Vec::new();
