@@ -340,3 +340,48 @@ async fn a_chargeback_of_more_lines_than_the_service_makes_at_once_is_refused() 
         assert_eq!(&service.get(path).await, before, "{path}");
     }
 }
+
+/// The service's own work on closed days — rolling them up into the store — is not bound by
+/// `server.max_report_lines`, which guards what askers ask for: with a bound of 10 lines, far
+/// fewer than a day's pods, a first start still stores every day of its history, its hours
+/// and its pods, as a start without the bound does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bound_on_what_askers_ask_for_does_not_bind_the_stored_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let stored = |name: &'static str, env: &'static [(&'static str, &'static str)]| {
+        let (data, log) = (
+            dir.path().join(name),
+            dir.path().join(format!("{name}.log")),
+        );
+        async move {
+            let env: Vec<(&str, &std::ffi::OsStr)> = env
+                .iter()
+                .map(|(k, v)| (*k, std::ffi::OsStr::new(v)))
+                .collect();
+            let service = ServeProcess::start(
+                &["--demo", "--demo-data", data.to_str().unwrap()],
+                &env,
+                &log,
+            )
+            .await;
+            let log = service.log();
+            drop(service);
+            assert!(!log.contains("rollup failed"), "{log}");
+            // The days of the hourly and the pods' rollups.
+            ["rollups", "rollups/pods"].map(|kind| {
+                std::fs::read_dir(data.join(kind))
+                    .unwrap()
+                    .filter_map(|entry| {
+                        let name = entry.unwrap().file_name().into_string().unwrap();
+                        name.strip_suffix(".parquet").map(str::to_string)
+                    })
+                    .collect::<std::collections::BTreeSet<String>>()
+            })
+        }
+    };
+    let [hours, pods] = stored("unbounded", &[]).await;
+    // The demo's history: 40 days before the ledger began.
+    assert!(hours.len() >= 40 && pods == hours, "{hours:?} {pods:?}");
+    let bounded = stored("bounded", &[("TOLLGATE__SERVER__MAX_REPORT_LINES", "10")]).await;
+    assert_eq!(bounded, [hours.clone(), hours]);
+}
