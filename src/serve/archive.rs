@@ -171,10 +171,10 @@ impl Archive {
         }
     }
 
-    /// [`Archive::sources`] for the service's own work on closed days (rolling them up,
-    /// correcting and exporting them): not bound by `server.max_report_lines`, which guards
-    /// what askers ask for. A day it refused would stay out of the store, and its segments in
-    /// the ledger's memory, however large the fleet grew.
+    /// [`Archive::sources`] for the service's own work (rolling closed days up, correcting and
+    /// exporting them, the last hour's cost per token for `/metrics`): not bound by
+    /// `server.max_report_lines`, which guards what askers ask for. A day it refused would stay
+    /// out of the store, and its segments in the ledger's memory, however large the fleet grew.
     fn own_sources<'a>(
         &'a self,
         sets: &'a [&'a crate::allocation::AllocationSet],
@@ -333,7 +333,7 @@ impl Archive {
         let (archive, runtime) = (self.clone(), tokio::runtime::Handle::current());
         let priced = super::background::spawn_background(move || {
             let sets = view.ledger.as_refs();
-            let sources = archive.sources(&sets, view.ledger.from, &card);
+            let sources = archive.own_sources(&sets, view.ledger.from, &card);
             sources.token_report(&runtime, &request, archive.input_weight)
         })
         .await;
