@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use super::CliError;
 use crate::config::Settings;
 use crate::pricing::RateCard;
+use crate::time::format_time;
 
 /// One line on how `card` prices `product`.
 fn describe_match(card: &RateCard, product: &str) -> String {
@@ -81,6 +82,22 @@ pub(super) fn pricing_check(
                         card.model(models[0]).name
                     )
                     .map_err(CliError::runtime)?;
+                }
+                for model in card.models() {
+                    for (span, line) in model.unpriced_spans() {
+                        let until = if span.end == i64::MAX {
+                            String::new()
+                        } else {
+                            format!(" to {}", format_time(span.end))
+                        };
+                        writeln!(
+                            out,
+                            "  {} has no price from {}{until} (after the period on line {line}): its hours then are reported as unpriced_gpu_hours, with no cost",
+                            model.name,
+                            format_time(span.start)
+                        )
+                        .map_err(CliError::runtime)?;
+                    }
                 }
                 for product in products {
                     writeln!(out, "  {}", describe_match(&card, product))

@@ -144,6 +144,27 @@ pub struct GpuModel {
     pub periods: Vec<PricePeriod>,
 }
 
+impl GpuModel {
+    /// The spans after its first price where it has none: between two periods that do not
+    /// meet, and after the last one's `until`. Hours then are unpriced; a card seldom means
+    /// that. Each comes with the line of the period it follows.
+    pub fn unpriced_spans(&self) -> Vec<(Interval, usize)> {
+        let mut spans: Vec<(Interval, usize)> = self
+            .periods
+            .windows(2)
+            .filter(|pair| pair[0].during.end < pair[1].during.start)
+            .map(|pair| {
+                let gap = Interval::new(pair[0].during.end, pair[1].during.start);
+                (gap, pair[0].line)
+            })
+            .collect();
+        if let Some(last) = self.periods.last().filter(|p| p.during.end != i64::MAX) {
+            spans.push((Interval::new(last.during.end, i64::MAX), last.line));
+        }
+        spans
+    }
+}
+
 /// A validated rate card.
 #[derive(Clone, Debug)]
 pub struct RateCard {

@@ -434,6 +434,30 @@ fn pricing_check_validates_cards_and_names_file_and_line() {
     );
 
     let dir = tempfile::tempdir().unwrap();
+    // Valid, but not priced throughout: six hours between two periods, and nothing after the
+    // last one's `until`. Said, not refused.
+    let gaps = dir.path().join("gaps.toml");
+    std::fs::write(
+        &gaps,
+        "currency = \"USD\"\n\n[[gpu]]\nmodel = \"H100\"\non_demand = \"7.00\"\n\
+         until = \"2026-11-01T12:00:00Z\"\n\n[[gpu]]\nmodel = \"H100\"\non_demand = \"6.00\"\n\
+         from = \"2026-11-01T18:00:00Z\"\nuntil = \"2027-01-01T00:00:00Z\"\n",
+    )
+    .unwrap();
+    let said = tollgate(&["pricing", "check", gaps.to_str().unwrap()]);
+    assert_eq!(said.status.code(), Some(0));
+    assert_eq!(
+        stdout(&said),
+        format!(
+            "{}: ok, 1 models, 2 price periods, USD\n\
+             \x20 H100 has no price from 2026-11-01T12:00:00Z to 2026-11-01T18:00:00Z (after the \
+             period on line 3): its hours then are reported as unpriced_gpu_hours, with no cost\n\
+             \x20 H100 has no price from 2027-01-01T00:00:00Z (after the period on line 8): its \
+             hours then are reported as unpriced_gpu_hours, with no cost\n",
+            gaps.display()
+        )
+    );
+
     let bad = dir.path().join("bad.toml");
     std::fs::write(
         &bad,
