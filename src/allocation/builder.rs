@@ -126,7 +126,7 @@ impl ClusterContext {
                 if pod.spec.as_ref().is_some_and(asks_for_gpus) {
                     let why = match unread {
                         NotHeld::NoStart => "it runs or has run, but has no start time",
-                        _ => "it has finished, but has no finish time at or after its start",
+                        _ => "it has succeeded, but has no finish time at or after its start",
                     };
                     set.warnings.insert(format!(
                         "pod {}/{}: {why}; its GPUs are not counted",

@@ -13,10 +13,10 @@ use crate::time::{Interval, UnixSeconds};
 pub enum NotHeld {
     /// It is not scheduled to a node, has not started, or starts after "as of": nothing to say.
     Yet,
-    /// It runs or has finished by its phase, but says nothing of when it started: a pod read
+    /// It runs or has succeeded by its phase, but says nothing of when it started: a pod read
     /// from the API server always does, so the object was made or edited by hand.
     NoStart,
-    /// It has finished, but says nothing of when, or a time before it started.
+    /// It has succeeded, but says nothing of when, or a time before it started.
     NoTime,
 }
 
@@ -50,11 +50,14 @@ pub fn pod_interval(
                 .and_then(|c| c.last_transition_time.as_ref())
                 .map(|t| t.0.as_second())
         })
-        .ok_or(if finished || status.phase.as_deref() == Some("Running") {
-            NotHeld::NoStart
-        } else {
-            NotHeld::Yet
-        })?;
+        .ok_or(
+            if matches!(status.phase.as_deref(), Some("Running" | "Succeeded")) {
+                NotHeld::NoStart
+            } else {
+                // A pod the kubelet refused (`Failed`, e.g. `OutOfnvidia.com/gpu`) never started.
+                NotHeld::Yet
+            },
+        )?;
     let mut end = if finished {
         let statuses: Vec<&ContainerStatus> = status
             .container_statuses
@@ -78,7 +81,10 @@ pub fn pod_interval(
         match ended {
             // Over within the second it began: it held nothing measurable.
             Some(ended) if ended >= start => ended,
-            _ if start >= as_of => return Err(NotHeld::Yet),
+            // Only a pod whose containers all ran to completion must say when they did.
+            _ if start >= as_of || status.phase.as_deref() != Some("Succeeded") => {
+                return Err(NotHeld::Yet);
+            }
             _ => return Err(NotHeld::NoTime),
         }
     } else {

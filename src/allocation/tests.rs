@@ -610,10 +610,11 @@ fn a_node_advertising_a_count_of_gpus_below_zero_or_in_parts_is_not_counted_and_
 
 #[test]
 fn a_gpu_pod_without_the_times_it_ran_is_said_not_counted_in_silence() {
-    // Objects the API server never sends (a start time comes with the Running phase, a finished
-    // pod's containers or conditions carry when), as a hand-made snapshot can hold them. A GPU
-    // pod among them is left out with a warning; a pod still pending, a CPU pod, and a pod over
-    // within the second it began hold nothing and say nothing.
+    // Objects the API server never sends (a start time comes with the Running phase, a
+    // succeeded pod's containers say when they finished), as a hand-made snapshot can hold
+    // them. A GPU pod among them is left out with a warning; a pod still pending, a CPU pod, a
+    // pod over within the second it began, and one the kubelet refused hold nothing and say
+    // nothing.
     let (mut objects, card) = fixture();
     let pod = |name: &str, gpus: bool, phase: &str, status: Value| -> Pod {
         let limits = if gpus {
@@ -637,8 +638,10 @@ fn a_gpu_pod_without_the_times_it_ran_is_said_not_counted_in_silence() {
             "state": {"terminated": {"exitCode": 0, "finishedAt": finished}}}]})
     };
     let start = "2026-11-01T10:00:00Z";
+    let before = "2026-11-01T09:00:00Z";
     objects.pods.extend([
         pod("running-unstarted", true, "Running", json!({})),
+        pod("succeeded-unstarted", true, "Succeeded", json!({})),
         pod(
             "done-untimed",
             true,
@@ -648,38 +651,51 @@ fn a_gpu_pod_without_the_times_it_ran_is_said_not_counted_in_silence() {
         pod(
             "done-before-start",
             true,
-            "Failed",
-            finished_at(start, "2026-11-01T09:00:00Z"),
+            "Succeeded",
+            finished_at(start, before),
         ),
         pod("done-at-once", true, "Succeeded", finished_at(start, start)),
         pod("pending", true, "Pending", json!({})),
         pod("cpu-unstarted", false, "Running", json!({})),
+        // What the kubelet makes of a pod it refuses (`OutOfnvidia.com/gpu`): Failed, with
+        // neither a start nor a condition.
+        pod(
+            "refused",
+            true,
+            "Failed",
+            json!({"reason": "UnexpectedAdmissionError"}),
+        ),
     ]);
-    let set = allocations(&objects, &card, &BuildOptions::new(as_of()));
-    for name in [
+    let names = [
         "running-unstarted",
+        "succeeded-unstarted",
         "done-untimed",
         "done-before-start",
         "done-at-once",
         "pending",
         "cpu-unstarted",
-    ] {
+        "refused",
+    ];
+    let set = allocations(&objects, &card, &BuildOptions::new(as_of()));
+    for name in names {
         assert!(held(&set, name).is_empty(), "{name}");
     }
     let said: Vec<&String> = set
         .warnings
         .iter()
-        .filter(|w| w.contains("-un") || w.contains("done-") || w.contains("pending"))
+        .filter(|w| names.iter().any(|name| w.contains(&format!("/{name}:"))))
         .collect();
+    let no_end = "it has succeeded, but has no finish time at or after its start";
+    let no_start = "it runs or has run, but has no start time";
     assert_eq!(
         said,
         [
-            "pod team-a/done-before-start: it has finished, but has no finish time at or after \
-             its start; its GPUs are not counted",
-            "pod team-a/done-untimed: it has finished, but has no finish time at or after its \
-             start; its GPUs are not counted",
-            "pod team-a/running-unstarted: it runs or has run, but has no start time; its GPUs \
-             are not counted",
+            format!("pod team-a/done-before-start: {no_end}; its GPUs are not counted"),
+            format!("pod team-a/done-untimed: {no_end}; its GPUs are not counted"),
+            format!("pod team-a/running-unstarted: {no_start}; its GPUs are not counted"),
+            format!("pod team-a/succeeded-unstarted: {no_start}; its GPUs are not counted"),
         ]
+        .iter()
+        .collect::<Vec<_>>()
     );
 }
