@@ -1,6 +1,7 @@
 //! Tollgate's configuration: a TOML file (`--config`) layered under environment variables
 //! `TOLLGATE__SECTION__KEY` (e.g. `TOLLGATE__COST_CENTER__KEY=team`).
 
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -183,7 +184,7 @@ pub struct ServerSettings {
     pub listen: String,
     /// Chargeback and FOCUS reports computed at once (default 1); more wait their turn, on
     /// threads apart from the ones answering quota checks.
-    pub reports_at_once: usize,
+    pub reports_at_once: NonZeroUsize,
     /// Threads answering requests (default: the CPUs available, cgroup limits included, less
     /// one, at least one). Reconciles, reports and rollups run on other threads, at a lower
     /// priority; leaving them a CPU keeps quota checks from queueing behind them.
@@ -192,16 +193,19 @@ pub struct ServerSettings {
     /// (default 2,000,000): one with more is answered 400 before its memory grows with them. A
     /// line takes ~500 bytes while it is priced and rounded, so the default fits the install's
     /// 2Gi beside the service; the FOCUS export, made and written a day at a time, is not bound.
-    pub max_report_lines: usize,
+    pub max_report_lines: NonZeroUsize,
 }
+
+/// `server.max_report_lines` unless set (checked when compiled: a constant).
+const MAX_REPORT_LINES: NonZeroUsize = NonZeroUsize::new(2_000_000).unwrap();
 
 impl Default for ServerSettings {
     fn default() -> Self {
         ServerSettings {
             listen: "0.0.0.0:8080".to_string(),
-            reports_at_once: 1,
+            reports_at_once: NonZeroUsize::MIN,
             workers: None,
-            max_report_lines: 2_000_000,
+            max_report_lines: MAX_REPORT_LINES,
         }
     }
 }
@@ -402,6 +406,17 @@ mod test {
             err.contains("bad.toml") && err.contains("cost_centre"),
             "{err}"
         );
+
+        // No report could be made with 0 lines, and none would ever be made 0 at a time.
+        for key in ["max_report_lines", "reports_at_once"] {
+            let zero = dir.path().join(format!("{key}.toml"));
+            std::fs::write(&zero, format!("[server]\n{key} = 0\n")).unwrap();
+            let err = Settings::load(Some(&zero)).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("expected a nonzero usize for key `server.{key}`")),
+                "{err}"
+            );
+        }
 
         let missing = Settings::load(Some(&dir.path().join("nope.toml")))
             .unwrap_err()

@@ -187,7 +187,7 @@ pub(super) fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError
         retention_days: settings.store.rollup_retention_days,
         utilization: Default::default(),
         leadership: leadership.clone(),
-        most_lines: Some(settings.server.max_report_lines),
+        most_lines: Some(settings.server.max_report_lines.get()),
         ..Archive::default()
     };
     let mut options = ServeOptions {
@@ -200,7 +200,7 @@ pub(super) fn serve(args: ServeArgs, out: &mut dyn Write) -> Result<(), CliError
         focus: settings.focus.clone().for_cluster(&name.cluster),
         auth: Arc::default(),
         following: None,
-        reports_at_once: settings.server.reports_at_once,
+        reports_at_once: settings.server.reports_at_once.get(),
         backfill: None,
         unread_history: None,
     };
