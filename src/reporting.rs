@@ -100,6 +100,17 @@ impl<'a> Sources<'a> {
             most_lines: None,
         }
     }
+
+    /// These sources without [`Sources::most_lines`]: for the service's own work (rolling
+    /// closed days up, correcting and exporting them, the last hour's cost per token), which
+    /// the bound on what askers ask for must not stop. A day it refused would stay out of the
+    /// store, and its segments in the ledger's memory, however large the fleet grew.
+    pub fn unbounded(self) -> Self {
+        Sources {
+            most_lines: None,
+            ..self
+        }
+    }
 }
 
 impl ReportError {

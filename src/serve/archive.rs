@@ -171,22 +171,6 @@ impl Archive {
         }
     }
 
-    /// [`Archive::sources`] for the service's own work (rolling closed days up, correcting and
-    /// exporting them, the last hour's cost per token for `/metrics`): not bound by
-    /// `server.max_report_lines`, which guards what askers ask for. A day it refused would stay
-    /// out of the store, and its segments in the ledger's memory, however large the fleet grew.
-    fn own_sources<'a>(
-        &'a self,
-        sets: &'a [&'a crate::allocation::AllocationSet],
-        from: Option<UnixSeconds>,
-        card: &'a RateCard,
-    ) -> Sources<'a> {
-        Sources {
-            most_lines: None,
-            ..self.sources(sets, from, card)
-        }
-    }
-
     /// [`Archive::unread_history`], read.
     pub fn unread_history(&self) -> Option<Interval> {
         *self
@@ -333,7 +317,7 @@ impl Archive {
         let (archive, runtime) = (self.clone(), tokio::runtime::Handle::current());
         let priced = super::background::spawn_background(move || {
             let sets = view.ledger.as_refs();
-            let sources = archive.own_sources(&sets, view.ledger.from, &card);
+            let sources = archive.sources(&sets, view.ledger.from, &card).unbounded();
             sources.token_report(&runtime, &request, archive.input_weight)
         })
         .await;
@@ -488,7 +472,7 @@ impl Archive {
         card: &RateCard,
     ) -> Result<crate::cost::Warnings, crate::reporting::ReportError> {
         let sets = [set];
-        let warnings = runtime.block_on(self.own_sources(&sets, None, card).roll_up(
+        let warnings = runtime.block_on(self.sources(&sets, None, card).unbounded().roll_up(
             store,
             &[day],
             |_| {},
@@ -608,7 +592,7 @@ impl Archive {
         }
         let (total, sources) = (
             missing.len(),
-            self.own_sources(&sets, view.ledger.from, card),
+            self.sources(&sets, view.ledger.from, card).unbounded(),
         );
         let (mut warnings, mut failed) = (crate::cost::Warnings::default(), false);
         for (done, day) in missing.into_iter().enumerate() {
@@ -650,7 +634,7 @@ impl Archive {
             Err(e) => return tracing::error!(error = %e, "rollup store unreadable"),
         };
         let sets = view.ledger.as_refs();
-        let sources = self.own_sources(&sets, view.ledger.from, card);
+        let sources = self.sources(&sets, view.ledger.from, card).unbounded();
         match export_days(&sources, &export.dest, &export.focus, &days, false, |_| {}).await {
             Ok(done) if done.written > 0 => {
                 tracing::info!(days = done.written, "closed days exported")
