@@ -80,6 +80,8 @@ fn quota(c: &mut Criterion) {
             cost_center_key: "cost-center",
             card: &card,
             at: view.as_of,
+            claims: &view.claim_asks,
+            live: &view.live,
         },
     )
     .expect("priced");

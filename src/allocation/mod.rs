@@ -5,6 +5,7 @@
 //! reads a file or talks to a server.
 
 mod builder;
+mod claim_asks;
 mod claims;
 mod cost_center;
 mod demand;
@@ -20,7 +21,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
-use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceSlice};
+use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceClaimTemplate, ResourceSlice};
 use rust_decimal::Decimal;
 
 use crate::pricing::PriceTier;
@@ -28,6 +29,7 @@ use crate::time::{Interval, UnixSeconds};
 use crate::units::GpuUnits;
 
 pub use builder::{AllocationBuilder, ClaimLookup, ClusterContext, claim_lookup, claim_names};
+pub use claim_asks::{ClaimAsk, ClaimAsks, DeviceAsk, DeviceClass, DeviceCount, RequestAsk};
 pub(crate) use claims::DeviceIndex;
 pub(crate) use cost_center::{cost_center, first_cost_center};
 pub use demand::asks_for_gpus;
@@ -317,6 +319,9 @@ pub struct ClusterObjects {
     pub claims: Vec<ResourceClaim>,
     /// DRA slices (`resource.k8s.io/v1`).
     pub slices: Vec<ResourceSlice>,
+    /// DRA claim templates (`resource.k8s.io/v1`): what a pod's claims will ask for, read by
+    /// the quota check.
+    pub templates: Vec<ResourceClaimTemplate>,
 }
 
 impl ClusterObjects {
@@ -326,6 +331,11 @@ impl ClusterObjects {
             .iter()
             .find(|n| n.metadata.name.as_deref() == Some("kube-system"))
             .and_then(|n| n.metadata.uid.as_deref())
+    }
+
+    /// What its claims and claim templates ask for.
+    pub fn claim_asks(&self) -> ClaimAsks {
+        ClaimAsks::new(&self.claims, &self.templates)
     }
 }
 

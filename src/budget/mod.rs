@@ -4,6 +4,7 @@
 //! Everything here is pure: budgets are validated values, spend is an index built from the
 //! ledger's view, and a decision is a function of those and the prospective pod.
 
+mod claimed;
 mod clusters;
 mod decision;
 mod limits;

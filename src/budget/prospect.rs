@@ -7,9 +7,11 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use rust_decimal::Decimal;
 
+use super::claimed::{ClaimPricing, claimed};
 use crate::allocation::{
-    AMD_PARTITION_LABELS, AmdPartitionMode, CostCenterSource, GpuResource, PRODUCT_LABEL,
-    capacity_tier, classify, cost_center, first_cost_center, first_label, gpu_demand,
+    AMD_PARTITION_LABELS, AllocationSet, AmdPartitionMode, ClaimAsks, CostCenterSource,
+    GpuResource, PRODUCT_LABEL, capacity_tier, classify, cost_center, first_cost_center,
+    first_label, gpu_demand,
 };
 use crate::pricing::{PriceTier, RateCard};
 use crate::time::UnixSeconds;
@@ -79,7 +81,7 @@ fn product_choices(pod: &Pod) -> Vec<String> {
 
 /// The costliest of `choices` (or of the whole card when there are none) at `at`, in `tier`.
 /// Returns (product to size MIG with, model label, price, note).
-fn priced_model(
+pub(super) fn priced_model(
     card: &RateCard,
     choices: &[String],
     tier: PriceTier,
@@ -131,6 +133,10 @@ pub struct ProspectContext<'a> {
     pub card: &'a RateCard,
     /// When it would start.
     pub at: UnixSeconds,
+    /// What the cluster's DRA claims and claim templates ask for.
+    pub claims: &'a ClaimAsks,
+    /// What the cluster holds and offers now.
+    pub live: &'a AllocationSet,
 }
 
 impl ProspectContext<'_> {
@@ -152,7 +158,8 @@ impl ProspectContext<'_> {
 }
 
 /// What `pod` would hold and cost: every container and init container (effective requests),
-/// plus one GPU per DRA claim it declares (claim templates are not read before scheduling).
+/// plus the devices its DRA claims ask for (the claim it names, or the template its claim will
+/// be made from; one GPU for a claim whose object is not known).
 pub fn prospect_from_pod(
     pod: &Pod,
     context: &ProspectContext<'_>,
@@ -165,9 +172,9 @@ pub fn prospect_from_pod(
     let demand = gpu_demand(spec, &[]).map_err(|e| ProspectError(format!("pod: {e}")))?;
     let selector: BTreeMap<String, String> = spec.node_selector.clone().unwrap_or_default();
     let tier = capacity_tier(&selector);
-    let (product, model, price, note) =
+    let (product, model, price, model_note) =
         priced_model(card, &product_choices(pod), tier, context.at)?;
-    let mut notes: Vec<String> = note.into_iter().collect();
+    let mut notes: Vec<String> = Vec::new();
     let mut units = Decimal::ZERO;
     for (resource, count) in demand {
         if count > MAX_UNITS || count < Decimal::ZERO {
@@ -211,20 +218,41 @@ pub fn prospect_from_pod(
         };
         units += count * per_item;
     }
-    let claims = spec.resource_claims.as_ref().map_or(0, Vec::len);
-    if claims > 0 {
-        units += Decimal::from(claims);
-        notes.push(format!(
-            "each of its {claims} DRA claim(s) counted as one GPU"
-        ));
+    let pricing = ClaimPricing {
+        card,
+        tier,
+        at: context.at,
+        product: &product,
+        model: &model,
+        price,
+        claims: context.claims,
+        live: context.live,
+    };
+    let claims = claimed(pod, context.namespace, &pricing)?;
+    let per_hour = hourly(units, price)?
+        .checked_add(claims.per_hour)
+        .ok_or_else(|| ProspectError("the pod's cost is too large to decide on".into()))?;
+    // The model it is priced as, unless all it would hold is of models its claims name.
+    let gpu_model = if units.is_zero() {
+        claims.models.first().cloned()
+    } else {
+        Some(model.clone())
+    };
+    if gpu_model.as_ref() == Some(&model) || claims.models.contains(&model) {
+        notes.splice(0..0, model_note);
     }
+    units += claims.units;
     if units > MAX_UNITS {
         return Err(ProspectError(format!(
             "pod: {units} GPUs in all is more than a pod can hold (at most {MAX_UNITS})"
         )));
     }
     let (cost_center, cost_center_source, said) = context.cost_center(&pod.metadata);
-    notes.extend(said);
+    // What a pod holding nothing was priced as says nothing; what its claims are, does.
+    let held = !units.is_zero();
+    notes.retain(|_| held);
+    notes.extend(claims.notes);
+    notes.extend(said.filter(|_| held));
     Ok(Prospect {
         namespace: context.namespace.to_string(),
         name: pod.metadata.name.clone().filter(|n| !n.is_empty()),
@@ -232,9 +260,9 @@ pub fn prospect_from_pod(
         cost_center,
         cost_center_source,
         units,
-        per_hour: hourly(units, price)?,
-        gpu_model: (!units.is_zero()).then_some(model),
-        notes: if units.is_zero() { Vec::new() } else { notes },
+        per_hour: per_hour.normalize(),
+        gpu_model: gpu_model.filter(|_| !units.is_zero()),
+        notes,
     })
 }
 

@@ -2,11 +2,13 @@
 //! watchers feed and each reconcile reads.
 
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
-use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceSlice};
+use std::sync::Arc;
+
+use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceClaimTemplate, ResourceSlice};
 
 use super::allocations::{Changed, LiveAllocations, LiveRead, Watched};
 use super::stores::KindStore;
-use crate::allocation::BuildOptions;
+use crate::allocation::{BuildOptions, ClaimAsks};
 use crate::pricing::RateCard;
 
 /// Every kind Tollgate watches.
@@ -22,8 +24,12 @@ pub struct ClusterStores {
     pub claims: KindStore<ResourceClaim>,
     /// DRA slices.
     pub slices: KindStore<ResourceSlice>,
+    /// DRA claim templates.
+    pub templates: KindStore<ResourceClaimTemplate>,
     /// Allocations read so far, reused while their objects do not change.
     live: LiveAllocations,
+    /// What the claims and templates ask for, read again only when one of them changed.
+    asks: Arc<ClaimAsks>,
 }
 
 impl ClusterStores {
@@ -34,6 +40,31 @@ impl ClusterStores {
             && self.namespaces.is_synced()
             && self.claims.is_synced()
             && self.slices.is_synced()
+            && self.templates.is_synced()
+    }
+
+    /// What the claims and claim templates ask for (the quota check's pricing of a pod's
+    /// claims): only those that changed are read again. Call before
+    /// [`allocations`](Self::allocations), which takes the claims' changes.
+    pub fn claim_asks(&mut self) -> Arc<ClaimAsks> {
+        let templates = self.templates.take_changes();
+        let claims = self.claims.changes();
+        if claims.relisted || templates.relisted {
+            let claims: Vec<ResourceClaim> = self.claims.objects().collect();
+            let templates: Vec<ResourceClaimTemplate> = self.templates.objects().collect();
+            self.asks = Arc::new(ClaimAsks::new(&claims, &templates));
+        } else if !claims.keys.is_empty() || !templates.keys.is_empty() {
+            let asks = Arc::make_mut(&mut self.asks);
+            for (namespace, name) in &claims.keys {
+                let claim = self.claims.named(namespace, name);
+                asks.set_claim(namespace, name, claim.as_ref());
+            }
+            for (namespace, name) in &templates.keys {
+                let template = self.templates.named(namespace, name);
+                asks.set_template(namespace, name, template.as_ref());
+            }
+        }
+        self.asks.clone()
     }
 
     /// Allocations and capacity as of `options.as_of`, including pods and nodes deleted since
@@ -65,5 +96,6 @@ impl ClusterStores {
         self.namespaces.deleted.clear();
         self.claims.deleted.clear();
         self.slices.deleted.clear();
+        self.templates.deleted.clear();
     }
 }

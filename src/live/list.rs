@@ -3,7 +3,7 @@
 //! `--demo` or `--snapshot`.
 
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
-use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceSlice};
+use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceClaimTemplate, ResourceSlice};
 use kube::api::ListParams;
 use kube::{Api, Client};
 use serde::de::DeserializeOwned;
@@ -38,7 +38,7 @@ where
     }
 }
 
-/// Lists pods, nodes, namespaces and (where served) DRA claims and slices.
+/// Lists pods, nodes, namespaces and (where served) DRA claims, slices and claim templates.
 pub async fn list_cluster(client: &Client) -> Result<ClusterObjects, kube::Error> {
     Ok(ClusterObjects {
         pods: list::<Pod>(client, false).await?,
@@ -46,5 +46,6 @@ pub async fn list_cluster(client: &Client) -> Result<ClusterObjects, kube::Error
         namespaces: list::<Namespace>(client, false).await?,
         claims: list::<ResourceClaim>(client, true).await?,
         slices: list::<ResourceSlice>(client, true).await?,
+        templates: list::<ResourceClaimTemplate>(client, true).await?,
     })
 }

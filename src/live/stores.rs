@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{
     Container, ContainerState, ContainerStateTerminated, ContainerStatus, Namespace, Node,
     NodeStatus, Pod, PodCondition, PodSpec, PodStatus,
 };
-use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceSlice};
+use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceClaimTemplate, ResourceSlice};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::watcher::Event;
@@ -192,6 +192,14 @@ impl Strip for ResourceSlice {
     }
 }
 
+impl Strip for ResourceClaimTemplate {
+    /// Keeps the claim spec: its device requests are what the quota check prices.
+    fn strip(&mut self) {
+        strip_meta(&mut self.metadata);
+        self.spec.metadata = None;
+    }
+}
+
 /// An object kept compact: its stripped JSON, a few hundred bytes where the typed object
 /// takes several kilobytes (a `Container` alone is 2 KiB of fields), read back when needed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -346,6 +354,11 @@ impl<K: kube::Resource + Strip + Serialize + DeserializeOwned> KindStore<K> {
         if self.names.get(key).is_some_and(|named| named == uid) {
             self.names.remove(key);
         }
+    }
+
+    /// What changed since the changes were last taken, left to be taken.
+    pub fn changes(&self) -> &Changes {
+        &self.changes
     }
 
     /// What changed since the last call.

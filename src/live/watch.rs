@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
-use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceSlice};
+use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceClaimTemplate, ResourceSlice};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use serde::Serialize;
@@ -136,9 +136,16 @@ pub fn spawn_watchers(
             true,
         )),
         tokio::spawn(watch_kind(
-            Api::<ResourceSlice>::all(client),
-            stores,
+            Api::<ResourceSlice>::all(client.clone()),
+            stores.clone(),
             |s| &mut s.slices,
+            health.clone(),
+            true,
+        )),
+        tokio::spawn(watch_kind(
+            Api::<ResourceClaimTemplate>::all(client),
+            stores,
+            |s| &mut s.templates,
             health,
             true,
         )),

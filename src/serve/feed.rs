@@ -9,8 +9,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::time::Instant;
 
 use crate::allocation::{
-    Allocation, AllocationBuilder, AllocationSet, BuildOptions, ClusterObjects, CostCenterSource,
-    Sym,
+    Allocation, AllocationBuilder, AllocationSet, BuildOptions, ClaimAsks, ClusterObjects,
+    CostCenterSource, Sym,
 };
 use crate::ledger::Touched;
 use crate::live::{ClusterStores, LiveRead, SourceHealth};
@@ -24,6 +24,8 @@ pub struct Reading {
     pub live: AllocationSet,
     /// Namespaces' metadata (their cost centers), by name.
     pub namespaces: BTreeMap<String, ObjectMeta>,
+    /// What the DRA claims and claim templates ask for.
+    pub claim_asks: Arc<ClaimAsks>,
     /// True once every watched kind has been listed.
     pub synced: bool,
     /// The pods and nodes read again since the last read (`None`: all).
@@ -137,6 +139,7 @@ impl Feed {
                 let (set, _) = recorded.latest();
                 Reading {
                     namespaces: recorded_namespaces(&set, &options.cost_center_key),
+                    claim_asks: Arc::default(),
                     live: (*set).clone(),
                     synced: true,
                     touched: None,
@@ -145,6 +148,7 @@ impl Feed {
             Feed::Snapshot { objects, .. } => Reading {
                 live: AllocationBuilder::for_cluster(card, options, objects).finish(),
                 namespaces: namespace_map(objects.namespaces.iter().cloned()),
+                claim_asks: Arc::new(objects.claim_asks()),
                 synced: true,
                 touched: None,
             },
@@ -168,10 +172,12 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// What watch events built: the allocations (only what changed read again), the namespaces.
 fn read_stores(stores: &mut ClusterStores, card: &RateCard, options: BuildOptions) -> Reading {
+    let claim_asks = stores.claim_asks();
     let LiveRead { set, touched } = stores.allocations(card, options);
     let reading = Reading {
         live: set,
         namespaces: namespace_map(stores.namespaces.objects()),
+        claim_asks,
         synced: stores.is_synced(),
         touched,
     };

@@ -132,6 +132,8 @@ impl QuotaGate {
             cost_center_key: &self.cost_center_key,
             card,
             at: view.as_of,
+            claims: &view.claim_asks,
+            live: &view.live,
         }
     }
 

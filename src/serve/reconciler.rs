@@ -191,6 +191,7 @@ impl Reconciler {
         let Reading {
             live,
             namespaces,
+            claim_asks,
             synced,
             touched,
         } = self.feed.read(&self.card, options);
@@ -278,6 +279,7 @@ impl Reconciler {
             kubernetes_up,
             spend: Arc::new(spend),
             namespaces: Arc::new(namespaces),
+            claim_asks,
             arrivals: self.arrivals.log(),
             reconciled_in: started.elapsed(),
             segments: (

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::allocation::AllocationSet;
+use crate::allocation::{AllocationSet, ClaimAsks};
 use crate::budget::{ArrivalLog, SpendIndex};
 use crate::ledger::LedgerView;
 use crate::time::UnixSeconds;
@@ -36,6 +36,8 @@ pub struct View {
     pub spend: Arc<SpendIndex>,
     /// Namespaces' metadata, for the cost center of a pod not created yet.
     pub namespaces: Arc<BTreeMap<String, ObjectMeta>>,
+    /// What the DRA claims and claim templates ask for, for pods not created yet.
+    pub claim_asks: Arc<ClaimAsks>,
     /// Pods that showed up lately: what releases admission holds.
     pub arrivals: Arc<ArrivalLog>,
     /// How long the reconcile that made this view took.
@@ -57,6 +59,7 @@ impl Default for View {
             kubernetes_up: None,
             spend: Arc::default(),
             namespaces: Arc::default(),
+            claim_asks: Arc::default(),
             arrivals: Arc::default(),
             reconciled_in: std::time::Duration::ZERO,
             segments: (0, 0),

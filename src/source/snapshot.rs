@@ -19,12 +19,13 @@ pub struct SnapshotError {
 }
 
 /// The files a snapshot directory may hold.
-pub const SNAPSHOT_FILES: [&str; 5] = [
+pub const SNAPSHOT_FILES: [&str; 6] = [
     "pods.json",
     "nodes.json",
     "namespaces.json",
     "resourceclaims.json",
     "resourceslices.json",
+    "resourceclaimtemplates.json",
 ];
 
 /// Reads every snapshot file present in `dir`. A directory with none of them is an error, since
@@ -49,6 +50,7 @@ pub fn read_snapshot(dir: &Path) -> Result<ClusterObjects, SnapshotError> {
         namespaces: read_list(&dir.join("namespaces.json"))?,
         claims: read_list(&dir.join("resourceclaims.json"))?,
         slices: read_list(&dir.join("resourceslices.json"))?,
+        templates: read_list(&dir.join("resourceclaimtemplates.json"))?,
     })
 }
 

@@ -298,12 +298,13 @@ fn the_custom_resource_check_refuses_unknown_and_missing_fields() {
 // RBAC
 
 /// What Tollgate reads: (API group, resource).
-const READS: [(&str, &str); 5] = [
+const READS: [(&str, &str); 6] = [
     ("", "pods"),
     ("", "nodes"),
     ("", "namespaces"),
     ("resource.k8s.io", "resourceclaims"),
     ("resource.k8s.io", "resourceslices"),
+    ("resource.k8s.io", "resourceclaimtemplates"),
 ];
 
 #[test]

@@ -102,6 +102,22 @@ impl Harness {
         panic!("timed out waiting for pod {name}");
     }
 
+    /// A dry-run quota check of a pod in team-e on H200 with one claim from `template`.
+    async fn check_claim_template(&self, template: &str) -> serde_json::Value {
+        let body = json!({"namespace": "team-e", "dryRun": true, "pod": {
+            "metadata": {"name": "new-0", "namespace": "team-e"},
+            "spec": {"nodeSelector": {"nvidia.com/gpu.product": "NVIDIA H200"},
+                "containers": [{"name": "server"}],
+                "resourceClaims": [{"name": "gpus", "resourceClaimTemplateName": template}]}}});
+        let request = Request::post("/api/v1/quota/check")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let response = router(self.state.clone()).oneshot(request).await.unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&body).unwrap()
+    }
+
     fn view(&self) -> Arc<View> {
         self.state.views.borrow().clone()
     }
@@ -272,4 +288,47 @@ async fn a_cluster_without_dra_still_works() {
     assert!(close(held["chat-0/gpu"], 2.0));
     assert!(!held.keys().any(|k| k.ends_with("/dra")), "{held:?}");
     assert_eq!(h.get("/readyz").await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quota_check_prices_a_claim_template_as_the_watch_last_saw_it() {
+    let h = harness(false).await;
+    h.until("the first list", |m| !units_by_pod(m).is_empty())
+        .await;
+    // Eight H100 (its selector names them) at 3.00 an hour, whatever the pod's H200.
+    let d = h.check_claim_template("eight-h100").await;
+    assert_eq!(d["podPerHour"], "24.00");
+    // The template is changed to ask for two: the next reconcile reads it again.
+    let mut template = h.api.get("resourceclaimtemplates", "team-e", "eight-h100");
+    template["spec"]["spec"]["devices"]["requests"][0]["exactly"]["count"] = json!(2);
+    h.api.apply("resourceclaimtemplates", template);
+    let mut priced = json!(null);
+    for _ in 0..100 {
+        h.reconciler.lock().unwrap().step();
+        priced = h.check_claim_template("eight-h100").await["podPerHour"].clone();
+        if priced == "6.00" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(priced, "6.00");
+    // Deleted: the claim is one GPU of the pod's H200 (8.00), and the answer says why.
+    h.api
+        .delete("resourceclaimtemplates", "team-e", "eight-h100");
+    let mut d = json!(null);
+    for _ in 0..100 {
+        h.reconciler.lock().unwrap().step();
+        d = h.check_claim_template("eight-h100").await;
+        if d["podPerHour"] == "8.00" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(d["podPerHour"], "8.00");
+    assert_eq!(
+        d["warnings"],
+        json!([
+            "ResourceClaimTemplate team-e/eight-h100 is not known to Tollgate: the claim is counted as one GPU"
+        ])
+    );
 }

@@ -204,7 +204,8 @@ fn both_budgets_must_pass_and_unknown_models_are_priced_as_the_costliest() {
 
 #[test]
 fn a_dra_claim_pod_counts_its_claims() {
-    // Two claims on H200: 2 GPUs at 8.00 = 16.00/h; 507.428571… + (25.142857… + 16) × 696 = 29142.86.
+    // Two claims from template single-h200 (one H200 each): 2 GPUs at 8.00 = 16.00/h;
+    // 507.428571… + (25.142857… + 16) × 696 = 29142.86.
     let (code, d, _) = quota(&[
         "--namespace",
         "team-e",
@@ -214,10 +215,129 @@ fn a_dra_claim_pod_counts_its_claims() {
     assert_eq!(code, 3);
     assert_eq!(d["podPerHour"], "16.00");
     assert_eq!(d["projected"], "29142.86");
-    assert_eq!(
-        d["warnings"],
-        json!(["each of its 2 DRA claim(s) counted as one GPU"])
+    assert_eq!(d["warnings"], json!([]));
+}
+
+/// A quota check's pod and what it should get.
+type Case<'a> = (&'a str, Option<&'a str>, i32, &'a str, &'a str, Value);
+
+/// A pod in team-e whose claims are `claims` (YAML flow entries), pinned to `product` if given.
+fn claim_pod(dir: &std::path::Path, claims: &str, product: Option<&str>) -> String {
+    let selector = product
+        .map(|p| format!("  nodeSelector: {{nvidia.com/gpu.product: {p}}}\n"))
+        .unwrap_or_default();
+    let file = dir.join(format!(
+        "pod-{}.yaml",
+        std::fs::read_dir(dir).unwrap().count()
+    ));
+    let pod = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: asks, namespace: team-e}}\nspec:\n{selector}  \
+         resourceClaims: [{claims}]\n  containers: [{{name: c, image: x}}]\n"
     );
+    std::fs::write(&file, pod).unwrap();
+    file.to_str().unwrap().to_string()
+}
+
+#[test]
+fn a_pod_s_claims_are_priced_for_the_devices_their_requests_ask_for() {
+    // team-e's namespace budget is 20000.00: spent 3552/7, burn 176/7 an hour, 696 hours left,
+    // so projected = 3552/7 + (176/7 + pod) × 696 = 126048/7 + 696 × pod (18006.857142…).
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let check = |claims: &str, product: Option<&str>| {
+        let pod = claim_pod(dir, claims, product);
+        quota(&["--namespace", "team-e", "--pod", &pod])
+    };
+    // (claims, the pod's product, exit code, podPerHour, projected, warnings)
+    let cases: [Case<'_>; 7] = [
+        // Eight H100 (its selector names the model) at 3.00: 24.00/h; 18006.857142 + 16704.
+        (
+            "{name: gpus, resourceClaimTemplateName: eight-h100}",
+            None,
+            3,
+            "24.00",
+            "34710.86",
+            json!([
+                "ResourceClaimTemplate team-e/eight-h100, request gpus: priced as H100-80GB, which its selectors name"
+            ]),
+        ),
+        // Two GPUs of the pod's A100-40GB at 2.80; the channel is no GPU; admin access takes
+        // none: 5.60/h; 18006.857142 + 3897.60.
+        (
+            "{name: gpus, resourceClaimTemplateName: two-gpus-and-a-channel}",
+            Some("NVIDIA-A100-SXM4-40GB"),
+            3,
+            "5.60",
+            "21904.46",
+            json!([
+                "ResourceClaimTemplate team-e/two-gpus-and-a-channel, request watch: admin access to devices in use by others; it takes none"
+            ]),
+        ),
+        // A 3g.20gb slice of an A100-40GB: 3/7 × 2.80 = 1.20/h; 18006.857142 + 835.20.
+        (
+            "{name: slice, resourceClaimTemplateName: one-slice}",
+            Some("NVIDIA-A100-SXM4-40GB"),
+            0,
+            "1.20",
+            "18842.06",
+            json!([]),
+        ),
+        // A 1g.5gb slice (0.40/h) or two whole A100-40GB (5.60/h): the costlier.
+        (
+            "{name: any, resourceClaimTemplateName: slice-or-two-gpus}",
+            Some("NVIDIA-A100-SXM4-40GB"),
+            3,
+            "5.60",
+            "21904.46",
+            json!([
+                "ResourceClaimTemplate team-e/slice-or-two-gpus, request accelerator: priced as the costliest of its 2 alternatives"
+            ]),
+        ),
+        // Shared-kv is reserved for two running pods: a third's share of one H200 is 8/3 an
+        // hour; 18006.857142 + 1856.
+        (
+            "{name: kv, resourceClaimName: shared-kv}",
+            Some("NVIDIA H200"),
+            0,
+            "2.67",
+            "19862.86",
+            json!([
+                "ResourceClaim team-e/shared-kv is reserved for 2 other pod(s) already: this pod's share is 1/3 of its devices"
+            ]),
+        ),
+        // Every GPU of a node: the largest offers 8, at H200's 8.00; and a NIC of a class
+        // Tollgate does not know, counted as a GPU: 9 × 8.00 = 72.00/h; 18006.857142 + 50112.
+        (
+            "{name: all, resourceClaimTemplateName: every-gpu}",
+            Some("NVIDIA H200"),
+            3,
+            "72.00",
+            "68118.86",
+            json!([
+                "ResourceClaimTemplate team-e/every-gpu, request all: allocationMode All takes every matching device of its node; counted as 8, the most GPUs a node offers",
+                "ResourceClaimTemplate team-e/every-gpu, request nic: device class rdma.example.com is not one Tollgate knows as a GPU's (gpu.nvidia.com, mig.nvidia.com, gpu.amd.com); each device counted as one GPU"
+            ]),
+        ),
+        // A template Tollgate has not seen: one GPU of the pod's model (L4-24GB, 0.80/h);
+        // 18006.857142 + 556.80.
+        (
+            "{name: x, resourceClaimTemplateName: not-there}",
+            Some("NVIDIA-L4"),
+            0,
+            "0.80",
+            "18563.66",
+            json!([
+                "ResourceClaimTemplate team-e/not-there is not known to Tollgate: the claim is counted as one GPU"
+            ]),
+        ),
+    ];
+    for (claims, product, code, per_hour, projected, warnings) in cases {
+        let (got, d, stderr) = check(claims, product);
+        assert_eq!(got, code, "{claims}: {d} {stderr}");
+        assert_eq!(d["podPerHour"], per_hour, "{claims}");
+        assert_eq!(d["projected"], projected, "{claims}");
+        assert_eq!(d["warnings"], warnings, "{claims}");
+    }
 }
 
 #[test]

@@ -7,7 +7,7 @@ use kube::runtime::watcher::Event;
 
 use super::DemoFleet;
 use super::fleet::{DemoNode, NAMESPACES, Offer, Slot, slots};
-use super::objects::{namespace_object, node_object, run_objects, slice_object};
+use super::objects::{namespace_object, node_object, run_objects, slice_object, template_object};
 use super::timeline::{Run, SlotRuns};
 use crate::live::{ClusterStores, KindStore, Strip};
 use crate::time::UnixSeconds;
@@ -81,6 +81,11 @@ impl DemoCluster {
                 .iter()
                 .filter(|n| n.pool.offer == Offer::Dra)
                 .map(slice_object),
+            at,
+        );
+        list(
+            &mut stores.templates,
+            NAMESPACES.iter().map(|(name, _)| template_object(name)),
             at,
         );
         // Object by object, so that a large fleet's pods are never all built at once.

@@ -27,7 +27,7 @@ use k8s_openapi::api::resource::v1::ResourceClaim;
 use fleet::{Ask, DemoNode, NAMESPACES, Offer, POOLS, Slot, Tenant, Workload, slots};
 use objects::{
     PodPlan, each_run_pod, namespace_object, node_object, pod_object, run_claim, run_objects,
-    slice_object,
+    slice_object, template_object,
 };
 use timeline::{DAY, HOUR, Rng, Run, SlotRuns, pod_name, seed};
 
@@ -101,7 +101,7 @@ impl DemoFleet {
             .collect()
     }
 
-    /// Nodes, namespaces and DRA slices; no pods or claims.
+    /// Nodes, namespaces, DRA slices and claim templates; no pods or claims.
     pub fn cluster(&self) -> ClusterObjects {
         let nodes = self.nodes();
         ClusterObjects {
@@ -114,6 +114,10 @@ impl DemoFleet {
                 .iter()
                 .filter(|n| n.pool.offer == Offer::Dra)
                 .map(slice_object)
+                .collect(),
+            templates: NAMESPACES
+                .iter()
+                .map(|(name, _)| template_object(name))
                 .collect(),
             ..ClusterObjects::default()
         }

@@ -11,9 +11,11 @@ use k8s_openapi::api::core::v1::{
     ResourceRequirements,
 };
 use k8s_openapi::api::resource::v1::{
-    AllocationResult, Device, DeviceAllocationResult, DeviceAttribute,
-    DeviceRequestAllocationResult, ResourceClaim, ResourceClaimConsumerReference,
-    ResourceClaimSpec, ResourceClaimStatus, ResourcePool, ResourceSlice, ResourceSliceSpec,
+    AllocationResult, CELDeviceSelector, Device, DeviceAllocationResult, DeviceAttribute,
+    DeviceClaim, DeviceRequest, DeviceRequestAllocationResult, DeviceSelector, ExactDeviceRequest,
+    ResourceClaim, ResourceClaimConsumerReference, ResourceClaimSpec, ResourceClaimStatus,
+    ResourceClaimTemplate, ResourceClaimTemplateSpec, ResourcePool, ResourceSlice,
+    ResourceSliceSpec,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
@@ -146,7 +148,7 @@ fn claim_object(
                 .flatten(),
             ..Default::default()
         },
-        spec: ResourceClaimSpec::default(),
+        spec: one_gpu(request, None),
         status: Some(ResourceClaimStatus {
             allocation: Some(AllocationResult {
                 devices: Some(DeviceAllocationResult {
@@ -176,6 +178,52 @@ fn claim_object(
         }),
     }
 }
+
+/// A claim spec asking for one GPU of NVIDIA's DRA driver, of `product` when given.
+fn one_gpu(request: &str, product: Option<&str>) -> ResourceClaimSpec {
+    let selectors = product.map(|product| {
+        vec![DeviceSelector {
+            cel: Some(CELDeviceSelector {
+                expression: format!(
+                    "device.attributes[\"gpu.nvidia.com\"].productName == \"{product}\""
+                ),
+            }),
+        }]
+    });
+    ResourceClaimSpec {
+        devices: Some(DeviceClaim {
+            requests: Some(vec![DeviceRequest {
+                name: request.to_string(),
+                exactly: Some(ExactDeviceRequest {
+                    device_class_name: "gpu.nvidia.com".into(),
+                    selectors,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+    }
+}
+
+/// The claim template the fleet's DRA pods name (`single-h200`), in `namespace`.
+pub(super) fn template_object(namespace: &str) -> ResourceClaimTemplate {
+    ResourceClaimTemplate {
+        metadata: ObjectMeta {
+            name: Some(SINGLE_H200.into()),
+            namespace: Some(namespace.into()),
+            uid: Some(format!("template-{namespace}-{SINGLE_H200}")),
+            ..Default::default()
+        },
+        spec: ResourceClaimTemplateSpec {
+            metadata: None,
+            spec: one_gpu("gpu", Some("NVIDIA H200")),
+        },
+    }
+}
+
+/// The claim template of the fleet's DRA pods.
+const SINGLE_H200: &str = "single-h200";
 
 pub(super) struct PodPlan<'a> {
     pub(super) tenant: &'a Tenant,
@@ -208,7 +256,7 @@ pub(super) fn pod_object(plan: PodPlan<'_>) -> Pod {
         (Ask::TemplateClaim { .. }, Some(claim)) => (
             Some(vec![PodResourceClaim {
                 name: "gpu".into(),
-                resource_claim_template_name: Some("single-h200".into()),
+                resource_claim_template_name: Some(SINGLE_H200.into()),
                 ..Default::default()
             }]),
             Some(vec![PodResourceClaimStatus {

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 /// Kinds served: (plural, API prefix, kind, apiVersion).
-const KINDS: [(&str, &str, &str, &str); 5] = [
+const KINDS: [(&str, &str, &str, &str); 6] = [
     ("pods", "/api/v1", "Pod", "v1"),
     ("nodes", "/api/v1", "Node", "v1"),
     ("namespaces", "/api/v1", "Namespace", "v1"),
@@ -34,6 +34,12 @@ const KINDS: [(&str, &str, &str, &str); 5] = [
         "resourceslices",
         "/apis/resource.k8s.io/v1",
         "ResourceSlice",
+        "resource.k8s.io/v1",
+    ),
+    (
+        "resourceclaimtemplates",
+        "/apis/resource.k8s.io/v1",
+        "ResourceClaimTemplate",
         "resource.k8s.io/v1",
     ),
 ];

@@ -1,0 +1,256 @@
+//! What a prospective pod's DRA claims would hold and cost: the devices their requests ask for,
+//! read from the `ResourceClaim` a claim names or the `ResourceClaimTemplate` it will be made
+//! from, priced before any device is allocated.
+
+use k8s_openapi::api::core::v1::Pod;
+use rust_decimal::Decimal;
+
+use super::prospect::{MAX_UNITS, ProspectError, priced_model};
+use crate::allocation::{AllocationSet, ClaimAsk, ClaimAsks, DeviceAsk, DeviceClass, DeviceCount};
+use crate::pricing::{PriceTier, RateCard};
+use crate::time::UnixSeconds;
+
+/// How the pod is priced: what its claims are priced as unless their selectors name a model.
+pub(super) struct ClaimPricing<'a> {
+    /// Prices.
+    pub card: &'a RateCard,
+    /// The pod's price tier.
+    pub tier: PriceTier,
+    /// When it would start.
+    pub at: UnixSeconds,
+    /// The product the pod is priced as (MIG slices are sized against it).
+    pub product: &'a str,
+    /// The model's name.
+    pub model: &'a str,
+    /// Its price per GPU-hour.
+    pub price: Decimal,
+    /// What the cluster's claims and claim templates ask for.
+    pub claims: &'a ClaimAsks,
+    /// What the cluster holds and offers now: the largest node, for a request of every device.
+    pub live: &'a AllocationSet,
+}
+
+/// GPU units and their cost per hour, and how they were priced when that was a guess.
+#[derive(Debug, Default)]
+pub(super) struct Held {
+    /// GPU units.
+    pub units: Decimal,
+    /// Their cost per hour.
+    pub per_hour: Decimal,
+    /// What to say of how.
+    pub notes: Vec<String>,
+    /// The models the units were priced as, each once.
+    pub models: Vec<String>,
+}
+
+impl Held {
+    fn add(&mut self, other: Held) {
+        self.units += other.units;
+        self.per_hour += other.per_hour;
+        self.notes.extend(other.notes);
+        for model in other.models {
+            if !self.models.contains(&model) {
+                self.models.push(model);
+            }
+        }
+    }
+}
+
+/// What `pod`'s claims (in `namespace`) would hold and cost. A claim whose object is not known
+/// counts as one GPU of the pod's model, and says so.
+pub(super) fn claimed(
+    pod: &Pod,
+    namespace: &str,
+    pricing: &ClaimPricing<'_>,
+) -> Result<Held, ProspectError> {
+    let mut held = Held::default();
+    let entries = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.resource_claims.iter().flatten());
+    for entry in entries {
+        match pricing.claims.of(namespace, entry) {
+            Ok(ask) => held.add(claim_held(ask, pod.metadata.uid.as_deref(), pricing)?),
+            Err(unknown) => held.add(Held {
+                units: Decimal::ONE,
+                per_hour: pricing.price,
+                notes: vec![format!(
+                    "{unknown} is not known to Tollgate: the claim is counted as one GPU"
+                )],
+                models: vec![pricing.model.to_string()],
+            }),
+        }
+    }
+    Ok(held)
+}
+
+/// What one claim would hold: each request as its costliest way of being met, shared with the
+/// pods an existing claim is reserved for.
+fn claim_held(
+    ask: &ClaimAsk,
+    pod_uid: Option<&str>,
+    pricing: &ClaimPricing<'_>,
+) -> Result<Held, ProspectError> {
+    let mut held = Held::default();
+    if ask.requests.is_empty() {
+        held.notes.push(format!(
+            "{} asks for no device: it holds none",
+            ask.describes
+        ));
+    }
+    for request in &ask.requests {
+        let what = format!("{}, request {}", ask.describes, request.name);
+        let mut costliest: Option<Held> = None;
+        for way in &request.ways {
+            let way = way_held(way, &what, pricing)?;
+            if costliest.as_ref().is_none_or(|c| way.per_hour > c.per_hour) {
+                costliest = Some(way);
+            }
+        }
+        let mut costliest = costliest.unwrap_or_default();
+        if request.ways.len() > 1 {
+            costliest.notes.push(format!(
+                "{what}: priced as the costliest of its {} alternatives",
+                request.ways.len()
+            ));
+        }
+        held.add(costliest);
+    }
+    let others = ask
+        .reserved_for
+        .iter()
+        .filter(|uid| Some(uid.as_str()) != pod_uid)
+        .count();
+    if others > 0 && !held.units.is_zero() {
+        let sharers = Decimal::from(others + 1);
+        held.units /= sharers;
+        held.per_hour /= sharers;
+        held.notes.push(format!(
+            "{} is reserved for {others} other pod(s) already: this pod's share is 1/{sharers} of its devices",
+            ask.describes
+        ));
+    }
+    Ok(held)
+}
+
+/// The most whole GPUs one node offers now (at least one).
+fn largest_node(live: &AllocationSet) -> Decimal {
+    live.capacity
+        .iter()
+        .map(|c| c.units.to_decimal().ceil())
+        .max()
+        .unwrap_or(Decimal::ONE)
+        .max(Decimal::ONE)
+}
+
+/// What one way of meeting a request would hold and cost.
+fn way_held(
+    way: &DeviceAsk,
+    what: &str,
+    pricing: &ClaimPricing<'_>,
+) -> Result<Held, ProspectError> {
+    let mut notes = Vec::new();
+    if way.admin {
+        notes.push(format!(
+            "{what}: admin access to devices in use by others; it takes none"
+        ));
+        return Ok(Held {
+            notes,
+            ..Held::default()
+        });
+    }
+    if way.class == DeviceClass::NotGpu {
+        return Ok(Held::default());
+    }
+    if way.class == DeviceClass::Unknown {
+        notes.push(format!(
+            "{what}: device class {} is not one Tollgate knows as a GPU's (gpu.nvidia.com, \
+             mig.nvidia.com, gpu.amd.com); each device counted as one GPU",
+            way.class_name
+        ));
+    }
+    // The model its selectors name, else the pod's.
+    let card = pricing.card;
+    let named: Vec<String> = way
+        .texts
+        .iter()
+        .filter(|text| {
+            card.price_at(text, pricing.tier, None, pricing.at)
+                .is_some()
+        })
+        .cloned()
+        .collect();
+    let (product, model, price) = if named.is_empty() {
+        (
+            pricing.product.to_string(),
+            pricing.model.to_string(),
+            pricing.price,
+        )
+    } else {
+        let (product, model, price, _) = priced_model(card, &named, pricing.tier, pricing.at)?;
+        if model != pricing.model {
+            notes.push(format!(
+                "{what}: priced as {model}, which its selectors name"
+            ));
+        }
+        (product, model, price)
+    };
+    let per_device = if way.class == DeviceClass::Mig {
+        let mut fractions: Vec<Decimal> = way
+            .texts
+            .iter()
+            .filter_map(|text| card.mig_fraction(&product, text))
+            .map(|f| f.to_decimal())
+            .collect();
+        fractions.dedup();
+        match fractions.as_slice() {
+            [fraction] => *fraction,
+            _ => {
+                notes.push(format!(
+                    "{what}: its selectors name no one MIG profile of a {model}; each slice counted as a whole GPU"
+                ));
+                Decimal::ONE
+            }
+        }
+    } else {
+        Decimal::ONE
+    };
+    let count = match way.count {
+        DeviceCount::Exactly(n) if Decimal::from(n) > MAX_UNITS => {
+            return Err(ProspectError(format!(
+                "pod: {what} asks for {n} devices, more than a pod can hold (at most {MAX_UNITS})"
+            )));
+        }
+        DeviceCount::Exactly(n) if n >= 1 => Decimal::from(n),
+        DeviceCount::Exactly(n) => {
+            notes.push(format!(
+                "{what}: a count of {n} devices is not one Kubernetes allocates; counted as one"
+            ));
+            Decimal::ONE
+        }
+        DeviceCount::All => {
+            let most = largest_node(pricing.live);
+            notes.push(format!(
+                "{what}: allocationMode All takes every matching device of its node; counted as {most}, the most GPUs a node offers"
+            ));
+            most
+        }
+    };
+    if way.shares {
+        notes.push(format!(
+            "{what}: it asks for part of a device's capacity, which part is known only once a device is allocated; counted as whole devices"
+        ));
+    }
+    let units = count * per_device;
+    let per_hour = units.checked_mul(price).ok_or_else(|| {
+        ProspectError(format!(
+            "{units} GPUs at {price} an hour is too large a cost to decide on"
+        ))
+    })?;
+    Ok(Held {
+        models: (!units.is_zero()).then_some(model).into_iter().collect(),
+        units,
+        per_hour,
+        notes,
+    })
+}
