@@ -68,9 +68,18 @@ pub(super) fn claimed(
         .spec
         .iter()
         .flat_map(|s| s.resource_claims.iter().flatten());
+    let pod_uid = pod.metadata.uid.as_deref();
     for entry in entries {
+        let allocated = entry
+            .resource_claim_name
+            .as_deref()
+            .and_then(|name| allocated_share(namespace, name, pod_uid, pricing));
+        if let Some(share) = allocated {
+            held.add(share);
+            continue;
+        }
         match pricing.claims.of(namespace, entry) {
-            Ok(ask) => held.add(claim_held(ask, pod.metadata.uid.as_deref(), pricing)?),
+            Ok(ask) => held.add(claim_held(ask, pod_uid, pricing)?),
             Err(unknown) => held.add(Held {
                 units: Decimal::ONE,
                 per_hour: pricing.price,
@@ -82,6 +91,62 @@ pub(super) fn claimed(
         }
     }
     Ok(held)
+}
+
+/// A pod's share of the claim `namespace`/`name` that running pods hold now: what it was
+/// allocated, at the prices of its devices' models, shared equally with them (as the
+/// chargeback will share it). `None` when no running pod holds it.
+fn allocated_share(
+    namespace: &str,
+    name: &str,
+    pod_uid: Option<&str>,
+    pricing: &ClaimPricing<'_>,
+) -> Option<Held> {
+    let live = pricing.live;
+    let names = &live.names;
+    let (namespace_sym, claim) = (names.get(namespace)?, names.get(name)?);
+    let mut held = Held::default();
+    let mut pods = Vec::new();
+    let holding = live.allocations.iter().filter(|a| {
+        a.namespace == namespace_sym && a.claim == claim && a.interval.end >= pricing.at
+    });
+    for allocation in holding {
+        let product = names.resolve(allocation.product);
+        let price = pricing
+            .card
+            .price_at(
+                product,
+                allocation.tier,
+                allocation.price_override,
+                pricing.at,
+            )
+            .unwrap_or(pricing.price);
+        let units = allocation.units.to_decimal();
+        held.add(Held {
+            units,
+            per_hour: units * price,
+            notes: Vec::new(),
+            models: vec![pricing.card.model_label(product)],
+        });
+        if !pods.contains(&allocation.pod_uid) {
+            pods.push(allocation.pod_uid);
+        }
+    }
+    if pods.is_empty() {
+        return None;
+    }
+    let already = pod_uid
+        .and_then(|uid| names.get(uid))
+        .is_some_and(|uid| pods.contains(&uid));
+    let sharers = Decimal::from(pods.len() + usize::from(!already));
+    held.notes.push(format!(
+        "ResourceClaim {namespace}/{name} is allocated and held by {} running pod(s): this pod's share is 1/{sharers} of the {} GPU(s) it holds",
+        pods.len(),
+        held.units.round_dp(4).normalize()
+    ));
+    held.units /= sharers;
+    held.per_hour /= sharers;
+    Some(held)
 }
 
 /// What one claim would hold: each request as its costliest way of being met, shared with the

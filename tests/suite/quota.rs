@@ -249,7 +249,7 @@ fn a_pod_s_claims_are_priced_for_the_devices_their_requests_ask_for() {
         quota(&["--namespace", "team-e", "--pod", &pod])
     };
     // (claims, the pod's product, exit code, podPerHour, projected, warnings)
-    let cases: [Case<'_>; 7] = [
+    let cases: [Case<'_>; 8] = [
         // Eight H100 (its selector names the model) at 3.00: 24.00/h; 18006.857142 + 16704.
         (
             "{name: gpus, resourceClaimTemplateName: eight-h100}",
@@ -293,16 +293,29 @@ fn a_pod_s_claims_are_priced_for_the_devices_their_requests_ask_for() {
                 "ResourceClaimTemplate team-e/slice-or-two-gpus, request accelerator: priced as the costliest of its 2 alternatives"
             ]),
         ),
-        // Shared-kv is reserved for two running pods: a third's share of one H200 is 8/3 an
-        // hour; 18006.857142 + 1856.
+        // Shared-kv is allocated one H200 and held by two running pods: a third's share is
+        // 8/3 an hour, at the H200 it was given whatever the pod's L4 selector; 18006.857142 +
+        // 1856.
         (
             "{name: kv, resourceClaimName: shared-kv}",
-            Some("NVIDIA H200"),
+            Some("NVIDIA-L4"),
             0,
             "2.67",
             "19862.86",
             json!([
-                "ResourceClaim team-e/shared-kv is reserved for 2 other pod(s) already: this pod's share is 1/3 of its devices"
+                "ResourceClaim team-e/shared-kv is allocated and held by 2 running pod(s): this pod's share is 1/3 of the 1 GPU(s) it holds"
+            ]),
+        ),
+        // Mig-claim was allocated a 1g slice of an H200 (1/7 × 8.00), held by one pod: half
+        // of it is 4/7 an hour; 126048/7 + 2784/7 = 128832/7.
+        (
+            "{name: kv, resourceClaimName: mig-claim}",
+            Some("NVIDIA-L4"),
+            0,
+            "0.57",
+            "18404.57",
+            json!([
+                "ResourceClaim team-e/mig-claim is allocated and held by 1 running pod(s): this pod's share is 1/2 of the 0.1429 GPU(s) it holds"
             ]),
         ),
         // Every GPU of a node: the largest offers 8, at H200's 8.00; and a NIC of a class
