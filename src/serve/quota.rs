@@ -175,9 +175,21 @@ impl QuotaGate {
         let context = self.context(view, card, request);
         let prospect = match &request.subject {
             Subject::Pod(pod) if !pod.spec.as_ref().is_some_and(asks_for_gpus) => {
-                return not_judged(prospect_without_gpus(pod, &context), view, card);
+                return not_judged(
+                    prospect_without_gpus(pod, &context),
+                    "the pod asks for no GPU or DRA device",
+                    view,
+                    card,
+                );
             }
-            Subject::Pod(pod) => prospect_from_pod(pod, &context)?,
+            // Its claims ask for devices that are no GPU (a ComputeDomain channel, admin access
+            // for monitoring), or it asks for none: it adds nothing to any budget.
+            Subject::Pod(pod) => match prospect_from_pod(pod, &context)? {
+                prospect if prospect.units.is_zero() => {
+                    return not_judged(prospect, "the pod would hold no GPU", view, card);
+                }
+                prospect => prospect,
+            },
             Subject::Gpus { gpus, gpu_model } => {
                 prospect_from_count(*gpus, gpu_model.as_deref(), &context)?
             }
@@ -296,6 +308,7 @@ impl QuotaGate {
 /// or not; the figures shown are its cost center's.
 fn not_judged(
     prospect: Prospect,
+    why: &str,
     view: &View,
     card: &RateCard,
 ) -> Result<QuotaDecision, ProspectError> {
@@ -309,7 +322,6 @@ fn not_judged(
         stale: false,
         others: &OtherClusters::default(),
     })?;
-    decision.message =
-        "the pod asks for no GPU or DRA device: allowed without a budget check".into();
+    decision.message = format!("{why}: allowed without a budget check");
     Ok(decision)
 }

@@ -555,6 +555,44 @@ fn unsure(view: &View, card: &RateCard, why: &str) {
 }
 
 #[test]
+fn a_pod_whose_claims_hold_no_gpu_is_not_judged_even_failing_closed() {
+    // Stale data, failing closed: a pod whose claims would hold 8 H100 is refused; one whose
+    // claims are a ComputeDomain channel and admin access for monitoring would hold nothing,
+    // and is allowed as a pod asking for no GPU is, saying why.
+    let (view, card) = view_and_card();
+    let mut stale = (*view).clone();
+    stale.current_at = Some(std::time::Instant::now() - Duration::from_secs(600));
+    let check = |template: &str| {
+        let pod = json!({"metadata": {"name": "p", "namespace": "team-e"},
+            "spec": {"containers": [{"name": "c"}],
+                     "resourceClaims": [{"name": "c", "resourceClaimTemplateName": template}]}});
+        let request = CheckRequest {
+            namespace: "team-e".into(),
+            subject: Subject::Pod(Box::new(serde_json::from_value(pod).unwrap())),
+            cost_center: None,
+            dry_run: true,
+        };
+        burst_gate(FailMode::FailClosed)
+            .check(&stale, &card, &request)
+            .unwrap()
+    };
+    let refused = check("eight-h100");
+    assert!(!refused.allowed && refused.stale, "{refused:?}");
+    let allowed = check("channel-and-monitor");
+    assert!(allowed.allowed && !allowed.stale, "{allowed:?}");
+    assert_eq!(
+        allowed.message,
+        "the pod would hold no GPU: allowed without a budget check"
+    );
+    assert_eq!(
+        allowed.warnings,
+        [
+            "ResourceClaimTemplate team-e/channel-and-monitor, request monitor: admin access to devices in use by others; it takes none"
+        ]
+    );
+}
+
+#[test]
 fn stale_data_honours_the_failure_mode() {
     let (view, card) = view_and_card();
     let mut stale = (*view).clone();
