@@ -273,7 +273,9 @@ pub(crate) fn claim_devices(
         claim.metadata.name.as_deref().unwrap_or_default()
     );
     let mut held = ClaimDevices::default();
-    for result in results {
+    // A device given with admin access (a monitoring agent's) is in use by another claim, or
+    // by none: its holder is that claim's pods, or nobody.
+    for result in results.iter().filter(|r| r.admin_access != Some(true)) {
         let (product, units) = match devices.lookup(&result.driver, &result.pool, &result.device) {
             Some(facts) => {
                 let product = devices.product_of(facts).unwrap_or_default();

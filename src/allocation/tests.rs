@@ -478,6 +478,36 @@ fn a_node_price_annotation_tollgate_cannot_take_is_warned_about_and_the_card_app
 }
 
 #[test]
+fn a_device_given_with_admin_access_is_not_held_by_the_monitoring_pod() {
+    // tests/fixtures/shapes/dra-shares: share-1 (pod infer-1) is given its H100 with admin
+    // access, as a monitoring agent's claim is (DRAAdminAccess): the device is someone else's
+    // or nobody's, so infer-1 holds nothing of it and infer-0 keeps its quarter.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut objects = read_snapshot(&root.join("shapes/dra-shares")).unwrap();
+    let card = RateCard::load(&root.join("rates.toml")).unwrap();
+    let claim = objects
+        .claims
+        .iter_mut()
+        .find(|c| c.metadata.name.as_deref() == Some("share-1"))
+        .unwrap();
+    let results = claim.status.as_mut().unwrap().allocation.as_mut().unwrap();
+    let result = &mut results.devices.as_mut().unwrap().results.as_mut().unwrap()[0];
+    result.admin_access = Some(true);
+    result.consumed_capacity = None;
+    let set = allocations(&objects, &card, &BuildOptions::new(as_of()));
+    assert_eq!(
+        units(&set, "infer-0"),
+        vec![(AllocationKind::Dra, "1/4".into())]
+    );
+    assert_eq!(units(&set, "infer-1"), vec![]);
+    assert!(
+        !set.warnings.iter().any(|w| w.contains("share-1")),
+        "{:?}",
+        set.warnings
+    );
+}
+
+#[test]
 fn a_consumed_share_that_cannot_be_right_is_warned_about_never_charged_as_nothing_unsaid() {
     // tests/fixtures/shapes/dra-shares: an H100 published with 80Gi of memory, share-0 (pod
     // infer-0) and share-1 (infer-1) each consuming 20Gi of it: a quarter each. share-1's
