@@ -1,8 +1,10 @@
 //! DRA: the GPUs behind a pod's `ResourceClaim`s (SPEC §1.2).
 //!
 //! A claim's `status.allocation.devices.results[]` names `(driver, pool, device)`; the matching
-//! `ResourceSlice` device says what it is through its attributes (`type`, `productName`,
-//! `profile`, `uuid`, `parentUUID`), bare or qualified with the driver's domain.
+//! `ResourceSlice` device says what it is through its attributes, bare or qualified with the
+//! driver's domain: NVIDIA's `type` (`gpu`, `mig`), `productName`, `profile`, `uuid`,
+//! `parentUUID`; AMD's `type` (`amdgpu`, `amdgpu-partition`), `productName`,
+//! `partitionProfile` (`cpx_nps4`), and the physical GPU's `resource.kubernetes.io/pciBusID`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,6 +13,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 
+use super::device::AmdPartitionMode;
 use crate::pricing::{RateCard, with_memory};
 use crate::quantity::parse_quantity;
 use crate::units::GpuUnits;
@@ -19,11 +22,40 @@ use rust_decimal::prelude::ToPrimitive;
 /// NVIDIA's DRA driver.
 pub(crate) const NVIDIA_DRIVER: &str = "gpu.nvidia.com";
 
+/// AMD's DRA driver.
+const AMD_DRIVER: &str = "gpu.amd.com";
+
 /// What a DRA device is, as far as cost goes.
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub(crate) enum DeviceType {
+    /// A whole GPU (NVIDIA `gpu`, AMD `amdgpu`), or a device standing for one that claims
+    /// consume parts of (AMD's auto-partition devices).
     Gpu,
-    Mig { profile: String },
+    Mig {
+        profile: String,
+    },
+    /// A partition of an AMD Instinct GPU, in its partition mode (`None`: not readable).
+    AmdPartition {
+        mode: Option<AmdPartitionMode>,
+    },
+}
+
+/// What a device of `driver` is, from its attributes; `None`: no GPU.
+fn device_type(device: &Device, driver: &str) -> Option<DeviceType> {
+    let text = |name| text_attribute(device, driver, name);
+    match text("type")?.as_str() {
+        "gpu" | "amdgpu" => Some(DeviceType::Gpu),
+        "mig" => Some(DeviceType::Mig {
+            profile: text("profile").unwrap_or_default(),
+        }),
+        // An auto-partition device (`computePartition`) stands for its whole GPU in one mode:
+        // a claim's consumed `partitions` say its part.
+        "amdgpu-partition" if text("computePartition").is_some() => Some(DeviceType::Gpu),
+        "amdgpu-partition" => Some(DeviceType::AmdPartition {
+            mode: text("partitionProfile").and_then(|p| AmdPartitionMode::parse(&p)),
+        }),
+        _ => None,
+    }
 }
 
 /// One GPU device published in a `ResourceSlice`.
@@ -36,7 +68,20 @@ pub(crate) struct DeviceFacts {
     capacity: BTreeMap<String, Decimal>,
     uuid: Option<String>,
     parent_uuid: Option<String>,
+    /// The PCI address of the physical GPU (AMD: a partition's is its parent's).
+    pci_bus: Option<String>,
     node: Option<String>,
+}
+
+impl DeviceFacts {
+    /// What names the physical GPU the device is, or is part of.
+    fn physical_gpu(&self) -> Option<&String> {
+        match self.kind {
+            DeviceType::Gpu => self.uuid.as_ref().or(self.pci_bus.as_ref()),
+            DeviceType::Mig { .. } => self.parent_uuid.as_ref(),
+            DeviceType::AmdPartition { .. } => self.pci_bus.as_ref(),
+        }
+    }
 }
 
 /// GPU devices of all slices, by `(driver, pool, device)`.
@@ -76,19 +121,16 @@ impl DeviceIndex {
         for slice in slices {
             let spec = &slice.spec;
             for device in spec.devices.iter().flatten() {
-                let kind = match text_attribute(device, &spec.driver, "type").as_deref() {
-                    Some("gpu") => DeviceType::Gpu,
-                    Some("mig") => DeviceType::Mig {
-                        profile: text_attribute(device, &spec.driver, "profile")
-                            .unwrap_or_default(),
-                    },
-                    _ => continue,
+                let Some(kind) = device_type(device, &spec.driver) else {
+                    continue;
                 };
                 let mut facts = DeviceFacts {
                     kind,
                     product: text_attribute(device, &spec.driver, "productName"),
                     uuid: text_attribute(device, &spec.driver, "uuid"),
                     parent_uuid: text_attribute(device, &spec.driver, "parentUUID"),
+                    pci_bus: text_attribute(device, &spec.driver, "pciBusID")
+                        .or_else(|| text_attribute(device, &spec.driver, "pciAddr")),
                     node: device.node_name.clone().or_else(|| spec.node_name.clone()),
                     capacity: device
                         .capacity
@@ -107,7 +149,8 @@ impl DeviceIndex {
                         .capacity
                         .get("memory")
                         .or_else(|| facts.capacity.get(&format!("{}/memory", spec.driver)))
-                        .and_then(|bytes| (bytes / Decimal::from(1 << 20)).to_u64());
+                        .and_then(|bytes| (bytes / Decimal::from(1 << 20)).to_u64())
+                        .filter(|mib| *mib > 0);
                     facts.product = Some(with_memory(product, mib));
                 }
                 if let (Some(uuid), Some(product)) = (&facts.uuid, &facts.product) {
@@ -163,25 +206,22 @@ impl DeviceIndex {
         self.devices_on_node(node).find_map(|d| self.product_of(d))
     }
 
-    /// Products of the physical GPUs on a node that are published only as MIG devices (their
-    /// parent has no `type=gpu` device of its own), one entry per parent.
-    pub(crate) fn mig_parents_without_gpu_device(&self, node: &str) -> Vec<Option<String>> {
-        let whole: BTreeSet<&String> = self
-            .devices_on_node(node)
-            .filter(|d| d.kind == DeviceType::Gpu)
-            .filter_map(|d| d.uuid.as_ref())
-            .collect();
-        let mut parents: BTreeMap<&String, Option<String>> = BTreeMap::new();
+    /// The products of the physical GPUs a node's devices are or are part of, one entry per
+    /// GPU: a GPU and its MIG devices or partitions count once (by UUID, parent UUID or PCI
+    /// address); a whole GPU naming none counts on its own; a MIG device naming no parent,
+    /// not at all.
+    pub(crate) fn physical_gpus(&self, node: &str) -> Vec<Option<String>> {
+        let mut seen: BTreeSet<&String> = BTreeSet::new();
+        let mut gpus = Vec::new();
         for device in self.devices_on_node(node) {
-            if let (DeviceType::Mig { .. }, Some(parent)) = (&device.kind, &device.parent_uuid)
-                && !whole.contains(parent)
-            {
-                parents
-                    .entry(parent)
-                    .or_insert_with(|| self.product_of(device));
+            match device.physical_gpu() {
+                Some(id) if !seen.insert(id) => {}
+                Some(_) => gpus.push(self.product_of(device)),
+                None if device.kind == DeviceType::Gpu => gpus.push(device.product.clone()),
+                None => {}
             }
         }
-        parents.into_values().collect()
+        gpus
     }
 }
 
@@ -287,10 +327,14 @@ pub(crate) fn claim_devices(
                 let units = match &facts.kind {
                     DeviceType::Gpu => Some(GpuUnits::ONE),
                     DeviceType::Mig { profile } => card.mig_fraction(sizing_product, profile),
+                    DeviceType::AmdPartition { mode } => mode
+                        .as_ref()
+                        .and_then(|m| m.share(sizing_product))
+                        .map(|(_, units)| units),
                 };
                 let units = units.unwrap_or_else(|| {
                     warnings.push(format!(
-                        "ResourceClaim {claim_name}: MIG device {} has no readable profile; counted as a whole GPU",
+                        "ResourceClaim {claim_name}: device {} is part of a GPU whose size cannot be read (no MIG profile or partition mode); counted as a whole GPU",
                         result.device
                     ));
                     GpuUnits::ONE
@@ -325,7 +369,7 @@ pub(crate) fn claim_devices(
                 };
                 (product, units)
             }
-            None if result.driver == NVIDIA_DRIVER => {
+            None if [NVIDIA_DRIVER, AMD_DRIVER].contains(&result.driver.as_str()) => {
                 warnings.push(format!(
                     "ResourceClaim {claim_name}: device {}/{}/{} is in no ResourceSlice; counted as one whole GPU of its node's model",
                     result.driver, result.pool, result.device

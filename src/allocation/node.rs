@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 use rust_decimal::prelude::ToPrimitive;
 
 use super::AllocationKind;
-use super::claims::{DeviceIndex, DeviceType};
+use super::claims::DeviceIndex;
 use super::demand::device_count;
 use super::device::{AmdPartitionMode, GpuResource, classify, unpriced_accelerator};
 use crate::pricing::{MigSizing, PriceTier, RateCard, refused_price, with_memory};
@@ -375,16 +375,7 @@ fn node_capacity(
         }
     }
 
-    for device in devices.devices_on_node(name) {
-        match &device.kind {
-            DeviceType::Gpu => add(
-                device.product.as_deref().unwrap_or(&facts.product),
-                GpuUnits::ONE,
-            ),
-            DeviceType::Mig { .. } => {}
-        }
-    }
-    for product in devices.mig_parents_without_gpu_device(name) {
+    for product in devices.physical_gpus(name) {
         add(product.as_deref().unwrap_or(&facts.product), GpuUnits::ONE);
     }
     capacity.retain(|_, units| !units.is_zero());

@@ -478,6 +478,113 @@ fn a_node_price_annotation_tollgate_cannot_take_is_warned_about_and_the_card_app
 }
 
 #[test]
+fn amd_partitions_without_a_mode_are_said_and_auto_partitions_are_consumed_parts() {
+    // tests/fixtures/shapes/amd-dra: small-0's claim holds three CPX partitions of an MI300X
+    // (3/8 of a GPU). Without their partitionProfile, each is a whole GPU, with a warning.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let objects = read_snapshot(&root.join("shapes/amd-dra")).unwrap();
+    let card = RateCard::builtin();
+    let build = |objects: &ClusterObjects| allocations(objects, &card, &BuildOptions::new(as_of()));
+    assert_eq!(
+        units(&build(&objects), "small-0"),
+        vec![(AllocationKind::Dra, "3/8".into())]
+    );
+    fn cpx(objects: &mut ClusterObjects) -> &mut Vec<k8s_openapi::api::resource::v1::Device> {
+        let slice = objects
+            .slices
+            .iter_mut()
+            .find(|s| s.spec.node_name.as_deref() == Some("mi300x-dra-cpx"))
+            .unwrap();
+        slice.spec.devices.as_mut().unwrap()
+    }
+    let mut unreadable = objects.clone();
+    for device in cpx(&mut unreadable) {
+        device
+            .attributes
+            .as_mut()
+            .unwrap()
+            .remove("partitionProfile");
+    }
+    let set = build(&unreadable);
+    assert_eq!(
+        units(&set, "small-0"),
+        vec![(AllocationKind::Dra, "3".into())]
+    );
+    assert!(
+        set.warnings.iter().any(|w| w
+            == "ResourceClaim shapes/three-cpx: device gpu-9-137 is part of a GPU whose size cannot be read (no MIG profile or partition mode); counted as a whole GPU"),
+        "{:?}",
+        set.warnings
+    );
+    // Auto-partition (the driver's AutoPartition gate): one device stands for a GPU in CPX
+    // mode, offering 8 `partitions`; a claim consuming 3 of them holds 3/8 of the GPU, and
+    // the node offers that one GPU however many modes it publishes devices for.
+    let mut auto = objects.clone();
+    let devices = cpx(&mut auto);
+    let mut virtual_device = devices[0].clone();
+    let mode = |mode: &str| k8s_openapi::api::resource::v1::DeviceAttribute {
+        string: Some(mode.into()),
+        ..Default::default()
+    };
+    let attributes = virtual_device.attributes.as_mut().unwrap();
+    attributes.remove("partitionProfile");
+    attributes.insert("computePartition".into(), mode("cpx"));
+    attributes.insert("memoryPartition".into(), mode("nps4"));
+    virtual_device.capacity = Some(
+        [(
+            "partitions".to_string(),
+            k8s_openapi::api::resource::v1::DeviceCapacity {
+                value: k8s_openapi::apimachinery::pkg::api::resource::Quantity("8".into()),
+                ..Default::default()
+            },
+        )]
+        .into(),
+    );
+    let mut spx = virtual_device.clone();
+    spx.name = "gpu-0-spx-nps1".into();
+    spx.attributes
+        .as_mut()
+        .unwrap()
+        .insert("type".into(), mode("amdgpu"));
+    virtual_device.name = "gpu-0-cpx-nps4".into();
+    *devices = vec![virtual_device, spx];
+    let claim = auto
+        .claims
+        .iter_mut()
+        .find(|c| c.metadata.name.as_deref() == Some("three-cpx"))
+        .unwrap();
+    let allocation = claim.status.as_mut().unwrap().allocation.as_mut().unwrap();
+    let results = allocation
+        .devices
+        .as_mut()
+        .unwrap()
+        .results
+        .as_mut()
+        .unwrap();
+    results.truncate(1);
+    results[0].device = "gpu-0-cpx-nps4".into();
+    results[0].consumed_capacity = Some(
+        [(
+            "partitions".to_string(),
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity("3".into()),
+        )]
+        .into(),
+    );
+    let set = build(&auto);
+    assert_eq!(
+        units(&set, "small-0"),
+        vec![(AllocationKind::Dra, "3/8".into())]
+    );
+    let offered: Vec<String> = set
+        .capacity
+        .iter()
+        .filter(|c| set.names.resolve(c.node) == "mi300x-dra-cpx")
+        .map(|c| c.units.to_string())
+        .collect();
+    assert_eq!(offered, ["1"]);
+}
+
+#[test]
 fn a_device_given_with_admin_access_is_not_held_by_the_monitoring_pod() {
     // tests/fixtures/shapes/dra-shares: share-1 (pod infer-1) is given its H100 with admin
     // access, as a monitoring agent's claim is (DRAAdminAccess): the device is someone else's

@@ -769,6 +769,34 @@ fn memory_tells_a100_spellings_apart() {
 }
 
 #[test]
+fn amd_gpus_and_partitions_given_through_dra_are_charged() {
+    // tests/fixtures/shapes/amd-dra, priced with the built-in example card (MI300X 4.89 an
+    // hour) over 2026-11-01, as AMD's DRA driver (gpu.amd.com) publishes its devices:
+    // - mi300x-dra: 8 whole GPUs (`type=amdgpu`) = 192 GPU-hours; serve-0's claim holds two:
+    //   48 h = 234.72; 144 h = 704.16 unallocated;
+    // - mi300x-dra-cpx: 2 GPUs published as 16 CPX partitions (`type=amdgpu-partition`,
+    //   `partitionProfile=cpx_nps4`, each sharing its GPU's pciBusID) = 48 GPU-hours;
+    //   small-0's claim holds three partitions, 3/8 of a GPU: 9 h = 44.01; 39 h = 190.71
+    //   unallocated.
+    // These devices were read as no GPU at all: neither node had capacity, neither pod a row.
+    let output = builtin_card_report("amd-dra", "node,cost_center,pod");
+    let row = |node: &str, cc: &str, pod: &str, hours: &str, cost: &str| {
+        format!(
+            "2026-11-01T00:00:00Z,2026-11-02T00:00:00Z,{node},{cc},{pod},{hours},,{cost},,0.0000,USD"
+        )
+    };
+    let expected = [
+        "period_start,period_end,node,cost_center,pod,gpu_hours,used_gpu_hours,cost,idle_cost,unpriced_gpu_hours,currency".to_string(),
+        row("mi300x-dra", "__unallocated__", "", "144.0000", "704.16"),
+        row("mi300x-dra", "cc-900", "serve-0", "48.0000", "234.72"),
+        row("mi300x-dra-cpx", "__unallocated__", "", "39.0000", "190.71"),
+        row("mi300x-dra-cpx", "cc-900", "small-0", "9.0000", "44.01"),
+    ];
+    assert_eq!(stdout(&output).lines().collect::<Vec<_>>(), expected);
+    assert_eq!(stderr(&output), "");
+}
+
+#[test]
 fn amd_gpus_and_partitions_are_charged_and_unknown_accelerators_named() {
     // tests/fixtures/shapes/amd, priced with the built-in example card (MI300X 4.89 an hour)
     // over 2026-11-01; each MI300X node has 8 GPUs = 192 GPU-hours = 938.88:
