@@ -29,6 +29,19 @@ pub(crate) const AMD_PARTITION_LABELS: [&str; 3] = [
     "amd.com/gpu.compute-memory-partition",
     "beta.amd.com/gpu.compute-memory-partition",
 ];
+/// The GPU a cloud's node provisioner names, for nodes GPU Feature Discovery does not label
+/// (GKE's own device plugin; EC2 nodes Karpenter or EKS Auto Mode launched): GKE's accelerator
+/// (`nvidia-h100-80gb`), Karpenter's and Auto Mode's GPU name (`h100`).
+pub(crate) const CLOUD_GPU_LABELS: [&str; 3] = [
+    "cloud.google.com/gke-accelerator",
+    "karpenter.k8s.aws/instance-gpu-name",
+    "eks.amazonaws.com/instance-gpu-name",
+];
+/// Karpenter's and Auto Mode's memory of one GPU, in MiB.
+const CLOUD_GPU_MEMORY_LABELS: [&str; 2] = [
+    "karpenter.k8s.aws/instance-gpu-memory",
+    "eks.amazonaws.com/instance-gpu-memory",
+];
 const REPLICAS_LABEL: &str = "nvidia.com/gpu.replicas";
 /// Per-node price per whole GPU-hour.
 pub(crate) const PRICE_ANNOTATION: &str = "tollgate.dev/gpu-hourly-price";
@@ -116,7 +129,10 @@ pub(crate) fn node_facts(
         });
         with_memory(amd, vram)
     } else if label_product.is_empty() {
-        devices.product_on_node(name).unwrap_or_default()
+        devices
+            .product_on_node(name)
+            .or_else(|| cloud_product(labels))
+            .unwrap_or_default()
     } else {
         let memory = labels.get(MEMORY_LABEL).map(|m| m.trim().parse::<u64>());
         if let Some(Err(_)) = memory {
@@ -261,6 +277,21 @@ pub(crate) fn first_label<'l>(
     keys.iter()
         .find_map(|k| labels.get(*k).map(|v| (*k, v.trim())))
         .filter(|(_, v)| !v.is_empty())
+}
+
+/// The GPU a cloud provisioner's labels name, with its memory where they give it. GKE's
+/// `nvidia-tesla-a100` is the 40 GB A100 (the 80 GB one is `nvidia-a100-80gb`).
+pub(crate) fn cloud_product(labels: &BTreeMap<String, String>) -> Option<String> {
+    let (_, gpu) = first_label(labels, &CLOUD_GPU_LABELS)?;
+    let memory =
+        first_label(labels, &CLOUD_GPU_MEMORY_LABELS).and_then(|(_, mib)| mib.parse::<u64>().ok());
+    Some(cloud_gpu(gpu, memory))
+}
+
+/// A cloud's name for a GPU as a product name, with its memory in MiB where known.
+pub(crate) fn cloud_gpu(gpu: &str, memory: Option<u64>) -> String {
+    let memory = memory.or((gpu == "nvidia-tesla-a100").then_some(40 * 1024));
+    with_memory(gpu, memory)
 }
 
 /// Splits GFD's product label into the product and, under the MIG single strategy, the profile:

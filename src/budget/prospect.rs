@@ -9,9 +9,9 @@ use rust_decimal::Decimal;
 
 use super::claimed::{ClaimPricing, claimed};
 use crate::allocation::{
-    AMD_PARTITION_LABELS, AllocationSet, AmdPartitionMode, ClaimAsks, CostCenterSource,
-    GpuResource, PRODUCT_LABEL, capacity_tier, classify, cost_center, first_cost_center,
-    first_label, gpu_demand,
+    AMD_PARTITION_LABELS, AllocationSet, AmdPartitionMode, CLOUD_GPU_LABELS, ClaimAsks,
+    CostCenterSource, GpuResource, PRODUCT_LABEL, capacity_tier, classify, cloud_gpu,
+    cloud_product, cost_center, first_cost_center, first_label, gpu_demand,
 };
 use crate::pricing::{PriceTier, RateCard};
 use crate::time::UnixSeconds;
@@ -48,18 +48,20 @@ pub const MAX_UNITS: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
 #[error("{0}")]
 pub struct ProspectError(pub String);
 
-/// The GPU products a pod can land on, from its `nvidia.com/gpu.product` node selector or its
-/// required node affinity (`In`); empty when it does not say.
+/// The GPU products a pod can land on, from its node selector or its required node affinity
+/// (`In`) on GPU Feature Discovery's `nvidia.com/gpu.product` or a cloud's GPU label (GKE's
+/// accelerator, Karpenter's GPU name); empty when it does not say.
 fn product_choices(pod: &Pod) -> Vec<String> {
     let Some(spec) = &pod.spec else {
         return Vec::new();
     };
-    if let Some(product) = spec
-        .node_selector
-        .as_ref()
-        .and_then(|s| s.get(PRODUCT_LABEL))
-    {
-        return vec![product.clone()];
+    if let Some(selector) = &spec.node_selector {
+        if let Some(product) = selector.get(PRODUCT_LABEL) {
+            return vec![product.clone()];
+        }
+        if let Some(product) = cloud_product(selector) {
+            return vec![product];
+        }
     }
     let terms = spec
         .affinity
@@ -71,11 +73,25 @@ fn product_choices(pod: &Pod) -> Vec<String> {
         })
         .map(|r| r.node_selector_terms.as_slice())
         .unwrap_or_default();
-    terms
+    let expressions = terms
         .iter()
         .flat_map(|t| t.match_expressions.iter().flatten())
-        .filter(|e| e.key == PRODUCT_LABEL && e.operator == "In")
-        .flat_map(|e| e.values.iter().flatten().cloned())
+        .filter(|e| e.operator == "In");
+    let gpus = |key: &str| {
+        expressions
+            .clone()
+            .filter(|e| e.key == key)
+            .flat_map(|e| e.values.iter().flatten())
+            .collect::<Vec<_>>()
+    };
+    let products: Vec<String> = gpus(PRODUCT_LABEL).into_iter().cloned().collect();
+    if !products.is_empty() {
+        return products;
+    }
+    CLOUD_GPU_LABELS
+        .iter()
+        .flat_map(|key| gpus(key))
+        .map(|gpu| cloud_gpu(gpu, None))
         .collect()
 }
 

@@ -555,6 +555,43 @@ fn unsure(view: &View, card: &RateCard, why: &str) {
 }
 
 #[test]
+fn a_pod_pinned_by_its_cloud_s_gpu_label_is_priced_as_that_gpu() {
+    // GKE and Karpenter users pin pods with their cloud's label, not GFD's. team-e's budget:
+    // 126048/7 + 696 × (the pod's hourly cost).
+    let dir = tempfile::tempdir().unwrap();
+    let check = |spec: Value| {
+        let pod = dir.path().join("pod.json");
+        let containers = json!([{"name": "c", "resources": {"limits": {"nvidia.com/gpu": "2"}}}]);
+        let mut spec = spec;
+        spec["containers"] = containers;
+        std::fs::write(
+            &pod,
+            json!({"metadata": {"name": "p"}, "spec": spec}).to_string(),
+        )
+        .unwrap();
+        quota(&["--namespace", "team-e", "--pod", pod.to_str().unwrap()])
+    };
+    // GKE's nvidia-tesla-a100 is the 40 GB A100 (2.80): 2 × 2.80 = 5.60; 18006.857142 + 3897.60.
+    let (code, d, _) =
+        check(json!({"nodeSelector": {"cloud.google.com/gke-accelerator": "nvidia-tesla-a100"}}));
+    assert_eq!((code, &d["podPerHour"]), (3, &json!("5.60")), "{d}");
+    assert_eq!(d["projected"], "21904.46");
+    assert_eq!(d["warnings"], json!([]));
+    // Karpenter's GPU name, l4 or l40s: the costlier, L40S (2.00): 4.00; 18006.857142 + 2784.
+    let (code, d, _) = check(json!({"affinity": {"nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": [
+            {"key": "karpenter.k8s.aws/instance-gpu-name", "operator": "In", "values": ["l4", "l40s"]}]}]}}}}));
+    assert_eq!((code, &d["podPerHour"]), (3, &json!("4.00")), "{d}");
+    assert_eq!(d["projected"], "20790.86");
+    assert_eq!(
+        d["warnings"],
+        json!([
+            "priced as L40S-48GB, the most expensive of the GPU models its node affinity allows"
+        ])
+    );
+}
+
+#[test]
 fn a_pod_whose_claims_hold_no_gpu_is_not_judged_even_failing_closed() {
     // Stale data, failing closed: a pod whose claims would hold 8 H100 is refused; one whose
     // claims are a ComputeDomain channel and admin access for monitoring would hold nothing,

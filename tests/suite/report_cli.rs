@@ -769,6 +769,36 @@ fn memory_tells_a100_spellings_apart() {
 }
 
 #[test]
+fn gpus_gpu_feature_discovery_does_not_label_take_the_model_their_cloud_names() {
+    // tests/fixtures/shapes/clouds, priced with the built-in example card over 2026-11-01
+    // (24 h); no node has GFD's nvidia.com/gpu.product:
+    // - gke-h100 (GKE accelerator nvidia-h100-80gb, 8 GPUs, H100-80GB 6.88): train-0 holds 2:
+    //   48 h = 330.24; 144 h = 990.72 unallocated;
+    // - gke-a100 (nvidia-tesla-a100, GKE's 40 GB A100; 2 GPUs at 3.20): 48 h = 153.60;
+    // - karpenter-l40s (Karpenter's instance-gpu-name l40s, spot: 0.85; 4 GPUs): 96 h = 81.60;
+    // - auto-a100 (EKS Auto Mode's a100 with 81,920 MiB: A100-80GB at 4.10; 8 GPUs): 192 h =
+    //   787.20.
+    // Every one of them was unpriced, its model unknown.
+    let output = builtin_card_report("clouds", "node,cost_center,gpu_model");
+    let row = |node: &str, cc: &str, model: &str, hours: &str, cost: &str| {
+        format!(
+            "2026-11-01T00:00:00Z,2026-11-02T00:00:00Z,{node},{cc},{model},{hours},,{cost},,0.0000,USD"
+        )
+    };
+    let idle = "__unallocated__";
+    let expected = [
+        "period_start,period_end,node,cost_center,gpu_model,gpu_hours,used_gpu_hours,cost,idle_cost,unpriced_gpu_hours,currency".to_string(),
+        row("auto-a100", idle, "A100-80GB", "192.0000", "787.20"),
+        row("gke-a100", idle, "A100-40GB", "48.0000", "153.60"),
+        row("gke-h100", idle, "H100-80GB", "144.0000", "990.72"),
+        row("gke-h100", "cc-900", "H100-80GB", "48.0000", "330.24"),
+        row("karpenter-l40s", idle, "L40S-48GB", "96.0000", "81.60"),
+    ];
+    assert_eq!(stdout(&output).lines().collect::<Vec<_>>(), expected);
+    assert_eq!(stderr(&output), "");
+}
+
+#[test]
 fn amd_gpus_and_partitions_given_through_dra_are_charged() {
     // tests/fixtures/shapes/amd-dra, priced with the built-in example card (MI300X 4.89 an
     // hour) over 2026-11-01, as AMD's DRA driver (gpu.amd.com) publishes its devices:

@@ -35,7 +35,7 @@ use crate::units::GpuUnits;
 
 /// kube-state-metrics label names for the node labels Tollgate reads (sanitized: every
 /// non-alphanumeric becomes `_`; camelCase keys appear in both spellings across versions).
-pub const HISTORY_LABELS: [(&str, &str); 17] = [
+pub const HISTORY_LABELS: [(&str, &str); 22] = [
     ("label_nvidia_com_gpu_product", "nvidia.com/gpu.product"),
     ("label_nvidia_com_gpu_memory", "nvidia.com/gpu.memory"),
     ("label_nvidia_com_gpu_count", "nvidia.com/gpu.count"),
@@ -82,6 +82,26 @@ pub const HISTORY_LABELS: [(&str, &str); 17] = [
     (
         "label_kubernetes_azure_com_scalesetpriority",
         "kubernetes.azure.com/scalesetpriority",
+    ),
+    (
+        "label_cloud_google_com_gke_accelerator",
+        "cloud.google.com/gke-accelerator",
+    ),
+    (
+        "label_karpenter_k8s_aws_instance_gpu_name",
+        "karpenter.k8s.aws/instance-gpu-name",
+    ),
+    (
+        "label_karpenter_k8s_aws_instance_gpu_memory",
+        "karpenter.k8s.aws/instance-gpu-memory",
+    ),
+    (
+        "label_eks_amazonaws_com_instance_gpu_name",
+        "eks.amazonaws.com/instance-gpu-name",
+    ),
+    (
+        "label_eks_amazonaws_com_instance_gpu_memory",
+        "eks.amazonaws.com/instance-gpu-memory",
     ),
 ];
 
