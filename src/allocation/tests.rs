@@ -37,6 +37,42 @@ fn fixture_pod<'a>(objects: &'a mut ClusterObjects, name: &str) -> &'a mut Pod {
         .unwrap()
 }
 
+/// The allocation results of the claim `name`, to change before allocations are built.
+fn claim_results<'a>(
+    objects: &'a mut ClusterObjects,
+    name: &str,
+) -> &'a mut Vec<k8s_openapi::api::resource::v1::DeviceRequestAllocationResult> {
+    let claim = objects
+        .claims
+        .iter_mut()
+        .find(|c| c.metadata.name.as_deref() == Some(name))
+        .unwrap();
+    let allocation = claim.status.as_mut().unwrap().allocation.as_mut().unwrap();
+    allocation
+        .devices
+        .as_mut()
+        .unwrap()
+        .results
+        .as_mut()
+        .unwrap()
+}
+
+/// A result's `consumedCapacity` of `amount` of `capacity`.
+fn consumed(
+    capacity: &str,
+    amount: &str,
+) -> Option<
+    std::collections::BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>,
+> {
+    Some(
+        [(
+            capacity.to_string(),
+            k8s_openapi::apimachinery::pkg::api::resource::Quantity(amount.into()),
+        )]
+        .into(),
+    )
+}
+
 /// `(kind, units, product, start, end, cost center, source)` of every allocation of a pod.
 fn held(
     set: &AllocationSet,
@@ -548,28 +584,10 @@ fn amd_partitions_without_a_mode_are_said_and_auto_partitions_are_consumed_parts
         .insert("type".into(), mode("amdgpu"));
     virtual_device.name = "gpu-0-cpx-nps4".into();
     *devices = vec![virtual_device, spx];
-    let claim = auto
-        .claims
-        .iter_mut()
-        .find(|c| c.metadata.name.as_deref() == Some("three-cpx"))
-        .unwrap();
-    let allocation = claim.status.as_mut().unwrap().allocation.as_mut().unwrap();
-    let results = allocation
-        .devices
-        .as_mut()
-        .unwrap()
-        .results
-        .as_mut()
-        .unwrap();
+    let results = claim_results(&mut auto, "three-cpx");
     results.truncate(1);
     results[0].device = "gpu-0-cpx-nps4".into();
-    results[0].consumed_capacity = Some(
-        [(
-            "partitions".to_string(),
-            k8s_openapi::apimachinery::pkg::api::resource::Quantity("3".into()),
-        )]
-        .into(),
-    );
+    results[0].consumed_capacity = consumed("partitions", "3");
     let set = build(&auto);
     assert_eq!(
         units(&set, "small-0"),
@@ -592,13 +610,7 @@ fn a_device_given_with_admin_access_is_not_held_by_the_monitoring_pod() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let mut objects = read_snapshot(&root.join("shapes/dra-shares")).unwrap();
     let card = RateCard::load(&root.join("rates.toml")).unwrap();
-    let claim = objects
-        .claims
-        .iter_mut()
-        .find(|c| c.metadata.name.as_deref() == Some("share-1"))
-        .unwrap();
-    let results = claim.status.as_mut().unwrap().allocation.as_mut().unwrap();
-    let result = &mut results.devices.as_mut().unwrap().results.as_mut().unwrap()[0];
+    let result = &mut claim_results(&mut objects, "share-1")[0];
     result.admin_access = Some(true);
     result.consumed_capacity = None;
     let set = allocations(&objects, &card, &BuildOptions::new(as_of()));
@@ -624,20 +636,7 @@ fn a_consumed_share_that_cannot_be_right_is_warned_about_never_charged_as_nothin
     let card = RateCard::load(&root.join("rates.toml")).unwrap();
     let with_share_1 = |amount: &str| {
         let mut objects = objects.clone();
-        let claim = objects
-            .claims
-            .iter_mut()
-            .find(|c| c.metadata.name.as_deref() == Some("share-1"))
-            .unwrap();
-        let results = claim.status.as_mut().unwrap().allocation.as_mut().unwrap();
-        let result = &mut results.devices.as_mut().unwrap().results.as_mut().unwrap()[0];
-        result.consumed_capacity = Some(
-            [(
-                "memory".to_string(),
-                k8s_openapi::apimachinery::pkg::api::resource::Quantity(amount.into()),
-            )]
-            .into(),
-        );
+        claim_results(&mut objects, "share-1")[0].consumed_capacity = consumed("memory", amount);
         let set = allocations(&objects, &card, &BuildOptions::new(as_of()));
         assert_eq!(
             units(&set, "infer-0"),
