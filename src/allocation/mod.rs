@@ -40,8 +40,9 @@ pub use lifetime::{NotHeld, pod_interval};
 pub(crate) use names::Texts;
 pub use names::{Names, Sym};
 pub(crate) use node::{
-    AMD_PARTITION_LABELS, CLOUD_GPU_LABELS, NodeFacts, PRICE_ANNOTATION, PRODUCT_LABEL,
-    capacity_tier, cloud_gpu, cloud_product, first_label, node_facts, units_per_item,
+    AMD_PARTITION_LABELS, CLOUD_GPU_LABELS, GKE_PARTITION_LABEL, NodeFacts, PRICE_ANNOTATION,
+    PRODUCT_LABEL, REPLICAS_LABELS, capacity_tier, cloud_gpu, cloud_product, first_label,
+    node_facts, units_per_item,
 };
 
 /// How a pod came to hold its GPU units (the `kind` label of `tollgate_gpu_allocated_units`).

@@ -42,7 +42,14 @@ const CLOUD_GPU_MEMORY_LABELS: [&str; 2] = [
     "karpenter.k8s.aws/instance-gpu-memory",
     "eks.amazonaws.com/instance-gpu-memory",
 ];
-const REPLICAS_LABEL: &str = "nvidia.com/gpu.replicas";
+/// Time-slicing replicas: GFD's, else GKE's most clients sharing a GPU (time-sharing or MPS),
+/// under which `nvidia.com/gpu` counts GPUs × clients, as under GFD's.
+pub(crate) const REPLICAS_LABELS: [&str; 2] = [
+    "nvidia.com/gpu.replicas",
+    "cloud.google.com/gke-max-shared-clients-per-gpu",
+];
+/// GKE's MIG partition size (`1g.5gb`): `nvidia.com/gpu` counts partitions of that profile.
+pub(crate) const GKE_PARTITION_LABEL: &str = "cloud.google.com/gke-gpu-partition-size";
 /// Per-node price per whole GPU-hour.
 pub(crate) const PRICE_ANNOTATION: &str = "tollgate.dev/gpu-hourly-price";
 
@@ -144,19 +151,25 @@ pub(crate) fn node_facts(
         with_memory(&label_product, memory.and_then(Result::ok))
     };
 
-    let replicas = match labels.get(REPLICAS_LABEL).map(|r| r.trim().parse::<u32>()) {
+    let replicas_label = REPLICAS_LABELS
+        .into_iter()
+        .find(|k| labels.contains_key(*k));
+    let replicas = match replicas_label.map(|k| (k, labels[k].trim().parse::<u32>())) {
         None => 1,
-        Some(Ok(r)) if r >= 1 => r,
+        Some((_, Ok(r))) if r >= 1 => r,
         // GFD's value on a GPU with MIG enabled: its devices are not time-sliced.
-        Some(Ok(0)) => 1,
-        Some(_) => {
+        Some((_, Ok(0))) => 1,
+        Some((key, _)) => {
             warnings.push(format!(
-                "node {name}: label {REPLICAS_LABEL}={:?} is not a positive integer; GPUs counted as not shared",
-                labels[REPLICAS_LABEL]
+                "node {name}: label {key}={:?} is not a positive integer; GPUs counted as not shared",
+                labels[key]
             ));
             1
         }
     };
+    // GKE's MIG partitions (`nvidia.com/gpu` counts partitions, as under GFD's single strategy).
+    let mig_single_profile = mig_single_profile
+        .or_else(|| first_label(&[GKE_PARTITION_LABEL]).map(|(_, profile)| profile.to_string()));
 
     let price_override = annotations.get(PRICE_ANNOTATION).and_then(|text| {
         let refused = match text.trim().parse::<Decimal>() {

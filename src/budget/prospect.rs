@@ -10,8 +10,9 @@ use rust_decimal::Decimal;
 use super::claimed::{ClaimPricing, claimed};
 use crate::allocation::{
     AMD_PARTITION_LABELS, AllocationSet, AmdPartitionMode, CLOUD_GPU_LABELS, ClaimAsks,
-    CostCenterSource, GpuResource, PRODUCT_LABEL, capacity_tier, classify, cloud_gpu,
-    cloud_product, cost_center, first_cost_center, first_label, gpu_demand,
+    CostCenterSource, GKE_PARTITION_LABEL, GpuResource, PRODUCT_LABEL, REPLICAS_LABELS,
+    capacity_tier, classify, cloud_gpu, cloud_product, cost_center, first_cost_center, first_label,
+    gpu_demand,
 };
 use crate::pricing::{PriceTier, RateCard};
 use crate::time::UnixSeconds;
@@ -191,6 +192,9 @@ pub fn prospect_from_pod(
     let (product, model, price, model_note) =
         priced_model(card, &product_choices(pod), tier, context.at)?;
     let mut notes: Vec<String> = Vec::new();
+    let replicas = first_label(&selector, &REPLICAS_LABELS)
+        .and_then(|(_, r)| r.parse::<u32>().ok())
+        .filter(|r| *r > 0);
     let mut units = Decimal::ZERO;
     for (resource, count) in demand {
         if count > MAX_UNITS || count < Decimal::ZERO {
@@ -199,28 +203,25 @@ pub fn prospect_from_pod(
             )));
         }
         let per_item = match classify(resource) {
-            Some(GpuResource::Whole) => Decimal::ONE,
-            Some(GpuResource::Shared) => match selector
-                .get("nvidia.com/gpu.replicas")
-                .and_then(|r| r.parse::<u32>().ok())
-            {
-                Some(replicas) if replicas > 0 => Decimal::ONE / Decimal::from(replicas),
-                _ => {
+            // A node selector on GKE's MIG partition size, or on time-slicing replicas (GFD's,
+            // GKE's clients per GPU), says what one `nvidia.com/gpu` is there.
+            Some(GpuResource::Whole) => {
+                let whole = match first_label(&selector, &[GKE_PARTITION_LABEL]) {
+                    Some((_, profile)) => mig_fraction(card, &product, resource, profile)?,
+                    None => Decimal::ONE,
+                };
+                whole / Decimal::from(replicas.unwrap_or(1))
+            }
+            Some(GpuResource::Shared) => match replicas {
+                Some(replicas) => Decimal::ONE / Decimal::from(replicas),
+                None => {
                     notes.push(format!(
                         "{resource} counted as a whole GPU: its time-slicing replicas are not known before scheduling"
                     ));
                     Decimal::ONE
                 }
             },
-            Some(GpuResource::Mig { profile }) => card
-                .mig_fraction(&product, &profile)
-                .map(|f| f.to_decimal())
-                .ok_or_else(|| {
-                    ProspectError(format!(
-                        "pod: MIG resource {resource} cannot be sized as part of a {product}: \
-                         its profile starts <g>g, g from 1 to the GPU's compute slices"
-                    ))
-                })?,
+            Some(GpuResource::Mig { profile }) => mig_fraction(card, &product, resource, &profile)?,
             // Partitioned or not is the node's; a node selector on the labeller's label says.
             Some(GpuResource::AmdGpu) => first_label(&selector, &AMD_PARTITION_LABELS)
                 .and_then(|(_, mode)| AmdPartitionMode::parse(mode))
@@ -280,6 +281,23 @@ pub fn prospect_from_pod(
         gpu_model: gpu_model.filter(|_| !units.is_zero()),
         notes,
     })
+}
+
+/// The part of a `product` GPU one MIG device of `profile` is, or an error naming `resource`.
+fn mig_fraction(
+    card: &RateCard,
+    product: &str,
+    resource: &str,
+    profile: &str,
+) -> Result<Decimal, ProspectError> {
+    card.mig_fraction(product, profile)
+        .map(|f| f.to_decimal())
+        .ok_or_else(|| {
+            ProspectError(format!(
+                "pod: MIG resource {resource} cannot be sized as part of a {product}: \
+                 its profile starts <g>g, g from 1 to the GPU's compute slices"
+            ))
+        })
 }
 
 /// `units × price`, or an error when a rate card's price is too large to multiply.

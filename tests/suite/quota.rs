@@ -589,6 +589,21 @@ fn a_pod_pinned_by_its_cloud_s_gpu_label_is_priced_as_that_gpu() {
             "priced as L40S-48GB, the most expensive of the GPU models its node affinity allows"
         ])
     );
+    // GKE time-sharing, 4 clients per L4 (0.80): each nvidia.com/gpu is a quarter, 2 × 0.20 =
+    // 0.40; 18006.857142 + 278.40.
+    let (code, d, _) = check(json!({"nodeSelector": {
+        "cloud.google.com/gke-accelerator": "nvidia-l4",
+        "cloud.google.com/gke-gpu-sharing-strategy": "time-sharing",
+        "cloud.google.com/gke-max-shared-clients-per-gpu": "4"}}));
+    assert_eq!((code, &d["podPerHour"]), (0, &json!("0.40")), "{d}");
+    assert_eq!(d["projected"], "18285.26");
+    // GKE MIG, 3g.20gb partitions of an A100-40GB: each is 3/7 × 2.80 = 1.20; 2.40/h;
+    // 18006.857142 + 1670.40.
+    let (code, d, _) = check(json!({"nodeSelector": {
+        "cloud.google.com/gke-accelerator": "nvidia-tesla-a100",
+        "cloud.google.com/gke-gpu-partition-size": "3g.20gb"}}));
+    assert_eq!((code, &d["podPerHour"]), (0, &json!("2.40")), "{d}");
+    assert_eq!(d["projected"], "19677.26");
 }
 
 #[test]

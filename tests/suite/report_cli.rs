@@ -777,8 +777,13 @@ fn gpus_gpu_feature_discovery_does_not_label_take_the_model_their_cloud_names() 
     // - gke-a100 (nvidia-tesla-a100, GKE's 40 GB A100; 2 GPUs at 3.20): 48 h = 153.60;
     // - karpenter-l40s (Karpenter's instance-gpu-name l40s, spot: 0.85; 4 GPUs): 96 h = 81.60;
     // - auto-a100 (EKS Auto Mode's a100 with 81,920 MiB: A100-80GB at 4.10; 8 GPUs): 192 h =
-    //   787.20.
-    // Every one of them was unpriced, its model unknown.
+    //   787.20;
+    // - gke-l4-shared (GKE time-sharing, 3 clients per GPU: 6 advertised = 2 L4 at 0.80):
+    //   infer-a and infer-b hold 1/3 each, 16 h = 12.80; 32 h = 25.60 unallocated;
+    // - gke-a100-mig (GKE MIG, partition size 1g.5gb: 7 advertised = one A100-40GB): mig-a
+    //   holds 2/7, 48/7 h = 6.8571 h, 153.60/7 = 21.94; 120/7 h = 17.1429 h, 54.86 unallocated.
+    // Every one of them was unpriced, its model unknown; the shared and MIG nodes' capacity
+    // was three and seven times what they have.
     let output = builtin_card_report("clouds", "node,cost_center,gpu_model");
     let row = |node: &str, cc: &str, model: &str, hours: &str, cost: &str| {
         format!(
@@ -790,8 +795,12 @@ fn gpus_gpu_feature_discovery_does_not_label_take_the_model_their_cloud_names() 
         "period_start,period_end,node,cost_center,gpu_model,gpu_hours,used_gpu_hours,cost,idle_cost,unpriced_gpu_hours,currency".to_string(),
         row("auto-a100", idle, "A100-80GB", "192.0000", "787.20"),
         row("gke-a100", idle, "A100-40GB", "48.0000", "153.60"),
+        row("gke-a100-mig", idle, "A100-40GB", "17.1429", "54.86"),
+        row("gke-a100-mig", "cc-900", "A100-40GB", "6.8571", "21.94"),
         row("gke-h100", idle, "H100-80GB", "144.0000", "990.72"),
         row("gke-h100", "cc-900", "H100-80GB", "48.0000", "330.24"),
+        row("gke-l4-shared", idle, "L4-24GB", "32.0000", "25.60"),
+        row("gke-l4-shared", "cc-900", "L4-24GB", "16.0000", "12.80"),
         row("karpenter-l40s", idle, "L40S-48GB", "96.0000", "81.60"),
     ];
     assert_eq!(stdout(&output).lines().collect::<Vec<_>>(), expected);

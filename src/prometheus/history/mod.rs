@@ -35,7 +35,7 @@ use crate::units::GpuUnits;
 
 /// kube-state-metrics label names for the node labels Tollgate reads (sanitized: every
 /// non-alphanumeric becomes `_`; camelCase keys appear in both spellings across versions).
-pub const HISTORY_LABELS: [(&str, &str); 22] = [
+pub const HISTORY_LABELS: [(&str, &str); 24] = [
     ("label_nvidia_com_gpu_product", "nvidia.com/gpu.product"),
     ("label_nvidia_com_gpu_memory", "nvidia.com/gpu.memory"),
     ("label_nvidia_com_gpu_count", "nvidia.com/gpu.count"),
@@ -102,6 +102,14 @@ pub const HISTORY_LABELS: [(&str, &str); 22] = [
     (
         "label_eks_amazonaws_com_instance_gpu_memory",
         "eks.amazonaws.com/instance-gpu-memory",
+    ),
+    (
+        "label_cloud_google_com_gke_max_shared_clients_per_gpu",
+        "cloud.google.com/gke-max-shared-clients-per-gpu",
+    ),
+    (
+        "label_cloud_google_com_gke_gpu_partition_size",
+        "cloud.google.com/gke-gpu-partition-size",
     ),
 ];
 
