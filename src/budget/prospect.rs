@@ -342,7 +342,8 @@ pub fn prospect_from_count(
             "gpus: {gpus} is more GPUs than a pod can hold (at most {MAX_UNITS})"
         )));
     }
-    let choices: Vec<String> = gpu_model.map(str::to_string).into_iter().collect();
+    // A cloud's name for it (GKE's `nvidia-tesla-a100`) reads as the GPU it names.
+    let choices: Vec<String> = gpu_model.map(|m| cloud_gpu(m, None)).into_iter().collect();
     let (_, model, price, note) =
         priced_model(context.card, &choices, PriceTier::OnDemand, context.at)?;
     let (cost_center, cost_center_source, said) = context.cost_center(&ObjectMeta::default());

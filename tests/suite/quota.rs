@@ -604,6 +604,29 @@ fn a_pod_pinned_by_its_cloud_s_gpu_label_is_priced_as_that_gpu() {
         "cloud.google.com/gke-gpu-partition-size": "3g.20gb"}}));
     assert_eq!((code, &d["podPerHour"]), (0, &json!("2.40")), "{d}");
     assert_eq!(d["projected"], "19677.26");
+    // `--gpu-model nvidia-tesla-a100` with the built-in card (A100-80GB 4.10 and A100-40GB 3.20
+    // both match `a100`): GKE's name is the 40 GB one.
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "quota",
+            "--snapshot",
+            "tests/fixtures/snapshot",
+            "--as-of",
+            "2026-11-02",
+        ])
+        .args([
+            "--namespace",
+            "team-e",
+            "--gpus",
+            "1",
+            "--gpu-model",
+            "nvidia-tesla-a100",
+        ])
+        .output()
+        .unwrap();
+    let d: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(d["podPerHour"], "3.20", "{d}");
 }
 
 #[test]
