@@ -2,6 +2,8 @@
 //! `ResourceClaim` it names, or of the `ResourceClaimTemplate` its claim will be made from. The
 //! quota check prices a pod from these before the scheduler has placed it (SPEC §5).
 
+use std::sync::Arc;
+
 use k8s_openapi::api::core::v1::PodResourceClaim;
 use k8s_openapi::api::resource::v1::{
     DeviceClaim, DeviceSelector, ExactDeviceRequest, ResourceClaim, ResourceClaimTemplate,
@@ -161,28 +163,27 @@ fn requests(devices: Option<&DeviceClaim>) -> Vec<RequestAsk> {
         .collect()
 }
 
-/// A namespace and a name.
-type Named = (String, String);
+/// `namespace/name` (neither holds a `/`), shared by the copies of the map each view keeps.
+type Named = Arc<str>;
 
-fn named(namespace: Option<&String>, name: Option<&String>) -> Named {
-    (
-        namespace.cloned().unwrap_or_default(),
-        name.cloned().unwrap_or_default(),
-    )
+fn named(namespace: &str, name: &str) -> Named {
+    format!("{namespace}/{name}").into()
 }
 
 /// The claims and claim templates of a cluster, by namespace and name, read for what they ask.
+/// Each view holds a copy: the entries are shared, so a copy costs the table, not the claims.
 #[derive(Clone, Debug, Default)]
 pub struct ClaimAsks {
-    claims: FxHashMap<Named, ClaimAsk>,
-    templates: FxHashMap<Named, ClaimAsk>,
+    claims: FxHashMap<Named, Arc<ClaimAsk>>,
+    templates: FxHashMap<Named, Arc<ClaimAsk>>,
 }
 
 /// What `claim` asks for, under its namespace and name.
-fn claim_ask(claim: &ResourceClaim) -> (Named, ClaimAsk) {
+fn claim_ask(claim: &ResourceClaim) -> (Named, Arc<ClaimAsk>) {
+    let meta = &claim.metadata;
     let key = named(
-        claim.metadata.namespace.as_ref(),
-        claim.metadata.name.as_ref(),
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default(),
     );
     let reserved_for = claim
         .status
@@ -192,23 +193,26 @@ fn claim_ask(claim: &ResourceClaim) -> (Named, ClaimAsk) {
         .map(|r| r.uid.clone())
         .collect();
     let ask = ClaimAsk {
-        describes: format!("ResourceClaim {}/{}", key.0, key.1),
+        describes: format!("ResourceClaim {key}"),
         requests: requests(claim.spec.devices.as_ref()),
         reserved_for,
     };
-    (key, ask)
+    (key, Arc::new(ask))
 }
 
 /// What claims made from `template` will ask for, under its namespace and name.
-fn template_ask(template: &ResourceClaimTemplate) -> (Named, ClaimAsk) {
+fn template_ask(template: &ResourceClaimTemplate) -> (Named, Arc<ClaimAsk>) {
     let meta = &template.metadata;
-    let key = named(meta.namespace.as_ref(), meta.name.as_ref());
+    let key = named(
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default(),
+    );
     let ask = ClaimAsk {
-        describes: format!("ResourceClaimTemplate {}/{}", key.0, key.1),
+        describes: format!("ResourceClaimTemplate {key}"),
         requests: requests(template.spec.spec.devices.as_ref()),
         reserved_for: Vec::new(),
     };
-    (key, ask)
+    (key, Arc::new(ask))
 }
 
 impl ClaimAsks {
@@ -225,8 +229,7 @@ impl ClaimAsks {
 
     /// Reads again the claim of `namespace` and `name`: `claim` as it is now, `None` once gone.
     pub fn set_claim(&mut self, namespace: &str, name: &str, claim: Option<&ResourceClaim>) {
-        self.claims
-            .remove(&(namespace.to_string(), name.to_string()));
+        self.claims.remove(&*named(namespace, name));
         self.claims.extend(claim.map(claim_ask));
     }
 
@@ -237,8 +240,7 @@ impl ClaimAsks {
         name: &str,
         template: Option<&ResourceClaimTemplate>,
     ) {
-        self.templates
-            .remove(&(namespace.to_string(), name.to_string()));
+        self.templates.remove(&*named(namespace, name));
         self.templates.extend(template.map(template_ask));
     }
 
@@ -259,7 +261,8 @@ impl ClaimAsks {
             }
         };
         known
-            .get(&(namespace.to_string(), name.clone()))
+            .get(&*named(namespace, name))
+            .map(|ask| &**ask)
             .ok_or_else(|| format!("{kind} {namespace}/{name}"))
     }
 }
