@@ -172,7 +172,12 @@ fn claim_held(
                 costliest = Some(way);
             }
         }
-        let mut costliest = costliest.unwrap_or_default();
+        let mut costliest = costliest.unwrap_or_else(|| Held {
+            notes: vec![format!(
+                "{what}: it names no device class; it holds nothing"
+            )],
+            ..Held::default()
+        });
         if request.ways.len() > 1 {
             costliest.notes.push(format!(
                 "{what}: priced as the costliest of its {} alternatives",
