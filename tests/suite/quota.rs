@@ -22,6 +22,11 @@ use tollgate::serve::{CheckRequest, QuotaGate, Subject, View, read_once, router}
 use tower::ServiceExt;
 
 fn quota(args: &[&str]) -> (i32, Value, String) {
+    quota_priced("tests/fixtures/rates.toml", args)
+}
+
+/// `tollgate quota` on the fixture snapshot and budgets as of 2026-11-02, priced by `card`.
+fn quota_priced(card: &str, args: &[&str]) -> (i32, Value, String) {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args([
@@ -29,7 +34,7 @@ fn quota(args: &[&str]) -> (i32, Value, String) {
             "--snapshot",
             "tests/fixtures/snapshot",
             "--pricing",
-            "tests/fixtures/rates.toml",
+            card,
         ])
         .args([
             "--config",
@@ -606,26 +611,17 @@ fn a_pod_pinned_by_its_cloud_s_gpu_label_is_priced_as_that_gpu() {
     assert_eq!(d["projected"], "19677.26");
     // `--gpu-model nvidia-tesla-a100` with the built-in card (A100-80GB 4.10 and A100-40GB 3.20
     // both match `a100`): GKE's name is the 40 GB one.
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "quota",
-            "--snapshot",
-            "tests/fixtures/snapshot",
-            "--as-of",
-            "2026-11-02",
-        ])
-        .args([
+    let (_, d, _) = quota_priced(
+        "pricing/default.toml",
+        &[
             "--namespace",
             "team-e",
             "--gpus",
             "1",
             "--gpu-model",
             "nvidia-tesla-a100",
-        ])
-        .output()
-        .unwrap();
-    let d: Value = serde_json::from_slice(&output.stdout).unwrap();
+        ],
+    );
     assert_eq!(d["podPerHour"], "3.20", "{d}");
 }
 
