@@ -1,9 +1,9 @@
 //! Every kind Tollgate watches, each in its store, and the allocations read from them: what the
 //! watchers feed and each reconcile reads.
 
-use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use std::sync::Arc;
 
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceClaimTemplate, ResourceSlice};
 
 use super::allocations::{Changed, LiveAllocations, LiveRead, Watched};
