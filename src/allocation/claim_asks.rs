@@ -10,6 +10,8 @@ use k8s_openapi::api::resource::v1::{
 };
 use rustc_hash::FxHashMap;
 
+use super::claims::{AMD_DRIVER, NVIDIA_DRIVER};
+
 /// What the devices of a `DeviceClass` are, as far as cost goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceClass {
@@ -27,7 +29,8 @@ impl DeviceClass {
     /// The kind of devices a `DeviceClass` of this name gives.
     pub fn of(name: &str) -> Self {
         match name {
-            "gpu.nvidia.com" | "gpu.amd.com" => DeviceClass::Gpu,
+            // Each driver names its GPUs' class after itself.
+            NVIDIA_DRIVER | AMD_DRIVER => DeviceClass::Gpu,
             "mig.nvidia.com" => DeviceClass::Mig,
             "compute-domain-daemon.nvidia.com" | "compute-domain-default-channel.nvidia.com" => {
                 DeviceClass::NotGpu

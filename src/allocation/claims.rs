@@ -23,7 +23,7 @@ use rust_decimal::prelude::ToPrimitive;
 pub(crate) const NVIDIA_DRIVER: &str = "gpu.nvidia.com";
 
 /// AMD's DRA driver.
-const AMD_DRIVER: &str = "gpu.amd.com";
+pub(crate) const AMD_DRIVER: &str = "gpu.amd.com";
 
 /// What a DRA device is, as far as cost goes.
 #[derive(Clone, PartialEq, Eq, Debug)]

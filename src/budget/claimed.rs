@@ -6,6 +6,7 @@ use k8s_openapi::api::core::v1::Pod;
 use rust_decimal::Decimal;
 
 use super::prospect::{MAX_UNITS, ProspectError, priced_model};
+use super::spend::running;
 use crate::allocation::{AllocationSet, ClaimAsk, ClaimAsks, DeviceAsk, DeviceClass, DeviceCount};
 use crate::pricing::{PriceTier, RateCard};
 use crate::time::UnixSeconds;
@@ -107,26 +108,23 @@ fn allocated_share(
     let (namespace_sym, claim) = (names.get(namespace)?, names.get(name)?);
     let mut held = Held::default();
     let mut pods = Vec::new();
-    let holding = live.allocations.iter().filter(|a| {
-        a.namespace == namespace_sym && a.claim == claim && a.interval.end >= pricing.at
-    });
-    for allocation in holding {
+    let holding = running(live, pricing.card, pricing.at)
+        .filter(|(a, ..)| a.namespace == namespace_sym && a.claim == claim);
+    for (allocation, units, burn) in holding {
         let product = names.resolve(allocation.product);
-        let price = pricing
-            .card
-            .price_at(
-                product,
-                allocation.tier,
-                allocation.price_override,
-                pricing.at,
-            )
-            .unwrap_or(pricing.price);
-        let units = allocation.units.to_decimal();
+        let model = pricing.card.model_label(product);
+        // As a budget's burn counts it: an unpriced model's hours count toward no budget.
+        let unpriced = format!(
+            "ResourceClaim {namespace}/{name}: its {model} GPU has no price; its share counts toward no budget"
+        );
+        if burn.is_none() && !held.notes.contains(&unpriced) {
+            held.notes.push(unpriced);
+        }
         held.add(Held {
             units,
-            per_hour: units * price,
+            per_hour: burn.unwrap_or(Decimal::ZERO),
             notes: Vec::new(),
-            models: vec![pricing.card.model_label(product)],
+            models: vec![model],
         });
         if !pods.contains(&allocation.pod_uid) {
             pods.push(allocation.pod_uid);

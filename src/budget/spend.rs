@@ -4,10 +4,30 @@
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 
-use crate::allocation::{AllocationSet, UNALLOCATED};
+use crate::allocation::{Allocation, AllocationSet, UNALLOCATED};
 use crate::cost::{CostOverflow, ReportRequest, cost_report};
 use crate::pricing::RateCard;
 use crate::time::{Interval, Step, UnixSeconds, month_start, next_month_start};
+
+/// The allocations of `live` still held at `as_of`, each with its GPU units and what they cost
+/// an hour (`None`: its model has no price then, and it burns toward no budget).
+pub(super) fn running<'a>(
+    live: &'a AllocationSet,
+    card: &'a RateCard,
+    as_of: UnixSeconds,
+) -> impl Iterator<Item = (&'a Allocation, Decimal, Option<Decimal>)> + 'a {
+    live.allocations
+        .iter()
+        .filter(move |a| a.interval.end >= as_of)
+        .map(move |a| {
+            let units = a.units.to_decimal();
+            let product = live.names.resolve(a.product);
+            let burn = card
+                .price_at(product, a.tier, a.price_override, as_of)
+                .map(|price| price * units);
+            (a, units, burn)
+        })
+}
 
 /// Spend and current use of one cost center or namespace.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
@@ -130,12 +150,8 @@ impl SpendIndex {
                 .add(spent);
             index.by_namespace.entry(namespace).or_default().add(spent);
         }
-        for a in live.allocations.iter().filter(|a| a.interval.end >= as_of) {
-            let units = a.units.to_decimal();
-            let product = live.names.resolve(a.product);
-            let burn = card
-                .price_at(product, a.tier, a.price_override, as_of)
-                .map_or(Decimal::ZERO, |p| p * units);
+        for (a, units, burn) in running(live, card, as_of) {
+            let burn = burn.unwrap_or(Decimal::ZERO);
             let now = Usage {
                 spent: Decimal::ZERO,
                 burn_per_hour: burn,
