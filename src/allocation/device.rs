@@ -11,6 +11,10 @@ pub(crate) const GPU: &str = "nvidia.com/gpu";
 /// Time-sliced or MPS shares with `renameByDefault`.
 pub(crate) const GPU_SHARED: &str = "nvidia.com/gpu.shared";
 const MIG_PREFIX: &str = "nvidia.com/mig-";
+/// What `renameByDefault` appends to a time-sliced or MPS-shared resource's name
+/// (`nvidia.com/mig-1g.5gb.shared`).
+const SHARED_SUFFIX: &str = ".shared";
+const REPLICAS_SUFFIX: &str = ".replicas";
 /// AMD GPUs, or compute partitions of them under the device plugin's `single` naming.
 const AMD_GPU: &str = "amd.com/gpu";
 const AMD_PREFIX: &str = "amd.com/";
@@ -20,8 +24,12 @@ const AMD_PREFIX: &str = "amd.com/";
 pub(crate) enum GpuResource {
     Whole,
     Shared,
+    /// A MIG device of `profile` (mixed strategy); `renamed` when it is time-sliced or
+    /// MPS-shared and advertised under `renameByDefault` (`nvidia.com/mig-1g.5gb.shared`): a
+    /// share of the device, replicas from GFD's `nvidia.com/mig-<profile>.replicas`.
     Mig {
         profile: String,
+        renamed: bool,
     },
     /// `amd.com/gpu`: a whole AMD GPU, or one compute partition of it when the node's GPUs are
     /// partitioned (`amd.com/compute-memory-partition`).
@@ -91,7 +99,10 @@ impl GpuResource {
         match self {
             GpuResource::Whole => GPU.to_string(),
             GpuResource::Shared => GPU_SHARED.to_string(),
-            GpuResource::Mig { profile } => format!("{MIG_PREFIX}{profile}"),
+            GpuResource::Mig { profile, renamed } => {
+                let suffix = if *renamed { SHARED_SUFFIX } else { "" };
+                format!("{MIG_PREFIX}{profile}{suffix}")
+            }
             GpuResource::AmdGpu => AMD_GPU.to_string(),
             GpuResource::AmdPartition { mode } => {
                 format!("{AMD_PREFIX}{}_{}", mode.compute, mode.memory)
@@ -116,13 +127,35 @@ pub(crate) fn classify(resource: &str) -> Option<GpuResource> {
             let mode = AmdPartitionMode::parse(&resource[AMD_PREFIX.len()..])?;
             Some(GpuResource::AmdPartition { mode })
         }
-        _ => resource
-            .strip_prefix(MIG_PREFIX)
-            .filter(|profile| !profile.is_empty())
-            .map(|profile| GpuResource::Mig {
-                profile: profile.to_string(),
-            }),
+        _ => resource.strip_prefix(MIG_PREFIX).and_then(mig),
     }
+}
+
+/// GFD's label of the time-slicing replicas of MIG `profile` under the mixed strategy
+/// (`nvidia.com/mig-1g.5gb.replicas`).
+pub(crate) fn mig_replicas_label(profile: &str) -> String {
+    format!("{MIG_PREFIX}{profile}{REPLICAS_SUFFIX}")
+}
+
+/// The MIG profile whose replicas a node label gives ([`mig_replicas_label`]'s inverse).
+pub(crate) fn mig_replicas_profile(label: &str) -> Option<&str> {
+    label
+        .strip_prefix(MIG_PREFIX)?
+        .strip_suffix(REPLICAS_SUFFIX)
+        .filter(|profile| !profile.is_empty())
+}
+
+/// The MIG resource of `profile`, the name after `nvidia.com/mig-` (`1g.5gb`, or
+/// `1g.5gb.shared` under `renameByDefault`); `None` when it names no profile.
+pub(crate) fn mig(profile: &str) -> Option<GpuResource> {
+    let (profile, renamed) = match profile.strip_suffix(SHARED_SUFFIX) {
+        Some(profile) => (profile, true),
+        None => (profile, false),
+    };
+    (!profile.is_empty()).then(|| GpuResource::Mig {
+        profile: profile.to_string(),
+        renamed,
+    })
 }
 
 /// Extended-resource domains of accelerators Tollgate does not price, and words that mark a
@@ -186,10 +219,24 @@ mod test {
         assert_eq!(
             classify("nvidia.com/mig-3g.40gb"),
             Some(GpuResource::Mig {
-                profile: "3g.40gb".into()
+                profile: "3g.40gb".into(),
+                renamed: false
             })
         );
+        // Time-sliced under `renameByDefault`: the profile is still 1g.5gb.
+        assert_eq!(
+            classify("nvidia.com/mig-1g.5gb.shared"),
+            Some(GpuResource::Mig {
+                profile: "1g.5gb".into(),
+                renamed: true
+            })
+        );
+        assert_eq!(
+            classify("nvidia.com/mig-1g.5gb.shared").map(|r| r.name()),
+            Some("nvidia.com/mig-1g.5gb.shared".to_string())
+        );
         assert_eq!(classify("nvidia.com/mig-"), None);
+        assert_eq!(classify("nvidia.com/mig-.shared"), None);
         assert_eq!(classify("cpu"), None);
         assert_eq!(classify("amd.com/gpu"), Some(GpuResource::AmdGpu));
         assert_eq!(

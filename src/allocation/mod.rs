@@ -35,7 +35,9 @@ pub(crate) use cost_center::{cost_center, first_cost_center};
 pub use demand::asks_for_gpus;
 pub(crate) use demand::gpu_demand;
 pub use device::is_gpu_resource;
-pub(crate) use device::{AmdPartitionMode, GpuResource, classify, unpriced_accelerator};
+pub(crate) use device::{
+    AmdPartitionMode, GpuResource, classify, mig, mig_replicas_label, unpriced_accelerator,
+};
 pub use lifetime::{NotHeld, pod_interval};
 pub(crate) use names::Texts;
 pub use names::{Names, Sym};

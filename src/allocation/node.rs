@@ -10,7 +10,9 @@ use rust_decimal::prelude::ToPrimitive;
 use super::AllocationKind;
 use super::claims::DeviceIndex;
 use super::demand::device_count;
-use super::device::{AmdPartitionMode, GpuResource, classify, unpriced_accelerator};
+use super::device::{
+    AmdPartitionMode, GpuResource, classify, mig_replicas_profile, unpriced_accelerator,
+};
 use crate::pricing::{MigSizing, PriceTier, RateCard, refused_price, with_memory};
 use crate::time::UnixSeconds;
 use crate::units::GpuUnits;
@@ -188,7 +190,7 @@ pub(crate) fn node_facts(
     let mig_replicas = labels
         .iter()
         .filter_map(|(key, value)| {
-            let profile = key.strip_prefix("nvidia.com/mig-")?.strip_suffix(".replicas")?;
+            let profile = mig_replicas_profile(key)?;
             match value.trim().parse::<u32>() {
                 Ok(r) if r >= 1 => Some((profile.to_string(), r)),
                 _ => {
@@ -268,7 +270,7 @@ pub(crate) fn units_per_item(
             None => Some((AllocationKind::Gpu, GpuUnits::ONE)),
         },
         GpuResource::Shared => Some((AllocationKind::Shared, share()?)),
-        GpuResource::Mig { profile } => Some((
+        GpuResource::Mig { profile, .. } => Some((
             AllocationKind::Mig,
             node.mig
                 .fraction(card, profile)?

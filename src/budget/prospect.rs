@@ -12,7 +12,7 @@ use crate::allocation::{
     AMD_PARTITION_LABELS, AllocationSet, AmdPartitionMode, CLOUD_GPU_LABELS, ClaimAsks,
     CostCenterSource, GKE_PARTITION_LABEL, GpuResource, PRODUCT_LABEL, REPLICAS_LABELS,
     capacity_tier, classify, cloud_gpu, cloud_product, cost_center, first_cost_center, first_label,
-    gpu_demand,
+    gpu_demand, mig_replicas_label,
 };
 use crate::pricing::{PriceTier, RateCard};
 use crate::time::UnixSeconds;
@@ -221,7 +221,26 @@ pub fn prospect_from_pod(
                     Decimal::ONE
                 }
             },
-            Some(GpuResource::Mig { profile }) => mig_fraction(card, &product, resource, &profile)?,
+            // A device of a time-sliced MIG profile is a share of it: a node selector on the
+            // profile's replicas says how much.
+            Some(GpuResource::Mig { profile, renamed }) => {
+                let slice = mig_fraction(card, &product, resource, &profile)?;
+                let replicas = selector
+                    .get(&mig_replicas_label(&profile))
+                    .and_then(|r| r.trim().parse::<u32>().ok())
+                    .filter(|r| *r > 0);
+                match replicas {
+                    Some(replicas) => slice / Decimal::from(replicas),
+                    None => {
+                        if renamed {
+                            notes.push(format!(
+                                "{resource} counted as a whole {profile} MIG device: its time-slicing replicas are not known before scheduling"
+                            ));
+                        }
+                        slice
+                    }
+                }
+            }
             // Partitioned or not is the node's; a node selector on the labeller's label says.
             Some(GpuResource::AmdGpu) => first_label(&selector, &AMD_PARTITION_LABELS)
                 .and_then(|(_, mode)| AmdPartitionMode::parse(mode))

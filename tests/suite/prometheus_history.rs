@@ -16,12 +16,22 @@ use tollgate::time::parse_time;
 
 const STEP: i64 = 300;
 
-fn items(kind: &str) -> Vec<Value> {
-    let text = std::fs::read_to_string(format!("tests/fixtures/snapshot/{kind}.json")).unwrap();
+/// The objects of `kind` in the snapshot directory `snapshot` (none where it has no such file).
+fn items(snapshot: &str, kind: &str) -> Vec<Value> {
+    let Ok(text) = std::fs::read_to_string(format!("{snapshot}/{kind}.json")) else {
+        return Vec::new();
+    };
     serde_json::from_str::<Value>(&text).unwrap()["items"]
         .as_array()
         .unwrap()
         .clone()
+}
+
+/// A resource or label name as kube-state-metrics writes it into a label name.
+fn sanitized(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
 }
 
 fn time(value: &Value) -> Option<i64> {
@@ -55,6 +65,12 @@ pub(crate) enum Times {
 }
 
 pub(crate) fn kube_state_and_dcgm(from: i64, to: i64, times: Times) -> String {
+    kube_state_of("tests/fixtures/snapshot", from, to, times)
+}
+
+/// [`kube_state_and_dcgm`] of the snapshot in the directory `snapshot`.
+fn kube_state_of(snapshot: &str, from: i64, to: i64, times: Times) -> String {
+    let items = |kind| items(snapshot, kind);
     let mut om = OpenMetrics::default();
     let namespaces: BTreeMap<String, Value> = items("namespaces")
         .into_iter()
@@ -79,28 +95,41 @@ pub(crate) fn kube_state_and_dcgm(from: i64, to: i64, times: Times) -> String {
     for node in items("nodes") {
         let name = node["metadata"]["name"].as_str().unwrap();
         let labels = &node["metadata"]["labels"];
-        let mut series: Vec<(&str, String)> = vec![("node", name.to_string())];
+        let mut series: Vec<(String, String)> = vec![("node".into(), name.to_string())];
         for (metric_label, label) in tollgate::prometheus::HISTORY_LABELS {
             if let Some(value) = labels[label].as_str() {
-                series.push((metric_label, value.to_string()));
+                series.push((metric_label.to_string(), value.to_string()));
+            }
+        }
+        // GFD's time-slicing replicas of each MIG profile (allow-listed as
+        // `nvidia.com/mig-*.replicas`).
+        for (label, value) in labels.as_object().into_iter().flatten() {
+            if label.starts_with("nvidia.com/mig-") && label.ends_with(".replicas") {
+                let metric_label = format!("label_{}", sanitized(label));
+                series.push((metric_label, value.as_str().unwrap().to_string()));
             }
         }
         let created = time(&node["metadata"]["creationTimestamp"])
             .unwrap()
             .max(from);
-        let borrowed: Vec<(&str, &str)> = series.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let borrowed: Vec<(&str, &str)> = series
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         om.series("kube_node_labels", &borrowed, minutes(created, to, 1.0));
-        let gpus = node["status"]["capacity"]["nvidia.com/gpu"].as_str();
-        if let (Times::Exact, Some(gpus)) = (times, gpus) {
-            om.series(
-                "kube_node_status_capacity",
-                &[
-                    ("node", name),
-                    ("resource", "nvidia_com_gpu"),
-                    ("unit", "integer"),
-                ],
-                minutes(created, to, gpus.parse().unwrap()),
-            );
+        let capacity = node["status"]["capacity"].as_object().into_iter().flatten();
+        for (resource, count) in capacity.filter(|_| times == Times::Exact) {
+            if resource.starts_with("nvidia.com/") {
+                om.series(
+                    "kube_node_status_capacity",
+                    &[
+                        ("node", name),
+                        ("resource", &sanitized(resource)),
+                        ("unit", "integer"),
+                    ],
+                    minutes(created, to, count.as_str().unwrap().parse().unwrap()),
+                );
+            }
         }
         if let Some(price) =
             node["metadata"]["annotations"]["tollgate.dev/gpu-hourly-price"].as_str()
@@ -215,10 +244,7 @@ pub(crate) fn kube_state_and_dcgm(from: i64, to: i64, times: Times) -> String {
                     if !resource.starts_with("nvidia.com/") {
                         continue;
                     }
-                    let sanitized: String = resource
-                        .chars()
-                        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-                        .collect();
+                    let sanitized = sanitized(&resource);
                     let count: f64 = quantity.as_str().unwrap().parse().unwrap();
                     let labels = [
                         id[0],
@@ -419,6 +445,62 @@ fn exact_pod_times_make_history_exact_to_the_cent() {
             .unwrap()
             .contains("pods' start and end exact to the second")),
         "{warnings:?}"
+    );
+}
+
+#[test]
+fn history_charges_mig_and_time_sliced_mig_as_a_watched_cluster_does() {
+    // tests/fixtures/shapes/mig rebuilt from kube-state-metrics (exact pod times, node labels
+    // allow-listed, `kube_node_status_capacity` of every nvidia.com resource) gives the
+    // snapshot's figures, worked by hand in `report_cli::mig_single_and_time_sliced_mig_…`: a
+    // node whose MIG devices are time-sliced under `renameByDefault` holds 17.1429 GPU-hours
+    // (48.00) and leaves 6.8571 (19.20) unallocated; every other node 24 GPU-hours (67.20).
+    let shape = "tests/fixtures/shapes/mig";
+    let from = parse_time("2026-11-01T00:00:00Z").unwrap();
+    let to = parse_time("2026-11-02T00:00:00Z").unwrap();
+    let prometheus = TestPrometheus::start(&kube_state_of(shape, from, to, Times::Exact));
+    let by_node = ["--group-by", "node,cost_center"];
+    let lines = |report: &Value| -> Vec<(String, String, String, String)> {
+        let text = |line: &Value, key: &str| line[key].as_str().unwrap().to_string();
+        report["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                let (node, cc) = (text(l, "node"), text(l, "cost_center"));
+                (node, cc, text(l, "gpu_hours"), text(l, "cost"))
+            })
+            .collect()
+    };
+    let history = report(
+        &[
+            &["--history", "--prometheus", &prometheus.url][..],
+            &by_node,
+        ]
+        .concat(),
+    );
+    let line = |node: &str, cc: &str, hours: &str, cost: &str| {
+        (node.into(), cc.into(), hours.into(), cost.into())
+    };
+    assert_eq!(
+        lines(&history),
+        vec![
+            line(
+                "a100-mig-mixed-renamed",
+                "__unallocated__",
+                "6.8571",
+                "19.20"
+            ),
+            line("a100-mig-mixed-renamed", "cc-900", "17.1429", "48.00"),
+            line("a100-mig-mixed-shared", "cc-900", "24.0000", "67.20"),
+            line("a100-mig-single", "cc-900", "24.0000", "67.20"),
+            line("a100-mig-single-shared", "cc-900", "24.0000", "67.20"),
+        ],
+        "{history}"
+    );
+    assert_eq!(
+        lines(&history),
+        lines(&report(&[&["--snapshot", shape][..], &by_node].concat()))
     );
 }
 

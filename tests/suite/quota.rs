@@ -626,6 +626,52 @@ fn a_pod_pinned_by_its_cloud_s_gpu_label_is_priced_as_that_gpu() {
 }
 
 #[test]
+fn a_time_sliced_mig_device_is_priced_as_its_share_where_the_node_selector_says_it() {
+    // MIG mixed, time-sliced: a pod pinned to A100-40GB nodes (2.80) asks for two 3g.20gb
+    // devices (3/7 × 2.80 = 1.20 each). team-e's budget: 126048/7 + 696 × (the pod's hourly
+    // cost).
+    let dir = tempfile::tempdir().unwrap();
+    let check = |resource: &str, replicas: Option<&str>| {
+        let pod = dir.path().join("pod.json");
+        let mut selector = json!({"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB"});
+        if let Some(replicas) = replicas {
+            selector["nvidia.com/mig-3g.20gb.replicas"] = json!(replicas);
+        }
+        let spec = json!({"nodeSelector": selector,
+            "containers": [{"name": "c", "resources": {"limits": {resource: "2"}}}]});
+        std::fs::write(
+            &pod,
+            json!({"metadata": {"name": "p"}, "spec": spec}).to_string(),
+        )
+        .unwrap();
+        quota(&["--namespace", "team-e", "--pod", pod.to_str().unwrap()])
+    };
+    // Shared twice (GFD's mig-3g.20gb.replicas=2), renamed or not: 2 × 1.20 ÷ 2 = 1.20;
+    // 18006.857142 + 835.20.
+    for resource in ["nvidia.com/mig-3g.20gb.shared", "nvidia.com/mig-3g.20gb"] {
+        let (code, d, _) = check(resource, Some("2"));
+        assert_eq!(
+            (code, &d["podPerHour"]),
+            (0, &json!("1.20")),
+            "{resource}: {d}"
+        );
+        assert_eq!(d["projected"], "18842.06", "{resource}");
+        assert_eq!(d["warnings"], json!([]), "{resource}");
+    }
+    // Renamed, so surely shared, but with no selector on its replicas: the whole device, said;
+    // 2 × 1.20 = 2.40, 18006.857142 + 1670.40.
+    let (code, d, _) = check("nvidia.com/mig-3g.20gb.shared", None);
+    assert_eq!((code, &d["podPerHour"]), (0, &json!("2.40")), "{d}");
+    assert_eq!(d["projected"], "19677.26");
+    assert_eq!(
+        d["warnings"],
+        json!([
+            "nvidia.com/mig-3g.20gb.shared counted as a whole 3g.20gb MIG device: its time-slicing replicas are not known before scheduling"
+        ])
+    );
+}
+
+#[test]
 fn a_pod_whose_claims_hold_no_gpu_is_not_judged_even_failing_closed() {
     // Stale data, failing closed: a pod whose claims would hold 8 H100 is refused; one whose
     // claims are a ComputeDomain channel and admin access for monitoring would hold nothing,

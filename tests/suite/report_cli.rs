@@ -648,38 +648,55 @@ fn shape_report(shape: &str, group_by: &str) -> (serde_json::Value, Output) {
 
 #[test]
 fn mig_single_and_time_sliced_mig_count_each_gpu_once() {
-    // tests/fixtures/shapes/mig: three A100-SXM4-40GB nodes (2.80 an hour) over 2026-11-01,
+    // tests/fixtures/shapes/mig: four A100-SXM4-40GB nodes (2.80 an hour) over 2026-11-01,
     // each filled as NVIDIA's own configs advertise it:
     // - MIG single, all-1g.5gb: GFD's gpu.count is 7 MIG devices of one GPU; 7 pods × 1/7;
     // - the same time-sliced twice (`-SHARED`, gpu.replicas=2, 14 advertised): 14 pods × 1/14;
-    // - MIG mixed with mig-1g.5gb.replicas=2 (14 advertised): 14 pods × 1/14.
-    // Each node: 1 GPU × 24 h = 24 GPU-hours = 67.20, all of it held; the fleet 72 GPU-hours,
-    // 201.60. Nothing unallocated, nothing held beyond a node, no warning.
+    // - MIG mixed with mig-1g.5gb.replicas=2 (14 advertised): 14 pods × 1/14;
+    // - MIG mixed, 2 × 3g.20gb + 1 × 1g.5gb, time-sliced under `renameByDefault`
+    //   (`mig-3g.20gb.shared` 4 = 2 devices × 2 replicas, `mig-1g.5gb.shared` 4 = 1 × 4), no
+    //   gpu.count label: the node is 4 × 3/7 ÷ 2 + 4 × 1/7 ÷ 4 = 6/7 + 1/7 = 1 GPU. Three pods
+    //   hold a 3g.20gb share (3/14 each) and two a 1g.5gb share (1/28 each): 9/14 + 1/14 = 5/7
+    //   of the GPU, 24 × 5/7 = 17.1429 GPU-hours = 48.00; unallocated 2/7, 6.8571 h = 19.20.
+    // The first three nodes: 1 GPU × 24 h = 24 GPU-hours = 67.20 each, all of it held. The
+    // fleet: 96 GPU-hours, 268.80. Nothing held beyond a node, no warning.
     let (report, output) = shape_report("mig", "node,cost_center");
-    let mut held = std::collections::BTreeMap::new();
+    let mut lines = std::collections::BTreeMap::new();
     for line in report["lines"].as_array().unwrap() {
         let figures = (
             line["gpu_hours"].as_str().unwrap().to_string(),
             line["cost"].as_str().unwrap().to_string(),
         );
-        if line["cost_center"] == "__unallocated__" {
-            assert_eq!(figures.0, "0.0000", "{line}");
-        } else {
-            held.insert(line["node"].as_str().unwrap().to_string(), figures);
-        }
+        let key = (
+            line["node"].as_str().unwrap().to_string(),
+            line["cost_center"].as_str().unwrap().to_string(),
+        );
+        lines.insert(key, figures);
     }
-    let day = ("24.0000".to_string(), "67.20".to_string());
+    let line = |node: &str, cost_center: &str, hours: &str, cost: &str| {
+        (
+            (node.to_string(), cost_center.to_string()),
+            (hours.to_string(), cost.to_string()),
+        )
+    };
     assert_eq!(
-        held,
+        lines,
         [
-            ("a100-mig-mixed-shared".to_string(), day.clone()),
-            ("a100-mig-single".to_string(), day.clone()),
-            ("a100-mig-single-shared".to_string(), day),
+            line(
+                "a100-mig-mixed-renamed",
+                "__unallocated__",
+                "6.8571",
+                "19.20"
+            ),
+            line("a100-mig-mixed-renamed", "cc-900", "17.1429", "48.00"),
+            line("a100-mig-mixed-shared", "cc-900", "24.0000", "67.20"),
+            line("a100-mig-single", "cc-900", "24.0000", "67.20"),
+            line("a100-mig-single-shared", "cc-900", "24.0000", "67.20"),
         ]
         .into()
     );
-    assert_eq!(report["total"]["gpu_hours"], "72.0000");
-    assert_eq!(report["total"]["cost"], "201.60");
+    assert_eq!(report["total"]["gpu_hours"], "96.0000");
+    assert_eq!(report["total"]["cost"], "268.80");
     assert_eq!(
         report["warnings"],
         serde_json::json!([]),

@@ -26,8 +26,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::allocation::{
     Allocation, AllocationKind, AllocationSet, CostCenterSource, DeviceIndex, GpuResource,
-    NodeCapacity, NodeFacts, PRICE_ANNOTATION, Sym, classify, first_cost_center, node_facts,
-    units_per_item,
+    NodeCapacity, NodeFacts, PRICE_ANNOTATION, Sym, classify, first_cost_center, mig,
+    mig_replicas_label, node_facts, units_per_item,
 };
 use crate::pricing::RateCard;
 use crate::time::{Interval, UnixSeconds};
@@ -267,13 +267,27 @@ fn gpu_resource(sanitized: &str) -> Option<GpuResource> {
         _ if sanitized.starts_with("amd_com_") => {
             classify(&format!("amd.com/{}", &sanitized["amd_com_".len()..]))
         }
-        _ => sanitized
-            .strip_prefix("nvidia_com_mig_")
-            .filter(|profile| !profile.is_empty())
-            .map(|profile| GpuResource::Mig {
-                profile: profile.replacen('_', ".", 1),
-            }),
+        // `1g_5gb` is `1g.5gb`; `1g_5gb_shared` its `renameByDefault` name.
+        _ => {
+            let profile = sanitized.strip_prefix("nvidia_com_mig_")?;
+            let profile = match profile.strip_suffix("_shared") {
+                Some(profile) => format!("{profile}.shared"),
+                None => profile.to_string(),
+            };
+            mig(&profile.replacen('_', ".", 1))
+        }
     }
+}
+
+/// The node label a `kube_node_labels` label of GFD's MIG replicas stands for
+/// (`label_nvidia_com_mig_1g_5gb_replicas` → `nvidia.com/mig-1g.5gb.replicas`): one per
+/// profile, so not in [`HISTORY_LABELS`].
+fn mig_replicas_node_label(metric_label: &str) -> Option<String> {
+    let profile = metric_label
+        .strip_prefix("label_nvidia_com_mig_")?
+        .strip_suffix("_replicas")
+        .filter(|profile| !profile.is_empty())?;
+    Some(mig_replicas_label(&profile.replacen('_', ".", 1)))
 }
 
 /// `kube_node_labels` (latest label set per node) and the price annotation.
@@ -290,6 +304,11 @@ async fn nodes(
         for (metric_label, label) in HISTORY_LABELS {
             if let Some(value) = labels.get(metric_label) {
                 node.labels.insert(label.to_string(), value.clone());
+            }
+        }
+        for (metric_label, value) in labels {
+            if let Some(label) = mig_replicas_node_label(metric_label) {
+                node.labels.insert(label, value.clone());
             }
         }
     }
@@ -671,8 +690,24 @@ mod test {
         assert_eq!(
             gpu_resource("nvidia_com_mig_1g_10gb"),
             Some(GpuResource::Mig {
-                profile: "1g.10gb".into()
+                profile: "1g.10gb".into(),
+                renamed: false
             })
+        );
+        assert_eq!(
+            gpu_resource("nvidia_com_mig_1g_5gb_shared"),
+            Some(GpuResource::Mig {
+                profile: "1g.5gb".into(),
+                renamed: true
+            })
+        );
+        assert_eq!(
+            mig_replicas_node_label("label_nvidia_com_mig_3g_20gb_replicas").as_deref(),
+            Some("nvidia.com/mig-3g.20gb.replicas")
+        );
+        assert_eq!(
+            mig_replicas_node_label("label_nvidia_com_mig_3g_20gb_count"),
+            None
         );
         assert_eq!(gpu_resource("cpu"), None);
 
