@@ -11,7 +11,8 @@ use super::AllocationKind;
 use super::claims::DeviceIndex;
 use super::demand::device_count;
 use super::device::{
-    AmdPartitionMode, GpuResource, classify, mig_replicas_profile, unpriced_accelerator,
+    AmdPartitionMode, GpuResource, classify, mig_replicas_label, mig_replicas_profile,
+    unpriced_accelerator,
 };
 use crate::pricing::{MigSizing, PriceTier, RateCard, refused_price, with_memory};
 use crate::time::UnixSeconds;
@@ -284,6 +285,26 @@ pub(crate) fn units_per_item(
     }
 }
 
+/// The label that would say how many shares one device of `resource` is advertised as, where
+/// the resource is surely shared (`renameByDefault`'s `.shared` names) and the node lacks it.
+fn unknown_replicas(
+    resource: &GpuResource,
+    labels: Option<&BTreeMap<String, String>>,
+    facts: &NodeFacts,
+) -> Option<String> {
+    match resource {
+        GpuResource::Shared => {
+            let known = labels.is_some_and(|l| REPLICAS_LABELS.iter().any(|k| l.contains_key(*k)));
+            (!known).then(|| REPLICAS_LABELS[0].to_string())
+        }
+        GpuResource::Mig {
+            profile,
+            renamed: true,
+        } => (!facts.mig_replicas.contains_key(profile)).then(|| mig_replicas_label(profile)),
+        _ => None,
+    }
+}
+
 /// The first of `keys` the labels set, with its trimmed value; `None` when unset or blank.
 pub(crate) fn first_label<'l>(
     labels: &'l BTreeMap<String, String>,
@@ -406,6 +427,12 @@ fn node_capacity(
                 )),
             }
             continue;
+        }
+        if let Some(label) = unknown_replicas(&kind, labels, facts) {
+            warnings.push(format!(
+                "node {name}: {resource}={} are shares of a time-sliced or MPS-shared device, but the node has no {label} label: each is counted as a whole device, so the node's capacity and its pods' charges can be several times too high; label the node with its replicas (GPU Feature Discovery does)",
+                quantity.0
+            ));
         }
         let per_item = units_per_item(&kind, facts, card).map(|(_, units)| units);
         match (per_item, GpuUnits::from_decimal(count)) {

@@ -835,3 +835,45 @@ fn a_gpu_pod_without_the_times_it_ran_is_said_not_counted_in_silence() {
         .collect::<Vec<_>>()
     );
 }
+
+#[test]
+fn shares_of_a_node_that_does_not_say_its_replicas_are_said_to_be_counted_whole() {
+    // `renameByDefault` names say the devices are shared; without GFD's replicas label nothing
+    // says how many ways, and each share counts as a whole device: said, naming the label.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let card = RateCard::load(&root.join("rates.toml")).unwrap();
+    let mut objects = read_snapshot(&root.join("shapes/mig")).unwrap();
+    let node = objects
+        .nodes
+        .iter_mut()
+        .find(|n| n.metadata.name.as_deref() == Some("a100-mig-mixed-renamed"))
+        .unwrap();
+    let labels = node.metadata.labels.as_mut().unwrap();
+    labels.remove("nvidia.com/mig-1g.5gb.replicas");
+    labels.remove("nvidia.com/gpu.replicas");
+    let capacity = node.status.as_mut().unwrap().capacity.as_mut().unwrap();
+    let shares = capacity.remove("nvidia.com/mig-3g.20gb.shared").unwrap();
+    capacity.insert("nvidia.com/gpu.shared".into(), shares);
+    let set = allocations(&objects, &card, &BuildOptions::new(as_of()));
+    let said: Vec<&String> = set
+        .warnings
+        .iter()
+        .filter(|w| w.contains("shares of a time-sliced or MPS-shared device"))
+        .collect();
+    assert_eq!(said.len(), 2, "{:?}", set.warnings);
+    assert!(
+        said.iter().any(|w| w
+            .starts_with("node a100-mig-mixed-renamed: nvidia.com/mig-1g.5gb.shared=4 are shares")
+            && w.contains("no nvidia.com/mig-1g.5gb.replicas label")),
+        "{said:?}"
+    );
+    assert!(
+        said.iter().any(|w| w.contains("nvidia.com/gpu.shared=4")
+            && w.contains("no nvidia.com/gpu.replicas label")),
+        "{said:?}"
+    );
+    // The fixture as it is, every share's replicas labelled: nothing said.
+    let objects = read_snapshot(&root.join("shapes/mig")).unwrap();
+    let set = allocations(&objects, &card, &BuildOptions::new(as_of()));
+    assert!(set.warnings.is_empty(), "{:?}", set.warnings);
+}
