@@ -3,6 +3,8 @@
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
+use crate::allocation::UNALLOCATED;
+
 /// What a budget covers.
 #[derive(Clone, PartialEq, Eq, Debug, Hash, PartialOrd, Ord)]
 pub enum BudgetScope {
@@ -90,6 +92,11 @@ fn budget(raw: &RawBudget) -> Result<Budget, (Option<BudgetScope>, String)> {
         _ => return Err((None, "set cost_center = \"…\" or namespace = \"…\"".into())),
     };
     let fail = |message: String| (Some(scope.clone()), message);
+    if scope == BudgetScope::CostCenter(UNALLOCATED.to_string()) {
+        return Err(fail(format!(
+            "{UNALLOCATED} names the capacity no pod holds, not a cost center: no pod is charged to it and it counts toward no budget, so this one could never be spent"
+        )));
+    }
     let monthly = raw
         .monthly
         .as_deref()

@@ -50,6 +50,10 @@ fn budgets_are_validated_with_errors_naming_the_entry() {
         ]),
         "budget[1] (cost center cc-1): a second budget for the same scope (the first is budget[0])"
     );
+    assert_eq!(
+        err(&[raw(Some(" __unallocated__ "), None, Some("1000"))]),
+        "budget[0] (cost center __unallocated__): __unallocated__ names the capacity no pod holds, not a cost center: no pod is charged to it and it counts toward no budget, so this one could never be spent"
+    );
     let ok = validate_budgets(&[raw(Some(" cc-1 "), None, Some("25000.00"))]).unwrap();
     assert_eq!(ok[0].scope, BudgetScope::CostCenter("cc-1".into()));
     assert!(ok[0].enforce);

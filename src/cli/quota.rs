@@ -132,8 +132,14 @@ pub(super) fn quota_gate(settings: &Settings, source: &SourceArgs) -> Result<Quo
     } else {
         settings.budget.clone()
     };
-    let budgets =
-        validate_budgets(&raw).map_err(|e| CliError::input(format!("configuration: {e}")))?;
+    // Named by the file they were read from, where one was given (or else from TOLLGATE__
+    // variables).
+    let file = source
+        .config
+        .as_ref()
+        .map(|path| format!(" {}", path.display()));
+    let budgets = validate_budgets(&raw)
+        .map_err(|e| CliError::input(format!("configuration{}: {e}", file.unwrap_or_default())))?;
     if budgets.iter().any(|b| b.global) && settings.quota.global_prometheus.is_none() {
         return Err(CliError::input(
             "configuration: a budget with scope = \"global\" needs [quota] global_prometheus, the Prometheus holding every cluster's tollgate_* series",

@@ -411,6 +411,34 @@ fn bad_quota_input_exits_2() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
+    // A budget on the capacity no pod holds could never be spent: refused, naming the file.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tollgate.toml");
+    std::fs::write(
+        &config,
+        "[[budget]]\ncost_center = \"cc-100\"\nmonthly = \"100\"\n\n\
+         [[budget]]\ncost_center = \"__unallocated__\"\nmonthly = \"100\"\n",
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["quota", "--demo", "--namespace", "x", "--gpus", "1"])
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).to_string()
+        ),
+        (
+            Some(2),
+            format!(
+                "error: configuration {}: budget[1] (cost center __unallocated__): __unallocated__ names the capacity no pod holds, not a cost center: no pod is charged to it and it counts toward no budget, so this one could never be spent\n",
+                config.display()
+            )
+        )
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
