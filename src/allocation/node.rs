@@ -157,14 +157,12 @@ pub(crate) fn node_facts(
     let replicas_label = REPLICAS_LABELS
         .into_iter()
         .find(|k| labels.contains_key(*k));
-    let replicas = match replicas_label.map(|k| (k, labels[k].trim().parse::<u32>())) {
+    let replicas = match replicas_label.map(|k| (k, read_replicas(&labels[k]))) {
         None => 1,
-        Some((_, Ok(r))) if r >= 1 => r,
-        // GFD's value on a GPU with MIG enabled: its devices are not time-sliced.
-        Some((_, Ok(0))) => 1,
-        Some((key, _)) => {
+        Some((_, Some(r))) => r,
+        Some((key, None)) => {
             warnings.push(format!(
-                "node {name}: label {key}={:?} is not a positive integer; GPUs counted as not shared",
+                "node {name}: label {key}={:?} is not a number of replicas; GPUs counted as not shared",
                 labels[key]
             ));
             1
@@ -192,11 +190,11 @@ pub(crate) fn node_facts(
         .iter()
         .filter_map(|(key, value)| {
             let profile = mig_replicas_profile(key)?;
-            match value.trim().parse::<u32>() {
-                Ok(r) if r >= 1 => Some((profile.to_string(), r)),
-                _ => {
+            match read_replicas(value) {
+                Some(r) => Some((profile.to_string(), r)),
+                None => {
                     warnings.push(format!(
-                        "node {name}: label {key}={value:?} is not a positive integer; {profile} MIG devices counted as not shared"
+                        "node {name}: label {key}={value:?} is not a number of replicas; {profile} MIG devices counted as not shared"
                     ));
                     None
                 }
@@ -283,6 +281,13 @@ pub(crate) fn units_per_item(
         },
         GpuResource::AmdPartition { mode } => mode.share(&node.product),
     }
+}
+
+/// How many ways a label of time-slicing replicas says each device is shared: 1 for `0`, GFD's
+/// value on a GPU with MIG enabled, whose devices are not time-sliced; `None` for what is no
+/// whole number.
+pub(crate) fn read_replicas(value: &str) -> Option<u32> {
+    value.trim().parse::<u32>().ok().map(|r| r.max(1))
 }
 
 /// The label that would say how many shares one device of `resource` is advertised as, where

@@ -12,7 +12,7 @@ use crate::allocation::{
     AMD_PARTITION_LABELS, AllocationSet, AmdPartitionMode, CLOUD_GPU_LABELS, ClaimAsks,
     CostCenterSource, GKE_PARTITION_LABEL, GpuResource, PRODUCT_LABEL, REPLICAS_LABELS,
     capacity_tier, classify, cloud_gpu, cloud_product, cost_center, first_cost_center, first_label,
-    gpu_demand, mig_replicas_label,
+    gpu_demand, mig_replicas_label, read_replicas,
 };
 use crate::pricing::{PriceTier, RateCard};
 use crate::time::UnixSeconds;
@@ -192,9 +192,22 @@ pub fn prospect_from_pod(
     let (product, model, price, model_note) =
         priced_model(card, &product_choices(pod), tier, context.at)?;
     let mut notes: Vec<String> = Vec::new();
-    let replicas = first_label(&selector, &REPLICAS_LABELS)
-        .and_then(|(_, r)| r.parse::<u32>().ok())
-        .filter(|r| *r > 0);
+    // Time-slicing replicas a node selector names (GFD's, GKE's clients per GPU, or GFD's of a
+    // MIG profile): `None` where it names none, said where its value is no number of them.
+    let selected_replicas = |label: &str, notes: &mut Vec<String>| {
+        let value = selector.get(label)?;
+        let read = read_replicas(value);
+        if read.is_none() {
+            notes.push(format!(
+                "node selector {label}={value:?} is not a number of replicas: its devices counted whole"
+            ));
+        }
+        read
+    };
+    let replicas = REPLICAS_LABELS
+        .into_iter()
+        .find(|label| selector.contains_key(*label))
+        .and_then(|label| selected_replicas(label, &mut notes));
     let mut units = Decimal::ZERO;
     for (resource, count) in demand {
         if count > MAX_UNITS || count < Decimal::ZERO {
@@ -225,11 +238,7 @@ pub fn prospect_from_pod(
             // profile's replicas says how much.
             Some(GpuResource::Mig { profile, renamed }) => {
                 let slice = mig_fraction(card, &product, resource, &profile)?;
-                let replicas = selector
-                    .get(&mig_replicas_label(&profile))
-                    .and_then(|r| r.trim().parse::<u32>().ok())
-                    .filter(|r| *r > 0);
-                match replicas {
+                match selected_replicas(&mig_replicas_label(&profile), &mut notes) {
                     Some(replicas) => slice / Decimal::from(replicas),
                     None => {
                         if renamed {

@@ -697,6 +697,19 @@ fn a_time_sliced_mig_device_is_priced_as_its_share_where_the_node_selector_says_
             "nvidia.com/mig-3g.20gb.shared counted as a whole 3g.20gb MIG device: its time-slicing replicas are not known before scheduling"
         ])
     );
+    // A selector whose value is no number of replicas: the whole device, said (before, a bad
+    // value was passed over without a word).
+    let (_, d, _) = check("nvidia.com/mig-3g.20gb", Some("two"));
+    assert_eq!(
+        (&d["podPerHour"], &d["projected"]),
+        (&json!("2.40"), &json!("19677.26"))
+    );
+    assert_eq!(
+        d["warnings"],
+        json!([
+            "node selector nvidia.com/mig-3g.20gb.replicas=\"two\" is not a number of replicas: its devices counted whole"
+        ])
+    );
 }
 
 #[test]
