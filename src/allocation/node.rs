@@ -11,8 +11,8 @@ use super::AllocationKind;
 use super::claims::DeviceIndex;
 use super::demand::device_count;
 use super::device::{
-    AmdPartitionMode, GpuResource, classify, mig_replicas_label, mig_replicas_profile,
-    unpriced_accelerator,
+    AmdPartitionMode, GPU, GPU_SHARED, GpuResource, classify, mig_replicas_label,
+    mig_replicas_profile, unpriced_accelerator,
 };
 use crate::pricing::{MigSizing, PriceTier, RateCard, refused_price, with_memory};
 use crate::time::UnixSeconds;
@@ -44,6 +44,14 @@ pub(crate) const CLOUD_GPU_LABELS: [&str; 3] = [
 const CLOUD_GPU_MEMORY_LABELS: [&str; 2] = [
     "karpenter.k8s.aws/instance-gpu-memory",
     "eks.amazonaws.com/instance-gpu-memory",
+];
+/// How many GPUs the instance has, as the cloud's node provisioner labels it (Karpenter on EC2,
+/// EKS Auto Mode, Karpenter on AKS): without GPU Feature Discovery, what tells a device plugin
+/// sharing each GPU (advertising GPUs × replicas) from a node of that many GPUs.
+const CLOUD_GPU_COUNT_LABELS: [&str; 3] = [
+    "karpenter.k8s.aws/instance-gpu-count",
+    "eks.amazonaws.com/instance-gpu-count",
+    "karpenter.azure.com/sku-gpu-count",
 ];
 /// Time-slicing replicas: GFD's, else GKE's most clients sharing a GPU (time-sharing or MPS),
 /// under which `nvidia.com/gpu` counts GPUs × clients, as under GFD's.
@@ -158,7 +166,7 @@ pub(crate) fn node_facts(
         .into_iter()
         .find(|k| labels.contains_key(*k));
     let replicas = match replicas_label.map(|k| (k, read_replicas(&labels[k]))) {
-        None => 1,
+        None => cloud_replicas(node, warnings).unwrap_or(1),
         Some((_, Some(r))) => r,
         Some((key, None)) => {
             warnings.push(format!(
@@ -283,6 +291,36 @@ pub(crate) fn units_per_item(
     }
 }
 
+/// Without GFD's labels, how many ways each GPU of a node is shared, from the GPUs its cloud
+/// says the instance has and the `nvidia.com/gpu` (or `.shared`) items the node advertises: a
+/// device plugin time-slicing or MPS-sharing each GPU advertises GPUs × replicas. `None` where
+/// GFD labels the node, no cloud count is read, or the items are no more than the GPUs; a count
+/// that does not divide the items is said.
+fn cloud_replicas(node: &Node, warnings: &mut Vec<String>) -> Option<u32> {
+    let labels = node.metadata.labels.as_ref()?;
+    if labels.contains_key(COUNT_LABEL) || labels.contains_key(PRODUCT_LABEL) {
+        return None;
+    }
+    let (key, count) = first_label(labels, &CLOUD_GPU_COUNT_LABELS)?;
+    let gpus = count.parse::<u32>().ok().filter(|n| *n > 0)?;
+    let capacity = node.status.as_ref()?.capacity.as_ref()?;
+    let (resource, quantity) = [GPU, GPU_SHARED]
+        .into_iter()
+        .find_map(|r| capacity.get(r).map(|q| (r, q)))?;
+    let items = device_count(&quantity.0).ok()?.to_u32()?;
+    if items <= gpus {
+        return None;
+    }
+    if items % gpus != 0 {
+        let name = node.metadata.name.as_deref().unwrap_or_default();
+        warnings.push(format!(
+            "node {name}: {resource}={items} for the {gpus} GPUs its label {key} gives is no whole number of shares of each; each counted as a whole GPU"
+        ));
+        return None;
+    }
+    Some(items / gpus)
+}
+
 /// How many ways a label of time-slicing replicas says each device is shared: 1 for `0`, GFD's
 /// value on a GPU with MIG enabled, whose devices are not time-sliced; `None` for what is no
 /// whole number.
@@ -299,8 +337,9 @@ fn unknown_replicas(
 ) -> Option<String> {
     match resource {
         GpuResource::Shared => {
-            let known = labels.is_some_and(|l| REPLICAS_LABELS.iter().any(|k| l.contains_key(*k)));
-            (!known).then(|| REPLICAS_LABELS[0].to_string())
+            let labelled =
+                labels.is_some_and(|l| REPLICAS_LABELS.iter().any(|k| l.contains_key(*k)));
+            (!labelled && facts.replicas == 1).then(|| REPLICAS_LABELS[0].to_string())
         }
         GpuResource::Mig {
             profile,
@@ -508,6 +547,47 @@ mod test {
             PriceTier::OnDemand
         );
         assert_eq!(capacity_tier(&labels(&[])), PriceTier::OnDemand);
+    }
+
+    #[test]
+    fn a_cloud_s_gpu_count_tells_shares_from_gpus_where_gfd_does_not_label() {
+        let node = |pairs: &[(&str, &str)], advertised: &str| {
+            let mut node = Node::default();
+            node.metadata.name = Some("n".into());
+            node.metadata.labels = Some(labels(pairs));
+            node.status = Some(k8s_openapi::api::core::v1::NodeStatus {
+                capacity: Some(
+                    [(
+                        GPU.to_string(),
+                        k8s_openapi::apimachinery::pkg::api::resource::Quantity(advertised.into()),
+                    )]
+                    .into(),
+                ),
+                ..Default::default()
+            });
+            node
+        };
+        let count = [("karpenter.azure.com/sku-gpu-count", "2")];
+        let replicas = |node: &Node| {
+            let mut warnings = Vec::new();
+            (cloud_replicas(node, &mut warnings), warnings)
+        };
+        // 2 GPUs advertised 6 times: each shared three ways.
+        assert_eq!(replicas(&node(&count, "6")), (Some(3), vec![]));
+        // As many items as GPUs (or fewer: one unhealthy), or GFD's labels: nothing inferred.
+        assert_eq!(replicas(&node(&count, "2")), (None, vec![]));
+        assert_eq!(replicas(&node(&count, "1")), (None, vec![]));
+        let gfd = [count[0], ("nvidia.com/gpu.product", "NVIDIA-L4")];
+        assert_eq!(replicas(&node(&gfd, "6")), (None, vec![]));
+        // 7 items of 2 GPUs are no equal shares: said, counted whole.
+        let (none, said) = replicas(&node(&count, "7"));
+        assert_eq!(none, None);
+        assert_eq!(
+            said,
+            vec![
+                "node n: nvidia.com/gpu=7 for the 2 GPUs its label karpenter.azure.com/sku-gpu-count gives is no whole number of shares of each; each counted as a whole GPU"
+            ]
+        );
     }
 
     #[test]

@@ -798,9 +798,14 @@ fn gpus_gpu_feature_discovery_does_not_label_take_the_model_their_cloud_names() 
     // - gke-l4-shared (GKE time-sharing, 3 clients per GPU: 6 advertised = 2 L4 at 0.80):
     //   infer-a and infer-b hold 1/3 each, 16 h = 12.80; 32 h = 25.60 unallocated;
     // - gke-a100-mig (GKE MIG, partition size 1g.5gb: 7 advertised = one A100-40GB): mig-a
-    //   holds 2/7, 48/7 h = 6.8571 h, 153.60/7 = 21.94; 120/7 h = 17.1429 h, 54.86 unallocated.
+    //   holds 2/7, 48/7 h = 6.8571 h, 153.60/7 = 21.94; 120/7 h = 17.1429 h, 54.86 unallocated;
+    // - karpenter-l4-ts (Karpenter's l4, instance-gpu-count 4, a device plugin time-slicing each
+    //   GPU 4 ways without GFD: 16 advertised): chat-0…2 hold 1/4 each, 18 h = 14.40 at 0.80;
+    //   96 − 18 = 78 h = 62.40 unallocated. (karpenter-l40s's count, 4, is what it advertises:
+    //   whole GPUs.)
     // Every one of them was unpriced, its model unknown; the shared and MIG nodes' capacity
-    // was three and seven times what they have.
+    // was three and seven times what they have. The Karpenter time-sliced node was 16 L4s:
+    // its pods charged 72 h = 57.60, 312 h = 249.60 unallocated.
     let output = builtin_card_report("clouds", "node,cost_center,gpu_model");
     let row = |node: &str, cc: &str, model: &str, hours: &str, cost: &str| {
         format!(
@@ -818,6 +823,8 @@ fn gpus_gpu_feature_discovery_does_not_label_take_the_model_their_cloud_names() 
         row("gke-h100", "cc-900", "H100-80GB", "48.0000", "330.24"),
         row("gke-l4-shared", idle, "L4-24GB", "32.0000", "25.60"),
         row("gke-l4-shared", "cc-900", "L4-24GB", "16.0000", "12.80"),
+        row("karpenter-l4-ts", idle, "L4-24GB", "78.0000", "62.40"),
+        row("karpenter-l4-ts", "cc-900", "L4-24GB", "18.0000", "14.40"),
         row("karpenter-l40s", idle, "L40S-48GB", "96.0000", "81.60"),
     ];
     assert_eq!(stdout(&output).lines().collect::<Vec<_>>(), expected);

@@ -35,7 +35,7 @@ use crate::units::GpuUnits;
 
 /// kube-state-metrics label names for the node labels Tollgate reads (sanitized: every
 /// non-alphanumeric becomes `_`; camelCase keys appear in both spellings across versions).
-pub const HISTORY_LABELS: [(&str, &str); 24] = [
+pub const HISTORY_LABELS: [(&str, &str); 27] = [
     ("label_nvidia_com_gpu_product", "nvidia.com/gpu.product"),
     ("label_nvidia_com_gpu_memory", "nvidia.com/gpu.memory"),
     ("label_nvidia_com_gpu_count", "nvidia.com/gpu.count"),
@@ -94,6 +94,18 @@ pub const HISTORY_LABELS: [(&str, &str); 24] = [
     (
         "label_karpenter_k8s_aws_instance_gpu_memory",
         "karpenter.k8s.aws/instance-gpu-memory",
+    ),
+    (
+        "label_karpenter_k8s_aws_instance_gpu_count",
+        "karpenter.k8s.aws/instance-gpu-count",
+    ),
+    (
+        "label_eks_amazonaws_com_instance_gpu_count",
+        "eks.amazonaws.com/instance-gpu-count",
+    ),
+    (
+        "label_karpenter_azure_com_sku_gpu_count",
+        "karpenter.azure.com/sku-gpu-count",
     ),
     (
         "label_eks_amazonaws_com_instance_gpu_name",
