@@ -505,6 +505,47 @@ fn history_charges_mig_and_time_sliced_mig_as_a_watched_cluster_does() {
 }
 
 #[test]
+fn history_shares_gpus_a_cloud_counts_as_a_watched_cluster_does() {
+    // tests/fixtures/shapes/clouds rebuilt from kube-state-metrics: karpenter-l4-ts, 4 L4 its
+    // instance-gpu-count gives, advertises 16 (time-sliced 4 ways, no GFD). Worked by hand in
+    // `report_cli::gpus_gpu_feature_discovery_does_not_label_…`: three pods a quarter each, 18
+    // GPU-hours = 14.40 at 0.80; 78 h = 62.40 unallocated. Every other line's hours and cost
+    // as the snapshot's (history alone measures utilization: capacity nobody held is idle).
+    let shape = "tests/fixtures/shapes/clouds";
+    let from = parse_time("2026-11-01T00:00:00Z").unwrap();
+    let to = parse_time("2026-11-02T00:00:00Z").unwrap();
+    let prometheus = TestPrometheus::start(&kube_state_of(shape, from, to, Times::Exact));
+    let by_node = ["--group-by", "node,cost_center", "--format", "csv"];
+    let lines = |args: &[&str]| -> Vec<String> {
+        let output = tollgate_command()
+            .args(["report", "--pricing", "tests/fixtures/rates.toml"])
+            .args(["--from", "2026-11-01", "--to", "2026-11-02"])
+            .args(by_node)
+            .args(args)
+            .output()
+            .unwrap();
+        // node, cost center, GPU-hours, cost, unpriced GPU-hours.
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|row| {
+                let cells: Vec<&str> = row.split(',').collect();
+                [2, 3, 4, 6, 8].map(|at| cells[at]).join(",")
+            })
+            .collect()
+    };
+    let history = lines(&["--history", "--prometheus", &prometheus.url]);
+    for row in [
+        "karpenter-l4-ts,__unallocated__,78.0000,62.40,0.0000".to_string(),
+        "karpenter-l4-ts,cc-900,18.0000,14.40,0.0000".to_string(),
+    ] {
+        assert!(history.contains(&row), "{row} not in {history:#?}");
+    }
+    assert_eq!(history, lines(&["--snapshot", shape]));
+}
+
+#[test]
 fn quota_decides_from_history_alone() {
     let from = parse_time("2026-10-31T12:00:00Z").unwrap();
     let to = parse_time("2026-11-02T00:00:00Z").unwrap();
