@@ -456,11 +456,16 @@ impl MigSizing {
     }
 }
 
-/// Compute slices per GPU when the rate card does not say: 4 for an A30, 7 for the
-/// A100/H100/H200/B200 family.
+/// Compute slices per GPU when the rate card does not say, as NVIDIA's MIG user guide gives the
+/// most instances of each GPU: 4 for an A30 and the RTX PRO 6000 Blackwell (every edition), 2
+/// for the RTX PRO 5000 and 4500 Blackwell, 7 for the A100/H100/H200/B200 family.
 pub fn default_mig_slices(product: &str) -> u32 {
-    if normalize(product).split(' ').any(|w| w == "a30") {
+    let words = format!(" {} ", normalize(product));
+    let named = |model: &str| words.contains(&format!(" {model} "));
+    if named("a30") || named("rtx pro 6000") {
         4
+    } else if named("rtx pro 5000") || named("rtx pro 4500") {
+        2
     } else {
         7
     }

@@ -111,6 +111,30 @@ on_demand = "1.10"
         GpuUnits::ratio(1, 7)
     );
     assert_eq!(card.mig_fraction("NVIDIA-H200", "weird"), None);
+    // The RTX PRO 6000 Blackwell has four compute slices (1g.24gb ×4, 2g.48gb ×2, 4g.96gb), the
+    // RTX PRO 5000 two: as GFD names them, not in the card.
+    let rtx_6000 = "NVIDIA-RTX-PRO-6000-Blackwell-Server-Edition";
+    assert_eq!(
+        card.mig_fraction(rtx_6000, "1g.24gb"),
+        GpuUnits::ratio(1, 4)
+    );
+    assert_eq!(
+        card.mig_fraction(rtx_6000, "2g.48gb"),
+        GpuUnits::ratio(1, 2)
+    );
+    assert_eq!(
+        card.mig_fraction(rtx_6000, "4g.96gb"),
+        GpuUnits::ratio(1, 1)
+    );
+    assert_eq!(
+        card.mig_fraction("NVIDIA RTX PRO 5000 Blackwell", "1g.24gb"),
+        GpuUnits::ratio(1, 2)
+    );
+    // A name merely containing those words is not that GPU.
+    assert_eq!(
+        card.mig_fraction("NVIDIA-RTX-PRO-60000", "1g.24gb"),
+        GpuUnits::ratio(1, 7)
+    );
     // The whole GPU is its last profile; none has no slices or more slices than the GPU.
     assert_eq!(
         card.mig_fraction("NVIDIA-A30", "4g.24gb"),

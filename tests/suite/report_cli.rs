@@ -706,6 +706,72 @@ fn mig_single_and_time_sliced_mig_count_each_gpu_once() {
 }
 
 #[test]
+fn an_rtx_pro_6000_s_mig_devices_are_quarters_of_it_where_the_card_does_not_say() {
+    // An RTX PRO 6000 Blackwell (NVIDIA's MIG guide: 4 instances at most; a card pricing it at
+    // 2.00 an hour without `mig_slices`), MIG mixed: 2 × 1g.24gb and 1 × 2g.48gb, GFD's count 1.
+    // Over 2026-11-01: one pod holds a 1g.24gb, 1/4 × 24 = 6 h = 12.00; another the 2g.48gb,
+    // 1/2 × 24 = 12 h = 24.00; the other 1g.24gb, 6 h = 12.00, is unallocated: 48.00 in all. (Sized by sevenths,
+    // as every GPU but an A30 was: 3.4286 h, 6.8571 h and 13.7143 h unallocated.)
+    let dir = tempfile::tempdir().unwrap();
+    let list = |items: serde_json::Value| serde_json::json!({"apiVersion": "v1", "kind": "List", "items": items});
+    let node = serde_json::json!({"apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": "rtx-6000", "uid": "n-1", "creationTimestamp": "2026-10-01T00:00:00Z",
+            "labels": {"nvidia.com/gpu.product": "NVIDIA-RTX-PRO-6000-Blackwell-Server-Edition",
+                "nvidia.com/gpu.count": "1", "nvidia.com/mig.strategy": "mixed"}},
+        "status": {"capacity": {"nvidia.com/mig-1g.24gb": "2", "nvidia.com/mig-2g.48gb": "1"}}});
+    let pod = |name: &str, resource: &str| {
+        serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "ml", "uid": name},
+            "spec": {"nodeName": "rtx-6000",
+                "containers": [{"name": "c", "resources": {"limits": {resource: "1"}}}]},
+            "status": {"phase": "Running", "startTime": "2026-11-01T00:00:00Z"}})
+    };
+    let files = [
+        ("nodes.json", list(serde_json::json!([node]))),
+        (
+            "pods.json",
+            list(serde_json::json!([
+                pod("small", "nvidia.com/mig-1g.24gb"),
+                pod("large", "nvidia.com/mig-2g.48gb")
+            ])),
+        ),
+        ("namespaces.json", list(serde_json::json!([]))),
+    ];
+    for (file, objects) in files {
+        std::fs::write(dir.path().join(file), objects.to_string()).unwrap();
+    }
+    let card = dir.path().join("rates.toml");
+    std::fs::write(
+        &card,
+        "currency = \"USD\"\n[[gpu]]\nmodel = \"RTX-PRO-6000\"\nmatch = [\"rtx pro 6000\"]\non_demand = \"2.00\"\n",
+    )
+    .unwrap();
+    let output = tollgate(&[
+        "report",
+        "--snapshot",
+        dir.path().to_str().unwrap(),
+        "--pricing",
+        card.to_str().unwrap(),
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-02",
+        "--group-by",
+        "cost_center,pod",
+    ]);
+    let day = "2026-11-01T00:00:00Z,2026-11-02T00:00:00Z";
+    assert_eq!(
+        stdout(&output).lines().skip(1).collect::<Vec<_>>(),
+        [
+            format!("{day},__unallocated__,,6.0000,,12.00,,0.0000,USD"),
+            format!("{day},unassigned,large,12.0000,,24.00,,0.0000,USD"),
+            format!("{day},unassigned,small,6.0000,,12.00,,0.0000,USD"),
+        ]
+    );
+    assert_eq!(stderr(&output), "");
+}
+
+#[test]
 fn dra_consumable_shares_charge_what_each_claim_consumes() {
     // tests/fixtures/shapes/dra-shares: one H100 published by the DRA driver as shareable
     // (KEP-5075; memory 80Gi), two claims each consuming 20Gi of gpu-0 (a quarter). Over
