@@ -43,8 +43,8 @@ pub(crate) use names::Texts;
 pub use names::{Names, Sym};
 pub(crate) use node::{
     AMD_PARTITION_LABELS, CLOUD_GPU_LABELS, GKE_PARTITION_LABEL, NodeFacts, PRICE_ANNOTATION,
-    PRODUCT_LABEL, REPLICAS_LABELS, capacity_tier, cloud_gpu, cloud_product, first_label,
-    node_facts, read_replicas, units_per_item,
+    PRODUCT_LABEL, REPLICAS_LABELS, SHARED_PRODUCT_SUFFIX, capacity_tier, cloud_gpu, cloud_product,
+    first_label, node_facts, read_replicas, split_product_label, units_per_item,
 };
 
 /// How a pod came to hold its GPU units (the `kind` label of `tollgate_gpu_allocated_units`).

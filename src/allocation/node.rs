@@ -21,6 +21,8 @@ use crate::units::GpuUnits;
 /// GPU Feature Discovery's product label.
 pub(crate) const PRODUCT_LABEL: &str = "nvidia.com/gpu.product";
 const COUNT_LABEL: &str = "nvidia.com/gpu.count";
+/// What GFD appends to the product label of GPUs time-sliced without renaming.
+pub(crate) const SHARED_PRODUCT_SUFFIX: &str = "-SHARED";
 /// GPU memory in MiB (GFD).
 const MEMORY_LABEL: &str = "nvidia.com/gpu.memory";
 /// AMD's node labeller: product, memory (`192G`) and partition mode (`cpx_nps4`); older
@@ -376,8 +378,8 @@ pub(crate) fn cloud_gpu(gpu: &str, memory: Option<u64>) -> String {
 
 /// Splits GFD's product label into the product and, under the MIG single strategy, the profile:
 /// `A100-SXM4-40GB-MIG-1g.5gb` → (`A100-SXM4-40GB`, `1g.5gb`); `NVIDIA-L4-SHARED` → `NVIDIA-L4`.
-fn split_product_label(label: &str) -> (String, Option<String>) {
-    let label = label.strip_suffix("-SHARED").unwrap_or(label);
+pub(crate) fn split_product_label(label: &str) -> (String, Option<String>) {
+    let label = label.strip_suffix(SHARED_PRODUCT_SUFFIX).unwrap_or(label);
     match label.rsplit_once("-MIG-") {
         Some((product, profile)) if profile.contains('g') => {
             (product.to_string(), Some(profile.to_string()))

@@ -11,8 +11,9 @@ use super::claimed::{ClaimPricing, claimed};
 use crate::allocation::{
     AMD_PARTITION_LABELS, AllocationSet, AmdPartitionMode, CLOUD_GPU_LABELS, ClaimAsks,
     CostCenterSource, GKE_PARTITION_LABEL, GpuResource, PRODUCT_LABEL, REPLICAS_LABELS,
-    capacity_tier, classify, cloud_gpu, cloud_product, cost_center, first_cost_center, first_label,
-    gpu_demand, mig_replicas_label, read_replicas,
+    SHARED_PRODUCT_SUFFIX, capacity_tier, classify, cloud_gpu, cloud_product, cost_center,
+    first_cost_center, first_label, gpu_demand, mig_replicas_label, read_replicas,
+    split_product_label,
 };
 use crate::pricing::{PriceTier, RateCard};
 use crate::time::UnixSeconds;
@@ -208,6 +209,10 @@ pub fn prospect_from_pod(
         .into_iter()
         .find(|label| selector.contains_key(*label))
         .and_then(|label| selected_replicas(label, &mut notes));
+    // GFD's product label tells how its nodes share their GPUs: `-MIG-<profile>` (the MIG single
+    // strategy: an `nvidia.com/gpu` is one MIG device of that profile), `-SHARED` (time-sliced).
+    let (selected_product, single_profile) = split_product_label(&product);
+    let time_sliced = product.ends_with(SHARED_PRODUCT_SUFFIX);
     let mut units = Decimal::ZERO;
     for (resource, count) in demand {
         if count > MAX_UNITS || count < Decimal::ZERO {
@@ -219,10 +224,18 @@ pub fn prospect_from_pod(
             // A node selector on GKE's MIG partition size, or on time-slicing replicas (GFD's,
             // GKE's clients per GPU), says what one `nvidia.com/gpu` is there.
             Some(GpuResource::Whole) => {
-                let whole = match first_label(&selector, &[GKE_PARTITION_LABEL]) {
-                    Some((_, profile)) => mig_fraction(card, &product, resource, profile)?,
+                let partition = first_label(&selector, &[GKE_PARTITION_LABEL])
+                    .map(|(_, profile)| profile)
+                    .or(single_profile.as_deref());
+                let whole = match partition {
+                    Some(profile) => mig_fraction(card, &selected_product, resource, profile)?,
                     None => Decimal::ONE,
                 };
+                if time_sliced && replicas.is_none() {
+                    notes.push(format!(
+                        "{resource} counted as a whole device of {product}: its time-slicing replicas are not known before scheduling"
+                    ));
+                }
                 whole / Decimal::from(replicas.unwrap_or(1))
             }
             Some(GpuResource::Shared) => match replicas {

@@ -654,6 +654,60 @@ fn a_pod_pinned_by_its_cloud_s_gpu_label_is_priced_as_that_gpu() {
 }
 
 #[test]
+fn a_pod_pinned_by_gfd_s_product_label_is_sized_as_that_node_shares_its_gpus() {
+    // GFD names MIG single strategy nodes `…-MIG-<profile>` and time-sliced ones `…-SHARED`;
+    // a pod selecting such a product asks for that node's devices. team-e's budget:
+    // 126048/7 + 696 × (the pod's hourly cost).
+    let dir = tempfile::tempdir().unwrap();
+    let check = |selector: Value, gpus: &str| {
+        let pod = dir.path().join("pod.json");
+        let spec = json!({"nodeSelector": selector,
+            "containers": [{"name": "c", "resources": {"limits": {"nvidia.com/gpu": gpus}}}]});
+        std::fs::write(
+            &pod,
+            json!({"metadata": {"name": "p"}, "spec": spec}).to_string(),
+        )
+        .unwrap();
+        quota(&["--namespace", "team-e", "--pod", pod.to_str().unwrap()])
+    };
+    // Two 1g.5gb devices of an A100-40GB (2.80): 2 × 1/7 × 2.80 = 0.80; 18006.857142 + 556.80.
+    // (Before: two whole A100s, 5.60, and refused at 21904.46.)
+    let mig = json!({"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB-MIG-1g.5gb"});
+    let (code, d, _) = check(mig, "2");
+    assert_eq!((code, &d["podPerHour"]), (0, &json!("0.80")), "{d}");
+    assert_eq!(d["projected"], "18563.66");
+    assert_eq!(d["warnings"], json!([]));
+    // The same devices time-sliced twice: 2 × 1/14 × 2.80 = 0.40; 18006.857142 + 278.40.
+    let (code, d, _) = check(
+        json!({"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB-MIG-1g.5gb-SHARED",
+               "nvidia.com/gpu.replicas": "2"}),
+        "2",
+    );
+    assert_eq!((code, &d["podPerHour"]), (0, &json!("0.40")), "{d}");
+    assert_eq!(d["projected"], "18285.26");
+    // An L4 (0.80) time-sliced 4 ways: 0.20; 18006.857142 + 139.20. Without the replicas
+    // selector, a whole L4, said: 0.80, 18563.66.
+    let shared =
+        json!({"nvidia.com/gpu.product": "NVIDIA-L4-SHARED", "nvidia.com/gpu.replicas": "4"});
+    let (_, d, _) = check(shared, "1");
+    assert_eq!(
+        (&d["podPerHour"], &d["projected"]),
+        (&json!("0.20"), &json!("18146.06"))
+    );
+    let (_, d, _) = check(json!({"nvidia.com/gpu.product": "NVIDIA-L4-SHARED"}), "1");
+    assert_eq!(
+        (&d["podPerHour"], &d["projected"]),
+        (&json!("0.80"), &json!("18563.66"))
+    );
+    assert_eq!(
+        d["warnings"],
+        json!([
+            "nvidia.com/gpu counted as a whole device of NVIDIA-L4-SHARED: its time-slicing replicas are not known before scheduling"
+        ])
+    );
+}
+
+#[test]
 fn a_time_sliced_mig_device_is_priced_as_its_share_where_the_node_selector_says_it() {
     // MIG mixed, time-sliced: a pod pinned to A100-40GB nodes (2.80) asks for two 3g.20gb
     // devices (3/7 × 2.80 = 1.20 each). team-e's budget: 126048/7 + 696 × (the pod's hourly
