@@ -449,82 +449,29 @@ fn exact_pod_times_make_history_exact_to_the_cent() {
 }
 
 #[test]
-fn history_charges_mig_and_time_sliced_mig_as_a_watched_cluster_does() {
-    // tests/fixtures/shapes/mig rebuilt from kube-state-metrics (exact pod times, node labels
-    // allow-listed, `kube_node_status_capacity` of every nvidia.com resource) gives the
-    // snapshot's figures, worked by hand in `report_cli::mig_single_and_time_sliced_mig_…`: a
-    // node whose MIG devices are time-sliced under `renameByDefault` holds 17.1429 GPU-hours
-    // (48.00) and leaves 6.8571 (19.20) unallocated; every other node 24 GPU-hours (67.20).
-    let shape = "tests/fixtures/shapes/mig";
+fn history_charges_shared_and_partitioned_gpus_as_a_watched_cluster_does() {
+    // Shapes rebuilt from kube-state-metrics (exact pod times, node labels allow-listed,
+    // `kube_node_status_capacity` of every nvidia.com resource) give their snapshots' hours and
+    // costs, worked by hand in `report_cli` (history alone measures utilization, so capacity
+    // nobody held is idle there: those columns are left out):
+    // - shapes/mig (`mig_single_and_time_sliced_mig_…`): MIG devices time-sliced under
+    //   `renameByDefault`, 17.1429 GPU-hours held (48.00), 6.8571 unallocated (19.20), and MIG
+    //   mixed time-sliced with GFD's mig-1g.5gb.replicas, 24 h held (67.20), whose replicas
+    //   label history read as no label before;
+    // - shapes/clouds (`gpus_gpu_feature_discovery_does_not_label_…`): 4 L4 its
+    //   instance-gpu-count gives, advertising 16 (time-sliced, no GFD): three pods a quarter
+    //   each, 18 h = 14.40 at 0.80; 78 h = 62.40 unallocated.
     let from = parse_time("2026-11-01T00:00:00Z").unwrap();
     let to = parse_time("2026-11-02T00:00:00Z").unwrap();
-    let prometheus = TestPrometheus::start(&kube_state_of(shape, from, to, Times::Exact));
-    let by_node = ["--group-by", "node,cost_center"];
-    let lines = |report: &Value| -> Vec<(String, String, String, String)> {
-        let text = |line: &Value, key: &str| line[key].as_str().unwrap().to_string();
-        report["lines"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| {
-                let (node, cc) = (text(l, "node"), text(l, "cost_center"));
-                (node, cc, text(l, "gpu_hours"), text(l, "cost"))
-            })
-            .collect()
-    };
-    let history = report(
-        &[
-            &["--history", "--prometheus", &prometheus.url][..],
-            &by_node,
-        ]
-        .concat(),
-    );
-    let line = |node: &str, cc: &str, hours: &str, cost: &str| {
-        (node.into(), cc.into(), hours.into(), cost.into())
-    };
-    assert_eq!(
-        lines(&history),
-        vec![
-            line(
-                "a100-mig-mixed-renamed",
-                "__unallocated__",
-                "6.8571",
-                "19.20"
-            ),
-            line("a100-mig-mixed-renamed", "cc-900", "17.1429", "48.00"),
-            line("a100-mig-mixed-shared", "cc-900", "24.0000", "67.20"),
-            line("a100-mig-single", "cc-900", "24.0000", "67.20"),
-            line("a100-mig-single-shared", "cc-900", "24.0000", "67.20"),
-        ],
-        "{history}"
-    );
-    assert_eq!(
-        lines(&history),
-        lines(&report(&[&["--snapshot", shape][..], &by_node].concat()))
-    );
-}
-
-#[test]
-fn history_shares_gpus_a_cloud_counts_as_a_watched_cluster_does() {
-    // tests/fixtures/shapes/clouds rebuilt from kube-state-metrics: karpenter-l4-ts, 4 L4 its
-    // instance-gpu-count gives, advertises 16 (time-sliced 4 ways, no GFD). Worked by hand in
-    // `report_cli::gpus_gpu_feature_discovery_does_not_label_…`: three pods a quarter each, 18
-    // GPU-hours = 14.40 at 0.80; 78 h = 62.40 unallocated. Every other line's hours and cost
-    // as the snapshot's (history alone measures utilization: capacity nobody held is idle).
-    let shape = "tests/fixtures/shapes/clouds";
-    let from = parse_time("2026-11-01T00:00:00Z").unwrap();
-    let to = parse_time("2026-11-02T00:00:00Z").unwrap();
-    let prometheus = TestPrometheus::start(&kube_state_of(shape, from, to, Times::Exact));
-    let by_node = ["--group-by", "node,cost_center", "--format", "csv"];
+    // node, cost center, GPU-hours, cost, unpriced GPU-hours.
     let lines = |args: &[&str]| -> Vec<String> {
         let output = tollgate_command()
             .args(["report", "--pricing", "tests/fixtures/rates.toml"])
             .args(["--from", "2026-11-01", "--to", "2026-11-02"])
-            .args(by_node)
+            .args(["--group-by", "node,cost_center", "--format", "csv"])
             .args(args)
             .output()
             .unwrap();
-        // node, cost center, GPU-hours, cost, unpriced GPU-hours.
         String::from_utf8(output.stdout)
             .unwrap()
             .lines()
@@ -535,14 +482,34 @@ fn history_shares_gpus_a_cloud_counts_as_a_watched_cluster_does() {
             })
             .collect()
     };
-    let history = lines(&["--history", "--prometheus", &prometheus.url]);
-    for row in [
-        "karpenter-l4-ts,__unallocated__,78.0000,62.40,0.0000".to_string(),
-        "karpenter-l4-ts,cc-900,18.0000,14.40,0.0000".to_string(),
-    ] {
-        assert!(history.contains(&row), "{row} not in {history:#?}");
+    let shapes = [
+        (
+            "tests/fixtures/shapes/mig",
+            &[
+                "a100-mig-mixed-renamed,__unallocated__,6.8571,19.20,0.0000",
+                "a100-mig-mixed-renamed,cc-900,17.1429,48.00,0.0000",
+                "a100-mig-mixed-shared,cc-900,24.0000,67.20,0.0000",
+            ][..],
+        ),
+        (
+            "tests/fixtures/shapes/clouds",
+            &[
+                "karpenter-l4-ts,__unallocated__,78.0000,62.40,0.0000",
+                "karpenter-l4-ts,cc-900,18.0000,14.40,0.0000",
+            ][..],
+        ),
+    ];
+    for (shape, rows) in shapes {
+        let prometheus = TestPrometheus::start(&kube_state_of(shape, from, to, Times::Exact));
+        let history = lines(&["--history", "--prometheus", &prometheus.url]);
+        for row in rows {
+            assert!(
+                history.iter().any(|line| line == row),
+                "{shape}: {row} not in {history:#?}"
+            );
+        }
+        assert_eq!(history, lines(&["--snapshot", shape]), "{shape}");
     }
-    assert_eq!(history, lines(&["--snapshot", shape]));
 }
 
 #[test]

@@ -53,6 +53,15 @@ fn quota_priced(card: &str, args: &[&str]) -> (i32, Value, String) {
     )
 }
 
+/// [`quota`] of a pod named `p` in team-e with `spec`, written to a file for `--pod`.
+fn team_e_pod_quota(spec: Value) -> (i32, Value, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let pod = dir.path().join("pod.json");
+    let pod_json = json!({"metadata": {"name": "p"}, "spec": spec});
+    std::fs::write(&pod, pod_json.to_string()).unwrap();
+    quota(&["--namespace", "team-e", "--pod", pod.to_str().unwrap()])
+}
+
 #[test]
 fn over_budget_is_denied_with_the_figures() {
     // 168 + (6.00 + 2 × 3.00) × 696 = 8520.00 > 5000.00.
@@ -591,18 +600,10 @@ fn unsure(view: &View, card: &RateCard, why: &str) {
 fn a_pod_pinned_by_its_cloud_s_gpu_label_is_priced_as_that_gpu() {
     // GKE and Karpenter users pin pods with their cloud's label, not GFD's. team-e's budget:
     // 126048/7 + 696 × (the pod's hourly cost).
-    let dir = tempfile::tempdir().unwrap();
-    let check = |spec: Value| {
-        let pod = dir.path().join("pod.json");
-        let containers = json!([{"name": "c", "resources": {"limits": {"nvidia.com/gpu": "2"}}}]);
-        let mut spec = spec;
-        spec["containers"] = containers;
-        std::fs::write(
-            &pod,
-            json!({"metadata": {"name": "p"}, "spec": spec}).to_string(),
-        )
-        .unwrap();
-        quota(&["--namespace", "team-e", "--pod", pod.to_str().unwrap()])
+    let check = |mut spec: Value| {
+        spec["containers"] =
+            json!([{"name": "c", "resources": {"limits": {"nvidia.com/gpu": "2"}}}]);
+        team_e_pod_quota(spec)
     };
     // GKE's nvidia-tesla-a100 is the 40 GB A100 (2.80): 2 × 2.80 = 5.60; 18006.857142 + 3897.60.
     let (code, d, _) =
@@ -658,17 +659,9 @@ fn a_pod_pinned_by_gfd_s_product_label_is_sized_as_that_node_shares_its_gpus() {
     // GFD names MIG single strategy nodes `…-MIG-<profile>` and time-sliced ones `…-SHARED`;
     // a pod selecting such a product asks for that node's devices. team-e's budget:
     // 126048/7 + 696 × (the pod's hourly cost).
-    let dir = tempfile::tempdir().unwrap();
     let check = |selector: Value, gpus: &str| {
-        let pod = dir.path().join("pod.json");
-        let spec = json!({"nodeSelector": selector,
-            "containers": [{"name": "c", "resources": {"limits": {"nvidia.com/gpu": gpus}}}]});
-        std::fs::write(
-            &pod,
-            json!({"metadata": {"name": "p"}, "spec": spec}).to_string(),
-        )
-        .unwrap();
-        quota(&["--namespace", "team-e", "--pod", pod.to_str().unwrap()])
+        team_e_pod_quota(json!({"nodeSelector": selector,
+            "containers": [{"name": "c", "resources": {"limits": {"nvidia.com/gpu": gpus}}}]}))
     };
     // Two 1g.5gb devices of an A100-40GB (2.80): 2 × 1/7 × 2.80 = 0.80; 18006.857142 + 556.80.
     // (Before: two whole A100s, 5.60, and refused at 21904.46.)
@@ -712,21 +705,13 @@ fn a_time_sliced_mig_device_is_priced_as_its_share_where_the_node_selector_says_
     // MIG mixed, time-sliced: a pod pinned to A100-40GB nodes (2.80) asks for two 3g.20gb
     // devices (3/7 × 2.80 = 1.20 each). team-e's budget: 126048/7 + 696 × (the pod's hourly
     // cost).
-    let dir = tempfile::tempdir().unwrap();
     let check = |resource: &str, replicas: Option<&str>| {
-        let pod = dir.path().join("pod.json");
         let mut selector = json!({"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-40GB"});
         if let Some(replicas) = replicas {
             selector["nvidia.com/mig-3g.20gb.replicas"] = json!(replicas);
         }
-        let spec = json!({"nodeSelector": selector,
-            "containers": [{"name": "c", "resources": {"limits": {resource: "2"}}}]});
-        std::fs::write(
-            &pod,
-            json!({"metadata": {"name": "p"}, "spec": spec}).to_string(),
-        )
-        .unwrap();
-        quota(&["--namespace", "team-e", "--pod", pod.to_str().unwrap()])
+        team_e_pod_quota(json!({"nodeSelector": selector,
+            "containers": [{"name": "c", "resources": {"limits": {resource: "2"}}}]}))
     };
     // Shared twice (GFD's mig-3g.20gb.replicas=2), renamed or not: 2 × 1.20 ÷ 2 = 1.20;
     // 18006.857142 + 835.20.
