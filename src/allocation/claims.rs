@@ -24,6 +24,8 @@ pub(crate) const NVIDIA_DRIVER: &str = "gpu.nvidia.com";
 
 /// AMD's DRA driver.
 pub(crate) const AMD_DRIVER: &str = "gpu.amd.com";
+/// The drivers whose devices are GPUs or parts of them.
+const GPU_DRIVERS: [&str; 2] = [NVIDIA_DRIVER, AMD_DRIVER];
 
 /// What a DRA device is, as far as cost goes.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -88,6 +90,9 @@ impl DeviceFacts {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct DeviceIndex {
     devices: FxHashMap<(String, String, String), DeviceFacts>,
+    /// The `type` of each device of a GPU driver that is no GPU Tollgate reads (NVIDIA's
+    /// `vfio` and `vgpu`, AMD's `vfio`), for a claim holding one to say so.
+    unread: FxHashMap<(String, String, String), String>,
     products_by_uuid: FxHashMap<String, String>,
     by_node: BTreeMap<String, Vec<(String, String, String)>>,
 }
@@ -122,6 +127,17 @@ impl DeviceIndex {
             let spec = &slice.spec;
             for device in spec.devices.iter().flatten() {
                 let Some(kind) = device_type(device, &spec.driver) else {
+                    if GPU_DRIVERS.contains(&spec.driver.as_str()) {
+                        let kind = text_attribute(device, &spec.driver, "type");
+                        let key = (
+                            spec.driver.clone(),
+                            spec.pool.name.clone(),
+                            device.name.clone(),
+                        );
+                        index
+                            .unread
+                            .insert(key, kind.unwrap_or_else(|| "none".into()));
+                    }
                     continue;
                 };
                 let mut facts = DeviceFacts {
@@ -177,6 +193,13 @@ impl DeviceIndex {
     fn lookup(&self, driver: &str, pool: &str, device: &str) -> Option<&DeviceFacts> {
         self.devices
             .get(&(driver.to_string(), pool.to_string(), device.to_string()))
+    }
+
+    /// The `type` of a GPU driver's device that is no GPU Tollgate reads.
+    fn unread_type(&self, driver: &str, pool: &str, device: &str) -> Option<&str> {
+        self.unread
+            .get(&(driver.to_string(), pool.to_string(), device.to_string()))
+            .map(String::as_str)
     }
 
     /// The product of a device, or of its parent GPU for a MIG device without one.
@@ -369,10 +392,14 @@ pub(crate) fn claim_devices(
                 };
                 (product, units)
             }
-            None if [NVIDIA_DRIVER, AMD_DRIVER].contains(&result.driver.as_str()) => {
+            None if GPU_DRIVERS.contains(&result.driver.as_str()) => {
+                let device = format!("{}/{}/{}", result.driver, result.pool, result.device);
+                let why = match devices.unread_type(&result.driver, &result.pool, &result.device) {
+                    Some(kind) => format!("is of type {kind}, which Tollgate does not read"),
+                    None => "is in no ResourceSlice".to_string(),
+                };
                 warnings.push(format!(
-                    "ResourceClaim {claim_name}: device {}/{}/{} is in no ResourceSlice; counted as one whole GPU of its node's model",
-                    result.driver, result.pool, result.device
+                    "ResourceClaim {claim_name}: device {device} {why}; counted as one whole GPU of its node's model"
                 ));
                 (String::new(), GpuUnits::ONE)
             }

@@ -877,3 +877,33 @@ fn shares_of_a_node_that_does_not_say_its_replicas_are_said_to_be_counted_whole(
     let set = allocations(&objects, &card, &BuildOptions::new(as_of()));
     assert!(set.warnings.is_empty(), "{:?}", set.warnings);
 }
+
+#[test]
+fn a_claim_on_a_gpu_driver_s_device_of_a_type_not_read_says_its_type() {
+    // tests/fixtures/shapes/amd-dra: serve-0's claim two-whole holds gpu-0-128 and gpu-1-129 of
+    // mi300x-dra. Published as passthrough devices (`type=vfio`, which NVIDIA's and AMD's
+    // drivers offer for VMs), they are no GPU Tollgate reads: each counts as one GPU of the
+    // node's model, and the warning says what the device is (it said "in no ResourceSlice").
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let mut objects = read_snapshot(&root.join("shapes/amd-dra")).unwrap();
+    let slice = objects
+        .slices
+        .iter_mut()
+        .find(|s| s.spec.node_name.as_deref() == Some("mi300x-dra"))
+        .unwrap();
+    for device in slice.spec.devices.as_mut().unwrap().iter_mut().take(2) {
+        let attributes = device.attributes.as_mut().unwrap();
+        attributes.get_mut("type").unwrap().string = Some("vfio".into());
+    }
+    let set = allocations(&objects, &RateCard::builtin(), &BuildOptions::new(as_of()));
+    assert_eq!(
+        units(&set, "serve-0"),
+        vec![(AllocationKind::Dra, "2".into())]
+    );
+    for device in ["gpu-0-128", "gpu-1-129"] {
+        let said = format!(
+            "ResourceClaim shapes/two-whole: device gpu.amd.com/mi300x-dra/{device} is of type vfio, which Tollgate does not read; counted as one whole GPU of its node's model"
+        );
+        assert!(set.warnings.contains(&said), "{:?}", set.warnings);
+    }
+}

@@ -221,8 +221,9 @@ pub fn prospect_from_pod(
             )));
         }
         let per_item = match classify(resource) {
-            // A node selector on GKE's MIG partition size, or on time-slicing replicas (GFD's,
-            // GKE's clients per GPU), says what one `nvidia.com/gpu` is there.
+            // A node selector on GKE's MIG partition size or GFD's product (`-MIG-<profile>`,
+            // `-SHARED`), or on time-slicing replicas (GFD's, GKE's clients per GPU), says what
+            // one `nvidia.com/gpu` is there.
             Some(GpuResource::Whole) => {
                 let partition = first_label(&selector, &[GKE_PARTITION_LABEL])
                     .map(|(_, profile)| profile)
@@ -250,7 +251,7 @@ pub fn prospect_from_pod(
             // A device of a time-sliced MIG profile is a share of it: a node selector on the
             // profile's replicas says how much.
             Some(GpuResource::Mig { profile, renamed }) => {
-                let slice = mig_fraction(card, &product, resource, &profile)?;
+                let slice = mig_fraction(card, &selected_product, resource, &profile)?;
                 match selected_replicas(&mig_replicas_label(&profile), &mut notes) {
                     Some(replicas) => slice / Decimal::from(replicas),
                     None => {
