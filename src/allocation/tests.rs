@@ -12,11 +12,16 @@ use crate::pricing::RateCard;
 use crate::source::read_snapshot;
 use crate::time::parse_time;
 
-fn fixture() -> (ClusterObjects, RateCard) {
+/// The objects of the snapshot in `tests/fixtures/<dir>`, and the fixture's rate card.
+fn snapshot(dir: &str) -> (ClusterObjects, RateCard) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let objects = read_snapshot(&root.join("snapshot")).unwrap();
+    let objects = read_snapshot(&root.join(dir)).unwrap();
     let card = RateCard::load(&root.join("rates.toml")).unwrap();
     (objects, card)
+}
+
+fn fixture() -> (ClusterObjects, RateCard) {
+    snapshot("snapshot")
 }
 
 fn as_of() -> UnixSeconds {
@@ -35,6 +40,19 @@ fn fixture_pod<'a>(objects: &'a mut ClusterObjects, name: &str) -> &'a mut Pod {
         .iter_mut()
         .find(|p| p.metadata.name.as_deref() == Some(name))
         .unwrap()
+}
+
+/// The devices of the ResourceSlice of node `node`, to change before allocations are built.
+fn node_devices<'a>(
+    objects: &'a mut ClusterObjects,
+    node: &str,
+) -> &'a mut Vec<k8s_openapi::api::resource::v1::Device> {
+    let slice = objects
+        .slices
+        .iter_mut()
+        .find(|s| s.spec.node_name.as_deref() == Some(node))
+        .unwrap();
+    slice.spec.devices.as_mut().unwrap()
 }
 
 /// The allocation results of the claim `name`, to change before allocations are built.
@@ -517,24 +535,15 @@ fn a_node_price_annotation_tollgate_cannot_take_is_warned_about_and_the_card_app
 fn amd_partitions_without_a_mode_are_said_and_auto_partitions_are_consumed_parts() {
     // tests/fixtures/shapes/amd-dra: small-0's claim holds three CPX partitions of an MI300X
     // (3/8 of a GPU). Without their partitionProfile, each is a whole GPU, with a warning.
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let objects = read_snapshot(&root.join("shapes/amd-dra")).unwrap();
+    let (objects, _) = snapshot("shapes/amd-dra");
     let card = RateCard::builtin();
     let build = |objects: &ClusterObjects| allocations(objects, &card, &BuildOptions::new(as_of()));
     assert_eq!(
         units(&build(&objects), "small-0"),
         vec![(AllocationKind::Dra, "3/8".into())]
     );
-    fn cpx(objects: &mut ClusterObjects) -> &mut Vec<k8s_openapi::api::resource::v1::Device> {
-        let slice = objects
-            .slices
-            .iter_mut()
-            .find(|s| s.spec.node_name.as_deref() == Some("mi300x-dra-cpx"))
-            .unwrap();
-        slice.spec.devices.as_mut().unwrap()
-    }
     let mut unreadable = objects.clone();
-    for device in cpx(&mut unreadable) {
+    for device in node_devices(&mut unreadable, "mi300x-dra-cpx") {
         device
             .attributes
             .as_mut()
@@ -556,7 +565,7 @@ fn amd_partitions_without_a_mode_are_said_and_auto_partitions_are_consumed_parts
     // mode, offering 8 `partitions`; a claim consuming 3 of them holds 3/8 of the GPU, and
     // the node offers that one GPU however many modes it publishes devices for.
     let mut auto = objects.clone();
-    let devices = cpx(&mut auto);
+    let devices = node_devices(&mut auto, "mi300x-dra-cpx");
     let mut virtual_device = devices[0].clone();
     let mode = |mode: &str| k8s_openapi::api::resource::v1::DeviceAttribute {
         string: Some(mode.into()),
@@ -607,9 +616,7 @@ fn a_device_given_with_admin_access_is_not_held_by_the_monitoring_pod() {
     // tests/fixtures/shapes/dra-shares: share-1 (pod infer-1) is given its H100 with admin
     // access, as a monitoring agent's claim is (DRAAdminAccess): the device is someone else's
     // or nobody's, so infer-1 holds nothing of it and infer-0 keeps its quarter.
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let mut objects = read_snapshot(&root.join("shapes/dra-shares")).unwrap();
-    let card = RateCard::load(&root.join("rates.toml")).unwrap();
+    let (mut objects, card) = snapshot("shapes/dra-shares");
     let result = &mut claim_results(&mut objects, "share-1")[0];
     result.admin_access = Some(true);
     result.consumed_capacity = None;
@@ -631,9 +638,7 @@ fn a_consumed_share_that_cannot_be_right_is_warned_about_never_charged_as_nothin
     // tests/fixtures/shapes/dra-shares: an H100 published with 80Gi of memory, share-0 (pod
     // infer-0) and share-1 (infer-1) each consuming 20Gi of it: a quarter each. share-1's
     // amount is changed; infer-0 keeps its quarter throughout.
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let objects = read_snapshot(&root.join("shapes/dra-shares")).unwrap();
-    let card = RateCard::load(&root.join("rates.toml")).unwrap();
+    let (objects, card) = snapshot("shapes/dra-shares");
     let with_share_1 = |amount: &str| {
         let mut objects = objects.clone();
         claim_results(&mut objects, "share-1")[0].consumed_capacity = consumed("memory", amount);
@@ -840,9 +845,7 @@ fn a_gpu_pod_without_the_times_it_ran_is_said_not_counted_in_silence() {
 fn shares_of_a_node_that_does_not_say_its_replicas_are_said_to_be_counted_whole() {
     // `renameByDefault` names say the devices are shared; without GFD's replicas label nothing
     // says how many ways, and each share counts as a whole device: said, naming the label.
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let card = RateCard::load(&root.join("rates.toml")).unwrap();
-    let mut objects = read_snapshot(&root.join("shapes/mig")).unwrap();
+    let (mut objects, card) = snapshot("shapes/mig");
     let node = objects
         .nodes
         .iter_mut()
@@ -873,7 +876,7 @@ fn shares_of_a_node_that_does_not_say_its_replicas_are_said_to_be_counted_whole(
         "{said:?}"
     );
     // The fixture as it is, every share's replicas labelled: nothing said.
-    let objects = read_snapshot(&root.join("shapes/mig")).unwrap();
+    let (objects, _) = snapshot("shapes/mig");
     let set = allocations(&objects, &card, &BuildOptions::new(as_of()));
     assert!(set.warnings.is_empty(), "{:?}", set.warnings);
 }
@@ -884,14 +887,8 @@ fn a_claim_on_a_gpu_driver_s_device_of_a_type_not_read_says_its_type() {
     // mi300x-dra. Published as passthrough devices (`type=vfio`, which NVIDIA's and AMD's
     // drivers offer for VMs), they are no GPU Tollgate reads: each counts as one GPU of the
     // node's model, and the warning says what the device is (it said "in no ResourceSlice").
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let mut objects = read_snapshot(&root.join("shapes/amd-dra")).unwrap();
-    let slice = objects
-        .slices
-        .iter_mut()
-        .find(|s| s.spec.node_name.as_deref() == Some("mi300x-dra"))
-        .unwrap();
-    for device in slice.spec.devices.as_mut().unwrap().iter_mut().take(2) {
+    let (mut objects, _) = snapshot("shapes/amd-dra");
+    for device in node_devices(&mut objects, "mi300x-dra").iter_mut().take(2) {
         let attributes = device.attributes.as_mut().unwrap();
         attributes.get_mut("type").unwrap().string = Some("vfio".into());
     }
