@@ -121,9 +121,34 @@ fn text_attribute(device: &Device, driver: &str, name: &str) -> Option<String> {
 
 impl DeviceIndex {
     /// Indexes the GPU devices (`type` `gpu` or `mig`) of `slices`.
+    ///
+    /// A pool is what its slices of the highest `generation` say: a driver republishing a pool
+    /// (a GPU gone, MIG devices remade) bumps it, and slices of an older one, until the driver
+    /// deletes them, are stale (the API's `ResourcePool.generation`: consumers consider only the
+    /// highest). A stale slice's devices make no node's GPUs; a claim allocated from one before
+    /// the change still finds its device there.
     pub(crate) fn from_slices<'o>(slices: impl IntoIterator<Item = &'o ResourceSlice>) -> Self {
+        let slices: Vec<&ResourceSlice> = slices.into_iter().collect();
+        let mut newest: FxHashMap<(&str, &str), i64> = FxHashMap::default();
+        for slice in &slices {
+            let pool = (slice.spec.driver.as_str(), slice.spec.pool.name.as_str());
+            let generation = newest.entry(pool).or_insert(slice.spec.pool.generation);
+            *generation = (*generation).max(slice.spec.pool.generation);
+        }
+        let is_current = |slice: &ResourceSlice| {
+            let pool = (slice.spec.driver.as_str(), slice.spec.pool.name.as_str());
+            newest.get(&pool) == Some(&slice.spec.pool.generation)
+        };
+        // Current slices first: what a stale slice says of a device a current one lists too is
+        // passed over.
+        let (current, stale): (Vec<&ResourceSlice>, Vec<&ResourceSlice>) =
+            slices.into_iter().partition(|s| is_current(s));
         let mut index = DeviceIndex::default();
-        for slice in slices {
+        for (slice, current) in current
+            .into_iter()
+            .map(|s| (s, true))
+            .chain(stale.into_iter().map(|s| (s, false)))
+        {
             let spec = &slice.spec;
             for device in spec.devices.iter().flatten() {
                 let Some(kind) = device_type(device, &spec.driver) else {
@@ -136,7 +161,8 @@ impl DeviceIndex {
                         );
                         index
                             .unread
-                            .insert(key, kind.unwrap_or_else(|| "none".into()));
+                            .entry(key)
+                            .or_insert_with(|| kind.unwrap_or_else(|| "none".into()));
                     }
                     continue;
                 };
@@ -170,21 +196,24 @@ impl DeviceIndex {
                     facts.product = Some(with_memory(product, mib));
                 }
                 if let (Some(uuid), Some(product)) = (&facts.uuid, &facts.product) {
-                    index.products_by_uuid.insert(uuid.clone(), product.clone());
+                    index
+                        .products_by_uuid
+                        .entry(uuid.clone())
+                        .or_insert_with(|| product.clone());
                 }
                 let key = (
                     spec.driver.clone(),
                     spec.pool.name.clone(),
                     device.name.clone(),
                 );
-                if let Some(node) = &facts.node {
+                if let Some(node) = facts.node.as_ref().filter(|_| current) {
                     index
                         .by_node
                         .entry(node.clone())
                         .or_default()
                         .push(key.clone());
                 }
-                index.devices.insert(key, facts);
+                index.devices.entry(key).or_insert(facts);
             }
         }
         index

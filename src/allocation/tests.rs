@@ -390,6 +390,40 @@ fn node_capacity_from_labels_advertised_resources_and_dra_devices() {
 }
 
 #[test]
+fn a_pool_is_what_its_newest_slices_say() {
+    // node-h200-dra's pool, generation 1 in the fixture, is republished as generation 2 after
+    // its fifth GPU (gpu-4) fell off the bus; the generation-1 slice, still listing gpu-4, is
+    // not deleted yet. Consumers read only a pool's highest generation: the node has the 4
+    // GPUs of generation 2 (5 when the stale slice's GPU was counted too). dra-0's claim was
+    // allocated gpu-4 from generation 1: its device is still found there (one H200, nothing
+    // said), not counted as a device in no ResourceSlice.
+    let (mut objects, card) = fixture();
+    let mut stale = objects.slices[0].clone();
+    stale.metadata.name = Some("node-h200-dra-gpu.nvidia.com-old".into());
+    let mut gone = stale.spec.devices.as_ref().unwrap()[0].clone();
+    gone.name = "gpu-4".into();
+    let attributes = gone.attributes.as_mut().unwrap();
+    attributes.get_mut("uuid").unwrap().string =
+        Some("GPU-0d3c2b1a-4e5f-4a6b-8c7d-9e0f1a2b3c4d".into());
+    stale.spec.devices.as_mut().unwrap().push(gone);
+    objects.slices[0].spec.pool.generation = 2;
+    objects.slices.push(stale);
+    claim_results(&mut objects, "dra-0-gpu-x7k2p")[0].device = "gpu-4".into();
+    let set = allocations(&objects, &card, &BuildOptions::new(as_of()));
+    let capacity: Vec<String> = set
+        .capacity
+        .iter()
+        .filter(|c| set.names.resolve(c.node) == "node-h200-dra")
+        .map(|c| c.units.to_string())
+        .collect();
+    assert_eq!(capacity, ["4"]);
+    let dra = held(&set, "dra-0");
+    assert_eq!((dra[0].0, dra[0].1.as_str()), (AllocationKind::Dra, "1"));
+    assert_eq!(dra[0].2, "NVIDIA H200 140GB");
+    assert!(set.warnings.is_empty(), "{:?}", set.warnings);
+}
+
+#[test]
 fn the_cost_center_key_is_configurable() {
     let (objects, card) = fixture();
     let options = BuildOptions {
