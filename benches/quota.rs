@@ -82,6 +82,8 @@ fn quota(c: &mut Criterion) {
             at: view.as_of,
             claims: &view.claim_asks,
             live: &view.live,
+            nodes: &view.nodes,
+            placements: &view.placements,
         },
     )
     .expect("priced");

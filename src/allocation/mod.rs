@@ -13,6 +13,7 @@ mod device;
 mod lifetime;
 mod names;
 mod node;
+mod placement;
 
 #[cfg(test)]
 mod tests;
@@ -46,6 +47,8 @@ pub(crate) use node::{
     PRODUCT_LABEL, REPLICAS_LABELS, SHARED_PRODUCT_SUFFIX, capacity_tier, cloud_gpu, cloud_product,
     first_label, node_facts, read_replicas, split_product_label, units_per_item,
 };
+pub(crate) use placement::required_terms;
+pub use placement::{LabelsByNode, admits, node_labels, placement_key};
 
 /// How a pod came to hold its GPU units (the `kind` label of `tollgate_gpu_allocated_units`).
 #[derive(

@@ -8,6 +8,7 @@ mod claimed;
 mod clusters;
 mod decision;
 mod limits;
+mod placed;
 mod prospect;
 mod reservations;
 mod spend;
@@ -18,6 +19,7 @@ mod tests;
 pub use clusters::OtherClusters;
 pub use decision::{QuotaDecision, QuotaInput, decide, with_failure_mode};
 pub use limits::{Budget, BudgetError, BudgetScope, RawBudget, validate_budgets};
+pub use placed::Placements;
 pub use prospect::{
     MAX_UNITS, Prospect, ProspectContext, ProspectError, prospect_from_count, prospect_from_pod,
     prospect_without_gpus,

@@ -3,17 +3,18 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use rust_decimal::Decimal;
 
 use super::claimed::{ClaimPricing, claimed};
+use super::placed::Placements;
 use crate::allocation::{
     AMD_PARTITION_LABELS, AllocationSet, AmdPartitionMode, CLOUD_GPU_LABELS, ClaimAsks,
-    CostCenterSource, GKE_PARTITION_LABEL, GpuResource, PRODUCT_LABEL, REPLICAS_LABELS,
-    SHARED_PRODUCT_SUFFIX, capacity_tier, classify, cloud_gpu, cloud_product, cost_center,
-    first_cost_center, first_label, gpu_demand, mig_replicas_label, read_replicas,
-    split_product_label,
+    CostCenterSource, GKE_PARTITION_LABEL, GpuResource, LabelsByNode, PRODUCT_LABEL,
+    REPLICAS_LABELS, SHARED_PRODUCT_SUFFIX, capacity_tier, classify, cloud_gpu, cloud_product,
+    cost_center, first_cost_center, first_label, gpu_demand, mig_replicas_label, read_replicas,
+    required_terms, split_product_label,
 };
 use crate::pricing::{PriceTier, RateCard};
 use crate::time::UnixSeconds;
@@ -50,32 +51,18 @@ pub const MAX_UNITS: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
 #[error("{0}")]
 pub struct ProspectError(pub String);
 
-/// The GPU products a pod can land on, from its node selector or its required node affinity
-/// (`In`) on GPU Feature Discovery's `nvidia.com/gpu.product` or a cloud's GPU label (GKE's
-/// accelerator, Karpenter's GPU name); empty when it does not say.
-fn product_choices(pod: &Pod) -> Vec<String> {
-    let Some(spec) = &pod.spec else {
-        return Vec::new();
-    };
-    if let Some(selector) = &spec.node_selector {
-        if let Some(product) = selector.get(PRODUCT_LABEL) {
-            return vec![product.clone()];
-        }
-        if let Some(product) = cloud_product(selector) {
-            return vec![product];
-        }
+/// The GPU products a pod can land on, from its node selector (`selector`: the pod's, with what
+/// every node it may run on says) or its required node affinity (`In`) on GPU Feature
+/// Discovery's `nvidia.com/gpu.product` or a cloud's GPU label (GKE's accelerator, Karpenter's
+/// GPU name); empty when they do not say.
+fn product_choices(selector: &BTreeMap<String, String>, spec: &PodSpec) -> Vec<String> {
+    if let Some(product) = selector.get(PRODUCT_LABEL) {
+        return vec![product.clone()];
     }
-    let terms = spec
-        .affinity
-        .as_ref()
-        .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|n| {
-            n.required_during_scheduling_ignored_during_execution
-                .as_ref()
-        })
-        .map(|r| r.node_selector_terms.as_slice())
-        .unwrap_or_default();
-    let expressions = terms
+    if let Some(product) = cloud_product(selector) {
+        return vec![product];
+    }
+    let expressions = required_terms(spec)
         .iter()
         .flat_map(|t| t.match_expressions.iter().flatten())
         .filter(|e| e.operator == "In");
@@ -155,6 +142,10 @@ pub struct ProspectContext<'a> {
     pub claims: &'a ClaimAsks,
     /// What the cluster holds and offers now.
     pub live: &'a AllocationSet,
+    /// The nodes' labels: where a pod that says where it runs may run.
+    pub nodes: &'a LabelsByNode,
+    /// Where pods saying so may run, as far as worked out for this view.
+    pub placements: &'a Placements,
 }
 
 impl ProspectContext<'_> {
@@ -188,19 +179,44 @@ pub fn prospect_from_pod(
         .as_ref()
         .ok_or_else(|| ProspectError("pod: has no spec".into()))?;
     let demand = gpu_demand(spec, &[]).map_err(|e| ProspectError(format!("pod: {e}")))?;
-    let selector: BTreeMap<String, String> = spec.node_selector.clone().unwrap_or_default();
-    let tier = capacity_tier(&selector);
-    let (product, model, price, model_note) =
-        priced_model(card, &product_choices(pod), tier, context.at)?;
+    let own: BTreeMap<String, String> = spec.node_selector.clone().unwrap_or_default();
+    let named = !product_choices(&own, spec).is_empty();
+    // A pod pinned by other labels (a node pool's, a node's name) runs on one of the nodes
+    // those admit now: what they all say, it is as if it selected; and its GPU is theirs
+    // (the costliest where they differ). Said, since a node made later may hold another.
+    let placed = context
+        .placements
+        .of(spec, context.live, context.nodes, card, context.at);
+    let mut selector = own.clone();
+    for (key, value) in placed.iter().flat_map(|p| &p.common) {
+        selector.entry(key.clone()).or_insert_with(|| value.clone());
+    }
+    let mut tier = capacity_tier(&selector);
+    let mut choices = product_choices(&selector, spec);
+    if let Some((product, costliest)) = placed.as_ref().and_then(|p| p.costliest.clone())
+        && choices.is_empty()
+    {
+        (choices, tier) = (vec![product], costliest);
+    }
+    let (product, model, price, model_note) = priced_model(card, &choices, tier, context.at)?;
+    let model_note = match &placed {
+        Some(placed) if !named && model_note.is_none() => Some(placed.note(&model, tier)),
+        _ => model_note,
+    };
     let mut notes: Vec<String> = Vec::new();
     // Time-slicing replicas a node selector names (GFD's, GKE's clients per GPU, or GFD's of a
-    // MIG profile): `None` where it names none, said where its value is no number of them.
+    // MIG profile), or that every node the pod may run on has: `None` where neither says, said
+    // where its value is no number of them, or where the nodes said it.
     let selected_replicas = |label: &str, notes: &mut Vec<String>| {
         let value = selector.get(label)?;
         let read = read_replicas(value);
         if read.is_none() {
             notes.push(format!(
                 "node selector {label}={value:?} is not a number of replicas: its devices counted whole"
+            ));
+        } else if !own.contains_key(label) {
+            notes.push(format!(
+                "{label}={value} on every GPU node its node name, selector and affinity allow now"
             ));
         }
         read

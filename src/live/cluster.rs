@@ -8,7 +8,7 @@ use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceClaimTemplate, Resou
 
 use super::allocations::{Changed, LiveAllocations, LiveRead, Watched};
 use super::stores::KindStore;
-use crate::allocation::{BuildOptions, ClaimAsks};
+use crate::allocation::{BuildOptions, ClaimAsks, LabelsByNode, node_labels};
 use crate::pricing::RateCard;
 
 /// Every kind Tollgate watches.
@@ -30,6 +30,8 @@ pub struct ClusterStores {
     live: LiveAllocations,
     /// What the claims and templates ask for, read again only when one of them changed.
     asks: Arc<ClaimAsks>,
+    /// The nodes' labels, read again only for nodes that changed.
+    labels: Arc<LabelsByNode>,
 }
 
 impl ClusterStores {
@@ -65,6 +67,27 @@ impl ClusterStores {
             }
         }
         self.asks.clone()
+    }
+
+    /// The nodes' labels (where the quota check tells which nodes a pod not scheduled yet may
+    /// run on): only nodes that changed are read again. Call before
+    /// [`allocations`](Self::allocations), which takes the nodes' changes.
+    pub fn node_labels(&mut self) -> Arc<LabelsByNode> {
+        let changes = self.nodes.changes();
+        if changes.relisted {
+            self.labels = Arc::new(node_labels(self.nodes.objects()));
+        } else if !changes.keys.is_empty() {
+            let labels = Arc::make_mut(&mut self.labels);
+            for (namespace, name) in &changes.keys {
+                match self.nodes.named(namespace, name) {
+                    Some(node) => {
+                        labels.insert(name.clone(), node.metadata.labels.unwrap_or_default())
+                    }
+                    None => labels.remove(name),
+                };
+            }
+        }
+        self.labels.clone()
     }
 
     /// Allocations and capacity as of `options.as_of`, including pods and nodes deleted since

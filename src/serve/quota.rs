@@ -134,6 +134,8 @@ impl QuotaGate {
             at: view.as_of,
             claims: &view.claim_asks,
             live: &view.live,
+            nodes: &view.nodes,
+            placements: &view.placements,
         }
     }
 

@@ -192,6 +192,7 @@ impl Reconciler {
             live,
             namespaces,
             claim_asks,
+            nodes,
             synced,
             touched,
         } = self.feed.read(&self.card, options);
@@ -280,6 +281,8 @@ impl Reconciler {
             spend: Arc::new(spend),
             namespaces: Arc::new(namespaces),
             claim_asks,
+            nodes,
+            placements: Arc::default(),
             arrivals: self.arrivals.log(),
             reconciled_in: started.elapsed(),
             segments: (

@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::allocation::{AllocationSet, ClaimAsks};
-use crate::budget::{ArrivalLog, SpendIndex};
+use crate::allocation::{AllocationSet, ClaimAsks, LabelsByNode};
+use crate::budget::{ArrivalLog, Placements, SpendIndex};
 use crate::ledger::LedgerView;
 use crate::time::UnixSeconds;
 
@@ -38,6 +38,10 @@ pub struct View {
     pub namespaces: Arc<BTreeMap<String, ObjectMeta>>,
     /// What the DRA claims and claim templates ask for, for pods not created yet.
     pub claim_asks: Arc<ClaimAsks>,
+    /// The nodes' labels, for where a pod not created yet may run.
+    pub nodes: Arc<LabelsByNode>,
+    /// Where pods not created yet may run, as worked out for this view's checks.
+    pub placements: Arc<Placements>,
     /// Pods that showed up lately: what releases admission holds.
     pub arrivals: Arc<ArrivalLog>,
     /// How long the reconcile that made this view took.
@@ -60,6 +64,8 @@ impl Default for View {
             spend: Arc::default(),
             namespaces: Arc::default(),
             claim_asks: Arc::default(),
+            nodes: Arc::default(),
+            placements: Arc::default(),
             arrivals: Arc::default(),
             reconciled_in: std::time::Duration::ZERO,
             segments: (0, 0),

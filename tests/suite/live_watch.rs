@@ -104,11 +104,18 @@ impl Harness {
 
     /// A dry-run quota check of a pod in team-e on H200 with one claim from `template`.
     async fn check_claim_template(&self, template: &str) -> serde_json::Value {
+        self.check_pod(
+            json!({"nodeSelector": {"nvidia.com/gpu.product": "NVIDIA H200"},
+            "containers": [{"name": "server"}],
+            "resourceClaims": [{"name": "gpus", "resourceClaimTemplateName": template}]}),
+        )
+        .await
+    }
+
+    /// A dry-run quota check of a pod in team-e of `spec`.
+    async fn check_pod(&self, spec: serde_json::Value) -> serde_json::Value {
         let body = json!({"namespace": "team-e", "dryRun": true, "pod": {
-            "metadata": {"name": "new-0", "namespace": "team-e"},
-            "spec": {"nodeSelector": {"nvidia.com/gpu.product": "NVIDIA H200"},
-                "containers": [{"name": "server"}],
-                "resourceClaims": [{"name": "gpus", "resourceClaimTemplateName": template}]}}});
+            "metadata": {"name": "new-0", "namespace": "team-e"}, "spec": spec}});
         let request = Request::post("/api/v1/quota/check")
             .body(Body::from(body.to_string()))
             .unwrap();
@@ -331,4 +338,48 @@ async fn the_quota_check_prices_a_claim_template_as_the_watch_last_saw_it() {
             "ResourceClaimTemplate team-e/eight-h100 is not known to Tollgate: the claim is counted as one GPU"
         ])
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quota_check_prices_a_node_pool_as_the_watch_last_saw_its_nodes() {
+    // A pod of one `nvidia.com/gpu` selecting the node pool `pool=inference`: no node is in it
+    // at first (the card's costliest, H200 at 8.00); node-l40s is labelled into it (its L40S,
+    // 2.00); then it is deleted (8.00 again).
+    let h = harness(false).await;
+    h.until("the first list", |m| !units_by_pod(m).is_empty())
+        .await;
+    let pod = json!({"nodeSelector": {"pool": "inference"},
+        "containers": [{"name": "server", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]});
+    let priced = |want: &'static str| {
+        let pod = pod.clone();
+        let h = &h;
+        async move {
+            let mut d = json!(null);
+            for _ in 0..100 {
+                h.reconciler.lock().unwrap().step();
+                d = h.check_pod(pod.clone()).await;
+                if d["podPerHour"] == want {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            d
+        }
+    };
+    let d = priced("8.00").await;
+    assert_eq!(d["podPerHour"], "8.00", "{d}");
+    let mut node = h.api.get("nodes", "", "node-l40s");
+    node["metadata"]["labels"]["pool"] = json!("inference");
+    h.api.apply("nodes", node);
+    let d = priced("2.00").await;
+    assert_eq!(d["podPerHour"], "2.00", "{d}");
+    assert_eq!(
+        d["warnings"],
+        json!([
+            "priced as L40S-48GB (on-demand), the GPU of the GPU node its node name, selector and affinity allow now: a node made later may hold another"
+        ])
+    );
+    h.api.delete("nodes", "", "node-l40s");
+    let d = priced("8.00").await;
+    assert_eq!(d["podPerHour"], "8.00", "{d}");
 }

@@ -655,6 +655,91 @@ fn a_pod_pinned_by_its_cloud_s_gpu_label_is_priced_as_that_gpu() {
 }
 
 #[test]
+fn a_pod_pinned_to_nodes_by_other_labels_is_priced_as_the_gpus_those_nodes_hold() {
+    // Pods pick a node pool, a capacity type or a node by name far more often than a GPU
+    // product; they were priced as the costliest GPU of the card (H200-141GB, 8.00), however
+    // cheap the nodes they can run on. One `nvidia.com/gpu`, team-e: 126048/7 + 696 × pod.
+    let check = |placement: Value| {
+        let mut spec = json!({"containers": [
+            {"name": "c", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]});
+        spec.as_object_mut()
+            .unwrap()
+            .extend(placement.as_object().unwrap().clone());
+        team_e_pod_quota(spec)
+    };
+    let said = |model: &str, of: &str, later: bool| {
+        let later = if later {
+            ": a node made later may hold another"
+        } else {
+            ""
+        };
+        format!("priced as {model}, {of} its node name, selector and affinity allow now{later}")
+    };
+    // `nodeName: node-l40s`: an L40S at 2.00; 18006.857142 + 1392 = 19398.86, allowed.
+    // (Before: 8.00, 23574.86, refused.)
+    let (code, d, _) = check(json!({"nodeName": "node-l40s"}));
+    assert_eq!(code, 0, "{d}");
+    assert_eq!(
+        (&d["podPerHour"], &d["projected"]),
+        (&json!("2.00"), &json!("19398.86"))
+    );
+    let note = said("L40S-48GB (on-demand)", "the GPU of the GPU node", false);
+    assert_eq!(d["warnings"], json!([note]));
+    // Spot capacity: node-h100-spot alone, an H100 at its spot price after noon on November 1,
+    // 1.50; 18006.857142 + 1044 = 19050.86.
+    let (code, d, _) = check(json!({"nodeSelector": {"karpenter.sh/capacity-type": "spot"}}));
+    assert_eq!(code, 0, "{d}");
+    assert_eq!(
+        (&d["podPerHour"], &d["projected"]),
+        (&json!("1.50"), &json!("19050.86"))
+    );
+    let note = said("H100-80GB (spot)", "the GPU of the GPU node", true);
+    assert_eq!(d["warnings"], json!([note]));
+    // A node by its hostname label: node-l4-ts, an L4 time-sliced 4 ways, 0.20, as if the pod
+    // selected its product and replicas; 18006.857142 + 139.20 = 18146.06.
+    let (_, d, _) = check(json!({"nodeSelector": {"kubernetes.io/hostname": "node-l4-ts"}}));
+    assert_eq!(
+        (&d["podPerHour"], &d["projected"]),
+        (&json!("0.20"), &json!("18146.06"))
+    );
+    let note = said("L4-24GB (on-demand)", "the GPU of the GPU node", true);
+    assert_eq!(
+        d["warnings"],
+        json!([
+            note,
+            "nvidia.com/gpu.replicas=4 on every GPU node its node name, selector and affinity allow now"
+        ])
+    );
+    // Affinity every node meets (the region): the costliest GPU among them, node-h200-dra's
+    // H200 at 8.00 (node-gh200's is not priced); 18006.857142 + 5568 = 23574.86, refused.
+    let region = json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [
+            {"key": "topology.kubernetes.io/region", "operator": "In", "values": ["us-east-1"]}]}]}}}});
+    let (code, d, _) = check(region);
+    assert_eq!(code, 3, "{d}");
+    assert_eq!(
+        (&d["podPerHour"], &d["projected"]),
+        (&json!("8.00"), &json!("23574.86"))
+    );
+    let note = said(
+        "H200-141GB (on-demand)",
+        "the most expensive GPU of the 9 GPU nodes",
+        true,
+    );
+    assert_eq!(d["warnings"], json!([note]));
+    // A node pool no live node is in (one an autoscaler will make): the costliest of the card,
+    // as before.
+    let (code, d, _) = check(json!({"nodeSelector": {"cloud.google.com/gke-nodepool": "new"}}));
+    assert_eq!((code, &d["projected"]), (3, &json!("23574.86")));
+    assert_eq!(
+        d["warnings"],
+        json!([
+            "its GPU model is not known before scheduling: priced as H200-141GB, the most expensive in the rate card"
+        ])
+    );
+}
+
+#[test]
 fn a_pod_pinned_by_gfd_s_product_label_is_sized_as_that_node_shares_its_gpus() {
     // GFD names MIG single strategy nodes `…-MIG-<profile>` and time-sliced ones `…-SHARED`;
     // a pod selecting such a product asks for that node's devices. team-e's budget:
@@ -679,15 +764,31 @@ fn a_pod_pinned_by_gfd_s_product_label_is_sized_as_that_node_shares_its_gpus() {
     assert_eq!((code, &d["podPerHour"]), (0, &json!("0.40")), "{d}");
     assert_eq!(d["projected"], "18285.26");
     // An L4 (0.80) time-sliced 4 ways: 0.20; 18006.857142 + 139.20. Without the replicas
-    // selector, a whole L4, said: 0.80, 18563.66.
+    // selector, the one live node of that product (node-l4-ts) says them: the same, said.
+    // Selecting a node pool no live node is in as well, a whole L4, said: 0.80, 18563.66.
     let shared =
         json!({"nvidia.com/gpu.product": "NVIDIA-L4-SHARED", "nvidia.com/gpu.replicas": "4"});
     let (_, d, _) = check(shared, "1");
     assert_eq!(
+        (&d["podPerHour"], &d["projected"], &d["warnings"]),
+        (&json!("0.20"), &json!("18146.06"), &json!([]))
+    );
+    let (_, d, _) = check(json!({"nvidia.com/gpu.product": "NVIDIA-L4-SHARED"}), "1");
+    assert_eq!(
         (&d["podPerHour"], &d["projected"]),
         (&json!("0.20"), &json!("18146.06"))
     );
-    let (_, d, _) = check(json!({"nvidia.com/gpu.product": "NVIDIA-L4-SHARED"}), "1");
+    assert_eq!(
+        d["warnings"],
+        json!([
+            "nvidia.com/gpu.replicas=4 on every GPU node its node name, selector and affinity allow now"
+        ])
+    );
+    let (_, d, _) = check(
+        json!({"nvidia.com/gpu.product": "NVIDIA-L4-SHARED",
+               "cloud.google.com/gke-nodepool": "l4-new"}),
+        "1",
+    );
     assert_eq!(
         (&d["podPerHour"], &d["projected"]),
         (&json!("0.80"), &json!("18563.66"))

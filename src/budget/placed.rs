@@ -1,0 +1,134 @@
+//! Where a pod not scheduled yet may run, among the live GPU nodes: the nodes its node name,
+//! node selector and required node affinity admit, what they all say of their GPUs, and their
+//! costliest GPU. Worked out once a view for each way pods say where they run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use k8s_openapi::api::core::v1::PodSpec;
+use rustc_hash::FxHashMap;
+
+use crate::allocation::{AllocationSet, LabelsByNode, admits, placement_key};
+use crate::pricing::{PriceTier, RateCard};
+use crate::time::UnixSeconds;
+
+/// The live GPU nodes a pod that says where it runs may run on.
+#[derive(Debug)]
+pub(super) struct Placed {
+    /// How many.
+    nodes: usize,
+    /// The labels every one of them has, with the same value: what the pod's node will have
+    /// (its GPU product, time-slicing replicas, capacity type), as if its node selector said it.
+    pub(super) common: BTreeMap<String, String>,
+    /// Their costliest GPU at the check's time, and its tier (a node's own price is not
+    /// weighed); `None` when none is priced.
+    pub(super) costliest: Option<(String, PriceTier)>,
+    /// Whether they hold GPUs of more than one model or tier.
+    several: bool,
+    /// Whether the pod names its node: no node made later can be it.
+    pinned: bool,
+}
+
+impl Placed {
+    /// What to say of a pod priced as `model` in `tier` from these nodes.
+    pub(super) fn note(&self, model: &str, tier: PriceTier) -> String {
+        let nodes = match self.nodes {
+            1 => "the GPU node".to_string(),
+            n => format!("the {n} GPU nodes"),
+        };
+        let of = if self.several {
+            "the most expensive GPU of"
+        } else {
+            "the GPU of"
+        };
+        let later = if self.pinned {
+            ""
+        } else {
+            ": a node made later may hold another"
+        };
+        format!(
+            "priced as {model} ({tier}), {of} {nodes} its node name, selector and affinity allow now{later}"
+        )
+    }
+}
+
+/// Placements worked out for one view (a view is the cluster as of one read, so they hold as
+/// long as it does), by what pods say of where they run: pods of one workload say the same, and
+/// are placed once.
+#[derive(Debug, Default)]
+pub struct Placements(Mutex<FxHashMap<String, Option<Arc<Placed>>>>);
+
+/// Ways of saying where to run remembered at most per view; past them each is worked out again
+/// (a flood of pods each saying something new cannot grow the memory).
+const MOST_REMEMBERED: usize = 1024;
+
+impl Placements {
+    /// Where a pod of `spec` may run among the GPU nodes of `live` (labelled `nodes`) at `at`.
+    /// `None` when it says nothing of where it runs, or admits no live GPU node.
+    pub(super) fn of(
+        &self,
+        spec: &PodSpec,
+        live: &AllocationSet,
+        nodes: &LabelsByNode,
+        card: &RateCard,
+        at: UnixSeconds,
+    ) -> Option<Arc<Placed>> {
+        let key = placement_key(spec)?;
+        let remembered = self.lock().get(&key).cloned();
+        if let Some(placed) = remembered {
+            return placed;
+        }
+        let placed = placed_on(spec, live, nodes, card, at).map(Arc::new);
+        let mut remembered = self.lock();
+        if remembered.len() < MOST_REMEMBERED {
+            remembered.insert(key, placed.clone());
+        }
+        placed
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FxHashMap<String, Option<Arc<Placed>>>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The live GPU nodes (capacity lasting to `at`) a pod of `spec` admits, what they all say,
+/// and their costliest GPU at `at`.
+fn placed_on(
+    spec: &PodSpec,
+    live: &AllocationSet,
+    nodes: &LabelsByNode,
+    card: &RateCard,
+    at: UnixSeconds,
+) -> Option<Placed> {
+    let mut admitted = BTreeSet::new();
+    let mut choices = BTreeSet::new();
+    let mut common: Option<BTreeMap<String, String>> = None;
+    for capacity in live.capacity.iter().filter(|c| c.interval.end >= at) {
+        let name = live.names.resolve(capacity.node);
+        let Some(labels) = nodes.get(name).filter(|l| admits(spec, name, l)) else {
+            continue;
+        };
+        choices.insert((live.names.resolve(capacity.product), capacity.tier));
+        if admitted.insert(name) {
+            match &mut common {
+                Some(common) => common.retain(|key, value| labels.get(key) == Some(value)),
+                None => common = Some(labels.clone()),
+            }
+        }
+    }
+    let costliest = choices
+        .iter()
+        .filter_map(|&(product, tier)| {
+            let price = card.price_at(product, tier, None, at)?;
+            Some((price, product, tier))
+        })
+        .max()
+        .map(|(_, product, tier)| (product.to_string(), tier));
+    Some(Placed {
+        nodes: admitted.len(),
+        common: common?,
+        costliest,
+        several: choices.len() > 1,
+        pinned: spec.node_name.as_deref().is_some_and(|n| !n.is_empty()),
+    })
+}
