@@ -204,6 +204,24 @@ pub fn prospect_from_pod(
         _ => model_note,
     };
     let mut notes: Vec<String> = Vec::new();
+    // A pod naming its GPU takes its tier and partitions from the nodes too: said.
+    if named && placed.is_some() {
+        let mut from_nodes: Vec<String> = [GKE_PARTITION_LABEL]
+            .iter()
+            .chain(&AMD_PARTITION_LABELS)
+            .filter(|key| !own.contains_key(**key))
+            .filter_map(|key| Some(format!("{key}={}", selector.get(*key)?)))
+            .collect();
+        if capacity_tier(&own) != tier {
+            from_nodes.insert(0, format!("{tier} capacity"));
+        }
+        if !from_nodes.is_empty() {
+            notes.push(format!(
+                "{} on every GPU node its node name, selector and affinity allow now",
+                from_nodes.join(", ")
+            ));
+        }
+    }
     // Time-slicing replicas a node selector names (GFD's, GKE's clients per GPU, or GFD's of a
     // MIG profile), or that every node the pod may run on has: `None` where neither says, said
     // where its value is no number of them, or where the nodes said it.

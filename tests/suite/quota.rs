@@ -695,6 +695,22 @@ fn a_pod_pinned_to_nodes_by_other_labels_is_priced_as_the_gpus_those_nodes_hold(
     );
     let note = said("H100-80GB (spot)", "the GPU of the GPU node", true);
     assert_eq!(d["warnings"], json!([note]));
+    // Its GPU named, and a node by hostname: node-h100-spot's tier, spot, prices it (1.50, not
+    // 3.00 on demand: 20094.86, refused, before).
+    let (code, d, _) = check(json!({"nodeSelector": {
+        "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3",
+        "kubernetes.io/hostname": "node-h100-spot"}}));
+    assert_eq!(code, 0, "{d}");
+    assert_eq!(
+        (&d["podPerHour"], &d["projected"], &d["warnings"]),
+        (
+            &json!("1.50"),
+            &json!("19050.86"),
+            &json!([
+                "spot capacity on every GPU node its node name, selector and affinity allow now"
+            ])
+        )
+    );
     // A node by its hostname label: node-l4-ts, an L4 time-sliced 4 ways, 0.20, as if the pod
     // selected its product and replicas; 18006.857142 + 139.20 = 18146.06.
     let (_, d, _) = check(json!({"nodeSelector": {"kubernetes.io/hostname": "node-l4-ts"}}));
