@@ -21,7 +21,8 @@ pub(super) struct Placed {
     /// (its GPU product, time-slicing replicas, capacity type), as if its node selector said it.
     pub(super) common: BTreeMap<String, String>,
     /// Their costliest GPU at the check's time, and its tier (a node's own price is not
-    /// weighed); `None` when none is priced.
+    /// weighed); where none is priced, one of them, for the answer to name; `None` when their
+    /// GPU is not known.
     pub(super) costliest: Option<(String, PriceTier)>,
     /// Whether they hold GPUs of more than one model or tier.
     several: bool,
@@ -116,14 +117,17 @@ fn placed_on(
             }
         }
     }
-    let costliest = choices
-        .iter()
+    let known = choices.iter().filter(|(product, _)| !product.is_empty());
+    let costliest = known
+        .clone()
         .filter_map(|&(product, tier)| {
             let price = card.price_at(product, tier, None, at)?;
             Some((price, product, tier))
         })
         .max()
-        .map(|(_, product, tier)| (product.to_string(), tier));
+        .map(|(_, product, tier)| (product, tier))
+        .or_else(|| known.copied().next())
+        .map(|(product, tier)| (product.to_string(), tier));
     Some(Placed {
         nodes: admitted.len(),
         common: common?,

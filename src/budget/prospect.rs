@@ -180,7 +180,8 @@ pub fn prospect_from_pod(
         .ok_or_else(|| ProspectError("pod: has no spec".into()))?;
     let demand = gpu_demand(spec, &[]).map_err(|e| ProspectError(format!("pod: {e}")))?;
     let own: BTreeMap<String, String> = spec.node_selector.clone().unwrap_or_default();
-    let named = !product_choices(&own, spec).is_empty();
+    let own_choices = product_choices(&own, spec);
+    let named = !own_choices.is_empty();
     // A pod pinned by other labels (a node pool's, a node's name) runs on one of the nodes
     // those admit now: what they all say, it is as if it selected; and its GPU is theirs
     // (the costliest where they differ). Said, since a node made later may hold another.
@@ -200,7 +201,9 @@ pub fn prospect_from_pod(
     }
     let (product, model, price, model_note) = priced_model(card, &choices, tier, context.at)?;
     let model_note = match &placed {
-        Some(placed) if !named && model_note.is_none() => Some(placed.note(&model, tier)),
+        Some(placed) if choices != own_choices && model_note.is_none() => {
+            Some(placed.note(&model, tier))
+        }
         _ => model_note,
     };
     let mut notes: Vec<String> = Vec::new();

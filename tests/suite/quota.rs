@@ -743,6 +743,33 @@ fn a_pod_pinned_to_nodes_by_other_labels_is_priced_as_the_gpus_those_nodes_hold(
         true,
     );
     assert_eq!(d["warnings"], json!([note]));
+    // Affinity naming two products (L40S 2.00, H100 3.00) and two hostnames, both L40S nodes:
+    // the L40S, 2.00, 19398.86 (before: the costlier product named, 3.00, 20094.86, refused).
+    let both = json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [
+            {"key": "nvidia.com/gpu.product", "operator": "In",
+             "values": ["NVIDIA-L40S", "NVIDIA-H100-80GB-HBM3"]},
+            {"key": "kubernetes.io/hostname", "operator": "In",
+             "values": ["node-l40s", "node-colo"]}]}]}}}});
+    let (code, d, _) = check(both);
+    assert_eq!(
+        (code, &d["podPerHour"], &d["projected"]),
+        (0, &json!("2.00"), &json!("19398.86"))
+    );
+    let note = said("L40S-48GB (on-demand)", "the GPU of the 2 GPU nodes", true);
+    assert_eq!(d["warnings"], json!([note]));
+    // Pinned to the GH200 node, whose GPU the card does not price: the card's costliest, and
+    // the answer names the model.
+    let (_, d, _) = check(json!({"nodeName": "node-gh200"}));
+    assert_eq!(
+        (&d["podPerHour"], &d["warnings"]),
+        (
+            &json!("8.00"),
+            &json!([
+                "GPU model NVIDIA-GH200-480GB has no price: priced as H200-141GB, the most expensive in the rate card"
+            ])
+        )
+    );
     // A node pool no live node is in (one an autoscaler will make): the costliest of the card,
     // as before.
     let (code, d, _) = check(json!({"nodeSelector": {"cloud.google.com/gke-nodepool": "new"}}));
