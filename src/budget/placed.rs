@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use k8s_openapi::api::core::v1::PodSpec;
+use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 
 use crate::allocation::{AllocationSet, LabelsByNode, admits, placement_key};
@@ -20,19 +21,31 @@ pub(super) struct Placed {
     /// The labels every one of them has, with the same value: what the pod's node will have
     /// (its GPU product, time-slicing replicas, capacity type), as if its node selector said it.
     pub(super) common: BTreeMap<String, String>,
-    /// Their costliest GPU at the check's time, and its tier (a node's own price is not
-    /// weighed); where none is priced, one of them, for the answer to name; `None` when their
-    /// GPU is not known.
-    pub(super) costliest: Option<(String, PriceTier)>,
+    /// Their costliest GPU at the check's time (a node's own price, `tollgate.dev/gpu-hourly-
+    /// price`, where it has one); where none is priced, one of them, for the answer to name;
+    /// `None` when their GPU is not known.
+    pub(super) costliest: Option<Costliest>,
     /// Whether they hold GPUs of more than one model or tier.
     several: bool,
     /// Whether the pod names its node: no node made later can be it.
     pinned: bool,
 }
 
+/// The GPU a pod is priced as among the nodes it may run on.
+#[derive(Clone, Debug)]
+pub(super) struct Costliest {
+    pub(super) product: String,
+    pub(super) tier: PriceTier,
+    /// Its price per GPU-hour there; `None`: not priced.
+    pub(super) price: Option<Decimal>,
+    /// Whether that is a node's own price.
+    pub(super) own: bool,
+}
+
 impl Placed {
-    /// What to say of a pod priced as `model` in `tier` from these nodes.
-    pub(super) fn note(&self, model: &str, tier: PriceTier) -> String {
+    /// What to say of a pod priced as `model` in `tier` (at a node's own price where `own`)
+    /// from these nodes.
+    pub(super) fn note(&self, model: &str, tier: PriceTier, own: bool) -> String {
         let nodes = match self.nodes {
             1 => "the GPU node".to_string(),
             n => format!("the {n} GPU nodes"),
@@ -47,8 +60,9 @@ impl Placed {
         } else {
             ": a node made later may hold another"
         };
+        let price = if own { " at its node's own price" } else { "" };
         format!(
-            "priced as {model} ({tier}), {of} {nodes} its node name, selector and affinity allow now{later}"
+            "priced as {model} ({tier}){price}, {of} {nodes} its node name, selector and affinity allow now{later}"
         )
     }
 }
@@ -102,14 +116,15 @@ fn placed_on(
     at: UnixSeconds,
 ) -> Option<Placed> {
     let mut admitted = BTreeSet::new();
-    let mut choices = BTreeSet::new();
+    let mut choices: BTreeSet<(&str, PriceTier, Option<Decimal>)> = BTreeSet::new();
     let mut common: Option<BTreeMap<String, String>> = None;
     for capacity in live.capacity.iter().filter(|c| c.interval.end >= at) {
         let name = live.names.resolve(capacity.node);
         let Some(labels) = nodes.get(name).filter(|l| admits(spec, name, l)) else {
             continue;
         };
-        choices.insert((live.names.resolve(capacity.product), capacity.tier));
+        let product = live.names.resolve(capacity.product);
+        choices.insert((product, capacity.tier, capacity.price_override));
         if admitted.insert(name) {
             match &mut common {
                 Some(common) => common.retain(|key, value| labels.get(key) == Some(value)),
@@ -117,17 +132,22 @@ fn placed_on(
             }
         }
     }
-    let known = choices.iter().filter(|(product, _)| !product.is_empty());
+    let known = choices.iter().filter(|(product, ..)| !product.is_empty());
     let costliest = known
         .clone()
-        .filter_map(|&(product, tier)| {
-            let price = card.price_at(product, tier, None, at)?;
-            Some((price, product, tier))
+        .filter_map(|&(product, tier, own)| {
+            let price = card.price_at(product, tier, own, at)?;
+            Some((price, product, tier, own.is_some()))
         })
         .max()
-        .map(|(_, product, tier)| (product, tier))
-        .or_else(|| known.copied().next())
-        .map(|(product, tier)| (product.to_string(), tier));
+        .map(|(price, product, tier, own)| (product, tier, Some(price), own))
+        .or_else(|| known.map(|&(p, t, _)| (p, t, None, false)).next())
+        .map(|(product, tier, price, own)| Costliest {
+            product: product.to_string(),
+            tier,
+            price,
+            own,
+        });
     Some(Placed {
         nodes: admitted.len(),
         common: common?,

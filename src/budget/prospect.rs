@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use rust_decimal::Decimal;
 
 use super::claimed::{ClaimPricing, claimed};
-use super::placed::Placements;
+use super::placed::{Costliest, Placements};
 use crate::allocation::{
     AMD_PARTITION_LABELS, AllocationSet, AmdPartitionMode, CLOUD_GPU_LABELS, ClaimAsks,
     CostCenterSource, GKE_PARTITION_LABEL, GpuResource, LabelsByNode, PRODUCT_LABEL,
@@ -194,15 +194,28 @@ pub fn prospect_from_pod(
     }
     let mut tier = capacity_tier(&selector);
     let mut choices = product_choices(&selector, spec);
-    if let Some((product, costliest)) = placed.as_ref().and_then(|p| p.costliest.clone())
-        && choices.is_empty()
-    {
-        (choices, tier) = (vec![product], costliest);
+    let costliest = placed.as_ref().and_then(|p| p.costliest.clone());
+    if let Some(costliest) = costliest.as_ref().filter(|_| choices.is_empty()) {
+        (choices, tier) = (vec![costliest.product.clone()], costliest.tier);
     }
-    let (product, model, price, model_note) = priced_model(card, &choices, tier, context.at)?;
+    let (product, model, mut price, model_note) = priced_model(card, &choices, tier, context.at)?;
+    // What it will pay on the nodes it may run on: their costliest price for that model, a
+    // node's own where it has one.
+    let own_price = match costliest {
+        Some(Costliest {
+            product: priced,
+            tier: paid_tier,
+            price: Some(paid),
+            own,
+        }) if model_note.is_none() && card.model_label(&priced) == model => {
+            (price, tier) = (paid, paid_tier);
+            own
+        }
+        _ => false,
+    };
     let model_note = match &placed {
-        Some(placed) if choices != own_choices && model_note.is_none() => {
-            Some(placed.note(&model, tier))
+        Some(placed) if (choices != own_choices || own_price) && model_note.is_none() => {
+            Some(placed.note(&model, tier, own_price))
         }
         _ => model_note,
     };

@@ -756,7 +756,25 @@ fn a_pod_pinned_to_nodes_by_other_labels_is_priced_as_the_gpus_those_nodes_hold(
         (code, &d["podPerHour"], &d["projected"]),
         (0, &json!("2.00"), &json!("19398.86"))
     );
-    let note = said("L40S-48GB (on-demand)", "the GPU of the 2 GPU nodes", true);
+    // (node-colo's L40S has its own price, 1.00: the dearer of the two is node-l40s'.)
+    let note = said(
+        "L40S-48GB (on-demand)",
+        "the most expensive GPU of the 2 GPU nodes",
+        true,
+    );
+    assert_eq!(d["warnings"], json!([note]));
+    // Pinned to node-colo, whose own price (`tollgate.dev/gpu-hourly-price`) is 1.00 for its
+    // L40S: 1.00, as the chargeback charges it there; 18006.857142 + 696 = 18702.86.
+    let (_, d, _) = check(json!({"nodeName": "node-colo"}));
+    assert_eq!(
+        (&d["podPerHour"], &d["projected"]),
+        (&json!("1.00"), &json!("18702.86"))
+    );
+    let note = said(
+        "L40S-48GB (on-demand) at its node's own price",
+        "the GPU of the GPU node",
+        false,
+    );
     assert_eq!(d["warnings"], json!([note]));
     // Pinned to the GH200 node, whose GPU the card does not price: the card's costliest, and
     // the answer names the model.
