@@ -122,6 +122,15 @@ fn held(
         .collect()
 }
 
+/// The GPUs of each capacity record of node `node`.
+fn node_units(set: &AllocationSet, node: &str) -> Vec<String> {
+    set.capacity
+        .iter()
+        .filter(|c| set.names.resolve(c.node) == node)
+        .map(|c| c.units.to_string())
+        .collect()
+}
+
 fn units(set: &AllocationSet, pod: &str) -> Vec<(AllocationKind, String)> {
     held(set, pod).into_iter().map(|h| (h.0, h.1)).collect()
 }
@@ -410,13 +419,7 @@ fn a_pool_is_what_its_newest_slices_say() {
     objects.slices.push(stale);
     claim_results(&mut objects, "dra-0-gpu-x7k2p")[0].device = "gpu-4".into();
     let set = allocations(&objects, &card, &BuildOptions::new(as_of()));
-    let capacity: Vec<String> = set
-        .capacity
-        .iter()
-        .filter(|c| set.names.resolve(c.node) == "node-h200-dra")
-        .map(|c| c.units.to_string())
-        .collect();
-    assert_eq!(capacity, ["4"]);
+    assert_eq!(node_units(&set, "node-h200-dra"), ["4"]);
     let dra = held(&set, "dra-0");
     assert_eq!((dra[0].0, dra[0].1.as_str()), (AllocationKind::Dra, "1"));
     assert_eq!(dra[0].2, "NVIDIA H200 140GB");
@@ -751,12 +754,7 @@ fn a_node_advertising_a_count_of_gpus_below_zero_or_in_parts_is_not_counted_and_
             k8s_openapi::apimachinery::pkg::api::resource::Quantity(count.into()),
         );
         let set = allocations(&objects, &card, &BuildOptions::new(as_of()));
-        let units: Vec<String> = set
-            .capacity
-            .iter()
-            .filter(|c| set.names.resolve(c.node) == "node-l4-ts")
-            .map(|c| c.units.to_string())
-            .collect();
+        let units = node_units(&set, "node-l4-ts");
         let said: Vec<String> = set
             .warnings
             .iter()
