@@ -89,57 +89,35 @@ mig_slices = 4
 on_demand = "1.10"
 "#,
     );
-    assert_eq!(
-        card.mig_fraction("NVIDIA-A100-SXM4-40GB", "1g.5gb"),
-        GpuUnits::ratio(1, 8)
-    );
-    assert_eq!(
-        card.mig_fraction("NVIDIA-A100-SXM4-40GB", "3g.20gb"),
-        GpuUnits::ratio(3, 7)
-    );
-    assert_eq!(
-        card.mig_fraction("NVIDIA-A30", "2g.12gb"),
-        GpuUnits::ratio(2, 4)
-    );
-    // Not in the card at all: still sized by the family's slice count.
-    assert_eq!(
-        card.mig_fraction("NVIDIA A30 PCIe", "1g.6gb"),
-        GpuUnits::ratio(1, 4)
-    );
-    assert_eq!(
-        card.mig_fraction("NVIDIA-H200", "1g.18gb"),
-        GpuUnits::ratio(1, 7)
-    );
-    assert_eq!(card.mig_fraction("NVIDIA-H200", "weird"), None);
-    // The RTX PRO 6000 Blackwell has four compute slices (1g.24gb ×4, 2g.48gb ×2, 4g.96gb), the
-    // RTX PRO 5000 two: as GFD names them, not in the card.
     let rtx_6000 = "NVIDIA-RTX-PRO-6000-Blackwell-Server-Edition";
-    assert_eq!(
-        card.mig_fraction(rtx_6000, "1g.24gb"),
-        GpuUnits::ratio(1, 4)
-    );
-    assert_eq!(
-        card.mig_fraction(rtx_6000, "2g.48gb"),
-        GpuUnits::ratio(1, 2)
-    );
-    assert_eq!(
-        card.mig_fraction(rtx_6000, "4g.96gb"),
-        GpuUnits::ratio(1, 1)
-    );
-    assert_eq!(
-        card.mig_fraction("NVIDIA RTX PRO 5000 Blackwell", "1g.24gb"),
-        GpuUnits::ratio(1, 2)
-    );
-    // A name merely containing those words is not that GPU.
-    assert_eq!(
-        card.mig_fraction("NVIDIA-RTX-PRO-60000", "1g.24gb"),
-        GpuUnits::ratio(1, 7)
-    );
-    // The whole GPU is its last profile; none has no slices or more slices than the GPU.
-    assert_eq!(
-        card.mig_fraction("NVIDIA-A30", "4g.24gb"),
-        GpuUnits::ratio(1, 1)
-    );
+    let sized = [
+        // The card's own fraction, and the card's slice count.
+        ("NVIDIA-A100-SXM4-40GB", "1g.5gb", (1, 8)),
+        ("NVIDIA-A100-SXM4-40GB", "3g.20gb", (3, 7)),
+        ("NVIDIA-A30", "2g.12gb", (2, 4)),
+        // Not in the card at all: still sized by the family's slice count.
+        ("NVIDIA A30 PCIe", "1g.6gb", (1, 4)),
+        ("NVIDIA-H200", "1g.18gb", (1, 7)),
+        // The RTX PRO 6000 Blackwell has four compute slices (1g.24gb ×4, 2g.48gb ×2,
+        // 4g.96gb), the RTX PRO 5000 two: as GFD names them, not in the card.
+        (rtx_6000, "1g.24gb", (1, 4)),
+        (rtx_6000, "2g.48gb", (1, 2)),
+        (rtx_6000, "4g.96gb", (1, 1)),
+        ("NVIDIA RTX PRO 5000 Blackwell", "1g.24gb", (1, 2)),
+        // A name merely containing those words is not that GPU.
+        ("NVIDIA-RTX-PRO-60000", "1g.24gb", (1, 7)),
+        // The whole GPU is its last profile.
+        ("NVIDIA-A30", "4g.24gb", (1, 1)),
+    ];
+    for (product, profile, (numer, denom)) in sized {
+        assert_eq!(
+            card.mig_fraction(product, profile),
+            GpuUnits::ratio(numer, denom),
+            "{product} {profile}"
+        );
+    }
+    assert_eq!(card.mig_fraction("NVIDIA-H200", "weird"), None);
+    // None has no slices or more slices than the GPU.
     for (product, profile) in [
         ("NVIDIA-A30", "7g.80gb"),
         ("NVIDIA-H200", "9g.999gb"),

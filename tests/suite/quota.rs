@@ -675,129 +675,132 @@ fn a_pod_pinned_to_nodes_by_other_labels_is_priced_as_the_gpus_those_nodes_hold(
         };
         format!("priced as {model}, {of} its node name, selector and affinity allow now{later}")
     };
-    // `nodeName: node-l40s`: an L40S at 2.00; 18006.857142 + 1392 = 19398.86, allowed.
-    // (Before: 8.00, 23574.86, refused.)
-    let (code, d, _) = check(json!({"nodeName": "node-l40s"}));
-    assert_eq!(code, 0, "{d}");
-    assert_eq!(
-        (&d["podPerHour"], &d["projected"]),
-        (&json!("2.00"), &json!("19398.86"))
-    );
-    let note = said("L40S-48GB (on-demand)", "the GPU of the GPU node", false);
-    assert_eq!(d["warnings"], json!([note]));
-    // Spot capacity: node-h100-spot alone, an H100 at its spot price after noon on November 1,
-    // 1.50; 18006.857142 + 1044 = 19050.86.
-    let (code, d, _) = check(json!({"nodeSelector": {"karpenter.sh/capacity-type": "spot"}}));
-    assert_eq!(code, 0, "{d}");
-    assert_eq!(
-        (&d["podPerHour"], &d["projected"]),
-        (&json!("1.50"), &json!("19050.86"))
-    );
-    let note = said("H100-80GB (spot)", "the GPU of the GPU node", true);
-    assert_eq!(d["warnings"], json!([note]));
-    // Its GPU named, and a node by hostname: node-h100-spot's tier, spot, prices it (1.50, not
-    // 3.00 on demand: 20094.86, refused, before).
-    let (code, d, _) = check(json!({"nodeSelector": {
-        "nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3",
-        "kubernetes.io/hostname": "node-h100-spot"}}));
-    assert_eq!(code, 0, "{d}");
-    assert_eq!(
-        (&d["podPerHour"], &d["projected"], &d["warnings"]),
-        (
-            &json!("1.50"),
-            &json!("19050.86"),
-            &json!([
-                "spot capacity on every GPU node its node name, selector and affinity allow now"
-            ])
-        )
-    );
-    // A node by its hostname label: node-l4-ts, an L4 time-sliced 4 ways, 0.20, as if the pod
-    // selected its product and replicas; 18006.857142 + 139.20 = 18146.06.
-    let (_, d, _) = check(json!({"nodeSelector": {"kubernetes.io/hostname": "node-l4-ts"}}));
-    assert_eq!(
-        (&d["podPerHour"], &d["projected"]),
-        (&json!("0.20"), &json!("18146.06"))
-    );
-    let note = said("L4-24GB (on-demand)", "the GPU of the GPU node", true);
-    assert_eq!(
-        d["warnings"],
-        json!([
-            note,
-            "nvidia.com/gpu.replicas=4 on every GPU node its node name, selector and affinity allow now"
-        ])
-    );
-    // Affinity every node meets (the region): the costliest GPU among them, node-h200-dra's
-    // H200 at 8.00 (node-gh200's is not priced); 18006.857142 + 5568 = 23574.86, refused.
     let region = json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
         "nodeSelectorTerms": [{"matchExpressions": [
             {"key": "topology.kubernetes.io/region", "operator": "In", "values": ["us-east-1"]}]}]}}}});
-    let (code, d, _) = check(region);
-    assert_eq!(code, 3, "{d}");
-    assert_eq!(
-        (&d["podPerHour"], &d["projected"]),
-        (&json!("8.00"), &json!("23574.86"))
-    );
-    let note = said(
-        "H200-141GB (on-demand)",
-        "the most expensive GPU of the 9 GPU nodes",
-        true,
-    );
-    assert_eq!(d["warnings"], json!([note]));
-    // Affinity naming two products (L40S 2.00, H100 3.00) and two hostnames, both L40S nodes:
-    // the L40S, 2.00, 19398.86 (before: the costlier product named, 3.00, 20094.86, refused).
     let both = json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
         "nodeSelectorTerms": [{"matchExpressions": [
             {"key": "nvidia.com/gpu.product", "operator": "In",
              "values": ["NVIDIA-L40S", "NVIDIA-H100-80GB-HBM3"]},
             {"key": "kubernetes.io/hostname", "operator": "In",
              "values": ["node-l40s", "node-colo"]}]}]}}}});
-    let (code, d, _) = check(both);
-    assert_eq!(
-        (code, &d["podPerHour"], &d["projected"]),
-        (0, &json!("2.00"), &json!("19398.86"))
-    );
-    // (node-colo's L40S has its own price, 1.00: the dearer of the two is node-l40s'.)
-    let note = said(
-        "L40S-48GB (on-demand)",
-        "the most expensive GPU of the 2 GPU nodes",
-        true,
-    );
-    assert_eq!(d["warnings"], json!([note]));
-    // Pinned to node-colo, whose own price (`tollgate.dev/gpu-hourly-price`) is 1.00 for its
-    // L40S: 1.00, as the chargeback charges it there; 18006.857142 + 696 = 18702.86.
-    let (_, d, _) = check(json!({"nodeName": "node-colo"}));
-    assert_eq!(
-        (&d["podPerHour"], &d["projected"]),
-        (&json!("1.00"), &json!("18702.86"))
-    );
-    let note = said(
-        "L40S-48GB (on-demand) at its node's own price",
-        "the GPU of the GPU node",
-        false,
-    );
-    assert_eq!(d["warnings"], json!([note]));
-    // Pinned to the GH200 node, whose GPU the card does not price: the card's costliest, and
-    // the answer names the model.
-    let (_, d, _) = check(json!({"nodeName": "node-gh200"}));
-    assert_eq!(
-        (&d["podPerHour"], &d["warnings"]),
+    let replicas = "nvidia.com/gpu.replicas=4 on every GPU node its node name, selector and affinity allow now";
+    let spot = "spot capacity on every GPU node its node name, selector and affinity allow now";
+    let not_known = "its GPU model is not known before scheduling: priced as H200-141GB, the most expensive in the rate card";
+    let unpriced = "GPU model NVIDIA-GH200-480GB has no price: priced as H200-141GB, the most expensive in the rate card";
+    // (placement, exit code, podPerHour, projected, warnings)
+    let cases: [(Value, i32, &str, &str, Vec<String>); 9] = [
+        // `nodeName: node-l40s`: an L40S at 2.00; 18006.857142 + 1392 = 19398.86, allowed.
+        // (Before: 8.00, 23574.86, refused.)
         (
-            &json!("8.00"),
-            &json!([
-                "GPU model NVIDIA-GH200-480GB has no price: priced as H200-141GB, the most expensive in the rate card"
-            ])
-        )
-    );
-    // A node pool no live node is in (one an autoscaler will make): the costliest of the card,
-    // as before.
-    let (code, d, _) = check(json!({"nodeSelector": {"cloud.google.com/gke-nodepool": "new"}}));
-    assert_eq!((code, &d["projected"]), (3, &json!("23574.86")));
-    assert_eq!(
-        d["warnings"],
-        json!([
-            "its GPU model is not known before scheduling: priced as H200-141GB, the most expensive in the rate card"
-        ])
-    );
+            json!({"nodeName": "node-l40s"}),
+            0,
+            "2.00",
+            "19398.86",
+            vec![said(
+                "L40S-48GB (on-demand)",
+                "the GPU of the GPU node",
+                false,
+            )],
+        ),
+        // Spot capacity: node-h100-spot alone, an H100 at its spot price after noon on
+        // November 1, 1.50; 18006.857142 + 1044 = 19050.86.
+        (
+            json!({"nodeSelector": {"karpenter.sh/capacity-type": "spot"}}),
+            0,
+            "1.50",
+            "19050.86",
+            vec![said("H100-80GB (spot)", "the GPU of the GPU node", true)],
+        ),
+        // Its GPU named, and a node by hostname: node-h100-spot's tier, spot, prices it (1.50,
+        // not 3.00 on demand: 20094.86, refused, before).
+        (
+            json!({"nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3",
+                "kubernetes.io/hostname": "node-h100-spot"}}),
+            0,
+            "1.50",
+            "19050.86",
+            vec![spot.to_string()],
+        ),
+        // A node by its hostname label: node-l4-ts, an L4 time-sliced 4 ways, 0.20, as if the
+        // pod selected its product and replicas; 18006.857142 + 139.20 = 18146.06.
+        (
+            json!({"nodeSelector": {"kubernetes.io/hostname": "node-l4-ts"}}),
+            0,
+            "0.20",
+            "18146.06",
+            vec![
+                said("L4-24GB (on-demand)", "the GPU of the GPU node", true),
+                replicas.to_string(),
+            ],
+        ),
+        // Affinity every node meets (the region): the costliest GPU among them, node-h200-dra's
+        // H200 at 8.00 (node-gh200's is not priced); 18006.857142 + 5568 = 23574.86, refused.
+        (
+            region,
+            3,
+            "8.00",
+            "23574.86",
+            vec![said(
+                "H200-141GB (on-demand)",
+                "the most expensive GPU of the 9 GPU nodes",
+                true,
+            )],
+        ),
+        // Affinity naming two products (L40S 2.00, H100 3.00) and two hostnames, both L40S
+        // nodes: the L40S, 2.00, 19398.86 (before: the costlier product named, 3.00, 20094.86,
+        // refused). node-colo's L40S has its own price, 1.00: the dearer is node-l40s'.
+        (
+            both,
+            0,
+            "2.00",
+            "19398.86",
+            vec![said(
+                "L40S-48GB (on-demand)",
+                "the most expensive GPU of the 2 GPU nodes",
+                true,
+            )],
+        ),
+        // Pinned to node-colo, whose own price (`tollgate.dev/gpu-hourly-price`) is 1.00 for
+        // its L40S: 1.00, as the chargeback charges it there; 18006.857142 + 696 = 18702.86.
+        (
+            json!({"nodeName": "node-colo"}),
+            0,
+            "1.00",
+            "18702.86",
+            vec![said(
+                "L40S-48GB (on-demand) at its node's own price",
+                "the GPU of the GPU node",
+                false,
+            )],
+        ),
+        // Pinned to the GH200 node, whose GPU the card does not price: the card's costliest,
+        // and the answer names the model.
+        (
+            json!({"nodeName": "node-gh200"}),
+            3,
+            "8.00",
+            "23574.86",
+            vec![unpriced.to_string()],
+        ),
+        // A node pool no live node is in (one an autoscaler will make): the costliest of the
+        // card, as before.
+        (
+            json!({"nodeSelector": {"cloud.google.com/gke-nodepool": "new"}}),
+            3,
+            "8.00",
+            "23574.86",
+            vec![not_known.to_string()],
+        ),
+    ];
+    for (placement, code, per_hour, projected, warnings) in cases {
+        let (exit, d, _) = check(placement.clone());
+        assert_eq!(
+            (exit, &d["podPerHour"], &d["projected"], &d["warnings"]),
+            (code, &json!(per_hour), &json!(projected), &json!(warnings)),
+            "{placement}"
+        );
+    }
 }
 
 #[test]
