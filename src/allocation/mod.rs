@@ -48,7 +48,7 @@ pub(crate) use node::{
     first_label, node_facts, read_replicas, split_product_label, units_per_item,
 };
 pub(crate) use placement::required_terms;
-pub use placement::{LabelsByNode, admits, node_labels, placement_key};
+pub use placement::{PlacementNode, PlacementNodes, admits, placement_key, placement_nodes};
 
 /// How a pod came to hold its GPU units (the `kind` label of `tollgate_gpu_allocated_units`).
 #[derive(

@@ -1,6 +1,6 @@
 //! Where a pod not scheduled yet may run, among the live GPU nodes: the nodes its node name,
-//! node selector and required node affinity admit, what they all say of their GPUs, and their
-//! costliest GPU. Worked out once a view for each way pods say where they run.
+//! node selector and required node affinity admit and whose taints it tolerates, what they all
+//! say of their GPUs, and their costliest GPU. Worked out once a view for each way pods say where they run.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::PodSpec;
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 
-use crate::allocation::{AllocationSet, LabelsByNode, admits, placement_key};
+use crate::allocation::{AllocationSet, PlacementNodes, admits, placement_key};
 use crate::pricing::{PriceTier, RateCard};
 use crate::time::UnixSeconds;
 
@@ -62,7 +62,7 @@ impl Placed {
         };
         let price = if own { " at its node's own price" } else { "" };
         format!(
-            "priced as {model} ({tier}){price}, {of} {nodes} its node name, selector and affinity allow now{later}"
+            "priced as {model} ({tier}){price}, {of} {nodes} its node name, selector, affinity and tolerations allow now{later}"
         )
     }
 }
@@ -84,7 +84,7 @@ impl Placements {
         &self,
         spec: &PodSpec,
         live: &AllocationSet,
-        nodes: &LabelsByNode,
+        nodes: &PlacementNodes,
         card: &RateCard,
         at: UnixSeconds,
     ) -> Option<Arc<Placed>> {
@@ -111,7 +111,7 @@ impl Placements {
 fn placed_on(
     spec: &PodSpec,
     live: &AllocationSet,
-    nodes: &LabelsByNode,
+    nodes: &PlacementNodes,
     card: &RateCard,
     at: UnixSeconds,
 ) -> Option<Placed> {
@@ -120,9 +120,10 @@ fn placed_on(
     let mut common: Option<BTreeMap<String, String>> = None;
     for capacity in live.capacity.iter().filter(|c| c.interval.end >= at) {
         let name = live.names.resolve(capacity.node);
-        let Some(labels) = nodes.get(name).filter(|l| admits(spec, name, l)) else {
+        let Some(node) = nodes.get(name).filter(|n| admits(spec, name, n)) else {
             continue;
         };
+        let labels = &node.labels;
         let product = live.names.resolve(capacity.product);
         choices.insert((product, capacity.tier, capacity.price_override));
         if admitted.insert(name) {

@@ -11,7 +11,7 @@ use super::claimed::{ClaimPricing, claimed};
 use super::placed::{Costliest, Placements};
 use crate::allocation::{
     AMD_PARTITION_LABELS, AllocationSet, AmdPartitionMode, CLOUD_GPU_LABELS, ClaimAsks,
-    CostCenterSource, GKE_PARTITION_LABEL, GpuResource, LabelsByNode, PRODUCT_LABEL,
+    CostCenterSource, GKE_PARTITION_LABEL, GpuResource, PRODUCT_LABEL, PlacementNodes,
     REPLICAS_LABELS, SHARED_PRODUCT_SUFFIX, capacity_tier, classify, cloud_gpu, cloud_product,
     cost_center, first_cost_center, first_label, gpu_demand, mig_replicas_label, read_replicas,
     required_terms, split_product_label,
@@ -142,8 +142,8 @@ pub struct ProspectContext<'a> {
     pub claims: &'a ClaimAsks,
     /// What the cluster holds and offers now.
     pub live: &'a AllocationSet,
-    /// The nodes' labels: where a pod that says where it runs may run.
-    pub nodes: &'a LabelsByNode,
+    /// The nodes' labels and taints: where a pod that says where it runs may run.
+    pub nodes: &'a PlacementNodes,
     /// Where pods saying so may run, as far as worked out for this view.
     pub placements: &'a Placements,
 }
@@ -233,7 +233,7 @@ pub fn prospect_from_pod(
         }
         if !from_nodes.is_empty() {
             notes.push(format!(
-                "{} on every GPU node its node name, selector and affinity allow now",
+                "{} on every GPU node its node name, selector, affinity and tolerations allow now",
                 from_nodes.join(", ")
             ));
         }
@@ -250,7 +250,7 @@ pub fn prospect_from_pod(
             ));
         } else if !own.contains_key(label) {
             notes.push(format!(
-                "{label}={value} on every GPU node its node name, selector and affinity allow now"
+                "{label}={value} on every GPU node its node name, selector, affinity and tolerations allow now"
             ));
         }
         read

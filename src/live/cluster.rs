@@ -8,7 +8,7 @@ use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceClaimTemplate, Resou
 
 use super::allocations::{Changed, LiveAllocations, LiveRead, Watched};
 use super::stores::KindStore;
-use crate::allocation::{BuildOptions, ClaimAsks, LabelsByNode, node_labels};
+use crate::allocation::{BuildOptions, ClaimAsks, PlacementNode, PlacementNodes, placement_nodes};
 use crate::pricing::RateCard;
 
 /// Every kind Tollgate watches.
@@ -30,8 +30,8 @@ pub struct ClusterStores {
     live: LiveAllocations,
     /// What the claims and templates ask for, read again only when one of them changed.
     asks: Arc<ClaimAsks>,
-    /// The nodes' labels, read again only for nodes that changed.
-    labels: Arc<LabelsByNode>,
+    /// The nodes' labels and taints, read again only for nodes that changed.
+    placement: Arc<PlacementNodes>,
 }
 
 impl ClusterStores {
@@ -69,25 +69,23 @@ impl ClusterStores {
         self.asks.clone()
     }
 
-    /// The nodes' labels (where the quota check tells which nodes a pod not scheduled yet may
-    /// run on): only nodes that changed are read again. Call before
+    /// The nodes' labels and taints (where the quota check tells which nodes a pod not
+    /// scheduled yet may run on): only nodes that changed are read again. Call before
     /// [`allocations`](Self::allocations), which takes the nodes' changes.
-    pub fn node_labels(&mut self) -> Arc<LabelsByNode> {
+    pub fn placement_nodes(&mut self) -> Arc<PlacementNodes> {
         let changes = self.nodes.changes();
         if changes.relisted {
-            self.labels = Arc::new(node_labels(self.nodes.objects()));
+            self.placement = Arc::new(placement_nodes(self.nodes.objects()));
         } else if !changes.keys.is_empty() {
-            let labels = Arc::make_mut(&mut self.labels);
+            let placement = Arc::make_mut(&mut self.placement);
             for (namespace, name) in &changes.keys {
                 match self.nodes.named(namespace, name) {
-                    Some(node) => {
-                        labels.insert(name.clone(), node.metadata.labels.unwrap_or_default())
-                    }
-                    None => labels.remove(name),
+                    Some(node) => placement.insert(name.clone(), PlacementNode::of(node)),
+                    None => placement.remove(name),
                 };
             }
         }
-        self.labels.clone()
+        self.placement.clone()
     }
 
     /// Allocations and capacity as of `options.as_of`, including pods and nodes deleted since

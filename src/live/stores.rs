@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
     Container, ContainerState, ContainerStateTerminated, ContainerStatus, Namespace, Node,
-    NodeStatus, Pod, PodCondition, PodSpec, PodStatus,
+    NodeSpec, NodeStatus, Pod, PodCondition, PodSpec, PodStatus,
 };
 use k8s_openapi::api::resource::v1::{ResourceClaim, ResourceClaimTemplate, ResourceSlice};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -156,11 +156,15 @@ fn pod_matters(pod: &Pod) -> bool {
 }
 
 impl Strip for Node {
-    /// Keeps labels, annotations, creation time and the capacity of GPUs and of accelerators
-    /// Tollgate warns about.
+    /// Keeps labels, annotations, creation time, taints and the capacity of GPUs and of
+    /// accelerators Tollgate warns about.
     fn strip(&mut self) {
         strip_meta(&mut self.metadata);
-        self.spec = None;
+        let taints = self.spec.take().and_then(|spec| spec.taints);
+        self.spec = taints.map(|taints| NodeSpec {
+            taints: Some(taints),
+            ..NodeSpec::default()
+        });
         if let Some(status) = &mut self.status {
             let mut capacity = status.capacity.take();
             if let Some(entries) = &mut capacity {

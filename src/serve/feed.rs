@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use crate::allocation::{
     Allocation, AllocationBuilder, AllocationSet, BuildOptions, ClaimAsks, ClusterObjects,
-    CostCenterSource, LabelsByNode, Sym, node_labels,
+    CostCenterSource, PlacementNodes, Sym, placement_nodes,
 };
 use crate::ledger::Touched;
 use crate::live::{ClusterStores, LiveRead, SourceHealth};
@@ -26,8 +26,8 @@ pub struct Reading {
     pub namespaces: BTreeMap<String, ObjectMeta>,
     /// What the DRA claims and claim templates ask for.
     pub claim_asks: Arc<ClaimAsks>,
-    /// The nodes' labels (none for allocations read from history).
-    pub nodes: Arc<LabelsByNode>,
+    /// The nodes' labels and taints (none for allocations read from history).
+    pub nodes: Arc<PlacementNodes>,
     /// True once every watched kind has been listed.
     pub synced: bool,
     /// The pods and nodes read again since the last read (`None`: all).
@@ -152,7 +152,7 @@ impl Feed {
                 live: AllocationBuilder::for_cluster(card, options, objects).finish(),
                 namespaces: namespace_map(objects.namespaces.iter().cloned()),
                 claim_asks: Arc::new(objects.claim_asks()),
-                nodes: Arc::new(node_labels(objects.nodes.iter().cloned())),
+                nodes: Arc::new(placement_nodes(objects.nodes.iter().cloned())),
                 synced: true,
                 touched: None,
             },
@@ -177,7 +177,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// What watch events built: the allocations (only what changed read again), the namespaces.
 fn read_stores(stores: &mut ClusterStores, card: &RateCard, options: BuildOptions) -> Reading {
     let claim_asks = stores.claim_asks();
-    let nodes = stores.node_labels();
+    let nodes = stores.placement_nodes();
     let LiveRead { set, touched } = stores.allocations(card, options);
     let reading = Reading {
         live: set,

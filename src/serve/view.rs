@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use crate::allocation::{AllocationSet, ClaimAsks, LabelsByNode};
+use crate::allocation::{AllocationSet, ClaimAsks, PlacementNodes};
 use crate::budget::{ArrivalLog, Placements, SpendIndex};
 use crate::ledger::LedgerView;
 use crate::time::UnixSeconds;
@@ -38,8 +38,8 @@ pub struct View {
     pub namespaces: Arc<BTreeMap<String, ObjectMeta>>,
     /// What the DRA claims and claim templates ask for, for pods not created yet.
     pub claim_asks: Arc<ClaimAsks>,
-    /// The nodes' labels, for where a pod not created yet may run.
-    pub nodes: Arc<LabelsByNode>,
+    /// The nodes' labels and taints, for where a pod not created yet may run.
+    pub nodes: Arc<PlacementNodes>,
     /// Where pods not created yet may run, as worked out for this view's checks.
     pub placements: Arc<Placements>,
     /// Pods that showed up lately: what releases admission holds.

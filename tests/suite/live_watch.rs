@@ -344,7 +344,7 @@ async fn the_quota_check_prices_a_claim_template_as_the_watch_last_saw_it() {
 async fn the_quota_check_prices_a_node_pool_as_the_watch_last_saw_its_nodes() {
     // A pod of one `nvidia.com/gpu` selecting the node pool `pool=inference`: no node is in it
     // at first (the card's costliest, H200 at 8.00); node-l40s is labelled into it (its L40S,
-    // 2.00); then it is deleted (8.00 again).
+    // 2.00); tainted, then not; then it is deleted (8.00 again).
     let h = harness(false).await;
     h.until("the first list", |m| !units_by_pod(m).is_empty())
         .await;
@@ -376,9 +376,21 @@ async fn the_quota_check_prices_a_node_pool_as_the_watch_last_saw_its_nodes() {
     assert_eq!(
         d["warnings"],
         json!([
-            "priced as L40S-48GB (on-demand), the GPU of the GPU node its node name, selector and affinity allow now: a node made later may hold another"
+            "priced as L40S-48GB (on-demand), the GPU of the GPU node its node name, selector, affinity and tolerations allow now: a node made later may hold another"
         ])
     );
+    // Tainted for training, a taint the pod does not tolerate: no node of the pool takes it
+    // (8.00); the taint removed, node-l40s does again (2.00). The watch keeps a node's taints.
+    let mut node = h.api.get("nodes", "", "node-l40s");
+    node["spec"]["taints"] =
+        json!([{"key": "dedicated", "value": "training", "effect": "NoSchedule"}]);
+    h.api.apply("nodes", node.clone());
+    let d = priced("8.00").await;
+    assert_eq!(d["podPerHour"], "8.00", "{d}");
+    node["spec"]["taints"] = json!([]);
+    h.api.apply("nodes", node);
+    let d = priced("2.00").await;
+    assert_eq!(d["podPerHour"], "2.00", "{d}");
     h.api.delete("nodes", "", "node-l40s");
     let d = priced("8.00").await;
     assert_eq!(d["podPerHour"], "8.00", "{d}");

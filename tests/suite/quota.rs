@@ -7,6 +7,7 @@
 
 use crate::support;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,15 +28,17 @@ fn quota(args: &[&str]) -> (i32, Value, String) {
 
 /// `tollgate quota` on the fixture snapshot and budgets as of 2026-11-02, priced by `card`.
 fn quota_priced(card: &str, args: &[&str]) -> (i32, Value, String) {
+    quota_on(Path::new(FIXTURE), card, args)
+}
+
+const FIXTURE: &str = "tests/fixtures/snapshot";
+
+/// [`quota_priced`] on `snapshot` (a copy of the fixture's, changed).
+fn quota_on(snapshot: &Path, card: &str, args: &[&str]) -> (i32, Value, String) {
+    let snapshot = snapshot.to_str().unwrap();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "quota",
-            "--snapshot",
-            "tests/fixtures/snapshot",
-            "--pricing",
-            card,
-        ])
+        .args(["quota", "--snapshot", snapshot, "--pricing", card])
         .args([
             "--config",
             "tests/fixtures/quota/budgets.toml",
@@ -55,11 +58,17 @@ fn quota_priced(card: &str, args: &[&str]) -> (i32, Value, String) {
 
 /// [`quota`] of a pod named `p` in team-e with `spec`, written to a file for `--pod`.
 fn team_e_pod_quota(spec: Value) -> (i32, Value, String) {
+    team_e_pod_quota_on(Path::new(FIXTURE), spec)
+}
+
+/// [`team_e_pod_quota`] on `snapshot`.
+fn team_e_pod_quota_on(snapshot: &Path, spec: Value) -> (i32, Value, String) {
     let dir = tempfile::tempdir().unwrap();
     let pod = dir.path().join("pod.json");
     let pod_json = json!({"metadata": {"name": "p"}, "spec": spec});
     std::fs::write(&pod, pod_json.to_string()).unwrap();
-    quota(&["--namespace", "team-e", "--pod", pod.to_str().unwrap()])
+    let args = ["--namespace", "team-e", "--pod", pod.to_str().unwrap()];
+    quota_on(snapshot, "tests/fixtures/rates.toml", &args)
 }
 
 #[test]
@@ -654,27 +663,37 @@ fn a_pod_pinned_by_its_cloud_s_gpu_label_is_priced_as_that_gpu() {
     assert_eq!(d["podPerHour"], "3.20", "{d}");
 }
 
+/// [`team_e_pod_quota_on`] of a pod of one `nvidia.com/gpu` saying where it runs by
+/// `placement` (fields of its spec).
+fn one_gpu_pod_quota(snapshot: &Path, placement: Value) -> (i32, Value, String) {
+    let mut spec = json!({"containers": [
+        {"name": "c", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]});
+    spec.as_object_mut()
+        .unwrap()
+        .extend(placement.as_object().unwrap().clone());
+    team_e_pod_quota_on(snapshot, spec)
+}
+
+/// What the answer says of a pod priced as `model` from `of` the nodes it may run on (`later`:
+/// it does not name its node).
+fn placed_note(model: &str, of: &str, later: bool) -> String {
+    let later = if later {
+        ": a node made later may hold another"
+    } else {
+        ""
+    };
+    format!(
+        "priced as {model}, {of} its node name, selector, affinity and tolerations allow now{later}"
+    )
+}
+
 #[test]
 fn a_pod_pinned_to_nodes_by_other_labels_is_priced_as_the_gpus_those_nodes_hold() {
     // Pods pick a node pool, a capacity type or a node by name far more often than a GPU
     // product; they were priced as the costliest GPU of the card (H200-141GB, 8.00), however
     // cheap the nodes they can run on. One `nvidia.com/gpu`, team-e: 126048/7 + 696 × pod.
-    let check = |placement: Value| {
-        let mut spec = json!({"containers": [
-            {"name": "c", "resources": {"limits": {"nvidia.com/gpu": "1"}}}]});
-        spec.as_object_mut()
-            .unwrap()
-            .extend(placement.as_object().unwrap().clone());
-        team_e_pod_quota(spec)
-    };
-    let said = |model: &str, of: &str, later: bool| {
-        let later = if later {
-            ": a node made later may hold another"
-        } else {
-            ""
-        };
-        format!("priced as {model}, {of} its node name, selector and affinity allow now{later}")
-    };
+    let check = |placement: Value| one_gpu_pod_quota(Path::new(FIXTURE), placement);
+    let said = placed_note;
     let region = json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
         "nodeSelectorTerms": [{"matchExpressions": [
             {"key": "topology.kubernetes.io/region", "operator": "In", "values": ["us-east-1"]}]}]}}}});
@@ -684,8 +703,8 @@ fn a_pod_pinned_to_nodes_by_other_labels_is_priced_as_the_gpus_those_nodes_hold(
              "values": ["NVIDIA-L40S", "NVIDIA-H100-80GB-HBM3"]},
             {"key": "kubernetes.io/hostname", "operator": "In",
              "values": ["node-l40s", "node-colo"]}]}]}}}});
-    let replicas = "nvidia.com/gpu.replicas=4 on every GPU node its node name, selector and affinity allow now";
-    let spot = "spot capacity on every GPU node its node name, selector and affinity allow now";
+    let replicas = "nvidia.com/gpu.replicas=4 on every GPU node its node name, selector, affinity and tolerations allow now";
+    let spot = "spot capacity on every GPU node its node name, selector, affinity and tolerations allow now";
     let not_known = "its GPU model is not known before scheduling: priced as H200-141GB, the most expensive in the rate card";
     let unpriced = "GPU model NVIDIA-GH200-480GB has no price: priced as H200-141GB, the most expensive in the rate card";
     // (placement, exit code, podPerHour, projected, warnings)
@@ -804,6 +823,131 @@ fn a_pod_pinned_to_nodes_by_other_labels_is_priced_as_the_gpus_those_nodes_hold(
 }
 
 #[test]
+fn a_pod_is_not_priced_from_nodes_whose_taints_it_does_not_tolerate() {
+    // The fixture's nodes with taints: node-h200-dra kept for training (`dedicated=training:
+    // NoSchedule`), node-h100 for GPU pods (`nvidia.com/gpu=present:NoSchedule`); node-l40s
+    // cordoned (`node.kubernetes.io/unschedulable`, a passing condition) and node-a100-mig
+    // with a preference only (`PreferNoSchedule`): neither of those two keeps a pod off.
+    // One `nvidia.com/gpu`, team-e (budget 20000.00): 126048/7 + 696 × podPerHour.
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(FIXTURE).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let nodes_file = dir.path().join("nodes.json");
+    let mut nodes: Value = serde_json::from_slice(&std::fs::read(&nodes_file).unwrap()).unwrap();
+    let taints = [
+        (
+            "node-h200-dra",
+            json!({"key": "dedicated", "value": "training", "effect": "NoSchedule"}),
+        ),
+        (
+            "node-h100",
+            json!({"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}),
+        ),
+        (
+            "node-l40s",
+            json!({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}),
+        ),
+        (
+            "node-a100-mig",
+            json!({"key": "spread", "effect": "PreferNoSchedule"}),
+        ),
+    ];
+    for node in nodes["items"].as_array_mut().unwrap() {
+        let name = node["metadata"]["name"].clone();
+        if let Some((_, taint)) = taints.iter().find(|(n, _)| name == *n) {
+            node["spec"]["taints"] = json!([taint]);
+        }
+    }
+    std::fs::write(&nodes_file, nodes.to_string()).unwrap();
+    let region = json!({"nodeSelectorTerms": [{"matchExpressions": [
+        {"key": "topology.kubernetes.io/region", "operator": "In", "values": ["us-east-1"]}]}]});
+    let in_region = |tolerations: Value| {
+        json!({"affinity": {"nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": region.clone()}},
+            "tolerations": tolerations})
+    };
+    let gpu = json!({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"});
+    let most = |nodes: usize| format!("the most expensive GPU of the {nodes} GPU nodes");
+    let not_known = "its GPU model is not known before scheduling: priced as H200-141GB, the most expensive in the rate card";
+    // (placement, exit code, podPerHour, projected, warnings)
+    let cases: [(Value, i32, &str, &str, Vec<String>); 6] = [
+        // The region, tolerating nothing: the 7 nodes left (node-h200-dra and node-h100 out);
+        // the costliest GPU among them node-a100-mig's A100-40GB, 2.80; 18006.857142 + 1948.80
+        // = 19955.66, allowed. (Before: all 9 nodes, node-h200-dra's H200, 8.00, 23574.86,
+        // refused.)
+        (
+            in_region(json!([])),
+            0,
+            "2.80",
+            "19955.66",
+            vec![placed_note("A100-40GB (on-demand)", &most(7), true)],
+        ),
+        // Tolerating GPU nodes' taint: node-h100 too, an H100 on demand at 3.00; 18006.857142
+        // + 2088 = 20094.86, refused.
+        (
+            in_region(json!([gpu])),
+            3,
+            "3.00",
+            "20094.86",
+            vec![placed_note("H100-80GB (on-demand)", &most(8), true)],
+        ),
+        // Tolerating every taint (`Exists`, no key): all 9 nodes, the H200 at 8.00;
+        // 18006.857142 + 5568 = 23574.86.
+        (
+            in_region(json!([{"operator": "Exists"}])),
+            3,
+            "8.00",
+            "23574.86",
+            vec![placed_note("H200-141GB (on-demand)", &most(9), true)],
+        ),
+        // node-h100 by hostname without the toleration: no node takes it, the card's
+        // costliest. Named by `nodeName`, the kubelet starts it whatever the `NoSchedule`
+        // taint: its H100, 3.00.
+        (
+            json!({"nodeSelector": {"kubernetes.io/hostname": "node-h100"}}),
+            3,
+            "8.00",
+            "23574.86",
+            vec![not_known.to_string()],
+        ),
+        (
+            json!({"nodeName": "node-h100"}),
+            3,
+            "3.00",
+            "20094.86",
+            vec![placed_note(
+                "H100-80GB (on-demand)",
+                "the GPU of the GPU node",
+                false,
+            )],
+        ),
+        // Cordoned node-l40s by hostname: a cordon passes, its L40S at 2.00; 18006.857142 +
+        // 1392 = 19398.86.
+        (
+            json!({"nodeSelector": {"kubernetes.io/hostname": "node-l40s"}}),
+            0,
+            "2.00",
+            "19398.86",
+            vec![placed_note(
+                "L40S-48GB (on-demand)",
+                "the GPU of the GPU node",
+                true,
+            )],
+        ),
+    ];
+    for (placement, code, per_hour, projected, warnings) in cases {
+        let (exit, d, _) = one_gpu_pod_quota(dir.path(), placement.clone());
+        assert_eq!(
+            (exit, &d["podPerHour"], &d["projected"], &d["warnings"]),
+            (code, &json!(per_hour), &json!(projected), &json!(warnings)),
+            "{placement}"
+        );
+    }
+}
+
+#[test]
 fn a_pod_pinned_by_gfd_s_product_label_is_sized_as_that_node_shares_its_gpus() {
     // GFD names MIG single strategy nodes `…-MIG-<profile>` and time-sliced ones `…-SHARED`;
     // a pod selecting such a product asks for that node's devices. team-e's budget:
@@ -845,7 +989,7 @@ fn a_pod_pinned_by_gfd_s_product_label_is_sized_as_that_node_shares_its_gpus() {
     assert_eq!(
         d["warnings"],
         json!([
-            "nvidia.com/gpu.replicas=4 on every GPU node its node name, selector and affinity allow now"
+            "nvidia.com/gpu.replicas=4 on every GPU node its node name, selector, affinity and tolerations allow now"
         ])
     );
     let (_, d, _) = check(
