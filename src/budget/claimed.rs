@@ -42,6 +42,20 @@ pub(super) struct Held {
     pub notes: Vec<String>,
     /// The models the units were priced as, each once.
     pub models: Vec<String>,
+    /// What the running pods holding claims the pod would share stop paying once it does.
+    pub relief: Vec<Relief>,
+}
+
+/// What the running pods holding a claim a pod would share stop paying once it does: each
+/// holder's share shrinks from 1/n to 1/(n + 1) of the claim, so 1/(n + 1) of what it pays and
+/// holds now moves to the pod. A budget counting holders is charged the pod's cost less theirs
+/// (all of a claim's holders are in its namespace, the pod's).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Relief {
+    /// Each holder's cost center, and the burn and GPU units it has of the claim now.
+    pub holders: Vec<(String, Decimal, Decimal)>,
+    /// n + 1.
+    pub sharers: Decimal,
 }
 
 impl Held {
@@ -54,6 +68,7 @@ impl Held {
                 self.models.push(model);
             }
         }
+        self.relief.extend(other.relief);
     }
 }
 
@@ -88,6 +103,7 @@ pub(super) fn claimed(
                     "{unknown} is not known to Tollgate: the claim is counted as one GPU"
                 )],
                 models: vec![pricing.model.to_string()],
+                relief: Vec::new(),
             }),
         }
     }
@@ -108,6 +124,7 @@ fn allocated_share(
     let (namespace_sym, claim) = (names.get(namespace)?, names.get(name)?);
     let mut held = Held::default();
     let mut pods = Vec::new();
+    let mut holders = Vec::new();
     let holding = running(live, pricing.card, pricing.at)
         .filter(|(a, ..)| a.namespace == namespace_sym && a.claim == claim);
     for (allocation, units, burn) in holding {
@@ -120,11 +137,15 @@ fn allocated_share(
         if burn.is_none() && !held.notes.contains(&unpriced) {
             held.notes.push(unpriced);
         }
+        let per_hour = burn.unwrap_or(Decimal::ZERO);
+        let cost_center = names.resolve(allocation.cost_center).to_string();
+        holders.push((cost_center, per_hour, units));
         held.add(Held {
             units,
-            per_hour: burn.unwrap_or(Decimal::ZERO),
+            per_hour,
             notes: Vec::new(),
             models: vec![model],
+            relief: Vec::new(),
         });
         if !pods.contains(&allocation.pod_uid) {
             pods.push(allocation.pod_uid);
@@ -144,6 +165,10 @@ fn allocated_share(
     ));
     held.units /= sharers;
     held.per_hour /= sharers;
+    // A pod holding it already (checked again) takes nothing from the others.
+    if !already {
+        held.relief.push(Relief { holders, sharers });
+    }
     Some(held)
 }
 
@@ -320,5 +345,6 @@ fn way_held(
         units,
         per_hour,
         notes,
+        relief: Vec::new(),
     })
 }

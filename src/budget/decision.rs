@@ -84,6 +84,8 @@ fn units_text(units: Decimal) -> String {
 struct Evaluation<'a> {
     budget: &'a Budget,
     usage: Usage,
+    /// What the pod adds to the scope's burn ([`Prospect::added_to`]).
+    pod_per_hour: Decimal,
     projected: Decimal,
     headroom: Decimal,
     units_after: Decimal,
@@ -101,11 +103,13 @@ fn evaluate<'a>(
 ) -> Option<Evaluation<'a>> {
     usage.burn_per_hour = usage.burn_per_hour.checked_add(held.burn_per_hour)?;
     usage.units = usage.units.checked_add(held.units)?;
-    let projected = usage.projected(prospect.per_hour, hours_left)?;
-    let units_after = usage.units.checked_add(prospect.units)?;
+    let (pod_per_hour, pod_units) = prospect.added_to(&budget.scope);
+    let projected = usage.projected(pod_per_hour, hours_left)?;
+    let units_after = usage.units.checked_add(pod_units)?;
     Some(Evaluation {
         budget,
         usage,
+        pod_per_hour,
         projected,
         headroom: budget.monthly.checked_sub(projected)?,
         units_after,
@@ -162,6 +166,13 @@ pub fn decide(input: QuotaInput<'_>) -> Result<QuotaDecision, ProspectError> {
     let mut denials = Vec::new();
     for e in &evaluations {
         let scope = &e.budget.scope;
+        if e.pod_per_hour != prospect.per_hour {
+            warnings.push(format!(
+                "{scope}'s running pods sharing its claims pay {} {code} an hour less once this pod shares them: it adds {} {code} an hour to {scope}'s burn",
+                money(prospect.per_hour - e.pod_per_hour),
+                money(e.pod_per_hour)
+            ));
+        }
         let mut problems = Vec::new();
         if e.over_budget {
             problems.push(format!(
@@ -253,7 +264,7 @@ pub fn decide(input: QuotaInput<'_>) -> Result<QuotaDecision, ProspectError> {
         budget: shown.map(|e| money(e.budget.monthly)),
         spent: money(usage.spent),
         burn_per_hour: money(usage.burn_per_hour),
-        pod_per_hour: money(prospect.per_hour),
+        pod_per_hour: money(shown.map_or(prospect.per_hour, |e| e.pod_per_hour)),
         projected: shown.map(|e| money(e.projected)),
         headroom: shown.map(|e| money(e.headroom)),
         units_held: units_text(usage.units),

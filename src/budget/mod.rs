@@ -16,6 +16,7 @@ mod spend;
 #[cfg(test)]
 mod tests;
 
+pub use claimed::Relief;
 pub use clusters::OtherClusters;
 pub use decision::{QuotaDecision, QuotaInput, decide, with_failure_mode};
 pub use limits::{Budget, BudgetError, BudgetScope, RawBudget, validate_budgets};

@@ -7,7 +7,8 @@ use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use rust_decimal::Decimal;
 
-use super::claimed::{ClaimPricing, claimed};
+use super::claimed::{ClaimPricing, Relief, claimed};
+use super::limits::BudgetScope;
 use super::placed::{Costliest, Placements};
 use crate::allocation::{
     AMD_PARTITION_LABELS, AllocationSet, AmdPartitionMode, CLOUD_GPU_LABELS, ClaimAsks,
@@ -40,6 +41,35 @@ pub struct Prospect {
     pub gpu_model: Option<String>,
     /// How it was priced, when that was a guess (the costliest model, a whole GPU for a share).
     pub notes: Vec<String>,
+    /// What running pods sharing its claims stop paying once it shares them, claim by claim.
+    pub relief: Vec<Relief>,
+}
+
+impl Prospect {
+    /// What the pod adds to the burn and units of `scope`'s budget: its cost, less what the
+    /// running pods of the scope sharing its claims stop paying (all of them for its
+    /// namespace's, whose claims they are).
+    pub fn added_to(&self, scope: &BudgetScope) -> (Decimal, Decimal) {
+        let counted = |cost_center: &String| match scope {
+            BudgetScope::CostCenter(name) => cost_center == name,
+            BudgetScope::Namespace(_) => true,
+        };
+        let (mut per_hour, mut units) = (self.per_hour, self.units);
+        for relief in &self.relief {
+            // Summed over the scope's holders, then divided once: where they are all of the
+            // claim's, exactly what the pod's share of it was.
+            let (burn, held) = relief
+                .holders
+                .iter()
+                .filter(|(cost_center, ..)| counted(cost_center))
+                .fold((Decimal::ZERO, Decimal::ZERO), |(b, h), (_, burn, held)| {
+                    (b + burn, h + held)
+                });
+            per_hour -= burn / relief.sharers;
+            units -= held / relief.sharers;
+        }
+        (per_hour, units)
+    }
 }
 
 /// The most GPU units one check may ask about: more than any pod (or cluster) holds, and small
@@ -372,6 +402,7 @@ pub fn prospect_from_pod(
         per_hour: per_hour.normalize(),
         gpu_model: gpu_model.filter(|_| !units.is_zero()),
         notes,
+        relief: claims.relief,
     })
 }
 
@@ -417,6 +448,7 @@ pub fn prospect_without_gpus(pod: &Pod, context: &ProspectContext<'_>) -> Prospe
         per_hour: Decimal::ZERO,
         gpu_model: None,
         notes: Vec::new(),
+        relief: Vec::new(),
     }
 }
 
@@ -449,5 +481,6 @@ pub fn prospect_from_count(
         per_hour: hourly(gpus, price)?,
         gpu_model: Some(model),
         notes: note.into_iter().chain(said).collect(),
+        relief: Vec::new(),
     })
 }

@@ -316,29 +316,36 @@ fn a_pod_s_claims_are_priced_for_the_devices_their_requests_ask_for() {
                 "ResourceClaimTemplate team-e/slice-or-two-gpus, request accelerator: priced as the costliest of its 2 alternatives"
             ]),
         ),
-        // Shared-kv is allocated one H200 and held by two running pods: a third's share is
-        // 8/3 an hour, at the H200 it was given whatever the pod's L4 selector; 18006.857142 +
-        // 1856.
+        // Shared-kv is allocated one H200 and held by two running pods of team-e (cc-500): a
+        // third's share is 8/3 an hour, at the H200 it was given whatever the pod's L4
+        // selector, and each holder's share falls from 4.00 to 8/3, so team-e pays 8.00 an hour
+        // for it before and after: the pod adds nothing, 18006.857142 + 0. (Before: 2.67 added,
+        // 19862.86.)
         (
             "{name: kv, resourceClaimName: shared-kv}",
             Some("NVIDIA-L4"),
             0,
-            "2.67",
-            "19862.86",
+            "0.00",
+            "18006.86",
             json!([
-                "ResourceClaim team-e/shared-kv is allocated and held by 2 running pod(s): this pod's share is 1/3 of the 1 GPU(s) it holds"
+                "ResourceClaim team-e/shared-kv is allocated and held by 2 running pod(s): this pod's share is 1/3 of the 1 GPU(s) it holds",
+                "namespace team-e's running pods sharing its claims pay 2.67 USD an hour less once this pod shares them: it adds 0.00 USD an hour to namespace team-e's burn",
+                "cost center cc-500's running pods sharing its claims pay 2.67 USD an hour less once this pod shares them: it adds 0.00 USD an hour to cost center cc-500's burn"
             ]),
         ),
-        // Mig-claim was allocated a 1g slice of an H200 (1/7 × 8.00), held by one pod: half
-        // of it is 4/7 an hour; 126048/7 + 2784/7 = 128832/7.
+        // Mig-claim was allocated a 1g slice of an H200 (1/7 × 8.00), held by one pod of
+        // team-e: half of it is 4/7 an hour, which that pod stops paying; 18006.857142 + 0.
+        // (Before: 4/7 added, 126048/7 + 2784/7 = 18404.57.)
         (
             "{name: kv, resourceClaimName: mig-claim}",
             Some("NVIDIA-L4"),
             0,
-            "0.57",
-            "18404.57",
+            "0.00",
+            "18006.86",
             json!([
-                "ResourceClaim team-e/mig-claim is allocated and held by 1 running pod(s): this pod's share is 1/2 of the 0.1429 GPU(s) it holds"
+                "ResourceClaim team-e/mig-claim is allocated and held by 1 running pod(s): this pod's share is 1/2 of the 0.1429 GPU(s) it holds",
+                "namespace team-e's running pods sharing its claims pay 0.57 USD an hour less once this pod shares them: it adds 0.00 USD an hour to namespace team-e's burn",
+                "cost center cc-500's running pods sharing its claims pay 0.57 USD an hour less once this pod shares them: it adds 0.00 USD an hour to cost center cc-500's burn"
             ]),
         ),
         // Every GPU of a node: the largest offers 8, at H200's 8.00; and a NIC of a class
@@ -374,6 +381,35 @@ fn a_pod_s_claims_are_priced_for_the_devices_their_requests_ask_for() {
         assert_eq!(d["projected"], projected, "{claims}");
         assert_eq!(d["warnings"], warnings, "{claims}");
     }
+    // The same pod paid for by cc-100, which holds none of shared-kv: cc-100 takes on the
+    // whole third, 8/3 an hour: 168 + (6.00 + 8/3) × 696 = 6200.00 > 5000.00, refused; team-e,
+    // whose pods hold the rest, adds nothing.
+    let pod = claim_pod(
+        dir,
+        "{name: kv, resourceClaimName: shared-kv}",
+        Some("NVIDIA-L4"),
+    );
+    let (got, d, _) = quota(&[
+        "--namespace",
+        "team-e",
+        "--cost-center",
+        "cc-100",
+        "--pod",
+        &pod,
+    ]);
+    assert_eq!(
+        (got, &d["podPerHour"], &d["projected"], &d["message"]),
+        (
+            3,
+            &json!("2.67"),
+            &json!("6200.00"),
+            &json!("cost center cc-100 would reach 6200.00 USD of its 5000.00 USD monthly budget")
+        )
+    );
+    assert_eq!(
+        d["warnings"][1],
+        "namespace team-e's running pods sharing its claims pay 2.67 USD an hour less once this pod shares them: it adds 0.00 USD an hour to namespace team-e's burn"
+    );
 }
 
 #[test]
