@@ -10,6 +10,7 @@ mod claims;
 mod cost_center;
 mod demand;
 mod device;
+mod instance;
 mod lifetime;
 mod names;
 mod node;
@@ -39,6 +40,7 @@ pub use device::is_gpu_resource;
 pub(crate) use device::{
     AmdPartitionMode, GpuResource, classify, mig, mig_replicas_label, unpriced_accelerator,
 };
+pub(crate) use instance::{INSTANCE_TYPE_LABELS, instance_product};
 pub use lifetime::{NotHeld, pod_interval};
 pub(crate) use names::Texts;
 pub use names::{Names, Sym};

@@ -14,6 +14,7 @@ use super::device::{
     AmdPartitionMode, GPU, GPU_SHARED, GpuResource, classify, mig_replicas_label,
     mig_replicas_profile, unpriced_accelerator,
 };
+use super::instance::{INSTANCE_TYPE_LABELS, instance_gpus, instance_product};
 use crate::pricing::{MigSizing, PriceTier, RateCard, refused_price, with_memory};
 use crate::time::UnixSeconds;
 use crate::units::GpuUnits;
@@ -303,8 +304,14 @@ fn cloud_replicas(node: &Node, warnings: &mut Vec<String>) -> Option<u32> {
     if labels.contains_key(COUNT_LABEL) || labels.contains_key(PRODUCT_LABEL) {
         return None;
     }
-    let (key, count) = first_label(labels, &CLOUD_GPU_COUNT_LABELS)?;
-    let gpus = count.parse::<u32>().ok().filter(|n| *n > 0)?;
+    let (key, gpus) = match first_label(labels, &CLOUD_GPU_COUNT_LABELS) {
+        Some((key, count)) => (key, count.parse::<u32>().ok().filter(|n| *n > 0)?),
+        // An instance type Tollgate knows the GPUs of, where no label counts them.
+        None => {
+            let (key, name) = first_label(labels, &INSTANCE_TYPE_LABELS)?;
+            (key, instance_gpus(name)?.count?)
+        }
+    };
     let capacity = node.status.as_ref()?.capacity.as_ref()?;
     let (resource, quantity) = [GPU, GPU_SHARED]
         .into_iter()
@@ -361,10 +368,13 @@ pub(crate) fn first_label<'l>(
         .filter(|(_, v)| !v.is_empty())
 }
 
-/// The GPU a cloud provisioner's labels name, with its memory where they give it. GKE's
-/// `nvidia-tesla-a100` is the 40 GB A100 (the 80 GB one is `nvidia-a100-80gb`).
+/// The GPU a cloud provisioner's labels name, with its memory where they give it (GKE's
+/// `nvidia-tesla-a100` is the 40 GB A100, the 80 GB one `nvidia-a100-80gb`); else the GPU of the
+/// node's instance type, where it is one Tollgate knows (`p5.48xlarge`: H100 80 GB).
 pub(crate) fn cloud_product(labels: &BTreeMap<String, String>) -> Option<String> {
-    let (_, gpu) = first_label(labels, &CLOUD_GPU_LABELS)?;
+    let Some((_, gpu)) = first_label(labels, &CLOUD_GPU_LABELS) else {
+        return instance_product(first_label(labels, &INSTANCE_TYPE_LABELS)?.1);
+    };
     let memory =
         first_label(labels, &CLOUD_GPU_MEMORY_LABELS).and_then(|(_, mib)| mib.parse::<u64>().ok());
     Some(cloud_gpu(gpu, memory))

@@ -12,10 +12,10 @@ use super::limits::BudgetScope;
 use super::placed::{Costliest, Placements};
 use crate::allocation::{
     AMD_PARTITION_LABELS, AllocationSet, AmdPartitionMode, CLOUD_GPU_LABELS, ClaimAsks,
-    CostCenterSource, GKE_PARTITION_LABEL, GpuResource, PRODUCT_LABEL, PlacementNodes,
-    REPLICAS_LABELS, SHARED_PRODUCT_SUFFIX, capacity_tier, classify, cloud_gpu, cloud_product,
-    cost_center, first_cost_center, first_label, gpu_demand, mig_replicas_label, read_replicas,
-    required_terms, split_product_label,
+    CostCenterSource, GKE_PARTITION_LABEL, GpuResource, INSTANCE_TYPE_LABELS, PRODUCT_LABEL,
+    PlacementNodes, REPLICAS_LABELS, SHARED_PRODUCT_SUFFIX, capacity_tier, classify, cloud_gpu,
+    cloud_product, cost_center, first_cost_center, first_label, gpu_demand, instance_product,
+    mig_replicas_label, read_replicas, required_terms, split_product_label,
 };
 use crate::pricing::{PriceTier, RateCard};
 use crate::time::UnixSeconds;
@@ -83,8 +83,8 @@ pub struct ProspectError(pub String);
 
 /// The GPU products a pod can land on, from its node selector (`selector`: the pod's, with what
 /// every node it may run on says) or its required node affinity (`In`) on GPU Feature
-/// Discovery's `nvidia.com/gpu.product` or a cloud's GPU label (GKE's accelerator, Karpenter's
-/// GPU name); empty when they do not say.
+/// Discovery's `nvidia.com/gpu.product`, a cloud's GPU label (GKE's accelerator, Karpenter's
+/// GPU name) or the instance type (`p5.48xlarge`); empty when they do not say.
 fn product_choices(selector: &BTreeMap<String, String>, spec: &PodSpec) -> Vec<String> {
     if let Some(product) = selector.get(PRODUCT_LABEL) {
         return vec![product.clone()];
@@ -107,11 +107,22 @@ fn product_choices(selector: &BTreeMap<String, String>, spec: &PodSpec) -> Vec<S
     if !products.is_empty() {
         return products;
     }
-    CLOUD_GPU_LABELS
+    let clouds: Vec<String> = CLOUD_GPU_LABELS
         .iter()
         .flat_map(|key| gpus(key))
         .map(|gpu| cloud_gpu(gpu, None))
-        .collect()
+        .collect();
+    if !clouds.is_empty() {
+        return clouds;
+    }
+    // Instance types, only where Tollgate knows the GPU of every one: one it does not know
+    // could hold any GPU.
+    INSTANCE_TYPE_LABELS
+        .iter()
+        .flat_map(|key| gpus(key))
+        .map(|name| instance_product(name))
+        .collect::<Option<Vec<String>>>()
+        .unwrap_or_default()
 }
 
 /// The costliest of `choices` (or of the whole card when there are none) at `at`, in `tier`.

@@ -460,7 +460,10 @@ fn history_charges_shared_and_partitioned_gpus_as_a_watched_cluster_does() {
     //   label history read as no label before;
     // - shapes/clouds (`gpus_gpu_feature_discovery_does_not_label_…`): 4 L4 its
     //   instance-gpu-count gives, advertising 16 (time-sliced, no GFD): three pods a quarter
-    //   each, 18 h = 14.40 at 0.80; 78 h = 62.40 unallocated.
+    //   each, 18 h = 14.40 at 0.80; 78 h = 62.40 unallocated;
+    // - shapes/instances (`gpus_of_nodes_only_their_instance_type_names_…`): eks-g6-ts, a
+    //   g6.12xlarge (4 L4) advertising 16: two pods a quarter each, 12 h = 9.60 at 0.80; 84 h
+    //   = 67.20 unallocated.
     let from = parse_time("2026-11-01T00:00:00Z").unwrap();
     let to = parse_time("2026-11-02T00:00:00Z").unwrap();
     // node, cost center, GPU-hours, cost, unpriced GPU-hours.
@@ -496,6 +499,13 @@ fn history_charges_shared_and_partitioned_gpus_as_a_watched_cluster_does() {
             &[
                 "karpenter-l4-ts,__unallocated__,78.0000,62.40,0.0000",
                 "karpenter-l4-ts,cc-900,18.0000,14.40,0.0000",
+            ][..],
+        ),
+        (
+            "tests/fixtures/shapes/instances",
+            &[
+                "eks-g6-ts,__unallocated__,84.0000,67.20,0.0000",
+                "eks-g6-ts,cc-900,12.0000,9.60,0.0000",
             ][..],
         ),
     ];

@@ -668,6 +668,45 @@ fn a_pod_pinned_by_its_cloud_s_gpu_label_is_priced_as_that_gpu() {
             "priced as L40S-48GB, the most expensive of the GPU models its node affinity allows"
         ])
     );
+    // An EC2 instance type (an EKS managed node group's pods select it; no GFD, no Karpenter):
+    // p4d.24xlarge holds A100 40 GB: 2 × 2.80 = 5.60, 21904.46. Two by affinity, g6.xlarge (L4)
+    // or g6e.xlarge (L40S): the costlier, 4.00, 20790.86. One Tollgate does not know among
+    // them: no narrowing (the card's costliest, H200: 2 × 8.00 = 16.00; 18006.857142 + 11136).
+    // (Before: 16.00 for all three.)
+    let instance_types = |types: Value| {
+        json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [
+                {"key": "node.kubernetes.io/instance-type", "operator": "In", "values": types}]}]}}}})
+    };
+    let by_instance = [
+        (
+            json!({"nodeSelector": {"node.kubernetes.io/instance-type": "p4d.24xlarge"}}),
+            (3, "5.60", "21904.46"),
+            json!([]),
+        ),
+        (
+            instance_types(json!(["g6.xlarge", "g6e.xlarge"])),
+            (3, "4.00", "20790.86"),
+            json!([
+                "priced as L40S-48GB, the most expensive of the GPU models its node affinity allows"
+            ]),
+        ),
+        (
+            instance_types(json!(["g6.xlarge", "x9.metal"])),
+            (3, "16.00", "29142.86"),
+            json!([
+                "its GPU model is not known before scheduling: priced as H200-141GB, the most expensive in the rate card"
+            ]),
+        ),
+    ];
+    for (placement, (exit, per_hour, projected), warnings) in by_instance {
+        let (code, d, _) = check(placement.clone());
+        assert_eq!(
+            (code, &d["podPerHour"], &d["projected"], &d["warnings"]),
+            (exit, &json!(per_hour), &json!(projected), &warnings),
+            "{placement}"
+        );
+    }
     // GKE time-sharing, 4 clients per L4 (0.80): each nvidia.com/gpu is a quarter, 2 × 0.20 =
     // 0.40; 18006.857142 + 278.40.
     let (code, d, _) = check(json!({"nodeSelector": {

@@ -872,29 +872,70 @@ fn gpus_gpu_feature_discovery_does_not_label_take_the_model_their_cloud_names() 
     // Every one of them was unpriced, its model unknown; the shared and MIG nodes' capacity
     // was three and seven times what they have. The Karpenter time-sliced node was 16 L4s:
     // its pods charged 72 h = 57.60, 312 h = 249.60 unallocated.
-    let output = builtin_card_report("clouds", "node,cost_center,gpu_model");
-    let row = |node: &str, cc: &str, model: &str, hours: &str, cost: &str| {
-        format!(
-            "2026-11-01T00:00:00Z,2026-11-02T00:00:00Z,{node},{cc},{model},{hours},,{cost},,0.0000,USD"
-        )
-    };
     let idle = "__unallocated__";
-    let expected = [
-        "period_start,period_end,node,cost_center,gpu_model,gpu_hours,used_gpu_hours,cost,idle_cost,unpriced_gpu_hours,currency".to_string(),
-        row("auto-a100", idle, "A100-80GB", "192.0000", "787.20"),
-        row("gke-a100", idle, "A100-40GB", "48.0000", "153.60"),
-        row("gke-a100-mig", idle, "A100-40GB", "17.1429", "54.86"),
-        row("gke-a100-mig", "cc-900", "A100-40GB", "6.8571", "21.94"),
-        row("gke-h100", idle, "H100-80GB", "144.0000", "990.72"),
-        row("gke-h100", "cc-900", "H100-80GB", "48.0000", "330.24"),
-        row("gke-l4-shared", idle, "L4-24GB", "32.0000", "25.60"),
-        row("gke-l4-shared", "cc-900", "L4-24GB", "16.0000", "12.80"),
-        row("karpenter-l4-ts", idle, "L4-24GB", "78.0000", "62.40"),
-        row("karpenter-l4-ts", "cc-900", "L4-24GB", "18.0000", "14.40"),
-        row("karpenter-l40s", idle, "L40S-48GB", "96.0000", "81.60"),
-    ];
-    assert_eq!(stdout(&output).lines().collect::<Vec<_>>(), expected);
+    assert_rows_by_node_and_model(
+        "clouds",
+        &[
+            ("auto-a100", idle, "A100-80GB", "192.0000", "787.20"),
+            ("gke-a100", idle, "A100-40GB", "48.0000", "153.60"),
+            ("gke-a100-mig", idle, "A100-40GB", "17.1429", "54.86"),
+            ("gke-a100-mig", "cc-900", "A100-40GB", "6.8571", "21.94"),
+            ("gke-h100", idle, "H100-80GB", "144.0000", "990.72"),
+            ("gke-h100", "cc-900", "H100-80GB", "48.0000", "330.24"),
+            ("gke-l4-shared", idle, "L4-24GB", "32.0000", "25.60"),
+            ("gke-l4-shared", "cc-900", "L4-24GB", "16.0000", "12.80"),
+            ("karpenter-l4-ts", idle, "L4-24GB", "78.0000", "62.40"),
+            ("karpenter-l4-ts", "cc-900", "L4-24GB", "18.0000", "14.40"),
+            ("karpenter-l40s", idle, "L40S-48GB", "96.0000", "81.60"),
+        ],
+    );
+}
+
+/// The report of `tests/fixtures/shapes/{shape}` with the built-in card over 2026-11-01 by node,
+/// cost center and GPU model is `rows` (node, cost center, model, GPU-hours, cost), each priced
+/// and no utilization known, with nothing said.
+fn assert_rows_by_node_and_model(shape: &str, rows: &[(&str, &str, &str, &str, &str)]) {
+    let output = builtin_card_report(shape, "node,cost_center,gpu_model");
+    let header = "period_start,period_end,node,cost_center,gpu_model,gpu_hours,used_gpu_hours,cost,idle_cost,unpriced_gpu_hours,currency";
+    let expected = std::iter::once(header.to_string()).chain(rows.iter().map(
+        |(node, cc, model, hours, cost)| {
+            format!(
+                "2026-11-01T00:00:00Z,2026-11-02T00:00:00Z,{node},{cc},{model},{hours},,{cost},,0.0000,USD"
+            )
+        },
+    ));
+    assert_eq!(
+        stdout(&output).lines().collect::<Vec<_>>(),
+        expected.collect::<Vec<_>>()
+    );
     assert_eq!(stderr(&output), "");
+}
+
+#[test]
+fn gpus_of_nodes_only_their_instance_type_names_take_the_model_it_has() {
+    // tests/fixtures/shapes/instances, priced with the built-in example card over 2026-11-01
+    // (24 h); an EKS managed node group or an AKS node pool running only NVIDIA's device
+    // plugin labels no GPU: Kubernetes' node.kubernetes.io/instance-type is all there is.
+    // - eks-p5 (p5.48xlarge: 8 H100 80 GB at 6.88): train-0 holds 2: 48 h = 330.24; 144 h =
+    //   990.72 unallocated;
+    // - eks-p4d-spot (p4d.24xlarge: A100 40 GB, spot at 1.25): 192 h = 240.00;
+    // - eks-g6-ts (g6.12xlarge: 4 L4 at 0.80, a device plugin time-slicing each 4 ways: 16
+    //   advertised): chat-0 and chat-1 hold 1/4 each, 12 h = 9.60; 96 − 12 = 84 h = 67.20;
+    // - aks-h100 (Standard_ND96isr_H100_v5: H100 80 GB): 192 h = 1320.96.
+    // Before, every one was model `unknown`, all 960 GPU-hours unpriced, and eks-g6-ts was 16
+    // GPUs (384 h, its pods 48 h).
+    let idle = "__unallocated__";
+    assert_rows_by_node_and_model(
+        "instances",
+        &[
+            ("aks-h100", idle, "H100-80GB", "192.0000", "1320.96"),
+            ("eks-g6-ts", idle, "L4-24GB", "84.0000", "67.20"),
+            ("eks-g6-ts", "cc-900", "L4-24GB", "12.0000", "9.60"),
+            ("eks-p4d-spot", idle, "A100-40GB", "192.0000", "240.00"),
+            ("eks-p5", idle, "H100-80GB", "144.0000", "990.72"),
+            ("eks-p5", "cc-900", "H100-80GB", "48.0000", "330.24"),
+        ],
+    );
 }
 
 #[test]

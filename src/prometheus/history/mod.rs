@@ -35,7 +35,7 @@ use crate::units::GpuUnits;
 
 /// kube-state-metrics label names for the node labels Tollgate reads (sanitized: every
 /// non-alphanumeric becomes `_`; camelCase keys appear in both spellings across versions).
-pub const HISTORY_LABELS: [(&str, &str); 27] = [
+pub const HISTORY_LABELS: [(&str, &str); 29] = [
     ("label_nvidia_com_gpu_product", "nvidia.com/gpu.product"),
     ("label_nvidia_com_gpu_memory", "nvidia.com/gpu.memory"),
     ("label_nvidia_com_gpu_count", "nvidia.com/gpu.count"),
@@ -122,6 +122,14 @@ pub const HISTORY_LABELS: [(&str, &str); 27] = [
     (
         "label_cloud_google_com_gke_gpu_partition_size",
         "cloud.google.com/gke-gpu-partition-size",
+    ),
+    (
+        "label_node_kubernetes_io_instance_type",
+        "node.kubernetes.io/instance-type",
+    ),
+    (
+        "label_beta_kubernetes_io_instance_type",
+        "beta.kubernetes.io/instance-type",
     ),
 ];
 
