@@ -5,7 +5,7 @@
 use k8s_openapi::api::core::v1::Pod;
 use rust_decimal::Decimal;
 
-use super::prospect::{MAX_UNITS, ProspectError, priced_model};
+use super::model::{MAX_UNITS, ProspectError, priced_model};
 use super::spend::running;
 use crate::allocation::{AllocationSet, ClaimAsk, ClaimAsks, DeviceAsk, DeviceClass, DeviceCount};
 use crate::pricing::{PriceTier, RateCard};

@@ -6,7 +6,8 @@ use serde::Serialize;
 
 use super::clusters::OtherClusters;
 use super::limits::{Budget, BudgetScope};
-use super::prospect::{Prospect, ProspectError};
+use super::model::ProspectError;
+use super::prospect::Prospect;
 use super::spend::{SpendIndex, Usage};
 use crate::money::{Currency, Rounding};
 use crate::time::format_time;

@@ -8,6 +8,7 @@ mod claimed;
 mod clusters;
 mod decision;
 mod limits;
+mod model;
 mod placed;
 mod prospect;
 mod reservations;
@@ -20,10 +21,10 @@ pub use claimed::Relief;
 pub use clusters::OtherClusters;
 pub use decision::{QuotaDecision, QuotaInput, decide, with_failure_mode};
 pub use limits::{Budget, BudgetError, BudgetScope, RawBudget, validate_budgets};
+pub use model::{MAX_UNITS, ProspectError};
 pub use placed::Placements;
 pub use prospect::{
-    MAX_UNITS, Prospect, ProspectContext, ProspectError, prospect_from_count, prospect_from_pod,
-    prospect_without_gpus,
+    Prospect, ProspectContext, prospect_from_count, prospect_from_pod, prospect_without_gpus,
 };
 pub use reservations::{Arrival, ArrivalLog, Arrivals, PodIdentity, Reservation, Reservations};
 pub use spend::{SpendIndex, StoredSpend, Usage, month_of};

@@ -9,6 +9,7 @@ use rust_decimal::Decimal;
 
 use super::claimed::{ClaimPricing, Relief, claimed};
 use super::limits::BudgetScope;
+use super::model::{MAX_UNITS, ProspectError, priced_model};
 use super::placed::{Costliest, Placements};
 use crate::allocation::{
     AMD_PARTITION_LABELS, AllocationSet, AmdPartitionMode, CLOUD_GPU_LABELS, ClaimAsks,
@@ -72,15 +73,6 @@ impl Prospect {
     }
 }
 
-/// The most GPU units one check may ask about: more than any pod (or cluster) holds, and small
-/// enough that its cost times a month of hours stays far inside `Decimal`.
-pub const MAX_UNITS: Decimal = Decimal::from_parts(1_000_000, 0, 0, false, 0);
-
-/// A pod spec that cannot be priced.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct ProspectError(pub String);
-
 /// The GPU products a pod can land on, from its node selector (`selector`: the pod's, with what
 /// every node it may run on says) or its required node affinity (`In`) on GPU Feature
 /// Discovery's `nvidia.com/gpu.product`, a cloud's GPU label (GKE's accelerator, Karpenter's
@@ -123,45 +115,6 @@ fn product_choices(selector: &BTreeMap<String, String>, spec: &PodSpec) -> Vec<S
         .map(|name| instance_product(name))
         .collect::<Option<Vec<String>>>()
         .unwrap_or_default()
-}
-
-/// The costliest of `choices` (or of the whole card when there are none) at `at`, in `tier`.
-/// Returns (product to size MIG with, model label, price, note).
-pub(super) fn priced_model(
-    card: &RateCard,
-    choices: &[String],
-    tier: PriceTier,
-    at: UnixSeconds,
-) -> Result<(String, String, Decimal, Option<String>), ProspectError> {
-    let known: Vec<(String, Decimal)> = choices
-        .iter()
-        .filter_map(|p| Some((p.clone(), card.price_at(p, tier, None, at)?)))
-        .collect();
-    if let Some((product, price)) = known.iter().max_by(|a, b| a.1.cmp(&b.1)) {
-        let note = (choices.len() > 1).then(|| {
-            format!(
-                "priced as {}, the most expensive of the GPU models its node affinity allows",
-                card.model_label(product)
-            )
-        });
-        return Ok((product.clone(), card.model_label(product), *price, note));
-    }
-    let (model, _) = card.costliest_at(at).ok_or_else(|| {
-        ProspectError("the rate card has no price in force to price the pod with".into())
-    })?;
-    let name = card.model(model).name.clone();
-    let price = card.price_at(&name, tier, None, at).unwrap_or_default();
-    let note = if choices.is_empty() {
-        format!(
-            "its GPU model is not known before scheduling: priced as {name}, the most expensive in the rate card"
-        )
-    } else {
-        format!(
-            "GPU model {} has no price: priced as {name}, the most expensive in the rate card",
-            choices.join(", ")
-        )
-    };
-    Ok((name.clone(), name, price, Some(note)))
 }
 
 /// Where a prospective pod would run and how it is priced.
