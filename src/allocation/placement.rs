@@ -60,15 +60,35 @@ fn lasting(taint: &Taint) -> bool {
         && !AUTOSCALER.contains(&taint.key.as_str())
 }
 
+/// Labels every Linux node of a cluster has alike, whatever GPU it holds or pool it is in: a pod
+/// selecting them (as many charts do, `kubernetes.io/os: linux`) says nothing of which GPU.
+const EVERY_NODE_S: [&str; 4] = [
+    "kubernetes.io/os",
+    "kubernetes.io/arch",
+    "beta.kubernetes.io/os",
+    "beta.kubernetes.io/arch",
+];
+
 /// What `spec` says of where it runs (a node name, a node selector, required node affinity,
 /// with the tolerations that narrow them), as one text that pods saying the same share; `None`
-/// when it says nothing of where it runs (tolerations alone do not: they let a pod onto nodes,
-/// they do not choose among them).
+/// when it says nothing of which nodes: neither a node name, nor a selector pair or every
+/// affinity term on a label other than those every node has alike ([`EVERY_NODE_S`]; a term
+/// only on those admits every node, and terms are alternatives). Tolerations alone say nothing
+/// either: they let a pod onto nodes, they do not choose among them.
 pub fn placement_key(spec: &PodSpec) -> Option<String> {
     let named = spec.node_name.as_deref().filter(|n| !n.is_empty());
     let selector = spec.node_selector.as_ref().filter(|s| !s.is_empty());
     let terms = required_terms(spec);
-    if named.is_none() && selector.is_none() && terms.is_empty() {
+    let chooses = |key: &str| !EVERY_NODE_S.contains(&key);
+    let selects = selector.is_some_and(|s| s.keys().any(|key| chooses(key)));
+    let affine = !terms.is_empty()
+        && terms.iter().all(|term| {
+            let expressions = term.match_expressions.iter().flatten();
+            // `metadata.name` is the one field a term may have.
+            term.match_fields.as_ref().is_some_and(|f| !f.is_empty())
+                || expressions.map(|e| e.key.as_str()).any(chooses)
+        });
+    if named.is_none() && !selects && !affine {
         return None;
     }
     serde_json::to_string(&(named, selector, terms, &spec.tolerations)).ok()
@@ -242,6 +262,32 @@ mod tests {
         let free = spec(serde_json::json!({"containers": []}));
         assert_eq!(placement_key(&free), None);
         assert!(admits(&free, "b", &other));
+        // Labels every node has alike say nothing of which; with another, they are read.
+        let term = |keys: &[&str]| {
+            let expressions: Vec<_> = keys
+                .iter()
+                .map(|k| serde_json::json!({"key": k, "operator": "Exists"}))
+                .collect();
+            serde_json::json!({"matchExpressions": expressions})
+        };
+        let said = |json: serde_json::Value| placement_key(&spec(json)).is_some();
+        let affinity = |terms: Vec<serde_json::Value>| {
+            serde_json::json!({"containers": [], "affinity": {"nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}}})
+        };
+        let linux = serde_json::json!({"kubernetes.io/os": "linux"});
+        assert!(!said(
+            serde_json::json!({"containers": [], "nodeSelector": linux})
+        ));
+        assert!(said(serde_json::json!({"containers": [], "nodeSelector":
+            {"kubernetes.io/os": "linux", "pool": "gpu"}})));
+        assert!(!said(affinity(vec![term(&["kubernetes.io/arch"])])));
+        assert!(said(affinity(vec![term(&["kubernetes.io/arch", "pool"])])));
+        // Terms are alternatives: one only on such labels admits every node.
+        assert!(!said(affinity(vec![
+            term(&["pool"]),
+            term(&["beta.kubernetes.io/os"])
+        ])));
     }
 
     #[test]

@@ -934,6 +934,8 @@ fn a_pod_is_not_priced_from_nodes_whose_taints_it_does_not_tolerate() {
         if let Some((_, taint)) = taints.iter().find(|(n, _)| name == *n) {
             node["spec"]["taints"] = json!([taint]);
         }
+        // As the kubelet labels every node.
+        node["metadata"]["labels"]["kubernetes.io/os"] = json!("linux");
     }
     std::fs::write(&nodes_file, nodes.to_string()).unwrap();
     let region = json!({"nodeSelectorTerms": [{"matchExpressions": [
@@ -947,7 +949,7 @@ fn a_pod_is_not_priced_from_nodes_whose_taints_it_does_not_tolerate() {
     let most = |nodes: usize| format!("the most expensive GPU of the {nodes} GPU nodes");
     let not_known = "its GPU model is not known before scheduling: priced as H200-141GB, the most expensive in the rate card";
     // (placement, exit code, podPerHour, projected, warnings)
-    let cases: [(Value, i32, &str, &str, Vec<String>); 6] = [
+    let cases: [(Value, i32, &str, &str, Vec<String>); 8] = [
         // The region, tolerating nothing: the 7 nodes left (node-h200-dra and node-h100 out);
         // the costliest GPU among them node-a100-mig's A100-40GB, 2.80; 18006.857142 + 1948.80
         // = 19955.66, allowed. (Before: all 9 nodes, node-h200-dra's H200, 8.00, 23574.86,
@@ -1002,6 +1004,28 @@ fn a_pod_is_not_priced_from_nodes_whose_taints_it_does_not_tolerate() {
         // 1392 = 19398.86.
         (
             json!({"nodeSelector": {"kubernetes.io/hostname": "node-l40s"}}),
+            0,
+            "2.00",
+            "19398.86",
+            vec![placed_note(
+                "L40S-48GB (on-demand)",
+                "the GPU of the GPU node",
+                true,
+            )],
+        ),
+        // `kubernetes.io/os: linux`, which every node has: it says nothing of which GPU, so
+        // the card's costliest, 8.00, as for a pod saying nothing. (Before: the 7 nodes it
+        // admits, A100-40GB at 2.80, 19955.66, allowed.) With a hostname too, that node's.
+        (
+            json!({"nodeSelector": {"kubernetes.io/os": "linux"}}),
+            3,
+            "8.00",
+            "23574.86",
+            vec![not_known.to_string()],
+        ),
+        (
+            json!({"nodeSelector": {"kubernetes.io/os": "linux",
+                "kubernetes.io/hostname": "node-l40s"}}),
             0,
             "2.00",
             "19398.86",
