@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{
 /// What the scheduler reads of a node to tell whether a pod may run there.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PlacementNode {
+    /// Its labels.
     pub labels: BTreeMap<String, String>,
     /// The taints that keep pods not tolerating them off the node for good (`NoSchedule`,
     /// `NoExecute`), those of passing conditions left out ([`lasting`]).

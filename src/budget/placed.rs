@@ -1,6 +1,7 @@
 //! Where a pod not scheduled yet may run, among the live GPU nodes: the nodes its node name,
 //! node selector and required node affinity admit and whose taints it tolerates, what they all
-//! say of their GPUs, and their costliest GPU. Worked out once a view for each way pods say where they run.
+//! say of their GPUs, and their costliest GPU. Worked out once a view for each way pods say
+//! where they run.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
