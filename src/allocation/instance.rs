@@ -2,8 +2,8 @@
 //! group or a self-managed one on EC2 (`p5.48xlarge`), an AKS node pool
 //! (`Standard_ND96isr_H100_v5`), with only a device plugin running — no GPU Feature Discovery,
 //! no AMD labeller, no DRA driver, no provisioner label. Kubernetes labels every node with its
-//! instance type; the GPU model follows from it, and on EC2 the number of GPUs too (what tells
-//! a device plugin sharing each GPU from a node of that many GPUs).
+//! instance type; the GPU model follows from it, and for the sizes listed here the number of GPUs
+//! too (what tells a device plugin sharing each GPU from a node of that many GPUs).
 
 use crate::pricing::with_memory;
 
@@ -103,13 +103,30 @@ fn ec2(name: &str) -> Option<InstanceGpus> {
     })
 }
 
+/// How many GPUs Azure's GPU sizes have (the ND sizes eight).
+const AZURE_COUNTS: &[(&str, u32)] = &[
+    ("NC24ads_A100_v4", 1),
+    ("NC48ads_A100_v4", 2),
+    ("NC96ads_A100_v4", 4),
+    ("NC40ads_H100_v5", 1),
+    ("NC80adis_H100_v5", 2),
+    ("NC4as_T4_v3", 1),
+    ("NC8as_T4_v3", 1),
+    ("NC16as_T4_v3", 1),
+    ("NC64as_T4_v3", 4),
+];
+
 fn azure(size: &str) -> Option<InstanceGpus> {
+    let count = match AZURE_COUNTS.iter().find(|(s, _)| *s == size) {
+        Some(&(_, n)) => Some(n),
+        None => size.starts_with("ND96").then_some(8),
+    };
     // The A100 40 GB size does not name its GPU.
     if size == "ND96asr_v4" {
         return Some(InstanceGpus {
             product: "A100",
             memory_mib: 40 * 1024,
-            count: None,
+            count,
         });
     }
     let &(_, product, gib) = size
@@ -123,7 +140,7 @@ fn azure(size: &str) -> Option<InstanceGpus> {
     Some(InstanceGpus {
         product,
         memory_mib: gib * 1024,
-        count: None,
+        count,
     })
 }
 
@@ -136,7 +153,7 @@ mod tests {
     fn an_instance_type_names_its_gpu_and_on_ec2_how_many() {
         let card = RateCard::builtin();
         // (instance type, the built-in card's model, GPUs)
-        let cases: [(&str, Option<&str>, Option<u32>); 18] = [
+        let cases: [(&str, Option<&str>, Option<u32>); 23] = [
             ("p5.48xlarge", Some("H100-80GB"), Some(8)),
             ("p5.4xlarge", Some("H100-80GB"), Some(1)),
             ("p4d.24xlarge", Some("A100-40GB"), Some(8)),
@@ -151,11 +168,17 @@ mod tests {
             ("g5.2xlarge", Some("A10G-24GB"), Some(1)),
             // A size not listed: the GPU, not how many.
             ("g6.96xlarge", Some("L4-24GB"), None),
-            ("Standard_ND96isr_H100_v5", Some("H100-80GB"), None),
-            ("Standard_NC40ads_H100_v5", Some("H100-80GB"), None),
-            ("Standard_NC24ads_A100_v4", Some("A100-80GB"), None),
-            ("Standard_ND96asr_v4", Some("A100-40GB"), None),
-            ("Standard_ND96isr_MI300X_v5", Some("MI300X-192GB"), None),
+            ("Standard_ND96isr_H100_v5", Some("H100-80GB"), Some(8)),
+            ("Standard_NC40ads_H100_v5", Some("H100-80GB"), Some(1)),
+            ("Standard_NC80adis_H100_v5", Some("H100-80GB"), Some(2)),
+            ("Standard_NC24ads_A100_v4", Some("A100-80GB"), Some(1)),
+            ("Standard_NC96ads_A100_v4", Some("A100-80GB"), Some(4)),
+            ("Standard_ND96asr_v4", Some("A100-40GB"), Some(8)),
+            ("Standard_ND96amsr_A100_v4", Some("A100-80GB"), Some(8)),
+            ("Standard_NC64as_T4_v3", Some("T4-16GB"), Some(4)),
+            ("Standard_ND96isr_MI300X_v5", Some("MI300X-192GB"), Some(8)),
+            // An Azure size not listed: the GPU, not how many.
+            ("Standard_NC12ads_A100_v9", Some("A100-80GB"), None),
         ];
         for (name, model, count) in cases {
             let gpus = instance_gpus(name).unwrap_or_else(|| panic!("{name}"));
