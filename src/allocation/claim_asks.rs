@@ -2,15 +2,17 @@
 //! `ResourceClaim` it names, or of the `ResourceClaimTemplate` its claim will be made from. The
 //! quota check prices a pod from these before the scheduler has placed it (SPEC §5).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::PodResourceClaim;
 use k8s_openapi::api::resource::v1::{
     DeviceClaim, DeviceSelector, ExactDeviceRequest, ResourceClaim, ResourceClaimTemplate,
+    ResourceSlice,
 };
 use rustc_hash::FxHashMap;
 
-use super::claims::{AMD_DRIVER, NVIDIA_DRIVER};
+use super::claims::{AMD_DRIVER, DeviceIndex, NVIDIA_DRIVER, ShareableGpu};
 
 /// What the devices of a `DeviceClass` are, as far as cost goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,9 +62,9 @@ pub struct DeviceAsk {
     pub count: DeviceCount,
     /// The quoted texts its CEL selectors compare with: a `productName`, a MIG `profile`.
     pub texts: Vec<String>,
-    /// It asks for part of a device's capacity (KEP-5075 consumable capacity), not whole
-    /// devices: which part is known only once a device is chosen.
-    pub shares: bool,
+    /// The part of a device's capacity it asks for, by capacity name, as written (KEP-5075
+    /// consumable capacity, `20Gi`); empty: whole devices.
+    pub capacity: BTreeMap<String, String>,
     /// `adminAccess`: access to devices in use by others, for monitoring; it takes none.
     pub admin: bool,
 }
@@ -126,11 +128,12 @@ fn device_ask(request: &ExactDeviceRequest) -> DeviceAsk {
             _ => DeviceCount::Exactly(request.count.unwrap_or(1)),
         },
         texts: quoted_texts(request.selectors.as_ref()),
-        shares: request
+        capacity: request
             .capacity
-            .as_ref()
-            .and_then(|c| c.requests.as_ref())
-            .is_some_and(|r| !r.is_empty()),
+            .iter()
+            .flat_map(|c| c.requests.iter().flatten())
+            .map(|(name, quantity)| (name.clone(), quantity.0.clone()))
+            .collect(),
         admin: request.admin_access.unwrap_or(false),
     }
 }
@@ -179,6 +182,9 @@ fn named(namespace: &str, name: &str) -> Named {
 pub struct ClaimAsks {
     claims: FxHashMap<Named, Arc<ClaimAsk>>,
     templates: FxHashMap<Named, Arc<ClaimAsk>>,
+    /// The GPUs claims may share, each consuming part of what it offers: what a request for
+    /// part of a device's capacity may be given.
+    shareable: Arc<Vec<ShareableGpu>>,
 }
 
 /// What `claim` asks for, under its namespace and name.
@@ -227,7 +233,18 @@ impl ClaimAsks {
         ClaimAsks {
             claims: claims.into_iter().map(claim_ask).collect(),
             templates: templates.into_iter().map(template_ask).collect(),
+            shareable: Arc::default(),
         }
+    }
+
+    /// Reads again which GPUs of `slices` claims may share.
+    pub fn set_slices<'o>(&mut self, slices: impl IntoIterator<Item = &'o ResourceSlice>) {
+        self.shareable = Arc::new(DeviceIndex::from_slices(slices).shareable_gpus());
+    }
+
+    /// The GPUs claims may share, each consuming part of what it offers.
+    pub fn shareable(&self) -> &[ShareableGpu] {
+        &self.shareable
     }
 
     /// Reads again the claim of `namespace` and `name`: `claim` as it is now, `None` once gone.
@@ -316,12 +333,16 @@ spec:
         let ask = asks.of("team-a", &claim).expect("known");
         assert_eq!(ask.describes, "ResourceClaimTemplate team-a/big");
         let ways: Vec<&DeviceAsk> = ask.requests.iter().flat_map(|r| &r.ways).collect();
-        let way = |class_name: &str, count, texts: &[&str], shares, admin| DeviceAsk {
+        let way = |class_name: &str, count, texts: &[&str], shares: bool, admin| DeviceAsk {
             class_name: class_name.to_string(),
             class: DeviceClass::of(class_name),
             count,
             texts: texts.iter().map(|t| t.to_string()).collect(),
-            shares,
+            capacity: if shares {
+                [("bandwidth".to_string(), "10G".to_string())].into()
+            } else {
+                BTreeMap::new()
+            },
             admin,
         };
         use DeviceCount::*;

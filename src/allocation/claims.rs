@@ -9,7 +9,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::resource::v1::{Device, DeviceAttribute, ResourceClaim, ResourceSlice};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 
@@ -68,6 +67,9 @@ pub(crate) struct DeviceFacts {
     /// What the device offers by capacity name (`memory`, …), for claims that consume a share
     /// of it (KEP-5075 consumable capacity).
     capacity: BTreeMap<String, Decimal>,
+    /// Whether claims may share it (`allowMultipleAllocations`), each consuming part of what
+    /// it offers.
+    shareable: bool,
     uuid: Option<String>,
     parent_uuid: Option<String>,
     /// The PCI address of the physical GPU (AMD: a partition's is its parent's).
@@ -84,6 +86,17 @@ impl DeviceFacts {
             DeviceType::AmdPartition { .. } => self.pci_bus.as_ref(),
         }
     }
+}
+
+/// A whole GPU claims may share, each consuming part of what it offers (KEP-5075).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShareableGpu {
+    /// The driver publishing it.
+    pub driver: String,
+    /// Its product, where its slice names one.
+    pub product: Option<String>,
+    /// What it offers by capacity name.
+    pub capacity: BTreeMap<String, Decimal>,
 }
 
 /// GPU devices of all slices, by `(driver, pool, device)`.
@@ -174,6 +187,7 @@ impl DeviceIndex {
                     pci_bus: text_attribute(device, &spec.driver, "pciBusID")
                         .or_else(|| text_attribute(device, &spec.driver, "pciAddr")),
                     node: device.node_name.clone().or_else(|| spec.node_name.clone()),
+                    shareable: device.allow_multiple_allocations == Some(true),
                     capacity: device
                         .capacity
                         .iter()
@@ -253,6 +267,22 @@ impl DeviceIndex {
             .filter_map(|key| self.devices.get(key))
     }
 
+    /// The whole GPUs of current pools that claims may share (`allowMultipleAllocations`), with
+    /// the driver publishing each, its product and what it offers.
+    pub(crate) fn shareable_gpus(&self) -> Vec<ShareableGpu> {
+        self.by_node
+            .values()
+            .flatten()
+            .filter_map(|key| Some((key, self.devices.get(key)?)))
+            .filter(|(_, facts)| facts.shareable && facts.kind == DeviceType::Gpu)
+            .map(|((driver, ..), facts)| ShareableGpu {
+                driver: driver.clone(),
+                product: self.product_of(facts),
+                capacity: facts.capacity.clone(),
+            })
+            .collect()
+    }
+
     /// The product name of the first GPU device on a node that has one.
     pub(crate) fn product_on_node(&self, node: &str) -> Option<String> {
         self.devices_on_node(node).find_map(|d| self.product_of(d))
@@ -278,7 +308,8 @@ impl DeviceIndex {
 }
 
 /// What a claim's consumed capacity makes of its share of a device (KEP-5075).
-enum ConsumedShare {
+#[derive(Debug)]
+pub(crate) enum ConsumedShare {
     /// Of each capacity it consumes that the device offers, its part of what the device
     /// offers; the largest of those (the scarcest capacity decides how many such claims fit).
     Share(GpuUnits),
@@ -291,8 +322,8 @@ enum ConsumedShare {
 
 /// The share of a device a claim consumes, from what it consumes of each capacity the device
 /// offers (`offered`).
-fn consumed_share(
-    consumed: &BTreeMap<String, Quantity>,
+pub(crate) fn consumed_share<'a>(
+    consumed: impl IntoIterator<Item = (&'a String, &'a str)>,
     offered: &BTreeMap<String, Decimal>,
 ) -> ConsumedShare {
     let mut largest: Option<GpuUnits> = None;
@@ -300,12 +331,12 @@ fn consumed_share(
         let Some(&of) = offered.get(name).filter(|of| **of > Decimal::ZERO) else {
             continue;
         };
-        let used = match parse_quantity(&quantity.0) {
+        let used = match parse_quantity(quantity) {
             Ok(used) if used >= Decimal::ZERO => used,
             _ => return ConsumedShare::Unsized,
         };
         if used > of {
-            return ConsumedShare::Beyond(name.clone(), quantity.0.clone());
+            return ConsumedShare::Beyond(name.clone(), quantity.to_string());
         }
         let Some(share) = exact_ratio(used, of) else {
             return ConsumedShare::Unsized;
@@ -394,6 +425,7 @@ pub(crate) fn claim_devices(
                 let device = &result.device;
                 let units = match &result.consumed_capacity {
                     Some(consumed) if !consumed.is_empty() => {
+                        let consumed = consumed.iter().map(|(name, q)| (name, q.0.as_str()));
                         match consumed_share(consumed, &facts.capacity) {
                             ConsumedShare::Share(share) => {
                                 if share == GpuUnits::ZERO {

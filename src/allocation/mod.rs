@@ -32,7 +32,8 @@ use crate::units::GpuUnits;
 
 pub use builder::{AllocationBuilder, ClaimLookup, ClusterContext, claim_lookup, claim_names};
 pub use claim_asks::{ClaimAsk, ClaimAsks, DeviceAsk, DeviceClass, DeviceCount, RequestAsk};
-pub(crate) use claims::DeviceIndex;
+pub use claims::ShareableGpu;
+pub(crate) use claims::{ConsumedShare, DeviceIndex, consumed_share};
 pub(crate) use cost_center::{cost_center, first_cost_center};
 pub use demand::asks_for_gpus;
 pub(crate) use demand::gpu_demand;
@@ -343,7 +344,9 @@ impl ClusterObjects {
 
     /// What its claims and claim templates ask for.
     pub fn claim_asks(&self) -> ClaimAsks {
-        ClaimAsks::new(&self.claims, &self.templates)
+        let mut asks = ClaimAsks::new(&self.claims, &self.templates);
+        asks.set_slices(&self.slices);
+        asks
     }
 }
 

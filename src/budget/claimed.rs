@@ -7,7 +7,10 @@ use rust_decimal::Decimal;
 
 use super::model::{MAX_UNITS, ProspectError, priced_model};
 use super::spend::running;
-use crate::allocation::{AllocationSet, ClaimAsk, ClaimAsks, DeviceAsk, DeviceClass, DeviceCount};
+use crate::allocation::{
+    AllocationSet, ClaimAsk, ClaimAsks, ConsumedShare, DeviceAsk, DeviceClass, DeviceCount,
+    consumed_share,
+};
 use crate::pricing::{PriceTier, RateCard};
 use crate::time::UnixSeconds;
 
@@ -226,6 +229,50 @@ fn claim_held(
     Ok(held)
 }
 
+/// The GPU a request for part of a device's capacity is priced on.
+struct SharedGpu {
+    product: String,
+    model: String,
+    price: Decimal,
+    /// The part of the GPU it asks for.
+    share: Decimal,
+}
+
+/// Of the GPUs claims may share now that the request's driver publishes and that offer what
+/// `way` asks for (of a model its selectors name, where they name one), the one where its share
+/// costs most: the share of each is the largest part of a capacity it asks for, as the
+/// chargeback will charge it ([`consumed_share`]). `None` when none offers it.
+fn shared_gpu(way: &DeviceAsk, named: &[String], pricing: &ClaimPricing<'_>) -> Option<SharedGpu> {
+    let card = pricing.card;
+    let named_models: Vec<String> = named.iter().map(|p| card.model_label(p)).collect();
+    let offers = pricing.claims.shareable().iter().filter_map(|gpu| {
+        if gpu.driver != way.class_name {
+            return None;
+        }
+        let product = gpu
+            .product
+            .clone()
+            .unwrap_or_else(|| pricing.product.to_string());
+        let model = card.model_label(&product);
+        if !named_models.is_empty() && !named_models.contains(&model) {
+            return None;
+        }
+        let price = card.price_at(&product, pricing.tier, None, pricing.at)?;
+        let asked = way.capacity.iter().map(|(name, q)| (name, q.as_str()));
+        let ConsumedShare::Share(share) = consumed_share(asked, &gpu.capacity) else {
+            return None;
+        };
+        let share = share.to_decimal();
+        Some(SharedGpu {
+            product,
+            model,
+            price,
+            share,
+        })
+    });
+    offers.max_by(|a, b| (a.price * a.share, a.share).cmp(&(b.price * b.share, b.share)))
+}
+
 /// The most whole GPUs one node offers now (at least one).
 fn largest_node(live: &AllocationSet) -> Decimal {
     live.capacity
@@ -288,7 +335,18 @@ fn way_held(
         }
         (product, model, price)
     };
-    let per_device = if way.class == DeviceClass::Mig {
+    // Part of a GPU's capacity: its share of the GPU it would cost most on, of those that offer
+    // it now.
+    let shared = (!way.capacity.is_empty() && way.class == DeviceClass::Gpu)
+        .then(|| shared_gpu(way, &named, pricing))
+        .flatten();
+    let (product, model, price) = match &shared {
+        Some(gpu) => (gpu.product.clone(), gpu.model.clone(), gpu.price),
+        None => (product, model, price),
+    };
+    let per_device = if let Some(gpu) = &shared {
+        gpu.share
+    } else if way.class == DeviceClass::Mig {
         let mut fractions: Vec<Decimal> = way
             .texts
             .iter()
@@ -329,10 +387,15 @@ fn way_held(
             most
         }
     };
-    if way.shares {
-        notes.push(format!(
-            "{what}: it asks for part of a device's capacity, which part is known only once a device is allocated; counted as whole devices"
-        ));
+    match &shared {
+        Some(gpu) => notes.push(format!(
+            "{what}: it asks for part of a device's capacity: priced as {} of a {model}, its share of the costliest GPU claims may share that offers it now",
+            gpu.share.round_dp(4).normalize(),
+        )),
+        None if !way.capacity.is_empty() => notes.push(format!(
+            "{what}: it asks for part of a device's capacity, and no GPU that claims may share offers it now; counted as whole devices"
+        )),
+        None => {}
     }
     let units = count * per_device;
     let per_hour = units.checked_mul(price).ok_or_else(|| {

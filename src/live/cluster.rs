@@ -45,12 +45,15 @@ impl ClusterStores {
             && self.templates.is_synced()
     }
 
-    /// What the claims and claim templates ask for (the quota check's pricing of a pod's
-    /// claims): only those that changed are read again. Call before
-    /// [`allocations`](Self::allocations), which takes the claims' changes.
+    /// What the claims and claim templates ask for, and which GPUs claims may share (the quota
+    /// check's pricing of a pod's claims): only claims and templates that changed are read
+    /// again, the slices' shareable GPUs when a slice changed. Call before
+    /// [`allocations`](Self::allocations), which takes the claims' and slices' changes.
     pub fn claim_asks(&mut self) -> Arc<ClaimAsks> {
         let templates = self.templates.take_changes();
         let claims = self.claims.changes();
+        let slices = self.slices.changes();
+        let slices_changed = slices.relisted || !slices.keys.is_empty();
         if claims.relisted || templates.relisted {
             let claims: Vec<ResourceClaim> = self.claims.objects().collect();
             let templates: Vec<ResourceClaimTemplate> = self.templates.objects().collect();
@@ -65,6 +68,10 @@ impl ClusterStores {
                 let template = self.templates.named(namespace, name);
                 asks.set_template(namespace, name, template.as_ref());
             }
+        }
+        if slices_changed || claims.relisted || templates.relisted {
+            let slices: Vec<ResourceSlice> = self.slices.objects().collect();
+            Arc::make_mut(&mut self.asks).set_slices(&slices);
         }
         self.asks.clone()
     }

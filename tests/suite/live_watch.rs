@@ -302,6 +302,23 @@ async fn the_quota_check_prices_a_claim_template_as_the_watch_last_saw_it() {
     let h = harness(false).await;
     h.until("the first list", |m| !units_by_pod(m).is_empty())
         .await;
+    // The check of a pod claiming from eight-h100, once it is priced at `want` an hour (the
+    // reconciles that read the changes stepped meanwhile), or as it is after 10 s.
+    let priced = |want: &'static str| {
+        let h = &h;
+        async move {
+            let mut d = json!(null);
+            for _ in 0..100 {
+                h.reconciler.lock().unwrap().step();
+                d = h.check_claim_template("eight-h100").await;
+                if d["podPerHour"] == want {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            d
+        }
+    };
     // Eight H100 (its selector names them) at 3.00 an hour, whatever the pod's H200.
     let d = h.check_claim_template("eight-h100").await;
     assert_eq!(d["podPerHour"], "24.00");
@@ -309,28 +326,29 @@ async fn the_quota_check_prices_a_claim_template_as_the_watch_last_saw_it() {
     let mut template = h.api.get("resourceclaimtemplates", "team-e", "eight-h100");
     template["spec"]["spec"]["devices"]["requests"][0]["exactly"]["count"] = json!(2);
     h.api.apply("resourceclaimtemplates", template);
-    let mut priced = json!(null);
-    for _ in 0..100 {
-        h.reconciler.lock().unwrap().step();
-        priced = h.check_claim_template("eight-h100").await["podPerHour"].clone();
-        if priced == "6.00" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(priced, "6.00");
+    assert_eq!(priced("6.00").await["podPerHour"], "6.00");
+    // Asking for 20Gi of each H100's memory, with an H100 offering 80Gi that claims may share
+    // published: a quarter of each, 2 × 0.75 = 1.50 (before the slice: whole, 6.00).
+    let mut template = h.api.get("resourceclaimtemplates", "team-e", "eight-h100");
+    template["spec"]["spec"]["devices"]["requests"][0]["exactly"]["capacity"] =
+        json!({"requests": {"memory": "20Gi"}});
+    h.api.apply("resourceclaimtemplates", template);
+    h.api.apply(
+        "resourceslices",
+        json!({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceSlice",
+            "metadata": {"name": "node-share-gpu.nvidia.com"},
+            "spec": {"driver": "gpu.nvidia.com", "nodeName": "node-share",
+                "pool": {"generation": 1, "name": "node-share", "resourceSliceCount": 1},
+                "devices": [{"name": "gpu-0", "allowMultipleAllocations": true,
+                    "attributes": {"type": {"string": "gpu"},
+                                   "productName": {"string": "NVIDIA H100 80GB HBM3"}},
+                    "capacity": {"memory": {"value": "80Gi"}}}]}}),
+    );
+    assert_eq!(priced("1.50").await["podPerHour"], "1.50");
     // Deleted: the claim is one GPU of the pod's H200 (8.00), and the answer says why.
     h.api
         .delete("resourceclaimtemplates", "team-e", "eight-h100");
-    let mut d = json!(null);
-    for _ in 0..100 {
-        h.reconciler.lock().unwrap().step();
-        d = h.check_claim_template("eight-h100").await;
-        if d["podPerHour"] == "8.00" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let d = priced("8.00").await;
     assert_eq!(d["podPerHour"], "8.00");
     assert_eq!(
         d["warnings"],

@@ -413,6 +413,118 @@ fn a_pod_s_claims_are_priced_for_the_devices_their_requests_ask_for() {
 }
 
 #[test]
+fn a_claim_for_part_of_a_gpu_s_capacity_is_priced_as_its_share_of_a_gpu_that_offers_it() {
+    // The fixture with two GPUs claims may share (KEP-5075 `allowMultipleAllocations`): an
+    // H100 offering 80Gi of memory (3.00 an hour) and an L40S offering 48Gi (2.00). Templates
+    // asking for part of a GPU's memory; team-e: 126048/7 + 696 × podPerHour.
+    let dir = fixture_copy();
+    let gpu = |name: &str, product: &str, memory: &str| {
+        json!({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceSlice",
+            "metadata": {"name": format!("{name}-gpu.nvidia.com")},
+            "spec": {"driver": "gpu.nvidia.com", "nodeName": name,
+                "pool": {"generation": 1, "name": name, "resourceSliceCount": 1},
+                "devices": [{"name": "gpu-0", "allowMultipleAllocations": true,
+                    "attributes": {"type": {"string": "gpu"}, "productName": {"string": product}},
+                    "capacity": {"memory": {"value": memory}}}]}})
+    };
+    add_items(
+        dir.path(),
+        "resourceslices.json",
+        &[
+            gpu("node-share-h100", "NVIDIA H100 80GB HBM3", "80Gi"),
+            gpu("node-share-l40s", "NVIDIA L40S", "48Gi"),
+        ],
+    );
+    let template = |name: &str, memory: &str, selector: Option<&str>| {
+        let selectors: Vec<Value> = selector
+            .map(|product| {
+                json!({"cel": {"expression":
+                format!("device.attributes[\"gpu.nvidia.com\"].productName == '{product}'")}})
+            })
+            .into_iter()
+            .collect();
+        json!({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaimTemplate",
+            "metadata": {"name": name, "namespace": "team-e"},
+            "spec": {"spec": {"devices": {"requests": [{"name": "part", "exactly": {
+                "deviceClassName": "gpu.nvidia.com", "selectors": selectors,
+                "capacity": {"requests": {"memory": memory}}}}]}}}})
+    };
+    add_items(
+        dir.path(),
+        "resourceclaimtemplates.json",
+        &[
+            template("memory-20gi", "20Gi", None),
+            template("h100-20gi", "20Gi", Some("NVIDIA H100 80GB HBM3")),
+            template("memory-60gi", "60Gi", None),
+            template("memory-96gi", "96Gi", None),
+        ],
+    );
+    let check = |template: &str| {
+        let spec = json!({"resourceClaims": [{"name": "part", "resourceClaimTemplateName": template}],
+            "containers": [{"name": "c", "resources": {"claims": [{"name": "part"}]}}]});
+        team_e_pod_quota_on(dir.path(), spec)
+    };
+    let priced = |share: &str, model: &str, template: &str| {
+        format!(
+            "ResourceClaimTemplate team-e/{template}, request part: it asks for part of a device's capacity: priced as {share} of a {model}, its share of the costliest GPU claims may share that offers it now"
+        )
+    };
+    // (template, exit code, podPerHour, projected, warnings)
+    let cases = [
+        // 20Gi: a quarter of the H100 (0.75) or 5/12 of the L40S (0.8333…), the costlier:
+        // 18006.857142 + 696 × 5/6 = 18586.86, allowed.
+        (
+            "memory-20gi",
+            0,
+            "0.83",
+            "18586.86",
+            json!([priced("0.4167", "L40S-48GB", "memory-20gi")]),
+        ),
+        // Its selector names the H100: a quarter of it, 0.75; 18006.857142 + 522.
+        (
+            "h100-20gi",
+            0,
+            "0.75",
+            "18528.86",
+            json!([
+                "ResourceClaimTemplate team-e/h100-20gi, request part: priced as H100-80GB, which its selectors name",
+                priced("0.25", "H100-80GB", "h100-20gi")
+            ]),
+        ),
+        // 60Gi: more than the L40S offers; three quarters of the H100, 2.25; + 1566.
+        (
+            "memory-60gi",
+            0,
+            "2.25",
+            "19572.86",
+            json!([priced("0.75", "H100-80GB", "memory-60gi")]),
+        ),
+        // 96Gi: no GPU offers it: a whole GPU of the pod's model, the card's costliest (the
+        // H200, 8.00), as before; + 5568 = 23574.86, refused.
+        (
+            "memory-96gi",
+            3,
+            "8.00",
+            "23574.86",
+            json!([
+                "its GPU model is not known before scheduling: priced as H200-141GB, the most expensive in the rate card",
+                "ResourceClaimTemplate team-e/memory-96gi, request part: it asks for part of a device's capacity, and no GPU that claims may share offers it now; counted as whole devices"
+            ]),
+        ),
+    ];
+    // Before, each was a whole GPU: the H200 at 8.00 (23574.86), or the H100 at 3.00 (20094.86)
+    // for the template naming it; every one refused.
+    for (template, code, per_hour, projected, warnings) in cases {
+        let (exit, d, _) = check(template);
+        assert_eq!(
+            (exit, &d["podPerHour"], &d["projected"], &d["warnings"]),
+            (code, &json!(per_hour), &json!(projected), &warnings),
+            "{template}"
+        );
+    }
+}
+
+#[test]
 fn enforce_off_allows_with_a_warning_and_no_budget_allows() {
     // cc-150: 36.00 + (6.00 + 3.00) × 696 = 6300.00 > 1000.00, but not enforced.
     let (code, d, _) = quota(&[
@@ -738,6 +850,27 @@ fn a_pod_pinned_by_its_cloud_s_gpu_label_is_priced_as_that_gpu() {
     assert_eq!(d["podPerHour"], "3.20", "{d}");
 }
 
+/// A copy of the fixture snapshot, to change.
+fn fixture_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(FIXTURE).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
+    }
+    dir
+}
+
+/// Adds `items` to the list in `file` of the snapshot in `dir`.
+fn add_items(dir: &Path, file: &str, items: &[Value]) {
+    let path = dir.join(file);
+    let mut list: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    list["items"]
+        .as_array_mut()
+        .unwrap()
+        .extend(items.iter().cloned());
+    std::fs::write(&path, list.to_string()).unwrap();
+}
+
 /// [`team_e_pod_quota_on`] of a pod of one `nvidia.com/gpu` saying where it runs by
 /// `placement` (fields of its spec).
 fn one_gpu_pod_quota(snapshot: &Path, placement: Value) -> (i32, Value, String) {
@@ -904,11 +1037,7 @@ fn a_pod_is_not_priced_from_nodes_whose_taints_it_does_not_tolerate() {
     // cordoned (`node.kubernetes.io/unschedulable`, a passing condition) and node-a100-mig
     // with a preference only (`PreferNoSchedule`): neither of those two keeps a pod off.
     // One `nvidia.com/gpu`, team-e (budget 20000.00): 126048/7 + 696 × podPerHour.
-    let dir = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(FIXTURE).unwrap() {
-        let path = entry.unwrap().path();
-        std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).unwrap();
-    }
+    let dir = fixture_copy();
     let nodes_file = dir.path().join("nodes.json");
     let mut nodes: Value = serde_json::from_slice(&std::fs::read(&nodes_file).unwrap()).unwrap();
     let taints = [
