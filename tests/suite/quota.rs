@@ -514,12 +514,21 @@ fn a_claim_for_part_of_a_gpu_s_capacity_is_priced_as_its_share_of_a_gpu_that_off
     ];
     // Before, each was a whole GPU: the H200 at 8.00 (23574.86), or the H100 at 3.00 (20094.86)
     // for the template naming it; every one refused.
-    for (template, code, per_hour, projected, warnings) in cases {
-        let (exit, d, _) = check(template);
+    assert_quota_cases(cases, |template| check(template));
+}
+
+/// Asserts each case's answer — exit code, podPerHour, projected and warnings — as `check` gets
+/// it for the case's pod (named when one differs).
+fn assert_quota_cases<P: std::fmt::Display>(
+    cases: impl IntoIterator<Item = (P, i32, &'static str, &'static str, Value)>,
+    check: impl Fn(&P) -> (i32, Value, String),
+) {
+    for (pod, code, per_hour, projected, warnings) in cases {
+        let (exit, d, _) = check(&pod);
         assert_eq!(
             (exit, &d["podPerHour"], &d["projected"], &d["warnings"]),
             (code, &json!(per_hour), &json!(projected), &warnings),
-            "{template}"
+            "{pod}"
         );
     }
 }
@@ -811,14 +820,10 @@ fn a_pod_pinned_by_its_cloud_s_gpu_label_is_priced_as_that_gpu() {
             ]),
         ),
     ];
-    for (placement, (exit, per_hour, projected), warnings) in by_instance {
-        let (code, d, _) = check(placement.clone());
-        assert_eq!(
-            (code, &d["podPerHour"], &d["projected"], &d["warnings"]),
-            (exit, &json!(per_hour), &json!(projected), &warnings),
-            "{placement}"
-        );
-    }
+    let by_instance = by_instance.map(|(placement, (exit, per_hour, projected), warnings)| {
+        (placement, exit, per_hour, projected, warnings)
+    });
+    assert_quota_cases(by_instance, |placement| check(placement.clone()));
     // GKE time-sharing, 4 clients per L4 (0.80): each nvidia.com/gpu is a quarter, 2 × 0.20 =
     // 0.40; 18006.857142 + 278.40.
     let (code, d, _) = check(json!({"nodeSelector": {
@@ -1020,14 +1025,10 @@ fn a_pod_pinned_to_nodes_by_other_labels_is_priced_as_the_gpus_those_nodes_hold(
             vec![not_known.to_string()],
         ),
     ];
-    for (placement, code, per_hour, projected, warnings) in cases {
-        let (exit, d, _) = check(placement.clone());
-        assert_eq!(
-            (exit, &d["podPerHour"], &d["projected"], &d["warnings"]),
-            (code, &json!(per_hour), &json!(projected), &json!(warnings)),
-            "{placement}"
-        );
-    }
+    let cases = cases.map(|(placement, code, per_hour, projected, warnings)| {
+        (placement, code, per_hour, projected, json!(warnings))
+    });
+    assert_quota_cases(cases, |placement| check(placement.clone()));
 }
 
 #[test]
@@ -1165,14 +1166,12 @@ fn a_pod_is_not_priced_from_nodes_whose_taints_it_does_not_tolerate() {
             )],
         ),
     ];
-    for (placement, code, per_hour, projected, warnings) in cases {
-        let (exit, d, _) = one_gpu_pod_quota(dir.path(), placement.clone());
-        assert_eq!(
-            (exit, &d["podPerHour"], &d["projected"], &d["warnings"]),
-            (code, &json!(per_hour), &json!(projected), &json!(warnings)),
-            "{placement}"
-        );
-    }
+    let cases = cases.map(|(placement, code, per_hour, projected, warnings)| {
+        (placement, code, per_hour, projected, json!(warnings))
+    });
+    assert_quota_cases(cases, |placement| {
+        one_gpu_pod_quota(dir.path(), placement.clone())
+    });
 }
 
 #[test]
