@@ -2,7 +2,9 @@
 //!
 //! On the demo fleet (209 GPUs, 35 days of history, budgets on every cost center): the pure
 //! decision on a priced pod; a whole check of a GPU count (pricing, reservation lock, decision);
-//! and a whole check of a Kyverno body carrying a Pod (JSON parsing included).
+//! and a whole check of a Kyverno body carrying a Pod (JSON parsing included): one pinned to its
+//! GPU by a node selector, and one saying nothing of where it runs, asking for MIG devices (priced
+//! as the costliest GPU of the card cut into their profile).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -16,6 +18,10 @@ use tollgate::source::DemoFleet;
 use tollgate::time::parse_time;
 
 const KYVERNO_BODY: &str = r#"{"dryRun":true,"namespace":"inference-chat","pod":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"chat-llama-70b-7d9f","namespace":"inference-chat","labels":{"app":"chat-llama-70b","workload-type":"inference"}},"spec":{"nodeSelector":{"nvidia.com/gpu.product":"NVIDIA-H100-80GB-HBM3"},"initContainers":[{"name":"metrics-proxy","image":"registry.internal/metrics-proxy:1.4","restartPolicy":"Always"}],"containers":[{"name":"server","image":"vllm/vllm-openai:v0.11.0","env":[{"name":"MODEL_NAME","value":"llama-3.1-70b"}],"resources":{"requests":{"cpu":"8","memory":"64Gi","nvidia.com/gpu":"2"},"limits":{"memory":"128Gi","nvidia.com/gpu":"2"}}}]}}}
+"#;
+
+/// A pod naming no GPU, asking for two 1g.10gb MIG devices.
+const MIG_BODY: &str = r#"{"dryRun":true,"namespace":"inference-chat","pod":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"embed-7d9f","namespace":"inference-chat"},"spec":{"containers":[{"name":"server","image":"vllm/vllm-openai:v0.11.0","resources":{"limits":{"nvidia.com/mig-1g.10gb":"2"}}}]}}}
 "#;
 
 fn setup() -> (Arc<View>, Arc<RateCard>, QuotaGate) {
@@ -112,6 +118,13 @@ fn quota(c: &mut Criterion) {
         b.iter(|| {
             let request =
                 tollgate::serve::quota_request(black_box(KYVERNO_BODY.as_bytes())).expect("a body");
+            gate.check(&view, &card, &request).expect("decided")
+        })
+    });
+    group.bench_function("check_mig_pod_body", |b| {
+        b.iter(|| {
+            let request =
+                tollgate::serve::quota_request(black_box(MIG_BODY.as_bytes())).expect("a body");
             gate.check(&view, &card, &request).expect("decided")
         })
     });

@@ -33,7 +33,7 @@ use crate::units::GpuUnits;
 pub use builder::{AllocationBuilder, ClaimLookup, ClusterContext, claim_lookup, claim_names};
 pub use claim_asks::{ClaimAsk, ClaimAsks, DeviceAsk, DeviceClass, DeviceCount, RequestAsk};
 pub use claims::ShareableGpu;
-pub(crate) use claims::{ConsumedShare, DeviceIndex, consumed_share};
+pub(crate) use claims::{AMD_DRIVER, ConsumedShare, DeviceIndex, consumed_share};
 pub(crate) use cost_center::{cost_center, first_cost_center};
 pub use demand::asks_for_gpus;
 pub(crate) use demand::gpu_demand;

@@ -5,13 +5,13 @@
 use k8s_openapi::api::core::v1::Pod;
 use rust_decimal::Decimal;
 
-use super::model::{MAX_UNITS, ProspectError, priced_model};
+use super::model::{MAX_UNITS, ProspectError, costliest_offering, priced_model};
 use super::spend::running;
 use crate::allocation::{
-    AllocationSet, ClaimAsk, ClaimAsks, ConsumedShare, DeviceAsk, DeviceClass, DeviceCount,
-    consumed_share,
+    AMD_DRIVER, AllocationSet, ClaimAsk, ClaimAsks, ConsumedShare, DeviceAsk, DeviceClass,
+    DeviceCount, consumed_share,
 };
-use crate::pricing::{PriceTier, RateCard};
+use crate::pricing::{DeviceHint, Maker, PriceTier, RateCard, mig_profile};
 use crate::time::UnixSeconds;
 
 /// How the pod is priced: what its claims are priced as unless their selectors name a model.
@@ -28,6 +28,9 @@ pub(super) struct ClaimPricing<'a> {
     pub model: &'a str,
     /// Its price per GPU-hour.
     pub price: Decimal,
+    /// Whether the pod's model is a guess (nothing it says names one): a claim naming none is
+    /// then priced as the costliest GPU its device class offers.
+    pub guessed: bool,
     /// What the cluster's claims and claim templates ask for.
     pub claims: &'a ClaimAsks,
     /// What the cluster holds and offers now: the largest node, for a request of every device.
@@ -283,6 +286,50 @@ fn largest_node(live: &AllocationSet) -> Decimal {
         .max(Decimal::ONE)
 }
 
+/// Where the pod's model is a guess, the costliest GPU of the card a device of `way`'s class
+/// can be, where that narrows the card: an AMD GPU for AMD's driver, an NVIDIA GPU for
+/// NVIDIA's, one cut into the MIG profile its selectors name for `mig.nvidia.com`. Returns its
+/// name, price, and what it offers (for the note).
+fn offered_by_class(
+    way: &DeviceAsk,
+    pricing: &ClaimPricing<'_>,
+) -> Option<(String, Decimal, String)> {
+    if !pricing.guessed {
+        return None;
+    }
+    let mut profiles: Vec<&str> = way
+        .texts
+        .iter()
+        .map(String::as_str)
+        .filter(|text| mig_profile(text).is_some())
+        .collect();
+    profiles.dedup();
+    let (maker, profile) = match way.class {
+        DeviceClass::Gpu if way.class_name == AMD_DRIVER => (Maker::Amd, None),
+        DeviceClass::Gpu => (Maker::Nvidia, None),
+        DeviceClass::Mig => (Maker::Nvidia, <[&str; 1]>::try_from(profiles).ok()),
+        DeviceClass::NotGpu | DeviceClass::Unknown => return None,
+    };
+    let hint = DeviceHint {
+        maker,
+        mig_profile: profile.map(|[profile]| profile),
+    };
+    let card = pricing.card;
+    let cost = |product: &str, price: Decimal| {
+        let part = hint
+            .mig_profile
+            .and_then(|profile| card.mig_fraction(product, profile))
+            .map_or(Decimal::ONE, |f| f.to_decimal());
+        part * price
+    };
+    let (product, price) = costliest_offering(card, &[hint], pricing.tier, pricing.at, cost)?;
+    let offers = match hint.mig_profile {
+        Some(profile) => format!("{} devices of profile {profile}", way.class_name),
+        None => format!("{} devices", way.class_name),
+    };
+    Some((product, price, offers))
+}
+
 /// What one way of meeting a request would hold and cost.
 fn way_held(
     way: &DeviceAsk,
@@ -320,7 +367,17 @@ fn way_held(
         })
         .cloned()
         .collect();
-    let (product, model, price) = if named.is_empty() {
+    let offered = named
+        .is_empty()
+        .then(|| offered_by_class(way, pricing))
+        .flatten();
+    let (product, model, price) = if let Some((product, price, offers)) = offered {
+        let model = card.model_label(&product);
+        notes.push(format!(
+            "{what}: priced as {model}, the most expensive GPU in the rate card that offers {offers}"
+        ));
+        (product, model, price)
+    } else if named.is_empty() {
         (
             pricing.product.to_string(),
             pricing.model.to_string(),

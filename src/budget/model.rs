@@ -3,7 +3,7 @@
 
 use rust_decimal::Decimal;
 
-use crate::pricing::{PriceTier, RateCard};
+use crate::pricing::{DeviceHint, ModelId, PriceTier, RateCard};
 use crate::time::UnixSeconds;
 
 /// The most GPU units one check may ask about: more than any pod (or cluster) holds, and small
@@ -52,4 +52,46 @@ pub(super) fn priced_model(
         )
     };
     Ok((name.clone(), name, price, Some(note)))
+}
+
+/// The costliest model of `card` priced at `at` in `tier` that every device of `hints` can be
+/// ([`RateCard::may_be`]), by `cost`: what the devices come to on a GPU of that model (its name)
+/// at that price (a MIG slice is a different part of each GPU). Returns its name and price;
+/// `None` where the hints leave no model, every model, or the one [`priced_model`] takes
+/// without them (the card's costliest): they change nothing.
+pub(super) fn costliest_offering(
+    card: &RateCard,
+    hints: &[DeviceHint<'_>],
+    tier: PriceTier,
+    at: UnixSeconds,
+    cost: impl Fn(&str, Decimal) -> Decimal,
+) -> Option<(String, Decimal)> {
+    let priced: Vec<(ModelId, Decimal)> = (0..card.models().len() as u32)
+        .map(ModelId)
+        .filter_map(|id| Some((id, card.price_by_name_at(id, tier, at)?)))
+        .collect();
+    let offering: Vec<&(ModelId, Decimal)> = priced
+        .iter()
+        .filter(|(id, _)| hints.iter().all(|hint| card.may_be(*id, hint)))
+        .collect();
+    if offering.len() == priced.len() {
+        return None;
+    }
+    // The first of the card's order among equals.
+    let best = offering
+        .into_iter()
+        .map(|&(id, price)| {
+            let name = &card.model(id).name;
+            (cost(name, price), name, price)
+        })
+        .fold(
+            None,
+            |best: Option<(Decimal, &String, Decimal)>, next| match best {
+                Some(top) if top.0 >= next.0 => Some(top),
+                _ => Some(next),
+            },
+        )
+        .map(|(_, name, price)| (name.clone(), price))?;
+    let costliest = card.costliest_at(at).map(|(id, _)| &card.model(id).name);
+    (costliest != Some(&best.0)).then_some(best)
 }

@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 
 use super::claimed::{ClaimPricing, Relief, claimed};
 use super::limits::BudgetScope;
-use super::model::{MAX_UNITS, ProspectError, priced_model};
+use super::model::{MAX_UNITS, ProspectError, costliest_offering, priced_model};
 use super::placed::{Costliest, Placements};
 use crate::allocation::{
     AMD_PARTITION_LABELS, AllocationSet, AmdPartitionMode, CLOUD_GPU_LABELS, ClaimAsks,
@@ -18,7 +18,7 @@ use crate::allocation::{
     cloud_product, cost_center, first_cost_center, first_label, gpu_demand, instance_product,
     mig_replicas_label, read_replicas, required_terms, split_product_label,
 };
-use crate::pricing::{PriceTier, RateCard};
+use crate::pricing::{DeviceHint, Maker, PriceTier, RateCard};
 use crate::time::UnixSeconds;
 
 /// The pod a quota check is about.
@@ -117,6 +117,77 @@ fn product_choices(selector: &BTreeMap<String, String>, spec: &PodSpec) -> Vec<S
         .unwrap_or_default()
 }
 
+/// The costliest model of the card that the GPU resources of `demand` are devices of, where
+/// they narrow the card (an AMD resource, a MIG profile; `selector`'s GKE partition size for
+/// `nvidia.com/gpu`): its name, and the note saying so.
+fn offered_for(
+    card: &RateCard,
+    demand: &BTreeMap<&str, Decimal>,
+    selector: &BTreeMap<String, String>,
+    tier: PriceTier,
+    at: UnixSeconds,
+) -> Option<(String, String)> {
+    let partition = first_label(selector, &[GKE_PARTITION_LABEL]).map(|(_, profile)| profile);
+    let amd_mode = first_label(selector, &AMD_PARTITION_LABELS)
+        .and_then(|(_, mode)| AmdPartitionMode::parse(mode));
+    let resources: Vec<(&str, Decimal, GpuResource)> = demand
+        .iter()
+        .filter_map(|(resource, count)| Some((*resource, *count, classify(resource)?)))
+        .collect();
+    let hints: Vec<DeviceHint<'_>> = resources
+        .iter()
+        .map(|(_, _, kind)| match kind {
+            GpuResource::Whole => DeviceHint {
+                maker: Maker::Nvidia,
+                mig_profile: partition,
+            },
+            GpuResource::Shared => DeviceHint {
+                maker: Maker::Nvidia,
+                mig_profile: None,
+            },
+            GpuResource::Mig { profile, .. } => DeviceHint {
+                maker: Maker::Nvidia,
+                mig_profile: Some(profile),
+            },
+            GpuResource::AmdGpu | GpuResource::AmdPartition { .. } => DeviceHint {
+                maker: Maker::Amd,
+                mig_profile: None,
+            },
+        })
+        .collect();
+    // What the devices come to on a GPU of `product`: each item the part of it that it is.
+    let cost = |product: &str, price: Decimal| -> Decimal {
+        let slice = |profile: &str| {
+            card.mig_fraction(product, profile)
+                .map_or(Decimal::ONE, |f| f.to_decimal())
+        };
+        let parts =
+            |mode: &AmdPartitionMode| Decimal::ONE / Decimal::from(mode.partitions(product));
+        resources
+            .iter()
+            .map(|(_, count, kind)| {
+                let part = match kind {
+                    GpuResource::Whole => partition.map_or(Decimal::ONE, &slice),
+                    GpuResource::Mig { profile, .. } => slice(profile),
+                    GpuResource::AmdGpu => amd_mode.as_ref().map_or(Decimal::ONE, parts),
+                    GpuResource::AmdPartition { mode } => parts(mode),
+                    GpuResource::Shared => Decimal::ONE,
+                };
+                count.saturating_mul(part)
+            })
+            .fold(Decimal::ZERO, Decimal::saturating_add)
+            .saturating_mul(price)
+    };
+    let (product, _) = costliest_offering(card, &hints, tier, at, cost)?;
+    let asked: Vec<&str> = resources.iter().map(|(resource, ..)| *resource).collect();
+    let note = format!(
+        "its GPU model is not known before scheduling: priced as {}, the most expensive GPU in the rate card that offers {}",
+        card.model_label(&product),
+        asked.join(" and ")
+    );
+    Some((product, note))
+}
+
 /// Where a prospective pod would run and how it is priced.
 #[derive(Clone, Copy, Debug)]
 pub struct ProspectContext<'a> {
@@ -192,7 +263,17 @@ pub fn prospect_from_pod(
     if let Some(costliest) = costliest.as_ref().filter(|_| choices.is_empty()) {
         (choices, tier) = (vec![costliest.product.clone()], costliest.tier);
     }
+    // A pod saying nothing of its GPU still asks for devices only some GPUs offer: AMD's for
+    // `amd.com/` resources, those cut into its MIG profile for a MIG device.
+    let guessed = choices.is_empty();
+    let offered = guessed
+        .then(|| offered_for(card, &demand, &selector, tier, context.at))
+        .flatten();
+    if let Some((product, _)) = &offered {
+        choices = vec![product.clone()];
+    }
     let (product, model, mut price, model_note) = priced_model(card, &choices, tier, context.at)?;
+    let model_note = offered.map(|(_, note)| note).or(model_note);
     // What it will pay on the nodes it may run on: their costliest price for that model, a
     // node's own where it has one.
     let own_price = match costliest {
@@ -328,6 +409,7 @@ pub fn prospect_from_pod(
         product: &product,
         model: &model,
         price,
+        guessed,
         claims: context.claims,
         live: context.live,
     };

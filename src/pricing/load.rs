@@ -358,11 +358,14 @@ pub(super) fn parse(text: &str, origin: &str) -> Result<RateCard, RateCardError>
         }
     }
 
-    Ok(RateCard {
+    let mut card = RateCard {
         origin: origin.to_string(),
         currency,
         rounding,
         models,
         matchers,
-    })
+        kinds: Vec::new(),
+    };
+    card.kinds = card.model_kinds();
+    Ok(card)
 }

@@ -6,6 +6,7 @@
 
 mod load;
 mod matching;
+mod offers;
 mod schedule;
 
 use std::collections::BTreeMap;
@@ -19,6 +20,7 @@ use crate::units::GpuUnits;
 
 pub use load::RateCardError;
 pub use matching::{normalize, stated_memory_gb, with_memory};
+pub use offers::{DeviceHint, Maker, mig_profile};
 pub use schedule::{PriceSchedule, PriceSegment};
 
 use matching::Matcher;
@@ -173,6 +175,8 @@ pub struct RateCard {
     rounding: Rounding,
     models: Vec<GpuModel>,
     matchers: Vec<Matcher>,
+    /// What each model is, for telling which devices it can be ([`offers`]).
+    kinds: Vec<offers::ModelKind>,
 }
 
 /// The rate card shipped with Tollgate (`pricing/default.toml`): example list prices only.

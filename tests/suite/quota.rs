@@ -1288,6 +1288,191 @@ fn a_time_sliced_mig_device_is_priced_as_its_share_where_the_node_selector_says_
 }
 
 #[test]
+fn a_pod_naming_no_gpu_is_priced_as_the_costliest_gpu_its_devices_can_be() {
+    // The fixture's card (H200 8.00, H100-80GB 3.00 since Nov 1 noon, A100-40GB 2.80, A30-24GB
+    // 1.20 cut into 4 slices, L40S 2.00, L4 0.80) and two AMD Instincts: MI300X 1.50, MI325X
+    // 2.00. A pod selecting no node is priced as the card's costliest GPU, the H200, unless
+    // what it asks for is a device only some GPUs are: an AMD resource or driver (an AMD GPU),
+    // a MIG profile (the GPUs NVIDIA cuts into it: 1g.10gb is an eighth of 80 GB or a quarter
+    // of 40; 1g.6gb a quarter of the A30's 24; 3g.20gb half of 40 or a quarter of 80).
+    // team-e's budget: projected = 126048/7 + 696 × podPerHour (18006.857142…), 20000.00.
+    let dir = fixture_copy();
+    let template = |name: &str, class: &str, count: u32, cel: Option<&str>| {
+        let mut exactly = json!({"deviceClassName": class, "count": count});
+        if let Some(cel) = cel {
+            exactly["selectors"] = json!([{"cel": {"expression": cel}}]);
+        }
+        json!({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaimTemplate",
+            "metadata": {"name": name, "namespace": "team-e"},
+            "spec": {"spec": {"devices": {"requests": [{"name": "r", "exactly": exactly}]}}}})
+    };
+    add_items(
+        dir.path(),
+        "resourceclaimtemplates.json",
+        &[
+            template("amd-gpu", "gpu.amd.com", 1, None),
+            template(
+                "two-1g10gb",
+                "mig.nvidia.com",
+                2,
+                Some("device.attributes['gpu.nvidia.com'].profile == '1g.10gb'"),
+            ),
+        ],
+    );
+    let card = dir.path().join("rates.toml");
+    let amd = "\n[[gpu]]\nmodel = \"MI300X-192GB\"\nmatch = [\"mi300x\"]\non_demand = \"1.50\"\n\
+               \n[[gpu]]\nmodel = \"MI325X-256GB\"\nmatch = [\"mi325x\"]\non_demand = \"2.00\"\n";
+    let fixture_card = std::fs::read_to_string("tests/fixtures/rates.toml").unwrap();
+    std::fs::write(&card, fixture_card + amd).unwrap();
+    /// A pod's device resources and claims, shown as they are asked.
+    struct Asks(Value, Value);
+    impl std::fmt::Display for Asks {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "limits {}, claims {}", self.0, self.1)
+        }
+    }
+    let check_priced = |card: &Path, Asks(limits, claims): &Asks| {
+        let pod = dir.path().join("pod.json");
+        let spec = json!({"resourceClaims": claims,
+            "containers": [{"name": "c", "resources": {"limits": limits}}]});
+        std::fs::write(
+            &pod,
+            json!({"metadata": {"name": "p"}, "spec": spec}).to_string(),
+        )
+        .unwrap();
+        let args = ["--namespace", "team-e", "--pod", pod.to_str().unwrap()];
+        quota_on(dir.path(), card.to_str().unwrap(), &args)
+    };
+    let devices = |limits: Value| Asks(limits, json!([]));
+    let claim = |template: &str| {
+        Asks(
+            json!({}),
+            json!([{"name": "c", "resourceClaimTemplateName": template}]),
+        )
+    };
+    let guessed = |model: &str, offers: &str| {
+        format!(
+            "its GPU model is not known before scheduling: priced as {model}, the most expensive GPU in the rate card that offers {offers}"
+        )
+    };
+    let claimed = |template: &str, request: &str, model: &str, offers: &str| {
+        format!(
+            "ResourceClaimTemplate team-e/{template}, request {request}: priced as {model}, the most expensive GPU in the rate card that offers {offers}"
+        )
+    };
+    let cases = [
+        // Three 1g.10gb devices: an H100-80GB's (3/7 × 3.00) or an A100-40GB's (3/7 × 2.80):
+        // 9/7 = 1.2857…; 126048/7 + 6264/7 = 18901.714…, allowed. (Before: 3/7 of an H200,
+        // 24/7 = 3.43, 20393.14, refused.)
+        (
+            devices(json!({"nvidia.com/mig-1g.10gb": "3"})),
+            0,
+            "1.29",
+            "18901.71",
+            json!([guessed("H100-80GB", "nvidia.com/mig-1g.10gb")]),
+        ),
+        // Two 1g.6gb: only the A30 is cut so: 2 × 1/4 × 1.20 = 0.60; + 417.60. (Before: 2/7 of
+        // an H200, 2.29, 19597.71.)
+        (
+            devices(json!({"nvidia.com/mig-1g.6gb": "2"})),
+            0,
+            "0.60",
+            "18424.46",
+            json!([guessed("A30-24GB", "nvidia.com/mig-1g.6gb")]),
+        ),
+        // A 2g.35gb is a quarter of the H200's 141 GB: the card's costliest anyway, as before:
+        // 2/7 × 8.00 = 2.2857…; + 1590.857… = 19597.71.
+        (
+            devices(json!({"nvidia.com/mig-2g.35gb": "1"})),
+            0,
+            "2.29",
+            "19597.71",
+            json!([
+                "its GPU model is not known before scheduling: priced as H200-141GB, the most expensive in the rate card"
+            ]),
+        ),
+        // An AMD GPU: the MI325X at 2.00; + 1392 = 19398.857…, allowed. (Before: the H200,
+        // 8.00, 23574.86, refused.)
+        (
+            devices(json!({"amd.com/gpu": "1"})),
+            0,
+            "2.00",
+            "19398.86",
+            json!([guessed("MI325X-256GB", "amd.com/gpu")]),
+        ),
+        // Four CPX partitions, an eighth of an MI300X or MI325X each: 4/8 × 2.00 = 1.00;
+        // + 696 = 18702.86. (Before: half an H200, 4.00, 20790.86, refused.)
+        (
+            devices(json!({"amd.com/cpx_nps4": "4"})),
+            0,
+            "1.00",
+            "18702.86",
+            json!([guessed("MI325X-256GB", "amd.com/cpx_nps4")]),
+        ),
+        // A whole NVIDIA GPU: the H200, as before; + 5568 = 23574.86, refused.
+        (
+            devices(json!({"nvidia.com/gpu": "1"})),
+            3,
+            "8.00",
+            "23574.86",
+            json!([
+                "its GPU model is not known before scheduling: priced as H200-141GB, the most expensive in the rate card"
+            ]),
+        ),
+        // A claim on AMD's driver: the MI325X, 2.00, 19398.86. (Before: the H200, 23574.86.)
+        (
+            claim("amd-gpu"),
+            0,
+            "2.00",
+            "19398.86",
+            json!([claimed(
+                "amd-gpu",
+                "r",
+                "MI325X-256GB",
+                "gpu.amd.com devices"
+            )]),
+        ),
+        // Two MIG devices of profile 1g.10gb: 2 × 3/7 × 3.00 = 6/7; 126048/7 + 4176/7 =
+        // 18603.43. (Before: 2/7 of an H200, 2.29, 19597.71.)
+        (
+            claim("two-1g10gb"),
+            0,
+            "0.86",
+            "18603.43",
+            json!([claimed(
+                "two-1g10gb",
+                "r",
+                "H100-80GB",
+                "mig.nvidia.com devices of profile 1g.10gb"
+            )]),
+        ),
+        // The fixture's one-slice (3g.20gb): 3/7 of an H100-80GB (3.00) rather than of an
+        // A100-40GB (2.80): 9/7, 18901.71. (Before: 3/7 of an H200, 3.43, 20393.14, refused.)
+        (
+            claim("one-slice"),
+            0,
+            "1.29",
+            "18901.71",
+            json!([claimed(
+                "one-slice",
+                "slice",
+                "H100-80GB",
+                "mig.nvidia.com devices of profile 3g.20gb"
+            )]),
+        ),
+    ];
+    assert_quota_cases(cases, |pod| check_priced(&card, pod));
+    // With no AMD GPU in the card, an AMD resource is priced as the card's costliest, as
+    // before: the H200, 8.00, 23574.86.
+    let fixture_card = Path::new("tests/fixtures/rates.toml");
+    let (code, d, _) = check_priced(fixture_card, &devices(json!({"amd.com/gpu": "1"})));
+    assert_eq!(
+        (code, &d["podPerHour"], &d["projected"]),
+        (3, &json!("8.00"), &json!("23574.86"))
+    );
+}
+
+#[test]
 fn a_pod_whose_claims_hold_no_gpu_is_not_judged_even_failing_closed() {
     // Stale data, failing closed: a pod whose claims would hold 8 H100 is refused; one whose
     // claims are a ComputeDomain channel and admin access for monitoring would hold nothing,

@@ -1,0 +1,315 @@
+//! What a device a pod asks for says of the GPU it would be, before any node is chosen: whose
+//! GPU it is (an `amd.com/` resource or AMD's DRA driver: an AMD Instinct; NVIDIA's resources
+//! and drivers: not one), and, for a MIG device, which GPUs are cut into its profile (a
+//! `1g.10gb` is an eighth of 80 GB: an A100 or H100 of 80 GB, never an H200 or a B200). The
+//! quota check prices a pod that names no model as the costliest of the card's models its
+//! devices can be (SPEC §5: the most expensive model it could land on).
+//!
+//! Every rule errs toward "it can be": a model left in only raises the price the gate takes.
+
+use rust_decimal::Decimal;
+
+use super::{ModelId, PriceTier, RateCard, normalize};
+use crate::time::UnixSeconds;
+
+/// The maker of the GPU a device resource or DRA driver names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Maker {
+    /// `nvidia.com/…` resources, NVIDIA's DRA drivers.
+    Nvidia,
+    /// `amd.com/…` resources, AMD's DRA driver.
+    Amd,
+}
+
+/// What one device a pod asks for says of its GPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceHint<'a> {
+    /// Whose GPU it is.
+    pub maker: Maker,
+    /// The MIG profile of a MIG device (`1g.10gb`, `1g.10gb+me`).
+    pub mig_profile: Option<&'a str>,
+}
+
+/// NVIDIA GPUs without MIG, as words of their names (`l40s`, `rtx 6000 ada`): a model the card
+/// names so, and sizes no MIG profile of, is cut into none.
+const WITHOUT_MIG: [&str; 22] = [
+    "t4",
+    "v100",
+    "p100",
+    "p40",
+    "p4",
+    "a2",
+    "a10",
+    "a10g",
+    "a16",
+    "a40",
+    "l4",
+    "l40",
+    "l40s",
+    "l20",
+    "l2",
+    "rtx 6000 ada",
+    "rtx 5000 ada",
+    "rtx 4000 ada",
+    "rtx a6000",
+    "rtx a5000",
+    "rtx a4000",
+    "rtx 6000",
+];
+
+/// NVIDIA GPUs with MIG, as GPU Feature Discovery names them, with their memory (GB) and compute
+/// slices, as NVIDIA's MIG user guide gives their profiles. A model of the card that one of
+/// them selects is cut into the profiles they are; a model none selects, into any its slices
+/// allow (unless it is known to have no MIG).
+const MIG_GPUS: [(&str, u32, u32); 16] = [
+    ("NVIDIA-A30", 24, 4),
+    ("NVIDIA-A100-PCIE-40GB", 40, 7),
+    ("NVIDIA-A100-SXM4-40GB", 40, 7),
+    ("NVIDIA-A100-80GB-PCIe", 80, 7),
+    ("NVIDIA-A100-SXM4-80GB", 80, 7),
+    ("NVIDIA-A800-SXM4-80GB", 80, 7),
+    ("NVIDIA-H100-PCIe", 80, 7),
+    ("NVIDIA-H100-80GB-HBM3", 80, 7),
+    ("NVIDIA-H100-NVL", 94, 7),
+    ("NVIDIA-H800", 80, 7),
+    ("NVIDIA-H200", 141, 7),
+    ("NVIDIA-H200-NVL", 141, 7),
+    ("NVIDIA-B200", 180, 7),
+    ("NVIDIA-RTX-PRO-6000-Blackwell-Server-Edition", 96, 4),
+    ("NVIDIA-RTX-PRO-6000-Blackwell-Workstation-Edition", 96, 4),
+    ("NVIDIA-RTX-PRO-5000-Blackwell", 48, 2),
+];
+
+/// NVIDIA cuts a MIG GPU's memory into eighths: a profile has 1, 2, 4 or 8 of them.
+const MEMORY_EIGHTHS: [u32; 4] = [1, 2, 4, 8];
+
+/// What a model of the card is, for telling which devices it can be: worked out once, when the
+/// card is read.
+#[derive(Clone, Debug, Default)]
+pub(super) struct ModelKind {
+    /// Its name or a match string names an AMD GPU.
+    amd: bool,
+    /// It is a GPU known to have no MIG, and the card gives it no MIG slices.
+    without_mig: bool,
+    /// The GPUs of [`MIG_GPUS`] it selects: each one's memory (GB) and compute slices.
+    mig_gpus: Vec<(u32, u32)>,
+    /// Its name selects it (a pod priced as it is priced by its name).
+    self_named: bool,
+}
+
+impl RateCard {
+    /// [`ModelKind`] of each model, in the card's order.
+    pub(super) fn model_kinds(&self) -> Vec<ModelKind> {
+        (0..self.models.len() as u32)
+            .map(ModelId)
+            .map(|model| {
+                let gpu = self.model(model);
+                let named = self.model_words(model);
+                let stated_mig = gpu.mig_slices.is_some() || !gpu.mig.is_empty();
+                let without_mig = WITHOUT_MIG.iter().any(|family| {
+                    named
+                        .iter()
+                        .any(|words| words.contains(&format!(" {family} ")))
+                });
+                ModelKind {
+                    amd: named.iter().any(|words| is_amd(words)),
+                    without_mig: without_mig && !stated_mig,
+                    mig_gpus: MIG_GPUS
+                        .iter()
+                        .filter(|(product, ..)| self.model_for(product) == Some(model))
+                        .map(|&(_, memory, slices)| (memory, slices))
+                        .collect(),
+                    self_named: self.model_for(&gpu.name) == Some(model),
+                }
+            })
+            .collect()
+    }
+
+    /// The price of `model` in `tier` at `at`, where its name selects it (as a pod priced as
+    /// the model is priced): `None` outside its periods, or where its name selects another.
+    pub fn price_by_name_at(
+        &self,
+        model: ModelId,
+        tier: PriceTier,
+        at: UnixSeconds,
+    ) -> Option<Decimal> {
+        if !self.kinds[model.0 as usize].self_named {
+            return None;
+        }
+        let periods = &self.model(model).periods;
+        let period = periods
+            .iter()
+            .find(|p| p.during.start <= at && at < p.during.end)?;
+        Some(period.price(tier))
+    }
+
+    /// Whether a GPU of `model` can be the device `hint` describes.
+    pub fn may_be(&self, model: ModelId, hint: &DeviceHint<'_>) -> bool {
+        let kind = &self.kinds[model.0 as usize];
+        match hint.maker {
+            Maker::Amd => kind.amd,
+            Maker::Nvidia if kind.amd => false,
+            Maker::Nvidia => hint
+                .mig_profile
+                .is_none_or(|profile| self.cut_into(model, kind, profile)),
+        }
+    }
+
+    /// The model's name and match strings, normalized and padded with spaces (` h100 80gb `),
+    /// so that a name is found as whole words.
+    fn model_words(&self, model: ModelId) -> Vec<String> {
+        let name = &self.model(model).name;
+        std::iter::once(normalize(name))
+            .chain(
+                self.matchers
+                    .iter()
+                    .filter(|m| m.model == model.0 as usize)
+                    .map(|m| m.words.join(" ")),
+            )
+            .map(|words| format!(" {words} "))
+            .collect()
+    }
+
+    /// Whether `model` (of `kind`) is cut into MIG devices of `profile`: the card says what
+    /// part of it the profile is; else the profile is within its slices, and it is one of
+    /// [`MIG_GPUS`] with that profile (where the profile's memory is read), or none of them and
+    /// no GPU known to lack MIG.
+    fn cut_into(&self, model: ModelId, kind: &ModelKind, profile: &str) -> bool {
+        let gpu = self.model(model);
+        if gpu.mig.contains_key(profile) {
+            return true;
+        }
+        if self.mig_fraction(&gpu.name, profile).is_none() {
+            return false;
+        }
+        if kind.mig_gpus.is_empty() {
+            return !kind.without_mig;
+        }
+        match mig_profile(profile) {
+            Some((g, Some(memory))) => kind
+                .mig_gpus
+                .iter()
+                .any(|&(total, slices)| shaped(total, slices, g, memory)),
+            _ => true,
+        }
+    }
+}
+
+/// Whether a GPU of `total` GB and `slices` compute slices has a profile of `g` slices and
+/// `memory` GB: the memory is 1, 2, 4 or 8 eighths of the GPU's (within 5 %: NVIDIA rounds the
+/// names, 94 GB's eighth is `12gb`), in step with the compute (between half and twice its
+/// share: an A100 40 GB has a `3g.20gb`, no `3g.40gb`).
+fn shaped(total: u32, slices: u32, g: u32, memory: u32) -> bool {
+    MEMORY_EIGHTHS.iter().any(|&eighths| {
+        let exact = u64::from(total * eighths);
+        let named = u64::from(memory) * 8;
+        let share = eighths * slices;
+        named.abs_diff(exact) * 20 <= exact && 4 * g <= share && share <= 16 * g
+    })
+}
+
+/// Whether normalized words (padded with spaces) name an AMD GPU: an Instinct (`mi300x`,
+/// `mi250x`: `mi` and a digit), or `amd`, `instinct`, `radeon`.
+fn is_amd(words: &str) -> bool {
+    words.split(' ').any(|word| {
+        matches!(word, "amd" | "instinct" | "radeon")
+            || word
+                .strip_prefix("mi")
+                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+    })
+}
+
+/// A MIG profile's compute slices and, where it names it, memory in GB: `1g.10gb` → (1, 10)
+/// (`+me` and other suffixes left out); `None` for a text that is no MIG profile.
+pub fn mig_profile(profile: &str) -> Option<(u32, Option<u32>)> {
+    let profile = profile.split('+').next()?;
+    let (g, memory) = match profile.split_once('.') {
+        Some((g, memory)) => (g, memory.strip_suffix("gb")?.parse().ok()),
+        None => (profile, None),
+    };
+    Some((g.strip_suffix('g')?.parse().ok()?, memory))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mig_profiles_are_offered_by_the_gpus_cut_into_them() {
+        let card = RateCard::builtin();
+        let offering = |profile: &'static str| -> Vec<String> {
+            let hint = DeviceHint {
+                maker: Maker::Nvidia,
+                mig_profile: Some(profile),
+            };
+            (0..card.models().len() as u32)
+                .map(ModelId)
+                .filter(|id| card.may_be(*id, &hint))
+                .map(|id| card.model(id).name.clone())
+                .collect()
+        };
+        // NVIDIA's MIG user guide: the profiles of an A100 40 GB (1g.5gb, 1g.10gb, 2g.10gb,
+        // 3g.20gb, 4g.20gb, 7g.40gb), of an A100 and H100 80 GB (1g.10gb, 1g.20gb, 2g.20gb,
+        // 3g.40gb, 4g.40gb, 7g.80gb), an H200 141 GB (1g.18gb, 1g.35gb, 2g.35gb, 3g.71gb,
+        // 4g.71gb, 7g.141gb), a B200 180 GB (1g.23gb, 1g.45gb, 2g.45gb, 3g.90gb, 4g.90gb,
+        // 7g.180gb) and an A30 24 GB (1g.6gb, 2g.12gb, 4g.24gb). The L4, L40S, A10G, T4 and
+        // RTX 6000 Ada have no MIG; the MI300X and its kin are AMD's.
+        let h100_a100 = ["H100-80GB", "A100-80GB", "A100-40GB"];
+        assert_eq!(offering("1g.10gb"), h100_a100);
+        assert_eq!(offering("1g.10gb+me"), h100_a100);
+        assert_eq!(offering("3g.40gb"), ["H100-80GB", "A100-80GB"]);
+        assert_eq!(offering("7g.80gb"), ["H100-80GB", "A100-80GB"]);
+        assert_eq!(offering("1g.5gb"), ["A100-40GB"]);
+        assert_eq!(offering("3g.20gb"), ["H100-80GB", "A100-80GB", "A100-40GB"]);
+        assert_eq!(offering("1g.18gb"), ["H200-141GB"]);
+        assert_eq!(offering("3g.71gb"), ["H200-141GB"]);
+        // The H100 NVL (94 GB) a card prices as H100-80GB has a `1g.24gb` (23.5 GB).
+        assert_eq!(offering("1g.23gb"), ["H100-80GB", "B200-180GB"]);
+        assert_eq!(offering("1g.12gb"), ["H100-80GB", "A30-24GB"]);
+        assert_eq!(offering("7g.180gb"), ["B200-180GB"]);
+        assert_eq!(offering("1g.6gb"), ["A30-24GB"]);
+        assert_eq!(offering("4g.24gb"), ["A30-24GB"]);
+        // Seven slices of an A30 is more than its four.
+        assert!(offering("7g.24gb").is_empty());
+        // A profile whose memory is not read: every NVIDIA GPU with MIG may be cut into it.
+        assert_eq!(
+            offering("1g"),
+            [
+                "H100-80GB",
+                "H200-141GB",
+                "B200-180GB",
+                "A100-80GB",
+                "A100-40GB",
+                "A30-24GB"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_maker_s_devices_are_its_gpus() {
+        let card = RateCard::builtin();
+        let of = |maker| -> Vec<String> {
+            let hint = DeviceHint {
+                maker,
+                mig_profile: None,
+            };
+            (0..card.models().len() as u32)
+                .map(ModelId)
+                .filter(|id| card.may_be(*id, &hint))
+                .map(|id| card.model(id).name.clone())
+                .collect()
+        };
+        assert_eq!(
+            of(Maker::Amd),
+            ["MI300X-192GB", "MI325X-256GB", "MI250X-128GB"]
+        );
+        let nvidia = of(Maker::Nvidia);
+        assert_eq!(nvidia.len(), card.models().len() - 3);
+        assert!(nvidia.iter().all(|m| !m.starts_with("MI")));
+        // Words, not letters: `mig` is no Instinct, `amd` and `instinct` are.
+        assert!(!is_amd(" nvidia a100 mig 1g 10gb "));
+        assert!(is_amd(" amd instinct "));
+        assert!(is_amd(" mi210 "));
+        assert!(!is_amd(" mi "));
+    }
+}
