@@ -315,10 +315,10 @@ fn offered_by_class(
         mig_profile: profile.map(|[profile]| profile),
     };
     let card = pricing.card;
-    let cost = |product: &str, price: Decimal| {
+    let cost = |model, price: Decimal| {
         let part = hint
             .mig_profile
-            .and_then(|profile| card.mig_fraction(product, profile))
+            .and_then(|profile| card.model_mig_fraction(model, profile))
             .map_or(Decimal::ONE, |f| f.to_decimal());
         part * price
     };

@@ -55,8 +55,8 @@ pub(super) fn priced_model(
 }
 
 /// The costliest model of `card` priced at `at` in `tier` that every device of `hints` can be
-/// ([`RateCard::may_be`]), by `cost`: what the devices come to on a GPU of that model (its name)
-/// at that price (a MIG slice is a different part of each GPU). Returns its name and price;
+/// ([`RateCard::may_be`]), by `cost`: what the devices come to on a GPU of that model at that
+/// price (a MIG slice is a different part of each GPU). Returns its name and price;
 /// `None` where the hints leave no model, every model, or the one [`priced_model`] takes
 /// without them (the card's costliest): they change nothing.
 pub(super) fn costliest_offering(
@@ -64,7 +64,7 @@ pub(super) fn costliest_offering(
     hints: &[DeviceHint<'_>],
     tier: PriceTier,
     at: UnixSeconds,
-    cost: impl Fn(&str, Decimal) -> Decimal,
+    cost: impl Fn(ModelId, Decimal) -> Decimal,
 ) -> Option<(String, Decimal)> {
     let priced: Vec<(ModelId, Decimal)> = (0..card.models().len() as u32)
         .map(ModelId)
@@ -80,10 +80,7 @@ pub(super) fn costliest_offering(
     // The first of the card's order among equals.
     let best = offering
         .into_iter()
-        .map(|&(id, price)| {
-            let name = &card.model(id).name;
-            (cost(name, price), name, price)
-        })
+        .map(|&(id, price)| (cost(id, price), &card.model(id).name, price))
         .fold(
             None,
             |best: Option<(Decimal, &String, Decimal)>, next| match best {

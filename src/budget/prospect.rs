@@ -18,7 +18,7 @@ use crate::allocation::{
     cloud_product, cost_center, first_cost_center, first_label, gpu_demand, instance_product,
     mig_replicas_label, read_replicas, required_terms, split_product_label,
 };
-use crate::pricing::{DeviceHint, Maker, PriceTier, RateCard};
+use crate::pricing::{DeviceHint, Maker, ModelId, PriceTier, RateCard};
 use crate::time::UnixSeconds;
 
 /// The pod a quota check is about.
@@ -155,12 +155,13 @@ fn offered_for(
             },
         })
         .collect();
-    // What the devices come to on a GPU of `product`: each item the part of it that it is.
-    let cost = |product: &str, price: Decimal| -> Decimal {
+    // What the devices come to on a GPU of `model`: each item the part of it that it is.
+    let cost = |model: ModelId, price: Decimal| -> Decimal {
         let slice = |profile: &str| {
-            card.mig_fraction(product, profile)
+            card.model_mig_fraction(model, profile)
                 .map_or(Decimal::ONE, |f| f.to_decimal())
         };
+        let product = &card.model(model).name;
         let parts =
             |mode: &AmdPartitionMode| Decimal::ONE / Decimal::from(mode.partitions(product));
         resources

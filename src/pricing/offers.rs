@@ -9,8 +9,9 @@
 
 use rust_decimal::Decimal;
 
-use super::{ModelId, PriceTier, RateCard, normalize};
+use super::{MigSizing, ModelId, PriceTier, RateCard, default_mig_slices, normalize};
 use crate::time::UnixSeconds;
+use crate::units::GpuUnits;
 
 /// The maker of the GPU a device resource or DRA driver names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,6 +96,8 @@ pub(super) struct ModelKind {
     mig_gpus: Vec<(u32, u32)>,
     /// Its name selects it (a pod priced as it is priced by its name).
     self_named: bool,
+    /// How it is cut into MIG slices.
+    sizing: MigSizing,
 }
 
 impl RateCard {
@@ -120,6 +123,12 @@ impl RateCard {
                         .map(|&(_, memory, slices)| (memory, slices))
                         .collect(),
                     self_named: self.model_for(&gpu.name) == Some(model),
+                    sizing: MigSizing {
+                        model: Some(model),
+                        slices: gpu
+                            .mig_slices
+                            .unwrap_or_else(|| default_mig_slices(&gpu.name)),
+                    },
                 }
             })
             .collect()
@@ -141,6 +150,12 @@ impl RateCard {
             .iter()
             .find(|p| p.during.start <= at && at < p.during.end)?;
         Some(period.price(tier))
+    }
+
+    /// The part of a GPU of `model` one MIG device of `profile` is ([`RateCard::mig_fraction`]
+    /// of its name).
+    pub fn model_mig_fraction(&self, model: ModelId, profile: &str) -> Option<GpuUnits> {
+        self.kinds[model.0 as usize].sizing.fraction(self, profile)
     }
 
     /// Whether a GPU of `model` can be the device `hint` describes.
@@ -179,7 +194,7 @@ impl RateCard {
         if gpu.mig.contains_key(profile) {
             return true;
         }
-        if self.mig_fraction(&gpu.name, profile).is_none() {
+        if kind.sizing.fraction(self, profile).is_none() {
             return false;
         }
         if kind.mig_gpus.is_empty() {
