@@ -1,12 +1,18 @@
 //! Where a pod not scheduled yet may run: the nodes its `nodeName`, `nodeSelector` and required
-//! node affinity admit and whose taints it tolerates, read as the scheduler reads them (the
-//! quota check prices a pod pinned to a node pool as the GPUs in that pool).
+//! node affinity admit, whose taints it tolerates and that offer the GPU devices it asks for,
+//! read as the scheduler reads them (the quota check prices a pod pinned to a node pool as the
+//! GPUs in that pool).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::{
     Node, NodeSelectorRequirement, NodeSelectorTerm, PodSpec, Taint, Toleration,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use rust_decimal::Decimal;
+
+use super::is_gpu_resource;
+use crate::quantity::parse_quantity;
 
 /// What the scheduler reads of a node to tell whether a pod may run there.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -16,6 +22,10 @@ pub struct PlacementNode {
     /// The taints that keep pods not tolerating them off the node for good (`NoSchedule`,
     /// `NoExecute`), those of passing conditions left out ([`lasting`]).
     pub taints: Vec<Taint>,
+    /// The GPU device resources it offers (`nvidia.com/gpu`, `nvidia.com/mig-1g.10gb`,
+    /// `amd.com/gpu`: a capacity above zero): a pod asking for one it does not offer does not
+    /// fit there.
+    pub devices: BTreeSet<String>,
 }
 
 /// Nodes as placement reads them, by node name.
@@ -25,9 +35,17 @@ impl PlacementNode {
     /// What placement reads of `node`.
     pub fn of(node: Node) -> Self {
         let taints = node.spec.and_then(|s| s.taints).unwrap_or_default();
+        let capacity = node.status.and_then(|s| s.capacity).unwrap_or_default();
+        let offered =
+            |amount: &Quantity| parse_quantity(&amount.0).is_ok_and(|n| n > Decimal::ZERO);
         PlacementNode {
             labels: node.metadata.labels.unwrap_or_default(),
             taints: taints.into_iter().filter(lasting).collect(),
+            devices: capacity
+                .into_iter()
+                .filter(|(resource, amount)| is_gpu_resource(resource) && offered(amount))
+                .map(|(resource, _)| resource)
+                .collect(),
         }
     }
 }
@@ -205,7 +223,7 @@ mod tests {
     fn untainted(pairs: &[(&str, &str)]) -> PlacementNode {
         PlacementNode {
             labels: labels(pairs),
-            taints: Vec::new(),
+            ..PlacementNode::default()
         }
     }
 
@@ -387,5 +405,23 @@ mod tests {
             placement_key(&pod(serde_json::json!({}), serde_json::json!([gpu]))),
             None
         );
+    }
+
+    #[test]
+    fn a_node_offers_the_gpu_devices_it_has_a_capacity_of() {
+        let node: Node = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "n"},
+            "status": {"capacity": {
+                "cpu": "64",
+                "nvidia.com/gpu": "8",
+                "nvidia.com/mig-1g.10gb": "0",
+                "amd.com/gpu": "2",
+                "example.com/nic": "1",
+                "nvidia.com/gpu.shared": "bad"
+            }}
+        }))
+        .unwrap();
+        let offered: Vec<String> = PlacementNode::of(node).devices.into_iter().collect();
+        assert_eq!(offered, ["amd.com/gpu", "nvidia.com/gpu"]);
     }
 }

@@ -30,6 +30,9 @@ pub(super) struct Placed {
     several: bool,
     /// Whether the pod names its node: no node made later can be it.
     pinned: bool,
+    /// The GPU devices the pod asks for, where some node it may run on otherwise offers none of
+    /// them (`nvidia.com/gpu` on a node cut into MIG devices, or with DRA's devices only).
+    offering: Option<String>,
 }
 
 /// The GPU a pod is priced as among the nodes it may run on.
@@ -50,6 +53,10 @@ impl Placed {
         let nodes = match self.nodes {
             1 => "the GPU node".to_string(),
             n => format!("the {n} GPU nodes"),
+        };
+        let nodes = match &self.offering {
+            Some(devices) => format!("{nodes} offering {devices} that"),
+            None => nodes,
         };
         let of = if self.several {
             "the most expensive GPU of"
@@ -79,22 +86,27 @@ pub struct Placements(Mutex<FxHashMap<String, Option<Arc<Placed>>>>);
 const MOST_REMEMBERED: usize = 1024;
 
 impl Placements {
-    /// Where a pod of `spec` may run among the GPU nodes of `live` (labelled `nodes`) at `at`.
-    /// `None` when it says nothing of where it runs, or admits no live GPU node.
+    /// Where a pod of `spec` asking for the GPU devices `devices` may run among the GPU nodes
+    /// of `live` (labelled `nodes`) at `at`. `None` when it says nothing of where it runs, or
+    /// admits no live GPU node.
     pub(super) fn of(
         &self,
-        spec: &PodSpec,
+        (spec, devices): (&PodSpec, &[&str]),
         live: &AllocationSet,
         nodes: &PlacementNodes,
         card: &RateCard,
         at: UnixSeconds,
     ) -> Option<Arc<Placed>> {
-        let key = placement_key(spec)?;
+        let mut key = placement_key(spec)?;
+        for device in devices {
+            key.push('\u{0}');
+            key.push_str(device);
+        }
         let remembered = self.lock().get(&key).cloned();
         if let Some(placed) = remembered {
             return placed;
         }
-        let placed = placed_on(spec, live, nodes, card, at).map(Arc::new);
+        let placed = placed_on((spec, devices), live, nodes, card, at).map(Arc::new);
         let mut remembered = self.lock();
         if remembered.len() < MOST_REMEMBERED {
             remembered.insert(key, placed.clone());
@@ -107,16 +119,17 @@ impl Placements {
     }
 }
 
-/// The live GPU nodes (capacity lasting to `at`) a pod of `spec` admits, what they all say,
-/// and their costliest GPU at `at`.
+/// The live GPU nodes (capacity lasting to `at`) a pod of `spec` admits that offer each of
+/// `devices`, what they all say, and their costliest GPU at `at`.
 fn placed_on(
-    spec: &PodSpec,
+    (spec, devices): (&PodSpec, &[&str]),
     live: &AllocationSet,
     nodes: &PlacementNodes,
     card: &RateCard,
     at: UnixSeconds,
 ) -> Option<Placed> {
     let mut admitted = BTreeSet::new();
+    let mut lacking = false;
     let mut choices: BTreeSet<(&str, PriceTier, Option<Decimal>)> = BTreeSet::new();
     let mut common: Option<BTreeMap<String, String>> = None;
     for capacity in live.capacity.iter().filter(|c| c.interval.end >= at) {
@@ -124,6 +137,10 @@ fn placed_on(
         let Some(node) = nodes.get(name).filter(|n| admits(spec, name, n)) else {
             continue;
         };
+        if !devices.iter().all(|device| node.devices.contains(*device)) {
+            lacking = true;
+            continue;
+        }
         let labels = &node.labels;
         let product = live.names.resolve(capacity.product);
         choices.insert((product, capacity.tier, capacity.price_override));
@@ -156,5 +173,6 @@ fn placed_on(
         costliest,
         several: choices.len() > 1,
         pinned: spec.node_name.as_deref().is_some_and(|n| !n.is_empty()),
+        offering: lacking.then(|| devices.join(" and ")),
     })
 }

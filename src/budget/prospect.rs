@@ -251,9 +251,18 @@ pub fn prospect_from_pod(
     // A pod pinned by other labels (a node pool's, a node's name) runs on one of the nodes
     // those admit now: what they all say, it is as if it selected; and its GPU is theirs
     // (the costliest where they differ). Said, since a node made later may hold another.
-    let placed = context
-        .placements
-        .of(spec, context.live, context.nodes, card, context.at);
+    let devices: Vec<&str> = demand
+        .keys()
+        .copied()
+        .filter(|resource| classify(resource).is_some())
+        .collect();
+    let placed = context.placements.of(
+        (spec, &devices),
+        context.live,
+        context.nodes,
+        card,
+        context.at,
+    );
     let mut selector = own.clone();
     for (key, value) in placed.iter().flat_map(|p| &p.common) {
         selector.entry(key.clone()).or_insert_with(|| value.clone());

@@ -966,16 +966,19 @@ fn a_pod_pinned_to_nodes_by_other_labels_is_priced_as_the_gpus_those_nodes_hold(
                 replicas.to_string(),
             ],
         ),
-        // Affinity every node meets (the region): the costliest GPU among them, node-h200-dra's
-        // H200 at 8.00 (node-gh200's is not priced); 18006.857142 + 5568 = 23574.86, refused.
+        // Affinity every node meets (the region): of its 9 GPU nodes, the 6 offering
+        // `nvidia.com/gpu` (node-a100-mig and node-a30 offer MIG devices, node-h200-dra DRA's
+        // only), whose costliest GPU is node-h100's H100 at 3.00 (node-gh200's is not
+        // priced); 18006.857142 + 2088 = 20094.86, refused. (Before: the 9 nodes' H200, 8.00,
+        // 23574.86.)
         (
-            region,
+            region.clone(),
             3,
-            "8.00",
-            "23574.86",
+            "3.00",
+            "20094.86",
             vec![said(
-                "H200-141GB (on-demand)",
-                "the most expensive GPU of the 9 GPU nodes",
+                "H100-80GB (on-demand)",
+                &offering(6, "nvidia.com/gpu"),
                 true,
             )],
         ),
@@ -1029,6 +1032,32 @@ fn a_pod_pinned_to_nodes_by_other_labels_is_priced_as_the_gpus_those_nodes_hold(
         (placement, code, per_hour, projected, json!(warnings))
     });
     assert_quota_cases(cases, |placement| check(placement.clone()));
+    // In the region, two 3g.20gb MIG devices: node-a100-mig alone offers them, so the pod is
+    // priced as its A100-40GB, cut in sevenths: 2 × 3/7 × 2.80 = 2.40; 18006.857142 + 1670.40
+    // = 19677.26, allowed. (Before: 3/7 of the 9 nodes' H200, 2 × 24/7 = 6.86, 22779.43,
+    // refused.)
+    let mut spec = region;
+    spec["containers"] =
+        json!([{"name": "c", "resources": {"limits": {"nvidia.com/mig-3g.20gb": "2"}}}]);
+    let (code, d, _) = team_e_pod_quota(spec);
+    assert_eq!(
+        (code, &d["podPerHour"], &d["projected"], &d["warnings"]),
+        (
+            0,
+            &json!("2.40"),
+            &json!("19677.26"),
+            &json!([said(
+                "A100-40GB (on-demand)",
+                "the GPU of the GPU node offering nvidia.com/mig-3g.20gb that",
+                true
+            )])
+        )
+    );
+}
+
+/// The nodes a pod asking for `devices` is priced from where some admitted lack them.
+fn offering(nodes: usize, devices: &str) -> String {
+    format!("the most expensive GPU of the {nodes} GPU nodes offering {devices} that")
 }
 
 #[test]
@@ -1076,20 +1105,25 @@ fn a_pod_is_not_priced_from_nodes_whose_taints_it_does_not_tolerate() {
             "tolerations": tolerations})
     };
     let gpu = json!({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"});
-    let most = |nodes: usize| format!("the most expensive GPU of the {nodes} GPU nodes");
     let not_known = "its GPU model is not known before scheduling: priced as H200-141GB, the most expensive in the rate card";
     // (placement, exit code, podPerHour, projected, warnings)
     let cases: [(Value, i32, &str, &str, Vec<String>); 8] = [
-        // The region, tolerating nothing: the 7 nodes left (node-h200-dra and node-h100 out);
-        // the costliest GPU among them node-a100-mig's A100-40GB, 2.80; 18006.857142 + 1948.80
-        // = 19955.66, allowed. (Before: all 9 nodes, node-h200-dra's H200, 8.00, 23574.86,
-        // refused.)
+        // The region, tolerating nothing: the 7 nodes left (node-h200-dra and node-h100 out),
+        // of which the 5 offering `nvidia.com/gpu` (node-a100-mig and node-a30 offer MIG
+        // devices); the costliest GPU among them node-l40s' L40S, 2.00 (node-h100-spot's H100
+        // is 1.50 on spot, node-colo's L40S 1.00 its own); 18006.857142 + 1392 = 19398.86,
+        // allowed. (Before taints were read: all 9 nodes, node-h200-dra's H200, 8.00,
+        // 23574.86, refused; before devices were: node-a100-mig's A100-40GB, 2.80, 19955.66.)
         (
             in_region(json!([])),
             0,
-            "2.80",
-            "19955.66",
-            vec![placed_note("A100-40GB (on-demand)", &most(7), true)],
+            "2.00",
+            "19398.86",
+            vec![placed_note(
+                "L40S-48GB (on-demand)",
+                &offering(5, "nvidia.com/gpu"),
+                true,
+            )],
         ),
         // Tolerating GPU nodes' taint: node-h100 too, an H100 on demand at 3.00; 18006.857142
         // + 2088 = 20094.86, refused.
@@ -1098,16 +1132,25 @@ fn a_pod_is_not_priced_from_nodes_whose_taints_it_does_not_tolerate() {
             3,
             "3.00",
             "20094.86",
-            vec![placed_note("H100-80GB (on-demand)", &most(8), true)],
+            vec![placed_note(
+                "H100-80GB (on-demand)",
+                &offering(6, "nvidia.com/gpu"),
+                true,
+            )],
         ),
-        // Tolerating every taint (`Exists`, no key): all 9 nodes, the H200 at 8.00;
-        // 18006.857142 + 5568 = 23574.86.
+        // Tolerating every taint (`Exists`, no key): all 9 nodes, of which the same 6 offer
+        // `nvidia.com/gpu` (node-h200-dra's H200 is DRA's only): 3.00, 20094.86. (Before
+        // devices were read: the H200 at 8.00, 23574.86.)
         (
             in_region(json!([{"operator": "Exists"}])),
             3,
-            "8.00",
-            "23574.86",
-            vec![placed_note("H200-141GB (on-demand)", &most(9), true)],
+            "3.00",
+            "20094.86",
+            vec![placed_note(
+                "H100-80GB (on-demand)",
+                &offering(6, "nvidia.com/gpu"),
+                true,
+            )],
         ),
         // node-h100 by hostname without the toleration: no node takes it, the card's
         // costliest. Named by `nodeName`, the kubelet starts it whatever the `NoSchedule`
