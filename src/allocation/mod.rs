@@ -46,9 +46,10 @@ pub use lifetime::{NotHeld, pod_interval};
 pub(crate) use names::Texts;
 pub use names::{Names, Sym};
 pub(crate) use node::{
-    AMD_PARTITION_LABELS, CLOUD_GPU_LABELS, GKE_PARTITION_LABEL, NodeFacts, PRICE_ANNOTATION,
-    PRODUCT_LABEL, REPLICAS_LABELS, SHARED_PRODUCT_SUFFIX, capacity_tier, cloud_gpu, cloud_product,
-    first_label, node_facts, read_replicas, split_product_label, units_per_item,
+    AMD_PARTITION_LABELS, AMD_PRODUCT_LABELS, CLOUD_GPU_LABELS, GKE_PARTITION_LABEL, NodeFacts,
+    PRICE_ANNOTATION, PRODUCT_LABEL, REPLICAS_LABELS, SHARED_PRODUCT_SUFFIX, capacity_tier,
+    cloud_gpu, cloud_product, first_label, node_facts, read_replicas, split_product_label,
+    units_per_item,
 };
 pub(crate) use placement::required_terms;
 pub use placement::{PlacementNode, PlacementNodes, admits, placement_key, placement_nodes};

@@ -28,7 +28,8 @@ pub(crate) const SHARED_PRODUCT_SUFFIX: &str = "-SHARED";
 const MEMORY_LABEL: &str = "nvidia.com/gpu.memory";
 /// AMD's node labeller: product, memory (`192G`) and partition mode (`cpx_nps4`); older
 /// labellers write them under `beta.amd.com/`.
-const AMD_PRODUCT_LABELS: [&str; 2] = ["amd.com/gpu.product-name", "beta.amd.com/gpu.product-name"];
+pub(crate) const AMD_PRODUCT_LABELS: [&str; 2] =
+    ["amd.com/gpu.product-name", "beta.amd.com/gpu.product-name"];
 const AMD_VRAM_LABELS: [&str; 2] = ["amd.com/gpu.vram", "beta.amd.com/gpu.vram"];
 pub(crate) const AMD_PARTITION_LABELS: [&str; 3] = [
     "amd.com/compute-memory-partition",

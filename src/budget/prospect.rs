@@ -12,11 +12,11 @@ use super::limits::BudgetScope;
 use super::model::{MAX_UNITS, ProspectError, costliest_offering, priced_model};
 use super::placed::{Costliest, Placements};
 use crate::allocation::{
-    AMD_PARTITION_LABELS, AllocationSet, AmdPartitionMode, CLOUD_GPU_LABELS, ClaimAsks,
-    CostCenterSource, GKE_PARTITION_LABEL, GpuResource, INSTANCE_TYPE_LABELS, PRODUCT_LABEL,
-    PlacementNodes, REPLICAS_LABELS, SHARED_PRODUCT_SUFFIX, capacity_tier, classify, cloud_gpu,
-    cloud_product, cost_center, first_cost_center, first_label, gpu_demand, instance_product,
-    mig_replicas_label, read_replicas, required_terms, split_product_label,
+    AMD_PARTITION_LABELS, AMD_PRODUCT_LABELS, AllocationSet, AmdPartitionMode, CLOUD_GPU_LABELS,
+    ClaimAsks, CostCenterSource, GKE_PARTITION_LABEL, GpuResource, INSTANCE_TYPE_LABELS,
+    PRODUCT_LABEL, PlacementNodes, REPLICAS_LABELS, SHARED_PRODUCT_SUFFIX, capacity_tier, classify,
+    cloud_gpu, cloud_product, cost_center, first_cost_center, first_label, gpu_demand,
+    instance_product, mig_replicas_label, read_replicas, required_terms, split_product_label,
 };
 use crate::pricing::{DeviceHint, Maker, ModelId, PriceTier, RateCard};
 use crate::time::UnixSeconds;
@@ -75,11 +75,15 @@ impl Prospect {
 
 /// The GPU products a pod can land on, from its node selector (`selector`: the pod's, with what
 /// every node it may run on says) or its required node affinity (`In`) on GPU Feature
-/// Discovery's `nvidia.com/gpu.product`, a cloud's GPU label (GKE's accelerator, Karpenter's
-/// GPU name) or the instance type (`p5.48xlarge`); empty when they do not say.
+/// Discovery's `nvidia.com/gpu.product`, AMD's node labeller's `amd.com/gpu.product-name`, a
+/// cloud's GPU label (GKE's accelerator, Karpenter's GPU name) or the instance type
+/// (`p5.48xlarge`); empty when they do not say.
 fn product_choices(selector: &BTreeMap<String, String>, spec: &PodSpec) -> Vec<String> {
     if let Some(product) = selector.get(PRODUCT_LABEL) {
         return vec![product.clone()];
+    }
+    if let Some((_, product)) = first_label(selector, &AMD_PRODUCT_LABELS) {
+        return vec![product.to_string()];
     }
     if let Some(product) = cloud_product(selector) {
         return vec![product];
@@ -95,7 +99,12 @@ fn product_choices(selector: &BTreeMap<String, String>, spec: &PodSpec) -> Vec<S
             .flat_map(|e| e.values.iter().flatten())
             .collect::<Vec<_>>()
     };
-    let products: Vec<String> = gpus(PRODUCT_LABEL).into_iter().cloned().collect();
+    let products: Vec<String> = [PRODUCT_LABEL]
+        .iter()
+        .chain(&AMD_PRODUCT_LABELS)
+        .flat_map(|key| gpus(key))
+        .cloned()
+        .collect();
     if !products.is_empty() {
         return products;
     }

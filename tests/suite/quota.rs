@@ -1374,10 +1374,13 @@ fn a_pod_naming_no_gpu_is_priced_as_the_costliest_gpu_its_devices_can_be() {
             write!(f, "limits {}, claims {}", self.0, self.1)
         }
     }
-    let check_priced = |card: &Path, Asks(limits, claims): &Asks| {
+    let check_placed = |card: &Path, Asks(limits, claims): &Asks, placement: Value| {
         let pod = dir.path().join("pod.json");
-        let spec = json!({"resourceClaims": claims,
+        let mut spec = json!({"resourceClaims": claims,
             "containers": [{"name": "c", "resources": {"limits": limits}}]});
+        spec.as_object_mut()
+            .unwrap()
+            .extend(placement.as_object().unwrap().clone());
         std::fs::write(
             &pod,
             json!({"metadata": {"name": "p"}, "spec": spec}).to_string(),
@@ -1386,6 +1389,7 @@ fn a_pod_naming_no_gpu_is_priced_as_the_costliest_gpu_its_devices_can_be() {
         let args = ["--namespace", "team-e", "--pod", pod.to_str().unwrap()];
         quota_on(dir.path(), card.to_str().unwrap(), &args)
     };
+    let check_priced = |card: &Path, asks: &Asks| check_placed(card, asks, json!({}));
     let devices = |limits: Value| Asks(limits, json!([]));
     let claim = |template: &str| {
         Asks(
@@ -1512,6 +1516,29 @@ fn a_pod_naming_no_gpu_is_priced_as_the_costliest_gpu_its_devices_can_be() {
     assert_eq!(
         (code, &d["podPerHour"], &d["projected"]),
         (3, &json!("8.00"), &json!("23574.86"))
+    );
+    // A pod naming its AMD GPU by the AMD node labeller's label is priced as that GPU: an
+    // MI300X at 1.50; 18006.857142 + 1044 = 19050.86. (Before, the label was not read: the
+    // card's costliest, the H200, 23574.86, refused.) By affinity on two, the costlier.
+    let one_amd = devices(json!({"amd.com/gpu": "1"}));
+    let named = json!({"nodeSelector": {"amd.com/gpu.product-name": "AMD_Instinct_MI300X_OAM"}});
+    let (code, d, _) = check_placed(&card, &one_amd, named);
+    assert_eq!(
+        (code, &d["podPerHour"], &d["projected"], &d["warnings"]),
+        (0, &json!("1.50"), &json!("19050.86"), &json!([]))
+    );
+    let either = json!({"affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+        "nodeSelectorTerms": [{"matchExpressions": [{"key": "amd.com/gpu.product-name",
+            "operator": "In", "values": ["AMD_Instinct_MI300X_OAM", "AMD_Instinct_MI325X_OAM"]}]}]}}}});
+    let (_, d, _) = check_placed(&card, &one_amd, either);
+    assert_eq!(
+        (&d["podPerHour"], &d["warnings"]),
+        (
+            &json!("2.00"),
+            &json!([
+                "priced as MI325X-256GB, the most expensive of the GPU models its node affinity allows"
+            ])
+        )
     );
 }
 
