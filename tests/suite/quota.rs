@@ -1520,6 +1520,25 @@ fn a_pod_naming_no_gpu_is_priced_as_the_costliest_gpu_its_devices_can_be() {
     // A pod naming its AMD GPU by the AMD node labeller's label is priced as that GPU: an
     // MI300X at 1.50; 18006.857142 + 1044 = 19050.86. (Before, the label was not read: the
     // card's costliest, the H200, 23574.86, refused.) By affinity on two, the costlier.
+    // Where an AMD GPU is the card's costliest (an MI355X at 9.00), an NVIDIA device is
+    // priced as the costliest NVIDIA GPU, the H200 (8.00; before: 9.00, 24270.86).
+    let dearest_amd = dir.path().join("dearest-amd.toml");
+    let mi355x =
+        "\n[[gpu]]\nmodel = \"MI355X-288GB\"\nmatch = [\"mi355x\"]\non_demand = \"9.00\"\n";
+    std::fs::write(
+        &dearest_amd,
+        std::fs::read_to_string(&card).unwrap() + mi355x,
+    )
+    .unwrap();
+    let (_, d, _) = check_priced(&dearest_amd, &devices(json!({"nvidia.com/gpu": "1"})));
+    assert_eq!(
+        (&d["podPerHour"], &d["projected"], &d["warnings"]),
+        (
+            &json!("8.00"),
+            &json!("23574.86"),
+            &json!([guessed("H200-141GB", "nvidia.com/gpu")])
+        )
+    );
     let one_amd = devices(json!({"amd.com/gpu": "1"}));
     let named = json!({"nodeSelector": {"amd.com/gpu.product-name": "AMD_Instinct_MI300X_OAM"}});
     let (code, d, _) = check_placed(&card, &one_amd, named);
