@@ -141,6 +141,7 @@ fn offered_for(
         .and_then(|(_, mode)| AmdPartitionMode::parse(mode));
     let resources: Vec<(&str, Decimal, GpuResource)> = demand
         .iter()
+        .filter(|(_, count)| !count.is_zero())
         .filter_map(|(resource, count)| Some((*resource, *count, classify(resource)?)))
         .collect();
     let hints: Vec<DeviceHint<'_>> = resources
@@ -260,10 +261,11 @@ pub fn prospect_from_pod(
     // A pod pinned by other labels (a node pool's, a node's name) runs on one of the nodes
     // those admit now: what they all say, it is as if it selected; and its GPU is theirs
     // (the costliest where they differ). Said, since a node made later may hold another.
+    // The GPU devices it asks for (a count of none asks for nothing).
     let devices: Vec<&str> = demand
-        .keys()
-        .copied()
-        .filter(|resource| classify(resource).is_some())
+        .iter()
+        .filter(|(resource, count)| !count.is_zero() && classify(resource).is_some())
+        .map(|(resource, _)| *resource)
         .collect();
     let placed = context.placements.of(
         (spec, &devices),

@@ -1035,10 +1035,10 @@ fn a_pod_pinned_to_nodes_by_other_labels_is_priced_as_the_gpus_those_nodes_hold(
     // In the region, two 3g.20gb MIG devices: node-a100-mig alone offers them, so the pod is
     // priced as its A100-40GB, cut in sevenths: 2 × 3/7 × 2.80 = 2.40; 18006.857142 + 1670.40
     // = 19677.26, allowed. (Before: 3/7 of the 9 nodes' H200, 2 × 24/7 = 6.86, 22779.43,
-    // refused.)
+    // refused.) A count of none (`nvidia.com/gpu: 0`) asks for nothing a node must offer.
     let mut spec = region;
-    spec["containers"] =
-        json!([{"name": "c", "resources": {"limits": {"nvidia.com/mig-3g.20gb": "2"}}}]);
+    spec["containers"] = json!([{"name": "c", "resources": {"limits":
+        {"nvidia.com/mig-3g.20gb": "2", "nvidia.com/gpu": "0"}}}]);
     let (code, d, _) = team_e_pod_quota(spec);
     assert_eq!(
         (code, &d["podPerHour"], &d["projected"], &d["warnings"]),
@@ -1442,6 +1442,14 @@ fn a_pod_naming_no_gpu_is_priced_as_the_costliest_gpu_its_devices_can_be() {
         // 8.00, 23574.86, refused.)
         (
             devices(json!({"amd.com/gpu": "1"})),
+            0,
+            "2.00",
+            "19398.86",
+            json!([guessed("MI325X-256GB", "amd.com/gpu")]),
+        ),
+        // A count of none asks for nothing: the same pod with `nvidia.com/gpu: 0` beside.
+        (
+            devices(json!({"amd.com/gpu": "1", "nvidia.com/gpu": "0"})),
             0,
             "2.00",
             "19398.86",
