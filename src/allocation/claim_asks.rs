@@ -2,7 +2,7 @@
 //! `ResourceClaim` it names, or of the `ResourceClaimTemplate` its claim will be made from. The
 //! quota check prices a pod from these before the scheduler has placed it (SPEC §5).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::PodResourceClaim;
@@ -87,6 +87,31 @@ pub struct ClaimAsk {
     pub requests: Vec<RequestAsk>,
     /// For a claim that exists: the UIDs of the pods it is reserved for, who share it.
     pub reserved_for: Vec<String>,
+}
+
+impl ClaimAsk {
+    /// For each of its requests that only GPU devices meet, the drivers of which one must
+    /// publish devices on the node of a pod holding the claim (`mig.nvidia.com` devices are
+    /// `gpu.nvidia.com`'s). A request one of whose ways takes a device of another class, or
+    /// none (admin access), needs none.
+    pub fn drivers_needed(&self) -> Vec<BTreeSet<&str>> {
+        self.requests
+            .iter()
+            .filter_map(|request| {
+                request
+                    .ways
+                    .iter()
+                    .map(|way| match way.class {
+                        _ if way.admin => None,
+                        DeviceClass::Gpu => Some(way.class_name.as_str()),
+                        DeviceClass::Mig => Some(NVIDIA_DRIVER),
+                        DeviceClass::NotGpu | DeviceClass::Unknown => None,
+                    })
+                    .collect::<Option<BTreeSet<&str>>>()
+                    .filter(|drivers| !drivers.is_empty())
+            })
+            .collect()
+    }
 }
 
 /// The quoted texts of CEL expressions (`'…'` or `"…"`).
@@ -185,6 +210,8 @@ pub struct ClaimAsks {
     /// The GPUs claims may share, each consuming part of what it offers: what a request for
     /// part of a device's capacity may be given.
     shareable: Arc<Vec<ShareableGpu>>,
+    /// The GPU drivers publishing devices on each node: where a claim's request can be met.
+    drivers: Arc<BTreeMap<String, BTreeSet<String>>>,
 }
 
 /// What `claim` asks for, under its namespace and name.
@@ -234,12 +261,23 @@ impl ClaimAsks {
             claims: claims.into_iter().map(claim_ask).collect(),
             templates: templates.into_iter().map(template_ask).collect(),
             shareable: Arc::default(),
+            drivers: Arc::default(),
         }
     }
 
-    /// Reads again which GPUs of `slices` claims may share.
+    /// Reads again which GPUs of `slices` claims may share, and which drivers publish devices
+    /// on each node.
     pub fn set_slices<'o>(&mut self, slices: impl IntoIterator<Item = &'o ResourceSlice>) {
-        self.shareable = Arc::new(DeviceIndex::from_slices(slices).shareable_gpus());
+        let index = DeviceIndex::from_slices(slices);
+        self.shareable = Arc::new(index.shareable_gpus());
+        self.drivers = Arc::new(index.drivers_by_node());
+    }
+
+    /// Whether `driver` publishes devices on `node`.
+    pub fn publishes(&self, node: &str, driver: &str) -> bool {
+        self.drivers
+            .get(node)
+            .is_some_and(|drivers| drivers.contains(driver))
     }
 
     /// The GPUs claims may share, each consuming part of what it offers.

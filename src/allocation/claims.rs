@@ -283,6 +283,21 @@ impl DeviceIndex {
             .collect()
     }
 
+    /// The drivers publishing devices Tollgate reads on each node.
+    pub(crate) fn drivers_by_node(&self) -> BTreeMap<String, BTreeSet<String>> {
+        self.by_node
+            .iter()
+            .map(|(node, keys)| {
+                let drivers = keys
+                    .iter()
+                    .filter(|key| self.devices.contains_key(*key))
+                    .map(|(driver, ..)| driver.clone())
+                    .collect();
+                (node.clone(), drivers)
+            })
+            .collect()
+    }
+
     /// The product name of the first GPU device on a node that has one.
     pub(crate) fn product_on_node(&self, node: &str) -> Option<String> {
         self.devices_on_node(node).find_map(|d| self.product_of(d))

@@ -10,7 +10,9 @@ use k8s_openapi::api::core::v1::PodSpec;
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
 
-use crate::allocation::{AllocationSet, PlacementNodes, admits, placement_key};
+use crate::allocation::{
+    AllocationSet, ClaimAsks, PlacementNode, PlacementNodes, admits, placement_key,
+};
 use crate::pricing::{PriceTier, RateCard};
 use crate::time::UnixSeconds;
 
@@ -30,9 +32,48 @@ pub(super) struct Placed {
     several: bool,
     /// Whether the pod names its node: no node made later can be it.
     pinned: bool,
-    /// The GPU devices the pod asks for, where some node it may run on otherwise offers none of
-    /// them (`nvidia.com/gpu` on a node cut into MIG devices, or with DRA's devices only).
+    /// What the pod needs of its node ([`Needs::said`]), where some node it may run on otherwise
+    /// does not offer it (`nvidia.com/gpu` on a node cut into MIG devices, or with DRA's devices
+    /// only; DRA's devices on a node of the device plugin's).
     offering: Option<String>,
+}
+
+/// What a pod asks of the node it runs on beyond its labels and taints: the GPU device
+/// resources it must offer (the scheduler's resource fit), and for each DRA request only GPUs
+/// meet, the drivers of which one must publish devices there.
+#[derive(Debug, Default)]
+pub(super) struct Needs<'a> {
+    pub(super) devices: Vec<&'a str>,
+    pub(super) drivers: Vec<BTreeSet<&'a str>>,
+}
+
+impl Needs<'_> {
+    /// Whether node `name` (as placement reads it) meets them.
+    fn met_on(&self, name: &str, node: &PlacementNode, claims: &ClaimAsks) -> bool {
+        self.devices
+            .iter()
+            .all(|device| node.devices.contains(*device))
+            && self
+                .drivers
+                .iter()
+                .all(|drivers| drivers.iter().any(|driver| claims.publishes(name, driver)))
+    }
+
+    /// What they are, for the memo's key and the answer: `nvidia.com/gpu and gpu.nvidia.com
+    /// devices`.
+    fn said(&self) -> String {
+        let drivers = self.drivers.iter().map(|drivers| {
+            let drivers: Vec<&str> = drivers.iter().copied().collect();
+            format!("{} devices", drivers.join(" or "))
+        });
+        let needs: Vec<String> = self
+            .devices
+            .iter()
+            .map(|d| d.to_string())
+            .chain(drivers)
+            .collect();
+        needs.join(" and ")
+    }
 }
 
 /// The GPU a pod is priced as among the nodes it may run on.
@@ -86,27 +127,24 @@ pub struct Placements(Mutex<FxHashMap<String, Option<Arc<Placed>>>>);
 const MOST_REMEMBERED: usize = 1024;
 
 impl Placements {
-    /// Where a pod of `spec` asking for the GPU devices `devices` may run among the GPU nodes
-    /// of `live` (labelled `nodes`) at `at`. `None` when it says nothing of where it runs, or
-    /// admits no live GPU node.
+    /// Where a pod of `spec` needing `needs` of its node may run among the GPU nodes of `live`
+    /// (labelled `nodes`, their DRA drivers in `claims`) at `at`. `None` when it says nothing
+    /// of where it runs, or admits no live GPU node.
     pub(super) fn of(
         &self,
-        (spec, devices): (&PodSpec, &[&str]),
-        live: &AllocationSet,
-        nodes: &PlacementNodes,
+        (spec, needs): (&PodSpec, &Needs<'_>),
+        (live, nodes, claims): (&AllocationSet, &PlacementNodes, &ClaimAsks),
         card: &RateCard,
         at: UnixSeconds,
     ) -> Option<Arc<Placed>> {
         let mut key = placement_key(spec)?;
-        for device in devices {
-            key.push('\u{0}');
-            key.push_str(device);
-        }
+        key.push('\u{0}');
+        key.push_str(&needs.said());
         let remembered = self.lock().get(&key).cloned();
         if let Some(placed) = remembered {
             return placed;
         }
-        let placed = placed_on((spec, devices), live, nodes, card, at).map(Arc::new);
+        let placed = placed_on((spec, needs), (live, nodes, claims), card, at).map(Arc::new);
         let mut remembered = self.lock();
         if remembered.len() < MOST_REMEMBERED {
             remembered.insert(key, placed.clone());
@@ -119,12 +157,11 @@ impl Placements {
     }
 }
 
-/// The live GPU nodes (capacity lasting to `at`) a pod of `spec` admits that offer each of
-/// `devices`, what they all say, and their costliest GPU at `at`.
+/// The live GPU nodes (capacity lasting to `at`) a pod of `spec` admits that meet its
+/// `needs`, what they all say, and their costliest GPU at `at`.
 fn placed_on(
-    (spec, devices): (&PodSpec, &[&str]),
-    live: &AllocationSet,
-    nodes: &PlacementNodes,
+    (spec, needs): (&PodSpec, &Needs<'_>),
+    (live, nodes, claims): (&AllocationSet, &PlacementNodes, &ClaimAsks),
     card: &RateCard,
     at: UnixSeconds,
 ) -> Option<Placed> {
@@ -137,7 +174,7 @@ fn placed_on(
         let Some(node) = nodes.get(name).filter(|n| admits(spec, name, n)) else {
             continue;
         };
-        if !devices.iter().all(|device| node.devices.contains(*device)) {
+        if !needs.met_on(name, node, claims) {
             lacking = true;
             continue;
         }
@@ -173,6 +210,6 @@ fn placed_on(
         costliest,
         several: choices.len() > 1,
         pinned: spec.node_name.as_deref().is_some_and(|n| !n.is_empty()),
-        offering: lacking.then(|| devices.join(" and ")),
+        offering: lacking.then(|| needs.said()),
     })
 }

@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 use super::claimed::{ClaimPricing, Relief, claimed};
 use super::limits::BudgetScope;
 use super::model::{MAX_UNITS, ProspectError, costliest_offering, priced_model};
-use super::placed::{Costliest, Placements};
+use super::placed::{Costliest, Needs, Placements};
 use crate::allocation::{
     AMD_PARTITION_LABELS, AMD_PRODUCT_LABELS, AllocationSet, AmdPartitionMode, CLOUD_GPU_LABELS,
     ClaimAsks, CostCenterSource, GKE_PARTITION_LABEL, GpuResource, INSTANCE_TYPE_LABELS,
@@ -258,19 +258,29 @@ pub fn prospect_from_pod(
     let own: BTreeMap<String, String> = spec.node_selector.clone().unwrap_or_default();
     let own_choices = product_choices(&own, spec);
     let named = !own_choices.is_empty();
+    // What it needs of its node: the GPU devices it asks for (a count of none asks for
+    // nothing), and the drivers its claims' requests need.
+    let needs = Needs {
+        devices: demand
+            .iter()
+            .filter(|(resource, count)| !count.is_zero() && classify(resource).is_some())
+            .map(|(resource, _)| *resource)
+            .collect(),
+        drivers: spec
+            .resource_claims
+            .iter()
+            .flatten()
+            .filter_map(|entry| context.claims.of(context.namespace, entry).ok())
+            .flat_map(|ask| ask.drivers_needed())
+            .collect(),
+    };
     // A pod pinned by other labels (a node pool's, a node's name) runs on one of the nodes
-    // those admit now: what they all say, it is as if it selected; and its GPU is theirs
-    // (the costliest where they differ). Said, since a node made later may hold another.
-    // The GPU devices it asks for (a count of none asks for nothing).
-    let devices: Vec<&str> = demand
-        .iter()
-        .filter(|(resource, count)| !count.is_zero() && classify(resource).is_some())
-        .map(|(resource, _)| *resource)
-        .collect();
+    // those admit now that offer those devices: what they all say, it is as if it selected;
+    // and its GPU is theirs (the costliest where they differ). Said, since a node made later
+    // may hold another.
     let placed = context.placements.of(
-        (spec, &devices),
-        context.live,
-        context.nodes,
+        (spec, &needs),
+        (context.live, context.nodes, context.claims),
         card,
         context.at,
     );

@@ -1055,6 +1055,64 @@ fn a_pod_pinned_to_nodes_by_other_labels_is_priced_as_the_gpus_those_nodes_hold(
     );
 }
 
+#[test]
+fn a_pod_whose_claims_need_a_gpu_driver_is_priced_from_the_nodes_it_publishes_devices_on() {
+    // The fixture with node-l40s publishing its two L40S through NVIDIA's DRA driver too
+    // (`gpu.nvidia.com`), and a claim template of one `gpu.nvidia.com` device naming no model.
+    // A pod whose affinity admits node-h100 (H100, 3.00, the device plugin's only) and
+    // node-l40s (L40S, 2.00) holds its claim where the driver publishes devices: node-l40s.
+    // team-e: 126048/7 + 696 × podPerHour.
+    let dir = fixture_copy();
+    let device = |n: usize| {
+        json!({"name": format!("gpu-{n}"), "attributes": {"type": {"string": "gpu"},
+            "productName": {"string": "NVIDIA L40S"},
+            "uuid": {"string": format!("GPU-l40s-{n}")}}})
+    };
+    add_items(
+        dir.path(),
+        "resourceslices.json",
+        &[
+            json!({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceSlice",
+            "metadata": {"name": "node-l40s-gpu.nvidia.com"},
+            "spec": {"driver": "gpu.nvidia.com", "nodeName": "node-l40s",
+                "pool": {"generation": 1, "name": "node-l40s", "resourceSliceCount": 1},
+                "devices": [device(0), device(1)]}}),
+        ],
+    );
+    add_items(
+        dir.path(),
+        "resourceclaimtemplates.json",
+        &[
+            json!({"apiVersion": "resource.k8s.io/v1", "kind": "ResourceClaimTemplate",
+            "metadata": {"name": "one-gpu", "namespace": "team-e"},
+            "spec": {"spec": {"devices": {"requests": [{"name": "gpu",
+                "exactly": {"deviceClassName": "gpu.nvidia.com"}}]}}}}),
+        ],
+    );
+    let spec = json!({
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [{"key": "kubernetes.io/hostname",
+                "operator": "In", "values": ["node-h100", "node-l40s"]}]}]}}},
+        "resourceClaims": [{"name": "g", "resourceClaimTemplateName": "one-gpu"}],
+        "containers": [{"name": "c"}]});
+    // One L40S at 2.00: 18006.857142 + 1392 = 19398.86, allowed. (Before: the costlier of the
+    // two nodes, node-h100's H100, 3.00, 20094.86, refused.)
+    let (code, d, _) = team_e_pod_quota_on(dir.path(), spec);
+    assert_eq!(
+        (code, &d["podPerHour"], &d["projected"], &d["warnings"]),
+        (
+            0,
+            &json!("2.00"),
+            &json!("19398.86"),
+            &json!([placed_note(
+                "L40S-48GB (on-demand)",
+                "the GPU of the GPU node offering gpu.nvidia.com devices that",
+                true
+            )])
+        )
+    );
+}
+
 /// The nodes a pod asking for `devices` is priced from where some admitted lack them.
 fn offering(nodes: usize, devices: &str) -> String {
     format!("the most expensive GPU of the {nodes} GPU nodes offering {devices} that")
