@@ -147,6 +147,11 @@ pub struct GpuModel {
 }
 
 impl GpuModel {
+    /// Its price period holding `at`; `None` where it has no price then.
+    pub fn period_at(&self, at: crate::time::UnixSeconds) -> Option<&PricePeriod> {
+        self.periods.iter().find(|p| p.during.contains(at))
+    }
+
     /// The spans after its first price where it has none: between two periods that do not
     /// meet, and after the last one's `until`. Hours then are unpriced; a card seldom means
     /// that. Each comes with the line of the period it follows.
@@ -365,8 +370,11 @@ impl RateCard {
         if price_override.is_some() {
             return price_override;
         }
-        let schedule = self.schedule(self.model_for(product)?, tier);
-        schedule.segments()[schedule.segment_at(at)].price
+        Some(
+            self.model(self.model_for(product)?)
+                .period_at(at)?
+                .price(tier),
+        )
     }
 
     /// The model with the highest on-demand price in force at `at`, and that price (ties: the
@@ -375,13 +383,7 @@ impl RateCard {
         self.models
             .iter()
             .enumerate()
-            .filter_map(|(i, m)| {
-                let period = m
-                    .periods
-                    .iter()
-                    .find(|p| p.during.start <= at && at < p.during.end)?;
-                Some((ModelId(i as u32), period.on_demand))
-            })
+            .filter_map(|(i, m)| Some((ModelId(i as u32), m.period_at(at)?.on_demand)))
             .fold(
                 None,
                 |best: Option<(ModelId, Decimal)>, (id, price)| match best {

@@ -61,8 +61,9 @@ const WITHOUT_MIG: [&str; 22] = [
 /// NVIDIA GPUs with MIG, as GPU Feature Discovery names them, with their memory (GB) and compute
 /// slices, as NVIDIA's MIG user guide gives their profiles. A model of the card that one of
 /// them selects is cut into the profiles they are; a model none selects, into any its slices
-/// allow (unless it is known to have no MIG).
-const MIG_GPUS: [(&str, u32, u32); 16] = [
+/// allow (unless it is known to have no MIG). The memory is what MIG cuts, as the profiles'
+/// names state it: a B200's 180 GB, a B300's 269 GB (`1g.34gb`, `7g.269gb`).
+const MIG_GPUS: [(&str, u32, u32); 23] = [
     ("NVIDIA-A30", 24, 4),
     ("NVIDIA-A100-PCIE-40GB", 40, 7),
     ("NVIDIA-A100-SXM4-40GB", 40, 7),
@@ -76,9 +77,20 @@ const MIG_GPUS: [(&str, u32, u32); 16] = [
     ("NVIDIA-H200", 141, 7),
     ("NVIDIA-H200-NVL", 141, 7),
     ("NVIDIA-B200", 180, 7),
+    ("NVIDIA-GB200", 186, 7),
+    ("NVIDIA-B300-SXM6-AC", 269, 7),
+    ("NVIDIA-GH200-480GB", 96, 7),
+    ("NVIDIA-GH200-144G-HBM3e", 144, 7),
+    ("NVIDIA-H20", 96, 7),
     ("NVIDIA-RTX-PRO-6000-Blackwell-Server-Edition", 96, 4),
     ("NVIDIA-RTX-PRO-6000-Blackwell-Workstation-Edition", 96, 4),
+    (
+        "NVIDIA-RTX-PRO-6000-Blackwell-Max-Q-Workstation-Edition",
+        96,
+        4,
+    ),
     ("NVIDIA-RTX-PRO-5000-Blackwell", 48, 2),
+    ("NVIDIA-RTX-PRO-4500-Blackwell", 32, 2),
 ];
 
 /// NVIDIA cuts a MIG GPU's memory into eighths: a profile has 1, 2, 4 or 8 of them.
@@ -145,11 +157,7 @@ impl RateCard {
         if !self.kinds[model.0 as usize].self_named {
             return None;
         }
-        let periods = &self.model(model).periods;
-        let period = periods
-            .iter()
-            .find(|p| p.during.start <= at && at < p.during.end)?;
-        Some(period.price(tier))
+        Some(self.model(model).period_at(at)?.price(tier))
     }
 
     /// The part of a GPU of `model` one MIG device of `profile` is ([`RateCard::mig_fraction`]
@@ -249,20 +257,20 @@ pub fn mig_profile(profile: &str) -> Option<(u32, Option<u32>)> {
 mod tests {
     use super::*;
 
+    /// The names of the card's models that can be a device of `maker` (cut into `mig_profile`).
+    fn offering(card: &RateCard, maker: Maker, mig_profile: Option<&str>) -> Vec<String> {
+        let hint = DeviceHint { maker, mig_profile };
+        (0..card.models().len() as u32)
+            .map(ModelId)
+            .filter(|id| card.may_be(*id, &hint))
+            .map(|id| card.model(id).name.clone())
+            .collect()
+    }
+
     #[test]
     fn mig_profiles_are_offered_by_the_gpus_cut_into_them() {
         let card = RateCard::builtin();
-        let offering = |profile: &'static str| -> Vec<String> {
-            let hint = DeviceHint {
-                maker: Maker::Nvidia,
-                mig_profile: Some(profile),
-            };
-            (0..card.models().len() as u32)
-                .map(ModelId)
-                .filter(|id| card.may_be(*id, &hint))
-                .map(|id| card.model(id).name.clone())
-                .collect()
-        };
+        let offering = |profile| offering(&card, Maker::Nvidia, Some(profile));
         // NVIDIA's MIG user guide: the profiles of an A100 40 GB (1g.5gb, 1g.10gb, 2g.10gb,
         // 3g.20gb, 4g.20gb, 7g.40gb), of an A100 and H100 80 GB (1g.10gb, 1g.20gb, 2g.20gb,
         // 3g.40gb, 4g.40gb, 7g.80gb), an H200 141 GB (1g.18gb, 1g.35gb, 2g.35gb, 3g.71gb,
@@ -301,19 +309,52 @@ mod tests {
     }
 
     #[test]
+    fn the_newer_mig_gpus_are_cut_into_their_own_profiles() {
+        let card = RateCard::parse(
+            r#"
+currency = "USD"
+[[gpu]]
+model = "B300"
+match = ["b300"]
+on_demand = "12.00"
+[[gpu]]
+model = "GB200"
+match = ["gb200"]
+on_demand = "10.00"
+[[gpu]]
+model = "GH200"
+match = ["gh200"]
+on_demand = "5.00"
+[[gpu]]
+model = "H20"
+match = ["h20"]
+on_demand = "1.50"
+"#,
+            "newer.toml",
+        )
+        .expect("a valid card");
+        let offering = |profile| offering(&card, Maker::Nvidia, Some(profile));
+        // A B300 (profiles 1g.34gb, 1g.67gb, 2g.67gb, 3g.135gb, 4g.135gb, 7g.269gb), a GB200
+        // (186 GB: an eighth is 23.25 GB), the H100 of a GH200 (96 GB: 1g.12gb … 7g.96gb) and
+        // its 144 GB kin (1g.18gb … 7g.144gb), an H20 (96 GB). Before they were known, every
+        // one of them was cut into any profile of up to 7 slices.
+        assert_eq!(offering("1g.34gb"), ["B300"]);
+        assert_eq!(offering("3g.135gb"), ["B300"]);
+        assert_eq!(offering("7g.269gb"), ["B300"]);
+        // 23 GB is within 5 % of a 96 GB GPU's quarter too: erring toward "it can be".
+        assert_eq!(offering("1g.23gb"), ["GB200", "GH200", "H20"]);
+        assert_eq!(offering("7g.186gb"), ["GB200"]);
+        assert_eq!(offering("1g.12gb"), ["GH200", "H20"]);
+        assert_eq!(offering("1g.18gb"), ["GH200"]);
+        assert_eq!(offering("7g.144gb"), ["GH200"]);
+        assert_eq!(offering("4g.48gb"), ["GH200", "H20"]);
+        assert!(offering("1g.10gb").is_empty());
+    }
+
+    #[test]
     fn a_maker_s_devices_are_its_gpus() {
         let card = RateCard::builtin();
-        let of = |maker| -> Vec<String> {
-            let hint = DeviceHint {
-                maker,
-                mig_profile: None,
-            };
-            (0..card.models().len() as u32)
-                .map(ModelId)
-                .filter(|id| card.may_be(*id, &hint))
-                .map(|id| card.model(id).name.clone())
-                .collect()
-        };
+        let of = |maker| offering(&card, maker, None);
         assert_eq!(
             of(Maker::Amd),
             ["MI300X-192GB", "MI325X-256GB", "MI250X-128GB"]

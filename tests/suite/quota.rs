@@ -1545,7 +1545,7 @@ fn a_pod_naming_no_gpu_is_priced_as_the_costliest_gpu_its_devices_can_be() {
                 "gpu.amd.com devices"
             )]),
         ),
-        // Two MIG devices of profile 1g.10gb: 2 × 3/7 × 3.00 = 6/7; 126048/7 + 4176/7 =
+        // Two MIG devices of profile 1g.10gb: 2 × 1/7 × 3.00 = 6/7; 126048/7 + 4176/7 =
         // 18603.43. (Before: 2/7 of an H200, 2.29, 19597.71.)
         (
             claim("two-1g10gb"),
@@ -1603,6 +1603,25 @@ fn a_pod_naming_no_gpu_is_priced_as_the_costliest_gpu_its_devices_can_be() {
             &json!("8.00"),
             &json!("23574.86"),
             &json!([guessed("H200-141GB", "nvidia.com/gpu")])
+        )
+    );
+    // With a B300 (12.00) and a GB200 (10.00) in the card, two 1g.23gb devices are an
+    // eighth of a GB200's 186 GB (or a quarter of an H100 NVL's 94), never a B300's (its
+    // eighth is 34 GB): 2 × 1/7 × 10.00 = 20/7 = 2.857…; 126048/7 + 13920/7 = 19995.428…,
+    // allowed. (Before the B300 and GB200 were known: 2/7 of the B300, 24/7 = 3.43, 20393.14,
+    // refused.)
+    let newer = dir.path().join("newer.toml");
+    let blackwell = "\n[[gpu]]\nmodel = \"B300\"\nmatch = [\"b300\"]\non_demand = \"12.00\"\n\
+                     \n[[gpu]]\nmodel = \"GB200\"\nmatch = [\"gb200\"]\non_demand = \"10.00\"\n";
+    std::fs::write(&newer, std::fs::read_to_string(&card).unwrap() + blackwell).unwrap();
+    let (code, d, _) = check_priced(&newer, &devices(json!({"nvidia.com/mig-1g.23gb": "2"})));
+    assert_eq!(
+        (code, &d["podPerHour"], &d["projected"], &d["warnings"]),
+        (
+            0,
+            &json!("2.86"),
+            &json!("19995.43"),
+            &json!([guessed("GB200", "nvidia.com/mig-1g.23gb")])
         )
     );
     let one_amd = devices(json!({"amd.com/gpu": "1"}));
