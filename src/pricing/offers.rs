@@ -131,7 +131,9 @@ impl RateCard {
                     without_mig: without_mig && !stated_mig,
                     mig_gpus: MIG_GPUS
                         .iter()
-                        .filter(|(product, ..)| self.model_for(product) == Some(model))
+                        .filter(|(product, memory, _)| {
+                            self.mig_gpu_model(product, *memory) == Some(model)
+                        })
                         .map(|&(_, memory, slices)| (memory, slices))
                         .collect(),
                     self_named: self.model_for(&gpu.name) == Some(model),
@@ -158,6 +160,21 @@ impl RateCard {
             return None;
         }
         Some(self.model(model).period_at(at)?.price(tier))
+    }
+
+    /// The card model a GPU of [`MIG_GPUS`] is: the one its name selects, and where the card's
+    /// rules tie, the one whose memory is nearest the `memory` MIG cuts (GFD names a GH200 by
+    /// its superchip's 480 GB, and names an H100 NVL's 94 GB not at all).
+    fn mig_gpu_model(&self, product: &str, memory: u32) -> Option<ModelId> {
+        let found = self.explain(product)?;
+        let distance = |id: &ModelId| {
+            self.model(*id)
+                .memory_gb
+                .map_or(u32::MAX, |card| card.abs_diff(memory))
+        };
+        std::iter::once(found.model)
+            .chain(found.tied_with)
+            .min_by_key(distance)
     }
 
     /// The part of a GPU of `model` one MIG device of `profile` is ([`RateCard::mig_fraction`]
@@ -349,6 +366,35 @@ on_demand = "1.50"
         assert_eq!(offering("7g.144gb"), ["GH200"]);
         assert_eq!(offering("4g.48gb"), ["GH200", "H20"]);
         assert!(offering("1g.10gb").is_empty());
+    }
+
+    #[test]
+    fn a_mig_gpu_is_the_card_model_nearest_its_memory_where_the_card_s_rules_tie() {
+        // Two GH200s the card tells apart by memory alone. GFD names the 96 GB one by its
+        // superchip's 480 GB, the 144 GB one by no memory: by the name alone the first would
+        // be the 144 GB model and the second the model written first, each cut as the other.
+        let card = RateCard::parse(
+            r#"
+currency = "USD"
+[[gpu]]
+model = "GH200-96GB"
+memory_gb = 96
+match = ["gh200"]
+on_demand = "4.00"
+[[gpu]]
+model = "GH200-144GB"
+memory_gb = 144
+match = ["gh200"]
+on_demand = "6.00"
+"#,
+            "gh200.toml",
+        )
+        .expect("a valid card");
+        let offering = |profile| offering(&card, Maker::Nvidia, Some(profile));
+        assert_eq!(offering("1g.12gb"), ["GH200-96GB"]);
+        assert_eq!(offering("7g.96gb"), ["GH200-96GB"]);
+        assert_eq!(offering("1g.18gb"), ["GH200-144GB"]);
+        assert_eq!(offering("3g.72gb"), ["GH200-144GB"]);
     }
 
     #[test]
