@@ -308,6 +308,16 @@ impl RateCard {
     /// the memory the name states (see [`with_memory`]); without a stated memory, or between
     /// models with the same distance, to the model written first.
     pub fn explain(&self, product: &str) -> Option<ProductMatch> {
+        self.explain_by_memory(product, stated_memory_gb(product))
+    }
+
+    /// [`RateCard::explain`], a tie going to the model whose `memory_gb` is nearest `memory`
+    /// (GB) rather than the memory the name states.
+    pub(crate) fn explain_by_memory(
+        &self,
+        product: &str,
+        memory: Option<u32>,
+    ) -> Option<ProductMatch> {
         let best = matching::best_matches(&self.matchers, product);
         let mut tied: Vec<ModelId> = Vec::new();
         for m in &best {
@@ -316,7 +326,6 @@ impl RateCard {
                 tied.push(id);
             }
         }
-        let memory = stated_memory_gb(product);
         let distance = |id: &ModelId| match (memory, self.model(*id).memory_gb) {
             (Some(stated), Some(card)) => stated.abs_diff(card),
             _ => u32::MAX,

@@ -166,15 +166,7 @@ impl RateCard {
     /// rules tie, the one whose memory is nearest the `memory` MIG cuts (GFD names a GH200 by
     /// its superchip's 480 GB, and names an H100 NVL's 94 GB not at all).
     fn mig_gpu_model(&self, product: &str, memory: u32) -> Option<ModelId> {
-        let found = self.explain(product)?;
-        let distance = |id: &ModelId| {
-            self.model(*id)
-                .memory_gb
-                .map_or(u32::MAX, |card| card.abs_diff(memory))
-        };
-        std::iter::once(found.model)
-            .chain(found.tied_with)
-            .min_by_key(distance)
+        Some(self.explain_by_memory(product, Some(memory))?.model)
     }
 
     /// The part of a GPU of `model` one MIG device of `profile` is ([`RateCard::mig_fraction`]
