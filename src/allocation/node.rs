@@ -15,7 +15,9 @@ use super::device::{
     mig_replicas_profile, unpriced_accelerator,
 };
 use super::instance::{INSTANCE_TYPE_LABELS, instance_gpus, instance_product};
-use crate::pricing::{MigSizing, PriceTier, RateCard, refused_price, with_memory};
+use crate::pricing::{
+    MigSizing, PriceTier, RateCard, refused_price, stated_memory_gb, with_memory,
+};
 use crate::time::UnixSeconds;
 use crate::units::GpuUnits;
 
@@ -163,7 +165,12 @@ pub(crate) fn node_facts(
                 labels[MEMORY_LABEL]
             ));
         }
-        with_memory(&label_product, memory.and_then(Result::ok))
+        // Under MIG single the label gives a slice's memory, not the GPU's: it only stands in
+        // for a name stating none (as it always has).
+        let memory = memory
+            .and_then(Result::ok)
+            .filter(|_| mig_single_profile.is_none() || stated_memory_gb(&label_product).is_none());
+        with_memory(&label_product, memory)
     };
 
     let replicas_label = REPLICAS_LABELS

@@ -56,27 +56,34 @@ pub(crate) fn best_matches<'m>(matchers: &'m [Matcher], product: &str) -> Vec<&'
     best
 }
 
-/// The GPU memory a product name states, in GB: its largest `<n>gb` word before any `mig` word
+/// The GPU memory a product name states, in GB: its last `<n>gb` word before any `mig` word
 /// (`NVIDIA-A100-SXM-80GB` → 80; `A100-SXM4-40GB-MIG-1g.5gb` → 40, the slice's 5 GB is not the
-/// GPU's).
+/// GPU's; `NVIDIA-GH200-480GB 96GB` → 96, the memory [`with_memory`] appended).
 pub fn stated_memory_gb(product: &str) -> Option<u32> {
     normalize(product)
         .split(' ')
         .take_while(|w| *w != "mig")
         .filter_map(|w| w.strip_suffix("gb")?.parse::<u32>().ok())
-        .max()
+        .last()
 }
 
-/// The product name with the GPU memory Tollgate knows from elsewhere (GFD's
+/// The product name with the memory of the whole GPU Tollgate knows from elsewhere (GFD's
 /// `nvidia.com/gpu.memory`, a DRA device's `memory` capacity, AMD's `amd.com/gpu.vram`) appended
-/// as `<n>GB` when the name states none: `NVIDIA-A100-SXM4` with 81,920 MiB →
-/// `NVIDIA-A100-SXM4 80GB`. Names that state their memory, and unknown sizes, are left alone.
+/// as `<n>GB`: `NVIDIA-A100-SXM4` with 81,920 MiB → `NVIDIA-A100-SXM4 80GB`. A name that states
+/// its GPU's memory (within a fifth: 81,559 MiB is the 80 GB of `NVIDIA-H100-80GB-HBM3`) is left
+/// alone; one that states other memory gets the GPU's after it: GFD names the 96 GB GH200
+/// `NVIDIA-GH200-480GB`, its superchip's memory, so with 97,871 MiB it is
+/// `NVIDIA-GH200-480GB 96GB`. Unknown sizes leave the name as it is.
 pub fn with_memory(product: &str, memory_mib: Option<u64>) -> String {
-    match memory_mib {
-        Some(mib) if mib >= 512 && !product.is_empty() && stated_memory_gb(product).is_none() => {
-            format!("{product} {}GB", (mib + 512) / 1024)
+    let Some(mib) = memory_mib.filter(|mib| *mib >= 512 && !product.is_empty()) else {
+        return product.to_string();
+    };
+    let gb = (mib + 512) / 1024;
+    match stated_memory_gb(product) {
+        Some(stated) if u64::from(stated).abs_diff(gb) * 5 <= u64::from(stated) => {
+            product.to_string()
         }
-        _ => product.to_string(),
+        _ => format!("{product} {gb}GB"),
     }
 }
 
@@ -143,5 +150,30 @@ mod test {
         assert_eq!(with_memory("NVIDIA-L4", Some(23034)), "NVIDIA-L4 22GB");
         assert_eq!(with_memory("NVIDIA-L4", None), "NVIDIA-L4");
         assert_eq!(with_memory("", Some(81920)), "");
+    }
+
+    #[test]
+    fn a_name_stating_memory_the_gpu_does_not_have_gets_the_gpu_s() {
+        // GFD's names: the 96 GB GH200 by its superchip's 480 GB (97,871 MiB reported:
+        // 95.6 GiB, 96 GB rounded); a 16 GB V100 reporting 16,160 MiB (15.8 GiB) states its own.
+        assert_eq!(
+            with_memory("NVIDIA-GH200-480GB", Some(97_871)),
+            "NVIDIA-GH200-480GB 96GB"
+        );
+        assert_eq!(stated_memory_gb("NVIDIA-GH200-480GB 96GB"), Some(96));
+        assert_eq!(stated_memory_gb("NVIDIA-GH200-480GB"), Some(480));
+        assert_eq!(
+            with_memory("Tesla-V100-SXM2-16GB", Some(16_160)),
+            "Tesla-V100-SXM2-16GB"
+        );
+        // 60 GB is more than a fifth from 80, 64 GB is not.
+        assert_eq!(
+            with_memory("NVIDIA-A100-SXM4-80GB", Some(61_440)),
+            "NVIDIA-A100-SXM4-80GB 60GB"
+        );
+        assert_eq!(
+            with_memory("NVIDIA-A100-SXM4-80GB", Some(65_536)),
+            "NVIDIA-A100-SXM4-80GB"
+        );
     }
 }

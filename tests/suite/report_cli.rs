@@ -852,6 +852,48 @@ fn memory_tells_a100_spellings_apart() {
 }
 
 #[test]
+fn a_gh200_named_by_its_superchip_s_memory_is_priced_by_the_memory_its_gpu_reports() {
+    // tests/fixtures/shapes/superchips over 2026-11-01 (24 h), priced with its own card: two
+    // GH200 models under one match string `gh200`, GH200-96GB at 4.00 and GH200-144GB at 6.00,
+    // told apart by memory_gb. One GPU each, held all day:
+    // - gh200-96: GFD names the 96 GB GH200 `NVIDIA-GH200-480GB` (the superchip's memory),
+    //   gpu.memory 97,871 MiB (96 GB): 24 h at 4.00 = 96.00;
+    // - gh200-144: `NVIDIA-GH200-144G-HBM3e` (no `gb` word), gpu.memory 146,831 MiB (143 GB):
+    //   24 h at 6.00 = 144.00;
+    // - gh200-dra: DRA `NVIDIA GH200 480GB` with a 97871Mi memory capacity: 24 h at 4.00 = 96.00.
+    // The 480 GB the names state used to pick the 144 GB model for all three: 432.00.
+    let snapshot = fixtures().join("shapes").join("superchips");
+    let output = tollgate(&[
+        "report",
+        "--snapshot",
+        snapshot.to_str().unwrap(),
+        "--pricing",
+        snapshot.join("rates.toml").to_str().unwrap(),
+        "--from",
+        "2026-11-01",
+        "--to",
+        "2026-11-02",
+        "--group-by",
+        "node,gpu_model",
+    ]);
+    let row = |node: &str, model: &str, cost: &str| {
+        format!(
+            "2026-11-01T00:00:00Z,2026-11-02T00:00:00Z,{node},{model},24.0000,,{cost},,0.0000,USD"
+        )
+    };
+    assert_eq!(
+        stdout(&output).lines().collect::<Vec<_>>(),
+        [
+            "period_start,period_end,node,gpu_model,gpu_hours,used_gpu_hours,cost,idle_cost,unpriced_gpu_hours,currency".to_string(),
+            row("gh200-144", "GH200-144GB", "144.00"),
+            row("gh200-96", "GH200-96GB", "96.00"),
+            row("gh200-dra", "GH200-96GB", "96.00"),
+        ]
+    );
+    assert_eq!(stderr(&output), "");
+}
+
+#[test]
 fn gpus_gpu_feature_discovery_does_not_label_take_the_model_their_cloud_names() {
     // tests/fixtures/shapes/clouds, priced with the built-in example card over 2026-11-01
     // (24 h); no node has GFD's nvidia.com/gpu.product:
