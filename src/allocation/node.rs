@@ -16,7 +16,8 @@ use super::device::{
 };
 use super::instance::{INSTANCE_TYPE_LABELS, instance_gpus, instance_product};
 use crate::pricing::{
-    MigSizing, PriceTier, RateCard, refused_price, stated_memory_gb, with_memory,
+    MigSizing, PriceTier, RateCard, mig_gpu_memory_mib, refused_price, stated_memory_gb,
+    with_memory,
 };
 use crate::time::UnixSeconds;
 use crate::units::GpuUnits;
@@ -165,11 +166,15 @@ pub(crate) fn node_facts(
                 labels[MEMORY_LABEL]
             ));
         }
-        // Under MIG single the label gives a slice's memory, not the GPU's: it only stands in
-        // for a name stating none (as it always has).
-        let memory = memory
-            .and_then(Result::ok)
-            .filter(|_| mig_single_profile.is_none() || stated_memory_gb(&label_product).is_none());
+        let memory = memory.and_then(Result::ok);
+        // Under MIG single the label gives a slice's memory, not the GPU's: the GPU's is what
+        // MIG cuts of it where NVIDIA's table names it, else the slice's stands in for a name
+        // stating none.
+        let memory = match mig_single_profile {
+            Some(_) => mig_gpu_memory_mib(&label_product)
+                .or(memory.filter(|_| stated_memory_gb(&label_product).is_none())),
+            None => memory,
+        };
         with_memory(&label_product, memory)
     };
 

@@ -20,7 +20,7 @@ use crate::units::GpuUnits;
 
 pub use load::RateCardError;
 pub use matching::{normalize, stated_memory_gb, with_memory};
-pub use offers::{DeviceHint, Maker, mig_profile};
+pub use offers::{DeviceHint, Maker, mig_gpu_memory_mib, mig_profile};
 pub use schedule::{PriceSchedule, PriceSegment};
 
 use matching::Matcher;

@@ -93,6 +93,18 @@ const MIG_GPUS: [(&str, u32, u32); 23] = [
     ("NVIDIA-RTX-PRO-4500-Blackwell", 32, 2),
 ];
 
+/// The memory (MiB) MIG cuts of the GPU GFD names `product`, where it is one of [`MIG_GPUS`]
+/// (`NVIDIA-` or not: older GFDs name MIG single's `A100-SXM4-40GB-MIG-1g.5gb`): the GPU's
+/// memory where a node under MIG single reports only its slices'.
+pub fn mig_gpu_memory_mib(product: &str) -> Option<u64> {
+    let name = normalize(product);
+    let name = name.strip_prefix("nvidia ").unwrap_or(&name);
+    MIG_GPUS
+        .iter()
+        .find(|(gpu, ..)| normalize(gpu).strip_prefix("nvidia ") == Some(name))
+        .map(|&(_, memory, _)| u64::from(memory) * 1024)
+}
+
 /// NVIDIA cuts a MIG GPU's memory into eighths: a profile has 1, 2, 4 or 8 of them.
 const MEMORY_EIGHTHS: [u32; 4] = [1, 2, 4, 8];
 
@@ -315,6 +327,15 @@ mod tests {
                 "A30-24GB"
             ]
         );
+    }
+
+    #[test]
+    fn a_mig_gpu_s_memory_is_known_by_its_gfd_name_with_or_without_nvidia() {
+        assert_eq!(mig_gpu_memory_mib("NVIDIA-GH200-480GB"), Some(96 * 1024));
+        assert_eq!(mig_gpu_memory_mib("A100-SXM4-40GB"), Some(40 * 1024));
+        assert_eq!(mig_gpu_memory_mib("NVIDIA H200"), Some(141 * 1024));
+        assert_eq!(mig_gpu_memory_mib("NVIDIA-GH200"), None);
+        assert_eq!(mig_gpu_memory_mib("NVIDIA-L4"), None);
     }
 
     #[test]

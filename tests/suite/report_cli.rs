@@ -855,13 +855,19 @@ fn memory_tells_a100_spellings_apart() {
 fn a_gh200_named_by_its_superchip_s_memory_is_priced_by_the_memory_its_gpu_reports() {
     // tests/fixtures/shapes/superchips over 2026-11-01 (24 h), priced with its own card: two
     // GH200 models under one match string `gh200`, GH200-96GB at 4.00 and GH200-144GB at 6.00,
-    // told apart by memory_gb. One GPU each, held all day:
-    // - gh200-96: GFD names the 96 GB GH200 `NVIDIA-GH200-480GB` (the superchip's memory),
-    //   gpu.memory 97,871 MiB (96 GB): 24 h at 4.00 = 96.00;
+    // told apart by memory_gb. GFD names the 96 GB GH200 `NVIDIA-GH200-480GB`, its superchip's
+    // memory.
+    // - gh200-96: `NVIDIA-GH200-480GB`, gpu.memory 97,871 MiB (96 GB); its GPU held all day:
+    //   24 h at 4.00 = 96.00;
     // - gh200-144: `NVIDIA-GH200-144G-HBM3e` (no `gb` word), gpu.memory 146,831 MiB (143 GB):
     //   24 h at 6.00 = 144.00;
-    // - gh200-dra: DRA `NVIDIA GH200 480GB` with a 97871Mi memory capacity: 24 h at 4.00 = 96.00.
-    // The 480 GB the names state used to pick the 144 GB model for all three: 432.00.
+    // - gh200-dra: DRA `NVIDIA GH200 480GB` with a 97871Mi memory capacity: 24 h at 4.00 = 96.00;
+    // - gh200-mig: MIG single, `NVIDIA-GH200-480GB-MIG-1g.12gb`, 7 devices (one GPU: 1g.12gb is
+    //   a seventh of its compute), gpu.memory 11,008 MiB (a slice's); gh200-mig-0 holds 2:
+    //   2/7 × 24 h = 6.8571 h, × 4.00 = 192/7 = 27.43; 5/7 × 24 h = 17.1429 h, 480/7 = 68.57
+    //   unallocated.
+    // The 480 GB the names state used to pick the 144 GB model for all four: 144.00 each (the
+    // MIG node's 41.14 and 102.86).
     let snapshot = fixtures().join("shapes").join("superchips");
     let output = tollgate(&[
         "report",
@@ -874,20 +880,22 @@ fn a_gh200_named_by_its_superchip_s_memory_is_priced_by_the_memory_its_gpu_repor
         "--to",
         "2026-11-02",
         "--group-by",
-        "node,gpu_model",
+        "node,cost_center,gpu_model",
     ]);
-    let row = |node: &str, model: &str, cost: &str| {
+    let row = |node: &str, cc: &str, model: &str, hours: &str, cost: &str| {
         format!(
-            "2026-11-01T00:00:00Z,2026-11-02T00:00:00Z,{node},{model},24.0000,,{cost},,0.0000,USD"
+            "2026-11-01T00:00:00Z,2026-11-02T00:00:00Z,{node},{cc},{model},{hours},,{cost},,0.0000,USD"
         )
     };
     assert_eq!(
         stdout(&output).lines().collect::<Vec<_>>(),
         [
-            "period_start,period_end,node,gpu_model,gpu_hours,used_gpu_hours,cost,idle_cost,unpriced_gpu_hours,currency".to_string(),
-            row("gh200-144", "GH200-144GB", "144.00"),
-            row("gh200-96", "GH200-96GB", "96.00"),
-            row("gh200-dra", "GH200-96GB", "96.00"),
+            "period_start,period_end,node,cost_center,gpu_model,gpu_hours,used_gpu_hours,cost,idle_cost,unpriced_gpu_hours,currency".to_string(),
+            row("gh200-144", "cc-900", "GH200-144GB", "24.0000", "144.00"),
+            row("gh200-96", "cc-900", "GH200-96GB", "24.0000", "96.00"),
+            row("gh200-dra", "cc-900", "GH200-96GB", "24.0000", "96.00"),
+            row("gh200-mig", "__unallocated__", "GH200-96GB", "17.1429", "68.57"),
+            row("gh200-mig", "cc-900", "GH200-96GB", "6.8571", "27.43"),
         ]
     );
     assert_eq!(stderr(&output), "");
