@@ -70,17 +70,18 @@ pub fn stated_memory_gb(product: &str) -> Option<u32> {
 /// The product name with the memory of the whole GPU Tollgate knows from elsewhere (GFD's
 /// `nvidia.com/gpu.memory`, a DRA device's `memory` capacity, AMD's `amd.com/gpu.vram`) appended
 /// as `<n>GB`: `NVIDIA-A100-SXM4` with 81,920 MiB → `NVIDIA-A100-SXM4 80GB`. A name that states
-/// its GPU's memory (within a fifth: 81,559 MiB is the 80 GB of `NVIDIA-H100-80GB-HBM3`) is left
-/// alone; one that states other memory gets the GPU's after it: GFD names the 96 GB GH200
-/// `NVIDIA-GH200-480GB`, its superchip's memory, so with 97,871 MiB it is
-/// `NVIDIA-GH200-480GB 96GB`. Unknown sizes leave the name as it is.
+/// its GPU's memory (within an eighth: 81,559 MiB is the 80 GB of `NVIDIA-H100-80GB-HBM3`,
+/// 22,945 MiB the 24 GB of `Tesla-M40-24GB`) is left alone; one that states other memory gets
+/// the GPU's after it: GFD names the 96 GB GH200 `NVIDIA-GH200-480GB` (or `-120GB`), its
+/// superchip's memory, so with 97,871 MiB it is `NVIDIA-GH200-480GB 96GB`. Unknown sizes leave
+/// the name as it is.
 pub fn with_memory(product: &str, memory_mib: Option<u64>) -> String {
     let Some(mib) = memory_mib.filter(|mib| *mib >= 512 && !product.is_empty()) else {
         return product.to_string();
     };
     let gb = (mib + 512) / 1024;
     match stated_memory_gb(product) {
-        Some(stated) if u64::from(stated).abs_diff(gb) * 5 <= u64::from(stated) => {
+        Some(stated) if u64::from(stated).abs_diff(gb) * 8 <= u64::from(stated) => {
             product.to_string()
         }
         _ => format!("{product} {gb}GB"),
@@ -154,11 +155,16 @@ mod test {
 
     #[test]
     fn a_name_stating_memory_the_gpu_does_not_have_gets_the_gpu_s() {
-        // GFD's names: the 96 GB GH200 by its superchip's 480 GB (97,871 MiB reported:
-        // 95.6 GiB, 96 GB rounded); a 16 GB V100 reporting 16,160 MiB (15.8 GiB) states its own.
+        // GFD's names: the 96 GB GH200 by its superchip's 480 GB or 120 GB (97,871 MiB reported:
+        // 95.6 GiB, 96 GB rounded); a 16 GB V100 reporting 16,160 MiB (15.8 GiB) and a 24 GB M40
+        // reporting 22,945 MiB (22 GB: 2 GB off, within an eighth of 24) state their own.
         assert_eq!(
             with_memory("NVIDIA-GH200-480GB", Some(97_871)),
             "NVIDIA-GH200-480GB 96GB"
+        );
+        assert_eq!(
+            with_memory("NVIDIA-GH200-120GB", Some(97_871)),
+            "NVIDIA-GH200-120GB 96GB"
         );
         assert_eq!(stated_memory_gb("NVIDIA-GH200-480GB 96GB"), Some(96));
         assert_eq!(stated_memory_gb("NVIDIA-GH200-480GB"), Some(480));
@@ -166,13 +172,17 @@ mod test {
             with_memory("Tesla-V100-SXM2-16GB", Some(16_160)),
             "Tesla-V100-SXM2-16GB"
         );
-        // 60 GB is more than a fifth from 80, 64 GB is not.
         assert_eq!(
-            with_memory("NVIDIA-A100-SXM4-80GB", Some(61_440)),
-            "NVIDIA-A100-SXM4-80GB 60GB"
+            with_memory("Tesla-M40-24GB", Some(22_945)),
+            "Tesla-M40-24GB"
+        );
+        // 69 GB is more than an eighth (10 GB) from 80, 70 GB is not.
+        assert_eq!(
+            with_memory("NVIDIA-A100-SXM4-80GB", Some(69 * 1024)),
+            "NVIDIA-A100-SXM4-80GB 69GB"
         );
         assert_eq!(
-            with_memory("NVIDIA-A100-SXM4-80GB", Some(65_536)),
+            with_memory("NVIDIA-A100-SXM4-80GB", Some(70 * 1024)),
             "NVIDIA-A100-SXM4-80GB"
         );
     }
