@@ -63,7 +63,7 @@ const WITHOUT_MIG: [&str; 22] = [
 /// them selects is cut into the profiles they are; a model none selects, into any its slices
 /// allow (unless it is known to have no MIG). The memory is what MIG cuts, as the profiles'
 /// names state it: a B200's 180 GB, a B300's 269 GB (`1g.34gb`, `7g.269gb`).
-const MIG_GPUS: [(&str, u32, u32); 23] = [
+const MIG_GPUS: [(&str, u32, u32); 24] = [
     ("NVIDIA-A30", 24, 4),
     ("NVIDIA-A100-PCIE-40GB", 40, 7),
     ("NVIDIA-A100-SXM4-40GB", 40, 7),
@@ -80,6 +80,7 @@ const MIG_GPUS: [(&str, u32, u32); 23] = [
     ("NVIDIA-GB200", 186, 7),
     ("NVIDIA-B300-SXM6-AC", 269, 7),
     ("NVIDIA-GH200-480GB", 96, 7),
+    ("NVIDIA-GH200-120GB", 96, 7),
     ("NVIDIA-GH200-144G-HBM3e", 144, 7),
     ("NVIDIA-H20", 96, 7),
     ("NVIDIA-RTX-PRO-6000-Blackwell-Server-Edition", 96, 4),
@@ -332,6 +333,7 @@ mod tests {
     #[test]
     fn a_mig_gpu_s_memory_is_known_by_its_gfd_name_with_or_without_nvidia() {
         assert_eq!(mig_gpu_memory_mib("NVIDIA-GH200-480GB"), Some(96 * 1024));
+        assert_eq!(mig_gpu_memory_mib("NVIDIA-GH200-120GB"), Some(96 * 1024));
         assert_eq!(mig_gpu_memory_mib("A100-SXM4-40GB"), Some(40 * 1024));
         assert_eq!(mig_gpu_memory_mib("NVIDIA H200"), Some(141 * 1024));
         assert_eq!(mig_gpu_memory_mib("NVIDIA-GH200"), None);
