@@ -16,7 +16,7 @@ use super::device::{
 };
 use super::instance::{INSTANCE_TYPE_LABELS, instance_gpus, instance_product};
 use crate::pricing::{
-    MigSizing, PriceTier, RateCard, mig_gpu_memory_mib, refused_price, stated_memory_gb,
+    MigSizing, PriceTier, RateCard, named_gpu_memory_gb, refused_price, stated_memory_gb,
     with_memory,
 };
 use crate::time::UnixSeconds;
@@ -171,7 +171,8 @@ pub(crate) fn node_facts(
         // MIG cuts of it where NVIDIA's table names it, else the slice's stands in for a name
         // stating none.
         let memory = match mig_single_profile {
-            Some(_) => mig_gpu_memory_mib(&label_product)
+            Some(_) => named_gpu_memory_gb(&label_product)
+                .map(|gb| u64::from(gb) * 1024)
                 .or(memory.filter(|_| stated_memory_gb(&label_product).is_none())),
             None => memory,
         };

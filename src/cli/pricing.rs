@@ -25,7 +25,7 @@ fn describe_match(card: &RateCard, product: &str) -> String {
     } else if found.by_memory {
         format!(
             "{product:?}: {chosen} (match {rule:?}, memory {} GB chose it over {})",
-            crate::pricing::stated_memory_gb(product).unwrap_or_default(),
+            crate::pricing::gpu_memory_gb(product).unwrap_or_default(),
             others.join(", ")
         )
     } else {

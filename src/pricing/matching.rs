@@ -67,6 +67,13 @@ pub fn stated_memory_gb(product: &str) -> Option<u32> {
         .last()
 }
 
+/// The memory (GB) of the GPU a product name names: NVIDIA's where its table of MIG GPUs knows
+/// the name ([`super::named_gpu_memory_gb`]: GFD's `NVIDIA-GH200-480GB` is a 96 GB GPU), else
+/// the memory the name states.
+pub fn gpu_memory_gb(product: &str) -> Option<u32> {
+    super::named_gpu_memory_gb(product).or_else(|| stated_memory_gb(product))
+}
+
 /// The product name with the memory of the whole GPU Tollgate knows from elsewhere (GFD's
 /// `nvidia.com/gpu.memory`, a DRA device's `memory` capacity, AMD's `amd.com/gpu.vram`) appended
 /// as `<n>GB`: `NVIDIA-A100-SXM4` with 81,920 MiB → `NVIDIA-A100-SXM4 80GB`. A name that states

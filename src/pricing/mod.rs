@@ -19,8 +19,8 @@ use crate::time::Interval;
 use crate::units::GpuUnits;
 
 pub use load::RateCardError;
-pub use matching::{normalize, stated_memory_gb, with_memory};
-pub use offers::{DeviceHint, Maker, mig_gpu_memory_mib, mig_profile};
+pub use matching::{gpu_memory_gb, normalize, stated_memory_gb, with_memory};
+pub use offers::{DeviceHint, Maker, mig_profile, named_gpu_memory_gb};
 pub use schedule::{PriceSchedule, PriceSegment};
 
 use matching::Matcher;
@@ -305,18 +305,18 @@ impl RateCard {
 
     /// How `product` is matched: the model, the match string that chose it, and the other models
     /// whose match strings tied with it. A tie goes to the model whose `memory_gb` is nearest
-    /// the memory the name states (see [`with_memory`]); without a stated memory, or between
-    /// models with the same distance, to the model written first.
+    /// the memory of the GPU the name names ([`gpu_memory_gb`]); without one, or between models
+    /// with the same distance, to the model written first.
     pub fn explain(&self, product: &str) -> Option<ProductMatch> {
-        self.explain_by_memory(product, stated_memory_gb(product))
+        self.explain_by_memory(product, || gpu_memory_gb(product))
     }
 
-    /// [`RateCard::explain`], a tie going to the model whose `memory_gb` is nearest `memory`
-    /// (GB) rather than the memory the name states.
+    /// [`RateCard::explain`], a tie going to the model whose `memory_gb` is nearest the GB
+    /// `memory` gives (asked only where models tie) rather than the name's.
     pub(crate) fn explain_by_memory(
         &self,
         product: &str,
-        memory: Option<u32>,
+        memory: impl FnOnce() -> Option<u32>,
     ) -> Option<ProductMatch> {
         let best = matching::best_matches(&self.matchers, product);
         let mut tied: Vec<ModelId> = Vec::new();
@@ -326,6 +326,7 @@ impl RateCard {
                 tied.push(id);
             }
         }
+        let memory = if tied.len() > 1 { memory() } else { None };
         let distance = |id: &ModelId| match (memory, self.model(*id).memory_gb) {
             (Some(stated), Some(card)) => stated.abs_diff(card),
             _ => u32::MAX,

@@ -94,16 +94,33 @@ const MIG_GPUS: [(&str, u32, u32); 24] = [
     ("NVIDIA-RTX-PRO-4500-Blackwell", 32, 2),
 ];
 
-/// The memory (MiB) MIG cuts of the GPU GFD names `product`, where it is one of [`MIG_GPUS`]
-/// (`NVIDIA-` or not: older GFDs name MIG single's `A100-SXM4-40GB-MIG-1g.5gb`): the GPU's
-/// memory where a node under MIG single reports only its slices'.
-pub fn mig_gpu_memory_mib(product: &str) -> Option<u64> {
-    let name = normalize(product);
-    let name = name.strip_prefix("nvidia ").unwrap_or(&name);
+/// The memory (GB) of the GPU a product name names, where it is one of [`MIG_GPUS`] however it
+/// is spelled (GFD's `NVIDIA-GH200-480GB`, NVML's `NVIDIA GH200 480GB`, older GFDs' without
+/// `NVIDIA`, with a MIG single profile or `-SHARED` after it): the memory MIG cuts, which is
+/// the GPU's own where the name states its superchip's. A name with a memory appended
+/// ([`super::with_memory`]) is not one of them.
+pub fn named_gpu_memory_gb(product: &str) -> Option<u32> {
+    let words = gpu_words(product);
     MIG_GPUS
         .iter()
-        .find(|(gpu, ..)| normalize(gpu).strip_prefix("nvidia ") == Some(name))
-        .map(|&(_, memory, _)| u64::from(memory) * 1024)
+        .find(|(gpu, ..)| gpu_words(gpu) == words)
+        .map(|&(_, memory, _)| memory)
+}
+
+/// The words of a product name that name its GPU: normalized, before any `mig` word, without a
+/// leading `nvidia` or a trailing `shared`.
+fn gpu_words(product: &str) -> Vec<String> {
+    let name = normalize(product);
+    let mut words: Vec<String> = name
+        .split(' ')
+        .take_while(|w| *w != "mig")
+        .skip_while(|w| *w == "nvidia")
+        .map(str::to_string)
+        .collect();
+    if words.last().is_some_and(|w| w == "shared") {
+        words.pop();
+    }
+    words
 }
 
 /// NVIDIA cuts a MIG GPU's memory into eighths: a profile has 1, 2, 4 or 8 of them.
@@ -179,7 +196,7 @@ impl RateCard {
     /// rules tie, the one whose memory is nearest the `memory` MIG cuts (GFD names a GH200 by
     /// its superchip's 480 GB, and names an H100 NVL's 94 GB not at all).
     fn mig_gpu_model(&self, product: &str, memory: u32) -> Option<ModelId> {
-        Some(self.explain_by_memory(product, Some(memory))?.model)
+        Some(self.explain_by_memory(product, || Some(memory))?.model)
     }
 
     /// The part of a GPU of `model` one MIG device of `profile` is ([`RateCard::mig_fraction`]
@@ -331,13 +348,23 @@ mod tests {
     }
 
     #[test]
-    fn a_mig_gpu_s_memory_is_known_by_its_gfd_name_with_or_without_nvidia() {
-        assert_eq!(mig_gpu_memory_mib("NVIDIA-GH200-480GB"), Some(96 * 1024));
-        assert_eq!(mig_gpu_memory_mib("NVIDIA-GH200-120GB"), Some(96 * 1024));
-        assert_eq!(mig_gpu_memory_mib("A100-SXM4-40GB"), Some(40 * 1024));
-        assert_eq!(mig_gpu_memory_mib("NVIDIA H200"), Some(141 * 1024));
-        assert_eq!(mig_gpu_memory_mib("NVIDIA-GH200"), None);
-        assert_eq!(mig_gpu_memory_mib("NVIDIA-L4"), None);
+    fn a_mig_gpu_s_memory_is_known_by_its_name_however_spelled() {
+        for name in [
+            "NVIDIA-GH200-480GB",
+            "NVIDIA GH200 480GB",
+            "NVIDIA-GH200-120GB",
+            "NVIDIA-GH200-480GB-MIG-1g.12gb",
+            "NVIDIA-GH200-480GB-SHARED",
+        ] {
+            assert_eq!(named_gpu_memory_gb(name), Some(96), "{name}");
+        }
+        assert_eq!(named_gpu_memory_gb("A100-SXM4-40GB-MIG-1g.5gb"), Some(40));
+        assert_eq!(named_gpu_memory_gb("NVIDIA H200"), Some(141));
+        assert_eq!(named_gpu_memory_gb("NVIDIA-GH200-144G-HBM3e"), Some(144));
+        // Not a name of the table: another GPU, or a memory appended to one.
+        assert_eq!(named_gpu_memory_gb("NVIDIA-GH200"), None);
+        assert_eq!(named_gpu_memory_gb("NVIDIA-GH200-480GB 96GB"), None);
+        assert_eq!(named_gpu_memory_gb("NVIDIA-L4"), None);
     }
 
     #[test]

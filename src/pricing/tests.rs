@@ -300,6 +300,46 @@ on_demand = "3.20"
 }
 
 #[test]
+fn a_gpu_named_by_its_superchip_s_memory_is_the_model_of_its_own() {
+    let card = card(
+        r#"
+currency = "USD"
+[[gpu]]
+model = "GH200-144GB"
+memory_gb = 144
+match = ["gh200"]
+on_demand = "6.00"
+[[gpu]]
+model = "GH200-96GB"
+memory_gb = 96
+match = ["gh200"]
+on_demand = "4.00"
+"#,
+    );
+    let name = |product: &str| card.model(card.model_for(product).unwrap()).name.clone();
+    // The 96 GB GH200 as GFD, NVML (DCGM's modelName, a DRA productName), a MIG single node
+    // and a time-sliced one name it: by the superchip's 480 GB (or 120 GB), NVIDIA's table says
+    // 96. Written second, it used to lose to the 144 GB model, the nearer to 480.
+    for product in [
+        "NVIDIA-GH200-480GB",
+        "NVIDIA GH200 480GB",
+        "NVIDIA-GH200-120GB",
+        "NVIDIA-GH200-480GB-MIG-1g.12gb",
+        "NVIDIA-GH200-480GB-SHARED",
+        "NVIDIA GH200 96GB HBM3",
+    ] {
+        assert_eq!(name(product), "GH200-96GB", "{product}");
+    }
+    assert_eq!(name("NVIDIA-GH200-144G-HBM3e"), "GH200-144GB");
+    // What the device reports, appended, is the memory read.
+    assert_eq!(
+        name(&with_memory("NVIDIA-GH200-480GB", Some(143 * 1024))),
+        "GH200-144GB"
+    );
+    assert!(card.explain("NVIDIA-GH200-480GB").unwrap().by_memory);
+}
+
+#[test]
 fn a_shared_match_string_needs_a_different_memory_on_each_model() {
     let same_memory = error(
         "currency = \"USD\"\n[[gpu]]\nmodel = \"A\"\nmemory_gb = 80\nmatch = [\"a100\"]\non_demand = \"1\"\n[[gpu]]\nmodel = \"B\"\nmemory_gb = 80\nmatch = [\"a100\"]\non_demand = \"2\"\n",

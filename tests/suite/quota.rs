@@ -1276,6 +1276,48 @@ fn a_pod_is_not_priced_from_nodes_whose_taints_it_does_not_tolerate() {
 }
 
 #[test]
+fn a_pod_selecting_a_gh200_by_gfd_s_name_is_priced_as_the_gpu_that_name_is() {
+    // The fixture's card and two GH200s under one match string `gh200`, told apart by
+    // memory_gb: GH200-144GB at 6.00 (written first) and GH200-96GB at 4.00. GFD names the
+    // 96 GB GH200 `NVIDIA-GH200-480GB` (its superchip's memory); NVIDIA's MIG table says 96 GB.
+    // team-e: 126048/7 + 696 × (the pod's hourly cost), budget 20000.
+    let dir = fixture_copy();
+    let card = dir.path().join("rates.toml");
+    let gh200 = "\n[[gpu]]\nmodel = \"GH200-144GB\"\nmatch = [\"gh200\"]\nmemory_gb = 144\non_demand = \"6.00\"\n\
+                 \n[[gpu]]\nmodel = \"GH200-96GB\"\nmatch = [\"gh200\"]\nmemory_gb = 96\non_demand = \"4.00\"\n";
+    let fixture_card = std::fs::read_to_string("tests/fixtures/rates.toml").unwrap();
+    std::fs::write(&card, fixture_card + gh200).unwrap();
+    let check = |product: &str, gpus: &str| {
+        let pod = dir.path().join("pod.json");
+        let spec = json!({"nodeSelector": {"nvidia.com/gpu.product": product},
+            "containers": [{"name": "c", "resources": {"limits": {"nvidia.com/gpu": gpus}}}]});
+        std::fs::write(
+            &pod,
+            json!({"metadata": {"name": "p"}, "spec": spec}).to_string(),
+        )
+        .unwrap();
+        let args = ["--namespace", "team-e", "--pod", pod.to_str().unwrap()];
+        quota_on(dir.path(), card.to_str().unwrap(), &args)
+    };
+    // One GPU: 4.00; 126048/7 + 2784 = 145536/7 = 20790.86, refused. (Before: the 144 GB
+    // model's 6.00, 155280/7 = 22182.86.)
+    let (code, d, _) = check("NVIDIA-GH200-480GB", "1");
+    assert_eq!(
+        (code, &d["podPerHour"], &d["projected"]),
+        (3, &json!("4.00"), &json!("20790.86")),
+        "{d}"
+    );
+    // MIG single: two 1g.12gb devices, each a seventh of its compute: 2/7 × 4.00 = 8/7, 1.14;
+    // (126048 + 5568)/7 = 18802.29, allowed. (Before: 2/7 × 6.00 = 1.71, 19200.00.)
+    let (code, d, _) = check("NVIDIA-GH200-480GB-MIG-1g.12gb", "2");
+    assert_eq!(
+        (code, &d["podPerHour"], &d["projected"]),
+        (0, &json!("1.14"), &json!("18802.29")),
+        "{d}"
+    );
+}
+
+#[test]
 fn a_pod_pinned_by_gfd_s_product_label_is_sized_as_that_node_shares_its_gpus() {
     // GFD names MIG single strategy nodes `…-MIG-<profile>` and time-sliced ones `…-SHARED`;
     // a pod selecting such a product asks for that node's devices. team-e's budget:
