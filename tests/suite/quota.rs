@@ -63,12 +63,17 @@ fn team_e_pod_quota(spec: Value) -> (i32, Value, String) {
 
 /// [`team_e_pod_quota`] on `snapshot`.
 fn team_e_pod_quota_on(snapshot: &Path, spec: Value) -> (i32, Value, String) {
+    team_e_pod_quota_priced(snapshot, Path::new("tests/fixtures/rates.toml"), spec)
+}
+
+/// [`team_e_pod_quota_on`], priced by `card`.
+fn team_e_pod_quota_priced(snapshot: &Path, card: &Path, spec: Value) -> (i32, Value, String) {
     let dir = tempfile::tempdir().unwrap();
     let pod = dir.path().join("pod.json");
     let pod_json = json!({"metadata": {"name": "p"}, "spec": spec});
     std::fs::write(&pod, pod_json.to_string()).unwrap();
     let args = ["--namespace", "team-e", "--pod", pod.to_str().unwrap()];
-    quota_on(snapshot, "tests/fixtures/rates.toml", &args)
+    quota_on(snapshot, card.to_str().unwrap(), &args)
 }
 
 #[test]
@@ -1288,16 +1293,9 @@ fn a_pod_selecting_a_gh200_by_gfd_s_name_is_priced_as_the_gpu_that_name_is() {
     let fixture_card = std::fs::read_to_string("tests/fixtures/rates.toml").unwrap();
     std::fs::write(&card, fixture_card + gh200).unwrap();
     let check = |product: &str, gpus: &str| {
-        let pod = dir.path().join("pod.json");
         let spec = json!({"nodeSelector": {"nvidia.com/gpu.product": product},
             "containers": [{"name": "c", "resources": {"limits": {"nvidia.com/gpu": gpus}}}]});
-        std::fs::write(
-            &pod,
-            json!({"metadata": {"name": "p"}, "spec": spec}).to_string(),
-        )
-        .unwrap();
-        let args = ["--namespace", "team-e", "--pod", pod.to_str().unwrap()];
-        quota_on(dir.path(), card.to_str().unwrap(), &args)
+        team_e_pod_quota_priced(dir.path(), &card, spec)
     };
     // One GPU: 4.00; 126048/7 + 2784 = 145536/7 = 20790.86, refused. (Before: the 144 GB
     // model's 6.00, 155280/7 = 22182.86.)
@@ -1475,19 +1473,12 @@ fn a_pod_naming_no_gpu_is_priced_as_the_costliest_gpu_its_devices_can_be() {
         }
     }
     let check_placed = |card: &Path, Asks(limits, claims): &Asks, placement: Value| {
-        let pod = dir.path().join("pod.json");
         let mut spec = json!({"resourceClaims": claims,
             "containers": [{"name": "c", "resources": {"limits": limits}}]});
         spec.as_object_mut()
             .unwrap()
             .extend(placement.as_object().unwrap().clone());
-        std::fs::write(
-            &pod,
-            json!({"metadata": {"name": "p"}, "spec": spec}).to_string(),
-        )
-        .unwrap();
-        let args = ["--namespace", "team-e", "--pod", pod.to_str().unwrap()];
-        quota_on(dir.path(), card.to_str().unwrap(), &args)
+        team_e_pod_quota_priced(dir.path(), card, spec)
     };
     let check_priced = |card: &Path, asks: &Asks| check_placed(card, asks, json!({}));
     let devices = |limits: Value| Asks(limits, json!([]));
