@@ -7,6 +7,8 @@
 //!
 //! Every rule errs toward "it can be": a model left in only raises the price the gate takes.
 
+use std::sync::LazyLock;
+
 use rust_decimal::Decimal;
 
 use super::{MigSizing, ModelId, PriceTier, RateCard, default_mig_slices, normalize};
@@ -101,26 +103,33 @@ const MIG_GPUS: [(&str, u32, u32); 24] = [
 /// ([`super::with_memory`]) is not one of them.
 pub fn named_gpu_memory_gb(product: &str) -> Option<u32> {
     let words = gpu_words(product);
+    MIG_GPU_NAMES
+        .iter()
+        .find(|(name, _)| *name == words)
+        .map(|&(_, memory)| memory)
+}
+
+/// [`MIG_GPUS`]' names as [`gpu_words`] gives them, with their memory: worked out once.
+static MIG_GPU_NAMES: LazyLock<Vec<(String, u32)>> = LazyLock::new(|| {
     MIG_GPUS
         .iter()
-        .find(|(gpu, ..)| gpu_words(gpu) == words)
-        .map(|&(_, memory, _)| memory)
-}
+        .map(|&(gpu, memory, _)| (gpu_words(gpu), memory))
+        .collect()
+});
 
 /// The words of a product name that name its GPU: normalized, before any `mig` word, without a
 /// leading `nvidia` or a trailing `shared`.
-fn gpu_words(product: &str) -> Vec<String> {
+fn gpu_words(product: &str) -> String {
     let name = normalize(product);
-    let mut words: Vec<String> = name
+    let words: Vec<&str> = name
         .split(' ')
         .take_while(|w| *w != "mig")
         .skip_while(|w| *w == "nvidia")
-        .map(str::to_string)
         .collect();
-    if words.last().is_some_and(|w| w == "shared") {
-        words.pop();
+    match words.split_last() {
+        Some((&"shared", rest)) => rest.join(" "),
+        _ => words.join(" "),
     }
-    words
 }
 
 /// NVIDIA cuts a MIG GPU's memory into eighths: a profile has 1, 2, 4 or 8 of them.
