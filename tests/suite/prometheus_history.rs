@@ -148,7 +148,9 @@ fn kube_state_of(snapshot: &str, from: i64, to: i64, times: Times) -> String {
         .into_iter()
         .map(|c| (c["metadata"]["name"].as_str().unwrap().to_string(), c))
         .collect();
-    let mut dra_devices: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    // DCGM's series of each claim's device, one per pod using it (as dcgm-exporter copies a
+    // shared device's series to every pod it maps to it): (claim, pod) → when.
+    let mut dra_devices: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
     for pod in items("pods") {
         let meta = &pod["metadata"];
         let (namespace, name, uid) = (
@@ -286,11 +288,10 @@ fn kube_state_of(snapshot: &str, from: i64, to: i64, times: Times) -> String {
                 .map(str::to_string),
         );
         for claim in claim_names {
-            let entry = dra_devices.entry(claim).or_insert((start, end));
-            *entry = (entry.0.min(start), entry.1.max(end));
+            dra_devices.insert((claim, name.to_string()), (start, end));
         }
     }
-    for (claim, (start, end)) in dra_devices {
+    for ((claim, pod), (start, end)) in dra_devices {
         let result = &claims[&claim]["status"]["allocation"]["devices"]["results"][0];
         let device = result["device"].as_str().unwrap();
         let profile = if device.contains("-mig-") {
@@ -305,6 +306,7 @@ fn kube_state_of(snapshot: &str, from: i64, to: i64, times: Times) -> String {
             ("dra_device_name", device),
             ("modelName", "NVIDIA H200"),
             ("Hostname", "node-h200-dra"),
+            ("exported_pod", pod.as_str()),
         ];
         if !profile.is_empty() {
             labels.push(("dra_mig_profile", profile));
@@ -420,6 +422,39 @@ fn history_alone_reproduces_allocation_cost_within_the_resolution() {
         "team-e: history {} GPU-hours vs snapshot {truth_hours}",
         hours(&history)
     );
+    // shared-0 and shared-1 use one claim's GPU (shared-kv, an H200 at 8.00) all day: DCGM
+    // shows the device under each pod, and each holds half of it, 12 GPU-hours = 96.00, as the
+    // snapshot says. (Before, each series was a whole GPU: 24 h and 192.00 each, the device
+    // charged twice.)
+    let output = tollgate_command()
+        .args(["report", "--pricing", "tests/fixtures/rates.toml"])
+        .args([
+            "--from",
+            "2026-11-01",
+            "--to",
+            "2026-11-02",
+            "--format",
+            "csv",
+        ])
+        .args([
+            "--group-by",
+            "pod",
+            "--history",
+            "--prometheus",
+            &prometheus.url,
+        ])
+        .output()
+        .unwrap();
+    let shared: Vec<String> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .filter(|row| row.contains(",shared-"))
+        .map(|row| {
+            let cells: Vec<&str> = row.split(',').collect();
+            [2, 3, 5].map(|at| cells[at]).join(",")
+        })
+        .collect();
+    assert_eq!(shared, ["shared-0,12.0000,96.00", "shared-1,12.0000,96.00"]);
 }
 
 #[test]

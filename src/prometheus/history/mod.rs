@@ -17,12 +17,14 @@ use std::collections::{BTreeMap, HashMap};
 
 use rust_decimal::Decimal;
 
+mod sharers;
 mod times;
 
 use super::{Prometheus, PrometheusError};
 use k8s_openapi::api::core::v1::{Node, NodeStatus};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use sharers::Sharers;
 
 use crate::allocation::{
     Allocation, AllocationKind, AllocationSet, CostCenterSource, DeviceIndex, GpuResource,
@@ -236,6 +238,18 @@ const GPU_RESOURCES: &str = "resource=~\"nvidia_com_gpu|nvidia_com_gpu_shared|nv
 
 fn get<'a>(labels: &'a HashMap<String, String>, key: &str) -> &'a str {
     labels.get(key).map(String::as_str).unwrap_or_default()
+}
+
+/// The node (or DRA pool) a DCGM series names its GPU in.
+fn node_of(labels: &HashMap<String, String>) -> &str {
+    [
+        get(labels, "Hostname"),
+        get(labels, "hostname"),
+        get(labels, "dra_pool_name"),
+    ]
+    .into_iter()
+    .find(|n| !n.is_empty())
+    .unwrap_or_default()
 }
 
 /// What history knows of a node.
@@ -560,18 +574,18 @@ pub async fn history_allocations(
     // Pods' extended-resource claims and when DCGM saw them: (namespace, pod) → intervals.
     let mut extended: HashMap<(&str, &str), Vec<Interval>> = HashMap::new();
     let dra_series = sampled(prometheus, &dra, window, step).await?;
+    // A device under several series at once is theirs in equal parts.
+    let mut sharers = Sharers::default();
+    for series in &dra_series {
+        let labels = series.metric();
+        let device = (node_of(labels), get(labels, "dra_device_name"));
+        sharers.add(device, &series.times());
+    }
     for series in &dra_series {
         let labels = series.metric();
         let namespace = get(labels, "dra_claim_namespace");
         let claim = get(labels, "dra_claim_name");
-        let node_name = [
-            get(labels, "Hostname"),
-            get(labels, "hostname"),
-            get(labels, "dra_pool_name"),
-        ]
-        .into_iter()
-        .find(|n| !n.is_empty())
-        .unwrap_or_default();
+        let node_name = node_of(labels);
         let node = facts.get(node_name).unwrap_or(&unknown);
         let product = get(labels, "modelName").to_string();
         let units = match get(labels, "dra_mig_profile") {
@@ -588,15 +602,21 @@ pub async fn history_allocations(
             .or(extended_for)
             .unwrap_or(claim);
         let (center, source) = cost_center(&mut set, namespace, pod);
-        let resource_id = format!("{namespace}/{claim}/{}", get(labels, "dra_device_name"));
-        let during = runs(&series.times(), step, window);
-        if extended_for.is_some() {
-            extended
-                .entry((namespace, pod))
-                .or_default()
-                .extend(during.iter().copied());
-        }
-        for interval in during {
+        let device = get(labels, "dra_device_name");
+        let resource_id = format!("{namespace}/{claim}/{device}");
+        let held = sharers
+            .split((node_name, device), series.times())
+            .into_iter()
+            .filter_map(|(sharers, times)| Some((units.split(sharers)?, times)))
+            .flat_map(|(units, times)| {
+                runs(&times, step, window)
+                    .into_iter()
+                    .map(move |interval| (units, interval))
+            });
+        for (units, interval) in held {
+            if extended_for.is_some() {
+                extended.entry((namespace, pod)).or_default().push(interval);
+            }
             let allocation = Allocation {
                 namespace: set.names.intern(namespace),
                 pod: set.names.intern(pod),
