@@ -321,6 +321,11 @@ fn kube_state_of(snapshot: &str, from: i64, to: i64, times: Times) -> String {
 }
 
 pub(crate) fn report(args: &[&str]) -> Value {
+    report_by("cost_center,namespace", args)
+}
+
+/// The JSON report of the fixture day grouped by `group_by`.
+fn report_by(group_by: &str, args: &[&str]) -> Value {
     let output = tollgate_command()
         .args([
             "report",
@@ -331,7 +336,7 @@ pub(crate) fn report(args: &[&str]) -> Value {
             "--to",
             "2026-11-02",
         ])
-        .args(["--format", "json", "--group-by", "cost_center,namespace"])
+        .args(["--format", "json", "--group-by", group_by])
         .args(args)
         .output()
         .unwrap();
@@ -426,32 +431,16 @@ fn history_alone_reproduces_allocation_cost_within_the_resolution() {
     // shows the device under each pod, and each holds half of it, 12 GPU-hours = 96.00, as the
     // snapshot says. (Before, each series was a whole GPU: 24 h and 192.00 each, the device
     // charged twice.)
-    let output = tollgate_command()
-        .args(["report", "--pricing", "tests/fixtures/rates.toml"])
-        .args([
-            "--from",
-            "2026-11-01",
-            "--to",
-            "2026-11-02",
-            "--format",
-            "csv",
-        ])
-        .args([
-            "--group-by",
-            "pod",
-            "--history",
-            "--prometheus",
-            &prometheus.url,
-        ])
-        .output()
-        .unwrap();
-    let shared: Vec<String> = String::from_utf8(output.stdout)
+    let by_pod = report_by("pod", &["--history", "--prometheus", &prometheus.url]);
+    let shared: Vec<String> = by_pod["lines"]
+        .as_array()
         .unwrap()
-        .lines()
-        .filter(|row| row.contains(",shared-"))
-        .map(|row| {
-            let cells: Vec<&str> = row.split(',').collect();
-            [2, 3, 5].map(|at| cells[at]).join(",")
+        .iter()
+        .filter(|l| l["pod"].as_str().unwrap().starts_with("shared-"))
+        .map(|l| {
+            ["pod", "gpu_hours", "cost"]
+                .map(|key| l[key].as_str().unwrap())
+                .join(",")
         })
         .collect();
     assert_eq!(shared, ["shared-0,12.0000,96.00", "shared-1,12.0000,96.00"]);
