@@ -235,3 +235,79 @@ async fn the_api_answers_parquet_when_asked() {
     stop.send(()).unwrap();
     server.await.unwrap().unwrap();
 }
+
+/// A window that starts and ends mid-day and crosses a billing period (05:30 on 15 November to
+/// 13:17 on 2 December): DuckDB sums the FOCUS Parquet's rows by cost center and namespace and
+/// finds every sum equal to that group's line of the chargeback CSV — cost, GPU-hours, idle
+/// cost and unpriced hours — and checks each row against FOCUS's own relations.
+#[test]
+fn a_window_cut_mid_day_reconciles_group_by_group_in_duckdb() {
+    require(&[Tool::DuckDb]);
+    let dir = tempfile::tempdir().unwrap();
+    let window = [
+        "--demo",
+        "--from",
+        "2026-11-15T05:30:00Z",
+        "--to",
+        "2026-12-02T13:17:00Z",
+        "--as-of",
+        "2026-12-02T13:17:00Z",
+    ];
+    let focus = dir.path().join("focus.parquet");
+    let chargeback = dir.path().join("chargeback.csv");
+    report_stdout(
+        &[
+            &window[..],
+            &["--format", "focus", "--output", focus.to_str().unwrap()],
+        ]
+        .concat(),
+    );
+    report_stdout(&[&window[..], &["--output", chargeback.to_str().unwrap()]].concat());
+    let script = r#"
+import duckdb, json, sys
+d = sys.argv[1]
+con = duckdb.connect()
+con.execute("SET TimeZone = 'UTC'")
+focus = f"read_parquet('{d}/focus.parquet')"
+groups = f"""
+  WITH f AS (
+    SELECT x_CostCenter AS cc, coalesce(SubAccountId, '') AS ns, sum(BilledCost) AS cost,
+      sum(ConsumedQuantity) AS hours, sum(x_IdleCost) AS idle, sum(x_UnpricedGpuHours) AS unpriced
+    FROM {focus} GROUP BY ALL),
+  c AS (
+    SELECT cost_center AS cc, coalesce(namespace, '') AS ns, CAST(cost AS DECIMAL(38,2)) AS cost,
+      CAST(gpu_hours AS DECIMAL(38,4)) AS hours, CAST(idle_cost AS DECIMAL(38,2)) AS idle,
+      CAST(unpriced_gpu_hours AS DECIMAL(38,4)) AS unpriced
+    FROM read_csv('{d}/chargeback.csv', header = true, all_varchar = true))
+  SELECT cc, ns, CAST(f.cost AS VARCHAR), CAST(c.cost AS VARCHAR) FROM f FULL OUTER JOIN c USING (cc, ns)
+  WHERE f.cost IS DISTINCT FROM c.cost OR f.hours IS DISTINCT FROM c.hours
+     OR f.idle IS DISTINCT FROM c.idle OR f.unpriced IS DISTINCT FROM c.unpriced"""
+rows = f"""SELECT
+  count(*),
+  count(DISTINCT (x_CostCenter, SubAccountId)),
+  count(*) FILTER (WHERE BilledCost <> ListCost OR BilledCost <> EffectiveCost OR BilledCost <> ContractedCost),
+  count(*) FILTER (WHERE ChargePeriodStart < BillingPeriodStart OR ChargePeriodEnd > BillingPeriodEnd),
+  count(*) FILTER (WHERE PricingQuantity + x_UnpricedGpuHours <> ConsumedQuantity),
+  count(*) FILTER (WHERE x_IdleCost > BilledCost OR BilledCost < 0),
+  CAST(min(ChargePeriodStart) AS VARCHAR), CAST(max(ChargePeriodEnd) AS VARCHAR),
+  count(DISTINCT BillingPeriodStart)
+  FROM {focus}"""
+print(json.dumps({"differ": con.execute(groups).fetchall(), "rows": con.execute(rows).fetchone()}))
+"#;
+    let found = support::duckdb(script, dir.path());
+    assert_eq!(found["differ"], serde_json::json!([]), "{found}");
+    let rows = &found["rows"];
+    assert!(rows[0].as_u64().unwrap() > 10_000, "{found}");
+    assert!(rows[1].as_u64().unwrap() >= 10, "{found}");
+    for (at, relation) in [
+        (2, "the four costs equal"),
+        (3, "the charge period within the billing period"),
+        (4, "priced plus unpriced hours the consumed"),
+        (5, "idle cost within the billed, none negative"),
+    ] {
+        assert_eq!(rows[at], 0, "rows breaking {relation}: {found}");
+    }
+    assert_eq!(rows[6], "2026-11-15 05:30:00+00");
+    assert_eq!(rows[7], "2026-12-02 13:17:00+00");
+    assert_eq!(rows[8], 2);
+}
