@@ -30,8 +30,14 @@ pub(super) struct SourceArgs {
     /// Prometheus-compatible URL for DCGM usage (and --history); overrides `prometheus.url`.
     #[arg(long, value_name = "URL")]
     pub(super) prometheus: Option<String>,
-    /// Size of the demo fleet, in units of 209 GPUs.
-    #[arg(long, default_value_t = 1, value_name = "N", requires = "demo")]
+    /// Size of the demo fleet, in units of 209 GPUs (1 or more).
+    #[arg(
+        long,
+        default_value_t = 1,
+        value_name = "N",
+        requires = "demo",
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
     pub(super) demo_scale: u32,
     /// Read `kubectl get <kind> -A -o json` output from DIR (pods.json, nodes.json, …).
     #[arg(long, value_name = "DIR")]
@@ -229,7 +235,7 @@ pub(super) const DEMO: &str = "demo";
 
 /// The demo fleet's source name: `demo`, or `demo-scale-N` for a larger fleet.
 pub(super) fn demo_name(scale: u32) -> String {
-    if scale <= 1 {
+    if scale == 1 {
         DEMO.to_string()
     } else {
         format!("demo-scale-{scale}")

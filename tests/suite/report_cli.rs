@@ -310,6 +310,13 @@ fn bad_input_exits_2_with_one_line_that_says_what_to_fix() {
         err.starts_with("error: /nonexistent/rates.toml: cannot read the rate card"),
         "{err}"
     );
+    // A demo fleet of no GPUs is asked for by mistake: said, not made the smallest one.
+    let (code, err) = failure(&tollgate(&["report", "--demo", "--demo-scale", "0"]));
+    assert_eq!(code, 2);
+    assert!(
+        err.starts_with("error: invalid value '0' for '--demo-scale <N>': 0 is not in 1.."),
+        "{err}"
+    );
     let (code, err) = failure(&tollgate(&["report", "--history"]));
     assert_eq!(
         (code, err.as_str()),
